@@ -1,0 +1,7 @@
+//! `mtp`: the command-line host.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

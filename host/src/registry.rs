@@ -1,0 +1,364 @@
+//! The integrations the host knows about: discovered, loaded, gated by `.env`, and ordered into a chain.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use plugin_api::ffi::HostServicesBox;
+use plugin_api::manifest::Manifest;
+use plugin_api::protocol::Method;
+use plugin_api::PluginError;
+use serde::Serialize;
+
+use crate::env::EnvValues;
+use crate::loader::{library_files, load_library, LoadedLibrary, LOAD_TIMEOUT};
+
+/// Where plugins are looked for, in order.
+#[derive(Debug, Clone)]
+pub struct PluginDirs(pub Vec<PathBuf>);
+
+impl PluginDirs {
+    /// The documented order: `--plugins-dir`, else `MTP_PLUGINS_DIR`, else the directory of the `mtp`
+    /// executable followed by `<XDG data>/mtp/plugins`.
+    pub fn resolve(flag: Option<&Path>) -> PluginDirs {
+        if let Some(dir) = flag {
+            return PluginDirs(vec![dir.to_path_buf()]);
+        }
+        if let Some(dir) = std::env::var_os("MTP_PLUGINS_DIR").filter(|v| !v.is_empty()) {
+            return PluginDirs(vec![PathBuf::from(dir)]);
+        }
+        let mut dirs = Vec::new();
+        if let Some(exe_dir) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        {
+            dirs.push(exe_dir);
+        }
+        if let Some(data) = dirs::data_dir() {
+            dirs.push(data.join("mtp").join("plugins"));
+        }
+        PluginDirs(dirs)
+    }
+}
+
+/// One integration as `mtp integrations list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrationInfo {
+    /// Manifest id (for a library that did not load: derived from the file name).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// The integration's version (empty when not loaded).
+    pub version: String,
+    /// What it does.
+    pub description: String,
+    /// Loaded, enabled and in the chain.
+    pub enabled: bool,
+    /// The library loaded and passed the ABI and version checks.
+    pub loaded: bool,
+    /// Why it is disabled or not loaded; `null` when enabled.
+    pub reason: Option<String>,
+    /// `.env` keys it requires.
+    pub required_env: Vec<String>,
+    /// `.env` keys it reads when present.
+    pub optional_env: Vec<String>,
+    /// Integrations it runs after.
+    pub after: Vec<String>,
+    /// Values it hands downstream.
+    pub exports: Vec<String>,
+    /// Values it takes from upstream.
+    pub consumes: Vec<String>,
+    /// Plugin-API version it was built for.
+    pub api_version: String,
+    /// The library file.
+    pub path: PathBuf,
+}
+
+impl IntegrationInfo {
+    /// `enabled`, `disabled: <reason>` or `not loaded: <reason>`.
+    pub fn status_text(&self) -> String {
+        match (&self.reason, self.enabled, self.loaded) {
+            (_, true, _) => "enabled".to_string(),
+            (Some(reason), false, true) => format!("disabled: {reason}"),
+            (None, false, true) => "disabled".to_string(),
+            (Some(reason), false, false) => format!("not loaded: {reason}"),
+            (None, false, false) => "not loaded".to_string(),
+        }
+    }
+}
+
+/// A loaded integration the host can call.
+#[derive(Clone)]
+pub struct Integration {
+    /// Its manifest.
+    pub manifest: Manifest,
+    library: LoadedLibrary,
+}
+
+impl Integration {
+    /// The manifest id.
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    /// Calls `method` with a JSON payload; a panic or a malformed answer becomes an error.
+    pub async fn call(
+        &self,
+        services: HostServicesBox,
+        method: Method,
+        payload: String,
+    ) -> Result<String, PluginError> {
+        let call = self.library.module.call();
+        let future = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            call(services, method.as_str().into(), payload.into())
+        }))
+        .map_err(|payload| {
+            PluginError::new(
+                plugin_api::ErrorKind::Panic,
+                format!(
+                    "{} panicked: {}",
+                    self.manifest.id,
+                    plugin_api::error::panic_message(&*payload)
+                ),
+            )
+        })?;
+        future
+            .await
+            .into_result()
+            .map(|json| json.into_string())
+            .map_err(|err| PluginError::from_wire(&err))
+    }
+
+    /// Calls `method` with a serialisable request and parses the answer.
+    pub async fn call_json<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        services: HostServicesBox,
+        method: Method,
+        request: &Req,
+    ) -> Result<Resp, PluginError> {
+        let payload = serde_json::to_string(request)
+            .map_err(|err| PluginError::other(format!("cannot encode the request: {err}")))?;
+        let answer = self.call(services, method, payload).await?;
+        serde_json::from_str(&answer).map_err(|err| {
+            PluginError::other(format!(
+                "{} answered {} with a malformed document: {err}",
+                self.manifest.id,
+                method.as_str()
+            ))
+        })
+    }
+}
+
+/// Every integration found, and the enabled ones in chain order.
+pub struct Registry {
+    infos: Vec<IntegrationInfo>,
+    loaded: BTreeMap<String, Integration>,
+    chain: Vec<String>,
+}
+
+impl Registry {
+    /// Discovers and loads every library in `dirs`, then gates them by `env` and orders the chain.
+    pub fn discover(dirs: &PluginDirs, env: &EnvValues) -> Registry {
+        let files: Vec<PathBuf> = dirs.0.iter().flat_map(|dir| library_files(dir)).collect();
+        Registry::from_files(&files, env)
+    }
+
+    /// Loads exactly `files` (in order), then gates and chains them.
+    pub fn from_files(files: &[PathBuf], env: &EnvValues) -> Registry {
+        let mut infos = Vec::new();
+        let mut loaded: BTreeMap<String, Integration> = BTreeMap::new();
+        let mut seen_paths = BTreeSet::new();
+        for path in files {
+            let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
+            if !seen_paths.insert(canonical) {
+                continue; // the same file reached through two directories
+            }
+            match load_library(path, LOAD_TIMEOUT) {
+                Ok(library) => {
+                    let manifest = library.manifest.clone();
+                    let mut info = info_from_manifest(&manifest, path);
+                    if let Some(first) = loaded.get(&manifest.id) {
+                        info.loaded = false;
+                        info.reason = Some(format!(
+                            "another library with id {:?} was found first ({})",
+                            manifest.id,
+                            first.library.path.display()
+                        ));
+                    } else {
+                        loaded.insert(manifest.id.clone(), Integration { manifest, library });
+                    }
+                    infos.push(info);
+                }
+                Err(reason) => infos.push(not_loaded(path, reason)),
+            }
+        }
+        let chain = gate_and_chain(&mut infos, &loaded, env);
+        Registry {
+            infos,
+            loaded,
+            chain,
+        }
+    }
+
+    /// Every library found, in discovery order.
+    pub fn infos(&self) -> &[IntegrationInfo] {
+        &self.infos
+    }
+
+    /// The enabled integrations, upstream first.
+    pub fn chain(&self) -> impl Iterator<Item = &Integration> {
+        self.chain.iter().filter_map(|id| self.loaded.get(id))
+    }
+
+    /// A loaded integration by id (enabled or not).
+    pub fn get(&self, id: &str) -> Option<&Integration> {
+        self.loaded.get(id)
+    }
+
+    /// The listing entry for `id`.
+    pub fn info(&self, id: &str) -> Option<&IntegrationInfo> {
+        self.infos.iter().find(|i| i.id == id && i.loaded)
+    }
+}
+
+fn info_from_manifest(manifest: &Manifest, path: &Path) -> IntegrationInfo {
+    IntegrationInfo {
+        id: manifest.id.clone(),
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        description: manifest.description.clone(),
+        enabled: false,
+        loaded: true,
+        reason: None,
+        required_env: manifest.required_env.clone(),
+        optional_env: manifest.optional_env.clone(),
+        after: manifest.after.clone(),
+        exports: manifest.exports.clone(),
+        consumes: manifest.consumes.clone(),
+        api_version: manifest.api_version.clone(),
+        path: path.to_path_buf(),
+    }
+}
+
+fn not_loaded(path: &Path, reason: String) -> IntegrationInfo {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let id = stem.strip_prefix("lib").unwrap_or(&stem).to_string();
+    IntegrationInfo {
+        id,
+        name: path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        version: String::new(),
+        description: String::new(),
+        enabled: false,
+        loaded: false,
+        reason: Some(reason),
+        required_env: Vec::new(),
+        optional_env: Vec::new(),
+        after: Vec::new(),
+        exports: Vec::new(),
+        consumes: Vec::new(),
+        api_version: String::new(),
+        path: path.to_path_buf(),
+    }
+}
+
+/// Applies the env gate and the chain rules to `infos`; returns the enabled ids in chain order.
+fn gate_and_chain(
+    infos: &mut [IntegrationInfo],
+    loaded: &BTreeMap<String, Integration>,
+    env: &EnvValues,
+) -> Vec<String> {
+    // Index of the first loaded entry per id: later duplicates stay "not loaded".
+    let index: BTreeMap<String, usize> = infos
+        .iter()
+        .enumerate()
+        .filter(|(_, info)| info.loaded)
+        .map(|(i, info)| (info.id.clone(), i))
+        .collect();
+
+    for &i in index.values() {
+        let missing: Vec<&str> = infos[i]
+            .required_env
+            .iter()
+            .map(String::as_str)
+            .filter(|key| env.get(key).is_none())
+            .collect();
+        if missing.is_empty() {
+            infos[i].enabled = true;
+        } else {
+            infos[i].reason = Some(format!("missing {} in .env", missing.join(", ")));
+        }
+    }
+
+    // Disabling one integration can disable those chained after it: repeat until nothing changes.
+    loop {
+        let mut changed = false;
+        for &i in index.values() {
+            if !infos[i].enabled {
+                continue;
+            }
+            for upstream in infos[i].after.clone() {
+                let reason = match index.get(&upstream) {
+                    None => Some(format!("chained after {upstream}, which is not installed")),
+                    Some(&u) if !infos[u].enabled => {
+                        Some(format!("chained after {upstream}, which is disabled"))
+                    }
+                    Some(_) => None,
+                };
+                if let Some(reason) = reason {
+                    infos[i].enabled = false;
+                    infos[i].reason = Some(reason);
+                    changed = true;
+                    break;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+
+    // Kahn's algorithm over the enabled ones; whatever remains sits on a cycle.
+    let enabled: BTreeSet<String> = index
+        .iter()
+        .filter(|(_, &i)| infos[i].enabled)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut order = Vec::new();
+    let mut placed = BTreeSet::new();
+    loop {
+        let ready: Vec<String> = enabled
+            .iter()
+            .filter(|id| !placed.contains(*id))
+            .filter(|id| {
+                loaded[*id]
+                    .manifest
+                    .after
+                    .iter()
+                    .all(|up| placed.contains(up))
+            })
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for id in ready {
+            placed.insert(id.clone());
+            order.push(id);
+        }
+    }
+    let cyclic: Vec<String> = enabled.difference(&placed).cloned().collect();
+    for id in &cyclic {
+        let i = index[id];
+        infos[i].enabled = false;
+        infos[i].reason = Some(format!(
+            "chained in a cycle ({})",
+            cyclic.join(" → ")
+        ));
+    }
+    order
+}

@@ -1,0 +1,181 @@
+//! The host services lent to a plugin for a call: its declared `.env` values only, its own slice of the
+//! state store, log forwarding into `tracing`, progress, cancellation and the authorisation prompt.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
+use plugin_api::ffi::{HostServices, HostServicesBox, HostServices_TO};
+use plugin_api::protocol::{AuthorizePrompt, LogLevel, ProgressEvent};
+
+use crate::state::StateStore;
+
+/// Receives the progress events of every plugin call.
+pub type ProgressSink = Arc<dyn Fn(&str, ProgressEvent) + Send + Sync>;
+
+/// Shows the user an authorisation page and returns the URL they were redirected to.
+pub type Authorizer = Arc<dyn Fn(&AuthorizePrompt) -> Result<String, String> + Send + Sync>;
+
+/// The host services for one plugin.
+#[derive(Clone)]
+pub struct PluginServices {
+    plugin_id: Arc<str>,
+    env: Arc<BTreeMap<String, String>>,
+    store: Option<StateStore>,
+    progress: Option<ProgressSink>,
+    authorizer: Option<Authorizer>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl PluginServices {
+    /// Services for `plugin_id`, which may read exactly the `env` given (its declared keys).
+    pub fn new(plugin_id: &str, env: BTreeMap<String, String>) -> PluginServices {
+        PluginServices {
+            plugin_id: Arc::from(plugin_id),
+            env: Arc::new(env),
+            store: None,
+            progress: None,
+            authorizer: None,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Backs the plugin's state and secrets with `store`.
+    pub fn with_store(mut self, store: StateStore) -> PluginServices {
+        self.store = Some(store);
+        self
+    }
+
+    /// Sends progress events to `sink`.
+    pub fn with_progress(mut self, sink: ProgressSink) -> PluginServices {
+        self.progress = Some(sink);
+        self
+    }
+
+    /// Uses `authorizer` for authorisation prompts.
+    pub fn with_authorizer(mut self, authorizer: Authorizer) -> PluginServices {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
+    /// Shares `flag` as the cancellation flag.
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> PluginServices {
+        self.cancelled = flag;
+        self
+    }
+
+    /// The FFI trait object handed to the plugin.
+    pub fn to_ffi(&self) -> HostServicesBox {
+        HostServices_TO::from_value(self.clone(), TD_Opaque)
+    }
+
+    fn store(&self) -> Result<&StateStore, RString> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| RString::from("no state store is open for this command"))
+    }
+}
+
+fn wrap<T>(result: Result<T, RString>) -> RResult<T, RString> {
+    result.into()
+}
+
+impl HostServices for PluginServices {
+    fn log(&self, level: u8, _target: RStr<'_>, message: RStr<'_>) {
+        let plugin = &*self.plugin_id;
+        let message = message.as_str();
+        match LogLevel::from_u8(level) {
+            LogLevel::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            LogLevel::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            LogLevel::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+        }
+    }
+
+    fn progress(&self, event: RStr<'_>) {
+        let Some(sink) = &self.progress else { return };
+        match serde_json::from_str::<ProgressEvent>(event.as_str()) {
+            Ok(event) => sink(&self.plugin_id, event),
+            Err(err) => tracing::debug!(plugin = &*self.plugin_id, "ignored a malformed progress event: {err}"),
+        }
+    }
+
+    fn env(&self, key: RStr<'_>) -> ROption<RString> {
+        self.env.get(key.as_str()).cloned().map(RString::from).into()
+    }
+
+    fn state_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+        wrap(self.store().and_then(|s| {
+            s.get(&self.plugin_id, key.as_str(), false)
+                .map(|v| v.map(RString::from).into())
+                .map_err(|e| e.to_string().into())
+        }))
+    }
+
+    fn state_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        wrap(self.store().and_then(|s| {
+            s.put(&self.plugin_id, key.as_str(), value.as_str(), false)
+                .map_err(|e| e.to_string().into())
+        }))
+    }
+
+    fn state_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
+        wrap(self.store().and_then(|s| {
+            s.delete(&self.plugin_id, key.as_str(), false)
+                .map_err(|e| e.to_string().into())
+        }))
+    }
+
+    fn state_list(&self, prefix: RStr<'_>) -> RResult<RVec<Tuple2<RString, RString>>, RString> {
+        wrap(self.store().and_then(|s| {
+            s.list(&self.plugin_id, prefix.as_str())
+                .map(|entries| {
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| Tuple2(RString::from(k), RString::from(v)))
+                        .collect()
+                })
+                .map_err(|e| e.to_string().into())
+        }))
+    }
+
+    fn secret_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+        wrap(self.store().and_then(|s| {
+            s.get(&self.plugin_id, key.as_str(), true)
+                .map(|v| v.map(RString::from).into())
+                .map_err(|e| e.to_string().into())
+        }))
+    }
+
+    fn secret_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        wrap(self.store().and_then(|s| {
+            s.put(&self.plugin_id, key.as_str(), value.as_str(), true)
+                .map_err(|e| e.to_string().into())
+        }))
+    }
+
+    fn secret_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
+        wrap(self.store().and_then(|s| {
+            s.delete(&self.plugin_id, key.as_str(), true)
+                .map_err(|e| e.to_string().into())
+        }))
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn authorize(&self, prompt: RStr<'_>) -> RResult<RString, RString> {
+        let Some(authorizer) = &self.authorizer else {
+            return RResult::RErr("authorisation is not possible in this command".into());
+        };
+        let prompt: AuthorizePrompt = match serde_json::from_str(prompt.as_str()) {
+            Ok(prompt) => prompt,
+            Err(err) => return RResult::RErr(format!("malformed authorisation prompt: {err}").into()),
+        };
+        authorizer(&prompt).map(RString::from).map_err(RString::from).into()
+    }
+}

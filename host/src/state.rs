@@ -1,0 +1,335 @@
+//! The persisted state: one SQLite database (`state.db`) in the state directory, holding each plugin's
+//! key-value state and secrets and each sequence's record per integration.
+//!
+//! SQLite in WAL mode with `synchronous=NORMAL`: every write is its own committed transaction, which survives
+//! `kill -9` of the process at any moment (power loss may lose the last few commits, never consistency).
+//! The database and its directory are readable by the user only.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// A state-store failure, naming the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite refused an operation.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The state directory cannot be created or secured.
+    #[error("state directory {path}: {source}")]
+    Io {
+        /// The directory or file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Written by a newer mtp.
+    #[error("state database {path} has schema version {found}, newer than this mtp understands ({SCHEMA_VERSION}); upgrade mtp (the file was left untouched)")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+    },
+}
+
+/// One sequence's record with one integration.
+#[derive(Debug, Clone)]
+pub struct SequenceRecord {
+    /// The sequence's id.
+    pub sequence_id: String,
+    /// Where the sequence lives on disk.
+    pub root: String,
+    /// Its name.
+    pub name: String,
+    /// The integration.
+    pub integration: String,
+    /// The last [`plugin_api::protocol::RunOutcome`], as JSON.
+    pub outcome_json: String,
+    /// When it was written (RFC 3339, UTC).
+    pub updated_at: String,
+}
+
+/// The state store. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct StateStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl StateStore {
+    /// Opens (creating if needed) `state.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<StateStore, StateError> {
+        create_private_dir(dir)?;
+        let path = dir.join("state.db");
+        let sqlite = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(sqlite)?;
+        restrict_to_user(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sqlite)?;
+        if found > SCHEMA_VERSION {
+            return Err(StateError::TooNew { path, found });
+        }
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS plugin_state (
+                 plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                 PRIMARY KEY (plugin, key)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS plugin_secret (
+                 plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                 PRIMARY KEY (plugin, key)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS sequence (
+                 id TEXT PRIMARY KEY, root TEXT NOT NULL, name TEXT NOT NULL, updated_at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS sequence_record (
+                 sequence_id TEXT NOT NULL, integration TEXT NOT NULL, outcome TEXT NOT NULL,
+                 updated_at TEXT NOT NULL,
+                 PRIMARY KEY (sequence_id, integration)) WITHOUT ROWID;
+             PRAGMA user_version = 1;",
+        )
+        .map_err(sqlite)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if side.exists() {
+                restrict_to_user(&side)?;
+            }
+        }
+        Ok(StateStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent: each statement is atomic.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn table(secret: bool) -> &'static str {
+        if secret {
+            "plugin_secret"
+        } else {
+            "plugin_state"
+        }
+    }
+
+    /// A plugin's value (`secret` selects the secrets table).
+    pub fn get(&self, plugin: &str, key: &str, secret: bool) -> Result<Option<String>, StateError> {
+        let sql = format!(
+            "SELECT value FROM {} WHERE plugin = ?1 AND key = ?2",
+            Self::table(secret)
+        );
+        self.lock()
+            .query_row(&sql, params![plugin, key], |row| row.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores a plugin's value.
+    pub fn put(&self, plugin: &str, key: &str, value: &str, secret: bool) -> Result<(), StateError> {
+        let sql = format!(
+            "INSERT INTO {} (plugin, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
+            Self::table(secret)
+        );
+        self.lock()
+            .execute(&sql, params![plugin, key, value])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Deletes a plugin's value.
+    pub fn delete(&self, plugin: &str, key: &str, secret: bool) -> Result<(), StateError> {
+        let sql = format!(
+            "DELETE FROM {} WHERE plugin = ?1 AND key = ?2",
+            Self::table(secret)
+        );
+        self.lock()
+            .execute(&sql, params![plugin, key])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A plugin's (non-secret) entries whose key starts with `prefix`, by key.
+    pub fn list(&self, plugin: &str, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND substr(key, 1, length(?2)) = ?2
+                 ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![plugin, prefix], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records (or updates) a sequence and its outcome with one integration, in one transaction.
+    pub fn put_record(
+        &self,
+        sequence_id: &str,
+        root: &str,
+        name: &str,
+        integration: &str,
+        outcome_json: &str,
+    ) -> Result<(), StateError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO sequence (id, root, name, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
+             updated_at = excluded.updated_at",
+            params![sequence_id, root, name, now],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO sequence_record (sequence_id, integration, outcome, updated_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (sequence_id, integration) DO UPDATE SET outcome = excluded.outcome,
+             updated_at = excluded.updated_at",
+            params![sequence_id, integration, outcome_json, now],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Removes an integration from a sequence's record (after a failure, so it can be uploaded again).
+    pub fn delete_record(&self, sequence_id: &str, integration: &str) -> Result<(), StateError> {
+        self.lock()
+            .execute(
+                "DELETE FROM sequence_record WHERE sequence_id = ?1 AND integration = ?2",
+                params![sequence_id, integration],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every sequence record, by sequence then integration.
+    pub fn records(&self) -> Result<Vec<SequenceRecord>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT r.sequence_id, s.root, s.name, r.integration, r.outcome, r.updated_at
+                 FROM sequence_record r JOIN sequence s ON s.id = r.sequence_id
+                 ORDER BY s.updated_at DESC, r.sequence_id, r.integration",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(SequenceRecord {
+                    sequence_id: row.get(0)?,
+                    root: row.get(1)?,
+                    name: row.get(2)?,
+                    integration: row.get(3)?,
+                    outcome_json: row.get(4)?,
+                    updated_at: row.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+fn restrict_to_user(path: &Path) -> Result<(), StateError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+            StateError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_plugins_and_secrets_apart_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.put("a", "k1", "v1", false).unwrap();
+        store.put("a", "k2", "v2", false).unwrap();
+        store.put("b", "k1", "other", false).unwrap();
+        store.put("a", "token", "secret", true).unwrap();
+        assert_eq!(store.get("a", "token", false).unwrap(), None);
+        drop(store);
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.get("a", "k1", false).unwrap().as_deref(), Some("v1"));
+        assert_eq!(store.get("a", "token", true).unwrap().as_deref(), Some("secret"));
+        assert_eq!(store.list("a", "k").unwrap().len(), 2);
+        assert_eq!(store.list("b", "").unwrap().len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "state.db must be private: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_without_touching_it() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(StateStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = StateStore::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("schema version 99"), "{err}");
+    }
+}

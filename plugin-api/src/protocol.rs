@@ -1,0 +1,317 @@
+//! The JSON documents exchanged between host and plugin, one pair per [`Method`].
+//!
+//! Every document here is plain serde; new fields must be `#[serde(default)]` so that a plugin and a host of
+//! different minor versions still understand each other.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sequence::SequenceDescriptor;
+
+/// The entry points the host calls through the single `call` function of the root module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// [`SequenceDescriptor`] → [`Eligibility`].
+    Eligibility,
+    /// [`AuthRequest`] → [`AuthOutcome`].
+    Authorize,
+    /// `()` → [`AuthStatus`].
+    AuthStatus,
+    /// [`RunRequest`] → [`RunOutcome`].
+    Run,
+}
+
+impl Method {
+    /// The wire name of the method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Eligibility => "eligibility",
+            Method::Authorize => "authorize",
+            Method::AuthStatus => "auth_status",
+            Method::Run => "run",
+        }
+    }
+
+    /// Parses a wire name; `None` for a method this version does not know.
+    pub fn parse(name: &str) -> Option<Method> {
+        [
+            Method::Eligibility,
+            Method::Authorize,
+            Method::AuthStatus,
+            Method::Run,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+    }
+}
+
+/// Whether an integration accepts a sequence, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Eligibility {
+    /// `true` when the integration can take the sequence.
+    pub eligible: bool,
+    /// Why not, in words a user understands (`transport type Air/Paraglide is not accepted by Mapillary`).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Eligibility {
+    /// The sequence is accepted.
+    pub fn eligible() -> Eligibility {
+        Eligibility {
+            eligible: true,
+            reason: None,
+        }
+    }
+
+    /// The sequence is refused, for `reason`.
+    pub fn not_eligible(reason: impl Into<String>) -> Eligibility {
+        Eligibility {
+            eligible: false,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+/// Ask an integration to authorise the user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    /// A token the user already has; when set, the integration verifies and stores it instead of running the
+    /// interactive flow.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// The result of a successful authorisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthOutcome {
+    /// Who is now authorised (a user name, never a token).
+    pub account: String,
+}
+
+/// Who is authorised, as far as the integration knows without a network call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthStatus {
+    /// A credential is stored.
+    pub authorised: bool,
+    /// The account it belongs to, when known.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Anything else worth showing (`token stored 2026-11-25`); never the token.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// Why the host is calling [`Method::Run`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// `mtp upload`: do whatever is left to do for the sequence.
+    #[default]
+    Upload,
+    /// A start-up re-check of a sequence left waiting (unpublished, waiting for upstream): make only cheap,
+    /// polite calls; never start an upload.
+    Recheck,
+}
+
+/// Run an integration on one sequence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// Upload or re-check.
+    #[serde(default)]
+    pub mode: RunMode,
+    /// The sequence, with only the images that passed validation.
+    pub sequence: SequenceDescriptor,
+    /// Do every step except the one that makes the result public (`--dry-run`).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Values exported by the upstream integrations this one declared in `after`, keyed by integration id.
+    #[serde(default)]
+    pub upstream: BTreeMap<String, Exports>,
+    /// The outcome this integration reported last time for this sequence, if any.
+    #[serde(default)]
+    pub previous: Option<RunOutcome>,
+    /// Free-form options from the command line (`{"jobs": 4, "republish": true}`); unknown keys are ignored.
+    #[serde(default)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Named values an integration hands downstream (`sequence_key`, `user_token`).
+pub type Exports = BTreeMap<String, String>;
+
+/// Where a sequence stands with one integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceState {
+    /// Nothing done yet.
+    Pending,
+    /// Some work is done and more remains (an interrupted upload).
+    Uploading,
+    /// Everything is sent and published; the provider is still processing it (Mapillary: up to 72 h).
+    Unpublished,
+    /// Waiting for an upstream integration to finish (MTPW waits for Mapillary's sequence key).
+    Waiting,
+    /// Done; `keys` holds what identifies it at the provider.
+    Published,
+    /// A dry run finished: everything but publishing was done.
+    DryRun,
+    /// The outcome of publishing is unknown (the request left, no answer came); the user decides.
+    Unknown,
+    /// It failed; `message` says why. The record is dropped from the sequence and a re-upload is allowed.
+    Failed,
+}
+
+impl SequenceState {
+    /// A state that needs no further run.
+    pub fn is_final(self) -> bool {
+        matches!(self, SequenceState::Published | SequenceState::Failed)
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SequenceState::Pending => "pending",
+            SequenceState::Uploading => "uploading",
+            SequenceState::Unpublished => "unpublished",
+            SequenceState::Waiting => "waiting",
+            SequenceState::Published => "published",
+            SequenceState::DryRun => "dry_run",
+            SequenceState::Unknown => "unknown",
+            SequenceState::Failed => "failed",
+        }
+    }
+}
+
+/// What a run achieved; the host stores it as the sequence's record for this integration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// Where the sequence now stands.
+    pub state: SequenceState,
+    /// A sentence for the user (`published as sequence abc`, `Mapillary is still processing`).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Identifiers at the provider, shown by `mtp status` (`sequence_key`, `unique_id`).
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
+    /// Values for downstream integrations; never shown to the user (may hold tokens).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exports: Exports,
+    /// Files and bytes done out of the total, when meaningful.
+    #[serde(default)]
+    pub progress: Option<Progress>,
+    /// What the user or the next run should do (`run mtp upload again`, `re-authorise with mtp auth mapillary`).
+    #[serde(default)]
+    pub next_action: Option<String>,
+}
+
+impl RunOutcome {
+    /// An outcome in `state` with a message.
+    pub fn new(state: SequenceState, message: impl Into<String>) -> RunOutcome {
+        RunOutcome {
+            state,
+            message: Some(message.into()),
+            keys: BTreeMap::new(),
+            exports: BTreeMap::new(),
+            progress: None,
+            next_action: None,
+        }
+    }
+}
+
+/// Done / total counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Files finished.
+    pub files_done: u64,
+    /// Files in all.
+    pub files_total: u64,
+    /// Bytes acknowledged by the provider.
+    pub bytes_done: u64,
+    /// Bytes in all.
+    pub bytes_total: u64,
+}
+
+/// A progress event a plugin sends to the host while it runs (shown as a bar, or as JSON lines with `--json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ProgressEvent {
+    /// A named step begins (`authorise`, `upload`, `publish`, `lookup`).
+    Step {
+        /// The step's name.
+        step: String,
+        /// Details for the user.
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// The amount of work is known; `done` counts what an earlier run already finished.
+    Totals {
+        /// Files in all.
+        files_total: u64,
+        /// Bytes in all.
+        bytes_total: u64,
+        /// Files already done.
+        #[serde(default)]
+        files_done: u64,
+        /// Bytes already done.
+        #[serde(default)]
+        bytes_done: u64,
+    },
+    /// More work is done (increments, not totals).
+    Advance {
+        /// Bytes acknowledged since the last event.
+        #[serde(default)]
+        bytes: u64,
+        /// Files finished since the last event.
+        #[serde(default)]
+        files: u64,
+    },
+    /// Something worth telling the user that is not an error (`retrying in 4 s after HTTP 503`).
+    Note {
+        /// The sentence.
+        message: String,
+    },
+}
+
+/// A log record's level, as forwarded to the host's `tracing` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum LogLevel {
+    /// Something failed.
+    Error = 1,
+    /// Something looks wrong.
+    Warn = 2,
+    /// Normal progress.
+    Info = 3,
+    /// Detail for developers.
+    Debug = 4,
+    /// Very fine detail.
+    Trace = 5,
+}
+
+impl LogLevel {
+    /// From the wire byte; unknown values are treated as `Info`.
+    pub fn from_u8(value: u8) -> LogLevel {
+        match value {
+            1 => LogLevel::Error,
+            2 => LogLevel::Warn,
+            4 => LogLevel::Debug,
+            5 => LogLevel::Trace,
+            _ => LogLevel::Info,
+        }
+    }
+}
+
+/// What a plugin asks the host to do when it needs the user to visit an authorisation page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizePrompt {
+    /// The page to open in a browser.
+    pub url: String,
+    /// The redirect URI registered with the provider; when it is a loopback `http://127.0.0.1:<port>/...` URL
+    /// the host listens there, otherwise it asks the user to paste the URL they were redirected to.
+    pub redirect_uri: String,
+    /// The provider's name, for the prompt.
+    pub provider: String,
+}

@@ -1,0 +1,188 @@
+use abi_stable::std_types::{RResult, RStr};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::{ErrorKind, PluginError};
+use crate::ffi::HostServicesBox;
+use crate::protocol::{AuthorizePrompt, LogLevel, ProgressEvent};
+
+/// What a running integration can ask of the host: its `.env` values, logging, progress, persisted state
+/// and secrets, cancellation, and user authorisation.
+///
+/// Cheap to clone; clones share the same host services.
+#[derive(Clone)]
+pub struct Context {
+    host: HostServicesBox,
+}
+
+fn host_error(err: abi_stable::std_types::RString) -> PluginError {
+    PluginError::other(format!("host state store: {err}"))
+}
+
+fn into_result<T>(result: RResult<T, abi_stable::std_types::RString>) -> Result<T, PluginError> {
+    result.into_result().map_err(host_error)
+}
+
+impl Context {
+    /// Wraps the services the host handed to this call.
+    pub fn new(host: HostServicesBox) -> Context {
+        Context { host }
+    }
+
+    /// The value of an `.env` key this integration declared in its manifest; `None` when missing or empty.
+    ///
+    /// Keys the manifest did not declare are never visible, whatever the environment holds.
+    pub fn env(&self, key: &str) -> Option<String> {
+        self.host
+            .env(RStr::from_str(key))
+            .into_option()
+            .map(|v| v.into_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Like [`Context::env`], but a missing key is an [`ErrorKind::InvalidInput`] error naming it.
+    pub fn require_env(&self, key: &str) -> Result<String, PluginError> {
+        self.env(key)
+            .ok_or_else(|| PluginError::invalid_input(format!("{key} is not set in .env")))
+    }
+
+    /// Forwards a log record to the host's log output.
+    pub fn log(&self, level: LogLevel, message: impl AsRef<str>) {
+        self.host.log(
+            level as u8,
+            RStr::from_str("plugin"),
+            RStr::from_str(message.as_ref()),
+        );
+    }
+
+    /// Logs at [`LogLevel::Error`].
+    pub fn error(&self, message: impl AsRef<str>) {
+        self.log(LogLevel::Error, message);
+    }
+
+    /// Logs at [`LogLevel::Warn`].
+    pub fn warn(&self, message: impl AsRef<str>) {
+        self.log(LogLevel::Warn, message);
+    }
+
+    /// Logs at [`LogLevel::Info`].
+    pub fn info(&self, message: impl AsRef<str>) {
+        self.log(LogLevel::Info, message);
+    }
+
+    /// Logs at [`LogLevel::Debug`].
+    pub fn debug(&self, message: impl AsRef<str>) {
+        self.log(LogLevel::Debug, message);
+    }
+
+    /// Reports progress (shown as a progress bar, or as JSON lines with `--json`).
+    pub fn progress(&self, event: ProgressEvent) {
+        if let Ok(json) = serde_json::to_string(&event) {
+            self.host.progress(RStr::from_str(&json));
+        }
+    }
+
+    /// This integration's persisted key-value state (committed on every write).
+    pub fn state(&self) -> State<'_> {
+        State { host: &self.host }
+    }
+
+    /// Reads one of this integration's secrets (tokens).
+    pub fn secret(&self, key: &str) -> Result<Option<String>, PluginError> {
+        into_result(self.host.secret_get(RStr::from_str(key)))
+            .map(|v| v.into_option().map(|s| s.into_string()))
+    }
+
+    /// Stores a secret: kept readable by the user only, never logged or printed.
+    pub fn set_secret(&self, key: &str, value: &str) -> Result<(), PluginError> {
+        into_result(
+            self.host
+                .secret_put(RStr::from_str(key), RStr::from_str(value)),
+        )
+    }
+
+    /// Deletes a secret.
+    pub fn delete_secret(&self, key: &str) -> Result<(), PluginError> {
+        into_result(self.host.secret_delete(RStr::from_str(key)))
+    }
+
+    /// `true` once the user asked to stop; stop at the next point where state is consistent.
+    pub fn is_cancelled(&self) -> bool {
+        self.host.is_cancelled()
+    }
+
+    /// Returns a [`ErrorKind::Cancelled`] error when the user asked to stop.
+    pub fn check_cancelled(&self) -> Result<(), PluginError> {
+        if self.is_cancelled() {
+            Err(PluginError::new(ErrorKind::Cancelled, "cancelled by the user"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends the user to `prompt.url` and returns the URL the provider redirected back to.
+    ///
+    /// Runs the host's blocking prompt on a blocking thread of the plugin's runtime.
+    pub async fn authorize(&self, prompt: &AuthorizePrompt) -> Result<String, PluginError> {
+        let host = self.host.clone();
+        let json = serde_json::to_string(prompt)
+            .map_err(|err| PluginError::other(format!("cannot encode the prompt: {err}")))?;
+        let answer =
+            tokio::task::spawn_blocking(move || host.authorize(RStr::from_str(&json)).into_result())
+                .await
+                .map_err(|err| PluginError::other(format!("authorisation prompt failed: {err}")))?;
+        answer
+            .map(|url| url.into_string())
+            .map_err(|err| PluginError::auth(err.into_string()))
+    }
+}
+
+/// A view of an integration's persisted state. Keys are free-form; values are text (use the JSON helpers
+/// for structured values).
+pub struct State<'a> {
+    host: &'a HostServicesBox,
+}
+
+impl State<'_> {
+    /// The value at `key`.
+    pub fn get(&self, key: &str) -> Result<Option<String>, PluginError> {
+        into_result(self.host.state_get(RStr::from_str(key)))
+            .map(|v| v.into_option().map(|s| s.into_string()))
+    }
+
+    /// Stores `value` at `key`; durable when this returns.
+    pub fn put(&self, key: &str, value: &str) -> Result<(), PluginError> {
+        into_result(self.host.state_put(RStr::from_str(key), RStr::from_str(value)))
+    }
+
+    /// Removes `key`.
+    pub fn delete(&self, key: &str) -> Result<(), PluginError> {
+        into_result(self.host.state_delete(RStr::from_str(key)))
+    }
+
+    /// Every entry whose key starts with `prefix`, ordered by key.
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, PluginError> {
+        into_result(self.host.state_list(RStr::from_str(prefix))).map(|entries| {
+            entries
+                .into_iter()
+                .map(|pair| (pair.0.into_string(), pair.1.into_string()))
+                .collect()
+        })
+    }
+
+    /// The value at `key`, parsed as JSON.
+    pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, PluginError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|err| {
+                PluginError::other(format!("stored state {key:?} is not readable: {err}"))
+            }),
+        }
+    }
+
+    /// Stores `value` at `key` as JSON.
+    pub fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), PluginError> {
+        let text = serde_json::to_string(value)
+            .map_err(|err| PluginError::other(format!("cannot encode state {key:?}: {err}")))?;
+        self.put(key, &text)
+    }
+}

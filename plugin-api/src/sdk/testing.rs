@@ -1,0 +1,164 @@
+//! An in-process host for unit-testing an integration without building or loading its library.
+//!
+//! ```
+//! use plugin_api::sdk::testing::TestHost;
+//! let host = TestHost::new().with_env("HELLO_NAME", "world");
+//! let ctx = host.context();
+//! assert_eq!(ctx.env("HELLO_NAME").as_deref(), Some("world"));
+//! ctx.state().put("k", "v").unwrap();
+//! assert_eq!(host.state("k").as_deref(), Some("v"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
+
+use super::Context;
+use crate::ffi::{HostServices, HostServicesBox, HostServices_TO};
+use crate::protocol::{LogLevel, ProgressEvent};
+
+#[derive(Default)]
+struct Inner {
+    env: BTreeMap<String, String>,
+    state: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
+    logs: Vec<(LogLevel, String)>,
+    progress: Vec<ProgressEvent>,
+    redirect: Option<String>,
+}
+
+/// A fake host keeping everything in memory; clones share the same data.
+#[derive(Clone, Default)]
+pub struct TestHost {
+    inner: Arc<Mutex<Inner>>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl TestHost {
+    /// An empty host.
+    pub fn new() -> TestHost {
+        TestHost::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sets an `.env` value the integration will see.
+    pub fn with_env(self, key: &str, value: &str) -> TestHost {
+        self.with(|i| i.env.insert(key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The URL the next authorisation prompt "redirects" to.
+    pub fn with_redirect(self, url: &str) -> TestHost {
+        self.with(|i| i.redirect = Some(url.to_string()));
+        self
+    }
+
+    /// A [`Context`] backed by this host.
+    pub fn context(&self) -> Context {
+        let services: HostServicesBox = HostServices_TO::from_value(self.clone(), TD_Opaque);
+        Context::new(services)
+    }
+
+    /// Makes [`Context::is_cancelled`] return `true`.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// A state value the integration stored.
+    pub fn state(&self, key: &str) -> Option<String> {
+        self.with(|i| i.state.get(key).cloned())
+    }
+
+    /// A secret the integration stored.
+    pub fn secret(&self, key: &str) -> Option<String> {
+        self.with(|i| i.secrets.get(key).cloned())
+    }
+
+    /// Log records received so far.
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.with(|i| i.logs.clone())
+    }
+
+    /// Progress events received so far.
+    pub fn progress_events(&self) -> Vec<ProgressEvent> {
+        self.with(|i| i.progress.clone())
+    }
+}
+
+impl HostServices for TestHost {
+    fn log(&self, level: u8, _target: RStr<'_>, message: RStr<'_>) {
+        self.with(|i| i.logs.push((LogLevel::from_u8(level), message.to_string())));
+    }
+
+    fn progress(&self, event: RStr<'_>) {
+        if let Ok(event) = serde_json::from_str(event.as_str()) {
+            self.with(|i| i.progress.push(event));
+        }
+    }
+
+    fn env(&self, key: RStr<'_>) -> ROption<RString> {
+        self.with(|i| i.env.get(key.as_str()).cloned().map(RString::from))
+            .into()
+    }
+
+    fn state_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+        RResult::ROk(
+            self.with(|i| i.state.get(key.as_str()).cloned().map(RString::from))
+                .into(),
+        )
+    }
+
+    fn state_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        self.with(|i| i.state.insert(key.to_string(), value.to_string()));
+        RResult::ROk(())
+    }
+
+    fn state_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
+        self.with(|i| i.state.remove(key.as_str()));
+        RResult::ROk(())
+    }
+
+    fn state_list(&self, prefix: RStr<'_>) -> RResult<RVec<Tuple2<RString, RString>>, RString> {
+        RResult::ROk(self.with(|i| {
+            i.state
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix.as_str()))
+                .map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str())))
+                .collect()
+        }))
+    }
+
+    fn secret_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+        RResult::ROk(
+            self.with(|i| i.secrets.get(key.as_str()).cloned().map(RString::from))
+                .into(),
+        )
+    }
+
+    fn secret_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        self.with(|i| i.secrets.insert(key.to_string(), value.to_string()));
+        RResult::ROk(())
+    }
+
+    fn secret_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
+        self.with(|i| i.secrets.remove(key.as_str()));
+        RResult::ROk(())
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn authorize(&self, _prompt: RStr<'_>) -> RResult<RString, RString> {
+        match self.with(|i| i.redirect.clone()) {
+            Some(url) => RResult::ROk(url.into()),
+            None => RResult::RErr("the test host has no redirect URL set".into()),
+        }
+    }
+}
