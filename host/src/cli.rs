@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use mtp_host::env::EnvValues;
-use mtp_host::loader::{load_library, LOAD_TIMEOUT};
+use mtp_host::loader::{load_library, load_timeout};
 use mtp_host::registry::{PluginDirs, Registry};
 use mtp_host::table;
 
@@ -131,7 +131,10 @@ fn integrations_list(global: &GlobalArgs) -> Result<ExitCode> {
     }
     if registry.infos().is_empty() {
         let searched: Vec<String> = dirs.0.iter().map(|d| d.display().to_string()).collect();
-        println!("no integration plugins found (searched: {})", searched.join(", "));
+        println!(
+            "no integration plugins found (searched: {})",
+            searched.join(", ")
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = registry
@@ -140,13 +143,20 @@ fn integrations_list(global: &GlobalArgs) -> Result<ExitCode> {
         .map(|info| {
             vec![
                 info.id.clone(),
-                if info.loaded { info.name.clone() } else { String::new() },
+                if info.loaded {
+                    info.name.clone()
+                } else {
+                    String::new()
+                },
                 info.version.clone(),
                 info.status_text(),
             ]
         })
         .collect();
-    print!("{}", table::render(&["ID", "NAME", "VERSION", "STATUS"], &rows));
+    print!(
+        "{}",
+        table::render(&["ID", "NAME", "VERSION", "STATUS"], &rows)
+    );
     let chain: Vec<&str> = registry.chain().map(|i| i.id()).collect();
     if !chain.is_empty() {
         println!("\nchain: {}", chain.join(" → "));
@@ -158,7 +168,7 @@ fn plugin_check(global: &GlobalArgs, path: &Path) -> Result<ExitCode> {
     if !path.is_file() {
         anyhow::bail!("{} is not a file", path.display());
     }
-    let result = load_library(path, LOAD_TIMEOUT);
+    let result = load_library(path, load_timeout());
     let (accepted, manifest, reason) = match &result {
         Ok(library) => (true, Some(&library.manifest), None),
         Err(reason) => (false, None, Some(reason.clone())),
@@ -172,7 +182,11 @@ fn plugin_check(global: &GlobalArgs, path: &Path) -> Result<ExitCode> {
             "host_plugin_api": plugin_api::manifest::PLUGIN_API_VERSION,
         }))?;
     } else if let Some(manifest) = manifest {
-        println!("{}: accepted by this host (plugin API {})", path.display(), plugin_api::manifest::PLUGIN_API_VERSION);
+        println!(
+            "{}: accepted by this host (plugin API {})",
+            path.display(),
+            plugin_api::manifest::PLUGIN_API_VERSION
+        );
         println!("  id:           {}", manifest.id);
         println!("  name:         {}", manifest.name);
         println!("  version:      {}", manifest.version);
@@ -190,5 +204,9 @@ fn plugin_check(global: &GlobalArgs, path: &Path) -> Result<ExitCode> {
             reason.unwrap_or_default()
         );
     }
-    Ok(if accepted { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

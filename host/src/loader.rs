@@ -52,28 +52,58 @@ pub fn library_files(dir: &Path) -> Vec<PathBuf> {
 /// Loads the library at `path` and checks it, on a helper thread so that a library that blocks while
 /// loading (or in its manifest call) is abandoned after `timeout` instead of hanging the host.
 pub fn load_library(path: &Path, timeout: Duration) -> Result<LoadedLibrary, String> {
-    let (sender, receiver) = mpsc::channel();
-    let owned = path.to_path_buf();
-    let spawned = std::thread::Builder::new()
-        .name("mtp-plugin-load".into())
-        .spawn(move || {
-            let result = std::panic::catch_unwind(|| load_library_now(&owned))
-                .unwrap_or_else(|_| Err("the library panicked while loading".to_string()));
-            let _ = sender.send(result);
-        });
-    if let Err(err) = spawned {
-        return Err(format!("cannot start a loader thread: {err}"));
-    }
-    match receiver.recv_timeout(timeout) {
-        Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
-            "the library did not finish loading within {} s (blocked in its initialisation or manifest)",
-            timeout.as_secs()
-        )),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err("the library crashed its loader thread".to_string())
-        }
-    }
+    load_libraries(std::slice::from_ref(&path.to_path_buf()), timeout)
+        .pop()
+        .unwrap_or_else(|| Err("the loader returned nothing".to_string()))
+}
+
+/// Loads every library in `paths` at once, one thread each, waiting at most `timeout` in all; the results
+/// come back in the order of `paths`. A library still loading at the deadline is reported and abandoned
+/// (its thread is left behind: a blocked foreign call cannot be interrupted, and unloading is never safe).
+pub fn load_libraries(paths: &[PathBuf], timeout: Duration) -> Vec<Result<LoadedLibrary, String>> {
+    let deadline = std::time::Instant::now() + timeout;
+    let receivers: Vec<Result<mpsc::Receiver<Result<LoadedLibrary, String>>, String>> = paths
+        .iter()
+        .map(|path| {
+            let (sender, receiver) = mpsc::channel();
+            let owned = path.clone();
+            std::thread::Builder::new()
+                .name("mtp-plugin-load".into())
+                .spawn(move || {
+                    let result = std::panic::catch_unwind(|| load_library_now(&owned))
+                        .unwrap_or_else(|_| Err("the library panicked while loading".to_string()));
+                    let _ = sender.send(result);
+                })
+                .map(|_| receiver)
+                .map_err(|err| format!("cannot start a loader thread: {err}"))
+        })
+        .collect();
+    receivers
+        .into_iter()
+        .map(|receiver| {
+            let receiver = receiver?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match receiver.recv_timeout(left) {
+                Ok(result) => result,
+                Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                    "the library did not finish loading within {} s (blocked in its initialisation or manifest)",
+                    timeout.as_secs_f32()
+                )),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    Err("the library crashed its loader thread".to_string())
+                }
+            }
+        })
+        .collect()
+}
+
+/// The load timeout: [`LOAD_TIMEOUT`], or `MTP_PLUGIN_LOAD_TIMEOUT_MS` when set (tests shorten it).
+pub fn load_timeout() -> Duration {
+    std::env::var("MTP_PLUGIN_LOAD_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(LOAD_TIMEOUT)
 }
 
 fn load_library_now(path: &Path) -> Result<LoadedLibrary, String> {
@@ -83,8 +113,7 @@ fn load_library_now(path: &Path) -> Result<LoadedLibrary, String> {
         .map_err(|err| describe_library_error(&err))?;
     let declared = module.api_version()().into_string();
     check_api_compatibility(ApiVersion::current(), &declared)?;
-    let manifest_json = module
-        .manifest()()
+    let manifest_json = module.manifest()()
         .into_result()
         .map_err(|err| format!("its manifest call failed: {err}"))?;
     let manifest: Manifest = serde_json::from_str(&manifest_json)
@@ -116,18 +145,30 @@ fn validate_manifest(manifest: &Manifest) -> Result<(), String> {
 pub fn describe_library_error(err: &LibraryError) -> String {
     match err {
         LibraryError::OpenError { err, .. } => {
-            format!("not a plugin library (cannot be opened: {})", first_line(&err.to_string()))
+            format!(
+                "not a plugin library (cannot be opened: {})",
+                first_line(&err.to_string())
+            )
         }
         LibraryError::GetSymbolError { .. } => "not a plugin library (no root module)".to_string(),
         LibraryError::ParseVersionError(_) | LibraryError::IncompatibleVersionNumber { .. } => {
-            format!("incompatible plugin ABI: {}", last_error_line(&err.to_string()))
+            format!(
+                "incompatible plugin ABI: {}",
+                last_error_line(&err.to_string())
+            )
         }
         LibraryError::RootModule { err, .. } => match err {
             RootModuleError::Unwound => "the library panicked while loading".to_string(),
-            other => format!("its root module failed to load: {}", first_line(&other.to_string())),
+            other => format!(
+                "its root module failed to load: {}",
+                first_line(&other.to_string())
+            ),
         },
         LibraryError::AbiInstability(_) => {
-            format!("incompatible plugin ABI: {}", last_error_line(&err.to_string()))
+            format!(
+                "incompatible plugin ABI: {}",
+                last_error_line(&err.to_string())
+            )
         }
         LibraryError::InvalidAbiHeader(_) => {
             "not a plugin library (built with an incompatible abi_stable)".to_string()
@@ -140,7 +181,10 @@ pub fn describe_library_error(err: &LibraryError) -> String {
 }
 
 fn first_line(text: &str) -> &str {
-    text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
 }
 
 fn last_error_line(text: &str) -> String {

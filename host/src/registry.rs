@@ -10,7 +10,7 @@ use plugin_api::PluginError;
 use serde::Serialize;
 
 use crate::env::EnvValues;
-use crate::loader::{library_files, load_library, LoadedLibrary, LOAD_TIMEOUT};
+use crate::loader::{library_files, load_libraries, load_timeout, LoadedLibrary};
 
 /// Where plugins are looked for, in order.
 #[derive(Debug, Clone)]
@@ -167,12 +167,16 @@ impl Registry {
         let mut infos = Vec::new();
         let mut loaded: BTreeMap<String, Integration> = BTreeMap::new();
         let mut seen_paths = BTreeSet::new();
-        for path in files {
-            let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
-            if !seen_paths.insert(canonical) {
-                continue; // the same file reached through two directories
-            }
-            match load_library(path, LOAD_TIMEOUT) {
+        // The same file reached through two directories is loaded once.
+        let unique: Vec<PathBuf> = files
+            .iter()
+            .filter(|path| {
+                seen_paths.insert(path.canonicalize().unwrap_or_else(|_| (*path).clone()))
+            })
+            .cloned()
+            .collect();
+        for (path, result) in unique.iter().zip(load_libraries(&unique, load_timeout())) {
+            match result {
                 Ok(library) => {
                     let manifest = library.manifest.clone();
                     let mut info = info_from_manifest(&manifest, path);
@@ -191,7 +195,7 @@ impl Registry {
                 Err(reason) => infos.push(not_loaded(path, reason)),
             }
         }
-        let chain = gate_and_chain(&mut infos, &loaded, env);
+        let chain = gate_and_chain(&mut infos, env);
         Registry {
             infos,
             loaded,
@@ -267,11 +271,7 @@ fn not_loaded(path: &Path, reason: String) -> IntegrationInfo {
 }
 
 /// Applies the env gate and the chain rules to `infos`; returns the enabled ids in chain order.
-fn gate_and_chain(
-    infos: &mut [IntegrationInfo],
-    loaded: &BTreeMap<String, Integration>,
-    env: &EnvValues,
-) -> Vec<String> {
+pub(crate) fn gate_and_chain(infos: &mut [IntegrationInfo], env: &EnvValues) -> Vec<String> {
     // Index of the first loaded entry per id: later duplicates stay "not loaded".
     let index: BTreeMap<String, usize> = infos
         .iter()
@@ -334,13 +334,7 @@ fn gate_and_chain(
         let ready: Vec<String> = enabled
             .iter()
             .filter(|id| !placed.contains(*id))
-            .filter(|id| {
-                loaded[*id]
-                    .manifest
-                    .after
-                    .iter()
-                    .all(|up| placed.contains(up))
-            })
+            .filter(|id| infos[index[*id]].after.iter().all(|up| placed.contains(up)))
             .cloned()
             .collect();
         if ready.is_empty() {
@@ -355,10 +349,79 @@ fn gate_and_chain(
     for id in &cyclic {
         let i = index[id];
         infos[i].enabled = false;
-        infos[i].reason = Some(format!(
-            "chained in a cycle ({})",
-            cyclic.join(" → ")
-        ));
+        infos[i].reason = Some(format!("chained in a cycle ({})", cyclic.join(" → ")));
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str, required: &[&str], after: &[&str]) -> IntegrationInfo {
+        let mut info = not_loaded(Path::new("x.so"), String::new());
+        info.id = id.to_string();
+        info.loaded = true;
+        info.reason = None;
+        info.required_env = required.iter().map(|s| s.to_string()).collect();
+        info.after = after.iter().map(|s| s.to_string()).collect();
+        info
+    }
+
+    fn env(keys: &[&str]) -> EnvValues {
+        EnvValues::from_map(
+            keys.iter()
+                .map(|k| (k.to_string(), "v".to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn orders_the_chain_upstream_first() {
+        let mut infos = vec![
+            info("c", &[], &["b"]),
+            info("b", &[], &["a"]),
+            info("a", &[], &[]),
+        ];
+        assert_eq!(gate_and_chain(&mut infos, &env(&[])), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_disabled_upstream_disables_everything_downstream() {
+        let mut infos = vec![
+            info("a", &["KEY_A"], &[]),
+            info("b", &[], &["a"]),
+            info("c", &[], &["b"]),
+        ];
+        assert!(gate_and_chain(&mut infos, &env(&[])).is_empty());
+        assert_eq!(infos[0].reason.as_deref(), Some("missing KEY_A in .env"));
+        assert_eq!(
+            infos[1].reason.as_deref(),
+            Some("chained after a, which is disabled")
+        );
+        assert_eq!(
+            infos[2].reason.as_deref(),
+            Some("chained after b, which is disabled")
+        );
+    }
+
+    #[test]
+    fn a_missing_upstream_and_a_cycle_disable_with_reasons() {
+        let mut infos = vec![
+            info("x", &[], &["ghost"]),
+            info("p", &[], &["q"]),
+            info("q", &[], &["p"]),
+            info("ok", &[], &[]),
+        ];
+        assert_eq!(gate_and_chain(&mut infos, &env(&[])), ["ok"]);
+        assert_eq!(
+            infos[0].reason.as_deref(),
+            Some("chained after ghost, which is not installed")
+        );
+        assert_eq!(
+            infos[1].reason.as_deref(),
+            Some("chained in a cycle (p → q)")
+        );
+        assert!(!infos[2].enabled);
+    }
 }

@@ -99,12 +99,19 @@ impl HostServices for PluginServices {
         let Some(sink) = &self.progress else { return };
         match serde_json::from_str::<ProgressEvent>(event.as_str()) {
             Ok(event) => sink(&self.plugin_id, event),
-            Err(err) => tracing::debug!(plugin = &*self.plugin_id, "ignored a malformed progress event: {err}"),
+            Err(err) => tracing::debug!(
+                plugin = &*self.plugin_id,
+                "ignored a malformed progress event: {err}"
+            ),
         }
     }
 
     fn env(&self, key: RStr<'_>) -> ROption<RString> {
-        self.env.get(key.as_str()).cloned().map(RString::from).into()
+        self.env
+            .get(key.as_str())
+            .cloned()
+            .map(RString::from)
+            .into()
     }
 
     fn state_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
@@ -174,8 +181,13 @@ impl HostServices for PluginServices {
         };
         let prompt: AuthorizePrompt = match serde_json::from_str(prompt.as_str()) {
             Ok(prompt) => prompt,
-            Err(err) => return RResult::RErr(format!("malformed authorisation prompt: {err}").into()),
+            Err(err) => {
+                return RResult::RErr(format!("malformed authorisation prompt: {err}").into())
+            }
         };
-        authorizer(&prompt).map(RString::from).map_err(RString::from).into()
+        authorizer(&prompt)
+            .map(RString::from)
+            .map_err(RString::from)
+            .into()
     }
 }

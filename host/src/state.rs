@@ -157,7 +157,13 @@ impl StateStore {
     }
 
     /// Stores a plugin's value.
-    pub fn put(&self, plugin: &str, key: &str, value: &str, secret: bool) -> Result<(), StateError> {
+    pub fn put(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        secret: bool,
+    ) -> Result<(), StateError> {
         let sql = format!(
             "INSERT INTO {} (plugin, key, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
@@ -191,7 +197,9 @@ impl StateStore {
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![plugin, prefix], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_map(params![plugin, prefix], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
@@ -283,12 +291,12 @@ fn restrict_to_user(path: &Path) -> Result<(), StateError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-            StateError::Io {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| StateError::Io {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
+            },
+        )?;
     }
     #[cfg(not(unix))]
     let _ = path;
@@ -311,13 +319,19 @@ mod tests {
         drop(store);
         let store = StateStore::open(dir.path()).unwrap();
         assert_eq!(store.get("a", "k1", false).unwrap().as_deref(), Some("v1"));
-        assert_eq!(store.get("a", "token", true).unwrap().as_deref(), Some("secret"));
+        assert_eq!(
+            store.get("a", "token", true).unwrap().as_deref(),
+            Some("secret")
+        );
         assert_eq!(store.list("a", "k").unwrap().len(), 2);
         assert_eq!(store.list("b", "").unwrap().len(), 1);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(store.path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "state.db must be private: {mode:o}");
         }
     }

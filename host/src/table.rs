@@ -34,7 +34,10 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn pads_columns() {
-        let text = super::render(&["ID", "STATUS"], &[vec!["mapillary".into(), "enabled".into()]]);
+        let text = super::render(
+            &["ID", "STATUS"],
+            &[vec!["mapillary".into(), "enabled".into()]],
+        );
         assert_eq!(text, "ID         STATUS\nmapillary  enabled\n");
     }
 }

@@ -9,13 +9,13 @@
 //! [`protocol`], so new fields never change the binary layout.
 #![deny(missing_docs)]
 
-pub mod sequence;
-pub mod transport;
 pub mod error;
 pub mod ffi;
 pub mod manifest;
 pub mod protocol;
 pub mod sdk;
+pub mod sequence;
+pub mod transport;
 
 pub use async_trait::async_trait;
 pub use error::{ErrorKind, PluginError};
@@ -44,7 +44,10 @@ pub mod prelude {
 #[macro_export]
 macro_rules! export_plugin {
     ($constructor:expr) => {
-        $crate::__export_plugin_with_api_version!($constructor, $crate::manifest::PLUGIN_API_VERSION);
+        $crate::__export_plugin_with_api_version!(
+            $constructor,
+            $crate::manifest::PLUGIN_API_VERSION
+        );
     };
 }
 
@@ -55,7 +58,8 @@ macro_rules! __export_plugin_with_api_version {
     ($constructor:expr, $api_version:expr) => {
         /// The plugin's root module, in the form abi_stable's loader looks up.
         #[unsafe(no_mangle)]
-        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::ffi::abi_stable::library::LibHeader = {
+        pub static _1as_0lib_1header_0root_bmodule_bloader:
+            $crate::ffi::abi_stable::library::LibHeader = {
             extern "C" fn __mtp_erased_root_module(
             ) -> $crate::ffi::abi_stable::library::RootModuleResult {
                 $crate::ffi::abi_stable::library::__call_root_module_loader(__mtp_root_module)

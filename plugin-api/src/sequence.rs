@@ -326,7 +326,10 @@ mod tests {
             transport: TransportType::parse("Walk").ok(),
             tags: vec!["a".into()],
             source: SequenceSource::Folder,
-            images: vec![image("a.jpg", 0.0, 1.0, 1000), image("b.jpg", 0.0, 1.001, 3000)],
+            images: vec![
+                image("a.jpg", 0.0, 1.0, 1000),
+                image("b.jpg", 0.0, 1.001, 3000),
+            ],
         };
         let j = serde_json::to_string(&d).unwrap();
         let back: SequenceDescriptor = serde_json::from_str(&j).unwrap();
@@ -346,8 +349,14 @@ mod tests {
         ] {
             assert_eq!(serde_json::from_str::<Projection>(s).unwrap(), p);
         }
-        assert_eq!(serde_json::to_string(&Projection::Equirectangular).unwrap(), "\"equirectangular\"");
-        assert_eq!(serde_json::to_string(&Projection::Other("cubemap".into())).unwrap(), "\"cubemap\"");
+        assert_eq!(
+            serde_json::to_string(&Projection::Equirectangular).unwrap(),
+            "\"equirectangular\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Projection::Other("cubemap".into())).unwrap(),
+            "\"cubemap\""
+        );
     }
 
     #[test]
@@ -357,7 +366,8 @@ mod tests {
         assert_eq!(d.schema, SEQUENCE_SCHEMA_VERSION);
         assert_eq!(d.source, SequenceSource::Folder);
         assert_eq!(d.images[0].projection, Projection::Flat);
-        let newer = r#"{"schema":2,"id":"i","root":"/r","source":"phone-app","new":{"x":1},"images":[]}"#;
+        let newer =
+            r#"{"schema":2,"id":"i","root":"/r","source":"phone-app","new":{"x":1},"images":[]}"#;
         let d: SequenceDescriptor = serde_json::from_str(newer).unwrap();
         assert_eq!(d.source, SequenceSource::Unknown);
         assert_eq!(d.schema, 2);

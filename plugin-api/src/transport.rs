@@ -157,7 +157,11 @@ impl fmt::Display for UnknownTransport {
                 write!(f, " ({})", parent.children.join(", "))?;
             }
         }
-        let legacy: Vec<&str> = TRANSPORT_TREE.iter().filter(|p| p.legacy).map(|p| p.name).collect();
+        let legacy: Vec<&str> = TRANSPORT_TREE
+            .iter()
+            .filter(|p| p.legacy)
+            .map(|p| p.name)
+            .collect();
         if !legacy.is_empty() {
             write!(f, "; legacy: {}", legacy.join(", "))?;
         }
@@ -230,7 +234,10 @@ impl TransportType {
     /// assert_eq!(TransportType::from_parts("Water", Some("Plane"))?.to_string(), "Air/Plane");
     /// # Ok::<(), plugin_api::transport::UnknownTransport>(())
     /// ```
-    pub fn from_parts(parent: &str, child: Option<&str>) -> Result<TransportType, UnknownTransport> {
+    pub fn from_parts(
+        parent: &str,
+        child: Option<&str>,
+    ) -> Result<TransportType, UnknownTransport> {
         let child = child.map(str::trim).filter(|c| !c.is_empty());
         let unknown = || UnknownTransport {
             input: match child {
@@ -361,7 +368,9 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> String {
-        TransportType::parse(s).map(|t| t.to_string()).unwrap_or_else(|e| format!("ERR {}", e.input))
+        TransportType::parse(s)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|e| format!("ERR {}", e.input))
     }
 
     #[test]
@@ -418,7 +427,11 @@ mod tests {
             // Bare child names shared with an earlier parent resolve to that parent; every other spelling is exact.
             assert_eq!(&TransportType::parse(&t.to_string()).unwrap(), t, "{t}");
             assert_eq!(&TransportType::parse(&t.mtpdu_string()).unwrap(), t, "{t}");
-            assert_eq!(&TransportType::parse(&t.to_string().to_uppercase()).unwrap(), t, "{t}");
+            assert_eq!(
+                &TransportType::parse(&t.to_string().to_uppercase()).unwrap(),
+                t,
+                "{t}"
+            );
         }
     }
 

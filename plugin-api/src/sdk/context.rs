@@ -113,7 +113,10 @@ impl Context {
     /// Returns a [`ErrorKind::Cancelled`] error when the user asked to stop.
     pub fn check_cancelled(&self) -> Result<(), PluginError> {
         if self.is_cancelled() {
-            Err(PluginError::new(ErrorKind::Cancelled, "cancelled by the user"))
+            Err(PluginError::new(
+                ErrorKind::Cancelled,
+                "cancelled by the user",
+            ))
         } else {
             Ok(())
         }
@@ -126,10 +129,11 @@ impl Context {
         let host = self.host.clone();
         let json = serde_json::to_string(prompt)
             .map_err(|err| PluginError::other(format!("cannot encode the prompt: {err}")))?;
-        let answer =
-            tokio::task::spawn_blocking(move || host.authorize(RStr::from_str(&json)).into_result())
-                .await
-                .map_err(|err| PluginError::other(format!("authorisation prompt failed: {err}")))?;
+        let answer = tokio::task::spawn_blocking(move || {
+            host.authorize(RStr::from_str(&json)).into_result()
+        })
+        .await
+        .map_err(|err| PluginError::other(format!("authorisation prompt failed: {err}")))?;
         answer
             .map(|url| url.into_string())
             .map_err(|err| PluginError::auth(err.into_string()))
@@ -151,7 +155,10 @@ impl State<'_> {
 
     /// Stores `value` at `key`; durable when this returns.
     pub fn put(&self, key: &str, value: &str) -> Result<(), PluginError> {
-        into_result(self.host.state_put(RStr::from_str(key), RStr::from_str(value)))
+        into_result(
+            self.host
+                .state_put(RStr::from_str(key), RStr::from_str(value)),
+        )
     }
 
     /// Removes `key`.

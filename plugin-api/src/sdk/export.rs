@@ -20,6 +20,25 @@ type Constructor = fn() -> Box<dyn Integration>;
 static CONSTRUCTOR: OnceLock<Constructor> = OnceLock::new();
 static API_VERSION: OnceLock<&'static str> = OnceLock::new();
 static INSTANCE: OnceLock<Result<Arc<dyn Integration>, PluginError>> = OnceLock::new();
+static PANIC_HOOK: OnceLock<()> = OnceLock::new();
+
+thread_local! {
+    static LAST_PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Replaces the plugin's own panic hook (this library has its own copy of std, so the host's hook never
+/// sees its panics): instead of printing a backtrace to the user's terminal, remember where it happened so
+/// that the error the host receives names the place.
+fn install_panic_hook() {
+    PANIC_HOOK.get_or_init(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            LAST_PANIC_LOCATION.with(|cell| *cell.borrow_mut() = location);
+        }));
+    });
+}
 
 /// Builds the root module for a plugin whose integration `constructor` makes.
 pub fn root_module(constructor: Constructor) -> PluginModuleRef {
@@ -33,6 +52,7 @@ pub fn root_module_with_api_version(
 ) -> PluginModuleRef {
     let _ = CONSTRUCTOR.set(constructor);
     let _ = API_VERSION.set(api_version);
+    install_panic_hook();
     PluginModule {
         api_version: ffi_api_version,
         manifest: ffi_manifest,
@@ -42,9 +62,13 @@ pub fn root_module_with_api_version(
 }
 
 fn panic_error(payload: &(dyn std::any::Any + Send)) -> PluginError {
+    let location = LAST_PANIC_LOCATION
+        .with(|cell| cell.borrow_mut().take())
+        .map(|l| format!(" (at {l})"))
+        .unwrap_or_default();
     PluginError::new(
         ErrorKind::Panic,
-        format!("the plugin panicked: {}", panic_message(payload)),
+        format!("the plugin panicked: {}{location}", panic_message(payload)),
     )
 }
 

@@ -141,7 +141,10 @@ mod tests {
 
     #[test]
     fn classifies_mapillary_answers() {
-        assert_eq!(classify_http(500, None, ""), RetryDecision::Retry { after: None });
+        assert_eq!(
+            classify_http(500, None, ""),
+            RetryDecision::Retry { after: None }
+        );
         assert_eq!(
             classify_http(429, Some("3"), "{}"),
             RetryDecision::Retry {
@@ -179,6 +182,8 @@ mod tests {
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(20)));
         assert!(delays[5] >= Duration::from_secs(12), "{delays:?}");
         b.reset();
-        assert!(b.next_delay(None).is_some_and(|d| d <= Duration::from_millis(1250)));
+        assert!(b
+            .next_delay(None)
+            .is_some_and(|d| d <= Duration::from_millis(1250)));
     }
 }

@@ -57,7 +57,8 @@ impl Integration for Mapillary {
             id: "mapillary".into(),
             name: "Mapillary".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Uploads sequences to Mapillary (API v4) and finds their sequence keys".into(),
+            description: "Uploads sequences to Mapillary (API v4) and finds their sequence keys"
+                .into(),
             api_version: String::new(),
             required_env: REQUIRED_ENV.iter().map(|k| k.to_string()).collect(),
             optional_env: OPTIONAL_ENV.iter().map(|k| k.to_string()).collect(),

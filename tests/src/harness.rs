@@ -1,0 +1,149 @@
+//! Builds what the end-to-end tests run (the `mtp` binary, the bundled plugins, the ABI fixture plugins)
+//! and finds it. `cargo test` does not build cdylibs for its tests (cargo#8311), so the tests do it here;
+//! cargo releases its build lock while tests run, so a nested `cargo build` is safe and a no-op when fresh.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run_build(mut command: Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run cargo to build {what}: {err}"));
+    assert!(
+        output.status.success(),
+        "building {what} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Builds (once per test process) the `mtp` binary, `mtp-fakes` and the bundled plugins, in the debug
+/// profile, and returns the directory holding them.
+pub fn build_workspace() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut command = cargo();
+        command.current_dir(workspace_root()).args([
+            "build",
+            "--quiet",
+            "-p",
+            "mtp-host",
+            "-p",
+            "mtp-mapillary",
+            "-p",
+            "mtp-mtpw",
+            "-p",
+            "mtp-tests",
+            "--bins",
+            "--lib",
+        ]);
+        run_build(command, "the workspace");
+        target_dir().join("debug")
+    })
+}
+
+/// The path of the `mtp` binary, built if needed.
+pub fn mtp_binary() -> PathBuf {
+    build_workspace().join(format!("mtp{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The file name of a library called `name` on this platform (`libname.so`, `name.dll`, ...).
+pub fn library_file_name(name: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// A bundled plugin library (`mtp_mapillary`, `mtp_mtpw`), built if needed.
+pub fn bundled_plugin(crate_lib_name: &str) -> PathBuf {
+    build_workspace().join(library_file_name(crate_lib_name))
+}
+
+/// An ABI fixture plugin from `tests/fixtures` (`future_api_plugin`, `no_root_module`, ...), built (once
+/// per test process, into `target/fixtures` so that it never lands beside the real binary) if needed.
+pub fn fixture_plugin(lib_name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let fixtures_target = target_dir().join("fixtures");
+        let mut command = cargo();
+        command
+            .current_dir(workspace_root())
+            .arg("build")
+            .arg("--quiet")
+            .arg("--manifest-path")
+            .arg(workspace_root().join("tests/fixtures/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&fixtures_target);
+        run_build(command, "the fixture plugins");
+        fixtures_target.join("debug")
+    });
+    dir.join(library_file_name(lib_name))
+}
+
+/// A fresh plugins directory holding copies of `libraries` (copies, as a user would install them).
+pub fn plugins_dir_with(dir: &Path, libraries: &[PathBuf]) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("create the plugins directory");
+    for library in libraries {
+        let name = library.file_name().expect("a library file name");
+        std::fs::copy(library, plugins.join(name))
+            .unwrap_or_else(|err| panic!("copy {}: {err}", library.display()));
+    }
+    plugins
+}
+
+/// The `.env` that enables both bundled plugins (placeholder values, never real credentials).
+pub const FULL_ENV: &str = "MAPILLARY_APP_ID=test-app\nMAPILLARY_SECRET=test-secret\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\nMTP_WEB_URL=http://127.0.0.1:9\nMTP_WEB_AUTH_URL=http://127.0.0.1:9/o/authorize/\nMTP_WEB_APP_ID=mtpw-app\nMTP_WEB_APP_SECRET=mtpw-secret\n";
+
+/// An `mtp` command isolated from the developer's machine: its own state dir, no inherited plugin dir or
+/// integration keys from the environment.
+pub fn mtp_command(home: &Path) -> Command {
+    let mut command = Command::new(mtp_binary());
+    command
+        .env_remove("MTP_PLUGINS_DIR")
+        .env_remove("RUST_LOG")
+        .env("MTP_STATE_DIR", home.join("state"))
+        .env("XDG_DATA_HOME", home.join("xdg-data"))
+        .current_dir(home);
+    for key in [
+        "MAPILLARY_APP_ID",
+        "MAPILLARY_SECRET",
+        "MAPILLARY_REDIRECT_URI",
+        "MTP_WEB_URL",
+        "MTP_WEB_AUTH_URL",
+        "MTP_WEB_APP_ID",
+        "MTP_WEB_APP_SECRET",
+    ] {
+        command.env_remove(key);
+    }
+    command
+}
