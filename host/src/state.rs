@@ -51,12 +51,28 @@ pub struct SequenceRecord {
     pub root: String,
     /// Its name.
     pub name: String,
+    /// The [`plugin_api::sequence::SequenceDescriptor`] last uploaded, as JSON (re-checks use it, so they
+    /// work even when the files have moved).
+    pub descriptor_json: String,
     /// The integration.
     pub integration: String,
     /// The last [`plugin_api::protocol::RunOutcome`], as JSON.
     pub outcome_json: String,
     /// When it was written (RFC 3339, UTC).
     pub updated_at: String,
+}
+
+/// The sequence columns of a record.
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceRow<'a> {
+    /// The sequence's id.
+    pub id: &'a str,
+    /// Its directory.
+    pub root: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its descriptor as JSON.
+    pub descriptor_json: &'a str,
 }
 
 /// The state store. Cheap to clone; clones share one connection.
@@ -97,7 +113,8 @@ impl StateStore {
                  plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                  PRIMARY KEY (plugin, key)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS sequence (
-                 id TEXT PRIMARY KEY, root TEXT NOT NULL, name TEXT NOT NULL, updated_at TEXT NOT NULL);
+                 id TEXT PRIMARY KEY, root TEXT NOT NULL, name TEXT NOT NULL, descriptor TEXT NOT NULL,
+                 updated_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS sequence_record (
                  sequence_id TEXT NOT NULL, integration TEXT NOT NULL, outcome TEXT NOT NULL,
                  updated_at TEXT NOT NULL,
@@ -207,20 +224,24 @@ impl StateStore {
     /// Records (or updates) a sequence and its outcome with one integration, in one transaction.
     pub fn put_record(
         &self,
-        sequence_id: &str,
-        root: &str,
-        name: &str,
+        sequence: &SequenceRow<'_>,
         integration: &str,
         outcome_json: &str,
     ) -> Result<(), StateError> {
+        let SequenceRow {
+            id: sequence_id,
+            root,
+            name,
+            descriptor_json,
+        } = *sequence;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute(
-            "INSERT INTO sequence (id, root, name, updated_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO sequence (id, root, name, descriptor, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
-             updated_at = excluded.updated_at",
-            params![sequence_id, root, name, now],
+             descriptor = excluded.descriptor, updated_at = excluded.updated_at",
+            params![sequence_id, root, name, descriptor_json, now],
         )
         .map_err(|e| self.err(e))?;
         tx.execute(
@@ -250,7 +271,7 @@ impl StateStore {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT r.sequence_id, s.root, s.name, r.integration, r.outcome, r.updated_at
+                "SELECT r.sequence_id, s.root, s.name, s.descriptor, r.integration, r.outcome, r.updated_at
                  FROM sequence_record r JOIN sequence s ON s.id = r.sequence_id
                  ORDER BY s.updated_at DESC, r.sequence_id, r.integration",
             )
@@ -261,9 +282,10 @@ impl StateStore {
                     sequence_id: row.get(0)?,
                     root: row.get(1)?,
                     name: row.get(2)?,
-                    integration: row.get(3)?,
-                    outcome_json: row.get(4)?,
-                    updated_at: row.get(5)?,
+                    descriptor_json: row.get(3)?,
+                    integration: row.get(4)?,
+                    outcome_json: row.get(5)?,
+                    updated_at: row.get(6)?,
                 })
             })
             .map_err(|e| self.err(e))?;

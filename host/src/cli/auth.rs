@@ -1,0 +1,82 @@
+//! `mtp auth <integration> [--token T]` and `mtp auth status`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::session::Session;
+use super::{print_json, GlobalArgs};
+use mtp_host::table;
+
+pub(crate) fn authorize(global: &GlobalArgs, id: &str, token: Option<String>) -> Result<ExitCode> {
+    let session = Session::open(global)?;
+    let result = session
+        .runtime
+        .block_on(session.runner.authorize(id, token));
+    match result {
+        Ok(outcome) => {
+            if global.json {
+                print_json(
+                    &serde_json::json!({"integration": id, "authorised": true, "account": outcome.account}),
+                )?;
+            } else {
+                println!("{id}: authorised as {}", outcome.account);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            if global.json {
+                print_json(
+                    &serde_json::json!({"integration": id, "authorised": false, "error": err}),
+                )?;
+            } else {
+                eprintln!("error: {id}: {err}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
+    let session = Session::open(global)?;
+    let statuses = session.runtime.block_on(session.runner.auth_statuses());
+    if global.json {
+        let rows: Vec<serde_json::Value> = statuses
+            .iter()
+            .map(|(id, answer)| match answer {
+                Ok(Some(s)) => serde_json::json!({"integration": id, "needs_auth": true,
+                    "authorised": s.authorised, "account": s.account, "detail": s.detail}),
+                Ok(None) => {
+                    serde_json::json!({"integration": id, "needs_auth": false, "authorised": true})
+                }
+                Err(err) => serde_json::json!({"integration": id, "error": err}),
+            })
+            .collect();
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|(id, answer)| {
+            let (state, account) = match answer {
+                Ok(Some(s)) if s.authorised => (
+                    "authorised".to_string(),
+                    s.account.clone().unwrap_or_default(),
+                ),
+                Ok(Some(_)) => (format!("not authorised: run mtp auth {id}"), String::new()),
+                Ok(None) => ("no authorisation needed".to_string(), String::new()),
+                Err(err) => (format!("unknown: {err}"), String::new()),
+            };
+            vec![id.clone(), state, account]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no enabled integrations (see mtp integrations list)");
+    } else {
+        print!(
+            "{}",
+            table::render(&["INTEGRATION", "STATUS", "ACCOUNT"], &rows)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

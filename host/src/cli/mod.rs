@@ -1,0 +1,172 @@
+//! Command-line parsing and the commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod auth;
+mod integrations;
+mod progress;
+mod sequence;
+mod session;
+mod status;
+mod upload;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use mtp_host::env::EnvValues;
+
+/// mtp: upload street-level imagery sequences through integration plugins (Mapillary, Map the Paths Web, ...).
+#[derive(Debug, Parser)]
+#[command(name = "mtp", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command understands.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// The `.env` file with the integrations' keys (default: ./.env; the process environment overrides it).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) env_file: Option<PathBuf>,
+    /// Where to look for integration plugins (default: $MTP_PLUGINS_DIR, else the mtp executable's
+    /// directory, then <XDG data>/mtp/plugins).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) plugins_dir: Option<PathBuf>,
+    /// Where state (upload progress, tokens) is kept (default: $MTP_STATE_DIR, else <XDG data>/mtp).
+    #[arg(long, global = true, value_name = "DIR", env = "MTP_STATE_DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// Print data as JSON (on data commands).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG is honoured too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Less log output (-q errors only, -qq nothing).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) quiet: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The integrations found, enabled or not and why.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+    /// Read and check image sequences.
+    #[command(subcommand)]
+    Sequence(SequenceCommand),
+    /// Authorise with an integration (`mtp auth mapillary`), or show who is authorised (`mtp auth status`).
+    Auth(AuthArgs),
+    /// Upload sequences through every enabled integration that accepts them, in chain order.
+    Upload(upload::UploadArgs),
+    /// Where every sequence stands with every integration (re-checks those still waiting first).
+    Status,
+    /// Plugin author tools.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SequenceCommand {
+    /// Show a sequence's metadata, statistics, problems, and which integrations accept it.
+    Inspect {
+        /// The sequence directory (MTPDU sequence, or a folder of geotagged JPEGs).
+        dir: PathBuf,
+        #[command(flatten)]
+        overrides: sequence::OverrideArgs,
+    },
+    /// Write a synthetic geotagged sequence (real JPEGs with EXIF), for trying mtp out.
+    Generate(sequence::GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct AuthArgs {
+    /// The integration id (`mapillary`, `mtpw`), or `status`.
+    integration: String,
+    /// A token you already have: verified and stored instead of opening the browser.
+    #[arg(long)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum IntegrationsCommand {
+    /// List every integration plugin found, with its status.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a plugin library and report its manifest and whether this host accepts it.
+    Check {
+        /// The library file (.so, .dylib or .dll).
+        path: PathBuf,
+    },
+}
+
+/// Runs the CLI and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(global: &GlobalArgs) {
+    let default = match (global.quiet, global.verbose) {
+        (q, _) if q >= 2 => "off",
+        (1, _) => "error",
+        (0, 0) => "warn",
+        (0, 1) => "info",
+        (0, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Integrations(IntegrationsCommand::List) => {
+            integrations::integrations_list(&cli.global)
+        }
+        Command::Plugin(PluginCommand::Check { path }) => {
+            integrations::plugin_check(&cli.global, &path)
+        }
+        Command::Sequence(SequenceCommand::Inspect { dir, overrides }) => {
+            sequence::inspect(&cli.global, &dir, &overrides)
+        }
+        Command::Sequence(SequenceCommand::Generate(args)) => {
+            sequence::generate(&cli.global, &args)
+        }
+        Command::Auth(args) if args.integration == "status" => auth::status(&cli.global),
+        Command::Auth(args) => auth::authorize(&cli.global, &args.integration, args.token),
+        Command::Upload(args) => upload::upload(&cli.global, &args),
+        Command::Status => status::status(&cli.global),
+    }
+}
+
+pub(crate) fn load_env(global: &GlobalArgs) -> Result<EnvValues> {
+    Ok(EnvValues::load(global.env_file.as_deref())?)
+}
+
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).context("cannot encode the output as JSON")?
+    );
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! What every command that runs plugins needs: env, registry, state store, runner and a runtime.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use mtp_host::authorize::{authorize, BrowserMode};
+use mtp_host::registry::{PluginDirs, Registry};
+use mtp_host::runner::Runner;
+use mtp_host::state::StateStore;
+
+use super::progress::ProgressView;
+use super::{load_env, GlobalArgs};
+
+/// The default state directory: `<XDG data>/mtp`.
+pub(crate) fn state_dir(global: &GlobalArgs) -> Result<PathBuf> {
+    match &global.state_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => dirs::data_dir()
+            .map(|d| d.join("mtp"))
+            .context("no user data directory is known here: pass --state-dir or set MTP_STATE_DIR"),
+    }
+}
+
+/// A runner ready to call plugins, plus the runtime that drives the calls.
+pub(crate) struct Session {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) runner: Runner,
+    pub(crate) progress: ProgressView,
+}
+
+impl Session {
+    pub(crate) fn open(global: &GlobalArgs) -> Result<Session> {
+        let env = load_env(global)?;
+        let registry =
+            Registry::discover(&PluginDirs::resolve(global.plugins_dir.as_deref()), &env);
+        let dir = state_dir(global)?;
+        let store = StateStore::open(&dir)
+            .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
+        let progress = ProgressView::new(global.json);
+        let mode = BrowserMode::from_env();
+        let runner = Runner::new(registry, env, store)
+            .with_progress(progress.sink())
+            .with_authorizer(Arc::new(move |prompt| authorize(prompt, mode)));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let cancel = runner.cancel_flag();
+        runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping at the next safe point (Ctrl-C again to quit at once)...");
+                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        Ok(Session {
+            runtime,
+            runner,
+            progress,
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! `mtp status`: where every sequence stands with every integration.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use mtp_host::runner::StoredRecord;
+use mtp_host::table;
+use serde::Serialize;
+
+use super::session::Session;
+use super::{print_json, GlobalArgs};
+
+/// One row of `mtp status --json`. Exports (which may hold tokens) are never part of it.
+#[derive(Debug, Serialize)]
+struct StatusRow {
+    sequence_id: String,
+    name: String,
+    root: String,
+    integration: String,
+    state: String,
+    message: Option<String>,
+    keys: std::collections::BTreeMap<String, String>,
+    progress: Option<plugin_api::protocol::Progress>,
+    last_error: Option<String>,
+    next_action: Option<String>,
+    updated_at: String,
+}
+
+/// Re-checks sequences left waiting, reporting what changed.
+pub(crate) fn recheck(session: &Session) -> Result<()> {
+    let rechecked = session.runtime.block_on(session.runner.recheck_pending())?;
+    for (sequence, runs) in rechecked {
+        for run in runs {
+            if let Some(err) = &run.error {
+                session.progress.println(&format!(
+                    "re-check {} / {}: {err}",
+                    sequence.name, run.integration
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
+    let session = Session::open(global)?;
+    recheck(&session)?;
+    session.progress.finish();
+    let rows: Vec<StatusRow> = session
+        .runner
+        .store()
+        .records()?
+        .into_iter()
+        .map(|record| {
+            let stored: StoredRecord =
+                serde_json::from_str(&record.outcome_json).unwrap_or_default();
+            let outcome = stored.outcome.unwrap_or_else(|| {
+                plugin_api::protocol::RunOutcome::new(
+                    plugin_api::protocol::SequenceState::Pending,
+                    "nothing done yet",
+                )
+            });
+            StatusRow {
+                sequence_id: record.sequence_id,
+                name: record.name,
+                root: record.root,
+                integration: record.integration,
+                state: outcome.state.as_str().to_string(),
+                message: outcome.message,
+                keys: outcome.keys,
+                progress: outcome.progress,
+                last_error: stored.last_error.map(|e| e.message),
+                next_action: outcome.next_action,
+                updated_at: record.updated_at,
+            }
+        })
+        .collect();
+    if global.json {
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no sequences uploaded yet (mtp upload DIR)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let progress = r
+                .progress
+                .map(|p| format!("{}/{} files", p.files_done, p.files_total))
+                .unwrap_or_default();
+            let keys = r
+                .keys
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut detail = r.message.clone().unwrap_or_default();
+            if let Some(err) = &r.last_error {
+                detail = format!("{detail} (last error: {err})");
+            }
+            if let Some(next) = &r.next_action {
+                detail = format!("{detail}; next: {next}");
+            }
+            vec![
+                r.name.clone(),
+                r.integration.clone(),
+                r.state.clone(),
+                progress,
+                keys,
+                detail.trim().to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "SEQUENCE",
+                "INTEGRATION",
+                "STATE",
+                "PROGRESS",
+                "KEYS",
+                "DETAIL"
+            ],
+            &lines
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}

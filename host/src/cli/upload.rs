@@ -1,0 +1,148 @@
+//! `mtp upload DIR...`: every enabled, eligible integration, in chain order, for each sequence.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use plugin_api::protocol::RunMode;
+
+use super::sequence::{scan, OverrideArgs};
+use super::session::Session;
+use super::status::recheck;
+use super::GlobalArgs;
+
+#[derive(Debug, Args)]
+pub(crate) struct UploadArgs {
+    /// Sequence directories (MTPDU sequences or folders of geotagged JPEGs).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Do everything except publishing, and say what would have been published.
+    #[arg(long)]
+    dry_run: bool,
+    /// Upload a sequence with problems, leaving out (and naming) every image that has one.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Files uploaded in parallel.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
+    jobs: u64,
+    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through).
+    #[arg(long)]
+    republish: bool,
+    #[command(flatten)]
+    overrides: OverrideArgs,
+}
+
+pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {
+    let session = Session::open(global)?;
+    recheck(&session)?;
+    let mut options = serde_json::Map::new();
+    options.insert("jobs".into(), args.jobs.into());
+    options.insert("republish".into(), args.republish.into());
+    let mut failed = false;
+    for dir in &args.dirs {
+        let scanned = match scan(dir, &args.overrides) {
+            Ok(scanned) => scanned,
+            Err(err) => {
+                report_error(&session, global, dir, &format!("{err:#}"));
+                failed = true;
+                continue;
+            }
+        };
+        let (descriptor, skipped) = match scanned.to_descriptor(args.skip_invalid) {
+            Ok(pair) => pair,
+            Err(err) => {
+                report_error(
+                    &session,
+                    global,
+                    dir,
+                    &format!(
+                        "{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)"
+                    ),
+                );
+                failed = true;
+                continue;
+            }
+        };
+        for skip in &skipped {
+            let reasons: Vec<String> = skip.problems.iter().map(|p| p.to_string()).collect();
+            session.progress.println(&format!(
+                "skipping {}: {}",
+                skip.path.display(),
+                reasons.join("; ")
+            ));
+        }
+        if descriptor.images.is_empty() {
+            report_error(&session, global, dir, "no valid images to upload");
+            failed = true;
+            continue;
+        }
+        session.progress.start_sequence(&descriptor.id);
+        let runs = session.runtime.block_on(session.runner.run_sequence(
+            &descriptor,
+            RunMode::Upload,
+            args.dry_run,
+            &options,
+        ))?;
+        session.progress.finish();
+        if session.runner.registry.chain().next().is_none() {
+            report_error(
+                &session,
+                global,
+                dir,
+                "no integration is enabled (see mtp integrations list)",
+            );
+            failed = true;
+        }
+        for run in runs {
+            if run.error.is_some() {
+                failed = true;
+            }
+            if global.json {
+                session.progress.emit(serde_json::json!({
+                    "type": "result",
+                    "sequence": descriptor.id,
+                    "name": descriptor.name,
+                    "integration": run.integration,
+                    "not_eligible": run.not_eligible,
+                    "state": run.outcome.as_ref().map(|o| o.state.as_str()),
+                    "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
+                    "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
+                    "error": run.error.as_ref().map(|e| e.message.clone()),
+                }));
+                continue;
+            }
+            let line = match (&run.not_eligible, &run.outcome, &run.error) {
+                (Some(reason), _, _) => format!("skipped: not eligible: {reason}"),
+                (_, _, Some(err)) => format!("error: {err}"),
+                (_, Some(outcome), None) => {
+                    let mut text = outcome.state.as_str().to_string();
+                    if let Some(message) = &outcome.message {
+                        text = format!("{text}: {message}");
+                    }
+                    if let Some(next) = &outcome.next_action {
+                        text = format!("{text} (next: {next})");
+                    }
+                    text
+                }
+                _ => "nothing to do".to_string(),
+            };
+            println!("{} / {}: {line}", descriptor.name, run.integration);
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn report_error(session: &Session, global: &GlobalArgs, dir: &std::path::Path, message: &str) {
+    if global.json {
+        session.progress.emit(serde_json::json!({
+            "type": "error", "path": dir, "error": message,
+        }));
+    } else {
+        eprintln!("error: {}: {message}", dir.display());
+    }
+}
