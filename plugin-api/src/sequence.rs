@@ -279,7 +279,8 @@ impl SequenceDescriptor {
         self.images
             .windows(2)
             .map(|w| haversine_m(w[0].latitude, w[0].longitude, w[1].latitude, w[1].longitude))
-            .sum()
+            // `sum` of nothing would be -0.0.
+            .fold(0.0, |a, b| a + b)
     }
 
     /// The distinct projections present, in order of first appearance.

@@ -36,6 +36,7 @@
 mod context;
 #[doc(hidden)]
 pub mod export;
+pub mod attempts;
 pub mod retry;
 mod runtime;
 pub mod testing;

@@ -13,6 +13,8 @@
 //! Besides the real API the server answers `GET /__fake/stats` with [`MapillaryStats`] as JSON, for
 //! callers that run the `mtp-fakes` binary out of process.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
@@ -53,7 +55,8 @@ pub enum FinishFault {
 pub struct ResetFault {
     /// Bytes of the body to accept before dropping the connection.
     pub after_bytes: u64,
-    /// Apply to every Kth upload `POST` (1 = every POST, 0 = only by `ratio`).
+    /// Apply to every Kth upload `POST` received, rejected ones included (1 = every POST,
+    /// 0 = only by `ratio`).
     pub every_nth_post: u32,
     /// Apply at random to this fraction of upload `POST`s (in addition to `every_nth_post`).
     pub ratio: f64,

@@ -1,0 +1,103 @@
+//! `mtp sequence inspect` and `mtp sequence generate` as a user runs them, with the bundled plugins
+//! deciding eligibility.
+
+use std::path::Path;
+
+use mtp_tests::harness::{bundled_plugin, mtp_command, plugins_dir_with, FULL_ENV};
+use serde_json::Value;
+
+fn inspect_json(home: &Path, plugins: &Path, args: &[&str]) -> Value {
+    let output = mtp_command(home)
+        .args(["sequence", "inspect", "--json", "--plugins-dir"])
+        .arg(plugins)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn eligibility(summary: &Value, id: &str) -> (bool, Option<String>) {
+    let entry = summary["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {summary}"));
+    (
+        entry["eligible"].as_bool().unwrap(),
+        entry["reason"].as_str().map(str::to_string),
+    )
+}
+
+#[test]
+fn inspect_reports_metadata_and_each_integration_decides_eligibility() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".env"), FULL_ENV).unwrap();
+    let plugins = plugins_dir_with(
+        home.path(),
+        &[bundled_plugin("mtp_mapillary"), bundled_plugin("mtp_mtpw")],
+    );
+    let generated = mtp_command(home.path())
+        .args([
+            "sequence", "generate", "walk", "--count", "6", "--mtpdu", "--name", "Canal walk",
+        ])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+
+    let summary = inspect_json(home.path(), &plugins, &["walk"]);
+    assert_eq!(summary["name"], "Canal walk");
+    assert_eq!(summary["image_count"], 6);
+    assert_eq!(summary["transport"], "Earth/Walk");
+    assert_eq!(summary["problems"], serde_json::json!([]));
+    assert_eq!(eligibility(&summary, "mapillary"), (true, None));
+    assert_eq!(eligibility(&summary, "mtpw"), (true, None));
+
+    // Flags beat metadata, and an Air type is Mapillary's own refusal; MTPW still takes it.
+    let summary = inspect_json(
+        home.path(),
+        &plugins,
+        &["walk", "--transport", "paraglide", "--name", "Flight", "--tag", "a", "--tag", "b"],
+    );
+    assert_eq!(summary["name"], "Flight");
+    assert_eq!(summary["transport"], "Air/Paraglide");
+    assert_eq!(summary["tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        eligibility(&summary, "mapillary"),
+        (
+            false,
+            Some("transport type Air/Paraglide is not accepted by Mapillary".into())
+        )
+    );
+    assert_eq!(eligibility(&summary, "mtpw"), (true, None));
+
+    // An unknown transport type is an error listing the valid ones.
+    let bad = mtp_command(home.path())
+        .args(["sequence", "inspect", "walk", "--transport", "teleport", "--plugins-dir"])
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("teleport") && err.contains("Walk"), "{err}");
+}
+
+#[test]
+fn equirectangular_sequences_are_eligible_for_mapillary() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".env"), FULL_ENV).unwrap();
+    let plugins = plugins_dir_with(home.path(), &[bundled_plugin("mtp_mapillary")]);
+    let generated = mtp_command(home.path())
+        .args(["sequence", "generate", "pano", "--count", "3", "--equirectangular"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let summary = inspect_json(home.path(), &plugins, &["pano"]);
+    assert_eq!(summary["projections"], serde_json::json!({"equirectangular": 3}));
+    assert_eq!(eligibility(&summary, "mapillary"), (true, None));
+}
