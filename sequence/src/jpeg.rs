@@ -22,7 +22,7 @@
 //! while let Some(seg) = reader.next_segment()? {
 //!     if jpeg::is_sof(seg.marker) {
 //!         let payload = reader.read_payload(16)?;
-//!         assert_eq!(jpeg::sof_dimensions(&payload), Some((16, 8)));
+//!         assert_eq!(jpeg::sof_dimensions(&payload), Some((8, 16)));
 //!     }
 //!     markers.push(seg.marker);
 //! }
@@ -145,7 +145,8 @@ impl Segment {
 
     /// Payload length in bytes.
     pub fn payload_len(&self) -> u64 {
-        self.length.saturating_sub(if self.has_payload() { 4 } else { 2 })
+        self.length
+            .saturating_sub(if self.has_payload() { 4 } else { 2 })
     }
 
     /// Offset just past the segment.
@@ -160,7 +161,10 @@ impl Segment {
 }
 
 fn has_length(m: u8) -> bool {
-    !matches!(m, marker::SOI | marker::EOI | marker::TEM | marker::RST0..=marker::RST7)
+    !matches!(
+        m,
+        marker::SOI | marker::EOI | marker::TEM | marker::RST0..=marker::RST7
+    )
 }
 
 /// `true` for the start-of-frame markers (SOF0..SOF15 except DHT, JPG and DAC), whose payload holds the
@@ -282,7 +286,8 @@ impl<R: Read + Seek> SegmentReader<R> {
             let beyond = n - buffered;
             self.buf_pos = 0;
             self.buf_len = 0;
-            let step = i64::try_from(beyond).map_err(|_| JpegError::Truncated { offset: self.pos })?;
+            let step =
+                i64::try_from(beyond).map_err(|_| JpegError::Truncated { offset: self.pos })?;
             self.inner.seek(SeekFrom::Current(step))?;
         }
         self.pos += n;
@@ -309,7 +314,9 @@ impl<R: Read + Seek> SegmentReader<R> {
                 break;
             }
             if self.pos - search_start > MAX_JUNK {
-                return Err(JpegError::MarkerNotFound { offset: search_start });
+                return Err(JpegError::MarkerNotFound {
+                    offset: search_start,
+                });
             }
         }
         let mut code = self.read_u8()?;
@@ -318,7 +325,12 @@ impl<R: Read + Seek> SegmentReader<R> {
         }
         let offset = self.pos - 2;
         match code {
-            0x00 | marker::SOI => return Err(JpegError::InvalidMarker { marker: code, offset }),
+            0x00 | marker::SOI => {
+                return Err(JpegError::InvalidMarker {
+                    marker: code,
+                    offset,
+                })
+            }
             marker::EOI => {
                 self.done = true;
                 return Ok(Some(Segment {
@@ -356,7 +368,9 @@ impl<R: Read + Seek> SegmentReader<R> {
     /// Reads up to `limit` further payload bytes of the segment last returned by
     /// [`next_segment`](Self::next_segment). Repeated calls continue where the previous one stopped.
     pub fn read_payload(&mut self, limit: usize) -> Result<Vec<u8>, JpegError> {
-        let n = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(limit);
+        let n = usize::try_from(self.payload_left)
+            .unwrap_or(usize::MAX)
+            .min(limit);
         let mut out = vec![0; n];
         self.read_exact_buf(&mut out)?;
         self.payload_left -= n as u64;
@@ -488,7 +502,16 @@ mod tests {
         let data = sample();
         let segs = read_segments(Cursor::new(&data)).unwrap();
         let markers: Vec<u8> = segs.iter().map(|s| s.marker).collect();
-        assert_eq!(markers, [marker::APP0, marker::APP1, marker::APP15, marker::SOF0, marker::SOS]);
+        assert_eq!(
+            markers,
+            [
+                marker::APP0,
+                marker::APP1,
+                marker::APP15,
+                marker::SOF0,
+                marker::SOS
+            ]
+        );
         assert_eq!(segs[0].offset, 2);
         assert_eq!(segs[2].payload_len(), 40_000);
         assert_eq!(segs[3].offset, segs[2].end());
@@ -499,14 +522,26 @@ mod tests {
     fn truncated_and_garbage() {
         let data = sample();
         for cut in [0, 1, 3, 5, 30, 100, 40_000] {
-            assert!(read_segments(Cursor::new(&data[..cut])).is_err(), "cut {cut}");
+            assert!(
+                read_segments(Cursor::new(&data[..cut])).is_err(),
+                "cut {cut}"
+            );
         }
-        assert!(matches!(read_segments(Cursor::new(b"GIF89a")), Err(JpegError::NotJpeg)));
+        assert!(matches!(
+            read_segments(Cursor::new(b"GIF89a")),
+            Err(JpegError::NotJpeg)
+        ));
         let mut junk = vec![0xFF, 0xD8];
         junk.extend(vec![0x11; 10_000]);
-        assert!(matches!(read_segments(Cursor::new(&junk)), Err(JpegError::MarkerNotFound { .. })));
+        assert!(matches!(
+            read_segments(Cursor::new(&junk)),
+            Err(JpegError::MarkerNotFound { .. })
+        ));
         let bad_len = [0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x01];
-        assert!(matches!(read_segments(Cursor::new(&bad_len)), Err(JpegError::InvalidLength { .. })));
+        assert!(matches!(
+            read_segments(Cursor::new(&bad_len)),
+            Err(JpegError::InvalidLength { .. })
+        ));
     }
 
     #[test]
@@ -516,10 +551,16 @@ mod tests {
         let mut out = Vec::new();
         let n = replace_exif(Cursor::new(&data), &mut out, &new).unwrap();
         assert_eq!(n as usize, out.len());
-        assert_eq!(out.len(), data.len() - "old-exif".len() + "new-exif-data".len());
+        assert_eq!(
+            out.len(),
+            data.len() - "old-exif".len() + "new-exif-data".len()
+        );
         let segs = read_segments(Cursor::new(&out)).unwrap();
         assert_eq!(segs[1].marker, marker::APP1);
-        assert_eq!(&out[segs[1].payload_offset() as usize..segs[1].end() as usize], &new[4..]);
+        assert_eq!(
+            &out[segs[1].payload_offset() as usize..segs[1].end() as usize],
+            &new[4..]
+        );
         assert!(out.ends_with(&[0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD9]));
 
         // Without EXIF: inserted after APP0.
@@ -537,6 +578,9 @@ mod tests {
     #[test]
     fn segment_limits() {
         assert!(segment(marker::APP1, &vec![0; MAX_PAYLOAD]).is_ok());
-        assert!(matches!(segment(marker::APP1, &vec![0; MAX_PAYLOAD + 1]), Err(JpegError::TooLarge { .. })));
+        assert!(matches!(
+            segment(marker::APP1, &vec![0; MAX_PAYLOAD + 1]),
+            Err(JpegError::TooLarge { .. })
+        ));
     }
 }

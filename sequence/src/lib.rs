@@ -1,1 +1,46 @@
+//! Reading and validating image sequences on disk, and generating synthetic ones.
+//!
+//! - [`read_sequence`] scans an MTPDU sequence directory or a plain folder of JPEGs into a
+//!   [`ScannedSequence`]: metadata, every image with whatever it has, and every [`Problem`].
+//! - [`ScannedSequence::to_descriptor`] turns it into the validated
+//!   [`SequenceDescriptor`](plugin_api::sequence::SequenceDescriptor) that integrations receive.
+//! - [`ScannedSequence::summary`] is what `inspect` prints.
+//! - [`generate`] writes synthetic sequences (real JPEGs with EXIF/XMP) for tests, benchmarks and demos.
+//! - [`jpeg`] is the marker walker used to read headers without reading image data.
+//!
+//! # Precedence
+//! Sequence metadata: command-line [`Overrides`] > `sequence.toml` > MTPDU sequence log (`<name>.json`) > the
+//! values in the images' `ImageDescription` JSON when all images agree > defaults (the directory name, no
+//! description, no transport, no tags).
+//!
+//! Per image: position and capture time come from MTPDU's `ImageDescription` JSON (`MAPLatitude`,
+//! `MAPLongitude`, `MAPAltitude`, `MAPCaptureTime`) when present, because that is what MTPDU wrote after its
+//! processing (GPS edits, GPX matching); otherwise from EXIF (`GPSLatitude`/`GPSLongitude`/`GPSAltitude` with
+//! their refs; `DateTimeOriginal` + `SubSecTimeOriginal` + `OffsetTimeOriginal`, UTC when no offset, then the
+//! GPS date/time, then `DateTimeDigitized`). Heading: `GPSImgDirection`, else XMP `PoseHeadingDegrees`.
+//! Projection: XMP `GPano:ProjectionType`, else `MTPImageProjection`, else flat.
+//!
+//! # Validation
+//! Per image: unreadable file, corrupt or truncated JPEG, unparseable EXIF, no GPS, GPS (0, 0), GPS out of
+//! range, no capture time, the same capture time as the previous image, and a speed above
+//! [`validate::MAX_SPEED_KMH`] from the previous accepted image (jumps under [`validate::GPS_NOISE_M`] are
+//! ignored). Per sequence: mixed projections, unknown transport type in the metadata.
 
+pub mod generate;
+pub mod jpeg;
+mod model;
+pub mod mtpdu;
+mod read;
+mod summary;
+pub mod validate;
+
+pub use model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, SkippedImage};
+pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
+pub use summary::Summary;
+
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2020-05-10T06:45:03.000Z`).
+pub fn format_utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}

@@ -1,0 +1,419 @@
+//! The result of scanning a sequence directory: every image with whatever metadata it has, and every problem
+//! found. [`ScannedSequence::to_descriptor`] turns it into the validated [`SequenceDescriptor`] integrations
+//! receive.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use plugin_api::sequence::{
+    ImageInfo, Projection, SequenceDescriptor, SequenceSource, SEQUENCE_SCHEMA_VERSION,
+};
+use plugin_api::transport::{TransportType, UnknownTransport};
+use serde::{Serialize, Serializer};
+
+use crate::mtpdu::MtpImageDescription;
+
+/// One image as read from disk; fields are `None` when the file does not provide them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScannedImage {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// File name (last path component).
+    pub file_name: String,
+    /// File size in bytes (0 if unreadable).
+    pub size_bytes: u64,
+    /// Latitude in degrees.
+    pub latitude: Option<f64>,
+    /// Longitude in degrees.
+    pub longitude: Option<f64>,
+    /// Altitude in metres.
+    pub altitude: Option<f64>,
+    /// Capture time, Unix ms UTC.
+    pub captured_at_ms: Option<i64>,
+    /// Compass heading in degrees.
+    pub heading: Option<f64>,
+    /// Projection (flat unless the image says otherwise).
+    pub projection: Projection,
+    /// Pixel width.
+    pub width: Option<u32>,
+    /// Pixel height.
+    pub height: Option<u32>,
+    /// MTPDU's `MTPUploaderPhotoUUID`.
+    pub photo_uuid: Option<String>,
+    /// The MTPDU `ImageDescription` JSON, if the image has one.
+    pub description: Option<MtpImageDescription>,
+}
+
+impl ScannedImage {
+    pub(crate) fn new(path: PathBuf, file_name: String) -> ScannedImage {
+        ScannedImage {
+            path,
+            file_name,
+            size_bytes: 0,
+            latitude: None,
+            longitude: None,
+            altitude: None,
+            captured_at_ms: None,
+            heading: None,
+            projection: Projection::Flat,
+            width: None,
+            height: None,
+            photo_uuid: None,
+            description: None,
+        }
+    }
+
+    /// The position, if both coordinates are present.
+    pub fn position(&self) -> Option<(f64, f64)> {
+        Some((self.latitude?, self.longitude?))
+    }
+
+    /// The descriptor form, if the required fields (position, capture time) are present. Says nothing about
+    /// other problems: use [`ScannedSequence::to_descriptor`] for validated output.
+    pub fn to_image_info(&self) -> Option<ImageInfo> {
+        let (latitude, longitude) = self.position()?;
+        Some(ImageInfo {
+            path: self.path.to_string_lossy().into_owned(),
+            file_name: self.file_name.clone(),
+            size_bytes: self.size_bytes,
+            latitude,
+            longitude,
+            altitude: self.altitude,
+            captured_at_ms: self.captured_at_ms?,
+            heading: self.heading,
+            projection: self.projection.clone(),
+            width: self.width,
+            height: self.height,
+            photo_uuid: self.photo_uuid.clone(),
+        })
+    }
+}
+
+/// What is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The file could not be opened or read.
+    Unreadable,
+    /// Not a JPEG, or its header is corrupt or truncated, or the file ends before its end-of-image marker.
+    CorruptJpeg,
+    /// The EXIF segment is present but cannot be parsed.
+    CorruptExif,
+    /// No GPS position.
+    NoGps,
+    /// GPS position (0, 0): a camera's placeholder for "no fix".
+    ZeroGps,
+    /// GPS position out of range or not a number.
+    InvalidGps,
+    /// No capture time (or one that is not a valid date).
+    NoCaptureTime,
+    /// Same capture time as the previous image.
+    DuplicateCaptureTime,
+    /// Faster than the speed limit from the previous accepted image.
+    ImpossibleSpeed,
+    /// Sequence-level: images with different projections.
+    MixedProjections,
+    /// Sequence-level: the metadata names a transport type that does not exist.
+    UnknownTransport,
+}
+
+impl ProblemKind {
+    /// `true` for problems of the sequence as a whole rather than of one image.
+    pub fn is_sequence_level(self) -> bool {
+        matches!(
+            self,
+            ProblemKind::MixedProjections | ProblemKind::UnknownTransport
+        )
+    }
+}
+
+/// One problem found while scanning a sequence. `Display` names the file and the field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    /// The file concerned: an image, a metadata file, or `None` for the sequence as a whole.
+    #[serde(serialize_with = "serialize_opt_path")]
+    pub file: Option<PathBuf>,
+    /// The field or tag concerned (`GPSLatitude`, `DateTimeOriginal`, `uploader_transport_method`, ...).
+    pub field: String,
+    /// What kind of problem.
+    pub kind: ProblemKind,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+fn serialize_opt_path<S: Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_some(&p.to_string_lossy()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Problem {
+    pub(crate) fn image(
+        path: &Path,
+        field: &str,
+        kind: ProblemKind,
+        message: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            file: Some(path.to_path_buf()),
+            field: field.to_string(),
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(p) => write!(f, "{}: {}: {}", p.display(), self.field, self.message),
+            None => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+/// An image left out of a descriptor by `skip_invalid`, with the reasons.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkippedImage {
+    /// The image's path.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub problems: Vec<Problem>,
+}
+
+/// Errors from reading a sequence or building its descriptor. Each names the file (and field) concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum SequenceError {
+    /// The path is not a directory.
+    #[error("{}: not a directory", path.display())]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A file or directory could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The directory holds no `*.jpg` / `*.jpeg` files.
+    #[error("{}: no JPEG images (*.jpg, *.jpeg) found", dir.display())]
+    NoImages {
+        /// The directory searched.
+        dir: PathBuf,
+    },
+    /// A metadata file (`sequence.toml`, MTPDU sequence log) is malformed.
+    #[error("{}: {field}: {message}", file.display())]
+    Metadata {
+        /// The metadata file.
+        file: PathBuf,
+        /// The field or section concerned.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The transport given as an override is not a known transport type.
+    #[error("transport override: {0}")]
+    UnknownTransport(UnknownTransport),
+    /// Validation failed; every problem is listed.
+    #[error("{}", render_problems(problems))]
+    Invalid {
+        /// All problems found.
+        problems: Vec<Problem>,
+    },
+    /// Every image was skipped as invalid.
+    #[error("no valid images: all {} were skipped as invalid", skipped.len())]
+    NoValidImages {
+        /// The skipped images and why.
+        skipped: Vec<SkippedImage>,
+    },
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    let mut s = format!(
+        "the sequence has {} problem{}:",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        s.push_str("\n  - ");
+        s.push_str(&p.to_string());
+    }
+    s
+}
+
+/// A scanned sequence directory: metadata, every image found (sorted by capture time, then file name; images
+/// without a time last), and every problem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScannedSequence {
+    /// Stable identifier (see [`SequenceDescriptor::id`]).
+    pub id: String,
+    /// The sequence directory (canonical, absolute).
+    pub root: PathBuf,
+    /// The directory the images were read from (`root` itself, or its `final_nadir/` / `final_raw/`).
+    pub image_dir: PathBuf,
+    /// MTPDU directory or plain folder.
+    pub source: SequenceSource,
+    /// The metadata files that were read (MTPDU sequence log, `sequence.toml`).
+    pub metadata_files: Vec<PathBuf>,
+    /// Sequence name.
+    pub name: String,
+    /// Sequence description.
+    pub description: String,
+    /// Transport type, if known and valid.
+    pub transport: Option<TransportType>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// All images found.
+    pub images: Vec<ScannedImage>,
+    /// All problems: per image (in image order), then sequence-level ones.
+    pub problems: Vec<Problem>,
+}
+
+impl ScannedSequence {
+    /// `true` if there are no problems.
+    pub fn is_valid(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The problems of one image.
+    pub fn problems_of<'a>(&'a self, path: &'a Path) -> impl Iterator<Item = &'a Problem> + 'a {
+        self.problems
+            .iter()
+            .filter(move |p| !p.kind.is_sequence_level() && p.file.as_deref() == Some(path))
+    }
+
+    /// Images without any per-image problem, in order.
+    pub fn valid_images(&self) -> impl Iterator<Item = &ScannedImage> {
+        let bad: std::collections::HashSet<&Path> = self
+            .problems
+            .iter()
+            .filter(|p| !p.kind.is_sequence_level())
+            .filter_map(|p| p.file.as_deref())
+            .collect();
+        self.images
+            .iter()
+            .filter(move |i| !bad.contains(i.path.as_path()))
+    }
+
+    /// Builds the validated descriptor.
+    ///
+    /// Without `skip_invalid`, any problem is an error listing all of them. With it, every image that has a
+    /// problem is left out and reported in the returned list; sequence-level problems are handled so:
+    /// - mixed projections: the images of the majority projection among the remaining images are kept (on a
+    ///   tie, the projection of the earliest image) and the others are skipped;
+    /// - an unknown transport type cannot be fixed by skipping images and stays an error.
+    ///
+    /// Skipping never creates a new impossible-speed pair (see the crate docs), so the result is consistent.
+    pub fn to_descriptor(
+        &self,
+        skip_invalid: bool,
+    ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
+        if !skip_invalid && !self.problems.is_empty() {
+            return Err(SequenceError::Invalid {
+                problems: self.problems.clone(),
+            });
+        }
+        let blocking: Vec<Problem> = self
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::UnknownTransport)
+            .cloned()
+            .collect();
+        if !blocking.is_empty() {
+            return Err(SequenceError::Invalid { problems: blocking });
+        }
+
+        let mut skipped = Vec::new();
+        let mut kept: Vec<&ScannedImage> = Vec::new();
+        for img in &self.images {
+            let problems: Vec<Problem> = self.problems_of(&img.path).cloned().collect();
+            match img.to_image_info() {
+                Some(_) if problems.is_empty() => kept.push(img),
+                _ => skipped.push(SkippedImage {
+                    path: img.path.clone(),
+                    problems,
+                }),
+            }
+        }
+
+        if let Some(keep) = majority_projection(&kept) {
+            let counts = projection_counts(kept.iter().copied());
+            let (minority, majority): (Vec<&ScannedImage>, Vec<&ScannedImage>) =
+                kept.iter().partition(|i| i.projection != keep);
+            for img in minority {
+                skipped.push(SkippedImage {
+                    path: img.path.clone(),
+                    problems: vec![Problem::image(
+                        &img.path,
+                        "projection",
+                        ProblemKind::MixedProjections,
+                        format!(
+                            "{} image in a sequence of mostly {} images ({})",
+                            img.projection,
+                            keep,
+                            describe_counts(&counts)
+                        ),
+                    )],
+                });
+            }
+            kept = majority;
+        }
+
+        if kept.is_empty() {
+            return Err(SequenceError::NoValidImages { skipped });
+        }
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        let descriptor = SequenceDescriptor {
+            schema: SEQUENCE_SCHEMA_VERSION,
+            id: self.id.clone(),
+            root: self.root.to_string_lossy().into_owned(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            transport: self.transport.clone(),
+            tags: self.tags.clone(),
+            source: self.source,
+            images: kept.iter().filter_map(|i| i.to_image_info()).collect(),
+        };
+        Ok((descriptor, skipped))
+    }
+}
+
+/// How many images have each projection.
+pub(crate) fn projection_counts<'a>(
+    images: impl Iterator<Item = &'a ScannedImage>,
+) -> BTreeMap<Projection, usize> {
+    let mut counts = BTreeMap::new();
+    for i in images {
+        *counts.entry(i.projection.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+pub(crate) fn describe_counts(counts: &BTreeMap<Projection, usize>) -> String {
+    let mut v: Vec<(&Projection, &usize)> = counts.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(p, n)| format!("{n} {p}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The projection to keep when `images` mix projections (`None` if they do not): the most common one, on a
+/// tie the projection of the first image.
+pub(crate) fn majority_projection(images: &[&ScannedImage]) -> Option<Projection> {
+    let counts = projection_counts(images.iter().copied());
+    if counts.len() < 2 {
+        return None;
+    }
+    let max = counts.values().copied().max()?;
+    images
+        .iter()
+        .map(|i| &i.projection)
+        .find(|p| counts.get(*p) == Some(&max))
+        .cloned()
+}

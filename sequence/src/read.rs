@@ -1,0 +1,987 @@
+//! Reading a sequence directory: layout detection, metadata files, and per-image headers.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use exif::{Exif, In, Tag, Value};
+use plugin_api::sequence::{Projection, SequenceSource};
+use plugin_api::transport::TransportType;
+use serde::{Deserialize, Serialize};
+
+use crate::jpeg::{self, marker, SegmentReader, EXIF_ID, XMP_ID};
+use crate::model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError};
+use crate::mtpdu::{MtpImageDescription, SequenceLog};
+use crate::validate;
+
+/// Values given on the command line; each one that is set beats every metadata source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Sequence name.
+    pub name: Option<String>,
+    /// Sequence description.
+    pub description: Option<String>,
+    /// Transport type, in any spelling [`TransportType::parse`] accepts; an unknown one is an error.
+    pub transport: Option<String>,
+    /// Tags; when non-empty they replace the metadata's tags.
+    pub tags: Vec<String>,
+}
+
+/// The optional `sequence.toml` of a plain folder (also honoured in an MTPDU directory, where it beats the
+/// sequence log). Unknown keys are rejected so that typos do not pass silently.
+///
+/// ```toml
+/// name = "Morning ride"
+/// description = "Along the canal"
+/// transport = "Earth/Bicycle"   # or "Bicycle", "Earth-Bicycle"
+/// tags = ["canal", "commute"]   # or "canal, commute"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderMetadata {
+    /// Sequence name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Sequence description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Transport type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// Tags.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "tags_list_or_csv"
+    )]
+    pub tags: Option<Vec<String>>,
+}
+
+/// File name of the plain-folder metadata file.
+pub const FOLDER_METADATA_FILE: &str = "sequence.toml";
+
+fn tags_list_or_csv<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(Some(match Tags::deserialize(d)? {
+        Tags::List(v) => v,
+        Tags::Csv(s) => s.split(',').map(str::to_string).collect(),
+    }))
+}
+
+impl FolderMetadata {
+    /// Reads and parses a `sequence.toml`.
+    pub fn read(path: &Path) -> Result<FolderMetadata, SequenceError> {
+        let text = fs::read_to_string(path).map_err(|source| SequenceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| SequenceError::Metadata {
+            file: path.to_path_buf(),
+            field: "sequence.toml".to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
+struct Layout {
+    source: SequenceSource,
+    image_dir: PathBuf,
+    log: Option<PathBuf>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SequenceError + '_ {
+    move |source| SequenceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn is_jpeg_name(name: &str) -> bool {
+    // Dot files are skipped: `._IMG_0001.jpg` are macOS resource forks, not images.
+    if name.starts_with('.') {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".jpg") || lower.ends_with(".jpeg")
+}
+
+/// The JPEG files directly in `dir` (non-recursive), as (path, file name).
+fn list_jpegs(dir: &Path) -> Result<Vec<(PathBuf, String)>, SequenceError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_jpeg_name(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let is_file = match entry.file_type() {
+            Ok(t) if t.is_symlink() => fs::metadata(&path).map(|m| m.is_file()).unwrap_or(true),
+            Ok(t) => t.is_file(),
+            Err(_) => true, // let the per-image read report it
+        };
+        if is_file {
+            out.push((path, name));
+        }
+    }
+    Ok(out)
+}
+
+fn contains_jpeg(dir: &Path) -> bool {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| is_jpeg_name(&e.file_name().to_string_lossy()))
+        })
+        .unwrap_or(false)
+}
+
+/// MTPDU uploads `final_nadir/` when it exists (its developer docs: "If `final_nadir` directory exists, these
+/// images are uploaded to integrations, else upload `final_raw` images"). We follow that, except that an
+/// empty `final_nadir/` (an interrupted nadir step) does not hide a populated `final_raw/`.
+fn detect_layout(root: &Path) -> Layout {
+    let raw = root.join("final_raw");
+    let nadir = root.join("final_nadir");
+    let (has_raw, has_nadir) = (raw.is_dir(), nadir.is_dir());
+    if !has_raw && !has_nadir {
+        return Layout {
+            source: SequenceSource::Folder,
+            image_dir: root.to_path_buf(),
+            log: None,
+        };
+    }
+    let image_dir = if has_nadir && (contains_jpeg(&nadir) || !has_raw) {
+        nadir
+    } else {
+        raw
+    };
+    let dir_name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let named = root.join(format!("{dir_name}.json"));
+    let log = if named.is_file() {
+        Some(named)
+    } else {
+        // A renamed directory: accept its only JSON file as the log.
+        let jsons: Vec<PathBuf> = fs::read_dir(root)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.is_file()
+                            && p.extension()
+                                .is_some_and(|x| x.eq_ignore_ascii_case("json"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if jsons.len() == 1 {
+            jsons.into_iter().next()
+        } else {
+            None
+        }
+    };
+    Layout {
+        source: SequenceSource::Mtpdu,
+        image_dir,
+        log,
+    }
+}
+
+/// Reads a sequence directory: an MTPDU sequence (`<name>/` with `final_raw/` or `final_nadir/` and the
+/// `<name>.json` log) or a plain folder of JPEGs with an optional `sequence.toml`. Nothing on disk is modified,
+/// and only JPEG headers are read (up to the start of the image data, plus a 4 KiB tail check for
+/// truncation), on 2–4 threads.
+///
+/// Images are the `*.jpg` / `*.jpeg` files (any case) directly in the image directory; subdirectories and
+/// dot files (`._IMG_0001.jpg` resource forks) are ignored. In an MTPDU directory the image directory is
+/// `final_nadir/` if it holds images (MTPDU uploads it when present), else `final_raw/`; the log is
+/// `<dir name>.json`, or the only `*.json` of a renamed directory.
+///
+/// Returns an error only if the directory, its metadata files or the overrides are unusable; everything wrong
+/// with the images is in [`ScannedSequence::problems`].
+///
+/// ```no_run
+/// use mtp_sequence::{read_sequence, Overrides};
+/// let scanned = read_sequence("/home/me/MTP/sequences/ride".as_ref(), &Overrides::default())?;
+/// println!("{}", scanned.summary().render_text());
+/// let (descriptor, skipped) = scanned.to_descriptor(true)?;
+/// # Ok::<(), mtp_sequence::SequenceError>(())
+/// ```
+pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequence, SequenceError> {
+    let override_transport = overrides
+        .transport
+        .as_deref()
+        .map(TransportType::parse)
+        .transpose()
+        .map_err(SequenceError::UnknownTransport)?;
+    let root = fs::canonicalize(dir).map_err(io_err(dir))?;
+    if !root.is_dir() {
+        return Err(SequenceError::NotADirectory { path: root });
+    }
+    let layout = detect_layout(&root);
+    let log = layout.log.as_deref().map(SequenceLog::read).transpose()?;
+    let toml_path = root.join(FOLDER_METADATA_FILE);
+    let folder_meta = if toml_path.is_file() {
+        Some(FolderMetadata::read(&toml_path)?)
+    } else {
+        None
+    };
+
+    let files = list_jpegs(&layout.image_dir)?;
+    if files.is_empty() {
+        return Err(SequenceError::NoImages {
+            dir: layout.image_dir,
+        });
+    }
+    let mut read = read_images(files);
+    read.sort_by(|(a, _), (b, _)| {
+        (a.captured_at_ms.is_none(), a.captured_at_ms, &a.file_name).cmp(&(
+            b.captured_at_ms.is_none(),
+            b.captured_at_ms,
+            &b.file_name,
+        ))
+    });
+    let (images, mut per_image): (Vec<ScannedImage>, Vec<Vec<Problem>>) = read.into_iter().unzip();
+    let sequence_problems = validate::check_sequence(&images, &mut per_image);
+    let mut problems: Vec<Problem> = per_image.into_iter().flatten().collect();
+    problems.extend(sequence_problems);
+
+    let mut metadata_files = Vec::new();
+    metadata_files.extend(layout.log.clone());
+    if folder_meta.is_some() {
+        metadata_files.push(toml_path.clone());
+    }
+    let consensus = Consensus::of(&images);
+    let folder_meta = folder_meta.unwrap_or_default();
+    let log = log.unwrap_or_default();
+    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+
+    let name = nonempty(&overrides.name)
+        .or_else(|| nonempty(&folder_meta.name))
+        .or_else(|| nonempty(&log.name))
+        .or_else(|| nonempty(&consensus.name))
+        .unwrap_or_else(|| {
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+    let description = overrides
+        .description
+        .clone()
+        .or(folder_meta.description.clone())
+        .or(log.description.clone())
+        .or(consensus.description.clone())
+        .unwrap_or_default();
+    let tags = normalise_tags(if !overrides.tags.is_empty() {
+        overrides.tags.clone()
+    } else {
+        folder_meta
+            .tags
+            .clone()
+            .or(log.tags.clone())
+            .or(consensus.tags.clone())
+            .unwrap_or_default()
+    });
+
+    let transport = match override_transport {
+        Some(t) => Some(t),
+        None => {
+            let candidate = if let Some(t) = nonempty(&folder_meta.transport) {
+                Some((TransportType::parse(&t), toml_path.clone(), "transport"))
+            } else if log.transport_type.is_some() || log.transport_method.is_some() {
+                Some((
+                    TransportType::from_parts(
+                        log.transport_type.as_deref().unwrap_or(""),
+                        log.transport_method.as_deref(),
+                    ),
+                    layout.log.clone().unwrap_or_default(),
+                    "uploader_transport_method",
+                ))
+            } else {
+                consensus.transport.as_ref().map(|(t, file)| {
+                    (
+                        TransportType::parse(t),
+                        file.clone(),
+                        "MTPSequenceTransport",
+                    )
+                })
+            };
+            match candidate {
+                Some((Ok(t), _, _)) => Some(t),
+                Some((Err(e), file, field)) => {
+                    problems.push(Problem {
+                        file: Some(file),
+                        field: field.to_string(),
+                        kind: ProblemKind::UnknownTransport,
+                        message: format!("{e}. Fix it there, or override the transport."),
+                    });
+                    None
+                }
+                None => None,
+            }
+        }
+    };
+
+    let id = log
+        .id
+        .clone()
+        .or(consensus.sequence_uuid.clone())
+        .unwrap_or_else(|| path_id(&root));
+
+    Ok(ScannedSequence {
+        id,
+        root,
+        image_dir: layout.image_dir,
+        source: layout.source,
+        metadata_files,
+        name,
+        description,
+        transport,
+        tags,
+        images,
+        problems,
+    })
+}
+
+fn normalise_tags(tags: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    tags.into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && seen.insert(t.clone()))
+        .collect()
+}
+
+/// A UUID-shaped identifier derived from the path with FNV-1a (128-bit), so it is stable across runs,
+/// platforms and Rust versions (unlike `std`'s hasher). The version nibble is 8 ("custom", RFC 9562), so it
+/// cannot be mistaken for MTPDU's random (version 4) UUIDs.
+pub(crate) fn path_id(path: &Path) -> String {
+    let mut bytes = fnv1a_128(path.to_string_lossy().as_bytes()).to_be_bytes();
+    bytes[6] = (bytes[6] & 0x0F) | 0x80;
+    bytes[8] = (bytes[8] & 0x3F) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn fnv1a_128(data: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    data.iter()
+        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
+}
+
+/// Sequence metadata embedded in the images' `ImageDescription`, used only when every image that has a value
+/// agrees on it.
+#[derive(Default)]
+struct Consensus {
+    name: Option<String>,
+    description: Option<String>,
+    transport: Option<(String, PathBuf)>,
+    tags: Option<Vec<String>>,
+    sequence_uuid: Option<String>,
+}
+
+impl Consensus {
+    fn of(images: &[ScannedImage]) -> Consensus {
+        fn agree<T: PartialEq + Clone>(
+            images: &[ScannedImage],
+            get: impl Fn(&MtpImageDescription) -> Option<&T>,
+        ) -> Option<(T, PathBuf)> {
+            let mut found: Option<(&T, &Path)> = None;
+            for img in images {
+                let Some(v) = img.description.as_ref().and_then(&get) else {
+                    continue;
+                };
+                match found {
+                    None => found = Some((v, &img.path)),
+                    Some((f, _)) if f == v => {}
+                    Some(_) => return None,
+                }
+            }
+            found.map(|(v, p)| (v.clone(), p.to_path_buf()))
+        }
+        Consensus {
+            name: agree(images, |d| d.sequence_name.as_ref()).map(|v| v.0),
+            description: agree(images, |d| d.sequence_description.as_ref()).map(|v| v.0),
+            transport: agree(images, |d| d.sequence_transport.as_ref()),
+            tags: agree(images, |d| d.sequence_tags.as_ref()).map(|v| v.0),
+            sequence_uuid: agree(images, |d| d.sequence_uuid.as_ref()).map(|v| v.0),
+        }
+    }
+}
+
+type ReadResult = (ScannedImage, Vec<Problem>);
+
+/// Reads every image's header on 2–4 threads. The result is in input order.
+fn read_images(files: Vec<(PathBuf, String)>) -> Vec<ReadResult> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 4)
+        .min(files.len().max(1));
+    // Work is handed out one file at a time, so a slow (cold, large) file does not hold up a whole chunk.
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<ReadResult>> = (0..files.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((path, name)) = files.get(i) else {
+                            break done;
+                        };
+                        done.push((i, read_image_guarded(path, name)));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            // Worker bodies catch parser panics themselves; a failed join leaves its slots empty.
+            for (i, r) in w.join().unwrap_or_default() {
+                slots[i] = Some(r);
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .zip(files)
+        .map(|(slot, (path, name))| {
+            slot.unwrap_or_else(|| {
+                let p = Problem::image(
+                    &path,
+                    "file",
+                    ProblemKind::Unreadable,
+                    "internal error while reading",
+                );
+                (ScannedImage::new(path, name), vec![p])
+            })
+        })
+        .collect()
+}
+
+/// A panic inside a parser (there should be none) becomes a problem of that image rather than taking the
+/// whole scan down.
+fn read_image_guarded(path: &Path, name: &str) -> (ScannedImage, Vec<Problem>) {
+    match std::panic::catch_unwind(|| read_image(path.to_path_buf(), name.to_string())) {
+        Ok(r) => r,
+        Err(_) => (
+            ScannedImage::new(path.to_path_buf(), name.to_string()),
+            vec![Problem::image(
+                path,
+                "EXIF",
+                ProblemKind::CorruptExif,
+                "the metadata parser failed on this file",
+            )],
+        ),
+    }
+}
+
+/// The header segments we care about.
+#[derive(Default)]
+struct Header {
+    exif: Option<Vec<u8>>,
+    xmp: Option<Vec<u8>>,
+    dims: Option<(u32, u32)>,
+    /// Offset just past the SOS segment header, if one was found.
+    scan_start: Option<u64>,
+}
+
+fn read_header<R: Read + Seek>(file: R) -> Result<Header, jpeg::JpegError> {
+    let mut r = SegmentReader::new(file)?;
+    let mut h = Header::default();
+    while let Some(seg) = r.next_segment()? {
+        if seg.marker == marker::APP1 && (h.exif.is_none() || h.xmp.is_none()) {
+            let mut payload = r.read_payload(XMP_ID.len())?;
+            if h.exif.is_none() && payload.starts_with(EXIF_ID) {
+                payload.extend(r.read_payload(usize::MAX)?);
+                payload.drain(..EXIF_ID.len());
+                h.exif = Some(payload);
+            } else if h.xmp.is_none() && payload == XMP_ID {
+                h.xmp = Some(r.read_payload(usize::MAX)?);
+            }
+        } else if jpeg::is_sof(seg.marker) && h.dims.is_none() {
+            h.dims = jpeg::sof_dimensions(&r.read_payload(16)?);
+        } else if seg.marker == marker::SOS {
+            h.scan_start = Some(seg.end());
+        }
+    }
+    Ok(h)
+}
+
+/// Looks for the end-of-image marker in the last 4 KiB after the scan starts. A file cut short after its
+/// header is otherwise indistinguishable from a good one without reading it all; a few KiB of trailer
+/// after EOI (some cameras add one) are tolerated.
+fn has_end_marker<R: Read + Seek>(
+    mut file: R,
+    size: u64,
+    scan_start: u64,
+) -> std::io::Result<bool> {
+    const TAIL: u64 = 4096;
+    if size < scan_start + 2 {
+        return Ok(false);
+    }
+    let from = scan_start.max(size.saturating_sub(TAIL));
+    file.seek(SeekFrom::Start(from))?;
+    let mut tail = Vec::with_capacity((size - from) as usize);
+    file.take(size - from).read_to_end(&mut tail)?;
+    Ok(tail.windows(2).any(|w| w == [0xFF, marker::EOI]))
+}
+
+fn read_image(path: PathBuf, file_name: String) -> (ScannedImage, Vec<Problem>) {
+    let mut img = ScannedImage::new(path, file_name);
+    let mut problems = Vec::new();
+    let unreadable = |img: &ScannedImage, e: &dyn std::fmt::Display| {
+        Problem::image(
+            &img.path,
+            "file",
+            ProblemKind::Unreadable,
+            format!("cannot read: {e}"),
+        )
+    };
+    let file = match File::open(&img.path) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(unreadable(&img, &e));
+            return (img, problems);
+        }
+    };
+    img.size_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let header = match read_header(&file) {
+        Ok(h) => h,
+        Err(jpeg::JpegError::Io(e)) => {
+            problems.push(unreadable(&img, &e));
+            return (img, problems);
+        }
+        Err(e) => {
+            problems.push(Problem::image(
+                &img.path,
+                "JPEG",
+                ProblemKind::CorruptJpeg,
+                e.to_string(),
+            ));
+            return (img, problems);
+        }
+    };
+    match header.scan_start {
+        None => {
+            problems.push(Problem::image(
+                &img.path,
+                "JPEG",
+                ProblemKind::CorruptJpeg,
+                "no image data (end-of-image marker before any scan)",
+            ));
+            return (img, problems);
+        }
+        Some(start) => match has_end_marker(&file, img.size_bytes, start) {
+            Ok(true) => {}
+            Ok(false) => {
+                problems.push(Problem::image(
+                    &img.path,
+                    "JPEG",
+                    ProblemKind::CorruptJpeg,
+                    "truncated: no end-of-image marker (FFD9) at the end of the file",
+                ));
+                return (img, problems);
+            }
+            Err(e) => {
+                problems.push(unreadable(&img, &e));
+                return (img, problems);
+            }
+        },
+    }
+    if let Some((w, h)) = header.dims {
+        img.width = Some(w);
+        img.height = Some(h);
+    }
+    let xmp = header.xmp.as_deref().map(String::from_utf8_lossy);
+    let xmp_projection = xmp
+        .as_deref()
+        .and_then(|x| xmp_property(x, "ProjectionType"));
+    let xmp_heading = xmp
+        .as_deref()
+        .and_then(|x| xmp_property(x, "PoseHeadingDegrees"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite());
+
+    let mut exif_note = String::new();
+    let exif = match header.exif {
+        None => None,
+        Some(tiff) => match exif::Reader::new().continue_on_error(true).read_raw(tiff) {
+            Ok(e) => Some(e),
+            Err(exif::Error::PartialResult(partial)) => {
+                let (e, errors) = partial.into_inner();
+                if let Some(first) = errors.first() {
+                    exif_note = format!(" (EXIF partly unreadable: {first})");
+                }
+                Some(e)
+            }
+            Err(e) => {
+                problems.push(Problem::image(
+                    &img.path,
+                    "EXIF",
+                    ProblemKind::CorruptExif,
+                    format!("unreadable EXIF: {e}"),
+                ));
+                return (img, problems);
+            }
+        },
+    };
+
+    let description = exif
+        .as_ref()
+        .and_then(|e| ascii(e, Tag::ImageDescription))
+        .and_then(|t| MtpImageDescription::parse(&t));
+
+    // Position: MTPDU's ImageDescription is what it wrote after processing (GPS edits, GPX matching), so it
+    // wins over the standard GPS tags.
+    let exif_gps = exif.as_ref().map(exif_position).unwrap_or(Ok(None));
+    let desc_pos = description
+        .as_ref()
+        .and_then(|d| Some((d.latitude?, d.longitude?, d.altitude)));
+    match (desc_pos, exif_gps) {
+        (Some((lat, lon, alt)), gps) => {
+            img.latitude = Some(lat);
+            img.longitude = Some(lon);
+            img.altitude = alt.or_else(|| gps.ok().flatten().and_then(|g| g.2));
+        }
+        (None, Ok(Some((lat, lon, alt)))) => {
+            img.latitude = Some(lat);
+            img.longitude = Some(lon);
+            img.altitude = alt;
+        }
+        (None, Ok(None)) => problems.push(Problem::image(
+            &img.path,
+            "GPSLatitude/GPSLongitude",
+            ProblemKind::NoGps,
+            format!("no GPS position (no MAPLatitude/MAPLongitude or GPS tags){exif_note}"),
+        )),
+        (None, Err(msg)) => problems.push(Problem::image(
+            &img.path,
+            "GPSLatitude/GPSLongitude",
+            ProblemKind::InvalidGps,
+            msg,
+        )),
+    }
+    if let Some((lat, lon)) = img.position() {
+        if !(lat.is_finite()
+            && lon.is_finite()
+            && (-90.0..=90.0).contains(&lat)
+            && (-180.0..=180.0).contains(&lon))
+        {
+            problems.push(Problem::image(
+                &img.path,
+                "GPSLatitude/GPSLongitude",
+                ProblemKind::InvalidGps,
+                format!("GPS position ({lat}, {lon}) is out of range"),
+            ));
+        } else if lat.abs() < 1e-9 && lon.abs() < 1e-9 {
+            problems.push(Problem::image(
+                &img.path,
+                "GPSLatitude/GPSLongitude",
+                ProblemKind::ZeroGps,
+                "GPS position is (0, 0), a placeholder for \"no fix\"",
+            ));
+        }
+    }
+
+    // Capture time: MAPCaptureTime (UTC) first, for the same reason.
+    let desc_time = description
+        .as_ref()
+        .and_then(MtpImageDescription::capture_time_ms);
+    match desc_time {
+        Some(t) => img.captured_at_ms = Some(t),
+        None => match exif.as_ref().map(exif_capture_time) {
+            Some(Ok(t)) => img.captured_at_ms = Some(t),
+            Some(Err(msg)) => problems.push(Problem::image(
+                &img.path,
+                "DateTimeOriginal",
+                ProblemKind::NoCaptureTime,
+                format!("{msg}{exif_note}"),
+            )),
+            None => problems.push(Problem::image(
+                &img.path,
+                "DateTimeOriginal",
+                ProblemKind::NoCaptureTime,
+                "no capture time (the file has no EXIF)",
+            )),
+        },
+    }
+
+    img.heading = exif
+        .as_ref()
+        .and_then(|e| first_f64(e, Tag::GPSImgDirection, In::PRIMARY))
+        .filter(|h| h.is_finite())
+        .or(xmp_heading)
+        .or_else(|| description.as_ref().and_then(|d| d.compass_true_heading))
+        .map(|h| h.rem_euclid(360.0));
+
+    // Projection: the XMP tag describes the pixels; MTPDU's field is only a fallback (one MTPDU release wrote
+    // "equirectangular" into every image regardless).
+    img.projection = match (
+        xmp_projection,
+        description
+            .as_ref()
+            .and_then(|d| d.image_projection.as_deref()),
+    ) {
+        (Some(p), _) => Projection::parse(p),
+        (None, Some(p)) => Projection::parse(p),
+        (None, None) => Projection::Flat,
+    };
+    if img.width.is_none() {
+        if let Some(e) = &exif {
+            img.width = first_u32(e, Tag::PixelXDimension);
+            img.height = first_u32(e, Tag::PixelYDimension);
+        }
+    }
+    img.photo_uuid = description.as_ref().and_then(|d| d.photo_uuid.clone());
+    img.description = description;
+    (img, problems)
+}
+
+/// The value of an XMP property written either as an attribute (`GPano:ProjectionType="equirectangular"`) or
+/// as an element (`<GPano:ProjectionType>equirectangular</GPano:ProjectionType>`), whatever its prefix.
+pub(crate) fn xmp_property<'a>(xmp: &'a str, name: &str) -> Option<&'a str> {
+    let needle = format!(":{name}");
+    let mut from = 0;
+    while let Some(i) = xmp[from..].find(&needle) {
+        let after = from + i + needle.len();
+        from = after;
+        let rest = xmp[after..].trim_start();
+        if let Some(v) = rest.strip_prefix('=') {
+            let v = v.trim_start();
+            let quote = v.chars().next()?;
+            if quote == '"' || quote == '\'' {
+                let body = &v[1..];
+                return body.find(quote).map(|end| body[..end].trim());
+            }
+        } else if let Some(v) = rest.strip_prefix('>') {
+            return v.find('<').map(|end| v[..end].trim());
+        }
+    }
+    None
+}
+
+fn ascii(exif: &Exif, tag: Tag) -> Option<String> {
+    match &exif.get_field(tag, In::PRIMARY)?.value {
+        Value::Ascii(v) => v.first().map(|b| String::from_utf8_lossy(b).into_owned()),
+        Value::Undefined(b, _) | Value::Byte(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+fn f64s(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Rational(r) => r.iter().map(|x| x.to_f64()).collect(),
+        Value::SRational(r) => r.iter().map(|x| x.to_f64()).collect(),
+        Value::Double(d) => d.clone(),
+        Value::Float(f) => f.iter().map(|x| f64::from(*x)).collect(),
+        Value::Short(s) => s.iter().map(|x| f64::from(*x)).collect(),
+        Value::Long(l) => l.iter().map(|x| f64::from(*x)).collect(),
+        Value::SLong(l) => l.iter().map(|x| f64::from(*x)).collect(),
+        Value::Byte(b) => b.iter().map(|x| f64::from(*x)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn first_f64(exif: &Exif, tag: Tag, ifd: In) -> Option<f64> {
+    f64s(&exif.get_field(tag, ifd)?.value).first().copied()
+}
+
+fn first_u32(exif: &Exif, tag: Tag) -> Option<u32> {
+    exif.get_field(tag, In::PRIMARY)?
+        .value
+        .get_uint(0)
+        .filter(|v| *v > 0)
+}
+
+/// Degrees from an EXIF degrees/minutes/seconds triple (fewer components are accepted).
+fn dms(v: &[f64]) -> Option<f64> {
+    let d = v.first()? + v.get(1).unwrap_or(&0.0) / 60.0 + v.get(2).unwrap_or(&0.0) / 3600.0;
+    d.is_finite().then_some(d)
+}
+
+type GpsFix = (f64, f64, Option<f64>);
+
+/// `Ok(None)` without GPS tags, `Err` for GPS tags that cannot be interpreted.
+fn exif_position(exif: &Exif) -> Result<Option<GpsFix>, String> {
+    let (Some(lat), Some(lon)) = (
+        exif.get_field(Tag::GPSLatitude, In::PRIMARY),
+        exif.get_field(Tag::GPSLongitude, In::PRIMARY),
+    ) else {
+        return Ok(None);
+    };
+    let lat = dms(&f64s(&lat.value))
+        .ok_or("GPSLatitude is not a valid number (e.g. a zero denominator)")?;
+    let lon = dms(&f64s(&lon.value))
+        .ok_or("GPSLongitude is not a valid number (e.g. a zero denominator)")?;
+    let south =
+        ascii(exif, Tag::GPSLatitudeRef).is_some_and(|r| r.trim().eq_ignore_ascii_case("S"));
+    let west =
+        ascii(exif, Tag::GPSLongitudeRef).is_some_and(|r| r.trim().eq_ignore_ascii_case("W"));
+    let alt = first_f64(exif, Tag::GPSAltitude, In::PRIMARY).filter(|a| a.is_finite());
+    let below = exif
+        .get_field(Tag::GPSAltitudeRef, In::PRIMARY)
+        .and_then(|f| f.value.get_uint(0))
+        == Some(1);
+    Ok(Some((
+        if south { -lat } else { lat },
+        if west { -lon } else { lon },
+        alt.map(|a| if below { -a } else { a }),
+    )))
+}
+
+/// Capture time from `DateTimeOriginal` (+ `SubSecTimeOriginal`, `OffsetTimeOriginal`; UTC without an
+/// offset), else the GPS date and time (UTC), else `DateTimeDigitized`.
+fn exif_capture_time(exif: &Exif) -> Result<i64, String> {
+    let mut first_error = None;
+    for (dt, sub, off) in [
+        (
+            Tag::DateTimeOriginal,
+            Tag::SubSecTimeOriginal,
+            Tag::OffsetTimeOriginal,
+        ),
+        (
+            Tag::DateTimeDigitized,
+            Tag::SubSecTimeDigitized,
+            Tag::OffsetTimeDigitized,
+        ),
+    ] {
+        match local_datetime(exif, dt, sub, off) {
+            Some(Ok(t)) => return Ok(t),
+            Some(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            None => {}
+        }
+        if dt == Tag::DateTimeOriginal {
+            if let Some(t) = gps_datetime(exif) {
+                return Ok(t);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| {
+        "no capture time (no MAPCaptureTime, DateTimeOriginal, GPS date/time or DateTimeDigitized)".to_string()
+    }))
+}
+
+fn local_datetime(exif: &Exif, dt: Tag, sub: Tag, off: Tag) -> Option<Result<i64, String>> {
+    let raw = match &exif.get_field(dt, In::PRIMARY)?.value {
+        Value::Ascii(v) => v.first()?.clone(),
+        _ => return Some(Err(format!("{dt} is not text"))),
+    };
+    let shown = String::from_utf8_lossy(&raw).into_owned();
+    let invalid = || format!("{dt} {shown:?} is not a valid date and time");
+    let Ok(mut t) = exif::DateTime::from_ascii(&raw) else {
+        return Some(Err(invalid()));
+    };
+    if let Some(s) = ascii(exif, sub) {
+        let _ = t.parse_subsec(s.trim().as_bytes());
+    }
+    if let Some(o) = ascii(exif, off) {
+        let _ = t.parse_offset(o.trim().as_bytes());
+    }
+    let naive =
+        chrono::NaiveDate::from_ymd_opt(i32::from(t.year), u32::from(t.month), u32::from(t.day))
+            .and_then(|d| {
+                d.and_hms_nano_opt(
+                    u32::from(t.hour),
+                    u32::from(t.minute),
+                    u32::from(t.second),
+                    t.nanosecond.unwrap_or(0),
+                )
+            });
+    match naive {
+        Some(n) => Some(Ok(
+            n.and_utc().timestamp_millis() - i64::from(t.offset.unwrap_or(0)) * 60_000
+        )),
+        None => Some(Err(invalid())),
+    }
+}
+
+fn gps_datetime(exif: &Exif) -> Option<i64> {
+    let date = ascii(exif, Tag::GPSDateStamp)?;
+    let parts: Vec<u32> = date
+        .trim()
+        .split(':')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let [y, m, d] = parts[..] else { return None };
+    let hms = f64s(&exif.get_field(Tag::GPSTimeStamp, In::PRIMARY)?.value);
+    let secs =
+        hms.first()? * 3600.0 + hms.get(1).unwrap_or(&0.0) * 60.0 + hms.get(2).unwrap_or(&0.0);
+    if !secs.is_finite() || !(0.0..86_401.0).contains(&secs) {
+        return None;
+    }
+    let day = chrono::NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d)?;
+    let midnight = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+    Some(midnight + (secs * 1000.0).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xmp_properties() {
+        let attr = r#"<rdf:Description GPano:ProjectionType = "equirectangular" GPano:PoseHeadingDegrees='12.5'/>"#;
+        assert_eq!(
+            xmp_property(attr, "ProjectionType"),
+            Some("equirectangular")
+        );
+        assert_eq!(xmp_property(attr, "PoseHeadingDegrees"), Some("12.5"));
+        let elem = "<GPano:ProjectionType>cylindrical</GPano:ProjectionType>";
+        assert_eq!(xmp_property(elem, "ProjectionType"), Some("cylindrical"));
+        assert_eq!(xmp_property("<x:ProjectionType", "ProjectionType"), None);
+        assert_eq!(
+            xmp_property("GPano:ProjectionType=\"unterminated", "ProjectionType"),
+            None
+        );
+        assert_eq!(xmp_property("", "ProjectionType"), None);
+    }
+
+    #[test]
+    fn path_ids_are_stable_and_uuid_shaped() {
+        let a = path_id(Path::new("/home/me/MTP/sequences/ride"));
+        assert_eq!(a, path_id(Path::new("/home/me/MTP/sequences/ride")));
+        assert_ne!(a, path_id(Path::new("/home/me/MTP/sequences/ride2")));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "8");
+        // Pinned: changing the hash would change every stored folder sequence's id.
+        assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+        assert_eq!(
+            path_id(Path::new("/a")),
+            "0880948e-deab-8be9-9aa0-73305546ddad"
+        );
+    }
+
+    #[test]
+    fn tags_are_trimmed_and_deduplicated() {
+        let t = normalise_tags(vec![
+            " a".into(),
+            "b".into(),
+            "a".into(),
+            "".into(),
+            "  ".into(),
+        ]);
+        assert_eq!(t, ["a", "b"]);
+    }
+}

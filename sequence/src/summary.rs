@@ -1,0 +1,216 @@
+//! The `inspect` summary of a scanned sequence.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use plugin_api::sequence::{haversine_m, BoundingBox, SequenceSource};
+use serde::Serialize;
+
+use crate::format_utc;
+use crate::model::{Problem, ScannedImage, ScannedSequence};
+
+/// What `inspect` shows. Statistics (times, length, box, projections) are computed over the valid images,
+/// the ones that would be uploaded with `skip_invalid`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Stable sequence id.
+    pub id: String,
+    /// Sequence name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Transport type as `Parent/Child`.
+    pub transport: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// MTPDU directory or plain folder.
+    pub source: SequenceSource,
+    /// The sequence directory.
+    pub root: String,
+    /// Where the images were read from.
+    pub image_dir: String,
+    /// Number of JPEG files found.
+    pub image_count: usize,
+    /// Number of images without problems.
+    pub valid_image_count: usize,
+    /// First capture time, RFC 3339 UTC.
+    pub first_capture: Option<String>,
+    /// Last capture time, RFC 3339 UTC.
+    pub last_capture: Option<String>,
+    /// Seconds between first and last capture.
+    pub duration_s: Option<f64>,
+    /// Length of the path through the images in capture order, km (haversine).
+    pub length_km: f64,
+    /// Bounding box of the positions.
+    pub bbox: Option<BoundingBox>,
+    /// Number of images per projection.
+    pub projections: BTreeMap<String, usize>,
+    /// Size of all image files, bytes.
+    pub total_bytes: u64,
+    /// Size of the valid image files, bytes.
+    pub valid_bytes: u64,
+    /// Every problem found.
+    pub problems: Vec<Problem>,
+}
+
+impl ScannedSequence {
+    /// The summary `inspect` prints.
+    pub fn summary(&self) -> Summary {
+        let valid: Vec<&ScannedImage> = self.valid_images().collect();
+        let times: Vec<i64> = valid.iter().filter_map(|i| i.captured_at_ms).collect();
+        let (first, last) = (times.iter().min().copied(), times.iter().max().copied());
+        let points: Vec<(f64, f64)> = valid.iter().filter_map(|i| i.position()).collect();
+        let length_m: f64 = points
+            .windows(2)
+            .map(|w| haversine_m(w[0].0, w[0].1, w[1].0, w[1].1))
+            // `sum` of nothing is -0.0, which would print as "-0.000 km".
+            .fold(0.0, |a, b| a + b);
+        let mut projections = BTreeMap::new();
+        for i in &valid {
+            *projections.entry(i.projection.to_string()).or_insert(0) += 1;
+        }
+        Summary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            transport: self.transport.as_ref().map(|t| t.to_string()),
+            tags: self.tags.clone(),
+            source: self.source,
+            root: self.root.to_string_lossy().into_owned(),
+            image_dir: self.image_dir.to_string_lossy().into_owned(),
+            image_count: self.images.len(),
+            valid_image_count: valid.len(),
+            first_capture: first.map(format_utc),
+            last_capture: last.map(format_utc),
+            duration_s: first.zip(last).map(|(a, b)| (b - a) as f64 / 1000.0),
+            length_km: length_m / 1000.0,
+            bbox: BoundingBox::from_points(points.iter().copied()),
+            projections,
+            total_bytes: self.images.iter().map(|i| i.size_bytes).sum(),
+            valid_bytes: valid.iter().map(|i| i.size_bytes).sum(),
+            problems: self.problems.clone(),
+        }
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn human_duration(s: f64) -> String {
+    let total = s.round() as i64;
+    let (h, m, sec) = (total / 3600, (total % 3600) / 60, total % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {sec:02}s")
+    } else if m > 0 {
+        format!("{m}m {sec:02}s")
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+impl Summary {
+    /// A human-readable multi-line rendering.
+    pub fn render_text(&self) -> String {
+        let mut s = String::new();
+        let mut line = |k: &str, v: &str| {
+            let _ = writeln!(s, "{k:<12}{v}");
+        };
+        line("Name", &self.name);
+        if !self.description.is_empty() {
+            line("Description", &self.description);
+        }
+        line("Transport", self.transport.as_deref().unwrap_or("(none)"));
+        line(
+            "Tags",
+            &if self.tags.is_empty() {
+                "(none)".to_string()
+            } else {
+                self.tags.join(", ")
+            },
+        );
+        line("Source", &format!("{} ({})", self.source, self.root));
+        if self.image_dir != self.root {
+            line("Images from", &self.image_dir);
+        }
+        line("Id", &self.id);
+        line(
+            "Images",
+            &format!("{} ({} valid)", self.image_count, self.valid_image_count),
+        );
+        if let (Some(a), Some(b)) = (&self.first_capture, &self.last_capture) {
+            line(
+                "Captured",
+                &format!(
+                    "{a} .. {b} ({})",
+                    human_duration(self.duration_s.unwrap_or(0.0))
+                ),
+            );
+        }
+        line("Length", &format!("{:.3} km", self.length_km));
+        if let Some(b) = &self.bbox {
+            line(
+                "Bbox",
+                &format!(
+                    "lat {:.6} .. {:.6}, lon {:.6} .. {:.6}",
+                    b.min_lat, b.max_lat, b.min_lon, b.max_lon
+                ),
+            );
+        }
+        let proj: Vec<String> = self
+            .projections
+            .iter()
+            .map(|(p, n)| format!("{p} ({n})"))
+            .collect();
+        line(
+            "Projection",
+            &if proj.is_empty() {
+                "(none)".to_string()
+            } else {
+                proj.join(", ")
+            },
+        );
+        line(
+            "Size",
+            &format!(
+                "{} ({} valid)",
+                human_bytes(self.total_bytes),
+                human_bytes(self.valid_bytes)
+            ),
+        );
+        if self.problems.is_empty() {
+            line("Problems", "none");
+        } else {
+            line("Problems", &self.problems.len().to_string());
+            for p in &self.problems {
+                let _ = writeln!(s, "  - {p}");
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(2 * 1024 * 1024), "2.0 MiB");
+        assert_eq!(human_duration(4.0), "4.0s");
+        assert_eq!(human_duration(125.0), "2m 05s");
+        assert_eq!(human_duration(3725.0), "1h 02m 05s");
+    }
+}
