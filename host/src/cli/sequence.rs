@@ -46,7 +46,7 @@ pub(crate) fn scan(dir: &Path, overrides: &OverrideArgs) -> Result<ScannedSequen
 
 pub(crate) fn inspect(
     global: &GlobalArgs,
-    dir: &PathBuf,
+    dir: &Path,
     overrides: &OverrideArgs,
 ) -> Result<ExitCode> {
     let scanned = scan(dir, overrides)?;

@@ -1,0 +1,293 @@
+//! Map the Paths Web's HTTP API (design.md §4): both generations, its error shapes, and retries.
+
+use std::time::Duration;
+
+use plugin_api::sdk::attempts::{retry, Attempt};
+use plugin_api::sdk::retry::{classify_http, Backoff, RetryDecision};
+use plugin_api::sdk::Context;
+use plugin_api::PluginError;
+use serde_json::Value;
+
+/// Which API the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiGeneration {
+    /// Sept 2020: `mapillary/token/verify` then `sequence/import` (form, idempotent by key).
+    TokenVerifyImport,
+    /// Later: `sequence/create/` (form, not idempotent) then `PUT sequence/import/<unique_id>/` (JSON).
+    CreateThenImport,
+}
+
+/// What went wrong talking to MTPW.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The path does not exist on this server (the other API generation).
+    NotFound,
+    /// MTPW refused (HTTP 200 with `{"error", "status": false}`, or a 4xx): its message.
+    Refused(String),
+    /// Anything else, already a plugin error.
+    Plugin(PluginError),
+}
+
+impl From<PluginError> for ApiError {
+    fn from(err: PluginError) -> ApiError {
+        ApiError::Plugin(err)
+    }
+}
+
+/// A client for one MTPW server and user token.
+pub struct MtpwApi<'a> {
+    client: &'a reqwest::Client,
+    base: String,
+    token: String,
+    retry_base: Duration,
+}
+
+enum Body<'a> {
+    Form(&'a [(&'a str, &'a str)]),
+    Json(&'a Value),
+}
+
+impl<'a> MtpwApi<'a> {
+    /// A client for `base` (`MTP_WEB_URL`) with the user's MTPW `token`.
+    pub fn new(
+        client: &'a reqwest::Client,
+        base: &str,
+        token: &str,
+        retry_base: Duration,
+    ) -> MtpwApi<'a> {
+        MtpwApi {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            retry_base,
+        }
+    }
+
+    /// `POST /api/v1/mapillary/token/verify`: hands MTPW the user's Mapillary token.
+    pub async fn verify_mapillary_token(
+        &self,
+        ctx: &Context,
+        mapillary_token: &str,
+    ) -> Result<Value, ApiError> {
+        self.send(
+            ctx,
+            reqwest::Method::POST,
+            "/api/v1/mapillary/token/verify",
+            Body::Form(&[("mapillary_token", mapillary_token)]),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/sequence/import` (old API): creates or updates the sequence for `key`.
+    pub async fn import_by_key(
+        &self,
+        ctx: &Context,
+        fields: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        self.send(
+            ctx,
+            reqwest::Method::POST,
+            "/api/v1/sequence/import",
+            Body::Form(fields),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/sequence/create/` (new API): creates a sequence; not idempotent.
+    pub async fn create(&self, ctx: &Context, fields: &[(&str, &str)]) -> Result<Value, ApiError> {
+        self.send(
+            ctx,
+            reqwest::Method::POST,
+            "/api/v1/sequence/create/",
+            Body::Form(fields),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/sequence/import/<unique_id>/` (new API): attaches the Mapillary sequence.
+    pub async fn import_into(
+        &self,
+        ctx: &Context,
+        unique_id: &str,
+        mapillary_token: &str,
+        sequence_key: &str,
+    ) -> Result<Value, ApiError> {
+        let body = serde_json::json!({
+            "mapillary_user_token": mapillary_token,
+            "mapillary_sequence_key": sequence_key,
+        });
+        let path = format!("/api/v1/sequence/import/{unique_id}/");
+        self.send(ctx, reqwest::Method::PUT, &path, Body::Json(&body))
+            .await
+    }
+
+    async fn send(
+        &self,
+        ctx: &Context,
+        method: reqwest::Method,
+        path: &str,
+        body: Body<'_>,
+    ) -> Result<Value, ApiError> {
+        // Only create is not idempotent: it is retried only when the request surely did not take effect
+        // (no connection, or the server answered with an error), never after a timeout or a cut answer.
+        let idempotent = !path.contains("/create");
+        let url = format!("{}{path}", self.base);
+        let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), 8);
+        let what = format!("MTPW {method} {path}");
+        let answer = retry(ctx, &mut backoff, &what, || {
+            let mut request = self
+                .client
+                .request(method.clone(), &url)
+                .bearer_auth(&self.token)
+                .timeout(Duration::from_secs(60));
+            request = match &body {
+                Body::Form(fields) => request.form(fields),
+                Body::Json(value) => request.json(value),
+            };
+            async move {
+                let response = match request.send().await {
+                    Ok(response) => response,
+                    Err(err) if idempotent || err.is_connect() => {
+                        return Attempt::Retry {
+                            after: None,
+                            why: describe_transport_error(&err),
+                        }
+                    }
+                    Err(err) => {
+                        return Attempt::Fail(PluginError::transient(format!(
+                        "{}; whether MTPW created the sequence is unknown, so it was not retried",
+                        describe_transport_error(&err)
+                    )))
+                    }
+                };
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let text = match response.text().await {
+                    Ok(text) => text,
+                    Err(err) if idempotent => {
+                        return Attempt::Retry {
+                            after: None,
+                            why: format!(
+                                "the answer was cut off: {}",
+                                describe_transport_error(&err)
+                            ),
+                        }
+                    }
+                    Err(err) => {
+                        return Attempt::Fail(PluginError::transient(format!(
+                        "the answer was cut off ({}); whether MTPW created the sequence is unknown",
+                        describe_transport_error(&err)
+                    )))
+                    }
+                };
+                if let RetryDecision::Retry { after } =
+                    classify_http(status, retry_after.as_deref(), &text)
+                {
+                    if status >= 429 {
+                        return Attempt::Retry {
+                            after,
+                            why: format!("HTTP {status}"),
+                        };
+                    }
+                }
+                Attempt::Done((status, retry_after, text))
+            }
+        })
+        .await?;
+        let (status, retry_after, text) = answer;
+        interpret(status, retry_after.as_deref(), &text)
+    }
+}
+
+fn describe_transport_error(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "the request timed out".to_string()
+    } else if err.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        // reqwest's error text names the URL, never the bearer token.
+        format!("network error: {err}")
+    }
+}
+
+/// Turns an MTPW answer into its JSON or an error. 5xx/429 are retried by `send` before this point only
+/// for transport failures; a 5xx answer arriving here is reported as transient.
+fn interpret(status: u16, retry_after: Option<&str>, text: &str) -> Result<Value, ApiError> {
+    if status == 404 {
+        return Err(ApiError::NotFound);
+    }
+    let json: Option<Value> = serde_json::from_str(text).ok();
+    match classify_http(status, retry_after, text) {
+        RetryDecision::Auth => {
+            return Err(ApiError::Plugin(PluginError::auth(
+                "MTPW did not accept the login: log in again with `mtp auth mtpw`",
+            )))
+        }
+        RetryDecision::Retry { .. } if status >= 400 => {
+            return Err(ApiError::Plugin(PluginError::transient(format!(
+                "MTPW answered HTTP {status}; run the command again later"
+            ))))
+        }
+        _ => {}
+    }
+    if !(200..300).contains(&status) {
+        let message = json
+            .as_ref()
+            .and_then(|j| j.get("error").or_else(|| j.get("detail")))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        return Err(ApiError::Refused(message));
+    }
+    let Some(json) = json else {
+        return Err(ApiError::Plugin(PluginError::transient(format!(
+            "MTPW answered HTTP {status} with something that is not JSON"
+        ))));
+    };
+    // MTPW reports failures as HTTP 200 with {"error": .., "status": false}.
+    if json.get("status") == Some(&Value::Bool(false))
+        || json.get("error").is_some_and(|e| !e.is_null())
+    {
+        let message = json
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("MTPW refused the request without a message")
+            .to_string();
+        return Err(ApiError::Refused(message));
+    }
+    Ok(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_in_a_200_are_failures() {
+        let err = interpret(
+            200,
+            None,
+            r#"{"error":"Transport type is invalid","status":false}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ApiError::Refused(m) if m == "Transport type is invalid"));
+        assert!(interpret(200, None, r#"{"status":"success","unique_id":"u1"}"#).is_ok());
+        assert!(matches!(
+            interpret(404, None, "nope"),
+            Err(ApiError::NotFound)
+        ));
+        assert!(matches!(
+            interpret(403, None, r#"{"detail":"Authentication credentials were not provided."}"#),
+            Err(ApiError::Plugin(e)) if e.kind == plugin_api::ErrorKind::Auth
+        ));
+        assert!(matches!(
+            interpret(503, None, ""),
+            Err(ApiError::Plugin(e)) if e.kind == plugin_api::ErrorKind::Transient
+        ));
+    }
+}
