@@ -9,3 +9,22 @@ pub mod runner;
 pub mod services;
 pub mod state;
 pub mod table;
+
+/// Environment variables that configure the bundled integrations; `mtp demo` clears them so that only
+/// its own `.env` (pointing at the local fakes) applies.
+pub const DEMO_ISOLATED_ENV: [&str; 14] = [
+    "MAPILLARY_APP_ID",
+    "MAPILLARY_SECRET",
+    "MAPILLARY_REDIRECT_URI",
+    "MAPILLARY_GRAPH_URL",
+    "MAPILLARY_UPLOAD_URL",
+    "MAPILLARY_AUTHORIZE_URL",
+    "MAPILLARY_ORGANIZATION_ID",
+    "MTP_WEB_URL",
+    "MTP_WEB_AUTH_URL",
+    "MTP_WEB_APP_ID",
+    "MTP_WEB_APP_SECRET",
+    "MTP_WEB_REDIRECT_URI",
+    "MTP_STATE_DIR",
+    "MTP_AUTH_BROWSER",
+];

@@ -44,11 +44,22 @@ fn inspect_reports_metadata_and_each_integration_decides_eligibility() {
     );
     let generated = mtp_command(home.path())
         .args([
-            "sequence", "generate", "walk", "--count", "6", "--mtpdu", "--name", "Canal walk",
+            "sequence",
+            "generate",
+            "walk",
+            "--count",
+            "6",
+            "--mtpdu",
+            "--name",
+            "Canal walk",
         ])
         .output()
         .unwrap();
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
 
     let summary = inspect_json(home.path(), &plugins, &["walk"]);
     assert_eq!(summary["name"], "Canal walk");
@@ -62,7 +73,17 @@ fn inspect_reports_metadata_and_each_integration_decides_eligibility() {
     let summary = inspect_json(
         home.path(),
         &plugins,
-        &["walk", "--transport", "paraglide", "--name", "Flight", "--tag", "a", "--tag", "b"],
+        &[
+            "walk",
+            "--transport",
+            "paraglide",
+            "--name",
+            "Flight",
+            "--tag",
+            "a",
+            "--tag",
+            "b",
+        ],
     );
     assert_eq!(summary["name"], "Flight");
     assert_eq!(summary["transport"], "Air/Paraglide");
@@ -78,7 +99,14 @@ fn inspect_reports_metadata_and_each_integration_decides_eligibility() {
 
     // An unknown transport type is an error listing the valid ones.
     let bad = mtp_command(home.path())
-        .args(["sequence", "inspect", "walk", "--transport", "teleport", "--plugins-dir"])
+        .args([
+            "sequence",
+            "inspect",
+            "walk",
+            "--transport",
+            "teleport",
+            "--plugins-dir",
+        ])
         .arg(&plugins)
         .output()
         .unwrap();
@@ -93,11 +121,21 @@ fn equirectangular_sequences_are_eligible_for_mapillary() {
     std::fs::write(home.path().join(".env"), FULL_ENV).unwrap();
     let plugins = plugins_dir_with(home.path(), &[bundled_plugin("mtp_mapillary")]);
     let generated = mtp_command(home.path())
-        .args(["sequence", "generate", "pano", "--count", "3", "--equirectangular"])
+        .args([
+            "sequence",
+            "generate",
+            "pano",
+            "--count",
+            "3",
+            "--equirectangular",
+        ])
         .output()
         .unwrap();
     assert!(generated.status.success());
     let summary = inspect_json(home.path(), &plugins, &["pano"]);
-    assert_eq!(summary["projections"], serde_json::json!({"equirectangular": 3}));
+    assert_eq!(
+        summary["projections"],
+        serde_json::json!({"equirectangular": 3})
+    );
     assert_eq!(eligibility(&summary, "mapillary"), (true, None));
 }

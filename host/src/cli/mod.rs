@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod auth;
+mod demo;
 mod integrations;
 mod progress;
 mod sequence;
@@ -63,6 +64,8 @@ enum Command {
     Upload(upload::UploadArgs),
     /// Where every sequence stands with every integration (re-checks those still waiting first).
     Status,
+    /// The whole pipeline against the bundled local fakes: auth, upload, publish, key lookup, MTPW sync.
+    Demo(demo::DemoArgs),
     /// Plugin author tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -156,6 +159,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Auth(args) => auth::authorize(&cli.global, &args.integration, args.token),
         Command::Upload(args) => upload::upload(&cli.global, &args),
         Command::Status => status::status(&cli.global),
+        Command::Demo(args) => demo::demo(&cli.global, &args),
     }
 }
 

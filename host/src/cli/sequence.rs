@@ -135,6 +135,25 @@ pub(crate) struct GenerateArgs {
     pub(crate) seed: u64,
 }
 
+impl GenerateArgs {
+    /// The demo's sample: a walk of `count` images of about `bytes` each.
+    pub(crate) fn sample(dir: &Path, count: usize, bytes: u64) -> GenerateArgs {
+        GenerateArgs {
+            dir: dir.to_path_buf(),
+            count,
+            mtpdu: true,
+            equirectangular: false,
+            bytes_per_image: Some(bytes),
+            width: 320,
+            height: 160,
+            name: "Sample canal walk".into(),
+            transport: "Earth/Walk".into(),
+            interval_s: 2.0,
+            seed: 1,
+        }
+    }
+}
+
 pub(crate) fn generate(global: &GlobalArgs, args: &GenerateArgs) -> Result<ExitCode> {
     let transport = plugin_api::transport::TransportType::parse(&args.transport)
         .map_err(|err| anyhow::anyhow!("--transport: {err}"))?;

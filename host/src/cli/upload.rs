@@ -33,6 +33,25 @@ pub(crate) struct UploadArgs {
     overrides: OverrideArgs,
 }
 
+impl UploadArgs {
+    /// A plain upload of `dirs` with the defaults.
+    pub(crate) fn for_dirs(dirs: Vec<PathBuf>) -> UploadArgs {
+        UploadArgs {
+            dirs,
+            dry_run: false,
+            skip_invalid: false,
+            jobs: 4,
+            republish: false,
+            overrides: OverrideArgs {
+                name: None,
+                description: None,
+                transport: None,
+                tags: Vec::new(),
+            },
+        }
+    }
+}
+
 pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {
     let session = Session::open(global)?;
     recheck(&session)?;

@@ -77,10 +77,7 @@ where
                     ));
                 };
                 ctx.progress(ProgressEvent::Note {
-                    message: format!(
-                        "{what}: {why}; retrying in {:.1} s",
-                        delay.as_secs_f64()
-                    ),
+                    message: format!("{what}: {why}; retrying in {:.1} s", delay.as_secs_f64()),
                 });
                 tokio::time::sleep(delay).await;
             }

@@ -33,10 +33,10 @@
 //! // In a cdylib crate: plugin_api::export_plugin!(Hello);
 //! ```
 
+pub mod attempts;
 mod context;
 #[doc(hidden)]
 pub mod export;
-pub mod attempts;
 pub mod retry;
 mod runtime;
 pub mod testing;

@@ -1,0 +1,220 @@
+//! `mtp demo`: the whole pipeline against the bundled local fakes, in one command.
+//!
+//! Starts `mtp-fakes` (fake Mapillary + fake MTPW on loopback), writes a `.env` pointing at them into a
+//! scratch directory, generates a sample sequence, authorises through the fakes' consent pages, uploads
+//! with the progress bar, waits through the simulated processing delay with re-checks, and prints the
+//! final status. Nothing outside the scratch directory is touched.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use mtp_host::runner::StoredRecord;
+use plugin_api::protocol::SequenceState;
+use serde_json::Value;
+
+use super::session::Session;
+use super::upload::UploadArgs;
+use super::{auth, sequence, status, upload, GlobalArgs};
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Scratch directory for the demo's .env, state and sample sequence (default: a new temporary one).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Images in the sample sequence.
+    #[arg(long, default_value_t = 24)]
+    images: usize,
+    /// Approximate size of each image in bytes.
+    #[arg(long, default_value_t = 400_000)]
+    bytes_per_image: u64,
+    /// Seconds the fake Mapillary takes to "process" a published sequence.
+    #[arg(long, default_value_t = 3)]
+    processing_secs: u64,
+    /// The mtp-fakes binary (default: next to mtp).
+    #[arg(long)]
+    fakes: Option<PathBuf>,
+}
+
+/// The fakes process; killed when dropped.
+struct Fakes {
+    child: Child,
+    urls: Value,
+}
+
+impl Drop for Fakes {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fakes(binary: &Path, processing_secs: u64) -> Result<Fakes> {
+    let mut child = Command::new(binary)
+        .args([
+            "serve",
+            "--publish-delay-secs",
+            &processing_secs.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let stdout = child.stdout.take().context("mtp-fakes has no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .context("mtp-fakes did not print its URLs")?;
+    let urls: Value = serde_json::from_str(&line)
+        .with_context(|| format!("mtp-fakes printed something unexpected: {line:?}"))?;
+    Ok(Fakes { child, urls })
+}
+
+fn free_loopback_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn field<'a>(value: &'a Value, path: &str) -> Result<&'a str> {
+    value
+        .pointer(path)
+        .and_then(Value::as_str)
+        .with_context(|| format!("mtp-fakes did not report {path}"))
+}
+
+pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
+    let fakes_binary = match &args.fakes {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .context("cannot find the mtp executable")?
+            .with_file_name(format!("mtp-fakes{}", std::env::consts::EXE_SUFFIX)),
+    };
+    if !fakes_binary.is_file() {
+        bail!(
+            "mtp demo needs the mtp-fakes binary at {} (build it with cargo build --release --workspace)",
+            fakes_binary.display()
+        );
+    }
+    let scratch = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("mtp-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    // The demo's .env is the only configuration: keys from the shell must not point it elsewhere.
+    for key in mtp_host::DEMO_ISOLATED_ENV {
+        std::env::remove_var(key);
+    }
+    // The fakes' consent pages approve without a person: follow their redirects directly.
+    std::env::set_var("MTP_AUTH_BROWSER", "fetch");
+
+    println!("== starting the local fakes of Mapillary and Map the Paths Web");
+    let fakes = start_fakes(&fakes_binary, args.processing_secs)?;
+    let u = &fakes.urls;
+    let env_file = scratch.join(".env");
+    let env_text = format!(
+        "# Written by mtp demo: the local fakes, never real services.\n\
+         MAPILLARY_APP_ID={}\nMAPILLARY_SECRET={}\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:{}/mapillary/callback\n\
+         MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
+         MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=mtp-demo\nMTP_WEB_APP_SECRET=mtp-demo-secret\n\
+         MTP_WEB_REDIRECT_URI=http://127.0.0.1:{}/mtpw/callback\n",
+        field(u, "/mapillary/client_id")?,
+        field(u, "/mapillary/client_secret")?,
+        free_loopback_port()?,
+        field(u, "/mapillary/graph_url")?,
+        field(u, "/mapillary/upload_url")?,
+        field(u, "/mapillary/authorize_url")?,
+        field(u, "/mtpw/base_url")?,
+        field(u, "/mtpw/auth_url")?,
+        free_loopback_port()?,
+    );
+    std::fs::write(&env_file, env_text)
+        .with_context(|| format!("cannot write {}", env_file.display()))?;
+    let demo_global = GlobalArgs {
+        env_file: Some(env_file),
+        plugins_dir: global.plugins_dir.clone(),
+        state_dir: Some(scratch.join("state")),
+        json: false,
+        verbose: global.verbose,
+        quiet: global.quiet,
+    };
+    println!("   scratch directory: {}", scratch.display());
+
+    println!("\n== integrations");
+    super::integrations::integrations_list(&demo_global)?;
+
+    println!("\n== generating a sample sequence");
+    let sequence_dir = scratch.join("sample-walk");
+    if !sequence_dir.exists() {
+        sequence::generate(
+            &demo_global,
+            &sequence::GenerateArgs::sample(&sequence_dir, args.images, args.bytes_per_image),
+        )?;
+    }
+
+    println!("\n== authorising through the fakes' consent pages");
+    for id in ["mapillary", "mtpw"] {
+        if auth::authorize(&demo_global, id, None)? != ExitCode::SUCCESS {
+            bail!("authorising with {id} failed");
+        }
+    }
+
+    println!("\n== uploading");
+    let upload_status = upload::upload(&demo_global, &UploadArgs::for_dirs(vec![sequence_dir]))?;
+    if upload_status != ExitCode::SUCCESS {
+        bail!("the upload failed");
+    }
+
+    println!("\n== waiting for Mapillary to process the sequence (re-checking)");
+    let session = Session::open(&demo_global)?;
+    let deadline = Instant::now() + Duration::from_secs(args.processing_secs + 60);
+    loop {
+        status::recheck(&session)?;
+        let states: Vec<(String, SequenceState)> = session
+            .runner
+            .store()
+            .records()?
+            .into_iter()
+            .filter_map(|r| {
+                let stored: StoredRecord = serde_json::from_str(&r.outcome_json).ok()?;
+                Some((r.integration, stored.outcome?.state))
+            })
+            .collect();
+        if states.iter().all(|(_, s)| s.is_final()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the sequence was still not published after the wait: {states:?}");
+        }
+        let waiting: Vec<String> = states
+            .iter()
+            .filter(|(_, s)| !s.is_final())
+            .map(|(id, s)| format!("{id}: {}", s.as_str()))
+            .collect();
+        println!("   {}", waiting.join(", "));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    drop(session);
+
+    println!("\n== final status");
+    status::status(&demo_global)?;
+    let session = Session::open(&demo_global)?;
+    let all_published = session.runner.store().records()?.into_iter().all(|r| {
+        serde_json::from_str::<StoredRecord>(&r.outcome_json)
+            .ok()
+            .and_then(|s| s.outcome)
+            .is_some_and(|o| o.state == SequenceState::Published)
+    });
+    drop(fakes);
+    if all_published {
+        println!("\ndemo complete: the sequence is on Mapillary and synced to Map the Paths Web");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("\ndemo failed: not every integration published the sequence");
+        Ok(ExitCode::FAILURE)
+    }
+}
