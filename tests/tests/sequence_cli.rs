@@ -139,3 +139,47 @@ fn equirectangular_sequences_are_eligible_for_mapillary() {
     );
     assert_eq!(eligibility(&summary, "mapillary"), (true, None));
 }
+
+#[test]
+fn upload_refuses_a_sequence_with_problems_unless_skip_invalid_names_the_skipped_files() {
+    let home = tempfile::tempdir().unwrap();
+    let plugins = plugins_dir_with(home.path(), &[bundled_plugin("mtp_mapillary")]);
+    let generated = mtp_command(home.path())
+        .args(["sequence", "generate", "walk", "--count", "4"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let mut images: Vec<_> = std::fs::read_dir(home.path().join("walk"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    images.sort();
+    let broken = images[2].clone();
+    std::fs::write(&broken, b"this is not a JPEG at all").unwrap();
+    let before = std::fs::read(&images[0]).unwrap();
+
+    let refused = mtp_command(home.path())
+        .args(["upload", "walk", "--plugins-dir"])
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    let name = broken.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(name), "the error names the broken file: {err}");
+    assert!(err.contains("--skip-invalid"), "{err}");
+
+    let skipping = mtp_command(home.path())
+        .args(["upload", "walk", "--skip-invalid", "--plugins-dir"])
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&skipping.stderr);
+    assert!(err.contains(&format!("skipping {}", broken.display())), "{err}");
+    // No integration is enabled without a .env, which is said plainly.
+    assert!(err.contains("no integration is enabled"), "{err}");
+    assert!(!skipping.status.success());
+    // Reading never modifies the images.
+    assert_eq!(std::fs::read(&images[0]).unwrap(), before);
+}
