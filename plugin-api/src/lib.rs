@@ -11,6 +11,8 @@
 
 pub mod error;
 pub mod ffi;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod manifest;
 pub mod protocol;
 pub mod sdk;
@@ -18,6 +20,8 @@ pub mod sequence;
 pub mod transport;
 
 pub use async_trait::async_trait;
+/// serde_json, as the SDK uses it (for `json!` in tests and for structured state).
+pub use serde_json;
 pub use error::{ErrorKind, PluginError};
 
 /// Everything a provider author usually needs, in one import.

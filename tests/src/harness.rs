@@ -147,3 +147,36 @@ pub fn mtp_command(home: &Path) -> Command {
     }
     command
 }
+
+/// Runs `cargo <args>` on the standalone crate at `manifest` with `target/<target_name>` as target dir,
+/// panicking with cargo's output on failure (what a provider author would run by hand).
+pub fn cargo_standalone(manifest: &Path, target_name: &str, args: &[&str]) {
+    let mut command = cargo();
+    command
+        .current_dir(workspace_root())
+        .args(args)
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target_dir().join(target_name));
+    run_build(
+        command,
+        &format!("{} ({})", manifest.display(), args.join(" ")),
+    );
+}
+
+/// The template provider's library, after running its own tests and building it (once per process).
+pub fn template_plugin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = workspace_root().join("plugins/template/Cargo.toml");
+            cargo_standalone(&manifest, "template", &["test"]);
+            cargo_standalone(&manifest, "template", &["build"]);
+            target_dir()
+                .join("template/debug")
+                .join(library_file_name("mtp_template"))
+        })
+        .clone()
+}

@@ -176,7 +176,10 @@ fn upload_refuses_a_sequence_with_problems_unless_skip_invalid_names_the_skipped
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&skipping.stderr);
-    assert!(err.contains(&format!("skipping {}", broken.display())), "{err}");
+    assert!(
+        err.contains(&format!("skipping {}", broken.display())),
+        "{err}"
+    );
     // No integration is enabled without a .env, which is said plainly.
     assert!(err.contains("no integration is enabled"), "{err}");
     assert!(!skipping.status.success());

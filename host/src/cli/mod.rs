@@ -6,6 +6,7 @@ use std::process::ExitCode;
 mod auth;
 mod demo;
 mod integrations;
+mod plugin_new;
 mod progress;
 mod sequence;
 mod session;
@@ -106,6 +107,14 @@ enum PluginCommand {
         /// The library file (.so, .dylib or .dll).
         path: PathBuf,
     },
+    /// Create a new provider crate from the template (a working, tested HTTP uploader to adapt).
+    New {
+        /// The provider's name (`street-cam`): gives the crate `mtp-street-cam` and the id `street-cam`.
+        name: String,
+        /// The directory to create it in (default: the current one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs the CLI and maps errors to exit codes.
@@ -148,6 +157,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Plugin(PluginCommand::Check { path }) => {
             integrations::plugin_check(&cli.global, &path)
+        }
+        Command::Plugin(PluginCommand::New { name, dir }) => {
+            plugin_new::new_plugin(&cli.global, &name, dir.as_deref())
         }
         Command::Sequence(SequenceCommand::Inspect { dir, overrides }) => {
             sequence::inspect(&cli.global, &dir, &overrides)

@@ -33,10 +33,10 @@ pub enum RetryDecision {
 /// Classifies an HTTP answer by status, `Retry-After` header and JSON body.
 ///
 /// Understands the error bodies of Mapillary's upload service (`{"debug_info": {"type", "retriable"}}`) and
-/// graph API (`{"error": {"type": "OAuthException"}}`): 5xx and 429 are retried (429 honours a JSON `backoff`
-/// in milliseconds, else `Retry-After` in seconds, else 10 s), 412 and `OffsetInvalidError` re-query,
-/// 401/403 and `NotAuthorizedError` need re-authorisation, other 4xx are retried only when the body says
-/// `retriable: true`.
+/// graph API (`{"error": {"type": "OAuthException", "code"}}`): 5xx and 429 are retried (429 honours a JSON
+/// `backoff` in milliseconds, else `Retry-After` in seconds, else 10 s), 412 and `OffsetInvalidError` re-query,
+/// 401/403, `NotAuthorizedError` and OAuth error code 190 need re-authorisation, other 4xx are retried only
+/// when the body says `retriable: true` (upload service) or `is_transient: true` (graph API).
 pub fn classify_http(status: u16, retry_after: Option<&str>, body: &str) -> RetryDecision {
     let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let debug_type = json
@@ -44,7 +44,13 @@ pub fn classify_http(status: u16, retry_after: Option<&str>, body: &str) -> Retr
         .and_then(|j| j.pointer("/debug_info/type"))
         .and_then(|v| v.as_str())
         .unwrap_or("");
-    if status == 401 || status == 403 || debug_type == "NotAuthorizedError" {
+    // Graph API: OAuth error code 190 is an invalid, expired or revoked access token, whatever the status.
+    let graph_code = json
+        .as_ref()
+        .and_then(|j| j.pointer("/error/code"))
+        .and_then(|v| v.as_u64());
+    if status == 401 || status == 403 || debug_type == "NotAuthorizedError" || graph_code == Some(190)
+    {
         return RetryDecision::Auth;
     }
     if status == 412 || debug_type == "OffsetInvalidError" {
@@ -66,9 +72,13 @@ pub fn classify_http(status: u16, retry_after: Option<&str>, body: &str) -> Retr
     if status >= 500 {
         return RetryDecision::Retry { after: None };
     }
+    // The upload service says `debug_info.retriable`, the graph API `error.is_transient`.
     let retriable = json
         .as_ref()
-        .and_then(|j| j.pointer("/debug_info/retriable"))
+        .and_then(|j| {
+            j.pointer("/debug_info/retriable")
+                .or_else(|| j.pointer("/error/is_transient"))
+        })
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
     if (400..500).contains(&status) && retriable {
@@ -172,6 +182,30 @@ mod tests {
             RetryDecision::Retry { after: None }
         );
         assert_eq!(classify_http(400, None, "not json"), RetryDecision::Fail);
+        assert_eq!(
+            classify_http(
+                400,
+                None,
+                r#"{"error":{"message":"Error validating access token","type":"OAuthException","code":190}}"#
+            ),
+            RetryDecision::Auth
+        );
+        assert_eq!(
+            classify_http(
+                400,
+                None,
+                r#"{"error":{"message":"try later","type":"OAuthException","code":2,"is_transient":true}}"#
+            ),
+            RetryDecision::Retry { after: None }
+        );
+        assert_eq!(
+            classify_http(
+                400,
+                None,
+                r#"{"error":{"message":"Invalid file_handle","type":"OAuthException","code":100}}"#
+            ),
+            RetryDecision::Fail
+        );
     }
 
     #[test]

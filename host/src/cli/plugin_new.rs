@@ -1,0 +1,153 @@
+//! `mtp plugin new NAME`: a new provider crate, copied from `plugins/template` with its names changed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{print_json, GlobalArgs};
+
+const TEMPLATE_CARGO: &str = include_str!("../../../plugins/template/Cargo.toml");
+const TEMPLATE_LIB: &str = include_str!("../../../plugins/template/src/lib.rs");
+const TEMPLATE_TEST: &str = include_str!("../../../plugins/template/tests/upload.rs");
+
+/// The names a provider called `name` gets: crate, id, type, env prefix.
+struct Names {
+    crate_name: String,
+    id: String,
+    type_name: String,
+    env_prefix: String,
+}
+
+fn names(name: &str) -> Result<Names> {
+    let id = name.trim().to_lowercase().replace([' ', '_'], "-");
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || id.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+    {
+        bail!("{name:?} is not a usable provider name: use letters, digits and dashes, starting with a letter");
+    }
+    let type_name: String = id
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut chars = p.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+                .collect::<String>()
+        })
+        .collect();
+    Ok(Names {
+        crate_name: format!("mtp-{id}"),
+        env_prefix: id.to_uppercase().replace('-', "_"),
+        type_name,
+        id,
+    })
+}
+
+/// Where the new crate finds `plugin-api`: this checkout's copy when mtp runs from one, else the
+/// published crate.
+fn plugin_api_dependency() -> String {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-api");
+    match local.canonicalize() {
+        Ok(path) => format!(
+            "{{ path = {:?}, features = [\"http\"] }}",
+            path.display().to_string()
+        ),
+        Err(_) => format!(
+            "{{ version = \"{}\", features = [\"http\"] }}",
+            plugin_api::manifest::PLUGIN_API_VERSION
+        ),
+    }
+}
+
+fn rename(text: &str, n: &Names) -> String {
+    text.replace("mtp-template", &n.crate_name)
+        .replace("mtp_template", &n.crate_name.replace('-', "_"))
+        .replace("TEMPLATE_", &format!("{}_", n.env_prefix))
+        .replace("Template provider", &n.type_name)
+        .replace("Template", &n.type_name)
+        .replace("\"template\"", &format!("{:?}", n.id))
+}
+
+pub(crate) fn new_plugin(
+    global: &GlobalArgs,
+    name: &str,
+    parent: Option<&Path>,
+) -> Result<ExitCode> {
+    let n = names(name)?;
+    let dir: PathBuf = parent.unwrap_or(Path::new(".")).join(&n.crate_name);
+    if dir.exists() {
+        bail!(
+            "{} already exists: choose another name or directory",
+            dir.display()
+        );
+    }
+    let cargo = rename(TEMPLATE_CARGO, &n)
+        .replace(
+            "mtp-plugin-api = { path = \"../../plugin-api\", features = [\"http\"] }",
+            &format!("mtp-plugin-api = {}", plugin_api_dependency()),
+        )
+        .replace(
+            "# A minimal mtp provider to copy: `mtp plugin new NAME` writes a copy of this crate.\n",
+            &format!("# {}: an mtp provider, made with `mtp plugin new`.\n", n.id),
+        );
+    let files = [
+        (dir.join("Cargo.toml"), cargo),
+        (dir.join("src/lib.rs"), rename(TEMPLATE_LIB, &n)),
+        (dir.join("tests/upload.rs"), rename(TEMPLATE_TEST, &n)),
+    ];
+    for (path, text) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if global.json {
+        print_json(&serde_json::json!({"dir": dir, "id": n.id, "crate": n.crate_name}))?;
+    } else {
+        println!("created {} (integration id {:?})", dir.display(), n.id);
+        println!(
+            "next: cd {} && cargo test && cargo build --release",
+            dir.display()
+        );
+        println!(
+            "then copy target/release/{}{}{} into your plugins directory and run mtp integrations list",
+            std::env::consts::DLL_PREFIX,
+            n.crate_name.replace('-', "_"),
+            std::env::consts::DLL_SUFFIX
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_every_name() {
+        let n = names("Street cam").unwrap();
+        assert_eq!(
+            (n.crate_name.as_str(), n.id.as_str()),
+            ("mtp-street-cam", "street-cam")
+        );
+        assert_eq!(
+            (n.type_name.as_str(), n.env_prefix.as_str()),
+            ("StreetCam", "STREET_CAM")
+        );
+        assert!(names("9lives").is_err());
+        let lib = rename(TEMPLATE_LIB, &n);
+        assert!(
+            lib.contains("pub struct StreetCam;") && lib.contains("\"STREET_CAM_URL\""),
+            "{lib}"
+        );
+        assert!(lib.contains("id: \"street-cam\".into()"), "{lib}");
+    }
+}

@@ -1,0 +1,118 @@
+//! A minimal, working mtp provider: it uploads every image of a sequence with an HTTP `PUT` to
+//! `{TEMPLATE_URL}/{sequence id}/{file name}`, resumably and with progress. Copy it to start your own.
+
+use std::time::Duration;
+
+use plugin_api::http::{client, file_body, send_with_retries};
+use plugin_api::prelude::*;
+use plugin_api::sdk::retry::Backoff;
+
+/// The integration. Keep per-process things (an HTTP client) here; keep per-sequence progress in
+/// `ctx.state()`, which the host persists.
+#[derive(Default)]
+pub struct Template;
+
+#[plugin_api::async_trait]
+impl Integration for Template {
+    fn manifest(&self) -> Manifest {
+        Manifest {
+            id: "template".into(),
+            name: "Template provider".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Uploads each image with HTTP PUT (a starting point for new providers)"
+                .into(),
+            api_version: String::new(), // filled in by export_plugin!
+            required_env: vec!["TEMPLATE_URL".into()],
+            optional_env: vec!["TEMPLATE_RETRY_BASE_MS".into()],
+            after: vec![],
+            exports: vec!["upload_url".into()],
+            consumes: vec![],
+        }
+    }
+
+    fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
+        if sequence.images.is_empty() {
+            Eligibility::not_eligible("the sequence has no images")
+        } else {
+            Eligibility::eligible()
+        }
+    }
+
+    async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
+        let base = ctx.require_env("TEMPLATE_URL")?;
+        let retry_ms = ctx
+            .env("TEMPLATE_RETRY_BASE_MS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500);
+        let sequence = &request.sequence;
+        let folder = format!("{}/{}", base.trim_end_matches('/'), sequence.id);
+        if request.mode == RunMode::Recheck || request.dry_run {
+            let state = if request.dry_run {
+                SequenceState::DryRun
+            } else {
+                SequenceState::Published
+            };
+            return Ok(RunOutcome::new(
+                state,
+                format!("would upload {} images to {folder}", sequence.images.len()),
+            ));
+        }
+        let http = client(concat!("mtp-template/", env!("CARGO_PKG_VERSION")))?;
+        let done_key = |file: &str| format!("{}/done/{file}", sequence.id);
+        let mut progress = Progress {
+            files_total: sequence.images.len() as u64,
+            ..Progress::default()
+        };
+        progress.bytes_total = sequence.total_bytes();
+        for image in &sequence.images {
+            if ctx.state().get(&done_key(&image.file_name))?.is_some() {
+                progress.files_done += 1;
+                progress.bytes_done += image.size_bytes;
+            }
+        }
+        ctx.progress(ProgressEvent::Totals {
+            files_total: progress.files_total,
+            bytes_total: progress.bytes_total,
+            files_done: progress.files_done,
+            bytes_done: progress.bytes_done,
+        });
+        for image in &sequence.images {
+            ctx.check_cancelled()?;
+            if ctx.state().get(&done_key(&image.file_name))?.is_some() {
+                continue; // acknowledged by an earlier run: never sent twice
+            }
+            let url = format!("{folder}/{}", image.file_name);
+            let path = std::path::Path::new(&image.path);
+            let mut backoff =
+                Backoff::new(Duration::from_millis(retry_ms), Duration::from_secs(16), 8);
+            let answer = send_with_retries(
+                ctx,
+                &mut backoff,
+                &format!("upload of {}", image.file_name),
+                || async { Ok(http.put(&url).body(file_body(ctx, path, 0).await?)) },
+            )
+            .await?;
+            if !answer.is_success() {
+                return Err(PluginError::new(
+                    ErrorKind::Rejected,
+                    format!(
+                        "{url} refused {}: HTTP {} {}",
+                        image.file_name, answer.status, answer.body
+                    ),
+                ));
+            }
+            ctx.state().put(&done_key(&image.file_name), "1")?;
+            ctx.progress(ProgressEvent::Advance { bytes: 0, files: 1 });
+            progress.files_done += 1;
+            progress.bytes_done += image.size_bytes;
+        }
+        let mut outcome =
+            RunOutcome::new(SequenceState::Published, format!("uploaded to {folder}"));
+        outcome.keys.insert("upload_url".into(), folder.clone());
+        outcome.exports.insert("upload_url".into(), folder);
+        outcome.progress = Some(progress);
+        Ok(outcome)
+    }
+}
+
+plugin_api::export_plugin!(Template);
