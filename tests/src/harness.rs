@@ -59,6 +59,8 @@ pub fn build_workspace() -> &'static Path {
             "-p",
             "mtp-mtpw",
             "-p",
+            "mtp-archive",
+            "-p",
             "mtp-tests",
             "--bins",
             "--lib",

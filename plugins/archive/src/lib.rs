@@ -1,0 +1,195 @@
+//! The local archive integration: copies a sequence's images and a JSON manifest of its metadata into
+//! `ARCHIVE_DIR/<name>-<id>/`. Resumable (a partly copied file continues where it stopped; finished files
+//! are never copied again), with progress. It proves the plugin API fits more than Mapillary: it needed no
+//! host change.
+
+use std::path::{Path, PathBuf};
+
+use plugin_api::prelude::*;
+use plugin_api::serde_json;
+use plugin_api::tokio;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// Bytes copied per read/write, and per progress event.
+const CHUNK: usize = 1024 * 1024;
+
+/// The integration.
+#[derive(Debug, Default)]
+pub struct Archive;
+
+fn io_error(path: &Path, err: std::io::Error) -> PluginError {
+    PluginError::other(format!("{}: {err}", path.display()))
+}
+
+/// `ARCHIVE_DIR/<name>-<first 8 of id>`, with the name made safe as a directory name.
+fn destination(root: &Path, sequence: &SequenceDescriptor) -> PathBuf {
+    let safe: String = sequence
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let id: String = sequence
+        .id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect();
+    root.join(format!("{safe}-{id}"))
+}
+
+/// Copies `from` to `to` through `to.part`, continuing a partial copy; reports bytes as they land.
+async fn copy_resumable(ctx: &Context, from: &Path, to: &Path) -> Result<u64, PluginError> {
+    let mut part = to.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let mut source = tokio::fs::File::open(from)
+        .await
+        .map_err(|e| io_error(from, e))?;
+    let mut target = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&part)
+        .await
+        .map_err(|e| io_error(&part, e))?;
+    let already = target
+        .metadata()
+        .await
+        .map_err(|e| io_error(&part, e))?
+        .len();
+    let total = source
+        .metadata()
+        .await
+        .map_err(|e| io_error(from, e))?
+        .len();
+    if already > total {
+        return Err(PluginError::other(format!(
+            "{} is longer than its source",
+            part.display()
+        )));
+    }
+    source
+        .seek(std::io::SeekFrom::Start(already))
+        .await
+        .map_err(|e| io_error(from, e))?;
+    ctx.progress(ProgressEvent::Advance {
+        bytes: already,
+        files: 0,
+    });
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        ctx.check_cancelled()?;
+        let n = source
+            .read(&mut buffer)
+            .await
+            .map_err(|e| io_error(from, e))?;
+        if n == 0 {
+            break;
+        }
+        target
+            .write_all(&buffer[..n])
+            .await
+            .map_err(|e| io_error(&part, e))?;
+        ctx.progress(ProgressEvent::Advance {
+            bytes: n as u64,
+            files: 0,
+        });
+    }
+    target.sync_all().await.map_err(|e| io_error(&part, e))?;
+    tokio::fs::rename(&part, to)
+        .await
+        .map_err(|e| io_error(to, e))?;
+    Ok(total)
+}
+
+#[plugin_api::async_trait]
+impl Integration for Archive {
+    fn manifest(&self) -> Manifest {
+        Manifest {
+            id: "archive".into(),
+            name: "Local archive".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Copies sequences (images + a JSON manifest) into a local folder".into(),
+            api_version: String::new(),
+            required_env: vec!["ARCHIVE_DIR".into()],
+            optional_env: vec![],
+            after: vec![],
+            exports: vec!["archive_path".into()],
+            consumes: vec![],
+        }
+    }
+
+    async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
+        let root = PathBuf::from(ctx.require_env("ARCHIVE_DIR")?);
+        let sequence = &request.sequence;
+        let dest = destination(&root, sequence);
+        if request.dry_run || request.mode == RunMode::Recheck {
+            let state = if request.dry_run {
+                SequenceState::DryRun
+            } else {
+                SequenceState::Published
+            };
+            return Ok(RunOutcome::new(
+                state,
+                format!("archive at {}", dest.display()),
+            ));
+        }
+        tokio::fs::create_dir_all(&dest)
+            .await
+            .map_err(|e| io_error(&dest, e))?;
+        let done_key = |name: &str| format!("{}/{name}", sequence.id);
+        let mut progress = Progress {
+            files_total: sequence.images.len() as u64,
+            bytes_total: sequence.total_bytes(),
+            ..Progress::default()
+        };
+        let mut pending = Vec::new();
+        for image in &sequence.images {
+            let target = dest.join(&image.file_name);
+            let done = ctx.state().get(&done_key(&image.file_name))?.is_some()
+                && tokio::fs::metadata(&target)
+                    .await
+                    .is_ok_and(|m| m.len() == image.size_bytes);
+            if done {
+                progress.files_done += 1;
+                progress.bytes_done += image.size_bytes;
+            } else {
+                pending.push((image, target));
+            }
+        }
+        ctx.progress(ProgressEvent::Totals {
+            files_total: progress.files_total,
+            bytes_total: progress.bytes_total,
+            files_done: progress.files_done,
+            bytes_done: progress.bytes_done,
+        });
+        for (image, target) in pending {
+            let copied = copy_resumable(ctx, Path::new(&image.path), &target).await?;
+            ctx.state()
+                .put(&done_key(&image.file_name), &copied.to_string())?;
+            ctx.progress(ProgressEvent::Advance { bytes: 0, files: 1 });
+            progress.files_done += 1;
+            progress.bytes_done += copied;
+        }
+        // The manifest last: its presence says the archive is complete.
+        let manifest_path = dest.join("manifest.json");
+        let manifest = serde_json::to_vec_pretty(sequence)
+            .map_err(|e| PluginError::other(format!("cannot encode the manifest: {e}")))?;
+        tokio::fs::write(&manifest_path, manifest)
+            .await
+            .map_err(|e| io_error(&manifest_path, e))?;
+        let path = dest.display().to_string();
+        let mut outcome = RunOutcome::new(SequenceState::Published, format!("archived in {path}"));
+        outcome.keys.insert("archive_path".into(), path.clone());
+        outcome.exports.insert("archive_path".into(), path);
+        outcome.progress = Some(progress);
+        Ok(outcome)
+    }
+}
+
+plugin_api::export_plugin!(Archive);

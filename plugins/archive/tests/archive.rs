@@ -1,0 +1,78 @@
+//! The archive integration in-process: copies, resumes a partial copy, never copies a file twice.
+
+use std::collections::BTreeMap;
+
+use mtp_archive::Archive;
+use plugin_api::prelude::*;
+use plugin_api::sdk::testing::TestHost;
+use plugin_api::serde_json;
+
+fn sequence(dir: &std::path::Path) -> SequenceDescriptor {
+    let images: Vec<serde_json::Value> = (0..3)
+        .map(|i| {
+            let path = dir.join(format!("img{i}.jpg"));
+            std::fs::write(&path, vec![i as u8 + 1; 3_000_000]).unwrap();
+            serde_json::json!({
+                "path": path, "file_name": format!("img{i}.jpg"), "size_bytes": 3_000_000,
+                "latitude": 52.0, "longitude": 6.0, "captured_at_ms": 1_600_000_000_000i64 + i * 1000,
+                "projection": "flat"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "schema": 1, "id": "abcdef123456", "root": dir, "name": "Canal walk", "description": "d",
+        "tags": ["x"], "source": "folder", "images": images
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn copies_resumes_and_never_copies_twice() {
+    let source = tempfile::tempdir().unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    let host = TestHost::new().with_env("ARCHIVE_DIR", archive.path().to_str().unwrap());
+    let ctx = host.context();
+    let seq = sequence(source.path());
+    let dest = archive.path().join("Canal_walk-abcdef12");
+    // An interrupted earlier run: img1 half copied.
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join("img1.jpg.part"), vec![2u8; 1_000_000]).unwrap();
+
+    let request = RunRequest {
+        mode: RunMode::Upload,
+        sequence: seq.clone(),
+        dry_run: false,
+        upstream: BTreeMap::new(),
+        previous: None,
+        options: Default::default(),
+    };
+    let outcome = Archive.run(&ctx, request.clone()).await.unwrap();
+    assert_eq!(outcome.state, SequenceState::Published);
+    for i in 0..3 {
+        let copied = std::fs::read(dest.join(format!("img{i}.jpg"))).unwrap();
+        assert_eq!(copied, vec![i as u8 + 1; 3_000_000]);
+    }
+    let manifest: SequenceDescriptor =
+        serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest.name, "Canal walk");
+    let copied_bytes: u64 = host
+        .progress_events()
+        .iter()
+        .map(|e| match e {
+            ProgressEvent::Advance { bytes, .. } => *bytes,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(copied_bytes, 9_000_000, "the partial file counts, once");
+
+    // A second run copies nothing.
+    let before = host.progress_events().len();
+    Archive.run(&ctx, request).await.unwrap();
+    let again: Vec<_> = host.progress_events()[before..].to_vec();
+    assert!(
+        again
+            .iter()
+            .all(|e| !matches!(e, ProgressEvent::Advance { bytes, .. } if *bytes > 0)),
+        "{again:?}"
+    );
+}
