@@ -143,6 +143,8 @@ fn validate_manifest(manifest: &Manifest) -> Result<(), String> {
 
 /// Turns abi_stable's error (which can be 200 lines of layout dump) into one line for the user.
 pub fn describe_library_error(err: &LibraryError) -> String {
+    // The whole report (layout diffs included) is for plugin authors: `mtp -vv plugin check PATH`.
+    tracing::debug!("abi_stable's full report:\n{err}");
     match err {
         LibraryError::OpenError { err, .. } => {
             format!(
@@ -151,12 +153,18 @@ pub fn describe_library_error(err: &LibraryError) -> String {
             )
         }
         LibraryError::GetSymbolError { .. } => "not a plugin library (no root module)".to_string(),
-        LibraryError::ParseVersionError(_) | LibraryError::IncompatibleVersionNumber { .. } => {
-            format!(
-                "incompatible plugin ABI: {}",
-                last_error_line(&err.to_string())
-            )
-        }
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => format!(
+            "built for plugin ABI {actual_version}, this host supports ABI {}.x",
+            expected_version.major
+        ),
+        LibraryError::ParseVersionError(_) => format!(
+            "incompatible plugin ABI: {}",
+            last_error_line(&err.to_string())
+        ),
         LibraryError::RootModule { err, .. } => match err {
             RootModuleError::Unwound => "the library panicked while loading".to_string(),
             other => format!(

@@ -182,3 +182,118 @@ pub fn template_plugin() -> PathBuf {
         })
         .clone()
 }
+
+/// A source edit applied to a copy of `plugin-api`: in `file` (relative to its `src/`), replace `from`
+/// with `to`. A `from` that is not found fails the build loudly, so the fixtures follow the real code.
+pub struct SourcePatch {
+    /// File under `plugin-api/src/`.
+    pub file: &'static str,
+    /// Text to replace.
+    pub from: &'static str,
+    /// Replacement.
+    pub to: &'static str,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a directory for the copy");
+    for entry in std::fs::read_dir(from).expect("read plugin-api's sources") {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a source file");
+        }
+    }
+}
+
+/// Builds a plugin against a *variant* of the plugin API compiled from source: a copy of `plugin-api`
+/// declaring `version` with `patches` applied (an older or newer interface), and returns its library.
+/// Variants share `target/compat`, so the common dependencies are built once.
+pub fn compat_plugin(variant: &str, version: &str, patches: &[SourcePatch]) -> PathBuf {
+    let root = target_dir().join("compat/src").join(variant);
+    let _ = std::fs::remove_dir_all(&root);
+    // A directory name of its own per variant: cargo hashes path dependencies by their path relative to
+    // the workspace, so same-named directories would share (and overwrite) one build in target/compat.
+    let api_dir = format!("api-{variant}");
+    let api = root.join(&api_dir);
+    copy_tree(&workspace_root().join("plugin-api/src"), &api.join("src"));
+    for patch in patches {
+        let file = api.join("src").join(patch.file);
+        let text = std::fs::read_to_string(&file).expect("read a file to patch");
+        assert!(
+            text.contains(patch.from),
+            "{variant}: {} no longer contains {:?}; update the fixture",
+            patch.file,
+            patch.from
+        );
+        std::fs::write(&file, text.replace(patch.from, patch.to)).expect("write a patched file");
+    }
+    std::fs::write(
+        api.join("Cargo.toml"),
+        format!(
+            r#"[package]
+name = "mtp-plugin-api"
+version = "{version}"
+edition = "2021"
+
+[lib]
+name = "plugin_api"
+
+[dependencies]
+abi_stable = "0.11"
+async-ffi = {{ version = "0.5", features = ["abi_stable"] }}
+async-trait = "0.1"
+futures = "0.3"
+serde = {{ version = "1", features = ["derive"] }}
+serde_json = "1"
+thiserror = "2"
+tokio = {{ version = "1", features = ["rt-multi-thread", "macros", "time", "sync", "net", "io-util", "fs", "signal"] }}
+"#
+        ),
+    )
+    .expect("write the variant's Cargo.toml");
+    let plugin = root.join("plugin");
+    std::fs::create_dir_all(plugin.join("src")).expect("create the plugin crate");
+    let lib_name = format!("compat_{}", variant.replace('-', "_"));
+    std::fs::write(
+        plugin.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{lib_name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nmtp-plugin-api = {{ path = \"../{api_dir}\" }}\n"
+        ),
+    )
+    .expect("write the plugin's Cargo.toml");
+    std::fs::write(
+        plugin.join("src/lib.rs"),
+        format!(
+            r#"use plugin_api::prelude::*;
+struct Compat;
+#[plugin_api::async_trait]
+impl Integration for Compat {{
+    fn manifest(&self) -> Manifest {{
+        Manifest {{ id: "{variant}".into(), name: "Compat {variant}".into(), version: "0.1.0".into(),
+            description: String::new(), api_version: String::new(), required_env: vec![],
+            optional_env: vec![], after: vec![], exports: vec![], consumes: vec![] }}
+    }}
+    async fn run(&self, ctx: &Context, _r: RunRequest) -> Result<RunOutcome, PluginError> {{
+        ctx.info("compat plugin ran");
+        Ok(RunOutcome::new(SequenceState::Published, "{variant} ran"))
+    }}
+}}
+plugin_api::export_plugin!(Compat);
+"#
+        ),
+    )
+    .expect("write the plugin's source");
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!("[workspace]\nresolver = \"2\"\nmembers = [\"{api_dir}\", \"plugin\"]\n\n[profile.dev]\ndebug = false\n"),
+    )
+    .expect("write the variant workspace");
+    // The main lock file pins the same dependency versions the host was built with.
+    let _ = std::fs::copy(workspace_root().join("Cargo.lock"), root.join("Cargo.lock"));
+    cargo_standalone(&root.join("Cargo.toml"), "compat", &["build"]);
+    target_dir()
+        .join("compat/debug")
+        .join(library_file_name(&lib_name))
+}
