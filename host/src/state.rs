@@ -32,6 +32,16 @@ pub enum StateError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not a readable SQLite database (or fails its integrity check).
+    #[error("state database {path} is damaged ({detail}); it was left as it is and a copy kept at {backup}; move it away to start with an empty state (uploads then resume from the servers' offsets)")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+        /// Where the copy was kept.
+        backup: PathBuf,
+    },
     /// Written by a newer mtp.
     #[error("state database {path} has schema version {found}, newer than this mtp understands ({SCHEMA_VERSION}); upgrade mtp (the file was left untouched)")]
     TooNew {
@@ -87,9 +97,15 @@ impl StateStore {
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
         create_private_dir(dir)?;
         let path = dir.join("state.db");
-        let sqlite = |source| StateError::Sqlite {
-            path: path.clone(),
-            source,
+        let sqlite = |source: rusqlite::Error| {
+            if is_corruption(&source) {
+                corrupt(&path, source.to_string())
+            } else {
+                StateError::Sqlite {
+                    path: path.clone(),
+                    source,
+                }
+            }
         };
         let conn = Connection::open(&path).map_err(sqlite)?;
         restrict_to_user(&path)?;
@@ -102,6 +118,12 @@ impl StateStore {
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sqlite)?;
+        let check: String = conn
+            .pragma_query_value(None, "quick_check", |row| row.get(0))
+            .unwrap_or_else(|err| err.to_string());
+        if check != "ok" {
+            return Err(corrupt(&path, check));
+        }
         if found > SCHEMA_VERSION {
             return Err(StateError::TooNew { path, found });
         }
@@ -293,6 +315,31 @@ impl StateStore {
     }
 }
 
+fn is_corruption(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+/// Keeps a copy of a damaged database beside it (never deleting or resetting the original) and says so.
+fn corrupt(path: &Path, detail: String) -> StateError {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let backup = path.with_file_name(format!("state.db.damaged-{stamp}"));
+    let backup = match std::fs::copy(path, &backup) {
+        Ok(_) => backup,
+        Err(err) => PathBuf::from(format!("(none: copying failed: {err})")),
+    };
+    StateError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+        backup,
+    }
+}
+
 fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     let io = |source| StateError::Io {
         path: dir.to_path_buf(),
@@ -356,6 +403,28 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "state.db must be private: {mode:o}");
         }
+    }
+
+    #[test]
+    fn a_damaged_database_is_an_error_naming_it_and_a_copy_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = b"this was never a database, but it is the user's file".repeat(100);
+        std::fs::write(dir.path().join("state.db"), &garbage).unwrap();
+        let err = StateStore::open(dir.path()).err().unwrap();
+        let message = err.to_string();
+        assert!(message.contains("state.db is damaged"), "{message}");
+        assert_eq!(std::fs::read(dir.path().join("state.db")).unwrap(), garbage);
+        let copies: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("state.db.damaged-")
+            })
+            .collect();
+        assert_eq!(copies.len(), 1);
+        assert_eq!(std::fs::read(copies[0].path()).unwrap(), garbage);
     }
 
     #[test]
