@@ -143,7 +143,11 @@ fn describe(err: &reqwest::Error) -> String {
 
 /// A request body streaming the file at `path` from byte `offset`, never holding more than one chunk in
 /// memory, and reporting each chunk as [`ProgressEvent::Advance`] bytes as it is handed to the network.
-pub async fn file_body(ctx: &Context, path: &Path, offset: u64) -> Result<reqwest::Body, PluginError> {
+pub async fn file_body(
+    ctx: &Context,
+    path: &Path,
+    offset: u64,
+) -> Result<reqwest::Body, PluginError> {
     let io = |err: std::io::Error| PluginError::other(format!("{}: {err}", path.display()));
     let mut file = tokio::fs::File::open(path).await.map_err(io)?;
     file.seek(std::io::SeekFrom::Start(offset))

@@ -20,11 +20,11 @@ pub mod sequence;
 pub mod transport;
 
 pub use async_trait::async_trait;
+pub use error::{ErrorKind, PluginError};
 /// serde_json, as the SDK uses it (for `json!` in tests and for structured state).
 pub use serde_json;
 /// tokio, the runtime every plugin call runs on (each plugin owns one: see [`sdk::plugin_runtime`]).
 pub use tokio;
-pub use error::{ErrorKind, PluginError};
 
 /// Everything a provider author usually needs, in one import.
 pub mod prelude {

@@ -49,7 +49,10 @@ pub fn classify_http(status: u16, retry_after: Option<&str>, body: &str) -> Retr
         .as_ref()
         .and_then(|j| j.pointer("/error/code"))
         .and_then(|v| v.as_u64());
-    if status == 401 || status == 403 || debug_type == "NotAuthorizedError" || graph_code == Some(190)
+    if status == 401
+        || status == 403
+        || debug_type == "NotAuthorizedError"
+        || graph_code == Some(190)
     {
         return RetryDecision::Auth;
     }
