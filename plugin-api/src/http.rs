@@ -66,20 +66,50 @@ impl Answer {
     }
 }
 
-/// Sends the request `build` makes (afresh for each attempt) until it gets an answer that retrying cannot
-/// change: connection errors, timeouts, 5xx, 429 (honouring `Retry-After` / a JSON `backoff`) and 4xx
-/// marked retriable are retried per `backoff`; a 401/403 becomes an [`crate::ErrorKind::Auth`] error;
-/// every other answer is returned for the caller to interpret.
+/// Whether a request may be sent again when its fate is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Idempotent (GET, PUT, an upsert): retry after any transport failure.
+    Safe,
+    /// Not idempotent (a create): retry only when the request surely did not take effect — no connection
+    /// could be made, or the server answered with a retriable error — never after a timeout or a cut answer.
+    OnlyIfNotApplied,
+}
+
+/// [`send`] for an idempotent request.
 pub async fn send_with_retries<F, Fut>(
     ctx: &Context,
     backoff: &mut Backoff,
     what: &str,
+    build: F,
+) -> Result<Answer, PluginError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<reqwest::RequestBuilder, PluginError>>,
+{
+    send(ctx, backoff, what, Repeat::Safe, build).await
+}
+
+/// Sends the request `build` makes (afresh for each attempt) until it gets an answer that retrying cannot
+/// change: connection errors, timeouts, 5xx, 429 (honouring `Retry-After` / a JSON `backoff`) and 4xx
+/// marked retriable are retried per `backoff` (as `repeat` allows); every other answer — 2xx, 401/403,
+/// other 4xx — is returned for the caller to interpret, since only it knows what they mean.
+pub async fn send<F, Fut>(
+    ctx: &Context,
+    backoff: &mut Backoff,
+    what: &str,
+    repeat: Repeat,
     mut build: F,
 ) -> Result<Answer, PluginError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<reqwest::RequestBuilder, PluginError>>,
 {
+    let unknown = |why: String| {
+        Attempt::Fail(PluginError::transient(format!(
+            "{what}: {why}; whether it took effect is unknown, so it was not sent again"
+        )))
+    };
     retry(ctx, backoff, what, || {
         let request = build();
         async move {
@@ -89,12 +119,13 @@ where
             };
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(err) => {
+                Err(err) if repeat == Repeat::Safe || err.is_connect() => {
                     return Attempt::Retry {
                         after: None,
                         why: describe(&err),
                     }
                 }
+                Err(err) => return unknown(describe(&err)),
             };
             let status = response.status().as_u16();
             let retry_after = response
@@ -104,34 +135,32 @@ where
                 .map(str::to_string);
             let body = match response.text().await {
                 Ok(body) => body,
-                Err(err) => {
+                Err(err) if repeat == Repeat::Safe => {
                     return Attempt::Retry {
                         after: None,
                         why: format!("the answer was cut off: {}", describe(&err)),
                     }
                 }
+                Err(err) => return unknown(format!("the answer was cut off: {}", describe(&err))),
             };
-            if (200..300).contains(&status) {
-                return Attempt::Done(Answer { status, body });
-            }
-            match classify_http(status, retry_after.as_deref(), &body) {
-                RetryDecision::Retry { after } => Attempt::Retry {
-                    after,
-                    why: format!("HTTP {status}"),
-                },
-                RetryDecision::Auth => Attempt::Fail(PluginError::auth(format!(
-                    "{what} was refused (HTTP {status}): authorise again"
-                ))),
-                RetryDecision::Requery | RetryDecision::Fail => {
-                    Attempt::Done(Answer { status, body })
+            if !(200..300).contains(&status) {
+                if let RetryDecision::Retry { after } =
+                    classify_http(status, retry_after.as_deref(), &body)
+                {
+                    return Attempt::Retry {
+                        after,
+                        why: format!("HTTP {status}"),
+                    };
                 }
             }
+            Attempt::Done(Answer { status, body })
         }
     })
     .await
 }
 
-fn describe(err: &reqwest::Error) -> String {
+/// A human description of a transport failure (it names the URL, never a header such as a token).
+pub fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "the request timed out".to_string()
     } else if err.is_connect() {

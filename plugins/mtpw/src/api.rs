@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use plugin_api::sdk::attempts::{retry, Attempt};
-use plugin_api::sdk::retry::{classify_http, Backoff, RetryDecision};
+use plugin_api::http::{self, reqwest, Repeat};
+use plugin_api::sdk::retry::Backoff;
 use plugin_api::sdk::Context;
 use plugin_api::PluginError;
 use serde_json::Value;
@@ -70,11 +70,12 @@ impl<'a> MtpwApi<'a> {
         ctx: &Context,
         mapillary_token: &str,
     ) -> Result<Value, ApiError> {
+        let fields = [("mapillary_token", mapillary_token)];
         self.send(
             ctx,
             reqwest::Method::POST,
             "/api/v1/mapillary/token/verify",
-            Body::Form(&[("mapillary_token", mapillary_token)]),
+            Body::Form(&fields),
         )
         .await
     }
@@ -129,112 +130,43 @@ impl<'a> MtpwApi<'a> {
         path: &str,
         body: Body<'_>,
     ) -> Result<Value, ApiError> {
-        // Only create is not idempotent: it is retried only when the request surely did not take effect
-        // (no connection, or the server answered with an error), never after a timeout or a cut answer.
-        let idempotent = !path.contains("/create");
         let url = format!("{}{path}", self.base);
         let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), 8);
         let what = format!("MTPW {method} {path}");
-        let answer = retry(ctx, &mut backoff, &what, || {
-            let mut request = self
+        // Only create is not idempotent: repeating it after an unknown outcome could make a second sequence.
+        let repeat = if path.contains("/create") {
+            Repeat::OnlyIfNotApplied
+        } else {
+            Repeat::Safe
+        };
+        let answer = http::send(ctx, &mut backoff, &what, repeat, || {
+            let request = self
                 .client
                 .request(method.clone(), &url)
                 .bearer_auth(&self.token)
                 .timeout(Duration::from_secs(60));
-            request = match &body {
+            let request = match &body {
                 Body::Form(fields) => request.form(fields),
                 Body::Json(value) => request.json(value),
             };
-            async move {
-                let response = match request.send().await {
-                    Ok(response) => response,
-                    Err(err) if idempotent || err.is_connect() => {
-                        return Attempt::Retry {
-                            after: None,
-                            why: describe_transport_error(&err),
-                        }
-                    }
-                    Err(err) => {
-                        return Attempt::Fail(PluginError::transient(format!(
-                        "{}; whether MTPW created the sequence is unknown, so it was not retried",
-                        describe_transport_error(&err)
-                    )))
-                    }
-                };
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let text = match response.text().await {
-                    Ok(text) => text,
-                    Err(err) if idempotent => {
-                        return Attempt::Retry {
-                            after: None,
-                            why: format!(
-                                "the answer was cut off: {}",
-                                describe_transport_error(&err)
-                            ),
-                        }
-                    }
-                    Err(err) => {
-                        return Attempt::Fail(PluginError::transient(format!(
-                        "the answer was cut off ({}); whether MTPW created the sequence is unknown",
-                        describe_transport_error(&err)
-                    )))
-                    }
-                };
-                if let RetryDecision::Retry { after } =
-                    classify_http(status, retry_after.as_deref(), &text)
-                {
-                    if status >= 429 {
-                        return Attempt::Retry {
-                            after,
-                            why: format!("HTTP {status}"),
-                        };
-                    }
-                }
-                Attempt::Done((status, retry_after, text))
-            }
+            async move { Ok(request) }
         })
         .await?;
-        let (status, retry_after, text) = answer;
-        interpret(status, retry_after.as_deref(), &text)
+        interpret(answer.status, &answer.body)
     }
 }
 
-fn describe_transport_error(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "the request timed out".to_string()
-    } else if err.is_connect() {
-        "cannot connect".to_string()
-    } else {
-        // reqwest's error text names the URL, never the bearer token.
-        format!("network error: {err}")
-    }
-}
-
-/// Turns an MTPW answer into its JSON or an error. 5xx/429 are retried by `send` before this point only
-/// for transport failures; a 5xx answer arriving here is reported as transient.
-fn interpret(status: u16, retry_after: Option<&str>, text: &str) -> Result<Value, ApiError> {
+/// Turns an MTPW answer (retriable ones were already retried) into its JSON or an error.
+fn interpret(status: u16, text: &str) -> Result<Value, ApiError> {
     if status == 404 {
         return Err(ApiError::NotFound);
     }
-    let json: Option<Value> = serde_json::from_str(text).ok();
-    match classify_http(status, retry_after, text) {
-        RetryDecision::Auth => {
-            return Err(ApiError::Plugin(PluginError::auth(
-                "MTPW did not accept the login: log in again with `mtp auth mtpw`",
-            )))
-        }
-        RetryDecision::Retry { .. } if status >= 400 => {
-            return Err(ApiError::Plugin(PluginError::transient(format!(
-                "MTPW answered HTTP {status}; run the command again later"
-            ))))
-        }
-        _ => {}
+    if status == 401 || status == 403 {
+        return Err(ApiError::Plugin(PluginError::auth(
+            "MTPW did not accept the login: log in again with `mtp auth mtpw`",
+        )));
     }
+    let json: Option<Value> = serde_json::from_str(text).ok();
     if !(200..300).contains(&status) {
         let message = json
             .as_ref()
@@ -271,23 +203,16 @@ mod tests {
     fn errors_in_a_200_are_failures() {
         let err = interpret(
             200,
-            None,
             r#"{"error":"Transport type is invalid","status":false}"#,
         )
         .unwrap_err();
         assert!(matches!(err, ApiError::Refused(m) if m == "Transport type is invalid"));
-        assert!(interpret(200, None, r#"{"status":"success","unique_id":"u1"}"#).is_ok());
+        assert!(interpret(200, r#"{"status":"success","unique_id":"u1"}"#).is_ok());
+        assert!(matches!(interpret(404, "nope"), Err(ApiError::NotFound)));
         assert!(matches!(
-            interpret(404, None, "nope"),
-            Err(ApiError::NotFound)
-        ));
-        assert!(matches!(
-            interpret(403, None, r#"{"detail":"Authentication credentials were not provided."}"#),
+            interpret(403, r#"{"detail":"Authentication credentials were not provided."}"#),
             Err(ApiError::Plugin(e)) if e.kind == plugin_api::ErrorKind::Auth
         ));
-        assert!(matches!(
-            interpret(503, None, ""),
-            Err(ApiError::Plugin(e)) if e.kind == plugin_api::ErrorKind::Transient
-        ));
+        assert!(matches!(interpret(400, ""), Err(ApiError::Refused(m)) if m == "HTTP 400"));
     }
 }

@@ -42,19 +42,15 @@ struct KeyState {
 /// The integration.
 #[derive(Debug, Default)]
 pub struct Mtpw {
-    client: std::sync::OnceLock<reqwest::Client>,
+    client: std::sync::OnceLock<plugin_api::http::reqwest::Client>,
 }
 
 impl Mtpw {
-    fn client(&self) -> Result<&reqwest::Client, PluginError> {
+    fn client(&self) -> Result<&plugin_api::http::reqwest::Client, PluginError> {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(20))
-            .user_agent(concat!("mtp-mtpw/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| PluginError::other(format!("cannot build an HTTP client: {err}")))?;
+        let client = plugin_api::http::client(concat!("mtp-mtpw/", env!("CARGO_PKG_VERSION")))?;
         Ok(self.client.get_or_init(|| client))
     }
 }
