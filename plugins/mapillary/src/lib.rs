@@ -3,9 +3,54 @@
 //! Steps (the seed's eight, mapped onto v4 in design.md §3): validate, authorise (OAuth 2.0), upload every
 //! image and the manifest as resumable entities, publish (`finish_upload`), check for failure, and find the
 //! published sequence key. MTPW's sync runs after it as its own plugin.
+//!
+//! Modules, one job each:
+//! - [`auth`]: the OAuth code flow, `/me`, `auth status`. It does not use the `oauth2` crate: Mapillary's
+//!   token endpoint wants `Authorization: OAuth <client secret>` and a JSON body, which `oauth2`'s standard
+//!   exchange (a form body with HTTP Basic or form-field client authentication) does not speak, so the crate
+//!   would add a second HTTP stack for nothing but URL building (details in [`auth`]);
+//! - [`exif_rewrite`] + [`outgoing`]: the bytes sent per image — the file with only its EXIF segment
+//!   replaced — streamed from disk and hashed into the content-addressed session key;
+//! - [`upload`]: resumable entity uploads (server offset first, only the remainder sent, retries);
+//! - [`split`] + [`manifest`]: parts within Mapillary's limits, and their manifests;
+//! - [`publish`]: `finish_upload`, at most once per manifest;
+//! - [`lookup`]: finding the sequence key by capture times;
+//! - [`state`]: what is persisted, and where (the table of keys is there); [`outcome`]: the record
+//!   `mtp status` shows;
+//! - [`pipeline`]: the run that ties them together; [`api`], [`config`], [`error`], [`progress`].
+//!
+//! # Guarantees
+//! - Each acknowledged image handle, manifest handle and publication step is committed to the host's
+//!   state store as it happens: after a `kill -9` the next run re-sends nothing acknowledged.
+//! - `finish_upload` is sent at most once per manifest; when its outcome is unknown (a crash, a timeout or a
+//!   5xx after the request left) the record says so and only `mtp upload --republish` sends it again.
+//! - Memory does not depend on file or sequence size: files are streamed in 1 MiB chunks.
+//! - The user's token travels only in `Authorization` headers and the `user_token` export; it is never
+//!   logged or put into a message, a progress event or the record's keys.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod exif_rewrite;
+pub mod lookup;
+pub mod manifest;
+pub mod outcome;
+pub mod outgoing;
+pub mod pipeline;
+pub mod progress;
+pub mod publish;
+pub mod split;
+pub mod state;
+pub mod upload;
 
 use plugin_api::prelude::*;
 use plugin_api::sequence::Projection;
+
+use crate::api::Api;
+use crate::config::Config;
 
 /// The `.env` keys the integration cannot work without.
 pub const REQUIRED_ENV: [&str; 3] = [
@@ -14,12 +59,15 @@ pub const REQUIRED_ENV: [&str; 3] = [
     "MAPILLARY_REDIRECT_URI",
 ];
 
-/// Endpoint overrides (defaults are Mapillary's real services); used to point at the local fake.
-pub const OPTIONAL_ENV: [&str; 4] = [
+/// Endpoint overrides (defaults are Mapillary's real services; used to point at the local fake), the
+/// organisation to upload for, and tuning for tests and slow links.
+pub const OPTIONAL_ENV: [&str; 6] = [
     "MAPILLARY_GRAPH_URL",
     "MAPILLARY_UPLOAD_URL",
     "MAPILLARY_AUTHORIZE_URL",
     "MAPILLARY_ORGANIZATION_ID",
+    config::ENV_RETRY_BASE_MS,
+    config::ENV_PUBLISH_DEADLINE_SECS,
 ];
 
 /// The integration.
@@ -75,10 +123,21 @@ impl Integration for Mapillary {
         }
     }
 
-    async fn run(&self, _ctx: &Context, _request: RunRequest) -> Result<RunOutcome, PluginError> {
-        Err(PluginError::unsupported(
-            "the Mapillary upload pipeline is not implemented yet",
-        ))
+    async fn authorize(
+        &self,
+        ctx: &Context,
+        request: AuthRequest,
+    ) -> Result<AuthOutcome, PluginError> {
+        let api = Api::new(Config::from_context(ctx)?)?;
+        Ok(auth::authorize(&api, ctx, request).await?)
+    }
+
+    async fn auth_status(&self, ctx: &Context) -> Result<AuthStatus, PluginError> {
+        Ok(auth::status(ctx)?)
+    }
+
+    async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
+        Ok(pipeline::Run::new(ctx, &request)?.run().await?)
     }
 }
 

@@ -527,8 +527,10 @@ async fn images(
     let sequence_filter = q.get("sequence_id");
 
     let mut st = lock(&sh.state);
-    st.count_lookup();
+    // Promote before counting this lookup, so that `publish_after_lookups = N` hides the sequence from
+    // exactly N lookups (counting first let the N-th lookup already see it).
     st.promote(false);
+    st.count_lookup();
     let mut hits: Vec<(i64, &str, &super::PublishedImage)> = Vec::new();
     if creator_ok {
         for seq in &st.sequences {

@@ -1,0 +1,125 @@
+//! Everything the integration reads from its `.env` keys and the run options, parsed once per call.
+
+use std::time::Duration;
+
+use plugin_api::prelude::*;
+
+/// Mapillary's real graph API.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.mapillary.com";
+/// Mapillary's real upload service.
+pub const DEFAULT_UPLOAD_URL: &str = "https://rupload.facebook.com/mapillary_public_uploads";
+/// Mapillary's real OAuth consent page.
+pub const DEFAULT_AUTHORIZE_URL: &str = "https://www.mapillary.com/connect";
+
+/// How long Mapillary may take to show a published sequence before we call it failed (the seed: 72 h).
+pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_secs(72 * 3600);
+/// First retry delay; doubles up to [`RETRY_CAP_FACTOR`] × this (1 s → 16 s, as mapillary_tools).
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+/// The backoff cap as a multiple of the base delay.
+pub const RETRY_CAP_FACTOR: u32 = 16;
+/// Retries in a row without progress before an entity upload gives up (≈ 3 min with the defaults).
+pub const RETRY_MAX_ATTEMPTS: u32 = 15;
+/// Files uploaded in parallel unless `--jobs` says otherwise (mapillary_tools uses 4 too).
+pub const DEFAULT_JOBS: usize = 4;
+
+/// The optional `.env` key overriding the first retry delay (milliseconds); for tests and slow links.
+pub const ENV_RETRY_BASE_MS: &str = "MAPILLARY_RETRY_BASE_MS";
+/// The optional `.env` key overriding the publication deadline (seconds); for tests.
+pub const ENV_PUBLISH_DEADLINE_SECS: &str = "MAPILLARY_PUBLISH_DEADLINE_SECS";
+
+/// Endpoints and tuning for one call.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Graph API root, without a trailing slash.
+    pub graph_url: String,
+    /// Upload service root, without a trailing slash.
+    pub upload_url: String,
+    /// OAuth consent page.
+    pub authorize_url: String,
+    /// `organization_id` sent with `finish_upload`, if any.
+    pub organization_id: Option<String>,
+    /// First retry delay.
+    pub retry_base: Duration,
+    /// How long a published sequence may stay invisible before it counts as failed.
+    pub publish_deadline: Duration,
+}
+
+fn trimmed(url: String) -> String {
+    url.trim().trim_end_matches('/').to_string()
+}
+
+impl Config {
+    /// Reads the integration's `.env` keys (missing keys take Mapillary's real endpoints and the defaults).
+    pub fn from_context(ctx: &Context) -> Result<Config, PluginError> {
+        let number = |key: &str| -> Result<Option<u64>, PluginError> {
+            ctx.env(key)
+                .map(|v| {
+                    v.trim().parse::<u64>().map_err(|_| {
+                        PluginError::invalid_input(format!(
+                            "{key} in .env must be a whole number, not {v:?}"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        Ok(Config {
+            graph_url: trimmed(
+                ctx.env("MAPILLARY_GRAPH_URL")
+                    .unwrap_or_else(|| DEFAULT_GRAPH_URL.into()),
+            ),
+            upload_url: trimmed(
+                ctx.env("MAPILLARY_UPLOAD_URL")
+                    .unwrap_or_else(|| DEFAULT_UPLOAD_URL.into()),
+            ),
+            authorize_url: ctx
+                .env("MAPILLARY_AUTHORIZE_URL")
+                .map(|u| u.trim().to_string())
+                .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.into()),
+            organization_id: ctx
+                .env("MAPILLARY_ORGANIZATION_ID")
+                .map(|v| v.trim().to_string()),
+            retry_base: number(ENV_RETRY_BASE_MS)?
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_RETRY_BASE),
+            publish_deadline: number(ENV_PUBLISH_DEADLINE_SECS)?
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_PUBLISH_DEADLINE),
+        })
+    }
+
+    /// The backoff every retried request uses.
+    pub fn backoff(&self) -> plugin_api::sdk::retry::Backoff {
+        plugin_api::sdk::retry::Backoff::new(
+            self.retry_base,
+            self.retry_base.saturating_mul(RETRY_CAP_FACTOR),
+            RETRY_MAX_ATTEMPTS,
+        )
+    }
+}
+
+/// Options of one `run` call, from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Files uploaded in parallel (1..=32).
+    pub jobs: usize,
+    /// Send `finish_upload` again for a manifest whose publish outcome is unknown.
+    pub republish: bool,
+}
+
+impl RunOptions {
+    /// Reads `jobs` and `republish` from the request's options; unknown keys are ignored.
+    pub fn from_request(request: &RunRequest) -> RunOptions {
+        let jobs = request
+            .options
+            .get("jobs")
+            .and_then(|v| v.as_u64())
+            .map(|j| j.clamp(1, 32) as usize)
+            .unwrap_or(DEFAULT_JOBS);
+        let republish = request
+            .options
+            .get("republish")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        RunOptions { jobs, republish }
+    }
+}

@@ -1,0 +1,56 @@
+//! Session keys and the manifest entity that turns uploaded images into one Mapillary sequence.
+
+use serde_json::json;
+
+/// The session key of an image whose outgoing bytes have md5 `md5_hex`: `mly_tools_<md5>.jpg`, as
+/// mapillary_tools names it. Content-addressed, so a restart resumes the same server-side entity.
+pub fn image_key(md5_hex: &str) -> String {
+    format!("mly_tools_{md5_hex}.jpg")
+}
+
+/// The manifest body: the image handles in capture order.
+pub fn manifest_body(handles: &[String]) -> Vec<u8> {
+    // serde_json sorts object keys, so the same handles always give the same bytes (and key).
+    json!({
+        "image_handles": handles,
+        "upload_type": "images",
+        "version": "1",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The manifest's session key: content-addressed like the images' (`mly_tools_<md5>.json`), so it is
+/// stable across runs and a resumed run finds the same entity.
+pub fn manifest_key(body: &[u8]) -> String {
+    format!("mly_tools_{:x}.json", md5::compute(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_content_addressed() {
+        assert_eq!(
+            image_key(&format!("{:x}", md5::compute(b"abc"))),
+            "mly_tools_900150983cd24fb0d6963f7d28e17f72.jpg"
+        );
+        let body = manifest_body(&["h1".into(), "h2".into()]);
+        assert_eq!(
+            String::from_utf8(body.clone()).unwrap(),
+            r#"{"image_handles":["h1","h2"],"upload_type":"images","version":"1"}"#
+        );
+        assert_eq!(
+            manifest_key(&body),
+            manifest_key(&manifest_body(&["h1".into(), "h2".into()]))
+        );
+        assert_ne!(
+            manifest_key(&body),
+            manifest_key(&manifest_body(&["h2".into(), "h1".into()]))
+        );
+        assert!(
+            manifest_key(&body).starts_with("mly_tools_") && manifest_key(&body).ends_with(".json")
+        );
+    }
+}

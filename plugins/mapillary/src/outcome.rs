@@ -1,0 +1,310 @@
+//! The sequence's record, from the state of its parts: one place that decides what `mtp status` shows.
+
+use std::time::Duration;
+
+use plugin_api::prelude::*;
+
+use crate::state::{format_ms, PartState, Publish};
+
+/// One part as the summary sees it.
+#[derive(Debug, Clone)]
+pub struct PartView<'a> {
+    /// Index in the plan (0-based).
+    pub index: usize,
+    /// Images in it.
+    pub images: usize,
+    /// First capture time (Unix ms).
+    pub first_ms: i64,
+    /// Last capture time (Unix ms).
+    pub last_ms: i64,
+    /// Its state.
+    pub state: &'a PartState,
+}
+
+/// What the summary decided.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The record.
+    pub outcome: RunOutcome,
+    /// Parts Mapillary did not publish within the deadline: their state must be cleared so that a
+    /// re-upload starts clean.
+    pub failed_parts: Vec<usize>,
+}
+
+/// `72 h`, `5 min`, `3 s`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s.is_multiple_of(3600) {
+        format!("{} h", s / 3600)
+    } else if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+impl PartView<'_> {
+    fn label(&self, parts: usize) -> String {
+        if parts == 1 {
+            format!("{} images", self.images)
+        } else {
+            format!(
+                "part {} ({} images, {} – {})",
+                self.index + 1,
+                self.images,
+                format_ms(self.first_ms),
+                format_ms(self.last_ms)
+            )
+        }
+    }
+}
+
+/// The next action of a sequence whose publication outcome is unknown.
+pub const REPUBLISH_ACTION: &str =
+    "check Mapillary, then run mtp upload --republish if it did not go through";
+
+/// Decides the record from the parts, at time `now_ms`.
+pub fn summarize(
+    parts: &[PartView<'_>],
+    now_ms: i64,
+    deadline: Duration,
+    token: &str,
+    progress: Option<Progress>,
+) -> Summary {
+    let n = parts.len();
+    let deadline_ms = i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX);
+    let within = human_duration(deadline);
+    let mut not_sent = Vec::new();
+    let mut unknown = Vec::new();
+    let mut failed = Vec::new();
+    let mut ambiguous_late = Vec::new();
+    let mut waiting = Vec::new();
+    let mut found = Vec::new();
+    for part in parts {
+        match (&part.state.publish, &part.state.sequence_key) {
+            (_, Some(key)) => found.push((part, key.clone())),
+            (Publish::NotSent, None) => not_sent.push(part),
+            (Publish::Publishing { why, .. }, None) => unknown.push((part, why.clone())),
+            (Publish::Published { at_ms, .. }, None) => {
+                let late = now_ms.saturating_sub(*at_ms) > deadline_ms;
+                match (late, part.state.ambiguous.is_empty()) {
+                    (true, true) => failed.push(part),
+                    (true, false) => ambiguous_late.push(part),
+                    (false, _) => waiting.push(part),
+                }
+            }
+        }
+    }
+    let found_text = || -> Vec<String> {
+        found
+            .iter()
+            .map(|(p, key)| format!("{}: published as {key}", p.label(n)))
+            .collect()
+    };
+    let ambiguity = |p: &PartView<'_>| {
+        format!(
+            "{}: several of your Mapillary sequences match it equally well ({}); not guessed",
+            p.label(n),
+            p.state.ambiguous.join(", ")
+        )
+    };
+    let with_details = |head: String, details: Vec<String>| {
+        if details.is_empty() {
+            head
+        } else {
+            format!("{head}; {}", details.join("; "))
+        }
+    };
+    let mut outcome = if !not_sent.is_empty() {
+        let mut o = RunOutcome::new(
+            SequenceState::Uploading,
+            format!("{} of {n} part(s) not published yet", not_sent.len()),
+        );
+        o.next_action = Some("run mtp upload again".into());
+        o
+    } else if !unknown.is_empty() {
+        let mut details: Vec<String> = unknown
+            .iter()
+            .map(|(p, why)| {
+                format!(
+                    "{}: Mapillary may or may not have received it{}",
+                    p.label(n),
+                    why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+                )
+            })
+            .collect();
+        details.extend(found_text());
+        let mut o = RunOutcome::new(
+            SequenceState::Unknown,
+            with_details("the outcome of publishing is unknown".into(), details),
+        );
+        o.next_action = Some(REPUBLISH_ACTION.into());
+        o
+    } else if !failed.is_empty() {
+        let head = if n == 1 {
+            format!("Mapillary did not publish the sequence within {within}")
+        } else {
+            format!(
+                "Mapillary did not publish {} within {within}",
+                failed
+                    .iter()
+                    .map(|p| format!("part {}", p.index + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let mut o = RunOutcome::new(SequenceState::Failed, with_details(head, found_text()));
+        o.next_action = Some("run mtp upload to upload it again".into());
+        o
+    } else if !ambiguous_late.is_empty() {
+        let mut details: Vec<String> = ambiguous_late.iter().map(|p| ambiguity(p)).collect();
+        details.extend(found_text());
+        let mut o = RunOutcome::new(
+            SequenceState::Unknown,
+            with_details(
+                "published, but which Mapillary sequence is ours is unclear".into(),
+                details,
+            ),
+        );
+        o.next_action = Some("check your sequences on Mapillary".into());
+        o
+    } else if !waiting.is_empty() {
+        let mut details: Vec<String> = waiting
+            .iter()
+            .filter(|p| !p.state.ambiguous.is_empty())
+            .map(|p| ambiguity(p))
+            .collect();
+        details.extend(found_text());
+        let mut o = RunOutcome::new(
+            SequenceState::Unpublished,
+            with_details(
+                format!(
+                    "Mapillary is still processing; re-checked on every mtp upload/status, up to {within}"
+                ),
+                details,
+            ),
+        );
+        o.next_action = Some("wait: mtp upload and mtp status re-check it".into());
+        o
+    } else {
+        let keys: Vec<String> = found.iter().map(|(_, k)| k.clone()).collect();
+        let message = if n == 1 {
+            format!("published as Mapillary sequence {}", keys.join(","))
+        } else {
+            format!(
+                "published as {n} Mapillary sequences: {}",
+                found_text().join("; ")
+            )
+        };
+        let mut o = RunOutcome::new(SequenceState::Published, message);
+        o.keys.insert("sequence_key".into(), keys.join(","));
+        o.exports.insert("sequence_key".into(), keys.join(","));
+        o.exports.insert("user_token".into(), token.to_string());
+        o
+    };
+    outcome.progress = progress;
+    Summary {
+        outcome,
+        failed_parts: if outcome_is_failed(&failed, &unknown, &not_sent) {
+            failed.iter().map(|p| p.index).collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Failed parts are cleared only when the record says failed (an unknown publication elsewhere waits for
+/// the user first).
+fn outcome_is_failed<A, B, C>(failed: &[A], unknown: &[B], not_sent: &[C]) -> bool {
+    !failed.is_empty() && unknown.is_empty() && not_sent.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: Duration = Duration::from_secs(72 * 3600);
+
+    fn published(at_ms: i64, key: Option<&str>) -> PartState {
+        PartState {
+            publish: Publish::Published {
+                at_ms,
+                cluster_id: "c".into(),
+            },
+            sequence_key: key.map(str::to_string),
+            ..PartState::default()
+        }
+    }
+
+    fn view(index: usize, state: &PartState) -> PartView<'_> {
+        PartView {
+            index,
+            images: 3,
+            first_ms: 0,
+            last_ms: 2000,
+            state,
+        }
+    }
+
+    #[test]
+    fn published_parts_give_comma_separated_keys_and_exports() {
+        let (a, b) = (published(0, Some("k1")), published(0, Some("k2")));
+        let s = summarize(&[view(0, &a), view(1, &b)], 1, H, "tok", None);
+        assert_eq!(s.outcome.state, SequenceState::Published);
+        assert_eq!(s.outcome.keys["sequence_key"], "k1,k2");
+        assert_eq!(s.outcome.exports["user_token"], "tok");
+        let message = s.outcome.message.unwrap();
+        assert!(
+            message.contains("part 2") && !message.contains("tok"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn waiting_then_failed_after_the_deadline() {
+        let a = published(1000, None);
+        let s = summarize(&[view(0, &a)], 2000, H, "tok", None);
+        assert_eq!(s.outcome.state, SequenceState::Unpublished);
+        assert!(s.outcome.message.unwrap().contains("up to 72 h"));
+        assert!(s.outcome.exports.is_empty());
+        let late = 1000 + 72 * 3600 * 1000 + 1;
+        let s = summarize(&[view(0, &a)], late, H, "tok", None);
+        assert_eq!(s.outcome.state, SequenceState::Failed);
+        assert_eq!(
+            s.outcome.message.as_deref(),
+            Some("Mapillary did not publish the sequence within 72 h")
+        );
+        assert_eq!(s.failed_parts, vec![0]);
+    }
+
+    #[test]
+    fn unknown_and_ambiguous() {
+        let unknown = PartState {
+            publish: Publish::Publishing {
+                since_ms: 0,
+                why: Some("HTTP 500".into()),
+            },
+            ..PartState::default()
+        };
+        let s = summarize(&[view(0, &unknown)], 1, H, "tok", None);
+        assert_eq!(s.outcome.state, SequenceState::Unknown);
+        assert_eq!(s.outcome.next_action.as_deref(), Some(REPUBLISH_ACTION));
+        assert!(s.outcome.message.unwrap().contains("HTTP 500"));
+
+        let mut ambiguous = published(0, None);
+        ambiguous.ambiguous = vec!["a".into(), "b".into()];
+        let s = summarize(&[view(0, &ambiguous)], 1, H, "tok", None);
+        assert_eq!(s.outcome.state, SequenceState::Unpublished);
+        assert!(s.outcome.message.unwrap().contains("(a, b)"));
+        let s = summarize(&[view(0, &ambiguous)], i64::MAX, H, "tok", None);
+        assert_eq!(s.outcome.state, SequenceState::Unknown);
+        assert!(s.failed_parts.is_empty());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(H), "72 h");
+        assert_eq!(human_duration(Duration::from_secs(300)), "5 min");
+        assert_eq!(human_duration(Duration::from_secs(1)), "1 s");
+    }
+}

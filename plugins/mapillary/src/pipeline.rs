@@ -1,0 +1,656 @@
+//! One `run`: the seed's steps 1 and 3–7 on the v4 API, resumable from state at every step.
+//!
+//! Upload mode: validate → plan the parts → upload every image (parallel) → upload each part's manifest
+//! → publish each part once → look each part's key up once. Re-check mode: only the lookups.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plugin_api::prelude::*;
+use plugin_api::sequence::BoundingBox;
+
+use crate::api::Api;
+use crate::auth;
+use crate::config::{Config, RunOptions};
+use crate::error::{MlyError, Result};
+use crate::exif_rewrite::map_capture_time;
+use crate::lookup::{self, Choice, Query};
+use crate::manifest::{manifest_body, manifest_key};
+use crate::outcome::{summarize, PartView};
+use crate::outgoing::mtime_ns;
+use crate::progress::EntityProgress;
+use crate::publish::{publish_part, Published};
+use crate::split::{split, MAPILLARY_LIMITS};
+use crate::state::{self, now_ms, PartState, Plan, PlannedPart, Publish, SequenceStore};
+use crate::upload::{Source, Uploader};
+use crate::Mapillary;
+
+fn step(ctx: &Context, name: &str, message: impl Into<String>) {
+    ctx.progress(ProgressEvent::Step {
+        step: name.into(),
+        message: Some(message.into()),
+    });
+}
+
+/// Refuses what Mapillary cannot take, before anything is sent.
+pub fn validate(sequence: &SequenceDescriptor) -> Result<()> {
+    if let Some(reason) = Mapillary::refusal(sequence) {
+        return Err(MlyError::Invalid(reason));
+    }
+    if sequence.images.is_empty() {
+        return Err(MlyError::Invalid("the sequence has no images".into()));
+    }
+    for image in &sequence.images {
+        let (lat, lon) = (image.latitude, image.longitude);
+        let position_ok = lat.is_finite()
+            && lon.is_finite()
+            && (-90.0..=90.0).contains(&lat)
+            && (-180.0..=180.0).contains(&lon)
+            && !(lat == 0.0 && lon == 0.0);
+        if !position_ok {
+            return Err(MlyError::Invalid(format!(
+                "{}: Mapillary needs a valid GPS position, not ({lat}, {lon})",
+                image.path
+            )));
+        }
+        if map_capture_time(image.captured_at_ms).is_none() {
+            return Err(MlyError::Invalid(format!(
+                "{}: capture time {} is out of range",
+                image.path, image.captured_at_ms
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The plan for `sequence` as it is now.
+pub fn plan(sequence: &SequenceDescriptor) -> Plan {
+    let mut digest = md5::Context::new();
+    let parts = split(&sequence.images, &MAPILLARY_LIMITS)
+        .into_iter()
+        .map(|range| {
+            let images = &sequence.images[range];
+            digest.consume(b"part\0");
+            for i in images {
+                // Everything that goes into the outgoing description, so that a change re-plans.
+                let line = format!(
+                    "{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\n",
+                    i.path,
+                    i.file_name,
+                    i.captured_at_ms,
+                    i.latitude,
+                    i.longitude,
+                    i.altitude,
+                    i.heading,
+                    i.size_bytes
+                );
+                digest.consume(line.as_bytes());
+            }
+            PlannedPart {
+                images: images.iter().map(|i| i.path.clone()).collect(),
+                times: images.iter().map(|i| i.captured_at_ms).collect(),
+                bbox: BoundingBox::from_points(images.iter().map(|i| (i.latitude, i.longitude)))
+                    .unwrap_or(BoundingBox {
+                        min_lat: 0.0,
+                        min_lon: 0.0,
+                        max_lat: 0.0,
+                        max_lon: 0.0,
+                    }),
+            }
+        })
+        .collect();
+    Plan {
+        digest: format!("{:x}", digest.compute()),
+        parts,
+    }
+}
+
+/// One run of the integration on one sequence.
+pub struct Run<'a> {
+    api: Api,
+    ctx: &'a Context,
+    request: &'a RunRequest,
+    options: RunOptions,
+    store: SequenceStore<'a>,
+}
+
+impl<'a> Run<'a> {
+    /// Prepares a run of `request`.
+    pub fn new(ctx: &'a Context, request: &'a RunRequest) -> Result<Run<'a>> {
+        let api = Api::new(Config::from_context(ctx)?)?;
+        Ok(Run {
+            api,
+            ctx,
+            request,
+            options: RunOptions::from_request(request),
+            store: SequenceStore::new(ctx, &request.sequence.id),
+        })
+    }
+
+    /// Does what the request's mode asks. Auth errors also mark the stored account as refused.
+    pub async fn run(&self) -> Result<RunOutcome> {
+        let result = match self.request.mode {
+            RunMode::Upload => self.upload().await,
+            RunMode::Recheck => self.recheck().await,
+        };
+        if let Err(MlyError::TokenRefused { .. }) = &result {
+            state::mark_token_refused(self.ctx)?;
+        }
+        result
+    }
+
+    fn parts(&self, plan: &Plan) -> Result<Vec<PartState>> {
+        (0..plan.parts.len()).map(|i| self.store.part(i)).collect()
+    }
+
+    /// The record from the parts.
+    fn summarize(&self, plan: &Plan, parts: &[PartState], token: &str) -> Result<RunOutcome> {
+        let views: Vec<PartView<'_>> = plan
+            .parts
+            .iter()
+            .zip(parts)
+            .enumerate()
+            .map(|(index, (p, state))| PartView {
+                index,
+                images: p.images.len(),
+                first_ms: p.times.iter().min().copied().unwrap_or(0),
+                last_ms: p.times.iter().max().copied().unwrap_or(0),
+                state,
+            })
+            .collect();
+        let files = plan.parts.iter().map(|p| p.images.len() as u64).sum();
+        let progress = self
+            .request
+            .previous
+            .as_ref()
+            .and_then(|p| p.progress)
+            .filter(|p| p.files_total == files)
+            .or(Some(Progress {
+                files_done: files,
+                files_total: files,
+                bytes_done: 0,
+                bytes_total: 0,
+            }));
+        let summary = summarize(
+            &views,
+            now_ms(),
+            self.api.config.publish_deadline,
+            token,
+            progress,
+        );
+        if !summary.failed_parts.is_empty() {
+            if summary.failed_parts.len() == plan.parts.len() {
+                self.store.clear()?;
+            } else {
+                for &index in &summary.failed_parts {
+                    self.forget_part(plan, index)?;
+                }
+            }
+        } else if summary.outcome.state == SequenceState::Published {
+            // Nothing will be sent again: only the plan and the keys stay. (A no-op once done, so a
+            // published sequence costs no writes on later runs.)
+            for path in self.store.image_paths()? {
+                self.store.delete_image(&path)?;
+                state::delete_hash_entry(self.ctx, &path)?;
+            }
+        }
+        Ok(summary.outcome)
+    }
+
+    fn forget_part(&self, plan: &Plan, index: usize) -> Result<()> {
+        self.store.delete_part(index)?;
+        if let Some(part) = plan.parts.get(index) {
+            for path in &part.images {
+                self.store.delete_image(path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A failure from Mapillary during steps 3–5: the state of every part not (possibly) published yet is
+    /// cleared so that a re-upload starts clean — all of the sequence's state when nothing was published;
+    /// published parts stay, so they are never published twice — and the record says why.
+    fn failed(&self, plan: &Plan, err: &MlyError) -> Result<RunOutcome> {
+        let mut started = false;
+        for index in 0..plan.parts.len() {
+            if self.store.part(index)?.publish == Publish::NotSent {
+                self.forget_part(plan, index)?;
+            } else {
+                started = true;
+            }
+        }
+        if !started {
+            self.store.clear()?;
+        }
+        let mut outcome = RunOutcome::new(SequenceState::Failed, err.to_string());
+        outcome.next_action = Some("fix the cause if you can, then run mtp upload again".into());
+        Ok(outcome)
+    }
+
+    async fn recheck(&self) -> Result<RunOutcome> {
+        let Some(plan) = self.store.plan()? else {
+            // Nothing of ours to check (the state was reset): keep the record as it is.
+            return Ok(self.request.previous.clone().unwrap_or_else(|| {
+                RunOutcome::new(SequenceState::Pending, "nothing uploaded yet")
+            }));
+        };
+        let token = auth::token(self.ctx)?;
+        let mut parts = self.parts(&plan)?;
+        self.find_keys(&plan, &mut parts, &token).await?;
+        self.summarize(&plan, &parts, &token)
+    }
+
+    /// The plan to follow: the stored one once publishing has begun (published parts cannot change),
+    /// else the current one (a changed sequence starts over).
+    fn resolve_plan(&self) -> Result<Plan> {
+        let sequence = &self.request.sequence;
+        let current = plan(sequence);
+        let stored = self.store.plan()?;
+        if let Some(stored) = stored {
+            let started = self
+                .store
+                .stored_parts()?
+                .iter()
+                .any(|(_, p)| p.publish != Publish::NotSent);
+            if started {
+                if stored.digest != current.digest {
+                    let paths: BTreeSet<&str> =
+                        sequence.images.iter().map(|i| i.path.as_str()).collect();
+                    if let Some(missing) = stored
+                        .parts
+                        .iter()
+                        .flat_map(|p| &p.images)
+                        .find(|p| !paths.contains(p.as_str()))
+                    {
+                        return Err(MlyError::Invalid(format!(
+                            "the sequence changed after it was published to Mapillary: {missing} is \
+                             no longer part of it; put it back to finish this upload"
+                        )));
+                    }
+                    self.ctx.warn(
+                        "the sequence changed after it was published to Mapillary; \
+                         continuing with the images that were published",
+                    );
+                }
+                return Ok(stored);
+            }
+            if stored.digest == current.digest {
+                return Ok(stored);
+            }
+            self.store.clear()?;
+        }
+        self.store.put_plan(&current)?;
+        Ok(current)
+    }
+
+    async fn upload(&self) -> Result<RunOutcome> {
+        // A sequence whose every part has its key is done, whatever happened to it on disk since.
+        if let Some(stored) = self.store.plan()? {
+            let parts = self.parts(&stored)?;
+            if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
+                let token = auth::token(self.ctx)?;
+                return self.summarize(&stored, &parts, &token);
+            }
+        }
+        step(self.ctx, "validate", "checking the sequence");
+        validate(&self.request.sequence)?;
+        let plan = self.resolve_plan()?;
+        let token = auth::token(self.ctx)?;
+        let mut parts = self.parts(&plan)?;
+        let by_path: BTreeMap<&str, &ImageInfo> = self
+            .request
+            .sequence
+            .images
+            .iter()
+            .map(|i| (i.path.as_str(), i))
+            .collect();
+        let to_send: Vec<usize> = (0..plan.parts.len())
+            .filter(|&i| parts[i].publish == Publish::NotSent)
+            .collect();
+
+        let uploader = Uploader {
+            api: &self.api,
+            ctx: self.ctx,
+            token: &token,
+        };
+        let mut progress = Progress::default();
+        if !to_send.is_empty() {
+            progress = match self
+                .upload_images(&uploader, &plan, &to_send, &by_path)
+                .await
+            {
+                Ok(progress) => progress,
+                Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
+                Err(err) => return Err(err),
+            };
+            for &index in &to_send {
+                match self
+                    .upload_manifest(&uploader, &plan, index, &mut parts[index])
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
+                    Err(err) => return Err(err),
+                }
+            }
+            if self.request.dry_run {
+                return Ok(self.dry_run_outcome(&plan, &to_send, progress));
+            }
+        }
+
+        // A dry run publishes nothing, not even a part whose earlier publication is in doubt.
+        if !self.request.dry_run {
+            match self.publish_parts(&plan, &mut parts, &token).await {
+                Ok(()) => {}
+                Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
+                Err(err) => return Err(err),
+            }
+        }
+
+        self.find_keys(&plan, &mut parts, &token).await?;
+        let mut outcome = self.summarize(&plan, &parts, &token)?;
+        if progress.files_total > 0 {
+            outcome.progress = Some(progress);
+        }
+        Ok(outcome)
+    }
+
+    /// Publishes every part not published yet (and, with `--republish`, those whose publication is in
+    /// doubt). A refusal fails the sequence.
+    async fn publish_parts(&self, plan: &Plan, parts: &mut [PartState], token: &str) -> Result<()> {
+        let due: Vec<usize> = (0..plan.parts.len())
+            .filter(|&i| {
+                parts[i].sequence_key.is_none()
+                    && match parts[i].publish {
+                        Publish::NotSent => true,
+                        Publish::Publishing { .. } => self.options.republish,
+                        Publish::Published { .. } => false,
+                    }
+            })
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        step(self.ctx, "publish", "publishing on Mapillary");
+        for index in due {
+            let part = &mut parts[index];
+            match publish_part(&self.api, self.ctx, token, &self.store, index, part).await {
+                Ok(Published::Accepted) => self.ctx.info(format!(
+                    "part {} of {} published ({} images)",
+                    index + 1,
+                    plan.parts.len(),
+                    plan.parts[index].images.len()
+                )),
+                Ok(Published::Unknown) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads the images of the parts in `to_send` that the server has not acknowledged yet.
+    async fn upload_images(
+        &self,
+        uploader: &Uploader<'_>,
+        plan: &Plan,
+        to_send: &[usize],
+        by_path: &BTreeMap<&str, &ImageInfo>,
+    ) -> Result<Progress> {
+        let mut progress = Progress::default();
+        let mut pending: Vec<ImageInfo> = Vec::new();
+        for &index in to_send {
+            if self.store.part(index)?.manifest_handle.is_some() {
+                // Its images were all acknowledged before the manifest was.
+                let n = plan.parts[index].images.len() as u64;
+                progress.files_total += n;
+                progress.files_done += n;
+                continue;
+            }
+            for path in &plan.parts[index].images {
+                let image = by_path.get(path.as_str()).copied().ok_or_else(|| {
+                    MlyError::Invalid(format!("{path} is no longer part of the sequence"))
+                })?;
+                progress.files_total += 1;
+                match self.acknowledged_length(image)? {
+                    Some(length) => {
+                        progress.files_done += 1;
+                        progress.bytes_done += length;
+                        progress.bytes_total += length;
+                    }
+                    None => {
+                        let owned = image.clone();
+                        let out = tokio::task::spawn_blocking(move || {
+                            crate::exif_rewrite::prepare(&owned)
+                        })
+                        .await
+                        .map_err(|err| {
+                            MlyError::Invalid(format!("a worker thread failed: {err}"))
+                        })??;
+                        progress.bytes_total += out.length;
+                        pending.push(image.clone());
+                    }
+                }
+            }
+        }
+        self.ctx.progress(ProgressEvent::Totals {
+            files_total: progress.files_total,
+            bytes_total: progress.bytes_total,
+            files_done: progress.files_done,
+            bytes_done: progress.bytes_done,
+        });
+        step(
+            self.ctx,
+            "upload",
+            format!(
+                "uploading {} of {} images ({} at a time)",
+                pending.len(),
+                progress.files_total,
+                self.options.jobs
+            ),
+        );
+        uploader
+            .upload_images(&self.store, pending, self.options.jobs)
+            .await?;
+        progress.files_done = progress.files_total;
+        progress.bytes_done = progress.bytes_total;
+        Ok(progress)
+    }
+
+    /// The outgoing length of `image` when its handle is stored and still valid (the file unchanged since
+    /// it was hashed, and the handle for that same key).
+    fn acknowledged_length(&self, image: &ImageInfo) -> Result<Option<u64>> {
+        let Some(entry) = self.store.image(&image.path)? else {
+            return Ok(None);
+        };
+        let Some(hash) = state::hash_entry(self.ctx, &image.path)? else {
+            return Ok(None);
+        };
+        let Ok(meta) = std::fs::metadata(&image.path) else {
+            return Ok(None);
+        };
+        let unchanged = hash.key == entry.key
+            && hash.size == meta.len()
+            && hash.mtime_ns == mtime_ns(&meta).to_string();
+        Ok(unchanged.then_some(hash.length))
+    }
+
+    /// Uploads part `index`'s manifest unless the same manifest is already acknowledged.
+    async fn upload_manifest(
+        &self,
+        uploader: &Uploader<'_>,
+        plan: &Plan,
+        index: usize,
+        part: &mut PartState,
+    ) -> Result<()> {
+        let mut handles = Vec::with_capacity(plan.parts[index].images.len());
+        for path in &plan.parts[index].images {
+            let entry = self.store.image(path)?.ok_or_else(|| {
+                MlyError::Invalid(format!("{path} was not uploaded; run mtp upload again"))
+            })?;
+            handles.push(entry.handle);
+        }
+        let body = manifest_body(&handles);
+        let key = manifest_key(&body);
+        if part.manifest_key.as_deref() == Some(key.as_str()) && part.manifest_handle.is_some() {
+            return Ok(());
+        }
+        let source = Source::Memory(body.into());
+        let progress = std::sync::Arc::new(EntityProgress::new_silent(self.ctx));
+        let what = format!("upload of the manifest of part {}", index + 1);
+        let handle = uploader
+            .upload_entity(&what, &key, "application/json", &source, &progress)
+            .await?;
+        part.manifest_key = Some(key);
+        part.manifest_handle = Some(handle);
+        self.store.put_part(index, part)?;
+        Ok(())
+    }
+
+    fn dry_run_outcome(&self, plan: &Plan, to_send: &[usize], progress: Progress) -> RunOutcome {
+        let images: usize = to_send.iter().map(|&i| plan.parts[i].images.len()).sum();
+        let detail = if plan.parts.len() == 1 {
+            String::new()
+        } else {
+            let parts: Vec<String> = to_send
+                .iter()
+                .map(|&i| {
+                    let p = &plan.parts[i];
+                    format!(
+                        "part {} ({} images, {} – {})",
+                        i + 1,
+                        p.images.len(),
+                        state::format_ms(p.times.iter().min().copied().unwrap_or(0)),
+                        state::format_ms(p.times.iter().max().copied().unwrap_or(0))
+                    )
+                })
+                .collect();
+            format!(": {}", parts.join("; "))
+        };
+        let mut outcome = RunOutcome::new(
+            SequenceState::DryRun,
+            format!(
+                "dry run: uploaded {images} images and {} manifest(s); would have published {} \
+                 Mapillary sequence(s){detail}",
+                to_send.len(),
+                to_send.len()
+            ),
+        );
+        outcome.progress = Some(progress);
+        outcome.next_action = Some("run mtp upload without --dry-run to publish".into());
+        outcome
+    }
+
+    /// One lookup per part that is (or may be) published and has no key yet.
+    async fn find_keys(&self, plan: &Plan, parts: &mut [PartState], token: &str) -> Result<()> {
+        let wanted: Vec<usize> = (0..parts.len())
+            .filter(|&i| {
+                parts[i].sequence_key.is_none()
+                    && matches!(
+                        parts[i].publish,
+                        Publish::Published { .. } | Publish::Publishing { .. }
+                    )
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        step(
+            self.ctx,
+            "lookup",
+            "looking for the sequence key on Mapillary",
+        );
+        let username = auth::username(&self.api, self.ctx, token).await?;
+        for index in wanted {
+            let taken: BTreeSet<String> = parts
+                .iter()
+                .filter_map(|p| p.sequence_key.clone())
+                .collect();
+            let planned = &plan.parts[index];
+            let query = Query {
+                username: username.clone(),
+                times: planned.times.clone(),
+                bbox: planned.bbox,
+            };
+            let candidates = lookup::candidates(&self.api, self.ctx, token, &query).await?;
+            let part = &mut parts[index];
+            part.lookups += 1;
+            match lookup::choose(&planned.times, &candidates, &taken) {
+                Choice::Found(key) => {
+                    if let Publish::Publishing { .. } = part.publish {
+                        // It did go through: the lookup settles the unknown outcome.
+                        part.publish = Publish::Published {
+                            at_ms: now_ms(),
+                            cluster_id: String::new(),
+                        };
+                    }
+                    self.ctx
+                        .info(format!("part {} is Mapillary sequence {key}", index + 1));
+                    part.sequence_key = Some(key);
+                    part.ambiguous.clear();
+                }
+                Choice::Ambiguous(keys) => part.ambiguous = keys,
+                Choice::NotFound => part.ambiguous.clear(),
+            }
+            self.store.put_part(index, part)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::sequence::Projection;
+
+    fn sequence(n: usize) -> SequenceDescriptor {
+        SequenceDescriptor {
+            schema: 1,
+            id: "s".into(),
+            root: "/s".into(),
+            name: "s".into(),
+            description: String::new(),
+            transport: None,
+            tags: vec![],
+            source: Default::default(),
+            images: (0..n)
+                .map(|i| ImageInfo {
+                    path: format!("/s/{i}.jpg"),
+                    file_name: format!("{i}.jpg"),
+                    size_bytes: 10,
+                    latitude: 52.0,
+                    longitude: 6.0 + i as f64 * 1e-5,
+                    altitude: None,
+                    captured_at_ms: 1_000_000 + i as i64 * 1000,
+                    heading: None,
+                    projection: Projection::Flat,
+                    width: None,
+                    height: None,
+                    photo_uuid: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate(&sequence(2)).is_ok());
+        assert!(validate(&sequence(0)).is_err());
+        let mut zero = sequence(2);
+        zero.images[1].latitude = 0.0;
+        zero.images[1].longitude = 0.0;
+        assert!(matches!(validate(&zero), Err(MlyError::Invalid(m)) if m.contains("1.jpg")));
+        let mut air = sequence(2);
+        air.transport = plugin_api::transport::TransportType::parse("Paraglide").ok();
+        assert!(validate(&air).is_err());
+    }
+
+    #[test]
+    fn plan_digest_follows_what_is_sent() {
+        let a = plan(&sequence(3));
+        assert_eq!(a, plan(&sequence(3)));
+        assert_eq!(a.parts.len(), 1);
+        assert_eq!(a.parts[0].times.len(), 3);
+        let mut moved = sequence(3);
+        moved.images[2].altitude = Some(3.0);
+        assert_ne!(plan(&moved).digest, a.digest);
+    }
+}

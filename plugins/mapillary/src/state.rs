@@ -1,0 +1,351 @@
+//! The integration's persisted state: what each key of the host's per-plugin store holds. Every write is a
+//! committed transaction in the host, made as soon as something is acknowledged, so a `kill -9` at any
+//! moment loses nothing acknowledged.
+//!
+//! | key | value |
+//! |---|---|
+//! | `account` | [`Account`]: who is authorised (the token itself is the secret `user_token`) |
+//! | `hash/<path>` | [`HashEntry`]: the session key of a file's outgoing bytes, valid while size, mtime and the new EXIF are unchanged |
+//! | `seq/<id>/plan` | [`Plan`]: how the sequence was split into parts |
+//! | `seq/<id>/img/<path>` | [`ImageEntry`]: the entity handle of an acknowledged image |
+//! | `seq/<id>/part/<n>` | [`PartState`]: manifest, publication and sequence key of part `n` |
+
+use plugin_api::prelude::*;
+use plugin_api::sequence::BoundingBox;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// The secret holding the user's access token.
+pub const TOKEN_SECRET: &str = "user_token";
+const ACCOUNT_KEY: &str = "account";
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A time in Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-05-01T10:00:00.000Z`), the form
+/// Mapillary's `start_captured_at`/`end_captured_at` take.
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Who is authorised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Mapillary user id.
+    pub id: String,
+    /// Mapillary user name (`creator_username` in image searches).
+    pub username: String,
+    /// When the token was stored (Unix ms).
+    pub authorised_at: i64,
+    /// When Mapillary last refused the token, if it did since (Unix ms).
+    #[serde(default)]
+    pub refused_at: Option<i64>,
+}
+
+/// Reads the stored account.
+pub fn account(ctx: &Context) -> Result<Option<Account>> {
+    Ok(ctx.state().get_json(ACCOUNT_KEY)?)
+}
+
+/// Stores the account.
+pub fn put_account(ctx: &Context, account: &Account) -> Result<()> {
+    Ok(ctx.state().put_json(ACCOUNT_KEY, account)?)
+}
+
+/// Notes that Mapillary refused the stored token (shown by `mtp auth status`).
+pub fn mark_token_refused(ctx: &Context) -> Result<()> {
+    if let Some(mut account) = account(ctx)? {
+        account.refused_at = Some(now_ms());
+        put_account(ctx, &account)?;
+    }
+    Ok(())
+}
+
+/// The session key of a file's outgoing bytes, cached so that a resumed run does not hash the file again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashEntry {
+    /// File size when hashed.
+    pub size: u64,
+    /// File mtime when hashed (ns, as text: JSON numbers cannot hold it).
+    pub mtime_ns: String,
+    /// [`crate::outgoing::Outgoing::fingerprint`] when hashed.
+    pub fingerprint: String,
+    /// Length of the outgoing bytes.
+    pub length: u64,
+    /// `mly_tools_<md5>.jpg`.
+    pub key: String,
+}
+
+fn hash_key(path: &str) -> String {
+    format!("hash/{path}")
+}
+
+/// The cached session key of `path`, if any.
+pub fn hash_entry(ctx: &Context, path: &str) -> Result<Option<HashEntry>> {
+    Ok(ctx.state().get_json(&hash_key(path))?)
+}
+
+/// Caches the session key of `path`.
+pub fn put_hash_entry(ctx: &Context, path: &str, entry: &HashEntry) -> Result<()> {
+    Ok(ctx.state().put_json(&hash_key(path), entry)?)
+}
+
+/// Forgets the cached session key of `path`.
+pub fn delete_hash_entry(ctx: &Context, path: &str) -> Result<()> {
+    Ok(ctx.state().delete(&hash_key(path))?)
+}
+
+/// How a sequence was split, and a digest of everything the split and the outgoing descriptions depend
+/// on. It holds what the key lookup needs, so a re-check works from state alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// md5 of every image's path and the metadata written into its description, part by part.
+    pub digest: String,
+    /// The parts, in order.
+    pub parts: Vec<PlannedPart>,
+}
+
+/// One part of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedPart {
+    /// Image paths, in capture order.
+    pub images: Vec<String>,
+    /// Their capture times (Unix ms), same order.
+    pub times: Vec<i64>,
+    /// Their bounding box.
+    pub bbox: BoundingBox,
+}
+
+/// An image entity the upload service acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageEntry {
+    /// Its session key.
+    pub key: String,
+    /// Its handle.
+    pub handle: String,
+}
+
+/// Where a part's publication stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Publish {
+    /// `finish_upload` was never sent.
+    #[default]
+    NotSent,
+    /// `finish_upload` was (about to be) sent and no answer was recorded: the outcome is unknown.
+    Publishing {
+        /// When it was sent (Unix ms).
+        since_ms: i64,
+        /// Why the outcome is unknown, when known (`timed out`, `HTTP 500`).
+        #[serde(default)]
+        why: Option<String>,
+    },
+    /// Mapillary accepted it.
+    Published {
+        /// When (Unix ms); the publication deadline counts from here.
+        at_ms: i64,
+        /// Mapillary's `cluster_id`.
+        cluster_id: String,
+    },
+}
+
+/// One part (one manifest, one Mapillary sequence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PartState {
+    /// Session key of the manifest entity (content-addressed).
+    #[serde(default)]
+    pub manifest_key: Option<String>,
+    /// Its handle, once acknowledged.
+    #[serde(default)]
+    pub manifest_handle: Option<String>,
+    /// The publication.
+    #[serde(default)]
+    pub publish: Publish,
+    /// The Mapillary sequence key, once found.
+    #[serde(default)]
+    pub sequence_key: Option<String>,
+    /// Lookups made so far.
+    #[serde(default)]
+    pub lookups: u32,
+    /// Candidates of the last lookup when it could not choose between them.
+    #[serde(default)]
+    pub ambiguous: Vec<String>,
+}
+
+/// The state of one sequence.
+pub struct SequenceStore<'a> {
+    ctx: &'a Context,
+    prefix: String,
+}
+
+impl<'a> SequenceStore<'a> {
+    /// The state of sequence `id`.
+    pub fn new(ctx: &'a Context, id: &str) -> SequenceStore<'a> {
+        SequenceStore {
+            ctx,
+            prefix: format!("seq/{id}/"),
+        }
+    }
+
+    /// The stored plan.
+    pub fn plan(&self) -> Result<Option<Plan>> {
+        Ok(self.ctx.state().get_json(&format!("{}plan", self.prefix))?)
+    }
+
+    /// Stores the plan.
+    pub fn put_plan(&self, plan: &Plan) -> Result<()> {
+        Ok(self
+            .ctx
+            .state()
+            .put_json(&format!("{}plan", self.prefix), plan)?)
+    }
+
+    fn image_key(&self, path: &str) -> String {
+        format!("{}img/{path}", self.prefix)
+    }
+
+    /// The acknowledged entity of image `path`.
+    pub fn image(&self, path: &str) -> Result<Option<ImageEntry>> {
+        Ok(self.ctx.state().get_json(&self.image_key(path))?)
+    }
+
+    /// Records an acknowledged image entity.
+    pub fn put_image(&self, path: &str, entry: &ImageEntry) -> Result<()> {
+        Ok(self.ctx.state().put_json(&self.image_key(path), entry)?)
+    }
+
+    /// The paths of every image with a stored entry.
+    pub fn image_paths(&self) -> Result<Vec<String>> {
+        let prefix = format!("{}img/", self.prefix);
+        Ok(self
+            .ctx
+            .state()
+            .list(&prefix)?
+            .into_iter()
+            .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
+            .collect())
+    }
+
+    /// Forgets image `path`.
+    pub fn delete_image(&self, path: &str) -> Result<()> {
+        Ok(self.ctx.state().delete(&self.image_key(path))?)
+    }
+
+    fn part_key(&self, index: usize) -> String {
+        format!("{}part/{index}", self.prefix)
+    }
+
+    /// Part `index` (default when never stored).
+    pub fn part(&self, index: usize) -> Result<PartState> {
+        Ok(self
+            .ctx
+            .state()
+            .get_json(&self.part_key(index))?
+            .unwrap_or_default())
+    }
+
+    /// Stores part `index`.
+    pub fn put_part(&self, index: usize, part: &PartState) -> Result<()> {
+        Ok(self.ctx.state().put_json(&self.part_key(index), part)?)
+    }
+
+    /// Forgets part `index`.
+    pub fn delete_part(&self, index: usize) -> Result<()> {
+        Ok(self.ctx.state().delete(&self.part_key(index))?)
+    }
+
+    /// Every part stored, by index (also parts of an older plan).
+    pub fn stored_parts(&self) -> Result<Vec<(usize, PartState)>> {
+        let prefix = format!("{}part/", self.prefix);
+        let mut parts = Vec::new();
+        for (key, value) in self.ctx.state().list(&prefix)? {
+            let Some(index) = key
+                .strip_prefix(&prefix)
+                .and_then(|i| i.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            if let Ok(part) = serde_json::from_str(&value) {
+                parts.push((index, part));
+            }
+        }
+        parts.sort_by_key(|(i, _)| *i);
+        Ok(parts)
+    }
+
+    /// Forgets everything about the sequence.
+    pub fn clear(&self) -> Result<()> {
+        let state = self.ctx.state();
+        for (key, _) in state.list(&self.prefix)? {
+            state.delete(&key)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::sdk::testing::TestHost;
+
+    #[test]
+    fn layout_round_trips_and_clears() {
+        let host = TestHost::new();
+        let ctx = host.context();
+        let store = SequenceStore::new(&ctx, "s1");
+        let other = SequenceStore::new(&ctx, "s10");
+        store
+            .put_plan(&Plan {
+                digest: "d".into(),
+                parts: vec![PlannedPart {
+                    images: vec!["/a.jpg".into()],
+                    times: vec![1],
+                    bbox: BoundingBox {
+                        min_lat: 1.0,
+                        min_lon: 2.0,
+                        max_lat: 1.0,
+                        max_lon: 2.0,
+                    },
+                }],
+            })
+            .unwrap();
+        store
+            .put_image(
+                "/a.jpg",
+                &ImageEntry {
+                    key: "k".into(),
+                    handle: "h".into(),
+                },
+            )
+            .unwrap();
+        let part = PartState {
+            publish: Publish::Published {
+                at_ms: 5,
+                cluster_id: "c".into(),
+            },
+            ..PartState::default()
+        };
+        store.put_part(1, &part).unwrap();
+        other.put_part(0, &PartState::default()).unwrap();
+        assert_eq!(store.part(1).unwrap(), part);
+        assert_eq!(store.part(0).unwrap(), PartState::default());
+        assert_eq!(store.stored_parts().unwrap(), vec![(1, part)]);
+        assert!(host
+            .state("seq/s1/part/1")
+            .unwrap()
+            .contains(r#""state":"published""#));
+        store.clear().unwrap();
+        assert_eq!(store.plan().unwrap(), None);
+        assert_eq!(store.image("/a.jpg").unwrap(), None);
+        assert_eq!(
+            other.stored_parts().unwrap().len(),
+            1,
+            "s10 is another sequence"
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! Resumable uploads to Mapillary's upload service (design.md §3 steps 3–4): one entity per image, named
+//! by the md5 of its outgoing bytes; before every attempt the server's offset is asked for and only the
+//! remainder is sent. Each acknowledged handle is committed to state at once, so nothing acknowledged is
+//! ever sent again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use plugin_api::prelude::*;
+
+use crate::api::{after_failure, Activity, Api};
+use crate::error::{MlyError, Result};
+use crate::exif_rewrite::prepare;
+use crate::manifest::image_key;
+use crate::outgoing::{body_stream, md5_hex, Outgoing};
+use crate::progress::EntityProgress;
+use crate::state::{self, HashEntry, ImageEntry, SequenceStore};
+
+/// The bytes of an entity.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An image: the file with its EXIF rewritten.
+    File(Arc<Outgoing>),
+    /// A small document built in memory (a manifest).
+    Memory(Arc<[u8]>),
+}
+
+impl Source {
+    /// Total length.
+    pub fn len(&self) -> u64 {
+        match self {
+            Source::File(out) => out.length,
+            Source::Memory(bytes) => bytes.len() as u64,
+        }
+    }
+
+    /// `true` when there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Runs blocking work (file reads, hashing) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|err| MlyError::Invalid(format!("a worker thread failed: {err}")))?
+}
+
+/// Uploads entities with the user's token.
+pub struct Uploader<'a> {
+    /// The endpoints.
+    pub api: &'a Api,
+    /// The host.
+    pub ctx: &'a Context,
+    /// The user's token.
+    pub token: &'a str,
+}
+
+impl Uploader<'_> {
+    /// Uploads one entity (resuming from the server's offset) and returns its handle. `what` names it in
+    /// messages.
+    pub async fn upload_entity(
+        &self,
+        what: &str,
+        key: &str,
+        entity_type: &str,
+        source: &Source,
+        progress: &Arc<EntityProgress>,
+    ) -> Result<String> {
+        let length = source.len();
+        let mut backoff = self.api.config.backoff();
+        let mut furthest: Option<u64> = None;
+        loop {
+            if self.ctx.is_cancelled() {
+                return Err(MlyError::Cancelled);
+            }
+            let offset = match self.api.upload_offset(self.token, key).await {
+                Ok(offset) => offset,
+                Err(failure) => {
+                    after_failure(self.ctx, &mut backoff, what, failure).await?;
+                    continue;
+                }
+            };
+            if offset > length {
+                return Err(MlyError::BadAnswer {
+                    what: what.to_string(),
+                    why: format!("the server holds {offset} bytes of a {length}-byte entity"),
+                });
+            }
+            // The server holds more than at the last attempt: that attempt made progress, so the retry
+            // budget starts over (mapillary_tools does the same).
+            if furthest.is_some_and(|f| offset > f) {
+                backoff.reset();
+            }
+            furthest = Some(furthest.map_or(offset, |f| f.max(offset)));
+            progress.reach(offset);
+
+            let activity = Activity::new();
+            let body = match source {
+                Source::Memory(bytes) => reqwest::Body::from(bytes[offset as usize..].to_vec()),
+                Source::File(out) => {
+                    let ctx = self.ctx.clone();
+                    let sent = AtomicU64::new(offset);
+                    let (progress, activity) = (progress.clone(), activity.clone());
+                    let stream = body_stream(out.clone(), offset, move || ctx.is_cancelled())
+                        .inspect(move |chunk| {
+                            if let Ok(chunk) = chunk {
+                                let n = chunk.len() as u64;
+                                progress.reach(sent.fetch_add(n, Ordering::Relaxed) + n);
+                                activity.touch();
+                            }
+                        });
+                    reqwest::Body::wrap_stream(stream)
+                }
+            };
+            match self
+                .api
+                .upload_post(
+                    self.token,
+                    key,
+                    offset,
+                    length,
+                    entity_type,
+                    body,
+                    &activity,
+                )
+                .await
+            {
+                Ok(handle) => return Ok(handle),
+                Err(failure) => {
+                    if self.ctx.is_cancelled() {
+                        return Err(MlyError::Cancelled);
+                    }
+                    after_failure(self.ctx, &mut backoff, what, failure).await?;
+                }
+            }
+        }
+    }
+
+    /// The session key of `out`: from the cache when the file and its new EXIF are unchanged, else by
+    /// hashing every outgoing byte once (and caching the result).
+    async fn session_key(&self, out: &Arc<Outgoing>) -> Result<String> {
+        let path = out.path.to_string_lossy().into_owned();
+        if let Some(cached) = state::hash_entry(self.ctx, &path)? {
+            if cached.size == out.file_size
+                && cached.mtime_ns == out.file_mtime_ns.to_string()
+                && cached.fingerprint == out.fingerprint
+                && cached.length == out.length
+            {
+                return Ok(cached.key);
+            }
+        }
+        let hashed = out.clone();
+        let md5 = blocking(move || {
+            md5_hex(&hashed).map_err(|source| MlyError::File {
+                path: hashed.path.to_string_lossy().into_owned(),
+                source,
+            })
+        })
+        .await?;
+        let key = image_key(&md5);
+        state::put_hash_entry(
+            self.ctx,
+            &path,
+            &HashEntry {
+                size: out.file_size,
+                mtime_ns: out.file_mtime_ns.to_string(),
+                fingerprint: out.fingerprint.clone(),
+                length: out.length,
+                key: key.clone(),
+            },
+        )?;
+        Ok(key)
+    }
+
+    /// Uploads one image and commits its handle.
+    pub async fn upload_image(
+        &self,
+        store: &SequenceStore<'_>,
+        image: &ImageInfo,
+    ) -> Result<ImageEntry> {
+        if self.ctx.is_cancelled() {
+            return Err(MlyError::Cancelled);
+        }
+        let owned = image.clone();
+        let out = Arc::new(blocking(move || prepare(&owned)).await?);
+        let key = self.session_key(&out).await?;
+        let progress = Arc::new(EntityProgress::new(self.ctx, out.length));
+        let what = format!("upload of {}", display_name(image));
+        let handle = match self
+            .upload_entity(&what, &key, "image/jpeg", &Source::File(out), &progress)
+            .await
+        {
+            Ok(handle) => handle,
+            Err(err) => {
+                if matches!(err, MlyError::Rejected { .. }) {
+                    // Perhaps the file changed under us: hash it again next time.
+                    state::delete_hash_entry(self.ctx, &image.path)?;
+                }
+                return Err(err);
+            }
+        };
+        let entry = ImageEntry { key, handle };
+        store.put_image(&image.path, &entry)?;
+        progress.finish();
+        Ok(entry)
+    }
+
+    /// Uploads `images`, `jobs` at a time. Stops at the first error (in-flight uploads are abandoned; the
+    /// server keeps what it received, and the next run resumes from there).
+    pub async fn upload_images(
+        &self,
+        store: &SequenceStore<'_>,
+        images: Vec<ImageInfo>,
+        jobs: usize,
+    ) -> Result<()> {
+        let mut uploads = futures::stream::iter(images)
+            .map(|image| async move { self.upload_image(store, &image).await })
+            .buffer_unordered(jobs.max(1));
+        while let Some(result) = uploads.next().await {
+            result?;
+        }
+        Ok(())
+    }
+}
+
+/// The file name of an image for messages.
+pub fn display_name(image: &ImageInfo) -> String {
+    if image.file_name.is_empty() {
+        image.path.clone()
+    } else {
+        image.file_name.clone()
+    }
+}

@@ -1,0 +1,305 @@
+//! Helpers for driving the integration in-process against the fake Mapillary.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
+use mtp_mapillary::Mapillary;
+use mtp_sequence::generate::{generate_sequence, GenerateOptions, GeneratedSequence};
+use mtp_tests::fake_mapillary::{FakeMapillary, MapillaryConfig};
+use plugin_api::ffi::abi_stable;
+use plugin_api::ffi::{HostServices, HostServices_TO};
+use plugin_api::prelude::*;
+use plugin_api::protocol::AuthorizePrompt;
+use plugin_api::sdk::testing::TestHost;
+
+/// 2020-05-10T06:45:03Z, the generator's default start.
+pub const T0: i64 = 1_589_093_103_000;
+
+/// A test host whose authorisation prompt behaves like a browser: it opens the consent URL and returns
+/// where the provider redirects to (the fake auto-approves).
+#[derive(Clone)]
+pub struct BrowserHost {
+    pub inner: TestHost,
+}
+
+impl BrowserHost {
+    pub fn context(&self) -> Context {
+        Context::new(HostServices_TO::from_value(self.clone(), TD_Opaque))
+    }
+}
+
+impl HostServices for BrowserHost {
+    fn log(&self, level: u8, target: RStr<'_>, message: RStr<'_>) {
+        HostServices::log(&self.inner, level, target, message)
+    }
+    fn progress(&self, event: RStr<'_>) {
+        HostServices::progress(&self.inner, event)
+    }
+    fn env(&self, key: RStr<'_>) -> ROption<RString> {
+        HostServices::env(&self.inner, key)
+    }
+    fn state_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+        self.inner.state_get(key)
+    }
+    fn state_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        self.inner.state_put(key, value)
+    }
+    fn state_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
+        self.inner.state_delete(key)
+    }
+    fn state_list(&self, prefix: RStr<'_>) -> RResult<RVec<Tuple2<RString, RString>>, RString> {
+        self.inner.state_list(prefix)
+    }
+    fn secret_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+        self.inner.secret_get(key)
+    }
+    fn secret_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        self.inner.secret_put(key, value)
+    }
+    fn secret_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
+        self.inner.secret_delete(key)
+    }
+    fn is_cancelled(&self) -> bool {
+        HostServices::is_cancelled(&self.inner)
+    }
+    fn authorize(&self, prompt: RStr<'_>) -> RResult<RString, RString> {
+        let prompt: AuthorizePrompt = match serde_json::from_str(prompt.as_str()) {
+            Ok(p) => p,
+            Err(err) => return RResult::RErr(err.to_string().into()),
+        };
+        // Called on a blocking thread of the test's runtime.
+        let answer = tokio::runtime::Handle::current().block_on(async move {
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())?;
+            let response = client
+                .get(&prompt.url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(str::to_string)
+                .ok_or_else(|| format!("no redirect from the consent page ({})", response.status()))
+        });
+        match answer {
+            Ok(url) => RResult::ROk(url.into()),
+            Err(err) => RResult::RErr(err.into()),
+        }
+    }
+}
+
+/// A fake with `config` and a host whose `.env` points at it, with short retry delays.
+pub struct Setup {
+    pub fake: FakeMapillary,
+    pub host: BrowserHost,
+    pub config: MapillaryConfig,
+}
+
+impl Setup {
+    pub async fn start(config: MapillaryConfig) -> Setup {
+        Setup::start_with_env(config, &[]).await
+    }
+
+    pub async fn start_with_env(config: MapillaryConfig, env: &[(&str, &str)]) -> Setup {
+        let fake = FakeMapillary::start(config.clone())
+            .await
+            .expect("fake starts");
+        let mut host = TestHost::new()
+            .with_env("MAPILLARY_APP_ID", &config.client_id)
+            .with_env("MAPILLARY_SECRET", &config.client_secret)
+            .with_env("MAPILLARY_REDIRECT_URI", "http://127.0.0.1:9/callback")
+            .with_env("MAPILLARY_GRAPH_URL", &fake.graph_url())
+            .with_env("MAPILLARY_UPLOAD_URL", &fake.upload_url())
+            .with_env("MAPILLARY_AUTHORIZE_URL", &fake.authorize_url())
+            .with_env("MAPILLARY_RETRY_BASE_MS", "5");
+        for (k, v) in env {
+            host = host.with_env(k, v);
+        }
+        Setup {
+            fake,
+            host: BrowserHost { inner: host },
+            config,
+        }
+    }
+
+    pub fn ctx(&self) -> Context {
+        self.host.context()
+    }
+
+    /// A fresh host (as after a restart) with this one's `.env`, state and token: a cancelled
+    /// [`TestHost`] stays cancelled, so resuming needs a new one.
+    pub fn restarted(&self, env: &[(&str, String)]) -> BrowserHost {
+        let mut host = TestHost::new();
+        for (k, v) in env {
+            host = host.with_env(k, v);
+        }
+        let fresh = BrowserHost { inner: host };
+        let (old, new) = (self.ctx(), fresh.context());
+        for (k, v) in old.state().list("").expect("state lists") {
+            new.state().put(&k, &v).expect("state copies");
+        }
+        if let Some(token) = old.secret("user_token").expect("secret reads") {
+            new.set_secret("user_token", &token).expect("secret copies");
+        }
+        fresh
+    }
+
+    /// The `.env` this setup's host sees.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let ctx = self.ctx();
+        [
+            "MAPILLARY_APP_ID",
+            "MAPILLARY_SECRET",
+            "MAPILLARY_REDIRECT_URI",
+            "MAPILLARY_GRAPH_URL",
+            "MAPILLARY_UPLOAD_URL",
+            "MAPILLARY_AUTHORIZE_URL",
+            "MAPILLARY_RETRY_BASE_MS",
+            "MAPILLARY_PUBLISH_DEADLINE_SECS",
+        ]
+        .into_iter()
+        .filter_map(|k| ctx.env(k).map(|v| (k, v)))
+        .collect()
+    }
+
+    /// Stores the fake's configured user token, verified through `/me`.
+    pub async fn authorise_with_token(&self) {
+        Mapillary
+            .authorize(
+                &self.ctx(),
+                AuthRequest {
+                    token: Some(self.config.user_token.clone()),
+                },
+            )
+            .await
+            .expect("token accepted");
+    }
+
+    /// Runs the OAuth flow through the fake's consent page.
+    pub async fn authorise_with_oauth(&self) -> AuthOutcome {
+        Mapillary
+            .authorize(&self.ctx(), AuthRequest { token: None })
+            .await
+            .expect("oauth flow completes")
+    }
+
+    pub async fn run(&self, request: RunRequest) -> Result<RunOutcome, PluginError> {
+        Mapillary.run(&self.ctx(), request).await
+    }
+
+    /// Every state key the plugin stored.
+    pub fn state_keys(&self) -> Vec<String> {
+        let ctx = self.ctx();
+        ctx.state()
+            .list("")
+            .expect("state lists")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Bytes and files of all `Advance` events, and the last `Totals`.
+    pub fn progress_sums(&self) -> (u64, u64, Option<ProgressEvent>) {
+        let events = self.host.inner.progress_events();
+        let mut sums = (0, 0);
+        let mut totals = None;
+        for e in events {
+            match e {
+                ProgressEvent::Advance { bytes, files } => {
+                    sums.0 += bytes;
+                    sums.1 += files;
+                }
+                t @ ProgressEvent::Totals { .. } => totals = Some(t),
+                _ => {}
+            }
+        }
+        (sums.0, sums.1, totals)
+    }
+}
+
+/// Writes `opts.count` images into `dir`.
+pub fn generate(dir: &Path, opts: GenerateOptions) -> GeneratedSequence {
+    generate_sequence(dir, &opts).expect("sequence generated")
+}
+
+/// The descriptor the host would hand over for `generated` (several generated runs may be concatenated).
+pub fn descriptor(id: &str, generated: &[&GeneratedSequence]) -> SequenceDescriptor {
+    let images = generated
+        .iter()
+        .flat_map(|g| g.images.iter())
+        .map(|i| ImageInfo {
+            path: i.path.to_string_lossy().into_owned(),
+            file_name: i.file_name.clone(),
+            size_bytes: i.size_bytes,
+            latitude: i.latitude,
+            longitude: i.longitude,
+            altitude: Some(i.altitude),
+            captured_at_ms: i.captured_at_ms,
+            heading: Some(i.heading),
+            projection: i.projection.clone(),
+            width: Some(i.width),
+            height: Some(i.height),
+            photo_uuid: i.photo_uuid.clone(),
+        })
+        .collect();
+    SequenceDescriptor {
+        schema: 1,
+        id: id.to_string(),
+        root: generated
+            .first()
+            .map(|g| g.root.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        name: "test".into(),
+        description: String::new(),
+        transport: plugin_api::transport::TransportType::parse("Walk").ok(),
+        tags: vec![],
+        source: Default::default(),
+        images,
+    }
+}
+
+/// A run request.
+pub fn request(sequence: &SequenceDescriptor, mode: RunMode) -> RunRequest {
+    let mut options = serde_json::Map::new();
+    options.insert("jobs".into(), 4.into());
+    options.insert("republish".into(), false.into());
+    RunRequest {
+        mode,
+        sequence: sequence.clone(),
+        dry_run: false,
+        upstream: Default::default(),
+        previous: None,
+        options,
+    }
+}
+
+/// The same request with `republish` set.
+pub fn republish(mut request: RunRequest) -> RunRequest {
+    request.options.insert("republish".into(), true.into());
+    request
+}
+
+/// Asserts nothing the host can show or log carries `token`.
+pub fn assert_token_hidden(setup: &Setup, token: &str, outcomes: &[&RunOutcome]) {
+    for (_, line) in setup.host.inner.logs() {
+        assert!(!line.contains(token), "token in a log line: {line}");
+    }
+    for event in setup.host.inner.progress_events() {
+        let text = serde_json::to_string(&event).unwrap_or_default();
+        assert!(!text.contains(token), "token in progress: {text}");
+    }
+    for outcome in outcomes {
+        let shown = format!(
+            "{:?} {:?} {:?}",
+            outcome.message, outcome.keys, outcome.next_action
+        );
+        assert!(!shown.contains(token), "token in an outcome: {shown}");
+    }
+}

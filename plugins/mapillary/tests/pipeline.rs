@@ -1,0 +1,784 @@
+//! The whole Mapillary pipeline, in-process, against the fake Mapillary: authorisation, upload, publish,
+//! lookup, and every fault the fake can inject.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mtp_mapillary::Mapillary;
+use mtp_sequence::generate::GenerateOptions;
+use mtp_tests::fake_mapillary::{
+    ExtraSequence, FinishFault, MapillaryConfig, MapillaryFaults, ResetFault, SequenceOrigin,
+};
+use plugin_api::prelude::*;
+
+fn small(count: usize) -> GenerateOptions {
+    GenerateOptions {
+        count,
+        ..GenerateOptions::default()
+    }
+}
+
+fn uploaded_keys(setup: &Setup) -> Vec<String> {
+    setup
+        .fake
+        .stats()
+        .uploaded_sequences()
+        .iter()
+        .map(|s| s.key.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_upload_publish_delayed_publication_and_key() {
+    let config = MapillaryConfig {
+        publish_after_lookups: 1,
+        issue_fresh_tokens: true,
+        ..MapillaryConfig::default()
+    };
+    let setup = Setup::start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = generate(
+        dir.path(),
+        GenerateOptions {
+            target_bytes: Some(120_000),
+            ..small(6)
+        },
+    );
+    let sequence = descriptor("seq-1", &[&generated]);
+
+    // Not authorised yet.
+    let err = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(err.message.contains("mtp auth mapillary"), "{err}");
+
+    // OAuth through the fake's consent page: state checked, code exchanged, token verified and stored.
+    let outcome = setup.authorise_with_oauth().await;
+    assert_eq!(outcome.account, setup.config.username);
+    let token = setup.host.inner.secret("user_token").expect("token stored");
+    assert_eq!(setup.fake.stats().tokens_issued, vec![token.clone()]);
+    let status = Mapillary.auth_status(&setup.ctx()).await.unwrap();
+    assert!(status.authorised);
+    assert_eq!(status.account.as_deref(), Some("fake_user"));
+
+    // Upload: everything sent and published; Mapillary has not processed it at the first lookup.
+    let first = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(first.state, SequenceState::Unpublished, "{first:?}");
+    assert!(first
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("still processing"));
+    let stats = setup.fake.stats();
+    assert_eq!(stats.finish_upload_calls.len(), 1);
+    assert_eq!(stats.bytes_resent, 0);
+    let images: Vec<_> = stats
+        .entities
+        .iter()
+        .filter(|(k, _)| k.ends_with(".jpg"))
+        .collect();
+    assert_eq!(images.len(), 6);
+    for (key, entity) in &images {
+        // Content-addressed: the key is the md5 of exactly what was received.
+        assert_eq!(
+            key.as_str(),
+            format!("mly_tools_{}.jpg", entity.md5_hex.as_deref().unwrap())
+        );
+        assert!(
+            entity.image.is_some(),
+            "the description was readable in {key}"
+        );
+    }
+    let mut times: Vec<i64> = images
+        .iter()
+        .map(|(_, e)| e.image.as_ref().unwrap().captured_at_ms)
+        .collect();
+    times.sort();
+    assert_eq!(
+        times,
+        generated
+            .images
+            .iter()
+            .map(|i| i.captured_at_ms)
+            .collect::<Vec<_>>()
+    );
+    // The files on disk were not touched.
+    for (image, info) in generated.images.iter().zip(&sequence.images) {
+        assert_eq!(
+            std::fs::metadata(&image.path).unwrap().len(),
+            info.size_bytes
+        );
+    }
+
+    // Progress: totals, then exactly that many bytes and files.
+    let (bytes, files, totals) = setup.progress_sums();
+    let Some(ProgressEvent::Totals {
+        files_total,
+        bytes_total,
+        files_done: 0,
+        bytes_done: 0,
+    }) = totals
+    else {
+        panic!("no totals: {totals:?}")
+    };
+    assert_eq!((files, files_total), (6, 6));
+    assert_eq!(bytes, bytes_total);
+    let image_bytes: u64 = images.iter().map(|(_, e)| e.offset).sum();
+    assert_eq!(bytes_total, image_bytes);
+
+    // The start-up re-check finds it.
+    let mut recheck = request(&sequence, RunMode::Recheck);
+    recheck.previous = Some(first.clone());
+    let second = setup.run(recheck).await.unwrap();
+    assert_eq!(second.state, SequenceState::Published, "{second:?}");
+    let keys = uploaded_keys(&setup);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(second.keys["sequence_key"], keys[0]);
+    assert_eq!(second.exports["sequence_key"], keys[0]);
+    assert_eq!(second.exports["user_token"], token);
+    assert_token_hidden(&setup, &token, &[&first, &second]);
+
+    // Published is final: another upload sends nothing and asks nothing.
+    let before = setup.fake.stats().requests;
+    let third = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(third.state, SequenceState::Published);
+    assert_eq!(third.keys, second.keys);
+    assert_eq!(setup.fake.stats().requests, before);
+    // Only the plan and the parts stay.
+    assert!(
+        setup
+            .state_keys()
+            .iter()
+            .all(|k| k == "account" || k.ends_with("/plan") || k.contains("/part/")),
+        "{:?}",
+        setup.state_keys()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_refuses_a_mismatched_state_and_a_denial() {
+    let setup = Setup::start(MapillaryConfig::default()).await;
+    let forged = plugin_api::sdk::testing::TestHost::new()
+        .with_env("MAPILLARY_APP_ID", "4242424242424242")
+        .with_env("MAPILLARY_SECRET", "s")
+        .with_env("MAPILLARY_REDIRECT_URI", "http://127.0.0.1:9/callback")
+        .with_env("MAPILLARY_GRAPH_URL", &setup.fake.graph_url())
+        .with_redirect("http://127.0.0.1:9/callback?code=AQx&state=forged");
+    let err = Mapillary
+        .authorize(&forged.context(), AuthRequest { token: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(err.message.contains("state"), "{err}");
+    assert_eq!(setup.fake.stats().request_count("POST /token"), 0);
+
+    let denied = Setup::start(MapillaryConfig {
+        deny_consent: true,
+        ..MapillaryConfig::default()
+    })
+    .await;
+    let err = Mapillary
+        .authorize(&denied.ctx(), AuthRequest { token: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(err.message.contains("user_denied"), "{err}");
+
+    // A token the user pastes is verified before it is stored.
+    let err = Mapillary
+        .authorize(
+            &setup.ctx(),
+            AuthRequest {
+                token: Some("MLY|not|valid".into()),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(setup.host.inner.secret("user_token").is_none());
+    assert!(!err.message.contains("MLY|not|valid"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_does_everything_but_publish() {
+    let setup = Setup::start(MapillaryConfig::default()).await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = generate(dir.path(), small(5));
+    let sequence = descriptor("dry", &[&generated]);
+    let mut dry = request(&sequence, RunMode::Upload);
+    dry.dry_run = true;
+    let outcome = setup.run(dry).await.unwrap();
+    assert_eq!(outcome.state, SequenceState::DryRun, "{outcome:?}");
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("5 images") && message.contains("1 manifest"),
+        "{message}"
+    );
+    let stats = setup.fake.stats();
+    assert!(stats.finish_upload_calls.is_empty());
+    assert_eq!(stats.entities.len(), 6, "5 images and a manifest");
+    assert!(stats.entities.values().all(|e| e.handle.is_some()));
+
+    // The real run afterwards sends no byte again: it only publishes.
+    let received = stats.upload_bytes_received;
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(stats.upload_bytes_received, received);
+    assert_eq!(stats.request_count("POST /upload/:key"), 6);
+    assert_eq!(stats.finish_upload_calls.values().sum::<u32>(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_with_only_the_remainder() {
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            throttle_bytes_per_sec: Some(1_500_000),
+            ..MapillaryFaults::default()
+        },
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = generate(
+        dir.path(),
+        GenerateOptions {
+            target_bytes: Some(500_000),
+            ..small(6)
+        },
+    );
+    let sequence = descriptor("resume", &[&generated]);
+
+    // "kill -9" in the middle: the run is dropped while bodies are in flight.
+    let run = setup.run(request(&sequence, RunMode::Upload));
+    let watch = async {
+        while setup.fake.stats().upload_bytes_received < 1_200_000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        result = run => panic!("finished before the interruption: {result:?}"),
+        _ = watch => {}
+    }
+    // Let the server take in what was already on the wire, as it would after a real crash.
+    setup.fake.set_faults(MapillaryFaults::default());
+    let mut last = setup.fake.stats().upload_bytes_received;
+    let mut quiet = 0;
+    while quiet < 4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let now = setup.fake.stats().upload_bytes_received;
+        quiet = if now == last { quiet + 1 } else { 0 };
+        last = now;
+    }
+    let interrupted = setup.fake.stats();
+    let acknowledged = interrupted
+        .entities
+        .values()
+        .filter(|e| e.handle.is_some())
+        .count();
+    assert!(acknowledged < 6, "interrupted too late");
+    assert!(interrupted.bytes_held() > 0);
+
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(stats.bytes_resent, 0, "acknowledged bytes were sent again");
+    // Every byte was sent once: nothing re-sent, nothing thrown away.
+    assert_eq!(
+        stats.upload_bytes_received,
+        stats.bytes_held() + stats.bytes_discarded
+    );
+    assert_eq!(stats.bytes_discarded, 0);
+    // The second run's progress started from what it had recorded as acknowledged (the server may have
+    // completed an entity whose answer never reached the client).
+    let totals: Vec<ProgressEvent> = setup
+        .host
+        .inner
+        .progress_events()
+        .into_iter()
+        .filter(|e| matches!(e, ProgressEvent::Totals { .. }))
+        .collect();
+    assert!(matches!(
+        totals.last(),
+        Some(ProgressEvent::Totals { files_done, .. }) if *files_done as usize <= acknowledged
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_rate_limits_are_retried() {
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            seed: Some(7),
+            upload_5xx_ratio: 0.25,
+            graph_5xx_ratio: 0.25,
+            rate_limit_ratio: 0.08,
+            retry_after_secs: 1,
+            ..MapillaryFaults::default()
+        },
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("flaky", &[&generate(dir.path(), small(8))]);
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    let failures: u64 = [500, 503, 429]
+        .iter()
+        .map(|s| stats.responses_by_status.get(s).copied().unwrap_or(0))
+        .sum();
+    assert!(
+        failures > 0,
+        "no fault was injected: {:?}",
+        stats.responses_by_status
+    );
+    assert_eq!(stats.bytes_resent, 0);
+    let notes = setup
+        .host
+        .inner
+        .progress_events()
+        .into_iter()
+        .filter(|e| matches!(e, ProgressEvent::Note { message } if message.contains("retrying")))
+        .count();
+    assert!(notes > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_mid_body_and_offset_mismatches_resume_from_the_server_offset() {
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            seed: Some(3),
+            reset: Some(ResetFault {
+                after_bytes: 40_000,
+                every_nth_post: 2,
+                ratio: 0.0,
+            }),
+            offset_mismatch_ratio: 0.2,
+            ..MapillaryFaults::default()
+        },
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = generate(
+        dir.path(),
+        GenerateOptions {
+            target_bytes: Some(150_000),
+            ..small(5)
+        },
+    );
+    let sequence = descriptor("resets", &[&generated]);
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    assert!(stats.connections_reset > 0);
+    assert!(stats.offset_mismatches > 0);
+    assert_eq!(stats.bytes_resent, 0);
+    assert_eq!(uploaded_keys(&setup).len(), 1);
+    let (bytes, files, _) = setup.progress_sums();
+    let image_bytes: u64 = stats
+        .entities
+        .iter()
+        .filter(|(k, _)| k.ends_with(".jpg"))
+        .map(|(_, e)| e.offset)
+        .sum();
+    assert_eq!(
+        (bytes, files),
+        (image_bytes, 5),
+        "progress counts each byte once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_stops_with_an_auth_error_and_keeps_progress() {
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            revoke_token_after: Some(9),
+            ..MapillaryFaults::default()
+        },
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("revoked", &[&generate(dir.path(), small(8))]);
+    let mut one_at_a_time = request(&sequence, RunMode::Upload);
+    one_at_a_time.options.insert("jobs".into(), 1.into());
+    let err = setup.run(one_at_a_time).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(
+        err.message
+            .contains("re-authorise with `mtp auth mapillary`"),
+        "{err}"
+    );
+    let kept = setup
+        .state_keys()
+        .iter()
+        .filter(|k| k.contains("/img/"))
+        .count();
+    assert!(kept > 0 && kept < 8, "{kept} images kept");
+    let status = Mapillary.auth_status(&setup.ctx()).await.unwrap();
+    assert!(!status.authorised);
+    assert!(status.detail.unwrap().contains("refused"));
+
+    // Re-authorise (the fake issues a fresh token now) and continue where it stopped.
+    setup.authorise_with_oauth().await;
+    let held = setup.fake.stats().bytes_held();
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(stats.bytes_resent, 0);
+    let images_resent: u64 = stats
+        .entities
+        .values()
+        .filter(|e| e.completions > 1)
+        .count() as u64;
+    assert_eq!(
+        images_resent, 0,
+        "an acknowledged image was completed twice"
+    );
+    assert!(stats.bytes_held() > held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_finish_upload_is_unknown_until_the_user_republishes() {
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            finish: FinishFault::Fail500,
+            finish_fault_calls: Some(1),
+            ..MapillaryFaults::default()
+        },
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("unknown", &[&generate(dir.path(), small(4))]);
+
+    let first = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(first.state, SequenceState::Unknown, "{first:?}");
+    assert!(first.message.as_deref().unwrap().contains("unknown"));
+    assert_eq!(
+        first.next_action.as_deref(),
+        Some("check Mapillary, then run mtp upload --republish if it did not go through")
+    );
+    // Never re-published blindly.
+    let mut again = request(&sequence, RunMode::Upload);
+    again.previous = Some(first.clone());
+    let second = setup.run(again).await.unwrap();
+    assert_eq!(second.state, SequenceState::Unknown);
+    assert_eq!(
+        setup.fake.stats().finish_upload_calls.values().sum::<u32>(),
+        1
+    );
+
+    // The user checked: it did not go through.
+    let third = setup
+        .run(republish(request(&sequence, RunMode::Upload)))
+        .await
+        .unwrap();
+    assert_eq!(third.state, SequenceState::Published, "{third:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(stats.finish_upload_calls.values().sum::<u32>(), 2);
+    assert_eq!(stats.uploaded_sequences().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_publish_that_went_through_is_found_without_republishing() {
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            finish: FinishFault::Fail500ButPublished,
+            ..MapillaryFaults::default()
+        },
+        publish_after_lookups: 1,
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("went-through", &[&generate(dir.path(), small(4))]);
+    let first = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(first.state, SequenceState::Unknown, "{first:?}");
+    let second = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(second.state, SequenceState::Published, "{second:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(
+        stats.finish_upload_calls.values().sum::<u32>(),
+        1,
+        "published twice"
+    );
+    assert_eq!(second.keys["sequence_key"], uploaded_keys(&setup)[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_that_never_arrives_fails_after_the_deadline() {
+    let setup = Setup::start_with_env(
+        MapillaryConfig {
+            faults: MapillaryFaults {
+                finish: FinishFault::AcceptedNeverPublished,
+                finish_fault_calls: Some(1),
+                ..MapillaryFaults::default()
+            },
+            ..MapillaryConfig::default()
+        },
+        &[("MAPILLARY_PUBLISH_DEADLINE_SECS", "1")],
+    )
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("never", &[&generate(dir.path(), small(4))]);
+    let first = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(first.state, SequenceState::Unpublished, "{first:?}");
+    assert!(first.message.as_deref().unwrap().contains("up to 1 s"));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut recheck = request(&sequence, RunMode::Recheck);
+    recheck.previous = Some(first);
+    let failed = setup.run(recheck).await.unwrap();
+    assert_eq!(failed.state, SequenceState::Failed, "{failed:?}");
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("Mapillary did not publish the sequence within 1 s")
+    );
+    assert!(
+        setup
+            .state_keys()
+            .iter()
+            .all(|k| !k.starts_with("seq/never/")),
+        "{:?}",
+        setup.state_keys()
+    );
+
+    // A re-upload starts clean, without sending the images' bytes again (the server still holds them).
+    let received = setup.fake.stats().upload_bytes_received;
+    let again = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(again.state, SequenceState::Published, "{again:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(stats.upload_bytes_received, received);
+    assert_eq!(stats.finish_upload_calls.values().sum::<u32>(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_sequences_of_the_user_are_told_apart_by_capture_times() {
+    let setup = Setup::start(MapillaryConfig {
+        overlap_decoys: 2,
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("decoys", &[&generate(dir.path(), small(6))]);
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(
+        stats
+            .sequences
+            .iter()
+            .filter(|s| s.origin == SequenceOrigin::Decoy)
+            .count(),
+        2
+    );
+    assert_eq!(outcome.keys["sequence_key"], uploaded_keys(&setup)[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indistinguishable_sequence_is_recorded_as_ambiguous_not_guessed() {
+    let bbox_pad = 0.0001;
+    let start = GenerateOptions::default().start;
+    let setup = Setup::start(MapillaryConfig {
+        extra_sequences: vec![ExtraSequence {
+            start_ms: T0,
+            end_ms: T0 + 5000,
+            bbox: [
+                start.1 - bbox_pad,
+                start.0 - bbox_pad,
+                start.1 + bbox_pad,
+                start.0 + bbox_pad,
+            ],
+            image_count: 6,
+        }],
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("twin", &[&generate(dir.path(), small(6))]);
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Unpublished, "{outcome:?}");
+    let message = outcome.message.unwrap();
+    let stats = setup.fake.stats();
+    for s in &stats.sequences {
+        assert!(message.contains(&s.key), "{message} lacks {}", s.key);
+    }
+    assert!(message.contains("not guessed"), "{message}");
+    assert!(outcome.keys.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_minute_gap_makes_two_manifests_and_two_keys() {
+    let setup = Setup::start(MapillaryConfig::default()).await;
+    setup.authorise_with_token().await;
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let a = generate(a_dir.path(), small(4));
+    let b = generate(
+        b_dir.path(),
+        GenerateOptions {
+            start_time_ms: T0 + 3000 + 120_000,
+            start: a.images.last().map(|i| (i.latitude, i.longitude)).unwrap(),
+            seed: 2,
+            ..small(3)
+        },
+    );
+    let sequence = descriptor("split", &[&a, &b]);
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    let uploaded = stats.uploaded_sequences();
+    assert_eq!(uploaded.len(), 2);
+    assert_eq!(stats.finish_upload_calls.len(), 2);
+    // In capture order: the first key is the sequence of the first four images.
+    let first = uploaded
+        .iter()
+        .find(|s| s.images.len() == 4)
+        .map(|s| s.key.clone())
+        .unwrap();
+    let second = uploaded
+        .iter()
+        .find(|s| s.images.len() == 3)
+        .map(|s| s.key.clone())
+        .unwrap();
+    assert_eq!(outcome.keys["sequence_key"], format!("{first},{second}"));
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("part 1 (4 images") && message.contains("part 2 (3 images"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_anything_is_sent() {
+    let setup = Setup::start(MapillaryConfig::default()).await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sequence = descriptor("air", &[&generate(dir.path(), small(2))]);
+    sequence.transport = plugin_api::transport::TransportType::parse("Air/Paraglide").ok();
+    let err = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+
+    // A cancelled run stops before sending anything.
+    sequence.transport = None;
+    setup.host.inner.cancel();
+    let err = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Cancelled);
+    assert_eq!(setup.fake.stats().upload_bytes_received, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_mid_upload_stops_promptly_and_resumes_cleanly() {
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            throttle_bytes_per_sec: Some(1_000_000),
+            ..MapillaryFaults::default()
+        },
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = generate(
+        dir.path(),
+        GenerateOptions {
+            target_bytes: Some(400_000),
+            ..small(8)
+        },
+    );
+    let sequence = descriptor("cancel", &[&generated]);
+    let cancel = async {
+        while setup.fake.stats().upload_bytes_received < 600_000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        setup.host.inner.cancel();
+        std::time::Instant::now()
+    };
+    let (result, cancelled_at) =
+        tokio::join!(setup.run(request(&sequence, RunMode::Upload)), cancel);
+    let err = result.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Cancelled, "{err}");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(2),
+        "stopped late"
+    );
+    assert!(setup.fake.stats().finish_upload_calls.is_empty());
+
+    // After a restart the upload goes on where it stopped.
+    setup.fake.set_faults(MapillaryFaults::default());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = setup.restarted(&setup.env());
+    let outcome = Mapillary
+        .run(&restarted.context(), request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    assert_eq!(setup.fake.stats().bytes_resent, 0);
+}
