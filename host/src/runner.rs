@@ -216,7 +216,12 @@ impl Runner {
             let previous = records.get(&id).and_then(|r| r.outcome.clone());
             if mode == RunMode::Recheck
                 && !previous.as_ref().is_some_and(|p| {
-                    matches!(p.state, SequenceState::Unpublished | SequenceState::Waiting)
+                    matches!(
+                        p.state,
+                        SequenceState::Unpublished
+                            | SequenceState::Waiting
+                            | SequenceState::Unknown
+                    )
                 })
             {
                 // Only sequences left waiting are re-checked; the rest keep what they have.
@@ -294,16 +299,21 @@ impl Runner {
     }
 
     /// Re-checks every stored sequence that some integration left waiting (unpublished, waiting for
-    /// upstream), politely: one sequence at a time.
+    /// upstream, publish outcome unknown), politely: one sequence at a time, skipping `except` (sequences
+    /// about to be uploaded anyway).
     pub async fn recheck_pending(
         &self,
+        except: &[String],
     ) -> Result<Vec<(SequenceDescriptor, Vec<IntegrationRun>)>, StateError> {
         let mut pending: BTreeMap<String, SequenceDescriptor> = BTreeMap::new();
         for record in self.store.records()? {
             let stored: StoredRecord =
                 serde_json::from_str(&record.outcome_json).unwrap_or_default();
             let waiting = stored.outcome.is_some_and(|o| {
-                matches!(o.state, SequenceState::Unpublished | SequenceState::Waiting)
+                matches!(
+                    o.state,
+                    SequenceState::Unpublished | SequenceState::Waiting | SequenceState::Unknown
+                )
             });
             if waiting {
                 if let Ok(descriptor) = serde_json::from_str(&record.descriptor_json) {
@@ -312,6 +322,9 @@ impl Runner {
             }
         }
         let mut results = Vec::new();
+        for id in except {
+            pending.remove(id);
+        }
         for descriptor in pending.into_values() {
             let runs = self
                 .run_sequence(

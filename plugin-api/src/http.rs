@@ -35,11 +35,14 @@ use crate::sdk::Context;
 /// Size of the chunks a file body is read and sent in.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 
-/// An HTTP client with sane timeouts and a user agent.
+/// An HTTP client with a connect timeout and a user agent.
+///
+/// No read or total timeout: reqwest 0.12 arms a read timeout from sending until the response head, so a
+/// long upload streaming steadily would be cut off. Set `.timeout(..)` on requests with small bodies, and
+/// watch progress for large ones.
 pub fn client(user_agent: &str) -> Result<reqwest::Client, PluginError> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(20))
-        .read_timeout(Duration::from_secs(120))
         .user_agent(user_agent)
         .build()
         .map_err(|err| PluginError::other(format!("cannot build an HTTP client: {err}")))
@@ -171,7 +174,8 @@ pub fn describe(err: &reqwest::Error) -> String {
 }
 
 /// A request body streaming the file at `path` from byte `offset`, never holding more than one chunk in
-/// memory, and reporting each chunk as [`ProgressEvent::Advance`] bytes as it is handed to the network.
+/// memory, and reporting each chunk as [`ProgressEvent::Advance`] bytes as it is handed to the network
+/// (so a retried body is counted again: report totals afresh after a retry if exact counts matter).
 pub async fn file_body(
     ctx: &Context,
     path: &Path,

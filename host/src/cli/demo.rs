@@ -173,7 +173,7 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     let session = Session::open(&demo_global)?;
     let deadline = Instant::now() + Duration::from_secs(args.processing_secs + 60);
     loop {
-        status::recheck(&session)?;
+        status::recheck(&session, &[])?;
         let states: Vec<(String, SequenceState)> = session
             .runner
             .store()

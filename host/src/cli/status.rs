@@ -26,9 +26,11 @@ struct StatusRow {
     updated_at: String,
 }
 
-/// Re-checks sequences left waiting, reporting what changed.
-pub(crate) fn recheck(session: &Session) -> Result<()> {
-    let rechecked = session.runtime.block_on(session.runner.recheck_pending())?;
+/// Re-checks sequences left waiting (except those in `except`), reporting errors.
+pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
+    let rechecked = session
+        .runtime
+        .block_on(session.runner.recheck_pending(except))?;
     for (sequence, runs) in rechecked {
         for run in runs {
             if let Some(err) = &run.error {
@@ -44,7 +46,7 @@ pub(crate) fn recheck(session: &Session) -> Result<()> {
 
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
     let session = Session::open(global)?;
-    recheck(&session)?;
+    recheck(&session, &[])?;
     session.progress.finish();
     let rows: Vec<StatusRow> = session
         .runner

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use mtp_host::runner::IntegrationRun;
 use plugin_api::protocol::RunMode;
+use plugin_api::sequence::SequenceDescriptor;
 
 use super::sequence::{scan, OverrideArgs};
 use super::session::Session;
@@ -54,48 +56,36 @@ impl UploadArgs {
 
 pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {
     let session = Session::open(global)?;
-    recheck(&session)?;
     let mut options = serde_json::Map::new();
     options.insert("jobs".into(), args.jobs.into());
     options.insert("republish".into(), args.republish.into());
     let mut failed = false;
+    // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
+    // before the user has seen the problems, and so the re-check below can skip these sequences.
+    let mut ready = Vec::new();
     for dir in &args.dirs {
-        let scanned = match scan(dir, &args.overrides) {
-            Ok(scanned) => scanned,
-            Err(err) => {
-                report_error(&session, global, dir, &format!("{err:#}"));
+        match prepare(&session, args, dir) {
+            Ok(descriptor) => ready.push(descriptor),
+            Err(message) => {
+                report_error(&session, global, dir, &message);
                 failed = true;
-                continue;
             }
-        };
-        let (descriptor, skipped) = match scanned.to_descriptor(args.skip_invalid) {
-            Ok(pair) => pair,
-            Err(err) => {
-                report_error(
-                    &session,
-                    global,
-                    dir,
-                    &format!(
-                        "{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)"
-                    ),
-                );
-                failed = true;
-                continue;
-            }
-        };
-        for skip in &skipped {
-            let reasons: Vec<String> = skip.problems.iter().map(|p| p.to_string()).collect();
-            session.progress.println(&format!(
-                "skipping {}: {}",
-                skip.path.display(),
-                reasons.join("; ")
-            ));
         }
-        if descriptor.images.is_empty() {
-            report_error(&session, global, dir, "no valid images to upload");
-            failed = true;
-            continue;
+    }
+    let uploading: Vec<String> = ready.iter().map(|d| d.id.clone()).collect();
+    recheck(&session, &uploading)?;
+    if session.runner.registry.chain().next().is_none() {
+        for dir in &args.dirs {
+            report_error(
+                &session,
+                global,
+                dir,
+                "no integration is enabled (see mtp integrations list)",
+            );
         }
+        return Ok(ExitCode::FAILURE);
+    }
+    for descriptor in ready {
         session.progress.start_sequence(&descriptor.id);
         let runs = session.runtime.block_on(session.runner.run_sequence(
             &descriptor,
@@ -104,49 +94,11 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
             &options,
         ))?;
         session.progress.finish();
-        if session.runner.registry.chain().next().is_none() {
-            report_error(
-                &session,
-                global,
-                dir,
-                "no integration is enabled (see mtp integrations list)",
-            );
-            failed = true;
-        }
         for run in runs {
             if run.error.is_some() {
                 failed = true;
             }
-            if global.json {
-                session.progress.emit(serde_json::json!({
-                    "type": "result",
-                    "sequence": descriptor.id,
-                    "name": descriptor.name,
-                    "integration": run.integration,
-                    "not_eligible": run.not_eligible,
-                    "state": run.outcome.as_ref().map(|o| o.state.as_str()),
-                    "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
-                    "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
-                    "error": run.error.as_ref().map(|e| e.message.clone()),
-                }));
-                continue;
-            }
-            let line = match (&run.not_eligible, &run.outcome, &run.error) {
-                (Some(reason), _, _) => format!("skipped: not eligible: {reason}"),
-                (_, _, Some(err)) => format!("error: {err}"),
-                (_, Some(outcome), None) => {
-                    let mut text = outcome.state.as_str().to_string();
-                    if let Some(message) = &outcome.message {
-                        text = format!("{text}: {message}");
-                    }
-                    if let Some(next) = &outcome.next_action {
-                        text = format!("{text} (next: {next})");
-                    }
-                    text
-                }
-                _ => "nothing to do".to_string(),
-            };
-            println!("{} / {}: {line}", descriptor.name, run.integration);
+            report_run(&session, global, &descriptor, &run);
         }
     }
     Ok(if failed {
@@ -154,6 +106,68 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Reads and validates one sequence directory; the error is a message for the user.
+fn prepare(
+    session: &Session,
+    args: &UploadArgs,
+    dir: &std::path::Path,
+) -> Result<SequenceDescriptor, String> {
+    let scanned = scan(dir, &args.overrides).map_err(|err| format!("{err:#}"))?;
+    let (descriptor, skipped) = scanned.to_descriptor(args.skip_invalid).map_err(|err| {
+        format!("{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)")
+    })?;
+    for skip in &skipped {
+        let reasons: Vec<String> = skip.problems.iter().map(|p| p.to_string()).collect();
+        session.progress.println(&format!(
+            "skipping {}: {}",
+            skip.path.display(),
+            reasons.join("; ")
+        ));
+    }
+    if descriptor.images.is_empty() {
+        return Err("no valid images to upload".to_string());
+    }
+    Ok(descriptor)
+}
+
+fn report_run(
+    session: &Session,
+    global: &GlobalArgs,
+    descriptor: &SequenceDescriptor,
+    run: &IntegrationRun,
+) {
+    if global.json {
+        session.progress.emit(serde_json::json!({
+            "type": "result",
+            "sequence": descriptor.id,
+            "name": descriptor.name,
+            "integration": run.integration,
+            "not_eligible": run.not_eligible,
+            "state": run.outcome.as_ref().map(|o| o.state.as_str()),
+            "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
+            "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
+            "error": run.error.as_ref().map(|e| e.message.clone()),
+        }));
+        return;
+    }
+    let line = match (&run.not_eligible, &run.outcome, &run.error) {
+        (Some(reason), _, _) => format!("skipped: not eligible: {reason}"),
+        (_, _, Some(err)) => format!("error: {err}"),
+        (_, Some(outcome), None) => {
+            let mut text = outcome.state.as_str().to_string();
+            if let Some(message) = &outcome.message {
+                text = format!("{text}: {message}");
+            }
+            if let Some(next) = &outcome.next_action {
+                text = format!("{text} (next: {next})");
+            }
+            text
+        }
+        _ => "nothing to do".to_string(),
+    };
+    println!("{} / {}: {line}", descriptor.name, run.integration);
 }
 
 fn report_error(session: &Session, global: &GlobalArgs, dir: &std::path::Path, message: &str) {
