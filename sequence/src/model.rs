@@ -112,6 +112,8 @@ pub enum ProblemKind {
     DuplicateCaptureTime,
     /// Faster than the speed limit from the previous accepted image.
     ImpossibleSpeed,
+    /// The file's path is not valid UTF-8, so integrations (which receive paths as text) could not open it.
+    NonUtf8Path,
     /// Sequence-level: images with different projections.
     MixedProjections,
     /// Sequence-level: the metadata names a transport type that does not exist.

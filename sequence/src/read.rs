@@ -549,6 +549,15 @@ fn has_end_marker<R: Read + Seek>(
 fn read_image(path: PathBuf, file_name: String) -> (ScannedImage, Vec<Problem>) {
     let mut img = ScannedImage::new(path, file_name);
     let mut problems = Vec::new();
+    if img.path.to_str().is_none() {
+        problems.push(Problem::image(
+            &img.path,
+            "file name",
+            ProblemKind::NonUtf8Path,
+            "the path is not valid UTF-8 and cannot be passed to integrations; rename the file"
+                .to_string(),
+        ));
+    }
     let unreadable = |img: &ScannedImage, e: &dyn std::fmt::Display| {
         Problem::image(
             &img.path,

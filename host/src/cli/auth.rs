@@ -9,7 +9,7 @@ use super::{print_json, GlobalArgs};
 use mtp_host::table;
 
 pub(crate) fn authorize(global: &GlobalArgs, id: &str, token: Option<String>) -> Result<ExitCode> {
-    let session = Session::open(global)?;
+    let session = Session::open_for_data(global)?;
     let result = session
         .runtime
         .block_on(session.runner.authorize(id, token));
@@ -38,7 +38,7 @@ pub(crate) fn authorize(global: &GlobalArgs, id: &str, token: Option<String>) ->
 }
 
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
-    let session = Session::open(global)?;
+    let session = Session::open_for_data(global)?;
     let statuses = session.runtime.block_on(session.runner.auth_statuses());
     if global.json {
         let rows: Vec<serde_json::Value> = statuses

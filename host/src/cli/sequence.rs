@@ -52,7 +52,7 @@ pub(crate) fn inspect(
     let scanned = scan(dir, overrides)?;
     let summary = scanned.summary();
     // Eligibility is asked of every loaded integration on the valid images, each deciding by its own rules.
-    let session = Session::open(global)?;
+    let session = Session::open_for_data(global)?;
     let eligibility = match scanned.to_descriptor(true) {
         Ok((descriptor, _)) => session
             .runtime

@@ -30,14 +30,25 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// A session whose progress is JSON lines on stdout with `--json` (for `mtp upload`).
     pub(crate) fn open(global: &GlobalArgs) -> Result<Session> {
+        Session::open_with(global, global.json)
+    }
+
+    /// A session for a command whose stdout is one JSON document with `--json` (`mtp status`,
+    /// `mtp auth`): progress and notes stay human and on stderr, so stdout stays parseable.
+    pub(crate) fn open_for_data(global: &GlobalArgs) -> Result<Session> {
+        Session::open_with(global, false)
+    }
+
+    fn open_with(global: &GlobalArgs, progress_json: bool) -> Result<Session> {
         let env = load_env(global)?;
         let registry =
             Registry::discover(&PluginDirs::resolve(global.plugins_dir.as_deref()), &env);
         let dir = state_dir(global)?;
         let store = StateStore::open(&dir)
             .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
-        let progress = ProgressView::new(global.json);
+        let progress = ProgressView::new(progress_json);
         let mode = BrowserMode::from_env();
         let runner = Runner::new(registry, env, store)
             .with_progress(progress.sink())

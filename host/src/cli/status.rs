@@ -45,7 +45,7 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
 }
 
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
-    let session = Session::open(global)?;
+    let session = Session::open_for_data(global)?;
     recheck(&session, &[])?;
     session.progress.finish();
     let rows: Vec<StatusRow> = session
