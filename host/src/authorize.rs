@@ -162,7 +162,7 @@ fn wait_for_redirect(
             .find_map(|kv| kv.strip_prefix("mtp_fragment="))
         {
             respond(&stream, "200 OK", "ok");
-            let fragment = percent_decode(fragment);
+            let fragment = plugin_api::sdk::redirect::decode_component(fragment);
             let query = first_query.unwrap_or_default();
             let sep = if query.is_empty() { "" } else { "?" };
             return Ok(format!("{base}{sep}{query}#{fragment}"));
@@ -208,35 +208,6 @@ fn respond_html(mut stream: &TcpStream, body: &str) {
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                }
-                Err(_) => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Follows `url`'s redirects (at most 10) until one points at `redirect_uri`, and returns that location.
@@ -341,7 +312,10 @@ mod tests {
     fn resolves_relative_locations_and_decodes_fragments() {
         assert_eq!(resolve("http://h:1/a/b?x", "/c?d"), "http://h:1/c?d");
         assert_eq!(resolve("http://h:1/a", "app://x?y"), "app://x?y");
-        assert_eq!(percent_decode("a%3Db+c"), "a=b c");
+        assert_eq!(
+            plugin_api::sdk::redirect::decode_component("a%3Db+c"),
+            "a=b c"
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod attempts;
 mod context;
 #[doc(hidden)]
 pub mod export;
+pub mod redirect;
 pub mod retry;
 mod runtime;
 pub mod testing;

@@ -8,6 +8,7 @@
 //! of a second HTTP stack (design.md §1). The flow itself is three small, tested functions.
 
 use plugin_api::prelude::*;
+use plugin_api::sdk::redirect::{param, redirect_params, with_query};
 use rand::RngCore;
 use serde_json::{json, Value};
 
@@ -32,19 +33,16 @@ pub fn consent_url(
     redirect_uri: &str,
     state: &str,
 ) -> String {
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", redirect_uri)
-        .append_pair("response_type", "code")
-        .append_pair("scope", SCOPES)
-        .append_pair("state", state)
-        .finish();
-    let separator = if authorize_url.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    format!("{authorize_url}{separator}{query}")
+    with_query(
+        authorize_url,
+        &[
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("response_type", "code"),
+            ("scope", SCOPES),
+            ("state", state),
+        ],
+    )
 }
 
 /// Reads the authorisation code out of the URL the provider redirected to, checking `state`.
@@ -52,24 +50,8 @@ pub fn consent_url(
 /// Works for any redirect URI, including MTPDU's custom scheme (`app.mtp.desktop//app?code=..`), which is
 /// not a URL a parser accepts: the parameters are taken from the query (or the fragment).
 pub fn code_from_redirect(redirect: &str, expected_state: &str) -> Result<String> {
-    let redirect = redirect.trim();
-    let params_text = match redirect.split_once('?') {
-        Some((_, rest)) => rest.replace('#', "&"),
-        None => redirect
-            .split_once('#')
-            .map(|(_, f)| f.to_string())
-            .unwrap_or_default(),
-    };
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(params_text.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
+    let params = redirect_params(redirect);
+    let get = |name: &str| param(&params, name);
     if let Some(error) = get("error") {
         let detail = get("error_description")
             .map(|d| format!(" ({d})"))
