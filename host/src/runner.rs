@@ -316,7 +316,11 @@ impl Runner {
                 )
             });
             if waiting {
-                if let Ok(descriptor) = serde_json::from_str(&record.descriptor_json) {
+                if pending.contains_key(&record.sequence_id) {
+                    continue;
+                }
+                let stored = self.store.descriptor(&record.sequence_id)?;
+                if let Some(descriptor) = stored.and_then(|json| serde_json::from_str(&json).ok()) {
                     pending.insert(record.sequence_id.clone(), descriptor);
                 }
             }

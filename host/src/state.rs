@@ -61,9 +61,6 @@ pub struct SequenceRecord {
     pub root: String,
     /// Its name.
     pub name: String,
-    /// The [`plugin_api::sequence::SequenceDescriptor`] last uploaded, as JSON (re-checks use it, so they
-    /// work even when the files have moved).
-    pub descriptor_json: String,
     /// The integration.
     pub integration: String,
     /// The last [`plugin_api::protocol::RunOutcome`], as JSON.
@@ -288,12 +285,26 @@ impl StateStore {
             .map_err(|e| self.err(e))
     }
 
+    /// The [`plugin_api::sequence::SequenceDescriptor`] last uploaded for `sequence_id`, as JSON; re-checks
+    /// use it, so they work even when the files have moved. Kept out of [`StateStore::records`], which
+    /// `mtp status` lists: descriptors are large.
+    pub fn descriptor(&self, sequence_id: &str) -> Result<Option<String>, StateError> {
+        self.lock()
+            .query_row(
+                "SELECT descriptor FROM sequence WHERE id = ?1",
+                params![sequence_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Every sequence record, by sequence then integration.
     pub fn records(&self) -> Result<Vec<SequenceRecord>, StateError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT r.sequence_id, s.root, s.name, s.descriptor, r.integration, r.outcome, r.updated_at
+                "SELECT r.sequence_id, s.root, s.name, r.integration, r.outcome, r.updated_at
                  FROM sequence_record r JOIN sequence s ON s.id = r.sequence_id
                  ORDER BY s.updated_at DESC, r.sequence_id, r.integration",
             )
@@ -304,10 +315,9 @@ impl StateStore {
                     sequence_id: row.get(0)?,
                     root: row.get(1)?,
                     name: row.get(2)?,
-                    descriptor_json: row.get(3)?,
-                    integration: row.get(4)?,
-                    outcome_json: row.get(5)?,
-                    updated_at: row.get(6)?,
+                    integration: row.get(3)?,
+                    outcome_json: row.get(4)?,
+                    updated_at: row.get(5)?,
                 })
             })
             .map_err(|e| self.err(e))?;

@@ -170,7 +170,12 @@ fn assert_exactly_once(stats: &MapillaryStats, mtpw: &FakeMtpw, images: usize, s
         stats.bytes_resent
     );
     let mtpw_stats = mtpw.stats();
-    assert_eq!(mtpw_stats.sequences.len(), sequences, "{:?}", mtpw_stats.sequences);
+    assert_eq!(
+        mtpw_stats.sequences.len(),
+        sequences,
+        "{:?}",
+        mtpw_stats.sequences
+    );
 }
 
 #[test]

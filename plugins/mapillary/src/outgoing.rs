@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures::Stream;
 
 /// Size of the chunks read from disk and handed to the HTTP body (mapillary_tools uses 2 MiB).
-pub const CHUNK: usize = 1024 * 1024;
+pub const CHUNK: usize = 256 * 1024;
 /// Chunks read ahead of the network.
 pub const QUEUE: usize = 2;
 
