@@ -229,30 +229,8 @@ pub fn compat_plugin(variant: &str, version: &str, patches: &[SourcePatch]) -> P
         );
         std::fs::write(&file, text.replace(patch.from, patch.to)).expect("write a patched file");
     }
-    std::fs::write(
-        api.join("Cargo.toml"),
-        format!(
-            r#"[package]
-name = "mtp-plugin-api"
-version = "{version}"
-edition = "2021"
-
-[lib]
-name = "plugin_api"
-
-[dependencies]
-abi_stable = "0.11"
-async-ffi = {{ version = "0.5", features = ["abi_stable"] }}
-async-trait = "0.1"
-futures = "0.3"
-serde = {{ version = "1", features = ["derive"] }}
-serde_json = "1"
-thiserror = "2"
-tokio = {{ version = "1", features = ["rt-multi-thread", "macros", "time", "sync", "net", "io-util", "fs", "signal"] }}
-"#
-        ),
-    )
-    .expect("write the variant's Cargo.toml");
+    std::fs::write(api.join("Cargo.toml"), variant_manifest(version))
+        .expect("write the variant's Cargo.toml");
     let plugin = root.join("plugin");
     std::fs::create_dir_all(plugin.join("src")).expect("create the plugin crate");
     let lib_name = format!("compat_{}", variant.replace('-', "_"));
@@ -296,4 +274,65 @@ plugin_api::export_plugin!(Compat);
     target_dir()
         .join("compat/debug")
         .join(library_file_name(&lib_name))
+}
+
+/// plugin-api's own `Cargo.toml` as a standalone manifest declaring `version`: workspace-inherited fields
+/// and dependencies are resolved from the root manifest, so a variant always has the real dependencies.
+fn variant_manifest(version: &str) -> String {
+    let read = |path: PathBuf| -> toml::Table {
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+        text.parse()
+            .unwrap_or_else(|err| panic!("parse {}: {err}", path.display()))
+    };
+    let root = read(workspace_root().join("Cargo.toml"));
+    let mut manifest = read(workspace_root().join("plugin-api/Cargo.toml"));
+    let shared = root
+        .get("workspace")
+        .and_then(|w| w.get("dependencies"))
+        .and_then(|d| d.as_table())
+        .cloned()
+        .unwrap_or_default();
+    let package = manifest
+        .get_mut("package")
+        .and_then(|p| p.as_table_mut())
+        .expect("plugin-api has a [package]");
+    package.insert("version".into(), version.into());
+    package.insert("edition".into(), "2021".into());
+    package.remove("license");
+    manifest.remove("dev-dependencies");
+    if let Some(deps) = manifest
+        .get_mut("dependencies")
+        .and_then(|d| d.as_table_mut())
+    {
+        for (name, spec) in deps.iter_mut() {
+            let local = spec.as_table().cloned().unwrap_or_default();
+            if local.get("workspace").and_then(|w| w.as_bool()) != Some(true) {
+                continue;
+            }
+            let mut merged = match shared.get(name) {
+                Some(toml::Value::String(version)) => toml::Table::from_iter([(
+                    "version".to_string(),
+                    toml::Value::String(version.clone()),
+                )]),
+                Some(toml::Value::Table(table)) => table.clone(),
+                _ => panic!("{name} is not in [workspace.dependencies]"),
+            };
+            for (key, value) in local {
+                if key == "features" {
+                    let mut features = merged
+                        .get("features")
+                        .and_then(|f| f.as_array())
+                        .cloned()
+                        .unwrap_or_default();
+                    features.extend(value.as_array().cloned().unwrap_or_default());
+                    merged.insert(key, toml::Value::Array(features));
+                } else if key != "workspace" {
+                    merged.insert(key, value);
+                }
+            }
+            *spec = toml::Value::Table(merged);
+        }
+    }
+    toml::to_string(&manifest).expect("serialise the variant manifest")
 }
