@@ -52,6 +52,19 @@ pub struct Runner {
     cancel: Arc<AtomicBool>,
 }
 
+impl StoredRecord {
+    /// Reads a stored record; one that cannot be read (written by a different version) counts as empty,
+    /// so the integration simply runs again.
+    pub fn from_json(json: &str) -> StoredRecord {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
+    /// The state of the last outcome, if any.
+    pub fn state(&self) -> Option<SequenceState> {
+        self.outcome.as_ref().map(|o| o.state)
+    }
+}
+
 impl Runner {
     /// A runner over `registry`, with `env` and `store`.
     pub fn new(registry: Registry, env: EnvValues, store: StateStore) -> Runner {
@@ -176,13 +189,9 @@ impl Runner {
     ) -> Result<BTreeMap<String, StoredRecord>, StateError> {
         Ok(self
             .store
-            .records()?
+            .records_of(sequence_id)?
             .into_iter()
-            .filter(|r| r.sequence_id == sequence_id)
-            .map(|r| {
-                let record = serde_json::from_str(&r.outcome_json).unwrap_or_default();
-                (r.integration, record)
-            })
+            .map(|r| (r.integration, StoredRecord::from_json(&r.outcome_json)))
             .collect())
     }
 
@@ -215,14 +224,7 @@ impl Runner {
             };
             let previous = records.get(&id).and_then(|r| r.outcome.clone());
             if mode == RunMode::Recheck
-                && !previous.as_ref().is_some_and(|p| {
-                    matches!(
-                        p.state,
-                        SequenceState::Unpublished
-                            | SequenceState::Waiting
-                            | SequenceState::Unknown
-                    )
-                })
+                && !previous.as_ref().is_some_and(|p| p.state.needs_recheck())
             {
                 // Only sequences left waiting are re-checked; the rest keep what they have.
                 if let Some(p) = previous {
@@ -307,15 +309,10 @@ impl Runner {
     ) -> Result<Vec<(SequenceDescriptor, Vec<IntegrationRun>)>, StateError> {
         let mut pending: BTreeMap<String, SequenceDescriptor> = BTreeMap::new();
         for record in self.store.records()? {
-            let stored: StoredRecord =
-                serde_json::from_str(&record.outcome_json).unwrap_or_default();
-            let waiting = stored.outcome.is_some_and(|o| {
-                matches!(
-                    o.state,
-                    SequenceState::Unpublished | SequenceState::Waiting | SequenceState::Unknown
-                )
-            });
-            if waiting {
+            let waiting = StoredRecord::from_json(&record.outcome_json)
+                .state()
+                .is_some_and(SequenceState::needs_recheck);
+            if waiting && !except.contains(&record.sequence_id) {
                 if pending.contains_key(&record.sequence_id) {
                     continue;
                 }
@@ -326,9 +323,6 @@ impl Runner {
             }
         }
         let mut results = Vec::new();
-        for id in except {
-            pending.remove(id);
-        }
         for descriptor in pending.into_values() {
             let runs = self
                 .run_sequence(

@@ -301,16 +301,26 @@ impl StateStore {
 
     /// Every sequence record, by sequence then integration.
     pub fn records(&self) -> Result<Vec<SequenceRecord>, StateError> {
+        self.query_records(None)
+    }
+
+    /// The records of one sequence, by integration.
+    pub fn records_of(&self, sequence_id: &str) -> Result<Vec<SequenceRecord>, StateError> {
+        self.query_records(Some(sequence_id))
+    }
+
+    fn query_records(&self, sequence_id: Option<&str>) -> Result<Vec<SequenceRecord>, StateError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
                 "SELECT r.sequence_id, s.root, s.name, r.integration, r.outcome, r.updated_at
                  FROM sequence_record r JOIN sequence s ON s.id = r.sequence_id
+                 WHERE ?1 IS NULL OR r.sequence_id = ?1
                  ORDER BY s.updated_at DESC, r.sequence_id, r.integration",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |row| {
+            .query_map(params![sequence_id], |row| {
                 Ok(SequenceRecord {
                     sequence_id: row.get(0)?,
                     root: row.get(1)?,

@@ -169,6 +169,16 @@ impl SequenceState {
         matches!(self, SequenceState::Published | SequenceState::Failed)
     }
 
+    /// A state the host re-checks on every `mtp upload` and `mtp status` ([`RunMode::Recheck`]): the
+    /// provider is still processing, an upstream integration has not finished, or a publish's outcome
+    /// is unknown.
+    pub fn needs_recheck(self) -> bool {
+        matches!(
+            self,
+            SequenceState::Unpublished | SequenceState::Waiting | SequenceState::Unknown
+        )
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -231,6 +241,18 @@ pub struct Progress {
     pub bytes_done: u64,
     /// Bytes in all.
     pub bytes_total: u64,
+}
+
+impl Progress {
+    /// The [`ProgressEvent::Totals`] announcing these counters at the start of a run.
+    pub fn totals_event(&self) -> ProgressEvent {
+        ProgressEvent::Totals {
+            files_total: self.files_total,
+            bytes_total: self.bytes_total,
+            files_done: self.files_done,
+            bytes_done: self.bytes_done,
+        }
+    }
 }
 
 /// A progress event a plugin sends to the host while it runs (shown as a bar, or as JSON lines with `--json`).

@@ -86,6 +86,22 @@ fn field<'a>(value: &'a Value, path: &str) -> Result<&'a str> {
         .with_context(|| format!("mtp-fakes did not report {path}"))
 }
 
+/// The state of every integration's record, by integration.
+fn record_states(session: &Session) -> Result<Vec<(String, SequenceState)>> {
+    Ok(session
+        .runner
+        .store()
+        .records()?
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r.integration,
+                StoredRecord::from_json(&r.outcome_json).state()?,
+            ))
+        })
+        .collect())
+}
+
 pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     let fakes_binary = match &args.fakes {
         Some(path) => path.clone(),
@@ -174,16 +190,7 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     let deadline = Instant::now() + Duration::from_secs(args.processing_secs + 60);
     loop {
         status::recheck(&session, &[])?;
-        let states: Vec<(String, SequenceState)> = session
-            .runner
-            .store()
-            .records()?
-            .into_iter()
-            .filter_map(|r| {
-                let stored: StoredRecord = serde_json::from_str(&r.outcome_json).ok()?;
-                Some((r.integration, stored.outcome?.state))
-            })
-            .collect();
+        let states = record_states(&session)?;
         if states.iter().all(|(_, s)| s.is_final()) {
             break;
         }
@@ -198,17 +205,13 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
         println!("   {}", waiting.join(", "));
         std::thread::sleep(Duration::from_secs(1));
     }
+    let all_published = record_states(&session)?
+        .iter()
+        .all(|(_, state)| *state == SequenceState::Published);
     drop(session);
 
     println!("\n== final status");
     status::status(&demo_global)?;
-    let session = Session::open(&demo_global)?;
-    let all_published = session.runner.store().records()?.into_iter().all(|r| {
-        serde_json::from_str::<StoredRecord>(&r.outcome_json)
-            .ok()
-            .and_then(|s| s.outcome)
-            .is_some_and(|o| o.state == SequenceState::Published)
-    });
     drop(fakes);
     if all_published {
         println!("\ndemo complete: the sequence is on Mapillary and synced to Map the Paths Web");

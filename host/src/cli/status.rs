@@ -54,8 +54,7 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
         .records()?
         .into_iter()
         .map(|record| {
-            let stored: StoredRecord =
-                serde_json::from_str(&record.outcome_json).unwrap_or_default();
+            let stored = StoredRecord::from_json(&record.outcome_json);
             let outcome = stored.outcome.unwrap_or_else(|| {
                 plugin_api::protocol::RunOutcome::new(
                     plugin_api::protocol::SequenceState::Pending,

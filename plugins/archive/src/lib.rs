@@ -162,12 +162,7 @@ impl Integration for Archive {
                 pending.push((image, target));
             }
         }
-        ctx.progress(ProgressEvent::Totals {
-            files_total: progress.files_total,
-            bytes_total: progress.bytes_total,
-            files_done: progress.files_done,
-            bytes_done: progress.bytes_done,
-        });
+        ctx.progress(progress.totals_event());
         for (image, target) in pending {
             let copied = copy_resumable(ctx, Path::new(&image.path), &target).await?;
             ctx.state()

@@ -431,12 +431,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        self.ctx.progress(ProgressEvent::Totals {
-            files_total: progress.files_total,
-            bytes_total: progress.bytes_total,
-            files_done: progress.files_done,
-            bytes_done: progress.bytes_done,
-        });
+        self.ctx.progress(progress.totals_event());
         step(
             self.ctx,
             "upload",

@@ -64,23 +64,19 @@ impl Integration for Template {
             ..Progress::default()
         };
         progress.bytes_total = sequence.total_bytes();
+        // What an earlier run had acknowledged is never sent twice.
+        let mut pending = Vec::new();
         for image in &sequence.images {
             if ctx.state().get(&done_key(&image.file_name))?.is_some() {
                 progress.files_done += 1;
                 progress.bytes_done += image.size_bytes;
+            } else {
+                pending.push(image);
             }
         }
-        ctx.progress(ProgressEvent::Totals {
-            files_total: progress.files_total,
-            bytes_total: progress.bytes_total,
-            files_done: progress.files_done,
-            bytes_done: progress.bytes_done,
-        });
-        for image in &sequence.images {
+        ctx.progress(progress.totals_event());
+        for image in pending {
             ctx.check_cancelled()?;
-            if ctx.state().get(&done_key(&image.file_name))?.is_some() {
-                continue; // acknowledged by an earlier run: never sent twice
-            }
             let url = format!("{folder}/{}", image.file_name);
             let path = std::path::Path::new(&image.path);
             let mut backoff =
