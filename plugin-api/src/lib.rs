@@ -13,6 +13,7 @@ pub mod error;
 pub mod ffi;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod jpeg;
 pub mod manifest;
 pub mod protocol;
 pub mod sdk;

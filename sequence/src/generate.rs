@@ -28,9 +28,9 @@ use plugin_api::transport::TransportType;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use crate::jpeg::{self, marker};
 use crate::mtpdu::{format_map_capture_time, MtpImageDescription};
 use crate::read::{FolderMetadata, FOLDER_METADATA_FILE};
+use plugin_api::jpeg::{self, marker};
 
 /// What to generate. `Default` gives ten 64×32 flat images, one second and two metres apart, heading east.
 #[derive(Debug, Clone, PartialEq)]

@@ -27,7 +27,7 @@
 //! ignored). Per sequence: mixed projections, unknown transport type in the metadata.
 
 pub mod generate;
-pub mod jpeg;
+pub use plugin_api::jpeg;
 mod model;
 pub mod mtpdu;
 mod read;

@@ -11,10 +11,10 @@ use plugin_api::sequence::{Projection, SequenceSource};
 use plugin_api::transport::TransportType;
 use serde::{Deserialize, Serialize};
 
-use crate::jpeg::{self, marker, SegmentReader, EXIF_ID, XMP_ID};
 use crate::model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError};
 use crate::mtpdu::{MtpImageDescription, SequenceLog};
 use crate::validate;
+use plugin_api::jpeg::{self, marker, SegmentReader, EXIF_ID, XMP_ID};
 
 /// Values given on the command line; each one that is set beats every metadata source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

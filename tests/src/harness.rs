@@ -61,7 +61,7 @@ pub fn build_workspace() -> &'static Path {
             "-p",
             "mtp-archive",
             "-p",
-            "mtp-tests",
+            "mtp-fakes",
             "--bins",
             "--lib",
         ]);

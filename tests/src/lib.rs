@@ -1,7 +1,5 @@
-//! Test support for mtp-integrations: local fakes of the HTTP services the bundled plugins talk
-//! to, usable from async and synchronous tests, benchmarks and the `mtp-fakes` binary.
+//! End-to-end test support: builds the `mtp` binary, the bundled plugins, the fakes and the ABI fixture
+//! plugins the tests in `tests/tests/` run, and finds them. The fakes live in `mtp-fakes`, the
+//! benchmarks in `mtp-bench`.
 
-pub mod bench;
-pub mod fake_mapillary;
-pub mod fake_mtpw;
 pub mod harness;

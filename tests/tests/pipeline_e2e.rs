@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use mtp_tests::fake_mapillary::{EntityKind, FakeMapillary, MapillaryConfig, MapillaryFaults};
+use mtp_fakes::fake_mapillary::{EntityKind, FakeMapillary, MapillaryConfig, MapillaryFaults};
 use mtp_tests::harness::{build_workspace, mtp_command};
 use serde_json::Value;
 

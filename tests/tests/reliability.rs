@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mtp_tests::fake_mapillary::{
+use mtp_fakes::fake_mapillary::{
     EntityKind, FakeMapillary, FinishFault, Flapping, MapillaryConfig, MapillaryFaults,
     MapillaryStats, ResetFault,
 };
-use mtp_tests::fake_mtpw::{FakeMtpw, MtpwConfig, MtpwFaults};
+use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwConfig, MtpwFaults};
 use mtp_tests::harness::{build_workspace, mtp_command};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

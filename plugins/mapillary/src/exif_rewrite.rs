@@ -2,7 +2,7 @@
 //! `ImageDescription` holds the JSON mapillary_tools writes (`MAPLatitude`, `MAPLongitude`,
 //! `MAPCaptureTime`, ...), everything else unchanged.
 //!
-//! Only the header is read (the marker walk of [`mtp_sequence::jpeg`] seeks over everything but the EXIF
+//! Only the header is read (the marker walk of [`plugin_api::jpeg`] seeks over everything but the EXIF
 //! payload); the result is an [`Outgoing`] plan — file stretches around one new in-memory segment — so the
 //! file on disk is never modified and never loaded whole.
 
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use exif::experimental::Writer;
 use exif::{Field, In, Tag, Value};
-use mtp_sequence::jpeg::{self, marker, JpegError, SegmentReader};
+use plugin_api::jpeg::{self, marker, JpegError, SegmentReader};
 use plugin_api::sequence::ImageInfo;
 use serde_json::{Map, Value as Json};
 

@@ -6,11 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mtp_mapillary::Mapillary;
-use mtp_sequence::generate::GenerateOptions;
-use mtp_tests::fake_mapillary::{
+use mtp_fakes::fake_mapillary::{
     ExtraSequence, FinishFault, MapillaryConfig, MapillaryFaults, ResetFault, SequenceOrigin,
 };
+use mtp_mapillary::Mapillary;
+use mtp_sequence::generate::GenerateOptions;
 use plugin_api::prelude::*;
 
 fn small(count: usize) -> GenerateOptions {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
 use mtp_mtpw::Mtpw;
-use mtp_tests::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
 use plugin_api::prelude::*;
 use plugin_api::sdk::testing::TestHost;
 

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
+use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig};
 use mtp_mapillary::Mapillary;
 use mtp_sequence::generate::{generate_sequence, GenerateOptions, GeneratedSequence};
-use mtp_tests::fake_mapillary::{FakeMapillary, MapillaryConfig};
 use plugin_api::ffi::abi_stable;
 use plugin_api::ffi::{HostServices, HostServices_TO};
 use plugin_api::prelude::*;

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::fake_mapillary::{EntityKind, FakeMapillary, MapillaryStats};
 use child::{run_measured, Measured};
 use mly_tools::{redirect, tail};
+use mtp_fakes::fake_mapillary::{EntityKind, FakeMapillary, MapillaryStats};
 
 /// Bytes in a megabyte as the bench reports them (10^6).
 pub const MB: u64 = 1_000_000;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use mtp_tests::fake_mapillary::{
+use mtp_fakes::fake_mapillary::{
     format_capture_time, EntityKind, ExtraSequence, FakeMapillary, FinishFault, Flapping,
     MapillaryConfig, MapillaryFaults, ResetFault, SequenceOrigin,
 };

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::io::Cursor;
-//! use mtp_sequence::jpeg::{self, marker, SegmentReader};
+//! use plugin_api::jpeg::{self, marker, SegmentReader};
 //!
 //! // SOI, APP1 "Exif", SOF0 (8x16 pixels, 1 component), SOS, a byte of scan data, EOI.
 //! let mut bytes = vec![0xFF, 0xD8];
@@ -27,7 +27,7 @@
 //!     markers.push(seg.marker);
 //! }
 //! assert_eq!(markers, [marker::APP1, marker::SOF0, marker::SOS]);
-//! # Ok::<(), mtp_sequence::jpeg::JpegError>(())
+//! # Ok::<(), plugin_api::jpeg::JpegError>(())
 //! ```
 
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mtp_tests::fake_mapillary::{
+use mtp_fakes::fake_mapillary::{
     ExtraSequence, FakeMapillary, FinishFault, Flapping, MapillaryConfig, MapillaryFaults,
     ResetFault,
 };
-use mtp_tests::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
+use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
 use serde_json::json;
 
 #[derive(Parser)]

@@ -3,8 +3,8 @@
 
 use std::io::{Read, Write};
 
-use mtp_tests::fake_mapillary::{FakeMapillary, MapillaryConfig};
-use mtp_tests::fake_mtpw::{
+use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig};
+use mtp_fakes::fake_mtpw::{
     canonical_transport, CreatedBy, FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults,
 };
 use reqwest::{Client, StatusCode};
