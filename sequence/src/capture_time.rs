@@ -151,11 +151,11 @@ pub(crate) fn capture_time(
                     ProblemKind::LocalTimeWithoutOffset,
                     l.field,
                     format!(
-                        "{} {:?} has no UTC offset (no OffsetTime tag) and the file has no GPS time, so \
-                         it is read as UTC and is off by the camera clock's offset; pass the offset with \
+                        "{:?} has no UTC offset (no OffsetTime tag) and the file has no GPS time, so it \
+                         is read as UTC and is off by the camera clock's offset; pass the offset with \
                          --time-offset (e.g. --time-offset +02:00, or +00:00 if the clock was set to \
                          UTC), or set time_offset in sequence.toml",
-                        l.field, l.text
+                        l.text
                     ),
                 )
             });
@@ -190,19 +190,17 @@ fn disagreement(
         // summer time): nothing the user passes would change the reading, and the GPS time is used.
         Some((_, OffsetFrom::File)) => return None,
         None => format!(
-            "{} {:?} has no UTC offset and is {ahead} the GPS time {}: the camera clock was set to local \
+            "{:?} has no UTC offset and is {ahead} the GPS time {}: the camera clock was set to local \
              time (UTC{implied}) without recording it. The GPS time is used; confirm the offset with \
              --time-offset {implied} (or time_offset = \"{implied}\" in sequence.toml) so that images \
              without GPS time are read alike",
-            l.field,
             l.text,
             format_utc(gps_ms)
         ),
         Some((_, OffsetFrom::User)) => format!(
-            "{} {:?} at the given offset {} is {ahead} the GPS time {}: the camera clock was at \
+            "{:?} at the given offset {} is {ahead} the GPS time {}: the camera clock was at \
              UTC{implied}. The GPS time is used; correct the offset (--time-offset {implied} or \
              time_offset in sequence.toml), which images without GPS time are read with",
-            l.field,
             l.text,
             given.map(|g| g.to_string()).unwrap_or_default(),
             format_utc(gps_ms)
@@ -444,6 +442,39 @@ mod tests {
         // The file's own offset disagreeing cannot be fixed by the user: the GPS time is used silently.
         let own = local(gps + two_h + 3_600_000, Some((60, OffsetFrom::File)));
         assert_eq!(disagreement(&own, gps, None), None);
+    }
+
+    fn xmp(body: &str) -> Xmp {
+        let packet = format!(
+            "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF \
+             xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description \
+             xmlns:exif=\"http://ns.adobe.com/exif/1.0/\" {body}/></rdf:RDF></x:xmpmeta>"
+        );
+        Xmp::parse(packet.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn xmp_times_when_the_file_has_no_exif() {
+        // A local time with its offset (as the Jolla phone writes it).
+        let x = xmp(r#"exif:DateTimeOriginal="2014-09-21T16:00:56.000000+02:00""#);
+        let t = capture_time(None, Some(&x), None).unwrap();
+        assert_eq!((t.ms, t.problem), (1_411_308_056_000, None));
+        // XMP's GPS time wins over it.
+        let x = xmp(
+            r#"exif:DateTimeOriginal="2014-09-21T16:00:56+02:00" exif:GPSTimeStamp="2014-09-21T14:00:57.5Z""#,
+        );
+        assert_eq!(capture_time(None, Some(&x), None).unwrap().ms, 1_411_308_057_500);
+        // Without an offset: read at the given one, else as UTC with the problem.
+        let x = xmp(r#"exif:DateTimeOriginal="2014-09-21T16:00:56""#);
+        let t = capture_time(None, Some(&x), TimeOffset::from_minutes(120)).unwrap();
+        assert_eq!((t.ms, t.problem), (1_411_308_056_000, None));
+        let t = capture_time(None, Some(&x), None).unwrap();
+        assert_eq!(t.ms, 1_411_315_256_000);
+        assert_eq!(t.problem.unwrap().0, ProblemKind::LocalTimeWithoutOffset);
+        // Unreadable, or nothing at all.
+        let x = xmp(r#"exif:DateTimeOriginal="soon""#);
+        assert!(capture_time(None, Some(&x), None).unwrap_err().contains("\"soon\""));
+        assert!(capture_time(None, Some(&xmp("")), None).is_err());
     }
 
     #[test]

@@ -220,3 +220,105 @@ fn mtp_reads_real_files_as_the_official_client_does() {
         }
     }
 }
+
+fn golden_ms(file: &str) -> i64 {
+    load("golden.json")["files"][file]["captured_at_ms"].as_i64().unwrap()
+}
+
+fn offset(s: &str) -> Option<mtp_sequence::TimeOffset> {
+    Some(s.parse().unwrap())
+}
+
+fn with_offset(o: &str) -> Overrides {
+    Overrides {
+        time_offset: offset(o),
+        ..Default::default()
+    }
+}
+
+/// An iPhone 6 writes local time without offset and a GPS time 2 h earlier (Madrid, summer time).
+#[test]
+fn a_clock_off_by_a_utc_offset_is_flagged_until_the_offset_is_confirmed() {
+    let file = "iphone_hdr_NO.jpg";
+    let gps = golden_ms(file);
+    let (s, _t) = read_alone(file, &Overrides::default());
+    assert_eq!(image(&s).captured_at_ms, Some(gps), "the GPS time is used");
+    assert_eq!(s.problems.len(), 1, "{:#?}", s.problems);
+    let p = s.problems[0].to_string();
+    assert!(p.contains("2 h ahead of the GPS time 2015-04-10T18:12:22.060Z") && p.contains("--time-offset +02:00"), "{p}");
+    assert!(s.to_descriptor(false).is_err(), "unconfirmed, the sequence is not uploaded");
+
+    let (s, _t) = read_alone(file, &with_offset("+02:00"));
+    assert!(s.is_valid(), "{:#?}", s.problems);
+    assert_eq!(image(&s).captured_at_ms, Some(gps));
+
+    let (s, _t) = read_alone(file, &with_offset("+01:00"));
+    assert_eq!(image(&s).captured_at_ms, Some(gps), "a wrong offset does not move a GPS time");
+    let p = s.problems[0].to_string();
+    assert!(p.contains("given offset +01:00") && p.contains("--time-offset +02:00"), "{p}");
+}
+
+/// The Samsung Gear 360 file has only an offset-less `DateTimeOriginal` and was taken in Kenya (UTC+03:00).
+#[test]
+fn a_local_time_without_offset_or_gps_time_needs_the_offset() {
+    let file = "adobe_coords.jpg";
+    let as_utc = golden_ms(file);
+    let (s, _t) = read_alone(file, &Overrides::default());
+    assert_eq!(image(&s).captured_at_ms, Some(as_utc));
+    let p = s.problems[0].to_string();
+    assert!(p.contains("\"2019:07:16 10:26:11\" has no UTC offset") && p.contains("--time-offset"), "{p}");
+
+    let three_h = 3 * 3_600_000;
+    let (s, _t) = read_alone(file, &with_offset("+03:00"));
+    assert!(s.is_valid(), "{:#?}", s.problems);
+    assert_eq!(image(&s).captured_at_ms, Some(as_utc - three_h));
+
+    // The same from sequence.toml; the flag beats it.
+    let tmp = tempfile::tempdir().unwrap();
+    fs::copy(data_dir().join(file), tmp.path().join(file)).unwrap();
+    fs::write(tmp.path().join("sequence.toml"), "time_offset = \"+03:00\"\n").unwrap();
+    let s = read_sequence(tmp.path(), &Overrides::default()).unwrap();
+    assert!(s.is_valid(), "{:#?}", s.problems);
+    assert_eq!(image(&s).captured_at_ms, Some(as_utc - three_h));
+    let s = read_sequence(tmp.path(), &with_offset("-01:00")).unwrap();
+    assert_eq!(image(&s).captured_at_ms, Some(as_utc + 3_600_000));
+
+    fs::write(tmp.path().join("sequence.toml"), "time_offset = \"Africa/Nairobi\"\n").unwrap();
+    let e = read_sequence(tmp.path(), &Overrides::default()).unwrap_err().to_string();
+    assert!(e.contains("sequence.toml: time_offset: \"Africa/Nairobi\" is not a UTC offset"), "{e}");
+}
+
+/// The generator writes `DateTimeOriginal` (local, with or without `OffsetTimeOriginal`) and the GPS
+/// date/time; the policy reads both to the same millisecond and reports nothing.
+#[test]
+fn generated_files_read_identically_under_the_capture_time_policy() {
+    use mtp_sequence::generate::{write_image, ImageSpec};
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = 1_589_093_103_123;
+    let offsets = [None, Some(0), Some(120), Some(-330), Some(345), Some(840), Some(-720)];
+    for (i, o) in offsets.iter().enumerate() {
+        let (lat, lon) = mtp_sequence::generate::destination(52.0, 6.0, 0.0, 5.0 * i as f64);
+        let spec = ImageSpec {
+            latitude: Some(lat),
+            longitude: Some(lon),
+            captured_at_ms: Some(t0 + 1_001 * i as i64),
+            utc_offset_minutes: *o,
+            seed: i as u64,
+            ..Default::default()
+        };
+        write_image(&tmp.path().join(format!("img_{i}.jpg")), &spec).unwrap();
+    }
+    let s = read_sequence(tmp.path(), &Overrides::default()).unwrap();
+    assert!(s.is_valid(), "{:#?}", s.problems);
+    for img in &s.images {
+        let i: i64 = img.file_name[4..5].parse().unwrap();
+        assert_eq!(img.captured_at_ms, Some(t0 + 1_001 * i), "{}", img.file_name);
+    }
+    // An offset given for such files changes nothing: their times are not offset-less.
+    let s = read_sequence(tmp.path(), &with_offset("+05:00")).unwrap();
+    let times: Vec<_> = s.images.iter().map(|i| i.captured_at_ms).collect();
+    assert_eq!(times, (0..7).map(|i| Some(t0 + 1_001 * i)).collect::<Vec<_>>());
+    // ...except where the file has no offset: there a confirmation that disagrees with the GPS time is flagged.
+    assert_eq!(s.problems.len(), 1, "{:#?}", s.problems);
+    assert!(s.problems[0].to_string().contains("img_0.jpg"));
+}

@@ -49,6 +49,7 @@ impl UploadArgs {
                 description: None,
                 transport: None,
                 tags: Vec::new(),
+                time_offset: None,
             },
         }
     }
