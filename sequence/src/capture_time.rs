@@ -38,9 +38,11 @@ pub struct TimeOffset {
 impl TimeOffset {
     /// The offset of `minutes` east of UTC, if it is within `-12:00..=+14:00`.
     pub fn from_minutes(minutes: i32) -> Option<TimeOffset> {
-        (-12 * 60..=14 * 60).contains(&minutes).then(|| TimeOffset {
-            minutes: minutes as i16,
-        })
+        (-12 * 60..=14 * 60)
+            .contains(&minutes)
+            .then_some(TimeOffset {
+                minutes: minutes as i16,
+            })
     }
 
     /// Minutes east of UTC.
@@ -211,7 +213,7 @@ fn disagreement(
 
 fn describe_minutes(m: i64) -> String {
     let a = m.unsigned_abs();
-    let span = if a % 60 == 0 {
+    let span = if a.is_multiple_of(60) {
         format!("{} h", a / 60)
     } else {
         format!("{} h {:02} min", a / 60, a % 60)
@@ -343,7 +345,9 @@ fn exif_local_time(
         Value::Ascii(v) => v.first()?.clone(),
         _ => return Some(Err(format!("{name} is not text"))),
     };
-    let text = String::from_utf8_lossy(&raw).trim_end_matches('\0').to_string();
+    let text = String::from_utf8_lossy(&raw)
+        .trim_end_matches('\0')
+        .to_string();
     let invalid = || format!("{name} {text:?} is not a valid date and time");
     let Ok(mut t) = exif::DateTime::from_ascii(&raw) else {
         return Some(Err(invalid()));
@@ -402,7 +406,10 @@ mod tests {
         assert!(m("").is_err());
         assert!(m("+").is_err());
         assert!(m("+123").is_err());
-        assert_eq!(TimeOffset::from_minutes(-330).unwrap().to_string(), "-05:30");
+        assert_eq!(
+            TimeOffset::from_minutes(-330).unwrap().to_string(),
+            "-05:30"
+        );
         assert_eq!(TimeOffset::from_minutes(0).unwrap().to_string(), "+00:00");
     }
 
@@ -422,23 +429,48 @@ mod tests {
         // An iPhone 6: local time without offset, 2 h and 0.956 s ahead of its GPS time.
         let p = disagreement(&local(gps + two_h + 956, None), gps, None).unwrap();
         assert_eq!(p.0, ProblemKind::ClockDiffersFromGps);
-        assert!(p.2.contains("2 h ahead of") && p.2.contains("--time-offset +02:00"), "{}", p.2);
+        assert!(
+            p.2.contains("2 h ahead of") && p.2.contains("--time-offset +02:00"),
+            "{}",
+            p.2
+        );
         // Behind, by half hours (India).
         let p = disagreement(&local(gps - 19_800_000, None), gps, None).unwrap();
-        assert!(p.2.contains("5 h 30 min behind") && p.2.contains("-05:30"), "{}", p.2);
+        assert!(
+            p.2.contains("5 h 30 min behind") && p.2.contains("-05:30"),
+            "{}",
+            p.2
+        );
         // Confirmed by the user: no problem; a wrong confirmation: a problem naming the right offset.
         let given = TimeOffset::from_minutes(120);
         let ok = local(gps + two_h, Some((120, OffsetFrom::User)));
         assert_eq!(disagreement(&ok, gps, given), None);
         let wrong = local(gps + two_h, Some((60, OffsetFrom::User)));
         let p = disagreement(&wrong, gps, TimeOffset::from_minutes(60)).unwrap();
-        assert!(p.2.contains("--time-offset +02:00") && p.2.contains("+01:00"), "{}", p.2);
+        assert!(
+            p.2.contains("--time-offset +02:00") && p.2.contains("+01:00"),
+            "{}",
+            p.2
+        );
         // Not an offset: seconds apart, years apart, an offset beyond +14:00, or off by 10 minutes.
         assert_eq!(disagreement(&local(gps + 1500, None), gps, None), None);
-        assert_eq!(disagreement(&local(gps + 220_000_000_000, None), gps, None), None);
-        assert_eq!(disagreement(&local(gps - 22 * 3_600_000, None), gps, None), None);
+        assert_eq!(
+            disagreement(&local(gps + 220_000_000_000, None), gps, None),
+            None
+        );
+        assert_eq!(
+            disagreement(&local(gps - 22 * 3_600_000, None), gps, None),
+            None
+        );
         assert_eq!(disagreement(&local(gps + 600_000, None), gps, None), None);
-        assert_eq!(disagreement(&local(gps + two_h + OFFSET_TOLERANCE_MS + 1, None), gps, None), None);
+        assert_eq!(
+            disagreement(
+                &local(gps + two_h + OFFSET_TOLERANCE_MS + 1, None),
+                gps,
+                None
+            ),
+            None
+        );
         // The file's own offset disagreeing cannot be fixed by the user: the GPS time is used silently.
         let own = local(gps + two_h + 3_600_000, Some((60, OffsetFrom::File)));
         assert_eq!(disagreement(&own, gps, None), None);
@@ -463,7 +495,10 @@ mod tests {
         let x = xmp(
             r#"exif:DateTimeOriginal="2014-09-21T16:00:56+02:00" exif:GPSTimeStamp="2014-09-21T14:00:57.5Z""#,
         );
-        assert_eq!(capture_time(None, Some(&x), None).unwrap().ms, 1_411_308_057_500);
+        assert_eq!(
+            capture_time(None, Some(&x), None).unwrap().ms,
+            1_411_308_057_500
+        );
         // Without an offset: read at the given one, else as UTC with the problem.
         let x = xmp(r#"exif:DateTimeOriginal="2014-09-21T16:00:56""#);
         let t = capture_time(None, Some(&x), TimeOffset::from_minutes(120)).unwrap();
@@ -473,7 +508,9 @@ mod tests {
         assert_eq!(t.problem.unwrap().0, ProblemKind::LocalTimeWithoutOffset);
         // Unreadable, or nothing at all.
         let x = xmp(r#"exif:DateTimeOriginal="soon""#);
-        assert!(capture_time(None, Some(&x), None).unwrap_err().contains("\"soon\""));
+        assert!(capture_time(None, Some(&x), None)
+            .unwrap_err()
+            .contains("\"soon\""));
         assert!(capture_time(None, Some(&xmp("")), None).is_err());
     }
 
@@ -482,6 +519,8 @@ mod tests {
         assert!(!plausible_gps_time(0));
         assert!(!plausible_gps_time(315_964_799_999));
         assert!(plausible_gps_time(1_428_689_542_060));
-        assert!(!plausible_gps_time(chrono::Utc::now().timestamp_millis() + 2 * 86_400_000));
+        assert!(!plausible_gps_time(
+            chrono::Utc::now().timestamp_millis() + 2 * 86_400_000
+        ));
     }
 }

@@ -41,9 +41,9 @@ mod summary;
 pub mod validate;
 mod xmp;
 
+pub use capture_time::{TimeOffset, OFFSET_TOLERANCE_MS};
 pub use model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, SkippedImage};
 pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
-pub use capture_time::{TimeOffset, OFFSET_TOLERANCE_MS};
 pub use summary::Summary;
 
 /// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2020-05-10T06:45:03.000Z`).

@@ -516,9 +516,8 @@ fn read_image_guarded(
     name: &str,
     time_offset: Option<TimeOffset>,
 ) -> (ScannedImage, Vec<Problem>) {
-    match std::panic::catch_unwind(|| {
-        read_image(path.to_path_buf(), name.to_string(), time_offset)
-    }) {
+    match std::panic::catch_unwind(|| read_image(path.to_path_buf(), name.to_string(), time_offset))
+    {
         Ok(r) => r,
         Err(_) => (
             ScannedImage::new(path.to_path_buf(), name.to_string()),

@@ -144,7 +144,10 @@ mod tests {
     fn coordinates_in_every_xmp_form() {
         assert_eq!(coordinate("51,30.5N", None), Some(51.0 + 30.5 / 60.0));
         assert_eq!(coordinate("0,4.21601S", None), Some(-(4.21601 / 60.0)));
-        assert_eq!(coordinate("122,34,30W", None), Some(-(122.0 + 34.0 / 60.0 + 0.5 / 60.0)));
+        assert_eq!(
+            coordinate("122,34,30W", None),
+            Some(-(122.0 + 34.0 / 60.0 + 0.5 / 60.0))
+        );
         assert_eq!(coordinate("12.5", Some("S")), Some(-12.5));
         assert_eq!(coordinate("-12.5", None), Some(-12.5));
         assert_eq!(coordinate("51,30.5", None), None);
@@ -161,8 +164,14 @@ mod tests {
         let (ms, off) = date_time("2014-09-21T16:00:56.250+02:00").unwrap();
         assert_eq!((ms, off), (1_411_315_256_250, Some(120)));
         assert_eq!(date_time("2014-09-21T16:00:56Z").unwrap().1, Some(0));
-        assert_eq!(date_time("2014-09-21T16:00:56").unwrap(), (1_411_315_256_000, None));
-        assert_eq!(date_time("2014-09-21T16:00").unwrap(), (1_411_315_200_000, None));
+        assert_eq!(
+            date_time("2014-09-21T16:00:56").unwrap(),
+            (1_411_315_256_000, None)
+        );
+        assert_eq!(
+            date_time("2014-09-21T16:00").unwrap(),
+            (1_411_315_200_000, None)
+        );
         assert_eq!(date_time("2014-09-21T16:00+01:00").unwrap().1, Some(60));
         assert_eq!(date_time("yesterday"), None);
     }
@@ -177,7 +186,10 @@ mod tests {
 <?xpacket end="w"?>"#;
         let x = Xmp::parse(packet).unwrap();
         assert_eq!(x.exif("GPSLatitude"), Some("51,30.5N"));
-        assert_eq!(x.exif("DateTimeOriginal"), Some("2014-09-21T16:00:56+02:00"));
+        assert_eq!(
+            x.exif("DateTimeOriginal"),
+            Some("2014-09-21T16:00:56+02:00")
+        );
         assert_eq!(x.exif("GPSLongitude"), None);
         assert!(Xmp::parse(b"<x:xmpmeta><unclosed").is_none());
         assert!(Xmp::parse(b"not xml").is_none());

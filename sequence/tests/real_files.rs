@@ -38,7 +38,13 @@ fn problem_kinds(s: &ScannedSequence) -> Vec<String> {
     let mut v: Vec<String> = s
         .problems
         .iter()
-        .map(|p| serde_json::to_value(p.kind).unwrap().as_str().unwrap().to_string())
+        .map(|p| {
+            serde_json::to_value(p.kind)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     v.sort();
     v.dedup();
@@ -55,7 +61,8 @@ fn show_ms(ms: Option<i64>) -> String {
 }
 
 fn show_f(v: Option<f64>, prec: usize) -> String {
-    v.map(|v| format!("{v:.prec$}")).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{v:.prec$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// One compared field of one file.
@@ -72,19 +79,31 @@ struct Row {
 fn compare_file(name: &str, golden: &Value, allowed: &Value, rows: &mut Vec<Row>) {
     let (s, _tmp) = read_alone(name, &Overrides::default());
     let img = image(&s);
-    let mut row = |field: &'static str, official: String, mtp: String, difference: String, ok: bool| {
-        let note = allowed
-            .get(field)
-            .and_then(|a| a.get("why"))
-            .and_then(Value::as_str)
-            .map(|w| format!("deliberate: {w}"))
-            .unwrap_or_default();
-        rows.push(Row { file: name.to_string(), field, official, mtp, difference, ok, note });
-    };
+    let mut row =
+        |field: &'static str, official: String, mtp: String, difference: String, ok: bool| {
+            let note = allowed
+                .get(field)
+                .and_then(|a| a.get("why"))
+                .and_then(Value::as_str)
+                .map(|w| format!("deliberate: {w}"))
+                .unwrap_or_default();
+            rows.push(Row {
+                file: name.to_string(),
+                field,
+                official,
+                mtp,
+                difference,
+                ok,
+                note,
+            });
+        };
 
     if golden.get("error").is_some() {
         // The official client could not geotag the file: mtp must not find a position either.
-        let official = golden["error"]["message"].as_str().unwrap_or("error").to_string();
+        let official = golden["error"]["message"]
+            .as_str()
+            .unwrap_or("error")
+            .to_string();
         let mtp = match img.position() {
             Some((lat, lon)) => format!("{lat:.7}, {lon:.7}"),
             None => "no position".to_string(),
@@ -92,21 +111,42 @@ fn compare_file(name: &str, golden: &Value, allowed: &Value, rows: &mut Vec<Row>
         let ok = img.position().is_none() && !s.problems.is_empty();
         row("position", official, mtp, String::new(), ok);
     } else {
-        let (glat, glon) = (golden["latitude"].as_f64().unwrap(), golden["longitude"].as_f64().unwrap());
+        let (glat, glon) = (
+            golden["latitude"].as_f64().unwrap(),
+            golden["longitude"].as_f64().unwrap(),
+        );
         let official = format!("{glat:.7}, {glon:.7}");
         match allowed.get("position") {
             Some(a) => {
                 let want = (a["mtp"][0].as_f64(), a["mtp"][1].as_f64());
                 let ok = matches!((img.position(), want), (Some((la, lo)), (Some(wa), Some(wo)))
                     if haversine_m(la, lo, wa, wo) <= 1.0);
-                row("position", official, format!("{:?}", img.position()), "deliberate".into(), ok);
+                row(
+                    "position",
+                    official,
+                    format!("{:?}", img.position()),
+                    "deliberate".into(),
+                    ok,
+                );
             }
             None => match img.position() {
                 Some((lat, lon)) => {
                     let d = haversine_m(lat, lon, glat, glon);
-                    row("position", official, format!("{lat:.7}, {lon:.7}"), format!("{d:.2} m"), d <= 1.0);
+                    row(
+                        "position",
+                        official,
+                        format!("{lat:.7}, {lon:.7}"),
+                        format!("{d:.2} m"),
+                        d <= 1.0,
+                    );
                 }
-                None => row("position", official, "no position".into(), "missing".into(), false),
+                None => row(
+                    "position",
+                    official,
+                    "no position".into(),
+                    "missing".into(),
+                    false,
+                ),
             },
         }
 
@@ -122,7 +162,8 @@ fn compare_file(name: &str, golden: &Value, allowed: &Value, rows: &mut Vec<Row>
             "captured_at",
             format_utc(gms),
             show_ms(got),
-            diff_s.map(|d| format!("{d:+.3} s{}", if deliberate { " (deliberate)" } else { "" }))
+            diff_s
+                .map(|d| format!("{d:+.3} s{}", if deliberate { " (deliberate)" } else { "" }))
                 .unwrap_or_else(|| "missing".into()),
             ok,
         );
@@ -146,7 +187,11 @@ fn compare_file(name: &str, golden: &Value, allowed: &Value, rows: &mut Vec<Row>
             "heading",
             show_f(gh, 2),
             show_f(img.heading, 2),
-            if deliberate { format!("{diff} (deliberate)") } else { diff },
+            if deliberate {
+                format!("{diff} (deliberate)")
+            } else {
+                diff
+            },
             ok,
         );
     }
@@ -155,7 +200,11 @@ fn compare_file(name: &str, golden: &Value, allowed: &Value, rows: &mut Vec<Row>
     let want: Vec<String> = allowed
         .get("problems")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let got = problem_kinds(&s);
     let ok = got == want;
@@ -164,7 +213,11 @@ fn compare_file(name: &str, golden: &Value, allowed: &Value, rows: &mut Vec<Row>
         field: "problems",
         official: String::new(),
         mtp: got.join(", "),
-        difference: if ok { String::new() } else { format!("expected [{}]", want.join(", ")) },
+        difference: if ok {
+            String::new()
+        } else {
+            format!("expected [{}]", want.join(", "))
+        },
         ok,
         note: String::new(),
     });
@@ -181,7 +234,10 @@ fn mtp_reads_real_files_as_the_official_client_does() {
         .filter(|n| n.to_ascii_lowercase().ends_with(".jpg"))
         .collect();
     for f in &on_disk {
-        assert!(files.contains_key(f), "{f} has no golden reading: run scripts/golden/record.py");
+        assert!(
+            files.contains_key(f),
+            "{f} has no golden reading: run scripts/golden/record.py"
+        );
     }
     assert!(files.len() >= 10, "golden.json lists {} files", files.len());
     let empty = Value::Object(Default::default());
@@ -201,28 +257,51 @@ fn mtp_reads_real_files_as_the_official_client_does() {
             r.mtp,
             r.difference,
             if r.ok { "ok" } else { "FAIL" },
-            if r.note.is_empty() { String::new() } else { format!(" {}", r.note) }
+            if r.note.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", r.note)
+            }
         );
     }
     let failed: Vec<String> = rows
         .iter()
         .filter(|r| !r.ok)
-        .map(|r| format!("{} {}: official {} / mtp {} {}", r.file, r.field, r.official, r.mtp, r.difference))
+        .map(|r| {
+            format!(
+                "{} {}: official {} / mtp {} {}",
+                r.file, r.field, r.official, r.mtp, r.difference
+            )
+        })
         .collect();
-    assert!(failed.is_empty(), "readings differ from the official client:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "readings differ from the official client:\n{}",
+        failed.join("\n")
+    );
     // Every deliberate difference names a file that exists and says why.
     for (name, d) in differences["files"].as_object().unwrap() {
-        assert!(files.contains_key(name), "differences.json: {name} is not in golden.json");
+        assert!(
+            files.contains_key(name),
+            "differences.json: {name} is not in golden.json"
+        );
         for (field, v) in d.as_object().unwrap() {
             if field != "problems" {
-                assert!(v.get("why").and_then(Value::as_str).is_some_and(|w| w.len() > 20), "{name} {field}: no why");
+                assert!(
+                    v.get("why")
+                        .and_then(Value::as_str)
+                        .is_some_and(|w| w.len() > 20),
+                    "{name} {field}: no why"
+                );
             }
         }
     }
 }
 
 fn golden_ms(file: &str) -> i64 {
-    load("golden.json")["files"][file]["captured_at_ms"].as_i64().unwrap()
+    load("golden.json")["files"][file]["captured_at_ms"]
+        .as_i64()
+        .unwrap()
 }
 
 fn offset(s: &str) -> Option<mtp_sequence::TimeOffset> {
@@ -245,17 +324,31 @@ fn a_clock_off_by_a_utc_offset_is_flagged_until_the_offset_is_confirmed() {
     assert_eq!(image(&s).captured_at_ms, Some(gps), "the GPS time is used");
     assert_eq!(s.problems.len(), 1, "{:#?}", s.problems);
     let p = s.problems[0].to_string();
-    assert!(p.contains("2 h ahead of the GPS time 2015-04-10T18:12:22.060Z") && p.contains("--time-offset +02:00"), "{p}");
-    assert!(s.to_descriptor(false).is_err(), "unconfirmed, the sequence is not uploaded");
+    assert!(
+        p.contains("2 h ahead of the GPS time 2015-04-10T18:12:22.060Z")
+            && p.contains("--time-offset +02:00"),
+        "{p}"
+    );
+    assert!(
+        s.to_descriptor(false).is_err(),
+        "unconfirmed, the sequence is not uploaded"
+    );
 
     let (s, _t) = read_alone(file, &with_offset("+02:00"));
     assert!(s.is_valid(), "{:#?}", s.problems);
     assert_eq!(image(&s).captured_at_ms, Some(gps));
 
     let (s, _t) = read_alone(file, &with_offset("+01:00"));
-    assert_eq!(image(&s).captured_at_ms, Some(gps), "a wrong offset does not move a GPS time");
+    assert_eq!(
+        image(&s).captured_at_ms,
+        Some(gps),
+        "a wrong offset does not move a GPS time"
+    );
     let p = s.problems[0].to_string();
-    assert!(p.contains("given offset +01:00") && p.contains("--time-offset +02:00"), "{p}");
+    assert!(
+        p.contains("given offset +01:00") && p.contains("--time-offset +02:00"),
+        "{p}"
+    );
 }
 
 /// The Samsung Gear 360 file has only an offset-less `DateTimeOriginal` and was taken in Kenya (UTC+03:00).
@@ -266,7 +359,10 @@ fn a_local_time_without_offset_or_gps_time_needs_the_offset() {
     let (s, _t) = read_alone(file, &Overrides::default());
     assert_eq!(image(&s).captured_at_ms, Some(as_utc));
     let p = s.problems[0].to_string();
-    assert!(p.contains("\"2019:07:16 10:26:11\" has no UTC offset") && p.contains("--time-offset"), "{p}");
+    assert!(
+        p.contains("\"2019:07:16 10:26:11\" has no UTC offset") && p.contains("--time-offset"),
+        "{p}"
+    );
 
     let three_h = 3 * 3_600_000;
     let (s, _t) = read_alone(file, &with_offset("+03:00"));
@@ -276,16 +372,29 @@ fn a_local_time_without_offset_or_gps_time_needs_the_offset() {
     // The same from sequence.toml; the flag beats it.
     let tmp = tempfile::tempdir().unwrap();
     fs::copy(data_dir().join(file), tmp.path().join(file)).unwrap();
-    fs::write(tmp.path().join("sequence.toml"), "time_offset = \"+03:00\"\n").unwrap();
+    fs::write(
+        tmp.path().join("sequence.toml"),
+        "time_offset = \"+03:00\"\n",
+    )
+    .unwrap();
     let s = read_sequence(tmp.path(), &Overrides::default()).unwrap();
     assert!(s.is_valid(), "{:#?}", s.problems);
     assert_eq!(image(&s).captured_at_ms, Some(as_utc - three_h));
     let s = read_sequence(tmp.path(), &with_offset("-01:00")).unwrap();
     assert_eq!(image(&s).captured_at_ms, Some(as_utc + 3_600_000));
 
-    fs::write(tmp.path().join("sequence.toml"), "time_offset = \"Africa/Nairobi\"\n").unwrap();
-    let e = read_sequence(tmp.path(), &Overrides::default()).unwrap_err().to_string();
-    assert!(e.contains("sequence.toml: time_offset: \"Africa/Nairobi\" is not a UTC offset"), "{e}");
+    fs::write(
+        tmp.path().join("sequence.toml"),
+        "time_offset = \"Africa/Nairobi\"\n",
+    )
+    .unwrap();
+    let e = read_sequence(tmp.path(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sequence.toml: time_offset: \"Africa/Nairobi\" is not a UTC offset"),
+        "{e}"
+    );
 }
 
 /// The generator writes `DateTimeOriginal` (local, with or without `OffsetTimeOriginal`) and the GPS
@@ -295,7 +404,15 @@ fn generated_files_read_identically_under_the_capture_time_policy() {
     use mtp_sequence::generate::{write_image, ImageSpec};
     let tmp = tempfile::tempdir().unwrap();
     let t0 = 1_589_093_103_123;
-    let offsets = [None, Some(0), Some(120), Some(-330), Some(345), Some(840), Some(-720)];
+    let offsets = [
+        None,
+        Some(0),
+        Some(120),
+        Some(-330),
+        Some(345),
+        Some(840),
+        Some(-720),
+    ];
     for (i, o) in offsets.iter().enumerate() {
         let (lat, lon) = mtp_sequence::generate::destination(52.0, 6.0, 0.0, 5.0 * i as f64);
         let spec = ImageSpec {
@@ -312,12 +429,20 @@ fn generated_files_read_identically_under_the_capture_time_policy() {
     assert!(s.is_valid(), "{:#?}", s.problems);
     for img in &s.images {
         let i: i64 = img.file_name[4..5].parse().unwrap();
-        assert_eq!(img.captured_at_ms, Some(t0 + 1_001 * i), "{}", img.file_name);
+        assert_eq!(
+            img.captured_at_ms,
+            Some(t0 + 1_001 * i),
+            "{}",
+            img.file_name
+        );
     }
     // An offset given for such files changes nothing: their times are not offset-less.
     let s = read_sequence(tmp.path(), &with_offset("+05:00")).unwrap();
     let times: Vec<_> = s.images.iter().map(|i| i.captured_at_ms).collect();
-    assert_eq!(times, (0..7).map(|i| Some(t0 + 1_001 * i)).collect::<Vec<_>>());
+    assert_eq!(
+        times,
+        (0..7).map(|i| Some(t0 + 1_001 * i)).collect::<Vec<_>>()
+    );
     // ...except where the file has no offset: there a confirmation that disagrees with the GPS time is flagged.
     assert_eq!(s.problems.len(), 1, "{:#?}", s.problems);
     assert!(s.problems[0].to_string().contains("img_0.jpg"));
