@@ -32,6 +32,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod classify;
 pub mod config;
 pub mod error;
 pub mod exif_rewrite;

@@ -1,7 +1,8 @@
-//! Resumable uploads to Mapillary's upload service (design.md §3 steps 3–4): one entity per image, named
-//! by the md5 of its outgoing bytes; before every attempt the server's offset is asked for and only the
-//! remainder is sent. Each acknowledged handle is committed to state at once, so nothing acknowledged is
-//! ever sent again.
+//! Resumable uploads to Mapillary's upload service (`docs/providers/mapillary.md`, "Upload sessions"): one
+//! entity per image, named by the md5 of its outgoing bytes; before every attempt the server's offset is
+//! asked for and only the remainder is sent. Each acknowledged handle is committed to state at once, so
+//! nothing acknowledged is ever sent again. Attempts run through the SDK retry loop with Mapillary's
+//! classifier.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use plugin_api::prelude::*;
 
-use crate::api::{after_failure, Activity, Api};
+use crate::api::{with_retries, Activity, Api, Failure};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::prepare;
 use crate::manifest::image_key;
@@ -71,70 +72,69 @@ impl Uploader<'_> {
     ) -> Result<String> {
         let length = source.len();
         let mut backoff = self.api.config.backoff();
-        let mut furthest: Option<u64> = None;
-        loop {
-            if self.ctx.is_cancelled() {
-                return Err(MlyError::Cancelled);
-            }
-            let offset = match self.api.upload_offset(self.token, key).await {
-                Ok(offset) => offset,
-                Err(failure) => {
-                    after_failure(self.ctx, &mut backoff, what, failure).await?;
-                    continue;
+        // The furthest offset the server reported (`u64::MAX`: none yet).
+        let furthest = AtomicU64::new(u64::MAX);
+        with_retries(self.ctx, &mut backoff, what, |headway| {
+            let furthest = &furthest;
+            async move {
+                let offset = self.api.upload_offset(self.token, key).await?;
+                if offset > length {
+                    return Err(Failure::Decode(format!(
+                        "the server holds {offset} bytes of a {length}-byte entity"
+                    )));
                 }
-            };
-            if offset > length {
-                return Err(MlyError::BadAnswer {
-                    what: what.to_string(),
-                    why: format!("the server holds {offset} bytes of a {length}-byte entity"),
-                });
+                // The server holds more than at the last attempt: that attempt made progress, so the
+                // retry budget starts over (mapillary_tools does the same).
+                let before = furthest.load(Ordering::Relaxed);
+                if before != u64::MAX && offset > before {
+                    headway.made();
+                }
+                if before == u64::MAX || offset > before {
+                    furthest.store(offset, Ordering::Relaxed);
+                }
+                progress.reach(offset);
+                let activity = Activity::new();
+                let body = self.body(source, offset, progress, &activity);
+                self.api
+                    .upload_post(
+                        self.token,
+                        key,
+                        offset,
+                        length,
+                        entity_type,
+                        body,
+                        &activity,
+                    )
+                    .await
             }
-            // The server holds more than at the last attempt: that attempt made progress, so the retry
-            // budget starts over (mapillary_tools does the same).
-            if furthest.is_some_and(|f| offset > f) {
-                backoff.reset();
-            }
-            furthest = Some(furthest.map_or(offset, |f| f.max(offset)));
-            progress.reach(offset);
+        })
+        .await
+    }
 
-            let activity = Activity::new();
-            let body = match source {
-                Source::Memory(bytes) => reqwest::Body::from(bytes[offset as usize..].to_vec()),
-                Source::File(out) => {
-                    let ctx = self.ctx.clone();
-                    let sent = AtomicU64::new(offset);
-                    let (progress, activity) = (progress.clone(), activity.clone());
-                    let stream = body_stream(out.clone(), offset, move || ctx.is_cancelled())
-                        .inspect(move |chunk| {
-                            if let Ok(chunk) = chunk {
-                                let n = chunk.len() as u64;
-                                progress.reach(sent.fetch_add(n, Ordering::Relaxed) + n);
-                                activity.touch();
-                            }
-                        });
-                    reqwest::Body::wrap_stream(stream)
-                }
-            };
-            match self
-                .api
-                .upload_post(
-                    self.token,
-                    key,
-                    offset,
-                    length,
-                    entity_type,
-                    body,
-                    &activity,
-                )
-                .await
-            {
-                Ok(handle) => return Ok(handle),
-                Err(failure) => {
-                    if self.ctx.is_cancelled() {
-                        return Err(MlyError::Cancelled);
-                    }
-                    after_failure(self.ctx, &mut backoff, what, failure).await?;
-                }
+    /// The request body: the entity's bytes from `offset`, reporting progress and activity per chunk.
+    fn body(
+        &self,
+        source: &Source,
+        offset: u64,
+        progress: &Arc<EntityProgress>,
+        activity: &Arc<Activity>,
+    ) -> reqwest::Body {
+        match source {
+            Source::Memory(bytes) => reqwest::Body::from(bytes[offset as usize..].to_vec()),
+            Source::File(out) => {
+                let ctx = self.ctx.clone();
+                let sent = AtomicU64::new(offset);
+                let (progress, activity) = (progress.clone(), activity.clone());
+                let stream = body_stream(out.clone(), offset, move || ctx.is_cancelled()).inspect(
+                    move |chunk| {
+                        if let Ok(chunk) = chunk {
+                            let n = chunk.len() as u64;
+                            progress.reach(sent.fetch_add(n, Ordering::Relaxed) + n);
+                            activity.touch();
+                        }
+                    },
+                );
+                reqwest::Body::wrap_stream(stream)
             }
         }
     }
