@@ -12,7 +12,6 @@ use plugin_api::prelude::*;
 
 use crate::api::{with_retries, Activity, Api, Failure};
 use crate::error::{MlyError, Result};
-use crate::exif_rewrite::prepare;
 use crate::manifest::image_key;
 use crate::outgoing::{body_stream, md5_hex, Outgoing};
 use crate::progress::EntityProgress;
@@ -144,11 +143,7 @@ impl Uploader<'_> {
     async fn session_key(&self, out: &Arc<Outgoing>) -> Result<String> {
         let path = out.path.to_string_lossy().into_owned();
         if let Some(cached) = state::hash_entry(self.ctx, &path)? {
-            if cached.size == out.file_size
-                && cached.mtime_ns == out.file_mtime_ns.to_string()
-                && cached.fingerprint == out.fingerprint
-                && cached.length == out.length
-            {
+            if cached.describes(out) {
                 return Ok(cached.key);
             }
         }
@@ -161,31 +156,20 @@ impl Uploader<'_> {
         })
         .await?;
         let key = image_key(&md5);
-        state::put_hash_entry(
-            self.ctx,
-            &path,
-            &HashEntry {
-                size: out.file_size,
-                mtime_ns: out.file_mtime_ns.to_string(),
-                fingerprint: out.fingerprint.clone(),
-                length: out.length,
-                key: key.clone(),
-            },
-        )?;
+        state::put_hash_entry(self.ctx, &path, &HashEntry::new(out, key.clone()))?;
         Ok(key)
     }
 
-    /// Uploads one image and commits its handle.
+    /// Uploads one image, whose outgoing bytes `out` describes, and commits its handle.
     pub async fn upload_image(
         &self,
         store: &SequenceStore<'_>,
         image: &ImageInfo,
+        out: Arc<Outgoing>,
     ) -> Result<ImageEntry> {
         if self.ctx.is_cancelled() {
             return Err(MlyError::Cancelled);
         }
-        let owned = image.clone();
-        let out = Arc::new(blocking(move || prepare(&owned)).await?);
         let key = self.session_key(&out).await?;
         let progress = Arc::new(EntityProgress::new(self.ctx, out.length));
         let what = format!("upload of {}", display_name(image));
@@ -208,16 +192,16 @@ impl Uploader<'_> {
         Ok(entry)
     }
 
-    /// Uploads `images`, `jobs` at a time. Stops at the first error (in-flight uploads are abandoned; the
+    /// Uploads `images` (each with its prepared outgoing bytes), `jobs` at a time. Stops at the first error (in-flight uploads are abandoned; the
     /// server keeps what it received, and the next run resumes from there).
     pub async fn upload_images(
         &self,
         store: &SequenceStore<'_>,
-        images: Vec<ImageInfo>,
+        images: Vec<(ImageInfo, Arc<Outgoing>)>,
         jobs: usize,
     ) -> Result<()> {
         let mut uploads = futures::stream::iter(images)
-            .map(|image| async move { self.upload_image(store, &image).await })
+            .map(|(image, out)| async move { self.upload_image(store, &image, out).await })
             .buffer_unordered(jobs.max(1));
         while let Some(result) = uploads.next().await {
             result?;
