@@ -15,7 +15,7 @@ use crate::config::{Config, RunOptions};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::{map_capture_time, prepare};
 use crate::lookup::{self, Choice, Query};
-use crate::manifest::{manifest_body, manifest_key};
+use crate::bundle::{manifest_body, manifest_key};
 use crate::outcome::{summarize, PartView};
 use crate::outgoing::Outgoing;
 use crate::progress::EntityProgress;

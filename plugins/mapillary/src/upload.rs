@@ -12,7 +12,7 @@ use plugin_api::prelude::*;
 
 use crate::api::{with_retries, Activity, Api, Failure};
 use crate::error::{MlyError, Result};
-use crate::manifest::image_key;
+use crate::bundle::image_key;
 use crate::outgoing::{body_stream, md5_hex, Outgoing};
 use crate::progress::EntityProgress;
 use crate::state::{self, HashEntry, ImageEntry, SequenceStore};
@@ -33,11 +33,6 @@ impl Source {
             Source::File(out) => out.length,
             Source::Memory(bytes) => bytes.len() as u64,
         }
-    }
-
-    /// `true` when there are no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
