@@ -92,10 +92,8 @@ pub enum Repeat {
 /// The classifier for servers with no error grammar of their own: 5xx, 429 and 408 are retried (after
 /// `Retry-After` when given); every other answer is the caller's to read.
 pub fn retry_server_errors(answer: &Answer) -> Option<Verdict> {
-    (answer.status >= 500 || answer.status == 429 || answer.status == 408).then(|| {
-        Verdict::Retry {
-            after: answer.retry_after(),
-        }
+    (answer.status >= 500 || answer.status == 429 || answer.status == 408).then(|| Verdict::Retry {
+        after: answer.retry_after(),
     })
 }
 

@@ -37,7 +37,10 @@ pub fn verdict(status: u16, retry_after: Option<&str>, body: &str) -> Verdict {
     }
     // Graph API: OAuth error code 190 is an invalid, expired or revoked access token, whatever the status.
     let graph_code = pointer("/error/code").and_then(Value::as_u64);
-    if status == 401 || status == 403 || debug_type == "NotAuthorizedError" || graph_code == Some(190)
+    if status == 401
+        || status == 403
+        || debug_type == "NotAuthorizedError"
+        || graph_code == Some(190)
     {
         return Verdict::Auth;
     }

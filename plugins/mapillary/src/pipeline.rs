@@ -11,11 +11,11 @@ use plugin_api::sequence::BoundingBox;
 
 use crate::api::Api;
 use crate::auth;
+use crate::bundle::{manifest_body, manifest_key};
 use crate::config::{Config, RunOptions};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::{map_capture_time, prepare};
 use crate::lookup::{self, Choice, Query};
-use crate::bundle::{manifest_body, manifest_key};
 use crate::outcome::{summarize, PartView};
 use crate::outgoing::Outgoing;
 use crate::progress::EntityProgress;

@@ -11,8 +11,8 @@ use futures::StreamExt;
 use plugin_api::prelude::*;
 
 use crate::api::{with_retries, Activity, Api, Failure};
-use crate::error::{MlyError, Result};
 use crate::bundle::image_key;
+use crate::error::{MlyError, Result};
 use crate::outgoing::{body_stream, md5_hex, Outgoing};
 use crate::progress::EntityProgress;
 use crate::state::{self, HashEntry, ImageEntry, SequenceStore};

@@ -55,7 +55,11 @@ async fn a_400_rate_limit_that_says_not_retriable_is_waited_out() {
     assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
     let stats = setup.fake.stats();
     let limited = stats.responses_by_status.get(&400).copied().unwrap_or(0);
-    assert!(limited > 0, "no rate limit was injected: {:?}", stats.responses_by_status);
+    assert!(
+        limited > 0,
+        "no rate limit was injected: {:?}",
+        stats.responses_by_status
+    );
     assert_eq!(stats.bytes_resent, 0);
     assert_eq!(stats.uploaded_sequences().len(), 1);
 }

@@ -264,11 +264,19 @@ mod tests {
         );
         assert_eq!(classify(&answer(403, "", None)), Some(Verdict::Auth));
         assert_eq!(
-            classify(&answer(200, r#"{"error":"Sequence is empty","status":false}"#, None)),
+            classify(&answer(
+                200,
+                r#"{"error":"Sequence is empty","status":false}"#,
+                None
+            )),
             Some(Verdict::Fail)
         );
         assert_eq!(
-            classify(&answer(200, r#"{"status":"success","unique_id":"u1"}"#, None)),
+            classify(&answer(
+                200,
+                r#"{"status":"success","unique_id":"u1"}"#,
+                None
+            )),
             None
         );
         // 404 means the other API generation: the caller decides.

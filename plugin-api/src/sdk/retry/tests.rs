@@ -55,13 +55,19 @@ async fn run(
 }
 
 fn backoff() -> Backoff {
-    Backoff::new(Duration::from_secs(1), Duration::from_secs(16), 200).within(Duration::from_secs(7200))
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(16), 200)
+        .within(Duration::from_secs(7200))
 }
 
 #[tokio::test(start_paused = true)]
 async fn server_waits_are_honoured_and_announced() {
     let host = TestHost::new();
-    let (result, calls, spent) = run(&host, &mut backoff(), vec![Some(wait(10)), Some(wait(3)), None]).await;
+    let (result, calls, spent) = run(
+        &host,
+        &mut backoff(),
+        vec![Some(wait(10)), Some(wait(3)), None],
+    )
+    .await;
     assert_eq!(result.ok(), Some(2));
     assert_eq!(calls, 3);
     assert!(spent >= Duration::from_secs(13), "{spent:?}");
@@ -75,16 +81,30 @@ async fn server_waits_are_honoured_and_announced() {
         })
         .collect();
     assert_eq!(notes.len(), 2, "{notes:?}");
-    assert!(notes[0].contains("the call") && notes[0].contains("retrying in 10.0 s"), "{notes:?}");
+    assert!(
+        notes[0].contains("the call") && notes[0].contains("retrying in 10.0 s"),
+        "{notes:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn final_verdicts_stop_at_once() {
     let host = TestHost::new();
     let (result, calls, spent) = run(&host, &mut backoff(), vec![Some(Fake(Verdict::Fail))]).await;
-    assert!(matches!(result, Err(Stop::Final { verdict: Verdict::Fail, .. })));
+    assert!(matches!(
+        result,
+        Err(Stop::Final {
+            verdict: Verdict::Fail,
+            ..
+        })
+    ));
     assert_eq!((calls, spent), (1, Duration::ZERO));
-    let (result, _, _) = run(&host, &mut backoff(), vec![Some(wait(1)), Some(Fake(Verdict::Auth))]).await;
+    let (result, _, _) = run(
+        &host,
+        &mut backoff(),
+        vec![Some(wait(1)), Some(Fake(Verdict::Auth))],
+    )
+    .await;
     let err = result.unwrap_err().into_plugin_error("the call");
     assert_eq!(err.kind, ErrorKind::Auth);
 }
@@ -93,7 +113,12 @@ async fn final_verdicts_stop_at_once() {
 async fn the_retry_count_is_bounded() {
     let host = TestHost::new();
     let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(20), 4);
-    let (result, calls, _) = run(&host, &mut b, vec![Some(Fake(Verdict::Retry { after: None })); 10]).await;
+    let (result, calls, _) = run(
+        &host,
+        &mut b,
+        vec![Some(Fake(Verdict::Retry { after: None })); 10],
+    )
+    .await;
     match result {
         Err(Stop::GaveUp { retries, .. }) => assert_eq!(retries, 4),
         other => panic!("{other:?}"),
@@ -112,7 +137,10 @@ async fn the_time_since_progress_is_bounded_and_the_message_says_progress_is_kep
     assert_eq!(err.kind, ErrorKind::Transient);
     assert!(err.message.contains("upload of a.jpg"), "{err}");
     assert!(err.message.contains("gave up after 12 retries"), "{err}");
-    assert!(err.message.contains("progress made so far is kept"), "{err}");
+    assert!(
+        err.message.contains("progress made so far is kept"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
