@@ -5,7 +5,7 @@
 //!
 //! The loop knows no provider: each provider passes a classifier ([`Classify`], or any
 //! `Fn(&E) -> Verdict`) that reads its own error grammar — as rclone pairs one pacer with a per-backend
-//! `shouldRetry`. [`crate::http::send`] runs HTTP requests through this loop.
+//! `shouldRetry`. `plugin_api::http::send` (feature `http`) runs HTTP requests through this loop.
 //!
 //! ```
 //! # async fn demo(ctx: &plugin_api::sdk::Context) -> Result<(), plugin_api::PluginError> {
