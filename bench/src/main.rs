@@ -327,7 +327,13 @@ impl Resume {
             other: String::new(),
             result: checks,
             target: format!("≤ in-flight remainder (4 jobs × file = {})", mb(self.bound)),
-            verdict: Verdict::from_bool(self.failures.is_empty() && max <= self.bound as f64),
+            // A round that lost or duplicated an image is an error (mtp-bench then exits non-zero,
+            // which CI's `--quick` smoke relies on); bytes over the bound only miss the target.
+            verdict: if self.failures.is_empty() {
+                Verdict::from_bool(max <= self.bound as f64)
+            } else {
+                Verdict::Error
+            },
             data: json!({
                 "restart_pause_s": self.pause.as_secs_f64(), "rounds": self.rounds,
                 "bound": self.bound, "failures": self.failures,

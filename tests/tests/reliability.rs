@@ -882,6 +882,48 @@ fn bad_input_gets_clear_errors_naming_the_culprit_and_loses_nothing() {
 }
 
 #[test]
+fn a_state_database_from_a_newer_mtp_is_refused_and_left_byte_for_byte() {
+    let world = World::new(MapillaryConfig::default(), MtpwConfig::default());
+    let dir = world.generate("walk", 3, 20_000, 4);
+    world.authorise();
+    let db = world.home.path().join("state/state.db");
+    assert!(db.is_file(), "mtp created its state database");
+    // What a newer mtp would leave: a higher schema version.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let before = std::fs::read(&db).unwrap();
+    let state_files = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let files_before = state_files(db.parent().unwrap());
+    for args in [vec!["status"], vec!["upload", dir.to_str().unwrap()]] {
+        let out = world.run(&args);
+        assert!(!out.status.success(), "{args:?} refused: {}", text(&out));
+        assert!(
+            text(&out).contains("schema version 99"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            before,
+            "{args:?} changed the newer database"
+        );
+    }
+    assert_eq!(state_files(db.parent().unwrap()), files_before);
+    assert!(
+        world.mapillary.stats().entities.is_empty(),
+        "nothing was uploaded"
+    );
+}
+
+#[test]
 fn tokens_never_reach_logs_or_json_and_state_is_private() {
     let world = World::new(MapillaryConfig::default(), MtpwConfig::default());
     let mut all = String::new();
