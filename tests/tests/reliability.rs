@@ -576,12 +576,15 @@ fn kill_9_at_random_moments_across_every_phase_loses_and_duplicates_nothing() {
     assert!(landed >= 24, "only {landed} kills landed mid-run: {hit:?}");
 }
 
-/// A fault case: what it sets on each fake, and the counter that proves it fired.
+/// A counter of the fakes that proves a fault fired, with its name.
+type FiredCounter = (&'static str, fn(&MapillaryStats, &MtpwStats) -> u64);
+
+/// A fault case: what it sets on each fake, and the counters that prove it fired.
 struct FaultCase {
     name: &'static str,
     mapillary: MapillaryFaults,
     mtpw: MtpwFaults,
-    fired: Vec<(&'static str, fn(&MapillaryStats, &MtpwStats) -> u64)>,
+    fired: Vec<FiredCounter>,
 }
 
 fn mly_fault(stats: &MapillaryStats, name: &str) -> u64 {
@@ -597,20 +600,13 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             ratio: 0.0,
         })
     };
-    let upload_5xx: (&str, fn(&MapillaryStats, &MtpwStats) -> u64) =
-        ("upload 5xx", |m, _| mly_fault(m, "upload_5xx"));
-    let graph_5xx: (&str, fn(&MapillaryStats, &MtpwStats) -> u64) =
-        ("graph 5xx", |m, _| mly_fault(m, "graph_5xx"));
-    let rate_limited: (&str, fn(&MapillaryStats, &MtpwStats) -> u64) =
-        ("429", |m, _| mly_fault(m, "rate_limited"));
-    let resets: (&str, fn(&MapillaryStats, &MtpwStats) -> u64) =
-        ("resets", |m, _| m.connections_reset);
-    let mismatches: (&str, fn(&MapillaryStats, &MtpwStats) -> u64) =
-        ("offset mismatches", |m, _| mly_fault(m, "offset_mismatch"));
-    let mtpw_5xx: (&str, fn(&MapillaryStats, &MtpwStats) -> u64) =
-        ("MTPW 5xx", |_, w| w.server_errors_injected);
-    let mtpw_drops: (&str, fn(&MapillaryStats, &MtpwStats) -> u64) =
-        ("MTPW drops", |_, w| w.connections_dropped);
+    let upload_5xx: FiredCounter = ("upload 5xx", |m, _| mly_fault(m, "upload_5xx"));
+    let graph_5xx: FiredCounter = ("graph 5xx", |m, _| mly_fault(m, "graph_5xx"));
+    let rate_limited: FiredCounter = ("429", |m, _| mly_fault(m, "rate_limited"));
+    let resets: FiredCounter = ("resets", |m, _| m.connections_reset);
+    let mismatches: FiredCounter = ("offset mismatches", |m, _| mly_fault(m, "offset_mismatch"));
+    let mtpw_5xx: FiredCounter = ("MTPW 5xx", |_, w| w.server_errors_injected);
+    let mtpw_drops: FiredCounter = ("MTPW drops", |_, w| w.connections_dropped);
     let cases = vec![
         FaultCase {
             name: "upload 5xx",
