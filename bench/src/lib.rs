@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 
 use child::{run_measured, Measured};
 use mly_tools::{redirect, tail};
-use mtp_fakes::fake_mapillary::{EntityKind, FakeMapillary, MapillaryStats};
+use mtp_fakes::fake_mapillary::FakeMapillary;
 
 /// Bytes in a megabyte as the bench reports them (10^6).
 pub const MB: u64 = 1_000_000;
@@ -133,84 +133,4 @@ pub fn write_env(home: &Path, fake: &FakeMapillary, extra: &str) -> Result<()> {
     );
     let path = home.join(".env");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// What a fake received from one upload session.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Received {
-    /// Complete image entities.
-    pub images: usize,
-    /// Image entities that received more body bytes than they hold (some sent twice).
-    pub images_with_extra_bytes: usize,
-    /// Image entities finished more than once by an empty `POST` at their full offset (a client
-    /// fetching the handle of an entity completed just before it was killed; no bytes sent again).
-    pub images_refinished: usize,
-    /// `finish_upload` calls, over all manifests.
-    pub finish_calls: u32,
-    /// Distinct manifests published.
-    pub manifests_published: usize,
-    /// Images in the published (uploaded) sequences.
-    pub published_images: usize,
-    /// Distinct upload entities among them.
-    pub published_distinct: usize,
-    /// Largest complete image entity, bytes.
-    pub largest_image: u64,
-}
-
-/// Counts what `stats` shows.
-pub fn received(stats: &MapillaryStats) -> Received {
-    let images: Vec<_> = stats
-        .entities
-        .values()
-        .filter(|e| e.kind == EntityKind::Image && e.completions > 0)
-        .collect();
-    let published: Vec<&str> = stats
-        .uploaded_sequences()
-        .iter()
-        .flat_map(|s| s.images.iter())
-        .filter_map(|i| i.entity_key.as_deref())
-        .collect();
-    let distinct: std::collections::BTreeSet<&str> = published.iter().copied().collect();
-    Received {
-        images: images.len(),
-        images_with_extra_bytes: images
-            .iter()
-            .filter(|e| e.bytes_received_total > e.offset)
-            .count(),
-        images_refinished: images.iter().filter(|e| e.completions > 1).count(),
-        finish_calls: stats.finish_upload_calls.values().sum(),
-        manifests_published: stats.finish_upload_calls.len(),
-        published_images: published.len(),
-        published_distinct: distinct.len(),
-        largest_image: images.iter().map(|e| e.offset).max().unwrap_or(0),
-    }
-}
-
-/// Fails unless the fake holds exactly `images` complete image entities and (when `published`)
-/// exactly one `finish_upload`, whose sequence has those images, each once.
-pub fn check_complete(stats: &MapillaryStats, images: usize, published: bool) -> Result<Received> {
-    let got = received(stats);
-    if got.images != images {
-        bail!(
-            "the fake holds {} complete images, expected {images}",
-            got.images
-        );
-    }
-    if published {
-        if got.finish_calls != 1 || got.manifests_published != 1 {
-            bail!(
-                "expected one finish_upload, the fake saw {} for {} manifests",
-                got.finish_calls,
-                got.manifests_published
-            );
-        }
-        if got.published_images != images || got.published_distinct != images {
-            bail!(
-                "the published sequence has {} images ({} distinct), expected {images}",
-                got.published_images,
-                got.published_distinct
-            );
-        }
-    }
-    Ok(got)
 }

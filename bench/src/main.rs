@@ -40,7 +40,7 @@ use mtp_bench::child::{run_measured, Measured};
 use mtp_bench::machine::Machine;
 use mtp_bench::mly_tools::{self, redirect, tail};
 use mtp_bench::report::{Report, Row, Verdict};
-use mtp_bench::{check_complete, received, Mtp, MB};
+use mtp_bench::{Mtp, MB};
 use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig, MapillaryFaults};
 use mtp_host::runner::StoredRecord;
 use mtp_host::state::{SequenceRow, StateStore};
@@ -327,7 +327,13 @@ impl Resume {
             other: String::new(),
             result: checks,
             target: format!("≤ in-flight remainder (4 jobs × file = {})", mb(self.bound)),
-            verdict: Verdict::from_bool(self.failures.is_empty() && max <= self.bound as f64),
+            // A round that lost or duplicated an image is an error (mtp-bench then exits non-zero,
+            // which CI's `--quick` smoke relies on); bytes over the bound only miss the target.
+            verdict: if self.failures.is_empty() {
+                Verdict::from_bool(max <= self.bound as f64)
+            } else {
+                Verdict::Error
+            },
             data: json!({
                 "restart_pause_s": self.pause.as_secs_f64(), "rounds": self.rounds,
                 "bound": self.bound, "failures": self.failures,
@@ -436,7 +442,8 @@ impl Bench {
         let home = self.home(label);
         self.mtp.prepare_home(&home, &fake, "")?;
         let m = self.mtp.upload(&home, dir, "upload.log", None)?;
-        check_complete(&fake.stats(), count, true)
+        fake.stats()
+            .check_complete(count, true)
             .with_context(|| format!("after mtp upload ({label})"))?;
         say(format!(
             "mtp upload {label}: {:.2} s, {}",
@@ -500,7 +507,9 @@ impl Bench {
         if result.files != count as u64 {
             bail!("the baseline sent {} files, expected {count}", result.files);
         }
-        check_complete(&fake.stats(), count, false).context("after the baseline upload")?;
+        fake.stats()
+            .check_complete(count, false)
+            .context("after the baseline upload")?;
         Ok(m)
     }
 
@@ -673,13 +682,13 @@ impl Bench {
             let first = self
                 .mtp
                 .upload(&home, &dir, "upload-killed.log", Some(kill_after))?;
-            let before = received(&fake.stats());
+            let before = fake.stats().received();
             fake.set_faults(MapillaryFaults::default());
             std::thread::sleep(pause);
             let second = self.mtp.upload(&home, &dir, "upload-restart.log", None)?;
             let stats = fake.stats();
-            let complete = check_complete(&stats, count, true);
-            let after = received(&stats);
+            let complete = stats.check_complete(count, true);
+            let after = stats.received();
             r.bound = r.bound.max(4 * after.largest_image.max(bytes));
             let wire_excess = stats
                 .upload_bytes_received
@@ -863,7 +872,9 @@ impl Bench {
         self.mtp.prepare_home(&home, &fake, "")?;
         let m = self.mtp.upload(&home, &dir, "upload.log", None)?;
         let stats = fake.stats();
-        check_complete(&stats, count, true).context("after the slow-uplink upload")?;
+        stats
+            .check_complete(count, true)
+            .context("after the slow-uplink upload")?;
         let ideal = stats.upload_bytes_received as f64 / rate as f64;
         let efficiency = ideal / m.wall.as_secs_f64();
         let mtp_requests = stats.requests.clone();
@@ -959,7 +970,7 @@ impl Bench {
                 )?;
                 let p =
                     tools.process_and_upload(&home, &fake.graph_url(), &fake.upload_url(), &dir)?;
-                check_complete(&fake.stats(), count, true).with_context(|| {
+                fake.stats().check_complete(count, true).with_context(|| {
                     format!(
                         "after mapillary_tools process_and_upload (its log: {})",
                         tail(&home.join("process_and_upload.log"), 600)

@@ -261,6 +261,8 @@ pub struct MtpwStats {
     pub tokens_issued: Vec<String>,
     /// Connections dropped by the fault.
     pub connections_dropped: u64,
+    /// 500/503 answers injected by `error_5xx_ratio`. Test instrumentation (proves the fault fired).
+    pub server_errors_injected: u64,
     /// Requests per route (`"METHOD /route"`).
     pub requests: BTreeMap<String, u64>,
     /// Responses per HTTP status.
@@ -471,6 +473,7 @@ async fn api_gate(State(sh): State<Sh>, req: Request, next: Next) -> Response {
         } else if f.drop_connection_ratio > 0.0 && st.rng.gen::<f64>() < f.drop_connection_ratio {
             Gate::Drop
         } else if f.error_5xx_ratio > 0.0 && st.rng.gen::<f64>() < f.error_5xx_ratio {
+            st.stats.server_errors_injected += 1;
             let status = if st.rng.gen::<bool>() {
                 StatusCode::INTERNAL_SERVER_ERROR
             } else {

@@ -44,6 +44,37 @@ fn fake_jpeg(captured_at_ms: i64, lat: f64, lon: f64, size: usize) -> Vec<u8> {
     v
 }
 
+/// Polls `condition` every few milliseconds until it holds (panics naming `what` after 10 s, a safety
+/// net, not a timing assertion).
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < give_up, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Polls the fake's `/__fake/stats` (usable where a `'static` stream cannot borrow the fake) until
+/// `condition` holds on it.
+async fn wait_for_stats(base_url: &str, what: &str, condition: impl Fn(&Value) -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: Value = client()
+            .get(format!("{base_url}/__fake/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if condition(&stats) {
+            return;
+        }
+        assert!(Instant::now() < give_up, "never happened: {what}: {stats}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 fn md5_key(bytes: &[u8]) -> String {
     format!("mly_tools_{:x}.jpg", md5::compute(bytes))
 }
@@ -408,16 +439,25 @@ async fn upload_resume_offsets_and_checksum() {
     );
 
     // A client that dies mid-body: the server keeps what arrived.
+    // The crash comes once the server has taken in the first 100000 bytes.
     let first = img[..100_000].to_vec();
+    let base = api.fake.base_url();
+    let watched = key.clone();
     let stream = futures::stream::iter(vec![
         Ok::<_, std::io::Error>(first),
         Err(std::io::Error::other("client crashed")),
     ])
-    .then(|item| async move {
-        if item.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    .then(move |item| {
+        let (base, watched) = (base.clone(), watched.clone());
+        async move {
+            if item.is_err() {
+                wait_for_stats(&base, "the first chunk arrived", |s| {
+                    s["entities"][&watched]["bytes_received_total"] == 100_000
+                })
+                .await;
+            }
+            item
         }
-        item
     });
     let r = api
         .http
@@ -505,13 +545,19 @@ async fn concurrent_posts_and_entity_length() {
     let img = fake_jpeg(T0, 51.5, -0.1, 20_000);
     let key = md5_key(&img);
 
-    // A slow POST holds the entity; a second POST for the same key meanwhile gets 412.
+    // A slow POST holds the entity; a second POST for the same key meanwhile gets 412. The slow one
+    // sends its tail only once the second has been answered.
     let (head, tail) = (img[..10_000].to_vec(), img[10_000..].to_vec());
-    let stream = futures::stream::iter(vec![(0, head), (1, tail)]).then(|(i, chunk)| async move {
-        if i == 1 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = answered.clone();
+    let stream = futures::stream::iter(vec![(0, head), (1, tail)]).then(move |(i, chunk)| {
+        let release = release.clone();
+        async move {
+            if i == 1 {
+                release.notified().await;
+            }
+            Ok::<_, std::io::Error>(chunk)
         }
-        Ok::<_, std::io::Error>(chunk)
     });
     let slow = api
         .http
@@ -522,8 +568,15 @@ async fn concurrent_posts_and_entity_length() {
         .body(reqwest::Body::wrap_stream(stream))
         .send();
     let second = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        api.post(&key, 10_000, img[10_000..].to_vec()).await
+        wait_until("the slow POST holds the entity", || {
+            let stats = api.fake.stats();
+            stats.uploads_in_flight == 1
+                && stats.entities.get(&key).is_some_and(|e| e.offset == 10_000)
+        })
+        .await;
+        let answer = api.post(&key, 10_000, img[10_000..].to_vec()).await;
+        answered.notify_one();
+        answer
     };
     let (slow, (status, v)) = tokio::join!(slow, second);
     assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{v}");
@@ -681,7 +734,11 @@ async fn delayed_publication_images_filtering_and_paging() {
     let (_, v) = api.graph_get(&query).await;
     assert_eq!(v["data"], json!([]));
     assert_eq!(api.fake.stats().pending_publications, 1);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Once the delay has passed (a snapshot publishes what is due).
+    wait_until("the publication is due", || {
+        api.fake.stats().pending_publications == 0
+    })
+    .await;
 
     // Follow paging: 2 + 2 + 1.
     let mut url = query.clone();
@@ -1054,12 +1111,37 @@ async fn fault_flapping_throttle_and_latency() {
         latency_ms: 50,
         ..MapillaryFaults::default()
     });
+    // Observed, not timed: the latency holds a counted request before its body is read, and the
+    // throttle lets the body in gradually (a partial offset is seen), then it completes.
     let img = fake_jpeg(T0, 51.5, -0.1, 250_000);
-    let started = Instant::now();
-    api.upload(&md5_key(&img), img).await;
-    let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    let key = md5_key(&img);
+    let upload = api.upload(&key, img.clone());
+    let watch = async {
+        wait_until(
+            "a POST counted while its body waits for the latency",
+            || {
+                let stats = api.fake.stats();
+                stats.request_count("POST /upload/:key") == 1
+                    && stats
+                        .entities
+                        .get(&key)
+                        .is_none_or(|e| e.bytes_received_total == 0)
+            },
+        )
+        .await;
+        wait_until("part of the body taken in", || {
+            api.fake
+                .stats()
+                .entities
+                .get(&key)
+                .is_some_and(|e| e.offset > 0 && e.offset < 250_000)
+        })
+        .await;
+    };
+    tokio::join!(upload, watch);
+    let stats = api.fake.stats();
+    assert_eq!(stats.entities[&key].offset, 250_000);
+    assert_eq!(stats.entities[&key].kind, EntityKind::Image);
 }
 
 #[tokio::test]

@@ -183,6 +183,22 @@ pub fn template_plugin() -> PathBuf {
         .clone()
 }
 
+/// A real plugin from this repository's history, built against the plugin API of its time
+/// (`tests/fixtures/older-archive`: the archive provider and plugin-api 1.0.0 as commit ca9646c had
+/// them), into `target/compat` (once per process). Returns its library.
+pub fn plugin_api_1_0_archive() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = workspace_root().join("tests/fixtures/older-archive/Cargo.toml");
+            cargo_standalone(&manifest, "compat", &["build"]);
+            target_dir()
+                .join("compat/debug")
+                .join(library_file_name("mtp_archive_api_1_0"))
+        })
+        .clone()
+}
+
 /// A source edit applied to a copy of `plugin-api`: in `file` (relative to its `src/`), replace `from`
 /// with `to`. A `from` that is not found fails the build loudly, so the fixtures follow the real code.
 pub struct SourcePatch {

@@ -50,9 +50,19 @@ fn upload_through_the_archive_provider_and_status_shows_it() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
         .collect();
-    assert!(events
+    let totals: Vec<_> = events
         .iter()
-        .any(|e| e["type"] == "progress" && e["event"] == "totals"));
+        .filter(|e| e["type"] == "progress" && e["event"] == "totals")
+        .collect();
+    assert_eq!(totals.len(), 1, "{stdout}");
+    assert_eq!(totals[0]["files_total"], 5, "{stdout}");
+    assert_eq!(totals[0]["files_done"], 0, "{stdout}");
+    let files_advanced: u64 = events
+        .iter()
+        .filter(|e| e["type"] == "progress" && e["event"] == "advance")
+        .filter_map(|e| e["files"].as_u64())
+        .sum();
+    assert_eq!(files_advanced, 5, "every file reported as copied: {stdout}");
     let result = events.iter().find(|e| e["type"] == "result").unwrap();
     assert_eq!(result["integration"], "archive");
     assert_eq!(result["state"], "published");
@@ -82,8 +92,14 @@ fn upload_through_the_archive_provider_and_status_shows_it() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
+    // The sequence's row has a cell that is exactly "published" ("unpublished" must not pass).
+    let row = text
+        .lines()
+        .find(|l| l.contains("Dyke walk"))
+        .unwrap_or_else(|| panic!("no row for the sequence: {text}"));
     assert!(
-        text.contains("Dyke walk") && text.contains("published"),
+        row.split(|c: char| c.is_whitespace() || c == '|')
+            .any(|cell| cell == "published"),
         "{text}"
     );
 }

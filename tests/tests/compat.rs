@@ -1,13 +1,18 @@
 //! The compatibility policy, proven on plugins compiled from source against older and newer variants of
 //! the plugin API (docs/writing-a-plugin.md, "Compatibility"):
-//! - same major, older or equal minor: accepted;
+//! - same major, older or equal minor: accepted — and a real 1.0 plugin from this repository's history
+//!   (the archive provider at commit ca9646c, built against that commit's plugin-api) runs: upload,
+//!   status, resume;
 //! - newer minor: refused (the plugin may rely on what this host lacks), naming both versions;
 //! - another major (a new ABI): refused by abi_stable's version check, naming both versions;
 //! - a root module with fewer fields than the host's — what every old plugin would be if the root module
 //!   grew within a major — is refused by abi_stable, which is why it never grows within a major;
 //! - a changed type anywhere reachable from the root module: refused by abi_stable's layout check.
 
-use mtp_tests::harness::{compat_plugin, mtp_command, SourcePatch};
+use mtp_tests::harness::{
+    build_workspace, compat_plugin, mtp_command, plugin_api_1_0_archive, plugins_dir_with,
+    SourcePatch,
+};
 use serde_json::Value;
 
 fn check(library: &std::path::Path) -> Value {
@@ -34,6 +39,109 @@ fn an_older_minor_plugin_is_accepted() {
     let report = check(&compat_plugin("older-minor", "1.0.0", &[]));
     assert_eq!(report["accepted"], true, "{report}");
     assert_eq!(report["manifest"]["api_version"], "1.0.0");
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect()
+}
+
+#[test]
+fn a_real_plugin_api_1_0_plugin_from_history_uploads_resumes_and_shows_in_status() {
+    build_workspace();
+    let library = plugin_api_1_0_archive();
+    let report = check(&library);
+    assert_eq!(report["accepted"], true, "{report}");
+    assert_eq!(report["manifest"]["id"], "archive");
+    assert_eq!(report["manifest"]["api_version"], "1.0.0", "{report}");
+
+    let home = tempfile::tempdir().unwrap();
+    let archive_dir = home.path().join("archive");
+    std::fs::write(
+        home.path().join(".env"),
+        format!("ARCHIVE_DIR={}\n", archive_dir.display()),
+    )
+    .unwrap();
+    let plugins = plugins_dir_with(home.path(), &[library]);
+    let generated = mtp_command(home.path())
+        .args([
+            "sequence", "generate", "walk", "--count", "4", "--name", "Old walk",
+        ])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let upload = || {
+        let out = mtp_command(home.path())
+            .args(["upload", "walk", "--json", "--plugins-dir"])
+            .arg(&plugins)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out.stdout)
+    };
+    let events = upload();
+    let result = events.iter().find(|e| e["type"] == "result").unwrap();
+    assert_eq!(result["integration"], "archive", "{events:?}");
+    assert_eq!(result["state"], "published", "{events:?}");
+    let files: u64 = events
+        .iter()
+        .filter(|e| e["type"] == "progress" && e["event"] == "advance")
+        .filter_map(|e| e["files"].as_u64())
+        .sum();
+    assert_eq!(
+        files, 4,
+        "the 1.0 plugin's progress reached today's host: {events:?}"
+    );
+    let copies: Vec<_> = std::fs::read_dir(&archive_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(copies.len(), 1);
+    // Its manifest, written by the 1.0 types, reads with today's.
+    let manifest: plugin_api::sequence::SequenceDescriptor =
+        serde_json::from_slice(&std::fs::read(copies[0].join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest.name, "Old walk");
+    assert_eq!(manifest.images.len(), 4);
+    for image in &manifest.images {
+        let copied = std::fs::read(copies[0].join(&image.file_name)).unwrap();
+        assert_eq!(
+            copied,
+            std::fs::read(&image.path).unwrap(),
+            "{}",
+            image.file_name
+        );
+    }
+
+    // A second run resumes: everything announced as done, nothing copied again.
+    let again = upload();
+    let totals = again
+        .iter()
+        .find(|e| e["event"] == "totals")
+        .unwrap_or_else(|| panic!("{again:?}"));
+    assert_eq!(totals["files_done"], 4, "{again:?}");
+    assert!(
+        !again
+            .iter()
+            .any(|e| e["event"] == "advance" && e["bytes"].as_u64() > Some(0)),
+        "{again:?}"
+    );
+
+    let status = mtp_command(home.path())
+        .args(["status", "--json", "--plugins-dir"])
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["integration"], "archive");
+    assert_eq!(rows[0]["name"], "Old walk");
+    assert_eq!(rows[0]["state"], "published");
 }
 
 #[test]

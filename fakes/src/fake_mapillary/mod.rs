@@ -22,11 +22,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod check;
 mod desc;
 mod handlers;
 pub(crate) mod server;
 mod state;
 
+pub use check::{IncompleteUpload, Received};
 pub use desc::{format_capture_time, ImageMeta};
 
 use server::{lock, Running};
@@ -228,6 +230,12 @@ pub struct EntityStats {
     pub handle: Option<String>,
     /// How many `POST`s completed this entity (a client re-finishing a complete entity counts).
     pub completions: u32,
+    /// Of those, completions by an empty `POST` at the end of an entity that was already complete
+    /// (how a client that lost the handle fetches it again; no byte sent). Test instrumentation.
+    pub refinishes: u32,
+    /// Body bytes received for this key while it was complete (a client sending an acknowledged
+    /// entity again, accepted or refused). Test instrumentation.
+    pub bytes_after_complete: u64,
     /// Classification.
     pub kind: EntityKind,
     /// md5 of the bytes held, once complete.
@@ -307,6 +315,14 @@ pub struct MapillaryStats {
     pub connections_reset: u64,
     /// 412 answers (real mismatches and injected ones).
     pub offset_mismatches: u64,
+    /// Upload `POST`s still streaming a body when the snapshot was taken. Test instrumentation (lets
+    /// a test wait until what a killed client left on the wire has been taken in).
+    pub uploads_in_flight: usize,
+    /// Injected faults that fired, by name: `upload_5xx`, `graph_5xx`, `rate_limited`,
+    /// `offset_mismatch` (injected only; [`Self::offset_mismatches`] counts real ones too),
+    /// `flapping`, `finish` (a [`FinishFault`] applied). Resets are [`Self::connections_reset`].
+    /// Test instrumentation: lets a test prove a fault it configured actually happened.
+    pub faults_fired: BTreeMap<String, u64>,
 }
 
 impl MapillaryStats {

@@ -101,6 +101,10 @@ pub(crate) struct Entity {
     handle: String,
     complete: bool,
     completions: u32,
+    /// Test instrumentation: completions by an empty `POST` on an already complete entity.
+    refinishes: u32,
+    /// Test instrumentation: body bytes received while the entity was complete.
+    bytes_after_complete: u64,
     kind: EntityKind,
     md5_hex: Option<String>,
     image: Option<ImageMeta>,
@@ -118,6 +122,8 @@ impl Entity {
             handle,
             complete: false,
             completions: 0,
+            refinishes: 0,
+            bytes_after_complete: 0,
             kind: EntityKind::Incomplete,
             md5_hex: None,
             image: None,
@@ -183,6 +189,8 @@ pub(crate) struct State {
     pub bytes_discarded: u64,
     pub connections_reset: u64,
     pub offset_mismatches: u64,
+    /// Test instrumentation: injected faults by name (see [`MapillaryStats::faults_fired`]).
+    faults_fired: BTreeMap<&'static str, u64>,
 }
 
 impl State {
@@ -217,6 +225,7 @@ impl State {
             bytes_discarded: 0,
             connections_reset: 0,
             offset_mismatches: 0,
+            faults_fired: BTreeMap::new(),
         };
         for extra in &cfg.extra_sequences {
             let n = extra.image_count.max(1);
@@ -348,6 +357,24 @@ impl State {
 
     /// Draw the fault for one upload-service request.
     pub fn upload_fault(&mut self, flapping: bool, is_post: bool) -> Option<Injected> {
+        let fault = self.draw_upload_fault(flapping, is_post);
+        if let Some(f) = &fault {
+            self.count_fault(match f {
+                Injected::Status5xx(_) => "upload_5xx",
+                Injected::RateLimited => "rate_limited",
+                Injected::OffsetMismatch => "offset_mismatch",
+                Injected::Flapping => "flapping",
+            });
+        }
+        fault
+    }
+
+    /// Count one injected fault (test instrumentation).
+    pub fn count_fault(&mut self, name: &'static str) {
+        *self.faults_fired.entry(name).or_default() += 1;
+    }
+
+    fn draw_upload_fault(&mut self, flapping: bool, is_post: bool) -> Option<Injected> {
         if flapping {
             return Some(Injected::Flapping);
         }
@@ -371,10 +398,12 @@ impl State {
     /// Draw the fault for one graph read.
     pub fn graph_fault(&mut self, flapping: bool) -> Option<Injected> {
         if flapping {
+            self.count_fault("flapping");
             return Some(Injected::Flapping);
         }
         let ratio = self.faults.graph_5xx_ratio;
         if ratio > 0.0 && self.rng.gen::<f64>() < ratio {
+            self.count_fault("graph_5xx");
             let code = if self.rng.gen::<bool>() { 500 } else { 503 };
             return Some(Injected::Status5xx(code));
         }
@@ -407,6 +436,9 @@ impl State {
         if let Some(e) = key.and_then(|k| self.entities.get_mut(k)) {
             e.received_total += bytes;
             e.resent += resent;
+            if e.complete {
+                e.bytes_after_complete += bytes;
+            }
         }
     }
 
@@ -422,10 +454,14 @@ impl State {
     /// The fault that applies to the next accepted `finish_upload`.
     pub fn finish_fault(&mut self) -> FinishFault {
         self.finish_accepted += 1;
-        match self.faults.finish_fault_calls {
+        let fault = match self.faults.finish_fault_calls {
             Some(n) if self.finish_accepted > n => FinishFault::None,
             _ => self.faults.finish,
+        };
+        if fault != FinishFault::None {
+            self.count_fault("finish");
         }
+        fault
     }
 
     /// The completed entity behind a handle, with its kind.
@@ -559,6 +595,8 @@ impl State {
                             bytes_resent: e.resent,
                             handle: e.complete.then(|| e.handle.clone()),
                             completions: e.completions,
+                            refinishes: e.refinishes,
+                            bytes_after_complete: e.bytes_after_complete,
                             kind: e.kind,
                             md5_hex: e.md5_hex.clone(),
                             image: e.image.clone(),
@@ -577,6 +615,12 @@ impl State {
             bytes_discarded: self.bytes_discarded,
             connections_reset: self.connections_reset,
             offset_mismatches: self.offset_mismatches,
+            uploads_in_flight: self.entities.values().filter(|e| e.busy).count(),
+            faults_fired: self
+                .faults_fired
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
         }
     }
 }
@@ -698,6 +742,9 @@ impl Lease {
         if let Some(e) = st.entities.get_mut(&self.key) {
             e.received_total += total;
             e.resent += resent;
+            if e.complete {
+                e.bytes_after_complete += total;
+            }
             e.offset += chunk.len() as u64;
             if !chunk.is_empty() && e.complete {
                 // New bytes after completion: the entity is a different one now.
@@ -729,6 +776,7 @@ impl Lease {
             let handle = e.handle.clone();
             if let Some(e) = st.entities.get_mut(&self.key) {
                 e.completions += 1;
+                e.refinishes += 1;
             }
             return Ok(handle);
         }

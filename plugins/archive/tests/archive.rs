@@ -64,15 +64,40 @@ async fn copies_resumes_and_never_copies_twice() {
         })
         .sum();
     assert_eq!(copied_bytes, 9_000_000, "the partial file counts, once");
+    let first_events = host.progress_events();
+    assert_eq!(
+        first_events[0],
+        ProgressEvent::Totals {
+            files_total: 3,
+            bytes_total: 9_000_000,
+            files_done: 0,
+            bytes_done: 0,
+        },
+        "the first run announces the totals, nothing done yet"
+    );
+    let files_advanced: u64 = first_events
+        .iter()
+        .map(|e| match e {
+            ProgressEvent::Advance { files, .. } => *files,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(files_advanced, 3, "{first_events:?}");
 
     // A second run copies nothing.
     let before = host.progress_events().len();
     Archive.run(&ctx, request).await.unwrap();
     let again: Vec<_> = host.progress_events()[before..].to_vec();
-    assert!(
-        again
-            .iter()
-            .all(|e| !matches!(e, ProgressEvent::Advance { bytes, .. } if *bytes > 0)),
+    // Exactly one event: the totals, saying everything is already done (no advance, no byte copied;
+    // an empty list would mean the run reported nothing at all).
+    assert_eq!(
+        again,
+        [ProgressEvent::Totals {
+            files_total: 3,
+            bytes_total: 9_000_000,
+            files_done: 3,
+            bytes_done: 9_000_000,
+        }],
         "{again:?}"
     );
 }
