@@ -390,6 +390,14 @@ function refreshSoon() {
   }, 300);
 }
 
+function applyResult(l, event) {
+  l.state = event.not_eligible ? 'not_eligible' : (event.state || (event.error ? 'failed' : ''));
+  l.keys = event.keys || {};
+  l.message = event.not_eligible || event.message || '';
+  l.error = event.error || '';
+  l.step = '';
+}
+
 function onEvent(event) {
   if (event.type === 'auth') {
     if (!event.authorised && event.error) flash('Login with ' + event.integration + ' failed: ' + event.error);
@@ -397,7 +405,17 @@ function onEvent(event) {
     return;
   }
   if (event.type === 'error') { flash(event.error); return; }
-  if (!event.upload) { if (event.type === 'result') refreshSoon(); return; }
+  if (!event.upload) {
+    // A re-check: it may move on a sequence shown under an earlier upload.
+    if (event.type === 'result') {
+      for (const upload of uploads.values()) {
+        const l = upload.lanes.get(event.sequence + '|' + event.integration);
+        if (l && event.state) { applyResult(l, event); scheduleRender(upload.id); }
+      }
+      refreshSoon();
+    }
+    return;
+  }
   const upload = ensureUpload(event.upload);
   if (event.type === 'upload') {
     upload.status = event.status;
@@ -422,11 +440,7 @@ function onEvent(event) {
       l.step = event.message;
     }
   } else if (event.type === 'result') {
-    l.state = event.not_eligible ? 'not_eligible' : (event.state || (event.error ? 'failed' : ''));
-    l.keys = event.keys || {};
-    l.message = event.not_eligible || event.message || '';
-    l.error = event.error || '';
-    l.step = '';
+    applyResult(l, event);
     refreshSoon();
   }
   scheduleRender(event.upload);

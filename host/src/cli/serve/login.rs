@@ -49,6 +49,8 @@ impl Landing {
 }
 
 struct Pending {
+    /// Which login this is: a replaced login's ending must not end its successor.
+    generation: u64,
     integration: String,
     prompt: Option<oneshot::Sender<(AuthorizePrompt, Landing)>>,
     redirect_uri: Option<String>,
@@ -59,6 +61,7 @@ struct Pending {
 #[derive(Clone)]
 pub(crate) struct Logins {
     pending: Arc<Mutex<Option<Pending>>>,
+    generations: Arc<std::sync::atomic::AtomicU64>,
     port: u16,
     runtime: tokio::runtime::Handle,
 }
@@ -82,6 +85,7 @@ impl Logins {
     pub(crate) fn new(port: u16, runtime: tokio::runtime::Handle) -> Logins {
         Logins {
             pending: Arc::default(),
+            generations: Arc::default(),
             port,
             runtime,
         }
@@ -91,23 +95,31 @@ impl Logins {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a login with `integration`: the receiver gets the consent page once the plugin asks for it.
-    /// An unfinished earlier login is abandoned (its plugin call gets an error).
-    pub(crate) fn begin(&self, integration: &str) -> oneshot::Receiver<(AuthorizePrompt, Landing)> {
+    /// Starts a login with `integration`: its generation (for [`Logins::end`]), and the receiver that gets
+    /// the consent page once the plugin asks for it. An unfinished earlier login is abandoned (its plugin
+    /// call gets an error).
+    pub(crate) fn begin(
+        &self,
+        integration: &str,
+    ) -> (u64, oneshot::Receiver<(AuthorizePrompt, Landing)>) {
         let (tx, rx) = oneshot::channel();
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         *self.lock() = Some(Pending {
+            generation,
             integration: integration.to_string(),
             prompt: Some(tx),
             redirect_uri: None,
             redirect: None,
         });
-        rx
+        (generation, rx)
     }
 
-    /// Ends the login with `integration` (it finished, well or not).
-    pub(crate) fn end(&self, integration: &str) {
+    /// Ends login `generation` (it finished, well or not), unless a newer one replaced it.
+    pub(crate) fn end(&self, generation: u64) {
         let mut pending = self.lock();
-        if pending.as_ref().is_some_and(|p| p.integration == integration) {
+        if pending.as_ref().is_some_and(|p| p.generation == generation) {
             *pending = None;
         }
     }
@@ -246,7 +258,17 @@ pub(crate) async fn callback(State(logins): State<Logins>, request: Request) -> 
     let url = match fragment {
         Some(fragment) => format!("{base}#{fragment}"),
         None if query.contains("code=") || query.contains("error=") => format!("{base}?{query}"),
-        None => return Html(FRAGMENT_PAGE).into_response(),
+        None => {
+            // Its one inline script is all it runs; it loads nothing.
+            return (
+                [(
+                    axum::http::header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; script-src 'unsafe-inline'",
+                )],
+                Html(FRAGMENT_PAGE),
+            )
+                .into_response();
+        }
     };
     if logins.deliver(url) {
         done_page(&logins.home())

@@ -94,10 +94,10 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; s
 
 fn hardened(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A response with a policy of its own (the login callback's fragment page) keeps it.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -244,7 +244,7 @@ async fn auth_status(State(app): Shared) -> ApiResult {
 
 /// Starts a login; answers with the consent page to open (or, when the plugin needed none, the result).
 async fn login_start(State(app): Shared, Path(integration): Path<String>) -> ApiResult {
-    let prompt = app.logins.begin(&integration);
+    let (generation, prompt) = app.logins.begin(&integration);
     let (done_tx, done) = oneshot::channel();
     let (host, hub, logins, id) = (
         app.host.clone(),
@@ -254,7 +254,7 @@ async fn login_start(State(app): Shared, Path(integration): Path<String>) -> Api
     );
     tokio::spawn(async move {
         let result = host.authorize(&id).await;
-        logins.end(&id);
+        logins.end(generation);
         hub.publish(&match &result {
             Ok(account) => {
                 json!({"type": "auth", "integration": id, "authorised": true, "account": account})
