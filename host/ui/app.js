@@ -13,7 +13,7 @@ function el(tag, attrs, ...children) {
     else if (key === 'dataset') Object.assign(node.dataset, value);
     else node.setAttribute(key, value === true ? '' : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -69,13 +69,14 @@ function mapillaryUrl(key) {
 function keyLinks(integration, keys) {
   const out = [];
   for (const [name, value] of Object.entries(keys || {})) {
+    if (integration !== 'mapillary') {
+      out.push(el('div', { class: 'key' }, el('span', { class: 'muted' }, name + ': '), String(value)));
+      continue;
+    }
+    // A sequence split in several parts has several keys, comma-separated.
     for (const key of String(value).split(',').filter(Boolean)) {
-      if (integration === 'mapillary') {
-        out.push(el('a', { class: 'key', href: mapillaryUrl(key), target: '_blank', rel: 'noopener noreferrer',
-          title: name + ' on Mapillary' }, key));
-      } else {
-        out.push(el('span', { class: 'key', title: name }, key));
-      }
+      out.push(el('a', { class: 'key', href: mapillaryUrl(key), target: '_blank', rel: 'noopener noreferrer',
+        title: name + ' on Mapillary' }, key));
     }
   }
   return out;
@@ -122,7 +123,8 @@ function integrationCard(info, auth) {
   if (info.enabled && auth) {
     if (auth.error) who = el('p', { class: 'muted' }, 'Login state unknown: ' + auth.error.message);
     else if (!auth.needs_auth) who = el('p', { class: 'muted' }, 'No login needed.');
-    else if (auth.authorised) who = el('p', { class: 'who' }, 'Logged in as ', el('strong', {}, auth.account || 'unknown'));
+    else if (auth.authorised && auth.account) who = el('p', { class: 'who' }, 'Logged in as ', el('strong', {}, auth.account));
+    else if (auth.authorised) who = el('p', { class: 'who' }, el('strong', {}, 'Logged in'), ' (the service does not say as whom)');
     else who = el('p', { class: 'who' }, 'Not logged in.');
     if (auth.needs_auth) {
       button = el('button', { type: 'button', class: auth.authorised ? 'secondary' : '', dataset: { login: info.id },
@@ -358,7 +360,8 @@ function renderUpload(id) {
         el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(pct),
           'aria-label': l.integration + ' progress' }, barFill(pct)),
         el('div', { class: 'muted small' },
-          bytes(l.bytesDone) + ' of ' + bytes(l.bytesTotal) + (l.filesTotal ? ' · ' + l.filesDone + '/' + l.filesTotal + ' files' : '') +
+          (l.bytesTotal ? bytes(l.bytesDone) + ' of ' + bytes(l.bytesTotal) : 'nothing to send') +
+          (l.filesTotal ? ' · ' + l.filesDone + '/' + l.filesTotal + ' files' : '') +
           (r > 0 ? ' · ' + bytes(r) + '/s · ETA ' + duration(eta) : '') + (l.step ? ' · ' + l.step : ''))),
       el('td', {}, l.state ? badge(l.state) : el('span', { class: 'muted' }, 'working…')),
       el('td', { class: 'keys' }, keyLinks(l.integration, l.keys),

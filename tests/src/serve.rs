@@ -39,8 +39,8 @@ impl World {
     pub fn new(images: usize) -> World {
         build_workspace();
         let home = tempfile::tempdir().expect("a scratch directory");
-        let mapillary =
-            FakeMapillary::spawn_blocking_thread(MapillaryConfig::default()).expect("fake Mapillary");
+        let mapillary = FakeMapillary::spawn_blocking_thread(MapillaryConfig::default())
+            .expect("fake Mapillary");
         let mtpw = FakeMtpw::spawn_blocking_thread(MtpwConfig {
             mapillary: Some(mapillary.link()),
             ..MtpwConfig::default()
@@ -223,7 +223,13 @@ impl Answer {
 
 /// Sends one request over a fresh connection with exactly `headers` (the `Host` header too, so tests
 /// can send a foreign one) and reads the whole answer.
-pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to mtp serve");
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let mut text = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");

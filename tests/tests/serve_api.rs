@@ -43,10 +43,19 @@ fn the_api_refuses_requests_without_the_token_from_foreign_hosts_and_foreign_ori
         &[("Host", &host), ("Authorization", &bearer)],
     );
     assert_eq!(ok.status, 200, "{}", ok.body);
-    assert!(ok.json().as_array().unwrap().iter().any(|i| i["id"] == "mapillary"));
+    assert!(ok
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == "mapillary"));
     let localhost = format!("localhost:{port}");
     assert_eq!(
-        get("/api/auth", &[("Host", &localhost), ("Authorization", &bearer)]).status,
+        get(
+            "/api/auth",
+            &[("Host", &localhost), ("Authorization", &bearer)]
+        )
+        .status,
         200
     );
 
@@ -57,9 +66,16 @@ fn the_api_refuses_requests_without_the_token_from_foreign_hosts_and_foreign_ori
         format!("127.0.0.1:{}", port.wrapping_add(1)),
         "127.0.0.1".to_string(),
     ] {
-        let answer = get("/api/integrations", &[("Host", &foreign), ("Authorization", &bearer)]);
+        let answer = get(
+            "/api/integrations",
+            &[("Host", &foreign), ("Authorization", &bearer)],
+        );
         assert_eq!(answer.status, 403, "Host {foreign}: {}", answer.body);
-        assert_eq!(get("/", &[("Host", &foreign)]).status, 403, "Host {foreign}");
+        assert_eq!(
+            get("/", &[("Host", &foreign)]).status,
+            403,
+            "Host {foreign}"
+        );
     }
 
     // The token URL sets the cookie and leaves the address bar; the cookie then opens the API.
@@ -72,7 +88,10 @@ fn the_api_refuses_requests_without_the_token_from_foreign_hosts_and_foreign_ori
     );
     assert_eq!(opened.header("location"), Some("/"));
     let cookie = opened.header("set-cookie").expect("a cookie").to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap().to_string();
     assert_eq!(pair, format!("mtp_token_{port}={}", serve.token));
     assert_eq!(get("/", &[("Host", &host), ("Cookie", &pair)]).status, 200);
@@ -83,14 +102,23 @@ fn the_api_refuses_requests_without_the_token_from_foreign_hosts_and_foreign_ori
 
     // CSRF: a state-changing request from a foreign origin is refused, cookie or bearer.
     let post = |headers: &[(&str, &str)]| request(port, "POST", "/api/recheck", headers, "");
-    for origin in ["http://evil.example", "null", &format!("http://127.0.0.1:{}", port.wrapping_add(1))] {
+    for origin in [
+        "http://evil.example",
+        "null",
+        &format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+    ] {
         assert_eq!(
             post(&[("Host", &host), ("Cookie", &pair), ("Origin", origin)]).status,
             403,
             "Origin {origin}"
         );
         assert_eq!(
-            post(&[("Host", &host), ("Authorization", &bearer), ("Origin", origin)]).status,
+            post(&[
+                ("Host", &host),
+                ("Authorization", &bearer),
+                ("Origin", origin)
+            ])
+            .status,
             403,
             "Origin {origin}"
         );
@@ -98,9 +126,15 @@ fn the_api_refuses_requests_without_the_token_from_foreign_hosts_and_foreign_ori
     let own_origin = format!("http://127.0.0.1:{port}");
     let allowed = post(&[("Host", &host), ("Cookie", &pair), ("Origin", &own_origin)]);
     assert_eq!(allowed.status, 200, "{}", allowed.body);
-    assert_eq!(post(&[("Host", &host), ("Authorization", &bearer)]).status, 200);
+    assert_eq!(
+        post(&[("Host", &host), ("Authorization", &bearer)]).status,
+        200
+    );
     // A POST without the token is 401 even from our own origin.
-    assert_eq!(post(&[("Host", &host), ("Origin", &own_origin)]).status, 401);
+    assert_eq!(
+        post(&[("Host", &host), ("Origin", &own_origin)]).status,
+        401
+    );
 }
 
 #[test]
@@ -115,7 +149,11 @@ fn no_answer_or_event_carries_a_token_or_secret_and_a_reconnect_replays_what_it_
             .args(["auth", id, "--token", &token])
             .output()
             .unwrap();
-        assert!(auth.status.success(), "{}", String::from_utf8_lossy(&auth.stderr));
+        assert!(
+            auth.status.success(),
+            "{}",
+            String::from_utf8_lossy(&auth.stderr)
+        );
     }
     let mut serve = world.serve(&[]);
     let port = serve.port;
@@ -125,26 +163,66 @@ fn no_answer_or_event_carries_a_token_or_secret_and_a_reconnect_replays_what_it_
     let mut answers = Vec::new();
 
     let path = world.sequence.to_string_lossy().to_string();
-    let inspect = request(port, "POST", "/api/inspect", &headers, &serde_json::json!({ "path": path }).to_string());
+    let inspect = request(
+        port,
+        "POST",
+        "/api/inspect",
+        &headers,
+        &serde_json::json!({ "path": path }).to_string(),
+    );
     assert_eq!(inspect.status, 200, "{}", inspect.body);
     assert_eq!(inspect.json()["image_count"], 6);
     answers.push(inspect.body);
-    let bad = request(port, "POST", "/api/inspect", &headers, r#"{"path": "/no/such/dir"}"#);
+    let bad = request(
+        port,
+        "POST",
+        "/api/inspect",
+        &headers,
+        r#"{"path": "/no/such/dir"}"#,
+    );
     assert_eq!(bad.status, 400);
-    assert!(bad.json()["error"].as_str().unwrap().contains("/no/such/dir"), "{}", bad.body);
-    let unknown_option = request(port, "POST", "/api/uploads", &headers, &serde_json::json!({"paths": [path], "options": {"jobz": 2}}).to_string());
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/dir"),
+        "{}",
+        bad.body
+    );
+    let unknown_option = request(
+        port,
+        "POST",
+        "/api/uploads",
+        &headers,
+        &serde_json::json!({"paths": [path], "options": {"jobz": 2}}).to_string(),
+    );
     assert_eq!(unknown_option.status, 400, "{}", unknown_option.body);
 
-    let started = request(port, "POST", "/api/uploads", &headers, &serde_json::json!({"paths": [path], "options": {"jobs": 2}}).to_string());
+    let started = request(
+        port,
+        "POST",
+        "/api/uploads",
+        &headers,
+        &serde_json::json!({"paths": [path], "options": {"jobs": 2}}).to_string(),
+    );
     assert_eq!(started.status, 202, "{}", started.body);
     let id = started.json()["id"].as_str().unwrap().to_string();
     // The same sequence cannot be queued twice while the first upload holds it.
-    let again = request(port, "POST", "/api/uploads", &headers, &serde_json::json!({"paths": [path]}).to_string());
+    let again = request(
+        port,
+        "POST",
+        "/api/uploads",
+        &headers,
+        &serde_json::json!({"paths": [path]}).to_string(),
+    );
     assert!(again.status == 409 || again.status == 202, "{}", again.body);
 
     let finished = |events: &[(u64, serde_json::Value)]| {
         events.iter().any(|(_, e)| {
-            e["type"] == "upload" && e["upload"] == id.as_str() && e["status"] != "queued" && e["status"] != "running"
+            e["type"] == "upload"
+                && e["upload"] == id.as_str()
+                && e["status"] != "queued"
+                && e["status"] != "running"
         })
     };
     let events = read_events(&serve, None, Duration::from_secs(120), finished);
@@ -154,27 +232,58 @@ fn no_answer_or_event_carries_a_token_or_secret_and_a_reconnect_replays_what_it_
         .map(|(_, e)| e)
         .filter(|e| e["type"] == "result" && e["upload"] == id.as_str())
         .collect();
-    let mapillary = results.iter().find(|e| e["integration"] == "mapillary").expect("a Mapillary result");
+    let mapillary = results
+        .iter()
+        .find(|e| e["integration"] == "mapillary")
+        .expect("a Mapillary result");
     assert_eq!(mapillary["state"], "published", "{events:?}");
-    assert!(!mapillary["keys"]["sequence_key"].as_str().unwrap().is_empty());
-    let mtpw = results.iter().find(|e| e["integration"] == "mtpw").expect("an MTPW result");
+    assert!(!mapillary["keys"]["sequence_key"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    let mtpw = results
+        .iter()
+        .find(|e| e["integration"] == "mtpw")
+        .expect("an MTPW result");
     assert_eq!(mtpw["state"], "published", "{events:?}");
     // Progress events name their upload, sequence and integration, and carry ids in order.
-    let progress: Vec<&(u64, serde_json::Value)> = events.iter().filter(|(_, e)| e["type"] == "progress").collect();
+    let progress: Vec<&(u64, serde_json::Value)> = events
+        .iter()
+        .filter(|(_, e)| e["type"] == "progress")
+        .collect();
     assert!(!progress.is_empty());
-    assert!(progress.iter().all(|(_, e)| e["upload"] == id.as_str() && e["sequence"].is_string() && e["integration"].is_string()));
-    assert!(events.windows(2).all(|w| w[0].0 < w[1].0), "event ids are not increasing");
+    assert!(progress.iter().all(|(_, e)| e["upload"] == id.as_str()
+        && e["sequence"].is_string()
+        && e["integration"].is_string()));
+    assert!(
+        events.windows(2).all(|w| w[0].0 < w[1].0),
+        "event ids are not increasing"
+    );
 
     // A client that saw up to event N gets exactly the events after N.
     let (cut, _) = events[events.len() / 2];
     let replayed = read_events(&serve, Some(cut), Duration::from_secs(30), |e| {
-        e.last().is_some_and(|(last, _)| *last >= events.last().unwrap().0)
+        e.last()
+            .is_some_and(|(last, _)| *last >= events.last().unwrap().0)
     });
-    let expected: Vec<u64> = events.iter().map(|(i, _)| *i).filter(|i| *i > cut).collect();
-    let got: Vec<u64> = replayed.iter().map(|(i, _)| *i).filter(|i| *i <= events.last().unwrap().0).collect();
+    let expected: Vec<u64> = events
+        .iter()
+        .map(|(i, _)| *i)
+        .filter(|i| *i > cut)
+        .collect();
+    let got: Vec<u64> = replayed
+        .iter()
+        .map(|(i, _)| *i)
+        .filter(|i| *i <= events.last().unwrap().0)
+        .collect();
     assert_eq!(got, expected);
 
-    for path in ["/api/integrations", "/api/sequences", "/api/auth", "/api/uploads"] {
+    for path in [
+        "/api/integrations",
+        "/api/sequences",
+        "/api/auth",
+        "/api/uploads",
+    ] {
         let answer = request(port, "GET", path, &headers, "");
         assert_eq!(answer.status, 200, "{path}: {}", answer.body);
         answers.push(answer.body);
@@ -184,14 +293,23 @@ fn no_answer_or_event_carries_a_token_or_secret_and_a_reconnect_replays_what_it_
     answers.extend(events.iter().map(|(_, e)| e.to_string()));
     let everything = answers.join("\n");
     for secret in world.secrets().iter().chain([&serve.token]) {
-        assert!(!everything.contains(secret.as_str()), "a secret leaked: {secret}");
+        assert!(
+            !everything.contains(secret.as_str()),
+            "a secret leaked: {secret}"
+        );
     }
 
     // SIGTERM: the server stops cleanly.
     // SAFETY: kill(2) on the PID of the child this test started.
     let sent = unsafe { libc::kill(serve.pid() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(sent, 0);
-    let status = serve.wait_exit(Duration::from_secs(60)).expect("mtp serve did not stop on SIGTERM");
+    let status = serve
+        .wait_exit(Duration::from_secs(60))
+        .expect("mtp serve did not stop on SIGTERM");
     assert!(status.success(), "{status:?}\n{}", serve.stderr_text());
-    assert!(serve.stderr_text().contains("stopped"), "{}", serve.stderr_text());
+    assert!(
+        serve.stderr_text().contains("stopped"),
+        "{}",
+        serve.stderr_text()
+    );
 }

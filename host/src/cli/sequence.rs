@@ -76,8 +76,7 @@ pub(crate) fn inspect_json(
     scanned: &ScannedSequence,
     eligibility: &[(String, bool, Option<String>)],
 ) -> Result<serde_json::Value> {
-    let mut value =
-        serde_json::to_value(scanned.summary()).context("cannot encode the summary")?;
+    let mut value = serde_json::to_value(scanned.summary()).context("cannot encode the summary")?;
     value["integrations"] = eligibility
         .iter()
         .map(|(id, eligible, reason)| {

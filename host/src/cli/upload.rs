@@ -147,7 +147,10 @@ pub(crate) fn prepare_sequence(
 
 /// One result line of `mtp upload --json` (also an event of `mtp serve`'s `/api/events`). Keys, never
 /// exports (which may hold tokens).
-pub(crate) fn result_json(descriptor: &SequenceDescriptor, run: &IntegrationRun) -> serde_json::Value {
+pub(crate) fn result_json(
+    descriptor: &SequenceDescriptor,
+    run: &IntegrationRun,
+) -> serde_json::Value {
     serde_json::json!({
         "type": "result",
         "sequence": descriptor.id,

@@ -183,7 +183,10 @@ impl Host {
             .runner
             .run_sequence(descriptor, RunMode::Upload, dry_run, options)
             .await?;
-        Ok(runs.iter().map(|run| result_json(descriptor, run)).collect())
+        Ok(runs
+            .iter()
+            .map(|run| result_json(descriptor, run))
+            .collect())
     }
 
     /// Re-checks every waiting sequence except `except`, as `mtp status` does first; the results.
@@ -212,7 +215,9 @@ impl Host {
             )
             .await?;
         Ok(Some(
-            runs.iter().map(|run| result_json(&descriptor, run)).collect(),
+            runs.iter()
+                .map(|run| result_json(&descriptor, run))
+                .collect(),
         ))
     }
 }

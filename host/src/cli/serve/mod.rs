@@ -125,9 +125,8 @@ async fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitCode> {
 async fn stop_signal() -> Result<&'static str> {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot watch SIGTERM")?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch SIGTERM")?;
         tokio::select! {
             r = tokio::signal::ctrl_c() => r.map(|()| "interrupted").context("cannot watch Ctrl-C"),
             _ = term.recv() => Ok("terminated"),

@@ -167,9 +167,8 @@ impl Uploads {
     }
 
     fn status_event(&self, id: &str, status: UploadStatus) {
-        self.hub.publish(
-            &serde_json::json!({"type": "upload", "upload": id, "status": status}),
-        );
+        self.hub
+            .publish(&serde_json::json!({"type": "upload", "upload": id, "status": status}));
     }
 
     /// Checks every path (nothing is queued if one has a problem, as with `mtp upload`), reserves the
@@ -185,10 +184,18 @@ impl Uploads {
             problems,
         };
         if paths.is_empty() {
-            return Err(refused(false, "paths: give at least one sequence directory".into(), vec![]));
+            return Err(refused(
+                false,
+                "paths: give at least one sequence directory".into(),
+                vec![],
+            ));
         }
         if !(1..=32).contains(&options.jobs) {
-            return Err(refused(false, "options.jobs: must be between 1 and 32".into(), vec![]));
+            return Err(refused(
+                false,
+                "options.jobs: must be between 1 and 32".into(),
+                vec![],
+            ));
         }
         if self.stopping.load(Ordering::SeqCst) {
             return Err(refused(true, "the server is stopping".into(), vec![]));
@@ -270,7 +277,10 @@ impl Uploads {
     pub(crate) fn cancel(&self, id: &str) -> Option<UploadStatus> {
         let mut uploads = self.lock();
         let upload = uploads.get_mut(id)?;
-        if matches!(upload.view.status, UploadStatus::Queued | UploadStatus::Running) {
+        if matches!(
+            upload.view.status,
+            UploadStatus::Queued | UploadStatus::Running
+        ) {
             upload.cancel = true;
             if self
                 .running
