@@ -17,10 +17,13 @@ use tokio::sync::{mpsc, watch};
 use super::events::Hub;
 use super::host_adapter::{self, Host, SequenceLock};
 
+/// The run under way: its upload (`None` for a re-check) and sequence.
+type Run = Option<(Option<String>, String)>;
+
 /// What the progress sink tags events with: the run under way.
 #[derive(Clone, Default)]
 pub(crate) struct Current {
-    inner: Arc<Mutex<Option<(Option<String>, String)>>>,
+    inner: Arc<Mutex<Run>>,
 }
 
 impl Current {
@@ -32,7 +35,7 @@ impl Current {
         *self.lock() = None;
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<(Option<String>, String)>> {
+    fn lock(&self) -> MutexGuard<'_, Run> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
