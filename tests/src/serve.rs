@@ -37,10 +37,14 @@ pub struct World {
 impl World {
     /// Fakes, `.env` and a generated sequence of `images` images.
     pub fn new(images: usize) -> World {
+        World::with_mapillary(images, MapillaryConfig::default())
+    }
+
+    /// The same with the fake Mapillary configured by `config` (faults, publish delay).
+    pub fn with_mapillary(images: usize, config: MapillaryConfig) -> World {
         build_workspace();
         let home = tempfile::tempdir().expect("a scratch directory");
-        let mapillary = FakeMapillary::spawn_blocking_thread(MapillaryConfig::default())
-            .expect("fake Mapillary");
+        let mapillary = FakeMapillary::spawn_blocking_thread(config).expect("fake Mapillary");
         let mtpw = FakeMtpw::spawn_blocking_thread(MtpwConfig {
             mapillary: Some(mapillary.link()),
             ..MtpwConfig::default()

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use mtp_fakes::fake_mapillary::{MapillaryConfig, MapillaryFaults};
 use mtp_tests::harness::mtp_command;
 use mtp_tests::serve::{read_events, request, World};
 
@@ -315,4 +316,172 @@ fn no_answer_or_event_carries_a_token_or_secret_and_a_reconnect_replays_what_it_
         "{}",
         serve.stderr_text()
     );
+}
+
+fn authorise_by_cli(world: &World) {
+    for (id, token) in [
+        ("mapillary", world.mapillary.config().user_token),
+        ("mtpw", world.mtpw.token()),
+    ] {
+        let auth = mtp_command(world.home.path())
+            .args(["auth", id, "--token", &token])
+            .output()
+            .unwrap();
+        assert!(
+            auth.status.success(),
+            "{}",
+            String::from_utf8_lossy(&auth.stderr)
+        );
+    }
+}
+
+fn start_upload(serve: &mtp_tests::serve::Serve, path: &str) -> String {
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let started = request(
+        serve.port,
+        "POST",
+        "/api/uploads",
+        &[("Host", &host), ("Authorization", &bearer)],
+        &serde_json::json!({"paths": [path], "options": {"jobs": 1}}).to_string(),
+    );
+    assert_eq!(started.status, 202, "{}", started.body);
+    started.json()["id"].as_str().unwrap().to_string()
+}
+
+fn has_advanced(events: &[(u64, serde_json::Value)], upload: &str) -> bool {
+    events
+        .iter()
+        .any(|(_, e)| e["upload"] == upload && e["event"] == "advance")
+}
+
+#[test]
+fn cancel_stops_a_running_upload_and_sigterm_mid_upload_exits_cleanly_keeping_the_record() {
+    let world = World::with_mapillary(
+        8,
+        MapillaryConfig {
+            faults: MapillaryFaults {
+                // Slow enough that the cancel and the signal land mid-upload.
+                throttle_bytes_per_sec: Some(150_000),
+                ..MapillaryFaults::default()
+            },
+            ..MapillaryConfig::default()
+        },
+    );
+    authorise_by_cli(&world);
+    let mut serve = world.serve(&[]);
+    let path = world.sequence.to_string_lossy().to_string();
+
+    let first = start_upload(&serve, &path);
+    let events = read_events(&serve, None, Duration::from_secs(60), |e| {
+        has_advanced(e, &first)
+    });
+    assert!(has_advanced(&events, &first), "{events:?}");
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let cancel = request(
+        serve.port,
+        "POST",
+        &format!("/api/uploads/{first}/cancel"),
+        &[("Host", &host), ("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    let ended = |events: &[(u64, serde_json::Value)]| {
+        events.iter().find_map(|(_, e)| {
+            (e["type"] == "upload"
+                && e["upload"] == first.as_str()
+                && !matches!(e["status"].as_str(), Some("queued" | "running")))
+            .then(|| e["status"].clone())
+        })
+    };
+    let events = read_events(&serve, None, Duration::from_secs(60), |e| {
+        ended(e).is_some()
+    });
+    assert_eq!(
+        ended(&events),
+        Some(serde_json::json!("cancelled")),
+        "{events:?}"
+    );
+    assert!(
+        world.mapillary.stats().uploaded_sequences().is_empty(),
+        "a cancelled upload published"
+    );
+
+    // The sequence is free again; this time the server itself is stopped mid-upload.
+    let second = start_upload(&serve, &path);
+    let events = read_events(&serve, None, Duration::from_secs(60), |e| {
+        has_advanced(e, &second)
+    });
+    assert!(has_advanced(&events, &second), "{events:?}");
+    // SAFETY: kill(2) on the PID of the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(serve.pid() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = serve
+        .wait_exit(Duration::from_secs(60))
+        .expect("mtp serve did not stop on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", serve.stderr_text());
+    assert!(
+        serve
+            .stderr_text()
+            .contains("stopping uploads at their next safe point"),
+        "{}",
+        serve.stderr_text()
+    );
+    assert!(world.mapillary.stats().uploaded_sequences().is_empty());
+
+    // What was sent is recorded: the CLI finishes the job from there and publishes once.
+    world.mapillary.set_faults(MapillaryFaults::default());
+    let upload = mtp_command(world.home.path())
+        .args(["upload", &path])
+        .output()
+        .unwrap();
+    assert!(
+        upload.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&upload.stdout),
+        String::from_utf8_lossy(&upload.stderr)
+    );
+    assert_eq!(world.mapillary.stats().uploaded_sequences().len(), 1);
+}
+
+#[test]
+fn waiting_sequences_are_rechecked_periodically_and_the_results_reach_the_stream() {
+    let world = World::with_mapillary(
+        3,
+        MapillaryConfig {
+            // Mapillary "processes" for a while: the upload ends waiting, a re-check publishes.
+            publish_delay: Duration::from_secs(2),
+            ..MapillaryConfig::default()
+        },
+    );
+    authorise_by_cli(&world);
+    let serve = world.serve(&["--recheck-secs", "1"]);
+    let upload = start_upload(&serve, &world.sequence.to_string_lossy());
+    let published_by_recheck = |events: &[(u64, serde_json::Value)], id: &str| {
+        events.iter().any(|(_, e)| {
+            e["type"] == "result"
+                && e["recheck"] == true
+                && e["integration"] == id
+                && e["state"] == "published"
+        })
+    };
+    let events = read_events(&serve, None, Duration::from_secs(120), |e| {
+        published_by_recheck(e, "mapillary") && published_by_recheck(e, "mtpw")
+    });
+    assert!(
+        published_by_recheck(&events, "mapillary") && published_by_recheck(&events, "mtpw"),
+        "{events:?}"
+    );
+    let own = events
+        .iter()
+        .find(|(_, e)| {
+            e["type"] == "result"
+                && e["upload"] == upload.as_str()
+                && e["integration"] == "mapillary"
+        })
+        .expect("the upload's own Mapillary result");
+    assert_ne!(own.1["state"], "published", "{own:?}");
 }
