@@ -120,8 +120,17 @@ async fn log_in(client: &Client, base: &str, id: &str) {
         .goto(&format!("{base}/#integrations"))
         .await
         .expect("open the Integrations page");
-    let button = wait_for(client, &format!("button[data-login=\"{id}\"]")).await;
-    button.click().await.expect("click Log in");
+    // The list re-renders when events arrive (a replaced button is "stale"): find it again then.
+    let css = format!("button[data-login=\"{id}\"]");
+    let mut attempts = 0;
+    loop {
+        let button = wait_for(client, &css).await;
+        match button.click().await {
+            Ok(()) => break,
+            Err(err) if attempts < 20 && err.to_string().contains("stale") => attempts += 1,
+            Err(err) => panic!("click Log in with {id}: {err}"),
+        }
+    }
     // Consent page (auto-approving fake) → our callback → back to the Integrations page.
     wait_for(
         client,
@@ -214,7 +223,7 @@ async fn drive(
             .click()
             .await
             .expect("click Start upload");
-        let key = wait_for(
+        wait_for(
             client,
             ".upload tr[data-integration=\"mapillary\"][data-state=\"published\"] a.key",
         )
@@ -225,6 +234,12 @@ async fn drive(
         )
         .await;
         wait_for(client, ".upload[data-status=\"done\"]").await;
+        // Found again now that the upload is over (its panel is redrawn on every event until then).
+        let key = wait_for(
+            client,
+            ".upload[data-status=\"done\"] tr[data-integration=\"mapillary\"][data-state=\"published\"] a.key",
+        )
+        .await;
         let key_text = key.text().await.unwrap_or_default();
         let href = key.attr("href").await.ok().flatten().unwrap_or_default();
         assert_eq!(
@@ -248,6 +263,19 @@ async fn drive(
             world.mtpw.stats().sequence_by_key(&key_text).is_some(),
             "MTPW has no sequence for {key_text}"
         );
+        // Nothing was fetched from anywhere but this server (fonts and scripts are local).
+        let resources = client
+            .execute(
+                "return performance.getEntriesByType('resource').map(function (e) { return e.name; });",
+                vec![],
+            )
+            .await
+            .expect("list the page's requests");
+        let resources: Vec<String> = serde_json::from_value(resources).unwrap_or_default();
+        assert!(!resources.is_empty());
+        for resource in &resources {
+            assert!(resource.starts_with(base), "an external request: {resource}");
+        }
         let shot = screenshot(client, "serve.png").await;
         assert!(shot.exists());
 
