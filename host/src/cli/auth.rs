@@ -7,6 +7,8 @@ use anyhow::Result;
 use super::session::Session;
 use super::{print_json, GlobalArgs};
 use mtp_host::table;
+use plugin_api::protocol::AuthStatus;
+use plugin_api::PluginError;
 
 pub(crate) fn authorize(global: &GlobalArgs, id: &str, token: Option<String>) -> Result<ExitCode> {
     let session = Session::open_for_data(global)?;
@@ -37,21 +39,28 @@ pub(crate) fn authorize(global: &GlobalArgs, id: &str, token: Option<String>) ->
     }
 }
 
+/// The rows of `mtp auth status --json` (also `GET /api/auth` of `mtp serve`). Accounts only, never tokens.
+pub(crate) fn auth_status_json(
+    statuses: &[(String, Result<Option<AuthStatus>, PluginError>)],
+) -> Vec<serde_json::Value> {
+    statuses
+        .iter()
+        .map(|(id, answer)| match answer {
+            Ok(Some(s)) => serde_json::json!({"integration": id, "needs_auth": true,
+                "authorised": s.authorised, "account": s.account, "detail": s.detail}),
+            Ok(None) => {
+                serde_json::json!({"integration": id, "needs_auth": false, "authorised": true})
+            }
+            Err(err) => serde_json::json!({"integration": id, "error": err}),
+        })
+        .collect()
+}
+
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
     let session = Session::open_for_data(global)?;
     let statuses = session.runtime.block_on(session.runner.auth_statuses());
     if global.json {
-        let rows: Vec<serde_json::Value> = statuses
-            .iter()
-            .map(|(id, answer)| match answer {
-                Ok(Some(s)) => serde_json::json!({"integration": id, "needs_auth": true,
-                    "authorised": s.authorised, "account": s.account, "detail": s.detail}),
-                Ok(None) => {
-                    serde_json::json!({"integration": id, "needs_auth": false, "authorised": true})
-                }
-                Err(err) => serde_json::json!({"integration": id, "error": err}),
-            })
-            .collect();
+        let rows = auth_status_json(&statuses);
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }

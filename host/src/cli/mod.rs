@@ -9,6 +9,7 @@ mod integrations;
 mod plugin_new;
 mod progress;
 mod sequence;
+mod serve;
 mod session;
 mod status;
 mod upload;
@@ -70,6 +71,8 @@ enum Command {
     /// Plugin author tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The local API and web UI (127.0.0.1 only): prints the URL to open, with a fresh access token.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +175,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Upload(args) => upload::upload(&cli.global, &args),
         Command::Status => status::status(&cli.global),
         Command::Demo(args) => demo::demo(&cli.global, &args),
+        Command::Serve(args) => serve::serve(&cli.global, &args),
     }
 }
 

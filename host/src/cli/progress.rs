@@ -117,13 +117,7 @@ impl ProgressView {
             c.sequence.clone()
         };
         if self.json {
-            let mut value = serde_json::to_value(&event).unwrap_or_default();
-            if let Some(map) = value.as_object_mut() {
-                map.insert("type".into(), "progress".into());
-                map.insert("integration".into(), integration.into());
-                map.insert("sequence".into(), sequence.into());
-            }
-            self.emit(value);
+            self.emit(progress_json(integration, &sequence, &event));
             return;
         }
         let Some(bar) = &self.bar else { return };
@@ -155,4 +149,19 @@ impl ProgressView {
             c.files_done, c.files_total, c.step
         ));
     }
+}
+
+/// One progress line of `mtp upload --json` (also an event of `mtp serve`'s `/api/events`).
+pub(crate) fn progress_json(
+    integration: &str,
+    sequence: &str,
+    event: &ProgressEvent,
+) -> serde_json::Value {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("type".into(), "progress".into());
+        map.insert("integration".into(), integration.into());
+        map.insert("sequence".into(), sequence.into());
+    }
+    value
 }

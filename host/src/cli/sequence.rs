@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use mtp_host::runner::Runner;
 use mtp_sequence::{read_sequence, Overrides, ScannedSequence};
 
 use super::session::Session;
@@ -48,6 +49,47 @@ pub(crate) fn scan(dir: &Path, overrides: &OverrideArgs) -> Result<ScannedSequen
         .with_context(|| format!("cannot read the sequence in {}", dir.display()))
 }
 
+/// Each loaded integration's answer for `scanned`: `(id, eligible, reason)`. Eligibility is asked of every
+/// loaded integration on the valid images, each deciding by its own rules.
+pub(crate) async fn eligibility_of(
+    runner: &Runner,
+    scanned: &ScannedSequence,
+) -> Vec<(String, bool, Option<String>)> {
+    match scanned.to_descriptor(true) {
+        Ok((descriptor, _)) => runner
+            .eligibility(&descriptor)
+            .await
+            .into_iter()
+            .map(|(id, answer)| match answer {
+                Ok(e) => (id, e.eligible, e.reason),
+                Err(err) => (id, false, Some(format!("could not ask: {err}"))),
+            })
+            .collect(),
+        Err(err) => runner
+            .registry
+            .infos()
+            .iter()
+            .filter(|i| i.loaded)
+            .map(|i| (i.id.clone(), false, Some(err.to_string())))
+            .collect(),
+    }
+}
+
+/// The document of `mtp sequence inspect --json` (also `POST /api/inspect` of `mtp serve`).
+pub(crate) fn inspect_json(
+    scanned: &ScannedSequence,
+    eligibility: &[(String, bool, Option<String>)],
+) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(scanned.summary()).context("cannot encode the summary")?;
+    value["integrations"] = eligibility
+        .iter()
+        .map(|(id, eligible, reason)| {
+            serde_json::json!({"id": id, "eligible": eligible, "reason": reason})
+        })
+        .collect();
+    Ok(value)
+}
+
 pub(crate) fn inspect(
     global: &GlobalArgs,
     dir: &Path,
@@ -55,36 +97,12 @@ pub(crate) fn inspect(
 ) -> Result<ExitCode> {
     let scanned = scan(dir, overrides)?;
     let summary = scanned.summary();
-    // Eligibility is asked of every loaded integration on the valid images, each deciding by its own rules.
     let session = Session::open_for_data(global)?;
-    let eligibility = match scanned.to_descriptor(true) {
-        Ok((descriptor, _)) => session
-            .runtime
-            .block_on(session.runner.eligibility(&descriptor))
-            .into_iter()
-            .map(|(id, answer)| match answer {
-                Ok(e) => (id, e.eligible, e.reason),
-                Err(err) => (id, false, Some(format!("could not ask: {err}"))),
-            })
-            .collect(),
-        Err(err) => session
-            .runner
-            .registry
-            .infos()
-            .iter()
-            .filter(|i| i.loaded)
-            .map(|i| (i.id.clone(), false, Some(err.to_string())))
-            .collect::<Vec<_>>(),
-    };
+    let eligibility = session
+        .runtime
+        .block_on(eligibility_of(&session.runner, &scanned));
     if global.json {
-        let mut value = serde_json::to_value(&summary).context("cannot encode the summary")?;
-        value["integrations"] = eligibility
-            .iter()
-            .map(|(id, eligible, reason)| {
-                serde_json::json!({"id": id, "eligible": eligible, "reason": reason})
-            })
-            .collect();
-        print_json(&value)?;
+        print_json(&inspect_json(&scanned, &eligibility)?)?;
     } else {
         print!("{}", summary.render_text());
         println!("integrations:");

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use mtp_host::runner::StoredRecord;
+use mtp_host::runner::{Runner, StoredRecord};
 use mtp_host::table;
 use serde::Serialize;
 
@@ -12,7 +12,7 @@ use super::{print_json, GlobalArgs};
 
 /// One row of `mtp status --json`. Exports (which may hold tokens) are never part of it.
 #[derive(Debug, Serialize)]
-struct StatusRow {
+pub(crate) struct StatusRow {
     sequence_id: String,
     name: String,
     root: String,
@@ -44,12 +44,9 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
-    let session = Session::open_for_data(global)?;
-    recheck(&session, &[])?;
-    session.progress.finish();
-    let rows: Vec<StatusRow> = session
-        .runner
+/// The rows of `mtp status --json` (also `GET /api/sequences` of `mtp serve`), read from the store.
+pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
+    Ok(runner
         .store()
         .records()?
         .into_iter()
@@ -75,7 +72,14 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
                 updated_at: record.updated_at,
             }
         })
-        .collect();
+        .collect())
+}
+
+pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
+    let session = Session::open_for_data(global)?;
+    recheck(&session, &[])?;
+    session.progress.finish();
+    let rows = status_rows(&session.runner)?;
     if global.json {
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);

@@ -115,22 +115,54 @@ fn prepare(
     args: &UploadArgs,
     dir: &std::path::Path,
 ) -> Result<SequenceDescriptor, String> {
-    let scanned = scan(dir, &args.overrides).map_err(|err| format!("{err:#}"))?;
-    let (descriptor, skipped) = scanned.to_descriptor(args.skip_invalid).map_err(|err| {
+    let (descriptor, skipped) = prepare_sequence(dir, &args.overrides, args.skip_invalid)?;
+    for line in &skipped {
+        session.progress.println(line);
+    }
+    Ok(descriptor)
+}
+
+/// Reads and validates one sequence directory for upload: the descriptor and one line per skipped image
+/// (with `skip_invalid`); the error is a message for the user. Shared with `mtp serve`.
+pub(crate) fn prepare_sequence(
+    dir: &std::path::Path,
+    overrides: &OverrideArgs,
+    skip_invalid: bool,
+) -> Result<(SequenceDescriptor, Vec<String>), String> {
+    let scanned = scan(dir, overrides).map_err(|err| format!("{err:#}"))?;
+    let (descriptor, skipped) = scanned.to_descriptor(skip_invalid).map_err(|err| {
         format!("{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)")
     })?;
-    for skip in &skipped {
-        let reasons: Vec<String> = skip.problems.iter().map(|p| p.to_string()).collect();
-        session.progress.println(&format!(
-            "skipping {}: {}",
-            skip.path.display(),
-            reasons.join("; ")
-        ));
-    }
+    let lines = skipped
+        .iter()
+        .map(|skip| {
+            let reasons: Vec<String> = skip.problems.iter().map(|p| p.to_string()).collect();
+            format!("skipping {}: {}", skip.path.display(), reasons.join("; "))
+        })
+        .collect();
     if descriptor.images.is_empty() {
         return Err("no valid images to upload".to_string());
     }
-    Ok(descriptor)
+    Ok((descriptor, lines))
+}
+
+/// One result line of `mtp upload --json` (also an event of `mtp serve`'s `/api/events`). Keys, never
+/// exports (which may hold tokens).
+pub(crate) fn result_json(
+    descriptor: &SequenceDescriptor,
+    run: &IntegrationRun,
+) -> serde_json::Value {
+    serde_json::json!({
+        "type": "result",
+        "sequence": descriptor.id,
+        "name": descriptor.name,
+        "integration": run.integration,
+        "not_eligible": run.not_eligible,
+        "state": run.outcome.as_ref().map(|o| o.state.as_str()),
+        "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
+        "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
+        "error": run.error.as_ref().map(|e| e.message.clone()),
+    })
 }
 
 fn report_run(
@@ -140,17 +172,7 @@ fn report_run(
     run: &IntegrationRun,
 ) {
     if global.json {
-        session.progress.emit(serde_json::json!({
-            "type": "result",
-            "sequence": descriptor.id,
-            "name": descriptor.name,
-            "integration": run.integration,
-            "not_eligible": run.not_eligible,
-            "state": run.outcome.as_ref().map(|o| o.state.as_str()),
-            "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
-            "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
-            "error": run.error.as_ref().map(|e| e.message.clone()),
-        }));
+        session.progress.emit(result_json(descriptor, run));
         return;
     }
     let line = match (&run.not_eligible, &run.outcome, &run.error) {

@@ -1,0 +1,232 @@
+//! The one place where `mtp serve` touches the rest of the host: it opens the same registry, state store
+//! and runner as the CLI and reuses the builders behind the CLI's `--json` output, so the API's objects are
+//! the CLI's objects. Everything else in `serve/` sees only this module's functions and JSON values.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::{Context as _, Result};
+use mtp_host::registry::{PluginDirs, Registry};
+use mtp_host::runner::Runner;
+use mtp_host::services::{Authorizer, ProgressSink};
+use mtp_host::state::StateStore;
+use plugin_api::protocol::RunMode;
+use plugin_api::sequence::SequenceDescriptor;
+use serde_json::Value;
+
+use super::super::sequence::{eligibility_of, inspect_json, scan, OverrideArgs};
+use super::super::session::state_dir;
+use super::super::upload::{prepare_sequence, result_json};
+use super::super::{auth, load_env, progress, status, GlobalArgs};
+
+/// The host as the server uses it. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Host {
+    runner: Arc<Runner>,
+    locks: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// Held while a sequence is queued or uploading; dropping it frees the sequence.
+///
+/// Today this is an in-process set (one upload at a time per sequence within this server); the
+/// cross-process exactly-once lock replaces the body of [`Host::lock_sequence`] without changing callers.
+pub(crate) struct SequenceLock {
+    id: String,
+    locks: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Drop for SequenceLock {
+    fn drop(&mut self) {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// One progress event as `mtp upload --json` prints it, for `sequence`.
+pub(crate) fn progress_event(
+    integration: &str,
+    sequence: &str,
+    event: &plugin_api::protocol::ProgressEvent,
+) -> Value {
+    progress::progress_json(integration, sequence, event)
+}
+
+/// Whether authorisation pages should be followed by an HTTP client (`MTP_AUTH_BROWSER=fetch`), as the
+/// CLI does for consent pages that approve without a person.
+pub(crate) fn auth_by_fetch() -> bool {
+    mtp_host::authorize::BrowserMode::from_env() == mtp_host::authorize::BrowserMode::Fetch
+}
+
+/// Follows a consent page's redirects with the CLI's own code (`MTP_AUTH_BROWSER=fetch`).
+pub(crate) fn authorize_by_fetch(
+    prompt: &plugin_api::protocol::AuthorizePrompt,
+) -> Result<String, String> {
+    mtp_host::authorize::authorize(prompt, mtp_host::authorize::BrowserMode::Fetch)
+}
+
+impl Host {
+    /// Opens env, registry, state store and runner exactly as the CLI's commands do.
+    pub(crate) fn open(
+        global: &GlobalArgs,
+        progress: ProgressSink,
+        authorizer: Authorizer,
+    ) -> Result<Host> {
+        let env = load_env(global)?;
+        let registry =
+            Registry::discover(&PluginDirs::resolve(global.plugins_dir.as_deref()), &env);
+        let dir = state_dir(global)?;
+        let store = StateStore::open(&dir)
+            .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
+        let runner = Runner::new(registry, env, store)
+            .with_progress(progress)
+            .with_authorizer(authorizer);
+        Ok(Host {
+            runner: Arc::new(runner),
+            locks: Arc::default(),
+        })
+    }
+
+    /// The flag that asks running plugins to stop at their next safe point.
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.runner.cancel_flag()
+    }
+
+    /// `mtp integrations list --json`.
+    pub(crate) fn integrations(&self) -> Value {
+        serde_json::to_value(self.runner.registry.infos()).unwrap_or_default()
+    }
+
+    /// Whether any integration is enabled.
+    pub(crate) fn any_enabled(&self) -> bool {
+        self.runner.registry.chain().next().is_some()
+    }
+
+    /// `mtp status --json` (without the re-check the CLI runs first: the server re-checks on its own).
+    pub(crate) fn sequences(&self) -> Result<Value> {
+        let rows = status::status_rows(&self.runner)?;
+        serde_json::to_value(rows).context("cannot encode the status")
+    }
+
+    /// `mtp sequence inspect --json` for `dir`.
+    pub(crate) async fn inspect(&self, dir: &Path) -> Result<Value> {
+        let dir = dir.to_path_buf();
+        let scanned = tokio::task::spawn_blocking(move || scan(&dir, &no_overrides()))
+            .await
+            .context("the inspection stopped")??;
+        let eligibility = eligibility_of(&self.runner, &scanned).await;
+        inspect_json(&scanned, &eligibility)
+    }
+
+    /// `mtp auth status --json`.
+    pub(crate) async fn auth_status(&self) -> Value {
+        Value::Array(auth::auth_status_json(&self.runner.auth_statuses().await))
+    }
+
+    /// Authorises with `id` (the plugin asks the authoriser for the consent page): the account, or the
+    /// error's message.
+    pub(crate) async fn authorize(&self, id: &str) -> Result<String, String> {
+        self.runner
+            .authorize(id, None)
+            .await
+            .map(|outcome| outcome.account)
+            .map_err(|err| err.to_string())
+    }
+
+    /// Reads and validates `dir` for upload, as `mtp upload` does; the error is a message for the user.
+    pub(crate) async fn prepare(
+        &self,
+        dir: &Path,
+        skip_invalid: bool,
+    ) -> Result<(SequenceDescriptor, Vec<String>), String> {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || prepare_sequence(&dir, &no_overrides(), skip_invalid))
+            .await
+            .map_err(|err| format!("the check stopped: {err}"))?
+    }
+
+    /// Reserves `sequence_id` for one upload; `Err` names why it cannot be had now.
+    pub(crate) fn lock_sequence(&self, sequence_id: &str) -> Result<SequenceLock, String> {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if !locks.insert(sequence_id.to_string()) {
+            return Err(format!(
+                "sequence {sequence_id} is already being uploaded by this server"
+            ));
+        }
+        Ok(SequenceLock {
+            id: sequence_id.to_string(),
+            locks: self.locks.clone(),
+        })
+    }
+
+    /// The sequences reserved right now (left out of re-checks).
+    pub(crate) fn locked_sequences(&self) -> Vec<String> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Runs one sequence through the chain (as `mtp upload`); one `mtp upload --json` result per integration.
+    pub(crate) async fn upload(
+        &self,
+        descriptor: &SequenceDescriptor,
+        options: &serde_json::Map<String, Value>,
+        dry_run: bool,
+    ) -> Result<Vec<Value>> {
+        let runs = self
+            .runner
+            .run_sequence(descriptor, RunMode::Upload, dry_run, options)
+            .await?;
+        Ok(runs
+            .iter()
+            .map(|run| result_json(descriptor, run))
+            .collect())
+    }
+
+    /// Re-checks every waiting sequence except `except`, as `mtp status` does first; the results.
+    pub(crate) async fn recheck_pending(&self, except: &[String]) -> Result<Vec<Value>> {
+        let rechecked = self.runner.recheck_pending(except).await?;
+        Ok(rechecked
+            .iter()
+            .flat_map(|(descriptor, runs)| runs.iter().map(|run| result_json(descriptor, run)))
+            .collect())
+    }
+
+    /// Re-checks one stored sequence; `None` when the store does not know it.
+    pub(crate) async fn recheck_one(&self, sequence_id: &str) -> Result<Option<Vec<Value>>> {
+        let Some(json) = self.runner.store().descriptor(sequence_id)? else {
+            return Ok(None);
+        };
+        let descriptor: SequenceDescriptor = serde_json::from_str(&json)
+            .with_context(|| format!("the stored descriptor of {sequence_id} cannot be read"))?;
+        let runs = self
+            .runner
+            .run_sequence(
+                &descriptor,
+                RunMode::Recheck,
+                false,
+                &serde_json::Map::new(),
+            )
+            .await?;
+        Ok(Some(
+            runs.iter()
+                .map(|run| result_json(&descriptor, run))
+                .collect(),
+        ))
+    }
+}
+
+fn no_overrides() -> OverrideArgs {
+    OverrideArgs {
+        name: None,
+        description: None,
+        transport: None,
+        tags: Vec::new(),
+    }
+}

@@ -1,0 +1,313 @@
+//! The routes: the page and its assets, the JSON API under `/api/` (docs/api.md), and the login callback
+//! on every other path.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, watch};
+
+use super::events::{self, Hub};
+use super::host_adapter::Host;
+use super::login::{self, Logins};
+use super::security::{self, Guard};
+use super::uploads::{UploadOptions, Uploads};
+
+/// Everything the handlers share.
+pub(crate) struct App {
+    pub(crate) host: Host,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) uploads: Arc<Uploads>,
+    pub(crate) logins: Logins,
+    pub(crate) guard: Guard,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+type Shared = State<Arc<App>>;
+
+/// An API error: a status and `{"error": message}` (plus details).
+struct ApiError(StatusCode, Value);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+        ApiError(status, json!({ "error": message.to_string() }))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}"))
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The whole application.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    let guard = app.guard.clone();
+    let api = Router::new()
+        .route("/integrations", get(integrations))
+        .route("/sequences", get(sequences))
+        .route("/inspect", post(inspect))
+        .route("/uploads", get(list_uploads).post(start_upload))
+        .route("/uploads/:id/cancel", post(cancel_upload))
+        .route("/recheck", post(recheck))
+        .route("/auth", get(auth_status))
+        .route("/auth/:integration", post(login_start))
+        .route("/auth/:integration/redirect", post(login_paste))
+        .route("/events", get(event_stream))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route") })
+        .layer(from_fn_with_state(guard.clone(), security::require_token));
+    Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(|| asset("text/javascript", APP_JS)))
+        .route("/app.css", get(|| asset("text/css", APP_CSS)))
+        .route("/favicon.svg", get(|| asset("image/svg+xml", FAVICON)))
+        .nest("/api", api)
+        .fallback(callback)
+        .with_state(app)
+        .layer(from_fn_with_state(guard, security::check_host_and_origin))
+}
+
+const INDEX_HTML: &str = include_str!("../../../ui/index.html");
+const APP_JS: &str = include_str!("../../../ui/app.js");
+const APP_CSS: &str = include_str!("../../../ui/app.css");
+const FAVICON: &str = include_str!("../../../ui/favicon.svg");
+
+/// Only our own files, never framed, never sending a referrer.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn hardened(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    // A response with a policy of its own (the login callback's fragment page) keeps it.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    hardened(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+const NEED_TOKEN_PAGE: &str = "<!doctype html><meta charset=\"utf-8\"><title>mtp</title>\
+<p>This page needs its access token: open the URL that <code>mtp serve</code> printed.</p>";
+
+/// `/?token=T` sets the cookie and sends the browser to `/` (so the token leaves the address bar); `/`
+/// with the cookie is the page.
+async fn index(State(app): Shared, Query(q): Query<TokenQuery>, headers: HeaderMap) -> Response {
+    if let Some(token) = q.token {
+        if !app.guard.is_token(&token) {
+            return hardened((StatusCode::UNAUTHORIZED, Html(NEED_TOKEN_PAGE)).into_response());
+        }
+        let mut response = Redirect::to("/").into_response();
+        if let Ok(cookie) = HeaderValue::from_str(&app.guard.set_cookie()) {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        return hardened(response);
+    }
+    if !app.guard.has_token(&headers) {
+        return hardened((StatusCode::UNAUTHORIZED, Html(NEED_TOKEN_PAGE)).into_response());
+    }
+    hardened(Html(INDEX_HTML).into_response())
+}
+
+async fn callback(State(app): Shared, request: Request) -> Response {
+    hardened(login::callback(State(app.logins.clone()), request).await)
+}
+
+async fn integrations(State(app): Shared) -> ApiResult {
+    Ok(Json(app.host.integrations()))
+}
+
+async fn sequences(State(app): Shared) -> ApiResult {
+    Ok(Json(app.host.sequences()?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InspectRequest {
+    path: PathBuf,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not the expected JSON: {err}"),
+        )
+    })
+}
+
+async fn inspect(State(app): Shared, body: Bytes) -> ApiResult {
+    let request: InspectRequest = parse(&body)?;
+    app.host
+        .inspect(&request.path)
+        .await
+        .map(Json)
+        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, format!("{err:#}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadRequest {
+    paths: Vec<PathBuf>,
+    #[serde(default)]
+    options: UploadOptions,
+}
+
+async fn start_upload(State(app): Shared, body: Bytes) -> Result<Response, ApiError> {
+    let request: UploadRequest = parse(&body)?;
+    match app.uploads.start(request.paths, request.options).await {
+        Ok(id) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response()),
+        Err(refused) => {
+            let status = if refused.conflict {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Err(ApiError(
+                status,
+                json!({"error": refused.message, "problems": refused.problems}),
+            ))
+        }
+    }
+}
+
+async fn list_uploads(State(app): Shared) -> ApiResult {
+    Ok(Json(json!(app.uploads.list())))
+}
+
+async fn cancel_upload(State(app): Shared, Path(id): Path<String>) -> ApiResult {
+    match app.uploads.cancel(&id) {
+        Some(status) => Ok(Json(json!({"id": id, "status": status, "cancel": true}))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no upload {id}"),
+        )),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RecheckRequest {
+    sequence: Option<String>,
+}
+
+async fn recheck(State(app): Shared, body: Bytes) -> ApiResult {
+    let request: RecheckRequest = if body.is_empty() {
+        RecheckRequest::default()
+    } else {
+        parse(&body)?
+    };
+    match app.uploads.recheck(request.sequence.as_deref()).await? {
+        Some(count) => Ok(Json(json!({ "rechecked": count }))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no stored sequence {}",
+                request.sequence.unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+async fn auth_status(State(app): Shared) -> ApiResult {
+    Ok(Json(app.host.auth_status().await))
+}
+
+/// Starts a login; answers with the consent page to open (or, when the plugin needed none, the result).
+async fn login_start(State(app): Shared, Path(integration): Path<String>) -> ApiResult {
+    let (generation, prompt) = app.logins.begin(&integration);
+    let (done_tx, done) = oneshot::channel();
+    let (host, hub, logins, id) = (
+        app.host.clone(),
+        app.hub.clone(),
+        app.logins.clone(),
+        integration.clone(),
+    );
+    tokio::spawn(async move {
+        let result = host.authorize(&id).await;
+        logins.end(generation);
+        hub.publish(&match &result {
+            Ok(account) => {
+                json!({"type": "auth", "integration": id, "authorised": true, "account": account})
+            }
+            Err(error) => {
+                json!({"type": "auth", "integration": id, "authorised": false, "error": error})
+            }
+        });
+        let _ = done_tx.send(result);
+    });
+    tokio::select! {
+        Ok((prompt, landing)) = prompt => Ok(Json(json!({
+            "integration": integration,
+            "consent_url": prompt.url,
+            "redirect_uri": prompt.redirect_uri,
+            "landing": landing.as_str(),
+        }))),
+        Ok(result) = done => match result {
+            Ok(account) => Ok(Json(json!({
+                "integration": integration, "authorised": true, "account": account,
+            }))),
+            Err(error) => Err(ApiError::new(StatusCode::BAD_REQUEST, error)),
+        },
+        else => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the login stopped")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasteRequest {
+    url: String,
+}
+
+async fn login_paste(
+    State(app): Shared,
+    Path(integration): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let request: PasteRequest = parse(&body)?;
+    app.logins
+        .paste(&integration, request.url.trim())
+        .map(|()| Json(json!({"integration": integration, "accepted": true})))
+        .map_err(|err| ApiError::new(StatusCode::CONFLICT, err))
+}
+
+async fn event_stream(State(app): Shared, headers: HeaderMap) -> Response {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    events::stream(app.hub.clone(), last, app.shutdown.clone()).into_response()
+}

@@ -1,0 +1,477 @@
+// mtp serve's page: plain JavaScript, no build step, no external requests. Text from the server is
+// always set as text (never as HTML): paths, names and messages come from files and services.
+'use strict';
+
+// ---- helpers ---------------------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch('/api' + path, init);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data.error || ('HTTP ' + response.status));
+    error.details = data;
+    throw error;
+  }
+  return data;
+}
+
+function flash(message) {
+  const box = document.getElementById('flash');
+  box.textContent = message || '';
+  box.hidden = !message;
+}
+
+function bytes(n) {
+  if (!Number.isFinite(n)) return '–';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + ' ' + units[i];
+}
+
+function duration(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return '–';
+  seconds = Math.round(seconds);
+  const h = Math.floor(seconds / 3600), m = Math.floor(seconds / 60) % 60, s = seconds % 60;
+  return (h ? h + ' h ' : '') + (h || m ? m + ' min ' : '') + s + ' s';
+}
+
+function badge(state) {
+  return el('span', { class: 'badge state-' + String(state).replace(/[^a-z_]/g, '') }, String(state).replace('_', ' '));
+}
+
+// The public page of a Mapillary key, in the web app's share-link form (see docs/api.md).
+function mapillaryUrl(key) {
+  return 'https://www.mapillary.com/app/?pKey=' + encodeURIComponent(key);
+}
+
+function keyLinks(integration, keys) {
+  const out = [];
+  for (const [name, value] of Object.entries(keys || {})) {
+    if (integration !== 'mapillary') {
+      out.push(el('div', { class: 'key' }, el('span', { class: 'muted' }, name + ': '), String(value)));
+      continue;
+    }
+    // A sequence split in several parts has several keys, comma-separated.
+    for (const key of String(value).split(',').filter(Boolean)) {
+      out.push(el('a', { class: 'key', href: mapillaryUrl(key), target: '_blank', rel: 'noopener noreferrer',
+        title: name + ' on Mapillary' }, key));
+    }
+  }
+  return out;
+}
+
+// ---- pages -----------------------------------------------------------------------------------------
+
+const pages = ['integrations', 'sequences', 'upload'];
+
+function showPage() {
+  const wanted = location.hash.replace('#', '');
+  const page = pages.includes(wanted) ? wanted : 'upload';
+  for (const section of document.querySelectorAll('main > section')) {
+    section.hidden = section.dataset.page !== page;
+  }
+  for (const link of document.querySelectorAll('nav a')) {
+    if (link.dataset.page === page) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  if (page === 'integrations') loadIntegrations();
+  if (page === 'sequences') loadSequences();
+}
+
+// ---- integrations ----------------------------------------------------------------------------------
+
+let pasting = null;
+
+async function loadIntegrations() {
+  const box = document.getElementById('integrations');
+  try {
+    const [integrations, auth] = await Promise.all([api('GET', '/integrations'), api('GET', '/auth')]);
+    const authById = Object.fromEntries(auth.map((a) => [a.integration, a]));
+    box.replaceChildren(...integrations.map((i) => integrationCard(i, authById[i.id])));
+    if (!integrations.length) box.append(el('p', {}, 'No integration plugins were found.'));
+  } catch (error) {
+    flash('Cannot load the integrations: ' + error.message);
+  }
+}
+
+function integrationCard(info, auth) {
+  const state = info.enabled ? 'enabled' : (info.loaded ? 'disabled' : 'not_loaded');
+  let who = null;
+  let button = null;
+  if (info.enabled && auth) {
+    if (auth.error) who = el('p', { class: 'muted' }, 'Login state unknown: ' + auth.error.message);
+    else if (!auth.needs_auth) who = el('p', { class: 'muted' }, 'No login needed.');
+    else if (auth.authorised && auth.account) who = el('p', { class: 'who' }, 'Logged in as ', el('strong', {}, auth.account));
+    else if (auth.authorised) who = el('p', { class: 'who' }, el('strong', {}, 'Logged in'), ' (the service does not say as whom)');
+    else who = el('p', { class: 'who' }, 'Not logged in.');
+    if (auth.needs_auth) {
+      button = el('button', { type: 'button', class: auth.authorised ? 'secondary' : '', dataset: { login: info.id },
+        onclick: () => login(info.id) }, auth.authorised ? 'Log in again' : 'Log in');
+    }
+  }
+  const after = info.after && info.after.length ? el('p', { class: 'muted' }, 'Runs after ' + info.after.join(', ')) : null;
+  return el('article', { class: 'card integration', dataset: { integration: info.id, state } },
+    el('div', { class: 'card-head' },
+      el('h2', {}, info.loaded ? info.name : info.id),
+      badge(state)),
+    el('p', { class: 'muted' }, [info.id, info.version].filter(Boolean).join(' · ')),
+    info.description ? el('p', {}, info.description) : null,
+    info.reason ? el('p', { class: 'reason' }, info.reason) : null,
+    after,
+    who,
+    button ? el('div', { class: 'actions' }, button) : null);
+}
+
+async function login(id) {
+  flash('');
+  try {
+    const answer = await api('POST', '/auth/' + encodeURIComponent(id));
+    if (answer.authorised) { loadIntegrations(); return; }
+    if (answer.landing === 'paste') {
+      window.open(answer.consent_url, '_blank', 'noopener');
+      pasting = id;
+      document.getElementById('paste-target').textContent = answer.redirect_uri;
+      const form = document.getElementById('paste');
+      form.hidden = false;
+      document.getElementById('paste-url').focus();
+    } else {
+      // The browser comes back to this server (or our listener), which brings it back here.
+      location.assign(answer.consent_url);
+    }
+  } catch (error) {
+    flash('Cannot log in with ' + id + ': ' + error.message);
+  }
+}
+
+document.getElementById('paste').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const url = document.getElementById('paste-url').value;
+  try {
+    await api('POST', '/auth/' + encodeURIComponent(pasting) + '/redirect', { url });
+    document.getElementById('paste').hidden = true;
+  } catch (error) {
+    flash('That URL was not taken: ' + error.message);
+  }
+});
+
+// ---- sequences -------------------------------------------------------------------------------------
+
+async function loadSequences() {
+  const box = document.getElementById('sequences');
+  try {
+    const rows = await api('GET', '/sequences');
+    const bySequence = new Map();
+    for (const row of rows) {
+      if (!bySequence.has(row.sequence_id)) bySequence.set(row.sequence_id, []);
+      bySequence.get(row.sequence_id).push(row);
+    }
+    if (!rows.length) {
+      box.replaceChildren(el('p', { class: 'muted' }, 'Nothing uploaded yet: start with the Upload page.'));
+      return;
+    }
+    box.replaceChildren(...[...bySequence.values()].map(sequenceCard));
+  } catch (error) {
+    flash('Cannot load the sequences: ' + error.message);
+  }
+}
+
+function sequenceCard(rows) {
+  const first = rows[0];
+  const id = first.sequence_id;
+  const recheck = el('button', { type: 'button', class: 'secondary', onclick: async (event) => {
+    event.target.disabled = true;
+    try { await api('POST', '/recheck', { sequence: id }); } catch (error) { flash('Re-check failed: ' + error.message); }
+    event.target.disabled = false;
+    loadSequences();
+  } }, 'Re-check');
+  return el('article', { class: 'card sequence', dataset: { sequence: id } },
+    el('div', { class: 'card-head' },
+      el('div', {}, el('h2', {}, first.name), el('p', { class: 'muted path' }, first.root + ' · ' + id.slice(0, 8))),
+      recheck),
+    el('table', {},
+      el('thead', {}, el('tr', {}, ['Integration', 'State', 'Progress', 'Keys', 'Details'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows.map((row) => el('tr', { dataset: { integration: row.integration, state: row.state } },
+        el('th', { scope: 'row' }, row.integration),
+        el('td', {}, badge(row.state)),
+        el('td', {}, row.progress ? row.progress.files_done + '/' + row.progress.files_total + ' files' : ''),
+        el('td', { class: 'keys' }, keyLinks(row.integration, row.keys)),
+        el('td', {},
+          row.message ? el('div', {}, row.message) : null,
+          row.last_error ? el('div', { class: 'error' }, 'Last error: ' + row.last_error) : null,
+          row.next_action ? el('div', { class: 'muted' }, 'Next: ' + row.next_action) : null))))));
+}
+
+document.getElementById('recheck-all').addEventListener('click', async (event) => {
+  event.target.disabled = true;
+  try { await api('POST', '/recheck'); } catch (error) { flash('Re-check failed: ' + error.message); }
+  event.target.disabled = false;
+  loadSequences();
+});
+
+// ---- upload ----------------------------------------------------------------------------------------
+
+let inspected = null;
+
+document.getElementById('inspect-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  flash('');
+  const path = document.getElementById('path').value.trim();
+  const box = document.getElementById('inspection');
+  box.replaceChildren(el('p', { class: 'muted' }, 'Reading ' + path + '…'));
+  try {
+    inspected = { path, summary: await api('POST', '/inspect', { path }) };
+    box.replaceChildren(inspectionCard(inspected));
+  } catch (error) {
+    inspected = null;
+    box.replaceChildren(el('p', { class: 'error' }, error.message));
+  }
+});
+
+function inspectionCard({ path, summary }) {
+  const eligible = summary.integrations.filter((i) => i.eligible);
+  const problems = summary.problems || [];
+  const stats = [
+    ['Images', summary.valid_image_count + ' valid of ' + summary.image_count],
+    ['Size', bytes(summary.total_bytes)],
+    ['Time span', summary.first_capture ? summary.first_capture + ' → ' + summary.last_capture + ' (' + duration(summary.duration_s) + ')' : '–'],
+    ['Length', summary.length_km.toFixed(2) + ' km'],
+    ['Transport', summary.transport || '–'],
+    ['Source', summary.source],
+  ];
+  const jobs = el('input', { id: 'opt-jobs', type: 'number', min: 1, max: 32, value: 4 });
+  const skip = el('input', { id: 'opt-skip', type: 'checkbox' });
+  const dry = el('input', { id: 'opt-dry', type: 'checkbox' });
+  const start = el('button', { id: 'start', type: 'submit', disabled: !eligible.length }, 'Start upload');
+  return el('form', { class: 'card inspection', dataset: { sequence: summary.id }, onsubmit: (event) => {
+    event.preventDefault();
+    startUpload(path, { jobs: Number(jobs.value) || 4, skip_invalid: skip.checked, dry_run: dry.checked });
+  } },
+  el('div', { class: 'card-head' }, el('h2', {}, summary.name), el('span', { class: 'muted' }, summary.id.slice(0, 8))),
+  el('dl', { class: 'stats' }, stats.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
+  el('h3', {}, 'Problems'),
+  problems.length
+    ? el('ul', { class: 'problems' }, problems.slice(0, 50).map((p) =>
+      el('li', {}, (p.file ? p.file.split('/').pop() + ': ' : '') + p.field + ': ' + p.message)))
+    : el('p', { class: 'ok' }, 'None.'),
+  problems.length > 50 ? el('p', { class: 'muted' }, (problems.length - 50) + ' more…') : null,
+  el('h3', {}, 'Integrations'),
+  el('ul', { class: 'eligibility' }, summary.integrations.map((i) =>
+    el('li', { dataset: { integration: i.id, eligible: String(i.eligible) } },
+      badge(i.eligible ? 'eligible' : 'not_eligible'), ' ', el('strong', {}, i.id),
+      i.reason ? el('span', { class: 'muted' }, ' — ' + i.reason) : null))),
+  el('fieldset', { class: 'options' }, el('legend', {}, 'Options'),
+    el('label', {}, 'Parallel files ', jobs),
+    el('label', {}, skip, ' Leave out images with problems'),
+    el('label', {}, dry, ' Dry run (do not publish)')),
+  el('div', { class: 'actions' }, start));
+}
+
+// Live progress, per upload → sequence → integration.
+const uploads = new Map();
+
+async function startUpload(path, options) {
+  flash('');
+  try {
+    const { id } = await api('POST', '/uploads', { paths: [path], options });
+    const upload = ensureUpload(id);
+    upload.sequences = [{ id: inspected.summary.id, name: inspected.summary.name }];
+    renderUpload(id);
+  } catch (error) {
+    const problems = (error.details && error.details.problems) || [];
+    flash(error.message + problems.map((p) => '\n' + p.path + ': ' + p.error).join(''));
+  }
+}
+
+function ensureUpload(id) {
+  if (!uploads.has(id)) uploads.set(id, { id, status: 'queued', sequences: [], lanes: new Map() });
+  return uploads.get(id);
+}
+
+function lane(upload, sequence, integration) {
+  const key = sequence + '|' + integration;
+  if (!upload.lanes.has(key)) {
+    upload.lanes.set(key, { sequence, integration, step: '', state: '', bytesTotal: 0, bytesDone: 0,
+      filesTotal: 0, filesDone: 0, samples: [], keys: {}, message: '', error: '' });
+  }
+  return upload.lanes.get(key);
+}
+
+function rate(l) {
+  const s = l.samples;
+  if (s.length < 2) return NaN;
+  const [t0, b0] = s[0], [t1, b1] = s[s.length - 1];
+  return t1 > t0 ? (b1 - b0) / ((t1 - t0) / 1000) : NaN;
+}
+
+function sample(l) {
+  const now = Date.now();
+  l.samples.push([now, l.bytesDone]);
+  while (l.samples.length > 2 && now - l.samples[0][0] > 5000) l.samples.shift();
+}
+
+// Set through the CSSOM: the page's Content-Security-Policy allows no inline style attributes.
+function barFill(pct) {
+  const fill = el('span');
+  fill.style.width = pct.toFixed(1) + '%';
+  return fill;
+}
+
+function renderUpload(id) {
+  const upload = uploads.get(id);
+  let box = document.querySelector('[data-upload="' + id + '"]');
+  if (!box) {
+    box = el('article', { class: 'card upload', dataset: { upload: id } });
+    document.getElementById('uploads').prepend(box);
+  }
+  const running = upload.status === 'queued' || upload.status === 'running';
+  const cancel = running ? el('button', { type: 'button', class: 'danger', onclick: async () => {
+    try { await api('POST', '/uploads/' + id + '/cancel'); } catch (error) { flash(error.message); }
+  } }, 'Cancel') : null;
+  const names = Object.fromEntries(upload.sequences.map((s) => [s.id, s.name]));
+  const rows = [...upload.lanes.values()].map((l) => {
+    const pct = l.bytesTotal ? Math.min(100, (100 * l.bytesDone) / l.bytesTotal) : (l.state === 'published' ? 100 : 0);
+    const r = rate(l);
+    const eta = r > 0 && l.bytesTotal > l.bytesDone ? (l.bytesTotal - l.bytesDone) / r : NaN;
+    return el('tr', { dataset: { integration: l.integration, sequence: l.sequence, state: l.state || 'running' } },
+      el('th', { scope: 'row' }, (names[l.sequence] || l.sequence.slice(0, 8)), el('div', { class: 'muted' }, l.integration)),
+      el('td', { class: 'bar-cell' },
+        el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(pct),
+          'aria-label': l.integration + ' progress' }, barFill(pct)),
+        el('div', { class: 'muted small' },
+          (l.bytesTotal ? bytes(l.bytesDone) + ' of ' + bytes(l.bytesTotal) : 'nothing to send') +
+          (l.filesTotal ? ' · ' + l.filesDone + '/' + l.filesTotal + ' files' : '') +
+          (r > 0 ? ' · ' + bytes(r) + '/s · ETA ' + duration(eta) : '') + (l.step ? ' · ' + l.step : ''))),
+      el('td', {}, l.state ? badge(l.state) : el('span', { class: 'muted' }, 'working…')),
+      el('td', { class: 'keys' }, keyLinks(l.integration, l.keys),
+        l.message ? el('div', { class: 'muted small' }, l.message) : null,
+        l.error ? el('div', { class: 'error small' }, l.error) : null));
+  });
+  box.dataset.status = upload.status;
+  box.replaceChildren(
+    el('div', { class: 'card-head' }, el('h2', {}, 'Upload ' + id), badge(upload.status), cancel),
+    rows.length ? el('table', {}, el('tbody', {}, rows)) : el('p', { class: 'muted' }, 'Waiting to start…'));
+}
+
+let renderQueued = new Set();
+function scheduleRender(id) {
+  if (renderQueued.has(id)) return;
+  renderQueued.add(id);
+  requestAnimationFrame(() => { renderQueued.delete(id); renderUpload(id); });
+}
+
+// ---- the event stream ------------------------------------------------------------------------------
+
+let refreshTimer = null;
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    const page = location.hash.replace('#', '');
+    if (page === 'sequences') loadSequences();
+    if (page === 'integrations') loadIntegrations();
+  }, 300);
+}
+
+function applyResult(l, event) {
+  l.state = event.not_eligible ? 'not_eligible' : (event.state || (event.error ? 'failed' : ''));
+  l.keys = event.keys || {};
+  l.message = event.not_eligible || event.message || '';
+  l.error = event.error || '';
+  l.step = '';
+}
+
+function onEvent(event) {
+  if (event.type === 'auth') {
+    if (!event.authorised && event.error) flash('Login with ' + event.integration + ' failed: ' + event.error);
+    refreshSoon();
+    return;
+  }
+  if (event.type === 'error') { flash(event.error); return; }
+  if (!event.upload) {
+    // A re-check: it may move on a sequence shown under an earlier upload.
+    if (event.type === 'result') {
+      for (const upload of uploads.values()) {
+        const l = upload.lanes.get(event.sequence + '|' + event.integration);
+        if (l && event.state) { applyResult(l, event); scheduleRender(upload.id); }
+      }
+      refreshSoon();
+    }
+    return;
+  }
+  const upload = ensureUpload(event.upload);
+  if (event.type === 'upload') {
+    upload.status = event.status;
+    scheduleRender(event.upload);
+    refreshSoon();
+    return;
+  }
+  if (!event.sequence || !event.integration) return;
+  const l = lane(upload, event.sequence, event.integration);
+  if (event.type === 'progress') {
+    if (event.event === 'totals') {
+      l.bytesTotal = event.bytes_total; l.bytesDone = event.bytes_done;
+      l.filesTotal = event.files_total; l.filesDone = event.files_done;
+      l.samples = [];
+      sample(l);
+    } else if (event.event === 'advance') {
+      l.bytesDone += event.bytes || 0; l.filesDone += event.files || 0;
+      sample(l);
+    } else if (event.event === 'step') {
+      l.step = event.step + (event.message ? ': ' + event.message : '');
+    } else if (event.event === 'note') {
+      l.step = event.message;
+    }
+  } else if (event.type === 'result') {
+    applyResult(l, event);
+    refreshSoon();
+  }
+  scheduleRender(event.upload);
+}
+
+function connect() {
+  const live = document.getElementById('live');
+  const source = new EventSource('/api/events');
+  source.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
+  source.onerror = () => { live.textContent = 'reconnecting…'; live.className = 'live off'; };
+  source.onmessage = (message) => {
+    try { onEvent(JSON.parse(message.data)); } catch (error) { console.error(error); }
+  };
+}
+
+async function loadUploads() {
+  try {
+    for (const view of await api('GET', '/uploads')) {
+      const upload = ensureUpload(view.id);
+      upload.status = view.status;
+      upload.sequences = view.sequences;
+      scheduleRender(view.id);
+    }
+  } catch (error) {
+    flash('Cannot load the uploads: ' + error.message);
+  }
+}
+
+window.addEventListener('hashchange', showPage);
+showPage();
+loadUploads().then(connect);

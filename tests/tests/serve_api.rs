@@ -1,0 +1,487 @@
+//! `mtp serve`'s API with plain HTTP: the 401/403 rules, the cookie set by the token URL, no secret in
+//! any answer or event, `Last-Event-ID` replay, and a clean stop on SIGTERM.
+
+use std::time::Duration;
+
+use mtp_fakes::fake_mapillary::{MapillaryConfig, MapillaryFaults};
+use mtp_tests::harness::mtp_command;
+use mtp_tests::serve::{read_events, request, World};
+
+#[test]
+fn the_api_refuses_requests_without_the_token_from_foreign_hosts_and_foreign_origins() {
+    let world = World::new(4);
+    let serve = world.serve(&[]);
+    let port = serve.port;
+    let host = format!("127.0.0.1:{port}");
+    let bearer = format!("Bearer {}", serve.token);
+    let get = |path: &str, headers: &[(&str, &str)]| request(port, "GET", path, headers, "");
+
+    // No token, a wrong one, another port's cookie: 401.
+    assert_eq!(get("/api/integrations", &[("Host", &host)]).status, 401);
+    assert_eq!(
+        get(
+            "/api/integrations",
+            &[("Host", &host), ("Authorization", "Bearer nope")]
+        )
+        .status,
+        401
+    );
+    let other_cookie = format!("mtp_token_{}={}", port.wrapping_add(1), serve.token);
+    assert_eq!(
+        get(
+            "/api/sequences",
+            &[("Host", &host), ("Cookie", &other_cookie)]
+        )
+        .status,
+        401
+    );
+    assert_eq!(get("/api/events", &[("Host", &host)]).status, 401);
+    assert_eq!(get("/", &[("Host", &host)]).status, 401);
+    assert_eq!(get("/?token=wrong", &[("Host", &host)]).status, 401);
+    // The bearer token works, with either loopback spelling of the host.
+    let ok = get(
+        "/api/integrations",
+        &[("Host", &host), ("Authorization", &bearer)],
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == "mapillary"));
+    let localhost = format!("localhost:{port}");
+    assert_eq!(
+        get(
+            "/api/auth",
+            &[("Host", &localhost), ("Authorization", &bearer)]
+        )
+        .status,
+        200
+    );
+
+    // DNS rebinding: another Host is refused even with the token.
+    for foreign in [
+        "evil.example".to_string(),
+        format!("evil.example:{port}"),
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+        "127.0.0.1".to_string(),
+    ] {
+        let answer = get(
+            "/api/integrations",
+            &[("Host", &foreign), ("Authorization", &bearer)],
+        );
+        assert_eq!(answer.status, 403, "Host {foreign}: {}", answer.body);
+        assert_eq!(
+            get("/", &[("Host", &foreign)]).status,
+            403,
+            "Host {foreign}"
+        );
+    }
+
+    // The token URL sets the cookie and leaves the address bar; the cookie then opens the API.
+    let opened = get(&format!("/?token={}", serve.token), &[("Host", &host)]);
+    assert!(
+        (300..400).contains(&opened.status),
+        "{}: {}",
+        opened.status,
+        opened.body
+    );
+    assert_eq!(opened.header("location"), Some("/"));
+    let cookie = opened.header("set-cookie").expect("a cookie").to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(pair, format!("mtp_token_{port}={}", serve.token));
+    assert_eq!(get("/", &[("Host", &host), ("Cookie", &pair)]).status, 200);
+    assert_eq!(
+        get("/api/sequences", &[("Host", &host), ("Cookie", &pair)]).status,
+        200
+    );
+
+    // CSRF: a state-changing request from a foreign origin is refused, cookie or bearer.
+    let post = |headers: &[(&str, &str)]| request(port, "POST", "/api/recheck", headers, "");
+    for origin in [
+        "http://evil.example",
+        "null",
+        &format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+    ] {
+        assert_eq!(
+            post(&[("Host", &host), ("Cookie", &pair), ("Origin", origin)]).status,
+            403,
+            "Origin {origin}"
+        );
+        assert_eq!(
+            post(&[
+                ("Host", &host),
+                ("Authorization", &bearer),
+                ("Origin", origin)
+            ])
+            .status,
+            403,
+            "Origin {origin}"
+        );
+    }
+    let own_origin = format!("http://127.0.0.1:{port}");
+    let allowed = post(&[("Host", &host), ("Cookie", &pair), ("Origin", &own_origin)]);
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert_eq!(
+        post(&[("Host", &host), ("Authorization", &bearer)]).status,
+        200
+    );
+    // A POST without the token is 401 even from our own origin.
+    assert_eq!(
+        post(&[("Host", &host), ("Origin", &own_origin)]).status,
+        401
+    );
+}
+
+#[test]
+fn no_answer_or_event_carries_a_token_or_secret_and_a_reconnect_replays_what_it_missed() {
+    let world = World::new(6);
+    // Logged in through the CLI beforehand: the store holds both user tokens.
+    for (id, token) in [
+        ("mapillary", world.mapillary.config().user_token),
+        ("mtpw", world.mtpw.token()),
+    ] {
+        let auth = mtp_command(world.home.path())
+            .args(["auth", id, "--token", &token])
+            .output()
+            .unwrap();
+        assert!(
+            auth.status.success(),
+            "{}",
+            String::from_utf8_lossy(&auth.stderr)
+        );
+    }
+    let mut serve = world.serve(&[]);
+    let port = serve.port;
+    let host = format!("127.0.0.1:{port}");
+    let bearer = format!("Bearer {}", serve.token);
+    let headers = [("Host", host.as_str()), ("Authorization", bearer.as_str())];
+    let mut answers = Vec::new();
+
+    let path = world.sequence.to_string_lossy().to_string();
+    let inspect = request(
+        port,
+        "POST",
+        "/api/inspect",
+        &headers,
+        &serde_json::json!({ "path": path }).to_string(),
+    );
+    assert_eq!(inspect.status, 200, "{}", inspect.body);
+    assert_eq!(inspect.json()["image_count"], 6);
+    answers.push(inspect.body);
+    let bad = request(
+        port,
+        "POST",
+        "/api/inspect",
+        &headers,
+        r#"{"path": "/no/such/dir"}"#,
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/dir"),
+        "{}",
+        bad.body
+    );
+    let unknown_option = request(
+        port,
+        "POST",
+        "/api/uploads",
+        &headers,
+        &serde_json::json!({"paths": [path], "options": {"jobz": 2}}).to_string(),
+    );
+    assert_eq!(unknown_option.status, 400, "{}", unknown_option.body);
+
+    // One upload at a time per sequence: the same sequence twice in one request is refused whole.
+    let twice = request(
+        port,
+        "POST",
+        "/api/uploads",
+        &headers,
+        &serde_json::json!({"paths": [path, path]}).to_string(),
+    );
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    assert!(twice.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("already being uploaded"));
+    let started = request(
+        port,
+        "POST",
+        "/api/uploads",
+        &headers,
+        &serde_json::json!({"paths": [path], "options": {"jobs": 2}}).to_string(),
+    );
+    assert_eq!(started.status, 202, "{}", started.body);
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let finished = |events: &[(u64, serde_json::Value)]| {
+        events.iter().any(|(_, e)| {
+            e["type"] == "upload"
+                && e["upload"] == id.as_str()
+                && e["status"] != "queued"
+                && e["status"] != "running"
+        })
+    };
+    let events = read_events(&serve, None, Duration::from_secs(120), finished);
+    assert!(finished(&events), "the upload did not finish: {events:?}");
+    let results: Vec<&serde_json::Value> = events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e["type"] == "result" && e["upload"] == id.as_str())
+        .collect();
+    let mapillary = results
+        .iter()
+        .find(|e| e["integration"] == "mapillary")
+        .expect("a Mapillary result");
+    assert_eq!(mapillary["state"], "published", "{events:?}");
+    assert!(!mapillary["keys"]["sequence_key"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    let mtpw = results
+        .iter()
+        .find(|e| e["integration"] == "mtpw")
+        .expect("an MTPW result");
+    assert_eq!(mtpw["state"], "published", "{events:?}");
+    // Progress events name their upload, sequence and integration, and carry ids in order.
+    let progress: Vec<&(u64, serde_json::Value)> = events
+        .iter()
+        .filter(|(_, e)| e["type"] == "progress")
+        .collect();
+    assert!(!progress.is_empty());
+    assert!(progress.iter().all(|(_, e)| e["upload"] == id.as_str()
+        && e["sequence"].is_string()
+        && e["integration"].is_string()));
+    assert!(
+        events.windows(2).all(|w| w[0].0 < w[1].0),
+        "event ids are not increasing"
+    );
+
+    // A client that saw up to event N gets exactly the events after N.
+    let (cut, _) = events[events.len() / 2];
+    let replayed = read_events(&serve, Some(cut), Duration::from_secs(30), |e| {
+        e.last()
+            .is_some_and(|(last, _)| *last >= events.last().unwrap().0)
+    });
+    let expected: Vec<u64> = events
+        .iter()
+        .map(|(i, _)| *i)
+        .filter(|i| *i > cut)
+        .collect();
+    let got: Vec<u64> = replayed
+        .iter()
+        .map(|(i, _)| *i)
+        .filter(|i| *i <= events.last().unwrap().0)
+        .collect();
+    assert_eq!(got, expected);
+
+    for path in [
+        "/api/integrations",
+        "/api/sequences",
+        "/api/auth",
+        "/api/uploads",
+    ] {
+        let answer = request(port, "GET", path, &headers, "");
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        answers.push(answer.body);
+    }
+    let sequences = answers[answers.len() - 3].clone();
+    assert!(sequences.contains("published"), "{sequences}");
+    answers.extend(events.iter().map(|(_, e)| e.to_string()));
+    let everything = answers.join("\n");
+    for secret in world.secrets().iter().chain([&serve.token]) {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "a secret leaked: {secret}"
+        );
+    }
+
+    // SIGTERM: the server stops cleanly.
+    // SAFETY: kill(2) on the PID of the child this test started.
+    let sent = unsafe { libc::kill(serve.pid() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    let status = serve
+        .wait_exit(Duration::from_secs(60))
+        .expect("mtp serve did not stop on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", serve.stderr_text());
+    assert!(
+        serve.stderr_text().contains("stopped"),
+        "{}",
+        serve.stderr_text()
+    );
+}
+
+fn authorise_by_cli(world: &World) {
+    for (id, token) in [
+        ("mapillary", world.mapillary.config().user_token),
+        ("mtpw", world.mtpw.token()),
+    ] {
+        let auth = mtp_command(world.home.path())
+            .args(["auth", id, "--token", &token])
+            .output()
+            .unwrap();
+        assert!(
+            auth.status.success(),
+            "{}",
+            String::from_utf8_lossy(&auth.stderr)
+        );
+    }
+}
+
+fn start_upload(serve: &mtp_tests::serve::Serve, path: &str) -> String {
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let started = request(
+        serve.port,
+        "POST",
+        "/api/uploads",
+        &[("Host", &host), ("Authorization", &bearer)],
+        &serde_json::json!({"paths": [path], "options": {"jobs": 1}}).to_string(),
+    );
+    assert_eq!(started.status, 202, "{}", started.body);
+    started.json()["id"].as_str().unwrap().to_string()
+}
+
+fn has_advanced(events: &[(u64, serde_json::Value)], upload: &str) -> bool {
+    events
+        .iter()
+        .any(|(_, e)| e["upload"] == upload && e["event"] == "advance")
+}
+
+#[test]
+fn cancel_stops_a_running_upload_and_sigterm_mid_upload_exits_cleanly_keeping_the_record() {
+    let world = World::with_mapillary(
+        8,
+        MapillaryConfig {
+            faults: MapillaryFaults {
+                // Slow enough that the cancel and the signal land mid-upload.
+                throttle_bytes_per_sec: Some(150_000),
+                ..MapillaryFaults::default()
+            },
+            ..MapillaryConfig::default()
+        },
+    );
+    authorise_by_cli(&world);
+    let mut serve = world.serve(&[]);
+    let path = world.sequence.to_string_lossy().to_string();
+
+    let first = start_upload(&serve, &path);
+    let events = read_events(&serve, None, Duration::from_secs(60), |e| {
+        has_advanced(e, &first)
+    });
+    assert!(has_advanced(&events, &first), "{events:?}");
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let cancel = request(
+        serve.port,
+        "POST",
+        &format!("/api/uploads/{first}/cancel"),
+        &[("Host", &host), ("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    let ended = |events: &[(u64, serde_json::Value)]| {
+        events.iter().find_map(|(_, e)| {
+            (e["type"] == "upload"
+                && e["upload"] == first.as_str()
+                && !matches!(e["status"].as_str(), Some("queued" | "running")))
+            .then(|| e["status"].clone())
+        })
+    };
+    let events = read_events(&serve, None, Duration::from_secs(60), |e| {
+        ended(e).is_some()
+    });
+    assert_eq!(
+        ended(&events),
+        Some(serde_json::json!("cancelled")),
+        "{events:?}"
+    );
+    assert!(
+        world.mapillary.stats().uploaded_sequences().is_empty(),
+        "a cancelled upload published"
+    );
+
+    // The sequence is free again; this time the server itself is stopped mid-upload.
+    let second = start_upload(&serve, &path);
+    let events = read_events(&serve, None, Duration::from_secs(60), |e| {
+        has_advanced(e, &second)
+    });
+    assert!(has_advanced(&events, &second), "{events:?}");
+    // SAFETY: kill(2) on the PID of the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(serve.pid() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = serve
+        .wait_exit(Duration::from_secs(60))
+        .expect("mtp serve did not stop on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", serve.stderr_text());
+    assert!(
+        serve
+            .stderr_text()
+            .contains("stopping uploads at their next safe point"),
+        "{}",
+        serve.stderr_text()
+    );
+    assert!(world.mapillary.stats().uploaded_sequences().is_empty());
+
+    // What was sent is recorded: the CLI finishes the job from there and publishes once.
+    world.mapillary.set_faults(MapillaryFaults::default());
+    let upload = mtp_command(world.home.path())
+        .args(["upload", &path])
+        .output()
+        .unwrap();
+    assert!(
+        upload.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&upload.stdout),
+        String::from_utf8_lossy(&upload.stderr)
+    );
+    assert_eq!(world.mapillary.stats().uploaded_sequences().len(), 1);
+}
+
+#[test]
+fn waiting_sequences_are_rechecked_periodically_and_the_results_reach_the_stream() {
+    let world = World::with_mapillary(
+        3,
+        MapillaryConfig {
+            // Mapillary "processes" for a while: the upload ends waiting, a re-check publishes.
+            publish_delay: Duration::from_secs(2),
+            ..MapillaryConfig::default()
+        },
+    );
+    authorise_by_cli(&world);
+    let serve = world.serve(&["--recheck-secs", "1"]);
+    let upload = start_upload(&serve, &world.sequence.to_string_lossy());
+    let published_by_recheck = |events: &[(u64, serde_json::Value)], id: &str| {
+        events.iter().any(|(_, e)| {
+            e["type"] == "result"
+                && e["recheck"] == true
+                && e["integration"] == id
+                && e["state"] == "published"
+        })
+    };
+    let events = read_events(&serve, None, Duration::from_secs(120), |e| {
+        published_by_recheck(e, "mapillary") && published_by_recheck(e, "mtpw")
+    });
+    assert!(
+        published_by_recheck(&events, "mapillary") && published_by_recheck(&events, "mtpw"),
+        "{events:?}"
+    );
+    let own = events
+        .iter()
+        .find(|(_, e)| {
+            e["type"] == "result"
+                && e["upload"] == upload.as_str()
+                && e["integration"] == "mapillary"
+        })
+        .expect("the upload's own Mapillary result");
+    assert_ne!(own.1["state"], "published", "{own:?}");
+}
