@@ -43,6 +43,7 @@ pub struct MtpwApi<'a> {
     base: String,
     token: String,
     retry_base: Duration,
+    max_attempts: u32,
 }
 
 enum Body<'a> {
@@ -63,7 +64,14 @@ impl<'a> MtpwApi<'a> {
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
             retry_base,
+            max_attempts: 8,
         }
+    }
+
+    /// Gives up after `attempts` retries (a login check should not make the user wait long).
+    pub fn with_max_attempts(mut self, attempts: u32) -> MtpwApi<'a> {
+        self.max_attempts = attempts;
+        self
     }
 
     /// `POST /api/v1/mapillary/token/verify`: hands MTPW the user's Mapillary token.
@@ -105,7 +113,7 @@ impl<'a> MtpwApi<'a> {
     /// (Kept apart from [`MtpwApi::send`]'s shared retry loop, which retries 5xx.)
     pub async fn create(&self, ctx: &Context, fields: &[(&str, &str)]) -> Result<Value, ApiError> {
         let url = format!("{}/api/v1/sequence/create/", self.base);
-        let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), 8);
+        let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), self.max_attempts);
         loop {
             ctx.check_cancelled()?;
             let sent = self
@@ -201,7 +209,7 @@ impl<'a> MtpwApi<'a> {
         body: Body<'_>,
     ) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.base);
-        let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), 8);
+        let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), self.max_attempts);
         let what = format!("MTPW {method} {path}");
         // Only create is not idempotent, and it has its own sender; an empty probe changes nothing.
         let repeat = if path.contains("/create") && !matches!(body, Body::Form([])) {

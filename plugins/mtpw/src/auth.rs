@@ -6,7 +6,7 @@
 //! loopback listener can never receive the token: the user pastes the URL the browser was sent to, or
 //! passes a token with `mtp auth mtpw --token`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use plugin_api::prelude::*;
 use plugin_api::sdk::redirect::{param, random_state, redirect_params, with_query};
@@ -70,6 +70,33 @@ impl Login {
     }
 }
 
+/// The implicit-grant consent page for `client_id`; `redirect_uri` only when one is configured.
+fn consent_url(auth_url: &str, client_id: &str, redirect_uri: Option<&str>, state: &str) -> String {
+    let mut query = vec![("client_id", client_id), ("response_type", "token")];
+    query.extend(redirect_uri.map(|r| ("redirect_uri", r)));
+    query.push(("state", state));
+    with_query(auth_url, &query)
+}
+
+/// The token and its `expires_in` from the URL MTPW redirected to (implicit grant: in the fragment).
+fn token_from_redirect(redirected: &str, state: &str) -> Result<(String, Option<u64>), PluginError> {
+    let params = redirect_params(redirected);
+    let get = |name: &str| param(&params, name).map(str::to_string);
+    if let Some(error) = get("error") {
+        return Err(PluginError::auth(format!("MTPW refused the login: {error}")));
+    }
+    if get("state").as_deref() != Some(state) {
+        return Err(PluginError::auth(
+            "the login answer does not match the request (OAuth state mismatch); try mtp auth mtpw again",
+        ));
+    }
+    let token = get("access_token").ok_or_else(|| {
+        PluginError::auth("the redirect URL carries no access_token; try mtp auth mtpw again")
+    })?;
+    let expires_in = get("expires_in").and_then(|v| v.trim().parse::<u64>().ok());
+    Ok((token, expires_in))
+}
+
 /// `mtp auth mtpw`.
 pub async fn authorize(
     ctx: &Context,
@@ -88,15 +115,7 @@ pub async fn authorize(
                 .env("MTP_WEB_REDIRECT_URI")
                 .filter(|r| !r.trim().is_empty());
             let state = random_state();
-            let mut query = vec![
-                ("client_id", client_id.as_str()),
-                ("response_type", "token"),
-            ];
-            if let Some(redirect) = &configured {
-                query.push(("redirect_uri", redirect));
-            }
-            query.push(("state", &state));
-            let url = with_query(&auth_url, &query);
+            let url = consent_url(&auth_url, &client_id, configured.as_deref(), &state);
             let redirected = ctx
                 .authorize(&AuthorizePrompt {
                     url,
@@ -104,24 +123,9 @@ pub async fn authorize(
                     provider: "Map the Paths Web".into(),
                 })
                 .await?;
-            let params = redirect_params(&redirected);
-            let get = |name: &str| param(&params, name).map(str::to_string);
-            if let Some(error) = get("error") {
-                return Err(PluginError::auth(format!(
-                    "MTPW refused the login: {error}"
-                )));
-            }
-            if get("state").as_deref() != Some(state.as_str()) {
-                return Err(PluginError::auth(
-                    "the login answer does not match the request (OAuth state mismatch); try mtp auth mtpw again",
-                ));
-            }
-            expires_in = get("expires_in").and_then(|v| v.trim().parse::<u64>().ok());
-            get("access_token").ok_or_else(|| {
-                PluginError::auth(
-                    "the redirect URL carries no access_token; try mtp auth mtpw again",
-                )
-            })?
+            let (token, expires) = token_from_redirect(&redirected, &state)?;
+            expires_in = expires;
+            token
         }
     };
     let mut login = Login {
@@ -129,7 +133,7 @@ pub async fn authorize(
         ..Login::default()
     };
     let base = ctx.require_env("MTP_WEB_URL")?;
-    let api = MtpwApi::new(client, &base, &token, Duration::from_millis(500));
+    let api = MtpwApi::new(client, &base, &token, crate::retry_base(ctx)).with_max_attempts(2);
     match api.check_login(ctx).await {
         Ok(()) => login.verified = true,
         Err(ApiError::Plugin(err)) if err.kind == ErrorKind::Auth => {
@@ -181,6 +185,39 @@ pub fn status(ctx: &Context) -> Result<AuthStatus, PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_uri_is_sent_only_when_configured() {
+        let bare = consent_url("https://mtpw.example/accounts/authorize/", "app", None, "s1");
+        assert_eq!(
+            bare,
+            "https://mtpw.example/accounts/authorize/?client_id=app&response_type=token&state=s1"
+        );
+        let with = consent_url(
+            "https://mtpw.example/accounts/authorize/",
+            "app",
+            Some("app.mtp.desktop://oauth"),
+            "s1",
+        );
+        assert!(with.contains("redirect_uri=app.mtp.desktop%3A%2F%2Foauth"), "{with}");
+    }
+
+    #[test]
+    fn the_login_records_expires_in() {
+        let (token, expires) = token_from_redirect(
+            "app.mtp.desktop://oauth#access_token=t1&expires_in=600000000&token_type=Bearer&state=s1",
+            "s1",
+        )
+        .unwrap();
+        assert_eq!((token.as_str(), expires), ("t1", Some(600_000_000)));
+        let login = Login {
+            verified: true,
+            unverified_because: None,
+            expires_at: expires.map(|s| now_secs() + s),
+        };
+        assert!(login.describe().contains("expires in 694"), "{}", login.describe());
+        assert!(token_from_redirect("app.mtp.desktop://oauth#access_token=t1&state=x", "s1").is_err());
+    }
 
     #[test]
     fn reads_the_token_from_the_fragment() {
