@@ -39,7 +39,7 @@ impl World {
                  MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
                  MAPILLARY_RETRY_BASE_MS=20\n\
                  MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=app\nMTP_WEB_APP_SECRET=secret\n\
-                 MTP_WEB_REDIRECT_URI=http://127.0.0.1:9/mtpw\nMTP_WEB_RETRY_BASE_MS=20\n",
+                 MTP_WEB_RETRY_BASE_MS=20\n",
                 c.client_id,
                 c.client_secret,
                 mapillary.graph_url(),
@@ -93,10 +93,12 @@ impl World {
     /// `mtp upload` until it succeeds and both integrations are published (a flaky world may need a
     /// few runs, as a user would do); returns how many runs it took. When mtp says a publish's outcome is
     /// unknown, do what a user would: check Mapillary (here, the fake's count of `finish_upload` calls
-    /// against the `publishes` expected so far) and add `--republish` only if it did not go through.
+    /// against the `publishes` expected so far) and MTPW (the fake's sequences against the same count:
+    /// one MTPW sequence per published one), and add `--republish` only if none of the unknown ones went
+    /// through.
     fn upload_until_done(&self, dir: &Path, publishes: u32) -> usize {
         let mut republish = false;
-        for attempt in 1..=6 {
+        for attempt in 1..=8 {
             let mut command = self.mtp();
             command.arg("upload").arg(dir);
             if republish {
@@ -106,12 +108,20 @@ impl World {
             if out.status.success() && self.all_published() {
                 return attempt;
             }
-            let unknown = self.status_rows().iter().any(|r| r["state"] == "unknown");
+            let rows = self.status_rows();
+            let unknown = |id: &str| {
+                rows.iter()
+                    .any(|r| r["integration"] == id && r["state"] == "unknown")
+            };
             let sent: u32 = self.mapillary.stats().finish_upload_calls.values().sum();
-            republish = unknown && sent < publishes;
+            let created = self.mtpw.stats().sequences.len() as u32;
+            let (mly, mtpw) = (unknown("mapillary"), unknown("mtpw"));
+            republish = (mly || mtpw)
+                && (!mly || sent < publishes)
+                && (!mtpw || created < publishes);
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("not published after 6 runs: {:?}", self.status_rows());
+        panic!("not published after 8 runs: {:?}", self.status_rows());
     }
 
     fn status_rows(&self) -> Vec<Value> {

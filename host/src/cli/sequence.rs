@@ -51,48 +51,83 @@ pub(crate) fn inspect(
 ) -> Result<ExitCode> {
     let scanned = scan(dir, overrides)?;
     let summary = scanned.summary();
-    // Eligibility is asked of every loaded integration on the valid images, each deciding by its own rules.
+    // The same plan `mtp upload` checks before sending anything, for the enabled integrations; the
+    // loaded but disabled ones are only asked whether they take the sequence.
     let session = Session::open_for_data(global)?;
-    let eligibility = match scanned.to_descriptor(true) {
-        Ok((descriptor, _)) => session
-            .runtime
-            .block_on(session.runner.eligibility(&descriptor))
-            .into_iter()
-            .map(|(id, answer)| match answer {
-                Ok(e) => (id, e.eligible, e.reason),
-                Err(err) => (id, false, Some(format!("could not ask: {err}"))),
-            })
-            .collect(),
+    let mut options = serde_json::Map::new();
+    options.insert(
+        "prior_uploads".into(),
+        serde_json::to_value(scanned.prior_uploads()).unwrap_or_default(),
+    );
+    let lines: Vec<(String, serde_json::Value, String)> = match scanned.to_descriptor(true) {
+        Ok((descriptor, _)) => {
+            let plan = session
+                .runtime
+                .block_on(session.runner.preflight(&descriptor, false, &options));
+            let mut lines: Vec<(String, serde_json::Value, String)> = plan
+                .iter()
+                .map(|e| {
+                    let reason = e.not_eligible.clone().or_else(|| e.skipped.clone());
+                    (
+                        e.integration.clone(),
+                        serde_json::json!({"id": e.integration, "eligible": e.runs(),
+                            "reason": reason, "needs": e.needs}),
+                        e.describe(),
+                    )
+                })
+                .collect();
+            for (id, answer) in session
+                .runtime
+                .block_on(session.runner.eligibility(&descriptor))
+            {
+                if plan.iter().any(|e| e.integration == id) {
+                    continue;
+                }
+                let (eligible, reason) = match answer {
+                    Ok(e) => (e.eligible, e.reason),
+                    Err(err) => (false, Some(format!("could not ask: {err}"))),
+                };
+                let text = match (&eligible, &reason) {
+                    (true, _) => "eligible (not enabled)".to_string(),
+                    (false, Some(r)) => format!("not eligible: {r} (not enabled)"),
+                    (false, None) => "not eligible (not enabled)".to_string(),
+                };
+                lines.push((
+                    id.clone(),
+                    serde_json::json!({"id": id, "eligible": eligible, "reason": reason,
+                        "enabled": false}),
+                    text,
+                ));
+            }
+            lines
+        }
         Err(err) => session
             .runner
             .registry
             .infos()
             .iter()
             .filter(|i| i.loaded)
-            .map(|i| (i.id.clone(), false, Some(err.to_string())))
-            .collect::<Vec<_>>(),
+            .map(|i| {
+                (
+                    i.id.clone(),
+                    serde_json::json!({"id": i.id, "eligible": false, "reason": err.to_string()}),
+                    format!("not eligible: {err}"),
+                )
+            })
+            .collect(),
     };
     if global.json {
         let mut value = serde_json::to_value(&summary).context("cannot encode the summary")?;
-        value["integrations"] = eligibility
-            .iter()
-            .map(|(id, eligible, reason)| {
-                serde_json::json!({"id": id, "eligible": eligible, "reason": reason})
-            })
-            .collect();
+        value["integrations"] = lines.iter().map(|(_, json, _)| json.clone()).collect();
         print_json(&value)?;
     } else {
         print!("{}", summary.render_text());
         println!("integrations:");
-        if eligibility.is_empty() {
+        if lines.is_empty() {
             println!("  (no integration plugins loaded)");
         }
-        for (id, eligible, reason) in &eligibility {
-            match (eligible, reason) {
-                (true, _) => println!("  {id}: eligible"),
-                (false, Some(reason)) => println!("  {id}: not eligible: {reason}"),
-                (false, None) => println!("  {id}: not eligible"),
-            }
+        for (id, _, text) in &lines {
+            println!("  {id}: {text}");
         }
     }
     Ok(ExitCode::SUCCESS)
