@@ -190,8 +190,10 @@ impl Default for MtpwConfig {
     }
 }
 
-/// Transport types MTPW knows, parent → children (design.md §2). `Powered` and `Land` are legacy
-/// parents without children.
+/// Transport types MTPW knows, parent → children: MTPDU's `transports/transport-methods.json`
+/// (trek-view/mtp-desktop-uploader) with Plane, Helicopter and Drone under Air. An assumption: the real
+/// server keeps its `TransType` rows in its database, not in the repository. `Powered` and `Land` are the
+/// 2020 parents, kept without children.
 pub const TRANSPORT_TYPES: &[(&str, &[&str])] = &[
     (
         "Earth",

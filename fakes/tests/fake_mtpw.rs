@@ -97,10 +97,7 @@ async fn implicit_grant_consent_page() {
     .await;
     // The real server allows only the app.mtp.desktop scheme (trek-view/mtp-web config/settings/base.py)
     // and only a registered redirect_uri: a loopback listener can never receive the token.
-    for refused in [
-        "http://127.0.0.1:7777/mtpw",
-        "app.mtp.desktop://elsewhere",
-    ] {
+    for refused in ["http://127.0.0.1:7777/mtpw", "app.mtp.desktop://elsewhere"] {
         let r = api
             .http
             .get(api.fake.auth_url())
@@ -585,7 +582,11 @@ async fn create_saves_the_row_before_the_tag_loop() {
     let (status, _) = api
         .form(
             "sequence/create/",
-            &[("name", "Canal"), ("transport_type", "Walk"), ("tag", &tags)],
+            &[
+                ("name", "Canal"),
+                ("transport_type", "Walk"),
+                ("tag", &tags),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -601,13 +602,21 @@ async fn create_saves_the_row_before_the_tag_loop() {
         )
         .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(api.fake.stats().sequences.len(), 1, "no row for a name too long");
+    assert_eq!(
+        api.fake.stats().sequences.len(),
+        1,
+        "no row for a name too long"
+    );
 
     // Capitals are saved lower-cased and then removed by the loop; an empty value is a tag named "".
     let (status, body) = api
         .form(
             "sequence/create/",
-            &[("name", "Tags"), ("transport_type", "Walk"), ("tag", "Canal,river")],
+            &[
+                ("name", "Tags"),
+                ("transport_type", "Walk"),
+                ("tag", "Canal,river"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -624,7 +633,10 @@ async fn create_saves_the_row_before_the_tag_loop() {
     // Without the field, no tags at all; 100 characters are fine.
     let name = "n".repeat(100);
     let (status, _) = api
-        .form("sequence/create/", &[("name", &name), ("transport_type", "Walk")])
+        .form(
+            "sequence/create/",
+            &[("name", &name), ("transport_type", "Walk")],
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(api.fake.stats().sequences[3].tags.is_empty());
@@ -640,14 +652,20 @@ async fn retired_v3_mapillary_check_is_switchable() {
     })
     .await;
     let (_, created) = api
-        .form("sequence/create/", &[("name", "S"), ("transport_type", "Walk")])
+        .form(
+            "sequence/create/",
+            &[("name", "S"), ("transport_type", "Walk")],
+        )
         .await;
     let id = created["unique_id"].as_str().unwrap().to_string();
     let body = json!({"mapillary_user_token": MLY_TOKEN, "mapillary_sequence_key": "K1"});
     api.fake.set_mapillary_check(MapillaryCheck::V3Retired);
     let (status, answer) = api.put_import(&id, body.clone()).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(answer, json!({"error": "Mapillary token is invalid", "status": false}));
+    assert_eq!(
+        answer,
+        json!({"error": "Mapillary token is invalid", "status": false})
+    );
     api.fake.set_mapillary_check(MapillaryCheck::V3Unreachable);
     let (status, _) = api.put_import(&id, body.clone()).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);

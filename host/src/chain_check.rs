@@ -60,9 +60,9 @@ fn upstream_blocks(
         )),
         Some(UpstreamResult::Error { message, outcome }) => match outcome.as_ref().map(|o| o.state)
         {
-            Some(SequenceState::Unpublished | SequenceState::Unknown | SequenceState::Published) => {
-                None
-            }
+            Some(
+                SequenceState::Unpublished | SequenceState::Unknown | SequenceState::Published,
+            ) => None,
             _ => failed(message),
         },
         Some(UpstreamResult::Outcome(outcome)) => match outcome.state {
@@ -71,7 +71,9 @@ fn upstream_blocks(
             | SequenceState::Unknown
             | SequenceState::Waiting => None,
             SequenceState::DryRun => Some(format!("needs {upstream}, which only did a dry run")),
-            SequenceState::Failed => failed(outcome.message.as_deref().unwrap_or("no reason given")),
+            SequenceState::Failed => {
+                failed(outcome.message.as_deref().unwrap_or("no reason given"))
+            }
             SequenceState::Pending | SequenceState::Uploading => Some(format!(
                 "needs {upstream}, which has not finished ({}); run mtp upload again",
                 outcome.state.as_str()
@@ -87,9 +89,9 @@ pub fn upstream_skip(
     results: &BTreeMap<String, UpstreamResult>,
     enabled: &[String],
 ) -> Option<String> {
-    required_upstreams(manifest).iter().find_map(|up| {
-        upstream_blocks(up, results.get(up), enabled.iter().any(|e| e == up))
-    })
+    required_upstreams(manifest)
+        .iter()
+        .find_map(|up| upstream_blocks(up, results.get(up), enabled.iter().any(|e| e == up)))
 }
 
 /// Why integration `id` is skipped because the sequence is already published there: the host passes
@@ -151,7 +153,11 @@ pub fn blocking_message(plan: &[PlanEntry]) -> Option<String> {
     let lines: Vec<String> = plan
         .iter()
         .filter(|e| e.runs())
-        .flat_map(|e| e.needs.iter().map(move |n| format!("  - {}: {n}", e.integration)))
+        .flat_map(|e| {
+            e.needs
+                .iter()
+                .map(move |n| format!("  - {}: {n}", e.integration))
+        })
         .collect();
     (!lines.is_empty()).then(|| {
         format!(
@@ -179,10 +185,18 @@ mod tests {
         assert_eq!(required_upstreams(&m), ["mapillary"]);
         let mut results = BTreeMap::new();
         let enabled = ["mapillary".to_string(), "mtpw".to_string()];
-        assert!(upstream_skip(&m, &results, &[]).unwrap().contains("not enabled"));
+        assert!(upstream_skip(&m, &results, &[])
+            .unwrap()
+            .contains("not enabled"));
         for (state, expected) in [
-            (SequenceState::DryRun, Some("needs mapillary, which only did a dry run")),
-            (SequenceState::Failed, Some("needs mapillary, which failed: boom")),
+            (
+                SequenceState::DryRun,
+                Some("needs mapillary, which only did a dry run"),
+            ),
+            (
+                SequenceState::Failed,
+                Some("needs mapillary, which failed: boom"),
+            ),
             (SequenceState::Published, None),
             (SequenceState::Unpublished, None),
             (SequenceState::Unknown, None),
@@ -191,7 +205,11 @@ mod tests {
                 "mapillary".to_string(),
                 UpstreamResult::Outcome(RunOutcome::new(state, "boom")),
             );
-            assert_eq!(upstream_skip(&m, &results, &enabled).as_deref(), expected, "{state:?}");
+            assert_eq!(
+                upstream_skip(&m, &results, &enabled).as_deref(),
+                expected,
+                "{state:?}"
+            );
         }
         results.insert(
             "mapillary".to_string(),

@@ -395,9 +395,9 @@ impl Runner {
                             Some(e.reason.unwrap_or_else(|| "no reason given".into()))
                     }
                     Ok(e) => entry.needs = e.needs,
-                    Err(err) => entry
-                        .needs
-                        .push(format!("could not ask whether it takes the sequence: {err}")),
+                    Err(err) => entry.needs.push(format!(
+                        "could not ask whether it takes the sequence: {err}"
+                    )),
                 }
             }
             if entry.runs() {

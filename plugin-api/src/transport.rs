@@ -154,9 +154,11 @@ pub fn legacy_2020_mapping(parent: &str, child: Option<&str>) -> Option<String> 
     };
     let is_powered = normalise(parent) == "powered";
     let is_land = normalise(parent) == "land";
-    let renamed = child
-        .or(Some(parent))
-        .is_some_and(|c| RENAMED_2020.iter().any(|(o, _)| normalise(o) == normalise(c)));
+    let renamed = child.or(Some(parent)).is_some_and(|c| {
+        RENAMED_2020
+            .iter()
+            .any(|(o, _)| normalise(o) == normalise(c))
+    });
     if !(renamed || (child.is_some() && (is_powered || is_land))) {
         return None;
     }
@@ -505,7 +507,11 @@ mod tests {
             let note = legacy_2020_mapping(parent, Some(child).filter(|c| !c.is_empty()))
                 .unwrap_or_else(|| legacy_2020_mapping("", Some(old)).unwrap_or_default());
             assert!(note.contains(new), "{old}: {note}");
-            assert_eq!(note.contains("Mapillary"), new.starts_with("Air/"), "{note}");
+            assert_eq!(
+                note.contains("Mapillary"),
+                new.starts_with("Air/"),
+                "{note}"
+            );
         }
         assert_eq!(p("Powered-Walk"), "ERR Powered-Walk");
         assert_eq!(legacy_2020_mapping("Earth", Some("Car")), None);

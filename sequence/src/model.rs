@@ -305,10 +305,10 @@ impl ScannedSequence {
     /// The MTPDU sequence log among [`ScannedSequence::metadata_files`], read again (it is small); `None` for
     /// a plain folder or a log that cannot be read now.
     pub fn mtpdu_log(&self) -> Option<SequenceLog> {
-        let path = self
-            .metadata_files
-            .iter()
-            .find(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")))?;
+        let path = self.metadata_files.iter().find(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        })?;
         SequenceLog::read(path).ok()
     }
 
@@ -366,9 +366,13 @@ impl ScannedSequence {
                 String::new()
             };
             notes.push(
-                format!("{}{}{action}", prior.what, if action.is_empty() { "" } else { "; " })
-                    .trim_end()
-                    .to_string(),
+                format!(
+                    "{}{}{action}",
+                    prior.what,
+                    if action.is_empty() { "" } else { "; " }
+                )
+                .trim_end()
+                .to_string(),
             );
         }
         notes

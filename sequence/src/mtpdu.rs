@@ -406,8 +406,14 @@ mod tests {
             log.destination["mtpw"],
             DestinationState::Started("0b7d4c3e-1f7a-4e55-9f3b-7f3c6f0f2a11".into())
         );
-        assert_eq!(log.destination["strava"], DestinationState::Started("4242".into()));
-        assert_eq!(log.destination["google"], DestinationState::Failed("Error: quota".into()));
+        assert_eq!(
+            log.destination["strava"],
+            DestinationState::Started("4242".into())
+        );
+        assert_eq!(
+            log.destination["google"],
+            DestinationState::Failed("Error: quota".into())
+        );
         assert!(!log.destination.keys().any(|k| k.contains("token")));
         assert!(!format!("{log:?}").contains("secret"));
     }

@@ -109,7 +109,10 @@ pub(crate) fn check_sequence(
         let Some(t) = images[i].captured_at_ms else {
             continue;
         };
-        if group.first().is_some_and(|&g| images[g].captured_at_ms != Some(t)) {
+        if group
+            .first()
+            .is_some_and(|&g| images[g].captured_at_ms != Some(t))
+        {
             group.clear();
         }
         if let Some(&p) = group.iter().find(|&&p| same_place(&images[p], &images[i])) {
@@ -176,7 +179,8 @@ pub(crate) fn check_sequence(
         let mut last = first;
         for &i in &chain[start + 1..] {
             if impossible(&images[last], &images[i], pair(last, i)) {
-                let (v, d) = speed_kmh(&images[last], &images[i], pair(last, i)).unwrap_or_default();
+                let (v, d) =
+                    speed_kmh(&images[last], &images[i], pair(last, i)).unwrap_or_default();
                 per_image[i].push(Problem::image(
                     &images[i].path,
                     "GPSLatitude/GPSLongitude",

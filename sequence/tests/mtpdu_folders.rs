@@ -26,13 +26,20 @@ fn mtpdu_sequence(dir: &Path, count: usize) -> GeneratedSequence {
 }
 
 fn log_path(g: &GeneratedSequence) -> PathBuf {
-    g.root.join(format!("{}.json", g.root.file_name().unwrap().to_string_lossy()))
+    g.root.join(format!(
+        "{}.json",
+        g.root.file_name().unwrap().to_string_lossy()
+    ))
 }
 
 /// Edits the sequence log's `sequence` object as MTPDU (or a user) would have left it.
-fn edit_log(g: &GeneratedSequence, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+fn edit_log(
+    g: &GeneratedSequence,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
     let path = log_path(g);
-    let mut log: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let mut log: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     edit(log["sequence"].as_object_mut().unwrap());
     fs::write(&path, serde_json::to_string(&log).unwrap()).unwrap();
 }
@@ -53,20 +60,35 @@ fn a_destination_block_is_read_and_reported() {
     let prior = s.prior_uploads();
     assert!(prior["mapillary"].published);
     assert!(!prior["mtpw"].published);
-    assert_eq!(prior["mtpw"].id.as_deref(), Some("8a0f3f8e-2c55-4b8e-9a51-0d4c0a1b2c3d"));
+    assert_eq!(
+        prior["mtpw"].id.as_deref(),
+        Some("8a0f3f8e-2c55-4b8e-9a51-0d4c0a1b2c3d")
+    );
     let text = s.summary().render_text();
-    assert!(text.contains("mtp upload skips mapillary for it unless you pass --force"), "{text}");
-    assert!(text.contains("reuses it instead of creating another"), "{text}");
+    assert!(
+        text.contains("mtp upload skips mapillary for it unless you pass --force"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reuses it instead of creating another"),
+        "{text}"
+    );
     assert!(!text.contains("secret"), "{text}");
 
     edit_log(&g, |seq| {
-        seq.insert("destination".into(), serde_json::json!({"mapillary": true, "mtp": true}));
+        seq.insert(
+            "destination".into(),
+            serde_json::json!({"mapillary": true, "mtp": true}),
+        );
     });
     let s = read_sequence(&g.root, &Overrides::default()).unwrap();
     assert!(s.prior_uploads()["mtpw"].published);
     // A failed attempt is no reason to skip.
     edit_log(&g, |seq| {
-        seq.insert("destination".into(), serde_json::json!({"mapillary": "Error: Network Error"}));
+        seq.insert(
+            "destination".into(),
+            serde_json::json!({"mapillary": "Error: Network Error"}),
+        );
     });
     let s = read_sequence(&g.root, &Overrides::default()).unwrap();
     assert!(s.prior_uploads().is_empty());
@@ -78,7 +100,12 @@ fn transport_names_of_2020_are_accepted_and_explained() {
     for (parent, child, today, air) in [
         ("Powered", "Drone", "Air/Drone", true),
         ("Powered", "Boat", "Water/Boat", false),
-        ("Powered", "Electric Scooter", "Earth/Electric Scooter", false),
+        (
+            "Powered",
+            "Electric Scooter",
+            "Earth/Electric Scooter",
+            false,
+        ),
         ("Powered", "Snowmobile", "Snow/Snowmobile", false),
         ("Air", "Hanglide", "Air/Hang Glide", true),
     ] {
@@ -93,9 +120,19 @@ fn transport_names_of_2020_are_accepted_and_explained() {
         let (descriptor, _) = s.to_descriptor(false).unwrap();
         assert_eq!(descriptor.transport.unwrap().to_string(), today);
         let notes = s.notes();
-        let note = notes.iter().find(|n| n.contains("2020")).expect("a mapping note");
-        assert!(note.contains(&format!("{parent}-{child}")) && note.contains(today), "{note}");
-        assert_eq!(note.contains("Mapillary accepts no Air transport"), air, "{note}");
+        let note = notes
+            .iter()
+            .find(|n| n.contains("2020"))
+            .expect("a mapping note");
+        assert!(
+            note.contains(&format!("{parent}-{child}")) && note.contains(today),
+            "{note}"
+        );
+        assert_eq!(
+            note.contains("Mapillary accepts no Air transport"),
+            air,
+            "{note}"
+        );
     }
 }
 
@@ -140,12 +177,26 @@ fn equal_whole_second_times_are_spread_within_the_second() {
     assert!(s.is_valid(), "{:#?}", s.problems);
     let (descriptor, skipped) = s.to_descriptor(false).unwrap();
     assert!(skipped.is_empty());
-    let times: Vec<i64> = descriptor.images.iter().map(|i| i.captured_at_ms - T0).collect();
+    let times: Vec<i64> = descriptor
+        .images
+        .iter()
+        .map(|i| i.captured_at_ms - T0)
+        .collect();
     assert_eq!(times, [0, 250, 500, 750, 1000, 1250, 1500, 1750]);
-    let names: Vec<&str> = descriptor.images.iter().map(|i| i.file_name.as_str()).collect();
-    assert_eq!(names, ["000.jpg", "001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.jpg", "006.jpg", "007.jpg"]);
+    let names: Vec<&str> = descriptor
+        .images
+        .iter()
+        .map(|i| i.file_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["000.jpg", "001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.jpg", "006.jpg", "007.jpg"]
+    );
     let text = s.summary().render_text();
-    assert!(text.contains("8 images share whole-second capture times"), "{text}");
+    assert!(
+        text.contains("8 images share whole-second capture times"),
+        "{text}"
+    );
     assert!(text.contains("as mapillary_tools does"), "{text}");
 }
 
@@ -161,7 +212,11 @@ fn only_the_same_time_and_the_same_place_is_a_duplicate() {
         .collect();
     assert_eq!(dups.len(), 1, "{:#?}", s.problems);
     assert!(dups[0].file.as_ref().unwrap().ends_with("007.jpg"));
-    assert!(dups[0].message.contains("same capture time as 006.jpg"), "{}", dups[0].message);
+    assert!(
+        dups[0].message.contains("same capture time as 006.jpg"),
+        "{}",
+        dups[0].message
+    );
     let (descriptor, skipped) = s.to_descriptor(true).unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!(descriptor.images.len(), 7);

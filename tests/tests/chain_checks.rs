@@ -93,7 +93,8 @@ impl World {
         };
         let g = generate_sequence(&self.home.path().join(name), &opts).unwrap();
         let log = g.root.join(format!("{name}.json"));
-        let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+        let mut json: Value =
+            serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
         json["sequence"]["destination"] = destination;
         std::fs::write(&log, serde_json::to_string(&json).unwrap()).unwrap();
         g.root
@@ -138,7 +139,10 @@ fn nothing_is_sent_until_every_integration_that_will_run_has_what_it_needs() {
     let out = upload(&world, &dir, &[]);
     let shown = text(&out);
     assert!(!out.status.success(), "{shown}");
-    assert!(shown.contains("not ready to upload; nothing was sent"), "{shown}");
+    assert!(
+        shown.contains("not ready to upload; nothing was sent"),
+        "{shown}"
+    );
     assert!(
         shown.contains("mtpw: not logged in to Map the Paths Web: run `mtp auth mtpw`"),
         "{shown}"
@@ -147,7 +151,11 @@ fn nothing_is_sent_until_every_integration_that_will_run_has_what_it_needs() {
         shown.contains("mtpw: MTPW needs a transport type: pass --transport"),
         "{shown}"
     );
-    assert_eq!(world.images_received(), 0, "not a byte before the chain is ready");
+    assert_eq!(
+        world.images_received(),
+        0,
+        "not a byte before the chain is ready"
+    );
     assert!(world.status().is_empty());
 
     // inspect says the same thing upload does.
@@ -189,7 +197,10 @@ fn mtpw_is_skipped_with_the_reason_when_mapillary_skips_or_dry_runs() {
     let mtpw = rows.iter().find(|r| r["integration"] == "mtpw").unwrap();
     assert_ne!(mtpw["state"], "waiting", "{rows:?}");
     assert!(
-        mtpw["message"].as_str().unwrap().starts_with("skipped: needs mapillary"),
+        mtpw["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("skipped: needs mapillary"),
         "{rows:?}"
     );
 
@@ -200,7 +211,10 @@ fn mtpw_is_skipped_with_the_reason_when_mapillary_skips_or_dry_runs() {
         "{shown}"
     );
     let mtpw = world.mtpw.stats();
-    assert!(mtpw.sequences.is_empty() && mtpw.import_calls == 0, "{mtpw:?}");
+    assert!(
+        mtpw.sequences.is_empty() && mtpw.import_calls == 0,
+        "{mtpw:?}"
+    );
 }
 
 #[test]
@@ -209,7 +223,11 @@ fn an_mtpdu_destination_block_is_honoured() {
     world.auth("mapillary");
     world.auth("mtpw");
 
-    let done = world.mtpdu("done", 1, serde_json::json!({"mapillary": true, "mtp": true}));
+    let done = world.mtpdu(
+        "done",
+        1,
+        serde_json::json!({"mapillary": true, "mtp": true}),
+    );
     let out = upload(&world, &done, &[]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
@@ -220,10 +238,16 @@ fn an_mtpdu_destination_block_is_honoured() {
         ),
         "{shown}"
     );
-    assert!(shown.contains("mtpw: skipped: already published"), "{shown}");
+    assert!(
+        shown.contains("mtpw: skipped: already published"),
+        "{shown}"
+    );
     assert_eq!(world.images_received(), 0);
     let inspect = text(&world.run(&["sequence", "inspect", done.to_str().unwrap()]));
-    assert!(inspect.contains("mapillary: skipped: already published"), "{inspect}");
+    assert!(
+        inspect.contains("mapillary: skipped: already published"),
+        "{inspect}"
+    );
 
     // MTPDU created the MTPW sequence, then failed to find the Mapillary key: mtp uploads to Mapillary
     // and imports into MTPDU's MTPW sequence instead of creating a second.
@@ -232,7 +256,11 @@ fn an_mtpdu_destination_block_is_honoured() {
         reqwest::Client::new()
             .post(format!("{}/api/v1/sequence/create/", world.mtpw.base_url()))
             .bearer_auth(world.mtpw.token())
-            .form(&[("name", "half"), ("transport_type", "Walk"), ("source", "mtpdu")])
+            .form(&[
+                ("name", "half"),
+                ("transport_type", "Walk"),
+                ("source", "mtpdu"),
+            ])
             .send()
             .await
             .unwrap()

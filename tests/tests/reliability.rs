@@ -116,9 +116,8 @@ impl World {
             let sent: u32 = self.mapillary.stats().finish_upload_calls.values().sum();
             let created = self.mtpw.stats().sequences.len() as u32;
             let (mly, mtpw) = (unknown("mapillary"), unknown("mtpw"));
-            republish = (mly || mtpw)
-                && (!mly || sent < publishes)
-                && (!mtpw || created < publishes);
+            republish =
+                (mly || mtpw) && (!mly || sent < publishes) && (!mtpw || created < publishes);
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!("not published after 8 runs: {:?}", self.status_rows());

@@ -61,9 +61,10 @@ pub(crate) fn inspect(
     );
     let lines: Vec<(String, serde_json::Value, String)> = match scanned.to_descriptor(true) {
         Ok((descriptor, _)) => {
-            let plan = session
-                .runtime
-                .block_on(session.runner.preflight(&descriptor, false, &options));
+            let plan =
+                session
+                    .runtime
+                    .block_on(session.runner.preflight(&descriptor, false, &options));
             let mut lines: Vec<(String, serde_json::Value, String)> = plan
                 .iter()
                 .map(|e| {

@@ -79,11 +79,16 @@ fn consent_url(auth_url: &str, client_id: &str, redirect_uri: Option<&str>, stat
 }
 
 /// The token and its `expires_in` from the URL MTPW redirected to (implicit grant: in the fragment).
-fn token_from_redirect(redirected: &str, state: &str) -> Result<(String, Option<u64>), PluginError> {
+fn token_from_redirect(
+    redirected: &str,
+    state: &str,
+) -> Result<(String, Option<u64>), PluginError> {
     let params = redirect_params(redirected);
     let get = |name: &str| param(&params, name).map(str::to_string);
     if let Some(error) = get("error") {
-        return Err(PluginError::auth(format!("MTPW refused the login: {error}")));
+        return Err(PluginError::auth(format!(
+            "MTPW refused the login: {error}"
+        )));
     }
     if get("state").as_deref() != Some(state) {
         return Err(PluginError::auth(
@@ -156,7 +161,10 @@ pub async fn authorize(
     ctx.set_secret("token", &token)?;
     ctx.state().put_json("login", &login)?;
     if !login.verified {
-        ctx.warn(format!("MTPW token stored but not verified: {}", login.describe()));
+        ctx.warn(format!(
+            "MTPW token stored but not verified: {}",
+            login.describe()
+        ));
     }
     Ok(AuthOutcome {
         account: format!("Map the Paths Web user ({})", login.describe()),
@@ -188,7 +196,12 @@ mod tests {
 
     #[test]
     fn redirect_uri_is_sent_only_when_configured() {
-        let bare = consent_url("https://mtpw.example/accounts/authorize/", "app", None, "s1");
+        let bare = consent_url(
+            "https://mtpw.example/accounts/authorize/",
+            "app",
+            None,
+            "s1",
+        );
         assert_eq!(
             bare,
             "https://mtpw.example/accounts/authorize/?client_id=app&response_type=token&state=s1"
@@ -199,7 +212,10 @@ mod tests {
             Some("app.mtp.desktop://oauth"),
             "s1",
         );
-        assert!(with.contains("redirect_uri=app.mtp.desktop%3A%2F%2Foauth"), "{with}");
+        assert!(
+            with.contains("redirect_uri=app.mtp.desktop%3A%2F%2Foauth"),
+            "{with}"
+        );
     }
 
     #[test]
@@ -215,8 +231,14 @@ mod tests {
             unverified_because: None,
             expires_at: expires.map(|s| now_secs() + s),
         };
-        assert!(login.describe().contains("expires in 694"), "{}", login.describe());
-        assert!(token_from_redirect("app.mtp.desktop://oauth#access_token=t1&state=x", "s1").is_err());
+        assert!(
+            login.describe().contains("expires in 694"),
+            "{}",
+            login.describe()
+        );
+        assert!(
+            token_from_redirect("app.mtp.desktop://oauth#access_token=t1&state=x", "s1").is_err()
+        );
     }
 
     #[test]

@@ -457,10 +457,9 @@ async fn create_then_import(
             if state.create_sent && !rules.repeat_unknown {
                 // An earlier create left without an answer we could trust (5xx, timeout, or mtp stopped
                 // before storing the answer): only the user can tell whether it exists.
-                let why = state
-                    .create_unknown
-                    .clone()
-                    .unwrap_or_else(|| "an earlier run stopped before storing MTPW's answer".into());
+                let why = state.create_unknown.clone().unwrap_or_else(|| {
+                    "an earlier run stopped before storing MTPW's answer".into()
+                });
                 return Ok(Step::Unsettled(unknown_create(fields.name, &why)));
             }
             state.create_sent = true;

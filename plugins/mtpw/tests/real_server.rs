@@ -76,7 +76,11 @@ async fn a_create_answered_with_a_5xx_is_never_sent_again_blindly() {
     let message = unknown.message.clone().unwrap();
     assert!(message.contains("HTTP 5"), "{message}");
     assert!(message.contains("not created again blindly"), "{message}");
-    assert!(unknown.next_action.as_deref().unwrap().contains("--republish"));
+    assert!(unknown
+        .next_action
+        .as_deref()
+        .unwrap()
+        .contains("--republish"));
     assert_eq!(creates(&fake), 1, "one create, not retried");
 
     // Neither a plain re-run nor a re-check repeats it, even with the server healthy again.
@@ -111,12 +115,22 @@ async fn what_the_server_would_refuse_is_refused_before_any_request() {
     bad.sequence.name = "n".repeat(101);
     let needs = Mtpw::default().eligibility(&bad.sequence).needs;
     assert_eq!(needs.len(), 3, "{needs:?}");
-    assert!(needs[0].contains("101 characters") && needs[0].contains("--name"), "{needs:?}");
-    assert!(needs[1].contains("at most 50") && needs[1].contains("--tag"), "{needs:?}");
+    assert!(
+        needs[0].contains("101 characters") && needs[0].contains("--name"),
+        "{needs:?}"
+    );
+    assert!(
+        needs[1].contains("at most 50") && needs[1].contains("--tag"),
+        "{needs:?}"
+    );
     assert!(needs[2].contains("two-words"), "{needs:?}");
     let err = Mtpw::default().run(&host.context(), bad).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput);
-    assert!(fake.stats().requests.is_empty(), "{:?}", fake.stats().requests);
+    assert!(
+        fake.stats().requests.is_empty(),
+        "{:?}",
+        fake.stats().requests
+    );
 
     let mut no_transport = request("K1", &[]);
     no_transport.sequence.transport = None;
@@ -135,7 +149,10 @@ async fn what_the_server_would_refuse_is_refused_before_any_request() {
     Mtpw::default().run(&host.context(), tagged).await.unwrap();
     let stats = fake.stats();
     assert!(stats.sequence_by_key("K1").unwrap().tags.is_empty());
-    assert_eq!(stats.sequence_by_key("K2").unwrap().tags, ["canal", "morning"]);
+    assert_eq!(
+        stats.sequence_by_key("K2").unwrap().tags,
+        ["canal", "morning"]
+    );
 }
 
 #[tokio::test]
@@ -152,13 +169,26 @@ async fn each_part_gets_its_own_name() {
         .iter()
         .map(|k| stats.sequence_by_key(k).unwrap().name.as_str())
         .collect();
-    assert_eq!(names, ["Canal walk Part 1", "Canal walk Part 2", "Canal walk Part 3"]);
+    assert_eq!(
+        names,
+        [
+            "Canal walk Part 1",
+            "Canal walk Part 2",
+            "Canal walk Part 3"
+        ]
+    );
 
     let mut mtpdu_part = request("K9", &[]);
     mtpdu_part.sequence.id = "seq-9".into();
     mtpdu_part.sequence.name = "Canal walk_part_2".into();
-    Mtpw::default().run(&host.context(), mtpdu_part).await.unwrap();
-    assert_eq!(fake.stats().sequence_by_key("K9").unwrap().name, "Canal walk Part 2");
+    Mtpw::default()
+        .run(&host.context(), mtpdu_part)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.stats().sequence_by_key("K9").unwrap().name,
+        "Canal walk Part 2"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +225,11 @@ async fn an_mtpw_sequence_mtpdu_created_is_reused() {
     let created: serde_json::Value = http
         .post(format!("{}/api/v1/sequence/create/", fake.base_url()))
         .bearer_auth(fake.token())
-        .form(&[("name", "Canal walk"), ("transport_type", "Walk"), ("source", "mtpdu")])
+        .form(&[
+            ("name", "Canal walk"),
+            ("transport_type", "Walk"),
+            ("source", "mtpdu"),
+        ])
         .send()
         .await
         .unwrap()
@@ -211,9 +245,15 @@ async fn an_mtpw_sequence_mtpdu_created_is_reused() {
     let done = Mtpw::default().run(&host.context(), run).await.unwrap();
     assert_eq!(done.state, SequenceState::Published, "{done:?}");
     assert_eq!(done.keys["unique_id"], unique_id);
-    assert!(done.message.unwrap().contains("MTP Desktop Uploader had created"));
+    assert!(done
+        .message
+        .unwrap()
+        .contains("MTP Desktop Uploader had created"));
     assert_eq!(creates(&fake), 1, "only MTPDU's create");
-    assert_eq!(fake.stats().sequence_by_key("K1").unwrap().unique_id, unique_id);
+    assert_eq!(
+        fake.stats().sequence_by_key("K1").unwrap().unique_id,
+        unique_id
+    );
 }
 
 #[tokio::test]
@@ -228,28 +268,56 @@ async fn login_verifies_the_token_and_says_when_it_cannot() {
     let host = env(TestHost::new(), &fake.base_url());
     let ctx = host.context();
     let err = Mtpw::default()
-        .authorize(&ctx, AuthRequest { token: Some("ANYTHING".into()) })
+        .authorize(
+            &ctx,
+            AuthRequest {
+                token: Some("ANYTHING".into()),
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth);
-    assert!(err.message.contains("does not accept this token"), "{}", err.message);
+    assert!(
+        err.message.contains("does not accept this token"),
+        "{}",
+        err.message
+    );
     assert_eq!(host.secret("token"), None);
     assert_eq!(fake.stats().sequences.len(), 0, "the probe creates nothing");
 
     let ok = Mtpw::default()
-        .authorize(&ctx, AuthRequest { token: Some(fake.token()) })
+        .authorize(
+            &ctx,
+            AuthRequest {
+                token: Some(fake.token()),
+            },
+        )
         .await
         .unwrap();
-    assert!(ok.account.contains("token verified with MTPW; expiry unknown"), "{}", ok.account);
+    assert!(
+        ok.account
+            .contains("token verified with MTPW; expiry unknown"),
+        "{}",
+        ok.account
+    );
     assert_eq!(fake.stats().sequences.len(), 0);
 
     // An unreachable server: stored, and said plainly.
     let host = env(TestHost::new(), "http://127.0.0.1:9");
     let stored = Mtpw::default()
-        .authorize(&host.context(), AuthRequest { token: Some("tok".into()) })
+        .authorize(
+            &host.context(),
+            AuthRequest {
+                token: Some("tok".into()),
+            },
+        )
         .await
         .unwrap();
-    assert!(stored.account.contains("NOT verified"), "{}", stored.account);
+    assert!(
+        stored.account.contains("NOT verified"),
+        "{}",
+        stored.account
+    );
     let status = Mtpw::default().auth_status(&host.context()).await.unwrap();
     assert!(status.detail.unwrap().contains("NOT verified"));
 }
