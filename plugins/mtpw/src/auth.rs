@@ -143,7 +143,7 @@ pub async fn authorize(
         Ok(()) => login.verified = true,
         Err(ApiError::Plugin(err)) if err.kind == ErrorKind::Auth => {
             return Err(PluginError::auth(format!(
-                "MTPW at {base} does not accept this token (HTTP 403); nothing was stored. Log in again                  with `mtp auth mtpw`, or pass a working token with --token"
+                "MTPW at {base} does not accept this token (HTTP 403); nothing was stored. Log in again with `mtp auth mtpw`, or pass a working token with --token"
             )));
         }
         Err(ApiError::NotFound) => {
