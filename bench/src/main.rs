@@ -770,7 +770,7 @@ impl Bench {
         self.mtp.prepare_home(
             &home,
             &fake,
-            "MTP_WEB_URL=http://127.0.0.1:9\nMTP_WEB_AUTH_URL=http://127.0.0.1:9/o/authorize/\n\
+            "MTP_WEB_URL=http://127.0.0.1:9\nMTP_WEB_AUTH_URL=http://127.0.0.1:9/accounts/authorize/\n\
              MTP_WEB_APP_ID=bench\nMTP_WEB_APP_SECRET=bench\n",
         )?;
         let n = self.sizes.status_sequences;

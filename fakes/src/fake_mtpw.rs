@@ -1,10 +1,30 @@
-//! A local fake of the Map the Paths Web API (design.md §4, trek-view/mtp-web `api/views.py`),
-//! with switchable faults.
+//! A local fake of the Map the Paths Web API (trek-view/mtp-web `api/views.py`, `api/urls.py`), with
+//! switchable faults.
 //!
 //! Faithful where clients get it wrong: errors are HTTP 200 with `{"error", "status": false}`,
 //! the old endpoints and `sequence/create/` read form fields only (a JSON body means "Sequence
 //! Name is missing"), a `PUT sequence/import/<id>/` missing a key or naming an unknown sequence is
 //! a 500 like the real view's uncaught `KeyError`/`DoesNotExist`, and `create` is not idempotent.
+//!
+//! The real server's rules, each from its source in trek-view/mtp-web:
+//! - `SequenceCreate` (`api/views.py`) saves the sequence row *before* its tag loop. A name longer than
+//!   100 characters fails that save (`Sequence.name` is `CharField(max_length=100)`, `sequence/models.py`;
+//!   PostgreSQL refuses the value): HTTP 500, no row. A tag longer than 50 characters fails the tag's own
+//!   save (`Tag.name` is `CharField(max_length=50)`, `sys_setting/models.py`) after the row exists: HTTP
+//!   500 with the row kept, so a client that repeats the create makes a second sequence.
+//! - Tags: the form field `tag` is split on `,` without trimming; an empty value attaches a tag named `""`;
+//!   `Tag.save()` lower-cases the name, and the loop after it removes every tag whose stored name is not
+//!   literally in the split list, so a tag with capitals is added and removed again. The `^[0-9a-zA-Z-]*$`
+//!   `RegexValidator` on `Tag.name` is not run by `save()` (Django runs validators only in `full_clean`), so
+//!   the API stores tags the web forms would refuse (assumption from Django's documented behaviour).
+//! - Login: django-oauth-toolkit is mounted under `accounts/` (`config/urls.py`, `accounts/urls.py`), so the
+//!   consent page is `/accounts/authorize/`; `OAUTH2_PROVIDER.ALLOWED_REDIRECT_URI_SCHEMES` is
+//!   `["app.mtp.desktop"]` and `ACCESS_TOKEN_EXPIRE_SECONDS` is 600000000 (`config/settings/base.py`); a
+//!   `redirect_uri` must equal one registered for the application (django-oauth-toolkit's
+//!   `Application.redirect_uri_allowed`), else the page answers 400 without redirecting.
+//! - Mapillary: the server checks the user's Mapillary token and fetches the sequence through Mapillary's
+//!   API v3 (`lib/mapillary.py`, `root_url = 'https://a.mapillary.com/v3/'`), which Mapillary retired.
+//!   [`MapillaryCheck`] chooses between a server whose check works and the public code as it is.
 //!
 //! Besides the real API the server answers `GET /__fake/stats` with [`MtpwStats`] as JSON.
 
@@ -40,6 +60,21 @@ pub enum MtpwApi {
     /// Both.
     #[default]
     Both,
+}
+
+/// How the fake's import checks the Mapillary token and sequence (trek-view/mtp-web `lib/mapillary.py`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum MapillaryCheck {
+    /// The check works (a server whose Mapillary calls reach a live API): the token and key are checked
+    /// against [`MtpwConfig::mapillary_token`] / the linked fake Mapillary. An assumption: the public code
+    /// cannot do this any more.
+    #[default]
+    Works,
+    /// The public code against the retired v3 API: `get_mapillary_user()` finds no user, so every import and
+    /// token verify answers `{"error": "Mapillary token is invalid", "status": false}` whatever the token.
+    V3Retired,
+    /// The v3 host does not answer at all: the uncaught `requests` error is an HTTP 500.
+    V3Unreachable,
 }
 
 /// Faults, all off by default. Changeable at run time with [`FakeMtpw::set_faults`].
@@ -112,7 +147,25 @@ pub struct MtpwConfig {
     pub empty_sequence_keys: Vec<String>,
     /// Faults.
     pub faults: MtpwFaults,
+    /// Redirect URIs registered for the OAuth application; a `redirect_uri` must be one of them, and
+    /// only the `app.mtp.desktop` scheme is allowed at all.
+    pub registered_redirect_uris: Vec<String>,
+    /// How imports check Mapillary (changeable with [`FakeMtpw::set_mapillary_check`]).
+    pub mapillary_check: MapillaryCheck,
 }
+
+/// The only redirect scheme the real server allows (`MTPU_SCHEME`, trek-view/mtp-web
+/// `config/settings/base.py`).
+pub const ALLOWED_REDIRECT_SCHEME: &str = "app.mtp.desktop";
+
+/// `ACCESS_TOKEN_EXPIRE_SECONDS` (trek-view/mtp-web `config/settings/base.py`).
+pub const ACCESS_TOKEN_EXPIRE_SECONDS: u64 = 600_000_000;
+
+/// `Sequence.name` `max_length` (trek-view/mtp-web `sequence/models.py`).
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// `Tag.name` `max_length` (trek-view/mtp-web `sys_setting/models.py`).
+pub const MAX_TAG_CHARS: usize = 50;
 
 impl Default for MtpwConfig {
     fn default() -> Self {
@@ -131,12 +184,16 @@ impl Default for MtpwConfig {
             foreign_sequence_keys: Vec::new(),
             empty_sequence_keys: Vec::new(),
             faults: MtpwFaults::default(),
+            registered_redirect_uris: vec!["app.mtp.desktop://oauth".to_string()],
+            mapillary_check: MapillaryCheck::Works,
         }
     }
 }
 
-/// Transport types MTPW knows, parent → children (design.md §2). `Powered` and `Land` are legacy
-/// parents without children.
+/// Transport types MTPW knows, parent → children: MTPDU's `transports/transport-methods.json`
+/// (trek-view/mtp-desktop-uploader) with Plane, Helicopter and Drone under Air. An assumption: the real
+/// server keeps its `TransType` rows in its database, not in the repository. `Powered` and `Land` are the
+/// 2020 parents, kept without children.
 pub const TRANSPORT_TYPES: &[(&str, &[&str])] = &[
     (
         "Earth",
@@ -286,6 +343,7 @@ struct MtpwState {
     token_uses: u64,
     fresh_tokens: u64,
     verified_mapillary_token: Option<String>,
+    mapillary_check: MapillaryCheck,
     stats: MtpwStats,
 }
 
@@ -343,9 +401,14 @@ impl FakeMtpw {
         self.base_url.clone()
     }
 
-    /// The implicit-grant consent page (`MTP_WEB_AUTH_URL`): `{base}/o/authorize/`.
+    /// The implicit-grant consent page (`MTP_WEB_AUTH_URL`): `{base}/accounts/authorize/`.
     pub fn auth_url(&self) -> String {
-        format!("{}/o/authorize/", self.base_url)
+        format!("{}/accounts/authorize/", self.base_url)
+    }
+
+    /// Switch how imports check Mapillary from now on.
+    pub fn set_mapillary_check(&self, check: MapillaryCheck) {
+        lock(&self.shared.state).mapillary_check = check;
     }
 
     /// The user's currently valid MTPW token.
@@ -390,6 +453,7 @@ fn build(config: MtpwConfig) -> (Sh, Router) {
         token_uses: 0,
         fresh_tokens: 0,
         verified_mapillary_token: None,
+        mapillary_check: config.mapillary_check,
         stats: MtpwStats::default(),
     };
     let shared = Arc::new(Shared {
@@ -412,8 +476,7 @@ fn build(config: MtpwConfig) -> (Sh, Router) {
     }
     let api = api.route_layer(middleware::from_fn_with_state(shared.clone(), api_gate));
     let other = Router::new()
-        .route("/o/authorize", get(authorize))
-        .route("/o/authorize/", get(authorize))
+        .route("/accounts/authorize/", get(authorize))
         .route("/__fake/stats", get(fake_stats))
         .route_layer(middleware::from_fn_with_state(shared.clone(), observe));
     let router = api
@@ -584,11 +647,19 @@ async fn authorize(State(sh): State<Sh>, Query(q): Query<HashMap<String, String>
     if q.get("response_type").map(String::as_str) != Some("token") {
         return (StatusCode::BAD_REQUEST, "Unsupported response_type.").into_response();
     }
-    let redirect_uri = q
-        .get("redirect_uri")
-        .filter(|r| !r.is_empty())
-        .cloned()
-        .unwrap_or_else(|| cfg.default_redirect_uri.clone());
+    let redirect_uri = match q.get("redirect_uri").filter(|r| !r.is_empty()) {
+        Some(given) => {
+            let scheme_allowed = given
+                .split_once(':')
+                .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(ALLOWED_REDIRECT_SCHEME));
+            if !scheme_allowed || !cfg.registered_redirect_uris.iter().any(|r| r == given) {
+                // django-oauth-toolkit cannot redirect to an unregistered URI: it shows its error page.
+                return (StatusCode::BAD_REQUEST, "Mismatching redirect URI.").into_response();
+            }
+            given.clone()
+        }
+        None => cfg.default_redirect_uri.clone(),
+    };
     let mut params: Vec<(&str, String)> = Vec::new();
     if cfg.deny_consent {
         params.push(("error", "access_denied".to_string()));
@@ -603,7 +674,7 @@ async fn authorize(State(sh): State<Sh>, Query(q): Query<HashMap<String, String>
         let token = st.token.clone();
         st.stats.tokens_issued.push(token.clone());
         params.push(("access_token", token));
-        params.push(("expires_in", "36000".to_string()));
+        params.push(("expires_in", ACCESS_TOKEN_EXPIRE_SECONDS.to_string()));
         params.push(("token_type", "Bearer".to_string()));
         params.push(("scope", "read write".to_string()));
     }
@@ -710,6 +781,16 @@ fn mapillary_token_ok(sh: &Shared, token: &str) -> bool {
     }
 }
 
+/// What the view answers when its Mapillary v3 call cannot work ([`MapillaryCheck`]).
+fn retired_v3_answer(sh: &Shared) -> Option<Response> {
+    let check = lock(&sh.state).mapillary_check;
+    match check {
+        MapillaryCheck::Works => None,
+        MapillaryCheck::V3Retired => Some(fail(sh, "Mapillary token is invalid")),
+        MapillaryCheck::V3Unreachable => Some(server_error(StatusCode::INTERNAL_SERVER_ERROR)),
+    }
+}
+
 enum Lookup {
     Found,
     Empty,
@@ -774,11 +855,37 @@ fn split_tags(tags: Option<&String>) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// `SequenceCreate`'s tag loop (trek-view/mtp-web `api/views.py`): each piece of `tag.split(',')` becomes
+/// a tag saved lower-cased (`Tag.save()`, `sys_setting/models.py`), then every tag whose stored name is not
+/// literally one of the pieces is removed again. `Err(kept)` when a piece is longer than
+/// [`MAX_TAG_CHARS`]: the tag's save fails (HTTP 500) with the tags before it attached.
+fn create_tag_loop(tag: &str) -> Result<Vec<String>, Vec<String>> {
+    let pieces: Vec<&str> = tag.split(',').collect();
+    let mut attached: Vec<String> = Vec::new();
+    for piece in &pieces {
+        if piece.chars().count() > MAX_TAG_CHARS {
+            return Err(attached);
+        }
+        let name = piece.to_lowercase();
+        if !attached.contains(&name) {
+            attached.push(name);
+        }
+    }
+    attached.retain(|name| pieces.contains(&name.as_str()));
+    Ok(attached)
+}
+
 /// `POST /api/v1/mapillary/token/verify` (old flow), form `mapillary_token`.
 async fn token_verify(State(sh): State<Sh>, headers: HeaderMap, body: Bytes) -> Response {
     lock(&sh.state).stats.verify_calls += 1;
     let form = form_fields(&headers, &body);
     let token = form.get("mapillary_token").cloned().unwrap_or_default();
+    if token.is_empty() {
+        return fail(&sh, "Mapillary token is invalid");
+    }
+    if let Some(answer) = retired_v3_answer(&sh) {
+        return answer;
+    }
     if !mapillary_token_ok(&sh, &token) {
         return fail(&sh, "Mapillary token is invalid");
     }
@@ -872,21 +979,38 @@ async fn create(State(sh): State<Sh>, headers: HeaderMap, body: Bytes) -> Respon
     let Some(transport) = canonical_transport(transport, sh.config.parents_only) else {
         return fail(&sh, "Transport type is invalid");
     };
+    if name.chars().count() > MAX_NAME_CHARS {
+        // `sequence.save()` fails on the too-long name: no row.
+        return server_error(StatusCode::INTERNAL_SERVER_ERROR);
+    }
     let mut st = lock(&sh.state);
     let st = &mut *st;
     let unique_id = new_unique_id(&mut st.rng);
+    // `sequence.save()` comes before the tag loop: the row exists whatever the tags do.
     st.stats.sequences.push(MtpwSequence {
         unique_id: unique_id.clone(),
         sequence_key: None,
         name: name.clone(),
         description: form.get("description").cloned().unwrap_or_default(),
         transport_type: transport.to_string(),
-        tags: split_tags(form.get("tag")),
+        tags: Vec::new(),
         source: form.get("source").cloned(),
         created_by: CreatedBy::Create,
         imports: 0,
         is_published: false,
     });
+    if let Some(tag) = form.get("tag") {
+        let (tags, failed) = match create_tag_loop(tag) {
+            Ok(tags) => (tags, false),
+            Err(kept) => (kept, true),
+        };
+        if let Some(row) = st.stats.sequences.last_mut() {
+            row.tags = tags;
+        }
+        if failed {
+            return server_error(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    }
     Json(json!({
         "status": "success",
         "message": "Sequence successfully was created.",
@@ -916,6 +1040,9 @@ async fn new_import(
     };
     if token.is_null() {
         return fail(&sh, "Mapillary token is missing");
+    }
+    if let Some(answer) = retired_v3_answer(&sh) {
+        return answer;
     }
     if !token.as_str().is_some_and(|t| mapillary_token_ok(&sh, t)) {
         return fail(&sh, "Mapillary token is invalid");

@@ -1234,7 +1234,7 @@ fn mtp_fakes_binary_prints_urls_and_serves() {
     assert!(v["mtpw"]["auth_url"]
         .as_str()
         .unwrap()
-        .ends_with("/o/authorize/"));
+        .ends_with("/accounts/authorize/"));
     let token = v["mapillary"]["user_token"].as_str().unwrap();
     let (status, _) = blocking_get(&format!("{graph}/me"), &format!("OAuth {token}"));
     assert_eq!(status, 200);

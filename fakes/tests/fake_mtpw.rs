@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 
 use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig};
 use mtp_fakes::fake_mtpw::{
-    canonical_transport, CreatedBy, FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults,
+    canonical_transport, CreatedBy, FakeMtpw, MapillaryCheck, MtpwApi, MtpwConfig, MtpwFaults,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -95,13 +95,32 @@ async fn implicit_grant_consent_page() {
         ..config()
     })
     .await;
+    // The real server allows only the app.mtp.desktop scheme (trek-view/mtp-web config/settings/base.py)
+    // and only a registered redirect_uri: a loopback listener can never receive the token.
+    for refused in ["http://127.0.0.1:7777/mtpw", "app.mtp.desktop://elsewhere"] {
+        let r = api
+            .http
+            .get(api.fake.auth_url())
+            .query(&[
+                ("client_id", "app"),
+                ("response_type", "token"),
+                ("redirect_uri", refused),
+                ("state", "st"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{refused}");
+        assert!(r.headers().get("location").is_none());
+    }
+    assert!(api.fake.auth_url().ends_with("/accounts/authorize/"));
     let r = api
         .http
         .get(api.fake.auth_url())
         .query(&[
             ("client_id", "app"),
             ("response_type", "token"),
-            ("redirect_uri", "http://127.0.0.1:7777/mtpw"),
+            ("redirect_uri", "app.mtp.desktop://oauth"),
             ("state", "st"),
         ])
         .send()
@@ -111,11 +130,12 @@ async fn implicit_grant_consent_page() {
     let loc = r.headers()["location"].to_str().unwrap();
     assert!(
         loc.starts_with(&format!(
-            "http://127.0.0.1:7777/mtpw#access_token={}&",
+            "app.mtp.desktop://oauth#access_token={}&",
             api.token
         )),
         "{loc}"
     );
+    assert!(loc.contains("expires_in=600000000"), "{loc}");
     assert!(loc.contains("token_type=Bearer"));
     assert!(loc.ends_with("state=st"));
 
@@ -549,4 +569,108 @@ fn runs_on_its_own_thread_for_sync_tests() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("\"status\":\"success\""));
     assert_eq!(fake.stats().create_calls, 1);
+}
+
+/// trek-view/mtp-web `api/views.py` `SequenceCreate`: the row is saved before the tag loop, so a tag the
+/// database refuses (longer than `Tag.name`'s 50, `sys_setting/models.py`) is a 500 with the row kept; a
+/// name longer than `Sequence.name`'s 100 (`sequence/models.py`) is a 500 with no row.
+#[tokio::test]
+async fn create_saves_the_row_before_the_tag_loop() {
+    let api = Api::new(config()).await;
+    let long_tag = "t".repeat(51);
+    let tags = format!("canal,{long_tag},late");
+    let (status, _) = api
+        .form(
+            "sequence/create/",
+            &[
+                ("name", "Canal"),
+                ("transport_type", "Walk"),
+                ("tag", &tags),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let stats = api.fake.stats();
+    assert_eq!(stats.sequences.len(), 1, "the row exists despite the 500");
+    assert_eq!(stats.sequences[0].tags, ["canal"]);
+
+    let long_name = "n".repeat(101);
+    let (status, _) = api
+        .form(
+            "sequence/create/",
+            &[("name", &long_name), ("transport_type", "Walk")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        api.fake.stats().sequences.len(),
+        1,
+        "no row for a name too long"
+    );
+
+    // Capitals are saved lower-cased and then removed by the loop; an empty value is a tag named "".
+    let (status, body) = api
+        .form(
+            "sequence/create/",
+            &[
+                ("name", "Tags"),
+                ("transport_type", "Walk"),
+                ("tag", "Canal,river"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _) = api
+        .form(
+            "sequence/create/",
+            &[("name", "Empty"), ("transport_type", "Walk"), ("tag", "")],
+        )
+        .await;
+    let stats = api.fake.stats();
+    assert_eq!(stats.sequences[1].tags, ["river"]);
+    assert_eq!(stats.sequences[2].tags, [""]);
+
+    // Without the field, no tags at all; 100 characters are fine.
+    let name = "n".repeat(100);
+    let (status, _) = api
+        .form(
+            "sequence/create/",
+            &[("name", &name), ("transport_type", "Walk")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(api.fake.stats().sequences[3].tags.is_empty());
+}
+
+/// trek-view/mtp-web `lib/mapillary.py` still calls Mapillary's retired v3 API: switched on, every import
+/// says the token is invalid (or 500s when v3 does not answer at all).
+#[tokio::test]
+async fn retired_v3_mapillary_check_is_switchable() {
+    let api = Api::new(MtpwConfig {
+        mapillary_token: Some(MLY_TOKEN.into()),
+        ..config()
+    })
+    .await;
+    let (_, created) = api
+        .form(
+            "sequence/create/",
+            &[("name", "S"), ("transport_type", "Walk")],
+        )
+        .await;
+    let id = created["unique_id"].as_str().unwrap().to_string();
+    let body = json!({"mapillary_user_token": MLY_TOKEN, "mapillary_sequence_key": "K1"});
+    api.fake.set_mapillary_check(MapillaryCheck::V3Retired);
+    let (status, answer) = api.put_import(&id, body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer,
+        json!({"error": "Mapillary token is invalid", "status": false})
+    );
+    api.fake.set_mapillary_check(MapillaryCheck::V3Unreachable);
+    let (status, _) = api.put_import(&id, body.clone()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    api.fake.set_mapillary_check(MapillaryCheck::Works);
+    let (status, answer) = api.put_import(&id, body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["status"], "success", "{answer}");
 }

@@ -2,6 +2,7 @@
 //! chains them, and runs sequences through them while persisting state.
 
 pub mod authorize;
+pub mod chain_check;
 pub mod env;
 pub mod loader;
 pub mod registry;

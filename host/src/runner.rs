@@ -12,6 +12,7 @@ use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::{ErrorKind, PluginError};
 use serde::{Deserialize, Serialize};
 
+use crate::chain_check::{already_published, upstream_skip, PlanEntry, UpstreamResult};
 use crate::env::EnvValues;
 use crate::registry::{Integration, Registry};
 use crate::services::{Authorizer, PluginServices, ProgressSink};
@@ -35,6 +36,8 @@ pub struct IntegrationRun {
     pub integration: String,
     /// Skipped because the integration does not accept the sequence: why.
     pub not_eligible: Option<String>,
+    /// Skipped by the chain (an integration it needs did not deliver, or already published): why.
+    pub skipped: Option<String>,
     /// The outcome it reported.
     pub outcome: Option<RunOutcome>,
     /// The error it ended with.
@@ -213,12 +216,16 @@ impl Runner {
         };
         let mut records = self.records_of(&sequence.id)?;
         let mut exported: BTreeMap<String, Exports> = BTreeMap::new();
+        // How each integration ended, for the ones chained after it that need it.
+        let mut results: BTreeMap<String, UpstreamResult> = BTreeMap::new();
+        let enabled: Vec<String> = self.registry.chain().map(|i| i.id().to_string()).collect();
         let mut runs = Vec::new();
         for integration in self.registry.chain() {
             let id = integration.id().to_string();
             let mut run = IntegrationRun {
                 integration: id.clone(),
                 not_eligible: None,
+                skipped: None,
                 outcome: None,
                 error: None,
             };
@@ -229,7 +236,14 @@ impl Runner {
                 // Only sequences left waiting are re-checked; the rest keep what they have.
                 if let Some(p) = previous {
                     exported.insert(id.clone(), p.exports.clone());
+                    results.insert(id.clone(), UpstreamResult::Outcome(p));
                 }
+                continue;
+            }
+            if let Some(reason) = already_published(&id, options) {
+                results.insert(id.clone(), UpstreamResult::Skipped(reason.clone()));
+                run.skipped = Some(reason);
+                runs.push(run);
                 continue;
             }
             let services = self.services(integration).to_ffi();
@@ -238,16 +252,35 @@ impl Runner {
                 .await
             {
                 Ok(e) if !e.eligible => {
-                    run.not_eligible = Some(e.reason.unwrap_or_else(|| "not eligible".into()));
+                    let reason = e.reason.unwrap_or_else(|| "not eligible".into());
+                    results.insert(
+                        id.clone(),
+                        UpstreamResult::Skipped(format!("not eligible: {reason}")),
+                    );
+                    run.not_eligible = Some(reason);
                     runs.push(run);
                     continue;
                 }
                 Ok(_) => {}
                 Err(err) => {
+                    results.insert(
+                        id.clone(),
+                        UpstreamResult::Error {
+                            message: err.message.clone(),
+                            outcome: previous.clone(),
+                        },
+                    );
                     run.error = Some(err);
                     runs.push(run);
                     continue;
                 }
+            }
+            if let Some(reason) = upstream_skip(&integration.manifest, &results, &enabled) {
+                self.record_upstream_skip(&row, &id, &mut records, &reason)?;
+                results.insert(id.clone(), UpstreamResult::Skipped(reason.clone()));
+                run.skipped = Some(reason);
+                runs.push(run);
+                continue;
             }
             let upstream: BTreeMap<String, Exports> = integration
                 .manifest
@@ -273,6 +306,7 @@ impl Runner {
             let mut record = records.remove(&id).unwrap_or_default();
             match result {
                 Ok(outcome) => {
+                    results.insert(id.clone(), UpstreamResult::Outcome(outcome.clone()));
                     exported.insert(id.clone(), outcome.exports.clone());
                     record.outcome = Some(outcome.clone());
                     record.last_error = None;
@@ -289,6 +323,13 @@ impl Runner {
                     if let Some(p) = &record.outcome {
                         exported.insert(id.clone(), p.exports.clone());
                     }
+                    results.insert(
+                        id.clone(),
+                        UpstreamResult::Error {
+                            message: err.message.clone(),
+                            outcome: record.outcome.clone(),
+                        },
+                    );
                     record.last_error = Some(err.clone());
                     run.error = Some(err);
                 }
@@ -298,6 +339,108 @@ impl Runner {
             runs.push(run);
         }
         Ok(runs)
+    }
+
+    /// Stores that integration `id` was skipped because an integration it needs did not deliver, so its
+    /// record says why instead of waiting for ever; a published record is kept as it is.
+    fn record_upstream_skip(
+        &self,
+        row: &SequenceRow<'_>,
+        id: &str,
+        records: &mut BTreeMap<String, StoredRecord>,
+        reason: &str,
+    ) -> Result<(), StateError> {
+        let mut record = records.remove(id).unwrap_or_default();
+        if record.state() == Some(SequenceState::Published) {
+            return Ok(());
+        }
+        let mut outcome = RunOutcome::new(SequenceState::Pending, format!("skipped: {reason}"));
+        outcome.next_action = Some("run mtp upload again once that is resolved".into());
+        record.outcome = Some(outcome);
+        record.last_error = None;
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        self.store.put_record(row, id, &json)
+    }
+
+    /// What each enabled integration will do with `sequence`, decided before anything is sent: skipped
+    /// (already published, not eligible, or an integration it needs will be skipped or only dry-run), or
+    /// run once its needs are fixed — its login (`mtp auth status`) and what its eligibility says it
+    /// needs. `mtp upload` refuses a sequence while any integration that will run has needs, and
+    /// `mtp sequence inspect` shows the same plan.
+    pub async fn preflight(
+        &self,
+        sequence: &SequenceDescriptor,
+        dry_run: bool,
+        options: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<PlanEntry> {
+        let enabled: Vec<String> = self.registry.chain().map(|i| i.id().to_string()).collect();
+        let mut planned: BTreeMap<String, UpstreamResult> = BTreeMap::new();
+        let mut plan = Vec::new();
+        for integration in self.registry.chain() {
+            let id = integration.id().to_string();
+            let mut entry = PlanEntry {
+                integration: id.clone(),
+                not_eligible: None,
+                skipped: already_published(&id, options),
+                needs: Vec::new(),
+            };
+            if entry.skipped.is_none() {
+                let services = self.services(integration).to_ffi();
+                match integration
+                    .call_json::<_, Eligibility>(services, Method::Eligibility, sequence)
+                    .await
+                {
+                    Ok(e) if !e.eligible => {
+                        entry.not_eligible =
+                            Some(e.reason.unwrap_or_else(|| "no reason given".into()))
+                    }
+                    Ok(e) => entry.needs = e.needs,
+                    Err(err) => entry.needs.push(format!(
+                        "could not ask whether it takes the sequence: {err}"
+                    )),
+                }
+            }
+            if entry.runs() {
+                entry.skipped = upstream_skip(&integration.manifest, &planned, &enabled);
+            }
+            if entry.runs() {
+                let status = integration
+                    .call_json::<_, AuthStatus>(
+                        self.services(integration).to_ffi(),
+                        Method::AuthStatus,
+                        &(),
+                    )
+                    .await;
+                if let Ok(status) = status {
+                    if !status.authorised {
+                        entry.needs.insert(
+                            0,
+                            format!(
+                                "not logged in to {}: run `mtp auth {id}`",
+                                integration.manifest.name
+                            ),
+                        );
+                    }
+                }
+            } else {
+                entry.needs.clear();
+            }
+            let result = match (&entry.not_eligible, &entry.skipped) {
+                (Some(reason), _) => UpstreamResult::Skipped(format!("not eligible: {reason}")),
+                (None, Some(reason)) => UpstreamResult::Skipped(reason.clone()),
+                (None, None) => UpstreamResult::Outcome(RunOutcome::new(
+                    if dry_run {
+                        SequenceState::DryRun
+                    } else {
+                        SequenceState::Published
+                    },
+                    "planned",
+                )),
+            };
+            planned.insert(id, result);
+            plan.push(entry);
+        }
+        plan
     }
 
     /// Re-checks every stored sequence that some integration left waiting (unpublished, waiting for

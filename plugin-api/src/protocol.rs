@@ -55,6 +55,11 @@ pub struct Eligibility {
     /// Why not, in words a user understands (`transport type Air/Paraglide is not accepted by Mapillary`).
     #[serde(default)]
     pub reason: Option<String>,
+    /// For an eligible sequence: what must be fixed before the integration can run on it, each entry naming
+    /// the fix (`MTPW needs a transport type: pass --transport`). The host checks these for every
+    /// integration that will run before it sends anything (optional: older plugins send none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
 }
 
 impl Eligibility {
@@ -63,6 +68,16 @@ impl Eligibility {
         Eligibility {
             eligible: true,
             reason: None,
+            needs: Vec::new(),
+        }
+    }
+
+    /// The sequence is accepted once each of `needs` is fixed (none: plainly eligible).
+    pub fn eligible_once(needs: Vec<String>) -> Eligibility {
+        Eligibility {
+            eligible: true,
+            reason: None,
+            needs,
         }
     }
 
@@ -71,6 +86,7 @@ impl Eligibility {
         Eligibility {
             eligible: false,
             reason: Some(reason.into()),
+            needs: Vec::new(),
         }
     }
 }

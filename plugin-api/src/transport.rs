@@ -3,10 +3,12 @@
 //! The tree is MTPDU's `transports/transport-methods.json` with two corrections and two additions:
 //! - `Plane`, `Helicopter` and `Drone` sit under `Air` (the MTPW API guide's placement; MTPDU's file misfiled
 //!   them under `Water`, so `Water-Plane` etc. found in old data are read as `Air/Plane`);
-//! - the legacy parents `Powered` (children `Car`, `Electric Car`, as in MTPDU's developer docs) and `Land`
-//!   (parent only; no children are documented for it) are kept so that old sequences still parse. A child name
-//!   shared with a current parent (`Car`) resolves to the current parent (`Earth/Car`); `Land-<child>` with a
-//!   child of `Earth` resolves to `Earth/<child>` (MTPDU's docs use `land-hike` as the format example).
+//! - the names MTPDU wrote from September to December 2020 (its `transports/transport-methods.json` before the
+//!   `Earth` tree of 21 December 2020) are read and mapped onto today's tree ([`legacy_2020_mapping`]): parent
+//!   `Powered` with Car, Electric Car, Electric Bicycle, Electric Scooter (→ `Earth`), Boat (→ `Water`),
+//!   Snowmobile (→ `Snow`), Plane, Helicopter, Drone (→ `Air`, which Mapillary refuses); parent `Land` (→
+//!   `Earth`); and the spelling `Hanglide` (→ `Air/Hang Glide`). `Powered` and `Land` alone stay legacy
+//!   parents, so that old sequences still parse.
 //!
 //! ```
 //! use plugin_api::transport::TransportType;
@@ -102,7 +104,7 @@ pub const TRANSPORT_TREE: &[TransportParent] = &[
     },
     TransportParent {
         name: "Powered",
-        children: &["Car", "Electric Car"],
+        children: &[],
         legacy: true,
     },
     TransportParent {
@@ -114,6 +116,88 @@ pub const TRANSPORT_TREE: &[TransportParent] = &[
 
 /// Children MTPDU's own transport file filed under `Water` although they belong under `Air`.
 const MTPDU_MISFILED_UNDER_WATER: &[&str] = &["Plane", "Helicopter", "Drone"];
+
+/// Children of the 2020 parent `Powered` (trek-view/mtp-desktop-uploader `transports/transport-methods.json`,
+/// September to December 2020), with the parent each has in today's tree (its `secondary_parent` there, with
+/// `Land` become `Earth`).
+const POWERED_2020: &[(&str, &str)] = &[
+    ("Car", "Earth"),
+    ("Electric Car", "Earth"),
+    ("Electric Bicycle", "Earth"),
+    ("Electric Scooter", "Earth"),
+    ("Plane", "Air"),
+    ("Helicopter", "Air"),
+    ("Drone", "Air"),
+    ("Boat", "Water"),
+    ("Snowmobile", "Snow"),
+];
+
+/// Child spellings of MTPDU's September 2020 file that were renamed since: `Hanglide` is today's `Hang Glide`.
+const RENAMED_2020: &[(&str, &str)] = &[("Hanglide", "Hang Glide")];
+
+/// How a transport name MTPDU wrote in 2020 maps onto today's tree, as a sentence for `inspect`; `None` when
+/// `parent`/`child` is not a 2020 name. The mapping itself is what [`TransportType::from_parts`] returns.
+///
+/// ```
+/// use plugin_api::transport::legacy_2020_mapping;
+/// let note = legacy_2020_mapping("Powered", Some("Drone")).unwrap();
+/// assert!(note.contains("Air/Drone"), "{note}");
+/// assert!(note.contains("Mapillary"), "{note}");
+/// assert!(legacy_2020_mapping("Earth", Some("Walk")).is_none());
+/// ```
+pub fn legacy_2020_mapping(parent: &str, child: Option<&str>) -> Option<String> {
+    let child = child.map(str::trim).filter(|c| !c.is_empty());
+    let old = match child {
+        Some(c) if !parent.trim().is_empty() => format!("{}-{}", parent.trim(), c),
+        Some(c) => c.to_string(),
+        None => parent.trim().to_string(),
+    };
+    let is_powered = normalise(parent) == "powered";
+    let is_land = normalise(parent) == "land";
+    let renamed = child.or(Some(parent)).is_some_and(|c| {
+        RENAMED_2020
+            .iter()
+            .any(|(o, _)| normalise(o) == normalise(c))
+    });
+    if !(renamed || (child.is_some() && (is_powered || is_land))) {
+        return None;
+    }
+    let mapped = TransportType::from_parts(parent, child)
+        .or_else(|_| TransportType::parse(&old))
+        .ok()?;
+    let mut note = format!(
+        "transport {old} is a name MTP Desktop Uploader used in 2020; read as today's {mapped}"
+    );
+    if mapped.is_air() {
+        note.push_str(
+            " (Air: Mapillary accepts no Air transport, so Mapillary skips this sequence; if it was not captured in the air, pass --transport with the right type)",
+        );
+    }
+    Some(note)
+}
+
+fn map_2020(parent: &TransportParent, child: &str) -> Option<TransportType> {
+    let n = normalise(child);
+    let renamed = RENAMED_2020
+        .iter()
+        .find(|(old, _)| normalise(old) == n)
+        .map(|(_, new)| *new);
+    match parent.name {
+        "Powered" => {
+            let (name, today) = POWERED_2020.iter().find(|(c, _)| normalise(c) == n)?;
+            let p = find_parent(today)?;
+            Some(TransportType::of_child(p, find_child_in(p, name)?))
+        }
+        "Land" => {
+            let earth = find_parent("Earth")?;
+            Some(TransportType::of_child(earth, find_child_in(earth, child)?))
+        }
+        _ => {
+            let new = renamed?;
+            Some(TransportType::of_child(parent, find_child_in(parent, new)?))
+        }
+    }
+}
 
 /// A transport type: a parent (`Air`) and optionally one of its children (`Paraglide`).
 ///
@@ -261,14 +345,7 @@ impl TransportType {
                     return Self::from_single_name(c).ok_or_else(unknown);
                 }
             }
-            if p.name == "Land" {
-                if let Some(earth) = find_parent("Earth") {
-                    if let Some(c) = find_child_in(earth, child) {
-                        return Ok(Self::of_child(earth, c));
-                    }
-                }
-            }
-            return Err(unknown());
+            return map_2020(p, child).ok_or_else(unknown);
         }
         if parent.trim().is_empty() {
             return Self::from_single_name(child).ok_or_else(unknown);
@@ -295,6 +372,12 @@ impl TransportType {
             if let Some(c) = find_child_in(p, name) {
                 return Some(Self::of_child(p, c));
             }
+        }
+        if let Some((_, new)) = RENAMED_2020
+            .iter()
+            .find(|(old, _)| normalise(old) == normalise(name))
+        {
+            return Self::from_single_name(new);
         }
         find_parent(name).map(Self::of_parent)
     }
@@ -392,7 +475,7 @@ mod tests {
         assert_eq!(p("Drone"), "Air/Drone");
         assert_eq!(p("Water-Plane"), "Air/Plane");
         assert_eq!(p("Car"), "Earth/Car");
-        assert_eq!(p("Powered-Car"), "Powered/Car");
+        assert_eq!(p("Powered-Car"), "Earth/Car");
         assert_eq!(p("Powered"), "Powered");
         assert_eq!(p("Land"), "Land");
         assert_eq!(p("Land-Walk"), "Earth/Walk");
@@ -401,6 +484,37 @@ mod tests {
         assert_eq!(p("teleport"), "ERR teleport");
         assert_eq!(p(""), "ERR ");
         assert_eq!(p("/"), "ERR /");
+    }
+
+    #[test]
+    fn mtpdu_2020_names_map_onto_todays_tree() {
+        for (old, new) in [
+            ("Powered-Car", "Earth/Car"),
+            ("Powered-Electric Car", "Earth/Electric Car"),
+            ("Powered-Electric Bicycle", "Earth/Electric Bicycle"),
+            ("Powered-Electric Scooter", "Earth/Electric Scooter"),
+            ("Powered-Boat", "Water/Boat"),
+            ("Powered-Snowmobile", "Snow/Snowmobile"),
+            ("Powered-Plane", "Air/Plane"),
+            ("Powered-Helicopter", "Air/Helicopter"),
+            ("Powered-Drone", "Air/Drone"),
+            ("Air-Hanglide", "Air/Hang Glide"),
+            ("Hanglide", "Air/Hang Glide"),
+            ("Land-Wheelchair", "Earth/Wheelchair"),
+        ] {
+            assert_eq!(p(old), new, "{old}");
+            let (parent, child) = old.split_once('-').unwrap_or((old, ""));
+            let note = legacy_2020_mapping(parent, Some(child).filter(|c| !c.is_empty()))
+                .unwrap_or_else(|| legacy_2020_mapping("", Some(old)).unwrap_or_default());
+            assert!(note.contains(new), "{old}: {note}");
+            assert_eq!(
+                note.contains("Mapillary"),
+                new.starts_with("Air/"),
+                "{note}"
+            );
+        }
+        assert_eq!(p("Powered-Walk"), "ERR Powered-Walk");
+        assert_eq!(legacy_2020_mapping("Earth", Some("Car")), None);
     }
 
     #[test]

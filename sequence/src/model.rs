@@ -12,7 +12,7 @@ use plugin_api::sequence::{
 use plugin_api::transport::{TransportType, UnknownTransport};
 use serde::{Serialize, Serializer};
 
-use crate::mtpdu::MtpImageDescription;
+use crate::mtpdu::{MtpImageDescription, PriorUpload, SequenceLog};
 
 /// One image as read from disk; fields are `None` when the file does not provide them.
 #[derive(Debug, Clone, PartialEq)]
@@ -307,6 +307,82 @@ impl ScannedSequence {
             .filter(move |i| !bad.contains(i.path.as_path()))
     }
 
+    /// The MTPDU sequence log among [`ScannedSequence::metadata_files`], read again (it is small); `None` for
+    /// a plain folder or a log that cannot be read now.
+    pub fn mtpdu_log(&self) -> Option<SequenceLog> {
+        let path = self.metadata_files.iter().find(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        })?;
+        SequenceLog::read(path).ok()
+    }
+
+    /// What MTPDU already did with this sequence, per integration id (from its `destination` block).
+    pub fn prior_uploads(&self) -> BTreeMap<String, PriorUpload> {
+        self.mtpdu_log()
+            .map(|log| log.prior_uploads())
+            .unwrap_or_default()
+    }
+
+    /// Things `inspect` tells the user that are not problems: how an old transport name was read, capture
+    /// times spread within their second, what MTPDU already published.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let log = self.mtpdu_log();
+        let written = log
+            .as_ref()
+            .filter(|l| l.transport_type.is_some() || l.transport_method.is_some())
+            .map(|l| {
+                (
+                    l.transport_type.clone().unwrap_or_default(),
+                    l.transport_method.clone(),
+                )
+            })
+            .or_else(|| {
+                let t = self
+                    .images
+                    .iter()
+                    .find_map(|i| i.description.as_ref()?.sequence_transport.clone())?;
+                Some(match t.split_once('-') {
+                    Some((p, c)) => (p.to_string(), Some(c.to_string())),
+                    None => (t, None),
+                })
+            });
+        if let Some((parent, child)) = written {
+            let mapped = TransportType::from_parts(&parent, child.as_deref()).ok();
+            if mapped.is_some() && mapped == self.transport {
+                notes.extend(plugin_api::transport::legacy_2020_mapping(
+                    &parent,
+                    child.as_deref(),
+                ));
+            }
+        }
+        let times: Vec<Option<i64>> = self.valid_images().map(|i| i.captured_at_ms).collect();
+        let spread = crate::validate::spread_count(&times);
+        if spread > 0 {
+            notes.push(format!(
+                "{spread} images share whole-second capture times with a neighbour (a time-lapse faster than 1 frame/s); their times are spread evenly within the second, as mapillary_tools does"
+            ));
+        }
+        for (id, prior) in self.prior_uploads() {
+            let action = if prior.published {
+                format!("mtp upload skips {id} for it unless you pass --force")
+            } else {
+                String::new()
+            };
+            notes.push(
+                format!(
+                    "{}{}{action}",
+                    prior.what,
+                    if action.is_empty() { "" } else { "; " }
+                )
+                .trim_end()
+                .to_string(),
+            );
+        }
+        notes
+    }
+
     /// Builds the validated descriptor.
     ///
     /// Without `skip_invalid`, any problem is an error listing all of them. With it, every image that has a
@@ -314,6 +390,9 @@ impl ScannedSequence {
     /// - mixed projections: the images of the majority projection among the remaining images are kept (on a
     ///   tie, the projection of the earliest image) and the others are skipped;
     /// - an unknown transport type cannot be fixed by skipping images and stays an error.
+    ///
+    /// Equal capture times of kept images are spread within their second
+    /// ([`crate::validate::spread_equal_times`]), so every image has a distinct time.
     ///
     /// Skipping never creates a new impossible-speed pair (see the crate docs), so the result is consistent.
     pub fn to_descriptor(
@@ -384,10 +463,22 @@ impl ScannedSequence {
             transport: self.transport.clone(),
             tags: self.tags.clone(),
             source: self.source,
-            images: kept.iter().filter_map(|i| i.to_image_info()).collect(),
+            images: with_spread_times(kept.iter().filter_map(|i| i.to_image_info()).collect()),
         };
         Ok((descriptor, skipped))
     }
+}
+
+/// Spreads equal capture times (see [`crate::validate::spread_equal_times`]); `images` are in capture order.
+fn with_spread_times(mut images: Vec<ImageInfo>) -> Vec<ImageInfo> {
+    let times: Vec<Option<i64>> = images.iter().map(|i| Some(i.captured_at_ms)).collect();
+    for (image, t) in images
+        .iter_mut()
+        .zip(crate::validate::spread_equal_times(&times))
+    {
+        image.captured_at_ms = t.unwrap_or(image.captured_at_ms);
+    }
+    images
 }
 
 /// How many images have each projection.

@@ -4,6 +4,7 @@
 //! Both are parsed leniently (a field of an unexpected type is ignored, numbers written as strings are
 //! accepted) because they come from several MTPDU releases and may have been edited by hand.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
@@ -251,6 +252,108 @@ pub struct SequenceLog {
     pub earliest_time: Option<String>,
     /// `sequence.latest_time` as written.
     pub latest_time: Option<String>,
+    /// `sequence.destination`: what MTPDU already did with the sequence, per destination.
+    pub destination: BTreeMap<String, DestinationState>,
+}
+
+/// One entry of MTPDU's `sequence.destination` block (trek-view/mtp-desktop-uploader
+/// `app/scripts/integrations/index.ts` writes it, `app/scripts/integrations/mtpw.ts` updates it):
+/// `mapillary` holds the upload session key after publishing, then `true` once the sequence was found on
+/// Mapillary and imported into MTPW, or `"Error: <reason>"`; `mtp` holds MTPW's `unique_id` after the create,
+/// then `true`. The `*_user_token` entries MTPDU also writes there are tokens and are never read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "value", rename_all = "snake_case")]
+pub enum DestinationState {
+    /// `true`: done.
+    Done,
+    /// A string that is not an error: the session key (Mapillary) or `unique_id` (MTPW) of work begun.
+    Started(String),
+    /// `"Error: <reason>"`.
+    Failed(String),
+}
+
+/// What MTPDU's `destination` block means for one of our integrations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorUpload {
+    /// The sequence is already there: sending it again would make a second copy.
+    pub published: bool,
+    /// An identifier at the provider the integration can reuse (MTPW's `unique_id` of a sequence MTPDU
+    /// created but did not import into).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What MTPDU did, for the user.
+    pub what: String,
+}
+
+impl SequenceLog {
+    /// The `destination` block read for our integrations (`mapillary`, `mtpw`); failed entries (`"Error: .."`)
+    /// and destinations we have no integration for are left out, so those simply run.
+    ///
+    /// MTPDU writes Mapillary's upload session key only after publishing that session
+    /// (`app/scripts/integrations/index.ts`), so a session key already means published.
+    pub fn prior_uploads(&self) -> BTreeMap<String, PriorUpload> {
+        let mut out = BTreeMap::new();
+        for (id, state) in &self.destination {
+            let prior = match (id.as_str(), state) {
+                ("mapillary", DestinationState::Done) => PriorUpload {
+                    published: true,
+                    id: None,
+                    what: "MTP Desktop Uploader published it to Mapillary (destination.mapillary = true)"
+                        .into(),
+                },
+                ("mapillary", DestinationState::Started(session)) => PriorUpload {
+                    published: true,
+                    id: None,
+                    what: format!(
+                        "MTP Desktop Uploader published it to Mapillary as upload session {session} (destination.mapillary) before it learnt the sequence key"
+                    ),
+                },
+                ("mtpw", DestinationState::Done) => PriorUpload {
+                    published: true,
+                    id: None,
+                    what: "MTP Desktop Uploader synced it to Map the Paths Web (destination.mtp = true)"
+                        .into(),
+                },
+                ("mtpw", DestinationState::Started(unique_id)) => PriorUpload {
+                    published: false,
+                    id: Some(unique_id.clone()),
+                    what: format!(
+                        "MTP Desktop Uploader created MTPW sequence {unique_id} (destination.mtp) and had not imported into it yet; mtp reuses it instead of creating another"
+                    ),
+                },
+                _ => continue,
+            };
+            out.insert(id.clone(), prior);
+        }
+        out
+    }
+}
+
+/// The destinations MTPDU wrote, under our integration ids (`mtp` is MTPW); tokens are skipped.
+fn destination_of(seq: &Map<String, Value>) -> BTreeMap<String, DestinationState> {
+    let Some(block) = seq.get("destination").and_then(Value::as_object) else {
+        return BTreeMap::new();
+    };
+    block
+        .iter()
+        .filter(|(key, _)| !key.ends_with("_token"))
+        .filter_map(|(key, value)| {
+            let state = match value {
+                Value::Bool(true) => DestinationState::Done,
+                Value::String(s) if s.trim().is_empty() => return None,
+                Value::String(s) if s.starts_with("Error") => DestinationState::Failed(s.clone()),
+                Value::String(s) => DestinationState::Started(s.trim().to_string()),
+                // Strava's activity id is a number.
+                Value::Number(n) => DestinationState::Started(n.to_string()),
+                _ => return None,
+            };
+            let id = match key.as_str() {
+                "mtp" => "mtpw".to_string(),
+                other => other.to_string(),
+            };
+            Some((id, state))
+        })
+        .collect()
 }
 
 impl SequenceLog {
@@ -270,6 +373,7 @@ impl SequenceLog {
             tags: get_tags(seq, "uploader_tags"),
             earliest_time: get_string(seq, "earliest_time"),
             latest_time: get_string(seq, "latest_time"),
+            destination: destination_of(seq),
         })
     }
 
@@ -290,6 +394,29 @@ impl SequenceLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destination_block_as_mtpdu_writes_it() {
+        let text = r#"{"sequence":{"id":"s1","destination":{"mapillary":true,
+            "mapillary_user_token":"secret-token","mtp":"0b7d4c3e-1f7a-4e55-9f3b-7f3c6f0f2a11",
+            "mtpw_user_token":"secret","strava":4242,"google":"Error: quota"}},"photo":{}}"#;
+        let log = SequenceLog::parse(text).unwrap();
+        assert_eq!(log.destination["mapillary"], DestinationState::Done);
+        assert_eq!(
+            log.destination["mtpw"],
+            DestinationState::Started("0b7d4c3e-1f7a-4e55-9f3b-7f3c6f0f2a11".into())
+        );
+        assert_eq!(
+            log.destination["strava"],
+            DestinationState::Started("4242".into())
+        );
+        assert_eq!(
+            log.destination["google"],
+            DestinationState::Failed("Error: quota".into())
+        );
+        assert!(!log.destination.keys().any(|k| k.contains("token")));
+        assert!(!format!("{log:?}").contains("secret"));
+    }
 
     #[test]
     fn capture_time_formats() {
@@ -353,6 +480,7 @@ mod tests {
         );
         assert_eq!(log.transport_method.as_deref(), Some("Snowboard"));
         assert_eq!(log.tags.unwrap(), ["backflip", "Switzerland"]);
+        assert!(log.destination.is_empty());
         assert!(SequenceLog::parse("{}").is_err());
         assert!(SequenceLog::parse("{\"sequence\":").is_err());
     }

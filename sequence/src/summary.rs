@@ -51,6 +51,8 @@ pub struct Summary {
     pub valid_bytes: u64,
     /// Every problem found.
     pub problems: Vec<Problem>,
+    /// Things worth knowing that are not problems ([`ScannedSequence::notes`]).
+    pub notes: Vec<String>,
 }
 
 impl ScannedSequence {
@@ -89,6 +91,7 @@ impl ScannedSequence {
             total_bytes: self.images.iter().map(|i| i.size_bytes).sum(),
             valid_bytes: valid.iter().map(|i| i.size_bytes).sum(),
             problems: self.problems.clone(),
+            notes: self.notes(),
         }
     }
 }
@@ -189,6 +192,9 @@ impl Summary {
                 human_bytes(self.valid_bytes)
             ),
         );
+        for (k, note) in self.notes.iter().enumerate() {
+            line(if k == 0 { "Notes" } else { "" }, note);
+        }
         if self.problems.is_empty() {
             line("Problems", "none");
         } else {

@@ -1,4 +1,5 @@
-//! Checks across images: duplicate capture times, impossible speeds, mixed projections.
+//! Checks across images: true duplicates (same time and place), impossible speeds, mixed projections; and
+//! the spreading of equal capture times within their second.
 
 use plugin_api::sequence::haversine_m;
 
@@ -11,9 +12,62 @@ pub const MAX_SPEED_KMH: f64 = 400.0;
 /// fraction of a second would otherwise exceed the speed limit.
 pub const GPS_NOISE_M: f64 = 25.0;
 
-fn speed_kmh(a: &ScannedImage, b: &ScannedImage) -> Option<(f64, f64)> {
+/// Two images closer than this, with the same capture time, are the same photo twice (mapillary_tools'
+/// default `DUPLICATE_DISTANCE`, mapillary/mapillary_tools `mapillary_tools/constants.py`).
+pub const DUPLICATE_DISTANCE_M: f64 = 0.1;
+
+/// Spreads runs of equal capture times (`times` sorted, `None`s last) evenly over the time up to the next
+/// image, at most to the end of their second — what mapillary_tools does before it sorts and uploads
+/// (`_interpolate_subsecs_for_sorting` in mapillary/mapillary_tools
+/// `mapillary_tools/process_sequence_properties.py`). MTPDU writes whole seconds, so a time-lapse at more than
+/// one frame per second has runs of equal times; after this they are distinct and keep their order.
+///
+/// ```
+/// use mtp_sequence::validate::spread_equal_times;
+/// let t = |v: &[i64]| v.iter().map(|&x| Some(x)).collect::<Vec<_>>();
+/// assert_eq!(spread_equal_times(&t(&[1000, 1000, 1000, 1000, 1000, 2000])),
+///            t(&[1000, 1200, 1400, 1600, 1800, 2000]));
+/// assert_eq!(spread_equal_times(&t(&[1000, 1000, 1500])), t(&[1000, 1250, 1500]));
+/// assert_eq!(spread_equal_times(&t(&[1100])), t(&[1100]));
+/// ```
+pub fn spread_equal_times(times: &[Option<i64>]) -> Vec<Option<i64>> {
+    let mut out = times.to_vec();
+    let mut start = 0;
+    while start < times.len() {
+        let Some(t) = times[start] else {
+            start += 1;
+            continue;
+        };
+        let end = (start..times.len())
+            .find(|&j| times[j] != Some(t))
+            .unwrap_or(times.len());
+        let n = (end - start) as i64;
+        if n > 1 {
+            let end_of_second = t.div_euclid(1000) * 1000 + 1000;
+            let next = times.get(end).copied().flatten().unwrap_or(end_of_second);
+            let span = next.min(end_of_second) - t;
+            for (k, slot) in out[start..end].iter_mut().enumerate() {
+                *slot = Some(t + span * k as i64 / n);
+            }
+        }
+        start = end;
+    }
+    out
+}
+
+/// How many images share their capture time with a neighbour (and so get spread times).
+pub fn spread_count(times: &[Option<i64>]) -> usize {
+    (0..times.len())
+        .filter(|&i| {
+            times[i].is_some()
+                && ((i > 0 && times[i - 1] == times[i]) || times.get(i + 1) == Some(&times[i]))
+        })
+        .count()
+}
+
+fn speed_kmh(a: &ScannedImage, b: &ScannedImage, times: (i64, i64)) -> Option<(f64, f64)> {
     let ((la, lo), (lb, lob)) = (a.position()?, b.position()?);
-    let dt_ms = b.captured_at_ms? - a.captured_at_ms?;
+    let dt_ms = times.1 - times.0;
     let d = haversine_m(la, lo, lb, lob);
     if dt_ms <= 0 {
         return None;
@@ -21,8 +75,15 @@ fn speed_kmh(a: &ScannedImage, b: &ScannedImage) -> Option<(f64, f64)> {
     Some((d / 1000.0 / (dt_ms as f64 / 3_600_000.0), d))
 }
 
-fn impossible(a: &ScannedImage, b: &ScannedImage) -> bool {
-    speed_kmh(a, b).is_some_and(|(v, d)| v > MAX_SPEED_KMH && d > GPS_NOISE_M)
+fn impossible(a: &ScannedImage, b: &ScannedImage, times: (i64, i64)) -> bool {
+    speed_kmh(a, b, times).is_some_and(|(v, d)| v > MAX_SPEED_KMH && d > GPS_NOISE_M)
+}
+
+fn same_place(a: &ScannedImage, b: &ScannedImage) -> bool {
+    match (a.position(), b.position()) {
+        (Some((la, lo)), Some((lb, lob))) => haversine_m(la, lo, lb, lob) <= DUPLICATE_DISTANCE_M,
+        _ => false,
+    }
 }
 
 /// Adds per-image problems to `per_image` (parallel to `images`, which are sorted by capture time) and
@@ -38,8 +99,9 @@ pub(crate) fn check_sequence(
 ) -> Vec<Problem> {
     let mut sequence_level = Vec::new();
 
-    // Duplicate capture times: the first image of a group is kept.
-    let mut prev: Option<usize> = None;
+    // True duplicates: the same capture time and the same place. The first image of a group is kept; equal
+    // times at different places are a time-lapse written in whole seconds, spread below.
+    let mut group: Vec<usize> = Vec::new();
     for i in 0..images.len() {
         if !per_image[i].is_empty() {
             continue;
@@ -47,23 +109,40 @@ pub(crate) fn check_sequence(
         let Some(t) = images[i].captured_at_ms else {
             continue;
         };
-        if let Some(p) = prev {
-            if images[p].captured_at_ms == Some(t) {
-                per_image[i].push(Problem::image(
-                    &images[i].path,
-                    "DateTimeOriginal",
-                    ProblemKind::DuplicateCaptureTime,
-                    format!(
-                        "same capture time as {} ({})",
-                        images[p].file_name,
-                        crate::format_utc(t)
-                    ),
-                ));
-                continue;
-            }
+        if group
+            .first()
+            .is_some_and(|&g| images[g].captured_at_ms != Some(t))
+        {
+            group.clear();
         }
-        prev = Some(i);
+        if let Some(&p) = group.iter().find(|&&p| same_place(&images[p], &images[i])) {
+            per_image[i].push(Problem::image(
+                &images[i].path,
+                "DateTimeOriginal",
+                ProblemKind::DuplicateCaptureTime,
+                format!(
+                    "same capture time as {} ({}) and the same position: the same photo twice",
+                    images[p].file_name,
+                    crate::format_utc(t),
+                ),
+            ));
+            continue;
+        }
+        group.push(i);
     }
+    let spread = spread_equal_times(
+        &(0..images.len())
+            .map(|i| {
+                if per_image[i].is_empty() {
+                    images[i].captured_at_ms
+                } else {
+                    None
+                }
+            })
+            .collect::<Vec<_>>(),
+    );
+    let at = |i: usize| spread[i].or(images[i].captured_at_ms).unwrap_or_default();
+    let pair = |a: usize, b: usize| (at(a), at(b));
 
     // Impossible speeds.
     let chain: Vec<usize> = (0..images.len())
@@ -76,9 +155,14 @@ pub(crate) fn check_sequence(
     let mut start = 0;
     if chain.len() >= 3 {
         let (a, b, c) = (&images[chain[0]], &images[chain[1]], &images[chain[2]]);
+        let (ab, ac, bc) = (
+            pair(chain[0], chain[1]),
+            pair(chain[0], chain[2]),
+            pair(chain[1], chain[2]),
+        );
         // The first image is the outlier if it is far from both of the next two, which agree with each other.
-        if impossible(a, b) && impossible(a, c) && !impossible(b, c) {
-            let (v, _) = speed_kmh(a, b).unwrap_or_default();
+        if impossible(a, b, ab) && impossible(a, c, ac) && !impossible(b, c, bc) {
+            let (v, _) = speed_kmh(a, b, ab).unwrap_or_default();
             per_image[chain[0]].push(Problem::image(
                 &a.path,
                 "GPSLatitude/GPSLongitude",
@@ -94,8 +178,9 @@ pub(crate) fn check_sequence(
     if let Some(&first) = chain.get(start) {
         let mut last = first;
         for &i in &chain[start + 1..] {
-            if impossible(&images[last], &images[i]) {
-                let (v, d) = speed_kmh(&images[last], &images[i]).unwrap_or_default();
+            if impossible(&images[last], &images[i], pair(last, i)) {
+                let (v, d) =
+                    speed_kmh(&images[last], &images[i], pair(last, i)).unwrap_or_default();
                 per_image[i].push(Problem::image(
                     &images[i].path,
                     "GPSLatitude/GPSLongitude",

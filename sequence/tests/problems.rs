@@ -66,6 +66,8 @@ fn each_per_image_problem_kind() {
     specs[6].corruption = Some(Corruption::NotAJpeg);
     specs[7].corruption = Some(Corruption::TruncatedHeader);
     specs[8].captured_at_ms = specs[7].captured_at_ms.map(|_| T0 + 9000); // same time as img_09
+    specs[8].latitude = specs[9].latitude; // and the same place: a true duplicate
+    specs[8].longitude = specs[9].longitude;
     let (lat, lon) = destination(47.0, 8.0, 90.0, 50_000.0); // 50 km away one second later
     specs[10].latitude = Some(lat);
     specs[10].longitude = Some(lon);

@@ -263,7 +263,10 @@ fn transport_spellings_in_metadata_and_flags() {
         ("Earth/Walk", "Earth/Walk"),
         ("Air-Paraglide", "Air/Paraglide"),
         ("water-plane", "Air/Plane"),
-        ("Powered-Electric Car", "Powered/Electric Car"),
+        // MTPDU 2020 names map onto today's tree (issue 14, point 9).
+        ("Powered-Electric Car", "Earth/Electric Car"),
+        ("Powered-Drone", "Air/Drone"),
+        ("Hanglide", "Air/Hang Glide"),
     ] {
         fs::write(
             g.root.join("sequence.toml"),

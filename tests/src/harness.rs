@@ -124,7 +124,7 @@ pub fn plugins_dir_with(dir: &Path, libraries: &[PathBuf]) -> PathBuf {
 }
 
 /// The `.env` that enables both bundled plugins (placeholder values, never real credentials).
-pub const FULL_ENV: &str = "MAPILLARY_APP_ID=test-app\nMAPILLARY_SECRET=test-secret\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\nMTP_WEB_URL=http://127.0.0.1:9\nMTP_WEB_AUTH_URL=http://127.0.0.1:9/o/authorize/\nMTP_WEB_APP_ID=mtpw-app\nMTP_WEB_APP_SECRET=mtpw-secret\n";
+pub const FULL_ENV: &str = "MAPILLARY_APP_ID=test-app\nMAPILLARY_SECRET=test-secret\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\nMTP_WEB_URL=http://127.0.0.1:9\nMTP_WEB_AUTH_URL=http://127.0.0.1:9/accounts/authorize/\nMTP_WEB_APP_ID=mtpw-app\nMTP_WEB_APP_SECRET=mtpw-secret\n";
 
 /// An `mtp` command isolated from the developer's machine: its own state dir, no inherited plugin dir or
 /// integration keys from the environment.

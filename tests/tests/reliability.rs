@@ -42,7 +42,7 @@ impl World {
                  MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
                  MAPILLARY_RETRY_BASE_MS=20\n\
                  MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=app\nMTP_WEB_APP_SECRET=secret\n\
-                 MTP_WEB_REDIRECT_URI=http://127.0.0.1:9/mtpw\nMTP_WEB_RETRY_BASE_MS=20\n",
+                 MTP_WEB_RETRY_BASE_MS=20\n",
                 c.client_id,
                 c.client_secret,
                 mapillary.graph_url(),
@@ -98,14 +98,16 @@ impl World {
     /// `mtp upload` until it succeeds and both integrations are published (a flaky world may need a
     /// few runs, as a user would do); returns how many runs it took. When mtp says a publish's outcome is
     /// unknown, do what a user would: check Mapillary (here, the fake's count of `finish_upload` calls
-    /// against the `publishes` expected so far) and add `--republish` only if it did not go through.
+    /// against the `publishes` expected so far) and MTPW (the fake's sequences against the same count:
+    /// one MTPW sequence per published one), and add `--republish` only if none of the unknown ones went
+    /// through.
     fn upload_until_done(&self, dir: &Path, publishes: u32) -> usize {
         self.upload_until_done_with(dir, publishes, &[])
     }
 
     /// [`Self::upload_until_done`] with `extra` arguments for `mtp upload`.
     fn upload_until_done_with(&self, dir: &Path, publishes: u32, extra: &[&str]) -> usize {
-        for attempt in 1..=6 {
+        for attempt in 1..=8 {
             let out = self
                 .mtp()
                 .args(self.upload_args(dir, publishes))
@@ -116,16 +118,27 @@ impl World {
                 return attempt;
             }
         }
-        panic!("not published after 6 runs: {:?}", self.status_rows());
+        panic!("not published after 8 runs: {:?}", self.status_rows());
     }
 
-    /// Whether a user would add `--republish` now: mtp says a publish's outcome is unknown and
-    /// Mapillary (the fake's count of `finish_upload` calls) has fewer than `publishes`.
-    /// (`mtp status` re-checks waiting sequences, which may sync MTPW, so it runs only when the fake
-    /// says a publish is missing.)
+    /// Whether a user would add `--republish` now: mtp says a publish's outcome is unknown, and the
+    /// service it is unknown at has fewer than `publishes` (Mapillary: the fake's count of
+    /// `finish_upload` calls; MTPW: the fake's sequences, one per published one); never while one of the
+    /// unknown ones went through. (`mtp status` re-checks waiting sequences, which may sync MTPW, so it
+    /// runs only when a fake says something is missing.)
     fn needs_republish(&self, publishes: u32) -> bool {
         let sent: u32 = self.mapillary.stats().finish_upload_calls.values().sum();
-        sent < publishes && self.status_rows().iter().any(|r| r["state"] == "unknown")
+        let created = self.mtpw.stats().sequences.len() as u32;
+        if sent >= publishes && created >= publishes {
+            return false;
+        }
+        let rows = self.status_rows();
+        let unknown = |id: &str| {
+            rows.iter()
+                .any(|r| r["integration"] == id && r["state"] == "unknown")
+        };
+        let (mly, mtpw) = (unknown("mapillary"), unknown("mtpw"));
+        (mly || mtpw) && (!mly || sent < publishes) && (!mtpw || created < publishes)
     }
 
     /// `upload DIR`, with `--republish` when [`Self::needs_republish`].

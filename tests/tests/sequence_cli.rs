@@ -69,7 +69,8 @@ fn inspect_reports_metadata_and_each_integration_decides_eligibility() {
     assert_eq!(eligibility(&summary, "mapillary"), (true, None));
     assert_eq!(eligibility(&summary, "mtpw"), (true, None));
 
-    // Flags beat metadata, and an Air type is Mapillary's own refusal; MTPW still takes it.
+    // Flags beat metadata, and an Air type is Mapillary's own refusal; MTPW, which needs Mapillary's
+    // sequence key, is then skipped, as mtp upload will do.
     let summary = inspect_json(
         home.path(),
         &plugins,
@@ -95,7 +96,13 @@ fn inspect_reports_metadata_and_each_integration_decides_eligibility() {
             Some("transport type Air/Paraglide is not accepted by Mapillary".into())
         )
     );
-    assert_eq!(eligibility(&summary, "mtpw"), (true, None));
+    assert_eq!(
+        eligibility(&summary, "mtpw"),
+        (
+            false,
+            Some("needs mapillary, which skipped this sequence (not eligible: transport type Air/Paraglide is not accepted by Mapillary)".into())
+        )
+    );
 
     // An unknown transport type is an error listing the valid ones.
     let bad = mtp_command(home.path())

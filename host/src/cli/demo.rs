@@ -136,8 +136,7 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
         "# Written by mtp demo: the local fakes, never real services.\n\
          MAPILLARY_APP_ID={}\nMAPILLARY_SECRET={}\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:{}/mapillary/callback\n\
          MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
-         MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=mtp-demo\nMTP_WEB_APP_SECRET=mtp-demo-secret\n\
-         MTP_WEB_REDIRECT_URI=http://127.0.0.1:{}/mtpw/callback\n",
+         MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=mtp-demo\nMTP_WEB_APP_SECRET=mtp-demo-secret\n",
         field(u, "/mapillary/client_id")?,
         field(u, "/mapillary/client_secret")?,
         free_loopback_port()?,
@@ -146,7 +145,6 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
         field(u, "/mapillary/authorize_url")?,
         field(u, "/mtpw/base_url")?,
         field(u, "/mtpw/auth_url")?,
-        free_loopback_port()?,
     );
     std::fs::write(&env_file, env_text)
         .with_context(|| format!("cannot write {}", env_file.display()))?;

@@ -49,43 +49,81 @@ pub(crate) fn scan(dir: &Path, overrides: &OverrideArgs) -> Result<ScannedSequen
         .with_context(|| format!("cannot read the sequence in {}", dir.display()))
 }
 
-/// Each loaded integration's answer for `scanned`: `(id, eligible, reason)`. Eligibility is asked of every
-/// loaded integration on the valid images, each deciding by its own rules.
+/// One integration's line of `inspect`: its id, its JSON object, and its text.
+pub(crate) type EligibilityLine = (String, serde_json::Value, String);
+
+/// The plan for `scanned`: for the enabled integrations, the same chain check `mtp upload` runs before
+/// sending anything (eligibility, what each still needs, who is skipped because of whom); the loaded but
+/// disabled ones are only asked whether they take the sequence. Shared with `mtp serve`.
 pub(crate) async fn eligibility_of(
     runner: &Runner,
     scanned: &ScannedSequence,
-) -> Vec<(String, bool, Option<String>)> {
-    match scanned.to_descriptor(true) {
-        Ok((descriptor, _)) => runner
-            .eligibility(&descriptor)
-            .await
-            .into_iter()
-            .map(|(id, answer)| match answer {
-                Ok(e) => (id, e.eligible, e.reason),
-                Err(err) => (id, false, Some(format!("could not ask: {err}"))),
-            })
-            .collect(),
-        Err(err) => runner
+) -> Vec<EligibilityLine> {
+    let mut options = serde_json::Map::new();
+    options.insert(
+        "prior_uploads".into(),
+        serde_json::to_value(scanned.prior_uploads()).unwrap_or_default(),
+    );
+    let descriptor = match scanned.to_descriptor(true) {
+        Ok((descriptor, _)) => descriptor,
+        Err(err) => return runner
             .registry
             .infos()
             .iter()
             .filter(|i| i.loaded)
-            .map(|i| (i.id.clone(), false, Some(err.to_string())))
+            .map(|i| {
+                (
+                    i.id.clone(),
+                    serde_json::json!({"id": i.id, "eligible": false, "reason": err.to_string()}),
+                    format!("not eligible: {err}"),
+                )
+            })
             .collect(),
+    };
+    let plan = runner.preflight(&descriptor, false, &options).await;
+    let mut lines: Vec<EligibilityLine> = plan
+        .iter()
+        .map(|e| {
+            let reason = e.not_eligible.clone().or_else(|| e.skipped.clone());
+            (
+                e.integration.clone(),
+                serde_json::json!({"id": e.integration, "eligible": e.runs(),
+                    "reason": reason, "needs": e.needs}),
+                e.describe(),
+            )
+        })
+        .collect();
+    for (id, answer) in runner.eligibility(&descriptor).await {
+        if plan.iter().any(|e| e.integration == id) {
+            continue;
+        }
+        let (eligible, reason) = match answer {
+            Ok(e) => (e.eligible, e.reason),
+            Err(err) => (false, Some(format!("could not ask: {err}"))),
+        };
+        let text = match (&eligible, &reason) {
+            (true, _) => "eligible (not enabled)".to_string(),
+            (false, Some(r)) => format!("not eligible: {r} (not enabled)"),
+            (false, None) => "not eligible (not enabled)".to_string(),
+        };
+        lines.push((
+            id.clone(),
+            serde_json::json!({"id": id, "eligible": eligible, "reason": reason, "enabled": false}),
+            text,
+        ));
     }
+    lines
 }
 
 /// The document of `mtp sequence inspect --json` (also `POST /api/inspect` of `mtp serve`).
 pub(crate) fn inspect_json(
     scanned: &ScannedSequence,
-    eligibility: &[(String, bool, Option<String>)],
+    eligibility: &[EligibilityLine],
 ) -> Result<serde_json::Value> {
     let mut value = serde_json::to_value(scanned.summary()).context("cannot encode the summary")?;
     value["integrations"] = eligibility
         .iter()
-        .map(|(id, eligible, reason)| {
-            serde_json::json!({"id": id, "eligible": eligible, "reason": reason})
-        })
+        .map(|(_, json, _)| json.clone())
         .collect();
     Ok(value)
 }
@@ -96,25 +134,20 @@ pub(crate) fn inspect(
     overrides: &OverrideArgs,
 ) -> Result<ExitCode> {
     let scanned = scan(dir, overrides)?;
-    let summary = scanned.summary();
     let session = Session::open_for_data(global)?;
-    let eligibility = session
+    let lines = session
         .runtime
         .block_on(eligibility_of(&session.runner, &scanned));
     if global.json {
-        print_json(&inspect_json(&scanned, &eligibility)?)?;
+        print_json(&inspect_json(&scanned, &lines)?)?;
     } else {
-        print!("{}", summary.render_text());
+        print!("{}", scanned.summary().render_text());
         println!("integrations:");
-        if eligibility.is_empty() {
+        if lines.is_empty() {
             println!("  (no integration plugins loaded)");
         }
-        for (id, eligible, reason) in &eligibility {
-            match (eligible, reason) {
-                (true, _) => println!("  {id}: eligible"),
-                (false, Some(reason)) => println!("  {id}: not eligible: {reason}"),
-                (false, None) => println!("  {id}: not eligible"),
-            }
+        for (id, _, text) in &lines {
+            println!("  {id}: {text}");
         }
     }
     Ok(ExitCode::SUCCESS)

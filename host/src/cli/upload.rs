@@ -31,6 +31,9 @@ pub(crate) struct UploadArgs {
     /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through).
     #[arg(long)]
     republish: bool,
+    /// Send a sequence even where its MTPDU sequence log says it is already published.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -44,6 +47,7 @@ impl UploadArgs {
             skip_invalid: false,
             jobs: 4,
             republish: false,
+            force: false,
             overrides: OverrideArgs {
                 name: None,
                 description: None,
@@ -60,20 +64,37 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     let mut options = serde_json::Map::new();
     options.insert("jobs".into(), args.jobs.into());
     options.insert("republish".into(), args.republish.into());
+    options.insert("force".into(), args.force.into());
     let mut failed = false;
     // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
     // before the user has seen the problems, and so the re-check below can skip these sequences.
     let mut ready = Vec::new();
     for dir in &args.dirs {
         match prepare(&session, args, dir) {
-            Ok(descriptor) => ready.push(descriptor),
+            Ok((descriptor, prior)) => {
+                let mut sequence_options = options.clone();
+                sequence_options.insert("prior_uploads".into(), prior);
+                // Every integration that will run must have what it needs before anything is sent.
+                let plan = session.runtime.block_on(session.runner.preflight(
+                    &descriptor,
+                    args.dry_run,
+                    &sequence_options,
+                ));
+                match mtp_host::chain_check::blocking_message(&plan) {
+                    Some(message) => {
+                        report_error(&session, global, dir, &message);
+                        failed = true;
+                    }
+                    None => ready.push((descriptor, sequence_options)),
+                }
+            }
             Err(message) => {
                 report_error(&session, global, dir, &message);
                 failed = true;
             }
         }
     }
-    let uploading: Vec<String> = ready.iter().map(|d| d.id.clone()).collect();
+    let uploading: Vec<String> = ready.iter().map(|(d, _)| d.id.clone()).collect();
     recheck(&session, &uploading)?;
     if session.runner.registry.chain().next().is_none() {
         for dir in &args.dirs {
@@ -86,7 +107,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
         }
         return Ok(ExitCode::FAILURE);
     }
-    for descriptor in ready {
+    for (descriptor, options) in ready {
         session.progress.start_sequence(&descriptor.id);
         let runs = session.runtime.block_on(session.runner.run_sequence(
             &descriptor,
@@ -109,26 +130,28 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     })
 }
 
-/// Reads and validates one sequence directory; the error is a message for the user.
+/// Reads and validates one sequence directory, with what MTPDU already published of it (its sequence
+/// log's `destination` block, as JSON for the runner); the error is a message for the user.
 fn prepare(
     session: &Session,
     args: &UploadArgs,
     dir: &std::path::Path,
-) -> Result<SequenceDescriptor, String> {
-    let (descriptor, skipped) = prepare_sequence(dir, &args.overrides, args.skip_invalid)?;
+) -> Result<(SequenceDescriptor, serde_json::Value), String> {
+    let (descriptor, skipped, prior) = prepare_sequence(dir, &args.overrides, args.skip_invalid)?;
     for line in &skipped {
         session.progress.println(line);
     }
-    Ok(descriptor)
+    Ok((descriptor, prior))
 }
 
-/// Reads and validates one sequence directory for upload: the descriptor and one line per skipped image
-/// (with `skip_invalid`); the error is a message for the user. Shared with `mtp serve`.
+/// Reads and validates one sequence directory for upload: the descriptor, one line per skipped image
+/// (with `skip_invalid`), and what MTPDU already published of it (its sequence log's `destination`
+/// block, as JSON for the runner); the error is a message for the user. Shared with `mtp serve`.
 pub(crate) fn prepare_sequence(
     dir: &std::path::Path,
     overrides: &OverrideArgs,
     skip_invalid: bool,
-) -> Result<(SequenceDescriptor, Vec<String>), String> {
+) -> Result<(SequenceDescriptor, Vec<String>, serde_json::Value), String> {
     let scanned = scan(dir, overrides).map_err(|err| format!("{err:#}"))?;
     let (descriptor, skipped) = scanned.to_descriptor(skip_invalid).map_err(|err| {
         format!("{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)")
@@ -143,7 +166,8 @@ pub(crate) fn prepare_sequence(
     if descriptor.images.is_empty() {
         return Err("no valid images to upload".to_string());
     }
-    Ok((descriptor, lines))
+    let prior = serde_json::to_value(scanned.prior_uploads()).unwrap_or_default();
+    Ok((descriptor, lines, prior))
 }
 
 /// One result line of `mtp upload --json` (also an event of `mtp serve`'s `/api/events`). Keys, never
@@ -158,6 +182,7 @@ pub(crate) fn result_json(
         "name": descriptor.name,
         "integration": run.integration,
         "not_eligible": run.not_eligible,
+        "skipped": run.skipped,
         "state": run.outcome.as_ref().map(|o| o.state.as_str()),
         "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
         "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
@@ -177,6 +202,7 @@ fn report_run(
     }
     let line = match (&run.not_eligible, &run.outcome, &run.error) {
         (Some(reason), _, _) => format!("skipped: not eligible: {reason}"),
+        _ if run.skipped.is_some() => format!("skipped: {}", run.skipped.as_deref().unwrap_or("")),
         (_, _, Some(err)) => format!("error: {err}"),
         (_, Some(outcome), None) => {
             let mut text = outcome.state.as_str().to_string();

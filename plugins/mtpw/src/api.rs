@@ -1,5 +1,5 @@
-//! Map the Paths Web's HTTP API (both generations; source: trek-view/mtp-web `api/views.py`), its error
-//! shapes, and which answers are retried.
+//! Map the Paths Web's HTTP API (docs/providers/mtpw.md; source: trek-view/mtp-web `api/views.py`): both
+//! generations, its error shapes, and which answers are retried.
 
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub enum ApiError {
     NotFound,
     /// MTPW refused (HTTP 200 with `{"error", "status": false}`, or a 4xx): its message.
     Refused(String),
+    /// A create may or may not have taken effect (HTTP 5xx, a timeout, an answer cut off): why.
+    OutcomeUnknown(String),
     /// Anything else, already a plugin error.
     Plugin(PluginError),
 }
@@ -42,6 +44,7 @@ pub struct MtpwApi<'a> {
     base: String,
     token: String,
     retry_base: Duration,
+    max_attempts: u32,
 }
 
 enum Body<'a> {
@@ -62,7 +65,14 @@ impl<'a> MtpwApi<'a> {
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
             retry_base,
+            max_attempts: 8,
         }
+    }
+
+    /// Gives up after `attempts` retries (a login check should not make the user wait long).
+    pub fn with_max_attempts(mut self, attempts: u32) -> MtpwApi<'a> {
+        self.max_attempts = attempts;
+        self
     }
 
     /// `POST /api/v1/mapillary/token/verify`: hands MTPW the user's Mapillary token.
@@ -97,14 +107,82 @@ impl<'a> MtpwApi<'a> {
     }
 
     /// `POST /api/v1/sequence/create/` (new API): creates a sequence; not idempotent.
+    ///
+    /// Sent again only when it surely did not reach the view (no connection could be made). The real view
+    /// saves the row before anything that can fail after it (trek-view/mtp-web `api/views.py`
+    /// `SequenceCreate`), so a 5xx, a timeout or a cut answer is [`ApiError::OutcomeUnknown`], never a retry.
+    /// (Kept apart from [`MtpwApi::send`]'s shared retry loop, which retries 5xx.)
     pub async fn create(&self, ctx: &Context, fields: &[(&str, &str)]) -> Result<Value, ApiError> {
-        self.send(
-            ctx,
-            reqwest::Method::POST,
-            "/api/v1/sequence/create/",
-            Body::Form(fields),
-        )
-        .await
+        let url = format!("{}/api/v1/sequence/create/", self.base);
+        let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), self.max_attempts);
+        loop {
+            ctx.check_cancelled()?;
+            let sent = self
+                .client
+                .post(&url)
+                .bearer_auth(&self.token)
+                .timeout(Duration::from_secs(60))
+                .form(fields)
+                .send()
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(err) if err.is_connect() => match backoff.next_delay(None) {
+                    Some(wait) => {
+                        ctx.debug(format!(
+                            "MTPW create: {}; trying again in {wait:?}",
+                            http::describe(&err)
+                        ));
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    None => {
+                        return Err(ApiError::Plugin(PluginError::transient(format!(
+                            "MTPW create: {}",
+                            http::describe(&err)
+                        ))))
+                    }
+                },
+                Err(err) => return Err(ApiError::OutcomeUnknown(http::describe(&err))),
+            };
+            let status = response.status().as_u16();
+            let body = match response.text().await {
+                Ok(body) => body,
+                Err(err) => {
+                    return Err(ApiError::OutcomeUnknown(format!(
+                        "the answer was cut off: {}",
+                        http::describe(&err)
+                    )))
+                }
+            };
+            if status >= 500 {
+                return Err(ApiError::OutcomeUnknown(format!("HTTP {status}")));
+            }
+            return interpret(status, &body);
+        }
+    }
+
+    /// Checks the user's MTPW token without side effects: a create without a name, which the real view
+    /// refuses before touching the database (`Sequence Name is missing`, trek-view/mtp-web `api/views.py`)
+    /// while DRF answers 403 to a token it does not accept; on a server of the older API, the same with
+    /// an empty `mapillary/token/verify` (`Mapillary token is invalid` before any save).
+    pub async fn check_login(&self, ctx: &Context) -> Result<(), ApiError> {
+        let probe = |path: &'static str| async move {
+            self.send(ctx, reqwest::Method::POST, path, Body::Form(&[]))
+                .await
+        };
+        let answer = match probe("/api/v1/sequence/create/").await {
+            Err(ApiError::NotFound) => probe("/api/v1/mapillary/token/verify").await,
+            other => other,
+        };
+        match answer {
+            // Refused by the view: the token got past authentication.
+            Err(ApiError::Refused(_)) => Ok(()),
+            Ok(unexpected) => Err(ApiError::Refused(format!(
+                "unexpected answer to an empty request: {unexpected}"
+            ))),
+            Err(err) => Err(err),
+        }
     }
 
     /// `PUT /api/v1/sequence/import/<unique_id>/` (new API): attaches the Mapillary sequence.
@@ -132,10 +210,10 @@ impl<'a> MtpwApi<'a> {
         body: Body<'_>,
     ) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.base);
-        let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), 8);
+        let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), self.max_attempts);
         let what = format!("MTPW {method} {path}");
-        // Only create is not idempotent: repeating it after an unknown outcome could make a second sequence.
-        let repeat = if path.contains("/create") {
+        // Only create is not idempotent, and it has its own sender; an empty probe changes nothing.
+        let repeat = if path.contains("/create") && !matches!(body, Body::Form([])) {
             Repeat::OnlyIfNotApplied
         } else {
             Repeat::Safe

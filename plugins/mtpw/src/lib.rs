@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod fields;
 
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ struct KeyState {
     imported: bool,
     /// The transport name MTPW accepted.
     transport_sent: Option<String>,
+    /// Why the last create's outcome is unknown (HTTP 5xx, a timeout), when it is.
+    #[serde(default)]
+    create_unknown: Option<String>,
 }
 
 /// The integration.
@@ -67,12 +71,6 @@ fn retry_base(ctx: &Context) -> Duration {
 }
 
 fn refused(message: String) -> PluginError {
-    if message.contains("Mapillary token") {
-        return PluginError::new(
-            ErrorKind::Rejected,
-            format!("MTPW: {message}: re-authorise with `mtp auth mapillary`, then run mtp upload again"),
-        );
-    }
     PluginError::new(ErrorKind::Rejected, format!("MTPW: {message}"))
 }
 
@@ -83,6 +81,9 @@ fn api_error(err: ApiError, what: &str) -> PluginError {
             format!("MTPW has no {what} endpoint (is MTP_WEB_URL right?)"),
         ),
         ApiError::Refused(message) => refused(message),
+        ApiError::OutcomeUnknown(why) => PluginError::transient(format!(
+            "MTPW {what}: {why}; whether it took effect is unknown"
+        )),
         ApiError::Plugin(err) => err,
     }
 }
@@ -107,12 +108,16 @@ impl Integration for Mtpw {
         }
     }
 
+    fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
+        Eligibility::eligible_once(fields::needs(sequence))
+    }
+
     async fn authorize(
         &self,
         ctx: &Context,
         request: AuthRequest,
     ) -> Result<AuthOutcome, PluginError> {
-        auth::authorize(ctx, request).await
+        auth::authorize(ctx, self.client()?, request).await
     }
 
     async fn auth_status(&self, ctx: &Context) -> Result<AuthStatus, PluginError> {
@@ -143,6 +148,12 @@ impl Integration for Mtpw {
             );
             return Ok(outcome);
         };
+        // The same checks as eligibility, in case the host did not ask first: nothing is sent that the
+        // server would refuse or half-store.
+        let needs = fields::needs(&request.sequence);
+        if !needs.is_empty() {
+            return Err(PluginError::invalid_input(needs.join("; ")));
+        }
         if request.dry_run {
             return Ok(RunOutcome::new(
                 SequenceState::DryRun,
@@ -155,16 +166,26 @@ impl Integration for Mtpw {
         let base = ctx.require_env("MTP_WEB_URL")?;
         let client = self.client()?;
         let api = MtpwApi::new(client, &base, &token, retry_base(ctx));
-        let generation = detect_generation(ctx, &api, &base, &mapillary_token).await?;
+        let generation = match detect_generation(ctx, &api, &base, &mapillary_token).await {
+            Err(err) if is_v3_refusal(&err) => return Ok(v3_waiting(None)),
+            other => other?,
+        };
         let transport = request.sequence.transport.clone().ok_or_else(|| {
             PluginError::invalid_input(
                 "MTPW needs a transport type: set it in the sequence or pass --transport",
             )
         })?;
-        let tags = request.sequence.tags.join(",");
-        let mut unique_ids = Vec::new();
+        let tags = fields::tag_field(&request.sequence.tags);
+        let republish = request
+            .options
+            .get("republish")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let prior_unique_id = prior_unique_id(&request.options);
+        let mut synced = Vec::new();
         let mut notes = Vec::new();
-        for key in &keys {
+        let mut unsettled: Option<RunOutcome> = None;
+        for (index, key) in keys.iter().enumerate() {
             ctx.check_cancelled()?;
             ctx.progress(ProgressEvent::Step {
                 step: "sync".into(),
@@ -172,31 +193,73 @@ impl Integration for Mtpw {
             });
             let slot = state_key(&request.sequence.id, key);
             let mut state: KeyState = ctx.state().get_json(&slot)?.unwrap_or_default();
+            if index == 0 && state.unique_id.is_none() && !state.create_sent {
+                if let Some(id) = &prior_unique_id {
+                    // MTPDU created this MTPW sequence and stopped before importing: use it.
+                    state.unique_id = Some(id.clone());
+                    ctx.state().put_json(&slot, &state)?;
+                    notes.push(format!(
+                        "reused MTPW sequence {id} that MTP Desktop Uploader had created"
+                    ));
+                }
+            }
+            let name = fields::part_name(&request.sequence.name, index, keys.len());
             let fields = SequenceFields {
                 key,
-                name: &request.sequence.name,
+                name: &name,
                 description: &request.sequence.description,
-                tags: &tags,
+                tags: tags.as_deref(),
                 mapillary_token: &mapillary_token,
             };
-            let (unique_id, note) = match generation {
+            let step = match generation {
                 ApiGeneration::TokenVerifyImport => {
-                    import_by_key(ctx, &api, &fields, &transport, &slot, &mut state).await?
+                    import_by_key(ctx, &api, &fields, &transport, &slot, &mut state).await
                 }
                 ApiGeneration::CreateThenImport => {
-                    create_then_import(ctx, &api, &fields, &transport, &slot, &mut state).await?
+                    let create = CreateRules {
+                        repeat_unknown: republish,
+                    };
+                    create_then_import(ctx, &api, &fields, &transport, &slot, &mut state, create)
+                        .await
                 }
             };
-            notes.extend(note);
-            unique_ids.push(unique_id);
+            match step {
+                Ok(Step::Synced(unique_id, note)) => {
+                    notes.extend(note);
+                    synced.push(unique_id);
+                }
+                Ok(Step::Unsettled(outcome)) => {
+                    unsettled.get_or_insert(outcome);
+                }
+                Err(err) if is_v3_refusal(&err) => {
+                    unsettled.get_or_insert(v3_waiting(state.unique_id.clone()));
+                }
+                Err(err) => return Err(err),
+            }
         }
-        let joined = unique_ids.join(",");
-        let mut message = format!("synced to MTPW as {joined}");
-        if !notes.is_empty() {
-            message = format!("{message} ({})", notes.join("; "));
+        let joined = synced.join(",");
+        let mut outcome = match unsettled {
+            Some(mut outcome) => {
+                if !synced.is_empty() {
+                    outcome.message = outcome
+                        .message
+                        .map(|m| format!("{m} (parts already synced: {joined})"));
+                }
+                outcome
+            }
+            None => {
+                let mut message = format!("synced to MTPW as {joined}");
+                if !notes.is_empty() {
+                    message = format!("{message} ({})", notes.join("; "));
+                }
+                let mut outcome = RunOutcome::new(SequenceState::Published, message);
+                outcome.exports.insert("unique_id".into(), joined.clone());
+                outcome
+            }
+        };
+        if !joined.is_empty() {
+            outcome.keys.insert("unique_id".into(), joined);
         }
-        let mut outcome = RunOutcome::new(SequenceState::Published, message);
-        outcome.keys.insert("unique_id".into(), joined.clone());
         outcome.keys.insert(
             "api".into(),
             match generation {
@@ -204,9 +267,78 @@ impl Integration for Mtpw {
                 ApiGeneration::CreateThenImport => "create+import".into(),
             },
         );
-        outcome.exports.insert("unique_id".into(), joined);
         Ok(outcome)
     }
+}
+
+/// The MTPW `unique_id` MTPDU recorded for the sequence (`destination.mtp`), passed by the host as
+/// `options.prior_uploads.mtpw.id`.
+fn prior_unique_id(options: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    options
+        .get("prior_uploads")?
+        .get("mtpw")?
+        .get("id")?
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+}
+
+/// The answer MTPW gives when its own check of the Mapillary token fails. The token came from Mapillary,
+/// which just accepted it (it published the sequence or found its key with it), so the failing check is
+/// the server's: the public MTPW code still calls Mapillary's retired API v3 (trek-view/mtp-web
+/// `lib/mapillary.py`, `root_url`).
+fn is_v3_refusal(err: &PluginError) -> bool {
+    err.kind == ErrorKind::Rejected && err.message.contains(V3_REFUSAL)
+}
+
+const V3_REFUSAL: &str = "Mapillary token is invalid";
+
+fn v3_waiting(unique_id: Option<String>) -> RunOutcome {
+    let mut outcome = RunOutcome::new(
+        SequenceState::Waiting,
+        "the MTPW server could not check the Mapillary token with Mapillary (it answered \"Mapillary token is \
+         invalid\" for a token Mapillary itself just accepted: the public MTPW code still asks Mapillary's \
+         retired API v3); nothing is wrong with your login",
+    );
+    outcome.next_action = Some(
+        "nothing to fix on your side: mtp tries again on every mtp upload and mtp status; the MTPW \
+         operators must move their server to Mapillary's API v4"
+            .into(),
+    );
+    if let Some(id) = unique_id {
+        outcome.keys.insert("unique_id".into(), id);
+    }
+    outcome
+}
+
+/// What one Mapillary key came to.
+enum Step {
+    /// Imported: MTPW's `unique_id`, and a note.
+    Synced(String, Option<String>),
+    /// Not done and not an error: the outcome to report (a create whose outcome is unknown).
+    Unsettled(RunOutcome),
+}
+
+/// How a create whose earlier outcome is unknown is treated.
+#[derive(Clone, Copy)]
+struct CreateRules {
+    /// The user checked MTPW and asks for a new create (`--republish`).
+    repeat_unknown: bool,
+}
+
+fn unknown_create(name: &str, why: &str) -> RunOutcome {
+    let mut outcome = RunOutcome::new(
+        SequenceState::Unknown,
+        format!(
+            "MTPW may or may not have created sequence \"{name}\" ({why}); it is not created again \
+             blindly, which could make a second one"
+        ),
+    );
+    outcome.next_action = Some(format!(
+        "look for \"{name}\" among your sequences on Map the Paths Web; if it is not there (or you \
+         deleted it), run mtp upload again with --republish"
+    ));
+    outcome
 }
 
 /// The sequence's fields as MTPW takes them.
@@ -214,7 +346,7 @@ struct SequenceFields<'a> {
     key: &'a str,
     name: &'a str,
     description: &'a str,
-    tags: &'a str,
+    tags: Option<&'a str>,
     mapillary_token: &'a str,
 }
 
@@ -231,6 +363,7 @@ async fn detect_generation(
     if known == Some(ApiGeneration::CreateThenImport) {
         return Ok(ApiGeneration::CreateThenImport);
     }
+    // A rejected token verify on the old API is that API's own answer, not a sign of the newer one.
     let generation = match api.verify_mapillary_token(ctx, mapillary_token).await {
         Ok(_) => ApiGeneration::TokenVerifyImport,
         Err(ApiError::NotFound) => ApiGeneration::CreateThenImport,
@@ -284,20 +417,17 @@ async fn import_by_key(
     transport: &TransportType,
     slot: &str,
     state: &mut KeyState,
-) -> Result<(String, Option<String>), PluginError> {
+) -> Result<Step, PluginError> {
     // Importing the same key again is an update on MTPW's side, so this is safe to repeat.
     let (answer, sent, note) = with_transport_fallback(transport, |transport_type| async move {
-        api.import_by_key(
-            ctx,
-            &[
-                ("sequence_key", fields.key),
-                ("name", fields.name),
-                ("description", fields.description),
-                ("transport_type", &transport_type),
-                ("tag", fields.tags),
-            ],
-        )
-        .await
+        let mut form = vec![
+            ("sequence_key", fields.key),
+            ("name", fields.name),
+            ("description", fields.description),
+            ("transport_type", transport_type.as_str()),
+        ];
+        form.extend(fields.tags.map(|tags| ("tag", tags)));
+        api.import_by_key(ctx, &form).await
     })
     .await
     .map_err(|err| api_error(err, "sequence import"))?;
@@ -308,7 +438,7 @@ async fn import_by_key(
     state.imported = true;
     state.transport_sent = Some(sent);
     ctx.state().put_json(slot, state)?;
-    Ok((unique_id, note))
+    Ok(Step::Synced(unique_id, note))
 }
 
 async fn create_then_import(
@@ -318,34 +448,48 @@ async fn create_then_import(
     transport: &TransportType,
     slot: &str,
     state: &mut KeyState,
-) -> Result<(String, Option<String>), PluginError> {
+    rules: CreateRules,
+) -> Result<Step, PluginError> {
     let mut note = None;
     let unique_id = match state.unique_id.clone() {
         Some(id) => id,
         None => {
-            if state.create_sent {
-                ctx.warn(
-                    "an earlier run sent MTPW a create request and stopped before its answer was stored; creating again",
-                );
+            if state.create_sent && !rules.repeat_unknown {
+                // An earlier create left without an answer we could trust (5xx, timeout, or mtp stopped
+                // before storing the answer): only the user can tell whether it exists.
+                let why = state.create_unknown.clone().unwrap_or_else(|| {
+                    "an earlier run stopped before storing MTPW's answer".into()
+                });
+                return Ok(Step::Unsettled(unknown_create(fields.name, &why)));
             }
             state.create_sent = true;
+            state.create_unknown = None;
             ctx.state().put_json(slot, state)?;
-            let (answer, sent, fallback_note) =
-                with_transport_fallback(transport, |transport_type| async move {
-                    api.create(
-                        ctx,
-                        &[
-                            ("name", fields.name),
-                            ("transport_type", &transport_type),
-                            ("description", fields.description),
-                            ("tag", fields.tags),
-                            ("source", "mtpdu"),
-                        ],
-                    )
-                    .await
-                })
-                .await
-                .map_err(|err| api_error(err, "sequence create"))?;
+            let created = with_transport_fallback(transport, |transport_type| async move {
+                let mut form = vec![
+                    ("name", fields.name),
+                    ("transport_type", transport_type.as_str()),
+                    ("description", fields.description),
+                ];
+                form.extend(fields.tags.map(|tags| ("tag", tags)));
+                form.push(("source", "mtpdu"));
+                api.create(ctx, &form).await
+            })
+            .await;
+            let (answer, sent, fallback_note) = match created {
+                Ok(created) => created,
+                Err(ApiError::OutcomeUnknown(why)) => {
+                    state.create_unknown = Some(why.clone());
+                    ctx.state().put_json(slot, state)?;
+                    return Ok(Step::Unsettled(unknown_create(fields.name, &why)));
+                }
+                Err(err) => {
+                    // Refused before anything was stored (an error in a 200, a 4xx): safe to try again.
+                    state.create_sent = false;
+                    ctx.state().put_json(slot, state)?;
+                    return Err(api_error(err, "sequence create"));
+                }
+            };
             let id = unique_id_of(&answer).ok_or_else(|| {
                 PluginError::other("MTPW created a sequence but sent no unique_id")
             })?;
@@ -364,7 +508,7 @@ async fn create_then_import(
         state.imported = true;
         ctx.state().put_json(slot, state)?;
     }
-    Ok((unique_id, note))
+    Ok(Step::Synced(unique_id, note))
 }
 
 plugin_api::export_plugin!(Mtpw::default());

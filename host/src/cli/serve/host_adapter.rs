@@ -2,7 +2,7 @@
 //! and runner as the CLI and reuses the builders behind the CLI's `--json` output, so the API's objects are
 //! the CLI's objects. Everything else in `serve/` sees only this module's functions and JSON values.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +26,9 @@ use super::super::{auth, load_env, progress, status, GlobalArgs};
 pub(crate) struct Host {
     runner: Arc<Runner>,
     locks: Arc<Mutex<BTreeSet<String>>>,
+    /// What MTPDU already published of each prepared sequence (its log's `destination` block), by
+    /// sequence id: read once in `prepare`, handed to the runner with the upload's options.
+    prior_uploads: Arc<Mutex<BTreeMap<String, Value>>>,
 }
 
 /// Held while a sequence is queued or uploading; dropping it frees the sequence.
@@ -87,6 +90,7 @@ impl Host {
         Ok(Host {
             runner: Arc::new(runner),
             locks: Arc::default(),
+            prior_uploads: Arc::default(),
         })
     }
 
@@ -136,16 +140,32 @@ impl Host {
             .map_err(|err| err.to_string())
     }
 
-    /// Reads and validates `dir` for upload, as `mtp upload` does; the error is a message for the user.
+    /// Reads and validates `dir` for upload and checks the chain's plan, as `mtp upload` does (nothing is
+    /// sent for a sequence some integration that will run is not ready for); the error is a message for
+    /// the user.
     pub(crate) async fn prepare(
         &self,
         dir: &Path,
         skip_invalid: bool,
+        dry_run: bool,
     ) -> Result<(SequenceDescriptor, Vec<String>), String> {
-        let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || prepare_sequence(&dir, &no_overrides(), skip_invalid))
-            .await
-            .map_err(|err| format!("the check stopped: {err}"))?
+        let owned = dir.to_path_buf();
+        let (descriptor, skipped, prior) = tokio::task::spawn_blocking(move || {
+            prepare_sequence(&owned, &no_overrides(), skip_invalid)
+        })
+        .await
+        .map_err(|err| format!("the check stopped: {err}"))??;
+        let mut options = serde_json::Map::new();
+        options.insert("prior_uploads".into(), prior.clone());
+        let plan = self.runner.preflight(&descriptor, dry_run, &options).await;
+        if let Some(message) = mtp_host::chain_check::blocking_message(&plan) {
+            return Err(message);
+        }
+        self.prior_uploads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(descriptor.id.clone(), prior);
+        Ok((descriptor, skipped))
     }
 
     /// Reserves `sequence_id` for one upload; `Err` names why it cannot be had now.
@@ -179,9 +199,18 @@ impl Host {
         options: &serde_json::Map<String, Value>,
         dry_run: bool,
     ) -> Result<Vec<Value>> {
+        let mut options = options.clone();
+        if let Some(prior) = self
+            .prior_uploads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&descriptor.id)
+        {
+            options.insert("prior_uploads".into(), prior.clone());
+        }
         let runs = self
             .runner
-            .run_sequence(descriptor, RunMode::Upload, dry_run, options)
+            .run_sequence(descriptor, RunMode::Upload, dry_run, &options)
             .await?;
         Ok(runs
             .iter()
@@ -228,5 +257,6 @@ fn no_overrides() -> OverrideArgs {
         description: None,
         transport: None,
         tags: Vec::new(),
+        time_offset: None,
     }
 }

@@ -214,7 +214,11 @@ impl Uploads {
         let mut notes = Vec::new();
         let mut problems = Vec::new();
         for path in &paths {
-            match self.host.prepare(path, options.skip_invalid).await {
+            match self
+                .host
+                .prepare(path, options.skip_invalid, options.dry_run)
+                .await
+            {
                 Ok((descriptor, skipped)) => {
                     notes.extend(skipped);
                     descriptors.push(descriptor);
