@@ -5,12 +5,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mtp_host::services::ProgressSink;
+use mtp_host::services::{ProgressOrigin, ProgressSink};
 use plugin_api::protocol::ProgressEvent;
 
 #[derive(Default)]
 struct Counters {
-    sequence: String,
     integration: String,
     files_done: u64,
     files_total: u64,
@@ -51,13 +50,9 @@ impl ProgressView {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Says which sequence the next events belong to.
-    pub(crate) fn start_sequence(&self, sequence_id: &str) {
-        let mut c = self.counters();
-        *c = Counters {
-            sequence: sequence_id.to_string(),
-            ..Counters::default()
-        };
+    /// Resets the bar for the next sequence (events name their sequence themselves).
+    pub(crate) fn start_sequence(&self) {
+        *self.counters() = Counters::default();
         if let Some(bar) = &self.bar {
             bar.reset();
             bar.set_length(0);
@@ -90,11 +85,14 @@ impl ProgressView {
     /// The sink handed to the runner.
     pub(crate) fn sink(&self) -> ProgressSink {
         let view = self.clone();
-        Arc::new(move |integration: &str, event: ProgressEvent| view.on_event(integration, event))
+        Arc::new(move |origin: ProgressOrigin<'_>, event: ProgressEvent| {
+            view.on_event(origin, event)
+        })
     }
 
-    fn on_event(&self, integration: &str, event: ProgressEvent) {
-        let sequence = {
+    fn on_event(&self, origin: ProgressOrigin<'_>, event: ProgressEvent) {
+        let integration = origin.integration;
+        {
             let mut c = self.counters();
             if c.integration != integration {
                 c.integration = integration.to_string();
@@ -114,14 +112,13 @@ impl ProgressView {
                 ProgressEvent::Step { step, .. } => c.step = step.clone(),
                 ProgressEvent::Note { .. } => {}
             }
-            c.sequence.clone()
-        };
+        }
         if self.json {
             let mut value = serde_json::to_value(&event).unwrap_or_default();
             if let Some(map) = value.as_object_mut() {
                 map.insert("type".into(), "progress".into());
                 map.insert("integration".into(), integration.into());
-                map.insert("sequence".into(), sequence.into());
+                map.insert("sequence".into(), origin.sequence.into());
             }
             self.emit(value);
             return;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use mtp_host::options::RunOptions;
+use mtp_host::registry::Registry;
 use mtp_host::runner::IntegrationRun;
 use plugin_api::protocol::RunMode;
 use plugin_api::sequence::SequenceDescriptor;
@@ -25,24 +27,58 @@ pub(crate) struct UploadArgs {
     /// Upload a sequence with problems, leaving out (and naming) every image that has one.
     #[arg(long)]
     skip_invalid: bool,
-    /// Files uploaded in parallel.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
-    jobs: u64,
-    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through).
+    /// An option of one integration, `<integration>.<name>=<value>` (`mapillary.jobs=8`); repeatable.
+    /// `mtp integrations list --json` shows each integration's options.
+    #[arg(long = "option", value_name = "ID.NAME=VALUE")]
+    options: Vec<String>,
+    /// Files uploaded in parallel: sets every integration's option declared with the flag `jobs`
+    /// (`mapillary.jobs`).
+    #[arg(long, value_name = "N")]
+    jobs: Option<u64>,
+    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through):
+    /// sets every integration's option declared with the flag `republish` (`mapillary.republish`).
     #[arg(long)]
     republish: bool,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
 
+/// What plugins that declare no options receive for `--jobs`: the number, 4 when not given (as every
+/// plugin received before plugin API 1.2).
+const UNDECLARED_DEFAULT_JOBS: u64 = 4;
+
 impl UploadArgs {
+    /// `--option`, `--jobs` and `--republish`, checked against the integrations' manifests.
+    fn run_options(&self, registry: &Registry) -> Result<RunOptions> {
+        let mut flags = Vec::new();
+        if let Some(jobs) = self.jobs {
+            flags.push(("jobs", jobs.to_string()));
+        }
+        if self.republish {
+            flags.push(("republish", "true".to_string()));
+        }
+        let mut undeclared = serde_json::Map::new();
+        undeclared.insert(
+            "jobs".into(),
+            self.jobs.unwrap_or(UNDECLARED_DEFAULT_JOBS).into(),
+        );
+        undeclared.insert("republish".into(), self.republish.into());
+        Ok(RunOptions::parse(
+            registry,
+            &self.options,
+            &flags,
+            undeclared,
+        )?)
+    }
+
     /// A plain upload of `dirs` with the defaults.
     pub(crate) fn for_dirs(dirs: Vec<PathBuf>) -> UploadArgs {
         UploadArgs {
             dirs,
             dry_run: false,
             skip_invalid: false,
-            jobs: 4,
+            options: Vec::new(),
+            jobs: None,
             republish: false,
             overrides: OverrideArgs {
                 name: None,
@@ -56,9 +92,7 @@ impl UploadArgs {
 
 pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {
     let session = Session::open(global)?;
-    let mut options = serde_json::Map::new();
-    options.insert("jobs".into(), args.jobs.into());
-    options.insert("republish".into(), args.republish.into());
+    let options = args.run_options(&session.runner.registry)?;
     let mut failed = false;
     // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
     // before the user has seen the problems, and so the re-check below can skip these sequences.
@@ -86,7 +120,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     }
     for descriptor in ready {
-        session.progress.start_sequence(&descriptor.id);
+        session.progress.start_sequence();
         let runs = session.runtime.block_on(session.runner.run_sequence(
             &descriptor,
             RunMode::Upload,

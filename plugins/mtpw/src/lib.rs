@@ -10,6 +10,7 @@ mod auth;
 
 use std::time::Duration;
 
+use plugin_api::manifest::EnvKeyHelp;
 use plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +105,25 @@ impl Integration for Mtpw {
                 "mapillary.sequence_key".into(),
                 "mapillary.user_token".into(),
             ],
+            env_help: vec![
+                EnvKeyHelp::new("MTP_WEB_URL", "The MTPW server.")
+                    .example("https://www.mapthepaths.com"),
+                EnvKeyHelp::new("MTP_WEB_AUTH_URL", "MTPW's OAuth authorisation page.")
+                    .example("https://www.mapthepaths.com/o/authorize/"),
+                EnvKeyHelp::new("MTP_WEB_APP_ID", "The client id of your MTPW application.")
+                    .example("your-mtpw-client-id"),
+                EnvKeyHelp::new("MTP_WEB_APP_SECRET", "The application's client secret.")
+                    .secret()
+                    .example("your-mtpw-client-secret"),
+                EnvKeyHelp::new(
+                    "MTP_WEB_REDIRECT_URI",
+                    "Where MTPW redirects after login (a loopback URL, or anything else to paste the URL back).",
+                )
+                .default_value("app.mtp.desktop://app"),
+                EnvKeyHelp::new("MTP_WEB_RETRY_BASE_MS", "First retry delay in ms.")
+                    .default_value("1000"),
+            ],
+            ..Manifest::default()
         }
     }
 
