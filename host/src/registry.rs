@@ -106,6 +106,8 @@ pub struct EnvKeyListing {
     pub secret: bool,
     /// What applies when it is absent.
     pub default: Option<String>,
+    /// A placeholder value, for `.env.example`.
+    pub example: Option<String>,
 }
 
 /// A loaded plugin library the host can call (its [`plugin_api::sdk::Integration`] behind the ABI).
@@ -281,6 +283,7 @@ fn env_listing(manifest: &Manifest) -> Vec<EnvKeyListing> {
                 help: help.map(|h| h.help.clone()).unwrap_or_default(),
                 secret: help.is_some_and(|h| h.secret),
                 default: help.and_then(|h| h.default.clone()),
+                example: help.and_then(|h| h.example.clone()),
             }
         })
         .collect()

@@ -3,3 +3,4 @@
 //! benchmarks in `mtp-bench`.
 
 pub mod harness;
+pub mod env_docs;
