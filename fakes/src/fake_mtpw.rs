@@ -1,4 +1,4 @@
-//! A local fake of the Map the Paths Web API (design.md §4, trek-view/mtp-web `api/views.py`),
+//! A local fake of the Map the Paths Web API (docs/providers/mtpw.md, trek-view/mtp-web `api/views.py`),
 //! with switchable faults.
 //!
 //! Faithful where clients get it wrong: errors are HTTP 200 with `{"error", "status": false}`,
@@ -135,7 +135,7 @@ impl Default for MtpwConfig {
     }
 }
 
-/// Transport types MTPW knows, parent → children (design.md §2). `Powered` and `Land` are legacy
+/// Transport types MTPW knows, parent → children (docs/providers/mtpw.md). `Powered` and `Land` are legacy
 /// parents without children.
 pub const TRANSPORT_TYPES: &[(&str, &[&str])] = &[
     (

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod protocol;
 pub mod sdk;
 pub mod sequence;
+pub mod time;
 pub mod transport;
 
 pub use async_trait::async_trait;

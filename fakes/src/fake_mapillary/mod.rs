@@ -1,5 +1,5 @@
 //! A local fake of the Mapillary v4 graph API, its OAuth consent page and its resumable upload
-//! service (design.md §3), with switchable faults.
+//! service (docs/providers/mapillary.md), with switchable faults.
 //!
 //! One server answers all three roles on different path roots:
 //! [`FakeMapillary::graph_url`] (`/token`, `/me`, `/finish_upload`, `/images`, `/image_ids`, ...),
