@@ -16,7 +16,9 @@ pub enum OptionError {
     #[error("--option {0:?}: expected <integration>.<name>=<value> (mapillary.jobs=8)")]
     Malformed(String),
     /// No loaded integration has that id.
-    #[error("--option {given:?}: no integration {integration} is installed (see mtp integrations list)")]
+    #[error(
+        "--option {given:?}: no integration {integration} is installed (see mtp integrations list)"
+    )]
     UnknownIntegration {
         /// The option as given.
         given: String,
@@ -79,7 +81,11 @@ impl RunOptions {
         };
         for info in registry.infos().iter().filter(|i| i.loaded) {
             for (flag, value) in flags {
-                if let Some(spec) = info.options.iter().find(|o| o.flag.as_deref() == Some(flag)) {
+                if let Some(spec) = info
+                    .options
+                    .iter()
+                    .find(|o| o.flag.as_deref() == Some(flag))
+                {
                     let parsed = spec.parse(value).map_err(|reason| OptionError::BadValue {
                         given: format!("--{flag} {value}"),
                         integration: info.id.clone(),

@@ -13,7 +13,8 @@ const EXAMPLE_PREAMBLE: &str = "\
 ";
 
 /// The markers around the generated table in README.md.
-pub const TABLE_START: &str = "<!-- env-table:start (generated from the manifests by tests/tests/env_docs.rs) -->";
+pub const TABLE_START: &str =
+    "<!-- env-table:start (generated from the manifests by tests/tests/env_docs.rs) -->";
 /// See [`TABLE_START`].
 pub const TABLE_END: &str = "<!-- env-table:end -->";
 
@@ -54,7 +55,10 @@ pub fn env_example(list: &Value) -> String {
         let chained = if after.is_empty() {
             String::new()
         } else {
-            format!("; runs after {}, which must be enabled too", after.join(", "))
+            format!(
+                "; runs after {}, which must be enabled too",
+                after.join(", ")
+            )
         };
         out.push_str(&format!(
             "\n# --- {} ({}): {}{chained} ---\n",

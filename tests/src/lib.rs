@@ -2,5 +2,5 @@
 //! plugins the tests in `tests/tests/` run, and finds them. The fakes live in `mtp-fakes`, the
 //! benchmarks in `mtp-bench`.
 
-pub mod harness;
 pub mod env_docs;
+pub mod harness;

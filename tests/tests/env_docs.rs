@@ -36,7 +36,10 @@ fn every_declared_key_has_help_and_the_secret_ones_are_marked() {
             );
         }
     }
-    assert!(keys >= 16, "the bundled integrations declare their keys: {list}");
+    assert!(
+        keys >= 16,
+        "the bundled integrations declare their keys: {list}"
+    );
     let secret: Vec<&str> = list
         .as_array()
         .unwrap()

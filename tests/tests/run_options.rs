@@ -63,15 +63,26 @@ fn unknown_options_and_bad_values_are_errors_naming_them() {
         "{err}"
     );
     let err = upload_error(&["--jobs", "0"]);
-    assert!(err.contains("--jobs 0: mapillary: option jobs expects"), "{err}");
+    assert!(
+        err.contains("--jobs 0: mapillary: option jobs expects"),
+        "{err}"
+    );
     let err = upload_error(&["--option", "jobs"]);
-    assert!(err.contains("expected <integration>.<name>=<value>"), "{err}");
+    assert!(
+        err.contains("expected <integration>.<name>=<value>"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_valid_option_gets_past_the_check() {
     // The upload then fails on the missing directory, not on the option.
-    let err = upload_error(&["--option", "mapillary.jobs=8", "--option", "mapillary.republish"]);
+    let err = upload_error(&[
+        "--option",
+        "mapillary.jobs=8",
+        "--option",
+        "mapillary.republish",
+    ]);
     assert!(err.contains("no-such-dir"), "{err}");
     assert!(!err.contains("option"), "{err}");
 }

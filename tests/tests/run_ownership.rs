@@ -141,7 +141,11 @@ fn every_progress_event_of_an_upload_and_of_a_recheck_names_its_sequence() {
 
     let upload = world.run(&["upload", "--json", first.to_str().unwrap()]);
     let events = progress_events(&upload);
-    assert!(!events.is_empty(), "the upload sent progress: {}", text(&upload));
+    assert!(
+        !events.is_empty(),
+        "the upload sent progress: {}",
+        text(&upload)
+    );
     for event in &events {
         assert_eq!(event["sequence"], first_id.as_str(), "{event}");
     }
@@ -178,7 +182,13 @@ fn records_hold_no_token_and_mtpw_gets_the_token_of_the_latest_authorisation() {
     });
     world.run(&["auth", "mapillary"]);
     world.run(&["auth", "mtpw"]);
-    let first_token = world.mapillary.stats().tokens_issued.last().unwrap().clone();
+    let first_token = world
+        .mapillary
+        .stats()
+        .tokens_issued
+        .last()
+        .unwrap()
+        .clone();
     let walk = world.generate("walk", 1);
 
     // Uploaded; Mapillary still processing, MTPW waiting for the key.
@@ -197,7 +207,13 @@ fn records_hold_no_token_and_mtpw_gets_the_token_of_the_latest_authorisation() {
 
     // The user re-authorises Mapillary; the old token stops working.
     world.run(&["auth", "mapillary"]);
-    let second_token = world.mapillary.stats().tokens_issued.last().unwrap().clone();
+    let second_token = world
+        .mapillary
+        .stats()
+        .tokens_issued
+        .last()
+        .unwrap()
+        .clone();
     assert_ne!(first_token, second_token);
     world.mapillary.revoke_token(&first_token);
     world.mtpw.set_faults(MtpwFaults::default());

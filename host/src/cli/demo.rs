@@ -128,7 +128,8 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
         .get("env")
         .and_then(Value::as_object)
         .context("mtp-fakes did not report the .env for its providers")?;
-    let mut env_text = String::from("# Written by mtp demo: the local fakes, never real services.\n");
+    let mut env_text =
+        String::from("# Written by mtp demo: the local fakes, never real services.\n");
     for (key, value) in env {
         let value = value
             .as_str()
