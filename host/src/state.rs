@@ -471,6 +471,34 @@ mod tests {
     }
 
     #[test]
+    fn records_are_typed_and_an_unreadable_one_counts_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let sequence: SequenceDescriptor = serde_json::from_value(serde_json::json!({
+            "schema": 1, "id": "s1", "root": "/walk", "name": "walk", "images": []
+        }))
+        .unwrap();
+        let record = IntegrationRecord {
+            outcome: Some(RunOutcome::new(SequenceState::Unpublished, "processing")),
+            last_error: None,
+        };
+        store.put_record(&sequence, "mapillary", &record).unwrap();
+        let listed = store.records_of("s1").unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].record, record);
+        assert_eq!(listed[0].name, "walk");
+        assert_eq!(store.descriptor("s1").unwrap().unwrap().id, "s1");
+        store
+            .lock()
+            .execute("UPDATE sequence_record SET outcome = 'not json'", [])
+            .unwrap();
+        assert_eq!(
+            store.records().unwrap()[0].record,
+            IntegrationRecord::default()
+        );
+    }
+
+    #[test]
     fn refuses_a_newer_schema_without_touching_it() {
         let dir = tempfile::tempdir().unwrap();
         drop(StateStore::open(dir.path()).unwrap());

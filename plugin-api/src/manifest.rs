@@ -271,3 +271,42 @@ pub fn check_api_compatibility(host: ApiVersion, plugin: &str) -> Result<(), Str
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_from_before_1_2_still_reads() {
+        let old = r#"{"id":"old","name":"Old","version":"0.1.0","api_version":"1.1.0",
+            "required_env":["OLD_KEY"],"exports":["token"]}"#;
+        let manifest: Manifest = serde_json::from_str(old).unwrap();
+        assert_eq!(manifest.declared_env().collect::<Vec<_>>(), ["OLD_KEY"]);
+        assert!(!manifest.is_secret_export("token"));
+        assert!(manifest.env_help.is_empty() && manifest.options.is_empty());
+    }
+
+    #[test]
+    fn option_kinds_read_and_write_as_tagged_json() {
+        let spec = RunOptionSpec {
+            name: "jobs".into(),
+            help: "Files in parallel.".into(),
+            kind: OptionKind::Integer { min: 1, max: 32 },
+            default: Some("4".into()),
+            flag: None,
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            json["kind"],
+            serde_json::json!({"type": "integer", "min": 1, "max": 32})
+        );
+        assert_eq!(serde_json::from_value::<RunOptionSpec>(json).unwrap(), spec);
+        let flag = RunOptionSpec {
+            kind: OptionKind::Bool,
+            ..spec
+        };
+        assert_eq!(flag.parse(""), Ok(true.into()));
+        assert_eq!(flag.parse("false"), Ok(false.into()));
+        assert!(flag.parse("perhaps").unwrap_err().contains("true or false"));
+    }
+}
