@@ -698,6 +698,7 @@ pub fn generate_sequence(dir: &Path, opts: &GenerateOptions) -> io::Result<Gener
             description: Some(opts.description.clone()),
             transport: opts.transport.as_ref().map(|t| t.to_string()),
             tags: Some(opts.tags.clone()),
+            time_offset: None,
         };
         fs::write(
             dir.join(FOLDER_METADATA_FILE),

@@ -15,17 +15,23 @@
 //!
 //! Per image: position and capture time come from MTPDU's `ImageDescription` JSON (`MAPLatitude`,
 //! `MAPLongitude`, `MAPAltitude`, `MAPCaptureTime`) when present, because that is what MTPDU wrote after its
-//! processing (GPS edits, GPX matching); otherwise from EXIF (`GPSLatitude`/`GPSLongitude`/`GPSAltitude` with
-//! their refs; `DateTimeOriginal` + `SubSecTimeOriginal` + `OffsetTimeOriginal`, UTC when no offset, then the
-//! GPS date/time, then `DateTimeDigitized`). Heading: `GPSImgDirection`, else XMP `PoseHeadingDegrees`.
+//! processing (GPS edits, GPX matching); otherwise the position from EXIF (`GPSLatitude`/`GPSLongitude`/
+//! `GPSAltitude` with their refs), else XMP (`exif:GPSLatitude="51,30.5N"`), and the capture time by the
+//! policy of `docs/capture-time.md`: the GPS date/time when plausible, else `DateTimeOriginal` (+
+//! `SubSecTimeOriginal`) at `OffsetTimeOriginal`, else at [`Overrides::time_offset`] / `time_offset` in
+//! `sequence.toml`, else as UTC with a problem naming that fix. Heading: `GPSImgDirection`, else XMP
+//! `PoseHeadingDegrees` or `exif:GPSImgDirection`, else MTPDU's, else the direction of travel `GPSTrack`.
 //! Projection: XMP `GPano:ProjectionType`, else `MTPImageProjection`, else flat.
 //!
 //! # Validation
 //! Per image: unreadable file, corrupt or truncated JPEG, unparseable EXIF, no GPS, GPS (0, 0), GPS out of
-//! range, no capture time, the same capture time as the previous image, and a speed above
+//! range, no capture time, a local capture time without UTC offset, a local time that differs from the GPS
+//! time by an unconfirmed UTC offset, the same capture time as the previous image, and a speed above
 //! [`validate::MAX_SPEED_KMH`] from the previous accepted image (jumps under [`validate::GPS_NOISE_M`] are
 //! ignored). Per sequence: mixed projections, unknown transport type in the metadata.
 
+mod capture_time;
+mod exif_values;
 pub mod generate;
 pub use plugin_api::jpeg;
 mod model;
@@ -33,7 +39,9 @@ pub mod mtpdu;
 mod read;
 mod summary;
 pub mod validate;
+mod xmp;
 
+pub use capture_time::{TimeOffset, OFFSET_TOLERANCE_MS};
 pub use model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, SkippedImage};
 pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
 pub use summary::Summary;

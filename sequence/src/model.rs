@@ -108,6 +108,11 @@ pub enum ProblemKind {
     InvalidGps,
     /// No capture time (or one that is not a valid date).
     NoCaptureTime,
+    /// The only capture time is a local time without a UTC offset (no GPS time): give `--time-offset`.
+    LocalTimeWithoutOffset,
+    /// The local time differs from the GPS time by what looks like an unconfirmed UTC offset; the GPS
+    /// time is used, and `--time-offset` confirms (or corrects) the offset.
+    ClockDiffersFromGps,
     /// Same capture time as the previous image.
     DuplicateCaptureTime,
     /// Faster than the speed limit from the previous accepted image.

@@ -6,14 +6,17 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use exif::{Exif, In, Tag, Value};
+use exif::Tag;
 use plugin_api::sequence::{Projection, SequenceSource};
 use plugin_api::transport::TransportType;
 use serde::{Deserialize, Serialize};
 
+use crate::capture_time::{capture_time, TimeOffset};
+use crate::exif_values::{ascii, exif_position, first_f64, first_u32, xmp_position};
 use crate::model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError};
 use crate::mtpdu::{MtpImageDescription, SequenceLog};
 use crate::validate;
+use crate::xmp::{self, Xmp};
 use plugin_api::jpeg::{self, marker, SegmentReader, EXIF_ID, XMP_ID};
 
 /// Values given on the command line; each one that is set beats every metadata source.
@@ -27,6 +30,9 @@ pub struct Overrides {
     pub transport: Option<String>,
     /// Tags; when non-empty they replace the metadata's tags.
     pub tags: Vec<String>,
+    /// The camera clock's UTC offset, for local capture times the files record without one (see
+    /// [`TimeOffset`]); beats `time_offset` in `sequence.toml`.
+    pub time_offset: Option<TimeOffset>,
 }
 
 /// The optional `sequence.toml` of a plain folder (also honoured in an MTPDU directory, where it beats the
@@ -37,6 +43,7 @@ pub struct Overrides {
 /// description = "Along the canal"
 /// transport = "Earth/Bicycle"   # or "Bicycle", "Earth-Bicycle"
 /// tags = ["canal", "commute"]   # or "canal, commute"
+/// time_offset = "+02:00"        # the camera clock's UTC offset, for local times without one
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +64,9 @@ pub struct FolderMetadata {
         deserialize_with = "tags_list_or_csv"
     )]
     pub tags: Option<Vec<String>>,
+    /// UTC offset of the camera clock (`+02:00`, `-05:30`, `UTC`), for local capture times without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_offset: Option<String>,
 }
 
 /// File name of the plain-folder metadata file.
@@ -78,6 +88,19 @@ fn tags_list_or_csv<'de, D: serde::Deserializer<'de>>(
 }
 
 impl FolderMetadata {
+    /// The parsed `time_offset`; `Err` names the file and key.
+    pub fn parsed_time_offset(&self, file: &Path) -> Result<Option<TimeOffset>, SequenceError> {
+        self.time_offset
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|message| SequenceError::Metadata {
+                file: file.to_path_buf(),
+                field: "time_offset".to_string(),
+                message,
+            })
+    }
+
     /// Reads and parses a `sequence.toml`.
     pub fn read(path: &Path) -> Result<FolderMetadata, SequenceError> {
         let text = fs::read_to_string(path).map_err(|source| SequenceError::Io {
@@ -238,13 +261,21 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
         None
     };
 
+    let time_offset = match overrides.time_offset {
+        Some(o) => Some(o),
+        None => match &folder_meta {
+            Some(m) => m.parsed_time_offset(&toml_path)?,
+            None => None,
+        },
+    };
+
     let files = list_jpegs(&layout.image_dir)?;
     if files.is_empty() {
         return Err(SequenceError::NoImages {
             dir: layout.image_dir,
         });
     }
-    let mut read = read_images(files);
+    let mut read = read_images(files, time_offset);
     read.sort_by(|(a, _), (b, _)| {
         (a.captured_at_ms.is_none(), a.captured_at_ms, &a.file_name).cmp(&(
             b.captured_at_ms.is_none(),
@@ -430,7 +461,7 @@ impl Consensus {
 type ReadResult = (ScannedImage, Vec<Problem>);
 
 /// Reads every image's header on 2–4 threads. The result is in input order.
-fn read_images(files: Vec<(PathBuf, String)>) -> Vec<ReadResult> {
+fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -> Vec<ReadResult> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -449,7 +480,7 @@ fn read_images(files: Vec<(PathBuf, String)>) -> Vec<ReadResult> {
                         let Some((path, name)) = files.get(i) else {
                             break done;
                         };
-                        done.push((i, read_image_guarded(path, name)));
+                        done.push((i, read_image_guarded(path, name, time_offset)));
                     }
                 })
             })
@@ -480,8 +511,13 @@ fn read_images(files: Vec<(PathBuf, String)>) -> Vec<ReadResult> {
 
 /// A panic inside a parser (there should be none) becomes a problem of that image rather than taking the
 /// whole scan down.
-fn read_image_guarded(path: &Path, name: &str) -> (ScannedImage, Vec<Problem>) {
-    match std::panic::catch_unwind(|| read_image(path.to_path_buf(), name.to_string())) {
+fn read_image_guarded(
+    path: &Path,
+    name: &str,
+    time_offset: Option<TimeOffset>,
+) -> (ScannedImage, Vec<Problem>) {
+    match std::panic::catch_unwind(|| read_image(path.to_path_buf(), name.to_string(), time_offset))
+    {
         Ok(r) => r,
         Err(_) => (
             ScannedImage::new(path.to_path_buf(), name.to_string()),
@@ -546,7 +582,11 @@ fn has_end_marker<R: Read + Seek>(
     Ok(tail.windows(2).any(|w| w == [0xFF, marker::EOI]))
 }
 
-fn read_image(path: PathBuf, file_name: String) -> (ScannedImage, Vec<Problem>) {
+fn read_image(
+    path: PathBuf,
+    file_name: String,
+    time_offset: Option<TimeOffset>,
+) -> (ScannedImage, Vec<Problem>) {
     let mut img = ScannedImage::new(path, file_name);
     let mut problems = Vec::new();
     if img.path.to_str().is_none() {
@@ -621,6 +661,7 @@ fn read_image(path: PathBuf, file_name: String) -> (ScannedImage, Vec<Problem>) 
         img.width = Some(w);
         img.height = Some(h);
     }
+    let xmp_props = header.xmp.as_deref().and_then(Xmp::parse);
     let xmp = header.xmp.as_deref().map(String::from_utf8_lossy);
     let xmp_projection = xmp
         .as_deref()
@@ -662,7 +703,17 @@ fn read_image(path: PathBuf, file_name: String) -> (ScannedImage, Vec<Problem>) 
 
     // Position: MTPDU's ImageDescription is what it wrote after processing (GPS edits, GPX matching), so it
     // wins over the standard GPS tags.
-    let exif_gps = exif.as_ref().map(exif_position).unwrap_or(Ok(None));
+    // EXIF GPS, else XMP's `exif:GPSLatitude`/`exif:GPSLongitude` (what the official Mapillary client does:
+    // mapillary_tools `exif_read.py`, `ExifRead.extract_lon_lat`).
+    let exif_gps = match (exif.as_ref().map(exif_position), &xmp_props) {
+        (Some(Ok(Some(fix))), _) => Ok(Some(fix)),
+        (exif_result, Some(x)) => match (xmp_position(x), exif_result) {
+            (Ok(Some(fix)), _) => Ok(Some(fix)),
+            (_, Some(Err(e))) => Err(e),
+            (xmp_result, _) => xmp_result,
+        },
+        (exif_result, None) => exif_result.unwrap_or(Ok(None)),
+    };
     let desc_pos = description
         .as_ref()
         .and_then(|d| Some((d.latitude?, d.longitude?, d.altitude)));
@@ -681,7 +732,7 @@ fn read_image(path: PathBuf, file_name: String) -> (ScannedImage, Vec<Problem>) 
             &img.path,
             "GPSLatitude/GPSLongitude",
             ProblemKind::NoGps,
-            format!("no GPS position (no MAPLatitude/MAPLongitude or GPS tags){exif_note}"),
+            format!("no GPS position (no MAPLatitude/MAPLongitude, EXIF GPS tags or XMP exif:GPSLatitude){exif_note}"),
         )),
         (None, Err(msg)) => problems.push(Problem::image(
             &img.path,
@@ -718,29 +769,46 @@ fn read_image(path: PathBuf, file_name: String) -> (ScannedImage, Vec<Problem>) 
         .and_then(MtpImageDescription::capture_time_ms);
     match desc_time {
         Some(t) => img.captured_at_ms = Some(t),
-        None => match exif.as_ref().map(exif_capture_time) {
-            Some(Ok(t)) => img.captured_at_ms = Some(t),
-            Some(Err(msg)) => problems.push(Problem::image(
+        None if exif.is_none() && xmp_props.is_none() => problems.push(Problem::image(
+            &img.path,
+            "DateTimeOriginal",
+            ProblemKind::NoCaptureTime,
+            "no capture time (the file has no EXIF)",
+        )),
+        None => match capture_time(exif.as_ref(), xmp_props.as_ref(), time_offset) {
+            Ok(t) => {
+                img.captured_at_ms = Some(t.ms);
+                if let Some((kind, field, message)) = t.problem {
+                    problems.push(Problem::image(&img.path, field, kind, message));
+                }
+            }
+            Err(msg) => problems.push(Problem::image(
                 &img.path,
                 "DateTimeOriginal",
                 ProblemKind::NoCaptureTime,
                 format!("{msg}{exif_note}"),
             )),
-            None => problems.push(Problem::image(
-                &img.path,
-                "DateTimeOriginal",
-                ProblemKind::NoCaptureTime,
-                "no capture time (the file has no EXIF)",
-            )),
         },
     }
 
+    // Heading: the camera's direction (EXIF, then GPano's pose, then XMP's EXIF copy, then MTPDU's), and
+    // only then the direction of travel `GPSTrack`, which the official Mapillary client also takes as the
+    // heading (mapillary_tools `exif_read.py`, `extract_direction`): right for a forward-facing camera.
+    let xmp_exif_f64 = |name: &str| {
+        xmp_props
+            .as_ref()
+            .and_then(|x| x.exif(name))
+            .and_then(xmp::number)
+    };
     img.heading = exif
         .as_ref()
-        .and_then(|e| first_f64(e, Tag::GPSImgDirection, In::PRIMARY))
-        .filter(|h| h.is_finite())
+        .and_then(|e| first_f64(e, Tag::GPSImgDirection))
         .or(xmp_heading)
+        .or_else(|| xmp_exif_f64("GPSImgDirection"))
         .or_else(|| description.as_ref().and_then(|d| d.compass_true_heading))
+        .or_else(|| exif.as_ref().and_then(|e| first_f64(e, Tag::GPSTrack)))
+        .or_else(|| xmp_exif_f64("GPSTrack"))
+        .filter(|h| h.is_finite())
         .map(|h| h.rem_euclid(360.0));
 
     // Projection: the XMP tag describes the pixels; MTPDU's field is only a fallback (one MTPDU release wrote
@@ -787,162 +855,6 @@ pub(crate) fn xmp_property<'a>(xmp: &'a str, name: &str) -> Option<&'a str> {
         }
     }
     None
-}
-
-fn ascii(exif: &Exif, tag: Tag) -> Option<String> {
-    match &exif.get_field(tag, In::PRIMARY)?.value {
-        Value::Ascii(v) => v.first().map(|b| String::from_utf8_lossy(b).into_owned()),
-        Value::Undefined(b, _) | Value::Byte(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        _ => None,
-    }
-}
-
-fn f64s(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Rational(r) => r.iter().map(|x| x.to_f64()).collect(),
-        Value::SRational(r) => r.iter().map(|x| x.to_f64()).collect(),
-        Value::Double(d) => d.clone(),
-        Value::Float(f) => f.iter().map(|x| f64::from(*x)).collect(),
-        Value::Short(s) => s.iter().map(|x| f64::from(*x)).collect(),
-        Value::Long(l) => l.iter().map(|x| f64::from(*x)).collect(),
-        Value::SLong(l) => l.iter().map(|x| f64::from(*x)).collect(),
-        Value::Byte(b) => b.iter().map(|x| f64::from(*x)).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn first_f64(exif: &Exif, tag: Tag, ifd: In) -> Option<f64> {
-    f64s(&exif.get_field(tag, ifd)?.value).first().copied()
-}
-
-fn first_u32(exif: &Exif, tag: Tag) -> Option<u32> {
-    exif.get_field(tag, In::PRIMARY)?
-        .value
-        .get_uint(0)
-        .filter(|v| *v > 0)
-}
-
-/// Degrees from an EXIF degrees/minutes/seconds triple (fewer components are accepted).
-fn dms(v: &[f64]) -> Option<f64> {
-    let d = v.first()? + v.get(1).unwrap_or(&0.0) / 60.0 + v.get(2).unwrap_or(&0.0) / 3600.0;
-    d.is_finite().then_some(d)
-}
-
-type GpsFix = (f64, f64, Option<f64>);
-
-/// `Ok(None)` without GPS tags, `Err` for GPS tags that cannot be interpreted.
-fn exif_position(exif: &Exif) -> Result<Option<GpsFix>, String> {
-    let (Some(lat), Some(lon)) = (
-        exif.get_field(Tag::GPSLatitude, In::PRIMARY),
-        exif.get_field(Tag::GPSLongitude, In::PRIMARY),
-    ) else {
-        return Ok(None);
-    };
-    let lat = dms(&f64s(&lat.value))
-        .ok_or("GPSLatitude is not a valid number (e.g. a zero denominator)")?;
-    let lon = dms(&f64s(&lon.value))
-        .ok_or("GPSLongitude is not a valid number (e.g. a zero denominator)")?;
-    let south =
-        ascii(exif, Tag::GPSLatitudeRef).is_some_and(|r| r.trim().eq_ignore_ascii_case("S"));
-    let west =
-        ascii(exif, Tag::GPSLongitudeRef).is_some_and(|r| r.trim().eq_ignore_ascii_case("W"));
-    let alt = first_f64(exif, Tag::GPSAltitude, In::PRIMARY).filter(|a| a.is_finite());
-    let below = exif
-        .get_field(Tag::GPSAltitudeRef, In::PRIMARY)
-        .and_then(|f| f.value.get_uint(0))
-        == Some(1);
-    Ok(Some((
-        if south { -lat } else { lat },
-        if west { -lon } else { lon },
-        alt.map(|a| if below { -a } else { a }),
-    )))
-}
-
-/// Capture time from `DateTimeOriginal` (+ `SubSecTimeOriginal`, `OffsetTimeOriginal`; UTC without an
-/// offset), else the GPS date and time (UTC), else `DateTimeDigitized`.
-fn exif_capture_time(exif: &Exif) -> Result<i64, String> {
-    let mut first_error = None;
-    for (dt, sub, off) in [
-        (
-            Tag::DateTimeOriginal,
-            Tag::SubSecTimeOriginal,
-            Tag::OffsetTimeOriginal,
-        ),
-        (
-            Tag::DateTimeDigitized,
-            Tag::SubSecTimeDigitized,
-            Tag::OffsetTimeDigitized,
-        ),
-    ] {
-        match local_datetime(exif, dt, sub, off) {
-            Some(Ok(t)) => return Ok(t),
-            Some(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            None => {}
-        }
-        if dt == Tag::DateTimeOriginal {
-            if let Some(t) = gps_datetime(exif) {
-                return Ok(t);
-            }
-        }
-    }
-    Err(first_error.unwrap_or_else(|| {
-        "no capture time (no MAPCaptureTime, DateTimeOriginal, GPS date/time or DateTimeDigitized)".to_string()
-    }))
-}
-
-fn local_datetime(exif: &Exif, dt: Tag, sub: Tag, off: Tag) -> Option<Result<i64, String>> {
-    let raw = match &exif.get_field(dt, In::PRIMARY)?.value {
-        Value::Ascii(v) => v.first()?.clone(),
-        _ => return Some(Err(format!("{dt} is not text"))),
-    };
-    let shown = String::from_utf8_lossy(&raw).into_owned();
-    let invalid = || format!("{dt} {shown:?} is not a valid date and time");
-    let Ok(mut t) = exif::DateTime::from_ascii(&raw) else {
-        return Some(Err(invalid()));
-    };
-    if let Some(s) = ascii(exif, sub) {
-        let _ = t.parse_subsec(s.trim().as_bytes());
-    }
-    if let Some(o) = ascii(exif, off) {
-        let _ = t.parse_offset(o.trim().as_bytes());
-    }
-    let naive =
-        chrono::NaiveDate::from_ymd_opt(i32::from(t.year), u32::from(t.month), u32::from(t.day))
-            .and_then(|d| {
-                d.and_hms_nano_opt(
-                    u32::from(t.hour),
-                    u32::from(t.minute),
-                    u32::from(t.second),
-                    t.nanosecond.unwrap_or(0),
-                )
-            });
-    match naive {
-        Some(n) => Some(Ok(
-            n.and_utc().timestamp_millis() - i64::from(t.offset.unwrap_or(0)) * 60_000
-        )),
-        None => Some(Err(invalid())),
-    }
-}
-
-fn gps_datetime(exif: &Exif) -> Option<i64> {
-    let date = ascii(exif, Tag::GPSDateStamp)?;
-    let parts: Vec<u32> = date
-        .trim()
-        .split(':')
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    let [y, m, d] = parts[..] else { return None };
-    let hms = f64s(&exif.get_field(Tag::GPSTimeStamp, In::PRIMARY)?.value);
-    let secs =
-        hms.first()? * 3600.0 + hms.get(1).unwrap_or(&0.0) * 60.0 + hms.get(2).unwrap_or(&0.0);
-    if !secs.is_finite() || !(0.0..86_401.0).contains(&secs) {
-        return None;
-    }
-    let day = chrono::NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d)?;
-    let midnight = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
-    Some(midnight + (secs * 1000.0).round() as i64)
 }
 
 #[cfg(test)]

@@ -209,6 +209,7 @@ fn overrides_beat_metadata() {
         description: Some("Flag description".into()),
         transport: Some("air-paraglide".into()),
         tags: vec!["x".into(), " y ".into(), "x".into()],
+        ..Default::default()
     };
     let s = read_sequence(&g.root, &o).unwrap();
     assert_eq!(s.name, "Flag name");

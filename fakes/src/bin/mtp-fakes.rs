@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mtp_fakes::fake_mapillary::{
     ExtraSequence, FakeMapillary, FinishFault, Flapping, MapillaryConfig, MapillaryFaults,
-    ResetFault,
+    RateLimitShape, ResetFault,
 };
 use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
 use serde_json::json;
@@ -36,6 +36,15 @@ enum ApiArg {
     Old,
     New,
     Both,
+}
+
+/// Status of the rate-limit answers (both carry `RequestRateLimitedError` with `retriable: false`).
+#[derive(Clone, Copy, ValueEnum)]
+enum RateLimitArg {
+    /// 429 with Retry-After.
+    Status429,
+    /// 400 with the body alone.
+    Status400,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -105,12 +114,15 @@ struct ServeArgs {
     /// Fraction of graph reads (/me, /images, /image_ids) answered 500/503.
     #[arg(long, default_value_t = 0.0)]
     graph_5xx_ratio: f64,
-    /// Fraction of upload-service requests answered 429.
+    /// Fraction of upload-service requests answered RequestRateLimitedError.
     #[arg(long, default_value_t = 0.0)]
     rate_limit_ratio: f64,
-    /// Retry-After seconds of those 429s.
+    /// Wait those answers ask for (Retry-After seconds; the body's `backoff` in ms says the same).
     #[arg(long, default_value_t = 1)]
     retry_after_secs: u64,
+    /// Status of those answers.
+    #[arg(long, value_enum, default_value = "status429")]
+    rate_limit_shape: RateLimitArg,
     /// Drop the connection after this many bytes of an upload POST body (bytes kept).
     #[arg(long)]
     reset_after_bytes: Option<u64>,
@@ -260,6 +272,10 @@ fn mapillary_config(a: &ServeArgs) -> anyhow::Result<MapillaryConfig> {
         graph_5xx_ratio: a.graph_5xx_ratio,
         rate_limit_ratio: a.rate_limit_ratio,
         retry_after_secs: a.retry_after_secs,
+        rate_limit_shape: match a.rate_limit_shape {
+            RateLimitArg::Status429 => RateLimitShape::Status429,
+            RateLimitArg::Status400 => RateLimitShape::Status400,
+        },
         reset,
         offset_mismatch_ratio: a.offset_mismatch_ratio,
         revoke_token_after: a.revoke_token_after,

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::server::{lock, ConnControl};
 use super::state::{BeginError, Injected, Lease, Shared};
-use super::{EntityKind, FinishFault};
+use super::{EntityKind, FinishFault, RateLimitShape};
 
 type Sh = Arc<Shared>;
 
@@ -112,7 +112,10 @@ fn injected_upload_response(sh: &Shared, fault: Injected) -> Response {
             true,
         ),
         Injected::RateLimited => {
-            let secs = lock(&sh.state).faults.retry_after_secs;
+            let (secs, shape) = {
+                let st = lock(&sh.state);
+                (st.faults.retry_after_secs, st.faults.rate_limit_shape)
+            };
             let body = json!({
                 "backoff": secs * 1000,
                 "debug_info": {
@@ -121,6 +124,9 @@ fn injected_upload_response(sh: &Shared, fault: Injected) -> Response {
                     "retriable": false,
                 }
             });
+            if shape == RateLimitShape::Status400 {
+                return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
             let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

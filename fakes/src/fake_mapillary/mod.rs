@@ -1,5 +1,5 @@
 //! A local fake of the Mapillary v4 graph API, its OAuth consent page and its resumable upload
-//! service (docs/providers/mapillary.md), with switchable faults.
+//! service (`docs/providers/mapillary.md`), with switchable faults.
 //!
 //! One server answers all three roles on different path roots:
 //! [`FakeMapillary::graph_url`] (`/token`, `/me`, `/finish_upload`, `/images`, `/image_ids`, ...),
@@ -47,6 +47,21 @@ pub enum FinishFault {
     AcceptedNeverPublished,
 }
 
+/// Which of the two rate-limit answers the upload service gives. Both carry
+/// `{"backoff": <ms>, "debug_info": {"type": "RequestRateLimitedError", "retriable": false, ..}}`, as
+/// quoted in mapillary/mapillary_tools `mapillary_tools/uploader.py` (`_is_retriable_exception`: its
+/// examples and its comment "The server may respond 429 RequestRateLimitedError but with
+/// retryable=False"); which status the real service uses when is not documented.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum RateLimitShape {
+    /// HTTP 429 with `Retry-After` and the body.
+    #[default]
+    Status429,
+    /// HTTP 400 with the body alone (no `Retry-After`): only the body says it is a rate limit, and it
+    /// says `retriable: false`.
+    Status400,
+}
+
 /// Drop the client's connection after it has sent `after_bytes` bytes of an upload `POST` body.
 /// The bytes received before the drop are kept (the entity's offset advances), as on the real
 /// service. If the body is shorter than `after_bytes`, the connection is dropped at its end,
@@ -82,10 +97,12 @@ pub struct MapillaryFaults {
     pub upload_5xx_ratio: f64,
     /// Fraction of graph reads (`/me`, `/images`, `/image_ids`) answered 500 or 503.
     pub graph_5xx_ratio: f64,
-    /// Fraction of upload-service requests answered 429 `RequestRateLimitedError`.
+    /// Fraction of upload-service requests answered `RequestRateLimitedError` (see `rate_limit_shape`).
     pub rate_limit_ratio: f64,
     /// `Retry-After` (seconds) of those 429s; the body's `backoff` says the same in ms.
     pub retry_after_secs: u64,
+    /// Which status the rate-limit answers carry.
+    pub rate_limit_shape: RateLimitShape,
     /// Drop connections mid-body.
     pub reset: Option<ResetFault>,
     /// Fraction of upload `POST`s answered 412 `OffsetInvalidError` although the offset is right.

@@ -25,6 +25,9 @@ pub(crate) struct OverrideArgs {
     /// A tag (repeatable); replaces the metadata's tags.
     #[arg(long = "tag")]
     pub(crate) tags: Vec<String>,
+    /// UTC offset of the camera clock (`+02:00`, `-05:30`, `UTC`) for capture times recorded without one.
+    #[arg(long = "time-offset", visible_alias = "tz", value_name = "OFFSET")]
+    pub(crate) time_offset: Option<mtp_sequence::TimeOffset>,
 }
 
 impl OverrideArgs {
@@ -34,6 +37,7 @@ impl OverrideArgs {
             description: self.description.clone(),
             transport: self.transport.clone(),
             tags: self.tags.clone(),
+            time_offset: self.time_offset,
         }
     }
 }

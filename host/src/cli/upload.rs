@@ -85,6 +85,7 @@ impl UploadArgs {
                 description: None,
                 transport: None,
                 tags: Vec::new(),
+                time_offset: None,
             },
         }
     }

@@ -34,7 +34,6 @@
 //! // In a cdylib crate: plugin_api::export_plugin!(Hello);
 //! ```
 
-pub mod attempts;
 mod context;
 #[doc(hidden)]
 pub mod export;

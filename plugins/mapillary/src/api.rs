@@ -1,5 +1,6 @@
-//! Mapillary's HTTP endpoints (design.md §3): single attempts that report exactly how they failed, and the
-//! retry loop graph reads and uploads share.
+//! Mapillary's HTTP endpoints (`docs/providers/mapillary.md`): single attempts that report exactly how
+//! they failed, and graph reads run through the SDK retry loop with Mapillary's classifier
+//! ([`crate::classify`]).
 //!
 //! Every request authenticates with `Authorization: OAuth <token>`; tokens only ever travel in that header,
 //! so no URL, log line or error message can carry one.
@@ -9,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::prelude::*;
-use plugin_api::sdk::retry::{classify_http, Backoff, RetryDecision};
+use plugin_api::sdk::retry::{self, Headway, Stop, Verdict};
 use serde_json::Value;
 
+use crate::classify;
 use crate::config::Config;
 use crate::error::{MlyError, Result};
 
@@ -48,16 +50,16 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// What the retry policy says about it.
-    pub fn decision(&self) -> RetryDecision {
+    /// What Mapillary's error grammar says about it: the classifier of every retried request.
+    pub fn verdict(&self) -> Verdict {
         match self {
             Failure::Status {
                 status,
                 retry_after,
                 body,
-            } => classify_http(*status, retry_after.as_deref(), body),
-            Failure::Network { .. } => RetryDecision::Retry { after: None },
-            Failure::Decode(_) => RetryDecision::Fail,
+            } => classify::verdict(*status, retry_after.as_deref(), body),
+            Failure::Network { .. } => Verdict::Retry { after: None },
+            Failure::Decode(_) => Verdict::Fail,
         }
     }
 
@@ -80,12 +82,12 @@ impl Failure {
     /// Turns a failure that is not retried into the error to report.
     pub fn into_error(self, what: &str) -> MlyError {
         let what = what.to_string();
-        match (&self, self.decision()) {
-            (_, RetryDecision::Auth) => MlyError::TokenRefused {
+        match (&self, self.verdict()) {
+            (_, Verdict::Auth) => MlyError::TokenRefused {
                 what,
                 detail: self.describe(),
             },
-            (Failure::Status { status, body, .. }, RetryDecision::Fail) => MlyError::Rejected {
+            (Failure::Status { status, body, .. }, Verdict::Fail) => MlyError::Rejected {
                 what,
                 status: *status,
                 message: {
@@ -107,6 +109,42 @@ impl Failure {
             },
         }
     }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// Runs `attempt` through the SDK retry loop with Mapillary's classifier and `backoff`, and words a stop
+/// as the integration's error (`what` names the step in messages).
+pub async fn with_retries<T, F, Fut>(
+    ctx: &Context,
+    backoff: &mut retry::Backoff,
+    what: &str,
+    attempt: F,
+) -> Result<T>
+where
+    F: FnMut(Headway) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, Failure>>,
+{
+    retry::retry(ctx, backoff, what, Failure::verdict, attempt)
+        .await
+        .map_err(|stop| match stop {
+            Stop::Final { failure, .. } => failure.into_error(what),
+            Stop::GaveUp {
+                failure,
+                retries,
+                waited,
+            } => MlyError::GaveUp {
+                what: what.to_string(),
+                why: failure.describe(),
+                attempts: retries,
+                waited: retry::human_wait(waited),
+            },
+            Stop::Cancelled => MlyError::Cancelled,
+        })
 }
 
 /// The human part of an error body: the graph API's `error.message`, the upload service's
@@ -277,7 +315,7 @@ impl Api {
         read_answer(response).await
     }
 
-    /// `GET {graph}/{path_and_query}`, retried as the retry policy says.
+    /// `GET {graph}/{path_and_query}`, retried as Mapillary's classifier says.
     pub async fn graph_get(
         &self,
         ctx: &Context,
@@ -289,7 +327,7 @@ impl Api {
         self.get_with_retries(ctx, token, what, &url).await
     }
 
-    /// `GET url` (absolute), retried as the retry policy says.
+    /// `GET url` (absolute), retried as Mapillary's classifier says.
     pub async fn get_with_retries(
         &self,
         ctx: &Context,
@@ -298,15 +336,7 @@ impl Api {
         url: &str,
     ) -> Result<Value> {
         let mut backoff = self.config.backoff();
-        loop {
-            if ctx.is_cancelled() {
-                return Err(MlyError::Cancelled);
-            }
-            match self.get_json(url, token).await {
-                Ok(value) => return Ok(value),
-                Err(failure) => after_failure(ctx, &mut backoff, what, failure).await?,
-            }
-        }
+        with_retries(ctx, &mut backoff, what, |_| self.get_json(url, token)).await
     }
 
     /// `GET {upload}/{key}`: how many bytes of the entity the server holds; one attempt.
@@ -366,56 +396,6 @@ impl Api {
     }
 }
 
-/// Sleeps `delay`, waking early when the user cancels.
-pub async fn sleep_cancellable(ctx: &Context, delay: Duration) -> Result<()> {
-    let until = Instant::now() + delay;
-    loop {
-        if ctx.is_cancelled() {
-            return Err(MlyError::Cancelled);
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(());
-        }
-        tokio::time::sleep(left.min(Duration::from_millis(200))).await;
-    }
-}
-
-/// Decides about a failed attempt under the retry policy: waits and returns `Ok` when it is worth another
-/// try (telling the user with a progress note), or returns the error to stop with.
-///
-/// An offset mismatch (`Requery`) is retried at once the first time, then with the backoff; it counts
-/// against the budget like any retry, so a server that keeps answering 412 cannot keep us busy for ever.
-pub async fn after_failure(
-    ctx: &Context,
-    backoff: &mut Backoff,
-    what: &str,
-    failure: Failure,
-) -> Result<()> {
-    let server_wait = match failure.decision() {
-        RetryDecision::Retry { after } => after,
-        // The first re-query after progress goes at once; a server that keeps answering 412 (another
-        // request still holds the entity) gets the ordinary backoff.
-        RetryDecision::Requery if backoff.attempts() == 0 => Some(Duration::ZERO),
-        RetryDecision::Requery => None,
-        RetryDecision::Auth | RetryDecision::Fail => return Err(failure.into_error(what)),
-    };
-    let why = failure.describe();
-    let Some(delay) = backoff.next_delay(server_wait) else {
-        return Err(MlyError::GaveUp {
-            what: what.to_string(),
-            why,
-            attempts: backoff.attempts(),
-        });
-    };
-    if !delay.is_zero() {
-        ctx.progress(ProgressEvent::Note {
-            message: format!("{what}: {why}; retrying in {:.1} s", delay.as_secs_f64()),
-        });
-    }
-    sleep_cancellable(ctx, delay).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +448,6 @@ mod tests {
             why: "connection reset".into(),
             maybe_sent: true,
         };
-        assert_eq!(network.decision(), RetryDecision::Retry { after: None });
+        assert_eq!(network.verdict(), Verdict::Retry { after: None });
     }
 }

@@ -1,11 +1,12 @@
-//! Authorisation with Mapillary (design.md §3 step 2): the OAuth 2.0 authorisation-code flow, or a token
-//! the user already has; either way the token is verified with `/me` before it is stored.
+//! Authorisation with Mapillary (`docs/providers/mapillary.md`, "Authorisation"): the OAuth 2.0
+//! authorisation-code flow, or a token the user already has; either way the token is verified with `/me`
+//! before it is stored.
 //!
 //! Why not the `oauth2` crate: Mapillary's token endpoint authenticates the app with
 //! `Authorization: OAuth <client secret>` and takes a JSON body, while `oauth2`'s code exchange sends a
 //! form body authenticated with HTTP Basic (or the secret as a form field). Neither reaches Mapillary's
 //! endpoint, so the crate would only contribute the URL building and `state` handling below, at the price
-//! of a second HTTP stack (design.md §1). The flow itself is three small, tested functions.
+//! of a second HTTP stack. The flow itself is three small, tested functions.
 
 use plugin_api::prelude::*;
 use plugin_api::sdk::redirect::{param, redirect_params, with_query};
@@ -16,7 +17,7 @@ use crate::api::Api;
 use crate::error::{MlyError, Result};
 use crate::state::{self, now_ms, Account, TOKEN_SECRET};
 
-/// The scopes the seed's Mapillary app asks for.
+/// The scopes the uploader asks for: reading the user, writing and uploading public imagery.
 pub const SCOPES: &str = "user:email user:read user:write public:write public:upload";
 
 /// A fresh, unguessable `state` value (128 random bits, hex).

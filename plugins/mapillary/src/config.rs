@@ -11,14 +11,19 @@ pub const DEFAULT_UPLOAD_URL: &str = "https://rupload.facebook.com/mapillary_pub
 /// Mapillary's real OAuth consent page.
 pub const DEFAULT_AUTHORIZE_URL: &str = "https://www.mapillary.com/connect";
 
-/// How long Mapillary may take to show a published sequence before we call it failed (the seed: 72 h).
+/// How long Mapillary may take to show a published sequence before we call it failed (72 h: see
+/// `docs/providers/mapillary.md`, "Finding the sequence key").
 pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_secs(72 * 3600);
 /// First retry delay; doubles up to [`RETRY_CAP_FACTOR`] × this (1 s → 16 s, as mapillary_tools).
 pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
 /// The backoff cap as a multiple of the base delay.
 pub const RETRY_CAP_FACTOR: u32 = 16;
-/// Retries in a row without progress before an entity upload gives up (≈ 3 min with the defaults).
-pub const RETRY_MAX_ATTEMPTS: u32 = 15;
+/// Retries in a row without progress before a request gives up: mapillary_tools' `MAX_UPLOAD_RETRIES`
+/// (`constants.py`), enough to ride out a long outage or a run of rate limits.
+pub const RETRY_MAX_ATTEMPTS: u32 = 200;
+/// The time bound on those retries, as a multiple of the base delay: 2 h without progress with the
+/// defaults, after which the run stops (keeping what was acknowledged) instead of waiting on.
+pub const RETRY_WINDOW_FACTOR: u32 = 7200;
 /// Files uploaded in parallel unless `--jobs` says otherwise (mapillary_tools uses 4 too).
 pub const DEFAULT_JOBS: usize = 4;
 
@@ -87,13 +92,15 @@ impl Config {
         })
     }
 
-    /// The backoff every retried request uses.
+    /// The budget every retried request uses: 1 s doubling to 16 s (as mapillary_tools), at most
+    /// [`RETRY_MAX_ATTEMPTS`] retries and [`RETRY_WINDOW_FACTOR`] × the base delay without progress.
     pub fn backoff(&self) -> plugin_api::sdk::retry::Backoff {
         plugin_api::sdk::retry::Backoff::new(
             self.retry_base,
             self.retry_base.saturating_mul(RETRY_CAP_FACTOR),
             RETRY_MAX_ATTEMPTS,
         )
+        .within(self.retry_base.saturating_mul(RETRY_WINDOW_FACTOR))
     }
 }
 

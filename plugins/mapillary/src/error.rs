@@ -33,15 +33,21 @@ pub enum MlyError {
         /// Mapillary's message.
         message: String,
     },
-    /// A network or server fault outlasted the retries.
-    #[error("{what}: {why} (gave up after {attempts} retries; run mtp upload again later)")]
+    /// A network or server fault (or a rate limit) outlasted the retry budget. Nothing acknowledged is
+    /// lost: the next run resumes.
+    #[error(
+        "{what}: {why} (gave up after {attempts} retries in {waited}; everything Mapillary acknowledged \
+         is kept: run mtp upload again later to resume)"
+    )]
     GaveUp {
         /// The step.
         what: String,
         /// The last failure.
         why: String,
-        /// Retries made.
+        /// Retries made since the last progress.
         attempts: u32,
+        /// How long they took (`3.2 s`, `14 min`).
+        waited: String,
     },
     /// A single-attempt request failed on the network or with a server error.
     #[error("{what}: {why}")]
@@ -126,9 +132,11 @@ mod tests {
             what: "upload of a.jpg".into(),
             why: "HTTP 503".into(),
             attempts: 3,
+            waited: "7.5 s".into(),
         }
         .into();
         assert_eq!(gave_up.kind, ErrorKind::Transient);
+        assert!(gave_up.message.contains("is kept"), "{gave_up}");
         let host = PluginError::other("disk full");
         assert_eq!(PluginError::from(MlyError::Host(host.clone())), host);
     }

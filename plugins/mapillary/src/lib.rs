@@ -1,50 +1,58 @@
-//! The Mapillary integration: uploads a sequence to Mapillary through its v4 API.
+//! The Mapillary integration: uploads a sequence to Mapillary through its v4 API. The protocol facts the
+//! code relies on, with their public sources, are in `docs/providers/mapillary.md`.
 //!
-//! Steps (the seed's eight, mapped onto v4 in design.md §3): validate, authorise (OAuth 2.0), upload every
-//! image and the manifest as resumable entities, publish (`finish_upload`), check for failure, and find the
-//! published sequence key. MTPW's sync runs after it as its own plugin.
+//! Steps: validate, authorise (OAuth 2.0), upload every image and the manifest as resumable entities,
+//! publish (`finish_upload`), check for failure, and find the published sequence key. MTPW's sync runs
+//! after it as its own plugin.
 //!
-//! Modules, one job each:
-//! - [`auth`]: the OAuth code flow, `/me`, `auth status`. It does not use the `oauth2` crate: Mapillary's
+//! Modules (all private: the crate's only public item is [`Mapillary`]), one job each:
+//! - `auth`: the OAuth code flow, `/me`, `auth status`. It does not use the `oauth2` crate: Mapillary's
 //!   token endpoint wants `Authorization: OAuth <client secret>` and a JSON body, which `oauth2`'s standard
 //!   exchange (a form body with HTTP Basic or form-field client authentication) does not speak, so the crate
-//!   would add a second HTTP stack for nothing but URL building (details in [`auth`]);
-//! - [`exif_rewrite`] + [`outgoing`]: the bytes sent per image — the file with only its EXIF segment
-//!   replaced — streamed from disk and hashed into the content-addressed session key;
-//! - [`upload`]: resumable entity uploads (server offset first, only the remainder sent, retries);
-//! - [`split`] + [`manifest`]: parts within Mapillary's limits, and their manifests;
-//! - [`publish`]: `finish_upload`, at most once per manifest;
-//! - [`lookup`]: finding the sequence key by capture times;
-//! - [`state`]: what is persisted, and where (the table of keys is there); [`outcome`]: the record
+//!   would add a second HTTP stack for nothing but URL building (details in `auth`);
+//! - `exif_rewrite` + `outgoing`: the bytes sent per image — the file with only its EXIF segment
+//!   replaced — prepared once, streamed from disk and hashed into the content-addressed session key;
+//! - `upload`: resumable entity uploads (server offset first, only the remainder sent);
+//! - `split` + `bundle`: parts within Mapillary's limits, their session keys and manifests;
+//! - `publish`: `finish_upload`, at most once per manifest;
+//! - `lookup`: finding the sequence key by capture times;
+//! - `state`: what is persisted, and where (the table of keys is there); `outcome`: the record
 //!   `mtp status` shows;
-//! - [`pipeline`]: the run that ties them together; [`api`], [`config`], [`error`], [`progress`].
+//! - `classify`: Mapillary's error grammar for the SDK retry loop (`plugin_api::sdk::retry`): what is
+//!   retried, how long to wait on a rate limit, what needs a new login;
+//! - `pipeline`: the run that ties them together; `api`, `config`, `error`, `progress`.
 //!
 //! # Guarantees
 //! - Each acknowledged image handle, manifest handle and publication step is committed to the host's
 //!   state store as it happens: after a `kill -9` the next run re-sends nothing acknowledged.
 //! - `finish_upload` is sent at most once per manifest; when its outcome is unknown (a crash, a timeout or a
 //!   5xx after the request left) the record says so and only `mtp upload --republish` sends it again.
-//! - Memory does not depend on file or sequence size: files are streamed in 1 MiB chunks.
+//! - Memory does not depend on file size: files are streamed in `plugin_api::http::CHUNK_SIZE` (256 KiB)
+//!   chunks. Between counting and sending, each image still to send is held as its prepared description
+//!   (where its bytes come from, and its new EXIF segment: at most 64 KiB, usually a few KiB).
+//! - Rate limits and outages are waited out within a budget (200 retries, 2 h without progress); a run
+//!   that gives up keeps everything acknowledged, and the next run resumes.
 //! - The user's token travels only in `Authorization` headers and the `user_token` export; it is never
 //!   logged or put into a message, a progress event or the record's keys.
 
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod auth;
-pub mod config;
-pub mod error;
-pub mod exif_rewrite;
-pub mod lookup;
-pub mod manifest;
-pub mod outcome;
-pub mod outgoing;
-pub mod pipeline;
-pub mod progress;
-pub mod publish;
-pub mod split;
-pub mod state;
-pub mod upload;
+mod api;
+mod auth;
+mod bundle;
+mod classify;
+mod config;
+mod error;
+mod exif_rewrite;
+mod lookup;
+mod outcome;
+mod outgoing;
+mod pipeline;
+mod progress;
+mod publish;
+mod split;
+mod state;
+mod upload;
 
 use plugin_api::manifest::{EnvKeyHelp, OptionKind, RunOptionSpec};
 use plugin_api::prelude::*;

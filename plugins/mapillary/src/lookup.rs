@@ -1,6 +1,8 @@
-//! Finding the key Mapillary gave a published part (design.md §3 step 7): Mapillary does not say, so we
+//! Finding the key Mapillary gave a published part (`docs/providers/mapillary.md`, "Finding the sequence
+//! key"): Mapillary does not say, so we
 //! search the user's images by capture-time window and bounding box, group them by sequence, and pick the
-//! sequence whose capture times match ours — not the first one in the window, as the seed did.
+//! sequence whose capture times match ours — not the first one in the window, as the desktop
+//! uploader we replace (trek-view/mtp-desktop-uploader) did.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use futures::Stream;
 
-/// Size of the chunks read from disk and handed to the HTTP body (mapillary_tools uses 2 MiB).
-pub const CHUNK: usize = 256 * 1024;
+/// Size of the chunks read from disk and handed to the HTTP body: the SDK's one chunk size.
+pub const CHUNK: usize = plugin_api::http::CHUNK_SIZE;
 /// Chunks read ahead of the network.
 pub const QUEUE: usize = 2;
 

@@ -1,22 +1,23 @@
-//! One `run`: the seed's steps 1 and 3–7 on the v4 API, resumable from state at every step.
+//! One `run` on the v4 API (`docs/providers/mapillary.md`), resumable from state at every step.
 //!
 //! Upload mode: validate → plan the parts → upload every image (parallel) → upload each part's manifest
 //! → publish each part once → look each part's key up once. Re-check mode: only the lookups.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use plugin_api::prelude::*;
 use plugin_api::sequence::BoundingBox;
 
 use crate::api::Api;
 use crate::auth;
+use crate::bundle::{manifest_body, manifest_key};
 use crate::config::{Config, RunOptions};
 use crate::error::{MlyError, Result};
-use crate::exif_rewrite::map_capture_time;
+use crate::exif_rewrite::{map_capture_time, prepare};
 use crate::lookup::{self, Choice, Query};
-use crate::manifest::{manifest_body, manifest_key};
 use crate::outcome::{summarize, PartView};
-use crate::outgoing::mtime_ns;
+use crate::outgoing::Outgoing;
 use crate::progress::EntityProgress;
 use crate::publish::{publish_part, Published};
 use crate::split::{split, MAPILLARY_LIMITS};
@@ -206,7 +207,7 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// A failure from Mapillary during steps 3–5: the state of every part not (possibly) published yet is
+    /// A refusal from Mapillary while uploading or publishing: the state of every part not (possibly) published yet is
     /// cleared so that a re-upload starts clean — all of the sequence's state when nothing was published;
     /// published parts stay, so they are never published twice — and the record says why.
     fn failed(&self, plan: &Plan, err: &MlyError) -> Result<RunOutcome> {
@@ -396,7 +397,7 @@ impl<'a> Run<'a> {
         by_path: &BTreeMap<&str, &ImageInfo>,
     ) -> Result<Progress> {
         let mut progress = Progress::default();
-        let mut pending: Vec<ImageInfo> = Vec::new();
+        let mut pending: Vec<(ImageInfo, Arc<Outgoing>)> = Vec::new();
         for &index in to_send {
             if self.store.part(index)?.manifest_handle.is_some() {
                 // Its images were all acknowledged before the manifest was.
@@ -410,24 +411,17 @@ impl<'a> Run<'a> {
                     MlyError::Invalid(format!("{path} is no longer part of the sequence"))
                 })?;
                 progress.files_total += 1;
-                match self.acknowledged_length(image)? {
-                    Some(length) => {
-                        progress.files_done += 1;
-                        progress.bytes_done += length;
-                        progress.bytes_total += length;
-                    }
-                    None => {
-                        let owned = image.clone();
-                        let out = tokio::task::spawn_blocking(move || {
-                            crate::exif_rewrite::prepare(&owned)
-                        })
-                        .await
-                        .map_err(|err| {
-                            MlyError::Invalid(format!("a worker thread failed: {err}"))
-                        })??;
-                        progress.bytes_total += out.length;
-                        pending.push(image.clone());
-                    }
+                // Prepared once: counted here, sent from the same description.
+                let owned = image.clone();
+                let out = tokio::task::spawn_blocking(move || prepare(&owned))
+                    .await
+                    .map_err(|err| MlyError::Invalid(format!("a worker thread failed: {err}")))??;
+                progress.bytes_total += out.length;
+                if self.is_acknowledged(image, &out)? {
+                    progress.files_done += 1;
+                    progress.bytes_done += out.length;
+                } else {
+                    pending.push((image.clone(), Arc::new(out)));
                 }
             }
         }
@@ -450,22 +444,14 @@ impl<'a> Run<'a> {
         Ok(progress)
     }
 
-    /// The outgoing length of `image` when its handle is stored and still valid (the file unchanged since
-    /// it was hashed, and the handle for that same key).
-    fn acknowledged_length(&self, image: &ImageInfo) -> Result<Option<u64>> {
+    /// Whether the server acknowledged `out`, the bytes `image` would send now: a handle is stored for
+    /// the session key that the hash cache holds for exactly these bytes.
+    fn is_acknowledged(&self, image: &ImageInfo, out: &Outgoing) -> Result<bool> {
         let Some(entry) = self.store.image(&image.path)? else {
-            return Ok(None);
+            return Ok(false);
         };
-        let Some(hash) = state::hash_entry(self.ctx, &image.path)? else {
-            return Ok(None);
-        };
-        let Ok(meta) = std::fs::metadata(&image.path) else {
-            return Ok(None);
-        };
-        let unchanged = hash.key == entry.key
-            && hash.size == meta.len()
-            && hash.mtime_ns == mtime_ns(&meta).to_string();
-        Ok(unchanged.then_some(hash.length))
+        Ok(state::hash_entry(self.ctx, &image.path)?
+            .is_some_and(|hash| hash.describes(out) && hash.key == entry.key))
     }
 
     /// Uploads part `index`'s manifest unless the same manifest is already acknowledged.
@@ -489,7 +475,7 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let source = Source::Memory(body.into());
-        let progress = std::sync::Arc::new(EntityProgress::new_silent(self.ctx));
+        let progress = Arc::new(EntityProgress::new_silent(self.ctx));
         let what = format!("upload of the manifest of part {}", index + 1);
         let handle = uploader
             .upload_entity(&what, &key, "application/json", &source, &progress)

@@ -1,4 +1,4 @@
-//! Publishing a manifest (`POST {graph}/finish_upload`, design.md §3 step 5) exactly once.
+//! Publishing a manifest (`POST {graph}/finish_upload`, `docs/providers/mapillary.md`) exactly once.
 //!
 //! "Publishing" is committed before the request leaves and "published" after the answer, so a crash or a
 //! timeout in between leaves a part whose outcome is unknown. Such a part is never published again
@@ -6,7 +6,7 @@
 //! `mtp upload --republish` sends it again. Nor is `finish_upload` retried within a run, for the same reason.
 
 use plugin_api::prelude::*;
-use plugin_api::sdk::retry::RetryDecision;
+use plugin_api::sdk::retry::Verdict;
 use serde_json::{json, Value};
 
 use crate::api::{Api, Failure};
@@ -35,10 +35,12 @@ fn judge(failure: &Failure) -> Judgement {
         Failure::Decode(_) => Judgement::Accepted,
         Failure::Status { status, .. } if *status >= 500 => Judgement::Unknown,
         // A 4xx: refused, nothing was published.
-        Failure::Status { .. } => match failure.decision() {
-            RetryDecision::Auth => Judgement::NotPublished,
-            RetryDecision::Retry { .. } | RetryDecision::Requery => Judgement::NotPublished,
-            RetryDecision::Fail => Judgement::Refused,
+        Failure::Status { .. } => match failure.verdict() {
+            Verdict::Auth => Judgement::NotPublished,
+            // A rate limit (even a 400 `RequestRateLimitedError`) published nothing: the part stays as
+            // it was and the next run publishes it.
+            Verdict::Retry { .. } | Verdict::Requery => Judgement::NotPublished,
+            Verdict::Fail => Judgement::Refused,
         },
     }
 }
@@ -155,6 +157,13 @@ mod tests {
         );
         assert_eq!(judge(&status(401, "")), Judgement::NotPublished);
         assert_eq!(judge(&status(429, "")), Judgement::NotPublished);
+        assert_eq!(
+            judge(&status(
+                400,
+                r#"{"backoff":1000,"debug_info":{"type":"RequestRateLimitedError","retriable":false}}"#
+            )),
+            Judgement::NotPublished
+        );
         assert_eq!(
             judge(&status(
                 400,

@@ -1,5 +1,5 @@
 //! How a sequence is cut into the parts Mapillary accepts as one uploaded sequence each (mapillary_tools'
-//! limits, design.md §3 step 1). A pure function of the images, so every run plans the same parts.
+//! limits: `docs/providers/mapillary.md`, "Limits"). A pure function of the images, so every run plans the same parts.
 
 use std::ops::Range;
 

@@ -15,6 +15,7 @@ use plugin_api::sequence::BoundingBox;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::outgoing::Outgoing;
 
 /// The secret holding the user's access token.
 pub const TOKEN_SECRET: &str = "user_token";
@@ -79,6 +80,28 @@ pub struct HashEntry {
     pub length: u64,
     /// `mly_tools_<md5>.jpg`.
     pub key: String,
+}
+
+impl HashEntry {
+    /// The entry for `out`, whose session key is `key`.
+    pub fn new(out: &Outgoing, key: String) -> HashEntry {
+        HashEntry {
+            size: out.file_size,
+            mtime_ns: out.file_mtime_ns.to_string(),
+            fingerprint: out.fingerprint.clone(),
+            length: out.length,
+            key,
+        }
+    }
+
+    /// Whether this cached key still names `out`: the one test of a cached hash. The file is unchanged
+    /// (size and mtime), its new EXIF is the same (fingerprint) and so is the total length.
+    pub fn describes(&self, out: &Outgoing) -> bool {
+        self.size == out.file_size
+            && self.mtime_ns == out.file_mtime_ns.to_string()
+            && self.fingerprint == out.fingerprint
+            && self.length == out.length
+    }
 }
 
 fn hash_key(path: &str) -> String {

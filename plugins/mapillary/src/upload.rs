@@ -1,7 +1,8 @@
-//! Resumable uploads to Mapillary's upload service (design.md §3 steps 3–4): one entity per image, named
-//! by the md5 of its outgoing bytes; before every attempt the server's offset is asked for and only the
-//! remainder is sent. Each acknowledged handle is committed to state at once, so nothing acknowledged is
-//! ever sent again.
+//! Resumable uploads to Mapillary's upload service (`docs/providers/mapillary.md`, "Upload sessions"): one
+//! entity per image, named by the md5 of its outgoing bytes; before every attempt the server's offset is
+//! asked for and only the remainder is sent. Each acknowledged handle is committed to state at once, so
+//! nothing acknowledged is ever sent again. Attempts run through the SDK retry loop with Mapillary's
+//! classifier.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,10 +10,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use plugin_api::prelude::*;
 
-use crate::api::{after_failure, Activity, Api};
+use crate::api::{with_retries, Activity, Api, Failure};
+use crate::bundle::image_key;
 use crate::error::{MlyError, Result};
-use crate::exif_rewrite::prepare;
-use crate::manifest::image_key;
 use crate::outgoing::{body_stream, md5_hex, Outgoing};
 use crate::progress::EntityProgress;
 use crate::state::{self, HashEntry, ImageEntry, SequenceStore};
@@ -33,11 +33,6 @@ impl Source {
             Source::File(out) => out.length,
             Source::Memory(bytes) => bytes.len() as u64,
         }
-    }
-
-    /// `true` when there are no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -71,70 +66,69 @@ impl Uploader<'_> {
     ) -> Result<String> {
         let length = source.len();
         let mut backoff = self.api.config.backoff();
-        let mut furthest: Option<u64> = None;
-        loop {
-            if self.ctx.is_cancelled() {
-                return Err(MlyError::Cancelled);
-            }
-            let offset = match self.api.upload_offset(self.token, key).await {
-                Ok(offset) => offset,
-                Err(failure) => {
-                    after_failure(self.ctx, &mut backoff, what, failure).await?;
-                    continue;
+        // The furthest offset the server reported (`u64::MAX`: none yet).
+        let furthest = AtomicU64::new(u64::MAX);
+        with_retries(self.ctx, &mut backoff, what, |headway| {
+            let furthest = &furthest;
+            async move {
+                let offset = self.api.upload_offset(self.token, key).await?;
+                if offset > length {
+                    return Err(Failure::Decode(format!(
+                        "the server holds {offset} bytes of a {length}-byte entity"
+                    )));
                 }
-            };
-            if offset > length {
-                return Err(MlyError::BadAnswer {
-                    what: what.to_string(),
-                    why: format!("the server holds {offset} bytes of a {length}-byte entity"),
-                });
+                // The server holds more than at the last attempt: that attempt made progress, so the
+                // retry budget starts over (mapillary_tools does the same).
+                let before = furthest.load(Ordering::Relaxed);
+                if before != u64::MAX && offset > before {
+                    headway.made();
+                }
+                if before == u64::MAX || offset > before {
+                    furthest.store(offset, Ordering::Relaxed);
+                }
+                progress.reach(offset);
+                let activity = Activity::new();
+                let body = self.body(source, offset, progress, &activity);
+                self.api
+                    .upload_post(
+                        self.token,
+                        key,
+                        offset,
+                        length,
+                        entity_type,
+                        body,
+                        &activity,
+                    )
+                    .await
             }
-            // The server holds more than at the last attempt: that attempt made progress, so the retry
-            // budget starts over (mapillary_tools does the same).
-            if furthest.is_some_and(|f| offset > f) {
-                backoff.reset();
-            }
-            furthest = Some(furthest.map_or(offset, |f| f.max(offset)));
-            progress.reach(offset);
+        })
+        .await
+    }
 
-            let activity = Activity::new();
-            let body = match source {
-                Source::Memory(bytes) => reqwest::Body::from(bytes[offset as usize..].to_vec()),
-                Source::File(out) => {
-                    let ctx = self.ctx.clone();
-                    let sent = AtomicU64::new(offset);
-                    let (progress, activity) = (progress.clone(), activity.clone());
-                    let stream = body_stream(out.clone(), offset, move || ctx.is_cancelled())
-                        .inspect(move |chunk| {
-                            if let Ok(chunk) = chunk {
-                                let n = chunk.len() as u64;
-                                progress.reach(sent.fetch_add(n, Ordering::Relaxed) + n);
-                                activity.touch();
-                            }
-                        });
-                    reqwest::Body::wrap_stream(stream)
-                }
-            };
-            match self
-                .api
-                .upload_post(
-                    self.token,
-                    key,
-                    offset,
-                    length,
-                    entity_type,
-                    body,
-                    &activity,
-                )
-                .await
-            {
-                Ok(handle) => return Ok(handle),
-                Err(failure) => {
-                    if self.ctx.is_cancelled() {
-                        return Err(MlyError::Cancelled);
-                    }
-                    after_failure(self.ctx, &mut backoff, what, failure).await?;
-                }
+    /// The request body: the entity's bytes from `offset`, reporting progress and activity per chunk.
+    fn body(
+        &self,
+        source: &Source,
+        offset: u64,
+        progress: &Arc<EntityProgress>,
+        activity: &Arc<Activity>,
+    ) -> reqwest::Body {
+        match source {
+            Source::Memory(bytes) => reqwest::Body::from(bytes[offset as usize..].to_vec()),
+            Source::File(out) => {
+                let ctx = self.ctx.clone();
+                let sent = AtomicU64::new(offset);
+                let (progress, activity) = (progress.clone(), activity.clone());
+                let stream = body_stream(out.clone(), offset, move || ctx.is_cancelled()).inspect(
+                    move |chunk| {
+                        if let Ok(chunk) = chunk {
+                            let n = chunk.len() as u64;
+                            progress.reach(sent.fetch_add(n, Ordering::Relaxed) + n);
+                            activity.touch();
+                        }
+                    },
+                );
+                reqwest::Body::wrap_stream(stream)
             }
         }
     }
@@ -144,11 +138,7 @@ impl Uploader<'_> {
     async fn session_key(&self, out: &Arc<Outgoing>) -> Result<String> {
         let path = out.path.to_string_lossy().into_owned();
         if let Some(cached) = state::hash_entry(self.ctx, &path)? {
-            if cached.size == out.file_size
-                && cached.mtime_ns == out.file_mtime_ns.to_string()
-                && cached.fingerprint == out.fingerprint
-                && cached.length == out.length
-            {
+            if cached.describes(out) {
                 return Ok(cached.key);
             }
         }
@@ -161,31 +151,20 @@ impl Uploader<'_> {
         })
         .await?;
         let key = image_key(&md5);
-        state::put_hash_entry(
-            self.ctx,
-            &path,
-            &HashEntry {
-                size: out.file_size,
-                mtime_ns: out.file_mtime_ns.to_string(),
-                fingerprint: out.fingerprint.clone(),
-                length: out.length,
-                key: key.clone(),
-            },
-        )?;
+        state::put_hash_entry(self.ctx, &path, &HashEntry::new(out, key.clone()))?;
         Ok(key)
     }
 
-    /// Uploads one image and commits its handle.
+    /// Uploads one image, whose outgoing bytes `out` describes, and commits its handle.
     pub async fn upload_image(
         &self,
         store: &SequenceStore<'_>,
         image: &ImageInfo,
+        out: Arc<Outgoing>,
     ) -> Result<ImageEntry> {
         if self.ctx.is_cancelled() {
             return Err(MlyError::Cancelled);
         }
-        let owned = image.clone();
-        let out = Arc::new(blocking(move || prepare(&owned)).await?);
         let key = self.session_key(&out).await?;
         let progress = Arc::new(EntityProgress::new(self.ctx, out.length));
         let what = format!("upload of {}", display_name(image));
@@ -208,16 +187,16 @@ impl Uploader<'_> {
         Ok(entry)
     }
 
-    /// Uploads `images`, `jobs` at a time. Stops at the first error (in-flight uploads are abandoned; the
+    /// Uploads `images` (each with its prepared outgoing bytes), `jobs` at a time. Stops at the first error (in-flight uploads are abandoned; the
     /// server keeps what it received, and the next run resumes from there).
     pub async fn upload_images(
         &self,
         store: &SequenceStore<'_>,
-        images: Vec<ImageInfo>,
+        images: Vec<(ImageInfo, Arc<Outgoing>)>,
         jobs: usize,
     ) -> Result<()> {
         let mut uploads = futures::stream::iter(images)
-            .map(|image| async move { self.upload_image(store, &image).await })
+            .map(|(image, out)| async move { self.upload_image(store, &image, out).await })
             .buffer_unordered(jobs.max(1));
         while let Some(result) = uploads.next().await {
             result?;

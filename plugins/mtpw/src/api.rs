@@ -1,9 +1,10 @@
-//! Map the Paths Web's HTTP API (design.md §4): both generations, its error shapes, and retries.
+//! Map the Paths Web's HTTP API (both generations; source: trek-view/mtp-web `api/views.py`), its error
+//! shapes, and which answers are retried.
 
 use std::time::Duration;
 
-use plugin_api::http::{self, reqwest, Repeat};
-use plugin_api::sdk::retry::Backoff;
+use plugin_api::http::{self, reqwest, Answer, Repeat, SendError};
+use plugin_api::sdk::retry::{Backoff, Verdict};
 use plugin_api::sdk::Context;
 use plugin_api::PluginError;
 use serde_json::Value;
@@ -139,7 +140,7 @@ impl<'a> MtpwApi<'a> {
         } else {
             Repeat::Safe
         };
-        let answer = http::send(ctx, &mut backoff, &what, repeat, || {
+        let sent = http::send(ctx, &mut backoff, &what, repeat, classify, || {
             let request = self
                 .client
                 .request(method.clone(), &url)
@@ -151,9 +152,37 @@ impl<'a> MtpwApi<'a> {
             };
             async move { Ok(request) }
         })
-        .await?;
-        interpret(answer.status, &answer.body)
+        .await;
+        match sent {
+            Ok(answer) | Err(SendError::Refused { answer, .. }) => {
+                interpret(answer.status, &answer.body)
+            }
+            Err(SendError::Failed(err)) => Err(ApiError::Plugin(err)),
+        }
     }
+}
+
+/// MTPW's classifier for the SDK retry loop: 5xx and 429 are retried (after `Retry-After` when given), a
+/// refused login (401/403) stops for re-login, a refusal reported as HTTP 200 with
+/// `{"error": .., "status": false}` stops; everything else is [`interpret`]ed as it is. Transport
+/// failures are retried by the loop as the request's [`Repeat`] allows (never blindly for a create).
+fn classify(answer: &Answer) -> Option<Verdict> {
+    match answer.status {
+        500..=599 | 429 => Some(Verdict::Retry {
+            after: answer.retry_after(),
+        }),
+        401 | 403 => Some(Verdict::Auth),
+        200..=299 if refusal_in_200(answer.json().as_ref()) => Some(Verdict::Fail),
+        _ => None,
+    }
+}
+
+/// MTPW reports failures as HTTP 200 with `{"error": .., "status": false}`.
+fn refusal_in_200(json: Option<&Value>) -> bool {
+    json.is_some_and(|json| {
+        json.get("status") == Some(&Value::Bool(false))
+            || json.get("error").is_some_and(|e| !e.is_null())
+    })
 }
 
 /// Turns an MTPW answer (retriable ones were already retried) into its JSON or an error.
@@ -181,10 +210,7 @@ fn interpret(status: u16, text: &str) -> Result<Value, ApiError> {
             "MTPW answered HTTP {status} with something that is not JSON"
         ))));
     };
-    // MTPW reports failures as HTTP 200 with {"error": .., "status": false}.
-    if json.get("status") == Some(&Value::Bool(false))
-        || json.get("error").is_some_and(|e| !e.is_null())
-    {
+    if refusal_in_200(Some(&json)) {
         let message = json
             .get("error")
             .and_then(Value::as_str)
@@ -214,5 +240,46 @@ mod tests {
             Err(ApiError::Plugin(e)) if e.kind == plugin_api::ErrorKind::Auth
         ));
         assert!(matches!(interpret(400, ""), Err(ApiError::Refused(m)) if m == "HTTP 400"));
+    }
+
+    fn answer(status: u16, body: &str, retry_after: Option<&str>) -> Answer {
+        Answer {
+            status,
+            body: body.into(),
+            retry_after: retry_after.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_classifier_retries_server_errors_and_stops_on_refusals() {
+        assert_eq!(
+            classify(&answer(503, "", Some("7"))),
+            Some(Verdict::Retry {
+                after: Some(Duration::from_secs(7))
+            })
+        );
+        assert_eq!(
+            classify(&answer(500, "", None)),
+            Some(Verdict::Retry { after: None })
+        );
+        assert_eq!(classify(&answer(403, "", None)), Some(Verdict::Auth));
+        assert_eq!(
+            classify(&answer(
+                200,
+                r#"{"error":"Sequence is empty","status":false}"#,
+                None
+            )),
+            Some(Verdict::Fail)
+        );
+        assert_eq!(
+            classify(&answer(
+                200,
+                r#"{"status":"success","unique_id":"u1"}"#,
+                None
+            )),
+            None
+        );
+        // 404 means the other API generation: the caller decides.
+        assert_eq!(classify(&answer(404, "nope", None)), None);
     }
 }

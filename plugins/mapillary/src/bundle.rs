@@ -1,4 +1,6 @@
-//! Session keys and the manifest entity that turns uploaded images into one Mapillary sequence.
+//! The upload bundle: session keys of the entities, and the manifest (`file_type: mly_bundle_manifest`)
+//! that turns uploaded images into one Mapillary sequence. (Not the plugin manifest: that is
+//! `plugin_api::manifest`.)
 
 use serde_json::json;
 
