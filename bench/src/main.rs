@@ -42,8 +42,7 @@ use mtp_bench::mly_tools::{self, redirect, tail};
 use mtp_bench::report::{Report, Row, Verdict};
 use mtp_bench::{Mtp, MB};
 use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig, MapillaryFaults};
-use mtp_host::runner::StoredRecord;
-use mtp_host::state::{SequenceRow, StateStore};
+use mtp_host::state::{IntegrationRecord, StateStore};
 use mtp_sequence::generate::{generate_sequence, GenerateOptions};
 use plugin_api::protocol::{Progress, RunOutcome, SequenceState};
 use plugin_api::sequence::{ImageInfo, Projection, SequenceDescriptor};
@@ -1087,14 +1086,6 @@ fn populate_state(state_dir: &Path, n: usize, images: usize) -> Result<()> {
                 })
                 .collect(),
         };
-        let descriptor_json =
-            serde_json::to_string(&descriptor).context("encoding a sequence descriptor")?;
-        let row = SequenceRow {
-            id: &id,
-            root: &root,
-            name: &descriptor.name,
-            descriptor_json: &descriptor_json,
-        };
         for (integration, key_name, key) in [
             ("mapillary", "sequence_key", format!("bEnChSeQuEnCe{i:010}")),
             ("mtpw", "unique_id", format!("{i:08x}-bench")),
@@ -1107,13 +1098,12 @@ fn populate_state(state_dir: &Path, n: usize, images: usize) -> Result<()> {
                 bytes_done: 0,
                 bytes_total: 0,
             });
-            let record = StoredRecord {
+            let record = IntegrationRecord {
                 outcome: Some(outcome),
                 last_error: None,
             };
-            let json = serde_json::to_string(&record).context("encoding a record")?;
             store
-                .put_record(&row, integration, &json)
+                .put_record(&descriptor, integration, &record)
                 .context("writing a record")?;
         }
     }

@@ -1,6 +1,6 @@
 //! Getting the user through a provider's authorisation page and back with the redirect URL.
 //!
-//! Three ways, chosen by [`BrowserMode`]:
+//! Three ways, chosen by [`AuthorizeMode`]:
 //! - `system`: open the page in the user's browser (or print it) and catch the redirect on a loopback
 //!   listener when the redirect URI is `http://127.0.0.1:<port>/...` / `http://localhost:<port>/...`;
 //!   a token in the URL fragment (implicit grant) is carried back by a tiny page that posts it to us.
@@ -17,7 +17,7 @@ use plugin_api::protocol::AuthorizePrompt;
 
 /// How to get the user through an authorisation page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrowserMode {
+pub enum AuthorizeMode {
     /// Open the system browser and listen on loopback redirect URIs; else ask to paste.
     System,
     /// Print the URL and ask the user to paste the redirect URL.
@@ -26,13 +26,18 @@ pub enum BrowserMode {
     Fetch,
 }
 
-impl BrowserMode {
-    /// From `MTP_AUTH_BROWSER` (`system`, `paste`, `fetch`); default `system`.
-    pub fn from_env() -> BrowserMode {
-        match std::env::var("MTP_AUTH_BROWSER").as_deref() {
-            Ok("fetch") => BrowserMode::Fetch,
-            Ok("paste") => BrowserMode::Paste,
-            _ => BrowserMode::System,
+impl std::str::FromStr for AuthorizeMode {
+    type Err = String;
+
+    /// `system`, `paste` or `fetch` (the CLI's `--auth-browser` / `MTP_AUTH_BROWSER`).
+    fn from_str(text: &str) -> Result<AuthorizeMode, String> {
+        match text.trim() {
+            "system" | "" => Ok(AuthorizeMode::System),
+            "paste" => Ok(AuthorizeMode::Paste),
+            "fetch" => Ok(AuthorizeMode::Fetch),
+            other => Err(format!(
+                "unknown authorisation mode {other:?} (expected system, paste or fetch)"
+            )),
         }
     }
 }
@@ -41,11 +46,11 @@ impl BrowserMode {
 const LOOPBACK_WAIT: Duration = Duration::from_secs(300);
 
 /// Runs the prompt and returns the full redirect URL (query and fragment included).
-pub fn authorize(prompt: &AuthorizePrompt, mode: BrowserMode) -> Result<String, String> {
+pub fn authorize(prompt: &AuthorizePrompt, mode: AuthorizeMode) -> Result<String, String> {
     match mode {
-        BrowserMode::Fetch => follow_redirects(&prompt.url, &prompt.redirect_uri),
-        BrowserMode::Paste => paste(prompt),
-        BrowserMode::System => match loopback_port(&prompt.redirect_uri) {
+        AuthorizeMode::Fetch => follow_redirects(&prompt.url, &prompt.redirect_uri),
+        AuthorizeMode::Paste => paste(prompt),
+        AuthorizeMode::System => match loopback_port(&prompt.redirect_uri) {
             Some((host, port, path)) => {
                 let listener = TcpListener::bind((host.as_str(), port)).map_err(|err| {
                     format!("cannot listen on {host}:{port} for the redirect ({err}); is another mtp waiting?")

@@ -31,7 +31,6 @@ pub enum EnvError {
 #[derive(Debug, Clone, Default)]
 pub struct EnvValues {
     file: BTreeMap<String, String>,
-    source: Option<PathBuf>,
     /// Whether the process environment overrides the file (off in tests that need isolation).
     use_process_env: bool,
 }
@@ -56,23 +55,24 @@ impl EnvValues {
         let file = parse_env_text(&path, &text)?;
         Ok(EnvValues {
             file,
-            source: Some(path),
             use_process_env: true,
         })
+    }
+
+    /// Only the values of the file at `path` (which must exist): the process environment is ignored, so
+    /// keys set in the shell cannot point the run elsewhere (`mtp demo`, against the local fakes).
+    pub fn load_file_only(path: &Path) -> Result<EnvValues, EnvError> {
+        let mut values = EnvValues::load(Some(path))?;
+        values.use_process_env = false;
+        Ok(values)
     }
 
     /// Values from a map only (no file, no process environment): for tests and embedding.
     pub fn from_map(values: BTreeMap<String, String>) -> EnvValues {
         EnvValues {
             file: values,
-            source: None,
             use_process_env: false,
         }
-    }
-
-    /// The file the values came from, if any.
-    pub fn source(&self) -> Option<&Path> {
-        self.source.as_deref()
     }
 
     /// The value of `key`: the process environment first, then the file; empty counts as missing.

@@ -1,34 +1,19 @@
 //! The mtp host: finds integration plugins, loads them through the stable ABI, gates them by `.env`,
-//! chains them, and runs sequences through them while persisting state.
+//! chains them, and runs sequences through them while persisting state. It knows no provider: what it
+//! needs of one (env keys, options, exports, secret exports) comes from the provider's manifest.
+//!
+//! Where things live (docs/architecture.md has the picture): [`loader`] loads libraries, [`registry`]
+//! gates them by [`env`] and orders the chain, [`runner`] runs sequences (with [`services`] lent to each
+//! call and [`options`] checked against manifests), [`state`] persists records and plugin state,
+//! [`authorize`] gets the user through consent pages; the CLI (`src/cli`) only parses and renders.
 
 pub mod authorize;
 pub mod chain_check;
 pub mod env;
 pub mod loader;
+pub mod options;
 pub mod registry;
 pub mod runner;
 pub mod services;
 pub mod state;
 pub mod table;
-
-/// Environment variables that configure the bundled integrations; `mtp demo` clears them so that only
-/// its own `.env` (pointing at the local fakes) applies.
-pub const DEMO_ISOLATED_ENV: [&str; 17] = [
-    "MAPILLARY_APP_ID",
-    "MAPILLARY_SECRET",
-    "MAPILLARY_REDIRECT_URI",
-    "MAPILLARY_GRAPH_URL",
-    "MAPILLARY_UPLOAD_URL",
-    "MAPILLARY_AUTHORIZE_URL",
-    "MAPILLARY_ORGANIZATION_ID",
-    "MAPILLARY_RETRY_BASE_MS",
-    "MAPILLARY_PUBLISH_DEADLINE_SECS",
-    "MTP_WEB_URL",
-    "MTP_WEB_AUTH_URL",
-    "MTP_WEB_APP_ID",
-    "MTP_WEB_APP_SECRET",
-    "MTP_WEB_REDIRECT_URI",
-    "MTP_WEB_RETRY_BASE_MS",
-    "MTP_STATE_DIR",
-    "MTP_AUTH_BROWSER",
-];

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use plugin_api::ffi::HostServicesBox;
-use plugin_api::manifest::Manifest;
+use plugin_api::manifest::{Manifest, RunOptionSpec};
 use plugin_api::protocol::Method;
 use plugin_api::PluginError;
 use serde::Serialize;
@@ -67,6 +67,12 @@ pub struct IntegrationInfo {
     pub exports: Vec<String>,
     /// Values it takes from upstream.
     pub consumes: Vec<String>,
+    /// Which exports are secrets (handed downstream from the secret store, never kept in records).
+    pub secret_exports: Vec<String>,
+    /// Every `.env` key it declared, required first, with its help.
+    pub env: Vec<EnvKeyListing>,
+    /// The options it accepts per run (`mtp upload --option <id>.<name>=<value>`).
+    pub options: Vec<RunOptionSpec>,
     /// Plugin-API version it was built for.
     pub api_version: String,
     /// The library file.
@@ -86,15 +92,33 @@ impl IntegrationInfo {
     }
 }
 
-/// A loaded integration the host can call.
+/// One `.env` key of an integration as `mtp integrations list --json` shows it: the manifest's help
+/// where it gives one (never a value).
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvKeyListing {
+    /// The key.
+    pub key: String,
+    /// The integration is disabled without it.
+    pub required: bool,
+    /// What it means (empty when the manifest does not say).
+    pub help: String,
+    /// It holds a credential.
+    pub secret: bool,
+    /// What applies when it is absent.
+    pub default: Option<String>,
+    /// A placeholder value, for `.env.example`.
+    pub example: Option<String>,
+}
+
+/// A loaded plugin library the host can call (its [`plugin_api::sdk::Integration`] behind the ABI).
 #[derive(Clone)]
-pub struct Integration {
+pub struct LoadedPlugin {
     /// Its manifest.
     pub manifest: Manifest,
     library: LoadedLibrary,
 }
 
-impl Integration {
+impl LoadedPlugin {
     /// The manifest id.
     pub fn id(&self) -> &str {
         &self.manifest.id
@@ -151,7 +175,7 @@ impl Integration {
 /// Every integration found, and the enabled ones in chain order.
 pub struct Registry {
     infos: Vec<IntegrationInfo>,
-    loaded: BTreeMap<String, Integration>,
+    loaded: BTreeMap<String, LoadedPlugin>,
     chain: Vec<String>,
 }
 
@@ -165,7 +189,7 @@ impl Registry {
     /// Loads exactly `files` (in order), then gates and chains them.
     pub fn from_files(files: &[PathBuf], env: &EnvValues) -> Registry {
         let mut infos = Vec::new();
-        let mut loaded: BTreeMap<String, Integration> = BTreeMap::new();
+        let mut loaded: BTreeMap<String, LoadedPlugin> = BTreeMap::new();
         let mut seen_paths = BTreeSet::new();
         // The same file reached through two directories is loaded once.
         let unique: Vec<PathBuf> = files
@@ -188,7 +212,7 @@ impl Registry {
                             first.library.path.display()
                         ));
                     } else {
-                        loaded.insert(manifest.id.clone(), Integration { manifest, library });
+                        loaded.insert(manifest.id.clone(), LoadedPlugin { manifest, library });
                     }
                     infos.push(info);
                 }
@@ -209,12 +233,12 @@ impl Registry {
     }
 
     /// The enabled integrations, upstream first.
-    pub fn chain(&self) -> impl Iterator<Item = &Integration> {
+    pub fn chain(&self) -> impl Iterator<Item = &LoadedPlugin> {
         self.chain.iter().filter_map(|id| self.loaded.get(id))
     }
 
     /// A loaded integration by id (enabled or not).
-    pub fn get(&self, id: &str) -> Option<&Integration> {
+    pub fn get(&self, id: &str) -> Option<&LoadedPlugin> {
         self.loaded.get(id)
     }
 
@@ -238,9 +262,31 @@ fn info_from_manifest(manifest: &Manifest, path: &Path) -> IntegrationInfo {
         after: manifest.after.clone(),
         exports: manifest.exports.clone(),
         consumes: manifest.consumes.clone(),
+        secret_exports: manifest.secret_exports.clone(),
+        env: env_listing(manifest),
+        options: manifest.options.clone(),
         api_version: manifest.api_version.clone(),
         path: path.to_path_buf(),
     }
+}
+
+fn env_listing(manifest: &Manifest) -> Vec<EnvKeyListing> {
+    let required = manifest.required_env.iter().map(|k| (k, true));
+    let optional = manifest.optional_env.iter().map(|k| (k, false));
+    required
+        .chain(optional)
+        .map(|(key, required)| {
+            let help = manifest.env_help_for(key);
+            EnvKeyListing {
+                key: key.clone(),
+                required,
+                help: help.map(|h| h.help.clone()).unwrap_or_default(),
+                secret: help.is_some_and(|h| h.secret),
+                default: help.and_then(|h| h.default.clone()),
+                example: help.and_then(|h| h.example.clone()),
+            }
+        })
+        .collect()
 }
 
 fn not_loaded(path: &Path, reason: String) -> IntegrationInfo {
@@ -265,6 +311,9 @@ fn not_loaded(path: &Path, reason: String) -> IntegrationInfo {
         after: Vec::new(),
         exports: Vec::new(),
         consumes: Vec::new(),
+        secret_exports: Vec::new(),
+        env: Vec::new(),
+        options: Vec::new(),
         api_version: String::new(),
         path: path.to_path_buf(),
     }

@@ -1,4 +1,8 @@
 //! Running sequences through the chain of enabled integrations, and keeping each one's record.
+//!
+//! The runner owns the run: it attributes every progress event to its sequence, decides the record
+//! after an error ([`failed_outcome`]), and hands secret exports downstream fresh from the secret store
+//! without ever persisting them (docs/architecture.md, "Records and secrets").
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -10,24 +14,14 @@ use plugin_api::protocol::{
 };
 use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::{ErrorKind, PluginError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::chain_check::{already_published, upstream_skip, PlanEntry, UpstreamResult};
 use crate::env::EnvValues;
-use crate::registry::{Integration, Registry};
+use crate::options::RunOptions;
+use crate::registry::{LoadedPlugin, Registry};
 use crate::services::{Authorizer, PluginServices, ProgressSink};
-use crate::state::{SequenceRow, StateError, StateStore};
-
-/// What the host keeps per sequence per integration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct StoredRecord {
-    /// The last outcome the integration reported.
-    #[serde(default)]
-    pub outcome: Option<RunOutcome>,
-    /// The error of the last run, if it ended in one (the outcome above still stands).
-    #[serde(default)]
-    pub last_error: Option<PluginError>,
-}
+use crate::state::{IntegrationRecord, StateError, StateStore};
 
 /// One integration's result for one sequence in this run.
 #[derive(Debug, Clone, Serialize)]
@@ -53,19 +47,6 @@ pub struct Runner {
     progress: Option<ProgressSink>,
     authorizer: Option<Authorizer>,
     cancel: Arc<AtomicBool>,
-}
-
-impl StoredRecord {
-    /// Reads a stored record; one that cannot be read (written by a different version) counts as empty,
-    /// so the integration simply runs again.
-    pub fn from_json(json: &str) -> StoredRecord {
-        serde_json::from_str(json).unwrap_or_default()
-    }
-
-    /// The state of the last outcome, if any.
-    pub fn state(&self) -> Option<SequenceState> {
-        self.outcome.as_ref().map(|o| o.state)
-    }
 }
 
 impl Runner {
@@ -103,13 +84,16 @@ impl Runner {
         &self.store
     }
 
-    fn services(&self, integration: &Integration) -> PluginServices {
+    fn services(&self, integration: &LoadedPlugin, sequence_id: Option<&str>) -> PluginServices {
         let mut services = PluginServices::new(
             integration.id(),
             self.env.restricted_to(integration.manifest.declared_env()),
         )
         .with_store(self.store.clone())
         .with_cancel_flag(self.cancel.clone());
+        if let Some(sequence_id) = sequence_id {
+            services = services.for_sequence(sequence_id);
+        }
         if let Some(sink) = &self.progress {
             services = services.with_progress(sink.clone());
         }
@@ -129,7 +113,7 @@ impl Runner {
             let Some(integration) = self.registry.get(&info.id) else {
                 continue;
             };
-            let services = self.services(integration).to_ffi();
+            let services = self.services(integration, Some(&sequence.id)).to_ffi();
             let answer = integration
                 .call_json(services, Method::Eligibility, sequence)
                 .await;
@@ -147,7 +131,7 @@ impl Runner {
         let integration = self.enabled(id)?;
         integration
             .call_json(
-                self.services(integration).to_ffi(),
+                self.services(integration, None).to_ffi(),
                 Method::Authorize,
                 &AuthRequest { token },
             )
@@ -160,7 +144,7 @@ impl Runner {
         for integration in self.registry.chain() {
             let answer = integration
                 .call_json::<_, AuthStatus>(
-                    self.services(integration).to_ffi(),
+                    self.services(integration, None).to_ffi(),
                     Method::AuthStatus,
                     &(),
                 )
@@ -175,7 +159,7 @@ impl Runner {
         statuses
     }
 
-    fn enabled(&self, id: &str) -> Result<&Integration, PluginError> {
+    fn enabled(&self, id: &str) -> Result<&LoadedPlugin, PluginError> {
         match self.registry.chain().find(|i| i.id() == id) {
             Some(integration) => Ok(integration),
             None => Err(PluginError::invalid_input(match self.registry.info(id) {
@@ -189,13 +173,47 @@ impl Runner {
     pub fn records_of(
         &self,
         sequence_id: &str,
-    ) -> Result<BTreeMap<String, StoredRecord>, StateError> {
+    ) -> Result<BTreeMap<String, IntegrationRecord>, StateError> {
         Ok(self
             .store
             .records_of(sequence_id)?
             .into_iter()
-            .map(|r| (r.integration, StoredRecord::from_json(&r.outcome_json)))
+            .map(|r| (r.integration, r.record))
             .collect())
+    }
+
+    /// What `integration` hands downstream: its outcome's exports without the secret ones, which
+    /// [`Runner::upstream_for`] reads fresh from the secret store instead.
+    fn public_exports(integration: &LoadedPlugin, outcome: &RunOutcome) -> Exports {
+        let mut exports = outcome.exports.clone();
+        exports.retain(|name, _| !integration.manifest.is_secret_export(name));
+        exports
+    }
+
+    /// The upstream exports `integration` receives: the public ones its upstream integrations reported,
+    /// plus each upstream's secret exports as its secret store holds them now (so a re-authorisation
+    /// reaches downstream integrations at once, and no record ever holds a token).
+    fn upstream_for(
+        &self,
+        integration: &LoadedPlugin,
+        exported: &BTreeMap<String, Exports>,
+    ) -> Result<BTreeMap<String, Exports>, StateError> {
+        let mut upstream = BTreeMap::new();
+        for up in &integration.manifest.after {
+            let Some(public) = exported.get(up) else {
+                continue;
+            };
+            let mut exports = public.clone();
+            if let Some(up_plugin) = self.registry.get(up) {
+                for name in &up_plugin.manifest.secret_exports {
+                    if let Some(secret) = self.store.get(up, name, true)? {
+                        exports.insert(name.clone(), secret);
+                    }
+                }
+            }
+            upstream.insert(up.clone(), exports);
+        }
+        Ok(upstream)
     }
 
     /// Runs `sequence` through every enabled integration that accepts it, upstream first, persisting each
@@ -205,15 +223,8 @@ impl Runner {
         sequence: &SequenceDescriptor,
         mode: RunMode,
         dry_run: bool,
-        options: &serde_json::Map<String, serde_json::Value>,
+        options: &RunOptions,
     ) -> Result<Vec<IntegrationRun>, StateError> {
-        let descriptor_json = serde_json::to_string(sequence).unwrap_or_default();
-        let row = SequenceRow {
-            id: &sequence.id,
-            root: &sequence.root,
-            name: &sequence.name,
-            descriptor_json: &descriptor_json,
-        };
         let mut records = self.records_of(&sequence.id)?;
         let mut exported: BTreeMap<String, Exports> = BTreeMap::new();
         // How each integration ended, for the ones chained after it that need it.
@@ -235,18 +246,18 @@ impl Runner {
             {
                 // Only sequences left waiting are re-checked; the rest keep what they have.
                 if let Some(p) = previous {
-                    exported.insert(id.clone(), p.exports.clone());
+                    exported.insert(id.clone(), Self::public_exports(integration, &p));
                     results.insert(id.clone(), UpstreamResult::Outcome(p));
                 }
                 continue;
             }
-            if let Some(reason) = already_published(&id, options) {
+            if let Some(reason) = already_published(&id, options.shared()) {
                 results.insert(id.clone(), UpstreamResult::Skipped(reason.clone()));
                 run.skipped = Some(reason);
                 runs.push(run);
                 continue;
             }
-            let services = self.services(integration).to_ffi();
+            let services = self.services(integration, Some(&sequence.id)).to_ffi();
             match integration
                 .call_json::<_, Eligibility>(services, Method::Eligibility, sequence)
                 .await
@@ -276,36 +287,31 @@ impl Runner {
                 }
             }
             if let Some(reason) = upstream_skip(&integration.manifest, &results, &enabled) {
-                self.record_upstream_skip(&row, &id, &mut records, &reason)?;
+                self.record_upstream_skip(sequence, &id, &mut records, &reason)?;
                 results.insert(id.clone(), UpstreamResult::Skipped(reason.clone()));
                 run.skipped = Some(reason);
                 runs.push(run);
                 continue;
             }
-            let upstream: BTreeMap<String, Exports> = integration
-                .manifest
-                .after
-                .iter()
-                .filter_map(|up| exported.get(up).map(|e| (up.clone(), e.clone())))
-                .collect();
             let request = RunRequest {
                 mode,
                 sequence: sequence.clone(),
                 dry_run,
-                upstream,
+                upstream: self.upstream_for(integration, &exported)?,
                 previous: previous.clone(),
-                options: options.clone(),
+                options: options.for_integration(&integration.manifest),
             };
             let result = integration
                 .call_json::<_, RunOutcome>(
-                    self.services(integration).to_ffi(),
+                    self.services(integration, Some(&sequence.id)).to_ffi(),
                     Method::Run,
                     &request,
                 )
                 .await;
             let mut record = records.remove(&id).unwrap_or_default();
             match result {
-                Ok(outcome) => {
+                Ok(mut outcome) => {
+                    outcome.exports = Self::public_exports(integration, &outcome);
                     results.insert(id.clone(), UpstreamResult::Outcome(outcome.clone()));
                     exported.insert(id.clone(), outcome.exports.clone());
                     record.outcome = Some(outcome.clone());
@@ -313,15 +319,11 @@ impl Runner {
                     run.outcome = Some(outcome);
                 }
                 Err(err) => {
-                    if matches!(err.kind, ErrorKind::Rejected | ErrorKind::InvalidInput) {
-                        let mut failed =
-                            RunOutcome::new(SequenceState::Failed, err.message.clone());
-                        failed.next_action =
-                            Some("fix the cause, then run mtp upload again".into());
+                    if let Some(failed) = failed_outcome(&err) {
                         record.outcome = Some(failed);
                     }
                     if let Some(p) = &record.outcome {
-                        exported.insert(id.clone(), p.exports.clone());
+                        exported.insert(id.clone(), Self::public_exports(integration, p));
                     }
                     results.insert(
                         id.clone(),
@@ -334,8 +336,11 @@ impl Runner {
                     run.error = Some(err);
                 }
             }
-            let json = serde_json::to_string(&record).unwrap_or_default();
-            self.store.put_record(&row, &id, &json)?;
+            if let Some(outcome) = &mut record.outcome {
+                // A record written by an older version may still hold a secret: drop it on rewrite.
+                outcome.exports = Self::public_exports(integration, outcome);
+            }
+            self.store.put_record(sequence, &id, &record)?;
             runs.push(run);
         }
         Ok(runs)
@@ -345,9 +350,9 @@ impl Runner {
     /// record says why instead of waiting for ever; a published record is kept as it is.
     fn record_upstream_skip(
         &self,
-        row: &SequenceRow<'_>,
+        sequence: &SequenceDescriptor,
         id: &str,
-        records: &mut BTreeMap<String, StoredRecord>,
+        records: &mut BTreeMap<String, IntegrationRecord>,
         reason: &str,
     ) -> Result<(), StateError> {
         let mut record = records.remove(id).unwrap_or_default();
@@ -358,8 +363,7 @@ impl Runner {
         outcome.next_action = Some("run mtp upload again once that is resolved".into());
         record.outcome = Some(outcome);
         record.last_error = None;
-        let json = serde_json::to_string(&record).unwrap_or_default();
-        self.store.put_record(row, id, &json)
+        self.store.put_record(sequence, id, &record)
     }
 
     /// What each enabled integration will do with `sequence`, decided before anything is sent: skipped
@@ -385,7 +389,7 @@ impl Runner {
                 needs: Vec::new(),
             };
             if entry.skipped.is_none() {
-                let services = self.services(integration).to_ffi();
+                let services = self.services(integration, Some(&sequence.id)).to_ffi();
                 match integration
                     .call_json::<_, Eligibility>(services, Method::Eligibility, sequence)
                     .await
@@ -406,7 +410,7 @@ impl Runner {
             if entry.runs() {
                 let status = integration
                     .call_json::<_, AuthStatus>(
-                        self.services(integration).to_ffi(),
+                        self.services(integration, Some(&sequence.id)).to_ffi(),
                         Method::AuthStatus,
                         &(),
                     )
@@ -451,32 +455,44 @@ impl Runner {
         except: &[String],
     ) -> Result<Vec<(SequenceDescriptor, Vec<IntegrationRun>)>, StateError> {
         let mut pending: BTreeMap<String, SequenceDescriptor> = BTreeMap::new();
-        for record in self.store.records()? {
-            let waiting = StoredRecord::from_json(&record.outcome_json)
+        for listed in self.store.records()? {
+            let waiting = listed
+                .record
                 .state()
                 .is_some_and(SequenceState::needs_recheck);
-            if waiting && !except.contains(&record.sequence_id) {
-                if pending.contains_key(&record.sequence_id) {
+            if waiting && !except.contains(&listed.sequence_id) {
+                if pending.contains_key(&listed.sequence_id) {
                     continue;
                 }
-                let stored = self.store.descriptor(&record.sequence_id)?;
-                if let Some(descriptor) = stored.and_then(|json| serde_json::from_str(&json).ok()) {
-                    pending.insert(record.sequence_id.clone(), descriptor);
+                if let Some(descriptor) = self.store.descriptor(&listed.sequence_id)? {
+                    pending.insert(listed.sequence_id.clone(), descriptor);
                 }
             }
         }
         let mut results = Vec::new();
         for descriptor in pending.into_values() {
             let runs = self
-                .run_sequence(
-                    &descriptor,
-                    RunMode::Recheck,
-                    false,
-                    &serde_json::Map::new(),
-                )
+                .run_sequence(&descriptor, RunMode::Recheck, false, &RunOptions::none())
                 .await?;
             results.push((descriptor, runs));
         }
         Ok(results)
     }
+}
+
+/// The one rule for when the host marks a sequence `failed` with an integration: the run ended in an
+/// error that says the sequence or its settings are wrong ([`ErrorKind::Rejected`],
+/// [`ErrorKind::InvalidInput`]), so retrying as it is cannot help. Other errors (network, server,
+/// authorisation, cancellation) leave the previous outcome standing with the error beside it, so the next
+/// run resumes. An integration may also report [`SequenceState::Failed`] itself (Mapillary does when the
+/// publish deadline passes). Either way the record is kept, so `mtp status` says why, and the next
+/// `mtp upload` runs the integration again with that record as `previous` (see
+/// [`SequenceState::Failed`]).
+pub fn failed_outcome(err: &PluginError) -> Option<RunOutcome> {
+    if !matches!(err.kind, ErrorKind::Rejected | ErrorKind::InvalidInput) {
+        return None;
+    }
+    let mut failed = RunOutcome::new(SequenceState::Failed, err.message.clone());
+    failed.next_action = Some("fix the cause, then run mtp upload again".into());
+    Some(failed)
 }

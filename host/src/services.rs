@@ -12,8 +12,17 @@ use plugin_api::protocol::{AuthorizePrompt, LogLevel, ProgressEvent};
 
 use crate::state::StateStore;
 
+/// Where a progress event comes from: set by the runner for each call, so every event is attributable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressOrigin<'a> {
+    /// The integration that sent it.
+    pub integration: &'a str,
+    /// The sequence the call is about; `None` for calls about no sequence (`mtp auth`).
+    pub sequence: Option<&'a str>,
+}
+
 /// Receives the progress events of every plugin call.
-pub type ProgressSink = Arc<dyn Fn(&str, ProgressEvent) + Send + Sync>;
+pub type ProgressSink = Arc<dyn Fn(ProgressOrigin<'_>, ProgressEvent) + Send + Sync>;
 
 /// Shows the user an authorisation page and returns the URL they were redirected to.
 pub type Authorizer = Arc<dyn Fn(&AuthorizePrompt) -> Result<String, String> + Send + Sync>;
@@ -22,6 +31,7 @@ pub type Authorizer = Arc<dyn Fn(&AuthorizePrompt) -> Result<String, String> + S
 #[derive(Clone)]
 pub struct PluginServices {
     plugin_id: Arc<str>,
+    sequence_id: Option<Arc<str>>,
     env: Arc<BTreeMap<String, String>>,
     store: Option<StateStore>,
     progress: Option<ProgressSink>,
@@ -34,6 +44,7 @@ impl PluginServices {
     pub fn new(plugin_id: &str, env: BTreeMap<String, String>) -> PluginServices {
         PluginServices {
             plugin_id: Arc::from(plugin_id),
+            sequence_id: None,
             env: Arc::new(env),
             store: None,
             progress: None,
@@ -45,6 +56,12 @@ impl PluginServices {
     /// Backs the plugin's state and secrets with `store`.
     pub fn with_store(mut self, store: StateStore) -> PluginServices {
         self.store = Some(store);
+        self
+    }
+
+    /// Attributes this call's progress events to `sequence_id`.
+    pub fn for_sequence(mut self, sequence_id: &str) -> PluginServices {
+        self.sequence_id = Some(Arc::from(sequence_id));
         self
     }
 
@@ -98,7 +115,13 @@ impl HostServices for PluginServices {
     fn progress(&self, event: RStr<'_>) {
         let Some(sink) = &self.progress else { return };
         match serde_json::from_str::<ProgressEvent>(event.as_str()) {
-            Ok(event) => sink(&self.plugin_id, event),
+            Ok(event) => sink(
+                ProgressOrigin {
+                    integration: &self.plugin_id,
+                    sequence: self.sequence_id.as_deref(),
+                },
+                event,
+            ),
             Err(err) => tracing::debug!(
                 plugin = &*self.plugin_id,
                 "ignored a malformed progress event: {err}"

@@ -8,7 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use plugin_api::protocol::{RunOutcome, SequenceState};
+use plugin_api::sequence::SequenceDescriptor;
+use plugin_api::PluginError;
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -32,6 +36,16 @@ pub enum StateError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A record could not be encoded (nothing was written).
+    #[error("state database {path}: cannot encode {what}: {detail}")]
+    Encode {
+        /// The database file.
+        path: PathBuf,
+        /// What was being written.
+        what: String,
+        /// serde's message.
+        detail: String,
+    },
     /// The file is not a readable SQLite database (or fails its integrity check).
     #[error("state database {path} is damaged ({detail}); it was left as it is and a copy kept at {backup}; move it away to start with an empty state (uploads then resume from the servers' offsets)")]
     Corrupt {
@@ -52,9 +66,36 @@ pub enum StateError {
     },
 }
 
-/// One sequence's record with one integration.
+/// What the host keeps for one sequence with one integration (the `outcome` column, as JSON).
+///
+/// Never holds a secret export: the runner removes those before writing (see
+/// [`crate::runner::Runner::run_sequence`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationRecord {
+    /// The last outcome the integration reported (or the host's `failed` outcome for a refused run).
+    #[serde(default)]
+    pub outcome: Option<RunOutcome>,
+    /// The error of the last run, if it ended in one (the outcome above still stands).
+    #[serde(default)]
+    pub last_error: Option<PluginError>,
+}
+
+impl IntegrationRecord {
+    /// Reads a stored record; one that cannot be read (written by a different version) counts as empty,
+    /// so the integration simply runs again.
+    pub fn from_json(json: &str) -> IntegrationRecord {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
+    /// The state of the last outcome, if any.
+    pub fn state(&self) -> Option<SequenceState> {
+        self.outcome.as_ref().map(|o| o.state)
+    }
+}
+
+/// An [`IntegrationRecord`] as `mtp status` lists it: with the sequence it belongs to.
 #[derive(Debug, Clone)]
-pub struct SequenceRecord {
+pub struct ListedRecord {
     /// The sequence's id.
     pub sequence_id: String,
     /// Where the sequence lives on disk.
@@ -63,23 +104,10 @@ pub struct SequenceRecord {
     pub name: String,
     /// The integration.
     pub integration: String,
-    /// The last [`plugin_api::protocol::RunOutcome`], as JSON.
-    pub outcome_json: String,
+    /// What is kept.
+    pub record: IntegrationRecord,
     /// When it was written (RFC 3339, UTC).
     pub updated_at: String,
-}
-
-/// The sequence columns of a record.
-#[derive(Debug, Clone, Copy)]
-pub struct SequenceRow<'a> {
-    /// The sequence's id.
-    pub id: &'a str,
-    /// Its directory.
-    pub root: &'a str,
-    /// Its name.
-    pub name: &'a str,
-    /// Its descriptor as JSON.
-    pub descriptor_json: &'a str,
 }
 
 /// The state store. Cheap to clone; clones share one connection.
@@ -240,19 +268,22 @@ impl StateStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// Records (or updates) a sequence and its outcome with one integration, in one transaction.
+    /// Records (or updates) a sequence and its record with one integration, in one transaction.
     pub fn put_record(
         &self,
-        sequence: &SequenceRow<'_>,
+        sequence: &SequenceDescriptor,
         integration: &str,
-        outcome_json: &str,
+        record: &IntegrationRecord,
     ) -> Result<(), StateError> {
-        let SequenceRow {
-            id: sequence_id,
-            root,
-            name,
-            descriptor_json,
-        } = *sequence;
+        let encode = |what: &str, err: serde_json::Error| StateError::Encode {
+            path: self.path.clone(),
+            what: format!("{what} of sequence {}", sequence.id),
+            detail: err.to_string(),
+        };
+        let descriptor_json =
+            serde_json::to_string(sequence).map_err(|e| encode("the descriptor", e))?;
+        let outcome_json = serde_json::to_string(record)
+            .map_err(|e| encode(&format!("the {integration} record"), e))?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
@@ -260,7 +291,7 @@ impl StateStore {
             "INSERT INTO sequence (id, root, name, descriptor, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
              descriptor = excluded.descriptor, updated_at = excluded.updated_at",
-            params![sequence_id, root, name, descriptor_json, now],
+            params![sequence.id, sequence.root, sequence.name, descriptor_json, now],
         )
         .map_err(|e| self.err(e))?;
         tx.execute(
@@ -268,48 +299,39 @@ impl StateStore {
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (sequence_id, integration) DO UPDATE SET outcome = excluded.outcome,
              updated_at = excluded.updated_at",
-            params![sequence_id, integration, outcome_json, now],
+            params![sequence.id, integration, outcome_json, now],
         )
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Removes an integration from a sequence's record (after a failure, so it can be uploaded again).
-    pub fn delete_record(&self, sequence_id: &str, integration: &str) -> Result<(), StateError> {
-        self.lock()
-            .execute(
-                "DELETE FROM sequence_record WHERE sequence_id = ?1 AND integration = ?2",
-                params![sequence_id, integration],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
-    }
-
-    /// The [`plugin_api::sequence::SequenceDescriptor`] last uploaded for `sequence_id`, as JSON; re-checks
-    /// use it, so they work even when the files have moved. Kept out of [`StateStore::records`], which
-    /// `mtp status` lists: descriptors are large.
-    pub fn descriptor(&self, sequence_id: &str) -> Result<Option<String>, StateError> {
-        self.lock()
+    /// The [`SequenceDescriptor`] last uploaded for `sequence_id`; re-checks use it, so they work even
+    /// when the files have moved. `None` also for one this version cannot read. Kept out of
+    /// [`StateStore::records`], which `mtp status` lists: descriptors are large.
+    pub fn descriptor(&self, sequence_id: &str) -> Result<Option<SequenceDescriptor>, StateError> {
+        let json: Option<String> = self
+            .lock()
             .query_row(
                 "SELECT descriptor FROM sequence WHERE id = ?1",
                 params![sequence_id],
                 |row| row.get(0),
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
     }
 
     /// Every sequence record, by sequence then integration.
-    pub fn records(&self) -> Result<Vec<SequenceRecord>, StateError> {
+    pub fn records(&self) -> Result<Vec<ListedRecord>, StateError> {
         self.query_records(None)
     }
 
     /// The records of one sequence, by integration.
-    pub fn records_of(&self, sequence_id: &str) -> Result<Vec<SequenceRecord>, StateError> {
+    pub fn records_of(&self, sequence_id: &str) -> Result<Vec<ListedRecord>, StateError> {
         self.query_records(Some(sequence_id))
     }
 
-    fn query_records(&self, sequence_id: Option<&str>) -> Result<Vec<SequenceRecord>, StateError> {
+    fn query_records(&self, sequence_id: Option<&str>) -> Result<Vec<ListedRecord>, StateError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(
@@ -321,12 +343,13 @@ impl StateStore {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![sequence_id], |row| {
-                Ok(SequenceRecord {
+                let outcome_json: String = row.get(4)?;
+                Ok(ListedRecord {
                     sequence_id: row.get(0)?,
                     root: row.get(1)?,
                     name: row.get(2)?,
                     integration: row.get(3)?,
-                    outcome_json: row.get(4)?,
+                    record: IntegrationRecord::from_json(&outcome_json),
                     updated_at: row.get(5)?,
                 })
             })
@@ -445,6 +468,34 @@ mod tests {
             .collect();
         assert_eq!(copies.len(), 1);
         assert_eq!(std::fs::read(copies[0].path()).unwrap(), garbage);
+    }
+
+    #[test]
+    fn records_are_typed_and_an_unreadable_one_counts_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let sequence: SequenceDescriptor = serde_json::from_value(serde_json::json!({
+            "schema": 1, "id": "s1", "root": "/walk", "name": "walk", "images": []
+        }))
+        .unwrap();
+        let record = IntegrationRecord {
+            outcome: Some(RunOutcome::new(SequenceState::Unpublished, "processing")),
+            last_error: None,
+        };
+        store.put_record(&sequence, "mapillary", &record).unwrap();
+        let listed = store.records_of("s1").unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].record, record);
+        assert_eq!(listed[0].name, "walk");
+        assert_eq!(store.descriptor("s1").unwrap().unwrap().id, "s1");
+        store
+            .lock()
+            .execute("UPDATE sequence_record SET outcome = 'not json'", [])
+            .unwrap();
+        assert_eq!(
+            store.records().unwrap()[0].record,
+            IntegrationRecord::default()
+        );
     }
 
     #[test]

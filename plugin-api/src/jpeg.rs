@@ -153,11 +153,6 @@ impl Segment {
     pub fn end(&self) -> u64 {
         self.offset + self.length
     }
-
-    /// `true` if this is APP`n`.
-    pub fn is_app(&self, n: u8) -> bool {
-        n <= 15 && self.marker == marker::APP0 + n
-    }
 }
 
 fn has_length(m: u8) -> bool {

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod protocol;
 pub mod sdk;
 pub mod sequence;
+pub mod time;
 pub mod transport;
 
 pub use async_trait::async_trait;
@@ -30,7 +31,7 @@ pub use tokio;
 /// Everything a provider author usually needs, in one import.
 pub mod prelude {
     pub use crate::error::{ErrorKind, PluginError};
-    pub use crate::manifest::Manifest;
+    pub use crate::manifest::{EnvKeyHelp, Manifest, OptionKind, RunOptionSpec};
     pub use crate::protocol::{
         AuthOutcome, AuthRequest, AuthStatus, AuthorizePrompt, Eligibility, Exports, Progress,
         ProgressEvent, RunMode, RunOutcome, RunRequest, SequenceState,

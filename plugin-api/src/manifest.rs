@@ -11,7 +11,7 @@ pub const PLUGIN_API_VERSION: &str = env!("CARGO_PKG_VERSION");
 ///
 /// Sent across the boundary as JSON, so fields can be added in minor versions without changing the ABI;
 /// every field added after 1.0 must carry `#[serde(default)]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Stable identifier, lower-case, used on the command line and in `after` lists (`mapillary`).
     pub id: String,
@@ -40,6 +40,131 @@ pub struct Manifest {
     /// Names of the values this integration needs from upstream integrations (`mapillary.sequence_key`).
     #[serde(default)]
     pub consumes: Vec<String>,
+    /// Which of [`Manifest::exports`] are secrets (`user_token`). Each is also held in the integration's
+    /// secret store under the same key; the host never persists it in a sequence record and hands it to
+    /// downstream integrations fresh from the secret store on every run (plugin API 1.2).
+    #[serde(default)]
+    pub secret_exports: Vec<String>,
+    /// What each `.env` key in [`Manifest::required_env`] and [`Manifest::optional_env`] means, for
+    /// `mtp integrations list`, `.env.example` and the README (plugin API 1.2).
+    #[serde(default)]
+    pub env_help: Vec<EnvKeyHelp>,
+    /// The options the integration accepts per run (`mtp upload --option mapillary.jobs=8`); the host
+    /// validates them and hands the integration its own in [`crate::protocol::RunRequest::options`]
+    /// (plugin API 1.2).
+    #[serde(default)]
+    pub options: Vec<RunOptionSpec>,
+}
+
+/// One `.env` key described for users (as rclone describes each backend option).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvKeyHelp {
+    /// The key (`MAPILLARY_APP_ID`).
+    pub key: String,
+    /// One or two sentences for the user.
+    #[serde(default)]
+    pub help: String,
+    /// The value is a credential: never shown, logged or written to an example file.
+    #[serde(default)]
+    pub secret: bool,
+    /// What applies when the key is absent, in words or as a value (`https://graph.mapillary.com`).
+    #[serde(default)]
+    pub default: Option<String>,
+    /// A placeholder value for `.env.example` (for required keys).
+    #[serde(default)]
+    pub example: Option<String>,
+}
+
+impl EnvKeyHelp {
+    /// A key with its help text.
+    pub fn new(key: impl Into<String>, help: impl Into<String>) -> EnvKeyHelp {
+        EnvKeyHelp {
+            key: key.into(),
+            help: help.into(),
+            secret: false,
+            default: None,
+            example: None,
+        }
+    }
+
+    /// Marks the key as a credential.
+    pub fn secret(mut self) -> EnvKeyHelp {
+        self.secret = true;
+        self
+    }
+
+    /// What applies when the key is absent.
+    pub fn default_value(mut self, default: impl Into<String>) -> EnvKeyHelp {
+        self.default = Some(default.into());
+        self
+    }
+
+    /// A placeholder for `.env.example`.
+    pub fn example(mut self, example: impl Into<String>) -> EnvKeyHelp {
+        self.example = Some(example.into());
+        self
+    }
+}
+
+/// The type of a run option's value, which the host checks before the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OptionKind {
+    /// `true` or `false` (given without a value: `true`).
+    Bool,
+    /// A whole number within `min..=max`.
+    Integer {
+        /// The smallest value accepted.
+        min: i64,
+        /// The largest value accepted.
+        max: i64,
+    },
+    /// Any text.
+    Text,
+}
+
+/// One option an integration accepts per run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptionSpec {
+    /// The name after the integration id (`jobs` in `--option mapillary.jobs=8`); also the key in
+    /// [`crate::protocol::RunRequest::options`].
+    pub name: String,
+    /// One sentence for the user.
+    #[serde(default)]
+    pub help: String,
+    /// The value's type.
+    pub kind: OptionKind,
+    /// The value when not given, as the user would type it (`4`, `false`).
+    #[serde(default)]
+    pub default: Option<String>,
+    /// A host flag that sets this option (`jobs` for `mtp upload --jobs 8`): the host knows `--jobs` and
+    /// `--republish`, kept from before options were declared.
+    #[serde(default)]
+    pub flag: Option<String>,
+}
+
+impl RunOptionSpec {
+    /// Parses `text` as this option's value; the error names the option and what it expects.
+    pub fn parse(&self, text: &str) -> Result<serde_json::Value, String> {
+        match self.kind {
+            OptionKind::Bool => match text.trim() {
+                "" | "true" | "yes" | "1" => Ok(true.into()),
+                "false" | "no" | "0" => Ok(false.into()),
+                other => Err(format!(
+                    "option {} expects true or false, not {other:?}",
+                    self.name
+                )),
+            },
+            OptionKind::Integer { min, max } => match text.trim().parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n.into()),
+                _ => Err(format!(
+                    "option {} expects a whole number from {min} to {max}, not {text:?}",
+                    self.name
+                )),
+            },
+            OptionKind::Text => Ok(text.into()),
+        }
+    }
 }
 
 impl Manifest {
@@ -49,6 +174,21 @@ impl Manifest {
             .iter()
             .chain(self.optional_env.iter())
             .map(String::as_str)
+    }
+
+    /// Whether the export `name` is a secret (see [`Manifest::secret_exports`]).
+    pub fn is_secret_export(&self, name: &str) -> bool {
+        self.secret_exports.iter().any(|s| s == name)
+    }
+
+    /// The help of `.env` key `key`, if the manifest describes it.
+    pub fn env_help_for(&self, key: &str) -> Option<&EnvKeyHelp> {
+        self.env_help.iter().find(|h| h.key == key)
+    }
+
+    /// The declared run option `name`.
+    pub fn option(&self, name: &str) -> Option<&RunOptionSpec> {
+        self.options.iter().find(|o| o.name == name)
     }
 }
 
@@ -130,4 +270,43 @@ pub fn check_api_compatibility(host: ApiVersion, plugin: &str) -> Result<(), Str
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_from_before_1_2_still_reads() {
+        let old = r#"{"id":"old","name":"Old","version":"0.1.0","api_version":"1.1.0",
+            "required_env":["OLD_KEY"],"exports":["token"]}"#;
+        let manifest: Manifest = serde_json::from_str(old).unwrap();
+        assert_eq!(manifest.declared_env().collect::<Vec<_>>(), ["OLD_KEY"]);
+        assert!(!manifest.is_secret_export("token"));
+        assert!(manifest.env_help.is_empty() && manifest.options.is_empty());
+    }
+
+    #[test]
+    fn option_kinds_read_and_write_as_tagged_json() {
+        let spec = RunOptionSpec {
+            name: "jobs".into(),
+            help: "Files in parallel.".into(),
+            kind: OptionKind::Integer { min: 1, max: 32 },
+            default: Some("4".into()),
+            flag: None,
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            json["kind"],
+            serde_json::json!({"type": "integer", "min": 1, "max": 32})
+        );
+        assert_eq!(serde_json::from_value::<RunOptionSpec>(json).unwrap(), spec);
+        let flag = RunOptionSpec {
+            kind: OptionKind::Bool,
+            ..spec
+        };
+        assert_eq!(flag.parse(""), Ok(true.into()));
+        assert_eq!(flag.parse("false"), Ok(false.into()));
+        assert!(flag.parse("perhaps").unwrap_err().contains("true or false"));
+    }
 }

@@ -143,13 +143,18 @@ pub struct RunRequest {
     /// Do every step except the one that makes the result public (`--dry-run`).
     #[serde(default)]
     pub dry_run: bool,
-    /// Values exported by the upstream integrations this one declared in `after`, keyed by integration id.
+    /// Values exported by the upstream integrations this one declared in `after`, keyed by integration id;
+    /// secret exports come from the upstream's secret store as it is now (a re-authorisation applies at
+    /// once).
     #[serde(default)]
     pub upstream: BTreeMap<String, Exports>,
     /// The outcome this integration reported last time for this sequence, if any.
     #[serde(default)]
     pub previous: Option<RunOutcome>,
-    /// Free-form options from the command line (`{"jobs": 4, "republish": true}`); unknown keys are ignored.
+    /// This integration's options from the command line (`{"jobs": 8}` for `--option mapillary.jobs=8`),
+    /// checked by the host against [`crate::manifest::Manifest::options`]; an option not given is absent
+    /// (the integration applies its default). An integration that declares no options receives the
+    /// host's short flags under their names (`{"jobs": 4, "republish": false}`), as before plugin API 1.2.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
 }
@@ -165,7 +170,8 @@ pub enum SequenceState {
     Pending,
     /// Some work is done and more remains (an interrupted upload).
     Uploading,
-    /// Everything is sent and published; the provider is still processing it (Mapillary: up to 72 h).
+    /// Everything is sent and publishing was requested, but the provider has not made it public yet: it
+    /// is still processing (Mapillary: up to 72 h). Re-checked until it is published or fails.
     Unpublished,
     /// Waiting for an upstream integration to finish (MTPW waits for Mapillary's sequence key).
     Waiting,
@@ -175,7 +181,15 @@ pub enum SequenceState {
     DryRun,
     /// The outcome of publishing is unknown (the request left, no answer came); the user decides.
     Unknown,
-    /// It failed; `message` says why. The record is dropped from the sequence and a re-upload is allowed.
+    /// It failed and retrying as it is cannot help; `message` says why.
+    ///
+    /// The one rule (the host's part is `mtp_host::runner::failed_outcome`): a sequence is `failed` with an
+    /// integration when the integration reports this state itself (Mapillary: an upload step failed,
+    /// or the publish deadline passed), or when its run ends in an error of kind
+    /// [`crate::ErrorKind::Rejected`] or [`crate::ErrorKind::InvalidInput`], which the host records as
+    /// `failed`. Any other error leaves the previous state standing, with the error beside it. The record
+    /// is kept (so `mtp status` says why); the next `mtp upload` runs the integration again with it as
+    /// [`RunRequest::previous`], and the integration starts over whatever it cleared. Re-checks skip it.
     Failed,
 }
 
@@ -221,7 +235,9 @@ pub struct RunOutcome {
     /// Identifiers at the provider, shown by `mtp status` (`sequence_key`, `unique_id`).
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
-    /// Values for downstream integrations; never shown to the user (may hold tokens).
+    /// Values for downstream integrations; never shown to the user. Those the manifest lists in
+    /// [`crate::manifest::Manifest::secret_exports`] are removed by the host before the record is stored
+    /// and handed downstream fresh from the integration's secret store instead.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exports: Exports,
     /// Files and bytes done out of the total, when meaningful.

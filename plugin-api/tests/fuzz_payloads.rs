@@ -67,7 +67,7 @@ proptest! {
         let manifest = Manifest {
             id, name: "n".into(), version: "1.0.0".into(), description: String::new(),
             api_version: "1.1.0".into(), required_env: env.clone(), optional_env: env,
-            after: vec![], exports: vec![], consumes: vec![],
+            after: vec![], exports: vec![], consumes: vec![], ..Default::default()
         };
         let text = serde_json::to_string(&manifest).unwrap();
         prop_assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), manifest);

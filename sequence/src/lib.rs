@@ -46,9 +46,5 @@ pub use model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceErr
 pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
 pub use summary::Summary;
 
-/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2020-05-10T06:45:03.000Z`).
-pub fn format_utc(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_else(|| format!("{ms} ms"))
-}
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (one definition, in the plugin API).
+pub use plugin_api::time::format_utc;

@@ -267,7 +267,7 @@ impl Integration for Compat {{
     fn manifest(&self) -> Manifest {{
         Manifest {{ id: "{variant}".into(), name: "Compat {variant}".into(), version: "0.1.0".into(),
             description: String::new(), api_version: String::new(), required_env: vec![],
-            optional_env: vec![], after: vec![], exports: vec![], consumes: vec![] }}
+            optional_env: vec![], after: vec![], exports: vec![], consumes: vec![], ..Default::default() }}
     }}
     async fn run(&self, ctx: &Context, _r: RunRequest) -> Result<RunOutcome, PluginError> {{
         ctx.info("compat plugin ran");

@@ -2,5 +2,6 @@
 //! plugins the tests in `tests/tests/` run, and finds them. The fakes live in `mtp-fakes`, the
 //! benchmarks in `mtp-bench`.
 
+pub mod env_docs;
 pub mod harness;
 pub mod serve;

@@ -348,6 +348,11 @@ async fn wait_for_exit(exit_on_stdin_eof: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn free_loopback_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mapillary = FakeMapillary::start(mapillary_config(&a)?)
         .await
@@ -369,6 +374,25 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "base_url": mtpw.base_url(),
             "auth_url": mtpw.auth_url(),
             "token": mtpw.token(),
+        },
+        // The `.env` that points the bundled providers at these fakes, which `mtp demo` writes out as
+        // it is (so the host needs to know no provider's keys). The key names are the providers' own,
+        // declared in their manifests; the redirect URIs are free loopback ports, never listened on:
+        // the fakes' consent pages approve at once and mtp follows their redirects (`fetch` mode).
+        "env": {
+            "MAPILLARY_APP_ID": cfg.client_id,
+            "MAPILLARY_SECRET": cfg.client_secret,
+            "MAPILLARY_REDIRECT_URI":
+                format!("http://127.0.0.1:{}/mapillary/callback", free_loopback_port()?),
+            "MAPILLARY_GRAPH_URL": mapillary.graph_url(),
+            "MAPILLARY_UPLOAD_URL": mapillary.upload_url(),
+            "MAPILLARY_AUTHORIZE_URL": mapillary.authorize_url(),
+            "MTP_WEB_URL": mtpw.base_url(),
+            "MTP_WEB_AUTH_URL": mtpw.auth_url(),
+            "MTP_WEB_APP_ID": "mtp-demo",
+            "MTP_WEB_APP_SECRET": "mtp-demo-secret",
+            // No MTP_WEB_REDIRECT_URI: like the real MTPW, the fake accepts only the app's registered
+            // `app.mtp.desktop` redirect, so mtp sends none (docs/providers/mtpw.md).
         },
     });
     {

@@ -1,9 +1,14 @@
 //! `mtp demo`: the whole pipeline against the bundled local fakes, in one command.
 //!
-//! Starts `mtp-fakes` (fake Mapillary + fake MTPW on loopback), writes a `.env` pointing at them into a
-//! scratch directory, generates a sample sequence, authorises through the fakes' consent pages, uploads
-//! with the progress bar, waits through the simulated processing delay with re-checks, and prints the
-//! final status. Nothing outside the scratch directory is touched.
+//! Starts `mtp-fakes` (fake Mapillary + fake MTPW on loopback), writes the `.env` it prints (pointing the
+//! providers at it) into a scratch directory, generates a sample sequence, authorises every enabled
+//! integration that has authorisation through the fakes' consent pages, uploads with the progress bar,
+//! waits through the simulated processing delay with re-checks, and prints the final status. Nothing
+//! outside the scratch directory is touched.
+//!
+//! It knows no provider: the keys come from `mtp-fakes`, which integrations to authorise from the
+//! registry, and the modes (file-only env, `fetch` authorisation) are passed as values in
+//! [`GlobalArgs`], never through the process environment.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use mtp_host::runner::StoredRecord;
+use mtp_host::authorize::AuthorizeMode;
 use plugin_api::protocol::SequenceState;
 use serde_json::Value;
 
@@ -74,18 +79,6 @@ fn start_fakes(binary: &Path, processing_secs: u64) -> Result<Fakes> {
     Ok(Fakes { child, urls })
 }
 
-fn free_loopback_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn field<'a>(value: &'a Value, path: &str) -> Result<&'a str> {
-    value
-        .pointer(path)
-        .and_then(Value::as_str)
-        .with_context(|| format!("mtp-fakes did not report {path}"))
-}
-
 /// The state of every integration's record, by integration.
 fn record_states(session: &Session) -> Result<Vec<(String, SequenceState)>> {
     Ok(session
@@ -93,12 +86,18 @@ fn record_states(session: &Session) -> Result<Vec<(String, SequenceState)>> {
         .store()
         .records()?
         .into_iter()
-        .filter_map(|r| {
-            Some((
-                r.integration,
-                StoredRecord::from_json(&r.outcome_json).state()?,
-            ))
-        })
+        .filter_map(|listed| Some((listed.integration, listed.record.state()?)))
+        .collect())
+}
+
+/// The enabled integrations that have an authorisation step, upstream first.
+fn integrations_with_authorisation(global: &GlobalArgs) -> Result<Vec<String>> {
+    let session = Session::open_for_data(global)?;
+    let statuses = session.runtime.block_on(session.runner.auth_statuses());
+    Ok(statuses
+        .into_iter()
+        .filter(|(_, status)| !matches!(status, Ok(None)))
+        .map(|(id, _)| id)
         .collect())
 }
 
@@ -121,31 +120,22 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
-    // The demo's .env is the only configuration: keys from the shell must not point it elsewhere.
-    for key in mtp_host::DEMO_ISOLATED_ENV {
-        std::env::remove_var(key);
-    }
-    // The fakes' consent pages approve without a person: follow their redirects directly.
-    std::env::set_var("MTP_AUTH_BROWSER", "fetch");
-
     println!("== starting the local fakes of Mapillary and Map the Paths Web");
     let fakes = start_fakes(&fakes_binary, args.processing_secs)?;
-    let u = &fakes.urls;
     let env_file = scratch.join(".env");
-    let env_text = format!(
-        "# Written by mtp demo: the local fakes, never real services.\n\
-         MAPILLARY_APP_ID={}\nMAPILLARY_SECRET={}\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:{}/mapillary/callback\n\
-         MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
-         MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=mtp-demo\nMTP_WEB_APP_SECRET=mtp-demo-secret\n",
-        field(u, "/mapillary/client_id")?,
-        field(u, "/mapillary/client_secret")?,
-        free_loopback_port()?,
-        field(u, "/mapillary/graph_url")?,
-        field(u, "/mapillary/upload_url")?,
-        field(u, "/mapillary/authorize_url")?,
-        field(u, "/mtpw/base_url")?,
-        field(u, "/mtpw/auth_url")?,
-    );
+    let env = fakes
+        .urls
+        .get("env")
+        .and_then(Value::as_object)
+        .context("mtp-fakes did not report the .env for its providers")?;
+    let mut env_text =
+        String::from("# Written by mtp demo: the local fakes, never real services.\n");
+    for (key, value) in env {
+        let value = value
+            .as_str()
+            .with_context(|| format!("mtp-fakes reported a non-text value for {key}"))?;
+        env_text.push_str(&format!("{key}={value}\n"));
+    }
     std::fs::write(&env_file, env_text)
         .with_context(|| format!("cannot write {}", env_file.display()))?;
     let demo_global = GlobalArgs {
@@ -155,6 +145,10 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
         json: false,
         verbose: global.verbose,
         quiet: global.quiet,
+        // The fakes' consent pages approve without a person: follow their redirects directly.
+        auth_browser: AuthorizeMode::Fetch,
+        // The demo's .env is the only configuration: keys from the shell must not point it elsewhere.
+        env_file_only: true,
     };
     println!("   scratch directory: {}", scratch.display());
 
@@ -171,8 +165,8 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     }
 
     println!("\n== authorising through the fakes' consent pages");
-    for id in ["mapillary", "mtpw"] {
-        if auth::authorize(&demo_global, id, None)? != ExitCode::SUCCESS {
+    for id in integrations_with_authorisation(&demo_global)? {
+        if auth::authorize(&demo_global, &id, None)? != ExitCode::SUCCESS {
             bail!("authorising with {id} failed");
         }
     }
@@ -212,7 +206,7 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     status::status(&demo_global)?;
     drop(fakes);
     if all_published {
-        println!("\ndemo complete: the sequence is on Mapillary and synced to Map the Paths Web");
+        println!("\ndemo complete: every enabled integration published the sequence");
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("\ndemo failed: not every integration published the sequence");

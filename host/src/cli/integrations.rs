@@ -86,6 +86,16 @@ pub(super) fn plugin_check(global: &GlobalArgs, path: &Path) -> Result<ExitCode>
         println!("  after:        {}", manifest.after.join(", "));
         println!("  exports:      {}", manifest.exports.join(", "));
         println!("  consumes:     {}", manifest.consumes.join(", "));
+        if !manifest.secret_exports.is_empty() {
+            println!("  secret exports: {}", manifest.secret_exports.join(", "));
+        }
+        for option in &manifest.options {
+            let default = option.default.as_deref().unwrap_or("none");
+            println!(
+                "  option:       {}.{} (default {default}): {}",
+                manifest.id, option.name, option.help
+            );
+        }
     } else {
         println!(
             "{}: not accepted: {}",

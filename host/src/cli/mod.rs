@@ -16,6 +16,7 @@ mod upload;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
+use mtp_host::authorize::AuthorizeMode;
 use mtp_host::env::EnvValues;
 
 /// mtp: upload street-level imagery sequences through integration plugins (Mapillary, Map the Paths Web, ...).
@@ -50,6 +51,20 @@ pub(crate) struct GlobalArgs {
     /// Less log output (-q errors only, -qq nothing).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) quiet: u8,
+    /// How to get through authorisation pages: `system` (open the browser; catch loopback redirects),
+    /// `paste` (print the page, paste the redirect URL back) or `fetch` (follow redirects without a
+    /// browser: auto-approving pages such as the local fakes' only).
+    #[arg(
+        long,
+        global = true,
+        value_name = "MODE",
+        env = "MTP_AUTH_BROWSER",
+        default_value = "system"
+    )]
+    pub(crate) auth_browser: AuthorizeMode,
+    /// Read integration keys from the env file only, ignoring the process environment (`mtp demo`).
+    #[arg(skip)]
+    pub(crate) env_file_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,7 +195,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 pub(crate) fn load_env(global: &GlobalArgs) -> Result<EnvValues> {
-    Ok(EnvValues::load(global.env_file.as_deref())?)
+    match (&global.env_file, global.env_file_only) {
+        (Some(path), true) => Ok(EnvValues::load_file_only(path)?),
+        (path, _) => Ok(EnvValues::load(path.as_deref())?),
+    }
 }
 
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

@@ -5,12 +5,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mtp_host::services::ProgressSink;
+use mtp_host::services::{ProgressOrigin, ProgressSink};
 use plugin_api::protocol::ProgressEvent;
 
 #[derive(Default)]
 struct Counters {
-    sequence: String,
     integration: String,
     files_done: u64,
     files_total: u64,
@@ -51,13 +50,9 @@ impl ProgressView {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Says which sequence the next events belong to.
-    pub(crate) fn start_sequence(&self, sequence_id: &str) {
-        let mut c = self.counters();
-        *c = Counters {
-            sequence: sequence_id.to_string(),
-            ..Counters::default()
-        };
+    /// Resets the bar for the next sequence (events name their sequence themselves).
+    pub(crate) fn start_sequence(&self) {
+        *self.counters() = Counters::default();
         if let Some(bar) = &self.bar {
             bar.reset();
             bar.set_length(0);
@@ -90,11 +85,14 @@ impl ProgressView {
     /// The sink handed to the runner.
     pub(crate) fn sink(&self) -> ProgressSink {
         let view = self.clone();
-        Arc::new(move |integration: &str, event: ProgressEvent| view.on_event(integration, event))
+        Arc::new(move |origin: ProgressOrigin<'_>, event: ProgressEvent| {
+            view.on_event(origin, event)
+        })
     }
 
-    fn on_event(&self, integration: &str, event: ProgressEvent) {
-        let sequence = {
+    fn on_event(&self, origin: ProgressOrigin<'_>, event: ProgressEvent) {
+        let integration = origin.integration;
+        {
             let mut c = self.counters();
             if c.integration != integration {
                 c.integration = integration.to_string();
@@ -114,10 +112,9 @@ impl ProgressView {
                 ProgressEvent::Step { step, .. } => c.step = step.clone(),
                 ProgressEvent::Note { .. } => {}
             }
-            c.sequence.clone()
-        };
+        }
         if self.json {
-            self.emit(progress_json(integration, &sequence, &event));
+            self.emit(progress_json(integration, origin.sequence, &event));
             return;
         }
         let Some(bar) = &self.bar else { return };
@@ -154,7 +151,7 @@ impl ProgressView {
 /// One progress line of `mtp upload --json` (also an event of `mtp serve`'s `/api/events`).
 pub(crate) fn progress_json(
     integration: &str,
-    sequence: &str,
+    sequence: Option<&str>,
     event: &ProgressEvent,
 ) -> serde_json::Value {
     let mut value = serde_json::to_value(event).unwrap_or_default();

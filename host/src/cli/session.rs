@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use mtp_host::authorize::{authorize, BrowserMode};
+use mtp_host::authorize::authorize;
 use mtp_host::registry::{PluginDirs, Registry};
 use mtp_host::runner::Runner;
 use mtp_host::state::StateStore;
@@ -49,7 +49,7 @@ impl Session {
         let store = StateStore::open(&dir)
             .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
         let progress = ProgressView::new(progress_json);
-        let mode = BrowserMode::from_env();
+        let mode = global.auth_browser;
         let runner = Runner::new(registry, env, store)
             .with_progress(progress.sink())
             .with_authorizer(Arc::new(move |prompt| authorize(prompt, mode)));

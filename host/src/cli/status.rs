@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use mtp_host::runner::{Runner, StoredRecord};
+use mtp_host::runner::Runner;
 use mtp_host::table;
 use serde::Serialize;
 
@@ -50,26 +50,25 @@ pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
         .store()
         .records()?
         .into_iter()
-        .map(|record| {
-            let stored = StoredRecord::from_json(&record.outcome_json);
-            let outcome = stored.outcome.unwrap_or_else(|| {
+        .map(|listed| {
+            let outcome = listed.record.outcome.unwrap_or_else(|| {
                 plugin_api::protocol::RunOutcome::new(
                     plugin_api::protocol::SequenceState::Pending,
                     "nothing done yet",
                 )
             });
             StatusRow {
-                sequence_id: record.sequence_id,
-                name: record.name,
-                root: record.root,
-                integration: record.integration,
+                sequence_id: listed.sequence_id,
+                name: listed.name,
+                root: listed.root,
+                integration: listed.integration,
                 state: outcome.state.as_str().to_string(),
                 message: outcome.message,
                 keys: outcome.keys,
                 progress: outcome.progress,
-                last_error: stored.last_error.map(|e| e.message),
+                last_error: listed.record.last_error.map(|e| e.message),
                 next_action: outcome.next_action,
-                updated_at: record.updated_at,
+                updated_at: listed.updated_at,
             }
         })
         .collect())

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use mtp_host::options::RunOptions;
+use mtp_host::registry::Registry;
 use mtp_host::runner::IntegrationRun;
 use plugin_api::protocol::RunMode;
 use plugin_api::sequence::SequenceDescriptor;
@@ -25,10 +27,16 @@ pub(crate) struct UploadArgs {
     /// Upload a sequence with problems, leaving out (and naming) every image that has one.
     #[arg(long)]
     skip_invalid: bool,
-    /// Files uploaded in parallel.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
-    jobs: u64,
-    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through).
+    /// An option of one integration, `<integration>.<name>=<value>` (`mapillary.jobs=8`); repeatable.
+    /// `mtp integrations list --json` shows each integration's options.
+    #[arg(long = "option", value_name = "ID.NAME=VALUE")]
+    options: Vec<String>,
+    /// Files uploaded in parallel: sets every integration's option declared with the flag `jobs`
+    /// (`mapillary.jobs`).
+    #[arg(long, value_name = "N")]
+    jobs: Option<u64>,
+    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through):
+    /// sets every integration's option declared with the flag `republish` (`mapillary.republish`).
     #[arg(long)]
     republish: bool,
     /// Send a sequence even where its MTPDU sequence log says it is already published.
@@ -38,14 +46,42 @@ pub(crate) struct UploadArgs {
     overrides: OverrideArgs,
 }
 
+/// What plugins that declare no options receive for `--jobs`: the number, 4 when not given (as every
+/// plugin received before plugin API 1.2).
+const UNDECLARED_DEFAULT_JOBS: u64 = 4;
+
 impl UploadArgs {
+    /// `--option`, `--jobs` and `--republish`, checked against the integrations' manifests.
+    fn run_options(&self, registry: &Registry) -> Result<RunOptions> {
+        let mut flags = Vec::new();
+        if let Some(jobs) = self.jobs {
+            flags.push(("jobs", jobs.to_string()));
+        }
+        if self.republish {
+            flags.push(("republish", "true".to_string()));
+        }
+        let mut undeclared = serde_json::Map::new();
+        undeclared.insert(
+            "jobs".into(),
+            self.jobs.unwrap_or(UNDECLARED_DEFAULT_JOBS).into(),
+        );
+        undeclared.insert("republish".into(), self.republish.into());
+        Ok(RunOptions::parse(
+            registry,
+            &self.options,
+            &flags,
+            undeclared,
+        )?)
+    }
+
     /// A plain upload of `dirs` with the defaults.
     pub(crate) fn for_dirs(dirs: Vec<PathBuf>) -> UploadArgs {
         UploadArgs {
             dirs,
             dry_run: false,
             skip_invalid: false,
-            jobs: 4,
+            options: Vec::new(),
+            jobs: None,
             republish: false,
             force: false,
             overrides: OverrideArgs {
@@ -61,10 +97,9 @@ impl UploadArgs {
 
 pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {
     let session = Session::open(global)?;
-    let mut options = serde_json::Map::new();
-    options.insert("jobs".into(), args.jobs.into());
-    options.insert("republish".into(), args.republish.into());
-    options.insert("force".into(), args.force.into());
+    let options = args
+        .run_options(&session.runner.registry)?
+        .with_shared("force", args.force.into());
     let mut failed = false;
     // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
     // before the user has seen the problems, and so the re-check below can skip these sequences.
@@ -72,13 +107,12 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     for dir in &args.dirs {
         match prepare(&session, args, dir) {
             Ok((descriptor, prior)) => {
-                let mut sequence_options = options.clone();
-                sequence_options.insert("prior_uploads".into(), prior);
+                let sequence_options = options.clone().with_shared("prior_uploads", prior);
                 // Every integration that will run must have what it needs before anything is sent.
                 let plan = session.runtime.block_on(session.runner.preflight(
                     &descriptor,
                     args.dry_run,
-                    &sequence_options,
+                    sequence_options.shared(),
                 ));
                 match mtp_host::chain_check::blocking_message(&plan) {
                     Some(message) => {
@@ -108,7 +142,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     }
     for (descriptor, options) in ready {
-        session.progress.start_sequence(&descriptor.id);
+        session.progress.start_sequence();
         let runs = session.runtime.block_on(session.runner.run_sequence(
             &descriptor,
             RunMode::Upload,

@@ -40,12 +40,8 @@ fn install_panic_hook() {
     });
 }
 
-/// Builds the root module for a plugin whose integration `constructor` makes.
-pub fn root_module(constructor: Constructor) -> PluginModuleRef {
-    root_module_with_api_version(constructor, PLUGIN_API_VERSION)
-}
-
-/// Like [`root_module`], declaring another plugin-API version: only for ABI test fixtures.
+/// Builds the root module for a plugin whose integration `constructor` makes, declaring `api_version`
+/// ([`crate::export_plugin!`] passes [`crate::manifest::PLUGIN_API_VERSION`]; ABI test fixtures another).
 pub fn root_module_with_api_version(
     constructor: Constructor,
     api_version: &'static str,

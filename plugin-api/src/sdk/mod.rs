@@ -20,6 +20,7 @@
 //!             after: vec![],
 //!             exports: vec![],
 //!             consumes: vec![],
+//!             ..Default::default()
 //!         }
 //!     }
 //!

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use plugin_api::manifest::EnvKeyHelp;
 use plugin_api::prelude::*;
 use plugin_api::serde_json;
 use plugin_api::tokio;
@@ -121,6 +122,12 @@ impl Integration for Archive {
             after: vec![],
             exports: vec!["archive_path".into()],
             consumes: vec![],
+            env_help: vec![EnvKeyHelp::new(
+                "ARCHIVE_DIR",
+                "The folder sequences are copied into (images + a JSON manifest).",
+            )
+            .example("/path/to/archive")],
+            ..Manifest::default()
         }
     }
 

@@ -54,6 +54,7 @@ mod split;
 mod state;
 mod upload;
 
+use plugin_api::manifest::{EnvKeyHelp, OptionKind, RunOptionSpec};
 use plugin_api::prelude::*;
 use plugin_api::sequence::Projection;
 
@@ -121,6 +122,60 @@ impl Integration for Mapillary {
             after: Vec::new(),
             exports: vec!["sequence_key".into(), "user_token".into()],
             consumes: Vec::new(),
+            // The token is the secret `user_token` (state::TOKEN_SECRET): the host hands it downstream
+            // from the secret store and never keeps it in a record.
+            secret_exports: vec![state::TOKEN_SECRET.into()],
+            env_help: vec![
+                EnvKeyHelp::new(
+                    "MAPILLARY_APP_ID",
+                    "The client id of your Mapillary app (create one at https://www.mapillary.com/dashboard/developers).",
+                )
+                .example("ABCDEFGHIJK123"),
+                EnvKeyHelp::new("MAPILLARY_SECRET", "The app's client secret.")
+                    .secret()
+                    .example("ZYX987654321"),
+                EnvKeyHelp::new(
+                    "MAPILLARY_REDIRECT_URI",
+                    "The callback URL registered with the app. A loopback URL (http://127.0.0.1:<port>/...) lets mtp catch the redirect itself; anything else (MTPDU's app.mtp.desktop//app) makes mtp ask you to paste the URL.",
+                )
+                .example("http://127.0.0.1:8765/mapillary/callback"),
+                EnvKeyHelp::new("MAPILLARY_GRAPH_URL", "The Graph API endpoint.")
+                    .default_value(config::DEFAULT_GRAPH_URL),
+                EnvKeyHelp::new("MAPILLARY_UPLOAD_URL", "The upload endpoint.")
+                    .default_value(config::DEFAULT_UPLOAD_URL),
+                EnvKeyHelp::new("MAPILLARY_AUTHORIZE_URL", "The OAuth consent page.")
+                    .default_value(config::DEFAULT_AUTHORIZE_URL),
+                EnvKeyHelp::new(
+                    "MAPILLARY_ORGANIZATION_ID",
+                    "Publish into this organisation instead of the user's own account.",
+                ),
+                EnvKeyHelp::new(
+                    config::ENV_RETRY_BASE_MS,
+                    "First retry delay in ms (doubles up to 16 times that).",
+                )
+                .default_value(config::DEFAULT_RETRY_BASE.as_millis().to_string()),
+                EnvKeyHelp::new(
+                    config::ENV_PUBLISH_DEADLINE_SECS,
+                    "How long to wait for Mapillary to publish an uploaded sequence before calling it failed, in seconds.",
+                )
+                .default_value(config::DEFAULT_PUBLISH_DEADLINE.as_secs().to_string()),
+            ],
+            options: vec![
+                RunOptionSpec {
+                    name: "jobs".into(),
+                    help: "Files uploaded in parallel.".into(),
+                    kind: OptionKind::Integer { min: 1, max: 32 },
+                    default: Some(config::DEFAULT_JOBS.to_string()),
+                    flag: Some("jobs".into()),
+                },
+                RunOptionSpec {
+                    name: "republish".into(),
+                    help: "Publish again a sequence whose publish outcome is unknown (after checking it did not go through).".into(),
+                    kind: OptionKind::Bool,
+                    default: Some("false".into()),
+                    flag: Some("republish".into()),
+                },
+            ],
         }
     }
 

@@ -11,6 +11,7 @@ mod fields;
 
 use std::time::Duration;
 
+use plugin_api::manifest::EnvKeyHelp;
 use plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +106,30 @@ impl Integration for Mtpw {
                 "mapillary.sequence_key".into(),
                 "mapillary.user_token".into(),
             ],
+            env_help: vec![
+                EnvKeyHelp::new("MTP_WEB_URL", "The MTPW server.")
+                    .example("https://www.mapthepaths.com"),
+                EnvKeyHelp::new(
+                    "MTP_WEB_AUTH_URL",
+                    "MTPW's OAuth authorisation page (django-oauth-toolkit is mounted under accounts/).",
+                )
+                .example("https://www.mapthepaths.com/accounts/authorize/"),
+                EnvKeyHelp::new("MTP_WEB_APP_ID", "The client id of your MTPW application.")
+                    .example("your-mtpw-client-id"),
+                EnvKeyHelp::new("MTP_WEB_APP_SECRET", "The application's client secret.")
+                    .secret()
+                    .example("your-mtpw-client-secret"),
+                EnvKeyHelp::new(
+                    "MTP_WEB_REDIRECT_URI",
+                    "The redirect_uri to send, only when set. MTPW accepts only the app.mtp.desktop scheme and \
+                     the URI registered for the app, so a loopback URL cannot work: leave it unset and paste \
+                     the URL your browser is sent to, or run `mtp auth mtpw --token <token>`.",
+                )
+                .example("app.mtp.desktop://oauth"),
+                EnvKeyHelp::new("MTP_WEB_RETRY_BASE_MS", "First retry delay in ms.")
+                    .default_value("1000"),
+            ],
+            ..Manifest::default()
         }
     }
 

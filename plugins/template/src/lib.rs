@@ -27,6 +27,7 @@ impl Integration for Template {
             after: vec![],
             exports: vec!["upload_url".into()],
             consumes: vec![],
+            ..Default::default()
         }
     }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context as _, Result};
+use mtp_host::options::RunOptions;
 use mtp_host::registry::{PluginDirs, Registry};
 use mtp_host::runner::Runner;
 use mtp_host::services::{Authorizer, ProgressSink};
@@ -52,23 +53,17 @@ impl Drop for SequenceLock {
 /// One progress event as `mtp upload --json` prints it, for `sequence`.
 pub(crate) fn progress_event(
     integration: &str,
-    sequence: &str,
+    sequence: Option<&str>,
     event: &plugin_api::protocol::ProgressEvent,
 ) -> Value {
     progress::progress_json(integration, sequence, event)
-}
-
-/// Whether authorisation pages should be followed by an HTTP client (`MTP_AUTH_BROWSER=fetch`), as the
-/// CLI does for consent pages that approve without a person.
-pub(crate) fn auth_by_fetch() -> bool {
-    mtp_host::authorize::BrowserMode::from_env() == mtp_host::authorize::BrowserMode::Fetch
 }
 
 /// Follows a consent page's redirects with the CLI's own code (`MTP_AUTH_BROWSER=fetch`).
 pub(crate) fn authorize_by_fetch(
     prompt: &plugin_api::protocol::AuthorizePrompt,
 ) -> Result<String, String> {
-    mtp_host::authorize::authorize(prompt, mtp_host::authorize::BrowserMode::Fetch)
+    mtp_host::authorize::authorize(prompt, mtp_host::authorize::AuthorizeMode::Fetch)
 }
 
 impl Host {
@@ -193,20 +188,30 @@ impl Host {
     }
 
     /// Runs one sequence through the chain (as `mtp upload`); one `mtp upload --json` result per integration.
+    ///
+    /// `jobs` and `republish` are the short flags of `mtp upload`, checked against the manifests as there.
     pub(crate) async fn upload(
         &self,
         descriptor: &SequenceDescriptor,
-        options: &serde_json::Map<String, Value>,
+        jobs: u64,
+        republish: bool,
         dry_run: bool,
     ) -> Result<Vec<Value>> {
-        let mut options = options.clone();
+        let mut flags = vec![("jobs", jobs.to_string())];
+        if republish {
+            flags.push(("republish", "true".to_string()));
+        }
+        let mut undeclared = serde_json::Map::new();
+        undeclared.insert("jobs".into(), jobs.into());
+        undeclared.insert("republish".into(), republish.into());
+        let mut options = RunOptions::parse(&self.runner.registry, &[], &flags, undeclared)?;
         if let Some(prior) = self
             .prior_uploads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&descriptor.id)
         {
-            options.insert("prior_uploads".into(), prior.clone());
+            options = options.with_shared("prior_uploads", prior.clone());
         }
         let runs = self
             .runner
@@ -229,19 +234,12 @@ impl Host {
 
     /// Re-checks one stored sequence; `None` when the store does not know it.
     pub(crate) async fn recheck_one(&self, sequence_id: &str) -> Result<Option<Vec<Value>>> {
-        let Some(json) = self.runner.store().descriptor(sequence_id)? else {
+        let Some(descriptor) = self.runner.store().descriptor(sequence_id)? else {
             return Ok(None);
         };
-        let descriptor: SequenceDescriptor = serde_json::from_str(&json)
-            .with_context(|| format!("the stored descriptor of {sequence_id} cannot be read"))?;
         let runs = self
             .runner
-            .run_sequence(
-                &descriptor,
-                RunMode::Recheck,
-                false,
-                &serde_json::Map::new(),
-            )
+            .run_sequence(&descriptor, RunMode::Recheck, false, &RunOptions::none())
             .await?;
         Ok(Some(
             runs.iter()

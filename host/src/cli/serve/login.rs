@@ -64,6 +64,8 @@ pub(crate) struct Logins {
     generations: Arc<std::sync::atomic::AtomicU64>,
     port: u16,
     runtime: tokio::runtime::Handle,
+    /// `--auth-browser fetch`: follow consent pages' redirects with an HTTP client (auto-approving pages).
+    fetch: bool,
 }
 
 /// `(host, port, path)` of a loopback `http` URL.
@@ -82,12 +84,13 @@ fn loopback(uri: &str) -> Option<(String, u16, String)> {
 }
 
 impl Logins {
-    pub(crate) fn new(port: u16, runtime: tokio::runtime::Handle) -> Logins {
+    pub(crate) fn new(port: u16, runtime: tokio::runtime::Handle, fetch: bool) -> Logins {
         Logins {
             pending: Arc::default(),
             generations: Arc::default(),
             port,
             runtime,
+            fetch,
         }
     }
 
@@ -154,7 +157,7 @@ impl Logins {
     }
 
     fn wait_for_redirect(&self, prompt: &AuthorizePrompt) -> Result<String, String> {
-        if host_adapter::auth_by_fetch() {
+        if self.fetch {
             return host_adapter::authorize_by_fetch(prompt);
         }
         let landing = self.landing(&prompt.redirect_uri);

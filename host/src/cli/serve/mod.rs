@@ -59,7 +59,11 @@ async fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitCode> {
     };
     let hub = Arc::new(events::Hub::new());
     let current = uploads::Current::default();
-    let logins = login::Logins::new(port, tokio::runtime::Handle::current());
+    let logins = login::Logins::new(
+        port,
+        tokio::runtime::Handle::current(),
+        global.auth_browser == mtp_host::authorize::AuthorizeMode::Fetch,
+    );
     let host = host_adapter::Host::open(global, current.sink(hub.clone()), logins.authorizer())?;
     let (uploads, queue) = uploads::Uploads::new(host.clone(), hub.clone(), current);
 

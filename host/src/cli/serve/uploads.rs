@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use mtp_host::services::ProgressOrigin;
 use plugin_api::protocol::ProgressEvent;
 use plugin_api::sequence::SequenceDescriptor;
 use serde::Serialize;
@@ -42,9 +43,11 @@ impl Current {
     /// The sink handed to the runner: each event as `mtp upload --json` prints it, plus its upload.
     pub(crate) fn sink(&self, hub: Arc<Hub>) -> mtp_host::services::ProgressSink {
         let current = self.clone();
-        Arc::new(move |integration: &str, event: ProgressEvent| {
-            let (upload, sequence) = current.lock().clone().unwrap_or_default();
-            let mut value = host_adapter::progress_event(integration, &sequence, &event);
+        Arc::new(move |origin: ProgressOrigin<'_>, event: ProgressEvent| {
+            // The runner names the sequence of every event; this server adds which upload it belongs to.
+            let (upload, _) = current.lock().clone().unwrap_or_default();
+            let mut value =
+                host_adapter::progress_event(origin.integration, origin.sequence, &event);
             value["upload"] = upload.map_or(Value::Null, Value::String);
             hub.publish(&value);
         })
@@ -376,9 +379,6 @@ impl Uploads {
         let _lane = self.lane.lock().await;
         *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(id.to_string());
         self.set_status(id, UploadStatus::Running);
-        let mut run_options = serde_json::Map::new();
-        run_options.insert("jobs".into(), options.jobs.into());
-        run_options.insert("republish".into(), options.republish.into());
         let mut failed = false;
         let mut cancelled = false;
         for descriptor in descriptors {
@@ -389,7 +389,7 @@ impl Uploads {
             self.current.set(Some(id), &descriptor.id);
             match self
                 .host
-                .upload(descriptor, &run_options, options.dry_run)
+                .upload(descriptor, options.jobs, options.republish, options.dry_run)
                 .await
             {
                 Ok(results) => {
