@@ -41,6 +41,23 @@ pub struct Rejection {
     /// The server's sentence.
     #[serde(default)]
     pub message: Option<String>,
+    /// What the server said is missing (`details.missing_fields`: `datetime`, `location`).
+    #[serde(default, deserialize_with = "missing_fields_of")]
+    pub details: Vec<String>,
+}
+
+/// Reads `details.missing_fields` out of a rejection's `details` object.
+fn missing_fields_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let details: Option<Value> = Option::deserialize(d)?;
+    Ok(missing_fields(details.as_ref()))
+}
+
+fn missing_fields(details: Option<&Value>) -> Vec<String> {
+    details
+        .and_then(|d| d.get("missing_fields"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 /// One entry of `GET /api/upload_sets/<id>/files` (`UploadSetFile`).
@@ -293,9 +310,14 @@ impl Api {
         body: &Value,
     ) -> Result<UploadSet, PluginError> {
         let what = "creating the Panoramax upload set";
-        let answer = self
-            .call(ctx, what, reqwest::Method::POST, "/upload_sets", Some(body))
-            .await?;
+        let answer = retrying::send_once(ctx, &self.config, what, || {
+            let request = self
+                .request(reqwest::Method::POST, "/upload_sets")
+                .timeout(SMALL_REQUEST_TIMEOUT)
+                .json(body);
+            async move { Ok(request) }
+        })
+        .await?;
         // GeoVisio answers 200 (not 201) with a Location header.
         if !answer.is_success() {
             return Err(unexpected(what, &answer));
@@ -447,6 +469,7 @@ pub fn file_answer(what: &str, answer: &Answer) -> Result<FileAnswer, PluginErro
                     "{}{earlier}",
                     server_message(&answer.body)
                 )),
+                details: Vec::new(),
             }))
         }
         400 => {
@@ -455,9 +478,15 @@ pub fn file_answer(what: &str, answer: &Answer) -> Result<FileAnswer, PluginErro
             } else {
                 "invalid_file"
             };
+            let message = body
+                .pointer("/details/error")
+                .and_then(Value::as_str)
+                .or_else(|| body.get("message").and_then(Value::as_str))
+                .map(str::to_string);
             Ok(FileAnswer::Rejected(Rejection {
                 reason: reason.into(),
-                message: Some(server_message(&answer.body)),
+                message,
+                details: missing_fields(body.get("details")),
             }))
         }
         _ => Err(unexpected(what, answer)),

@@ -80,7 +80,10 @@ async fn recheck(
         ));
     };
     match api.upload_set(ctx, &id).await? {
-        Some(set) => Ok(outcome(&api.config, &set, None)),
+        Some(set) => {
+            let tally = upload::tally_of(api.files(ctx, &id).await?);
+            Ok(outcome(&api.config, &set, Some(&tally)))
+        }
         None => Ok(vanished(&id)),
     }
 }

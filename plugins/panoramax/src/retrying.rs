@@ -2,12 +2,13 @@
 //! adapting to a change there is a change here only.
 //!
 //! Policy: connection failures, timeouts, cut answers ("Server disconnected", a reset kept-alive
-//! connection), 5xx and 429 are retried with bounded exponential backoff. Every Panoramax call we make may
-//! be repeated safely: reads are reads, `complete` is idempotent, and a picture sent twice to the same
-//! upload set is answered 409 with the existing item (geovisio `geovisio/web/upload_set.py`
-//! `addFilesToUploadSet`), which the uploader counts as accepted. The only create, `POST /api/upload_sets`,
-//! is guarded by a marker in our state and a lookup by nonce (see [`crate::upload_set`]), so a repeat after
-//! an unknown outcome is found again rather than duplicated.
+//! connection), 5xx and 429 are retried with bounded exponential backoff. Almost every Panoramax call we
+//! make may be repeated safely ([`send`]): reads are reads, `complete` is idempotent, and a picture sent
+//! twice to the same upload set is answered 409 with the existing item (geovisio
+//! `geovisio/web/upload_set.py` `addFilesToUploadSet`), which the uploader counts as accepted. The one
+//! create, `POST /api/upload_sets`, goes through [`send_once`]: it is repeated only when it surely did not
+//! take effect, and an unknown outcome is resolved by looking the set up by its nonce
+//! ([`crate::upload_set`]).
 
 use std::future::Future;
 
@@ -41,4 +42,20 @@ where
 {
     let mut backoff = backoff(config);
     http::send(ctx, &mut backoff, what, Repeat::Safe, build).await
+}
+
+/// Like [`send`] for a request that must not take effect twice: after a timeout or a lost answer it
+/// returns a [`ErrorKind::Transient`] error instead of sending again.
+pub async fn send_once<F, Fut>(
+    ctx: &Context,
+    config: &Config,
+    what: &str,
+    build: F,
+) -> Result<Answer, PluginError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<RequestBuilder, PluginError>>,
+{
+    let mut backoff = backoff(config);
+    http::send(ctx, &mut backoff, what, Repeat::OnlyIfNotApplied, build).await
 }

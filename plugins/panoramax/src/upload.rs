@@ -38,6 +38,23 @@ impl Tally {
     }
 }
 
+/// The tally of what the server holds for a set, from its file list.
+pub fn tally_of(files: Vec<RemoteFile>) -> Tally {
+    let mut tally = Tally::default();
+    for f in files {
+        match f.rejected {
+            Some(r) => tally.add(&f.file_name, FileAnswer::Rejected(r)),
+            None => tally.add(
+                &f.file_name,
+                FileAnswer::Accepted {
+                    picture_id: f.picture_id,
+                },
+            ),
+        }
+    }
+    tally
+}
+
 /// A clear line about a refused file: the name, what the server said, and what to do.
 pub fn rejection_line(file_name: &str, rejection: &Rejection) -> String {
     let said = rejection.message.as_deref().unwrap_or("no reason given");
@@ -50,7 +67,15 @@ pub fn rejection_line(file_name: &str, rejection: &Rejection) -> String {
         "id_conflict" => "a picture with its id already exists on the instance",
         _ => "see the message",
     };
-    format!("{file_name}: refused by Panoramax ({}): {said}; {todo}", rejection.reason)
+    let missing = if rejection.details.is_empty() {
+        String::new()
+    } else {
+        format!(" (missing_fields: {})", rejection.details.join(", "))
+    };
+    format!(
+        "{file_name}: refused by Panoramax ({}): {said}{missing}; {todo}",
+        rejection.reason
+    )
 }
 
 /// Uploads every picture of `sequence` the server does not hold yet into upload set `set_id`,

@@ -48,7 +48,17 @@ pub async fn ensure(
         &record.nonce,
         &sequence.id,
     );
-    let set = api.create_upload_set(ctx, &body).await?;
+    let set = match api.create_upload_set(ctx, &body).await {
+        Ok(set) => set,
+        // The request left and no answer came: the set may exist. Look before anything else.
+        Err(err) if err.kind == ErrorKind::Transient => {
+            match find_by_nonce(ctx, api, &record.nonce).await? {
+                Some(found) => found,
+                None => return Err(err),
+            }
+        }
+        Err(err) => return Err(err),
+    };
     store.put_set(&SetRecord {
         nonce: record.nonce,
         id: Some(set.id.clone()),
