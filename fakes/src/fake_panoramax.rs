@@ -247,10 +247,7 @@ fn build(config: PanoramaxConfig) -> (Sh, Router) {
         .route("/api/upload_sets", post(create_upload_set))
         .route("/api/users/me/upload_sets", get(my_upload_sets))
         .route("/api/upload_sets/:id", get(get_upload_set))
-        .route(
-            "/api/upload_sets/:id/files",
-            get(list_files).post(add_file),
-        )
+        .route("/api/upload_sets/:id/files", get(list_files).post(add_file))
         .route("/api/upload_sets/:id/complete", post(complete))
         .route("/__fake/stats", get(fake_stats))
         .with_state(shared.clone());
@@ -402,11 +399,7 @@ fn upload_set_json(shared: &Sh, set: &HeldUploadSet) -> Value {
 }
 
 /// `POST /api/upload_sets`: JSON body or 415 (`postUploadSet`); answers 200 with a `Location`.
-async fn create_upload_set(
-    State(shared): State<Sh>,
-    headers: HeaderMap,
-    req: Request,
-) -> Response {
+async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Request) -> Response {
     let owner = match account(&shared, &headers) {
         Ok(name) => name,
         Err(response) => return response,
@@ -512,7 +505,8 @@ async fn list_files(
         .files
         .iter()
         .map(|f| {
-            let mut v = json!({"file_name": f.file_name, "content_md5": f.md5, "file_type": "picture"});
+            let mut v =
+                json!({"file_name": f.file_name, "content_md5": f.md5, "file_type": "picture"});
             if let (Some(p), true) = (&f.picture_id, owner) {
                 v["picture_id"] = json!(p);
             }
@@ -529,7 +523,10 @@ async fn list_files(
 
 /// The parts of a `multipart/form-data` body: `(name, filename, bytes)`. Minimal (assumption: the
 /// client sends well-formed parts, as reqwest and requests do).
-fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<(String, Option<String>, Vec<u8>)>> {
+fn multipart_parts(
+    content_type: &str,
+    body: &[u8],
+) -> Option<Vec<(String, Option<String>, Vec<u8>)>> {
     let boundary = content_type
         .split(';')
         .find_map(|p| p.trim().strip_prefix("boundary="))?
@@ -549,10 +546,7 @@ fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<(String, Optio
             return Some(parts);
         }
         let start = at + 2; // CRLF after the delimiter
-        let headers_end = body[start..]
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")?
-            + start;
+        let headers_end = body[start..].windows(4).position(|w| w == b"\r\n\r\n")? + start;
         let head = String::from_utf8_lossy(&body[start..headers_end]).to_string();
         let next = find(body, headers_end + 4)?;
         let content = body[headers_end + 4..next.saturating_sub(2)].to_vec();
@@ -738,8 +732,10 @@ fn store_file(
     }
     (
         StatusCode::ACCEPTED,
-        Json(json!({"picture_id": picture_id, "file_name": file_name, "content_md5": md5,
-                    "file_type": "picture", "size": bytes.len()})),
+        Json(
+            json!({"picture_id": picture_id, "file_name": file_name, "content_md5": md5,
+                    "file_type": "picture", "size": bytes.len()}),
+        ),
     )
         .into_response()
 }

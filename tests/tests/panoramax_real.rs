@@ -33,7 +33,9 @@ fn real() -> Option<Real> {
         })
     };
     Some(Real {
-        url: var("MTP_PANORAMAX_REAL_URL")?.trim_end_matches('/').to_string(),
+        url: var("MTP_PANORAMAX_REAL_URL")?
+            .trim_end_matches('/')
+            .to_string(),
         token: read("MTP_PANORAMAX_REAL_TOKEN_FILE")?,
         second_token: read("MTP_PANORAMAX_REAL_SECOND_TOKEN_FILE")?,
     })
@@ -92,7 +94,11 @@ fn post_picture(real: &Real, token: &str, set_id: &str, picture: &Path) -> u16 {
 /// The account's upload sets titled `title`, dispatched or not.
 fn sets_titled(real: &Real, title: &str) -> Vec<Value> {
     let filter = "filter=dispatched%20IN%20(TRUE,FALSE)&limit=1000";
-    let (status, body) = get(real, &real.token, &format!("/api/users/me/upload_sets?{filter}"));
+    let (status, body) = get(
+        real,
+        &real.token,
+        &format!("/api/users/me/upload_sets?{filter}"),
+    );
     assert_eq!(status, 200, "{body}");
     body["upload_sets"]
         .as_array()
@@ -172,13 +178,18 @@ fn upload_kill_resume_and_rerun_against_a_real_panoramax() {
     assert!(landed, "the kill -9 did not land mid-upload");
 
     // Resume, then wait for the server to finish processing (polling `mtp status`).
-    ok(&mtp(&["upload", "walk"]).output().unwrap(), "resumed mtp upload");
+    ok(
+        &mtp(&["upload", "walk"]).output().unwrap(),
+        "resumed mtp upload",
+    );
     let mut record = Value::Null;
     let deadline = Instant::now() + Duration::from_secs(300);
     while Instant::now() < deadline {
-        let status: Value =
-            serde_json::from_str(&ok(&mtp(&["status", "--json"]).output().unwrap(), "mtp status"))
-                .unwrap();
+        let status: Value = serde_json::from_str(&ok(
+            &mtp(&["status", "--json"]).output().unwrap(),
+            "mtp status",
+        ))
+        .unwrap();
         record = status
             .as_array()
             .and_then(|rows| rows.iter().find(|r| r["integration"] == "panoramax"))
@@ -190,7 +201,10 @@ fn upload_kill_resume_and_rerun_against_a_real_panoramax() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(record.to_string().contains("\"published\""), "never published: {record}");
+    assert!(
+        record.to_string().contains("\"published\""),
+        "never published: {record}"
+    );
 
     // Through the server's API: one upload set, one collection, every picture once, right place and time.
     let sets = sets_titled(&real, &title);
@@ -238,9 +252,20 @@ fn upload_kill_resume_and_rerun_against_a_real_panoramax() {
     }
 
     // A re-run adds nothing on the server.
-    let (_, files_before) = get(&real, &real.token, &format!("/api/upload_sets/{set_id}/files"));
-    ok(&mtp(&["upload", "walk"]).output().unwrap(), "re-run mtp upload");
-    let (_, files_after) = get(&real, &real.token, &format!("/api/upload_sets/{set_id}/files"));
+    let (_, files_before) = get(
+        &real,
+        &real.token,
+        &format!("/api/upload_sets/{set_id}/files"),
+    );
+    ok(
+        &mtp(&["upload", "walk"]).output().unwrap(),
+        "re-run mtp upload",
+    );
+    let (_, files_after) = get(
+        &real,
+        &real.token,
+        &format!("/api/upload_sets/{set_id}/files"),
+    );
     assert_eq!(files_before["files"], files_after["files"]);
     assert_eq!(sets_titled(&real, &title).len(), 1);
 

@@ -56,7 +56,11 @@ fn missing_fields(details: Option<&Value>) -> Vec<String> {
     details
         .and_then(|d| d.get("missing_fields"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -465,10 +469,7 @@ pub fn file_answer(what: &str, answer: &Answer) -> Result<FileAnswer, PluginErro
             };
             Ok(FileAnswer::Rejected(Rejection {
                 reason: reason.into(),
-                message: Some(format!(
-                    "{}{earlier}",
-                    server_message(&answer.body)
-                )),
+                message: Some(format!("{}{earlier}", server_message(&answer.body))),
                 details: Vec::new(),
             }))
         }

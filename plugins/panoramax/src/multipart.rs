@@ -28,7 +28,10 @@ pub struct Form {
 /// A boundary that cannot occur in the text parts; in the picture it is as unlikely as any random
 /// 128-bit string.
 fn boundary() -> String {
-    format!("mtp-panoramax-{}", plugin_api::sdk::redirect::random_state())
+    format!(
+        "mtp-panoramax-{}",
+        plugin_api::sdk::redirect::random_state()
+    )
 }
 
 /// A file name safe inside a quoted header parameter (quotes, backslashes and line breaks escaped the way
@@ -90,7 +93,9 @@ mod tests {
     fn envelope_names_the_file_and_closes_the_form() {
         let (head, tail) = envelope("B", "a \"b\".jpg");
         assert!(head.starts_with("--B\r\nContent-Disposition: form-data; name=\"isBlurred\""));
-        assert!(head.contains("name=\"file\"; filename=\"a %22b%22.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"));
+        assert!(head.contains(
+            "name=\"file\"; filename=\"a %22b%22.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        ));
         assert_eq!(tail, "\r\n--B--\r\n");
     }
 }

@@ -13,7 +13,9 @@ use crate::upload_set;
 
 fn token(ctx: &Context) -> Result<String, PluginError> {
     ctx.secret(TOKEN_SECRET)?.ok_or_else(|| {
-        PluginError::auth("not authorised with Panoramax: run `mtp auth panoramax` (or --token JWT)")
+        PluginError::auth(
+            "not authorised with Panoramax: run `mtp auth panoramax` (or --token JWT)",
+        )
     })
 }
 

@@ -133,6 +133,10 @@ mod tests {
         assert!(host.state("seq/s1/file/a.jpg").unwrap().contains("\"p\""));
         one.clear().unwrap();
         assert_eq!(one.set().unwrap(), None);
-        assert_eq!(other.set().unwrap(), Some(record), "s10 is another sequence");
+        assert_eq!(
+            other.set().unwrap(),
+            Some(record),
+            "s10 is another sequence"
+        );
     }
 }

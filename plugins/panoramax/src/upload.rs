@@ -60,8 +60,12 @@ pub fn rejection_line(file_name: &str, rejection: &Rejection) -> String {
     let said = rejection.message.as_deref().unwrap_or("no reason given");
     let todo = match rejection.reason.as_str() {
         "file_duplicate" => "it is already on Panoramax from an earlier upload: nothing to do",
-        "capture_duplicate" => "it is almost identical to a neighbour (same place and direction): nothing to do",
-        "invalid_metadata" => "write its GPS position and capture time into its EXIF, then upload again",
+        "capture_duplicate" => {
+            "it is almost identical to a neighbour (same place and direction): nothing to do"
+        }
+        "invalid_metadata" => {
+            "write its GPS position and capture time into its EXIF, then upload again"
+        }
         "invalid_file" => "it is not a JPEG Panoramax can read: re-export it as JPEG",
         "in_excluded_area" => "the instance does not accept pictures taken there",
         "id_conflict" => "a picture with its id already exists on the instance",
@@ -142,7 +146,11 @@ pub async fn send_all(
     }
     // Boxed so the stream's item type names no closure: it keeps the run's future provably `Send`.
     type Sending<'a> = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(String, u64, FileAnswer), PluginError>> + Send + 'a>,
+        Box<
+            dyn std::future::Future<Output = Result<(String, u64, FileAnswer), PluginError>>
+                + Send
+                + 'a,
+        >,
     >;
     let sends: Vec<Sending<'_>> = todo
         .into_iter()

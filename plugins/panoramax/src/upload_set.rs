@@ -81,15 +81,11 @@ async fn find_by_nonce(
     api: &Api,
     nonce: &str,
 ) -> Result<Option<UploadSet>, PluginError> {
-    Ok(api
-        .my_open_upload_sets(ctx)
-        .await?
-        .into_iter()
-        .find(|set| {
-            set.metadata
-                .as_ref()
-                .and_then(|m| m.get("mtp_nonce"))
-                .and_then(Value::as_str)
-                == Some(nonce)
-        }))
+    Ok(api.my_open_upload_sets(ctx).await?.into_iter().find(|set| {
+        set.metadata
+            .as_ref()
+            .and_then(|m| m.get("mtp_nonce"))
+            .and_then(Value::as_str)
+            == Some(nonce)
+    }))
 }

@@ -117,7 +117,9 @@ fn assert_each_once(fake: &FakePanoramax, count: usize) {
 
 #[tokio::test]
 async fn token_is_checked_with_users_me_before_it_is_stored() {
-    let fake = FakePanoramax::start(PanoramaxConfig::default()).await.unwrap();
+    let fake = FakePanoramax::start(PanoramaxConfig::default())
+        .await
+        .unwrap();
     let host = host(&fake);
     let refused = Panoramax
         .authorize(
@@ -148,7 +150,9 @@ async fn token_is_checked_with_users_me_before_it_is_stored() {
 
 #[tokio::test]
 async fn browser_flow_waits_until_the_generated_token_is_claimed() {
-    let fake = FakePanoramax::start(PanoramaxConfig::default()).await.unwrap();
+    let fake = FakePanoramax::start(PanoramaxConfig::default())
+        .await
+        .unwrap();
     let host = host(&fake);
     let ctx = host.context();
     let flow = tokio::spawn(async move { Panoramax.authorize(&ctx, AuthRequest::default()).await });
@@ -175,7 +179,9 @@ async fn browser_flow_waits_until_the_generated_token_is_claimed() {
 
 #[tokio::test]
 async fn uploads_one_set_completes_and_reports_collections() {
-    let fake = FakePanoramax::start(PanoramaxConfig::default()).await.unwrap();
+    let fake = FakePanoramax::start(PanoramaxConfig::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let generated = generate(dir.path(), 7, 11);
     let sequence = descriptor("seq-1", &generated);
@@ -223,7 +229,10 @@ async fn lost_answers_and_503s_store_each_picture_once_in_one_set() {
     let outcome = upload_until_settled(&host, &sequence).await;
     assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
     let stats = fake.stats();
-    assert_eq!(stats.creations, 1, "a lost creation answer is found by nonce");
+    assert_eq!(
+        stats.creations, 1,
+        "a lost creation answer is found by nonce"
+    );
     assert_eq!(stats.upload_sets.len(), 1);
     assert!(stats.upload_attempts >= 8 + 3 + 3);
     assert_each_once(&fake, 8);
@@ -231,7 +240,9 @@ async fn lost_answers_and_503s_store_each_picture_once_in_one_set() {
 
 #[tokio::test]
 async fn interrupted_run_resumes_from_the_server_file_list() {
-    let fake = FakePanoramax::start(PanoramaxConfig::default()).await.unwrap();
+    let fake = FakePanoramax::start(PanoramaxConfig::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let generated = generate(dir.path(), 6, 13);
     let sequence = descriptor("seq-3", &generated);
@@ -249,7 +260,12 @@ async fn interrupted_run_resumes_from_the_server_file_list() {
         Panoramax.run(&ctx, one_job).await
     });
     loop {
-        let held: usize = fake.stats().upload_sets.values().map(|s| s.files.len()).sum();
+        let held: usize = fake
+            .stats()
+            .upload_sets
+            .values()
+            .map(|s| s.files.len())
+            .sum();
         if held >= 3 {
             break;
         }
@@ -271,7 +287,9 @@ async fn interrupted_run_resumes_from_the_server_file_list() {
 
 #[tokio::test]
 async fn duplicates_of_another_set_are_named_and_the_set_is_completed_explicitly() {
-    let fake = FakePanoramax::start(PanoramaxConfig::default()).await.unwrap();
+    let fake = FakePanoramax::start(PanoramaxConfig::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let generated = generate(dir.path(), 4, 14);
     let host = authorised(&fake, "alice-token").await;
@@ -282,10 +300,16 @@ async fn duplicates_of_another_set_are_named_and_the_set_is_completed_explicitly
     assert_eq!(second.state, SequenceState::Published, "{second:?}");
     let message = second.message.clone().unwrap_or_default();
     assert!(message.contains("kept no picture"), "{message}");
-    assert!(message.contains("IMG_000001.jpg: refused by Panoramax (file_duplicate)"), "{message}");
+    assert!(
+        message.contains("IMG_000001.jpg: refused by Panoramax (file_duplicate)"),
+        "{message}"
+    );
     let set_id = &second.keys["upload_set_id"];
     let set = &fake.stats().upload_sets[set_id];
-    assert_eq!(set.complete_calls, 1, "an all-refused set is completed explicitly");
+    assert_eq!(
+        set.complete_calls, 1,
+        "an all-refused set is completed explicitly"
+    );
     assert_each_once(&fake, 4);
 }
 
@@ -317,7 +341,9 @@ async fn files_without_metadata_are_named_and_the_rest_published() {
 
 #[tokio::test]
 async fn another_account_is_refused_on_the_set_with_a_clear_line() {
-    let fake = FakePanoramax::start(PanoramaxConfig::default()).await.unwrap();
+    let fake = FakePanoramax::start(PanoramaxConfig::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let generated = generate(dir.path(), 3, 16);
     let sequence = descriptor("seq-o", &generated);
@@ -346,7 +372,11 @@ async fn another_account_is_refused_on_the_set_with_a_clear_line() {
         .await
         .expect_err("Bob may not add to Alice's set");
     assert_eq!(err.kind, ErrorKind::Auth);
-    assert!(err.message.contains("HTTP 403") && err.message.contains("uploading IMG_"), "{}", err.message);
+    assert!(
+        err.message.contains("HTTP 403") && err.message.contains("uploading IMG_"),
+        "{}",
+        err.message
+    );
     assert_eq!(fake.stats().creations, 1, "no second set");
 }
 
@@ -367,11 +397,17 @@ fn eligibility_predicts_missing_fields_per_file() {
     assert!(!answer.eligible);
     let reason = answer.reason.unwrap();
     assert!(reason.contains("1 of 3 files"), "{reason}");
-    assert!(reason.contains("bare.jpg: no datetime and location"), "{reason}");
+    assert!(
+        reason.contains("bare.jpg: no datetime and location"),
+        "{reason}"
+    );
     let mut equirect = descriptor("seq-360", &generated);
     equirect.images[0].projection = Projection::Equirectangular;
     equirect.images[1].projection = Projection::Equirectangular;
-    assert!(Panoramax.eligibility(&equirect).eligible, "360° is accepted");
+    assert!(
+        Panoramax.eligibility(&equirect).eligible,
+        "360° is accepted"
+    );
     equirect.images[0].projection = Projection::parse("cylindrical");
     assert!(!Panoramax.eligibility(&equirect).eligible);
 }
