@@ -20,7 +20,7 @@ mkdir -p "$GEOVISIO_DIR" "$RUN_DIR" "$GEOVISIO_DIR/pictures"
 # 1. System packages (Debian 12). PostGIS 3.3 is older than upstream asks (3.4); geovisio 2.15.1 uses nothing newer.
 need_pkgs=()
 for p in postgresql-15 postgresql-15-postgis-3 python3-venv; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     log "apt-get install ${need_pkgs[*]}"
@@ -29,14 +29,18 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+# What `pip show` says the installed version of package $2 in venv $1 is (empty when none). Captured
+# first: `pip show | grep -q` under pipefail fails when grep exits before pip finishes writing.
+installed_version() { "$1/bin/pip" show "$2" 2>/dev/null | sed -n 's/^Version: //p' || true; }
+
 # 2. The server's venv. The Debian python is used on purpose (3.11, with venv support).
-if [ ! -x "$VENV/bin/panoramax_backend" ] || ! "$VENV/bin/pip" show geovisio 2>/dev/null | grep -q "^Version: $GEOVISIO_VERSION$"; then
+if [ ! -x "$VENV/bin/panoramax_backend" ] || [ "$(installed_version "$VENV" geovisio)" != "$GEOVISIO_VERSION" ]; then
     log "venv with geovisio==$GEOVISIO_VERSION"
     /usr/bin/python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check "geovisio==$GEOVISIO_VERSION" gunicorn
 fi
 
-if $with_cli && ! "$CLI_VENV/bin/pip" show panoramax_cli 2>/dev/null | grep -q "^Version: $PANORAMAX_CLI_VERSION$"; then
+if $with_cli && [ "$(installed_version "$CLI_VENV" panoramax_cli 2>/dev/null)" != "$PANORAMAX_CLI_VERSION" ]; then
     log "venv with panoramax_cli==$PANORAMAX_CLI_VERSION"
     /usr/bin/python3 -m venv "$CLI_VENV"
     "$CLI_VENV/bin/pip" install -q --disable-pip-version-check "panoramax_cli==$PANORAMAX_CLI_VERSION"
