@@ -275,13 +275,17 @@ fn new_id(st: &mut PanoramaxState) -> String {
 /// The account of the request's token. `geovisio/utils/auth.py`: only `Bearer` is accepted (401 "Only
 /// Bearer token are supported"); an unknown token is 401 "Token not valid"; `geovisio/utils/tokens.py`:
 /// a generated token not yet claimed is 403.
-fn account(shared: &Sh, headers: &HeaderMap) -> Result<String, Response> {
+fn account(shared: &Sh, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(token) = value.strip_prefix("Bearer ") else {
-        return Err(error(401, "Only Bearer token are supported", json!({})));
+        return Err(Box::new(error(
+            401,
+            "Only Bearer token are supported",
+            json!({}),
+        )));
     };
     let st = lock(&shared.state);
     if let Some(name) = st.tokens.get(token) {
@@ -292,16 +296,16 @@ fn account(shared: &Sh, headers: &HeaderMap) -> Result<String, Response> {
             account: Some(name),
             ..
         }) => Ok(name.clone()),
-        Some(_) => Err(error(
+        Some(_) => Err(Box::new(error(
             403,
             "Token not yet claimed, this token cannot be used yet. Either claim this token or generate a new one",
             json!({}),
-        )),
-        None => Err(error(
+        ))),
+        None => Err(Box::new(error(
             401,
             "Token not valid",
             json!({"details": {"error": "Impossible to decode token"}}),
-        )),
+        ))),
     }
 }
 
@@ -313,7 +317,7 @@ async fn landing() -> Json<Value> {
 async fn me(State(shared): State<Sh>, headers: HeaderMap) -> Response {
     match account(&shared, &headers) {
         Ok(name) => Json(json!({"id": format!("id-{name}"), "name": name})).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -402,7 +406,7 @@ fn upload_set_json(shared: &Sh, set: &HeldUploadSet) -> Value {
 async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Request) -> Response {
     let owner = match account(&shared, &headers) {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let control = req.extensions().get::<ConnControl>().cloned();
     let is_json = headers
@@ -465,7 +469,7 @@ async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Re
 async fn my_upload_sets(State(shared): State<Sh>, headers: HeaderMap) -> Response {
     let owner = match account(&shared, &headers) {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let st = lock(&shared.state);
     let sets: Vec<Value> = st
@@ -521,12 +525,12 @@ async fn list_files(
     Json(json!({"files": files})).into_response()
 }
 
+/// One part of a form: `(name, filename, bytes)`.
+type Part = (String, Option<String>, Vec<u8>);
+
 /// The parts of a `multipart/form-data` body: `(name, filename, bytes)`. Minimal (assumption: the
 /// client sends well-formed parts, as reqwest and requests do).
-fn multipart_parts(
-    content_type: &str,
-    body: &[u8],
-) -> Option<Vec<(String, Option<String>, Vec<u8>)>> {
+fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
     let boundary = content_type
         .split(';')
         .find_map(|p| p.trim().strip_prefix("boundary="))?
@@ -595,7 +599,7 @@ async fn add_file(
     }
     let owner = match account(&shared, &headers) {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let body: Bytes = match axum::body::to_bytes(req.into_body(), 64 << 20).await {
         Ok(b) => b,
@@ -628,7 +632,7 @@ fn store_file(
     st: &mut PanoramaxState,
     id: &str,
     owner: &str,
-    parts: &[(String, Option<String>, Vec<u8>)],
+    parts: &[Part],
 ) -> Response {
     let picture_id = new_id(st);
     let missing = st.faults.missing_fields.clone();
@@ -749,7 +753,7 @@ async fn complete(
 ) -> Response {
     let owner = match account(&shared, &headers) {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut st = lock(&shared.state);
     let Some(set) = st.stats.upload_sets.get_mut(&id) else {
