@@ -61,6 +61,8 @@ pub fn build_workspace() -> &'static Path {
             "-p",
             "mtp-archive",
             "-p",
+            "mtp-panoramax",
+            "-p",
             "mtp-fakes",
             "--bins",
             "--lib",
@@ -144,6 +146,7 @@ pub fn mtp_command(home: &Path) -> Command {
         "MTP_WEB_AUTH_URL",
         "MTP_WEB_APP_ID",
         "MTP_WEB_APP_SECRET",
+        "PANORAMAX_URL",
     ] {
         command.env_remove(key);
     }

@@ -60,7 +60,7 @@ impl World {
                  MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
                  MAPILLARY_RETRY_BASE_MS=50\n\
                  MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=mtp-test\nMTP_WEB_APP_SECRET=mtp-test-secret\n\
-                 MTP_WEB_REDIRECT_URI=http://127.0.0.1:{port}/mtpw/callback\nMTP_WEB_RETRY_BASE_MS=50\n",
+                 MTP_WEB_RETRY_BASE_MS=50\n",
                 c.client_id,
                 c.client_secret,
                 mapillary.graph_url(),

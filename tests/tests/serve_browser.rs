@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use mtp_tests::harness::target_dir;
+use mtp_tests::harness::{mtp_command, target_dir};
 use mtp_tests::serve::{free_port, World};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -182,7 +182,22 @@ async fn drive(
             "the archive's reason names its missing key"
         );
         log_in(client, base, "mapillary").await;
-        log_in(client, base, "mtpw").await;
+        // MTPW redirects only to the app.mtp.desktop scheme (docs/providers/mtpw.md), so its login cannot
+        // land on this server: log in with a token, as a user would, and the page shows it.
+        let mtpw_login = mtp_command(world.home.path())
+            .args(["auth", "mtpw", "--token", &world.mtpw.token()])
+            .output()
+            .expect("run mtp auth mtpw");
+        assert!(
+            mtpw_login.status.success(),
+            "{}",
+            String::from_utf8_lossy(&mtpw_login.stderr)
+        );
+        client
+            .goto(&format!("{base}/#integrations"))
+            .await
+            .expect("open Integrations again");
+        wait_for(client, "article[data-integration=\"mtpw\"] .who strong").await;
         let who = wait_for(
             client,
             "article[data-integration=\"mapillary\"] .who strong",

@@ -12,6 +12,7 @@ use mtp_fakes::fake_mapillary::{
     RateLimitShape, ResetFault,
 };
 use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
+use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -63,6 +64,12 @@ struct ServeArgs {
     /// Port of the fake MTPW (0 = any free port).
     #[arg(long, default_value_t = 0)]
     mtpw_port: u16,
+    /// Also start the fake Panoramax (tokens `alice-token` and `bob-token`).
+    #[arg(long)]
+    panoramax: bool,
+    /// Port of the fake Panoramax (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    panoramax_port: u16,
 
     // ---- Mapillary account and app ----
     /// The Mapillary user token (valid from the start; what /token issues).
@@ -360,8 +367,21 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mtpw = FakeMtpw::start(mtpw_config(&a, &mapillary))
         .await
         .context("starting the fake MTPW")?;
+    let panoramax = if a.panoramax {
+        let config = PanoramaxConfig {
+            port: a.panoramax_port,
+            ..PanoramaxConfig::default()
+        };
+        let tokens: Vec<String> = config.tokens.keys().cloned().collect();
+        let fake = FakePanoramax::start(config)
+            .await
+            .context("starting the fake Panoramax")?;
+        Some((fake, tokens))
+    } else {
+        None
+    };
     let cfg = mapillary.config();
-    let line = json!({
+    let mut line = json!({
         "mapillary": {
             "graph_url": mapillary.graph_url(),
             "upload_url": mapillary.upload_url(),
@@ -395,6 +415,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             // `app.mtp.desktop` redirect, so mtp sends none (docs/providers/mtpw.md).
         },
     });
+    if let Some((fake, tokens)) = &panoramax {
+        line["panoramax"] = json!({"url": fake.base_url(), "tokens": tokens});
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")?;
@@ -404,6 +427,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.stats_on_exit {
         let stats = json!({"mapillary": mapillary.stats(), "mtpw": mtpw.stats()});
         eprintln!("{stats}");
+    }
+    if let Some((fake, _)) = panoramax {
+        fake.shutdown();
     }
     mtpw.shutdown();
     mapillary.shutdown();

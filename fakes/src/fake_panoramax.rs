@@ -1,0 +1,795 @@
+//! A fake of a Panoramax instance's upload API (GeoVisio 2.15), for the provider's tests.
+//!
+//! Sources, cited per behaviour below: geovisio 2.15.1 from PyPI — `geovisio/web/upload_set.py` (routes,
+//! status codes, duplicate detection, completion), `geovisio/utils/upload_set.py` (the JSON models),
+//! `geovisio/web/tokens.py` and `geovisio/utils/tokens.py` (generated tokens and their claim),
+//! `geovisio/utils/auth.py` (Bearer only) — and panoramax_cli 1.4.1 (`panoramax_cli/upload.py`,
+//! `panoramax_cli/auth.py`) for what a client sends. Where the fake simplifies, it says "assumption".
+//! Facts are summarised in `docs/providers/panoramax.md`.
+//!
+//! Not modelled: EXIF parsing (a fault names the files to refuse with `missing_fields`), splitting a set
+//! into several collections by time or distance (assumption: one collection per set), capture
+//! deduplication, pictures' derivatives.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::fake_mapillary::server::{self, lock, ConnControl, Running};
+
+/// Faults and answers to inject.
+#[derive(Debug, Clone, Default)]
+pub struct PanoramaxFaults {
+    /// Answer the next `n` picture uploads with HTTP 503 before reading them (assumption: a proxy in front
+    /// of the instance; panoramax_cli retries 502/503/504, `panoramax_cli/http.py`).
+    pub uploads_503: u32,
+    /// Store the next `n` pictures, then drop the connection without an answer (the answer is lost).
+    pub lose_upload_answers: u32,
+    /// Drop the connection without an answer for the next `n` upload set creations, after creating the set.
+    pub lose_create_answers: u32,
+    /// Files (by name) answered 400 with `details.missing_fields: ["datetime", "location"]`, as the server
+    /// does for a JPEG without GPS or date (`addFilesToUploadSet`, `MetadataReadingError`).
+    pub missing_fields: BTreeSet<String>,
+    /// Every upload waits this long before answering (to kill a client mid-way).
+    pub upload_delay: Duration,
+}
+
+/// Settings of the fake.
+#[derive(Debug, Clone)]
+pub struct PanoramaxConfig {
+    /// Port (0 = any).
+    pub port: u16,
+    /// Tokens already issued, with the account they belong to (`token → account name`).
+    pub tokens: BTreeMap<String, String>,
+    /// The account that claims generated tokens when their claim page is opened (assumption: stands in
+    /// for the instance's OAuth login, which a person does in a browser).
+    pub claiming_account: String,
+    /// How long a completed set takes to be dispatched and ready (assumption: the real server takes about
+    /// a second for a few small pictures).
+    pub processing: Duration,
+    /// Faults.
+    pub faults: PanoramaxFaults,
+}
+
+impl Default for PanoramaxConfig {
+    fn default() -> Self {
+        PanoramaxConfig {
+            port: 0,
+            tokens: BTreeMap::from([
+                ("alice-token".to_string(), "alice".to_string()),
+                ("bob-token".to_string(), "bob".to_string()),
+            ]),
+            claiming_account: "alice".into(),
+            processing: Duration::from_millis(200),
+            faults: PanoramaxFaults::default(),
+        }
+    }
+}
+
+/// A file the fake holds in an upload set.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldFile {
+    /// Name it was sent under.
+    pub file_name: String,
+    /// md5 of its bytes (hex).
+    pub md5: String,
+    /// Picture id, when accepted.
+    pub picture_id: Option<String>,
+    /// Rejection reason, when refused.
+    pub rejected: Option<String>,
+    /// Rejection message and details, as `GET .../files` shows them.
+    #[serde(skip)]
+    rejection: Option<(String, Value)>,
+}
+
+/// An upload set as the fake holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldUploadSet {
+    /// Id.
+    pub id: String,
+    /// Owner (account name).
+    pub account: String,
+    /// Title.
+    pub title: String,
+    /// `estimated_nb_files`.
+    pub estimated_nb_files: Option<u64>,
+    /// `metadata`.
+    pub metadata: Value,
+    /// Completed.
+    pub completed: bool,
+    /// Files in arrival order.
+    pub files: Vec<HeldFile>,
+    /// `complete` calls received.
+    pub complete_calls: u32,
+    #[serde(skip)]
+    ready_at: Option<Instant>,
+}
+
+/// What the fake saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PanoramaxStats {
+    /// Upload sets, by id.
+    pub upload_sets: BTreeMap<String, HeldUploadSet>,
+    /// `POST /api/upload_sets` received.
+    pub creations: u32,
+    /// Picture uploads received (every attempt, answered or not).
+    pub upload_attempts: u32,
+    /// Tokens generated and whether they were claimed.
+    pub generated_tokens: u32,
+}
+
+impl PanoramaxStats {
+    /// Accepted pictures per md5, instance-wide: each must be 1.
+    pub fn stored_per_md5(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for set in self.upload_sets.values() {
+            for f in set.files.iter().filter(|f| f.picture_id.is_some()) {
+                *counts.entry(f.md5.clone()).or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
+struct Generated {
+    jwt: String,
+    account: Option<String>,
+}
+
+struct PanoramaxState {
+    tokens: BTreeMap<String, String>,
+    generated: BTreeMap<String, Generated>,
+    faults: PanoramaxFaults,
+    stats: PanoramaxStats,
+    next_id: u64,
+}
+
+struct Shared {
+    config: PanoramaxConfig,
+    state: Mutex<PanoramaxState>,
+}
+
+type Sh = Arc<Shared>;
+
+/// A running fake Panoramax. Dropping it stops the server.
+pub struct FakePanoramax {
+    shared: Sh,
+    running: Running,
+    base_url: String,
+}
+
+impl FakePanoramax {
+    /// Start on the current tokio runtime, on 127.0.0.1.
+    pub async fn start(config: PanoramaxConfig) -> io::Result<FakePanoramax> {
+        let listener = server::bind(config.port).await?;
+        let (shared, router) = build(config);
+        let running = Running::spawn(listener, router)?;
+        Ok(FakePanoramax::new(shared, running))
+    }
+
+    /// Start on a dedicated thread with its own runtime, for synchronous tests.
+    pub fn spawn_blocking_thread(config: PanoramaxConfig) -> io::Result<FakePanoramax> {
+        let (shared, running) = Running::spawn_thread("fake-panoramax", move || async move {
+            let listener = server::bind(config.port).await?;
+            let (shared, router) = build(config);
+            Ok((shared, listener, router))
+        })?;
+        Ok(FakePanoramax::new(shared, running))
+    }
+
+    fn new(shared: Sh, running: Running) -> FakePanoramax {
+        let base_url = format!("http://{}", running.addr());
+        FakePanoramax {
+            shared,
+            running,
+            base_url,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (`PANORAMAX_URL`); the API is under `/api`.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// What the fake has seen.
+    pub fn stats(&self) -> PanoramaxStats {
+        lock(&self.shared.state).stats.clone()
+    }
+
+    /// The claim pages of the generated tokens not claimed yet (what a person would open).
+    pub fn unclaimed_links(&self) -> Vec<String> {
+        lock(&self.shared.state)
+            .generated
+            .iter()
+            .filter(|(_, g)| g.account.is_none())
+            .map(|(id, _)| format!("{}/api/auth/tokens/{id}/claim", self.base_url))
+            .collect()
+    }
+
+    /// Replace the faults from now on.
+    pub fn set_faults(&self, faults: PanoramaxFaults) {
+        lock(&self.shared.state).faults = faults;
+    }
+
+    /// Stop the server.
+    pub fn shutdown(mut self) {
+        self.running.stop();
+    }
+}
+
+fn build(config: PanoramaxConfig) -> (Sh, Router) {
+    let state = PanoramaxState {
+        tokens: config.tokens.clone(),
+        generated: BTreeMap::new(),
+        faults: config.faults.clone(),
+        stats: PanoramaxStats::default(),
+        next_id: 1,
+    };
+    let shared = Arc::new(Shared {
+        config,
+        state: Mutex::new(state),
+    });
+    let router = Router::new()
+        .route("/api", get(landing))
+        .route("/api/users/me", get(me))
+        .route("/api/auth/tokens/generate", post(generate_token))
+        .route("/api/auth/tokens/:id/claim", get(claim_token))
+        .route("/api/upload_sets", post(create_upload_set))
+        .route("/api/users/me/upload_sets", get(my_upload_sets))
+        .route("/api/upload_sets/:id", get(get_upload_set))
+        .route("/api/upload_sets/:id/files", get(list_files).post(add_file))
+        .route("/api/upload_sets/:id/complete", post(complete))
+        .route("/__fake/stats", get(fake_stats))
+        .with_state(shared.clone());
+    (shared, router)
+}
+
+/// GeoVisio's error body: `{"message", "status_code", "details"?}` (`geovisio/errors.py`).
+fn error(status: u16, message: &str, extra: Value) -> Response {
+    let mut body = json!({"message": message, "status_code": status});
+    if let (Some(obj), Value::Object(more)) = (body.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response()
+}
+
+fn new_id(st: &mut PanoramaxState) -> String {
+    st.next_id += 1;
+    format!("00000000-0000-4000-8000-{:012x}", st.next_id)
+}
+
+/// The account of the request's token. `geovisio/utils/auth.py`: only `Bearer` is accepted (401 "Only
+/// Bearer token are supported"); an unknown token is 401 "Token not valid"; `geovisio/utils/tokens.py`:
+/// a generated token not yet claimed is 403.
+fn account(shared: &Sh, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(token) = value.strip_prefix("Bearer ") else {
+        return Err(Box::new(error(
+            401,
+            "Only Bearer token are supported",
+            json!({}),
+        )));
+    };
+    let st = lock(&shared.state);
+    if let Some(name) = st.tokens.get(token) {
+        return Ok(name.clone());
+    }
+    match st.generated.values().find(|g| g.jwt == token) {
+        Some(Generated {
+            account: Some(name),
+            ..
+        }) => Ok(name.clone()),
+        Some(_) => Err(Box::new(error(
+            403,
+            "Token not yet claimed, this token cannot be used yet. Either claim this token or generate a new one",
+            json!({}),
+        ))),
+        None => Err(Box::new(error(
+            401,
+            "Token not valid",
+            json!({"details": {"error": "Impossible to decode token"}}),
+        ))),
+    }
+}
+
+async fn landing() -> Json<Value> {
+    Json(json!({"id": "geovisio", "type": "Catalog", "stac_version": "1.0.0"}))
+}
+
+/// `GET /api/users/me` → `{id, name, ...}` (`geovisio/web/users.py`).
+async fn me(State(shared): State<Sh>, headers: HeaderMap) -> Response {
+    match account(&shared, &headers) {
+        Ok(name) => Json(json!({"id": format!("id-{name}"), "name": name})).into_response(),
+        Err(response) => *response,
+    }
+}
+
+/// `POST /api/auth/tokens/generate` → `{id, jwt_token, links: [{rel: "claim", href}]}`, no
+/// authentication needed (`geovisio/web/tokens.py` `generate_non_associated_token`).
+async fn generate_token(State(shared): State<Sh>, headers: HeaderMap) -> Json<Value> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let mut st = lock(&shared.state);
+    let id = new_id(&mut st);
+    let jwt = format!("generated-{id}");
+    st.generated.insert(
+        id.clone(),
+        Generated {
+            jwt: jwt.clone(),
+            account: None,
+        },
+    );
+    st.stats.generated_tokens += 1;
+    Json(json!({
+        "id": id, "jwt_token": jwt, "description": "",
+        "links": [{"rel": "claim", "type": "application/json",
+                   "href": format!("http://{host}/api/auth/tokens/{id}/claim")}],
+    }))
+}
+
+/// `GET /api/auth/tokens/<id>/claim`: associates the token with the logged-in account and answers a text
+/// when the instance has no website (`claim_non_associated_token`). The login itself is an assumption:
+/// the configured `claiming_account` is taken as logged in.
+async fn claim_token(State(shared): State<Sh>, Path(id): Path<String>) -> Response {
+    let claiming = shared.config.claiming_account.clone();
+    let mut st = lock(&shared.state);
+    match st.generated.get_mut(&id) {
+        None => error(404, "Impossible to find token", json!({})),
+        Some(g) => match &g.account {
+            Some(owner) if *owner != claiming => {
+                error(403, "Token already claimed by another account", json!({}))
+            }
+            _ => {
+                g.account = Some(claiming);
+                "You are now logged in the CLI, you can upload your pictures".into_response()
+            }
+        },
+    }
+}
+
+fn upload_set_json(shared: &Sh, set: &HeldUploadSet) -> Value {
+    let accepted: Vec<&HeldFile> = set
+        .files
+        .iter()
+        .filter(|f| f.picture_id.is_some())
+        .collect();
+    let rejected = set.files.len() - accepted.len();
+    // Dispatch happens after completion, by the background worker (`process_pictures`); a set whose files
+    // were all refused is never dispatched by the counter alone, only by an explicit `complete`
+    // (observed on geovisio 2.15.1 in-process mode; see docs/providers/panoramax.md).
+    let ready_now = set.ready_at.is_some_and(|t| Instant::now() >= t);
+    let collections: Vec<Value> = if ready_now && !accepted.is_empty() {
+        vec![json!({
+            "id": format!("coll-{}", set.id), "nb_items": accepted.len(), "ready": true,
+            "items_status": {"prepared": accepted.len(), "preparing": 0, "broken": 0, "not_processed": 0},
+        })]
+    } else {
+        Vec::new()
+    };
+    let _ = shared;
+    json!({
+        "id": set.id, "title": set.title, "completed": set.completed,
+        "dispatched": ready_now, "ready": ready_now,
+        "estimated_nb_files": set.estimated_nb_files, "metadata": set.metadata,
+        "sort_method": "time-asc", "nb_items": accepted.len(),
+        "items_status": {
+            "prepared": if ready_now { accepted.len() } else { 0 },
+            "preparing": 0, "broken": 0, "rejected": rejected,
+            "not_processed": if ready_now { 0 } else { accepted.len() },
+        },
+        "associated_collections": collections,
+        "links": [{"rel": "self", "href": format!("/api/upload_sets/{}", set.id)}],
+    })
+}
+
+/// `POST /api/upload_sets`: JSON body or 415 (`postUploadSet`); answers 200 with a `Location`.
+async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Request) -> Response {
+    let owner = match account(&shared, &headers) {
+        Ok(name) => name,
+        Err(response) => return *response,
+    };
+    let control = req.extensions().get::<ConnControl>().cloned();
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let params: Value = match serde_json::from_slice(&body) {
+        Ok(v) if is_json => v,
+        _ => {
+            return error(
+                415,
+                "Parameter for creating an UploadSet should be a valid JSON",
+                json!({}),
+            )
+        }
+    };
+    let Some(title) = params.get("title").and_then(Value::as_str) else {
+        return error(400, "Impossible to create an UploadSet", json!({}));
+    };
+    let (answer, lose) = {
+        let mut st = lock(&shared.state);
+        st.stats.creations += 1;
+        let id = new_id(&mut st);
+        let set = HeldUploadSet {
+            id: id.clone(),
+            account: owner,
+            title: title.to_string(),
+            estimated_nb_files: params.get("estimated_nb_files").and_then(Value::as_u64),
+            metadata: params.get("metadata").cloned().unwrap_or(Value::Null),
+            completed: false,
+            files: Vec::new(),
+            complete_calls: 0,
+            ready_at: None,
+        };
+        let answer = upload_set_json(&shared, &set);
+        st.stats.upload_sets.insert(id, set);
+        let lose = st.faults.lose_create_answers > 0;
+        if lose {
+            st.faults.lose_create_answers -= 1;
+        }
+        (answer, lose)
+    };
+    if lose {
+        if let Some(control) = control {
+            control.kill().await;
+        }
+    }
+    let location = format!(
+        "/api/upload_sets/{}",
+        answer["id"].as_str().unwrap_or_default()
+    );
+    (StatusCode::OK, [(header::LOCATION, location)], Json(answer)).into_response()
+}
+
+/// `GET /api/users/me/upload_sets`: the account's sets, by default those not dispatched yet
+/// (`listUserUpload`, filter `dispatched = FALSE`).
+async fn my_upload_sets(State(shared): State<Sh>, headers: HeaderMap) -> Response {
+    let owner = match account(&shared, &headers) {
+        Ok(name) => name,
+        Err(response) => return *response,
+    };
+    let st = lock(&shared.state);
+    let sets: Vec<Value> = st
+        .stats
+        .upload_sets
+        .values()
+        .filter(|s| s.account == owner)
+        .map(|s| upload_set_json(&shared, s))
+        .filter(|s| s["dispatched"] == false)
+        .collect();
+    Json(json!({"upload_sets": sets})).into_response()
+}
+
+/// `GET /api/upload_sets/<id>`: 404 when unknown (`getUploadSet`).
+async fn get_upload_set(State(shared): State<Sh>, Path(id): Path<String>) -> Response {
+    let st = lock(&shared.state);
+    match st.stats.upload_sets.get(&id) {
+        Some(set) => Json(upload_set_json(&shared, set)).into_response(),
+        None => error(404, "UploadSet doesn't exist", json!({})),
+    }
+}
+
+/// `GET /api/upload_sets/<id>/files`: every file, with `rejected {reason, severity, message}`; picture
+/// ids only for the owner (`getUploadSetFiles`).
+async fn list_files(
+    State(shared): State<Sh>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = account(&shared, &headers).ok();
+    let st = lock(&shared.state);
+    let Some(set) = st.stats.upload_sets.get(&id) else {
+        return error(404, "UploadSet doesn't exist", json!({}));
+    };
+    let owner = caller.as_deref() == Some(set.account.as_str());
+    let files: Vec<Value> = set
+        .files
+        .iter()
+        .map(|f| {
+            let mut v =
+                json!({"file_name": f.file_name, "content_md5": f.md5, "file_type": "picture"});
+            if let (Some(p), true) = (&f.picture_id, owner) {
+                v["picture_id"] = json!(p);
+            }
+            if let Some(reason) = &f.rejected {
+                let (message, details) = f.rejection.clone().unwrap_or_default();
+                v["rejected"] = json!({"reason": reason, "severity": "error", "message": message,
+                                       "details": details});
+            }
+            v
+        })
+        .collect();
+    Json(json!({"files": files})).into_response()
+}
+
+/// One part of a form: `(name, filename, bytes)`.
+type Part = (String, Option<String>, Vec<u8>);
+
+/// The parts of a `multipart/form-data` body: `(name, filename, bytes)`. Minimal (assumption: the
+/// client sends well-formed parts, as reqwest and requests do).
+fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let d = delimiter.as_bytes();
+    let find = |hay: &[u8], from: usize| {
+        hay[from..]
+            .windows(d.len())
+            .position(|w| w == d)
+            .map(|i| i + from)
+    };
+    let mut parts = Vec::new();
+    let mut at = find(body, 0)? + d.len();
+    loop {
+        if body[at..].starts_with(b"--") {
+            return Some(parts);
+        }
+        let start = at + 2; // CRLF after the delimiter
+        let headers_end = body[start..].windows(4).position(|w| w == b"\r\n\r\n")? + start;
+        let head = String::from_utf8_lossy(&body[start..headers_end]).to_string();
+        let next = find(body, headers_end + 4)?;
+        let content = body[headers_end + 4..next.saturating_sub(2)].to_vec();
+        let param = |key: &str| {
+            head.split(';').find_map(|p| {
+                p.trim()
+                    .strip_prefix(&format!("{key}=\""))
+                    .and_then(|v| v.split('"').next())
+                    .map(str::to_string)
+            })
+        };
+        parts.push((param("name")?, param("filename"), content));
+        at = next + d.len();
+    }
+}
+
+/// `POST /api/upload_sets/<id>/files` (`addFilesToUploadSet`), in its order: not multipart → 415;
+/// unknown set → 404; another account's set → 403; no `file` part or not `.jpg`/`.jpeg` → 400; same
+/// bytes already in this set → 409 `existing_item` (not recorded); same bytes in another set → 409
+/// `upload_sets` (recorded as rejected `file_duplicate`); missing EXIF → 400 `missing_fields` (recorded as
+/// `invalid_metadata`); else 202 with the file. Each recorded file counts toward `estimated_nb_files`,
+/// and the set completes itself when they match (`handle_completion`); adding to a completed set
+/// un-completes it.
+async fn add_file(
+    State(shared): State<Sh>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let control = req.extensions().get::<ConnControl>().cloned();
+    {
+        let mut st = lock(&shared.state);
+        st.stats.upload_attempts += 1;
+        if st.faults.uploads_503 > 0 {
+            st.faults.uploads_503 -= 1;
+            return error(503, "Service Unavailable", json!({}));
+        }
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if !content_type.starts_with("multipart/form-data") {
+        return error(415, "Content type should be multipart/form-data", json!({}));
+    }
+    let owner = match account(&shared, &headers) {
+        Ok(name) => name,
+        Err(response) => return *response,
+    };
+    let body: Bytes = match axum::body::to_bytes(req.into_body(), 64 << 20).await {
+        Ok(b) => b,
+        Err(_) => return error(400, "cannot read the body", json!({})),
+    };
+    let delay = lock(&shared.state).faults.upload_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let parts = multipart_parts(&content_type, &body).unwrap_or_default();
+    let (answer, lose) = {
+        let mut st = lock(&shared.state);
+        let answer = store_file(&shared, &mut st, &id, &owner, &parts);
+        let lose = answer.status().is_success() && st.faults.lose_upload_answers > 0;
+        if lose {
+            st.faults.lose_upload_answers -= 1;
+        }
+        (answer, lose)
+    };
+    if lose {
+        if let Some(control) = control {
+            control.kill().await;
+        }
+    }
+    answer
+}
+
+fn store_file(
+    shared: &Sh,
+    st: &mut PanoramaxState,
+    id: &str,
+    owner: &str,
+    parts: &[Part],
+) -> Response {
+    let picture_id = new_id(st);
+    let missing = st.faults.missing_fields.clone();
+    let Some(set) = st.stats.upload_sets.get_mut(id) else {
+        return error(404, &format!("UploadSet {id} does not exist"), json!({}));
+    };
+    if set.account != owner {
+        return error(
+            403,
+            "You're not authorized to add picture to this upload set",
+            json!({}),
+        );
+    }
+    let Some((_, Some(file_name), bytes)) = parts.iter().find(|(name, _, _)| name == "file") else {
+        return error(400, "No file was sent", json!({}));
+    };
+    let lower = file_name.to_ascii_lowercase();
+    if !(lower.ends_with(".jpg") || lower.ends_with(".jpeg")) || !bytes.starts_with(&[0xFF, 0xD8]) {
+        return error(
+            400,
+            "Picture file is either missing or in an unsupported format (should be jpg)",
+            json!({}),
+        );
+    }
+    let md5 = format!("{:x}", md5::compute(bytes));
+    if let Some(existing) = set
+        .files
+        .iter()
+        .find(|f| f.md5 == md5 && f.picture_id.is_some())
+    {
+        let existing = existing.picture_id.clone();
+        return error(
+            409,
+            "The item has already been added to this upload set",
+            json!({"existing_item": {"id": existing}}),
+        );
+    }
+    let elsewhere: Vec<Value> = st
+        .stats
+        .upload_sets
+        .values()
+        .filter(|s| s.id != id)
+        .flat_map(|s| {
+            s.files
+                .iter()
+                .filter(|f| f.md5 == md5 && f.picture_id.is_some())
+                .map(|f| json!({"existing_item_id": f.picture_id, "upload_set_id": s.id}))
+        })
+        .collect();
+    // What `GET .../files` shows for a refusal: the message, and `details` without its `error`
+    // (`addFilesToUploadSet`, `TrackedFileException` handling).
+    let (rejected, rejection, answer) = if !elsewhere.is_empty() {
+        (
+            Some("file_duplicate"),
+            Some((
+                "The same picture has already been sent in a past upload".to_string(),
+                Value::Null,
+            )),
+            error(
+                409,
+                "The same picture has already been sent in a past upload",
+                json!({"upload_sets": elsewhere}),
+            ),
+        )
+    } else if missing.contains(file_name) {
+        (
+            Some("invalid_metadata"),
+            Some((
+                "No GPS coordinates or broken coordinates in picture EXIF tags".to_string(),
+                json!({"missing_fields": ["datetime", "location"]}),
+            )),
+            error(
+                400,
+                "Impossible to parse picture metadata",
+                json!({"details": {"error": "No GPS coordinates or broken coordinates in picture EXIF tags",
+                                   "missing_fields": ["datetime", "location"]}}),
+            ),
+        )
+    } else {
+        (None, None, StatusCode::ACCEPTED.into_response())
+    };
+    let Some(set) = st.stats.upload_sets.get_mut(id) else {
+        return error(404, "UploadSet does not exist", json!({}));
+    };
+    let held = HeldFile {
+        file_name: file_name.clone(),
+        md5: md5.clone(),
+        picture_id: rejected.is_none().then(|| picture_id.clone()),
+        rejected: rejected.map(str::to_string),
+        rejection,
+    };
+    set.files.push(held);
+    set.completed = set.estimated_nb_files == Some(set.files.len() as u64);
+    if set.completed && set.files.iter().any(|f| f.picture_id.is_some()) {
+        set.ready_at = Some(Instant::now() + shared.config.processing);
+    } else if !set.completed {
+        set.ready_at = None;
+    }
+    if rejected.is_some() {
+        return answer;
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"picture_id": picture_id, "file_name": file_name, "content_md5": md5,
+                    "file_type": "picture", "size": bytes.len()}),
+        ),
+    )
+        .into_response()
+}
+
+/// `POST /api/upload_sets/<id>/complete`: 404/403 checks, marks it completed and dispatches it
+/// (`completeUploadSet`).
+async fn complete(
+    State(shared): State<Sh>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let owner = match account(&shared, &headers) {
+        Ok(name) => name,
+        Err(response) => return *response,
+    };
+    let mut st = lock(&shared.state);
+    let Some(set) = st.stats.upload_sets.get_mut(&id) else {
+        return error(404, &format!("UploadSet {id} does not exist"), json!({}));
+    };
+    if set.account != owner {
+        return error(
+            403,
+            "You're not authorized to complete this upload set",
+            json!({}),
+        );
+    }
+    set.completed = true;
+    set.complete_calls += 1;
+    if set.ready_at.is_none() {
+        set.ready_at = Some(Instant::now() + shared.config.processing);
+    }
+    let set = set.clone();
+    Json(upload_set_json(&shared, &set)).into_response()
+}
+
+async fn fake_stats(State(shared): State<Sh>) -> Json<PanoramaxStats> {
+    Json(lock(&shared.state).stats.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multipart_parts;
+
+    #[test]
+    fn reads_multipart_parts() {
+        let body = b"--B\r\nContent-Disposition: form-data; name=\"isBlurred\"\r\n\r\nfalse\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8xy\r\n--B--\r\n";
+        let parts = multipart_parts("multipart/form-data; boundary=B", body).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].2, b"false");
+        assert_eq!(parts[1].1.as_deref(), Some("a.jpg"));
+        assert_eq!(parts[1].2, b"\xff\xd8xy");
+    }
+}

@@ -1,0 +1,105 @@
+//! The Panoramax integration: uploads a sequence to a Panoramax instance (its API server is GeoVisio) as
+//! one upload set, which the server dispatches into one or more collections.
+//!
+//! Modules, one job each:
+//! - [`config`]: `.env` keys (`PANORAMAX_URL` gates the integration) and options;
+//! - [`auth`]: a token the user has, or the claim flow that needs no app registration;
+//! - [`eligibility`]: the server's own acceptance rules, predicted per file;
+//! - [`upload_set`]: the one upload set of a sequence, found again after any crash;
+//! - [`upload`] + [`multipart`]: pictures sent in parallel, streamed from disk;
+//! - [`pipeline`]: the run, completion, and the record `mtp status` shows;
+//! - [`api`]: the HTTP calls; [`retrying`]: the only use of the SDK's retry API; [`state`]: what is
+//!   persisted.
+//!
+//! # Guarantees
+//! - A sequence has one upload set: its id is committed before the first picture is sent, and a creation
+//!   whose answer was lost is found again by the nonce written before it was sent.
+//! - A picture is never stored twice: the server's file list says what it holds, and a picture sent again
+//!   after a lost answer is answered 409 for the same upload set, which counts as accepted.
+//! - Memory does not depend on file or sequence size: pictures are streamed in 256 KiB chunks.
+//! - The token travels only in `Authorization` headers; it is never logged or shown.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod eligibility;
+pub mod multipart;
+pub mod pipeline;
+pub mod retrying;
+pub mod state;
+pub mod upload;
+pub mod upload_set;
+
+use plugin_api::manifest::EnvKeyHelp;
+use plugin_api::prelude::*;
+
+use crate::api::Api;
+use crate::config::Config;
+
+/// The integration.
+#[derive(Debug, Default)]
+pub struct Panoramax;
+
+#[plugin_api::async_trait]
+impl Integration for Panoramax {
+    fn manifest(&self) -> Manifest {
+        Manifest {
+            id: "panoramax".into(),
+            name: "Panoramax".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Uploads sequences to a Panoramax instance as upload sets".into(),
+            api_version: String::new(),
+            required_env: vec![config::ENV_URL.into()],
+            optional_env: vec![
+                config::ENV_RETRY_BASE_MS.into(),
+                config::ENV_CLAIM_TIMEOUT_SECS.into(),
+                config::ENV_CLAIM_POLL_MS.into(),
+            ],
+            env_help: vec![
+                EnvKeyHelp::new(
+                    config::ENV_URL,
+                    "The Panoramax instance to upload to (its root URL; the API is under /api).",
+                )
+                .example("https://panoramax.openstreetmap.fr"),
+                EnvKeyHelp::new(config::ENV_RETRY_BASE_MS, "First retry delay in ms.")
+                    .default_value("500"),
+                EnvKeyHelp::new(
+                    config::ENV_CLAIM_TIMEOUT_SECS,
+                    "How long `mtp auth panoramax` waits for you to claim the generated token, in seconds.",
+                )
+                .default_value("600"),
+                EnvKeyHelp::new(config::ENV_CLAIM_POLL_MS, "How often the claim is polled, in ms.")
+                    .default_value("2000"),
+            ],
+            ..Manifest::default()
+        }
+    }
+
+    fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
+        match eligibility::refusal(sequence) {
+            Some(reason) => Eligibility::not_eligible(reason),
+            None => Eligibility::eligible(),
+        }
+    }
+
+    async fn authorize(
+        &self,
+        ctx: &Context,
+        request: AuthRequest,
+    ) -> Result<AuthOutcome, PluginError> {
+        let api = Api::new(Config::from_context(ctx)?)?;
+        auth::authorize(&api, ctx, request).await
+    }
+
+    async fn auth_status(&self, ctx: &Context) -> Result<AuthStatus, PluginError> {
+        auth::status(ctx)
+    }
+
+    async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
+        pipeline::run(ctx, request).await
+    }
+}
+
+plugin_api::export_plugin!(Panoramax);

@@ -1,0 +1,176 @@
+//! One `run`: find or create the upload set, send what the server lacks, complete the set, and report
+//! where it stands; or, in a re-check, only look at the set.
+
+use std::collections::BTreeMap;
+
+use plugin_api::prelude::*;
+
+use crate::api::{Api, UploadSet};
+use crate::config::{self, Config};
+use crate::state::{SequenceStore, TOKEN_SECRET};
+use crate::upload::{self, rejection_line, Tally};
+use crate::upload_set;
+
+fn token(ctx: &Context) -> Result<String, PluginError> {
+    ctx.secret(TOKEN_SECRET)?.ok_or_else(|| {
+        PluginError::auth(
+            "not authorised with Panoramax: run `mtp auth panoramax` (or --token JWT)",
+        )
+    })
+}
+
+/// Runs the integration on one sequence.
+pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
+    let config = Config::from_context(ctx)?;
+    let api = Api::new(config.clone())?.with_token(&token(ctx)?);
+    let store = SequenceStore::new(ctx, &request.sequence.id);
+    if request.mode == RunMode::Recheck {
+        return recheck(ctx, &api, &store).await;
+    }
+    if request.dry_run {
+        let me = api.me(ctx).await?.ok_or_else(|| {
+            PluginError::auth("Panoramax refused the stored token: run `mtp auth panoramax` again")
+        })?;
+        return Ok(RunOutcome::new(
+            SequenceState::DryRun,
+            format!(
+                "would upload {} pictures to {} as {}",
+                request.sequence.images.len(),
+                config.url,
+                me.name
+            ),
+        ));
+    }
+    let set = upload_set::ensure(ctx, &api, &store, &request.sequence).await?;
+    let tally = upload::send_all(
+        ctx,
+        &api,
+        &store,
+        &set.id,
+        &request.sequence,
+        config::jobs(&request),
+    )
+    .await?;
+    let set = match api.upload_set(ctx, &set.id).await? {
+        Some(set) => set,
+        None => return Ok(vanished(&set.id)),
+    };
+    // The server completes a set by itself when as many files arrived as announced; but a set whose
+    // files were all refused is never dispatched unless completed explicitly, and a set announced with
+    // more files than arrived waits forever.
+    let set = if !set.completed || (tally.accepted.is_empty() && !set.dispatched) {
+        ctx.progress(ProgressEvent::Step {
+            step: "complete".into(),
+            message: Some(format!("completing upload set {}", set.id)),
+        });
+        api.complete(ctx, &set.id).await?
+    } else {
+        set
+    };
+    Ok(outcome(&config, &set, Some(&tally)))
+}
+
+async fn recheck(
+    ctx: &Context,
+    api: &Api,
+    store: &SequenceStore<'_>,
+) -> Result<RunOutcome, PluginError> {
+    let Some(id) = store.set()?.and_then(|r| r.id) else {
+        return Ok(RunOutcome::new(
+            SequenceState::Pending,
+            "no Panoramax upload set yet: run mtp upload",
+        ));
+    };
+    match api.upload_set(ctx, &id).await? {
+        Some(set) => {
+            let tally = upload::tally_of(api.files(ctx, &id).await?);
+            Ok(outcome(&api.config, &set, Some(&tally)))
+        }
+        None => Ok(vanished(&id)),
+    }
+}
+
+fn vanished(id: &str) -> RunOutcome {
+    let mut outcome = RunOutcome::new(
+        SequenceState::Failed,
+        format!("Panoramax upload set {id} no longer exists (deleted on the server)"),
+    );
+    outcome.next_action = Some("run mtp upload again to start a new upload set".into());
+    outcome
+}
+
+/// The record `mtp status` shows for the set's current state.
+pub fn outcome(config: &Config, set: &UploadSet, tally: Option<&Tally>) -> RunOutcome {
+    let mut keys = BTreeMap::new();
+    keys.insert("upload_set_id".to_string(), set.id.clone());
+    let rejected_lines: Vec<String> = tally
+        .map(|t| {
+            t.rejected
+                .iter()
+                .map(|(name, r)| rejection_line(name, r))
+                .collect()
+        })
+        .unwrap_or_default();
+    let refused = if rejected_lines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} refused: {}",
+            rejected_lines.len(),
+            rejected_lines.join(" | ")
+        )
+    };
+    if set.ready {
+        let ids: Vec<&str> = set
+            .associated_collections
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        let pictures: u64 = set.associated_collections.iter().map(|c| c.nb_items).sum();
+        if ids.is_empty() {
+            let all_duplicates = tally.is_some_and(|t| {
+                !t.rejected.is_empty() && t.rejected.values().all(|r| r.reason == "file_duplicate")
+            });
+            let mut outcome = RunOutcome::new(
+                if all_duplicates {
+                    SequenceState::Published
+                } else {
+                    SequenceState::Failed
+                },
+                format!(
+                    "Panoramax kept no picture of upload set {}{refused}",
+                    set.id
+                ),
+            );
+            outcome.keys = keys;
+            return outcome;
+        }
+        keys.insert("collection_ids".to_string(), ids.join(","));
+        keys.insert("viewer".to_string(), config.viewer_link(ids[0]));
+        let mut outcome = RunOutcome::new(
+            SequenceState::Published,
+            format!(
+                "published on Panoramax: {pictures} pictures in {} collection(s) {}{refused}",
+                ids.len(),
+                ids.join(", ")
+            ),
+        );
+        outcome.keys = keys;
+        return outcome;
+    }
+    let status = set.items_status.clone().unwrap_or_default();
+    let mut outcome = RunOutcome::new(
+        SequenceState::Unpublished,
+        format!(
+            "Panoramax is processing upload set {}: {} prepared, {} preparing, {} waiting{}{refused}",
+            set.id,
+            status.prepared,
+            status.preparing.unwrap_or(0),
+            status.not_processed.unwrap_or(0),
+            if set.dispatched { "" } else { " (not dispatched yet)" }
+        ),
+    );
+    outcome.keys = keys;
+    outcome.next_action = Some("run mtp status later to see it published".into());
+    outcome
+}

@@ -1,0 +1,91 @@
+//! Finding or creating the one upload set of a sequence.
+//!
+//! The record is written with a fresh nonce before `POST /api/upload_sets`, and with the id as soon as the
+//! answer arrives, before any picture is sent. A run that finds a nonce without an id (the process died,
+//! or the answer was lost, between the two) looks the set up among the account's open upload sets by that
+//! nonce before creating one, so a sequence never gets a second upload set.
+
+use plugin_api::prelude::*;
+use plugin_api::serde_json::Value;
+
+use crate::api::{self, Api, UploadSet};
+use crate::state::{SequenceStore, SetRecord};
+
+/// The sequence's upload set, created if it has none.
+pub async fn ensure(
+    ctx: &Context,
+    api: &Api,
+    store: &SequenceStore<'_>,
+    sequence: &SequenceDescriptor,
+) -> Result<UploadSet, PluginError> {
+    let record = match store.set()? {
+        Some(SetRecord { id: Some(id), .. }) => match api.upload_set(ctx, &id).await? {
+            Some(set) => return Ok(set),
+            None => {
+                // Deleted on the server (by the user, on the website): start again, saying so.
+                ctx.warn(format!(
+                    "Panoramax upload set {id} of this sequence no longer exists; starting a new one"
+                ));
+                store.clear()?;
+                new_record(store)?
+            }
+        },
+        Some(record) => {
+            if let Some(found) = find_by_nonce(ctx, api, &record.nonce).await? {
+                store.put_set(&SetRecord {
+                    nonce: record.nonce,
+                    id: Some(found.id.clone()),
+                })?;
+                return Ok(found);
+            }
+            record
+        }
+        None => new_record(store)?,
+    };
+    let body = api::upload_set_body(
+        &sequence.name,
+        sequence.images.len(),
+        &record.nonce,
+        &sequence.id,
+    );
+    let set = match api.create_upload_set(ctx, &body).await {
+        Ok(set) => set,
+        // The request left and no answer came: the set may exist. Look before anything else.
+        Err(err) if err.kind == ErrorKind::Transient => {
+            match find_by_nonce(ctx, api, &record.nonce).await? {
+                Some(found) => found,
+                None => return Err(err),
+            }
+        }
+        Err(err) => return Err(err),
+    };
+    store.put_set(&SetRecord {
+        nonce: record.nonce,
+        id: Some(set.id.clone()),
+    })?;
+    ctx.info(format!("created Panoramax upload set {}", set.id));
+    Ok(set)
+}
+
+fn new_record(store: &SequenceStore<'_>) -> Result<SetRecord, PluginError> {
+    let record = SetRecord {
+        nonce: plugin_api::sdk::redirect::random_state(),
+        id: None,
+    };
+    store.put_set(&record)?;
+    Ok(record)
+}
+
+async fn find_by_nonce(
+    ctx: &Context,
+    api: &Api,
+    nonce: &str,
+) -> Result<Option<UploadSet>, PluginError> {
+    Ok(api.my_open_upload_sets(ctx).await?.into_iter().find(|set| {
+        set.metadata
+            .as_ref()
+            .and_then(|m| m.get("mtp_nonce"))
+            .and_then(Value::as_str)
+            == Some(nonce)
+    }))
+}
