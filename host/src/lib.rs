@@ -2,11 +2,15 @@
 //! chains them, and runs sequences through them while persisting state.
 
 pub mod authorize;
+pub mod checkpoint;
 pub mod env;
+pub mod exclusive;
 pub mod loader;
+pub mod lock;
 pub mod registry;
 pub mod runner;
 pub mod services;
+pub mod signals;
 pub mod state;
 pub mod table;
 

@@ -1,10 +1,11 @@
 //! `mtp upload DIR...`: every enabled, eligible integration, in chain order, for each sequence.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use mtp_host::exclusive::LockedRunError;
 use mtp_host::runner::IntegrationRun;
 use plugin_api::protocol::RunMode;
 use plugin_api::sequence::SequenceDescriptor;
@@ -87,14 +88,10 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     }
     for descriptor in ready {
-        session.progress.start_sequence(&descriptor.id);
-        let runs = session.runtime.block_on(session.runner.run_sequence(
-            &descriptor,
-            RunMode::Upload,
-            args.dry_run,
-            &options,
-        ))?;
-        session.progress.finish();
+        let Some(runs) = run_exclusive(&session, global, &descriptor, args, &options)? else {
+            failed = true;
+            continue;
+        };
         for run in runs {
             if run.error.is_some() {
                 failed = true;
@@ -102,11 +99,40 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
             report_run(&session, global, &descriptor, &run);
         }
     }
+    if let Some(code) = session.stop.exit_code() {
+        return Ok(ExitCode::from(code));
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Runs one sequence holding its lock; `None` (after saying so) when another process holds it.
+fn run_exclusive(
+    session: &Session,
+    global: &GlobalArgs,
+    descriptor: &SequenceDescriptor,
+    args: &UploadArgs,
+    options: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<Vec<IntegrationRun>>> {
+    session.progress.start_sequence(&descriptor.id);
+    let result = session.runtime.block_on(session.runner.run_sequence_locked(
+        descriptor,
+        RunMode::Upload,
+        args.dry_run,
+        options,
+    ));
+    session.progress.finish();
+    match result {
+        Ok(runs) => Ok(Some(runs)),
+        Err(LockedRunError::Lock(err)) => {
+            report_error(session, global, Path::new(&descriptor.root), &err.to_string());
+            Ok(None)
+        }
+        Err(LockedRunError::State(err)) => Err(err.into()),
+    }
 }
 
 /// Reads and validates one sequence directory; the error is a message for the user.
