@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod attempts;
 mod auth;
 mod bundle;
 mod classify;
@@ -48,6 +49,7 @@ mod lookup;
 mod outcome;
 mod outgoing;
 mod pipeline;
+mod prepublish;
 mod progress;
 mod publish;
 mod split;
