@@ -412,7 +412,7 @@ fn overlapping_cameras_and_photos_already_on_mapillary_get_their_own_keys() {
         &dir.path().join("cam-b"),
         "Camera B",
         GenerateOptions {
-            seed: base.seed + 1,
+            seed: 500,
             start_time_ms: base.start_time_ms + 500,
             ..base.clone()
         },
