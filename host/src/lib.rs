@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod checkpoint;
+pub mod drift;
 pub mod env;
 pub mod exclusive;
 pub mod loader;

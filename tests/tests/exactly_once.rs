@@ -591,3 +591,67 @@ fn kills_signals_and_lost_state_never_publish_twice() {
         by_content.values().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn images_added_after_publishing_are_reported_and_sent_only_on_request() {
+    let world = World::new(MapillaryConfig::default());
+    world.authorise();
+    let mut counts = Counts::default();
+    let dir = world.dir("grown");
+    let first = generate(&dir, "Grown", nth(90, 6));
+    world.finish(&[&first], &mut counts);
+    world.assert_exactly_once(&[&first]);
+    let before = world.mapillary.stats();
+
+    // The same generator with more images: the first six are the same, two are new.
+    let grown = generate(&dir, "Grown", nth(90, 8));
+    let added: BTreeSet<i64> = grown.times.difference(&first.times).copied().collect();
+    assert_eq!(added.len(), 2);
+    let status = text(&world.run(&["status"]));
+    eprintln!("mtp status after adding images:\n{status}");
+    assert!(status.contains("the folder changed since the last run (2 added"), "{status}");
+    let out = world.run(&["upload", dir.to_str().unwrap()]);
+    let said = text(&out);
+    eprintln!("mtp upload after adding images:\n{said}");
+    assert!(
+        said.contains("the folder changed since it was published: 2 added"),
+        "{said}"
+    );
+    assert!(said.contains("--add-new-images"), "{said}");
+    assert_eq!(
+        world.mapillary.stats().finish_upload_calls,
+        before.finish_upload_calls,
+        "nothing is published without the flag"
+    );
+
+    let out = world.run(&["upload", "--add-new-images", dir.to_str().unwrap()]);
+    let said = text(&out);
+    eprintln!("mtp upload --add-new-images:\n{said}");
+    assert!(out.status.success(), "{said}");
+    let stats = world.mapillary.stats();
+    let uploaded = stats.uploaded_sequences();
+    assert_eq!(uploaded.len(), 2, "one additional sequence");
+    assert!(uploaded.iter().any(|s| times_of(s) == first.times));
+    let extra = uploaded
+        .iter()
+        .find(|s| times_of(s) == added)
+        .expect("the additional sequence holds exactly the added images");
+    // Nothing published was sent again.
+    for (key, entity) in &before.entities {
+        assert_eq!(
+            stats.entities[key].bytes_received_total, entity.bytes_received_total,
+            "{key} was sent again"
+        );
+    }
+    let rows = world.status_rows(&mut counts);
+    let row = rows
+        .iter()
+        .find(|r| r["integration"] == "mapillary")
+        .unwrap();
+    assert_eq!(row["keys"]["added_sequence_key"], extra.key.as_str(), "{row}");
+    // A repeated run sends nothing more.
+    let again = world.run(&["upload", "--add-new-images", dir.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(world.mapillary.stats().uploaded_sequences().len(), 2);
+    world.assert_exactly_once(&[&first]);
+}

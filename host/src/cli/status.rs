@@ -23,7 +23,16 @@ struct StatusRow {
     progress: Option<plugin_api::protocol::Progress>,
     last_error: Option<String>,
     next_action: Option<String>,
+    /// Set when the sequence's folder changed since its last run (files added, removed, resized).
+    folder_changed: Option<String>,
     updated_at: String,
+}
+
+/// What changed in the folder of `sequence_id` since its last run, if anything.
+fn folder_change(session: &Session, sequence_id: &str) -> Option<String> {
+    let json = session.runner.store().descriptor(sequence_id).ok()??;
+    let descriptor = serde_json::from_str(&json).ok()?;
+    mtp_host::drift::drift(&descriptor).describe()
 }
 
 /// Re-checks sequences left waiting (except those in `except`), reporting errors.
@@ -54,6 +63,7 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
         .records()?
         .into_iter()
         .map(|record| {
+            let changed = folder_change(&session, &record.sequence_id);
             let stored = StoredRecord::from_json(&record.outcome_json);
             let outcome = stored.outcome.unwrap_or_else(|| {
                 plugin_api::protocol::RunOutcome::new(
@@ -72,6 +82,7 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
                 progress: outcome.progress,
                 last_error: stored.last_error.map(|e| e.message),
                 next_action: outcome.next_action,
+                folder_changed: changed,
                 updated_at: record.updated_at,
             }
         })
@@ -103,6 +114,9 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
             }
             if let Some(next) = &r.next_action {
                 detail = format!("{detail}; next: {next}");
+            }
+            if let Some(changed) = &r.folder_changed {
+                detail = format!("{detail}; {changed}");
             }
             vec![
                 r.name.clone(),

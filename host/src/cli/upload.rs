@@ -32,6 +32,10 @@ pub(crate) struct UploadArgs {
     /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through).
     #[arg(long)]
     republish: bool,
+    /// For a sequence already published: send the images added to its folder since, as an additional
+    /// sequence (nothing published is sent again).
+    #[arg(long)]
+    add_new_images: bool,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -45,6 +49,7 @@ impl UploadArgs {
             skip_invalid: false,
             jobs: 4,
             republish: false,
+            add_new_images: false,
             overrides: OverrideArgs {
                 name: None,
                 description: None,
@@ -61,6 +66,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     let mut options = serde_json::Map::new();
     options.insert("jobs".into(), args.jobs.into());
     options.insert("republish".into(), args.republish.into());
+    options.insert("add_new_images".into(), args.add_new_images.into());
     let mut failed = false;
     // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
     // before the user has seen the problems, and so the re-check below can skip these sequences.

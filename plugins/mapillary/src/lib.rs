@@ -41,6 +41,7 @@ mod api;
 mod attempts;
 mod auth;
 mod bundle;
+mod changes;
 mod classify;
 mod config;
 mod error;

@@ -238,7 +238,11 @@ impl<'a> Run<'a> {
         let token = auth::token(self.ctx)?;
         let mut parts = self.parts(&plan)?;
         self.find_keys(&plan, &mut parts, &token).await?;
-        self.summarize(&plan, &parts, &token)
+        let outcome = self.summarize(&plan, &parts, &token)?;
+        if outcome.state == SequenceState::Published {
+            return crate::changes::report_or_send(self.ctx, self.request, &plan, outcome).await;
+        }
+        Ok(outcome)
     }
 
     /// The plan to follow: the stored one once publishing has begun (published parts cannot change),
@@ -290,7 +294,8 @@ impl<'a> Run<'a> {
             let parts = self.parts(&stored)?;
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
                 let token = auth::token(self.ctx)?;
-                return self.summarize(&stored, &parts, &token);
+                let outcome = self.summarize(&stored, &parts, &token)?;
+                return crate::changes::report_or_send(self.ctx, self.request, &stored, outcome).await;
             }
         }
         step(self.ctx, "validate", "checking the sequence");
