@@ -86,9 +86,10 @@ pub fn lock_path(state_dir: &Path, sequence_id: &str) -> PathBuf {
         })
         .take(48)
         .collect();
-    state_dir
-        .join("locks")
-        .join(format!("{safe}-{:016x}.lock", fnv1a(sequence_id.as_bytes())))
+    state_dir.join("locks").join(format!(
+        "{safe}-{:016x}.lock",
+        fnv1a(sequence_id.as_bytes())
+    ))
 }
 
 /// FNV-1a, 64 bit: a stable hash for file names (not for security).

@@ -254,7 +254,8 @@ impl World {
                 misattributed += 1;
             }
             assert_eq!(
-                row["keys"]["sequence_key"], key.as_str(),
+                row["keys"]["sequence_key"],
+                key.as_str(),
                 "{} has its own key",
                 local.name
             );
@@ -272,7 +273,10 @@ impl World {
             if records[0].name != local.name {
                 misattributed += 1;
             }
-            assert_eq!(records[0].name, local.name, "MTPW's record has the right name");
+            assert_eq!(
+                records[0].name, local.name,
+                "MTPW's record has the right name"
+            );
         }
         // MTPW never holds a key that is not one of our own sequences.
         let ours: BTreeSet<&str> = stats
@@ -283,7 +287,10 @@ impl World {
             .collect();
         for record in &mtpw.sequences {
             if let Some(key) = &record.sequence_key {
-                assert!(ours.contains(key.as_str()), "MTPW got a foreign key: {record:?}");
+                assert!(
+                    ours.contains(key.as_str()),
+                    "MTPW got a foreign key: {record:?}"
+                );
             }
         }
         (duplicates, misattributed)
@@ -316,7 +323,11 @@ fn concurrent_runs_with_kills_publish_each_sequence_once() {
     let mut all: Vec<Local> = Vec::new();
     for round in 0..4u64 {
         counts.rounds += 1;
-        let x = generate(&world.dir(&format!("x{round}")), &format!("X{round}"), nth(2 * round, 8));
+        let x = generate(
+            &world.dir(&format!("x{round}")),
+            &format!("X{round}"),
+            nth(2 * round, 8),
+        );
         let y = generate(
             &world.dir(&format!("y{round}")),
             &format!("Y{round}"),
@@ -337,7 +348,10 @@ fn concurrent_runs_with_kills_publish_each_sequence_once() {
             let out = wait(child);
             if i != victim && text(&out).contains("already being worked on by process") {
                 counts.refused_as_busy += 1;
-                assert!(!out.status.success(), "a refused run says so in its exit code");
+                assert!(
+                    !out.status.success(),
+                    "a refused run says so in its exit code"
+                );
             }
         }
         world.status_rows(&mut counts);
@@ -387,7 +401,10 @@ fn a_second_run_of_a_busy_sequence_stops_at_once_naming_the_first() {
     eprintln!("second run said: {said}");
     assert!(!second.status.success(), "{said}");
     assert!(
-        said.contains(&format!("already being worked on by process {}", first.id())),
+        said.contains(&format!(
+            "already being worked on by process {}",
+            first.id()
+        )),
         "{said}"
     );
     assert!(said.contains("upload since"), "{said}");
@@ -538,7 +555,10 @@ fn kills_signals_and_lost_state_never_publish_twice() {
         }
         assert_eq!(out.status.code(), Some(code), "{}", text(&out));
         let rows = world.status_rows(&mut counts);
-        assert!(rows.iter().any(|r| r["integration"] == "mapillary"), "{rows:?}");
+        assert!(
+            rows.iter().any(|r| r["integration"] == "mapillary"),
+            "{rows:?}"
+        );
     }
 
     // The publish answers 500 without publishing: outcome unknown; status says so and what to do;
@@ -577,12 +597,20 @@ fn kills_signals_and_lost_state_never_publish_twice() {
     let state = world.home.path().join("state");
     std::fs::remove_dir_all(&state).unwrap();
     world.authorise();
-    let before = world.mapillary.stats().finish_upload_calls_by_content.clone();
+    let before = world
+        .mapillary
+        .stats()
+        .finish_upload_calls_by_content
+        .clone();
     let out = world.run(&["upload", s.dir.to_str().unwrap()]);
     eprintln!("upload after the state was deleted: {}", text(&out));
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("adopted"), "{}", text(&out));
-    let after = world.mapillary.stats().finish_upload_calls_by_content.clone();
+    let after = world
+        .mapillary
+        .stats()
+        .finish_upload_calls_by_content
+        .clone();
     assert_eq!(before, after, "no finish_upload after the state was lost");
     let (duplicates, misattributed) = world.assert_exactly_once(&[&s]);
     let by_content: BTreeMap<String, u32> = after;
@@ -609,7 +637,10 @@ fn images_added_after_publishing_are_reported_and_sent_only_on_request() {
     assert_eq!(added.len(), 2);
     let status = text(&world.run(&["status"]));
     eprintln!("mtp status after adding images:\n{status}");
-    assert!(status.contains("the folder changed since the last run (2 added"), "{status}");
+    assert!(
+        status.contains("the folder changed since the last run (2 added"),
+        "{status}"
+    );
     let out = world.run(&["upload", dir.to_str().unwrap()]);
     let said = text(&out);
     eprintln!("mtp upload after adding images:\n{said}");
@@ -648,7 +679,11 @@ fn images_added_after_publishing_are_reported_and_sent_only_on_request() {
         .iter()
         .find(|r| r["integration"] == "mapillary")
         .unwrap();
-    assert_eq!(row["keys"]["added_sequence_key"], extra.key.as_str(), "{row}");
+    assert_eq!(
+        row["keys"]["added_sequence_key"],
+        extra.key.as_str(),
+        "{row}"
+    );
     // A repeated run sends nothing more.
     let again = world.run(&["upload", "--add-new-images", dir.to_str().unwrap()]);
     assert!(again.status.success(), "{}", text(&again));

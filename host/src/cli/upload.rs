@@ -134,7 +134,12 @@ fn run_exclusive(
     match result {
         Ok(runs) => Ok(Some(runs)),
         Err(LockedRunError::Lock(err)) => {
-            report_error(session, global, Path::new(&descriptor.root), &err.to_string());
+            report_error(
+                session,
+                global,
+                Path::new(&descriptor.root),
+                &err.to_string(),
+            );
             Ok(None)
         }
         Err(LockedRunError::State(err)) => Err(err.into()),

@@ -44,7 +44,10 @@ mod tests {
     fn manifest_session_keys_are_fresh() {
         let (a, b) = (fresh_manifest_key(), fresh_manifest_key());
         assert_ne!(a, b);
-        assert!(a.starts_with("uuid_") && a.ends_with(".json") && a.len() == 42, "{a}");
+        assert!(
+            a.starts_with("uuid_") && a.ends_with(".json") && a.len() == 42,
+            "{a}"
+        );
     }
 
     #[test]

@@ -71,7 +71,12 @@ pub fn diff(plan: &Plan, sequence: &SequenceDescriptor) -> Changes {
     let sent: BTreeMap<&str, i64> = plan
         .parts
         .iter()
-        .flat_map(|p| p.images.iter().map(String::as_str).zip(p.times.iter().copied()))
+        .flat_map(|p| {
+            p.images
+                .iter()
+                .map(String::as_str)
+                .zip(p.times.iter().copied())
+        })
         .collect();
     let now: BTreeMap<&str, i64> = sequence
         .images
@@ -156,7 +161,9 @@ pub async fn report_or_send(
         added.state.as_str()
     ));
     if let Some(key) = added.keys.get("sequence_key") {
-        outcome.keys.insert("added_sequence_key".into(), key.clone());
+        outcome
+            .keys
+            .insert("added_sequence_key".into(), key.clone());
     }
     if added.state != SequenceState::Published {
         outcome.state = added.state;

@@ -295,7 +295,8 @@ impl<'a> Run<'a> {
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
                 let token = auth::token(self.ctx)?;
                 let outcome = self.summarize(&stored, &parts, &token)?;
-                return crate::changes::report_or_send(self.ctx, self.request, &stored, outcome).await;
+                return crate::changes::report_or_send(self.ctx, self.request, &stored, outcome)
+                    .await;
             }
         }
         step(self.ctx, "validate", "checking the sequence");
@@ -334,7 +335,9 @@ impl<'a> Run<'a> {
                 Err(err) => return Err(err),
             };
             preuploaded = progress.files_total > 0
-                && uploader.found_complete.load(std::sync::atomic::Ordering::Relaxed)
+                && uploader
+                    .found_complete
+                    .load(std::sync::atomic::Ordering::Relaxed)
                     == progress.files_total;
             for &index in &to_send {
                 match self

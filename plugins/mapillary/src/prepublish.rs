@@ -77,7 +77,9 @@ pub fn remember_before(
 ) -> Result<()> {
     let mut all = known_before(ctx, sequence_id, index)?;
     all.extend(seen.iter().cloned());
-    Ok(ctx.state().put_json(&before_key(sequence_id, index), &all)?)
+    Ok(ctx
+        .state()
+        .put_json(&before_key(sequence_id, index), &all)?)
 }
 
 /// What the look before publishing found.

@@ -614,7 +614,11 @@ async fn a_publication_that_never_arrives_fails_after_the_deadline() {
         .min()
         .unwrap_or(0);
     assert_eq!(
-        stats.entities.keys().filter(|k| k.starts_with("uuid_")).count(),
+        stats
+            .entities
+            .keys()
+            .filter(|k| k.starts_with("uuid_"))
+            .count(),
         2
     );
     assert_eq!(
