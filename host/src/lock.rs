@@ -92,6 +92,15 @@ pub fn lock_path(state_dir: &Path, sequence_id: &str) -> PathBuf {
     ))
 }
 
+/// Creates `dir` readable by the user only, like the rest of the state directory.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// FNV-1a, 64 bit: a stable hash for file names (not for security).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -112,15 +121,13 @@ impl SequenceLock {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            create_private_dir(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io)?;
         if !FileExt::try_lock_exclusive(&file).map_err(io)? {
             return Err(LockError::Busy {
                 sequence_id: sequence_id.to_string(),
@@ -185,6 +192,17 @@ mod tests {
         assert_ne!(other.path(), held.path());
         drop(held);
         SequenceLock::try_acquire(dir.path(), "seq/1", "re-check").unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn lock_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let lock = SequenceLock::try_acquire(dir.path(), "s", "upload").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o077;
+        assert_eq!(mode(lock.path()), 0);
+        assert_eq!(mode(lock.path().parent().unwrap()), 0);
     }
 
     #[test]

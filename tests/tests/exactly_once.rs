@@ -452,6 +452,38 @@ fn overlapping_cameras_and_photos_already_on_mapillary_get_their_own_keys() {
         eprintln!("upload {}: {}", local.name, text(&out));
         world.status_rows(&mut counts);
     }
+    // Three processes re-check the same waiting sequences at once: each sequence is re-checked (and
+    // imported into MTPW) by one of them only.
+    for _ in 0..3 {
+        let checks: Vec<Child> = (0..3)
+            .map(|_| {
+                world
+                    .mtp()
+                    .args(["status", "--json"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        counts.concurrent_runs += 3;
+        for check in checks {
+            let out = wait(check);
+            assert!(out.status.success(), "{}", text(&out));
+        }
+        let mtpw = world.mtpw.stats();
+        let keys: Vec<&String> = mtpw
+            .sequences
+            .iter()
+            .filter_map(|s| s.sequence_key.as_ref())
+            .collect();
+        let distinct: BTreeSet<&String> = keys.iter().copied().collect();
+        assert_eq!(
+            keys.len(),
+            distinct.len(),
+            "one MTPW record per key: {keys:?}"
+        );
+    }
     world.finish(&[&cam_a, &cam_b, &cam_c], &mut counts);
     let (duplicates, misattributed) = world.assert_exactly_once(&[&cam_a, &cam_b, &cam_c]);
     let mtpw = world.mtpw.stats();

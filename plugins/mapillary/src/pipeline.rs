@@ -628,7 +628,7 @@ impl<'a> Run<'a> {
                 Choice::Found(key) if !crate::prepublish::verified(&ours, candidates.get(&key)) => {
                     // Close in time, but not our images at our places: recorded, not guessed.
                     self.ctx.warn(format!(
-                        "part {}: Mapillary sequence {key} is near in time but does not hold these                          images at their capture times and places; not assigned (looked at again later)",
+                        "part {}: Mapillary sequence {key} is near in time but does not hold these images at their capture times and places; not assigned (looked at again later)",
                         index + 1
                     ));
                     part.ambiguous = vec![key];

@@ -177,7 +177,7 @@ pub async fn survey_parts(
         match judge_survey(&ours, &candidates, &held) {
             Survey::AlreadyThere(key) if mode.may_adopt => {
                 let note = format!(
-                    "part {} is already on Mapillary as sequence {key} (every image at the same time                      and place): adopted, not published again (mtp upload --republish publishes it anyway)",
+                    "part {} is already on Mapillary as sequence {key} (every image at the same time and place): adopted, not published again (mtp upload --republish publishes it anyway)",
                     index + 1
                 );
                 ctx.info(note.clone());
@@ -192,7 +192,7 @@ pub async fn survey_parts(
             }
             Survey::Duplicated(keys) if mode.may_adopt => {
                 let note = format!(
-                    "part {} is already on Mapillary more than once ({}): not published again, no key                      assigned; delete the extra copies on Mapillary, then run mtp status",
+                    "part {} is already on Mapillary more than once ({}): not published again, no key assigned; delete the extra copies on Mapillary, then run mtp status",
                     index + 1,
                     keys.join(", ")
                 );
