@@ -9,11 +9,16 @@
 
 pub mod authorize;
 pub mod chain_check;
+pub mod checkpoint;
+pub mod drift;
 pub mod env;
+pub mod exclusive;
 pub mod loader;
+pub mod lock;
 pub mod options;
 pub mod registry;
 pub mod runner;
 pub mod services;
+pub mod signals;
 pub mod state;
 pub mod table;

@@ -84,6 +84,11 @@ impl Runner {
         &self.store
     }
 
+    /// The state directory (where `state.db` and the sequence locks live).
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        crate::exclusive::state_dir_of(&self.store)
+    }
+
     fn services(&self, integration: &LoadedPlugin, sequence_id: Option<&str>) -> PluginServices {
         let mut services = PluginServices::new(
             integration.id(),
@@ -301,14 +306,21 @@ impl Runner {
                 previous: previous.clone(),
                 options: options.for_integration(&integration.manifest),
             };
+            let checkpoint = self.checkpoint(sequence, &id, records.get(&id));
             let result = integration
                 .call_json::<_, RunOutcome>(
-                    self.services(integration, Some(&sequence.id)).to_ffi(),
+                    self.services(integration, Some(&sequence.id))
+                        .with_progress(checkpoint.sink(self.progress.clone()))
+                        .to_ffi(),
                     Method::Run,
                     &request,
                 )
                 .await;
             let mut record = records.remove(&id).unwrap_or_default();
+            if result.is_err() {
+                // Interrupted or failed mid-run: keep what the run recorded it had done.
+                record.outcome = checkpoint.latest().or(record.outcome);
+            }
             match result {
                 Ok(mut outcome) => {
                     outcome.exports = Self::public_exports(integration, &outcome);
@@ -471,6 +483,10 @@ impl Runner {
         }
         let mut results = Vec::new();
         for descriptor in pending.into_values() {
+            // Another process working on it (or re-checking it) will do it: skip, never wait.
+            let Ok(_lock) = self.lock_sequence(&descriptor.id, "re-check") else {
+                continue;
+            };
             let runs = self
                 .run_sequence(&descriptor, RunMode::Recheck, false, &RunOptions::none())
                 .await?;

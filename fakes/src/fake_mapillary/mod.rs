@@ -138,6 +138,17 @@ pub struct ExtraSequence {
     pub image_count: u32,
 }
 
+/// One image of a [`MapillaryConfig::seeded_sequences`] sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SeededImage {
+    /// Capture time (ms since epoch).
+    pub captured_at_ms: i64,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+}
+
 /// Configuration of a [`FakeMapillary`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MapillaryConfig {
@@ -171,6 +182,16 @@ pub struct MapillaryConfig {
     pub overlap_decoys: u32,
     /// Sequences already in the user's account.
     pub extra_sequences: Vec<ExtraSequence>,
+    /// Sequences already in the user's account, image by image: e.g. photos uploaded earlier by another
+    /// client (MTPDU with API v3, whose sequence keys live on in v4: an assumption stated by our issue
+    /// tracker, not a documented API fact) at exactly the capture times and places of a new upload.
+    pub seeded_sequences: Vec<Vec<SeededImage>>,
+    /// Per accepted `finish_upload`, in order (0 = the first): how many `/images` requests must pass
+    /// before that sequence appears, overriding `publish_after_lookups` for it. So one publication can
+    /// stay invisible while an older, overlapping one is already visible, as happens on Mapillary, whose
+    /// processing takes from minutes to days per sequence (Mapillary's API documentation and help centre
+    /// say processing can take up to 72 h; the order is not promised).
+    pub publish_after_lookups_by_call: Vec<u32>,
     /// Accept an upload `POST` whose `Offset` is below the entity's offset by skipping the
     /// overlap (counted in [`MapillaryStats::bytes_resent`]) instead of answering 412.
     pub accept_overlapping_offsets: bool,
@@ -197,6 +218,8 @@ impl Default for MapillaryConfig {
             publish_after_lookups: 0,
             overlap_decoys: 0,
             extra_sequences: Vec::new(),
+            seeded_sequences: Vec::new(),
+            publish_after_lookups_by_call: Vec::new(),
             accept_overlapping_offsets: false,
             organization_ids: Vec::new(),
             faults: MapillaryFaults::default(),
@@ -295,6 +318,10 @@ pub struct MapillaryStats {
     pub entities: BTreeMap<String, EntityStats>,
     /// `finish_upload` calls per `file_handle` (including failed and unknown ones).
     pub finish_upload_calls: BTreeMap<String, u32>,
+    /// `finish_upload` calls per content: the manifest's image session keys, sorted and joined with
+    /// `,`. A client that uploads a fresh manifest per attempt (as mapillary_tools does) has a new
+    /// handle each time, so only this count shows that the same images were published twice.
+    pub finish_upload_calls_by_content: BTreeMap<String, u32>,
     /// Published sequences (seeded, uploaded and decoys) in publication order.
     pub sequences: Vec<PublishedSequence>,
     /// Accepted `finish_upload`s not yet published.
@@ -405,6 +432,12 @@ impl FakeMapillary {
     /// lookup count is used up) are published first.
     pub fn stats(&self) -> MapillaryStats {
         self.shared.stats()
+    }
+
+    /// Add a published sequence with exactly these images now (like
+    /// [`MapillaryConfig::seeded_sequences`], mid-test); returns its key.
+    pub fn seed_sequence(&self, images: &[SeededImage]) -> String {
+        lock(&self.shared.state).seed_sequence(images)
     }
 
     /// Replace the faults from now on (the random generator is reseeded from `faults.seed`).

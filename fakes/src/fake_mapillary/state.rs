@@ -166,6 +166,8 @@ pub(crate) struct State {
     client_id: String,
     publish_delay: Duration,
     publish_after_lookups: u32,
+    publish_after_lookups_by_call: Vec<u32>,
+    publications_queued: usize,
     overlap_decoys: u32,
     valid_tokens: HashSet<String>,
     pub revoked: HashSet<String>,
@@ -176,6 +178,7 @@ pub(crate) struct State {
     /// handle -> session key
     handles: HashMap<String, String>,
     finish_calls: BTreeMap<String, u32>,
+    finish_calls_by_content: BTreeMap<String, u32>,
     finish_accepted: u32,
     pending: Vec<Pending>,
     pub sequences: Vec<PublishedSequence>,
@@ -203,6 +206,8 @@ impl State {
             client_id: cfg.client_id.clone(),
             publish_delay: cfg.publish_delay,
             publish_after_lookups: cfg.publish_after_lookups,
+            publish_after_lookups_by_call: cfg.publish_after_lookups_by_call.clone(),
+            publications_queued: 0,
             overlap_decoys: cfg.overlap_decoys,
             valid_tokens: HashSet::from([cfg.user_token.clone()]),
             revoked: HashSet::new(),
@@ -212,6 +217,7 @@ impl State {
             entities: HashMap::new(),
             handles: HashMap::new(),
             finish_calls: BTreeMap::new(),
+            finish_calls_by_content: BTreeMap::new(),
             finish_accepted: 0,
             pending: Vec::new(),
             sequences: Vec::new(),
@@ -257,7 +263,34 @@ impl State {
                 images,
             });
         }
+        for seeded in &cfg.seeded_sequences {
+            st.seed_sequence(seeded);
+        }
         st
+    }
+
+    /// Adds a published sequence with exactly these images (see `MapillaryConfig::seeded_sequences`).
+    pub fn seed_sequence(&mut self, images: &[super::SeededImage]) -> String {
+        let images = images
+            .iter()
+            .map(|i| PublishedImage {
+                id: self.new_image_id(),
+                entity_key: None,
+                handle: None,
+                captured_at_ms: Some(i.captured_at_ms),
+                lat: Some(i.lat),
+                lon: Some(i.lon),
+            })
+            .collect();
+        let key = self.new_sequence_key();
+        self.sequences.push(PublishedSequence {
+            key: key.clone(),
+            origin: SequenceOrigin::Seeded,
+            manifest_handle: None,
+            cluster_id: None,
+            images,
+        });
+        key
     }
 
     pub fn random_string(&mut self, len: usize) -> String {
@@ -446,6 +479,23 @@ impl State {
 
     /// Record a `finish_upload` call; returns the number of calls for this handle so far.
     pub fn count_finish(&mut self, handle: &str) -> u32 {
+        if let Some(mut keys) = self
+            .handles
+            .get(handle)
+            .and_then(|k| self.entities.get(k))
+            .and_then(|e| manifest_handles(&e.prefix))
+            .map(|hs| {
+                hs.iter()
+                    .filter_map(|h| self.handles.get(h).cloned())
+                    .collect::<Vec<_>>()
+            })
+        {
+            keys.sort();
+            *self
+                .finish_calls_by_content
+                .entry(keys.join(","))
+                .or_default() += 1;
+        }
         let n = self.finish_calls.entry(handle.to_string()).or_default();
         *n += 1;
         *n
@@ -474,6 +524,8 @@ impl State {
     /// Queue the publication of a manifest's images; returns the cluster id.
     pub fn queue_publication(&mut self, manifest_handle: &str, never: bool) -> String {
         let cluster_id = self.random_digits(16);
+        let queued = self.publications_queued;
+        self.publications_queued += 1;
         let images = self
             .handles
             .get(manifest_handle)
@@ -492,7 +544,11 @@ impl State {
             cluster_id: cluster_id.clone(),
             images,
             ready_at: Instant::now() + self.publish_delay,
-            lookups_remaining: self.publish_after_lookups,
+            lookups_remaining: self
+                .publish_after_lookups_by_call
+                .get(queued)
+                .copied()
+                .unwrap_or(self.publish_after_lookups),
             never,
         });
         cluster_id
@@ -605,6 +661,7 @@ impl State {
                 })
                 .collect(),
             finish_upload_calls: self.finish_calls.clone(),
+            finish_upload_calls_by_content: self.finish_calls_by_content.clone(),
             sequences: self.sequences.clone(),
             pending_publications: self.pending.len(),
             tokens_issued: self.tokens_issued.clone(),

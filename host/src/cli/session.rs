@@ -27,6 +27,8 @@ pub(crate) struct Session {
     pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) runner: Runner,
     pub(crate) progress: ProgressView,
+    /// Which signal asked the command to stop, if one did (its exit code).
+    pub(crate) stop: mtp_host::signals::StopSignal,
 }
 
 impl Session {
@@ -58,20 +60,12 @@ impl Session {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let cancel = runner.cancel_flag();
-        runtime.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nstopping at the next safe point (Ctrl-C again to quit at once)...");
-                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
+        let stop = mtp_host::signals::install(&runtime, runner.cancel_flag());
         Ok(Session {
             runtime,
             runner,
             progress,
+            stop,
         })
     }
 }

@@ -23,7 +23,15 @@ pub(crate) struct StatusRow {
     progress: Option<plugin_api::protocol::Progress>,
     last_error: Option<String>,
     next_action: Option<String>,
+    /// Set when the sequence's folder changed since its last run (files added, removed, resized).
+    folder_changed: Option<String>,
     updated_at: String,
+}
+
+/// What changed in the folder of `sequence_id` since its last run, if anything.
+fn folder_change(runner: &Runner, sequence_id: &str) -> Option<String> {
+    let descriptor = runner.store().descriptor(sequence_id).ok()??;
+    mtp_host::drift::drift(&descriptor).describe()
 }
 
 /// Re-checks sequences left waiting (except those in `except`), reporting errors.
@@ -46,11 +54,17 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
 
 /// The rows of `mtp status --json` (also `GET /api/sequences` of `mtp serve`), read from the store.
 pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
+    let mut changes: std::collections::BTreeMap<String, Option<String>> = Default::default();
     Ok(runner
         .store()
         .records()?
         .into_iter()
         .map(|listed| {
+            // Read each sequence's folder once, however many integrations it has rows for.
+            let changed = changes
+                .entry(listed.sequence_id.clone())
+                .or_insert_with(|| folder_change(runner, &listed.sequence_id))
+                .clone();
             let outcome = listed.record.outcome.unwrap_or_else(|| {
                 plugin_api::protocol::RunOutcome::new(
                     plugin_api::protocol::SequenceState::Pending,
@@ -68,6 +82,7 @@ pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
                 progress: outcome.progress,
                 last_error: listed.record.last_error.map(|e| e.message),
                 next_action: outcome.next_action,
+                folder_changed: changed,
                 updated_at: listed.updated_at,
             }
         })
@@ -106,6 +121,9 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
             }
             if let Some(next) = &r.next_action {
                 detail = format!("{detail}; next: {next}");
+            }
+            if let Some(changed) = &r.folder_changed {
+                detail = format!("{detail}; {changed}");
             }
             vec![
                 r.name.clone(),

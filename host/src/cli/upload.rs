@@ -1,10 +1,11 @@
 //! `mtp upload DIR...`: every enabled, eligible integration, in chain order, for each sequence.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use mtp_host::exclusive::LockedRunError;
 use mtp_host::options::RunOptions;
 use mtp_host::registry::Registry;
 use mtp_host::runner::IntegrationRun;
@@ -42,6 +43,11 @@ pub(crate) struct UploadArgs {
     /// Send a sequence even where its MTPDU sequence log says it is already published.
     #[arg(long)]
     force: bool,
+    /// For a sequence already published: send the images added to its folder since, as an additional
+    /// sequence (nothing published is sent again): sets every integration's option declared with the flag
+    /// `add_new_images` (`mapillary.add_new_images`).
+    #[arg(long)]
+    add_new_images: bool,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -60,12 +66,16 @@ impl UploadArgs {
         if self.republish {
             flags.push(("republish", "true".to_string()));
         }
+        if self.add_new_images {
+            flags.push(("add_new_images", "true".to_string()));
+        }
         let mut undeclared = serde_json::Map::new();
         undeclared.insert(
             "jobs".into(),
             self.jobs.unwrap_or(UNDECLARED_DEFAULT_JOBS).into(),
         );
         undeclared.insert("republish".into(), self.republish.into());
+        undeclared.insert("add_new_images".into(), self.add_new_images.into());
         Ok(RunOptions::parse(
             registry,
             &self.options,
@@ -84,6 +94,7 @@ impl UploadArgs {
             jobs: None,
             republish: false,
             force: false,
+            add_new_images: false,
             overrides: OverrideArgs {
                 name: None,
                 description: None,
@@ -142,14 +153,10 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     }
     for (descriptor, options) in ready {
-        session.progress.start_sequence();
-        let runs = session.runtime.block_on(session.runner.run_sequence(
-            &descriptor,
-            RunMode::Upload,
-            args.dry_run,
-            &options,
-        ))?;
-        session.progress.finish();
+        let Some(runs) = run_exclusive(&session, global, &descriptor, args, &options)? else {
+            failed = true;
+            continue;
+        };
         for run in runs {
             if run.error.is_some() {
                 failed = true;
@@ -157,11 +164,45 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
             report_run(&session, global, &descriptor, &run);
         }
     }
+    if let Some(code) = session.stop.exit_code() {
+        return Ok(ExitCode::from(code));
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Runs one sequence holding its lock; `None` (after saying so) when another process holds it.
+fn run_exclusive(
+    session: &Session,
+    global: &GlobalArgs,
+    descriptor: &SequenceDescriptor,
+    args: &UploadArgs,
+    options: &RunOptions,
+) -> Result<Option<Vec<IntegrationRun>>> {
+    session.progress.start_sequence();
+    let result = session.runtime.block_on(session.runner.run_sequence_locked(
+        descriptor,
+        RunMode::Upload,
+        args.dry_run,
+        options,
+    ));
+    session.progress.finish();
+    match result {
+        Ok(runs) => Ok(Some(runs)),
+        Err(LockedRunError::Lock(err)) => {
+            report_error(
+                session,
+                global,
+                Path::new(&descriptor.root),
+                &err.to_string(),
+            );
+            Ok(None)
+        }
+        Err(LockedRunError::State(err)) => Err(err.into()),
+    }
 }
 
 /// Reads and validates one sequence directory, with what MTPDU already published of it (its sequence

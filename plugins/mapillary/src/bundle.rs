@@ -22,15 +22,33 @@ pub fn manifest_body(handles: &[String]) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The manifest's session key: content-addressed like the images' (`mly_tools_<md5>.json`), so it is
-/// stable across runs and a resumed run finds the same entity.
+/// The manifest's content identity (`mly_tools_<md5 of the body>.json`): the same handles give the same
+/// value. It tells whether an uploaded, unsent manifest still fits (`crate::attempts`); the session key a
+/// manifest is uploaded under is [`fresh_manifest_key`].
 pub fn manifest_key(body: &[u8]) -> String {
     format!("mly_tools_{:x}.json", md5::compute(body))
+}
+
+/// A fresh session key for a manifest entity, `uuid_<32 random hex>.json`, the form mapillary_tools gives
+/// its manifests (mapillary/mapillary_tools `mapillary_tools/uploader.py`): one new entity per publish
+/// attempt (`crate::attempts`). Not `mly_tools_<32 hex>`, which promises an md5 of the bytes.
+pub fn fresh_manifest_key() -> String {
+    format!("uuid_{:032x}.json", rand::random::<u128>())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_session_keys_are_fresh() {
+        let (a, b) = (fresh_manifest_key(), fresh_manifest_key());
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("uuid_") && a.ends_with(".json") && a.len() == 42,
+            "{a}"
+        );
+    }
 
     #[test]
     fn keys_are_content_addressed() {

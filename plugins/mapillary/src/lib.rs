@@ -38,8 +38,10 @@
 #![warn(missing_docs)]
 
 mod api;
+mod attempts;
 mod auth;
 mod bundle;
+mod changes;
 mod classify;
 mod config;
 mod error;
@@ -48,6 +50,7 @@ mod lookup;
 mod outcome;
 mod outgoing;
 mod pipeline;
+mod prepublish;
 mod progress;
 mod publish;
 mod split;
@@ -174,6 +177,13 @@ impl Integration for Mapillary {
                     kind: OptionKind::Bool,
                     default: Some("false".into()),
                     flag: Some("republish".into()),
+                },
+                RunOptionSpec {
+                    name: changes::ADD_NEW_IMAGES.into(),
+                    help: "For a sequence already published: send the images added to its folder since, as an additional sequence.".into(),
+                    kind: OptionKind::Bool,
+                    default: Some("false".into()),
+                    flag: Some("add_new_images".into()),
                 },
             ],
         }

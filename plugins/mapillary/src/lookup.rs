@@ -23,6 +23,10 @@ pub const NEAR_MS: i64 = 1000;
 const WINDOW_PAD_MS: i64 = 1000;
 /// Padding of the search box, each side (about 110 m): Mapillary may move positions a little.
 const BBOX_PAD_DEG: f64 = 0.001;
+/// A position within this of ours (degrees, about 11 m) is the same place. An assumption: Mapillary's
+/// `geometry` field is the position the upload carried (API documentation, image fields: `geometry`
+/// as uploaded, `computed_geometry` after processing); the margin absorbs rounding of what we wrote.
+pub const POSITION_DEG: f64 = 1e-4;
 /// Page size (the API's maximum).
 const PAGE: usize = 2000;
 /// Pages followed at most per lookup (a part has at most 1000 images).
@@ -57,7 +61,7 @@ impl Query {
             (b.max_lat + BBOX_PAD_DEG).min(90.0)
         );
         format!(
-            "images?creator_username={}&start_captured_at={}&end_captured_at={}&bbox={}&fields=id,sequence,captured_at&limit={PAGE}",
+            "images?creator_username={}&start_captured_at={}&end_captured_at={}&bbox={}&fields=id,sequence,captured_at,geometry&limit={PAGE}",
             encode(&self.username),
             encode(&format_ms(first)),
             encode(&format_ms(last)),
@@ -79,15 +83,56 @@ fn captured_at(value: &Value) -> Option<i64> {
     }
 }
 
-/// Every sequence with images in the window and box, with those images' capture times.
+/// One image Mapillary showed: its capture time and, when given, its position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seen {
+    /// Capture time (Unix ms).
+    pub ms: i64,
+    /// `(lat, lon)` from `geometry` (GeoJSON `[lon, lat]`).
+    pub position: Option<(f64, f64)>,
+}
+
+fn position(image: &Value) -> Option<(f64, f64)> {
+    let c = image.pointer("/geometry/coordinates")?.as_array()?;
+    Some((c.get(1)?.as_f64()?, c.first()?.as_f64()?))
+}
+
+/// The capture times of each candidate, for [`choose`].
+pub fn times(candidates: &BTreeMap<String, Vec<Seen>>) -> BTreeMap<String, Vec<i64>> {
+    candidates
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().map(|s| s.ms).collect()))
+        .collect()
+}
+
+/// How many of `ours` (capture time, lat, lon) have an image in `theirs` (sorted by time) at the same
+/// capture time (within [`EXACT_MS`]) and the same place (within [`POSITION_DEG`]). An image Mapillary
+/// shows without a position never counts: a key is only ever assigned on both.
+pub fn exact_matches(ours: &[(i64, f64, f64)], theirs: &[Seen]) -> usize {
+    ours.iter()
+        .filter(|&&(t, lat, lon)| {
+            let from = theirs.partition_point(|s| s.ms < t - EXACT_MS);
+            theirs[from..]
+                .iter()
+                .take_while(|s| s.ms <= t + EXACT_MS)
+                .any(|s| {
+                    s.position.is_some_and(|(a, b)| {
+                        (a - lat).abs() <= POSITION_DEG && (b - lon).abs() <= POSITION_DEG
+                    })
+                })
+        })
+        .count()
+}
+
+/// Every sequence with images in the window and box, with those images (sorted by capture time).
 pub async fn candidates(
     api: &Api,
     ctx: &Context,
     token: &str,
     query: &Query,
-) -> Result<BTreeMap<String, Vec<i64>>> {
+) -> Result<BTreeMap<String, Vec<Seen>>> {
     let what = "looking for the sequence key";
-    let mut found: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut found: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
     let mut page = api
         .graph_get(ctx, token, what, &query.path_and_query())
         .await?;
@@ -102,8 +147,11 @@ pub async fn candidates(
         for image in data {
             let sequence = image.get("sequence").and_then(Value::as_str);
             let time = image.get("captured_at").and_then(captured_at);
-            if let (Some(sequence), Some(time)) = (sequence, time) {
-                found.entry(sequence.to_string()).or_default().push(time);
+            if let (Some(sequence), Some(ms)) = (sequence, time) {
+                found.entry(sequence.to_string()).or_default().push(Seen {
+                    ms,
+                    position: position(image),
+                });
             }
         }
         let next = page
@@ -114,8 +162,8 @@ pub async fn candidates(
         let Some(next) = next else { break };
         page = api.get_with_retries(ctx, token, what, &next).await?;
     }
-    for times in found.values_mut() {
-        times.sort_unstable();
+    for seen in found.values_mut() {
+        seen.sort_unstable_by_key(|s| s.ms);
     }
     Ok(found)
 }
@@ -279,6 +327,31 @@ mod tests {
     }
 
     #[test]
+    fn exact_matches_need_time_and_place() {
+        let ours = [(1000, 52.0, 6.0), (2000, 52.0, 6.001)];
+        let seen = |ms, lat, lon| Seen {
+            ms,
+            position: Some((lat, lon)),
+        };
+        assert_eq!(
+            exact_matches(&ours, &[seen(1002, 52.0, 6.0), seen(2000, 52.0, 6.001)]),
+            2
+        );
+        // The other camera on the same track, 0.5 s later: same places, other times.
+        assert_eq!(
+            exact_matches(&ours, &[seen(1500, 52.0, 6.0), seen(2500, 52.0, 6.001)]),
+            0
+        );
+        // Same times elsewhere.
+        assert_eq!(exact_matches(&ours, &[seen(1000, 53.0, 6.0)]), 0);
+        let unplaced = Seen {
+            ms: 1000,
+            position: None,
+        };
+        assert_eq!(exact_matches(&ours, &[unplaced]), 0);
+    }
+
+    #[test]
     fn query_shape() {
         let q = Query {
             username: "a b".into(),
@@ -291,7 +364,7 @@ mod tests {
             },
         };
         let p = q.path_and_query();
-        assert!(p.starts_with("images?creator_username=a+b&start_captured_at=2020-05-10T06%3A45%3A02.000Z&end_captured_at=2020-05-10T06%3A45%3A05.000Z&bbox=5.999000%2C51.999000%2C6.101000%2C52.101000&fields=id,sequence,captured_at&limit=2000"), "{p}");
+        assert!(p.starts_with("images?creator_username=a+b&start_captured_at=2020-05-10T06%3A45%3A02.000Z&end_captured_at=2020-05-10T06%3A45%3A05.000Z&bbox=5.999000%2C51.999000%2C6.101000%2C52.101000&fields=id,sequence,captured_at,geometry&limit=2000"), "{p}");
         assert_eq!(captured_at(&serde_json::json!(5)), Some(5));
         assert_eq!(
             captured_at(&serde_json::json!("2020-05-10T06:45:03Z")),

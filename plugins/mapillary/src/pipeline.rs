@@ -193,6 +193,7 @@ impl<'a> Run<'a> {
                 self.store.delete_image(&path)?;
                 state::delete_hash_entry(self.ctx, &path)?;
             }
+            crate::prepublish::forget_attempts(self.ctx, &self.request.sequence.id)?;
         }
         Ok(summary.outcome)
     }
@@ -237,7 +238,11 @@ impl<'a> Run<'a> {
         let token = auth::token(self.ctx)?;
         let mut parts = self.parts(&plan)?;
         self.find_keys(&plan, &mut parts, &token).await?;
-        self.summarize(&plan, &parts, &token)
+        let outcome = self.summarize(&plan, &parts, &token)?;
+        if outcome.state == SequenceState::Published {
+            return crate::changes::report_or_send(self.ctx, self.request, &plan, outcome).await;
+        }
+        Ok(outcome)
     }
 
     /// The plan to follow: the stored one once publishing has begun (published parts cannot change),
@@ -289,7 +294,9 @@ impl<'a> Run<'a> {
             let parts = self.parts(&stored)?;
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
                 let token = auth::token(self.ctx)?;
-                return self.summarize(&stored, &parts, &token);
+                let outcome = self.summarize(&stored, &parts, &token)?;
+                return crate::changes::report_or_send(self.ctx, self.request, &stored, outcome)
+                    .await;
             }
         }
         step(self.ctx, "validate", "checking the sequence");
@@ -312,8 +319,12 @@ impl<'a> Run<'a> {
             api: &self.api,
             ctx: self.ctx,
             token: &token,
+            found_complete: Default::default(),
         };
         let mut progress = Progress::default();
+        // Whether every image to send was already complete on the server before this run sent a byte
+        // (and none was known to our state): a run whose state was lost uploaded them.
+        let mut preuploaded = false;
         if !to_send.is_empty() {
             progress = match self
                 .upload_images(&uploader, &plan, &to_send, &by_path)
@@ -323,6 +334,11 @@ impl<'a> Run<'a> {
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
                 Err(err) => return Err(err),
             };
+            preuploaded = progress.files_total > 0
+                && uploader
+                    .found_complete
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == progress.files_total;
             for &index in &to_send {
                 match self
                     .upload_manifest(&uploader, &plan, index, &mut parts[index])
@@ -339,7 +355,9 @@ impl<'a> Run<'a> {
         }
 
         // A dry run publishes nothing, not even a part whose earlier publication is in doubt.
+        let mut notes = Vec::new();
         if !self.request.dry_run {
+            notes = self.survey(&plan, &mut parts, &token, preuploaded).await?;
             match self.publish_parts(&plan, &mut parts, &token).await {
                 Ok(()) => {}
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
@@ -352,7 +370,34 @@ impl<'a> Run<'a> {
         if progress.files_total > 0 {
             outcome.progress = Some(progress);
         }
+        if !notes.is_empty() {
+            let message = outcome.message.take().unwrap_or_default();
+            outcome.message = Some(format!("{message} ({})", notes.join("; ")));
+        }
         Ok(outcome)
+    }
+
+    /// The look at Mapillary before publishing (`crate::prepublish`).
+    async fn survey(
+        &self,
+        plan: &Plan,
+        parts: &mut [PartState],
+        token: &str,
+        preuploaded: bool,
+    ) -> Result<Vec<String>> {
+        crate::prepublish::survey_parts(
+            &self.api,
+            self.ctx,
+            token,
+            &self.request.sequence,
+            plan,
+            parts,
+            crate::prepublish::SurveyMode {
+                republish: self.options.republish,
+                may_adopt: preuploaded && !self.options.republish,
+            },
+        )
+        .await
     }
 
     /// Publishes every part not published yet (and, with `--republish`, those whose publication is in
@@ -372,7 +417,19 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         step(self.ctx, "publish", "publishing on Mapillary");
+        let uploader = Uploader {
+            api: &self.api,
+            ctx: self.ctx,
+            token,
+            found_complete: Default::default(),
+        };
         for index in due {
+            if let Publish::Publishing { .. } = parts[index].publish {
+                // A new attempt gets a new manifest entity, never the handle already sent.
+                crate::attempts::forget(self.ctx, &self.request.sequence.id, index)?;
+                self.upload_manifest(&uploader, plan, index, &mut parts[index])
+                    .await?;
+            }
             let part = &mut parts[index];
             match publish_part(&self.api, self.ctx, token, &self.store, index, part).await {
                 Ok(Published::Accepted) => self.ctx.info(format!(
@@ -470,10 +527,13 @@ impl<'a> Run<'a> {
             handles.push(entry.handle);
         }
         let body = manifest_body(&handles);
-        let key = manifest_key(&body);
-        if part.manifest_key.as_deref() == Some(key.as_str()) && part.manifest_handle.is_some() {
+        let content = manifest_key(&body);
+        let seq_id = &self.request.sequence.id;
+        let uploaded = crate::attempts::uploaded_content(self.ctx, seq_id, index)?;
+        if uploaded.as_deref() == Some(content.as_str()) && part.manifest_handle.is_some() {
             return Ok(());
         }
+        let key = crate::bundle::fresh_manifest_key();
         let source = Source::Memory(body.into());
         let progress = Arc::new(EntityProgress::new_silent(self.ctx));
         let what = format!("upload of the manifest of part {}", index + 1);
@@ -483,6 +543,7 @@ impl<'a> Run<'a> {
         part.manifest_key = Some(key);
         part.manifest_handle = Some(handle);
         self.store.put_part(index, part)?;
+        crate::attempts::put_uploaded_content(self.ctx, seq_id, index, &content)?;
         Ok(())
     }
 
@@ -540,11 +601,19 @@ impl<'a> Run<'a> {
             "looking for the sequence key on Mapillary",
         );
         let username = auth::username(&self.api, self.ctx, token).await?;
+        let held_elsewhere = crate::prepublish::local_keys(self.ctx)?;
         for index in wanted {
-            let taken: BTreeSet<String> = parts
+            // Never another record's key, nor one Mapillary showed before this part was published.
+            let mut taken: BTreeSet<String> = parts
                 .iter()
                 .filter_map(|p| p.sequence_key.clone())
                 .collect();
+            taken.extend(held_elsewhere.iter().cloned());
+            taken.extend(crate::prepublish::known_before(
+                self.ctx,
+                &self.request.sequence.id,
+                index,
+            )?);
             let planned = &plan.parts[index];
             let query = Query {
                 username: username.clone(),
@@ -552,9 +621,18 @@ impl<'a> Run<'a> {
                 bbox: planned.bbox,
             };
             let candidates = lookup::candidates(&self.api, self.ctx, token, &query).await?;
+            let ours = crate::prepublish::our_images(planned, &self.request.sequence);
             let part = &mut parts[index];
             part.lookups += 1;
-            match lookup::choose(&planned.times, &candidates, &taken) {
+            match lookup::choose(&planned.times, &lookup::times(&candidates), &taken) {
+                Choice::Found(key) if !crate::prepublish::verified(&ours, candidates.get(&key)) => {
+                    // Close in time, but not our images at our places: recorded, not guessed.
+                    self.ctx.warn(format!(
+                        "part {}: Mapillary sequence {key} is near in time but does not hold these images at their capture times and places; not assigned (looked at again later)",
+                        index + 1
+                    ));
+                    part.ambiguous = vec![key];
+                }
                 Choice::Found(key) => {
                     if let Publish::Publishing { .. } = part.publish {
                         // It did go through: the lookup settles the unknown outcome.

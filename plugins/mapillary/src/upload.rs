@@ -51,6 +51,9 @@ pub struct Uploader<'a> {
     pub ctx: &'a Context,
     /// The user's token.
     pub token: &'a str,
+    /// Entities the server already held complete at this run's first look (uploaded before, perhaps by
+    /// a run whose state was lost: the keys are content-addressed).
+    pub found_complete: AtomicU64,
 }
 
 impl Uploader<'_> {
@@ -82,6 +85,9 @@ impl Uploader<'_> {
                 let before = furthest.load(Ordering::Relaxed);
                 if before != u64::MAX && offset > before {
                     headway.made();
+                }
+                if before == u64::MAX && offset == length {
+                    self.found_complete.fetch_add(1, Ordering::Relaxed);
                 }
                 if before == u64::MAX || offset > before {
                     furthest.store(offset, Ordering::Relaxed);

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use mtp_fakes::fake_mapillary::{
-    ExtraSequence, FinishFault, MapillaryConfig, MapillaryFaults, ResetFault, SequenceOrigin,
+    ExtraSequence, FinishFault, MapillaryConfig, MapillaryFaults, ResetFault, SeededImage,
+    SequenceOrigin,
 };
 use mtp_mapillary::Mapillary;
 use mtp_sequence::generate::GenerateOptions;
@@ -601,7 +602,32 @@ async fn a_publication_that_never_arrives_fails_after_the_deadline() {
         .unwrap();
     assert_eq!(again.state, SequenceState::Published, "{again:?}");
     let stats = setup.fake.stats();
-    assert_eq!(stats.upload_bytes_received, received);
+    // Only the new attempt's fresh manifest entity is sent (one entity per publish attempt).
+    let manifests: u64 = stats
+        .entities
+        .iter()
+        .filter(|(k, _)| k.starts_with("uuid_"))
+        .map(|(_, e)| e.bytes_received_total)
+        .sum();
+    let first_manifest = stats
+        .entities
+        .iter()
+        .filter(|(k, _)| k.starts_with("uuid_"))
+        .map(|(_, e)| e.bytes_received_total)
+        .min()
+        .unwrap_or(0);
+    assert_eq!(
+        stats
+            .entities
+            .keys()
+            .filter(|k| k.starts_with("uuid_"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        stats.upload_bytes_received,
+        received + (manifests - first_manifest)
+    );
     assert_eq!(stats.finish_upload_calls.values().sum::<u32>(), 2);
 }
 
@@ -634,6 +660,50 @@ async fn overlapping_sequences_of_the_user_are_told_apart_by_capture_times() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indistinguishable_sequence_is_recorded_as_ambiguous_not_guessed() {
+    // A twin at our capture times and places that appears after we published (so it was not there
+    // before: nothing tells the two apart) is recorded as ambiguous, not guessed.
+    let setup = Setup::start(MapillaryConfig {
+        publish_after_lookups: 1,
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("twin", &[&generate(dir.path(), small(6))]);
+    let first = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(first.state, SequenceState::Unpublished, "{first:?}");
+    let twin: Vec<SeededImage> = sequence
+        .images
+        .iter()
+        .map(|i| SeededImage {
+            captured_at_ms: i.captured_at_ms,
+            lat: i.latitude,
+            lon: i.longitude,
+        })
+        .collect();
+    setup.fake.seed_sequence(&twin);
+    let outcome = setup
+        .run(request(&sequence, RunMode::Recheck))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Unpublished, "{outcome:?}");
+    let message = outcome.message.unwrap();
+    let stats = setup.fake.stats();
+    assert_eq!(stats.sequences.len(), 2);
+    for s in &stats.sequences {
+        assert!(message.contains(&s.key), "{message} lacks {}", s.key);
+    }
+    assert!(message.contains("not guessed"), "{message}");
+    assert!(outcome.keys.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twin_that_was_there_before_publishing_is_never_our_key() {
+    // Photos already on Mapillary at exactly our capture times and places (an earlier MTPDU/v3 upload):
+    // seen before publishing, so never assigned; our own sequence is found instead.
     let bbox_pad = 0.0001;
     let start = GenerateOptions::default().start;
     let setup = Setup::start(MapillaryConfig {
@@ -658,14 +728,10 @@ async fn an_indistinguishable_sequence_is_recorded_as_ambiguous_not_guessed() {
         .run(request(&sequence, RunMode::Upload))
         .await
         .unwrap();
-    assert_eq!(outcome.state, SequenceState::Unpublished, "{outcome:?}");
-    let message = outcome.message.unwrap();
-    let stats = setup.fake.stats();
-    for s in &stats.sequences {
-        assert!(message.contains(&s.key), "{message} lacks {}", s.key);
-    }
-    assert!(message.contains("not guessed"), "{message}");
-    assert!(outcome.keys.is_empty());
+    let ours = uploaded_keys(&setup);
+    assert_eq!(ours.len(), 1);
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    assert_eq!(outcome.keys["sequence_key"], ours[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

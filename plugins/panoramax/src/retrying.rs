@@ -73,7 +73,16 @@ where
     Fut: Future<Output = Result<RequestBuilder, PluginError>>,
 {
     let mut backoff = backoff(config);
-    match http::send(ctx, &mut backoff, what, repeat, http::retry_server_errors, build).await {
+    match http::send(
+        ctx,
+        &mut backoff,
+        what,
+        repeat,
+        http::retry_server_errors,
+        build,
+    )
+    .await
+    {
         Ok(answer) | Err(SendError::Refused { answer, .. }) => Ok(answer),
         Err(SendError::Failed(err)) => Err(err),
     }

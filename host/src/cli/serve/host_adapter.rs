@@ -34,11 +34,13 @@ pub(crate) struct Host {
 
 /// Held while a sequence is queued or uploading; dropping it frees the sequence.
 ///
-/// Today this is an in-process set (one upload at a time per sequence within this server); the
-/// cross-process exactly-once lock replaces the body of [`Host::lock_sequence`] without changing callers.
+/// Two layers: an in-process set (one upload at a time per sequence within this server) and the
+/// cross-process sequence lock the CLI takes too (`mtp_host::lock`), so `mtp serve` and `mtp upload` side by
+/// side never work on the same sequence at once.
 pub(crate) struct SequenceLock {
     id: String,
     locks: Arc<Mutex<BTreeSet<String>>>,
+    _held: mtp_host::lock::SequenceLock,
 }
 
 impl Drop for SequenceLock {
@@ -171,9 +173,21 @@ impl Host {
                 "sequence {sequence_id} is already being uploaded by this server"
             ));
         }
+        drop(locks);
+        let held = match self.runner.lock_sequence(sequence_id, "upload (mtp serve)") {
+            Ok(held) => held,
+            Err(err) => {
+                self.locks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(sequence_id);
+                return Err(err.to_string());
+            }
+        };
         Ok(SequenceLock {
             id: sequence_id.to_string(),
             locks: self.locks.clone(),
+            _held: held,
         })
     }
 

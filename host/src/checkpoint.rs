@@ -1,0 +1,184 @@
+//! The host's record of a run in progress, so that `mtp status` after a `kill -9`, a crash or Ctrl-C shows
+//! where the sequence stands (`uploading 36/60 files`, `publishing: outcome unknown`) and what to do next.
+//!
+//! The record is written before the plugin is called (so it exists before the first byte leaves) and
+//! then from the plugin's progress events: at once when a step begins (`upload`, `publish`, `lookup`), and
+//! for acknowledged files at most once per [`MIN_INTERVAL`] (one small SQLite transaction; no write per
+//! image). The plugin's own state stays the authority for what is acknowledged; this record is what the
+//! user reads, and the plugin's final outcome replaces it when the run ends.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plugin_api::protocol::{Progress, ProgressEvent, RunOutcome, SequenceState};
+use plugin_api::sequence::SequenceDescriptor;
+
+use crate::services::{ProgressOrigin, ProgressSink};
+use crate::state::{IntegrationRecord, StateStore};
+
+/// At most one progress write per this interval (step changes are written at once).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1000);
+
+struct Inner {
+    progress: Progress,
+    step: Option<String>,
+    last_write: Option<Instant>,
+    latest: Option<RunOutcome>,
+}
+
+/// The running record of one integration's run on one sequence.
+pub struct Checkpoint {
+    store: StateStore,
+    sequence: SequenceDescriptor,
+    integration: String,
+    base: IntegrationRecord,
+    inner: Mutex<Inner>,
+}
+
+impl Checkpoint {
+    /// Starts the record of `integration` on `sequence`. A sequence without a record gets one now, saying the
+    /// run has started; an existing record is left as it is until the run reports progress.
+    pub fn begin(
+        store: StateStore,
+        sequence: SequenceDescriptor,
+        integration: &str,
+        base: IntegrationRecord,
+    ) -> Arc<Checkpoint> {
+        let checkpoint = Arc::new(Checkpoint {
+            store,
+            sequence,
+            integration: integration.to_string(),
+            base,
+            inner: Mutex::new(Inner {
+                progress: Progress::default(),
+                step: None,
+                last_write: None,
+                latest: None,
+            }),
+        });
+        if checkpoint.base.outcome.is_none() {
+            let mut started = RunOutcome::new(
+                SequenceState::Pending,
+                "started; nothing acknowledged yet (if this run was stopped, nothing was sent)",
+            );
+            started.next_action = Some("run mtp upload again".into());
+            checkpoint.write(started);
+        }
+        checkpoint
+    }
+
+    /// What the record says now, when the run changed it.
+    pub fn latest(&self) -> Option<RunOutcome> {
+        self.lock().latest.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A progress sink that records and then forwards to `next`.
+    pub fn sink(self: &Arc<Checkpoint>, next: Option<ProgressSink>) -> ProgressSink {
+        let me = self.clone();
+        Arc::new(move |origin: ProgressOrigin<'_>, event: ProgressEvent| {
+            me.observe(&event);
+            if let Some(next) = &next {
+                next(origin, event);
+            }
+        })
+    }
+
+    fn observe(&self, event: &ProgressEvent) {
+        let outcome = {
+            let mut inner = self.lock();
+            let step_changed = match event {
+                ProgressEvent::Step { step, .. } => {
+                    let changed = inner.step.as_deref() != Some(step.as_str());
+                    inner.step = Some(step.clone());
+                    changed
+                }
+                ProgressEvent::Totals {
+                    files_total,
+                    bytes_total,
+                    files_done,
+                    bytes_done,
+                } => {
+                    inner.progress = Progress {
+                        files_done: *files_done,
+                        files_total: *files_total,
+                        bytes_done: *bytes_done,
+                        bytes_total: *bytes_total,
+                    };
+                    false
+                }
+                ProgressEvent::Advance { bytes, files } => {
+                    inner.progress.files_done += files;
+                    inner.progress.bytes_done += bytes;
+                    false
+                }
+                ProgressEvent::Note { .. } => return,
+            };
+            let due = inner
+                .last_write
+                .is_none_or(|at| at.elapsed() >= MIN_INTERVAL);
+            if !(step_changed || due) {
+                return;
+            }
+            let Some(outcome) = self.describe(&inner) else {
+                return;
+            };
+            inner.last_write = Some(Instant::now());
+            inner.latest = Some(outcome.clone());
+            outcome
+        };
+        self.write(outcome);
+    }
+
+    /// The record for where the run stands, or `None` for a step that says nothing about the state.
+    fn describe(&self, inner: &Inner) -> Option<RunOutcome> {
+        let p = inner.progress;
+        let (state, message, next) = match inner.step.as_deref()? {
+            "upload" => (
+                SequenceState::Uploading,
+                format!("uploading {}/{} files", p.files_done, p.files_total),
+                "run mtp upload again to resume (acknowledged files are not sent again)",
+            ),
+            "publish" => (
+                SequenceState::Unknown,
+                "publishing: outcome unknown (the run did not record an answer)".to_string(),
+                "run mtp status or mtp upload: it looks on Mapillary before publishing again",
+            ),
+            "lookup" => (
+                SequenceState::Unpublished,
+                "published; looking for the sequence key".to_string(),
+                "run mtp status later: the key is looked up again",
+            ),
+            _ => return None,
+        };
+        let mut outcome = self
+            .base
+            .outcome
+            .clone()
+            .unwrap_or_else(|| RunOutcome::new(state, ""));
+        outcome.state = state;
+        outcome.message = Some(message);
+        outcome.next_action = Some(next.to_string());
+        if p.files_total > 0 {
+            outcome.progress = Some(p);
+        }
+        Some(outcome)
+    }
+
+    fn write(&self, outcome: RunOutcome) {
+        let record = IntegrationRecord {
+            outcome: Some(outcome),
+            last_error: self.base.last_error.clone(),
+        };
+        if let Err(err) = self
+            .store
+            .put_record(&self.sequence, &self.integration, &record)
+        {
+            // The run goes on; only the in-progress record is missing.
+            tracing::warn!("cannot record the progress of {}: {err}", self.sequence.id);
+        }
+    }
+}

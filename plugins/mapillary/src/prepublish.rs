@@ -1,0 +1,268 @@
+//! Exactly once and with the right key (`docs/providers/mapillary.md`, "Exactly once"):
+//!
+//! - **Before publishing** a part we look at what Mapillary already shows in its capture window and box,
+//!   once. If one sequence there holds *all* of the part's images (same capture times and positions),
+//!   the part is already on Mapillary (a run whose state was lost, or an upload by another tool): it is
+//!   adopted, with a note, and not published again. Otherwise every sequence seen is remembered as
+//!   "there before this publish" and can never become this part's key.
+//! - **Assigning a key** after publishing skips keys another local record holds and keys seen before the
+//!   publish, and requires that the chosen sequence holds our own images at the same capture times *and*
+//!   positions; anything less is recorded as ambiguous and looked at again later, never guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plugin_api::prelude::*;
+
+use crate::api::Api;
+use crate::auth;
+use crate::error::Result;
+use crate::lookup::{self, Query, Seen};
+use crate::state::{now_ms, PartState, Plan, PlannedPart, Publish, SequenceStore};
+
+/// Our images of a part: (capture time, lat, lon), in plan order. Images no longer in the sequence are
+/// left out (they cannot be compared).
+pub fn our_images(part: &PlannedPart, sequence: &SequenceDescriptor) -> Vec<(i64, f64, f64)> {
+    let by_path: BTreeMap<&str, &ImageInfo> = sequence
+        .images
+        .iter()
+        .map(|i| (i.path.as_str(), i))
+        .collect();
+    part.images
+        .iter()
+        .zip(&part.times)
+        .filter_map(|(path, &ms)| {
+            by_path
+                .get(path.as_str())
+                .map(|i| (ms, i.latitude, i.longitude))
+        })
+        .collect()
+}
+
+/// Every Mapillary sequence key a part of any local sequence holds (`seq/<id>/part/<n>` records).
+pub fn local_keys(ctx: &Context) -> Result<BTreeSet<String>> {
+    let mut keys = BTreeSet::new();
+    for (key, value) in ctx.state().list("seq/")? {
+        let is_part = key
+            .rsplit_once("/part/")
+            .is_some_and(|(_, n)| n.parse::<usize>().is_ok());
+        if !is_part {
+            continue;
+        }
+        if let Ok(part) = serde_json::from_str::<PartState>(&value) {
+            keys.extend(part.sequence_key);
+        }
+    }
+    Ok(keys)
+}
+
+fn before_key(sequence_id: &str, index: usize) -> String {
+    // Under the sequence's prefix, so forgetting the sequence forgets this too.
+    format!("seq/{sequence_id}/before/{index}")
+}
+
+/// The sequence keys Mapillary showed in part `index`'s window before it was published.
+pub fn known_before(ctx: &Context, sequence_id: &str, index: usize) -> Result<BTreeSet<String>> {
+    Ok(ctx
+        .state()
+        .get_json::<BTreeSet<String>>(&before_key(sequence_id, index))?
+        .unwrap_or_default())
+}
+
+/// Remembers what Mapillary showed before publishing part `index` (added to what an earlier attempt saw).
+pub fn remember_before(
+    ctx: &Context,
+    sequence_id: &str,
+    index: usize,
+    seen: &BTreeSet<String>,
+) -> Result<()> {
+    let mut all = known_before(ctx, sequence_id, index)?;
+    all.extend(seen.iter().cloned());
+    Ok(ctx
+        .state()
+        .put_json(&before_key(sequence_id, index), &all)?)
+}
+
+/// What the look before publishing found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Survey {
+    /// One sequence, held by no other local record, has every one of our images: it is ours already.
+    AlreadyThere(String),
+    /// More than one sequence has every one of our images: recorded, nothing is published or assigned.
+    Duplicated(Vec<String>),
+    /// Not there: publish. These keys were there before and are never this part's.
+    Absent(BTreeSet<String>),
+}
+
+/// Judges the candidates Mapillary showed for our images, ignoring keys in `held` (other records').
+pub fn judge_survey(
+    ours: &[(i64, f64, f64)],
+    candidates: &BTreeMap<String, Vec<Seen>>,
+    held: &BTreeSet<String>,
+) -> Survey {
+    let complete: Vec<String> = candidates
+        .iter()
+        .filter(|(key, _)| !held.contains(*key))
+        .filter(|(_, seen)| !ours.is_empty() && lookup::exact_matches(ours, seen) == ours.len())
+        .map(|(key, _)| key.clone())
+        .collect();
+    match complete.as_slice() {
+        [] => Survey::Absent(candidates.keys().cloned().collect()),
+        [one] => Survey::AlreadyThere(one.clone()),
+        _ => Survey::Duplicated(complete),
+    }
+}
+
+/// How [`survey_parts`] may act.
+#[derive(Debug, Clone, Copy)]
+pub struct SurveyMode {
+    /// `--republish`: parts in doubt are published again.
+    pub republish: bool,
+    /// Whether a part found complete on Mapillary may be adopted: only when this run found every image
+    /// already complete on the upload service (so these exact bytes were uploaded before, by a run whose
+    /// state is lost), never with `--republish`. With our state intact a part never sent is certainly not
+    /// published by us, and a sequence with the same captures is someone else's upload (an earlier
+    /// MTPDU/v3 upload, another tool): its key is never ours.
+    pub may_adopt: bool,
+}
+
+/// Forgets the survey and manifest records of a published sequence (only its plan and parts stay).
+pub fn forget_attempts(ctx: &Context, sequence_id: &str) -> Result<()> {
+    for what in ["before", "manifest"] {
+        for (key, _) in ctx.state().list(&format!("seq/{sequence_id}/{what}/"))? {
+            ctx.state().delete(&key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Looks, once before publishing, at what Mapillary shows for each part about to be published (never
+/// published, or in doubt and `--republish`). A part whose images are all there already is adopted when
+/// `mode.may_adopt`; otherwise what is there is remembered. Returns notes for the user.
+pub async fn survey_parts(
+    api: &Api,
+    ctx: &Context,
+    token: &str,
+    sequence: &SequenceDescriptor,
+    plan: &Plan,
+    parts: &mut [PartState],
+    mode: SurveyMode,
+) -> Result<Vec<String>> {
+    let due: Vec<usize> = (0..parts.len())
+        .filter(|&i| {
+            parts[i].sequence_key.is_none()
+                && match parts[i].publish {
+                    Publish::NotSent => true,
+                    Publish::Publishing { .. } => mode.republish,
+                    Publish::Published { .. } => false,
+                }
+        })
+        .collect();
+    let mut notes = Vec::new();
+    if due.is_empty() {
+        return Ok(notes);
+    }
+    let username = auth::username(api, ctx, token).await?;
+    let store = SequenceStore::new(ctx, &sequence.id);
+    let held = local_keys(ctx)?;
+    for index in due {
+        let planned = &plan.parts[index];
+        let query = Query {
+            username: username.clone(),
+            times: planned.times.clone(),
+            bbox: planned.bbox,
+        };
+        let candidates = lookup::candidates(api, ctx, token, &query).await?;
+        let ours = our_images(planned, sequence);
+        let part = &mut parts[index];
+        match judge_survey(&ours, &candidates, &held) {
+            Survey::AlreadyThere(key) if mode.may_adopt => {
+                let note = format!(
+                    "part {} is already on Mapillary as sequence {key} (every image at the same time and place): adopted, not published again (mtp upload --republish publishes it anyway)",
+                    index + 1
+                );
+                ctx.info(note.clone());
+                notes.push(note);
+                part.publish = Publish::Published {
+                    at_ms: now_ms(),
+                    cluster_id: String::new(),
+                };
+                part.sequence_key = Some(key);
+                part.ambiguous.clear();
+                store.put_part(index, part)?;
+            }
+            Survey::Duplicated(keys) if mode.may_adopt => {
+                let note = format!(
+                    "part {} is already on Mapillary more than once ({}): not published again, no key assigned; delete the extra copies on Mapillary, then run mtp status",
+                    index + 1,
+                    keys.join(", ")
+                );
+                ctx.warn(note.clone());
+                notes.push(note);
+                part.publish = Publish::Published {
+                    at_ms: now_ms(),
+                    cluster_id: String::new(),
+                };
+                part.ambiguous = keys;
+                store.put_part(index, part)?;
+            }
+            _ => {
+                let seen: BTreeSet<String> = candidates.keys().cloned().collect();
+                remember_before(ctx, &sequence.id, index, &seen)?;
+            }
+        }
+    }
+    Ok(notes)
+}
+
+/// Whether `key`'s images hold at least half of ours at the same capture times and positions (the same
+/// threshold [`lookup::choose`] uses for times alone).
+pub fn verified(ours: &[(i64, f64, f64)], theirs: Option<&Vec<Seen>>) -> bool {
+    let Some(theirs) = theirs else {
+        return false;
+    };
+    let n = lookup::exact_matches(ours, theirs);
+    n > 0 && n * 2 >= ours.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(ours: &[(i64, f64, f64)], dt: i64) -> Vec<Seen> {
+        ours.iter()
+            .map(|&(ms, lat, lon)| Seen {
+                ms: ms + dt,
+                position: Some((lat, lon)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn survey_adopts_only_a_complete_unheld_match() {
+        let ours: Vec<(i64, f64, f64)> = (0..4)
+            .map(|i| (1_000_000 + i * 1000, 52.0, 6.0 + i as f64 * 1e-5))
+            .collect();
+        let other_camera = seen(&ours, 500);
+        let mut c = BTreeMap::from([("cam2".to_string(), other_camera.clone())]);
+        assert_eq!(
+            judge_survey(&ours, &c, &BTreeSet::new()),
+            Survey::Absent(BTreeSet::from(["cam2".to_string()]))
+        );
+        c.insert("mine".into(), seen(&ours, 0));
+        assert_eq!(
+            judge_survey(&ours, &c, &BTreeSet::new()),
+            Survey::AlreadyThere("mine".into())
+        );
+        // Held by another local record: not ours to adopt.
+        let held = BTreeSet::from(["mine".to_string()]);
+        assert!(matches!(judge_survey(&ours, &c, &held), Survey::Absent(_)));
+        c.insert("mine2".into(), seen(&ours, 0));
+        assert!(matches!(
+            judge_survey(&ours, &c, &BTreeSet::new()),
+            Survey::Duplicated(k) if k.len() == 2
+        ));
+        assert!(verified(&ours, c.get("mine")));
+        assert!(!verified(&ours, Some(&other_camera)));
+        assert!(!verified(&ours, None));
+    }
+}
