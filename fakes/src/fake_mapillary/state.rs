@@ -10,6 +10,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::desc::{find_image_meta, ImageMeta};
+
+mod aging;
+use aging::Aging;
 use super::server::lock;
 use super::{
     EntityKind, EntityStats, FinishFault, MapillaryConfig, MapillaryFaults, MapillaryStats,
@@ -26,6 +29,9 @@ pub(crate) struct Shared {
     pub base_url: String,
     pub started: Instant,
     pub state: Mutex<State>,
+    /// The user's current name (tests may rename the user: [`super::FakeMapillary::rename_user`]).
+    /// Locked on its own, never while waiting for `state`.
+    pub username: Mutex<String>,
     /// When the shared upload "uplink" is next free (throttle fault).
     throttle_next: Mutex<Instant>,
 }
@@ -37,6 +43,7 @@ impl Shared {
             base_url: format!("http://{addr}"),
             started: Instant::now(),
             state: Mutex::new(state),
+            username: Mutex::new(config.username.clone()),
             throttle_next: Mutex::new(Instant::now()),
             config,
         })
@@ -183,6 +190,8 @@ pub(crate) struct State {
     pub bytes_discarded: u64,
     pub connections_reset: u64,
     pub offset_mismatches: u64,
+    /// The fake's clock, token and handle expiry (`state/aging.rs`).
+    pub aging: Aging,
 }
 
 impl State {
@@ -217,6 +226,7 @@ impl State {
             bytes_discarded: 0,
             connections_reset: 0,
             offset_mismatches: 0,
+            aging: Aging::new(&cfg.aging, &cfg.user_token),
         };
         for extra in &cfg.extra_sequences {
             let n = extra.image_count.max(1);
@@ -284,6 +294,7 @@ impl State {
     /// Count a request; returns the latency (ms) the latency fault adds to it.
     pub fn count_request(&mut self, route: String) -> u64 {
         *self.requests.entry(route).or_default() += 1;
+        self.expire_aged_handles();
         self.faults.latency_ms
     }
 
@@ -294,7 +305,9 @@ impl State {
     // ---- tokens -------------------------------------------------------------------------
 
     pub fn token_is_valid(&self, token: &str) -> bool {
-        self.valid_tokens.contains(token) && !self.revoked.contains(token)
+        self.valid_tokens.contains(token)
+            && !self.revoked.contains(token)
+            && !self.aging.token_expired(token)
     }
 
     /// Check a token for a request; counts the use towards `revoke_token_after`.
@@ -329,6 +342,7 @@ impl State {
             format!("MLY|{}|{}{}", self.client_id, self.fresh_tokens, tail)
         };
         self.valid_tokens.insert(token.clone());
+        self.aging.note_token(&token);
         self.tokens_issued.push(token.clone());
         token
     }
@@ -455,7 +469,7 @@ impl State {
             manifest_handle: manifest_handle.to_string(),
             cluster_id: cluster_id.clone(),
             images,
-            ready_at: Instant::now() + self.publish_delay,
+            ready_at: self.aging.now() + self.publish_delay,
             lookups_remaining: self.publish_after_lookups,
             never,
         });
@@ -473,7 +487,7 @@ impl State {
 
     /// Publish what is due (everything not marked "never" when `force`).
     pub fn promote(&mut self, force: bool) {
-        let now = Instant::now();
+        let now = self.aging.now();
         let (due, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| !p.never && (force || (p.lookups_remaining == 0 && now >= p.ready_at)));

@@ -6,6 +6,9 @@
 //! after it as its own plugin.
 //!
 //! Modules (all private: the crate's only public item is [`Mapillary`]), one job each:
+//! - `token`: the token's lifetime: expiry, the refresh grant, one refresh after a refusal mid-run;
+//! - `overdue`: parts Mapillary has not shown within 72 h, looked for with backoff;
+//! - `dry_run`: `--dry-run`, written into a local directory, nothing sent;
 //! - `auth`: the OAuth code flow, `/me`, `auth status`. It does not use the `oauth2` crate: Mapillary's
 //!   token endpoint wants `Authorization: OAuth <client secret>` and a JSON body, which `oauth2`'s standard
 //!   exchange (a form body with HTTP Basic or form-field client authentication) does not speak, so the crate
@@ -42,16 +45,19 @@ mod auth;
 mod bundle;
 mod classify;
 mod config;
+mod dry_run;
 mod error;
 mod exif_rewrite;
 mod lookup;
 mod outcome;
+mod overdue;
 mod outgoing;
 mod pipeline;
 mod progress;
 mod publish;
 mod split;
 mod state;
+mod token;
 mod upload;
 
 use plugin_api::prelude::*;
@@ -69,13 +75,14 @@ pub const REQUIRED_ENV: [&str; 3] = [
 
 /// Endpoint overrides (defaults are Mapillary's real services; used to point at the local fake), the
 /// organisation to upload for, and tuning for tests and slow links.
-pub const OPTIONAL_ENV: [&str; 6] = [
+pub const OPTIONAL_ENV: [&str; 7] = [
     "MAPILLARY_GRAPH_URL",
     "MAPILLARY_UPLOAD_URL",
     "MAPILLARY_AUTHORIZE_URL",
     "MAPILLARY_ORGANIZATION_ID",
     config::ENV_RETRY_BASE_MS,
     config::ENV_PUBLISH_DEADLINE_SECS,
+    config::ENV_TEST_NOW,
 ];
 
 /// The integration.
