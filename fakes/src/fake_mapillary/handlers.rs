@@ -34,6 +34,7 @@ pub(crate) fn router(shared: Sh) -> Router {
         .route("/:id", get(object_by_id))
         .route("/upload/:key", get(upload_offset).post(upload_post))
         .route("/__fake/stats", get(fake_stats))
+        .route("/__fake/advance_clock", post(fake_advance_clock))
         .route_layer(middleware::from_fn_with_state(shared.clone(), observe))
         .fallback(fallback)
         .with_state(shared)
@@ -884,4 +885,17 @@ async fn upload_post(
 
 async fn fake_stats(State(sh): State<Sh>) -> Response {
     Json(sh.stats()).into_response()
+}
+
+/// `POST /__fake/advance_clock?secs=N`: moves the fake's clock, for callers running the `mtp-fakes`
+/// binary out of process (in process: [`super::FakeMapillary::advance_clock`]).
+async fn fake_advance_clock(
+    State(sh): State<Sh>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(secs) = q.get("secs").and_then(|s| s.parse::<u64>().ok()) else {
+        return param_error("secs must be a whole number of seconds");
+    };
+    lock(&sh.state).aging.advance(Duration::from_secs(secs));
+    Json(json!({"advanced_secs": secs})).into_response()
 }

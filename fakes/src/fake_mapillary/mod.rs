@@ -10,7 +10,8 @@
 //! State lives in memory only. Upload bodies are streamed and hashed incrementally; the fake keeps
 //! the md5 state, counters and the first 128 KiB of each entity, never the whole entity.
 //!
-//! Besides the real API the server answers `GET /__fake/stats` with [`MapillaryStats`] as JSON, for
+//! Besides the real API the server answers `GET /__fake/stats` with [`MapillaryStats`] as JSON and
+//! `POST /__fake/advance_clock?secs=N` (moves its clock: token and handle expiry, publication delays), for
 //! callers that run the `mtp-fakes` binary out of process.
 
 #![warn(missing_docs)]
