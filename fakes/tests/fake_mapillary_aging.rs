@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use mtp_fakes::fake_mapillary::{
-    format_capture_time, AgingConfig, FakeMapillary, MapillaryConfig,
-};
+use mtp_fakes::fake_mapillary::{format_capture_time, AgingConfig, FakeMapillary, MapillaryConfig};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
@@ -41,7 +39,10 @@ async fn refresh(fake: &FakeMapillary, http: &Client, token: &str) -> (StatusCod
 async fn post(fake: &FakeMapillary, http: &Client, key: &str, offset: u64, body: Vec<u8>) -> Value {
     let r = http
         .post(format!("{}/{key}", fake.upload_url()))
-        .header("Authorization", format!("OAuth {}", fake.config().user_token))
+        .header(
+            "Authorization",
+            format!("OAuth {}", fake.config().user_token),
+        )
         .header("Offset", offset.to_string())
         .header("X-Entity-Name", key)
         .body(body)
@@ -55,7 +56,10 @@ async fn post(fake: &FakeMapillary, http: &Client, key: &str, offset: u64, body:
 async fn offset(fake: &FakeMapillary, http: &Client, key: &str) -> u64 {
     let r = http
         .get(format!("{}/{key}", fake.upload_url()))
-        .header("Authorization", format!("OAuth {}", fake.config().user_token))
+        .header(
+            "Authorization",
+            format!("OAuth {}", fake.config().user_token),
+        )
         .send()
         .await
         .unwrap();
@@ -65,7 +69,10 @@ async fn offset(fake: &FakeMapillary, http: &Client, key: &str) -> u64 {
 
 async fn finish(fake: &FakeMapillary, http: &Client, handle: &str) -> StatusCode {
     http.post(format!("{}/finish_upload", fake.graph_url()))
-        .header("Authorization", format!("OAuth {}", fake.config().user_token))
+        .header(
+            "Authorization",
+            format!("OAuth {}", fake.config().user_token),
+        )
         .json(&json!({"file_handle": handle, "file_type": "mly_bundle_manifest"}))
         .send()
         .await
@@ -80,7 +87,9 @@ fn image(captured_at_ms: i64, lat: f64, lon: f64) -> Vec<u8> {
         "MAPLatitude": lat,
         "MAPLongitude": lon,
     });
-    let mut v = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x12, 0x34, b'E', b'x', b'i', b'f', 0, 0];
+    let mut v = vec![
+        0xFF, 0xD8, 0xFF, 0xE1, 0x12, 0x34, b'E', b'x', b'i', b'f', 0, 0,
+    ];
     v.extend_from_slice(desc.to_string().as_bytes());
     v.push(0);
     v.resize(2048, 0x55);
@@ -94,10 +103,22 @@ async fn upload_manifest(fake: &FakeMapillary, http: &Client) -> String {
     for i in 0..2 {
         let body = image(T0 + i * 1000, 51.5 + i as f64 * 1e-4, -0.1);
         let key = format!("mly_tools_{:x}.jpg", md5::compute(&body));
-        handles.push(post(fake, http, &key, 0, body).await["h"].as_str().unwrap().to_string());
+        handles.push(
+            post(fake, http, &key, 0, body).await["h"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
-    let v = post(fake, http, "manifest.json", 0, manifest.to_string().into_bytes()).await;
+    let v = post(
+        fake,
+        http,
+        "manifest.json",
+        0,
+        manifest.to_string().into_bytes(),
+    )
+    .await;
     v["h"].as_str().unwrap().to_string()
 }
 
@@ -121,7 +142,10 @@ async fn tokens_expire_after_their_ttl_and_a_refresh_replaces_the_old_one() {
     let second = answer["access_token"].as_str().unwrap().to_string();
     assert_ne!(second, first);
     let (status, v) = me(&fake, &http, &first).await;
-    assert_eq!((status, v["error"]["code"].clone()), (StatusCode::UNAUTHORIZED, json!(190)));
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!(190))
+    );
     assert_eq!(me(&fake, &http, &second).await.0, StatusCode::OK);
 
     // The new token lives its own 10 h; once expired it is refused and cannot be refreshed.
@@ -130,7 +154,10 @@ async fn tokens_expire_after_their_ttl_and_a_refresh_replaces_the_old_one() {
     fake.advance_clock(2 * HOUR);
     assert_eq!(me(&fake, &http, &second).await.0, StatusCode::UNAUTHORIZED);
     assert!(!fake.link().token_is_valid(&second));
-    assert_eq!(refresh(&fake, &http, &second).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refresh(&fake, &http, &second).await.0,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -163,7 +190,11 @@ async fn processing_longer_than_the_deadline_ends_when_the_clock_passes_it() {
     let handle = upload_manifest(&fake, &http).await;
     assert_eq!(finish(&fake, &http, &handle).await, StatusCode::OK);
     fake.advance_clock(80 * HOUR);
-    assert_eq!(fake.stats().pending_publications, 1, "still processing 80 h later");
+    assert_eq!(
+        fake.stats().pending_publications,
+        1,
+        "still processing 80 h later"
+    );
     assert!(fake.stats().uploaded_sequences().is_empty());
     fake.advance_clock(20 * HOUR);
     assert_eq!(fake.stats().uploaded_sequences().len(), 1);

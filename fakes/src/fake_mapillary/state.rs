@@ -12,12 +12,12 @@ use rand::{Rng, SeedableRng};
 use super::desc::{find_image_meta, ImageMeta};
 
 mod aging;
-use aging::Aging;
 use super::server::lock;
 use super::{
     EntityKind, EntityStats, FinishFault, MapillaryConfig, MapillaryFaults, MapillaryStats,
     PublishedImage, PublishedSequence, SequenceOrigin,
 };
+use aging::Aging;
 
 /// Prefix kept of binary entities: enough for the EXIF APP1 segment holding ImageDescription.
 const IMAGE_PREFIX_CAP: usize = 128 * 1024;

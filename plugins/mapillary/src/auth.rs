@@ -89,7 +89,10 @@ async fn exchange_code(
         .post_graph("token", secret, &body)
         .await
         .map_err(|failure| MlyError::Authorisation(format!("{what}: {}", failure.describe())))?;
-    Ok((token::access_token(&answer, what)?, token::expires_in(&answer)))
+    Ok((
+        token::access_token(&answer, what)?,
+        token::expires_in(&answer),
+    ))
 }
 
 /// Who a token belongs to (`GET {graph}/me?fields=id,username`).

@@ -30,7 +30,13 @@ const CHUNK: usize = 256 * 1024;
 pub fn default_dir(sequence_id: &str) -> PathBuf {
     let safe: String = sequence_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     std::env::temp_dir()
         .join("mtp_dry_run")

@@ -89,8 +89,14 @@ mod tests {
     #[test]
     fn spans() {
         assert_eq!(human_span(Duration::from_secs(40)), "40 s");
-        assert_eq!(human_span(Duration::from_secs(3600 * 5 + 600)), "5 h 10 min");
-        assert_eq!(human_span(Duration::from_secs(86_400 * 3 + 3600 * 4)), "3 days 4 h");
+        assert_eq!(
+            human_span(Duration::from_secs(3600 * 5 + 600)),
+            "5 h 10 min"
+        );
+        assert_eq!(
+            human_span(Duration::from_secs(86_400 * 3 + 3600 * 4)),
+            "3 days 4 h"
+        );
         assert_eq!(human_span(Duration::from_secs(86_400 + 60)), "1 day");
     }
 
@@ -101,11 +107,23 @@ mod tests {
         // Within the deadline: every re-check looks.
         assert!(lookup_due(&published(0, Some(71 * h)), 71 * h, deadline));
         // 2 h late, looked 30 min ago: not yet; 61 min ago: due.
-        assert!(!lookup_due(&published(0, Some(74 * h - h / 2)), 74 * h, deadline));
-        assert!(lookup_due(&published(0, Some(74 * h - h - 60_000)), 74 * h, deadline));
+        assert!(!lookup_due(
+            &published(0, Some(74 * h - h / 2)),
+            74 * h,
+            deadline
+        ));
+        assert!(lookup_due(
+            &published(0, Some(74 * h - h - 60_000)),
+            74 * h,
+            deadline
+        ));
         // 3 days late: daily.
         let now = 72 * h + 72 * h;
-        assert!(!lookup_due(&published(0, Some(now - 23 * h)), now, deadline));
+        assert!(!lookup_due(
+            &published(0, Some(now - 23 * h)),
+            now,
+            deadline
+        ));
         assert!(lookup_due(&published(0, Some(now - 24 * h)), now, deadline));
         assert_eq!(
             next_lookup_ms(&published(0, Some(now - 23 * h)), now, deadline),

@@ -372,7 +372,12 @@ impl<'a> Run<'a> {
 
     /// `--republish` on overdue parts: one more lookup each, and those still not found are forgotten so
     /// that this run uploads and publishes them again.
-    async fn forget_overdue(&self, plan: &Plan, parts: &mut [PartState], token: &str) -> Result<()> {
+    async fn forget_overdue(
+        &self,
+        plan: &Plan,
+        parts: &mut [PartState],
+        token: &str,
+    ) -> Result<()> {
         let (now, deadline) = (self.api.config.now_ms(), self.api.config.publish_deadline);
         let late = |p: &PartState| {
             p.ambiguous.is_empty() && overdue::overdue_for(p, now, deadline).is_some()
@@ -381,15 +386,15 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         self.find_keys(plan, parts, token, true).await?;
-        for index in 0..parts.len() {
-            if late(&parts[index]) {
+        for (index, part) in parts.iter_mut().enumerate() {
+            if late(part) {
                 self.ctx.warn(format!(
                     "part {} is still not on Mapillary after the deadline: publishing it again \
                      (--republish)",
                     index + 1
                 ));
                 self.forget_part(plan, index)?;
-                parts[index] = PartState::default();
+                *part = PartState::default();
             }
         }
         Ok(())

@@ -59,9 +59,8 @@ pub fn info(ctx: &Context) -> Result<Option<TokenInfo>> {
 /// Stores `token` as the user's token, valid for `expires_in` seconds from `now_ms` (if known).
 pub fn store(ctx: &Context, token: &str, expires_in: Option<u64>, now_ms: i64) -> Result<()> {
     ctx.set_secret(TOKEN_SECRET, token)?;
-    let expires_at_ms = expires_in.map(|s| {
-        now_ms.saturating_add(i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
-    });
+    let expires_at_ms = expires_in
+        .map(|s| now_ms.saturating_add(i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)));
     ctx.state().put_json(
         TOKEN_INFO_KEY,
         &TokenInfo {

@@ -103,7 +103,13 @@ async fn a_token_refused_mid_run_is_refreshed_once_and_the_run_carries_on() {
         .logs()
         .iter()
         .any(|(_, l)| l.contains("refreshed the Mapillary token")));
-    assert!(Mapillary.auth_status(&setup.ctx()).await.unwrap().authorised);
+    assert!(
+        Mapillary
+            .auth_status(&setup.ctx())
+            .await
+            .unwrap()
+            .authorised
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +182,10 @@ async fn handles_older_than_two_days_are_asked_again_and_the_manifest_is_rebuilt
         .unwrap();
     assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
     let stats = setup.fake.stats();
-    assert!(stats.upload_bytes_received > received, "the images were sent again");
+    assert!(
+        stats.upload_bytes_received > received,
+        "the images were sent again"
+    );
     assert_eq!(stats.finish_upload_calls.len(), 1);
     assert!(
         !stats.finish_upload_calls.contains_key(&old_manifest[0]),
@@ -234,7 +243,10 @@ async fn dry_run_writes_exactly_what_would_be_sent_and_contacts_nothing() {
             && message.contains("would publish 1 Mapillary sequence(s)"),
         "{message}"
     );
-    assert!(setup.fake.stats().requests.is_empty(), "the fake was contacted");
+    assert!(
+        setup.fake.stats().requests.is_empty(),
+        "the fake was contacted"
+    );
     assert!(setup.state_keys().is_empty(), "{:?}", setup.state_keys());
     let mut written: Vec<String> = std::fs::read_dir(out.path())
         .unwrap()

@@ -156,13 +156,10 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     assert_eq!(setup.fake.stats().requests, before);
     // Only the plan and the parts stay.
     assert!(
-        setup
-            .state_keys()
-            .iter()
-            .all(|k| k == "account"
-                || k == "token"
-                || k.ends_with("/plan")
-                || k.contains("/part/")),
+        setup.state_keys().iter().all(|k| k == "account"
+            || k == "token"
+            || k.ends_with("/plan")
+            || k.contains("/part/")),
         "{:?}",
         setup.state_keys()
     );
@@ -609,10 +606,17 @@ async fn a_publication_that_never_arrives_is_overdue_and_republished_only_on_req
     // (the server still holds them).
     let received = stats.upload_bytes_received;
     let republished = Mapillary
-        .run(&h80.context(), republish(request(&sequence, RunMode::Upload)))
+        .run(
+            &h80.context(),
+            republish(request(&sequence, RunMode::Upload)),
+        )
         .await
         .unwrap();
-    assert_eq!(republished.state, SequenceState::Published, "{republished:?}");
+    assert_eq!(
+        republished.state,
+        SequenceState::Published,
+        "{republished:?}"
+    );
     let stats = setup.fake.stats();
     assert!(stats.request_count("GET /images") > lookups);
     assert_eq!(stats.upload_bytes_received, received);

@@ -88,7 +88,8 @@ fn lifetime(expires_at: Option<i64>, now: i64) -> (bool, String) {
     match expires_at {
         None => (
             true,
-            "token stored (expiry unknown: MTPW did not say, e.g. a token given with --token)".into(),
+            "token stored (expiry unknown: MTPW did not say, e.g. a token given with --token)"
+                .into(),
         ),
         Some(at) if at > now => {
             let mins = (at - now) / 60_000;
@@ -142,7 +143,10 @@ mod tests {
         let (ok, text) = lifetime(Some(36_000_000 + 1000), 1000);
         assert!(ok && text.contains("(in 10 h 0 min)"), "{text}");
         let (ok, text) = lifetime(Some(1000), 2000);
-        assert!(!ok && text.contains("log in again with `mtp auth mtpw`"), "{text}");
+        assert!(
+            !ok && text.contains("log in again with `mtp auth mtpw`"),
+            "{text}"
+        );
         assert!(lifetime(None, 0).1.contains("expiry unknown"));
     }
 
