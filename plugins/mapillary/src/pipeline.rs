@@ -319,8 +319,18 @@ impl<'a> Run<'a> {
             .iter()
             .map(|i| (i.path.as_str(), i))
             .collect();
+        // Parts to upload: those never published, and (with --republish) those whose publication is in
+        // doubt and whose manifest handle is too old to publish again as it is.
+        let now = self.api.config.now_ms();
         let to_send: Vec<usize> = (0..plan.parts.len())
-            .filter(|&i| parts[i].publish == Publish::NotSent)
+            .filter(|&i| {
+                let p = &parts[i];
+                p.publish == Publish::NotSent
+                    || (self.options.republish
+                        && p.sequence_key.is_none()
+                        && matches!(p.publish, Publish::Publishing { .. })
+                        && !handle_is_fresh(p.manifest_acked_at_ms, now))
+            })
             .collect();
 
         let uploader = Uploader {

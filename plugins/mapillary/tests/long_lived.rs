@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mtp_fakes::fake_mapillary::{AgingConfig, MapillaryConfig, MapillaryFaults};
+use mtp_fakes::fake_mapillary::{AgingConfig, FinishFault, MapillaryConfig, MapillaryFaults};
 use mtp_mapillary::Mapillary;
 use mtp_sequence::generate::GenerateOptions;
 use plugin_api::prelude::*;
@@ -191,6 +191,52 @@ async fn handles_older_than_two_days_are_asked_again_and_the_manifest_is_rebuilt
         !stats.finish_upload_calls.contains_key(&old_manifest[0]),
         "the stale manifest handle was published"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republishing_an_unknown_publication_days_later_builds_a_fresh_manifest() {
+    let setup = Setup::start(MapillaryConfig {
+        aging: AgingConfig {
+            handle_ttl: Some(2 * DAY),
+            ..AgingConfig::default()
+        },
+        faults: MapillaryFaults {
+            finish: FinishFault::Fail500,
+            finish_fault_calls: Some(1),
+            ..MapillaryFaults::default()
+        },
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("doubt", &[&generate(dir.path(), small(3))]);
+    let first = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(first.state, SequenceState::Unknown, "{first:?}");
+    let old: Vec<String> = setup
+        .fake
+        .stats()
+        .finish_upload_calls
+        .keys()
+        .cloned()
+        .collect();
+
+    setup.fake.advance_clock(3 * DAY);
+    let day3 = later(&setup, &setup.host, 3 * DAY);
+    let outcome = Mapillary
+        .run(
+            &day3.context(),
+            republish(request(&sequence, RunMode::Upload)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let calls = setup.fake.stats().finish_upload_calls;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[&old[0]], 1, "the old manifest handle was sent again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
