@@ -19,7 +19,8 @@ pub(crate) struct UploadArgs {
     /// Sequence directories (MTPDU sequences or folders of geotagged JPEGs).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
-    /// Do everything except publishing, and say what would have been published.
+    /// Send nothing: validate and prepare every file exactly as an upload would, write it into a local
+    /// directory, and say what would have been published.
     #[arg(long)]
     dry_run: bool,
     /// Upload a sequence with problems, leaving out (and naming) every image that has one.
@@ -28,7 +29,8 @@ pub(crate) struct UploadArgs {
     /// Files uploaded in parallel.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
     jobs: u64,
-    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through).
+    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through), or
+    /// one Mapillary has not shown long after the deadline (after one more lookup).
     #[arg(long)]
     republish: bool,
     #[command(flatten)]

@@ -35,6 +35,11 @@
 //!   (where its bytes come from, and its new EXIF segment: at most 64 KiB, usually a few KiB).
 //! - Rate limits and outages are waited out within a budget (200 retries, 2 h without progress); a run
 //!   that gives up keeps everything acknowledged, and the next run resumes.
+//! - The token is refreshed before it expires and once after a refusal mid-run; a failed refresh stops the
+//!   run asking for a new login and keeps everything acknowledged. Handles older than 2 days are checked
+//!   with the service again before they are published; a part not shown 72 h after publishing is overdue
+//!   (looked for hourly, then daily), never published again without `--republish`.
+//! - `--dry-run` contacts no service and writes no state (`dry_run`).
 //! - The user's token travels only in `Authorization` headers and the `user_token` export; it is never
 //!   logged or put into a message, a progress event or the record's keys.
 
