@@ -23,11 +23,12 @@ pub enum MlyError {
     /// The token was refused or ran out, and the refresh grant did not give a new one: only a new login
     /// helps. Everything acknowledged stays in the state store.
     #[error(
-        "Mapillary refused the token during {what} and refreshing it failed ({detail}): log in again \
-         with `mtp auth mapillary`; everything uploaded so far is kept, and mtp upload resumes from there"
+        "the Mapillary token was refused or ran out ({what}) and refreshing it failed ({detail}): log in \
+         again with `mtp auth mapillary`; everything uploaded so far is kept, and mtp upload resumes \
+         from there"
     )]
     RefreshFailed {
-        /// The step that needed the token.
+        /// What happened to the token (`refused during upload of IMG_1.jpg`, `expired 2026-..`).
         what: String,
         /// Why the refresh failed.
         detail: String,

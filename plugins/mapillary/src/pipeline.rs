@@ -135,7 +135,8 @@ impl<'a> Run<'a> {
     pub async fn run(&self) -> Result<RunOutcome> {
         let mut result = self.run_mode().await;
         if let Err(MlyError::TokenRefused { what, .. }) = &result {
-            result = match token::refresh(&self.api, self.ctx, what).await {
+            let what = format!("refused during {what}");
+            result = match token::refresh(&self.api, self.ctx, &what).await {
                 Ok(_) => self.run_mode().await,
                 Err(err) => Err(err),
             };

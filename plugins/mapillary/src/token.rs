@@ -155,7 +155,12 @@ pub async fn usable(api: &Api, ctx: &Context) -> Result<String> {
     if now < expires_at.saturating_sub(margin) {
         return Ok(token);
     }
-    match refresh(api, ctx, "refreshing the token before it expires").await {
+    let what = if now < expires_at {
+        format!("it expires {}", format_ms(expires_at))
+    } else {
+        format!("it expired {}", format_ms(expires_at))
+    };
+    match refresh(api, ctx, &what).await {
         Ok(fresh) => Ok(fresh),
         Err(err) if now < expires_at => {
             ctx.warn(format!(
