@@ -22,7 +22,8 @@ pub(crate) struct UploadArgs {
     /// Sequence directories (MTPDU sequences or folders of geotagged JPEGs).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
-    /// Do everything except publishing, and say what would have been published.
+    /// Send nothing: validate and prepare every file exactly as an upload would, write it into a local
+    /// directory, and say what would have been published.
     #[arg(long)]
     dry_run: bool,
     /// Upload a sequence with problems, leaving out (and naming) every image that has one.
@@ -36,8 +37,9 @@ pub(crate) struct UploadArgs {
     /// (`mapillary.jobs`).
     #[arg(long, value_name = "N")]
     jobs: Option<u64>,
-    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through):
-    /// sets every integration's option declared with the flag `republish` (`mapillary.republish`).
+    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through), or
+    /// one Mapillary has not shown long after the deadline (after one more lookup): sets every
+    /// integration's option declared with the flag `republish` (`mapillary.republish`).
     #[arg(long)]
     republish: bool,
     /// Send a sequence even where its MTPDU sequence log says it is already published.

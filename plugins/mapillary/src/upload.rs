@@ -187,7 +187,11 @@ impl Uploader<'_> {
                 return Err(err);
             }
         };
-        let entry = ImageEntry { key, handle };
+        let entry = ImageEntry {
+            key,
+            handle,
+            acked_at_ms: Some(self.api.config.now_ms()),
+        };
         store.put_image(&image.path, &entry)?;
         progress.finish();
         Ok(entry)
