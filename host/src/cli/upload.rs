@@ -31,6 +31,9 @@ pub(crate) struct UploadArgs {
     /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through).
     #[arg(long)]
     republish: bool,
+    /// Cap the upload bandwidth, shared by all parallel jobs (bytes per second: 500K, 2M; K = 1024).
+    #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
+    bwlimit: Option<String>,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -44,6 +47,7 @@ impl UploadArgs {
             skip_invalid: false,
             jobs: 4,
             republish: false,
+            bwlimit: None,
             overrides: OverrideArgs {
                 name: None,
                 description: None,
@@ -55,11 +59,21 @@ impl UploadArgs {
     }
 }
 
+/// Checks a `--bwlimit` value here, so a typo is refused before anything is read or sent.
+fn parse_bwlimit(text: &str) -> std::result::Result<String, String> {
+    plugin_api::sdk::rate_limit::parse_rate(text)
+        .map(|_| text.to_string())
+        .map_err(|err| err.to_string())
+}
+
 pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {
     let session = Session::open(global)?;
     let mut options = serde_json::Map::new();
     options.insert("jobs".into(), args.jobs.into());
     options.insert("republish".into(), args.republish.into());
+    if let Some(rate) = &args.bwlimit {
+        options.insert("bwlimit".into(), rate.clone().into());
+    }
     let mut failed = false;
     // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
     // before the user has seen the problems, and so the re-check below can skip these sequences.

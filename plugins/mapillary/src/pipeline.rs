@@ -11,7 +11,7 @@ use plugin_api::sequence::BoundingBox;
 
 use crate::api::Api;
 use crate::auth;
-use crate::bundle::{manifest_body, manifest_key};
+use crate::bundle::{legacy_manifest_key, manifest_body, manifest_key};
 use crate::config::{Config, RunOptions};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::{map_capture_time, prepare};
@@ -22,7 +22,7 @@ use crate::progress::EntityProgress;
 use crate::publish::{publish_part, Published};
 use crate::split::{split, MAPILLARY_LIMITS};
 use crate::state::{self, now_ms, PartState, Plan, PlannedPart, Publish, SequenceStore};
-use crate::upload::{Source, Uploader};
+use crate::upload::{bandwidth_limit, Source, Start, Uploader};
 use crate::Mapillary;
 
 fn step(ctx: &Context, name: &str, message: impl Into<String>) {
@@ -312,6 +312,7 @@ impl<'a> Run<'a> {
             api: &self.api,
             ctx: self.ctx,
             token: &token,
+            limit: bandwidth_limit(self.request)?,
         };
         let mut progress = Progress::default();
         if !to_send.is_empty() {
@@ -471,14 +472,17 @@ impl<'a> Run<'a> {
         }
         let body = manifest_body(&handles);
         let key = manifest_key(&body);
-        if part.manifest_key.as_deref() == Some(key.as_str()) && part.manifest_handle.is_some() {
+        // A manifest acknowledged under the key earlier versions gave it is not sent again.
+        let same = |k: &str| k == key || k == legacy_manifest_key(&body);
+        if part.manifest_key.as_deref().is_some_and(same) && part.manifest_handle.is_some() {
             return Ok(());
         }
         let source = Source::Memory(body.into());
         let progress = Arc::new(EntityProgress::new_silent(self.ctx));
         let what = format!("upload of the manifest of part {}", index + 1);
         let handle = uploader
-            .upload_entity(&what, &key, "application/json", &source, &progress)
+            // Never asked first: a manifest is small, and a 412 makes the next attempt ask.
+            .upload_entity(&what, &key, "application/json", &source, Start::Fresh, &progress)
             .await?;
         part.manifest_key = Some(key);
         part.manifest_handle = Some(handle);

@@ -228,5 +228,6 @@ fn no_overrides() -> OverrideArgs {
         description: None,
         transport: None,
         tags: Vec::new(),
+        time_offset: None,
     }
 }
