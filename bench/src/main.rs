@@ -1003,7 +1003,7 @@ impl Bench {
             .with_context(|| format!("writing {}", config_path.display()))?;
         let err_path = home.join("stderr.log");
         let mut cmd = Command::new("curl");
-        cmd.args(["--parallel", "--parallel-max", "4", "--noproxy", "*", "--config"])
+        cmd.args(["--silent", "--show-error", "--parallel", "--parallel-max", "4", "--noproxy", "*", "--config"])
             .arg(&config_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

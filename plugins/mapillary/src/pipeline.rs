@@ -481,8 +481,8 @@ impl<'a> Run<'a> {
         let progress = Arc::new(EntityProgress::new_silent(self.ctx));
         let what = format!("upload of the manifest of part {}", index + 1);
         let handle = uploader
-            // Never asked first: a manifest is small, and a 412 makes the next attempt ask.
-            .upload_entity(&what, &key, "application/json", &source, Start::Fresh, &progress)
+            // Asked first: a cleared state may have sent this very manifest before.
+            .upload_entity(&what, &key, "application/json", &source, Start::Ask, &progress)
             .await?;
         part.manifest_key = Some(key);
         part.manifest_handle = Some(handle);

@@ -58,6 +58,8 @@ impl Source {
 pub enum Start {
     /// Never sent from this state: start at 0 without asking.
     Fresh,
+    /// Ask the offset first (no wait).
+    Ask,
     /// Perhaps sent before: ask the offset, and wait until it stops moving.
     Resumed,
 }
@@ -74,7 +76,7 @@ pub fn bandwidth_limit(request: &RunRequest) -> Result<Option<Arc<TokenBucket>>>
             .filter(|&r| r > 0)
             .ok_or_else(|| MlyError::Invalid(format!("option bwlimit: {n} is not a rate")))?,
         serde_json::Value::String(text) => {
-            parse_rate(text).map_err(|err| MlyError::Invalid(format!("option {err}")))?
+            parse_rate(text).map_err(|err| MlyError::Invalid(format!("option bwlimit: {err}")))?
         }
         other => {
             return Err(MlyError::Invalid(format!(
@@ -139,7 +141,7 @@ impl Uploader<'_> {
         let furthest = AtomicU64::new(u64::MAX);
         // Whether the next attempt may start at 0 without asking, and whether it must wait for the
         // offset to settle first.
-        let ask = AtomicBool::new(start == Start::Resumed);
+        let ask = AtomicBool::new(start != Start::Fresh);
         let settle = AtomicBool::new(start == Start::Resumed);
         with_retries(self.ctx, &mut backoff, what, |headway| {
             let (furthest, ask, settle) = (&furthest, &ask, &settle);
