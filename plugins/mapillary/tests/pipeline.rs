@@ -79,6 +79,9 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     let stats = setup.fake.stats();
     assert_eq!(stats.finish_upload_calls.len(), 1);
     assert_eq!(stats.bytes_resent, 0);
+    // Images this state never sent go without an offset query: the one query is the manifest's.
+    assert_eq!(stats.requests.get("GET /upload/:key"), Some(&1), "{:?}", stats.requests);
+    assert_eq!(stats.requests.get("POST /upload/:key"), Some(&7), "{:?}", stats.requests);
     let images: Vec<_> = stats
         .entities
         .iter()
