@@ -953,7 +953,21 @@ impl Bench {
         let dir = self.generate("small", count, bytes)?;
         let file_bytes = dir_bytes(&dir)?;
         let b = self.baseline_upload("many-small", &dir, count)?;
-        let m = self.mtp_upload("many-small", &dir, count)?;
+        // Mapillary takes at most 1,000 images per sequence, so mtp publishes that many parts.
+        let fake = fresh_fake(MapillaryFaults::default())?;
+        let home = self.home("many-small");
+        self.mtp.prepare_home(&home, &fake, "")?;
+        let m = self.mtp.upload(&home, &dir, "upload.log", None)?;
+        let stats = fake.stats();
+        stats
+            .check_complete(count, false)
+            .and_then(|_| stats.check_published_exactly_once(count, count.div_ceil(1000)))
+            .context("after mtp upload (many small images)")?;
+        say(format!(
+            "mtp upload many-small: {:.2} s, {}",
+            m.wall.as_secs_f64(),
+            usage_text(&m)
+        ));
         remove_dir(&dir);
         let ratio = m.wall.as_secs_f64() / b.wall.as_secs_f64();
         Ok(Row {
@@ -993,24 +1007,36 @@ impl Bench {
                 "url = \"{}/{key}\"\ndata-binary = \"@{}\"\nheader = \"Authorization: OAuth {token}\"\n\
                  header = \"Offset: 0\"\nheader = \"X-Entity-Name: {key}\"\n\
                  header = \"Content-Type: application/octet-stream\"\nheader = \"Expect:\"\n\
-                 output = \"/dev/null\"\nfail\nsilent\nshow-error\nnext\n",
+                 output = \"/dev/null\"\nfail\n",
                 fake.upload_url(),
                 quote(&path.to_string_lossy()),
             ));
         }
+        // `next` separates the transfers; one after the last would start an empty one.
+        let config = config.replace("fail\n", "fail\nnext\n");
+        let config = config.trim_end_matches("next\n").to_string();
         let config_path = home.join("curl.conf");
         std::fs::write(&config_path, config)
             .with_context(|| format!("writing {}", config_path.display()))?;
         let err_path = home.join("stderr.log");
         let mut cmd = Command::new("curl");
-        cmd.args(["--silent", "--show-error", "--parallel", "--parallel-max", "4", "--noproxy", "*", "--config"])
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(&err_path)
-                    .with_context(|| format!("creating {}", err_path.display()))?,
-            );
+        cmd.args([
+            "--silent",
+            "--show-error",
+            "--parallel",
+            "--parallel-max",
+            "4",
+            "--noproxy",
+            "*",
+            "--config",
+        ])
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(&err_path)
+                .with_context(|| format!("creating {}", err_path.display()))?,
+        );
         let m = run_measured(&mut cmd, Duration::from_secs(1800), None)
             .context("running curl (apt-get install curl)")?;
         if !m.success() {

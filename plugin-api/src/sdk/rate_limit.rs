@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Why a rate did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bandwidth limit {given:?}: {why} (write e.g. 500K, 2M or 1.5M: bytes per second, K = 1024)")]
+#[error(
+    "bandwidth limit {given:?}: {why} (write e.g. 500K, 2M or 1.5M: bytes per second, K = 1024)"
+)]
 pub struct RateError {
     /// What was given.
     pub given: String,

@@ -63,7 +63,9 @@ mod tests {
             manifest_key(&body),
             manifest_key(&manifest_body(&["h2".into(), "h1".into()]))
         );
-        assert!(manifest_key(&body).starts_with("mtp_b3_") && manifest_key(&body).ends_with(".json"));
+        assert!(
+            manifest_key(&body).starts_with("mtp_b3_") && manifest_key(&body).ends_with(".json")
+        );
         assert_eq!(
             legacy_manifest_key(&body),
             format!("mly_tools_{:x}.json", md5::compute(&body))

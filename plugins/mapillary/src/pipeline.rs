@@ -482,7 +482,14 @@ impl<'a> Run<'a> {
         let what = format!("upload of the manifest of part {}", index + 1);
         let handle = uploader
             // Asked first: a cleared state may have sent this very manifest before.
-            .upload_entity(&what, &key, "application/json", &source, Start::Ask, &progress)
+            .upload_entity(
+                &what,
+                &key,
+                "application/json",
+                &source,
+                Start::Ask,
+                &progress,
+            )
             .await?;
         part.manifest_key = Some(key);
         part.manifest_handle = Some(handle);

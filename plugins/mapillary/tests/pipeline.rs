@@ -80,8 +80,18 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     assert_eq!(stats.finish_upload_calls.len(), 1);
     assert_eq!(stats.bytes_resent, 0);
     // Images this state never sent go without an offset query: the one query is the manifest's.
-    assert_eq!(stats.requests.get("GET /upload/:key"), Some(&1), "{:?}", stats.requests);
-    assert_eq!(stats.requests.get("POST /upload/:key"), Some(&7), "{:?}", stats.requests);
+    assert_eq!(
+        stats.requests.get("GET /upload/:key"),
+        Some(&1),
+        "{:?}",
+        stats.requests
+    );
+    assert_eq!(
+        stats.requests.get("POST /upload/:key"),
+        Some(&7),
+        "{:?}",
+        stats.requests
+    );
     let images: Vec<_> = stats
         .entities
         .iter()
@@ -96,7 +106,10 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
             .and_then(|k| k.strip_suffix(".jpg"))
             .unwrap_or_else(|| panic!("{key} is not an mtp_b3_ key"));
         assert!(
-            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
             "{key}"
         );
         assert!(entity.md5_hex.is_some(), "{key} is complete");
