@@ -48,6 +48,10 @@ pub(crate) struct UploadArgs {
     /// `add_new_images` (`mapillary.add_new_images`).
     #[arg(long)]
     add_new_images: bool,
+    /// Cap the upload bandwidth, shared by all parallel jobs (bytes per second: 500K, 2M; K = 1024): sets
+    /// every integration's option declared with the flag `bwlimit` (`mapillary.bwlimit`).
+    #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
+    bwlimit: Option<String>,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -68,6 +72,9 @@ impl UploadArgs {
         }
         if self.add_new_images {
             flags.push(("add_new_images", "true".to_string()));
+        }
+        if let Some(rate) = &self.bwlimit {
+            flags.push(("bwlimit", rate.clone()));
         }
         let mut undeclared = serde_json::Map::new();
         undeclared.insert(
@@ -95,6 +102,7 @@ impl UploadArgs {
             republish: false,
             force: false,
             add_new_images: false,
+            bwlimit: None,
             overrides: OverrideArgs {
                 name: None,
                 description: None,
@@ -104,6 +112,13 @@ impl UploadArgs {
             },
         }
     }
+}
+
+/// Checks a `--bwlimit` value here, so a typo is refused before anything is read or sent.
+fn parse_bwlimit(text: &str) -> std::result::Result<String, String> {
+    plugin_api::sdk::rate_limit::parse_rate(text)
+        .map(|_| text.to_string())
+        .map_err(|err| err.to_string())
 }
 
 pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {

@@ -185,6 +185,13 @@ impl Integration for Mapillary {
                     default: Some("false".into()),
                     flag: Some("add_new_images".into()),
                 },
+                RunOptionSpec {
+                    name: "bwlimit".into(),
+                    help: "Cap the upload bandwidth, shared by all parallel jobs (bytes per second: 500K, 2M; K = 1024).".into(),
+                    kind: OptionKind::Text,
+                    default: None,
+                    flag: Some("bwlimit".into()),
+                },
             ],
         }
     }
