@@ -109,7 +109,7 @@ impl World {
                  MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
                  MAPILLARY_RETRY_BASE_MS=20\n\
                  MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=app\nMTP_WEB_APP_SECRET=secret\n\
-                 MTP_WEB_REDIRECT_URI=http://127.0.0.1:9/mtpw\nMTP_WEB_RETRY_BASE_MS=20\n",
+                 MTP_WEB_RETRY_BASE_MS=20\n",
                 c.client_id,
                 c.client_secret,
                 mapillary.graph_url(),
