@@ -101,9 +101,21 @@ impl Mtp {
         log_name: &str,
         kill_after: Option<Duration>,
     ) -> Result<Measured> {
+        self.upload_with(home, dir, log_name, kill_after, &[])
+    }
+
+    /// [`Mtp::upload`] with `extra` arguments after `--jobs 4` (e.g. `--bwlimit 2M`).
+    pub fn upload_with(
+        &self,
+        home: &Path,
+        dir: &Path,
+        log_name: &str,
+        kill_after: Option<Duration>,
+        extra: &[&str],
+    ) -> Result<Measured> {
         let log = home.join(log_name);
         let mut cmd = self.command(home);
-        cmd.arg("upload").arg(dir).args(["--jobs", "4"]);
+        cmd.arg("upload").arg(dir).args(["--jobs", "4"]).args(extra);
         redirect(&mut cmd, &log)?;
         let m = run_measured(&mut cmd, Duration::from_secs(1800), kill_after)?;
         if kill_after.is_none() && !m.success() {

@@ -22,7 +22,11 @@
 //!    more rounds, after 1 s), count the bytes sent again;
 //! 5. `mtp integrations list` and `mtp status` with 1,000 sequences in the state store;
 //! 6. a slow uplink (5 MB/s, 50 ms per request): wall time vs bytes/bandwidth;
-//! 7. the official `mapillary_tools` on the same images, as the peer users know.
+//! 7. the official `mapillary_tools` on the same images, as the peer users know;
+//! 8. many small images (10,000 × 20 KB): wall time vs the plain client;
+//! 9. `curl --parallel --parallel-max 4` (one process, keep-alive) sending the same files to the same
+//!    fake, as a second, independent plain client;
+//! 10. `--bwlimit 2M` on a throttled loopback link: requested vs measured rate.
 //!
 //! Nothing here asserts on time: this binary is run by hand. Everything it measures talks to 127.0.0.1
 //! only (the one exception: when no `mapillary_tools` is found, `pip install mapillary_tools` into its
@@ -69,7 +73,7 @@ struct Cli {
     /// Seed for the generated sequences and the kill moments of the resume benchmark.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Only these rows (comma-separated numbers 1-7; rows 2 and 3 share row 1's uploads).
+    /// Only these rows (comma-separated numbers 1-10; rows 2 and 3 share row 1's uploads).
     #[arg(long, value_delimiter = ',')]
     rows: Vec<u32>,
     /// The mapillary_tools executable (default: /tmp/mlyvenv/bin/mapillary_tools, then PATH, else a
@@ -124,6 +128,14 @@ struct Sizes {
     /// Row 7.
     mly_many: (usize, u64),
     mly_few: (usize, u64),
+    /// Row 8.
+    many_small: (usize, u64),
+    /// Row 9.
+    curl: (usize, u64),
+    /// Row 10: the sequence, the cap (`--bwlimit`), the cap in bytes/s, the fake's throttle.
+    capped: (usize, u64),
+    cap: (&'static str, u64),
+    cap_throttle: u64,
 }
 
 impl Sizes {
@@ -145,6 +157,11 @@ impl Sizes {
             slow_latency_ms: 50,
             mly_many: (200, MB),
             mly_few: (20, MB),
+            many_small: (10_000, 20_000),
+            curl: (200, 2 * MB),
+            capped: (20, MB),
+            cap: ("2M", 2 * 1024 * 1024),
+            cap_throttle: 20 * MB,
         }
     }
 
@@ -166,6 +183,11 @@ impl Sizes {
             slow_latency_ms: 50,
             mly_many: (50, MB),
             mly_few: (20, MB),
+            many_small: (500, 20_000),
+            curl: (50, 2 * MB),
+            capped: (6, MB),
+            cap: ("2M", 2 * 1024 * 1024),
+            cap_throttle: 20 * MB,
         }
     }
 }
@@ -343,6 +365,10 @@ impl Resume {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn kb(bytes: u64) -> String {
+    format!("{:.0} KB", bytes as f64 / 1e3)
 }
 
 fn mb(bytes: u64) -> String {
@@ -918,6 +944,204 @@ impl Bench {
         })
     }
 
+    // ---- row 8 ----
+
+    fn many_small_row(&mut self) -> Result<Row> {
+        let (count, bytes) = self.sizes.many_small;
+        let label = format!("{count} × {}", kb(bytes));
+        let dir = self.generate("small", count, bytes)?;
+        let file_bytes = dir_bytes(&dir)?;
+        let b = self.baseline_upload("many-small", &dir, count)?;
+        // Mapillary takes at most 1,000 images per sequence, so mtp publishes that many parts.
+        let fake = fresh_fake(MapillaryFaults::default())?;
+        let home = self.home("many-small");
+        self.mtp.prepare_home(&home, &fake, "")?;
+        let m = self.mtp.upload(&home, &dir, "upload.log", None)?;
+        let stats = fake.stats();
+        stats
+            .check_complete(count, false)
+            .and_then(|_| stats.check_published_exactly_once(count, count.div_ceil(1000)))
+            .context("after mtp upload (many small images)")?;
+        say(format!(
+            "mtp upload many-small: {:.2} s, {}",
+            m.wall.as_secs_f64(),
+            usage_text(&m)
+        ));
+        remove_dir(&dir);
+        let ratio = m.wall.as_secs_f64() / b.wall.as_secs_f64();
+        Ok(Row {
+            id: "8".to_string(),
+            measure: format!("Many small images, {label} ({}): wall time", mb(file_bytes)),
+            mtp: format!("{:.2} s ({})", m.wall.as_secs_f64(), usage_text(&m)),
+            other: format!(
+                "plain client: {:.2} s ({})",
+                b.wall.as_secs_f64(),
+                usage_text(&b)
+            ),
+            result: format!("{ratio:.2}× the baseline's time"),
+            target: "≤ 1.5× the baseline's time".to_string(),
+            verdict: Verdict::from_bool(ratio <= 1.5),
+            data: json!({
+                "count": count, "file_bytes": file_bytes, "mtp_wall_s": m.wall.as_secs_f64(),
+                "baseline_wall_s": b.wall.as_secs_f64(), "ratio": ratio,
+                "mtp_cpu_s": m.usage.map_or(0.0, |u| u.cpu().as_secs_f64()), "baseline_cpu_s": b.usage.map_or(0.0, |u| u.cpu().as_secs_f64()),
+            }),
+        })
+    }
+
+    // ---- row 9 ----
+
+    /// `curl --parallel --parallel-max 4` sending every file of `dir` to a fresh fake: one process, one
+    /// config file with one POST per file (the headers the baseline sends), connections kept alive.
+    fn curl_upload(&mut self, dir: &Path, count: usize) -> Result<Measured> {
+        let fake = fresh_fake(MapillaryFaults::default())?;
+        let home = self.home("curl");
+        std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+        let token = fake.config().user_token;
+        let mut config = String::new();
+        for (index, path) in baseline::jpegs_in(dir)?.iter().enumerate() {
+            let key = format!("curl_{}_{index}.jpg", self.homes_made);
+            let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+            config.push_str(&format!(
+                "url = \"{}/{key}\"\ndata-binary = \"@{}\"\nheader = \"Authorization: OAuth {token}\"\n\
+                 header = \"Offset: 0\"\nheader = \"X-Entity-Name: {key}\"\n\
+                 header = \"Content-Type: application/octet-stream\"\nheader = \"Expect:\"\n\
+                 output = \"/dev/null\"\nfail\n",
+                fake.upload_url(),
+                quote(&path.to_string_lossy()),
+            ));
+        }
+        // `next` separates the transfers; one after the last would start an empty one.
+        let config = config.replace("fail\n", "fail\nnext\n");
+        let config = config.trim_end_matches("next\n").to_string();
+        let config_path = home.join("curl.conf");
+        std::fs::write(&config_path, config)
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        let err_path = home.join("stderr.log");
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "--silent",
+            "--show-error",
+            "--parallel",
+            "--parallel-max",
+            "4",
+            "--noproxy",
+            "*",
+            "--config",
+        ])
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(&err_path)
+                .with_context(|| format!("creating {}", err_path.display()))?,
+        );
+        let m = run_measured(&mut cmd, Duration::from_secs(1800), None)
+            .context("running curl (apt-get install curl)")?;
+        if !m.success() {
+            bail!("curl failed: {}", tail(&err_path, 800));
+        }
+        fake.stats()
+            .check_complete(count, false)
+            .context("after the curl upload")?;
+        say(format!(
+            "curl --parallel: {:.2} s, {}",
+            m.wall.as_secs_f64(),
+            usage_text(&m)
+        ));
+        Ok(m)
+    }
+
+    fn curl_row(&mut self) -> Result<Row> {
+        let (count, bytes) = self.sizes.curl;
+        let label = format!("{count} × {}", mb(bytes));
+        let dir = self.generate("curl", count, bytes)?;
+        let file_bytes = dir_bytes(&dir)?;
+        let mut curl = Vec::new();
+        let mut mtp = Vec::new();
+        for rep in 0..self.sizes.reps {
+            if rep % 2 == 0 {
+                curl.push(self.curl_upload(&dir, count)?);
+                mtp.push(self.mtp_upload("vs-curl", &dir, count)?);
+            } else {
+                mtp.push(self.mtp_upload("vs-curl", &dir, count)?);
+                curl.push(self.curl_upload(&dir, count)?);
+            }
+        }
+        remove_dir(&dir);
+        let (Some(m), Some(c)) = (Throughput::best(&mtp), Throughput::best(&curl)) else {
+            bail!("no runs");
+        };
+        let rate = |x: &Measured| file_bytes as f64 / 1e6 / x.wall.as_secs_f64();
+        let ratio = rate(m) / rate(c);
+        Ok(Row {
+            id: "9".to_string(),
+            measure: format!(
+                "Throughput vs `curl --parallel --parallel-max 4` (one process, keep-alive), {label} ({}, best of {})",
+                mb(file_bytes),
+                mtp.len()
+            ),
+            mtp: format!("{:.0} MB/s ({:.2} s, CPU {:.2} s)", rate(m), m.wall.as_secs_f64(), m.usage.map_or(0.0, |u| u.cpu().as_secs_f64())),
+            other: format!("curl: {:.0} MB/s ({:.2} s, CPU {:.2} s)", rate(c), c.wall.as_secs_f64(), c.usage.map_or(0.0, |u| u.cpu().as_secs_f64())),
+            result: format!("{ratio:.2}×"),
+            target: "≥ 0.95× curl".to_string(),
+            verdict: Verdict::from_bool(ratio >= 0.95),
+            data: json!({
+                "file_bytes": file_bytes, "mtp_wall_s": m.wall.as_secs_f64(),
+                "curl_wall_s": c.wall.as_secs_f64(), "ratio": ratio,
+            }),
+        })
+    }
+
+    // ---- row 10 ----
+
+    fn bwlimit_row(&mut self) -> Result<Row> {
+        let (count, bytes) = self.sizes.capped;
+        let (cap_text, cap) = self.sizes.cap;
+        let throttle = self.sizes.cap_throttle;
+        let dir = self.generate("capped", count, bytes)?;
+        let fake = fresh_fake(MapillaryFaults {
+            throttle_bytes_per_sec: Some(throttle),
+            ..MapillaryFaults::default()
+        })?;
+        let home = self.home("capped");
+        self.mtp.prepare_home(&home, &fake, "")?;
+        let m = self
+            .mtp
+            .upload_with(&home, &dir, "upload.log", None, &["--bwlimit", cap_text])?;
+        let stats = fake.stats();
+        stats
+            .check_complete(count, true)
+            .context("after the capped upload")?;
+        remove_dir(&dir);
+        let sent = stats.upload_bytes_received;
+        let measured = sent as f64 / m.wall.as_secs_f64();
+        let ratio = measured / cap as f64;
+        Ok(Row {
+            id: "10".to_string(),
+            measure: format!(
+                "Bandwidth cap: `--bwlimit {cap_text}` ({:.2} MB/s), {count} × {} on a link throttled to {}/s",
+                cap as f64 / 1e6,
+                mb(bytes),
+                mb(throttle)
+            ),
+            mtp: format!(
+                "{:.2} MB/s ({} in {:.2} s, whole process)",
+                measured / 1e6,
+                mb(sent),
+                m.wall.as_secs_f64()
+            ),
+            other: String::new(),
+            result: format!("{:.1}% of the cap", ratio * 100.0),
+            target: "within ±5 % of the cap".to_string(),
+            verdict: Verdict::from_bool((0.95..=1.05).contains(&ratio)),
+            data: json!({
+                "cap_bytes_per_s": cap, "measured_bytes_per_s": measured, "bytes": sent,
+                "wall_s": m.wall.as_secs_f64(), "ratio": ratio,
+            }),
+        })
+    }
+
     // ---- row 7 ----
 
     fn mly_rows(&mut self, explicit: Option<&Path>) -> Vec<Row> {
@@ -1194,6 +1418,27 @@ fn run(cli: &Cli) -> Result<Report> {
             bench
                 .slow_uplink_row()
                 .unwrap_or_else(|e| Row::error("6", "Slow uplink", &e)),
+        );
+    }
+    if wanted(8) {
+        rows.push(
+            bench
+                .many_small_row()
+                .unwrap_or_else(|e| Row::error("8", "Many small images", &e)),
+        );
+    }
+    if wanted(9) {
+        rows.push(
+            bench
+                .curl_row()
+                .unwrap_or_else(|e| Row::error("9", "Throughput vs curl --parallel", &e)),
+        );
+    }
+    if wanted(10) {
+        rows.push(
+            bench
+                .bwlimit_row()
+                .unwrap_or_else(|e| Row::error("10", "Bandwidth cap", &e)),
         );
     }
     let mut mly_version = serde_json::Value::Null;

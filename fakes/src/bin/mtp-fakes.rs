@@ -97,6 +97,13 @@ struct ServeArgs {
     #[arg(long)]
     accept_overlapping_offsets: bool,
 
+    /// Lifetime of every token in seconds (answered as `expires_in`); tokens do not expire without it.
+    #[arg(long)]
+    token_ttl_secs: Option<u64>,
+    /// Lifetime of upload handles in seconds; after it the entity is forgotten.
+    #[arg(long)]
+    handle_ttl_secs: Option<u64>,
+
     // ---- publication ----
     /// Seconds between finish_upload and the sequence appearing in /images.
     #[arg(long, default_value_t = 0.0)]
@@ -258,6 +265,8 @@ fn mapillary_config(a: &ServeArgs) -> anyhow::Result<MapillaryConfig> {
     c.publish_after_lookups = a.publish_after_lookups;
     c.overlap_decoys = a.overlap_decoys;
     c.extra_sequences = a.extra_sequence.clone();
+    c.aging.token_ttl = a.token_ttl_secs.map(Duration::from_secs);
+    c.aging.handle_ttl = a.handle_ttl_secs.map(Duration::from_secs);
     let flapping = match (a.flap_healthy_ms, a.flap_failing_ms) {
         (Some(healthy_ms), Some(failing_ms)) => Some(Flapping {
             healthy_ms,

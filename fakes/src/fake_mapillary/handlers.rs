@@ -34,6 +34,7 @@ pub(crate) fn router(shared: Sh) -> Router {
         .route("/:id", get(object_by_id))
         .route("/upload/:key", get(upload_offset).post(upload_post))
         .route("/__fake/stats", get(fake_stats))
+        .route("/__fake/advance_clock", post(fake_advance_clock))
         .route_layer(middleware::from_fn_with_state(shared.clone(), observe))
         .fallback(fallback)
         .with_state(shared)
@@ -317,18 +318,24 @@ async fn token(
             let Some(old) = params.get("refresh_token") else {
                 return oauth_error(StatusCode::BAD_REQUEST, "Missing refresh_token");
             };
-            let usable =
-                st.was_issued(old) && (cfg.revoked_tokens_refreshable || st.token_is_valid(old));
+            // Assumption: an expired token cannot be refreshed (the grant takes the *current* token:
+            // API documentation, "Authentication").
+            let usable = st.was_issued(old)
+                && !st.aging.token_expired(old)
+                && (cfg.revoked_tokens_refreshable || st.token_is_valid(old));
             if !usable {
                 return oauth_error(StatusCode::BAD_REQUEST, "Invalid refresh token");
             }
+            // Assumption: the refreshed token replaces the old one, which is refused from now on (the
+            // safe reading of a refresh for a client: it must use the new token at once).
+            st.revoked.insert(old.clone());
         }
         _ => return param_error("Unsupported grant_type"),
     }
     let access_token = st.issue_token();
     Json(json!({
         "access_token": access_token,
-        "expires_in": cfg.token_expires_in,
+        "expires_in": st.aging.expires_in(cfg.token_expires_in),
         "token_type": "bearer",
     }))
     .into_response()
@@ -368,7 +375,7 @@ fn user_json(sh: &Shared, q: &HashMap<String, String>) -> Value {
         .as_ref()
         .is_none_or(|f| f.iter().any(|x| x == "username"))
     {
-        m.insert("username".into(), json!(cfg.username));
+        m.insert("username".into(), json!(*lock(&sh.username)));
     }
     Value::Object(m)
 }
@@ -445,7 +452,7 @@ fn image_json(sh: &Shared, seq_key: &str, img: &super::PublishedImage, fields: &
             "creator" => {
                 m.insert(
                     "creator".into(),
-                    json!({"id": sh.config.user_id, "username": sh.config.username}),
+                    json!({"id": sh.config.user_id, "username": *lock(&sh.username)}),
                 );
             }
             _ => {}
@@ -529,7 +536,7 @@ async fn images(
     let fields = requested_fields(&q).unwrap_or_default();
     let creator_ok = q
         .get("creator_username")
-        .is_none_or(|u| *u == sh.config.username);
+        .is_none_or(|u| *u == *lock(&sh.username));
     let sequence_filter = q.get("sequence_id");
 
     let mut st = lock(&sh.state);
@@ -863,7 +870,10 @@ async fn upload_post(
         }
     }
     match lease.finish() {
-        Ok(handle) => Json(json!({ "h": handle })).into_response(),
+        Ok(handle) => {
+            lock(&sh.state).aging.note_handle(&handle);
+            Json(json!({ "h": handle })).into_response()
+        }
         Err(rejected) => upload_error(
             StatusCode::BAD_REQUEST,
             rejected.error_type,
@@ -875,4 +885,17 @@ async fn upload_post(
 
 async fn fake_stats(State(sh): State<Sh>) -> Response {
     Json(sh.stats()).into_response()
+}
+
+/// `POST /__fake/advance_clock?secs=N`: moves the fake's clock, for callers running the `mtp-fakes`
+/// binary out of process (in process: [`super::FakeMapillary::advance_clock`]).
+async fn fake_advance_clock(
+    State(sh): State<Sh>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(secs) = q.get("secs").and_then(|s| s.parse::<u64>().ok()) else {
+        return param_error("secs must be a whole number of seconds");
+    };
+    lock(&sh.state).aging.advance(Duration::from_secs(secs));
+    Json(json!({"advanced_secs": secs})).into_response()
 }

@@ -10,7 +10,8 @@
 //! State lives in memory only. Upload bodies are streamed and hashed incrementally; the fake keeps
 //! the md5 state, counters and the first 128 KiB of each entity, never the whole entity.
 //!
-//! Besides the real API the server answers `GET /__fake/stats` with [`MapillaryStats`] as JSON, for
+//! Besides the real API the server answers `GET /__fake/stats` with [`MapillaryStats`] as JSON and
+//! `POST /__fake/advance_clock?secs=N` (moves its clock: token and handle expiry, publication delays), for
 //! callers that run the `mtp-fakes` binary out of process.
 
 #![warn(missing_docs)]
@@ -199,6 +200,21 @@ pub struct MapillaryConfig {
     pub organization_ids: Vec<String>,
     /// Faults.
     pub faults: MapillaryFaults,
+    /// Tokens and handles that expire (off by default).
+    pub aging: AgingConfig,
+}
+
+/// Expiry of tokens and upload handles, measured on the fake's clock ([`FakeMapillary::advance_clock`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AgingConfig {
+    /// Lifetime of every token (the configured user token from start, issued ones from issue);
+    /// `/token` answers it as `expires_in`. Mapillary's token answer carries `expires_in`
+    /// (API documentation, "Authentication"; mapillary/mapillary_tools `mapillary_tools/authenticate.py`
+    /// reads the token from the same answer). `None`: tokens do not expire.
+    pub token_ttl: Option<Duration>,
+    /// Lifetime of an upload handle, from when it was first answered; after it the entity is
+    /// forgotten (see `state/aging.rs` for why this is an assumption). `None`: handles do not expire.
+    pub handle_ttl: Option<Duration>,
 }
 
 impl Default for MapillaryConfig {
@@ -223,6 +239,7 @@ impl Default for MapillaryConfig {
             accept_overlapping_offsets: false,
             organization_ids: Vec::new(),
             faults: MapillaryFaults::default(),
+            aging: AgingConfig::default(),
         }
     }
 }
@@ -456,6 +473,17 @@ impl FakeMapillary {
         lock(&self.shared.state).promote(true);
     }
 
+    /// Moves the fake's clock forward: tokens and handles age, publication delays pass.
+    pub fn advance_clock(&self, by: Duration) {
+        lock(&self.shared.state).aging.advance(by);
+    }
+
+    /// Renames the user: `/me`, `creator` fields and `creator_username` filters use the new name from
+    /// now on (a Mapillary account can change its user name; the image search filters on the current one).
+    pub fn rename_user(&self, username: &str) {
+        *lock(&self.shared.username) = username.to_string();
+    }
+
     /// A handle other fakes (MTPW) use to check tokens and sequences against this one.
     pub fn link(&self) -> MapillaryLink {
         MapillaryLink {
@@ -491,7 +519,7 @@ impl MapillaryLink {
 
     /// The Mapillary username of the fake's user.
     pub fn username(&self) -> String {
-        self.shared.config.username.clone()
+        lock(&self.shared.username).clone()
     }
 
     /// The Mapillary user id of the fake's user.

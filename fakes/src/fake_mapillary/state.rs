@@ -10,11 +10,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::desc::{find_image_meta, ImageMeta};
+
+mod aging;
 use super::server::lock;
 use super::{
     EntityKind, EntityStats, FinishFault, MapillaryConfig, MapillaryFaults, MapillaryStats,
     PublishedImage, PublishedSequence, SequenceOrigin,
 };
+use aging::Aging;
 
 /// Prefix kept of binary entities: enough for the EXIF APP1 segment holding ImageDescription.
 const IMAGE_PREFIX_CAP: usize = 128 * 1024;
@@ -26,6 +29,9 @@ pub(crate) struct Shared {
     pub base_url: String,
     pub started: Instant,
     pub state: Mutex<State>,
+    /// The user's current name (tests may rename the user: [`super::FakeMapillary::rename_user`]).
+    /// Locked on its own, never while waiting for `state`.
+    pub username: Mutex<String>,
     /// When the shared upload "uplink" is next free (throttle fault).
     throttle_next: Mutex<Instant>,
 }
@@ -37,6 +43,7 @@ impl Shared {
             base_url: format!("http://{addr}"),
             started: Instant::now(),
             state: Mutex::new(state),
+            username: Mutex::new(config.username.clone()),
             throttle_next: Mutex::new(Instant::now()),
             config,
         })
@@ -194,6 +201,8 @@ pub(crate) struct State {
     pub offset_mismatches: u64,
     /// Test instrumentation: injected faults by name (see [`MapillaryStats::faults_fired`]).
     faults_fired: BTreeMap<&'static str, u64>,
+    /// The fake's clock, token and handle expiry (`state/aging.rs`).
+    pub aging: Aging,
 }
 
 impl State {
@@ -232,6 +241,7 @@ impl State {
             connections_reset: 0,
             offset_mismatches: 0,
             faults_fired: BTreeMap::new(),
+            aging: Aging::new(&cfg.aging, &cfg.user_token),
         };
         for extra in &cfg.extra_sequences {
             let n = extra.image_count.max(1);
@@ -326,6 +336,7 @@ impl State {
     /// Count a request; returns the latency (ms) the latency fault adds to it.
     pub fn count_request(&mut self, route: String) -> u64 {
         *self.requests.entry(route).or_default() += 1;
+        self.expire_aged_handles();
         self.faults.latency_ms
     }
 
@@ -336,7 +347,9 @@ impl State {
     // ---- tokens -------------------------------------------------------------------------
 
     pub fn token_is_valid(&self, token: &str) -> bool {
-        self.valid_tokens.contains(token) && !self.revoked.contains(token)
+        self.valid_tokens.contains(token)
+            && !self.revoked.contains(token)
+            && !self.aging.token_expired(token)
     }
 
     /// Check a token for a request; counts the use towards `revoke_token_after`.
@@ -371,6 +384,7 @@ impl State {
             format!("MLY|{}|{}{}", self.client_id, self.fresh_tokens, tail)
         };
         self.valid_tokens.insert(token.clone());
+        self.aging.note_token(&token);
         self.tokens_issued.push(token.clone());
         token
     }
@@ -543,7 +557,7 @@ impl State {
             manifest_handle: manifest_handle.to_string(),
             cluster_id: cluster_id.clone(),
             images,
-            ready_at: Instant::now() + self.publish_delay,
+            ready_at: self.aging.now() + self.publish_delay,
             lookups_remaining: self
                 .publish_after_lookups_by_call
                 .get(queued)
@@ -565,7 +579,7 @@ impl State {
 
     /// Publish what is due (everything not marked "never" when `force`).
     pub fn promote(&mut self, force: bool) {
-        let now = Instant::now();
+        let now = self.aging.now();
         let (due, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| !p.never && (force || (p.lookups_remaining == 0 && now >= p.ready_at)));

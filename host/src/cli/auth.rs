@@ -67,6 +67,11 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
     let rows: Vec<Vec<String>> = statuses
         .iter()
         .map(|(id, answer)| {
+            // The integration's own words: who, and when the token expires.
+            let detail = match answer {
+                Ok(Some(s)) => s.detail.clone().unwrap_or_default(),
+                _ => String::new(),
+            };
             let (state, account) = match answer {
                 Ok(Some(s)) if s.authorised => (
                     "authorised".to_string(),
@@ -76,7 +81,7 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
                 Ok(None) => ("no authorisation needed".to_string(), String::new()),
                 Err(err) => (format!("unknown: {err}"), String::new()),
             };
-            vec![id.clone(), state, account]
+            vec![id.clone(), state, account, detail]
         })
         .collect();
     if rows.is_empty() {
@@ -84,7 +89,7 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
     } else {
         print!(
             "{}",
-            table::render(&["INTEGRATION", "STATUS", "ACCOUNT"], &rows)
+            table::render(&["INTEGRATION", "STATUS", "ACCOUNT", "DETAIL"], &rows)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -22,7 +22,8 @@ pub(crate) struct UploadArgs {
     /// Sequence directories (MTPDU sequences or folders of geotagged JPEGs).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
-    /// Do everything except publishing, and say what would have been published.
+    /// Send nothing: validate and prepare every file exactly as an upload would, write it into a local
+    /// directory, and say what would have been published.
     #[arg(long)]
     dry_run: bool,
     /// Upload a sequence with problems, leaving out (and naming) every image that has one.
@@ -36,8 +37,9 @@ pub(crate) struct UploadArgs {
     /// (`mapillary.jobs`).
     #[arg(long, value_name = "N")]
     jobs: Option<u64>,
-    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through):
-    /// sets every integration's option declared with the flag `republish` (`mapillary.republish`).
+    /// Publish again a sequence whose publish outcome is unknown (you checked it did not go through), or
+    /// one Mapillary has not shown long after the deadline (after one more lookup): sets every
+    /// integration's option declared with the flag `republish` (`mapillary.republish`).
     #[arg(long)]
     republish: bool,
     /// Send a sequence even where its MTPDU sequence log says it is already published.
@@ -48,6 +50,10 @@ pub(crate) struct UploadArgs {
     /// `add_new_images` (`mapillary.add_new_images`).
     #[arg(long)]
     add_new_images: bool,
+    /// Cap the upload bandwidth, shared by all parallel jobs (bytes per second: 500K, 2M; K = 1024): sets
+    /// every integration's option declared with the flag `bwlimit` (`mapillary.bwlimit`).
+    #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
+    bwlimit: Option<String>,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -68,6 +74,9 @@ impl UploadArgs {
         }
         if self.add_new_images {
             flags.push(("add_new_images", "true".to_string()));
+        }
+        if let Some(rate) = &self.bwlimit {
+            flags.push(("bwlimit", rate.clone()));
         }
         let mut undeclared = serde_json::Map::new();
         undeclared.insert(
@@ -95,6 +104,7 @@ impl UploadArgs {
             republish: false,
             force: false,
             add_new_images: false,
+            bwlimit: None,
             overrides: OverrideArgs {
                 name: None,
                 description: None,
@@ -104,6 +114,13 @@ impl UploadArgs {
             },
         }
     }
+}
+
+/// Checks a `--bwlimit` value here, so a typo is refused before anything is read or sent.
+fn parse_bwlimit(text: &str) -> std::result::Result<String, String> {
+    plugin_api::sdk::rate_limit::parse_rate(text)
+        .map(|_| text.to_string())
+        .map_err(|err| err.to_string())
 }
 
 pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {

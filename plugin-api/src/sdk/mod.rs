@@ -37,6 +37,7 @@
 mod context;
 #[doc(hidden)]
 pub mod export;
+pub mod rate_limit;
 pub mod redirect;
 pub mod retry;
 mod runtime;

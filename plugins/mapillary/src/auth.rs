@@ -14,8 +14,10 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 use crate::api::Api;
+use crate::config::Config;
 use crate::error::{MlyError, Result};
-use crate::state::{self, now_ms, Account, TOKEN_SECRET};
+use crate::state::{self, Account, TOKEN_SECRET};
+use crate::token;
 
 /// The scopes the uploader asks for: reading the user, writing and uploading public imagery.
 pub const SCOPES: &str = "user:email user:read user:write public:write public:upload";
@@ -73,21 +75,24 @@ pub fn code_from_redirect(redirect: &str, expected_state: &str) -> Result<String
     })
 }
 
-/// Exchanges an authorisation code for the user's token (`POST {graph}/token`). One attempt: a code is
-/// single-use, so a retry after the request left could only fail.
-async fn exchange_code(api: &Api, secret: &str, client_id: &str, code: &str) -> Result<String> {
+/// Exchanges an authorisation code for the user's token and its `expires_in` (`POST {graph}/token`). One
+/// attempt: a code is single-use, so a retry after the request left could only fail.
+async fn exchange_code(
+    api: &Api,
+    secret: &str,
+    client_id: &str,
+    code: &str,
+) -> Result<(String, Option<u64>)> {
     let what = "exchanging the authorisation code";
     let body = json!({"grant_type": "authorization_code", "code": code, "client_id": client_id});
     let answer = api
         .post_graph("token", secret, &body)
         .await
         .map_err(|failure| MlyError::Authorisation(format!("{what}: {}", failure.describe())))?;
-    answer
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| MlyError::Authorisation(format!("{what}: the answer holds no access token")))
+    Ok((
+        token::access_token(&answer, what)?,
+        token::expires_in(&answer),
+    ))
 }
 
 /// Who a token belongs to (`GET {graph}/me?fields=id,username`).
@@ -109,16 +114,23 @@ pub async fn whoami(api: &Api, ctx: &Context, token: &str) -> Result<(String, St
     }
 }
 
-/// Verifies `token` with `/me` and stores it with the account it belongs to.
-async fn verify_and_store(api: &Api, ctx: &Context, token: &str) -> Result<AuthOutcome> {
+/// Verifies `token` with `/me` and stores it (valid for `expires_in` seconds, when known) with the
+/// account it belongs to.
+async fn verify_and_store(
+    api: &Api,
+    ctx: &Context,
+    token: &str,
+    expires_in: Option<u64>,
+) -> Result<AuthOutcome> {
     let (id, username) = whoami(api, ctx, token).await?;
-    ctx.set_secret(TOKEN_SECRET, token)?;
+    let now = api.config.now_ms();
+    token::store(ctx, token, expires_in, now)?;
     state::put_account(
         ctx,
         &Account {
             id,
             username: username.clone(),
-            authorised_at: now_ms(),
+            authorised_at: now,
             refused_at: None,
         },
     )?;
@@ -134,7 +146,8 @@ pub async fn authorize(api: &Api, ctx: &Context, request: AuthRequest) -> Result
         .map(str::trim)
         .filter(|t| !t.is_empty())
     {
-        return verify_and_store(api, ctx, token).await;
+        // A token the user brings says nothing about its expiry: it is refreshed when refused.
+        return verify_and_store(api, ctx, token, None).await;
     }
     let client_id = ctx.require_env("MAPILLARY_APP_ID")?;
     let secret = ctx.require_env("MAPILLARY_SECRET")?;
@@ -153,8 +166,8 @@ pub async fn authorize(api: &Api, ctx: &Context, request: AuthRequest) -> Result
         })
         .await?;
     let code = code_from_redirect(&redirect, &state)?;
-    let token = exchange_code(api, &secret, &client_id, &code).await?;
-    verify_and_store(api, ctx, &token).await
+    let (token, expires_in) = exchange_code(api, &secret, &client_id, &code).await?;
+    verify_and_store(api, ctx, &token, expires_in).await
 }
 
 /// `mtp auth status`, from stored state only.
@@ -169,12 +182,17 @@ pub fn status(ctx: &Context) -> Result<AuthStatus> {
         });
     };
     let since = state::format_ms(account.authorised_at);
+    let now = Config::from_context(ctx)?.now_ms();
     let detail = match account.refused_at {
         Some(at) => format!(
             "Mapillary refused the token on {}: re-authorise with `mtp auth mapillary`",
             state::format_ms(at)
         ),
-        None => format!("user id {}, authorised {since}", account.id),
+        None => format!(
+            "user id {}, authorised {since}; {}",
+            account.id,
+            token::describe(token::info(ctx)?.as_ref(), now)
+        ),
     };
     Ok(AuthStatus {
         authorised: account.refused_at.is_none(),
@@ -190,21 +208,34 @@ pub fn token(ctx: &Context) -> Result<String> {
         .ok_or(MlyError::NotAuthorised)
 }
 
-/// The user name image searches filter on: stored at authorisation, else asked once from `/me` and kept.
+/// The user name image searches filter on, asked from `/me` (the caller asks once per run): a Mapillary
+/// account can be renamed, and a name cached from the first login would stop matching. A change is
+/// stored and reported.
 pub async fn username(api: &Api, ctx: &Context, token: &str) -> Result<String> {
-    if let Some(account) = state::account(ctx)? {
-        return Ok(account.username);
-    }
     let (id, username) = whoami(api, ctx, token).await?;
-    state::put_account(
-        ctx,
-        &Account {
-            id,
-            username: username.clone(),
-            authorised_at: now_ms(),
-            refused_at: None,
-        },
-    )?;
+    match state::account(ctx)? {
+        Some(mut account) => {
+            if account.username != username || account.id != id {
+                ctx.info(format!(
+                    "your Mapillary user name is now {username} (was {}); looking for your \
+                     sequences under the new name",
+                    account.username
+                ));
+                account.username = username.clone();
+                account.id = id;
+                state::put_account(ctx, &account)?;
+            }
+        }
+        None => state::put_account(
+            ctx,
+            &Account {
+                id,
+                username: username.clone(),
+                authorised_at: api.config.now_ms(),
+                refused_at: None,
+            },
+        )?,
+    }
     Ok(username)
 }
 

@@ -4,10 +4,16 @@
 
 use serde_json::json;
 
-/// The session key of an image whose outgoing bytes have md5 `md5_hex`: `mly_tools_<md5>.jpg`, as
-/// mapillary_tools names it. Content-addressed, so a restart resumes the same server-side entity.
-pub fn image_key(md5_hex: &str) -> String {
-    format!("mly_tools_{md5_hex}.jpg")
+/// The prefix of our session keys: `mtp_b3_<BLAKE3 of the bytes, 64 hex digits>.<ext>`. Our own, because
+/// `mly_tools_<32 hex digits>` is mapillary_tools' md5 form (`docs/providers/mapillary.md`).
+pub const KEY_PREFIX: &str = "mtp_b3_";
+
+/// The session key of an image whose outgoing bytes have BLAKE3 hash `blake3_hex`:
+/// `mtp_b3_<hex>.jpg`. Content-addressed, so a restart (even with a lost state) resumes the same
+/// server-side entity. Keys of the older md5 form (`mly_tools_<md5>.jpg`) stay in the hash cache of
+/// entities hashed before and are used as they are, so those uploads resume too.
+pub fn image_key(blake3_hex: &str) -> String {
+    format!("{KEY_PREFIX}{blake3_hex}.jpg")
 }
 
 /// The manifest body: the image handles in capture order.
@@ -22,10 +28,16 @@ pub fn manifest_body(handles: &[String]) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The manifest's content identity (`mly_tools_<md5 of the body>.json`): the same handles give the same
+/// The manifest's content identity (`mtp_b3_<BLAKE3 of the body>.json`): the same handles give the same
 /// value. It tells whether an uploaded, unsent manifest still fits (`crate::attempts`); the session key a
 /// manifest is uploaded under is [`fresh_manifest_key`].
 pub fn manifest_key(body: &[u8]) -> String {
+    format!("{KEY_PREFIX}{}.json", blake3::hash(body).to_hex())
+}
+
+/// The key earlier versions gave the same manifest (`mly_tools_<md5>.json`): a manifest acknowledged
+/// under it is not sent again.
+pub fn legacy_manifest_key(body: &[u8]) -> String {
     format!("mly_tools_{:x}.json", md5::compute(body))
 }
 
@@ -53,8 +65,8 @@ mod tests {
     #[test]
     fn keys_are_content_addressed() {
         assert_eq!(
-            image_key(&format!("{:x}", md5::compute(b"abc"))),
-            "mly_tools_900150983cd24fb0d6963f7d28e17f72.jpg"
+            image_key(&blake3::hash(b"abc").to_hex()),
+            "mtp_b3_6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85.jpg"
         );
         let body = manifest_body(&["h1".into(), "h2".into()]);
         assert_eq!(
@@ -70,7 +82,11 @@ mod tests {
             manifest_key(&manifest_body(&["h2".into(), "h1".into()]))
         );
         assert!(
-            manifest_key(&body).starts_with("mly_tools_") && manifest_key(&body).ends_with(".json")
+            manifest_key(&body).starts_with("mtp_b3_") && manifest_key(&body).ends_with(".json")
+        );
+        assert_eq!(
+            legacy_manifest_key(&body),
+            format!("mly_tools_{:x}.json", md5::compute(&body))
         );
     }
 }

@@ -31,6 +31,10 @@ pub const DEFAULT_JOBS: usize = 4;
 pub const ENV_RETRY_BASE_MS: &str = "MAPILLARY_RETRY_BASE_MS";
 /// The optional `.env` key overriding the publication deadline (seconds); for tests.
 pub const ENV_PUBLISH_DEADLINE_SECS: &str = "MAPILLARY_PUBLISH_DEADLINE_SECS";
+/// The optional `.env` key that fixes "now" (Unix ms, or RFC 3339 such as `2026-05-04T10:00:00Z`): the one
+/// clock behind token expiry, handle age, the publication deadline and lookup backoff, so tests prove
+/// day-scale behaviour without waiting. Never set it outside tests.
+pub const ENV_TEST_NOW: &str = "MTP_TEST_NOW";
 
 /// Endpoints and tuning for one call.
 #[derive(Debug, Clone)]
@@ -45,8 +49,28 @@ pub struct Config {
     pub organization_id: Option<String>,
     /// First retry delay.
     pub retry_base: Duration,
-    /// How long a published sequence may stay invisible before it counts as failed.
+    /// How long Mapillary usually takes to show a published sequence; after it the part is overdue.
     pub publish_deadline: Duration,
+    /// [`ENV_TEST_NOW`], when set.
+    pub test_now_ms: Option<i64>,
+}
+
+/// Parses an [`ENV_TEST_NOW`] value: Unix milliseconds or an RFC 3339 time.
+pub fn parse_test_now(value: &str) -> Result<i64, PluginError> {
+    let value = value.trim();
+    value
+        .parse::<i64>()
+        .ok()
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(value)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        })
+        .ok_or_else(|| {
+            PluginError::invalid_input(format!(
+                "{ENV_TEST_NOW} must be Unix milliseconds or an RFC 3339 time, not {value:?}"
+            ))
+        })
 }
 
 fn trimmed(url: String) -> String {
@@ -89,7 +113,18 @@ impl Config {
             publish_deadline: number(ENV_PUBLISH_DEADLINE_SECS)?
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_PUBLISH_DEADLINE),
+            test_now_ms: ctx
+                .env(ENV_TEST_NOW)
+                .map(|v| parse_test_now(&v))
+                .transpose()?,
         })
+    }
+
+    /// Now, in Unix milliseconds: the one clock every age and deadline is measured with
+    /// ([`ENV_TEST_NOW`] when set, else the system clock).
+    pub fn now_ms(&self) -> i64 {
+        self.test_now_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
     }
 
     /// The budget every retried request uses: 1 s doubling to 16 s (as mapillary_tools), at most
@@ -109,8 +144,11 @@ impl Config {
 pub struct RunOptions {
     /// Files uploaded in parallel (1..=32).
     pub jobs: usize,
-    /// Send `finish_upload` again for a manifest whose publish outcome is unknown.
+    /// Send `finish_upload` again for a manifest whose publish outcome is unknown, and re-publish an
+    /// overdue part after one more lookup.
     pub republish: bool,
+    /// Upload everything but send no `finish_upload` (mapillary_tools' `--nofinish`): option `no_publish`.
+    pub no_publish: bool,
 }
 
 impl RunOptions {
@@ -127,6 +165,31 @@ impl RunOptions {
             .get("republish")
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        RunOptions { jobs, republish }
+        let no_publish = request
+            .options
+            .get("no_publish")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        RunOptions {
+            jobs,
+            republish,
+            no_publish,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_now_takes_ms_or_rfc3339() {
+        assert_eq!(parse_test_now("1589093103000").unwrap(), 1_589_093_103_000);
+        assert_eq!(
+            parse_test_now("2020-05-10T06:45:03Z").unwrap(),
+            1_589_093_103_000
+        );
+        let err = parse_test_now("tomorrow").unwrap_err().to_string();
+        assert!(err.contains(ENV_TEST_NOW), "{err}");
     }
 }

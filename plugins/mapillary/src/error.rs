@@ -20,6 +20,19 @@ pub enum MlyError {
         /// Mapillary's own message.
         detail: String,
     },
+    /// The token was refused or ran out, and the refresh grant did not give a new one: only a new login
+    /// helps. Everything acknowledged stays in the state store.
+    #[error(
+        "the Mapillary token was refused or ran out ({what}) and refreshing it failed ({detail}): log in \
+         again with `mtp auth mapillary`; everything uploaded so far is kept, and mtp upload resumes \
+         from there"
+    )]
+    RefreshFailed {
+        /// What happened to the token (`refused during upload of IMG_1.jpg`, `expired 2026-..`).
+        what: String,
+        /// Why the refresh failed.
+        detail: String,
+    },
     /// The interactive authorisation did not complete (denied, state mismatch, bad redirect).
     #[error("{0}")]
     Authorisation(String),
@@ -97,6 +110,7 @@ impl From<MlyError> for PluginError {
         let kind = match &err {
             MlyError::NotAuthorised
             | MlyError::TokenRefused { .. }
+            | MlyError::RefreshFailed { .. }
             | MlyError::Authorisation(_) => ErrorKind::Auth,
             MlyError::Rejected { .. } => ErrorKind::Rejected,
             MlyError::GaveUp { .. } | MlyError::Unavailable { .. } | MlyError::BadAnswer { .. } => {

@@ -6,6 +6,9 @@
 //! after it as its own plugin.
 //!
 //! Modules (all private: the crate's only public item is [`Mapillary`]), one job each:
+//! - `token`: the token's lifetime: expiry, the refresh grant, one refresh after a refusal mid-run;
+//! - `overdue`: parts Mapillary has not shown within 72 h, looked for with backoff;
+//! - `dry_run`: `--dry-run`, written into a local directory, nothing sent;
 //! - `auth`: the OAuth code flow, `/me`, `auth status`. It does not use the `oauth2` crate: Mapillary's
 //!   token endpoint wants `Authorization: OAuth <client secret>` and a JSON body, which `oauth2`'s standard
 //!   exchange (a form body with HTTP Basic or form-field client authentication) does not speak, so the crate
@@ -32,6 +35,11 @@
 //!   (where its bytes come from, and its new EXIF segment: at most 64 KiB, usually a few KiB).
 //! - Rate limits and outages are waited out within a budget (200 retries, 2 h without progress); a run
 //!   that gives up keeps everything acknowledged, and the next run resumes.
+//! - The token is refreshed before it expires and once after a refusal mid-run; a failed refresh stops the
+//!   run asking for a new login and keeps everything acknowledged. Handles older than 2 days are checked
+//!   with the service again before they are published; a part not shown 72 h after publishing is overdue
+//!   (looked for hourly, then daily), never published again without `--republish`.
+//! - `--dry-run` contacts no service and writes no state (`dry_run`).
 //! - The user's token travels only in `Authorization` headers and the `user_token` export; it is never
 //!   logged or put into a message, a progress event or the record's keys.
 
@@ -44,17 +52,20 @@ mod bundle;
 mod changes;
 mod classify;
 mod config;
+mod dry_run;
 mod error;
 mod exif_rewrite;
 mod lookup;
 mod outcome;
 mod outgoing;
+mod overdue;
 mod pipeline;
 mod prepublish;
 mod progress;
 mod publish;
 mod split;
 mod state;
+mod token;
 mod upload;
 
 use plugin_api::manifest::{EnvKeyHelp, OptionKind, RunOptionSpec};
@@ -73,13 +84,14 @@ pub const REQUIRED_ENV: [&str; 3] = [
 
 /// Endpoint overrides (defaults are Mapillary's real services; used to point at the local fake), the
 /// organisation to upload for, and tuning for tests and slow links.
-pub const OPTIONAL_ENV: [&str; 6] = [
+pub const OPTIONAL_ENV: [&str; 7] = [
     "MAPILLARY_GRAPH_URL",
     "MAPILLARY_UPLOAD_URL",
     "MAPILLARY_AUTHORIZE_URL",
     "MAPILLARY_ORGANIZATION_ID",
     config::ENV_RETRY_BASE_MS,
     config::ENV_PUBLISH_DEADLINE_SECS,
+    config::ENV_TEST_NOW,
 ];
 
 /// The integration.
@@ -159,9 +171,13 @@ impl Integration for Mapillary {
                 .default_value(config::DEFAULT_RETRY_BASE.as_millis().to_string()),
                 EnvKeyHelp::new(
                     config::ENV_PUBLISH_DEADLINE_SECS,
-                    "How long to wait for Mapillary to publish an uploaded sequence before calling it failed, in seconds.",
+                    "How long Mapillary may take to publish an uploaded sequence before it is called overdue (still looked for; republished only with --republish), in seconds.",
                 )
                 .default_value(config::DEFAULT_PUBLISH_DEADLINE.as_secs().to_string()),
+                EnvKeyHelp::new(
+                    config::ENV_TEST_NOW,
+                    "Tests only: fixes the clock behind token expiry, handle age, the publication deadline and lookup backoff (Unix ms, or RFC 3339 such as 2026-05-04T10:00:00Z). Never set it otherwise.",
+                ),
             ],
             options: vec![
                 RunOptionSpec {
@@ -173,7 +189,7 @@ impl Integration for Mapillary {
                 },
                 RunOptionSpec {
                     name: "republish".into(),
-                    help: "Publish again a sequence whose publish outcome is unknown (after checking it did not go through).".into(),
+                    help: "Publish again a sequence whose publish outcome is unknown (after checking it did not go through), or one overdue on Mapillary (after one more lookup).".into(),
                     kind: OptionKind::Bool,
                     default: Some("false".into()),
                     flag: Some("republish".into()),
@@ -184,6 +200,27 @@ impl Integration for Mapillary {
                     kind: OptionKind::Bool,
                     default: Some("false".into()),
                     flag: Some("add_new_images".into()),
+                },
+                RunOptionSpec {
+                    name: "bwlimit".into(),
+                    help: "Cap the upload bandwidth, shared by all parallel jobs (bytes per second: 500K, 2M; K = 1024).".into(),
+                    kind: OptionKind::Text,
+                    default: None,
+                    flag: Some("bwlimit".into()),
+                },
+                RunOptionSpec {
+                    name: "no_publish".into(),
+                    help: "Upload the images and manifests but publish nothing (no finish_upload), as mapillary_tools' --nofinish.".into(),
+                    kind: OptionKind::Bool,
+                    default: Some("false".into()),
+                    flag: None,
+                },
+                RunOptionSpec {
+                    name: dry_run::DIR_OPTION.into(),
+                    help: "Where --dry-run writes the prepared images and manifests (default: <temp dir>/mtp_dry_run/mapillary/<sequence id>).".into(),
+                    kind: OptionKind::Text,
+                    default: None,
+                    flag: None,
                 },
             ],
         }

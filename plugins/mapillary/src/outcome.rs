@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use plugin_api::prelude::*;
 
+use crate::overdue::{self, human_span};
 use crate::state::{format_ms, PartState, Publish};
 
 /// One part as the summary sees it.
@@ -26,10 +27,12 @@ pub struct PartView<'a> {
 pub struct Summary {
     /// The record.
     pub outcome: RunOutcome,
-    /// Parts Mapillary did not publish within the deadline: their state must be cleared so that a
-    /// re-upload starts clean.
-    pub failed_parts: Vec<usize>,
 }
+
+/// The next action of a sequence with an overdue part.
+pub const OVERDUE_ACTION: &str = "wait: mtp upload and mtp status keep looking for it (hourly, then \
+     daily); if it never shows up on Mapillary, run mtp upload --republish (it looks once more, then \
+     publishes it again)";
 
 /// `72 h`, `5 min`, `3 s`.
 pub fn human_duration(d: Duration) -> String {
@@ -76,7 +79,7 @@ pub fn summarize(
     let within = human_duration(deadline);
     let mut not_sent = Vec::new();
     let mut unknown = Vec::new();
-    let mut failed = Vec::new();
+    let mut overdue = Vec::new();
     let mut ambiguous_late = Vec::new();
     let mut waiting = Vec::new();
     let mut found = Vec::new();
@@ -88,7 +91,7 @@ pub fn summarize(
             (Publish::Published { at_ms, .. }, None) => {
                 let late = now_ms.saturating_sub(*at_ms) > deadline_ms;
                 match (late, part.state.ambiguous.is_empty()) {
-                    (true, true) => failed.push(part),
+                    (true, true) => overdue.push((part, now_ms.saturating_sub(*at_ms))),
                     (true, false) => ambiguous_late.push(part),
                     (false, _) => waiting.push(part),
                 }
@@ -140,21 +143,32 @@ pub fn summarize(
         );
         o.next_action = Some(REPUBLISH_ACTION.into());
         o
-    } else if !failed.is_empty() {
-        let head = if n == 1 {
-            format!("Mapillary did not publish the sequence within {within}")
-        } else {
-            format!(
-                "Mapillary did not publish {} within {within}",
-                failed
-                    .iter()
-                    .map(|p| format!("part {}", p.index + 1))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let mut o = RunOutcome::new(SequenceState::Failed, with_details(head, found_text()));
-        o.next_action = Some("run mtp upload to upload it again".into());
+    } else if !overdue.is_empty() {
+        // Not a failure: Mapillary accepted it and may still show it (a re-publish could duplicate it).
+        let mut details: Vec<String> = overdue
+            .iter()
+            .map(|(p, waited)| {
+                let next = overdue::next_lookup_ms(p.state, now_ms, deadline)
+                    .map(|at| format!("; next look after {}", format_ms(at.max(now_ms))))
+                    .unwrap_or_default();
+                format!(
+                    "{}: overdue, waiting {} since it was published (Mapillary usually takes up to \
+                     {within}); looked {} time(s){next}",
+                    p.label(n),
+                    human_span(Duration::from_millis(waited.unsigned_abs())),
+                    p.state.lookups
+                )
+            })
+            .collect();
+        details.extend(found_text());
+        let mut o = RunOutcome::new(
+            SequenceState::Unpublished,
+            with_details(
+                "Mapillary accepted the upload but has not shown it yet".into(),
+                details,
+            ),
+        );
+        o.next_action = Some(OVERDUE_ACTION.into());
         o
     } else if !ambiguous_late.is_empty() {
         let mut details: Vec<String> = ambiguous_late.iter().map(|p| ambiguity(p)).collect();
@@ -203,20 +217,7 @@ pub fn summarize(
         o
     };
     outcome.progress = progress;
-    Summary {
-        outcome,
-        failed_parts: if outcome_is_failed(&failed, &unknown, &not_sent) {
-            failed.iter().map(|p| p.index).collect()
-        } else {
-            Vec::new()
-        },
-    }
-}
-
-/// Failed parts are cleared only when the record says failed (an unknown publication elsewhere waits for
-/// the user first).
-fn outcome_is_failed<A, B, C>(failed: &[A], unknown: &[B], not_sent: &[C]) -> bool {
-    !failed.is_empty() && unknown.is_empty() && not_sent.is_empty()
+    Summary { outcome }
 }
 
 #[cfg(test)]
@@ -261,20 +262,27 @@ mod tests {
     }
 
     #[test]
-    fn waiting_then_failed_after_the_deadline() {
-        let a = published(1000, None);
+    fn waiting_then_overdue_after_the_deadline() {
+        let mut a = published(1000, None);
         let s = summarize(&[view(0, &a)], 2000, H, "tok", None);
         assert_eq!(s.outcome.state, SequenceState::Unpublished);
         assert!(s.outcome.message.unwrap().contains("up to 72 h"));
         assert!(s.outcome.exports.is_empty());
-        let late = 1000 + 72 * 3600 * 1000 + 1;
+        // 80 h after publishing, looked 3 times, the last one just now.
+        let late = 1000 + 80 * 3600 * 1000;
+        a.lookups = 3;
+        a.last_lookup_ms = Some(late);
         let s = summarize(&[view(0, &a)], late, H, "tok", None);
-        assert_eq!(s.outcome.state, SequenceState::Failed);
+        assert_eq!(s.outcome.state, SequenceState::Unpublished);
         assert_eq!(
             s.outcome.message.as_deref(),
-            Some("Mapillary did not publish the sequence within 72 h")
+            Some(
+                "Mapillary accepted the upload but has not shown it yet; 3 images: overdue, waiting \
+                 3 days 8 h since it was published (Mapillary usually takes up to 72 h); looked 3 \
+                 time(s); next look after 1970-01-04T09:00:01.000Z"
+            )
         );
-        assert_eq!(s.failed_parts, vec![0]);
+        assert_eq!(s.outcome.next_action.as_deref(), Some(OVERDUE_ACTION));
     }
 
     #[test]
@@ -298,7 +306,6 @@ mod tests {
         assert!(s.outcome.message.unwrap().contains("(a, b)"));
         let s = summarize(&[view(0, &ambiguous)], i64::MAX, H, "tok", None);
         assert_eq!(s.outcome.state, SequenceState::Unknown);
-        assert!(s.failed_parts.is_empty());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The exact bytes sent for one entity, described as pieces (stretches of the file on disk, and bytes built
-//! in memory) rather than held in memory, and the three ways they are read: a blocking [`Read`]er from any
-//! offset, the md5 that names the upload session, and a bounded async stream for the request body.
+//! in memory) rather than held in memory, and the ways they are read: a blocking [`Read`]er from any
+//! offset, the whole of a small entity at once ([`read_all`]: hashed and sent from the same bytes), the
+//! BLAKE3 hash that names the upload session ([`blake3_hex`], for large entities streamed twice), and a
+//! bounded async stream for the request body.
 //!
 //! Memory per stream is at most [`CHUNK`] × ([`QUEUE`] + 2), whatever the size of the file.
 
@@ -195,10 +197,29 @@ impl Read for OutgoingReader {
     }
 }
 
-/// The md5 (hex) of every outgoing byte: one sequential pass over the file. Blocking.
-pub fn md5_hex(out: &Outgoing) -> io::Result<String> {
+/// Every outgoing byte, read in one sequential pass. Blocking; for entities small enough to hold.
+pub fn read_all(out: &Outgoing) -> io::Result<Vec<u8>> {
+    let length = usize::try_from(out.length)
+        .map_err(|_| io::Error::other("the entity is too large to hold in memory"))?;
+    let mut bytes = vec![0u8; length];
+    let n = OutgoingReader::open(out, 0)?.read_full(&mut bytes)?;
+    if n != length {
+        return Err(io::Error::other(format!(
+            "read {n} bytes, expected {length}"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The BLAKE3 hash (64 hex digits) of `bytes`: what names an upload session (`crate::bundle::image_key`).
+pub fn blake3_of(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// The BLAKE3 hash (hex) of every outgoing byte: one sequential pass over the file. Blocking.
+pub fn blake3_hex(out: &Outgoing) -> io::Result<String> {
     let mut reader = OutgoingReader::open(out, 0)?;
-    let mut digest = md5::Context::new();
+    let mut digest = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
@@ -206,7 +227,7 @@ pub fn md5_hex(out: &Outgoing) -> io::Result<String> {
         if n == 0 {
             break;
         }
-        digest.consume(&buf[..n]);
+        digest.update(&buf[..n]);
         total += n as u64;
     }
     if total != out.length {
@@ -215,7 +236,7 @@ pub fn md5_hex(out: &Outgoing) -> io::Result<String> {
             out.length
         )));
     }
-    Ok(format!("{:x}", digest.compute()))
+    Ok(digest.finalize().to_hex().to_string())
 }
 
 /// The outgoing bytes from `from` as a stream of chunks for a request body. A blocking thread reads ahead
@@ -317,9 +338,11 @@ mod tests {
             assert_eq!(got, expected[from..], "from {from}");
         }
         assert_eq!(
-            md5_hex(&out).unwrap(),
-            format!("{:x}", md5::compute(&expected))
+            blake3_hex(&out).unwrap(),
+            blake3::hash(&expected).to_hex().to_string()
         );
+        assert_eq!(read_all(&out).unwrap(), expected);
+        assert_eq!(blake3_of(&expected), blake3_hex(&out).unwrap());
     }
 
     #[test]

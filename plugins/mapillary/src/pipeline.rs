@@ -11,7 +11,7 @@ use plugin_api::sequence::BoundingBox;
 
 use crate::api::Api;
 use crate::auth;
-use crate::bundle::{manifest_body, manifest_key};
+use crate::bundle::{legacy_manifest_key, manifest_body, manifest_key};
 use crate::config::{Config, RunOptions};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::{map_capture_time, prepare};
@@ -21,9 +21,10 @@ use crate::outgoing::Outgoing;
 use crate::progress::EntityProgress;
 use crate::publish::{publish_part, Published};
 use crate::split::{split, MAPILLARY_LIMITS};
-use crate::state::{self, now_ms, PartState, Plan, PlannedPart, Publish, SequenceStore};
-use crate::upload::{Source, Uploader};
+use crate::state::{self, handle_is_fresh, PartState, Plan, PlannedPart, Publish, SequenceStore};
+use crate::upload::{bandwidth_limit, Source, Start, Uploader};
 use crate::Mapillary;
+use crate::{dry_run, overdue, token};
 
 fn step(ctx: &Context, name: &str, message: impl Into<String>) {
     ctx.progress(ProgressEvent::Step {
@@ -127,16 +128,30 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Does what the request's mode asks. Auth errors also mark the stored account as refused.
+    /// Does what the request's mode asks. When Mapillary refuses the token mid-run, the token is
+    /// refreshed once and the run resumes from the state store (everything acknowledged is kept); if
+    /// the refresh fails, the run stops asking for a new login. Auth errors also mark the stored account
+    /// as refused.
     pub async fn run(&self) -> Result<RunOutcome> {
-        let result = match self.request.mode {
-            RunMode::Upload => self.upload().await,
-            RunMode::Recheck => self.recheck().await,
-        };
-        if let Err(MlyError::TokenRefused { .. }) = &result {
+        let mut result = self.run_mode().await;
+        if let Err(MlyError::TokenRefused { what, .. }) = &result {
+            let what = format!("refused during {what}");
+            result = match token::refresh(&self.api, self.ctx, &what).await {
+                Ok(_) => self.run_mode().await,
+                Err(err) => Err(err),
+            };
+        }
+        if let Err(MlyError::TokenRefused { .. } | MlyError::RefreshFailed { .. }) = &result {
             state::mark_token_refused(self.ctx)?;
         }
         result
+    }
+
+    async fn run_mode(&self) -> Result<RunOutcome> {
+        match self.request.mode {
+            RunMode::Upload => self.upload().await,
+            RunMode::Recheck => self.recheck().await,
+        }
     }
 
     fn parts(&self, plan: &Plan) -> Result<Vec<PartState>> {
@@ -173,20 +188,12 @@ impl<'a> Run<'a> {
             }));
         let summary = summarize(
             &views,
-            now_ms(),
+            self.api.config.now_ms(),
             self.api.config.publish_deadline,
             token,
             progress,
         );
-        if !summary.failed_parts.is_empty() {
-            if summary.failed_parts.len() == plan.parts.len() {
-                self.store.clear()?;
-            } else {
-                for &index in &summary.failed_parts {
-                    self.forget_part(plan, index)?;
-                }
-            }
-        } else if summary.outcome.state == SequenceState::Published {
+        if summary.outcome.state == SequenceState::Published {
             // Nothing will be sent again: only the plan and the keys stay. (A no-op once done, so a
             // published sequence costs no writes on later runs.)
             for path in self.store.image_paths()? {
@@ -235,9 +242,9 @@ impl<'a> Run<'a> {
                 RunOutcome::new(SequenceState::Pending, "nothing uploaded yet")
             }));
         };
-        let token = auth::token(self.ctx)?;
+        let token = token::usable(&self.api, self.ctx).await?;
         let mut parts = self.parts(&plan)?;
-        self.find_keys(&plan, &mut parts, &token).await?;
+        self.find_keys(&plan, &mut parts, &token, false).await?;
         let outcome = self.summarize(&plan, &parts, &token)?;
         if outcome.state == SequenceState::Published {
             return crate::changes::report_or_send(self.ctx, self.request, &plan, outcome).await;
@@ -289,6 +296,12 @@ impl<'a> Run<'a> {
     }
 
     async fn upload(&self) -> Result<RunOutcome> {
+        if self.request.dry_run {
+            // Local only: no state is read or written, no service contacted.
+            step(self.ctx, "validate", "checking the sequence");
+            validate(&self.request.sequence)?;
+            return dry_run::run(self.ctx, self.request, &plan(&self.request.sequence)).await;
+        }
         // A sequence whose every part has its key is done, whatever happened to it on disk since.
         if let Some(stored) = self.store.plan()? {
             let parts = self.parts(&stored)?;
@@ -302,8 +315,11 @@ impl<'a> Run<'a> {
         step(self.ctx, "validate", "checking the sequence");
         validate(&self.request.sequence)?;
         let plan = self.resolve_plan()?;
-        let token = auth::token(self.ctx)?;
+        let token = token::usable(&self.api, self.ctx).await?;
         let mut parts = self.parts(&plan)?;
+        if self.options.republish {
+            self.forget_overdue(&plan, &mut parts, &token).await?;
+        }
         let by_path: BTreeMap<&str, &ImageInfo> = self
             .request
             .sequence
@@ -311,8 +327,18 @@ impl<'a> Run<'a> {
             .iter()
             .map(|i| (i.path.as_str(), i))
             .collect();
+        // Parts to upload: those never published, and (with --republish) those whose publication is in
+        // doubt and whose manifest handle is too old to publish again as it is.
+        let now = self.api.config.now_ms();
         let to_send: Vec<usize> = (0..plan.parts.len())
-            .filter(|&i| parts[i].publish == Publish::NotSent)
+            .filter(|&i| {
+                let p = &parts[i];
+                p.publish == Publish::NotSent
+                    || (self.options.republish
+                        && p.sequence_key.is_none()
+                        && matches!(p.publish, Publish::Publishing { .. })
+                        && !handle_is_fresh(p.manifest_acked_at_ms, now))
+            })
             .collect();
 
         let uploader = Uploader {
@@ -320,6 +346,7 @@ impl<'a> Run<'a> {
             ctx: self.ctx,
             token: &token,
             found_complete: Default::default(),
+            limit: bandwidth_limit(self.request)?,
         };
         let mut progress = Progress::default();
         // Whether every image to send was already complete on the server before this run sent a byte
@@ -349,14 +376,14 @@ impl<'a> Run<'a> {
                     Err(err) => return Err(err),
                 }
             }
-            if self.request.dry_run {
-                return Ok(self.dry_run_outcome(&plan, &to_send, progress));
+            if self.options.no_publish {
+                return Ok(self.no_publish_outcome(&plan, &to_send, progress));
             }
         }
 
-        // A dry run publishes nothing, not even a part whose earlier publication is in doubt.
+        // `no_publish` publishes nothing, not even a part whose earlier publication is in doubt.
         let mut notes = Vec::new();
-        if !self.request.dry_run {
+        if !self.options.no_publish {
             notes = self.survey(&plan, &mut parts, &token, preuploaded).await?;
             match self.publish_parts(&plan, &mut parts, &token).await {
                 Ok(()) => {}
@@ -365,7 +392,7 @@ impl<'a> Run<'a> {
             }
         }
 
-        self.find_keys(&plan, &mut parts, &token).await?;
+        self.find_keys(&plan, &mut parts, &token, false).await?;
         let mut outcome = self.summarize(&plan, &parts, &token)?;
         if progress.files_total > 0 {
             outcome.progress = Some(progress);
@@ -422,6 +449,7 @@ impl<'a> Run<'a> {
             ctx: self.ctx,
             token,
             found_complete: Default::default(),
+            limit: bandwidth_limit(self.request)?,
         };
         for index in due {
             if let Publish::Publishing { .. } = parts[index].publish {
@@ -445,6 +473,36 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// `--republish` on overdue parts: one more lookup each, and those still not found are forgotten so
+    /// that this run uploads and publishes them again.
+    async fn forget_overdue(
+        &self,
+        plan: &Plan,
+        parts: &mut [PartState],
+        token: &str,
+    ) -> Result<()> {
+        let (now, deadline) = (self.api.config.now_ms(), self.api.config.publish_deadline);
+        let late = |p: &PartState| {
+            p.ambiguous.is_empty() && overdue::overdue_for(p, now, deadline).is_some()
+        };
+        if !parts.iter().any(late) {
+            return Ok(());
+        }
+        self.find_keys(plan, parts, token, true).await?;
+        for (index, part) in parts.iter_mut().enumerate() {
+            if late(part) {
+                self.ctx.warn(format!(
+                    "part {} is still not on Mapillary after the deadline: publishing it again \
+                     (--republish)",
+                    index + 1
+                ));
+                self.forget_part(plan, index)?;
+                *part = PartState::default();
+            }
+        }
+        Ok(())
+    }
+
     /// Uploads the images of the parts in `to_send` that the server has not acknowledged yet.
     async fn upload_images(
         &self,
@@ -456,7 +514,10 @@ impl<'a> Run<'a> {
         let mut progress = Progress::default();
         let mut pending: Vec<(ImageInfo, Arc<Outgoing>)> = Vec::new();
         for &index in to_send {
-            if self.store.part(index)?.manifest_handle.is_some() {
+            let part = self.store.part(index)?;
+            if part.manifest_handle.is_some()
+                && handle_is_fresh(part.manifest_acked_at_ms, self.api.config.now_ms())
+            {
                 // Its images were all acknowledged before the manifest was.
                 let n = plan.parts[index].images.len() as u64;
                 progress.files_total += n;
@@ -507,6 +568,10 @@ impl<'a> Run<'a> {
         let Some(entry) = self.store.image(&image.path)? else {
             return Ok(false);
         };
+        // An old handle is unknown: the service is asked for the entity's offset again.
+        if !handle_is_fresh(entry.acked_at_ms, self.api.config.now_ms()) {
+            return Ok(false);
+        }
         Ok(state::hash_entry(self.ctx, &image.path)?
             .is_some_and(|hash| hash.describes(out) && hash.key == entry.key))
     }
@@ -530,7 +595,13 @@ impl<'a> Run<'a> {
         let content = manifest_key(&body);
         let seq_id = &self.request.sequence.id;
         let uploaded = crate::attempts::uploaded_content(self.ctx, seq_id, index)?;
-        if uploaded.as_deref() == Some(content.as_str()) && part.manifest_handle.is_some() {
+        // A manifest acknowledged under the identity earlier versions gave it (md5) still fits,
+        // but is reused only while its handle is still fresh.
+        let fits = |u: &str| u == content || u == legacy_manifest_key(&body);
+        if uploaded.as_deref().is_some_and(fits)
+            && part.manifest_handle.is_some()
+            && handle_is_fresh(part.manifest_acked_at_ms, self.api.config.now_ms())
+        {
             return Ok(());
         }
         let key = crate::bundle::fresh_manifest_key();
@@ -538,16 +609,25 @@ impl<'a> Run<'a> {
         let progress = Arc::new(EntityProgress::new_silent(self.ctx));
         let what = format!("upload of the manifest of part {}", index + 1);
         let handle = uploader
-            .upload_entity(&what, &key, "application/json", &source, &progress)
+            // Asked first: a cleared state may have sent this very manifest before.
+            .upload_entity(
+                &what,
+                &key,
+                "application/json",
+                &source,
+                Start::Ask,
+                &progress,
+            )
             .await?;
         part.manifest_key = Some(key);
         part.manifest_handle = Some(handle);
+        part.manifest_acked_at_ms = Some(self.api.config.now_ms());
         self.store.put_part(index, part)?;
         crate::attempts::put_uploaded_content(self.ctx, seq_id, index, &content)?;
         Ok(())
     }
 
-    fn dry_run_outcome(&self, plan: &Plan, to_send: &[usize], progress: Progress) -> RunOutcome {
+    fn no_publish_outcome(&self, plan: &Plan, to_send: &[usize], progress: Progress) -> RunOutcome {
         let images: usize = to_send.iter().map(|&i| plan.parts[i].images.len()).sum();
         let detail = if plan.parts.len() == 1 {
             String::new()
@@ -570,19 +650,30 @@ impl<'a> Run<'a> {
         let mut outcome = RunOutcome::new(
             SequenceState::DryRun,
             format!(
-                "dry run: uploaded {images} images and {} manifest(s); would have published {} \
-                 Mapillary sequence(s){detail}",
+                "not published (no_publish): uploaded {images} images and {} manifest(s); would have \
+                 published {} Mapillary sequence(s){detail}",
                 to_send.len(),
                 to_send.len()
             ),
         );
         outcome.progress = Some(progress);
-        outcome.next_action = Some("run mtp upload without --dry-run to publish".into());
+        outcome.next_action = Some(
+            "run mtp upload to publish (handles older than 2 days are checked with Mapillary again)"
+                .into(),
+        );
         outcome
     }
 
-    /// One lookup per part that is (or may be) published and has no key yet.
-    async fn find_keys(&self, plan: &Plan, parts: &mut [PartState], token: &str) -> Result<()> {
+    /// One lookup per part that is (or may be) published and has no key yet; overdue parts only when
+    /// their backoff allows (`crate::overdue`) or `force` says so.
+    async fn find_keys(
+        &self,
+        plan: &Plan,
+        parts: &mut [PartState],
+        token: &str,
+        force: bool,
+    ) -> Result<()> {
+        let (now, deadline) = (self.api.config.now_ms(), self.api.config.publish_deadline);
         let wanted: Vec<usize> = (0..parts.len())
             .filter(|&i| {
                 parts[i].sequence_key.is_none()
@@ -590,6 +681,7 @@ impl<'a> Run<'a> {
                         parts[i].publish,
                         Publish::Published { .. } | Publish::Publishing { .. }
                     )
+                    && (force || overdue::lookup_due(&parts[i], now, deadline))
             })
             .collect();
         if wanted.is_empty() {
@@ -624,6 +716,7 @@ impl<'a> Run<'a> {
             let ours = crate::prepublish::our_images(planned, &self.request.sequence);
             let part = &mut parts[index];
             part.lookups += 1;
+            part.last_lookup_ms = Some(now);
             match lookup::choose(&planned.times, &lookup::times(&candidates), &taken) {
                 Choice::Found(key) if !crate::prepublish::verified(&ours, candidates.get(&key)) => {
                     // Close in time, but not our images at our places: recorded, not guessed.
@@ -637,7 +730,7 @@ impl<'a> Run<'a> {
                     if let Publish::Publishing { .. } = part.publish {
                         // It did go through: the lookup settles the unknown outcome.
                         part.publish = Publish::Published {
-                            at_ms: now_ms(),
+                            at_ms: now,
                             cluster_id: String::new(),
                         };
                     }

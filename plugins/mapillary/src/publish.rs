@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::api::{Api, Failure};
 use crate::error::{MlyError, Result};
-use crate::state::{now_ms, PartState, Publish, SequenceStore};
+use crate::state::{PartState, Publish, SequenceStore};
 
 /// How one publication went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub async fn publish_part(
     };
     let before = part.publish.clone();
     part.publish = Publish::Publishing {
-        since_ms: now_ms(),
+        since_ms: api.config.now_ms(),
         why: None,
     };
     store.put_part(index, part)?;
@@ -91,7 +91,7 @@ pub async fn publish_part(
                 _ => String::new(),
             };
             part.publish = Publish::Published {
-                at_ms: now_ms(),
+                at_ms: api.config.now_ms(),
                 cluster_id,
             };
             store.put_part(index, part)?;
@@ -102,7 +102,7 @@ pub async fn publish_part(
     match judgement {
         Judgement::Accepted => {
             part.publish = Publish::Published {
-                at_ms: now_ms(),
+                at_ms: api.config.now_ms(),
                 cluster_id: String::new(),
             };
             store.put_part(index, part)?;
@@ -110,7 +110,7 @@ pub async fn publish_part(
         }
         Judgement::Unknown => {
             part.publish = Publish::Publishing {
-                since_ms: now_ms(),
+                since_ms: api.config.now_ms(),
                 why: Some(failure.describe()),
             };
             store.put_part(index, part)?;

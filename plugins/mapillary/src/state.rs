@@ -5,6 +5,7 @@
 //! | key | value |
 //! |---|---|
 //! | `account` | [`Account`]: who is authorised (the token itself is the secret `user_token`) |
+//! | `token` | [`crate::token::TokenInfo`]: when the token was obtained and when it expires |
 //! | `hash/<path>` | [`HashEntry`]: the session key of a file's outgoing bytes, valid while size, mtime and the new EXIF are unchanged |
 //! | `seq/<id>/plan` | [`Plan`]: how the sequence was split into parts |
 //! | `seq/<id>/img/<path>` | [`ImageEntry`]: the entity handle of an acknowledged image |
@@ -151,6 +152,23 @@ pub struct ImageEntry {
     pub key: String,
     /// Its handle.
     pub handle: String,
+    /// When the service acknowledged it (Unix ms); `None` in state written before this was recorded,
+    /// which counts as too old ([`handle_is_fresh`]).
+    #[serde(default)]
+    pub acked_at_ms: Option<i64>,
+}
+
+/// How long an acknowledged handle is trusted without asking the service again: mapillary_tools' handle
+/// cache keeps an entry for 2 days (mapillary/mapillary_tools `mapillary_tools/history.py`,
+/// `PersistentCache.set(.., expires_in=3600 * 24 * 2)`; `uploader.py` consults it before uploading).
+pub const HANDLE_CACHE_WINDOW: std::time::Duration = std::time::Duration::from_secs(2 * 24 * 3600);
+
+/// Whether a handle acknowledged at `acked_at_ms` may still be used at `now_ms`. An older (or undated)
+/// one is treated as unknown: its entity's offset is asked again (and the rest re-sent), and the
+/// manifest that names it is built and uploaded afresh.
+pub fn handle_is_fresh(acked_at_ms: Option<i64>, now_ms: i64) -> bool {
+    let window = i64::try_from(HANDLE_CACHE_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    acked_at_ms.is_some_and(|at| now_ms.saturating_sub(at) < window)
 }
 
 /// Where a part's publication stands.
@@ -186,6 +204,9 @@ pub struct PartState {
     /// Its handle, once acknowledged.
     #[serde(default)]
     pub manifest_handle: Option<String>,
+    /// When the manifest handle was acknowledged (Unix ms); see [`handle_is_fresh`].
+    #[serde(default)]
+    pub manifest_acked_at_ms: Option<i64>,
     /// The publication.
     #[serde(default)]
     pub publish: Publish,
@@ -195,6 +216,10 @@ pub struct PartState {
     /// Lookups made so far.
     #[serde(default)]
     pub lookups: u32,
+    /// When the last lookup was made (Unix ms): overdue parts are looked for less often
+    /// (`crate::overdue`).
+    #[serde(default)]
+    pub last_lookup_ms: Option<i64>,
     /// Candidates of the last lookup when it could not choose between them.
     #[serde(default)]
     pub ambiguous: Vec<String>,
@@ -317,6 +342,16 @@ mod tests {
     use plugin_api::sdk::testing::TestHost;
 
     #[test]
+    fn handles_older_than_two_days_are_unknown() {
+        let day = 24 * 3600 * 1000;
+        assert!(handle_is_fresh(Some(0), 2 * day - 1));
+        assert!(!handle_is_fresh(Some(0), 2 * day));
+        assert!(!handle_is_fresh(None, 0));
+        let legacy: ImageEntry = serde_json::from_str(r#"{"key":"k","handle":"h"}"#).unwrap();
+        assert_eq!(legacy.acked_at_ms, None);
+    }
+
+    #[test]
     fn layout_round_trips_and_clears() {
         let host = TestHost::new();
         let ctx = host.context();
@@ -343,6 +378,7 @@ mod tests {
                 &ImageEntry {
                     key: "k".into(),
                     handle: "h".into(),
+                    acked_at_ms: Some(1),
                 },
             )
             .unwrap();

@@ -1,29 +1,46 @@
 //! Resumable uploads to Mapillary's upload service (`docs/providers/mapillary.md`, "Upload sessions"): one
-//! entity per image, named by the md5 of its outgoing bytes; before every attempt the server's offset is
-//! asked for and only the remainder is sent. Each acknowledged handle is committed to state at once, so
-//! nothing acknowledged is ever sent again. Attempts run through the SDK retry loop with Mapillary's
-//! classifier.
+//! entity per image, named by the BLAKE3 hash of its outgoing bytes.
+//!
+//! An image small enough to hold ([`HOLD_LIMIT`]) is read once: hashed and sent from the same bytes; a
+//! larger one is hashed in one pass and streamed in a second. An entity this state has never sent starts
+//! at offset 0 without asking the server (a 412 sends us back to asking); one it may have sent before,
+//! and any entity after a 412, first waits until the server's offset stops moving (a connection that died
+//! a moment ago may still be draining into it) and sends only the remainder. Each acknowledged handle is
+//! committed to state at once, so nothing acknowledged is ever sent again. Attempts run through the SDK
+//! retry loop with Mapillary's classifier; every body chunk pays the run's bandwidth cap first.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use plugin_api::prelude::*;
+use plugin_api::sdk::rate_limit::{parse_rate, TokenBucket};
 
 use crate::api::{with_retries, Activity, Api, Failure};
 use crate::bundle::image_key;
 use crate::error::{MlyError, Result};
-use crate::outgoing::{body_stream, md5_hex, Outgoing};
+use crate::outgoing::{blake3_hex, blake3_of, body_stream, read_all, Outgoing, CHUNK};
 use crate::progress::EntityProgress;
 use crate::state::{self, HashEntry, ImageEntry, SequenceStore};
+
+/// Entities up to this size are held in memory while they are sent (one read instead of two): with 4
+/// jobs at most 16 MiB, within the flat-memory target (README, Performance, row 2).
+pub const HOLD_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// Pause between two offset queries when waiting for the offset to stop moving.
+const SETTLE_PAUSE: Duration = Duration::from_millis(150);
+/// At most this many pauses; then the remainder is sent anyway (the retry loop handles a 412).
+const SETTLE_ROUNDS: usize = 40;
 
 /// The bytes of an entity.
 #[derive(Debug, Clone)]
 pub enum Source {
-    /// An image: the file with its EXIF rewritten.
+    /// An image streamed from its file with its EXIF rewritten.
     File(Arc<Outgoing>),
-    /// A small document built in memory (a manifest).
-    Memory(Arc<[u8]>),
+    /// Bytes held in memory (a small image, a manifest).
+    Memory(Bytes),
 }
 
 impl Source {
@@ -34,6 +51,40 @@ impl Source {
             Source::Memory(bytes) => bytes.len() as u64,
         }
     }
+}
+
+/// Whether this state may have sent bytes of an entity before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Never sent from this state: start at 0 without asking.
+    Fresh,
+    /// Ask the offset first (no wait).
+    Ask,
+    /// Perhaps sent before: ask the offset, and wait until it stops moving.
+    Resumed,
+}
+
+/// Reads the run's bandwidth cap (`bwlimit`, e.g. `"2M"`) from the request's options.
+pub fn bandwidth_limit(request: &RunRequest) -> Result<Option<Arc<TokenBucket>>> {
+    let Some(value) = request.options.get("bwlimit") else {
+        return Ok(None);
+    };
+    let rate = match value {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .filter(|&r| r > 0)
+            .ok_or_else(|| MlyError::Invalid(format!("option bwlimit: {n} is not a rate")))?,
+        serde_json::Value::String(text) => {
+            parse_rate(text).map_err(|err| MlyError::Invalid(format!("option bwlimit: {err}")))?
+        }
+        other => {
+            return Err(MlyError::Invalid(format!(
+                "option bwlimit: {other} is not a rate"
+            )))
+        }
+    };
+    Ok(Some(Arc::new(TokenBucket::new(rate, CHUNK as u64))))
 }
 
 /// Runs blocking work (file reads, hashing) off the async threads.
@@ -54,48 +105,82 @@ pub struct Uploader<'a> {
     /// Entities the server already held complete at this run's first look (uploaded before, perhaps by
     /// a run whose state was lost: the keys are content-addressed).
     pub found_complete: AtomicU64,
+    /// The bandwidth cap shared by every upload of the run.
+    pub limit: Option<Arc<TokenBucket>>,
 }
 
 impl Uploader<'_> {
-    /// Uploads one entity (resuming from the server's offset) and returns its handle. `what` names it in
-    /// messages.
+    /// The server's offset for `key` once it has stopped moving.
+    async fn settled_offset(&self, key: &str) -> std::result::Result<u64, Failure> {
+        let mut offset = self.api.upload_offset(self.token, key).await?;
+        for _ in 0..SETTLE_ROUNDS {
+            if self.ctx.is_cancelled() {
+                break;
+            }
+            tokio::time::sleep(SETTLE_PAUSE).await;
+            let again = self.api.upload_offset(self.token, key).await?;
+            if again == offset {
+                break;
+            }
+            offset = again;
+        }
+        Ok(offset)
+    }
+
+    /// Uploads one entity (resuming from the server's offset unless it is `Fresh`) and returns its
+    /// handle. `what` names it in messages.
     pub async fn upload_entity(
         &self,
         what: &str,
         key: &str,
         entity_type: &str,
         source: &Source,
+        start: Start,
         progress: &Arc<EntityProgress>,
     ) -> Result<String> {
         let length = source.len();
         let mut backoff = self.api.config.backoff();
         // The furthest offset the server reported (`u64::MAX`: none yet).
         let furthest = AtomicU64::new(u64::MAX);
+        // Whether the next attempt may start at 0 without asking, and whether it must wait for the
+        // offset to settle first.
+        let ask = AtomicBool::new(start != Start::Fresh);
+        let settle = AtomicBool::new(start == Start::Resumed);
         with_retries(self.ctx, &mut backoff, what, |headway| {
-            let furthest = &furthest;
+            let (furthest, ask, settle) = (&furthest, &ask, &settle);
             async move {
-                let offset = self.api.upload_offset(self.token, key).await?;
-                if offset > length {
-                    return Err(Failure::Decode(format!(
-                        "the server holds {offset} bytes of a {length}-byte entity"
-                    )));
-                }
-                // The server holds more than at the last attempt: that attempt made progress, so the
-                // retry budget starts over (mapillary_tools does the same).
-                let before = furthest.load(Ordering::Relaxed);
-                if before != u64::MAX && offset > before {
-                    headway.made();
-                }
-                if before == u64::MAX && offset == length {
-                    self.found_complete.fetch_add(1, Ordering::Relaxed);
-                }
-                if before == u64::MAX || offset > before {
-                    furthest.store(offset, Ordering::Relaxed);
-                }
+                let offset = if ask.swap(true, Ordering::Relaxed) {
+                    let offset = if settle.swap(false, Ordering::Relaxed) {
+                        self.settled_offset(key).await?
+                    } else {
+                        self.api.upload_offset(self.token, key).await?
+                    };
+                    if offset > length {
+                        return Err(Failure::Decode(format!(
+                            "the server holds {offset} bytes of a {length}-byte entity"
+                        )));
+                    }
+                    // The server holds more than at the last attempt: that attempt made progress, so the
+                    // retry budget starts over (mapillary_tools does the same).
+                    let before = furthest.load(Ordering::Relaxed);
+                    if before != u64::MAX && offset > before {
+                        headway.made();
+                    }
+                    if before == u64::MAX && offset == length {
+                        self.found_complete.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if before == u64::MAX || offset > before {
+                        furthest.store(offset, Ordering::Relaxed);
+                    }
+                    offset
+                } else {
+                    0
+                };
                 progress.reach(offset);
                 let activity = Activity::new();
                 let body = self.body(source, offset, progress, &activity);
-                self.api
+                let result = self
+                    .api
                     .upload_post(
                         self.token,
                         key,
@@ -105,13 +190,18 @@ impl Uploader<'_> {
                         body,
                         &activity,
                     )
-                    .await
+                    .await;
+                if matches!(&result, Err(Failure::Status { status: 412, .. })) {
+                    settle.store(true, Ordering::Relaxed);
+                }
+                result
             }
         })
         .await
     }
 
-    /// The request body: the entity's bytes from `offset`, reporting progress and activity per chunk.
+    /// The request body: the entity's bytes from `offset`, paying the bandwidth cap and reporting
+    /// progress and activity per chunk.
     fn body(
         &self,
         source: &Source,
@@ -119,46 +209,86 @@ impl Uploader<'_> {
         progress: &Arc<EntityProgress>,
         activity: &Arc<Activity>,
     ) -> reqwest::Body {
-        match source {
-            Source::Memory(bytes) => reqwest::Body::from(bytes[offset as usize..].to_vec()),
+        let sent = Arc::new(AtomicU64::new(offset));
+        let (progress, activity) = (progress.clone(), activity.clone());
+        let report = move |n: u64| {
+            progress.reach(sent.fetch_add(n, Ordering::Relaxed) + n);
+            activity.touch();
+        };
+        let chunks: futures::stream::BoxStream<'static, std::io::Result<Bytes>> = match source {
+            Source::Memory(bytes) => {
+                let rest = bytes.slice((offset as usize).min(bytes.len())..);
+                let pieces: Vec<std::io::Result<Bytes>> = (0..rest.len())
+                    .step_by(CHUNK)
+                    .map(|at| Ok(rest.slice(at..(at + CHUNK).min(rest.len()))))
+                    .collect();
+                futures::stream::iter(pieces).boxed()
+            }
             Source::File(out) => {
                 let ctx = self.ctx.clone();
-                let sent = AtomicU64::new(offset);
-                let (progress, activity) = (progress.clone(), activity.clone());
-                let stream = body_stream(out.clone(), offset, move || ctx.is_cancelled()).inspect(
-                    move |chunk| {
-                        if let Ok(chunk) = chunk {
-                            let n = chunk.len() as u64;
-                            progress.reach(sent.fetch_add(n, Ordering::Relaxed) + n);
-                            activity.touch();
-                        }
-                    },
-                );
-                reqwest::Body::wrap_stream(stream)
+                body_stream(out.clone(), offset, move || ctx.is_cancelled())
+                    .map(|chunk| chunk.map(Bytes::from))
+                    .boxed()
             }
-        }
+        };
+        let limit = self.limit.clone();
+        let paced = chunks.then(move |chunk| {
+            let limit = limit.clone();
+            let report = report.clone();
+            async move {
+                if let Ok(bytes) = &chunk {
+                    if let Some(limit) = &limit {
+                        limit.take(bytes.len() as u64).await;
+                    }
+                    report(bytes.len() as u64);
+                }
+                chunk
+            }
+        });
+        reqwest::Body::wrap_stream(paced)
     }
 
-    /// The session key of `out`: from the cache when the file and its new EXIF are unchanged, else by
-    /// hashing every outgoing byte once (and caching the result).
-    async fn session_key(&self, out: &Arc<Outgoing>) -> Result<String> {
+    /// What is sent for `out` and under which key: a held copy of a small entity (hashed from the same
+    /// bytes), or the file streamed for a large one; the key from the hash cache when the file and its
+    /// new EXIF are unchanged (whatever scheme named it then), else from the hash (and cached before
+    /// anything is sent, so a restart knows the entity may be on the server).
+    async fn outgoing(&self, out: &Arc<Outgoing>) -> Result<(String, Source, Start)> {
         let path = out.path.to_string_lossy().into_owned();
-        if let Some(cached) = state::hash_entry(self.ctx, &path)? {
-            if cached.describes(out) {
-                return Ok(cached.key);
-            }
-        }
-        let hashed = out.clone();
-        let md5 = blocking(move || {
-            md5_hex(&hashed).map_err(|source| MlyError::File {
-                path: hashed.path.to_string_lossy().into_owned(),
+        let cached = state::hash_entry(self.ctx, &path)?.filter(|c| c.describes(out));
+        let file_error = {
+            let path = path.clone();
+            move |source| MlyError::File {
+                path: path.clone(),
                 source,
+            }
+        };
+        let need_hash = cached.is_none();
+        let (hash, source) = if out.length <= HOLD_LIMIT {
+            let held = out.clone();
+            let err = file_error.clone();
+            blocking(move || {
+                let bytes = read_all(&held).map_err(err)?;
+                let hash = need_hash.then(|| blake3_of(&bytes));
+                Ok((hash, Source::Memory(Bytes::from(bytes))))
             })
-        })
-        .await?;
-        let key = image_key(&md5);
-        state::put_hash_entry(self.ctx, &path, &HashEntry::new(out, key.clone()))?;
-        Ok(key)
+            .await?
+        } else if need_hash {
+            let hashed = out.clone();
+            let err = file_error.clone();
+            let hash = blocking(move || blake3_hex(&hashed).map_err(err)).await?;
+            (Some(hash), Source::File(out.clone()))
+        } else {
+            (None, Source::File(out.clone()))
+        };
+        match (cached, hash) {
+            (Some(cached), _) => Ok((cached.key, source, Start::Resumed)),
+            (None, Some(hash)) => {
+                let key = image_key(&hash);
+                state::put_hash_entry(self.ctx, &path, &HashEntry::new(out, key.clone()))?;
+                Ok((key, source, Start::Fresh))
+            }
+            (None, None) => Err(MlyError::Invalid(format!("{path}: no session key"))),
+        }
     }
 
     /// Uploads one image, whose outgoing bytes `out` describes, and commits its handle.
@@ -171,11 +301,11 @@ impl Uploader<'_> {
         if self.ctx.is_cancelled() {
             return Err(MlyError::Cancelled);
         }
-        let key = self.session_key(&out).await?;
+        let (key, source, start) = self.outgoing(&out).await?;
         let progress = Arc::new(EntityProgress::new(self.ctx, out.length));
         let what = format!("upload of {}", display_name(image));
         let handle = match self
-            .upload_entity(&what, &key, "image/jpeg", &Source::File(out), &progress)
+            .upload_entity(&what, &key, "image/jpeg", &source, start, &progress)
             .await
         {
             Ok(handle) => handle,
@@ -187,14 +317,19 @@ impl Uploader<'_> {
                 return Err(err);
             }
         };
-        let entry = ImageEntry { key, handle };
+        let entry = ImageEntry {
+            key,
+            handle,
+            acked_at_ms: Some(self.api.config.now_ms()),
+        };
         store.put_image(&image.path, &entry)?;
         progress.finish();
         Ok(entry)
     }
 
-    /// Uploads `images` (each with its prepared outgoing bytes), `jobs` at a time. Stops at the first error (in-flight uploads are abandoned; the
-    /// server keeps what it received, and the next run resumes from there).
+    /// Uploads `images` (each with its prepared outgoing bytes), `jobs` at a time. Stops at the first
+    /// error (in-flight uploads are abandoned; the server keeps what it received, and the next run
+    /// resumes from there).
     pub async fn upload_images(
         &self,
         store: &SequenceStore<'_>,
@@ -217,5 +352,37 @@ pub fn display_name(image: &ImageInfo) -> String {
         image.path.clone()
     } else {
         image.file_name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(options: serde_json::Value) -> RunRequest {
+        let mut request: RunRequest = serde_json::from_value(serde_json::json!({
+            "mode": "upload",
+            "sequence": {"schema": 1, "id": "s", "root": "/s", "name": "s", "images": []},
+        }))
+        .unwrap();
+        request.options = options.as_object().cloned().unwrap_or_default();
+        request
+    }
+
+    #[test]
+    fn bandwidth_limit_option() {
+        assert!(bandwidth_limit(&request(serde_json::json!({})))
+            .unwrap()
+            .is_none());
+        let two = bandwidth_limit(&request(serde_json::json!({"bwlimit": "2M"})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(two.rate(), 2 * 1024 * 1024);
+        let bytes = bandwidth_limit(&request(serde_json::json!({"bwlimit": 500000})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes.rate(), 500_000);
+        let err = bandwidth_limit(&request(serde_json::json!({"bwlimit": "fast"}))).unwrap_err();
+        assert!(err.to_string().contains("bwlimit"), "{err}");
     }
 }

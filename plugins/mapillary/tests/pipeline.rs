@@ -80,6 +80,19 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     let stats = setup.fake.stats();
     assert_eq!(stats.finish_upload_calls.len(), 1);
     assert_eq!(stats.bytes_resent, 0);
+    // Images this state never sent go without an offset query: the one query is the manifest's.
+    assert_eq!(
+        stats.requests.get("GET /upload/:key"),
+        Some(&1),
+        "{:?}",
+        stats.requests
+    );
+    assert_eq!(
+        stats.requests.get("POST /upload/:key"),
+        Some(&7),
+        "{:?}",
+        stats.requests
+    );
     let images: Vec<_> = stats
         .entities
         .iter()
@@ -87,11 +100,20 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
         .collect();
     assert_eq!(images.len(), 6);
     for (key, entity) in &images {
-        // Content-addressed: the key is the md5 of exactly what was received.
-        assert_eq!(
-            key.as_str(),
-            format!("mly_tools_{}.jpg", entity.md5_hex.as_deref().unwrap())
+        // Content-addressed: `mtp_b3_<BLAKE3 of the bytes sent>.jpg` (the hash itself is checked by the
+        // unit tests of `outgoing` and `bundle`; the fake computes only md5), one key per content.
+        let hex = key
+            .strip_prefix("mtp_b3_")
+            .and_then(|k| k.strip_suffix(".jpg"))
+            .unwrap_or_else(|| panic!("{key} is not an mtp_b3_ key"));
+        assert!(
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{key}"
         );
+        assert!(entity.md5_hex.is_some(), "{key} is complete");
         assert!(
             entity.image.is_some(),
             "the description was readable in {key}"
@@ -157,10 +179,10 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     assert_eq!(setup.fake.stats().requests, before);
     // Only the plan and the parts stay.
     assert!(
-        setup
-            .state_keys()
-            .iter()
-            .all(|k| k == "account" || k.ends_with("/plan") || k.contains("/part/")),
+        setup.state_keys().iter().all(|k| k == "account"
+            || k == "token"
+            || k.ends_with("/plan")
+            || k.contains("/part/")),
         "{:?}",
         setup.state_keys()
     );
@@ -211,14 +233,14 @@ async fn oauth_refuses_a_mismatched_state_and_a_denial() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_run_does_everything_but_publish() {
+async fn no_publish_does_everything_but_publish() {
     let setup = Setup::start(MapillaryConfig::default()).await;
     setup.authorise_with_token().await;
     let dir = tempfile::tempdir().unwrap();
     let generated = generate(dir.path(), small(5));
     let sequence = descriptor("dry", &[&generated]);
     let mut dry = request(&sequence, RunMode::Upload);
-    dry.dry_run = true;
+    dry.options.insert("no_publish".into(), true.into());
     let outcome = setup.run(dry).await.unwrap();
     assert_eq!(outcome.state, SequenceState::DryRun, "{outcome:?}");
     let message = outcome.message.unwrap();
@@ -414,9 +436,12 @@ async fn resets_mid_body_and_offset_mismatches_resume_from_the_server_offset() {
 async fn a_revoked_token_stops_with_an_auth_error_and_keeps_progress() {
     let setup = Setup::start(MapillaryConfig {
         faults: MapillaryFaults {
-            revoke_token_after: Some(9),
+            // Each never-sent image is one request (no offset query), so 5 requests end mid-upload.
+            revoke_token_after: Some(5),
             ..MapillaryFaults::default()
         },
+        // The refresh after the refusal fails too: only a new login helps.
+        revoked_tokens_refreshable: false,
         ..MapillaryConfig::default()
     })
     .await;
@@ -429,7 +454,7 @@ async fn a_revoked_token_stops_with_an_auth_error_and_keeps_progress() {
     assert_eq!(err.kind, ErrorKind::Auth);
     assert!(
         err.message
-            .contains("re-authorise with `mtp auth mapillary`"),
+            .contains("log in again with `mtp auth mapillary`; everything uploaded so far is kept"),
         "{err}"
     );
     let kept = setup
@@ -544,18 +569,15 @@ async fn an_unknown_publish_that_went_through_is_found_without_republishing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publication_that_never_arrives_fails_after_the_deadline() {
-    let setup = Setup::start_with_env(
-        MapillaryConfig {
-            faults: MapillaryFaults {
-                finish: FinishFault::AcceptedNeverPublished,
-                finish_fault_calls: Some(1),
-                ..MapillaryFaults::default()
-            },
-            ..MapillaryConfig::default()
+async fn a_publication_that_never_arrives_is_overdue_and_republished_only_on_request() {
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            finish: FinishFault::AcceptedNeverPublished,
+            finish_fault_calls: Some(1),
+            ..MapillaryFaults::default()
         },
-        &[("MAPILLARY_PUBLISH_DEADLINE_SECS", "1")],
-    )
+        ..MapillaryConfig::default()
+    })
     .await;
     setup.authorise_with_token().await;
     let dir = tempfile::tempdir().unwrap();
@@ -565,68 +587,68 @@ async fn a_publication_that_never_arrives_fails_after_the_deadline() {
         .await
         .unwrap();
     assert_eq!(first.state, SequenceState::Unpublished, "{first:?}");
-    assert!(first.message.as_deref().unwrap().contains("up to 1 s"));
+    assert!(first.message.as_deref().unwrap().contains("up to 72 h"));
 
-    // Re-check, as the host does on later runs, until the deadline has passed: still unpublished
-    // before it, failed after it.
-    let mut previous = first;
-    let failed = loop {
-        let mut recheck = request(&sequence, RunMode::Recheck);
-        recheck.previous = Some(previous.clone());
-        let outcome = setup.run(recheck).await.unwrap();
-        if outcome.state != SequenceState::Unpublished {
-            break outcome;
-        }
-        previous = outcome;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(failed.state, SequenceState::Failed, "{failed:?}");
-    assert_eq!(
-        failed.message.as_deref(),
-        Some("Mapillary did not publish the sequence within 1 s")
+    // 80 h later: overdue, not failed; nothing is cleared and nothing published again.
+    let h80 = later(&setup, &setup.host, Duration::from_secs(80 * 3600));
+    let mut recheck = request(&sequence, RunMode::Recheck);
+    recheck.previous = Some(first);
+    let overdue = Mapillary.run(&h80.context(), recheck).await.unwrap();
+    assert_eq!(overdue.state, SequenceState::Unpublished, "{overdue:?}");
+    let message = overdue.message.clone().unwrap();
+    assert!(
+        message.contains("overdue, waiting 3 days 8 h since it was published")
+            && message.contains("looked 2 time(s)"),
+        "{message}"
     );
     assert!(
-        setup
-            .state_keys()
-            .iter()
-            .all(|k| !k.starts_with("seq/never/")),
-        "{:?}",
-        setup.state_keys()
+        overdue
+            .next_action
+            .as_deref()
+            .unwrap()
+            .contains("mtp upload --republish"),
+        "{overdue:?}"
     );
-
-    // A re-upload starts clean, without sending the images' bytes again (the server still holds them).
-    let received = setup.fake.stats().upload_bytes_received;
-    let again = setup
-        .run(request(&sequence, RunMode::Upload))
+    let lookups = setup.fake.stats().request_count("GET /images");
+    // A plain upload right after neither publishes again nor looks again (hourly backoff).
+    let again = Mapillary
+        .run(&h80.context(), request(&sequence, RunMode::Upload))
         .await
         .unwrap();
-    assert_eq!(again.state, SequenceState::Published, "{again:?}");
+    assert_eq!(again.state, SequenceState::Unpublished, "{again:?}");
     let stats = setup.fake.stats();
-    // Only the new attempt's fresh manifest entity is sent (one entity per publish attempt).
-    let manifests: u64 = stats
-        .entities
-        .iter()
-        .filter(|(k, _)| k.starts_with("uuid_"))
-        .map(|(_, e)| e.bytes_received_total)
-        .sum();
-    let first_manifest = stats
-        .entities
-        .iter()
-        .filter(|(k, _)| k.starts_with("uuid_"))
-        .map(|(_, e)| e.bytes_received_total)
-        .min()
-        .unwrap_or(0);
+    assert_eq!(stats.finish_upload_calls.values().sum::<u32>(), 1);
+    assert_eq!(stats.request_count("GET /images"), lookups);
+
+    // --republish looks once more, then publishes again, without sending the images' bytes again
+    // (the server still holds them).
+    let received = stats.upload_bytes_received;
+    let republished = Mapillary
+        .run(
+            &h80.context(),
+            republish(request(&sequence, RunMode::Upload)),
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        stats
-            .entities
-            .keys()
-            .filter(|k| k.starts_with("uuid_"))
-            .count(),
-        2
+        republished.state,
+        SequenceState::Published,
+        "{republished:?}"
     );
+    let stats = setup.fake.stats();
+    assert!(stats.request_count("GET /images") > lookups);
+    // Only the new attempt's fresh manifest entity is sent (one entity per publish attempt).
+    let manifests: Vec<u64> = stats
+        .entities
+        .iter()
+        .filter(|(k, _)| k.starts_with("uuid_"))
+        .map(|(_, e)| e.bytes_received_total)
+        .collect();
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    let first_manifest = manifests.iter().copied().min().unwrap_or(0);
     assert_eq!(
         stats.upload_bytes_received,
-        received + (manifests - first_manifest)
+        received + (manifests.iter().sum::<u64>() - first_manifest)
     );
     assert_eq!(stats.finish_upload_calls.values().sum::<u32>(), 2);
 }

@@ -59,11 +59,16 @@ impl Login {
             Some(at) => human_expiry(at),
             None => "expiry unknown".to_string(),
         };
+        format!("{}; {expiry}", self.verification())
+    }
+
+    /// Whether MTPW accepted the token when it was stored, and if not, why not.
+    pub fn verification(&self) -> String {
         if self.verified {
-            format!("token verified with MTPW; {expiry}")
+            "token verified with MTPW".to_string()
         } else {
             format!(
-                "token stored but NOT verified ({}); {expiry}",
+                "token stored but NOT verified ({})",
                 self.unverified_because.as_deref().unwrap_or("not checked")
             )
         }
@@ -100,6 +105,10 @@ fn token_from_redirect(
     })?;
     let expires_in = get("expires_in").and_then(|v| v.trim().parse::<u64>().ok());
     Ok((token, expires_in))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// `mtp auth mtpw`.
@@ -171,9 +180,49 @@ pub async fn authorize(
     })
 }
 
+/// What status says about a token expiring at `expires_at` (Unix ms), at `now`; and whether it is usable.
+fn lifetime(expires_at: Option<i64>, now: i64) -> (bool, String) {
+    let format = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_else(|| ms.to_string())
+    };
+    match expires_at {
+        None => (
+            true,
+            "expiry unknown (MTPW did not say, e.g. a token given with --token)".into(),
+        ),
+        Some(at) if at > now => {
+            let mins = (at - now) / 60_000;
+            (
+                true,
+                format!(
+                    "expires {} (in {} h {} min)",
+                    format(at),
+                    mins / 60,
+                    mins % 60
+                ),
+            )
+        }
+        Some(at) => (
+            false,
+            format!(
+                "token expired {}: log in again with `mtp auth mtpw`",
+                format(at)
+            ),
+        ),
+    }
+}
+
 /// `mtp auth status` for MTPW: from stored state only.
 pub fn status(ctx: &Context) -> Result<AuthStatus, PluginError> {
-    let authorised = ctx.secret("token")?.is_some();
+    if ctx.secret("token")?.is_none() {
+        return Ok(AuthStatus {
+            authorised: false,
+            account: None,
+            detail: None,
+        });
+    }
     // A login stored by an earlier version is the plain text "logged in": nothing known about it.
     let login: Login = ctx
         .state()
@@ -183,10 +232,16 @@ pub fn status(ctx: &Context) -> Result<AuthStatus, PluginError> {
             unverified_because: Some("stored by an earlier version of mtp".into()),
             ..Login::default()
         });
+    let expires_at_ms = login.expires_at.map(|secs| {
+        i64::try_from(secs)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+    });
+    let (authorised, lifetime) = lifetime(expires_at_ms, now_ms());
     Ok(AuthStatus {
         authorised,
         account: None,
-        detail: authorised.then(|| login.describe()),
+        detail: Some(format!("{}; {lifetime}", login.verification())),
     })
 }
 
@@ -239,6 +294,18 @@ mod tests {
         assert!(
             token_from_redirect("app.mtp.desktop://oauth#access_token=t1&state=x", "s1").is_err()
         );
+    }
+
+    #[test]
+    fn lifetime_in_status() {
+        let (ok, text) = lifetime(Some(36_000_000 + 1000), 1000);
+        assert!(ok && text.contains("(in 10 h 0 min)"), "{text}");
+        let (ok, text) = lifetime(Some(1000), 2000);
+        assert!(
+            !ok && text.contains("log in again with `mtp auth mtpw`"),
+            "{text}"
+        );
+        assert!(lifetime(None, 0).1.contains("expiry unknown"));
     }
 
     #[test]

@@ -303,3 +303,24 @@ pub fn assert_token_hidden(setup: &Setup, token: &str, outcomes: &[&RunOutcome])
         assert!(!shown.contains(token), "token in an outcome: {shown}");
     }
 }
+
+/// A host like `from` after a restart (`setup`'s `.env`, `from`'s state and token) whose clock reads
+/// `by` later than the real one (`MTP_TEST_NOW`), so day-scale behaviour is tested without waiting.
+pub fn later(setup: &Setup, from: &BrowserHost, by: std::time::Duration) -> BrowserHost {
+    let now = chrono::Utc::now().timestamp_millis() + by.as_millis() as i64;
+    let mut host = TestHost::new();
+    for (k, v) in setup.env() {
+        host = host.with_env(k, &v);
+    }
+    let fresh = BrowserHost {
+        inner: host.with_env("MTP_TEST_NOW", &now.to_string()),
+    };
+    let (old, new) = (from.context(), fresh.context());
+    for (k, v) in old.state().list("").expect("state lists") {
+        new.state().put(&k, &v).expect("state copies");
+    }
+    if let Some(token) = old.secret("user_token").expect("secret reads") {
+        new.set_secret("user_token", &token).expect("secret copies");
+    }
+    fresh
+}
