@@ -5,3 +5,4 @@
 pub mod env_docs;
 pub mod harness;
 pub mod serve;
+pub mod world;

@@ -6,53 +6,33 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use mtp_fakes::fake_mapillary::{EntityKind, FakeMapillary, MapillaryConfig};
-use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig};
+use mtp_fakes::fake_mapillary::{EntityKind, MapillaryConfig};
+use mtp_fakes::fake_mtpw::{MtpwApi, MtpwConfig};
 use mtp_sequence::generate::{generate_sequence, GenerateOptions};
 use mtp_tests::harness::mtp_command;
+use mtp_tests::world::{output_text as text, FakesWorld};
 use serde_json::Value;
 
-struct World {
-    home: tempfile::TempDir,
-    mapillary: FakeMapillary,
-    mtpw: FakeMtpw,
+/// The fakes' world ([`FakesWorld`]) with this suite's own helpers.
+struct World(FakesWorld);
+
+impl std::ops::Deref for World {
+    type Target = FakesWorld;
+    fn deref(&self) -> &FakesWorld {
+        &self.0
+    }
 }
 
 impl World {
     fn new() -> World {
-        let home = tempfile::tempdir().unwrap();
-        let mapillary = FakeMapillary::spawn_blocking_thread(MapillaryConfig::default()).unwrap();
         // The API the public MTPW code serves today (trek-view/mtp-web `api/urls.py`).
-        let mtpw = FakeMtpw::spawn_blocking_thread(MtpwConfig {
-            api: MtpwApi::New,
-            mapillary: Some(mapillary.link()),
-            ..MtpwConfig::default()
-        })
-        .unwrap();
-        let c = mapillary.config();
-        std::fs::write(
-            home.path().join(".env"),
-            format!(
-                "MAPILLARY_APP_ID={}\nMAPILLARY_SECRET={}\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\n\
-                 MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
-                 MAPILLARY_RETRY_BASE_MS=20\n\
-                 MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=app\nMTP_WEB_APP_SECRET=secret\n\
-                 MTP_WEB_RETRY_BASE_MS=20\n",
-                c.client_id,
-                c.client_secret,
-                mapillary.graph_url(),
-                mapillary.upload_url(),
-                mapillary.authorize_url(),
-                mtpw.base_url(),
-                mtpw.auth_url(),
-            ),
-        )
-        .unwrap();
-        World {
-            home,
-            mapillary,
-            mtpw,
-        }
+        World(FakesWorld::start(
+            MapillaryConfig::default(),
+            MtpwConfig {
+                api: MtpwApi::New,
+                ..MtpwConfig::default()
+            },
+        ))
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -114,14 +94,6 @@ impl World {
             .filter(|e| e.kind == EntityKind::Image)
             .count()
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn upload(world: &World, dir: &Path, extra: &[&str]) -> Output {

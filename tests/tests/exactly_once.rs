@@ -8,23 +8,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use mtp_fakes::fake_mapillary::{
-    FakeMapillary, FinishFault, MapillaryConfig, MapillaryFaults, SeededImage, SequenceOrigin,
+    FinishFault, MapillaryConfig, MapillaryFaults, SeededImage, SequenceOrigin,
 };
-use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwConfig};
+use mtp_fakes::fake_mtpw::MtpwConfig;
 use mtp_sequence::generate::{generate_sequence, GenerateOptions, GeneratedSequence};
-use mtp_tests::harness::{build_workspace, mtp_command};
+use mtp_tests::world::{output_text as text, FakesWorld};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-
-struct World {
-    home: tempfile::TempDir,
-    mapillary: FakeMapillary,
-    mtpw: FakeMtpw,
-}
 
 /// One local sequence: where it is, its name, its capture times (what identifies it on the fake).
 #[derive(Clone)]
@@ -43,14 +37,6 @@ struct Counts {
     concurrent_runs: u32,
     refused_as_busy: u32,
     status_checks: u32,
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A sequence generated into `dir` (small images: this suite is about bookkeeping, not bytes).
@@ -91,61 +77,19 @@ fn nth(n: u64, count: usize) -> GenerateOptions {
     }
 }
 
+/// The fakes' world ([`FakesWorld`]) with this suite's own helpers.
+struct World(FakesWorld);
+
+impl std::ops::Deref for World {
+    type Target = FakesWorld;
+    fn deref(&self) -> &FakesWorld {
+        &self.0
+    }
+}
+
 impl World {
     fn new(mapillary: MapillaryConfig) -> World {
-        build_workspace();
-        let home = tempfile::tempdir().unwrap();
-        let mapillary = FakeMapillary::spawn_blocking_thread(mapillary).unwrap();
-        let mtpw = FakeMtpw::spawn_blocking_thread(MtpwConfig {
-            mapillary: Some(mapillary.link()),
-            ..MtpwConfig::default()
-        })
-        .unwrap();
-        let c = mapillary.config();
-        std::fs::write(
-            home.path().join(".env"),
-            format!(
-                "MAPILLARY_APP_ID={}\nMAPILLARY_SECRET={}\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\n\
-                 MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
-                 MAPILLARY_RETRY_BASE_MS=20\n\
-                 MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=app\nMTP_WEB_APP_SECRET=secret\n\
-                 MTP_WEB_RETRY_BASE_MS=20\n",
-                c.client_id,
-                c.client_secret,
-                mapillary.graph_url(),
-                mapillary.upload_url(),
-                mapillary.authorize_url(),
-                mtpw.base_url(),
-                mtpw.auth_url(),
-            ),
-        )
-        .unwrap();
-        World {
-            home,
-            mapillary,
-            mtpw,
-        }
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn mtp(&self) -> Command {
-        let mut command = mtp_command(self.home.path());
-        command.env("MTP_AUTH_BROWSER", "fetch");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.mtp().args(args).output().unwrap()
-    }
-
-    fn authorise(&self) {
-        for id in ["mapillary", "mtpw"] {
-            let out = self.run(&["auth", id]);
-            assert!(out.status.success(), "auth {id}: {}", text(&out));
-        }
+        World(FakesWorld::start(mapillary, MtpwConfig::default()))
     }
 
     fn spawn_upload(&self, dirs: &[&Path]) -> Child {

@@ -6,75 +6,30 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mtp_fakes::fake_mapillary::{
-    EntityKind, FakeMapillary, FinishFault, Flapping, MapillaryConfig, MapillaryFaults,
-    MapillaryStats, ResetFault,
+    EntityKind, FinishFault, Flapping, MapillaryConfig, MapillaryFaults, MapillaryStats, ResetFault,
 };
-use mtp_fakes::fake_mtpw::{CreatedBy, FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults, MtpwStats};
-use mtp_tests::harness::{build_workspace, mtp_command};
+use mtp_fakes::fake_mtpw::{CreatedBy, MtpwApi, MtpwConfig, MtpwFaults, MtpwStats};
+use mtp_tests::world::{output_text as text, FakesWorld};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-struct World {
-    home: tempfile::TempDir,
-    mapillary: FakeMapillary,
-    mtpw: FakeMtpw,
+/// The fakes' world ([`FakesWorld`]) with this suite's own helpers.
+struct World(FakesWorld);
+
+impl std::ops::Deref for World {
+    type Target = FakesWorld;
+    fn deref(&self) -> &FakesWorld {
+        &self.0
+    }
 }
 
 impl World {
     fn new(mapillary: MapillaryConfig, mtpw: MtpwConfig) -> World {
-        build_workspace();
-        let home = tempfile::tempdir().unwrap();
-        let mapillary = FakeMapillary::spawn_blocking_thread(mapillary).unwrap();
-        let mtpw = FakeMtpw::spawn_blocking_thread(MtpwConfig {
-            mapillary: Some(mapillary.link()),
-            ..mtpw
-        })
-        .unwrap();
-        let c = mapillary.config();
-        std::fs::write(
-            home.path().join(".env"),
-            format!(
-                "MAPILLARY_APP_ID={}\nMAPILLARY_SECRET={}\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\n\
-                 MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
-                 MAPILLARY_RETRY_BASE_MS=20\n\
-                 MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=app\nMTP_WEB_APP_SECRET=secret\n\
-                 MTP_WEB_RETRY_BASE_MS=20\n",
-                c.client_id,
-                c.client_secret,
-                mapillary.graph_url(),
-                mapillary.upload_url(),
-                mapillary.authorize_url(),
-                mtpw.base_url(),
-                mtpw.auth_url(),
-            ),
-        )
-        .unwrap();
-        World {
-            home,
-            mapillary,
-            mtpw,
-        }
-    }
-
-    fn mtp(&self) -> Command {
-        let mut command = mtp_command(self.home.path());
-        command.env("MTP_AUTH_BROWSER", "fetch");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.mtp().args(args).output().unwrap()
-    }
-
-    fn authorise(&self) {
-        for id in ["mapillary", "mtpw"] {
-            let out = self.run(&["auth", id]);
-            assert!(out.status.success(), "auth {id}: {}", text(&out));
-        }
+        World(FakesWorld::start(mapillary, mtpw))
     }
 
     fn generate(&self, name: &str, count: usize, bytes: u64, seed: u64) -> PathBuf {
@@ -164,14 +119,6 @@ impl World {
         let rows = self.status_rows();
         !rows.is_empty() && rows.iter().all(|r| r["state"] == "published")
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The phases of a run a kill can hit, in pipeline order. README's Reliability section names

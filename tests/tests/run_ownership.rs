@@ -3,61 +3,28 @@
 //! and reach MTPW fresh from the secret store, so re-authorising Mapillary takes effect downstream at once.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig};
-use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwConfig, MtpwFaults};
+use mtp_fakes::fake_mapillary::MapillaryConfig;
+use mtp_fakes::fake_mtpw::{MtpwConfig, MtpwFaults};
 use mtp_host::state::StateStore;
-use mtp_tests::harness::{build_workspace, mtp_command};
+use mtp_tests::world::{output_text as text, FakesWorld};
 use serde_json::Value;
 
-struct World {
-    home: tempfile::TempDir,
-    mapillary: FakeMapillary,
-    mtpw: FakeMtpw,
+/// The fakes' world ([`FakesWorld`]) with this suite's own helpers.
+struct World(FakesWorld);
+
+impl std::ops::Deref for World {
+    type Target = FakesWorld;
+    fn deref(&self) -> &FakesWorld {
+        &self.0
+    }
 }
 
 impl World {
     fn new(mapillary: MapillaryConfig) -> World {
-        build_workspace();
-        let home = tempfile::tempdir().unwrap();
-        let mapillary = FakeMapillary::spawn_blocking_thread(mapillary).unwrap();
-        let mtpw = FakeMtpw::spawn_blocking_thread(MtpwConfig {
-            mapillary: Some(mapillary.link()),
-            ..MtpwConfig::default()
-        })
-        .unwrap();
-        let c = mapillary.config();
-        std::fs::write(
-            home.path().join(".env"),
-            format!(
-                "MAPILLARY_APP_ID={}\nMAPILLARY_SECRET={}\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\n\
-                 MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
-                 MAPILLARY_RETRY_BASE_MS=20\n\
-                 MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=app\nMTP_WEB_APP_SECRET=secret\n\
-                 MTP_WEB_RETRY_BASE_MS=20\n",
-                c.client_id,
-                c.client_secret,
-                mapillary.graph_url(),
-                mapillary.upload_url(),
-                mapillary.authorize_url(),
-                mtpw.base_url(),
-                mtpw.auth_url(),
-            ),
-        )
-        .unwrap();
-        World {
-            home,
-            mapillary,
-            mtpw,
-        }
-    }
-
-    fn mtp(&self) -> Command {
-        let mut command = mtp_command(self.home.path());
-        command.arg("--auth-browser").arg("fetch");
-        command
+        World(FakesWorld::start(mapillary, MtpwConfig::default()))
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -107,14 +74,6 @@ impl World {
             .collect();
         records.join("\n")
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn progress_events(out: &Output) -> Vec<Value> {

@@ -54,6 +54,11 @@ pub(crate) struct UploadArgs {
     /// every integration's option declared with the flag `bwlimit` (`mapillary.bwlimit`).
     #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
     bwlimit: Option<String>,
+    /// Upload the images and manifests but publish nothing (mapillary_tools' `--nofinish`): sets every
+    /// integration's option declared with the flag `no_publish` (`mapillary.no_publish`). Unlike
+    /// `--dry-run`, this sends every byte; a later upload publishes it (re-asking handles older than 2 days).
+    #[arg(long)]
+    no_publish: bool,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -77,6 +82,9 @@ impl UploadArgs {
         }
         if let Some(rate) = &self.bwlimit {
             flags.push(("bwlimit", rate.clone()));
+        }
+        if self.no_publish {
+            flags.push(("no_publish", "true".to_string()));
         }
         let mut undeclared = serde_json::Map::new();
         undeclared.insert(
@@ -105,6 +113,7 @@ impl UploadArgs {
             force: false,
             add_new_images: false,
             bwlimit: None,
+            no_publish: false,
             overrides: OverrideArgs {
                 name: None,
                 description: None,

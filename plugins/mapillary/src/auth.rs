@@ -181,12 +181,12 @@ pub fn status(ctx: &Context) -> Result<AuthStatus> {
             detail: Some("not authorised: run `mtp auth mapillary`".into()),
         });
     };
-    let since = state::format_ms(account.authorised_at);
+    let since = plugin_api::time::format_utc(account.authorised_at);
     let now = Config::from_context(ctx)?.now_ms();
     let detail = match account.refused_at {
         Some(at) => format!(
             "Mapillary refused the token on {}: re-authorise with `mtp auth mapillary`",
-            state::format_ms(at)
+            plugin_api::time::format_utc(at)
         ),
         None => format!(
             "user id {}, authorised {since}; {}",

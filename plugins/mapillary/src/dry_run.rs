@@ -18,7 +18,8 @@ use crate::bundle::{image_key, manifest_body, manifest_key};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::prepare;
 use crate::outgoing::{Outgoing, OutgoingReader};
-use crate::state::{format_ms, Plan};
+use crate::state::Plan;
+use plugin_api::time::format_utc as format_ms;
 
 /// The run option naming the directory (default: [`default_dir`]).
 pub const DIR_OPTION: &str = "dry_run_dir";

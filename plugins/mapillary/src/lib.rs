@@ -213,7 +213,7 @@ impl Integration for Mapillary {
                     help: "Upload the images and manifests but publish nothing (no finish_upload), as mapillary_tools' --nofinish.".into(),
                     kind: OptionKind::Bool,
                     default: Some("false".into()),
-                    flag: None,
+                    flag: Some("no_publish".into()),
                 },
                 RunOptionSpec {
                     name: dry_run::DIR_OPTION.into(),

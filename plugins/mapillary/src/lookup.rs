@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::api::Api;
 use crate::error::{MlyError, Result};
-use crate::state::format_ms;
+use plugin_api::time::format_utc as format_ms;
 
 /// A capture time within this of ours is the same image (Mapillary keeps milliseconds; this absorbs
 /// rounding).

@@ -5,7 +5,8 @@ use std::time::Duration;
 use plugin_api::prelude::*;
 
 use crate::overdue::{self, human_span};
-use crate::state::{format_ms, PartState, Publish};
+use crate::state::{PartState, Publish};
+use plugin_api::time::format_utc as format_ms;
 
 /// One part as the summary sees it.
 #[derive(Debug, Clone)]
@@ -87,7 +88,7 @@ pub fn summarize(
         match (&part.state.publish, &part.state.sequence_key) {
             (_, Some(key)) => found.push((part, key.clone())),
             (Publish::NotSent, None) => not_sent.push(part),
-            (Publish::Publishing { why, .. }, None) => unknown.push((part, why.clone())),
+            (Publish::OutcomeUnknown { why, .. }, None) => unknown.push((part, why.clone())),
             (Publish::Published { at_ms, .. }, None) => {
                 let late = now_ms.saturating_sub(*at_ms) > deadline_ms;
                 match (late, part.state.ambiguous.is_empty()) {
@@ -288,7 +289,7 @@ mod tests {
     #[test]
     fn unknown_and_ambiguous() {
         let unknown = PartState {
-            publish: Publish::Publishing {
+            publish: Publish::OutcomeUnknown {
                 since_ms: 0,
                 why: Some("HTTP 500".into()),
             },

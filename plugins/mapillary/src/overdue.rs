@@ -10,21 +10,7 @@ use crate::state::{PartState, Publish};
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-/// `3 days 4 h`, `5 h 10 min`, `12 min`, `40 s`.
-pub fn human_span(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, hours, mins) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
-    match (days, hours, mins) {
-        (0, 0, 0) => format!("{s} s"),
-        (0, 0, m) => format!("{m} min"),
-        (0, h, 0) => format!("{h} h"),
-        (0, h, m) => format!("{h} h {m} min"),
-        (1, 0, _) => "1 day".into(),
-        (1, h, _) => format!("1 day {h} h"),
-        (d, 0, _) => format!("{d} days"),
-        (d, h, _) => format!("{d} days {h} h"),
-    }
-}
+pub use plugin_api::time::human_span;
 
 /// How long to wait between lookups of a part overdue for `late`: hourly during the first day past the
 /// deadline, then daily (our decision: one lookup per waiting part per re-check, as the documented graph
@@ -84,20 +70,6 @@ mod tests {
             last_lookup_ms,
             ..PartState::default()
         }
-    }
-
-    #[test]
-    fn spans() {
-        assert_eq!(human_span(Duration::from_secs(40)), "40 s");
-        assert_eq!(
-            human_span(Duration::from_secs(3600 * 5 + 600)),
-            "5 h 10 min"
-        );
-        assert_eq!(
-            human_span(Duration::from_secs(86_400 * 3 + 3600 * 4)),
-            "3 days 4 h"
-        );
-        assert_eq!(human_span(Duration::from_secs(86_400 + 60)), "1 day");
     }
 
     #[test]

@@ -158,8 +158,9 @@ impl<'a> Run<'a> {
         (0..plan.parts.len()).map(|i| self.store.part(i)).collect()
     }
 
-    /// The record from the parts.
-    fn summarize(&self, plan: &Plan, parts: &[PartState], token: &str) -> Result<RunOutcome> {
+    /// The outcome from the parts; once published, also drops what will never be sent again (the
+    /// per-image records), keeping the plan and the keys.
+    fn record_outcome(&self, plan: &Plan, parts: &[PartState], token: &str) -> Result<RunOutcome> {
         let views: Vec<PartView<'_>> = plan
             .parts
             .iter()
@@ -245,7 +246,7 @@ impl<'a> Run<'a> {
         let token = token::usable(&self.api, self.ctx).await?;
         let mut parts = self.parts(&plan)?;
         self.find_keys(&plan, &mut parts, &token, false).await?;
-        let outcome = self.summarize(&plan, &parts, &token)?;
+        let outcome = self.record_outcome(&plan, &parts, &token)?;
         if outcome.state == SequenceState::Published {
             return crate::changes::report_or_send(self.ctx, self.request, &plan, outcome).await;
         }
@@ -307,7 +308,7 @@ impl<'a> Run<'a> {
             let parts = self.parts(&stored)?;
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
                 let token = auth::token(self.ctx)?;
-                let outcome = self.summarize(&stored, &parts, &token)?;
+                let outcome = self.record_outcome(&stored, &parts, &token)?;
                 return crate::changes::report_or_send(self.ctx, self.request, &stored, outcome)
                     .await;
             }
@@ -336,7 +337,7 @@ impl<'a> Run<'a> {
                 p.publish == Publish::NotSent
                     || (self.options.republish
                         && p.sequence_key.is_none()
-                        && matches!(p.publish, Publish::Publishing { .. })
+                        && matches!(p.publish, Publish::OutcomeUnknown { .. })
                         && !handle_is_fresh(p.manifest_acked_at_ms, now))
             })
             .collect();
@@ -393,7 +394,7 @@ impl<'a> Run<'a> {
         }
 
         self.find_keys(&plan, &mut parts, &token, false).await?;
-        let mut outcome = self.summarize(&plan, &parts, &token)?;
+        let mut outcome = self.record_outcome(&plan, &parts, &token)?;
         if progress.files_total > 0 {
             outcome.progress = Some(progress);
         }
@@ -435,7 +436,7 @@ impl<'a> Run<'a> {
                 parts[i].sequence_key.is_none()
                     && match parts[i].publish {
                         Publish::NotSent => true,
-                        Publish::Publishing { .. } => self.options.republish,
+                        Publish::OutcomeUnknown { .. } => self.options.republish,
                         Publish::Published { .. } => false,
                     }
             })
@@ -452,7 +453,7 @@ impl<'a> Run<'a> {
             limit: bandwidth_limit(self.request)?,
         };
         for index in due {
-            if let Publish::Publishing { .. } = parts[index].publish {
+            if let Publish::OutcomeUnknown { .. } = parts[index].publish {
                 // A new attempt gets a new manifest entity, never the handle already sent.
                 crate::attempts::forget(self.ctx, &self.request.sequence.id, index)?;
                 self.upload_manifest(&uploader, plan, index, &mut parts[index])
@@ -640,8 +641,8 @@ impl<'a> Run<'a> {
                         "part {} ({} images, {} – {})",
                         i + 1,
                         p.images.len(),
-                        state::format_ms(p.times.iter().min().copied().unwrap_or(0)),
-                        state::format_ms(p.times.iter().max().copied().unwrap_or(0))
+                        plugin_api::time::format_utc(p.times.iter().min().copied().unwrap_or(0)),
+                        plugin_api::time::format_utc(p.times.iter().max().copied().unwrap_or(0))
                     )
                 })
                 .collect();
@@ -679,7 +680,7 @@ impl<'a> Run<'a> {
                 parts[i].sequence_key.is_none()
                     && matches!(
                         parts[i].publish,
-                        Publish::Published { .. } | Publish::Publishing { .. }
+                        Publish::Published { .. } | Publish::OutcomeUnknown { .. }
                     )
                     && (force || overdue::lookup_due(&parts[i], now, deadline))
             })
@@ -727,7 +728,7 @@ impl<'a> Run<'a> {
                     part.ambiguous = vec![key];
                 }
                 Choice::Found(key) => {
-                    if let Publish::Publishing { .. } = part.publish {
+                    if let Publish::OutcomeUnknown { .. } = part.publish {
                         // It did go through: the lookup settles the unknown outcome.
                         part.publish = Publish::Published {
                             at_ms: now,

@@ -152,7 +152,7 @@ pub async fn survey_parts(
             parts[i].sequence_key.is_none()
                 && match parts[i].publish {
                     Publish::NotSent => true,
-                    Publish::Publishing { .. } => mode.republish,
+                    Publish::OutcomeUnknown { .. } => mode.republish,
                     Publish::Published { .. } => false,
                 }
         })

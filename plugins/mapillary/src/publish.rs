@@ -72,7 +72,7 @@ pub async fn publish_part(
         )));
     };
     let before = part.publish.clone();
-    part.publish = Publish::Publishing {
+    part.publish = Publish::OutcomeUnknown {
         since_ms: api.config.now_ms(),
         why: None,
     };
@@ -109,7 +109,7 @@ pub async fn publish_part(
             Ok(Published::Accepted)
         }
         Judgement::Unknown => {
-            part.publish = Publish::Publishing {
+            part.publish = Publish::OutcomeUnknown {
                 since_ms: api.config.now_ms(),
                 why: Some(failure.describe()),
             };

@@ -27,14 +27,6 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// A time in Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-05-01T10:00:00.000Z`), the form
-/// Mapillary's `start_captured_at`/`end_captured_at` take.
-pub fn format_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
-
 /// Who is authorised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -179,7 +171,9 @@ pub enum Publish {
     #[default]
     NotSent,
     /// `finish_upload` was (about to be) sent and no answer was recorded: the outcome is unknown.
-    Publishing {
+    /// (Stored as `publishing`, the name earlier versions wrote.)
+    #[serde(rename = "publishing")]
+    OutcomeUnknown {
         /// When it was sent (Unix ms).
         since_ms: i64,
         /// Why the outcome is unknown, when known (`timed out`, `HTTP 500`).

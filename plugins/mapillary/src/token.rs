@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 
 use crate::api::Api;
 use crate::error::{MlyError, Result};
-use crate::state::{self, format_ms, TOKEN_SECRET};
+use crate::state::{self, TOKEN_SECRET};
+use plugin_api::time::format_utc as format_ms;
 
 /// The state key of [`TokenInfo`].
 pub const TOKEN_INFO_KEY: &str = "token";

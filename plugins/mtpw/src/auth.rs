@@ -193,14 +193,13 @@ fn lifetime(expires_at: Option<i64>, now: i64) -> (bool, String) {
             "expiry unknown (MTPW did not say, e.g. a token given with --token)".into(),
         ),
         Some(at) if at > now => {
-            let mins = (at - now) / 60_000;
+            let left = std::time::Duration::from_millis((at - now).unsigned_abs());
             (
                 true,
                 format!(
-                    "expires {} (in {} h {} min)",
+                    "expires {} (in {})",
                     format(at),
-                    mins / 60,
-                    mins % 60
+                    plugin_api::time::human_span(left)
                 ),
             )
         }
@@ -299,7 +298,7 @@ mod tests {
     #[test]
     fn lifetime_in_status() {
         let (ok, text) = lifetime(Some(36_000_000 + 1000), 1000);
-        assert!(ok && text.contains("(in 10 h 0 min)"), "{text}");
+        assert!(ok && text.contains("(in 10 h)"), "{text}");
         let (ok, text) = lifetime(Some(1000), 2000);
         assert!(
             !ok && text.contains("log in again with `mtp auth mtpw`"),
