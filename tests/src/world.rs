@@ -116,3 +116,20 @@ impl FakesWorld {
         self.home.path()
     }
 }
+
+/// Declares `struct $name(FakesWorld)` that derefs to [`FakesWorld`], so a suite adds its own helpers
+/// (`impl $name { .. }`) on top of the shared ones.
+#[macro_export]
+macro_rules! suite_world {
+    ($name:ident) => {
+        /// The fakes' world ([`FakesWorld`](mtp_tests::world::FakesWorld)) with this suite's own helpers.
+        struct $name(mtp_tests::world::FakesWorld);
+
+        impl std::ops::Deref for $name {
+            type Target = mtp_tests::world::FakesWorld;
+            fn deref(&self) -> &mtp_tests::world::FakesWorld {
+                &self.0
+            }
+        }
+    };
+}

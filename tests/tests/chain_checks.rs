@@ -13,15 +13,7 @@ use mtp_tests::harness::mtp_command;
 use mtp_tests::world::{output_text as text, FakesWorld};
 use serde_json::Value;
 
-/// The fakes' world ([`FakesWorld`]) with this suite's own helpers.
-struct World(FakesWorld);
-
-impl std::ops::Deref for World {
-    type Target = FakesWorld;
-    fn deref(&self) -> &FakesWorld {
-        &self.0
-    }
-}
+mtp_tests::suite_world!(World);
 
 impl World {
     fn new() -> World {

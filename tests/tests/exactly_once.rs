@@ -77,15 +77,7 @@ fn nth(n: u64, count: usize) -> GenerateOptions {
     }
 }
 
-/// The fakes' world ([`FakesWorld`]) with this suite's own helpers.
-struct World(FakesWorld);
-
-impl std::ops::Deref for World {
-    type Target = FakesWorld;
-    fn deref(&self) -> &FakesWorld {
-        &self.0
-    }
-}
+mtp_tests::suite_world!(World);
 
 impl World {
     fn new(mapillary: MapillaryConfig) -> World {

@@ -170,6 +170,9 @@ struct ServeArgs {
     /// Latency added to every Mapillary request (ms).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Further latency before `finish_upload` is handled (ms), to kill a run while it publishes.
+    #[arg(long, default_value_t = 0)]
+    finish_latency_ms: u64,
 
     // ---- MTPW ----
     /// The MTPW user token.
@@ -305,6 +308,7 @@ fn mapillary_config(a: &ServeArgs) -> anyhow::Result<MapillaryConfig> {
         flapping,
         throttle_bytes_per_sec: a.throttle_bytes_per_sec,
         latency_ms: a.latency_ms,
+        finish_latency_ms: a.finish_latency_ms,
     };
     Ok(c)
 }

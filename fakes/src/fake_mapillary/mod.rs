@@ -123,6 +123,10 @@ pub struct MapillaryFaults {
     pub throttle_bytes_per_sec: Option<u64>,
     /// Added latency before every request is handled.
     pub latency_ms: u64,
+    /// Further latency before `POST /finish_upload` is handled (counted on arrival, handled after it),
+    /// so a test can kill a run while its publish is in flight. A test knob, not a claim about the
+    /// service (how long the real `finish_upload` takes is not documented).
+    pub finish_latency_ms: u64,
 }
 
 /// A published sequence seeded into the user's account at start, e.g. to overlap in time and

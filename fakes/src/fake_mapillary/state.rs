@@ -335,9 +335,14 @@ impl State {
 
     /// Count a request; returns the latency (ms) the latency fault adds to it.
     pub fn count_request(&mut self, route: String) -> u64 {
+        let extra = if route == "POST /finish_upload" {
+            self.faults.finish_latency_ms
+        } else {
+            0
+        };
         *self.requests.entry(route).or_default() += 1;
         self.expire_aged_handles();
-        self.faults.latency_ms
+        self.faults.latency_ms + extra
     }
 
     pub fn count_status(&mut self, status: u16) {
