@@ -92,7 +92,7 @@ impl Runner {
     fn services(&self, integration: &LoadedPlugin, sequence_id: Option<&str>) -> PluginServices {
         let mut services = PluginServices::new(
             integration.id(),
-            self.env.restricted_to(integration.manifest.declared_env()),
+            self.env.for_manifest(&integration.manifest),
         )
         .with_store(self.store.clone())
         .with_cancel_flag(self.cancel.clone());
@@ -399,6 +399,7 @@ impl Runner {
                 not_eligible: None,
                 skipped: already_published(&id, options),
                 needs: Vec::new(),
+                not_logged_in: false,
             };
             if entry.skipped.is_none() {
                 let services = self.services(integration, Some(&sequence.id)).to_ffi();
@@ -429,6 +430,7 @@ impl Runner {
                     .await;
                 if let Ok(status) = status {
                     if !status.authorised {
+                        entry.not_logged_in = true;
                         entry.needs.insert(
                             0,
                             format!(
@@ -440,6 +442,7 @@ impl Runner {
                 }
             } else {
                 entry.needs.clear();
+                entry.not_logged_in = false;
             }
             let result = match (&entry.not_eligible, &entry.skipped) {
                 (Some(reason), _) => UpstreamResult::Skipped(format!("not eligible: {reason}")),

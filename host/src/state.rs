@@ -21,20 +21,20 @@ pub const SCHEMA_VERSION: i64 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// SQLite refused an operation.
-    #[error("state database {path}: {source}")]
+    #[error("state database {path}: {cause}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
         /// SQLite's error.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// The state directory cannot be created or secured.
-    #[error("state directory {path}: {source}")]
+    #[error("state directory {path}: {cause}")]
     Io {
         /// The directory or file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A record could not be encoded (nothing was written).
     #[error("state database {path}: cannot encode {what}: {detail}")]
@@ -128,7 +128,7 @@ impl StateStore {
             } else {
                 StateError::Sqlite {
                     path: path.clone(),
-                    source,
+                    cause: source,
                 }
             }
         };
@@ -196,7 +196,7 @@ impl StateStore {
     fn err(&self, source: rusqlite::Error) -> StateError {
         StateError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -386,7 +386,7 @@ fn corrupt(path: &Path, detail: String) -> StateError {
 fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     let io = |source| StateError::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     };
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -406,7 +406,7 @@ fn restrict_to_user(path: &Path) -> Result<(), StateError> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
             |source| StateError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             },
         )?;
     }

@@ -200,12 +200,12 @@ pub enum SequenceError {
         path: PathBuf,
     },
     /// A file or directory could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The path concerned.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The directory holds no `*.jpg` / `*.jpeg` files.
     #[error("{}: no JPEG images (*.jpg, *.jpeg) found", dir.display())]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use mtp_host::exclusive::LockedRunError;
+use mtp_host::exit::Exit;
 use mtp_host::options::RunOptions;
 use mtp_host::registry::Registry;
 use mtp_host::runner::IntegrationRun;
@@ -128,7 +129,8 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     let options = args
         .run_options(&session.runner.registry)?
         .with_shared("force", args.force.into());
-    let mut failed = false;
+    let mut exit = Exit::Success;
+    let mut waiting = Vec::new();
     // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
     // before the user has seen the problems, and so the re-check below can skip these sequences.
     let mut ready = Vec::new();
@@ -145,14 +147,15 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
                 match mtp_host::chain_check::blocking_message(&plan) {
                     Some(message) => {
                         report_error(&session, global, dir, &message);
-                        failed = true;
+                        let blocked = mtp_host::chain_check::blocking_exit(&plan);
+                        exit = exit.worst(blocked.unwrap_or(Exit::InvalidInput));
                     }
                     None => ready.push((descriptor, sequence_options)),
                 }
             }
             Err(message) => {
                 report_error(&session, global, dir, &message);
-                failed = true;
+                exit = exit.worst(Exit::InvalidInput);
             }
         }
     }
@@ -167,28 +170,55 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
                 "no integration is enabled (see mtp integrations list)",
             );
         }
-        return Ok(ExitCode::FAILURE);
+        return Ok(finish(&session, global, Exit::Config, &waiting));
     }
     for (descriptor, options) in ready {
         let Some(runs) = run_exclusive(&session, global, &descriptor, args, &options)? else {
-            failed = true;
+            exit = exit.worst(Exit::Failure);
             continue;
         };
         for run in runs {
-            if run.error.is_some() {
-                failed = true;
+            let run_exit = Exit::for_run(&run);
+            if run_exit == Exit::Waiting {
+                waiting.push(serde_json::json!({
+                    "sequence": descriptor.id, "name": descriptor.name, "integration": run.integration,
+                    "state": run.outcome.as_ref().map(|o| o.state.as_str()),
+                }));
             }
+            exit = exit.worst(run_exit);
             report_run(&session, global, &descriptor, &run);
         }
     }
     if let Some(code) = session.stop.exit_code() {
-        return Ok(ExitCode::from(code));
+        exit = Exit::Signal(code);
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(finish(&session, global, exit, &waiting))
+}
+
+/// The exit code, after the last line of `--json` output: `{"type": "summary", "exit_code", "exit",
+/// "waiting": [{sequence, name, integration, state}]}` (the sequences still waiting on a service).
+fn finish(
+    session: &Session,
+    global: &GlobalArgs,
+    exit: Exit,
+    waiting: &[serde_json::Value],
+) -> ExitCode {
+    if global.json {
+        session.progress.emit(serde_json::json!({
+            "type": "summary", "exit_code": exit.code(), "exit": exit.name(), "waiting": waiting,
+        }));
+    } else if exit == Exit::Waiting {
+        eprintln!(
+            "done, but {} still waiting on the service: mtp status re-checks {}",
+            plural(waiting.len(), "result is", "results are"),
+            if waiting.len() == 1 { "it" } else { "them" }
+        );
+    }
+    exit.into()
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Runs one sequence holding its lock; `None` (after saying so) when another process holds it.
@@ -279,6 +309,8 @@ pub(crate) fn result_json(
         "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
         "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
         "error": run.error.as_ref().map(|e| e.message.clone()),
+        "error_kind": run.error.as_ref().map(|e| e.kind),
+        "waiting": Exit::for_run(run) == Exit::Waiting,
     })
 }
 

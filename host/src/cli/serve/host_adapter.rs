@@ -77,7 +77,7 @@ impl Host {
     ) -> Result<Host> {
         let env = load_env(global)?;
         let registry =
-            Registry::discover(&PluginDirs::resolve(global.plugins_dir.as_deref()), &env);
+            Registry::discover(&PluginDirs::resolve_checked(global.plugins_dir.as_deref())?, &env);
         let dir = state_dir(global)?;
         let store = StateStore::open(&dir)
             .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
