@@ -36,6 +36,12 @@ pub enum StateError {
         /// The I/O error.
         cause: std::io::Error,
     },
+    /// The state directory's path names something that is not a directory.
+    #[error("state directory {path} is a file, not a directory: pass --state-dir (or set MTP_STATE_DIR) to a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
     /// A record could not be encoded (nothing was written).
     #[error("state database {path}: cannot encode {what}: {detail}")]
     Encode {
@@ -388,6 +394,11 @@ fn create_private_dir(dir: &Path) -> Result<(), StateError> {
         path: dir.to_path_buf(),
         cause: source,
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(StateError::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(io)?;
         #[cfg(unix)]

@@ -34,6 +34,15 @@ fn folder_change(runner: &Runner, sequence_id: &str) -> Option<String> {
     mtp_host::drift::drift(&descriptor).describe()
 }
 
+/// The first characters of a sequence id: enough to tell two sequences of the same name apart (the
+/// full id is in `mtp status --json`).
+fn short_id(id: &str) -> String {
+    id.chars().take(SHORT_ID_LEN).collect()
+}
+
+/// How many characters of the id `mtp status` shows.
+const SHORT_ID_LEN: usize = 8;
+
 /// Re-checks sequences left waiting (except those in `except`), reporting errors.
 pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
     let rechecked = session
@@ -127,6 +136,7 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
             }
             vec![
                 r.name.clone(),
+                short_id(&r.sequence_id),
                 r.integration.clone(),
                 r.state.clone(),
                 progress,
@@ -137,16 +147,18 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
         .collect();
     print!(
         "{}",
-        table::render(
+        table::render_fitted(
             &[
                 "SEQUENCE",
+                "ID",
                 "INTEGRATION",
                 "STATE",
                 "PROGRESS",
                 "KEYS",
                 "DETAIL"
             ],
-            &lines
+            &lines,
+            table::output_width(),
         )
     );
     Ok(ExitCode::SUCCESS)
