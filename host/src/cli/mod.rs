@@ -16,7 +16,7 @@ mod status;
 mod upload;
 
 use anyhow::{Context as _, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use mtp_host::authorize::AuthorizeMode;
 use mtp_host::env::EnvValues;
 use mtp_host::exit::Exit;
@@ -67,6 +67,9 @@ pub(crate) struct GlobalArgs {
     /// Read integration keys from the env file only, ignoring the process environment (`mtp demo`).
     #[arg(skip)]
     pub(crate) env_file_only: bool,
+    /// `--state-dir` was given on the command line (not through `MTP_STATE_DIR`).
+    #[arg(skip)]
+    pub(crate) state_dir_flag: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,7 +142,9 @@ enum PluginCommand {
 
 /// Runs the CLI and maps errors to exit codes (the one mapping: `mtp_host::exit`).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    cli.global.state_dir_flag = given_on_command_line(&matches, "state_dir");
     init_logging(&cli.global);
     if cli.command.prints_and_exits() {
         quit_quietly_on_broken_pipe();
@@ -151,6 +156,18 @@ pub fn main() -> ExitCode {
             Exit::for_error(&err).into()
         }
     }
+}
+
+/// Whether the argument `id` came from the command line (at the top or in a subcommand), not from
+/// its environment variable or default.
+fn given_on_command_line(matches: &clap::ArgMatches, id: &str) -> bool {
+    let here = matches!(
+        matches.try_get_raw(id).ok().flatten().and(matches.value_source(id)),
+        Some(clap::parser::ValueSource::CommandLine)
+    );
+    here || matches
+        .subcommand()
+        .is_some_and(|(_, sub)| given_on_command_line(sub, id))
 }
 
 impl Command {
