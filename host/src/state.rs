@@ -121,9 +121,49 @@ pub struct ListedRecord {
 pub struct StateStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    read_only: bool,
 }
 
 impl StateStore {
+    /// [`StateStore::open`]; when that fails because the directory or database cannot be written (a
+    /// read-only mount, another user's files) and a database is there, opens it read-only instead, for
+    /// commands that only read (`mtp status`, `mtp sequence inspect`): writes then fail.
+    pub fn open_for_reading(dir: &Path) -> Result<StateStore, StateError> {
+        let err = match StateStore::open(dir) {
+            Ok(store) => return Ok(store),
+            Err(err) => err,
+        };
+        let path = dir.join("state.db");
+        if !path.is_file() || !cannot_write(&err) {
+            return Err(err);
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        // `immutable=1` when even the shared-memory file of WAL mode cannot be created beside it.
+        let uri = |extra: &str| format!("file:{}?mode=ro{extra}", path.display());
+        let readable = |extra: &str| -> rusqlite::Result<Connection> {
+            let conn = Connection::open_with_flags(uri(extra), flags)?;
+            conn.query_row("SELECT count(*) FROM sequence", [], |_| Ok(()))?;
+            Ok(conn)
+        };
+        let conn = readable("")
+            .or_else(|_| readable("&immutable=1"))
+            .map_err(|_| err)?;
+        tracing::warn!(
+            "the state directory {} cannot be written: showing the stored state read-only",
+            dir.display()
+        );
+        Ok(StateStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+            read_only: true,
+        })
+    }
+
+    /// Opened read-only ([`StateStore::open_for_reading`]): nothing can be recorded.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Opens (creating if needed) `state.db` in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
         create_private_dir(dir)?;
@@ -186,6 +226,7 @@ impl StateStore {
         Ok(StateStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            read_only: false,
         })
     }
 
@@ -386,6 +427,21 @@ fn corrupt(path: &Path, detail: String) -> StateError {
         path: path.to_path_buf(),
         detail,
         backup,
+    }
+}
+
+/// The error says the directory or database cannot be written (permissions, a read-only file system).
+fn cannot_write(err: &StateError) -> bool {
+    match err {
+        StateError::Io { cause, .. } => matches!(
+            cause.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ),
+        StateError::Sqlite { cause, .. } => matches!(
+            cause.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied)
+        ),
+        _ => false,
     }
 }
 

@@ -74,7 +74,15 @@ pub fn render_fitted(header: &[&str], rows: &[Vec<String>], width: Option<usize>
                 out.push('\n');
             }
         } else {
-            out.push_str(text.trim_end());
+            // The other columns alone are wider than the terminal: cut them, the last one follows.
+            let fixed = text.trim_end();
+            if fixed.chars().count() > width {
+                let cut: String = fixed.chars().take(width.saturating_sub(1)).collect();
+                out.push_str(&cut);
+                out.push('…');
+            } else {
+                out.push_str(fixed);
+            }
             out.push('\n');
             for piece in wrapped {
                 out.push_str(&" ".repeat(indent));

@@ -134,7 +134,7 @@ pub(crate) fn inspect(
     overrides: &OverrideArgs,
 ) -> Result<ExitCode> {
     let scanned = scan(dir, overrides)?;
-    let session = Session::open_for_data(global)?;
+    let session = Session::open_for_reading(global)?;
     let lines = session
         .runtime
         .block_on(eligibility_of(&session.runner, &scanned));

@@ -99,8 +99,12 @@ pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
 }
 
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
-    let session = Session::open_for_data(global)?;
-    recheck(&session, &[])?;
+    let session = Session::open_for_reading(global)?;
+    if session.runner.store().is_read_only() {
+        eprintln!("note: not re-checking waiting sequences (the state cannot be written)");
+    } else {
+        recheck(&session, &[])?;
+    }
     session.progress.finish();
     let rows = status_rows(&session.runner)?;
     if global.json {
@@ -140,8 +144,12 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
                 r.integration.clone(),
                 r.state.clone(),
                 progress,
-                keys,
-                detail.trim().to_string(),
+                // The keys lead the last column, which wraps to the terminal: nothing is cut.
+                [keys, detail.trim().to_string()]
+                    .into_iter()
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ]
         })
         .collect();
@@ -154,8 +162,7 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
                 "INTEGRATION",
                 "STATE",
                 "PROGRESS",
-                "KEYS",
-                "DETAIL"
+                "KEYS; DETAIL"
             ],
             &lines,
             table::output_width(),

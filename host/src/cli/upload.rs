@@ -281,7 +281,12 @@ pub(crate) fn prepare_sequence(
     let lines = skipped
         .iter()
         .map(|skip| {
-            let reasons: Vec<String> = skip.problems.iter().map(|p| p.to_string()).collect();
+            // Each problem without its file: the line names the image once, at its start.
+            let reasons: Vec<String> = skip
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect();
             format!("skipping {}: {}", skip.path.display(), reasons.join("; "))
         })
         .collect();
