@@ -111,7 +111,8 @@ impl EnvValues {
 
     /// `key` is set (in the process environment or the file) but empty or blank.
     pub fn is_empty(&self, key: &str) -> bool {
-        self.raw(key).is_some_and(|(value, _)| value.trim().is_empty())
+        self.raw(key)
+            .is_some_and(|(value, _)| value.trim().is_empty())
     }
 
     /// The value of a key that holds a path: `~` and `~/...` are the home directory; a relative path
@@ -141,7 +142,10 @@ impl EnvValues {
 
     /// The keys `manifest` declared, with their values; those it marks as paths resolved
     /// ([`EnvValues::get_path`]).
-    pub fn for_manifest(&self, manifest: &plugin_api::manifest::Manifest) -> BTreeMap<String, String> {
+    pub fn for_manifest(
+        &self,
+        manifest: &plugin_api::manifest::Manifest,
+    ) -> BTreeMap<String, String> {
         manifest
             .declared_env()
             .filter_map(|key| {
@@ -237,7 +241,10 @@ mod tests {
         let message = parse_env_text(Path::new(".env"), text)
             .unwrap_err()
             .to_string();
-        assert!(message.starts_with(".env:2: malformed line \"B=\\\"abc\""), "{message}");
+        assert!(
+            message.starts_with(".env:2: malformed line \"B=\\\"abc\""),
+            "{message}"
+        );
         assert!(message.contains("quote is not closed"), "{message}");
         assert!(!message.contains("D=4"), "{message}");
     }

@@ -174,6 +174,7 @@ mod tests {
             path: "x/.env".into(),
             line: 3,
             text: "oops".into(),
+            why: "expected KEY=value".into(),
         })
         .context("cannot start");
         assert_eq!(Exit::for_error(&err), Exit::Config);

@@ -42,11 +42,13 @@ impl PluginDirs {
     /// [`PluginDirs::resolve`], refusing a directory given explicitly (`--plugins-dir`, `MTP_PLUGINS_DIR`)
     /// that does not exist or is not a directory: the default ones may be absent.
     pub fn resolve_checked(flag: Option<&Path>) -> Result<PluginDirs, crate::exit::ConfigError> {
-        let explicit = flag.map(|dir| (dir.to_path_buf(), "--plugins-dir")).or_else(|| {
-            std::env::var_os("MTP_PLUGINS_DIR")
-                .filter(|v| !v.is_empty())
-                .map(|dir| (PathBuf::from(dir), "MTP_PLUGINS_DIR"))
-        });
+        let explicit = flag
+            .map(|dir| (dir.to_path_buf(), "--plugins-dir"))
+            .or_else(|| {
+                std::env::var_os("MTP_PLUGINS_DIR")
+                    .filter(|v| !v.is_empty())
+                    .map(|dir| (PathBuf::from(dir), "MTP_PLUGINS_DIR"))
+            });
         if let Some((dir, from)) = explicit {
             let problem = match std::fs::metadata(&dir) {
                 Ok(meta) if meta.is_dir() => None,

@@ -137,7 +137,8 @@ impl StateStore {
         if !path.is_file() || !cannot_write(&err) {
             return Err(err);
         }
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
         // `immutable=1` when even the shared-memory file of WAL mode cannot be created beside it.
         let uri = |extra: &str| format!("file:{}?mode=ro{extra}", path.display());
         let readable = |extra: &str| -> rusqlite::Result<Connection> {
@@ -439,7 +440,11 @@ fn cannot_write(err: &StateError) -> bool {
         ),
         StateError::Sqlite { cause, .. } => matches!(
             cause.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied)
+            Some(
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+            )
         ),
         _ => false,
     }

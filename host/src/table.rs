@@ -44,7 +44,11 @@ pub fn render_fitted(header: &[&str], rows: &[Vec<String>], width: Option<usize>
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
-    let start: usize = widths.iter().take(columns.saturating_sub(1)).map(|w| w + 2).sum();
+    let start: usize = widths
+        .iter()
+        .take(columns.saturating_sub(1))
+        .map(|w| w + 2)
+        .sum();
     let (indent, room) = if width > start + MIN_LAST_COLUMN {
         (start, width - start)
     } else {
@@ -166,7 +170,9 @@ mod tests {
         }
         assert!(text.contains("\n    "), "{text}");
         assert_eq!(
-            text.split_whitespace().filter(|w| *w != "ID" && *w != "DETAIL" && *w != "a").count(),
+            text.split_whitespace()
+                .filter(|w| *w != "ID" && *w != "DETAIL" && *w != "a")
+                .count(),
             11,
             "{text}"
         );

@@ -67,10 +67,16 @@ fn an_unterminated_quote_names_its_line_and_an_empty_value_reads_empty() {
     let err = stderr(&out);
     assert!(err.contains(".env:2: malformed line"), "{err}");
     assert!(err.contains("quote is not closed"), "{err}");
-    assert!(!err.contains("D=4"), "the rest of the file is not quoted: {err}");
+    assert!(
+        !err.contains("D=4"),
+        "the rest of the file is not quoted: {err}"
+    );
     std::fs::write(&env, "ARCHIVE_DIR=\n").unwrap();
     let archive = archive_of(&integrations(home.path(), &[]));
-    assert_eq!(archive["reason"], "ARCHIVE_DIR is empty in .env", "{archive}");
+    assert_eq!(
+        archive["reason"], "ARCHIVE_DIR is empty in .env",
+        "{archive}"
+    );
 }
 
 #[test]
@@ -79,7 +85,11 @@ fn verbose_says_when_the_default_env_file_is_absent_and_logs_have_no_colour_code
     let home = tempfile::tempdir().unwrap();
     let out = mtp(home.path(), &["-v", "integrations", "list"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(stderr(&out).contains("no .env in the current directory"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("no .env in the current directory"),
+        "{}",
+        text(&out)
+    );
     let out = mtp(home.path(), &["-vvv", "status"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(!stderr(&out).is_empty());
@@ -130,7 +140,12 @@ fn an_io_error_is_printed_once() {
     let home = tempfile::tempdir().unwrap();
     let out = mtp(home.path(), &["--env-file", "nope.env", "status"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert_eq!(stderr(&out).matches("os error 2").count(), 1, "{}", text(&out));
+    assert_eq!(
+        stderr(&out).matches("os error 2").count(),
+        1,
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -233,7 +248,10 @@ fn plugins_dir_entries_that_are_not_libraries_are_skipped_with_a_reason() {
     let err = stderr(&out);
     assert!(err.contains("dir.so: a directory"), "{err}");
     #[cfg(unix)]
-    assert!(err.contains("gone.so: a symbolic link to /nonexistent/libgone.so"), "{err}");
+    assert!(
+        err.contains("gone.so: a symbolic link to /nonexistent/libgone.so"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -328,7 +346,11 @@ fn a_read_only_state_dir_still_lets_status_and_inspect_read() {
         };
         let out = run(&["status"]);
         assert!(out.status.success(), "{}", text(&out));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("published"), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("published"),
+            "{}",
+            text(&out)
+        );
         assert!(stderr(&out).contains("cannot be written"), "{}", text(&out));
         let out = run(&["sequence", "inspect", "walk"]);
         assert!(out.status.success(), "{}", text(&out));

@@ -150,7 +150,10 @@ fn invalid_input_exits_5() {
         "{}",
         text(&out)
     );
-    let out = mtp(home.path(), &["sequence", "inspect", empty.to_str().unwrap()]);
+    let out = mtp(
+        home.path(),
+        &["sequence", "inspect", empty.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert_eq!(fake.stats().finish_upload_calls.len(), 0);
 }
@@ -168,7 +171,10 @@ fn not_logged_in_or_a_refused_token_exits_4() {
         "{}",
         text(&out)
     );
-    let out = mtp(home.path(), &["auth", "mapillary", "--token", "MLY|1|wrong"]);
+    let out = mtp(
+        home.path(),
+        &["auth", "mapillary", "--token", "MLY|1|wrong"],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 }
 
@@ -188,10 +194,15 @@ fn a_refusal_by_the_service_exits_6() {
     let dir = generate(home.path(), "walk", 2, 20_000);
     // MTP_WEB_URL now names a server path with no MTPW API under it: every call answers 404, which
     // the MTPW integration reports as a refusal ("MTPW has no ... endpoint (is MTP_WEB_URL right?)").
-    let env = std::fs::read_to_string(home.path().join(".env")).unwrap().replace(
-        &format!("MTP_WEB_URL={}", mtpw.base_url()),
-        &format!("MTP_WEB_URL={}/no-mtpw-here", mtpw.base_url().trim_end_matches('/')),
-    );
+    let env = std::fs::read_to_string(home.path().join(".env"))
+        .unwrap()
+        .replace(
+            &format!("MTP_WEB_URL={}", mtpw.base_url()),
+            &format!(
+                "MTP_WEB_URL={}/no-mtpw-here",
+                mtpw.base_url().trim_end_matches('/')
+            ),
+        );
     std::fs::write(home.path().join(".env"), env).unwrap();
     let out = mtp(home.path(), &["upload", "--json", &dir]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
@@ -258,7 +269,10 @@ fn sequences_still_processing_exit_8_with_a_summary_naming_them() {
     assert_eq!(summary["type"], "summary", "{summary}");
     assert_eq!(summary["exit_code"], 8, "{summary}");
     assert_eq!(summary["exit"], "waiting", "{summary}");
-    assert_eq!(summary["waiting"][0]["integration"], "mapillary", "{summary}");
+    assert_eq!(
+        summary["waiting"][0]["integration"], "mapillary",
+        "{summary}"
+    );
     // Without --json the user is told what to do.
     let out = mtp(home.path(), &["upload", &dir]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));

@@ -149,7 +149,10 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     // starts from an empty state of its own (nothing outside the scratch directory is touched).
     let state_dir = scratch.join("state");
     if state_dir.join("state.db").is_file() {
-        println!("   starting over: removing the previous demo's state in {}", state_dir.display());
+        println!(
+            "   starting over: removing the previous demo's state in {}",
+            state_dir.display()
+        );
         std::fs::remove_dir_all(&state_dir)
             .with_context(|| format!("cannot remove {}", state_dir.display()))?;
     }

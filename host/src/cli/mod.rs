@@ -162,7 +162,11 @@ pub fn main() -> ExitCode {
 /// its environment variable or default.
 fn given_on_command_line(matches: &clap::ArgMatches, id: &str) -> bool {
     let here = matches!(
-        matches.try_get_raw(id).ok().flatten().and(matches.value_source(id)),
+        matches
+            .try_get_raw(id)
+            .ok()
+            .flatten()
+            .and(matches.value_source(id)),
         Some(clap::parser::ValueSource::CommandLine)
     );
     here || matches

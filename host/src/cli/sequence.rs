@@ -270,7 +270,10 @@ mod tests {
         for seed in [0, 1, 2, 1_999, 2_001, 20_261_125, u64::MAX] {
             let shifted = start + seed_shift_ms(seed);
             // 2020-05-10 ..= 2025-11-03: whole days and hours after the default start.
-            assert!((start..start + 2_001 * 86_400_000).contains(&shifted), "{seed}");
+            assert!(
+                (start..start + 2_001 * 86_400_000).contains(&shifted),
+                "{seed}"
+            );
         }
         assert_eq!(seed_shift_ms(1), 0);
         assert_eq!(seed_shift_ms(2), 86_400_000);

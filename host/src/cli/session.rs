@@ -55,16 +55,18 @@ impl Session {
 
     fn open_mode(global: &GlobalArgs, progress_json: bool, reading: bool) -> Result<Session> {
         let env = load_env(global)?;
-        let registry =
-            Registry::discover(&PluginDirs::resolve_checked(global.plugins_dir.as_deref())?, &env);
+        let registry = Registry::discover(
+            &PluginDirs::resolve_checked(global.plugins_dir.as_deref())?,
+            &env,
+        );
         let dir = state_dir(global)?;
         let store = if reading {
             StateStore::open_for_reading(&dir)
         } else {
             StateStore::open(&dir)
         };
-        let store = store
-            .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
+        let store =
+            store.with_context(|| format!("cannot open the state store in {}", dir.display()))?;
         let progress = ProgressView::new(progress_json);
         let mode = global.auth_browser;
         let runner = Runner::new(registry, env, store)
