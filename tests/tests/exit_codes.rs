@@ -244,7 +244,7 @@ fn an_unreachable_service_exits_7_after_the_retries() {
 }
 
 #[test]
-fn sequences_still_processing_exit_8_with_a_summary_naming_them() {
+fn sequences_still_processing_say_waiting_and_exit_8_when_asked() {
     let fake = fake(MapillaryConfig {
         // Mapillary does not show the sequence yet (processing takes minutes to days).
         publish_after_lookups: 1_000,
@@ -254,7 +254,21 @@ fn sequences_still_processing_exit_8_with_a_summary_naming_them() {
     write_env(home.path(), &fake, None);
     log_in(home.path(), &fake);
     let dir = generate(home.path(), "walk", 2, 20_000);
+    // By default "waiting" ends with 0 (the upload did all it could) and the summary says "waiting".
     let out = mtp(home.path(), &["upload", "--json", &dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let last: Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .last()
+        .expect("a summary line");
+    assert_eq!(last["exit"], "waiting", "{last}");
+    assert_eq!(last["exit_code"], 0, "{last}");
+    // --waiting-exit-code asks for its own code.
+    let out = mtp(
+        home.path(),
+        &["upload", "--json", "--waiting-exit-code", &dir],
+    );
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -274,7 +288,7 @@ fn sequences_still_processing_exit_8_with_a_summary_naming_them() {
         "{summary}"
     );
     // Without --json the user is told what to do.
-    let out = mtp(home.path(), &["upload", &dir]);
+    let out = mtp(home.path(), &["upload", "--waiting-exit-code", &dir]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("still waiting on the service"),

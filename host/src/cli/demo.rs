@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use mtp_host::authorize::AuthorizeMode;
-use mtp_host::exit::{Exit, UsageError};
+use mtp_host::exit::UsageError;
 use plugin_api::protocol::SequenceState;
 use serde_json::Value;
 
@@ -210,8 +210,7 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
 
     println!("\n== uploading");
     let upload_status = upload::upload(&demo_global, &UploadArgs::for_dirs(vec![sequence_dir]))?;
-    // Mapillary's processing takes a while: "waiting" is the expected outcome here.
-    if upload_status != ExitCode::SUCCESS && upload_status != Exit::Waiting.into() {
+    if upload_status != ExitCode::SUCCESS {
         bail!("the upload failed");
     }
 

@@ -65,8 +65,7 @@ impl Session {
         } else {
             StateStore::open(&dir)
         };
-        let store =
-            store.with_context(|| format!("cannot open the state store in {}", dir.display()))?;
+        let store = store.context("cannot open the state store")?;
         let progress = ProgressView::new(progress_json);
         let mode = global.auth_browser;
         let runner = Runner::new(registry, env, store)

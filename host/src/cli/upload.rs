@@ -55,6 +55,11 @@ pub(crate) struct UploadArgs {
     /// every integration's option declared with the flag `bwlimit` (`mapillary.bwlimit`).
     #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
     bwlimit: Option<String>,
+    /// End with exit code 8 (instead of 0) when the upload did everything it could but some sequences
+    /// are still waiting on the service (Mapillary processing): for a desktop app or a script that
+    /// schedules the re-check. The `--json` summary line says "waiting" either way.
+    #[arg(long)]
+    waiting_exit_code: bool,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -106,6 +111,7 @@ impl UploadArgs {
             force: false,
             add_new_images: false,
             bwlimit: None,
+            waiting_exit_code: false,
             overrides: OverrideArgs {
                 name: None,
                 description: None,
@@ -170,7 +176,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
                 "no integration is enabled (see mtp integrations list)",
             );
         }
-        return Ok(finish(&session, global, Exit::Config, &waiting));
+        return Ok(finish(&session, global, args, Exit::Config, &waiting));
     }
     for (descriptor, options) in ready {
         let Some(runs) = run_exclusive(&session, global, &descriptor, args, &options)? else {
@@ -192,20 +198,27 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     if let Some(code) = session.stop.exit_code() {
         exit = Exit::Signal(code);
     }
-    Ok(finish(&session, global, exit, &waiting))
+    Ok(finish(&session, global, args, exit, &waiting))
 }
 
 /// The exit code, after the last line of `--json` output: `{"type": "summary", "exit_code", "exit",
 /// "waiting": [{sequence, name, integration, state}]}` (the sequences still waiting on a service).
+/// "Waiting" ends with 0 unless `--waiting-exit-code` asks for its own code: the upload did all it could.
 fn finish(
     session: &Session,
     global: &GlobalArgs,
+    args: &UploadArgs,
     exit: Exit,
     waiting: &[serde_json::Value],
 ) -> ExitCode {
+    let code = if exit == Exit::Waiting && !args.waiting_exit_code {
+        0
+    } else {
+        exit.code()
+    };
     if global.json {
         session.progress.emit(serde_json::json!({
-            "type": "summary", "exit_code": exit.code(), "exit": exit.name(), "waiting": waiting,
+            "type": "summary", "exit_code": code, "exit": exit.name(), "waiting": waiting,
         }));
     } else if exit == Exit::Waiting {
         eprintln!(
@@ -214,7 +227,7 @@ fn finish(
             if waiting.len() == 1 { "it" } else { "them" }
         );
     }
-    exit.into()
+    ExitCode::from(code)
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -81,8 +81,7 @@ impl Host {
             &env,
         );
         let dir = state_dir(global)?;
-        let store = StateStore::open(&dir)
-            .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
+        let store = StateStore::open(&dir).context("cannot open the state store")?;
         let runner = Runner::new(registry, env, store)
             .with_progress(progress)
             .with_authorizer(authorizer);
