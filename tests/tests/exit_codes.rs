@@ -259,8 +259,8 @@ fn sequences_still_processing_say_waiting_and_exit_8_when_asked() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let last: Value = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
         .expect("a summary line");
     assert_eq!(last["exit"], "waiting", "{last}");
     assert_eq!(last["exit_code"], 0, "{last}");
