@@ -29,7 +29,7 @@ pub enum StateError {
         cause: rusqlite::Error,
     },
     /// The state directory cannot be created or secured.
-    #[error("state directory {path}: {cause}")]
+    #[error("cannot use {path} for the state (it must be a directory and a database you can write): {cause}")]
     Io {
         /// The directory or file.
         path: PathBuf,
