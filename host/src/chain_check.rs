@@ -129,6 +129,9 @@ pub struct PlanEntry {
     pub skipped: Option<String>,
     /// It will run once these are fixed (login, required metadata); each names the fix.
     pub needs: Vec<String>,
+    /// One of `needs` is a login (`mtp auth <id>`): the upload's exit code is then "not logged in".
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_logged_in: bool,
 }
 
 impl PlanEntry {
@@ -145,6 +148,22 @@ impl PlanEntry {
             (None, None, true) => "eligible".to_string(),
             (None, None, false) => format!("eligible, but first: {}", self.needs.join("; ")),
         }
+    }
+}
+
+/// Why an upload is blocked, for its exit code: a login if any integration that will run needs one,
+/// else the sequence's metadata (what eligibility asked for); `None` when nothing blocks.
+pub fn blocking_exit(plan: &[PlanEntry]) -> Option<crate::exit::Exit> {
+    let blocked: Vec<&PlanEntry> = plan
+        .iter()
+        .filter(|e| e.runs() && !e.needs.is_empty())
+        .collect();
+    if blocked.is_empty() {
+        None
+    } else if blocked.iter().any(|e| e.not_logged_in) {
+        Some(crate::exit::Exit::Auth)
+    } else {
+        Some(crate::exit::Exit::InvalidInput)
     }
 }
 

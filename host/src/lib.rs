@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod drift;
 pub mod env;
 pub mod exclusive;
+pub mod exit;
 pub mod loader;
 pub mod lock;
 pub mod options;

@@ -38,15 +38,49 @@ pub fn library_files(dir: &Path) -> Vec<PathBuf> {
         .map(|entry| entry.path())
         .filter(|path| {
             path.extension().and_then(|e| e.to_str()) == Some(library_extension())
-                && path.is_file()
                 && !path
                     .file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with('.'))
         })
+        .filter(|path| match not_a_library_file(path) {
+            None => true,
+            Some(reason) => {
+                tracing::warn!("skipping {}: {reason}", path.display());
+                false
+            }
+        })
         .collect();
     files.sort();
     files
+}
+
+/// Why an entry named like a library is not loaded: a directory, a dangling symbolic link, something
+/// other than a file; `None` for a file (or a link to one).
+fn not_a_library_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => None,
+        Ok(meta) if meta.is_dir() => Some("a directory, not a library file".to_string()),
+        Ok(_) => Some("not a regular file".to_string()),
+        Err(err) => match std::fs::read_link(path) {
+            Ok(target) => Some(format!(
+                "a symbolic link to {}, which does not exist",
+                target.display()
+            )),
+            Err(_) => Some(format!("cannot read it ({err})")),
+        },
+    }
+}
+
+/// `path` as the loader must be given it: a bare file name (`libfoo.so`) would be looked up on the
+/// dynamic loader's search path (dlopen(3)), not in the current directory, so a relative path is made
+/// absolute first.
+pub fn explicit_library_path(path: &Path) -> std::io::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(path))
+    }
 }
 
 /// Loads the library at `path` and checks it, on a helper thread so that a library that blocks while
@@ -107,6 +141,8 @@ pub fn load_timeout() -> Duration {
 }
 
 fn load_library_now(path: &Path) -> Result<LoadedLibrary, String> {
+    let path = &explicit_library_path(path)
+        .map_err(|err| format!("cannot resolve {}: {err}", path.display()))?;
     let header = lib_header_from_path(path).map_err(|err| describe_library_error(&err))?;
     let module = header
         .init_root_module::<PluginModuleRef>()

@@ -42,12 +42,12 @@ pub enum LockError {
         holder: Option<Holder>,
     },
     /// The lock file cannot be opened or locked.
-    #[error("lock file {path}: {source}")]
+    #[error("lock file {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -118,7 +118,7 @@ impl SequenceLock {
         let path = lock_path(state_dir, sequence_id);
         let io = |source| LockError::Io {
             path: path.clone(),
-            source,
+            cause: source,
         };
         if let Some(dir) = path.parent() {
             create_private_dir(dir).map_err(io)?;

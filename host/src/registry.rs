@@ -38,6 +38,32 @@ impl PluginDirs {
         }
         PluginDirs(dirs)
     }
+
+    /// [`PluginDirs::resolve`], refusing a directory given explicitly (`--plugins-dir`, `MTP_PLUGINS_DIR`)
+    /// that does not exist or is not a directory: the default ones may be absent.
+    pub fn resolve_checked(flag: Option<&Path>) -> Result<PluginDirs, crate::exit::ConfigError> {
+        let explicit = flag
+            .map(|dir| (dir.to_path_buf(), "--plugins-dir"))
+            .or_else(|| {
+                std::env::var_os("MTP_PLUGINS_DIR")
+                    .filter(|v| !v.is_empty())
+                    .map(|dir| (PathBuf::from(dir), "MTP_PLUGINS_DIR"))
+            });
+        if let Some((dir, from)) = explicit {
+            let problem = match std::fs::metadata(&dir) {
+                Ok(meta) if meta.is_dir() => None,
+                Ok(_) => Some("is not a directory"),
+                Err(_) => Some("does not exist"),
+            };
+            if let Some(problem) = problem {
+                return Err(crate::exit::ConfigError(format!(
+                    "the plugins directory {} ({from}) {problem}",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(PluginDirs::resolve(flag))
+    }
 }
 
 /// One integration as `mtp integrations list` shows it.
@@ -330,16 +356,24 @@ pub(crate) fn gate_and_chain(infos: &mut [IntegrationInfo], env: &EnvValues) -> 
         .collect();
 
     for &i in index.values() {
-        let missing: Vec<&str> = infos[i]
+        let (empty, missing): (Vec<&str>, Vec<&str>) = infos[i]
             .required_env
             .iter()
             .map(String::as_str)
             .filter(|key| env.get(key).is_none())
-            .collect();
-        if missing.is_empty() {
+            .partition(|key| env.is_empty(key));
+        let mut why = Vec::new();
+        if !missing.is_empty() {
+            why.push(format!("missing {} in .env", missing.join(", ")));
+        }
+        if !empty.is_empty() {
+            let verb = if empty.len() == 1 { "is" } else { "are" };
+            why.push(format!("{} {verb} empty in .env", empty.join(", ")));
+        }
+        if why.is_empty() {
             infos[i].enabled = true;
         } else {
-            infos[i].reason = Some(format!("missing {} in .env", missing.join(", ")));
+            infos[i].reason = Some(why.join("; "));
         }
     }
 

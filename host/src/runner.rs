@@ -92,7 +92,7 @@ impl Runner {
     fn services(&self, integration: &LoadedPlugin, sequence_id: Option<&str>) -> PluginServices {
         let mut services = PluginServices::new(
             integration.id(),
-            self.env.restricted_to(integration.manifest.declared_env()),
+            self.env.for_manifest(&integration.manifest),
         )
         .with_store(self.store.clone())
         .with_cancel_flag(self.cancel.clone());
@@ -399,6 +399,7 @@ impl Runner {
                 not_eligible: None,
                 skipped: already_published(&id, options),
                 needs: Vec::new(),
+                not_logged_in: false,
             };
             if entry.skipped.is_none() {
                 let services = self.services(integration, Some(&sequence.id)).to_ffi();
@@ -421,27 +422,31 @@ impl Runner {
             }
             // A dry run needs no login: Mapillary's and the archive's send nothing (an integration whose
             // dry run asks its service, as Panoramax's does, says itself that it is not logged in).
-            if entry.runs() && !dry_run {
-                let status = integration
-                    .call_json::<_, AuthStatus>(
-                        self.services(integration, Some(&sequence.id)).to_ffi(),
-                        Method::AuthStatus,
-                        &(),
-                    )
-                    .await;
-                if let Ok(status) = status {
-                    if !status.authorised {
-                        entry.needs.insert(
-                            0,
-                            format!(
-                                "not logged in to {}: run `mtp auth {id}`",
-                                integration.manifest.name
-                            ),
-                        );
+            if entry.runs() {
+                if !dry_run {
+                    let status = integration
+                        .call_json::<_, AuthStatus>(
+                            self.services(integration, Some(&sequence.id)).to_ffi(),
+                            Method::AuthStatus,
+                            &(),
+                        )
+                        .await;
+                    if let Ok(status) = status {
+                        if !status.authorised {
+                            entry.not_logged_in = true;
+                            entry.needs.insert(
+                                0,
+                                format!(
+                                    "not logged in to {}: run `mtp auth {id}`",
+                                    integration.manifest.name
+                                ),
+                            );
+                        }
                     }
                 }
             } else {
                 entry.needs.clear();
+                entry.not_logged_in = false;
             }
             let result = match (&entry.not_eligible, &entry.skipped) {
                 (Some(reason), _) => UpstreamResult::Skipped(format!("not eligible: {reason}")),
@@ -502,8 +507,9 @@ impl Runner {
 /// error that says the sequence or its settings are wrong ([`ErrorKind::Rejected`],
 /// [`ErrorKind::InvalidInput`]), so retrying as it is cannot help. Other errors (network, server,
 /// authorisation, cancellation) leave the previous outcome standing with the error beside it, so the next
-/// run resumes. An integration may also report [`SequenceState::Failed`] itself (Mapillary does when the
-/// publish deadline passes). Either way the record is kept, so `mtp status` says why, and the next
+/// run resumes. An integration may also report [`SequenceState::Failed`] itself (Mapillary does when its
+/// failed-session check says processing failed; a publication later than the deadline is overdue, not
+/// failed). Either way the record is kept, so `mtp status` says why, and the next
 /// `mtp upload` runs the integration again with that record as `previous` (see
 /// [`SequenceState::Failed`]).
 pub fn failed_outcome(err: &PluginError) -> Option<RunOutcome> {

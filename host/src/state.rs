@@ -21,20 +21,26 @@ pub const SCHEMA_VERSION: i64 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// SQLite refused an operation.
-    #[error("state database {path}: {source}")]
+    #[error("state database {path}: {cause}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
         /// SQLite's error.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// The state directory cannot be created or secured.
-    #[error("state directory {path}: {source}")]
+    #[error("cannot use {path} for the state (it must be a directory and a database you can write): {cause}")]
     Io {
         /// The directory or file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
+    },
+    /// The state directory's path names something that is not a directory.
+    #[error("state directory {path} is a file, not a directory: pass --state-dir (or set MTP_STATE_DIR) to a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
     },
     /// A record could not be encoded (nothing was written).
     #[error("state database {path}: cannot encode {what}: {detail}")]
@@ -115,9 +121,50 @@ pub struct ListedRecord {
 pub struct StateStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    read_only: bool,
 }
 
 impl StateStore {
+    /// [`StateStore::open`]; when that fails because the directory or database cannot be written (a
+    /// read-only mount, another user's files) and a database is there, opens it read-only instead, for
+    /// commands that only read (`mtp status`, `mtp sequence inspect`): writes then fail.
+    pub fn open_for_reading(dir: &Path) -> Result<StateStore, StateError> {
+        let err = match StateStore::open(dir) {
+            Ok(store) => return Ok(store),
+            Err(err) => err,
+        };
+        let path = dir.join("state.db");
+        if !path.is_file() || !cannot_write(&err) {
+            return Err(err);
+        }
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        // `immutable=1` when even the shared-memory file of WAL mode cannot be created beside it.
+        let uri = |extra: &str| format!("file:{}?mode=ro{extra}", path.display());
+        let readable = |extra: &str| -> rusqlite::Result<Connection> {
+            let conn = Connection::open_with_flags(uri(extra), flags)?;
+            conn.query_row("SELECT count(*) FROM sequence", [], |_| Ok(()))?;
+            Ok(conn)
+        };
+        let conn = readable("")
+            .or_else(|_| readable("&immutable=1"))
+            .map_err(|_| err)?;
+        tracing::warn!(
+            "the state directory {} cannot be written: showing the stored state read-only",
+            dir.display()
+        );
+        Ok(StateStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+            read_only: true,
+        })
+    }
+
+    /// Opened read-only ([`StateStore::open_for_reading`]): nothing can be recorded.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Opens (creating if needed) `state.db` in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
         create_private_dir(dir)?;
@@ -128,7 +175,7 @@ impl StateStore {
             } else {
                 StateError::Sqlite {
                     path: path.clone(),
-                    source,
+                    cause: source,
                 }
             }
         };
@@ -180,6 +227,7 @@ impl StateStore {
         Ok(StateStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            read_only: false,
         })
     }
 
@@ -196,7 +244,7 @@ impl StateStore {
     fn err(&self, source: rusqlite::Error) -> StateError {
         StateError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -383,11 +431,35 @@ fn corrupt(path: &Path, detail: String) -> StateError {
     }
 }
 
+/// The error says the directory or database cannot be written (permissions, a read-only file system).
+fn cannot_write(err: &StateError) -> bool {
+    match err {
+        StateError::Io { cause, .. } => matches!(
+            cause.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ),
+        StateError::Sqlite { cause, .. } => matches!(
+            cause.sqlite_error_code(),
+            Some(
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+            )
+        ),
+        _ => false,
+    }
+}
+
 fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     let io = |source| StateError::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(StateError::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(io)?;
         #[cfg(unix)]
@@ -406,7 +478,7 @@ fn restrict_to_user(path: &Path) -> Result<(), StateError> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
             |source| StateError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             },
         )?;
     }

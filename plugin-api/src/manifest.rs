@@ -73,6 +73,11 @@ pub struct EnvKeyHelp {
     /// A placeholder value for `.env.example` (for required keys).
     #[serde(default)]
     pub example: Option<String>,
+    /// The value is a file or directory path: the host expands a leading `~` and resolves a relative
+    /// path from the `.env` file against that file's directory (a host that predates this field passes
+    /// the value as written).
+    #[serde(default)]
+    pub path: bool,
 }
 
 impl EnvKeyHelp {
@@ -84,7 +89,14 @@ impl EnvKeyHelp {
             secret: false,
             default: None,
             example: None,
+            path: false,
         }
+    }
+
+    /// Marks the value as a path (see [`EnvKeyHelp::path`]).
+    pub fn path(mut self) -> EnvKeyHelp {
+        self.path = true;
+        self
     }
 
     /// Marks the key as a credential.

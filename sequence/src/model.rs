@@ -113,6 +113,8 @@ pub enum ProblemKind {
     /// The local time differs from the GPS time by what looks like an unconfirmed UTC offset; the GPS
     /// time is used, and `--time-offset` confirms (or corrects) the offset.
     ClockDiffersFromGps,
+    /// A capture time more than a day after now: a wrong camera clock (or a corrupt date).
+    FutureCaptureTime,
     /// Same capture time as the previous image.
     DuplicateCaptureTime,
     /// Faster than the speed limit from the previous accepted image.
@@ -200,12 +202,12 @@ pub enum SequenceError {
         path: PathBuf,
     },
     /// A file or directory could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The path concerned.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The directory holds no `*.jpg` / `*.jpeg` files.
     #[error("{}: no JPEG images (*.jpg, *.jpeg) found", dir.display())]

@@ -381,7 +381,7 @@ impl SequenceLog {
     pub fn read(path: &Path) -> Result<SequenceLog, SequenceError> {
         let text = std::fs::read_to_string(path).map_err(|source| SequenceError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         SequenceLog::parse(&text).map_err(|message| SequenceError::Metadata {
             file: path.to_path_buf(),

@@ -105,7 +105,7 @@ impl FolderMetadata {
     pub fn read(path: &Path) -> Result<FolderMetadata, SequenceError> {
         let text = fs::read_to_string(path).map_err(|source| SequenceError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         toml::from_str(&text).map_err(|e| SequenceError::Metadata {
             file: path.to_path_buf(),
@@ -124,7 +124,7 @@ struct Layout {
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SequenceError + '_ {
     move |source| SequenceError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     }
 }
 

@@ -93,11 +93,34 @@ fn same_place(a: &ScannedImage, b: &ScannedImage) -> bool {
 /// Speed is checked greedily against the last accepted image: an outlier is flagged and its successor is
 /// compared with the image before it. By the triangle inequality, dropping flagged images can never make
 /// the remaining consecutive pairs faster, so a descriptor built with `skip_invalid` has no impossible pair.
+/// How far after now a capture time may be before it is a problem (a day).
+pub const FUTURE_SLACK_MS: i64 = 86_400_000;
+
 pub(crate) fn check_sequence(
     images: &[ScannedImage],
     per_image: &mut [Vec<Problem>],
 ) -> Vec<Problem> {
     let mut sequence_level = Vec::new();
+
+    // A capture time in the future cannot be right (a camera clock set wrong, a corrupt date); a day of
+    // slack covers time zones written as UTC and clocks a little fast.
+    let latest = chrono::Utc::now().timestamp_millis() + FUTURE_SLACK_MS;
+    for (image, problems) in images.iter().zip(per_image.iter_mut()) {
+        if let Some(t) = image.captured_at_ms.filter(|&t| t > latest) {
+            if problems.is_empty() {
+                problems.push(Problem::image(
+                    &image.path,
+                    "DateTimeOriginal",
+                    ProblemKind::FutureCaptureTime,
+                    format!(
+                        "capture time {} is in the future: check the camera's clock (or fix the date \
+                         with --time-offset)",
+                        crate::format_utc(t)
+                    ),
+                ));
+            }
+        }
+    }
 
     // True duplicates: the same capture time and the same place. The first image of a group is kept; equal
     // times at different places are a time-lapse written in whole seconds, spread below.

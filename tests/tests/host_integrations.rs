@@ -139,9 +139,11 @@ fn empty_keys_count_as_missing_and_mtpw_needs_its_own_keys() {
     let plugins = bundled_dir(home.path());
     let env_text = FULL_ENV.replace("MAPILLARY_SECRET=test-secret", "MAPILLARY_SECRET=");
     let list = list_json(home.path(), &plugins, &env_text);
+    // Empty disables it as missing does, and the reason says which it is (issue 16: "empty", not "missing").
+    assert_eq!(entry(&list, "mapillary")["enabled"], false);
     assert_eq!(
         entry(&list, "mapillary")["reason"],
-        "missing MAPILLARY_SECRET in .env"
+        "MAPILLARY_SECRET is empty in .env"
     );
     let list = list_json(
         home.path(),

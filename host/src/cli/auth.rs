@@ -34,7 +34,7 @@ pub(crate) fn authorize(global: &GlobalArgs, id: &str, token: Option<String>) ->
             } else {
                 eprintln!("error: {id}: {err}");
             }
-            Ok(ExitCode::FAILURE)
+            Ok(mtp_host::exit::Exit::for_plugin_error(&err).into())
         }
     }
 }

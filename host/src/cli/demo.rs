@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use mtp_host::authorize::AuthorizeMode;
+use mtp_host::exit::UsageError;
 use plugin_api::protocol::SequenceState;
 use serde_json::Value;
 
@@ -42,6 +43,29 @@ pub(crate) struct DemoArgs {
     /// The mtp-fakes binary (default: next to mtp).
     #[arg(long)]
     fakes: Option<PathBuf>,
+}
+
+/// `mtp demo` writes its own `.env` and keeps its state in its scratch directory: the flags that would
+/// point it elsewhere are refused rather than silently ignored.
+fn refuse_configuration_flags(global: &GlobalArgs) -> Result<()> {
+    let given: Vec<&str> = [
+        (global.env_file.is_some(), "--env-file"),
+        (global.state_dir_flag, "--state-dir"),
+        (global.json, "--json"),
+    ]
+    .into_iter()
+    .filter_map(|(set, flag)| set.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "mtp demo does not take {}: it writes its own .env and state into its scratch directory \
+         (choose it with --dir) and prints for people; run mtp status --json --env-file DIR/.env \
+         --state-dir DIR/state afterwards for data",
+        given.join(", ")
+    ))
+    .into())
 }
 
 /// The fakes process; killed when dropped.
@@ -102,6 +126,7 @@ fn integrations_with_authorisation(global: &GlobalArgs) -> Result<Vec<String>> {
 }
 
 pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
+    refuse_configuration_flags(global)?;
     let fakes_binary = match &args.fakes {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -120,6 +145,17 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
+    // A previous demo in this directory left tokens and records of fakes that are gone: every run
+    // starts from an empty state of its own (nothing outside the scratch directory is touched).
+    let state_dir = scratch.join("state");
+    if state_dir.join("state.db").is_file() {
+        println!(
+            "   starting over: removing the previous demo's state in {}",
+            state_dir.display()
+        );
+        std::fs::remove_dir_all(&state_dir)
+            .with_context(|| format!("cannot remove {}", state_dir.display()))?;
+    }
     println!("== starting the local fakes of Mapillary and Map the Paths Web");
     let fakes = start_fakes(&fakes_binary, args.processing_secs)?;
     let env_file = scratch.join(".env");
@@ -141,7 +177,8 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     let demo_global = GlobalArgs {
         env_file: Some(env_file),
         plugins_dir: global.plugins_dir.clone(),
-        state_dir: Some(scratch.join("state")),
+        state_dir: Some(state_dir),
+        state_dir_flag: false,
         json: false,
         verbose: global.verbose,
         quiet: global.quiet,

@@ -12,7 +12,7 @@ use super::{load_env, print_json, GlobalArgs};
 
 pub(super) fn integrations_list(global: &GlobalArgs) -> Result<ExitCode> {
     let env = load_env(global)?;
-    let dirs = PluginDirs::resolve(global.plugins_dir.as_deref());
+    let dirs = PluginDirs::resolve_checked(global.plugins_dir.as_deref())?;
     let registry = Registry::discover(&dirs, &env);
     if global.json {
         print_json(&registry.infos())?;

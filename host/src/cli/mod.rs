@@ -1,5 +1,6 @@
 //! Command-line parsing and the commands.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,9 +16,10 @@ mod status;
 mod upload;
 
 use anyhow::{Context as _, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use mtp_host::authorize::AuthorizeMode;
 use mtp_host::env::EnvValues;
+use mtp_host::exit::Exit;
 
 /// mtp: upload street-level imagery sequences through integration plugins (Mapillary, Map the Paths Web, ...).
 #[derive(Debug, Parser)]
@@ -65,6 +67,9 @@ pub(crate) struct GlobalArgs {
     /// Read integration keys from the env file only, ignoring the process environment (`mtp demo`).
     #[arg(skip)]
     pub(crate) env_file_only: bool,
+    /// `--state-dir` was given on the command line (not through `MTP_STATE_DIR`).
+    #[arg(skip)]
+    pub(crate) state_dir_flag: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,16 +140,58 @@ enum PluginCommand {
     },
 }
 
-/// Runs the CLI and maps errors to exit codes.
+/// Runs the CLI and maps errors to exit codes (the one mapping: `mtp_host::exit`).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    cli.global.state_dir_flag = given_on_command_line(&matches, "state_dir");
     init_logging(&cli.global);
+    if cli.command.prints_and_exits() {
+        quit_quietly_on_broken_pipe();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            Exit::for_error(&err).into()
         }
+    }
+}
+
+/// Whether the argument `id` came from the command line (at the top or in a subcommand), not from
+/// its environment variable or default.
+fn given_on_command_line(matches: &clap::ArgMatches, id: &str) -> bool {
+    let here = matches!(
+        matches
+            .try_get_raw(id)
+            .ok()
+            .flatten()
+            .and(matches.value_source(id)),
+        Some(clap::parser::ValueSource::CommandLine)
+    );
+    here || matches
+        .subcommand()
+        .is_some_and(|(_, sub)| given_on_command_line(sub, id))
+}
+
+impl Command {
+    /// A command that only prints (no upload, no server): when its reader goes away (`| head -1`) it can
+    /// end at once without recording anything.
+    fn prints_and_exits(&self) -> bool {
+        !matches!(
+            self,
+            Command::Upload(_) | Command::Demo(_) | Command::Serve(_) | Command::Auth(_)
+        )
+    }
+}
+
+/// Restores the default action of SIGPIPE (end the process, silently), as other Unix tools have it:
+/// Rust ignores it, so a `println!` to a closed pipe panics instead.
+fn quit_quietly_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default action, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -164,6 +211,7 @@ fn init_logging(global: &GlobalArgs) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 
+use mtp_host::exit::UsageError;
+
 use super::{print_json, GlobalArgs};
 
 const TEMPLATE_CARGO: &str = include_str!("../../../plugins/template/Cargo.toml");
@@ -19,8 +21,18 @@ struct Names {
     env_prefix: String,
 }
 
+/// The ids of the providers bundled with mtp (and the template's): a new provider must not take one, or
+/// it would shadow (and its build instructions overwrite) the bundled library.
+const BUNDLED_IDS: &[&str] = &["archive", "mapillary", "mtpw", "panoramax", "template"];
+
 fn names(name: &str) -> Result<Names> {
     let id = name.trim().to_lowercase().replace([' ', '_'], "-");
+    if BUNDLED_IDS.contains(&id.as_str()) {
+        return Err(UsageError(format!(
+            "{id:?} is the id of a provider bundled with mtp: choose another name (e.g. \"my-{id}\")"
+        ))
+        .into());
+    }
     if id.is_empty()
         || !id
             .chars()
@@ -50,18 +62,26 @@ fn names(name: &str) -> Result<Names> {
     })
 }
 
-/// Where the new crate finds `plugin-api`: this checkout's copy when mtp runs from one, else the
-/// published crate.
+/// Where the new crate finds `plugin-api`, decided on the user's machine when the command runs: the
+/// checkout this mtp was built from, if it is still there (a developer building mtp from source: the
+/// new provider builds against exactly the API of this host); else a version requirement on the
+/// published crate, compatible with this host's plugin API (an installed mtp, no checkout around). A
+/// comment in the file says which and how to switch.
 fn plugin_api_dependency() -> String {
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-api");
-    match local.canonicalize() {
-        Ok(path) => format!(
-            "{{ path = {:?}, features = [\"http\"] }}",
-            path.display().to_string()
-        ),
+    match local.join("Cargo.toml").canonicalize() {
+        Ok(manifest) => {
+            let dir = manifest.parent().unwrap_or(&manifest).display().to_string();
+            format!(
+                "# The plugin API of the mtp checkout found on this machine (the host you run).\n\
+                 mtp-plugin-api = {{ path = {dir:?}, features = [\"http\"] }}"
+            )
+        }
         Err(_) => format!(
-            "{{ version = \"{}\", features = [\"http\"] }}",
-            plugin_api::manifest::PLUGIN_API_VERSION
+            "# The plugin API this mtp speaks ({version}), from crates.io; with an mtp source checkout, use\n\
+             # {{ path = \"<checkout>/plugin-api\", features = [\"http\"] }} instead.\n\
+             mtp-plugin-api = {{ version = \"{version}\", features = [\"http\"] }}",
+            version = plugin_api::manifest::PLUGIN_API_VERSION
         ),
     }
 }
@@ -91,7 +111,7 @@ pub(crate) fn new_plugin(
     let cargo = rename(TEMPLATE_CARGO, &n)
         .replace(
             "mtp-plugin-api = { path = \"../../plugin-api\", features = [\"http\"] }",
-            &format!("mtp-plugin-api = {}", plugin_api_dependency()),
+            &plugin_api_dependency(),
         )
         .replace(
             "# A minimal mtp provider to copy: `mtp plugin new NAME` writes a copy of this crate.\n",
@@ -143,6 +163,10 @@ mod tests {
             ("StreetCam", "STREET_CAM")
         );
         assert!(names("9lives").is_err());
+        for bundled in ["mapillary", "MTPW", "archive", "panoramax"] {
+            let err = names(bundled).err().expect("a bundled id is refused");
+            assert!(err.is::<UsageError>(), "{err}");
+        }
         let lib = rename(TEMPLATE_LIB, &n);
         assert!(
             lib.contains("pub struct StreetCam;") && lib.contains("\"STREET_CAM_URL\""),

@@ -134,7 +134,7 @@ pub(crate) fn inspect(
     overrides: &OverrideArgs,
 ) -> Result<ExitCode> {
     let scanned = scan(dir, overrides)?;
-    let session = Session::open_for_data(global)?;
+    let session = Session::open_for_reading(global)?;
     let lines = session
         .runtime
         .block_on(eligibility_of(&session.runner, &scanned));
@@ -185,7 +185,8 @@ pub(crate) struct GenerateArgs {
     /// Seconds between images.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) interval_s: f64,
-    /// Random seed (also shifts the start time, so sequences with different seeds do not overlap).
+    /// Random seed (also shifts the start time by whole days and hours, so sequences with different
+    /// seeds do not overlap; the times stay between 2020-05-10 and 2025-11-01 whatever the seed).
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
 }
@@ -209,6 +210,19 @@ impl GenerateArgs {
     }
 }
 
+/// Days the generator's start time moves per seed, before it wraps (about five and a half years after
+/// the default start: always in the past).
+const SEED_DAYS: u64 = 2_000;
+
+/// How far seed `seed` moves the start time: `(seed - 1) mod 2000` days, plus an hour per wrap (mod 24),
+/// so any seed gives a sane date and nearby seeds never overlap.
+fn seed_shift_ms(seed: u64) -> i64 {
+    let s = seed.wrapping_sub(1);
+    let days = (s % SEED_DAYS) as i64;
+    let hours = ((s / SEED_DAYS) % 24) as i64;
+    days * 86_400_000 + hours * 3_600_000
+}
+
 pub(crate) fn generate(global: &GlobalArgs, args: &GenerateArgs) -> Result<ExitCode> {
     let transport = plugin_api::transport::TransportType::parse(&args.transport)
         .map_err(|err| anyhow::anyhow!("--transport: {err}"))?;
@@ -223,7 +237,7 @@ pub(crate) fn generate(global: &GlobalArgs, args: &GenerateArgs) -> Result<ExitC
         name: args.name.clone(),
         transport: Some(transport),
         interval_ms: (args.interval_s * 1000.0).round() as i64,
-        start_time_ms: defaults.start_time_ms + (args.seed as i64 - 1) * 86_400_000,
+        start_time_ms: defaults.start_time_ms + seed_shift_ms(args.seed),
         seed: args.seed,
         ..defaults
     };
@@ -244,4 +258,24 @@ pub(crate) fn generate(global: &GlobalArgs, args: &GenerateArgs) -> Result<ExitC
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_seed_gives_a_start_in_the_past() {
+        let start = mtp_sequence::generate::GenerateOptions::default().start_time_ms;
+        for seed in [0, 1, 2, 1_999, 2_001, 20_261_125, u64::MAX] {
+            let shifted = start + seed_shift_ms(seed);
+            // 2020-05-10 ..= 2025-11-03: whole days and hours after the default start.
+            assert!(
+                (start..start + 2_001 * 86_400_000).contains(&shifted),
+                "{seed}"
+            );
+        }
+        assert_eq!(seed_shift_ms(1), 0);
+        assert_eq!(seed_shift_ms(2), 86_400_000);
+    }
 }

@@ -43,13 +43,29 @@ impl Session {
         Session::open_with(global, false)
     }
 
+    /// A session for a command that only reads (`mtp status`, `mtp sequence inspect`): a state directory
+    /// that cannot be written is opened read-only rather than refused.
+    pub(crate) fn open_for_reading(global: &GlobalArgs) -> Result<Session> {
+        Session::open_mode(global, false, true)
+    }
+
     fn open_with(global: &GlobalArgs, progress_json: bool) -> Result<Session> {
+        Session::open_mode(global, progress_json, false)
+    }
+
+    fn open_mode(global: &GlobalArgs, progress_json: bool, reading: bool) -> Result<Session> {
         let env = load_env(global)?;
-        let registry =
-            Registry::discover(&PluginDirs::resolve(global.plugins_dir.as_deref()), &env);
+        let registry = Registry::discover(
+            &PluginDirs::resolve_checked(global.plugins_dir.as_deref())?,
+            &env,
+        );
         let dir = state_dir(global)?;
-        let store = StateStore::open(&dir)
-            .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
+        let store = if reading {
+            StateStore::open_for_reading(&dir)
+        } else {
+            StateStore::open(&dir)
+        };
+        let store = store.context("cannot open the state store")?;
         let progress = ProgressView::new(progress_json);
         let mode = global.auth_browser;
         let runner = Runner::new(registry, env, store)

@@ -34,6 +34,15 @@ fn folder_change(runner: &Runner, sequence_id: &str) -> Option<String> {
     mtp_host::drift::drift(&descriptor).describe()
 }
 
+/// The first characters of a sequence id: enough to tell two sequences of the same name apart (the
+/// full id is in `mtp status --json`).
+fn short_id(id: &str) -> String {
+    id.chars().take(SHORT_ID_LEN).collect()
+}
+
+/// How many characters of the id `mtp status` shows.
+const SHORT_ID_LEN: usize = 8;
+
 /// Re-checks sequences left waiting (except those in `except`), reporting errors.
 pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
     let rechecked = session
@@ -90,8 +99,12 @@ pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
 }
 
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
-    let session = Session::open_for_data(global)?;
-    recheck(&session, &[])?;
+    let session = Session::open_for_reading(global)?;
+    if session.runner.store().is_read_only() {
+        eprintln!("note: not re-checking waiting sequences (the state cannot be written)");
+    } else {
+        recheck(&session, &[])?;
+    }
     session.progress.finish();
     let rows = status_rows(&session.runner)?;
     if global.json {
@@ -127,26 +140,32 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
             }
             vec![
                 r.name.clone(),
+                short_id(&r.sequence_id),
                 r.integration.clone(),
                 r.state.clone(),
                 progress,
-                keys,
-                detail.trim().to_string(),
+                // The keys lead the last column, which wraps to the terminal: nothing is cut.
+                [keys, detail.trim().to_string()]
+                    .into_iter()
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ]
         })
         .collect();
     print!(
         "{}",
-        table::render(
+        table::render_fitted(
             &[
                 "SEQUENCE",
+                "ID",
                 "INTEGRATION",
                 "STATE",
                 "PROGRESS",
-                "KEYS",
-                "DETAIL"
+                "KEYS; DETAIL"
             ],
-            &lines
+            &lines,
+            table::output_width(),
         )
     );
     Ok(ExitCode::SUCCESS)

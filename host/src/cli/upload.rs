@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use mtp_host::exclusive::LockedRunError;
+use mtp_host::exit::Exit;
 use mtp_host::options::RunOptions;
 use mtp_host::registry::Registry;
 use mtp_host::runner::IntegrationRun;
@@ -59,6 +60,11 @@ pub(crate) struct UploadArgs {
     /// `--dry-run`, this sends every byte; a later upload publishes it (re-asking handles older than 2 days).
     #[arg(long)]
     no_publish: bool,
+    /// End with exit code 8 (instead of 0) when the upload did everything it could but some sequences
+    /// are still waiting on the service (Mapillary processing): for a desktop app or a script that
+    /// schedules the re-check. The `--json` summary line says "waiting" either way.
+    #[arg(long)]
+    waiting_exit_code: bool,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -114,6 +120,7 @@ impl UploadArgs {
             add_new_images: false,
             bwlimit: None,
             no_publish: false,
+            waiting_exit_code: false,
             overrides: OverrideArgs {
                 name: None,
                 description: None,
@@ -137,7 +144,8 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     let options = args
         .run_options(&session.runner.registry)?
         .with_shared("force", args.force.into());
-    let mut failed = false;
+    let mut exit = Exit::Success;
+    let mut waiting = Vec::new();
     // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
     // before the user has seen the problems, and so the re-check below can skip these sequences.
     let mut ready = Vec::new();
@@ -154,14 +162,15 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
                 match mtp_host::chain_check::blocking_message(&plan) {
                     Some(message) => {
                         report_error(&session, global, dir, &message);
-                        failed = true;
+                        let blocked = mtp_host::chain_check::blocking_exit(&plan);
+                        exit = exit.worst(blocked.unwrap_or(Exit::InvalidInput));
                     }
                     None => ready.push((descriptor, sequence_options)),
                 }
             }
             Err(message) => {
                 report_error(&session, global, dir, &message);
-                failed = true;
+                exit = exit.worst(Exit::InvalidInput);
             }
         }
     }
@@ -176,28 +185,62 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
                 "no integration is enabled (see mtp integrations list)",
             );
         }
-        return Ok(ExitCode::FAILURE);
+        return Ok(finish(&session, global, args, Exit::Config, &waiting));
     }
     for (descriptor, options) in ready {
         let Some(runs) = run_exclusive(&session, global, &descriptor, args, &options)? else {
-            failed = true;
+            exit = exit.worst(Exit::Failure);
             continue;
         };
         for run in runs {
-            if run.error.is_some() {
-                failed = true;
+            let run_exit = Exit::for_run(&run);
+            if run_exit == Exit::Waiting {
+                waiting.push(serde_json::json!({
+                    "sequence": descriptor.id, "name": descriptor.name, "integration": run.integration,
+                    "state": run.outcome.as_ref().map(|o| o.state.as_str()),
+                }));
             }
+            exit = exit.worst(run_exit);
             report_run(&session, global, &descriptor, &run);
         }
     }
     if let Some(code) = session.stop.exit_code() {
-        return Ok(ExitCode::from(code));
+        exit = Exit::Signal(code);
     }
-    Ok(if failed {
-        ExitCode::FAILURE
+    Ok(finish(&session, global, args, exit, &waiting))
+}
+
+/// The exit code, after the last line of `--json` output: `{"type": "summary", "exit_code", "exit",
+/// "waiting": [{sequence, name, integration, state}]}` (the sequences still waiting on a service).
+/// "Waiting" ends with 0 unless `--waiting-exit-code` asks for its own code: the upload did all it could.
+fn finish(
+    session: &Session,
+    global: &GlobalArgs,
+    args: &UploadArgs,
+    exit: Exit,
+    waiting: &[serde_json::Value],
+) -> ExitCode {
+    let code = if exit == Exit::Waiting && !args.waiting_exit_code {
+        0
     } else {
-        ExitCode::SUCCESS
-    })
+        exit.code()
+    };
+    if global.json {
+        session.progress.emit(serde_json::json!({
+            "type": "summary", "exit_code": code, "exit": exit.name(), "waiting": waiting,
+        }));
+    } else if exit == Exit::Waiting {
+        eprintln!(
+            "done, but {} still waiting on the service: mtp status re-checks {}",
+            plural(waiting.len(), "result is", "results are"),
+            if waiting.len() == 1 { "it" } else { "them" }
+        );
+    }
+    ExitCode::from(code)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Runs one sequence holding its lock; `None` (after saying so) when another process holds it.
@@ -260,7 +303,12 @@ pub(crate) fn prepare_sequence(
     let lines = skipped
         .iter()
         .map(|skip| {
-            let reasons: Vec<String> = skip.problems.iter().map(|p| p.to_string()).collect();
+            // Each problem without its file: the line names the image once, at its start.
+            let reasons: Vec<String> = skip
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect();
             format!("skipping {}: {}", skip.path.display(), reasons.join("; "))
         })
         .collect();
@@ -288,6 +336,8 @@ pub(crate) fn result_json(
         "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
         "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
         "error": run.error.as_ref().map(|e| e.message.clone()),
+        "error_kind": run.error.as_ref().map(|e| e.kind),
+        "waiting": Exit::for_run(run) == Exit::Waiting,
     })
 }
 

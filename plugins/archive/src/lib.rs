@@ -126,7 +126,8 @@ impl Integration for Archive {
                 "ARCHIVE_DIR",
                 "The folder sequences are copied into (images + a JSON manifest).",
             )
-            .example("/path/to/archive")],
+            .example("/path/to/archive")
+            .path()],
             ..Manifest::default()
         }
     }

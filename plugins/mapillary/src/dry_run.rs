@@ -59,7 +59,7 @@ pub fn dir(request: &RunRequest) -> PathBuf {
 fn file_error(path: &Path, source: std::io::Error) -> MlyError {
     MlyError::File {
         path: path.to_string_lossy().into_owned(),
-        source,
+        cause: source,
     }
 }
 

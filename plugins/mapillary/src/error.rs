@@ -79,12 +79,12 @@ pub enum MlyError {
         why: String,
     },
     /// A local file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     File {
         /// The file.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file is not a JPEG we can rewrite.
     #[error("{path} is not a usable JPEG: {why}")]

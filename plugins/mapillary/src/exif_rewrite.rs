@@ -294,7 +294,7 @@ pub fn prepare(image: &ImageInfo) -> Result<Outgoing> {
     let path = Path::new(&image.path);
     let file_error = |source| MlyError::File {
         path: image.path.clone(),
-        source,
+        cause: source,
     };
     let jpeg_error = |why: String| MlyError::Jpeg {
         path: image.path.clone(),

@@ -259,7 +259,7 @@ impl Uploader<'_> {
             let path = path.clone();
             move |source| MlyError::File {
                 path: path.clone(),
-                source,
+                cause: source,
             }
         };
         let need_hash = cached.is_none();

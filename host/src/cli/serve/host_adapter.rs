@@ -76,11 +76,12 @@ impl Host {
         authorizer: Authorizer,
     ) -> Result<Host> {
         let env = load_env(global)?;
-        let registry =
-            Registry::discover(&PluginDirs::resolve(global.plugins_dir.as_deref()), &env);
+        let registry = Registry::discover(
+            &PluginDirs::resolve_checked(global.plugins_dir.as_deref())?,
+            &env,
+        );
         let dir = state_dir(global)?;
-        let store = StateStore::open(&dir)
-            .with_context(|| format!("cannot open the state store in {}", dir.display()))?;
+        let store = StateStore::open(&dir).context("cannot open the state store")?;
         let runner = Runner::new(registry, env, store)
             .with_progress(progress)
             .with_authorizer(authorizer);
