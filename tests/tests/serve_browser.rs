@@ -193,10 +193,13 @@ async fn drive(
             "{}",
             String::from_utf8_lossy(&mtpw_login.stderr)
         );
+        // Only the hash changes, so the browser would not load the page again: reload it, as a user who
+        // logged in elsewhere would (the page learns of logins made outside it only when it loads).
         client
             .goto(&format!("{base}/#integrations"))
             .await
             .expect("open Integrations again");
+        client.refresh().await.expect("reload the page");
         wait_for(client, "article[data-integration=\"mtpw\"] .who strong").await;
         let who = wait_for(
             client,
