@@ -148,6 +148,31 @@ fn an_io_error_is_printed_once() {
     );
 }
 
+/// A sequence folder that cannot be read is named once, whether `upload` names it first or not.
+#[test]
+fn an_unreadable_sequence_folder_is_named_once() {
+    build_workspace();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".env"), "ARCHIVE_DIR=archive\n").unwrap();
+    std::fs::create_dir(home.path().join("empty-walk")).unwrap();
+    for args in [
+        &["upload", "missing-walk"][..],
+        &["sequence", "inspect", "missing-walk"],
+        &["upload", "empty-walk"],
+        &["sequence", "inspect", "empty-walk"],
+    ] {
+        let out = mtp(home.path(), args);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {}", text(&out));
+        let said = stderr(&out);
+        let name = args[args.len() - 1];
+        assert_eq!(said.matches(name).count(), 1, "{args:?}: {said}");
+        assert!(
+            said.contains("cannot read the sequence"),
+            "{args:?}: {said}"
+        );
+    }
+}
+
 #[test]
 fn plugin_check_with_a_bare_name_checks_the_file_in_the_current_directory() {
     build_workspace();

@@ -13,7 +13,7 @@ use mtp_host::runner::IntegrationRun;
 use plugin_api::protocol::RunMode;
 use plugin_api::sequence::SequenceDescriptor;
 
-use super::sequence::{scan, OverrideArgs};
+use super::sequence::{scan, without_dir, OverrideArgs};
 use super::session::Session;
 use super::status::recheck;
 use super::GlobalArgs;
@@ -296,7 +296,7 @@ pub(crate) fn prepare_sequence(
     overrides: &OverrideArgs,
     skip_invalid: bool,
 ) -> Result<(SequenceDescriptor, Vec<String>, serde_json::Value), String> {
-    let scanned = scan(dir, overrides).map_err(|err| format!("{err:#}"))?;
+    let scanned = scan(dir, overrides).map_err(|err| without_dir(&err, dir))?;
     let (descriptor, skipped) = scanned.to_descriptor(skip_invalid).map_err(|err| {
         format!("{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)")
     })?;
