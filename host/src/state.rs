@@ -118,8 +118,20 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Opens (creating if needed) `state.db` in `dir`.
+    /// Opens (creating if needed) `state.db` in `dir`, checking the whole file first (`quick_check`).
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
+        StateStore::open_with(dir, true)
+    }
+
+    /// [`StateStore::open`] without the whole-file check, for commands that only list what is stored
+    /// (`mtp status`): the check reads every page (about 20 ms for 1,000 sequences), and a command that
+    /// writes runs it anyway. A file that is not a database is still refused as damaged here; a damaged
+    /// page met while listing is an SQLite error naming the file.
+    pub fn open_for_listing(dir: &Path) -> Result<StateStore, StateError> {
+        StateStore::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, full_check: bool) -> Result<StateStore, StateError> {
         create_private_dir(dir)?;
         let path = dir.join("state.db");
         let sqlite = |source: rusqlite::Error| {
@@ -143,15 +155,45 @@ impl StateStore {
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sqlite)?;
-        let check: String = conn
-            .pragma_query_value(None, "quick_check", |row| row.get(0))
-            .unwrap_or_else(|err| err.to_string());
-        if check != "ok" {
-            return Err(corrupt(&path, check));
+        if full_check {
+            let check: String = conn
+                .pragma_query_value(None, "quick_check", |row| row.get(0))
+                .unwrap_or_else(|err| err.to_string());
+            if check != "ok" {
+                return Err(corrupt(&path, check));
+            }
         }
         if found > SCHEMA_VERSION {
             return Err(StateError::TooNew { path, found });
         }
+        // The schema is written only when something of it is missing: a write transaction (and its
+        // sync) on every open costs an interactive command like `mtp status` most of its time.
+        let present: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('plugin_state', 'plugin_secret',
+                 'sequence', 'sequence_record', 'sequence_folders', 'sequence_folders_stale')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(sqlite)?;
+        if found != SCHEMA_VERSION || present != 6 {
+            StateStore::create_schema(&conn).map_err(sqlite)?;
+        }
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if side.exists() {
+                restrict_to_user(&side)?;
+            }
+        }
+        Ok(StateStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS plugin_state (
                  plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -166,21 +208,13 @@ impl StateStore {
                  sequence_id TEXT NOT NULL, integration TEXT NOT NULL, outcome TEXT NOT NULL,
                  updated_at TEXT NOT NULL,
                  PRIMARY KEY (sequence_id, integration)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS sequence_folders (
+                 sequence_id TEXT PRIMARY KEY, folders TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TRIGGER IF NOT EXISTS sequence_folders_stale
+                 AFTER UPDATE OF descriptor ON sequence
+                 BEGIN DELETE FROM sequence_folders WHERE sequence_id = old.id; END;
              PRAGMA user_version = 1;",
         )
-        .map_err(sqlite)?;
-        for suffix in ["-wal", "-shm"] {
-            let mut side = path.clone().into_os_string();
-            side.push(suffix);
-            let side = PathBuf::from(side);
-            if side.exists() {
-                restrict_to_user(&side)?;
-            }
-        }
-        Ok(StateStore {
-            conn: Arc::new(Mutex::new(conn)),
-            path,
-        })
     }
 
     /// The database file.
@@ -214,8 +248,11 @@ impl StateStore {
             "SELECT value FROM {} WHERE plugin = ?1 AND key = ?2",
             Self::table(secret)
         );
-        self.lock()
-            .query_row(&sql, params![plugin, key], |row| row.get(0))
+        // Cached: plugins read and write state per image, and parsing each statement again was a
+        // visible share of a run of many small images (README, Performance).
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        stmt.query_row(params![plugin, key], |row| row.get(0))
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -233,8 +270,9 @@ impl StateStore {
              ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
             Self::table(secret)
         );
-        self.lock()
-            .execute(&sql, params![plugin, key, value])
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        stmt.execute(params![plugin, key, value])
             .map(drop)
             .map_err(|e| self.err(e))
     }
@@ -245,8 +283,9 @@ impl StateStore {
             "DELETE FROM {} WHERE plugin = ?1 AND key = ?2",
             Self::table(secret)
         );
-        self.lock()
-            .execute(&sql, params![plugin, key])
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        stmt.execute(params![plugin, key])
             .map(drop)
             .map_err(|e| self.err(e))
     }
@@ -302,7 +341,43 @@ impl StateStore {
             params![sequence.id, integration, outcome_json, now],
         )
         .map_err(|e| self.err(e))?;
+        // The trigger `sequence_folders_stale` dropped the old summary (also when a version without
+        // this table rewrote the descriptor); write the new one, if the images have one.
+        if let Some(folders) = crate::drift::folders_of(sequence) {
+            let folders_json =
+                serde_json::to_string(&folders).map_err(|e| encode("the folder summary", e))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO sequence_folders (sequence_id, folders) VALUES (?1, ?2)",
+                params![sequence.id, folders_json],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The folder summary of every sequence that has one (see [`crate::drift::Folder`]), by id: what
+    /// `mtp status` needs to tell a vanished folder without reading the (large) descriptors.
+    pub fn folder_summaries(
+        &self,
+    ) -> Result<std::collections::HashMap<String, Vec<crate::drift::Folder>>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT sequence_id, folders FROM sequence_folders")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (id, json) = row.map_err(|e| self.err(e))?;
+            // One this version cannot read is as good as none: the descriptor is read instead.
+            if let Ok(folders) = serde_json::from_str(&json) {
+                out.insert(id, folders);
+            }
+        }
+        Ok(out)
     }
 
     /// The [`SequenceDescriptor`] last uploaded for `sequence_id`; re-checks use it, so they work even
@@ -338,7 +413,9 @@ impl StateStore {
                 "SELECT r.sequence_id, s.root, s.name, r.integration, r.outcome, r.updated_at
                  FROM sequence_record r JOIN sequence s ON s.id = r.sequence_id
                  WHERE ?1 IS NULL OR r.sequence_id = ?1
-                 ORDER BY s.updated_at DESC, r.sequence_id, r.integration",
+                 ORDER BY (SELECT max(m.updated_at) FROM sequence_record m
+                           WHERE m.sequence_id = r.sequence_id) DESC,
+                          r.sequence_id, r.integration",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
