@@ -576,6 +576,48 @@ mod tests {
     }
 
     #[test]
+    fn the_folder_summary_follows_the_descriptor_and_a_foreign_rewrite_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let image = |path: &str| {
+            serde_json::json!({"path": path, "file_name": "", "size_bytes": 1, "latitude": 1.0,
+                "longitude": 1.0, "captured_at_ms": 0})
+        };
+        let sequence: SequenceDescriptor = serde_json::from_value(serde_json::json!({
+            "schema": 1, "id": "s1", "root": "/walk", "name": "walk",
+            "images": [image("/walk/a/1.jpg"), image("/walk/a/2.jpg"), image("/walk/b/3.jpg")]
+        }))
+        .unwrap();
+        store
+            .put_record(&sequence, "mapillary", &IntegrationRecord::default())
+            .unwrap();
+        let folders = |store: &StateStore| {
+            store.folder_summaries().unwrap().get("s1").map(|f| {
+                f.iter()
+                    .map(|f| (f.dir.clone(), f.images))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            folders(&store),
+            Some(vec![("/walk/a".to_string(), 2), ("/walk/b".to_string(), 1)])
+        );
+        // What a version without the summary table does: rewrite the descriptor alone.
+        store
+            .lock()
+            .execute("UPDATE sequence SET descriptor = '{}' WHERE id = 's1'", [])
+            .unwrap();
+        assert_eq!(folders(&store), None, "the stale summary was dropped");
+        // Reopening (the listing way too) keeps the schema and its trigger.
+        drop(store);
+        let store = StateStore::open_for_listing(dir.path()).unwrap();
+        store
+            .put_record(&sequence, "mapillary", &IntegrationRecord::default())
+            .unwrap();
+        assert_eq!(folders(&store).map(|f| f.len()), Some(2));
+    }
+
+    #[test]
     fn refuses_a_newer_schema_without_touching_it() {
         let dir = tempfile::tempdir().unwrap();
         drop(StateStore::open(dir.path()).unwrap());
