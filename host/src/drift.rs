@@ -2,8 +2,10 @@
 //! so `mtp status` can say so without re-reading every image. What the change means for an integration
 //! (Mapillary: images added after publishing) is for the next `mtp upload` to say.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use plugin_api::sequence::SequenceDescriptor;
 
@@ -65,4 +67,112 @@ pub fn drift(sequence: &SequenceDescriptor) -> Drift {
             .count();
     }
     d
+}
+
+/// One folder of a sequence's last run and how many of its images were in it: the state store keeps
+/// this small summary beside each (large) descriptor, so `mtp status` can tell a folder that is gone
+/// without reading the descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folder {
+    /// The folder, as the image paths name it.
+    pub dir: String,
+    /// Images of the last run in it.
+    pub images: usize,
+}
+
+/// The summary of `sequence`'s folders, or `None` when an image path names no folder (a relative file
+/// name: only [`drift`] can judge it).
+pub fn folders_of(sequence: &SequenceDescriptor) -> Option<Vec<Folder>> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for image in &sequence.images {
+        let dir = Path::new(&image.path).parent()?.to_str()?;
+        if dir.is_empty() {
+            return None;
+        }
+        *counts.entry(dir).or_default() += 1;
+    }
+    Some(
+        counts
+            .into_iter()
+            .map(|(dir, images)| Folder {
+                dir: dir.to_string(),
+                images,
+            })
+            .collect(),
+    )
+}
+
+/// [`drift`] from the folder summary alone, when it can be told without the descriptor: every folder
+/// is gone (or is not a folder), so every image is removed and none can be added or changed (a path
+/// through a missing folder cannot be read, nor the folder listed). `None` when a folder exists: then
+/// [`drift`] must look at each file.
+pub fn drift_of_vanished(folders: &[Folder]) -> Option<Drift> {
+    let vanished = |f: &Folder| std::fs::metadata(&f.dir).map_or(true, |m| !m.is_dir());
+    folders.iter().all(vanished).then(|| Drift {
+        removed: folders.iter().map(|f| f.images).sum(),
+        ..Drift::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::sequence::{ImageInfo, Projection};
+
+    fn sequence(paths: &[String]) -> SequenceDescriptor {
+        SequenceDescriptor {
+            schema: 1,
+            id: "s".into(),
+            root: "/r".into(),
+            name: "s".into(),
+            description: String::new(),
+            transport: None,
+            tags: vec![],
+            source: Default::default(),
+            images: paths
+                .iter()
+                .map(|p| ImageInfo {
+                    path: p.clone(),
+                    file_name: String::new(),
+                    size_bytes: 1,
+                    latitude: 1.0,
+                    longitude: 1.0,
+                    altitude: None,
+                    captured_at_ms: 0,
+                    heading: None,
+                    projection: Projection::Flat,
+                    width: None,
+                    height: None,
+                    photo_uuid: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_summary_agrees_with_the_full_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let here = tmp.path().join("here");
+        std::fs::create_dir(&here).unwrap();
+        std::fs::write(here.join("a.jpg"), b"x").unwrap();
+        let gone = tmp.path().join("gone");
+        let paths: Vec<String> = [gone.join("a.jpg"), gone.join("b.jpg")]
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let vanished = sequence(&paths);
+        let folders = folders_of(&vanished).unwrap();
+        assert_eq!(folders.len(), 1);
+        assert_eq!(drift_of_vanished(&folders), Some(drift(&vanished)));
+        assert_eq!(drift(&vanished).removed, 2);
+        // A folder that still exists needs the full check.
+        let mut mixed = paths.clone();
+        mixed.push(here.join("a.jpg").to_string_lossy().into_owned());
+        assert_eq!(
+            drift_of_vanished(&folders_of(&sequence(&mixed)).unwrap()),
+            None
+        );
+        // A bare file name has no folder to summarise.
+        assert_eq!(folders_of(&sequence(&["a.jpg".to_string()])), None);
+    }
 }

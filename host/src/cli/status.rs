@@ -2,13 +2,18 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use std::collections::HashMap;
+
+use anyhow::{Context as _, Result};
+use mtp_host::registry::PluginDirs;
 use mtp_host::runner::Runner;
+use mtp_host::state::{ListedRecord, StateStore};
 use mtp_host::table;
+use plugin_api::protocol::SequenceState;
 use serde::Serialize;
 
-use super::session::Session;
-use super::{print_json, GlobalArgs};
+use super::session::{state_dir, Session};
+use super::{load_env, print_json, GlobalArgs};
 
 /// One row of `mtp status --json`. Exports (which may hold tokens) are never part of it.
 #[derive(Debug, Serialize)]
@@ -28,10 +33,23 @@ pub(crate) struct StatusRow {
     updated_at: String,
 }
 
-/// What changed in the folder of `sequence_id` since its last run, if anything.
-fn folder_change(runner: &Runner, sequence_id: &str) -> Option<String> {
-    let descriptor = runner.store().descriptor(sequence_id).ok()??;
-    mtp_host::drift::drift(&descriptor).describe()
+/// What changed in the folder of `sequence_id` since its last run, if anything: from the small folder
+/// summary when its folders are gone, else from the descriptor and a look at each file.
+fn folder_change(
+    store: &StateStore,
+    summaries: &HashMap<String, Vec<mtp_host::drift::Folder>>,
+    sequence_id: &str,
+) -> Option<String> {
+    let quick = summaries
+        .get(sequence_id)
+        .and_then(|folders| mtp_host::drift::drift_of_vanished(folders));
+    match quick {
+        Some(drift) => drift.describe(),
+        None => {
+            let descriptor = store.descriptor(sequence_id).ok()??;
+            mtp_host::drift::drift(&descriptor).describe()
+        }
+    }
 }
 
 /// The first characters of a sequence id: enough to tell two sequences of the same name apart (the
@@ -63,16 +81,21 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
 
 /// The rows of `mtp status --json` (also `GET /api/sequences` of `mtp serve`), read from the store.
 pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
-    let mut changes: std::collections::BTreeMap<String, Option<String>> = Default::default();
-    Ok(runner
-        .store()
-        .records()?
+    let store = runner.store();
+    rows_of(store, store.records()?)
+}
+
+/// The rows for `records`, read from `store`.
+fn rows_of(store: &StateStore, records: Vec<ListedRecord>) -> Result<Vec<StatusRow>> {
+    let summaries = store.folder_summaries()?;
+    let mut changes: HashMap<String, Option<String>> = HashMap::new();
+    Ok(records
         .into_iter()
         .map(|listed| {
             // Read each sequence's folder once, however many integrations it has rows for.
             let changed = changes
                 .entry(listed.sequence_id.clone())
-                .or_insert_with(|| folder_change(runner, &listed.sequence_id))
+                .or_insert_with(|| folder_change(store, &summaries, &listed.sequence_id))
                 .clone();
             let outcome = listed.record.outcome.unwrap_or_else(|| {
                 plugin_api::protocol::RunOutcome::new(
@@ -98,7 +121,27 @@ pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
         .collect())
 }
 
-pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
+/// The rows, after re-checking the sequences left waiting. Plugins are loaded (and the network used)
+/// only when a record waits for a re-check; otherwise the store alone answers, opened without its
+/// whole-file check (see [`StateStore::open_for_listing`]). A state directory that cannot be written is
+/// read read-only, and nothing is re-checked.
+fn current_rows(global: &GlobalArgs) -> Result<Vec<StatusRow>> {
+    // A `.env` that cannot be read, or a plugins directory that does not exist, is refused here too,
+    // whether or not plugins are needed (checking the directory loads nothing).
+    load_env(global)?;
+    PluginDirs::resolve_checked(global.plugins_dir.as_deref())?;
+    let dir = state_dir(global)?;
+    let store = StateStore::open_for_listing(&dir)
+        .or_else(|_| StateStore::open_for_reading(&dir))
+        .context("cannot open the state store")?;
+    let records = store.records()?;
+    let waiting = records
+        .iter()
+        .any(|l| l.record.state().is_some_and(SequenceState::needs_recheck));
+    if !waiting {
+        return rows_of(&store, records);
+    }
+    drop(store);
     let session = Session::open_for_reading(global)?;
     if session.runner.store().is_read_only() {
         eprintln!("note: not re-checking waiting sequences (the state cannot be written)");
@@ -106,7 +149,11 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
         recheck(&session, &[])?;
     }
     session.progress.finish();
-    let rows = status_rows(&session.runner)?;
+    status_rows(&session.runner)
+}
+
+pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
+    let rows = current_rows(global)?;
     if global.json {
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);

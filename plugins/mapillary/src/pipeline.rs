@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use plugin_api::prelude::*;
 use plugin_api::sequence::BoundingBox;
 
@@ -514,6 +516,7 @@ impl<'a> Run<'a> {
     ) -> Result<Progress> {
         let mut progress = Progress::default();
         let mut pending: Vec<(ImageInfo, Arc<Outgoing>)> = Vec::new();
+        let mut to_prepare: Vec<ImageInfo> = Vec::new();
         for &index in to_send {
             let part = self.store.part(index)?;
             if part.manifest_handle.is_some()
@@ -529,19 +532,26 @@ impl<'a> Run<'a> {
                 let image = by_path.get(path.as_str()).copied().ok_or_else(|| {
                     MlyError::Invalid(format!("{path} is no longer part of the sequence"))
                 })?;
-                progress.files_total += 1;
-                // Prepared once: counted here, sent from the same description.
-                let owned = image.clone();
-                let out = tokio::task::spawn_blocking(move || prepare(&owned))
-                    .await
-                    .map_err(|err| MlyError::Invalid(format!("a worker thread failed: {err}")))??;
-                progress.bytes_total += out.length;
-                if self.is_acknowledged(image, &out)? {
-                    progress.files_done += 1;
-                    progress.bytes_done += out.length;
-                } else {
-                    pending.push((image.clone(), Arc::new(out)));
-                }
+                to_prepare.push(image.clone());
+            }
+        }
+        // Prepared once: counted here, sent from the same description. `jobs` at a time on the
+        // blocking threads (in order), so thousands of small images do not wait on one thread.
+        let mut prepared = futures::stream::iter(to_prepare)
+            .map(|image| {
+                tokio::task::spawn_blocking(move || prepare(&image).map(|out| (image, out)))
+            })
+            .buffered(self.options.jobs.max(1));
+        while let Some(next) = prepared.next().await {
+            let (image, out) =
+                next.map_err(|err| MlyError::Invalid(format!("a worker thread failed: {err}")))??;
+            progress.files_total += 1;
+            progress.bytes_total += out.length;
+            if self.is_acknowledged(&image, &out)? {
+                progress.files_done += 1;
+                progress.bytes_done += out.length;
+            } else {
+                pending.push((image, Arc::new(out)));
             }
         }
         self.ctx.progress(progress.totals_event());
