@@ -9,6 +9,7 @@ use std::time::Duration;
 use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig, MapillaryFaults};
 use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwConfig};
 use mtp_tests::harness::{build_workspace, mtp_command};
+use mtp_tests::world::fakes_env;
 use serde_json::Value;
 
 fn text(out: &Output) -> String {
@@ -26,25 +27,7 @@ fn mtp(home: &Path, args: &[&str]) -> Output {
 
 /// A `.env` enabling Mapillary against `fake` (retries short), and MTPW against `mtpw` when given.
 fn write_env(home: &Path, fake: &FakeMapillary, mtpw: Option<&FakeMtpw>) {
-    let c = fake.config();
-    let mut env = format!(
-        "MAPILLARY_APP_ID={}\nMAPILLARY_SECRET={}\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\n\
-         MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
-         MAPILLARY_RETRY_BASE_MS=1\n",
-        c.client_id,
-        c.client_secret,
-        fake.graph_url(),
-        fake.upload_url(),
-        fake.authorize_url()
-    );
-    if let Some(mtpw) = mtpw {
-        env.push_str(&format!(
-            "MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=mtp-test\n\
-             MTP_WEB_APP_SECRET=mtp-test-secret\nMTP_WEB_RETRY_BASE_MS=1\n",
-            mtpw.base_url(),
-            mtpw.auth_url()
-        ));
-    }
+    let env = fakes_env(fake, mtpw, "http://127.0.0.1:9/cb", 1);
     std::fs::write(home.join(".env"), env).unwrap();
 }
 
