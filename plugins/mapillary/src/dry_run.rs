@@ -17,7 +17,7 @@ use plugin_api::prelude::*;
 use crate::bundle::{image_key, manifest_body, manifest_key};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::prepare;
-use crate::outgoing::{Outgoing, OutgoingReader};
+use crate::outgoing::{Outgoing, OutgoingReader, CHUNK};
 use crate::state::Plan;
 use plugin_api::time::format_utc as format_ms;
 
@@ -25,7 +25,6 @@ use plugin_api::time::format_utc as format_ms;
 pub const DIR_OPTION: &str = "dry_run_dir";
 /// Where handles go, as in mapillary_tools' `FakeUploadService.FILE_HANDLE_DIR`.
 const HANDLE_DIR: &str = "file_handles";
-const CHUNK: usize = 256 * 1024;
 
 /// `<temp dir>/mtp_dry_run/mapillary/<sequence id>` (mapillary_tools uses `<temp dir>/mapillary_public_uploads`).
 pub fn default_dir(sequence_id: &str) -> PathBuf {
