@@ -7,6 +7,7 @@
 //! image). The plugin's own state stays the authority for what is acknowledged; this record is what the
 //! user reads, and the plugin's final outcome replaces it when the run ends.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,7 @@ pub struct Checkpoint {
     integration: String,
     base: IntegrationRecord,
     inner: Mutex<Inner>,
+    descriptor_written: AtomicBool,
 }
 
 impl Checkpoint {
@@ -55,6 +57,7 @@ impl Checkpoint {
                 last_write: None,
                 latest: None,
             }),
+            descriptor_written: AtomicBool::new(false),
         });
         if checkpoint.base.outcome.is_none() {
             let mut started = RunOutcome::new(
@@ -173,10 +176,23 @@ impl Checkpoint {
             outcome: Some(outcome),
             last_error: self.base.last_error.clone(),
         };
-        if let Err(err) = self
-            .store
-            .put_record(&self.sequence, &self.integration, &record)
-        {
+        // The descriptor once (the first write of this run), then the record alone: a descriptor of
+        // thousands of images is megabytes, and progress is written every second.
+        let written = if self.descriptor_written.load(Ordering::Relaxed) {
+            self.store
+                .put_outcome(&self.sequence.id, &self.integration, &record)
+        } else {
+            Ok(false)
+        };
+        let written = match written {
+            Ok(false) => self
+                .store
+                .put_record(&self.sequence, &self.integration, &record)
+                .map(|()| self.descriptor_written.store(true, Ordering::Relaxed)),
+            Ok(true) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = written {
             // The run goes on; only the in-progress record is missing.
             tracing::warn!("cannot record the progress of {}: {err}", self.sequence.id);
         }

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use plugin_api::ffi::{HostServices, HostServicesBox, HostServices_TO};
-use plugin_api::protocol::{AuthorizePrompt, LogLevel, ProgressEvent};
+use plugin_api::protocol::{
+    AuthorizePrompt, LogLevel, ProgressEvent, StateWrite, STATE_BATCH_SERVICE,
+    UNKNOWN_SERVICE_ERROR,
+};
 
 use crate::state::StateStore;
 
@@ -196,6 +199,19 @@ impl HostServices for PluginServices {
 
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
+        if method.as_str() != STATE_BATCH_SERVICE {
+            return RResult::RErr(format!("{UNKNOWN_SERVICE_ERROR} {method}").into());
+        }
+        wrap(self.store().and_then(|s| {
+            let writes: Vec<StateWrite> = serde_json::from_str(payload.as_str())
+                .map_err(|e| RString::from(format!("malformed state writes: {e}")))?;
+            s.write_all(&self.plugin_id, &writes)
+                .map(|()| RString::new())
+                .map_err(|e| e.to_string().into())
+        }))
     }
 
     fn authorize(&self, prompt: RStr<'_>) -> RResult<RString, RString> {

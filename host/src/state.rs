@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use plugin_api::protocol::{RunOutcome, SequenceState};
+use plugin_api::protocol::{RunOutcome, SequenceState, StateWrite};
 use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::PluginError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -215,14 +215,18 @@ impl StateStore {
         }
         // The schema is written only when something of it is missing: a write transaction (and its
         // sync) on every open costs an interactive command like `mtp status` most of its time.
-        let present: i64 = conn
+        let (present, clustered): (i64, i64) = conn
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('plugin_state', 'plugin_secret',
+                "SELECT count(*), coalesce(sum(name = 'plugin_state' AND sql LIKE '%WITHOUT ROWID%'), 0)
+                 FROM sqlite_master WHERE name IN ('plugin_state', 'plugin_secret',
                  'sequence', 'sequence_record', 'sequence_folders', 'sequence_folders_stale')",
                 [],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .map_err(sqlite)?;
+        if clustered != 0 {
+            StateStore::unclustered_plugin_state(&conn).map_err(sqlite)?;
+        }
         if found != SCHEMA_VERSION || present != 6 {
             StateStore::create_schema(&conn).map_err(sqlite)?;
         }
@@ -245,7 +249,7 @@ impl StateStore {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS plugin_state (
                  plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-                 PRIMARY KEY (plugin, key)) WITHOUT ROWID;
+                 PRIMARY KEY (plugin, key));
              CREATE TABLE IF NOT EXISTS plugin_secret (
                  plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                  PRIMARY KEY (plugin, key)) WITHOUT ROWID;
@@ -263,6 +267,30 @@ impl StateStore {
                  BEGIN DELETE FROM sequence_folders WHERE sequence_id = old.id; END;
              PRAGMA user_version = 1;",
         )
+    }
+
+    /// Rewrites a `plugin_state` table of earlier versions, which kept the values inside the key's B-tree
+    /// (`WITHOUT ROWID`), as an ordinary table whose index holds the keys alone. There, a large value (a
+    /// plan naming 10,000 images is 660 KB) spilled onto overflow pages that SQLite read in full each time
+    /// a key search compared against it: per image, in a run of many small images, that was 40 % of the
+    /// process (README, Performance). SQLite's docs advise against `WITHOUT ROWID` for rows over 1/20 of
+    /// a page (sqlite.org/withoutrowid.html, section 4). The same statements work on either layout, so an
+    /// earlier mtp still reads the migrated file. One transaction: a kill leaves the old table.
+    fn unclustered_plugin_state(conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE plugin_state_migrating (
+                 plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                 PRIMARY KEY (plugin, key));
+             INSERT INTO plugin_state_migrating (plugin, key, value)
+                 SELECT plugin, key, value FROM plugin_state;
+             DROP TABLE plugin_state;
+             ALTER TABLE plugin_state_migrating RENAME TO plugin_state;
+             COMMIT;",
+        )
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })
     }
 
     /// The database file.
@@ -338,6 +366,31 @@ impl StateStore {
             .map_err(|e| self.err(e))
     }
 
+    /// Applies a plugin's `writes` in order, in one transaction (all or none).
+    pub fn write_all(&self, plugin: &str, writes: &[StateWrite]) -> Result<(), StateError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO plugin_state (plugin, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM plugin_state WHERE plugin = ?1 AND key = ?2")
+                .map_err(|e| self.err(e))?;
+            for write in writes {
+                match write {
+                    StateWrite::Put { key, value } => put.execute(params![plugin, key, value]),
+                    StateWrite::Delete { key } => delete.execute(params![plugin, key]),
+                }
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// A plugin's (non-secret) entries whose key starts with `prefix`, by key.
     pub fn list(&self, plugin: &str, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
         let conn = self.lock();
@@ -401,6 +454,36 @@ impl StateStore {
             .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Updates the record of a sequence already stored (by [`StateStore::put_record`]) with one
+    /// integration, leaving its descriptor as it is: what a run in progress writes every second, without
+    /// encoding and writing the descriptor (3 MB for 10,000 images) each time. `false` when the sequence
+    /// is not stored (nothing was written).
+    pub fn put_outcome(
+        &self,
+        sequence_id: &str,
+        integration: &str,
+        record: &IntegrationRecord,
+    ) -> Result<bool, StateError> {
+        let outcome_json = serde_json::to_string(record).map_err(|err| StateError::Encode {
+            path: self.path.clone(),
+            what: format!("the {integration} record of sequence {sequence_id}"),
+            detail: err.to_string(),
+        })?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO sequence_record (sequence_id, integration, outcome, updated_at)
+                 SELECT id, ?2, ?3, ?4 FROM sequence WHERE id = ?1
+                 ON CONFLICT (sequence_id, integration) DO UPDATE SET outcome = excluded.outcome,
+                 updated_at = excluded.updated_at",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.execute(params![sequence_id, integration, outcome_json, now])
+            .map(|changed| changed > 0)
+            .map_err(|e| self.err(e))
     }
 
     /// The folder summary of every sequence that has one (see [`crate::drift::Folder`]), by id: what
@@ -687,6 +770,99 @@ mod tests {
             .put_record(&sequence, "mapillary", &IntegrationRecord::default())
             .unwrap();
         assert_eq!(folders(&store).map(|f| f.len()), Some(2));
+    }
+
+    #[test]
+    fn an_outcome_alone_updates_a_stored_sequence_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let sequence: SequenceDescriptor = serde_json::from_value(serde_json::json!({
+            "schema": 1, "id": "s1", "root": "/walk", "name": "walk", "images": []
+        }))
+        .unwrap();
+        let record = |message: &str| IntegrationRecord {
+            outcome: Some(RunOutcome::new(SequenceState::Uploading, message)),
+            last_error: None,
+        };
+        assert!(!store.put_outcome("s1", "mapillary", &record("a")).unwrap());
+        assert!(
+            store.records().unwrap().is_empty(),
+            "no record without its sequence"
+        );
+        store
+            .put_record(&sequence, "mapillary", &record("a"))
+            .unwrap();
+        assert!(store.put_outcome("s1", "mapillary", &record("b")).unwrap());
+        assert!(store.put_outcome("s1", "mtpw", &record("c")).unwrap());
+        let listed = store.records_of("s1").unwrap();
+        let messages: Vec<_> = listed
+            .iter()
+            .map(|r| r.record.outcome.as_ref().unwrap().message.clone().unwrap())
+            .collect();
+        assert_eq!(messages, ["b", "c"]);
+        assert_eq!(store.descriptor("s1").unwrap().unwrap().name, "walk");
+    }
+
+    #[test]
+    fn a_batch_of_writes_is_applied_in_order_to_its_plugin_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.put("other", "k", "kept", false).unwrap();
+        store.put("p", "gone", "x", false).unwrap();
+        let writes = [
+            StateWrite::Put {
+                key: "k".into(),
+                value: "1".into(),
+            },
+            StateWrite::Put {
+                key: "k".into(),
+                value: "2".into(),
+            },
+            StateWrite::delete("gone"),
+            StateWrite::delete("never there"),
+        ];
+        store.write_all("p", &writes).unwrap();
+        assert_eq!(store.get("p", "k", false).unwrap().as_deref(), Some("2"));
+        assert_eq!(store.get("p", "gone", false).unwrap(), None);
+        assert_eq!(
+            store.get("other", "k", false).unwrap().as_deref(),
+            Some("kept")
+        );
+    }
+
+    #[test]
+    fn an_earlier_clustered_plugin_state_is_migrated_with_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(StateStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        // The layout of earlier versions, with a value larger than a page.
+        conn.execute_batch(
+            "DROP TABLE plugin_state;
+             CREATE TABLE plugin_state (plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                 PRIMARY KEY (plugin, key)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        let big = "x".repeat(100_000);
+        conn.execute(
+            "INSERT INTO plugin_state VALUES ('p', 'plan', ?1), ('p', 'img/a', 'h')",
+            [&big],
+        )
+        .unwrap();
+        drop(conn);
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.get("p", "plan", false).unwrap(), Some(big));
+        assert_eq!(store.get("p", "img/a", false).unwrap(), Some("h".into()));
+        let sql: String = store
+            .lock()
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'plugin_state'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        store.put("p", "img/b", "h2", false).unwrap();
+        assert_eq!(store.list("p", "img/").unwrap().len(), 2);
     }
 
     #[test]

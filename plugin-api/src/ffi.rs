@@ -110,7 +110,8 @@ pub trait HostServices: Send + Sync + Clone {
     fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
         let _ = payload;
         RResult::RErr(RString::from(format!(
-            "this host does not provide the service {method}"
+            "{} {method}",
+            crate::protocol::UNKNOWN_SERVICE_ERROR
         )))
     }
 }

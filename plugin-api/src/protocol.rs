@@ -369,3 +369,52 @@ pub struct AuthorizePrompt {
     /// The provider's name, for the prompt.
     pub provider: String,
 }
+
+/// The [`crate::ffi::HostServices::extension`] method that commits several state writes in one
+/// transaction ([`crate::sdk::State::write_all`]); its payload is a JSON array of [`StateWrite`] and
+/// its answer is empty. Since plugin API 1.3.
+pub const STATE_BATCH_SERVICE: &str = "state_batch";
+
+/// The beginning of the error a host gives for an extension service it does not provide (the default
+/// body of [`crate::ffi::HostServices::extension`]); the SDK then falls back to one call per write.
+pub const UNKNOWN_SERVICE_ERROR: &str = "this host does not provide the service";
+
+/// One write of a batch of state writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum StateWrite {
+    /// Stores `value` at `key`.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Removes `key` (nothing happens when it is absent).
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+impl StateWrite {
+    /// Stores `value` at `key` as JSON.
+    pub fn put_json<T: Serialize>(key: impl Into<String>, value: &T) -> serde_json::Result<Self> {
+        Ok(StateWrite::Put {
+            key: key.into(),
+            value: serde_json::to_string(value)?,
+        })
+    }
+
+    /// Removes `key`.
+    pub fn delete(key: impl Into<String>) -> StateWrite {
+        StateWrite::Delete { key: key.into() }
+    }
+
+    /// The key written.
+    pub fn key(&self) -> &str {
+        match self {
+            StateWrite::Put { key, .. } | StateWrite::Delete { key } => key,
+        }
+    }
+}

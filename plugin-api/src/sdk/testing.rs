@@ -18,7 +18,7 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 
 use super::Context;
 use crate::ffi::{HostServices, HostServicesBox, HostServices_TO};
-use crate::protocol::{LogLevel, ProgressEvent};
+use crate::protocol::{LogLevel, ProgressEvent, StateWrite, STATE_BATCH_SERVICE};
 
 #[derive(Default)]
 struct Inner {
@@ -28,6 +28,10 @@ struct Inner {
     logs: Vec<(LogLevel, String)>,
     progress: Vec<ProgressEvent>,
     redirect: Option<String>,
+    /// Behaves like a host older than plugin API 1.3 (no state batches).
+    without_batches: bool,
+    /// Batches committed whole.
+    batches: usize,
 }
 
 /// A fake host keeping everything in memory; clones share the same data.
@@ -59,7 +63,18 @@ impl TestHost {
         self
     }
 
-    /// A [`Context`] backed by this host.
+    /// Behaves like a host older than plugin API 1.3, which has no batched state writes.
+    pub fn without_batches(self) -> TestHost {
+        self.with(|i| i.without_batches = true);
+        self
+    }
+
+    /// How many batches of state writes ([`crate::sdk::State::write_all`]) were committed whole.
+    pub fn batches(&self) -> usize {
+        self.with(|i| i.batches)
+    }
+
+    /// A [`Context`] on this host.
     pub fn context(&self) -> Context {
         let services: HostServicesBox = HostServices_TO::from_value(self.clone(), TD_Opaque);
         Context::new(services)
@@ -160,5 +175,31 @@ impl HostServices for TestHost {
             Some(url) => RResult::ROk(url.into()),
             None => RResult::RErr("the test host has no redirect URL set".into()),
         }
+    }
+
+    fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
+        if method.as_str() != STATE_BATCH_SERVICE || self.with(|i| i.without_batches) {
+            return RResult::RErr(
+                format!("{} {method}", crate::protocol::UNKNOWN_SERVICE_ERROR).into(),
+            );
+        }
+        let writes: Vec<StateWrite> = match serde_json::from_str(payload.as_str()) {
+            Ok(writes) => writes,
+            Err(err) => return RResult::RErr(format!("malformed state writes: {err}").into()),
+        };
+        self.with(|i| {
+            for write in writes {
+                match write {
+                    StateWrite::Put { key, value } => {
+                        i.state.insert(key, value);
+                    }
+                    StateWrite::Delete { key } => {
+                        i.state.remove(&key);
+                    }
+                }
+            }
+            i.batches += 1;
+        });
+        RResult::ROk(RString::new())
     }
 }

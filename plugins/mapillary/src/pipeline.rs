@@ -23,7 +23,9 @@ use crate::outgoing::Outgoing;
 use crate::progress::EntityProgress;
 use crate::publish::{publish_part, Published};
 use crate::split::{split, MAPILLARY_LIMITS};
-use crate::state::{self, handle_is_fresh, PartState, Plan, PlannedPart, Publish, SequenceStore};
+use crate::state::{
+    self, handle_is_fresh, ImageEntry, PartState, Plan, PlannedPart, Publish, SequenceStore,
+};
 use crate::upload::{bandwidth_limit, Source, Start, Uploader};
 use crate::Mapillary;
 use crate::{dry_run, overdue, token};
@@ -199,10 +201,18 @@ impl<'a> Run<'a> {
         if summary.outcome.state == SequenceState::Published {
             // Nothing will be sent again: only the plan and the keys stay. (A no-op once done, so a
             // published sequence costs no writes on later runs.)
-            for path in self.store.image_paths()? {
-                self.store.delete_image(&path)?;
-                state::delete_hash_entry(self.ctx, &path)?;
-            }
+            let writes: Vec<_> = self
+                .store
+                .image_paths()?
+                .iter()
+                .flat_map(|path| {
+                    [
+                        self.store.image_delete(path),
+                        state::hash_entry_delete(path),
+                    ]
+                })
+                .collect();
+            self.ctx.state().write_all(&writes)?;
             crate::prepublish::forget_attempts(self.ctx, &self.request.sequence.id)?;
         }
         Ok(summary.outcome)
@@ -211,9 +221,12 @@ impl<'a> Run<'a> {
     fn forget_part(&self, plan: &Plan, index: usize) -> Result<()> {
         self.store.delete_part(index)?;
         if let Some(part) = plan.parts.get(index) {
-            for path in &part.images {
-                self.store.delete_image(path)?;
-            }
+            let writes: Vec<_> = part
+                .images
+                .iter()
+                .map(|path| self.store.image_delete(path))
+                .collect();
+            self.ctx.state().write_all(&writes)?;
         }
         Ok(())
     }
@@ -535,6 +548,8 @@ impl<'a> Run<'a> {
                 to_prepare.push(image.clone());
             }
         }
+        // Read once for the whole sequence, not once per image.
+        let acknowledged = self.store.images()?;
         // Prepared once: counted here, sent from the same description. `jobs` at a time on the
         // blocking threads (in order), so thousands of small images do not wait on one thread.
         let mut prepared = futures::stream::iter(to_prepare)
@@ -547,7 +562,7 @@ impl<'a> Run<'a> {
                 next.map_err(|err| MlyError::Invalid(format!("a worker thread failed: {err}")))??;
             progress.files_total += 1;
             progress.bytes_total += out.length;
-            if self.is_acknowledged(&image, &out)? {
+            if self.is_acknowledged(acknowledged.get(&image.path), &image, &out)? {
                 progress.files_done += 1;
                 progress.bytes_done += out.length;
             } else {
@@ -573,10 +588,16 @@ impl<'a> Run<'a> {
         Ok(progress)
     }
 
-    /// Whether the server acknowledged `out`, the bytes `image` would send now: a handle is stored for
-    /// the session key that the hash cache holds for exactly these bytes.
-    fn is_acknowledged(&self, image: &ImageInfo, out: &Outgoing) -> Result<bool> {
-        let Some(entry) = self.store.image(&image.path)? else {
+    /// Whether the server acknowledged `out`, the bytes `image` would send now: a handle (`entry`, the
+    /// one stored for the image) is stored for the session key that the hash cache holds for exactly
+    /// these bytes.
+    fn is_acknowledged(
+        &self,
+        entry: Option<&ImageEntry>,
+        image: &ImageInfo,
+        out: &Outgoing,
+    ) -> Result<bool> {
+        let Some(entry) = entry else {
             return Ok(false);
         };
         // An old handle is unknown: the service is asked for the entity's offset again.

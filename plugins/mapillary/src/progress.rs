@@ -47,7 +47,11 @@ impl EntityProgress {
     /// network): reports what is beyond the furthest position reported so far. Bytes re-sent after a
     /// failed attempt are therefore not counted again.
     pub fn reach(&self, position: u64) {
-        let position = position.min(self.length);
+        // The last bytes are left to `finish`, which follows at once with the file: one event instead of
+        // two for an image sent in one chunk.
+        if position >= self.length {
+            return;
+        }
         let before = self.reported.fetch_max(position, Ordering::Relaxed);
         if position > before && !self.silent {
             self.ctx.progress(ProgressEvent::Advance {

@@ -12,10 +12,11 @@
 //! | `seq/<id>/part/<n>` | [`PartState`]: manifest, publication and sequence key of part `n` |
 
 use plugin_api::prelude::*;
+use plugin_api::protocol::StateWrite;
 use plugin_api::sequence::BoundingBox;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{MlyError, Result};
 use crate::outgoing::Outgoing;
 
 /// The secret holding the user's access token.
@@ -114,6 +115,20 @@ pub fn put_hash_entry(ctx: &Context, path: &str, entry: &HashEntry) -> Result<()
 /// Forgets the cached session key of `path`.
 pub fn delete_hash_entry(ctx: &Context, path: &str) -> Result<()> {
     Ok(ctx.state().delete(&hash_key(path))?)
+}
+
+/// [`put_hash_entry`] as one write of a batch.
+pub fn hash_entry_write(path: &str, entry: &HashEntry) -> Result<StateWrite> {
+    encoded(StateWrite::put_json(hash_key(path), entry))
+}
+
+/// [`delete_hash_entry`] as one write of a batch.
+pub fn hash_entry_delete(path: &str) -> StateWrite {
+    StateWrite::delete(hash_key(path))
+}
+
+fn encoded(write: serde_json::Result<StateWrite>) -> Result<StateWrite> {
+    write.map_err(|err| MlyError::Invalid(format!("cannot encode state: {err}")))
 }
 
 /// How a sequence was split, and a digest of everything the split and the outgoing descriptions depend
@@ -256,9 +271,30 @@ impl<'a> SequenceStore<'a> {
         Ok(self.ctx.state().get_json(&self.image_key(path))?)
     }
 
-    /// Records an acknowledged image entity.
-    pub fn put_image(&self, path: &str, entry: &ImageEntry) -> Result<()> {
-        Ok(self.ctx.state().put_json(&self.image_key(path), entry)?)
+    /// Records an acknowledged image entity, as one write of a batch.
+    pub fn image_write(&self, path: &str, entry: &ImageEntry) -> Result<StateWrite> {
+        encoded(StateWrite::put_json(self.image_key(path), entry))
+    }
+
+    /// Forgets image `path`, as one write of a batch.
+    pub fn image_delete(&self, path: &str) -> StateWrite {
+        StateWrite::delete(self.image_key(path))
+    }
+
+    /// Every image entry stored, by path (one call instead of one per image); one that cannot be read
+    /// counts as absent, as [`SequenceStore::image`] would refuse it.
+    pub fn images(&self) -> Result<std::collections::HashMap<String, ImageEntry>> {
+        let prefix = format!("{}img/", self.prefix);
+        Ok(self
+            .ctx
+            .state()
+            .list(&prefix)?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let path = key.strip_prefix(&prefix)?.to_string();
+                Some((path, serde_json::from_str(&value).ok()?))
+            })
+            .collect())
     }
 
     /// The paths of every image with a stored entry.
@@ -271,11 +307,6 @@ impl<'a> SequenceStore<'a> {
             .into_iter()
             .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
             .collect())
-    }
-
-    /// Forgets image `path`.
-    pub fn delete_image(&self, path: &str) -> Result<()> {
-        Ok(self.ctx.state().delete(&self.image_key(path))?)
     }
 
     fn part_key(&self, index: usize) -> String {
@@ -320,13 +351,15 @@ impl<'a> SequenceStore<'a> {
         Ok(parts)
     }
 
-    /// Forgets everything about the sequence.
+    /// Forgets everything about the sequence (one commit).
     pub fn clear(&self) -> Result<()> {
         let state = self.ctx.state();
-        for (key, _) in state.list(&self.prefix)? {
-            state.delete(&key)?;
-        }
-        Ok(())
+        let writes: Vec<StateWrite> = state
+            .list(&self.prefix)?
+            .into_iter()
+            .map(|(key, _)| StateWrite::delete(key))
+            .collect();
+        Ok(state.write_all(&writes)?)
     }
 }
 
@@ -366,16 +399,15 @@ mod tests {
                 }],
             })
             .unwrap();
-        store
-            .put_image(
-                "/a.jpg",
-                &ImageEntry {
-                    key: "k".into(),
-                    handle: "h".into(),
-                    acked_at_ms: Some(1),
-                },
-            )
+        let entry = ImageEntry {
+            key: "k".into(),
+            handle: "h".into(),
+            acked_at_ms: Some(1),
+        };
+        ctx.state()
+            .write_all(&[store.image_write("/a.jpg", &entry).unwrap()])
             .unwrap();
+        assert_eq!(store.images().unwrap().get("/a.jpg"), Some(&entry));
         let part = PartState {
             publish: Publish::Published {
                 at_ms: 5,
