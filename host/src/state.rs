@@ -393,15 +393,19 @@ impl StateStore {
 
     /// A plugin's (non-secret) entries whose key starts with `prefix`, by key.
     pub fn list(&self, plugin: &str, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        // A range the key index can seek to, so a listing costs what it finds, not every key of the
+        // plugin. Keys compare as UTF-8 bytes; the bound (the prefix followed by the last code point)
+        // leaves out only keys with U+10FFFF right after the prefix, which no key of ours has.
+        let below = format!("{prefix}\u{10FFFF}");
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
-                "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND substr(key, 1, length(?2)) = ?2
-                 ORDER BY key",
+            .prepare_cached(
+                "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND key >= ?2 AND key < ?3
+                 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![plugin, prefix], |row| {
+            .query_map(params![plugin, prefix, below], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .map_err(|e| self.err(e))?;
@@ -669,6 +673,25 @@ mod tests {
         );
         assert_eq!(store.list("a", "k").unwrap().len(), 2);
         assert_eq!(store.list("b", "").unwrap().len(), 1);
+        // A prefix is text, not a pattern; neighbours on either side of the range stay out.
+        for key in [
+            "p%/a",
+            "p%/é",
+            "p%/\u{10FFFE}",
+            "p%0",
+            "p%",
+            "p_/a",
+            "p%./a",
+        ] {
+            store.put("c", key, "v", false).unwrap();
+        }
+        let keys: Vec<String> = store
+            .list("c", "p%/")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["p%/a", "p%/é", "p%/\u{10FFFE}"]);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

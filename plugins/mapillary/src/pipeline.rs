@@ -3,7 +3,7 @@
 //! Upload mode: validate → plan the parts → upload every image (parallel) → upload each part's manifest
 //! → publish each part once → look each part's key up once. Re-check mode: only the lookups.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -24,11 +24,15 @@ use crate::progress::EntityProgress;
 use crate::publish::{publish_part, Published};
 use crate::split::{split, MAPILLARY_LIMITS};
 use crate::state::{
-    self, handle_is_fresh, ImageEntry, PartState, Plan, PlannedPart, Publish, SequenceStore,
+    self, handle_is_fresh, HashEntry, ImageEntry, PartState, Plan, PlannedPart, Publish,
+    SequenceStore,
 };
 use crate::upload::{bandwidth_limit, Source, Start, Uploader};
 use crate::Mapillary;
 use crate::{dry_run, overdue, token};
+
+/// Images prepared by one blocking task (see `Run::upload_images`).
+const PREPARE_BATCH: usize = 32;
 
 fn step(ctx: &Context, name: &str, message: impl Into<String>) {
     ctx.progress(ProgressEvent::Step {
@@ -221,12 +225,7 @@ impl<'a> Run<'a> {
     fn forget_part(&self, plan: &Plan, index: usize) -> Result<()> {
         self.store.delete_part(index)?;
         if let Some(part) = plan.parts.get(index) {
-            let writes: Vec<_> = part
-                .images
-                .iter()
-                .map(|path| self.store.image_delete(path))
-                .collect();
-            self.ctx.state().write_all(&writes)?;
+            self.store.forget_images(&part.images)?;
         }
         Ok(())
     }
@@ -382,9 +381,10 @@ impl<'a> Run<'a> {
                     .found_complete
                     .load(std::sync::atomic::Ordering::Relaxed)
                     == progress.files_total;
+            let acknowledged = self.store.images()?;
             for &index in &to_send {
                 match self
-                    .upload_manifest(&uploader, &plan, index, &mut parts[index])
+                    .upload_manifest(&uploader, &plan, index, &mut parts[index], &acknowledged)
                     .await
                 {
                     Ok(()) => {}
@@ -467,11 +467,18 @@ impl<'a> Run<'a> {
             found_complete: Default::default(),
             limit: bandwidth_limit(self.request)?,
         };
+        let mut acknowledged = None;
         for index in due {
             if let Publish::OutcomeUnknown { .. } = parts[index].publish {
                 // A new attempt gets a new manifest entity, never the handle already sent.
                 crate::attempts::forget(self.ctx, &self.request.sequence.id, index)?;
-                self.upload_manifest(&uploader, plan, index, &mut parts[index])
+                if acknowledged.is_none() {
+                    acknowledged = Some(self.store.images()?);
+                }
+                let acknowledged = acknowledged.as_ref().ok_or_else(|| {
+                    MlyError::Invalid("the acknowledged images were not read".into())
+                })?;
+                self.upload_manifest(&uploader, plan, index, &mut parts[index], acknowledged)
                     .await?;
             }
             let part = &mut parts[index];
@@ -528,7 +535,7 @@ impl<'a> Run<'a> {
         by_path: &BTreeMap<&str, &ImageInfo>,
     ) -> Result<Progress> {
         let mut progress = Progress::default();
-        let mut pending: Vec<(ImageInfo, Arc<Outgoing>)> = Vec::new();
+        let mut pending: Vec<(ImageInfo, Arc<Outgoing>, Option<HashEntry>)> = Vec::new();
         let mut to_prepare: Vec<ImageInfo> = Vec::new();
         for &index in to_send {
             let part = self.store.part(index)?;
@@ -550,23 +557,47 @@ impl<'a> Run<'a> {
         }
         // Read once for the whole sequence, not once per image.
         let acknowledged = self.store.images()?;
-        // Prepared once: counted here, sent from the same description. `jobs` at a time on the
-        // blocking threads (in order), so thousands of small images do not wait on one thread.
-        let mut prepared = futures::stream::iter(to_prepare)
-            .map(|image| {
-                tokio::task::spawn_blocking(move || prepare(&image).map(|out| (image, out)))
+        let keys = state::HashCache::load(self.ctx, &self.request.sequence.root)?;
+        // Prepared once: counted here, sent from the same description. In batches on the blocking
+        // threads, `jobs` batches at a time (in order): thousands of small images neither wait on one
+        // thread nor pay a thread hand-off each.
+        let mut batches: Vec<Vec<ImageInfo>> = Vec::new();
+        let mut rest = to_prepare.into_iter().peekable();
+        while rest.peek().is_some() {
+            batches.push(rest.by_ref().take(PREPARE_BATCH).collect());
+        }
+        let mut prepared = futures::stream::iter(batches)
+            .map(|batch| {
+                tokio::task::spawn_blocking(move || {
+                    batch
+                        .into_iter()
+                        .map(|image| prepare(&image).map(|out| (image, out)))
+                        .collect::<Vec<_>>()
+                })
             })
-            .buffered(self.options.jobs.max(1));
+            .buffered(self.options.jobs.max(1))
+            .flat_map(|batch| {
+                let results = match batch {
+                    Ok(results) => results,
+                    Err(err) => vec![Err(MlyError::Invalid(format!(
+                        "a worker thread failed: {err}"
+                    )))],
+                };
+                futures::stream::iter(results)
+            });
         while let Some(next) = prepared.next().await {
-            let (image, out) =
-                next.map_err(|err| MlyError::Invalid(format!("a worker thread failed: {err}")))??;
+            let (image, out) = next?;
             progress.files_total += 1;
             progress.bytes_total += out.length;
-            if self.is_acknowledged(acknowledged.get(&image.path), &image, &out)? {
+            let entry = acknowledged.get(&image.path);
+            let own_key = keys.get(self.ctx, &image.path)?;
+            let key = entry.map_or(own_key.as_ref(), |e| e.key_source(own_key.as_ref()));
+            if self.is_acknowledged(entry, key, &out) {
                 progress.files_done += 1;
                 progress.bytes_done += out.length;
             } else {
-                pending.push((image, Arc::new(out)));
+                let key = key.cloned();
+                pending.push((image, Arc::new(out), key));
             }
         }
         self.ctx.progress(progress.totals_event());
@@ -588,40 +619,41 @@ impl<'a> Run<'a> {
         Ok(progress)
     }
 
-    /// Whether the server acknowledged `out`, the bytes `image` would send now: a handle (`entry`, the
-    /// one stored for the image) is stored for the session key that the hash cache holds for exactly
-    /// these bytes.
+    /// Whether the server acknowledged `out`, the bytes an image would send now: a handle (`entry`, the
+    /// one stored for the image) is stored for the session key that the hash cache holds (`key`) for
+    /// exactly these bytes.
     fn is_acknowledged(
         &self,
         entry: Option<&ImageEntry>,
-        image: &ImageInfo,
+        key: Option<&HashEntry>,
         out: &Outgoing,
-    ) -> Result<bool> {
+    ) -> bool {
         let Some(entry) = entry else {
-            return Ok(false);
+            return false;
         };
         // An old handle is unknown: the service is asked for the entity's offset again.
         if !handle_is_fresh(entry.acked_at_ms, self.api.config.now_ms()) {
-            return Ok(false);
+            return false;
         }
-        Ok(state::hash_entry(self.ctx, &image.path)?
-            .is_some_and(|hash| hash.describes(out) && hash.key == entry.key))
+        key.is_some_and(|hash| hash.describes(out) && hash.key == entry.key)
     }
 
-    /// Uploads part `index`'s manifest unless the same manifest is already acknowledged.
+    /// Uploads part `index`'s manifest unless the same manifest is already acknowledged; the handles
+    /// come from `acknowledged` ([`SequenceStore::images`]).
     async fn upload_manifest(
         &self,
         uploader: &Uploader<'_>,
         plan: &Plan,
         index: usize,
         part: &mut PartState,
+        acknowledged: &HashMap<String, ImageEntry>,
     ) -> Result<()> {
         let mut handles = Vec::with_capacity(plan.parts[index].images.len());
         for path in &plan.parts[index].images {
-            let entry = self.store.image(path)?.ok_or_else(|| {
+            let entry = acknowledged.get(path).ok_or_else(|| {
                 MlyError::Invalid(format!("{path} was not uploaded; run mtp upload again"))
             })?;
-            handles.push(entry.handle);
+            handles.push(entry.handle.clone());
         }
         let body = manifest_body(&handles);
         let content = manifest_key(&body);
@@ -640,14 +672,16 @@ impl<'a> Run<'a> {
         let source = Source::Memory(body.into());
         let progress = Arc::new(EntityProgress::new_silent(self.ctx));
         let what = format!("upload of the manifest of part {}", index + 1);
+        // Sent from offset 0 without asking: the key is new and random, so no earlier run (nor a
+        // cleared state) can have sent bytes under it; a 412 still sends us to ask. One request fewer
+        // per part, which a slow link pays in full (README, Performance, row 6).
         let handle = uploader
-            // Asked first: a cleared state may have sent this very manifest before.
             .upload_entity(
                 &what,
                 &key,
                 "application/json",
                 &source,
-                Start::Ask,
+                Start::Fresh,
                 &progress,
             )
             .await?;

@@ -1,14 +1,14 @@
 //! The integration's persisted state: what each key of the host's per-plugin store holds. Every write is a
-//! committed transaction in the host, made as soon as something is acknowledged, so a `kill -9` at any
-//! moment loses nothing acknowledged.
+//! committed transaction in the host (several at once in one, `State::write_all`), made as soon as
+//! something is acknowledged, so a `kill -9` at any moment loses nothing acknowledged.
 //!
 //! | key | value |
 //! |---|---|
 //! | `account` | [`Account`]: who is authorised (the token itself is the secret `user_token`) |
 //! | `token` | [`crate::token::TokenInfo`]: when the token was obtained and when it expires |
-//! | `hash/<path>` | [`HashEntry`]: the session key of a file's outgoing bytes, valid while size, mtime and the new EXIF are unchanged |
+//! | `hash/<path>` | [`HashEntry`]: the session key of a file's outgoing bytes, valid while size, mtime and the new EXIF are unchanged (written before the first byte is sent, for images over `crate::upload::KEY_WITH_HANDLE_LIMIT`) |
 //! | `seq/<id>/plan` | [`Plan`]: how the sequence was split into parts |
-//! | `seq/<id>/img/<path>` | [`ImageEntry`]: the entity handle of an acknowledged image |
+//! | `seq/<id>/img/<path>` | [`ImageEntry`]: the entity handle of an acknowledged image (a small image's also says what its key was derived from) |
 //! | `seq/<id>/part/<n>` | [`PartState`]: manifest, publication and sequence key of part `n` |
 
 use plugin_api::prelude::*;
@@ -102,11 +102,6 @@ fn hash_key(path: &str) -> String {
     format!("hash/{path}")
 }
 
-/// The cached session key of `path`, if any.
-pub fn hash_entry(ctx: &Context, path: &str) -> Result<Option<HashEntry>> {
-    Ok(ctx.state().get_json(&hash_key(path))?)
-}
-
 /// Caches the session key of `path`.
 pub fn put_hash_entry(ctx: &Context, path: &str, entry: &HashEntry) -> Result<()> {
     Ok(ctx.state().put_json(&hash_key(path), entry)?)
@@ -117,14 +112,69 @@ pub fn delete_hash_entry(ctx: &Context, path: &str) -> Result<()> {
     Ok(ctx.state().delete(&hash_key(path))?)
 }
 
-/// [`put_hash_entry`] as one write of a batch.
-pub fn hash_entry_write(path: &str, entry: &HashEntry) -> Result<StateWrite> {
-    encoded(StateWrite::put_json(hash_key(path), entry))
+/// The cached session keys of the images under a sequence's folder, read in one call: preparing
+/// thousands of images then asks the host once instead of once per image.
+pub struct HashCache {
+    /// Paths starting with this have their entry (if any) in `entries`; `None` when the folder gives no
+    /// usable prefix, and every path is asked for on its own.
+    under: Option<String>,
+    entries: std::collections::HashMap<String, HashEntry>,
+}
+
+impl HashCache {
+    /// The entries of every image under `root` (the sequence's folder).
+    pub fn load(ctx: &Context, root: &str) -> Result<HashCache> {
+        let trimmed = root.trim_end_matches('/');
+        if root.is_empty() {
+            return Ok(HashCache {
+                under: None,
+                entries: Default::default(),
+            });
+        }
+        let under = format!("{trimmed}/");
+        let prefix = hash_key(&under);
+        let entries = ctx
+            .state()
+            .list(&prefix)?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let path = key.strip_prefix("hash/")?.to_string();
+                // One this version cannot read is as good as none (the file is hashed again).
+                Some((path, serde_json::from_str(&value).ok()?))
+            })
+            .collect();
+        Ok(HashCache {
+            under: Some(under),
+            entries,
+        })
+    }
+
+    /// The cached key of `path`, as `hash/<path>` holds it (an unreadable one is none).
+    pub fn get(&self, ctx: &Context, path: &str) -> Result<Option<HashEntry>> {
+        match &self.under {
+            Some(under) if path.starts_with(under.as_str()) => Ok(self.entries.get(path).cloned()),
+            _ => Ok(ctx
+                .state()
+                .get(&hash_key(path))?
+                .and_then(|value| serde_json::from_str(&value).ok())),
+        }
+    }
 }
 
 /// [`delete_hash_entry`] as one write of a batch.
 pub fn hash_entry_delete(path: &str) -> StateWrite {
     StateWrite::delete(hash_key(path))
+}
+
+/// The `hash/<path>` entry that keeps the key source an image entry (`value`) carries, if any.
+fn kept_key_source(path: &str, value: &str) -> Result<Option<StateWrite>> {
+    let Ok(entry) = serde_json::from_str::<ImageEntry>(value) else {
+        return Ok(None);
+    };
+    entry
+        .keyed_from
+        .map(|source| encoded(StateWrite::put_json(hash_key(path), &source)))
+        .transpose()
 }
 
 fn encoded(write: serde_json::Result<StateWrite>) -> Result<StateWrite> {
@@ -163,6 +213,18 @@ pub struct ImageEntry {
     /// which counts as too old ([`handle_is_fresh`]).
     #[serde(default)]
     pub acked_at_ms: Option<i64>,
+    /// What the key was derived from, for an image whose key has no `hash/<path>` entry of its own
+    /// (a small one, see `crate::upload::KEY_WITH_HANDLE_LIMIT`): one row per image instead of two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed_from: Option<HashEntry>,
+}
+
+impl ImageEntry {
+    /// The hash-cache entry that names this image's key: its own `hash/<path>` entry (`cached`) if
+    /// any, else the one it carries.
+    pub fn key_source<'e>(&'e self, cached: Option<&'e HashEntry>) -> Option<&'e HashEntry> {
+        cached.or(self.keyed_from.as_ref())
+    }
 }
 
 /// How long an acknowledged handle is trusted without asking the service again: mapillary_tools' handle
@@ -266,11 +328,6 @@ impl<'a> SequenceStore<'a> {
         format!("{}img/{path}", self.prefix)
     }
 
-    /// The acknowledged entity of image `path`.
-    pub fn image(&self, path: &str) -> Result<Option<ImageEntry>> {
-        Ok(self.ctx.state().get_json(&self.image_key(path))?)
-    }
-
     /// Records an acknowledged image entity, as one write of a batch.
     pub fn image_write(&self, path: &str, entry: &ImageEntry) -> Result<StateWrite> {
         encoded(StateWrite::put_json(self.image_key(path), entry))
@@ -351,15 +408,34 @@ impl<'a> SequenceStore<'a> {
         Ok(parts)
     }
 
-    /// Forgets everything about the sequence (one commit).
+    /// Forgets everything about the sequence (one commit). What an image's key was derived from stays
+    /// known ([`SequenceStore::forget_images`]).
     pub fn clear(&self) -> Result<()> {
         let state = self.ctx.state();
-        let writes: Vec<StateWrite> = state
-            .list(&self.prefix)?
-            .into_iter()
-            .map(|(key, _)| StateWrite::delete(key))
-            .collect();
+        let img = format!("{}img/", self.prefix);
+        let mut writes = Vec::new();
+        for (key, value) in state.list(&self.prefix)? {
+            if let Some(path) = key.strip_prefix(&img) {
+                writes.extend(kept_key_source(path, &value)?);
+            }
+            writes.push(StateWrite::delete(key));
+        }
         Ok(state.write_all(&writes)?)
+    }
+
+    /// Forgets the entries of images `paths` (one commit), keeping what a small image's key was derived
+    /// from as its own `hash/<path>` entry: the next upload then asks the server for the entity's offset
+    /// instead of sending it again from 0.
+    pub fn forget_images(&self, paths: &[String]) -> Result<()> {
+        let stored = self.images()?;
+        let mut writes = Vec::with_capacity(paths.len());
+        for path in paths {
+            if let Some(source) = stored.get(path).and_then(|e| e.keyed_from.as_ref()) {
+                writes.push(encoded(StateWrite::put_json(hash_key(path), source))?);
+            }
+            writes.push(self.image_delete(path));
+        }
+        Ok(self.ctx.state().write_all(&writes)?)
     }
 }
 
@@ -376,6 +452,81 @@ mod tests {
         assert!(!handle_is_fresh(None, 0));
         let legacy: ImageEntry = serde_json::from_str(r#"{"key":"k","handle":"h"}"#).unwrap();
         assert_eq!(legacy.acked_at_ms, None);
+    }
+
+    #[test]
+    fn the_hash_cache_reads_the_folder_once_and_asks_for_the_rest() {
+        let host = TestHost::new();
+        let ctx = host.context();
+        let entry = |key: &str| HashEntry {
+            size: 1,
+            mtime_ns: "2".into(),
+            fingerprint: "f".into(),
+            length: 3,
+            key: key.into(),
+        };
+        put_hash_entry(&ctx, "/walk/a.jpg", &entry("a")).unwrap();
+        put_hash_entry(&ctx, "/walkabout/b.jpg", &entry("b")).unwrap();
+        put_hash_entry(&ctx, "/elsewhere/c.jpg", &entry("c")).unwrap();
+        ctx.state()
+            .put("hash//walk/broken.jpg", "not json")
+            .unwrap();
+        let cache = HashCache::load(&ctx, "/walk/").unwrap();
+        assert_eq!(cache.entries.len(), 1, "only the folder's own entries");
+        // Written after loading: not seen for a path under the folder, read for one outside.
+        put_hash_entry(&ctx, "/walk/late.jpg", &entry("late")).unwrap();
+        let key = |path: &str| cache.get(&ctx, path).unwrap().map(|e| e.key);
+        assert_eq!(key("/walk/a.jpg").as_deref(), Some("a"));
+        assert_eq!(key("/walk/late.jpg"), None);
+        assert_eq!(key("/walk/broken.jpg"), None, "unreadable is none");
+        assert_eq!(key("/walkabout/b.jpg").as_deref(), Some("b"));
+        assert_eq!(key("/elsewhere/c.jpg").as_deref(), Some("c"));
+        let everywhere = HashCache::load(&ctx, "").unwrap();
+        assert_eq!(
+            everywhere.get(&ctx, "/walk/a.jpg").unwrap().unwrap().key,
+            "a"
+        );
+    }
+
+    #[test]
+    fn forgetting_images_keeps_what_their_keys_came_from() {
+        let host = TestHost::new();
+        let ctx = host.context();
+        let store = SequenceStore::new(&ctx, "s1");
+        let source = HashEntry {
+            size: 1,
+            mtime_ns: "2".into(),
+            fingerprint: "f".into(),
+            length: 3,
+            key: "k".into(),
+        };
+        let entry = |keyed_from: Option<HashEntry>| ImageEntry {
+            key: "k".into(),
+            handle: "h".into(),
+            acked_at_ms: Some(1),
+            keyed_from,
+        };
+        let writes = [
+            store
+                .image_write("/a.jpg", &entry(Some(source.clone())))
+                .unwrap(),
+            store.image_write("/b.jpg", &entry(None)).unwrap(),
+            store
+                .image_write("/c.jpg", &entry(Some(source.clone())))
+                .unwrap(),
+        ];
+        ctx.state().write_all(&writes).unwrap();
+        store
+            .forget_images(&["/a.jpg".into(), "/b.jpg".into()])
+            .unwrap();
+        let keys = HashCache::load(&ctx, "/").unwrap();
+        assert_eq!(keys.get(&ctx, "/a.jpg").unwrap(), Some(source.clone()));
+        assert_eq!(keys.get(&ctx, "/b.jpg").unwrap(), None);
+        assert_eq!(store.images().unwrap().len(), 1);
+        store.clear().unwrap();
+        assert!(store.images().unwrap().is_empty());
+        let keys = HashCache::load(&ctx, "/").unwrap();
+        assert_eq!(keys.get(&ctx, "/c.jpg").unwrap(), Some(source));
     }
 
     #[test]
@@ -403,6 +554,7 @@ mod tests {
             key: "k".into(),
             handle: "h".into(),
             acked_at_ms: Some(1),
+            keyed_from: None,
         };
         ctx.state()
             .write_all(&[store.image_write("/a.jpg", &entry).unwrap()])
@@ -426,7 +578,7 @@ mod tests {
             .contains(r#""state":"published""#));
         store.clear().unwrap();
         assert_eq!(store.plan().unwrap(), None);
-        assert_eq!(store.image("/a.jpg").unwrap(), None);
+        assert!(store.images().unwrap().is_empty());
         assert_eq!(
             other.stored_parts().unwrap().len(),
             1,

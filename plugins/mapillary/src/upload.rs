@@ -65,8 +65,6 @@ impl Source {
 pub enum Start {
     /// Never sent from this state: start at 0 without asking.
     Fresh,
-    /// Ask the offset first (no wait).
-    Ask,
     /// Perhaps sent before: ask the offset, and wait until it stops moving.
     Resumed,
 }
@@ -256,15 +254,18 @@ impl Uploader<'_> {
     }
 
     /// What is sent for `out` and under which key: a held copy of a small entity (hashed from the same
-    /// bytes), or the file streamed for a large one; the key from the hash cache when the file and its
-    /// new EXIF are unchanged (whatever scheme named it then), else from the hash (and cached before
-    /// anything is sent, so a restart knows the entity may be on the server).
+    /// bytes), or the file streamed for a large one; the key from the hash cache (`cached`) when the
+    /// file and its new EXIF are unchanged (whatever scheme named it then), else from the hash. A
+    /// large entity's new key is cached before anything is sent, so a restart knows the entity may be
+    /// on the server; a small one's (up to [`KEY_WITH_HANDLE_LIMIT`]) is returned last, to be carried
+    /// by its image entry.
     async fn outgoing(
         &self,
         out: &Arc<Outgoing>,
+        cached: Option<HashEntry>,
     ) -> Result<(String, Source, Start, Option<HashEntry>)> {
         let path = out.path.to_string_lossy().into_owned();
-        let cached = state::hash_entry(self.ctx, &path)?.filter(|c| c.describes(out));
+        let cached = cached.filter(|c| c.describes(out));
         let file_error = {
             let path = path.clone();
             move |source| MlyError::File {
@@ -273,7 +274,13 @@ impl Uploader<'_> {
             }
         };
         let need_hash = cached.is_none();
-        let (hash, source) = if out.length <= HOLD_LIMIT {
+        let (hash, source) = if out.length <= KEY_WITH_HANDLE_LIMIT {
+            // Read and hashed here: for a few dozen KB from the page cache a hand-off to a blocking
+            // thread costs more than the read.
+            let bytes = read_all(out).map_err(file_error.clone())?;
+            let hash = need_hash.then(|| blake3_of(&bytes));
+            (hash, Source::Memory(Bytes::from(bytes)))
+        } else if out.length <= HOLD_LIMIT {
             let held = out.clone();
             let err = file_error.clone();
             blocking(move || {
@@ -290,12 +297,17 @@ impl Uploader<'_> {
         } else {
             (None, Source::File(out.clone()))
         };
+        let small = out.length <= KEY_WITH_HANDLE_LIMIT;
         match (cached, hash) {
-            (Some(cached), _) => Ok((cached.key, source, Start::Resumed, None)),
+            (Some(cached), _) => {
+                // A small entity's image entry carries its key's source again when rewritten.
+                let carried = small.then(|| cached.clone());
+                Ok((cached.key, source, Start::Resumed, carried))
+            }
             (None, Some(hash)) => {
                 let key = image_key(&hash);
                 let entry = HashEntry::new(out, key.clone());
-                if out.length <= KEY_WITH_HANDLE_LIMIT {
+                if small {
                     return Ok((key, source, Start::Fresh, Some(entry)));
                 }
                 state::put_hash_entry(self.ctx, &path, &entry)?;
@@ -305,17 +317,19 @@ impl Uploader<'_> {
         }
     }
 
-    /// Uploads one image, whose outgoing bytes `out` describes, and commits its handle.
+    /// Uploads one image, whose outgoing bytes `out` describes, and commits its handle; `cached` is
+    /// the image's entry in the hash cache ([`state::HashCache`]).
     pub async fn upload_image(
         &self,
         store: &SequenceStore<'_>,
         image: &ImageInfo,
         out: Arc<Outgoing>,
+        cached: Option<HashEntry>,
     ) -> Result<ImageEntry> {
         if self.ctx.is_cancelled() {
             return Err(MlyError::Cancelled);
         }
-        let (key, source, start, unrecorded_key) = self.outgoing(&out).await?;
+        let (key, source, start, key_source) = self.outgoing(&out, cached).await?;
         let progress = Arc::new(EntityProgress::new(self.ctx, out.length));
         let what = format!("upload of {}", display_name(image));
         let handle = match self
@@ -324,25 +338,24 @@ impl Uploader<'_> {
         {
             Ok(handle) => handle,
             Err(err) => {
-                if matches!(err, MlyError::Rejected { .. }) && unrecorded_key.is_none() {
+                if matches!(err, MlyError::Rejected { .. }) {
                     // Perhaps the file changed under us: hash it again next time.
                     state::delete_hash_entry(self.ctx, &image.path)?;
                 }
                 return Err(err);
             }
         };
+        // The handle (and, for a small entity, what its key was derived from) in one row, committed
+        // before the next step.
         let entry = ImageEntry {
             key,
             handle,
             acked_at_ms: Some(self.api.config.now_ms()),
+            keyed_from: key_source,
         };
-        // The handle (and, for a small entity, its key) in one commit, before the next step.
-        let mut writes = Vec::with_capacity(2);
-        if let Some(hash) = &unrecorded_key {
-            writes.push(state::hash_entry_write(&image.path, hash)?);
-        }
-        writes.push(store.image_write(&image.path, &entry)?);
-        self.ctx.state().write_all(&writes)?;
+        self.ctx
+            .state()
+            .write_all(&[store.image_write(&image.path, &entry)?])?;
         progress.finish();
         Ok(entry)
     }
@@ -353,11 +366,13 @@ impl Uploader<'_> {
     pub async fn upload_images(
         &self,
         store: &SequenceStore<'_>,
-        images: Vec<(ImageInfo, Arc<Outgoing>)>,
+        images: Vec<(ImageInfo, Arc<Outgoing>, Option<HashEntry>)>,
         jobs: usize,
     ) -> Result<()> {
         let mut uploads = futures::stream::iter(images)
-            .map(|(image, out)| async move { self.upload_image(store, &image, out).await })
+            .map(|(image, out, cached)| async move {
+                self.upload_image(store, &image, out, cached).await
+            })
             .buffer_unordered(jobs.max(1));
         while let Some(result) = uploads.next().await {
             result?;
