@@ -934,8 +934,8 @@ impl Bench {
                 b_efficiency * 100.0
             ),
             result: format!("{:.0}% of the link", efficiency * 100.0),
-            target: "≥ 90% of the link".to_string(),
-            verdict: Verdict::from_bool(efficiency >= 0.9),
+            target: "≥ 96% of the link".to_string(),
+            verdict: Verdict::from_bool(efficiency >= 0.96),
             data: json!({
                 "mtp_wall_s": m.wall.as_secs_f64(), "ideal_s": ideal, "efficiency": efficiency,
                 "baseline_wall_s": b.wall.as_secs_f64(), "baseline_efficiency": b_efficiency,

@@ -124,13 +124,16 @@ pub fn exact_matches(ours: &[(i64, f64, f64)], theirs: &[Seen]) -> usize {
         .count()
 }
 
+/// The images of each sequence an image search found, by sequence key.
+pub type Candidates = BTreeMap<String, Vec<Seen>>;
+
 /// Every sequence with images in the window and box, with those images (sorted by capture time).
 pub async fn candidates(
     api: &Api,
     ctx: &Context,
     token: &str,
     query: &Query,
-) -> Result<BTreeMap<String, Vec<Seen>>> {
+) -> Result<Candidates> {
     let what = "looking for the sequence key";
     let mut found: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
     let mut page = api

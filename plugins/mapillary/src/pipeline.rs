@@ -121,6 +121,8 @@ pub struct Run<'a> {
     request: &'a RunRequest,
     options: RunOptions,
     store: SequenceStore<'a>,
+    /// The user name image searches filter on, asked from `/me` once per run (`Run::username`).
+    username: tokio::sync::OnceCell<String>,
 }
 
 impl<'a> Run<'a> {
@@ -133,7 +135,17 @@ impl<'a> Run<'a> {
             request,
             options: RunOptions::from_request(request),
             store: SequenceStore::new(ctx, &request.sequence.id),
+            username: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The user's Mapillary name (`auth::username`), asked once per run: every look for the user's
+    /// sequences in this run uses it.
+    async fn username(&self, token: &str) -> Result<String> {
+        self.username
+            .get_or_try_init(|| auth::username(&self.api, self.ctx, token))
+            .await
+            .cloned()
     }
 
     /// Does what the request's mode asks. When Mapillary refuses the token mid-run, the token is
@@ -367,11 +379,21 @@ impl<'a> Run<'a> {
         // Whether every image to send was already complete on the server before this run sent a byte
         // (and none was known to our state): a run whose state was lost uploaded them.
         let mut preuploaded = false;
+        // The look at Mapillary before publishing asks while the images upload (its answer is only
+        // used once they are all acknowledged).
+        let survey_due = if self.options.no_publish {
+            Vec::new()
+        } else {
+            crate::prepublish::survey_due(&parts, self.options.republish)
+        };
+        let survey = self.fetch_survey(&plan, &survey_due, &token);
+        let mut survey = std::pin::pin!(survey);
+        let mut surveyed = None;
         if !to_send.is_empty() {
-            progress = match self
-                .upload_images(&uploader, &plan, &to_send, &by_path)
-                .await
-            {
+            let uploaded = self.upload_images(&uploader, &plan, &to_send, &by_path);
+            let (uploaded, fetched) = futures::future::join(uploaded, survey.as_mut()).await;
+            surveyed = Some(fetched);
+            progress = match uploaded {
                 Ok(progress) => progress,
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
                 Err(err) => return Err(err),
@@ -400,7 +422,11 @@ impl<'a> Run<'a> {
         // `no_publish` publishes nothing, not even a part whose earlier publication is in doubt.
         let mut notes = Vec::new();
         if !self.options.no_publish {
-            notes = self.survey(&plan, &mut parts, &token, preuploaded).await?;
+            let fetched = match surveyed {
+                Some(fetched) => fetched,
+                None => survey.await,
+            }?;
+            notes = self.survey(&plan, &mut parts, preuploaded, fetched)?;
             match self.publish_parts(&plan, &mut parts, &token).await {
                 Ok(()) => {}
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
@@ -420,27 +446,38 @@ impl<'a> Run<'a> {
         Ok(outcome)
     }
 
-    /// The look at Mapillary before publishing (`crate::prepublish`).
-    async fn survey(
+    /// What Mapillary shows for the parts `due` for the look before publishing (`crate::prepublish`).
+    async fn fetch_survey(
+        &self,
+        plan: &Plan,
+        due: &[usize],
+        token: &str,
+    ) -> Result<Vec<(usize, crate::lookup::Candidates)>> {
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let username = self.username(token).await?;
+        crate::prepublish::fetch_survey(&self.api, self.ctx, token, &username, plan, due).await
+    }
+
+    /// The look at Mapillary before publishing (`crate::prepublish`), from what it showed (`fetched`).
+    fn survey(
         &self,
         plan: &Plan,
         parts: &mut [PartState],
-        token: &str,
         preuploaded: bool,
+        fetched: Vec<(usize, crate::lookup::Candidates)>,
     ) -> Result<Vec<String>> {
-        crate::prepublish::survey_parts(
-            &self.api,
+        crate::prepublish::apply_survey(
             self.ctx,
-            token,
             &self.request.sequence,
             plan,
             parts,
             crate::prepublish::SurveyMode {
-                republish: self.options.republish,
                 may_adopt: preuploaded && !self.options.republish,
             },
+            fetched,
         )
-        .await
     }
 
     /// Publishes every part not published yet (and, with `--republish`, those whose publication is in
@@ -758,7 +795,7 @@ impl<'a> Run<'a> {
             "lookup",
             "looking for the sequence key on Mapillary",
         );
-        let username = auth::username(&self.api, self.ctx, token).await?;
+        let username = self.username(token).await?;
         let held_elsewhere = crate::prepublish::local_keys(self.ctx)?;
         for index in wanted {
             // Never another record's key, nor one Mapillary showed before this part was published.

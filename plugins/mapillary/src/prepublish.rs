@@ -14,9 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use plugin_api::prelude::*;
 
 use crate::api::Api;
-use crate::auth;
 use crate::error::Result;
-use crate::lookup::{self, Query, Seen};
+use crate::lookup::{self, Candidates, Query, Seen};
 use crate::state::{now_ms, PartState, Plan, PlannedPart, Publish, SequenceStore};
 
 /// Our images of a part: (capture time, lat, lon), in plan order. Images no longer in the sequence are
@@ -112,11 +111,9 @@ pub fn judge_survey(
     }
 }
 
-/// How [`survey_parts`] may act.
+/// How [`apply_survey`] may act.
 #[derive(Debug, Clone, Copy)]
 pub struct SurveyMode {
-    /// `--republish`: parts in doubt are published again.
-    pub republish: bool,
     /// Whether a part found complete on Mapillary may be adopted: only when this run found every image
     /// already complete on the upload service (so these exact bytes were uploaded before, by a run whose
     /// state is lost), never with `--republish`. With our state intact a part never sent is certainly not
@@ -127,52 +124,72 @@ pub struct SurveyMode {
 
 /// Forgets the survey and manifest records of a published sequence (only its plan and parts stay).
 pub fn forget_attempts(ctx: &Context, sequence_id: &str) -> Result<()> {
+    let mut writes = Vec::new();
     for what in ["before", "manifest"] {
         for (key, _) in ctx.state().list(&format!("seq/{sequence_id}/{what}/"))? {
-            ctx.state().delete(&key)?;
+            writes.push(plugin_api::protocol::StateWrite::delete(key));
         }
     }
-    Ok(())
+    Ok(ctx.state().write_all(&writes)?)
 }
 
-/// Looks, once before publishing, at what Mapillary shows for each part about to be published (never
-/// published, or in doubt and `--republish`). A part whose images are all there already is adopted when
-/// `mode.may_adopt`; otherwise what is there is remembered. Returns notes for the user.
-pub async fn survey_parts(
-    api: &Api,
-    ctx: &Context,
-    token: &str,
-    sequence: &SequenceDescriptor,
-    plan: &Plan,
-    parts: &mut [PartState],
-    mode: SurveyMode,
-) -> Result<Vec<String>> {
-    let due: Vec<usize> = (0..parts.len())
+/// The parts the look before publishing is for: never published, or in doubt and `republish`.
+pub fn survey_due(parts: &[PartState], republish: bool) -> Vec<usize> {
+    (0..parts.len())
         .filter(|&i| {
             parts[i].sequence_key.is_none()
                 && match parts[i].publish {
                     Publish::NotSent => true,
-                    Publish::OutcomeUnknown { .. } => mode.republish,
+                    Publish::OutcomeUnknown { .. } => republish,
                     Publish::Published { .. } => false,
                 }
         })
-        .collect();
-    let mut notes = Vec::new();
-    if due.is_empty() {
-        return Ok(notes);
-    }
-    let username = auth::username(api, ctx, token).await?;
-    let store = SequenceStore::new(ctx, &sequence.id);
-    let held = local_keys(ctx)?;
-    for index in due {
+        .collect()
+}
+
+/// What Mapillary showed for each part of `due` (under `username`): the network half of the look
+/// before publishing, which the pipeline runs while the images upload, so that a slow link does not
+/// wait for it after the last byte. [`apply_survey`] decides from it.
+pub async fn fetch_survey(
+    api: &Api,
+    ctx: &Context,
+    token: &str,
+    username: &str,
+    plan: &Plan,
+    due: &[usize],
+) -> Result<Vec<(usize, Candidates)>> {
+    let mut found = Vec::with_capacity(due.len());
+    for &index in due {
         let planned = &plan.parts[index];
         let query = Query {
-            username: username.clone(),
+            username: username.to_string(),
             times: planned.times.clone(),
             bbox: planned.bbox,
         };
-        let candidates = lookup::candidates(api, ctx, token, &query).await?;
-        let ours = our_images(planned, sequence);
+        found.push((index, lookup::candidates(api, ctx, token, &query).await?));
+    }
+    Ok(found)
+}
+
+/// Decides, once before publishing, from what Mapillary showed ([`fetch_survey`]) for each part about
+/// to be published: a part whose images are all there already is adopted when `mode.may_adopt`;
+/// otherwise what is there is remembered. Returns notes for the user.
+pub fn apply_survey(
+    ctx: &Context,
+    sequence: &SequenceDescriptor,
+    plan: &Plan,
+    parts: &mut [PartState],
+    mode: SurveyMode,
+    fetched: Vec<(usize, Candidates)>,
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    if fetched.is_empty() {
+        return Ok(notes);
+    }
+    let store = SequenceStore::new(ctx, &sequence.id);
+    let held = local_keys(ctx)?;
+    for (index, candidates) in fetched {
+        let ours = our_images(&plan.parts[index], sequence);
         let part = &mut parts[index];
         match judge_survey(&ours, &candidates, &held) {
             Survey::AlreadyThere(key) if mode.may_adopt => {
