@@ -231,9 +231,7 @@ impl Uploader<'_> {
             }
             Source::File(out) => {
                 let ctx = self.ctx.clone();
-                body_stream(out.clone(), offset, move || ctx.is_cancelled())
-                    .map(|chunk| chunk.map(Bytes::from))
-                    .boxed()
+                body_stream(out.clone(), offset, move || ctx.is_cancelled()).boxed()
             }
         };
         let limit = self.limit.clone();
