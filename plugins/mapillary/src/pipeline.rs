@@ -797,6 +797,20 @@ impl<'a> Run<'a> {
         );
         let username = self.username(token).await?;
         let held_elsewhere = crate::prepublish::local_keys(self.ctx)?;
+        // The searches go out `jobs` at a time, ahead of the decisions, which stay in part order (each
+        // excludes the keys earlier parts took); a failed search stops at its part, as one at a time did.
+        let queries: Vec<Query> = wanted
+            .iter()
+            .map(|&index| Query {
+                username: username.clone(),
+                times: plan.parts[index].times.clone(),
+                bbox: plan.parts[index].bbox,
+            })
+            .collect();
+        let (api, ctx) = (&self.api, self.ctx);
+        let mut searches = futures::stream::iter(queries)
+            .map(move |query| async move { lookup::candidates(api, ctx, token, &query).await })
+            .buffered(self.options.jobs.max(1));
         for index in wanted {
             // Never another record's key, nor one Mapillary showed before this part was published.
             let mut taken: BTreeSet<String> = parts
@@ -810,12 +824,9 @@ impl<'a> Run<'a> {
                 index,
             )?);
             let planned = &plan.parts[index];
-            let query = Query {
-                username: username.clone(),
-                times: planned.times.clone(),
-                bbox: planned.bbox,
-            };
-            let candidates = lookup::candidates(&self.api, self.ctx, token, &query).await?;
+            let candidates = searches.next().await.ok_or_else(|| {
+                MlyError::Invalid(format!("no search was made for part {}", index + 1))
+            })??;
             let ours = crate::prepublish::our_images(planned, &self.request.sequence);
             let part = &mut parts[index];
             part.lookups += 1;
