@@ -199,15 +199,6 @@ impl StateStore {
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite)?;
-        // No checkpoint when the connection closes: SQLite's default copies the WAL into the database
-        // and syncs both at every exit, 30–40 ms of every command here (README, Performance, row 6).
-        // The WAL stays beside the database and the next open reads it; checkpoints still run as it
-        // grows (every 1,000 pages), and the durability promise above is unchanged.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .map_err(sqlite)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sqlite)?;

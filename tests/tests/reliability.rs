@@ -211,7 +211,12 @@ impl Counters {
         if publishes(now) - publishes(self) > handled(now) - handled(self) {
             return Some(Phase::Publish);
         }
-        if grew(&|c| c.mly.request_count("GET /images")) {
+        // A search after publishing. The look before publishing searches while the images upload, so
+        // a search alone does not say the run got there: it did once a publish was handled, or when the
+        // run sent nothing to the upload service (a run that only looks its sequence up).
+        if grew(&|c| c.mly.request_count("GET /images"))
+            && (handled(now) > handled(self) || !grew(&|c| c.upload_requests()))
+        {
             return Some(Phase::Lookup);
         }
         if grew(&|c| c.mly.request_count("POST /finish_upload")) {
