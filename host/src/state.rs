@@ -14,6 +14,9 @@ use plugin_api::PluginError;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+mod listing;
+pub use listing::{ErrorView, OutcomeView, RecordView, StoredRecord, Text};
+
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -219,7 +222,8 @@ impl StateStore {
             .query_row(
                 "SELECT count(*), coalesce(sum(name = 'plugin_state' AND sql LIKE '%WITHOUT ROWID%'), 0)
                  FROM sqlite_master WHERE name IN ('plugin_state', 'plugin_secret',
-                 'sequence', 'sequence_record', 'sequence_folders', 'sequence_folders_stale')",
+                 'sequence', 'sequence_record', 'sequence_folders', 'sequence_folders_stale',
+                 'sequence_listing')",
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
@@ -227,7 +231,7 @@ impl StateStore {
         if clustered != 0 {
             StateStore::unclustered_plugin_state(&conn).map_err(sqlite)?;
         }
-        if found != SCHEMA_VERSION || present != 6 {
+        if found != SCHEMA_VERSION || present != 7 {
             StateStore::create_schema(&conn).map_err(sqlite)?;
         }
         for suffix in ["-wal", "-shm"] {
@@ -256,6 +260,11 @@ impl StateStore {
              CREATE TABLE IF NOT EXISTS sequence (
                  id TEXT PRIMARY KEY, root TEXT NOT NULL, name TEXT NOT NULL, descriptor TEXT NOT NULL,
                  updated_at TEXT NOT NULL);
+             -- What `mtp status` lists of each sequence, so that listing never reads the table's rows,
+             -- each a page or more with its descriptor (see `listing`). Added without a schema version:
+             -- created on the first open of an earlier file, and kept up by SQLite when an earlier mtp
+             -- writes the table.
+             CREATE INDEX IF NOT EXISTS sequence_listing ON sequence (id, root, name);
              CREATE TABLE IF NOT EXISTS sequence_record (
                  sequence_id TEXT NOT NULL, integration TEXT NOT NULL, outcome TEXT NOT NULL,
                  updated_at TEXT NOT NULL,
@@ -527,42 +536,36 @@ impl StateStore {
         Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
     }
 
-    /// Every sequence record, by sequence then integration.
+    /// Every sequence record, in the order of `mtp status`: the sequences whose latest record was
+    /// written last first (ties by id), each one's records by integration.
     pub fn records(&self) -> Result<Vec<ListedRecord>, StateError> {
-        self.query_records(None)
+        Ok(self.stored_records()?.into_iter().map(ListedRecord::from).collect())
     }
 
     /// The records of one sequence, by integration.
     pub fn records_of(&self, sequence_id: &str) -> Result<Vec<ListedRecord>, StateError> {
-        self.query_records(Some(sequence_id))
+        let stored = listing::stored_records(&self.lock(), Some(sequence_id))
+            .map_err(|e| self.err(e))?;
+        Ok(stored.into_iter().map(ListedRecord::from).collect())
     }
 
-    fn query_records(&self, sequence_id: Option<&str>) -> Result<Vec<ListedRecord>, StateError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT r.sequence_id, s.root, s.name, r.integration, r.outcome, r.updated_at
-                 FROM sequence_record r JOIN sequence s ON s.id = r.sequence_id
-                 WHERE ?1 IS NULL OR r.sequence_id = ?1
-                 ORDER BY (SELECT max(m.updated_at) FROM sequence_record m
-                           WHERE m.sequence_id = r.sequence_id) DESC,
-                          r.sequence_id, r.integration",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![sequence_id], |row| {
-                let outcome_json: String = row.get(4)?;
-                Ok(ListedRecord {
-                    sequence_id: row.get(0)?,
-                    root: row.get(1)?,
-                    name: row.get(2)?,
-                    integration: row.get(3)?,
-                    record: IntegrationRecord::from_json(&outcome_json),
-                    updated_at: row.get(5)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    /// [`StateStore::records`], each record still as stored: what `mtp status` lists, reading only the
+    /// parts it shows ([`StoredRecord::view`]).
+    pub fn stored_records(&self) -> Result<Vec<StoredRecord>, StateError> {
+        listing::stored_records(&self.lock(), None).map_err(|e| self.err(e))
+    }
+}
+
+impl From<StoredRecord> for ListedRecord {
+    fn from(stored: StoredRecord) -> ListedRecord {
+        ListedRecord {
+            record: stored.record(),
+            sequence_id: stored.sequence_id,
+            root: stored.root,
+            name: stored.name,
+            integration: stored.integration,
+            updated_at: stored.updated_at,
+        }
     }
 }
 

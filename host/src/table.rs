@@ -1,31 +1,79 @@
 //! Plain-text tables for terminal output.
 
-/// Renders rows under a header, columns padded to their widest cell; the last column is not padded.
-pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+/// The width of each cell of `header` and `rows` in characters (row by row, `header.len()` per row,
+/// the header first), and the widest of each column.
+fn measure<R: AsRef<[S]>, S: AsRef<str>>(
+    header: &[&str],
+    rows: &[R],
+) -> (Vec<usize>, Vec<usize>) {
     let columns = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut cells = Vec::with_capacity(columns * (rows.len() + 1));
+    cells.extend(header.iter().map(|h| h.chars().count()));
     for row in rows {
-        for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
+        let row = row.as_ref();
+        cells.extend((0..columns).map(|i| row.get(i).map_or(0, |c| c.as_ref().chars().count())));
+    }
+    let mut widths = vec![0; columns];
+    for line in cells.chunks(columns.max(1)) {
+        for (width, &cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell);
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut text = String::new();
-        for (i, cell) in cells.enumerate() {
-            if i + 1 < columns {
-                text.push_str(cell);
-                text.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
-            } else {
-                text.push_str(cell);
-            }
+    (cells, widths)
+}
+
+/// Appends `n` spaces.
+fn pad(out: &mut String, n: usize) {
+    const SPACES: &str = "                                                                ";
+    let mut left = n;
+    while left > 0 {
+        let now = left.min(SPACES.len());
+        out.push_str(&SPACES[..now]);
+        left -= now;
+    }
+}
+
+/// Drops the whitespace at the end of `out` after `from`.
+fn trim_end_from(out: &mut String, from: usize) {
+    let kept = out[from..].trim_end().len();
+    out.truncate(from + kept);
+}
+
+/// Appends `cells` (whose widths in characters are `counts`) padded to `widths`, but the last column,
+/// which is appended as it is: the line so far, without its trailing whitespace.
+fn fixed_columns(out: &mut String, cells: &[&str], counts: &[usize], widths: &[usize]) {
+    let columns = widths.len();
+    for (i, cell) in cells.iter().enumerate().take(columns.saturating_sub(1)) {
+        out.push_str(cell);
+        pad(out, widths[i] - counts[i] + 2);
+    }
+}
+
+/// Renders rows under a header, columns padded to their widest cell; the last column is not padded.
+pub fn render<R: AsRef<[S]>, S: AsRef<str>>(header: &[&str], rows: &[R]) -> String {
+    let columns = header.len();
+    let (counts, widths) = measure(header, rows);
+    let start: usize = widths.iter().take(columns.saturating_sub(1)).map(|w| w + 2).sum();
+    let last: usize = rows
+        .iter()
+        .map(|r| r.as_ref().get(columns.wrapping_sub(1)).map_or(0, |c| c.as_ref().len()))
+        .sum();
+    let mut out = String::with_capacity((rows.len() + 1) * (start + 1) + last);
+    let mut line = |cells: &[&str], counts: &[usize]| {
+        let from = out.len();
+        fixed_columns(&mut out, cells, counts, &widths);
+        for cell in cells.iter().skip(columns.saturating_sub(1)) {
+            out.push_str(cell);
         }
-        out.push_str(text.trim_end());
+        trim_end_from(&mut out, from);
         out.push('\n');
     };
-    line(&mut header.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
+    line(header, &counts[..columns]);
+    let mut cells: Vec<&str> = Vec::new();
+    for (n, row) in rows.iter().enumerate() {
+        cells.clear();
+        cells.extend(row.as_ref().iter().map(AsRef::as_ref));
+        line(&cells, &counts[(n + 1) * columns..(n + 2) * columns]);
     }
     out
 }
@@ -33,17 +81,16 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 /// [`render`], fitted to `width` columns when given: the last column wraps onto continuation lines
 /// under its own start (at word boundaries; a word longer than the space is cut); when the other
 /// columns leave it less than [`MIN_LAST_COLUMN`], it goes on its own lines, indented.
-pub fn render_fitted(header: &[&str], rows: &[Vec<String>], width: Option<usize>) -> String {
+pub fn render_fitted<R: AsRef<[S]>, S: AsRef<str>>(
+    header: &[&str],
+    rows: &[R],
+    width: Option<usize>,
+) -> String {
     let Some(width) = width else {
         return render(header, rows);
     };
     let columns = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
+    let (counts, widths) = measure(header, rows);
     let start: usize = widths
         .iter()
         .take(columns.saturating_sub(1))
@@ -54,51 +101,55 @@ pub fn render_fitted(header: &[&str], rows: &[Vec<String>], width: Option<usize>
     } else {
         (4, width.saturating_sub(4).max(MIN_LAST_COLUMN))
     };
-    let mut out = String::new();
-    let mut line = |cells: &[&str]| {
-        let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate().take(columns.saturating_sub(1)) {
-            text.push_str(cell);
-            text.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
-        }
-        let last = cells.get(columns - 1).copied().unwrap_or_default();
-        let wrapped = wrap(last, room);
+    let mut out = String::with_capacity((rows.len() + 1) * (width + 1));
+    let mut wrapped: Vec<String> = Vec::new();
+    let mut line = |cells: &[&str], counts: &[usize]| {
+        let from = out.len();
+        fixed_columns(&mut out, cells, counts, &widths);
+        let last = cells.get(columns.wrapping_sub(1)).copied().unwrap_or_default();
+        wrap_into(last, room, &mut wrapped);
         if indent == start {
             for (n, piece) in wrapped.iter().enumerate() {
-                if n > 0 {
-                    text.push_str(&" ".repeat(indent));
-                }
-                text.push_str(piece);
-                out.push_str(text.trim_end());
+                let at = if n > 0 {
+                    let at = out.len();
+                    pad(&mut out, indent);
+                    at
+                } else {
+                    from
+                };
+                out.push_str(piece);
+                trim_end_from(&mut out, at);
                 out.push('\n');
-                text.clear();
             }
             if wrapped.is_empty() {
-                out.push_str(text.trim_end());
+                trim_end_from(&mut out, from);
                 out.push('\n');
             }
         } else {
             // The other columns alone are wider than the terminal: cut them, the last one follows.
-            let fixed = text.trim_end();
-            if fixed.chars().count() > width {
-                let cut: String = fixed.chars().take(width.saturating_sub(1)).collect();
-                out.push_str(&cut);
+            trim_end_from(&mut out, from);
+            if out[from..].chars().count() > width {
+                let cut = out[from..]
+                    .char_indices()
+                    .nth(width.saturating_sub(1))
+                    .map_or(out.len(), |(at, _)| from + at);
+                out.truncate(cut);
                 out.push('…');
-            } else {
-                out.push_str(fixed);
             }
             out.push('\n');
-            for piece in wrapped {
-                out.push_str(&" ".repeat(indent));
-                out.push_str(&piece);
+            for piece in &wrapped {
+                pad(&mut out, indent);
+                out.push_str(piece);
                 out.push('\n');
             }
         }
     };
-    line(header);
-    for row in rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&cells);
+    line(header, &counts[..columns]);
+    let mut cells: Vec<&str> = Vec::new();
+    for (n, row) in rows.iter().enumerate() {
+        cells.clear();
+        cells.extend(row.as_ref().iter().map(AsRef::as_ref));
+        line(&cells, &counts[(n + 1) * columns..(n + 2) * columns]);
     }
     out
 }
@@ -106,36 +157,40 @@ pub fn render_fitted(header: &[&str], rows: &[Vec<String>], width: Option<usize>
 /// The narrowest the last column of [`render_fitted`] gets beside the others.
 pub const MIN_LAST_COLUMN: usize = 20;
 
-/// `text` in lines of at most `room` characters, broken at spaces where possible.
-fn wrap(text: &str, room: usize) -> Vec<String> {
+/// `text` in lines of at most `room` characters, broken at spaces where possible (a word longer
+/// than `room` is cut), into `lines` (cleared first). Words are joined by one space.
+fn wrap_into(text: &str, room: usize, lines: &mut Vec<String>) {
     let room = room.max(1);
-    let mut lines = Vec::new();
+    lines.clear();
     let mut current = String::new();
+    let mut used = 0;
     for word in text.split_whitespace() {
-        let mut word: Vec<char> = word.chars().collect();
+        let mut word = word;
+        let mut chars = word.chars().count();
         loop {
-            let used = current.chars().count();
             let space = usize::from(used > 0);
-            if used + space + word.len() <= room {
+            if used + space + chars <= room {
                 if space == 1 {
                     current.push(' ');
                 }
-                current.extend(word.iter());
+                current.push_str(word);
+                used += space + chars;
                 break;
             }
             if used > 0 {
                 lines.push(std::mem::take(&mut current));
+                used = 0;
                 continue;
             }
-            let rest = word.split_off(room);
-            lines.push(word.iter().collect());
-            word = rest;
+            let at = word.char_indices().nth(room).map_or(word.len(), |(at, _)| at);
+            lines.push(word[..at].to_string());
+            word = &word[at..];
+            chars -= room;
         }
     }
     if !current.is_empty() {
         lines.push(current);
     }
-    lines
 }
 
 /// The width to fit terminal output to: `COLUMNS` when set, else the terminal's width when stdout is
@@ -160,7 +215,7 @@ mod tests {
         let text = super::render_fitted(
             &["ID", "DETAIL"],
             &[vec![
-                "a".into(),
+                String::from("a"),
                 "one two three four five six seven eight nine ten eleven".into(),
             ]],
             Some(30),
@@ -182,7 +237,7 @@ mod tests {
     fn pads_columns() {
         let text = super::render(
             &["ID", "STATUS"],
-            &[vec!["mapillary".into(), "enabled".into()]],
+            &[vec![String::from("mapillary"), "enabled".into()]],
         );
         assert_eq!(text, "ID         STATUS\nmapillary  enabled\n");
     }

@@ -1,36 +1,37 @@
 //! `mtp status`: where every sequence stands with every integration.
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
-
-use std::collections::HashMap;
 
 use anyhow::{Context as _, Result};
 use mtp_host::registry::PluginDirs;
 use mtp_host::runner::Runner;
-use mtp_host::state::{ListedRecord, StateStore};
+use mtp_host::state::{RecordView, StateStore, StoredRecord, Text};
 use mtp_host::table;
-use plugin_api::protocol::SequenceState;
+use plugin_api::protocol::{Progress, SequenceState};
 use serde::Serialize;
 
 use super::session::{state_dir, Session};
 use super::{load_env, print_json, GlobalArgs};
 
-/// One row of `mtp status --json`. Exports (which may hold tokens) are never part of it.
+/// One row of `mtp status --json`, borrowed from the stored records it shows. Exports (which may hold
+/// tokens) are never part of it.
 #[derive(Debug, Serialize)]
-pub(crate) struct StatusRow {
-    sequence_id: String,
-    name: String,
-    root: String,
-    integration: String,
-    state: String,
-    message: Option<String>,
-    keys: std::collections::BTreeMap<String, String>,
-    progress: Option<plugin_api::protocol::Progress>,
-    last_error: Option<String>,
-    next_action: Option<String>,
+pub(crate) struct StatusRow<'a> {
+    sequence_id: &'a str,
+    name: &'a str,
+    root: &'a str,
+    integration: &'a str,
+    state: &'static str,
+    message: Option<Cow<'a, str>>,
+    keys: BTreeMap<Text<'a>, Text<'a>>,
+    progress: Option<Progress>,
+    last_error: Option<Cow<'a, str>>,
+    next_action: Option<Cow<'a, str>>,
     /// Set when the sequence's folder changed since its last run (files added, removed, resized).
-    folder_changed: Option<String>,
-    updated_at: String,
+    folder_changed: Option<&'a str>,
+    updated_at: &'a str,
 }
 
 /// What changed in the folder of `sequence_id` since its last run, if anything: from the small folder
@@ -54,8 +55,62 @@ fn folder_change(
 
 /// The first characters of a sequence id: enough to tell two sequences of the same name apart (the
 /// full id is in `mtp status --json`).
-fn short_id(id: &str) -> String {
-    id.chars().take(SHORT_ID_LEN).collect()
+fn short_id(id: &str) -> &str {
+    let end = id
+        .char_indices()
+        .nth(SHORT_ID_LEN)
+        .map_or(id.len(), |(at, _)| at);
+    &id[..end]
+}
+
+/// The last column of `mtp status`: the keys (`name=value`, by name), then `; ` and the detail (the
+/// message, the last error, the next action, what changed in the folder), either left out when empty.
+/// The keys lead the column, which wraps to the terminal: nothing is cut.
+fn keys_and_detail(r: &StatusRow<'_>) -> String {
+    let keys: usize = r.keys.iter().map(|(k, v)| k.as_str().len() + v.as_str().len() + 2).sum();
+    let detail = r.message.as_deref().map_or(0, str::len)
+        + r.last_error.as_deref().map_or(0, |e| e.len() + 15)
+        + r.next_action.as_deref().map_or(0, |n| n.len() + 8)
+        + r.folder_changed.map_or(0, |c| c.len() + 2);
+    let mut out = String::with_capacity(keys + 2 + detail);
+    for (n, (key, value)) in r.keys.iter().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(key.as_str());
+        out.push('=');
+        out.push_str(value.as_str());
+    }
+    let keys_end = out.len();
+    out.push_str("; ");
+    let detail_start = out.len();
+    out.push_str(r.message.as_deref().unwrap_or_default());
+    if let Some(err) = &r.last_error {
+        out.push_str(" (last error: ");
+        out.push_str(err);
+        out.push(')');
+    }
+    if let Some(next) = &r.next_action {
+        out.push_str("; next: ");
+        out.push_str(next);
+    }
+    if let Some(changed) = r.folder_changed {
+        out.push_str("; ");
+        out.push_str(changed);
+    }
+    // The detail without the whitespace around it; the separator only between two parts.
+    let detail = &out[detail_start..];
+    let trimmed = detail.trim();
+    let lead = detail.len() - detail.trim_start().len();
+    let (from, to) = (detail_start + lead, detail_start + lead + trimmed.len());
+    if trimmed.is_empty() {
+        out.truncate(keys_end);
+    } else {
+        out.truncate(to);
+        let cut = if keys_end == 0 { 0..from } else { detail_start..from };
+        out.drain(cut);
+    }
+    out
 }
 
 /// How many characters of the id `mtp status` shows.
@@ -79,53 +134,81 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The rows of `mtp status --json` (also `GET /api/sequences` of `mtp serve`), read from the store.
-pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
+/// `mtp status --json` (also `GET /api/sequences` of `mtp serve`), read from the store.
+pub(crate) fn status_json(runner: &Runner) -> Result<serde_json::Value> {
     let store = runner.store();
-    rows_of(store, store.records()?)
+    let records = store.stored_records()?;
+    let views = records.iter().map(StoredRecord::view).collect();
+    let changes = folder_changes(store, &records)?;
+    serde_json::to_value(rows_of(&records, views, &changes)).context("cannot encode the status")
 }
 
-/// The rows for `records`, read from `store`.
-fn rows_of(store: &StateStore, records: Vec<ListedRecord>) -> Result<Vec<StatusRow>> {
+/// Each sequence's records in `records` (which lists them together), one slice per sequence.
+fn by_sequence(records: &[StoredRecord]) -> impl Iterator<Item = &[StoredRecord]> {
+    records.chunk_by(|a, b| a.sequence_id == b.sequence_id)
+}
+
+/// What changed in each sequence's folder ([`folder_change`]), in the order of [`by_sequence`]: each
+/// folder is looked at once, however many integrations the sequence has records for.
+fn folder_changes(store: &StateStore, records: &[StoredRecord]) -> Result<Vec<Option<String>>> {
     let summaries = store.folder_summaries()?;
-    let mut changes: HashMap<String, Option<String>> = HashMap::new();
-    Ok(records
-        .into_iter()
-        .map(|listed| {
-            // Read each sequence's folder once, however many integrations it has rows for.
-            let changed = changes
-                .entry(listed.sequence_id.clone())
-                .or_insert_with(|| folder_change(store, &summaries, &listed.sequence_id))
-                .clone();
-            let outcome = listed.record.outcome.unwrap_or_else(|| {
-                plugin_api::protocol::RunOutcome::new(
-                    plugin_api::protocol::SequenceState::Pending,
-                    "nothing done yet",
-                )
-            });
-            StatusRow {
-                sequence_id: listed.sequence_id,
-                name: listed.name,
-                root: listed.root,
-                integration: listed.integration,
-                state: outcome.state.as_str().to_string(),
-                message: outcome.message,
-                keys: outcome.keys,
-                progress: outcome.progress,
-                last_error: listed.record.last_error.map(|e| e.message),
-                next_action: outcome.next_action,
-                folder_changed: changed,
-                updated_at: listed.updated_at,
-            }
-        })
+    Ok(by_sequence(records)
+        .map(|group| folder_change(store, &summaries, &group[0].sequence_id))
         .collect())
 }
 
-/// The rows, after re-checking the sequences left waiting. Plugins are loaded (and the network used)
-/// only when a record waits for a re-check; otherwise the store alone answers, opened without its
-/// whole-file check (see [`StateStore::open_for_listing`]). A state directory that cannot be written is
-/// read read-only, and nothing is re-checked.
-fn current_rows(global: &GlobalArgs) -> Result<Vec<StatusRow>> {
+/// The rows for `records`, whose views are `views` (one each) and folder changes `changes` (one per
+/// sequence, see [`folder_changes`]).
+fn rows_of<'a>(
+    records: &'a [StoredRecord],
+    views: Vec<RecordView<'a>>,
+    changes: &'a [Option<String>],
+) -> Vec<StatusRow<'a>> {
+    let changed_of_each = by_sequence(records)
+        .zip(changes)
+        .flat_map(|(group, changed)| group.iter().map(move |_| changed.as_deref()));
+    records
+        .iter()
+        .zip(views)
+        .zip(changed_of_each)
+        .map(|((listed, view), folder_changed)| {
+            let (state, message, keys, progress, next_action) = match view.outcome {
+                Some(o) => (
+                    o.state,
+                    o.message.map(|t| t.0),
+                    o.keys,
+                    o.progress,
+                    o.next_action.map(|t| t.0),
+                ),
+                None => (
+                    SequenceState::Pending,
+                    Some(Cow::Borrowed("nothing done yet")),
+                    BTreeMap::new(),
+                    None,
+                    None,
+                ),
+            };
+            StatusRow {
+                sequence_id: &listed.sequence_id,
+                name: &listed.name,
+                root: &listed.root,
+                integration: &listed.integration,
+                state: state.as_str(),
+                message,
+                keys,
+                progress,
+                last_error: view.last_error.map(|e| e.message.0),
+                next_action,
+                folder_changed,
+                updated_at: &listed.updated_at,
+            }
+        })
+        .collect()
+}
+
+/// The store and what it holds, opened without its whole-file check (see
+/// [`StateStore::open_for_listing`]); a state directory that cannot be written is read read-only.
+fn stored(global: &GlobalArgs) -> Result<(StateStore, Vec<StoredRecord>)> {
     // A `.env` that cannot be read, or a plugins directory that does not exist, is refused here too,
     // whether or not plugins are needed (checking the directory loads nothing).
     load_env(global)?;
@@ -134,14 +217,13 @@ fn current_rows(global: &GlobalArgs) -> Result<Vec<StatusRow>> {
     let store = StateStore::open_for_listing(&dir)
         .or_else(|_| StateStore::open_for_reading(&dir))
         .context("cannot open the state store")?;
-    let records = store.records()?;
-    let waiting = records
-        .iter()
-        .any(|l| l.record.state().is_some_and(SequenceState::needs_recheck));
-    if !waiting {
-        return rows_of(&store, records);
-    }
-    drop(store);
+    let records = store.stored_records()?;
+    Ok((store, records))
+}
+
+/// [`stored`] after re-checking the sequences left waiting, which loads the plugins (and uses the
+/// network); nothing is re-checked when the state cannot be written.
+fn rechecked(global: &GlobalArgs) -> Result<(StateStore, Vec<StoredRecord>)> {
     let session = Session::open_for_reading(global)?;
     if session.runner.store().is_read_only() {
         eprintln!("note: not re-checking waiting sequences (the state cannot be written)");
@@ -149,11 +231,37 @@ fn current_rows(global: &GlobalArgs) -> Result<Vec<StatusRow>> {
         recheck(&session, &[])?;
     }
     session.progress.finish();
-    status_rows(&session.runner)
+    let store = session.runner.store().clone();
+    let records = store.stored_records()?;
+    Ok((store, records))
 }
 
+/// `mtp status`: the store alone answers unless a record waits for a re-check (only then are plugins
+/// loaded), each record read once.
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
-    let rows = current_rows(global)?;
+    let (store, records) = stored(global)?;
+    let views: Vec<RecordView<'_>> = records.iter().map(StoredRecord::view).collect();
+    let waiting = views
+        .iter()
+        .any(|v| v.state().is_some_and(SequenceState::needs_recheck));
+    if !waiting {
+        return show(global, &store, &records, views);
+    }
+    drop(views);
+    let (store, records) = rechecked(global)?;
+    let views = records.iter().map(StoredRecord::view).collect();
+    show(global, &store, &records, views)
+}
+
+/// Prints `records` (whose views are `views`), as a table or as JSON.
+fn show(
+    global: &GlobalArgs,
+    store: &StateStore,
+    records: &[StoredRecord],
+    views: Vec<RecordView<'_>>,
+) -> Result<ExitCode> {
+    let changes = folder_changes(store, records)?;
+    let rows = rows_of(records, views, &changes);
     if global.json {
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
@@ -162,41 +270,19 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
         println!("no sequences uploaded yet (mtp upload DIR)");
         return Ok(ExitCode::SUCCESS);
     }
-    let lines: Vec<Vec<String>> = rows
+    let lines: Vec<[Cow<'_, str>; 6]> = rows
         .iter()
         .map(|r| {
-            let progress = r
-                .progress
-                .map(|p| format!("{}/{} files", p.files_done, p.files_total))
-                .unwrap_or_default();
-            let keys = r
-                .keys
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let mut detail = r.message.clone().unwrap_or_default();
-            if let Some(err) = &r.last_error {
-                detail = format!("{detail} (last error: {err})");
-            }
-            if let Some(next) = &r.next_action {
-                detail = format!("{detail}; next: {next}");
-            }
-            if let Some(changed) = &r.folder_changed {
-                detail = format!("{detail}; {changed}");
-            }
-            vec![
-                r.name.clone(),
-                short_id(&r.sequence_id),
-                r.integration.clone(),
-                r.state.clone(),
+            let progress = r.progress.map_or(Cow::Borrowed(""), |p| {
+                Cow::Owned(format!("{}/{} files", p.files_done, p.files_total))
+            });
+            [
+                Cow::Borrowed(r.name),
+                Cow::Borrowed(short_id(r.sequence_id)),
+                Cow::Borrowed(r.integration),
+                Cow::Borrowed(r.state),
                 progress,
-                // The keys lead the last column, which wraps to the terminal: nothing is cut.
-                [keys, detail.trim().to_string()]
-                    .into_iter()
-                    .filter(|part| !part.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                Cow::Owned(keys_and_detail(r)),
             ]
         })
         .collect();
