@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 mod listing;
-pub use listing::{ErrorView, OutcomeView, RecordView, StoredRecord, Text};
+pub use listing::{ErrorView, Listing, OutcomeView, RecordView, StoredRecord, Text};
 
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -539,32 +539,32 @@ impl StateStore {
     /// Every sequence record, in the order of `mtp status`: the sequences whose latest record was
     /// written last first (ties by id), each one's records by integration.
     pub fn records(&self) -> Result<Vec<ListedRecord>, StateError> {
-        Ok(self.stored_records()?.into_iter().map(ListedRecord::from).collect())
+        Ok(self.listing()?.records().map(ListedRecord::from).collect())
     }
 
     /// The records of one sequence, by integration.
     pub fn records_of(&self, sequence_id: &str) -> Result<Vec<ListedRecord>, StateError> {
-        let stored = listing::stored_records(&self.lock(), Some(sequence_id))
+        let listing = listing::stored_records(&self.lock(), Some(sequence_id))
             .map_err(|e| self.err(e))?;
-        Ok(stored.into_iter().map(ListedRecord::from).collect())
+        Ok(listing.records().map(ListedRecord::from).collect())
     }
 
-    /// [`StateStore::records`], each record still as stored: what `mtp status` lists, reading only the
-    /// parts it shows ([`StoredRecord::view`]).
-    pub fn stored_records(&self) -> Result<Vec<StoredRecord>, StateError> {
+    /// [`StateStore::records`], each record still as stored, with its sequence's folder summary: what
+    /// `mtp status` lists, reading only the parts it shows ([`StoredRecord::view`]).
+    pub fn listing(&self) -> Result<Listing, StateError> {
         listing::stored_records(&self.lock(), None).map_err(|e| self.err(e))
     }
 }
 
-impl From<StoredRecord> for ListedRecord {
-    fn from(stored: StoredRecord) -> ListedRecord {
+impl From<StoredRecord<'_>> for ListedRecord {
+    fn from(stored: StoredRecord<'_>) -> ListedRecord {
         ListedRecord {
             record: stored.record(),
-            sequence_id: stored.sequence_id,
-            root: stored.root,
-            name: stored.name,
-            integration: stored.integration,
-            updated_at: stored.updated_at,
+            sequence_id: stored.sequence_id.to_string(),
+            root: stored.root.to_string(),
+            name: stored.name.to_string(),
+            integration: stored.integration.to_string(),
+            updated_at: stored.updated_at.to_string(),
         }
     }
 }

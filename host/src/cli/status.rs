@@ -1,13 +1,13 @@
 //! `mtp status`: where every sequence stands with every integration.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use mtp_host::registry::PluginDirs;
 use mtp_host::runner::Runner;
-use mtp_host::state::{RecordView, StateStore, StoredRecord, Text};
+use mtp_host::state::{Listing, RecordView, StateStore, StoredRecord, Text};
 use mtp_host::table;
 use plugin_api::protocol::{Progress, SequenceState};
 use serde::Serialize;
@@ -34,20 +34,18 @@ pub(crate) struct StatusRow<'a> {
     updated_at: &'a str,
 }
 
-/// What changed in the folder of `sequence_id` since its last run, if anything: from the small folder
-/// summary when its folders are gone, else from the descriptor and a look at each file.
-fn folder_change(
-    store: &StateStore,
-    summaries: &HashMap<String, Vec<mtp_host::drift::Folder>>,
-    sequence_id: &str,
-) -> Option<String> {
-    let quick = summaries
-        .get(sequence_id)
-        .and_then(|folders| mtp_host::drift::drift_of_vanished(folders));
+/// What changed in the folder of `record`'s sequence since its last run, if anything: from the small
+/// folder summary when its folders are gone, else from the descriptor and a look at each file.
+fn folder_change(store: &StateStore, record: &StoredRecord<'_>) -> Option<String> {
+    // A summary this version cannot read is as good as none: the descriptor is read instead.
+    let quick = record
+        .folders_json
+        .and_then(|json| serde_json::from_str::<Vec<mtp_host::drift::Folder>>(json).ok())
+        .and_then(|folders| mtp_host::drift::drift_of_vanished(&folders));
     match quick {
         Some(drift) => drift.describe(),
         None => {
-            let descriptor = store.descriptor(sequence_id).ok()??;
+            let descriptor = store.descriptor(record.sequence_id).ok()??;
             mtp_host::drift::drift(&descriptor).describe()
         }
     }
@@ -61,6 +59,21 @@ fn short_id(id: &str) -> &str {
         .nth(SHORT_ID_LEN)
         .map_or(id.len(), |(at, _)| at);
     &id[..end]
+}
+
+/// The progress cell: `files_done/files_total files`.
+fn files_progress(p: &Progress) -> String {
+    let mut numbers = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (done, total) = (
+        numbers.0.format(p.files_done),
+        numbers.1.format(p.files_total),
+    );
+    let mut cell = String::with_capacity(done.len() + total.len() + 7);
+    cell.push_str(done);
+    cell.push('/');
+    cell.push_str(total);
+    cell.push_str(" files");
+    cell
 }
 
 /// The last column of `mtp status`: the keys (`name=value`, by name), then `; ` and the detail (the
@@ -137,30 +150,32 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
 /// `mtp status --json` (also `GET /api/sequences` of `mtp serve`), read from the store.
 pub(crate) fn status_json(runner: &Runner) -> Result<serde_json::Value> {
     let store = runner.store();
-    let records = store.stored_records()?;
+    let listing = store.listing()?;
+    let records: Vec<StoredRecord<'_>> = listing.records().collect();
     let views = records.iter().map(StoredRecord::view).collect();
-    let changes = folder_changes(store, &records)?;
+    let changes = folder_changes(store, &records);
     serde_json::to_value(rows_of(&records, views, &changes)).context("cannot encode the status")
 }
 
 /// Each sequence's records in `records` (which lists them together), one slice per sequence.
-fn by_sequence(records: &[StoredRecord]) -> impl Iterator<Item = &[StoredRecord]> {
+fn by_sequence<'r, 'a>(
+    records: &'r [StoredRecord<'a>],
+) -> impl Iterator<Item = &'r [StoredRecord<'a>]> {
     records.chunk_by(|a, b| a.sequence_id == b.sequence_id)
 }
 
 /// What changed in each sequence's folder ([`folder_change`]), in the order of [`by_sequence`]: each
 /// folder is looked at once, however many integrations the sequence has records for.
-fn folder_changes(store: &StateStore, records: &[StoredRecord]) -> Result<Vec<Option<String>>> {
-    let summaries = store.folder_summaries()?;
-    Ok(by_sequence(records)
-        .map(|group| folder_change(store, &summaries, &group[0].sequence_id))
-        .collect())
+fn folder_changes(store: &StateStore, records: &[StoredRecord<'_>]) -> Vec<Option<String>> {
+    by_sequence(records)
+        .map(|group| folder_change(store, &group[0]))
+        .collect()
 }
 
 /// The rows for `records`, whose views are `views` (one each) and folder changes `changes` (one per
 /// sequence, see [`folder_changes`]).
 fn rows_of<'a>(
-    records: &'a [StoredRecord],
+    records: &'a [StoredRecord<'a>],
     views: Vec<RecordView<'a>>,
     changes: &'a [Option<String>],
 ) -> Vec<StatusRow<'a>> {
@@ -189,10 +204,10 @@ fn rows_of<'a>(
                 ),
             };
             StatusRow {
-                sequence_id: &listed.sequence_id,
-                name: &listed.name,
-                root: &listed.root,
-                integration: &listed.integration,
+                sequence_id: listed.sequence_id,
+                name: listed.name,
+                root: listed.root,
+                integration: listed.integration,
                 state: state.as_str(),
                 message,
                 keys,
@@ -200,7 +215,7 @@ fn rows_of<'a>(
                 last_error: view.last_error.map(|e| e.message.0),
                 next_action,
                 folder_changed,
-                updated_at: &listed.updated_at,
+                updated_at: listed.updated_at,
             }
         })
         .collect()
@@ -208,7 +223,7 @@ fn rows_of<'a>(
 
 /// The store and what it holds, opened without its whole-file check (see
 /// [`StateStore::open_for_listing`]); a state directory that cannot be written is read read-only.
-fn stored(global: &GlobalArgs) -> Result<(StateStore, Vec<StoredRecord>)> {
+fn stored(global: &GlobalArgs) -> Result<(StateStore, Listing)> {
     // A `.env` that cannot be read, or a plugins directory that does not exist, is refused here too,
     // whether or not plugins are needed (checking the directory loads nothing).
     load_env(global)?;
@@ -217,13 +232,13 @@ fn stored(global: &GlobalArgs) -> Result<(StateStore, Vec<StoredRecord>)> {
     let store = StateStore::open_for_listing(&dir)
         .or_else(|_| StateStore::open_for_reading(&dir))
         .context("cannot open the state store")?;
-    let records = store.stored_records()?;
-    Ok((store, records))
+    let listing = store.listing()?;
+    Ok((store, listing))
 }
 
 /// [`stored`] after re-checking the sequences left waiting, which loads the plugins (and uses the
 /// network); nothing is re-checked when the state cannot be written.
-fn rechecked(global: &GlobalArgs) -> Result<(StateStore, Vec<StoredRecord>)> {
+fn rechecked(global: &GlobalArgs) -> Result<(StateStore, Listing)> {
     let session = Session::open_for_reading(global)?;
     if session.runner.store().is_read_only() {
         eprintln!("note: not re-checking waiting sequences (the state cannot be written)");
@@ -232,14 +247,15 @@ fn rechecked(global: &GlobalArgs) -> Result<(StateStore, Vec<StoredRecord>)> {
     }
     session.progress.finish();
     let store = session.runner.store().clone();
-    let records = store.stored_records()?;
-    Ok((store, records))
+    let listing = store.listing()?;
+    Ok((store, listing))
 }
 
 /// `mtp status`: the store alone answers unless a record waits for a re-check (only then are plugins
 /// loaded), each record read once.
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
-    let (store, records) = stored(global)?;
+    let (store, listing) = stored(global)?;
+    let records: Vec<StoredRecord<'_>> = listing.records().collect();
     let views: Vec<RecordView<'_>> = records.iter().map(StoredRecord::view).collect();
     let waiting = views
         .iter()
@@ -247,8 +263,9 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
     if !waiting {
         return show(global, &store, &records, views);
     }
-    drop(views);
-    let (store, records) = rechecked(global)?;
+    drop((views, records));
+    let (store, listing) = rechecked(global)?;
+    let records: Vec<StoredRecord<'_>> = listing.records().collect();
     let views = records.iter().map(StoredRecord::view).collect();
     show(global, &store, &records, views)
 }
@@ -257,10 +274,10 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
 fn show(
     global: &GlobalArgs,
     store: &StateStore,
-    records: &[StoredRecord],
+    records: &[StoredRecord<'_>],
     views: Vec<RecordView<'_>>,
 ) -> Result<ExitCode> {
-    let changes = folder_changes(store, records)?;
+    let changes = folder_changes(store, records);
     let rows = rows_of(records, views, &changes);
     if global.json {
         print_json(&rows)?;
@@ -274,7 +291,7 @@ fn show(
         .iter()
         .map(|r| {
             let progress = r.progress.map_or(Cow::Borrowed(""), |p| {
-                Cow::Owned(format!("{}/{} files", p.files_done, p.files_total))
+                Cow::Owned(files_progress(&p))
             });
             [
                 Cow::Borrowed(r.name),

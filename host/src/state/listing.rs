@@ -10,42 +10,122 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::ops::Range;
 
 use plugin_api::protocol::{Progress, SequenceState};
 use plugin_api::ErrorKind;
+use rusqlite::types::Type;
 use rusqlite::{params_from_iter, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::IntegrationRecord;
 
-/// One stored record with its sequence, the record still as stored (JSON): read it whole with
-/// [`StoredRecord::record`], or the parts `mtp status` shows with [`StoredRecord::view`].
-#[derive(Debug, Clone)]
-pub struct StoredRecord {
-    /// The sequence's id.
-    pub sequence_id: String,
-    /// Where the sequence lives on disk.
-    pub root: String,
-    /// Its name.
-    pub name: String,
-    /// The integration.
-    pub integration: String,
-    /// The record, as stored ([`IntegrationRecord`] as JSON).
-    pub record_json: String,
-    /// When it was written (RFC 3339, UTC).
-    pub updated_at: String,
+/// Every stored record (of one sequence, or all) with its sequence, in the order of `mtp status`, the
+/// records still as stored (JSON). Its strings are kept in one buffer: listing 1,000 sequences was
+/// otherwise some 10,000 small allocations. Read it with [`Listing::records`].
+#[derive(Debug, Default)]
+pub struct Listing {
+    text: String,
+    records: Vec<Spans>,
 }
 
-impl StoredRecord {
+/// Where one record's strings are in [`Listing::text`].
+#[derive(Debug, Clone, Copy)]
+struct Spans {
+    sequence_id: Span,
+    root: Span,
+    name: Span,
+    folders_json: Option<Span>,
+    integration: Span,
+    record_json: Span,
+    updated_at: Span,
+}
+
+/// A byte range of [`Listing::text`].
+#[derive(Debug, Clone, Copy)]
+struct Span(usize, usize);
+
+/// One stored record with its sequence, borrowed from a [`Listing`]: read the record whole with
+/// [`StoredRecord::record`], or the parts `mtp status` shows with [`StoredRecord::view`].
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRecord<'a> {
+    /// The sequence's id.
+    pub sequence_id: &'a str,
+    /// Where the sequence lives on disk.
+    pub root: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// The sequence's folder summary ([`crate::drift::Folder`]s as JSON), when it has one.
+    pub folders_json: Option<&'a str>,
+    /// The integration.
+    pub integration: &'a str,
+    /// The record, as stored ([`IntegrationRecord`] as JSON).
+    pub record_json: &'a str,
+    /// When it was written (RFC 3339, UTC).
+    pub updated_at: &'a str,
+}
+
+impl<'a> StoredRecord<'a> {
     /// The whole record ([`IntegrationRecord::from_json`]).
     pub fn record(&self) -> IntegrationRecord {
-        IntegrationRecord::from_json(&self.record_json)
+        IntegrationRecord::from_json(self.record_json)
     }
 
     /// What `mtp status` shows of the record ([`RecordView::from_json`]).
-    pub fn view(&self) -> RecordView<'_> {
-        RecordView::from_json(&self.record_json)
+    pub fn view(&self) -> RecordView<'a> {
+        RecordView::from_json(self.record_json)
+    }
+}
+
+impl Listing {
+    /// The records, in order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = StoredRecord<'_>> + '_ {
+        self.records.iter().map(|spans| self.record(spans))
+    }
+
+    /// No record is stored.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    fn record(&self, spans: &Spans) -> StoredRecord<'_> {
+        StoredRecord {
+            sequence_id: self.at(spans.sequence_id),
+            root: self.at(spans.root),
+            name: self.at(spans.name),
+            folders_json: spans.folders_json.map(|span| self.at(span)),
+            integration: self.at(spans.integration),
+            record_json: self.at(spans.record_json),
+            updated_at: self.at(spans.updated_at),
+        }
+    }
+
+    fn at(&self, Span(start, end): Span) -> &str {
+        // Spans are cut where strings were pushed, so always on character boundaries.
+        self.text.get(start..end).unwrap_or_default()
+    }
+
+    /// Appends `text` to the buffer; where it is.
+    fn push(&mut self, text: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(text);
+        Span(start, self.text.len())
+    }
+}
+
+/// Column `i` of `row` as text (an error, as `row.get::<_, String>` gives, for a value that is not).
+fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    row.get_ref(i)?
+        .as_str()
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(err)))
+}
+
+/// The next row of `rows`, with its first column (its key) as text.
+fn next_keyed<'r>(
+    rows: &'r mut rusqlite::Rows<'_>,
+) -> rusqlite::Result<Option<(&'r rusqlite::Row<'r>, &'r str)>> {
+    match rows.next()? {
+        Some(row) => Ok(Some((row, text(row, 0)?))),
+        None => Ok(None),
     }
 }
 
@@ -55,80 +135,113 @@ impl StoredRecord {
 pub(super) fn stored_records(
     conn: &Connection,
     sequence_id: Option<&str>,
-) -> rusqlite::Result<Vec<StoredRecord>> {
-    // Both in key order (BINARY collation: byte order, as Rust compares `str`), so one pass merges them.
-    let (sequences_sql, records_sql) = match sequence_id {
+) -> rusqlite::Result<Listing> {
+    // All in key order (BINARY collation: byte order, as Rust compares `str`), so one pass merges them.
+    let (sequences_sql, folders_sql, records_sql) = match sequence_id {
         None => (
             "SELECT id, root, name FROM sequence ORDER BY id",
+            "SELECT sequence_id, folders FROM sequence_folders ORDER BY sequence_id",
             "SELECT sequence_id, integration, outcome, updated_at FROM sequence_record
              ORDER BY sequence_id, integration",
         ),
         Some(_) => (
             "SELECT id, root, name FROM sequence WHERE id = ?1",
+            "SELECT sequence_id, folders FROM sequence_folders WHERE sequence_id = ?1",
             "SELECT sequence_id, integration, outcome, updated_at FROM sequence_record
              WHERE sequence_id = ?1 ORDER BY integration",
         ),
     };
     let mut sequences_stmt = conn.prepare(sequences_sql)?;
     let mut sequences = sequences_stmt.query(params_from_iter(sequence_id))?;
+    let mut folders_stmt = conn.prepare(folders_sql)?;
+    let mut folders = folders_stmt.query(params_from_iter(sequence_id))?;
     let mut records_stmt = conn.prepare(records_sql)?;
     let mut records = records_stmt.query(params_from_iter(sequence_id))?;
-    let mut listed = Vec::new();
-    // The sequence at or after the current record's id, in key order.
-    let mut sequence: Option<(String, String, String)> = None;
+    let mut listing = Listing::default();
+    // The sequence row at or after the current record's id, and the folder summary row at or after
+    // that sequence's id, in key order; the spans of the sequence last listed.
+    let mut sequence = next_keyed(&mut sequences)?;
+    let mut summary = next_keyed(&mut folders)?;
+    let mut listed: Option<(Span, Span, Span, Option<Span>)> = None;
     while let Some(row) = records.next()? {
-        let id: String = row.get(0)?;
-        while sequence.as_ref().is_none_or(|(at, _, _)| at.as_str() < id.as_str()) {
-            match sequences.next()? {
-                Some(s) => sequence = Some((s.get(0)?, s.get(1)?, s.get(2)?)),
-                None => {
-                    sequence = None;
-                    break;
-                }
+        let id = text(row, 0)?;
+        if let Some((at, root, name, folders_json)) = listed {
+            if listing.at(at) == id {
+                let spans = Spans {
+                    sequence_id: at,
+                    root,
+                    name,
+                    folders_json,
+                    integration: listing.push(text(row, 1)?),
+                    record_json: listing.push(text(row, 2)?),
+                    updated_at: listing.push(text(row, 3)?),
+                };
+                listing.records.push(spans);
+                continue;
             }
         }
-        let Some((at, root, name)) = &sequence else {
+        let s = loop {
+            match sequence {
+                Some((_, at)) if at < id => sequence = next_keyed(&mut sequences)?,
+                _ => break sequence,
+            }
+        };
+        let Some((s, at)) = s else {
             // No sequence left: the remaining records have none stored.
             break;
         };
-        if *at != id {
+        if at != id {
             // A record without its sequence is not listed.
             continue;
         }
-        listed.push(StoredRecord {
-            sequence_id: id,
-            root: root.clone(),
-            name: name.clone(),
-            integration: row.get(1)?,
-            record_json: row.get(2)?,
-            updated_at: row.get(3)?,
-        });
+        let f = loop {
+            match summary {
+                Some((_, at)) if at < id => summary = next_keyed(&mut folders)?,
+                _ => break summary,
+            }
+        };
+        let folders_json = match f {
+            Some((f, at)) if at == id => Some(text(f, 1)?),
+            _ => None,
+        };
+        let at = listing.push(id);
+        let root = listing.push(text(s, 1)?);
+        let name = listing.push(text(s, 2)?);
+        let folders_json = folders_json.map(|json| listing.push(json));
+        listed = Some((at, root, name, folders_json));
+        let spans = Spans {
+            sequence_id: at,
+            root,
+            name,
+            folders_json,
+            integration: listing.push(text(row, 1)?),
+            record_json: listing.push(text(row, 2)?),
+            updated_at: listing.push(text(row, 3)?),
+        };
+        listing.records.push(spans);
     }
-    Ok(newest_sequence_first(listed))
+    newest_sequence_first(&mut listing);
+    Ok(listing)
 }
 
-/// `listed` (by sequence id, then integration) with the sequences ordered by their latest record,
-/// newest first; the sort is stable, so ties stay by id and each sequence's records by integration.
-fn newest_sequence_first(listed: Vec<StoredRecord>) -> Vec<StoredRecord> {
-    let mut spans: Vec<Range<usize>> = Vec::new();
-    for (i, record) in listed.iter().enumerate() {
-        match spans.last_mut() {
-            Some(span) if listed[span.start].sequence_id == record.sequence_id => span.end = i + 1,
-            _ => spans.push(i..i + 1),
-        }
-    }
-    let latest = |span: &Range<usize>| {
-        listed[span.clone()]
-            .iter()
-            .map(|r| r.updated_at.as_str())
-            .max()
-            .unwrap_or_default()
-    };
-    let mut keyed: Vec<(&str, Range<usize>)> = spans.into_iter().map(|s| (latest(&s), s)).collect();
-    keyed.sort_by(|a, b| b.0.cmp(a.0));
-    let order: Vec<usize> = keyed.into_iter().flat_map(|(_, span)| span).collect();
-    let mut slots: Vec<Option<StoredRecord>> = listed.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
+/// Orders `listing` (by sequence id, then integration) by each sequence's latest record, newest first;
+/// the sort is stable, so ties stay by id and each sequence's records by integration.
+fn newest_sequence_first(listing: &mut Listing) {
+    let records = std::mem::take(&mut listing.records);
+    let mut groups: Vec<(&str, &[Spans])> = records
+        .chunk_by(|a, b| a.sequence_id.0 == b.sequence_id.0)
+        .map(|group| {
+            let latest = group
+                .iter()
+                .map(|spans| listing.at(spans.updated_at))
+                .max()
+                .unwrap_or_default();
+            (latest, group)
+        })
+        .collect();
+    groups.sort_by(|a, b| b.0.cmp(a.0));
+    let ordered = groups.into_iter().flat_map(|(_, group)| group).copied().collect();
+    listing.records = ordered;
 }
 
 /// A string of a [`RecordView`], borrowed from the stored JSON unless it had escapes to undo.
@@ -276,30 +389,38 @@ mod tests {
         assert_eq!(outcome.next_action.unwrap().as_str(), "a\tb");
     }
 
-    fn record(sequence_id: &str, integration: &str, updated_at: &str) -> StoredRecord {
-        StoredRecord {
-            sequence_id: sequence_id.into(),
-            root: String::new(),
-            name: String::new(),
-            integration: integration.into(),
-            record_json: String::new(),
-            updated_at: updated_at.into(),
+    /// A listing of `records` (sequence id, integration, updated at), in that order.
+    fn listing(records: &[(&str, &str, &str)]) -> Listing {
+        let mut listing = Listing::default();
+        for (sequence_id, integration, updated_at) in records {
+            let spans = Spans {
+                sequence_id: listing.push(sequence_id),
+                root: listing.push(""),
+                name: listing.push(""),
+                folders_json: None,
+                integration: listing.push(integration),
+                record_json: listing.push("{}"),
+                updated_at: listing.push(updated_at),
+            };
+            listing.records.push(spans);
         }
+        listing
     }
 
     #[test]
     fn sequences_are_ordered_by_their_latest_record_ties_by_id() {
-        let listed = vec![
-            record("a", "mapillary", "2026-01-01T00:00:00Z"),
-            record("a", "mtpw", "2026-01-03T00:00:00Z"),
-            record("b", "mapillary", "2026-01-02T00:00:00Z"),
-            record("c", "mapillary", "2026-01-03T00:00:00Z"),
-            record("d", "archive", "2026-01-02T00:00:00Z"),
-            record("d", "mapillary", "2026-01-01T00:00:00Z"),
-        ];
-        let order: Vec<(String, String)> = newest_sequence_first(listed)
-            .into_iter()
-            .map(|r| (r.sequence_id, r.integration))
+        let mut listed = listing(&[
+            ("a", "mapillary", "2026-01-01T00:00:00Z"),
+            ("a", "mtpw", "2026-01-03T00:00:00Z"),
+            ("b", "mapillary", "2026-01-02T00:00:00Z"),
+            ("c", "mapillary", "2026-01-03T00:00:00Z"),
+            ("d", "archive", "2026-01-02T00:00:00Z"),
+            ("d", "mapillary", "2026-01-01T00:00:00Z"),
+        ]);
+        newest_sequence_first(&mut listed);
+        let order: Vec<(String, String)> = listed
+            .records()
+            .map(|r| (r.sequence_id.to_string(), r.integration.to_string()))
             .collect();
         let expected = [
             ("a", "mapillary"),
