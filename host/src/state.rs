@@ -15,7 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 mod listing;
-pub use listing::{ErrorView, Listing, OutcomeView, RecordView, StoredRecord, Text};
+pub use listing::{
+    newest_sequence_first, ErrorView, Listing, OutcomeView, RecordView, StoredRecord, Text,
+};
 
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -524,16 +526,9 @@ impl StateStore {
     /// when the files have moved. `None` also for one this version cannot read. Kept out of
     /// [`StateStore::records`], which `mtp status` lists: descriptors are large.
     pub fn descriptor(&self, sequence_id: &str) -> Result<Option<SequenceDescriptor>, StateError> {
-        let json: Option<String> = self
-            .lock()
-            .query_row(
-                "SELECT descriptor FROM sequence WHERE id = ?1",
-                params![sequence_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
+        Descriptors(&self.lock())
+            .get(sequence_id)
+            .map_err(|e| self.err(e))
     }
 
     /// Every sequence record, in the order of `mtp status`: the sequences whose latest record was
@@ -547,6 +542,20 @@ impl StateStore {
         let listing = listing::stored_records(&self.lock(), Some(sequence_id))
             .map_err(|e| self.err(e))?;
         Ok(listing.records().map(ListedRecord::from).collect())
+    }
+
+    /// Calls `visit` with each record and its sequence (with its folder summary), in key order: by
+    /// sequence id, then integration (order them as `mtp status` does with [`newest_sequence_first`]).
+    /// The strings are valid during the call: what `mtp status` lists, keeping only what it shows.
+    /// The callback reads descriptors through its second argument (the store is busy meanwhile).
+    pub fn visit_records(
+        &self,
+        mut visit: impl FnMut(StoredRecord<'_>, &Descriptors<'_>),
+    ) -> Result<(), StateError> {
+        let conn = self.lock();
+        let descriptors = Descriptors(&conn);
+        listing::visit_records(&conn, None, |record| visit(record, &descriptors))
+            .map_err(|e| self.err(e))
     }
 
     /// [`StateStore::records`], each record still as stored, with its sequence's folder summary: what
@@ -566,6 +575,24 @@ impl From<StoredRecord<'_>> for ListedRecord {
             integration: stored.integration.to_string(),
             updated_at: stored.updated_at.to_string(),
         }
+    }
+}
+
+/// Reads [`SequenceDescriptor`]s from the store's connection (see [`StateStore::visit_records`]).
+pub struct Descriptors<'c>(&'c Connection);
+
+impl Descriptors<'_> {
+    /// [`StateStore::descriptor`].
+    pub fn get(&self, sequence_id: &str) -> rusqlite::Result<Option<SequenceDescriptor>> {
+        let json: Option<String> = self
+            .0
+            .query_row(
+                "SELECT descriptor FROM sequence WHERE id = ?1",
+                params![sequence_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
     }
 }
 

@@ -129,13 +129,14 @@ fn next_keyed<'r>(
     }
 }
 
-/// The records (of `sequence_id` alone, when given) that have their sequence stored, in the order of
-/// `mtp status`: the sequences whose latest record was written last first (ties by id), each one's
-/// records by integration.
-pub(super) fn stored_records(
+/// Calls `visit` with each record (of `sequence_id` alone, when given) that has its sequence stored,
+/// in key order: by sequence id, then integration. The strings are borrowed from SQLite's rows, valid
+/// during the call: nothing is copied that the caller does not keep.
+pub(super) fn visit_records(
     conn: &Connection,
     sequence_id: Option<&str>,
-) -> rusqlite::Result<Listing> {
+    mut visit: impl FnMut(StoredRecord<'_>),
+) -> rusqlite::Result<()> {
     // All in key order (BINARY collation: byte order, as Rust compares `str`), so one pass merges them.
     let (sequences_sql, folders_sql, records_sql) = match sequence_id {
         None => (
@@ -157,29 +158,12 @@ pub(super) fn stored_records(
     let mut folders = folders_stmt.query(params_from_iter(sequence_id))?;
     let mut records_stmt = conn.prepare(records_sql)?;
     let mut records = records_stmt.query(params_from_iter(sequence_id))?;
-    let mut listing = Listing::default();
     // The sequence row at or after the current record's id, and the folder summary row at or after
-    // that sequence's id, in key order; the spans of the sequence last listed.
+    // that, in key order, each with its key.
     let mut sequence = next_keyed(&mut sequences)?;
     let mut summary = next_keyed(&mut folders)?;
-    let mut listed: Option<(Span, Span, Span, Option<Span>)> = None;
     while let Some(row) = records.next()? {
         let id = text(row, 0)?;
-        if let Some((at, root, name, folders_json)) = listed {
-            if listing.at(at) == id {
-                let spans = Spans {
-                    sequence_id: at,
-                    root,
-                    name,
-                    folders_json,
-                    integration: listing.push(text(row, 1)?),
-                    record_json: listing.push(text(row, 2)?),
-                    updated_at: listing.push(text(row, 3)?),
-                };
-                listing.records.push(spans);
-                continue;
-            }
-        }
         let s = loop {
             match sequence {
                 Some((_, at)) if at < id => sequence = next_keyed(&mut sequences)?,
@@ -204,44 +188,83 @@ pub(super) fn stored_records(
             Some((f, at)) if at == id => Some(text(f, 1)?),
             _ => None,
         };
-        let at = listing.push(id);
-        let root = listing.push(text(s, 1)?);
-        let name = listing.push(text(s, 2)?);
-        let folders_json = folders_json.map(|json| listing.push(json));
-        listed = Some((at, root, name, folders_json));
+        visit(StoredRecord {
+            sequence_id: id,
+            root: text(s, 1)?,
+            name: text(s, 2)?,
+            folders_json,
+            integration: text(row, 1)?,
+            record_json: text(row, 2)?,
+            updated_at: text(row, 3)?,
+        });
+    }
+    Ok(())
+}
+
+/// The records (of `sequence_id` alone, when given) that have their sequence stored, in the order of
+/// `mtp status` ([`newest_sequence_first`]).
+pub(super) fn stored_records(
+    conn: &Connection,
+    sequence_id: Option<&str>,
+) -> rusqlite::Result<Listing> {
+    let mut listing = Listing::default();
+    // The spans of the sequence last listed: its records share them.
+    let mut listed: Option<(Span, Span, Span, Option<Span>)> = None;
+    visit_records(conn, sequence_id, |record| {
+        let (at, root, name, folders_json) = match listed {
+            Some(spans) if listing.at(spans.0) == record.sequence_id => spans,
+            _ => {
+                let spans = (
+                    listing.push(record.sequence_id),
+                    listing.push(record.root),
+                    listing.push(record.name),
+                    record.folders_json.map(|json| listing.push(json)),
+                );
+                listed = Some(spans);
+                spans
+            }
+        };
         let spans = Spans {
             sequence_id: at,
             root,
             name,
             folders_json,
-            integration: listing.push(text(row, 1)?),
-            record_json: listing.push(text(row, 2)?),
-            updated_at: listing.push(text(row, 3)?),
+            integration: listing.push(record.integration),
+            record_json: listing.push(record.record_json),
+            updated_at: listing.push(record.updated_at),
         };
         listing.records.push(spans);
-    }
-    newest_sequence_first(&mut listing);
+    })?;
+    let records = std::mem::take(&mut listing.records);
+    listing.records = newest_sequence_first(
+        records,
+        |spans| listing.at(spans.sequence_id),
+        |spans| listing.at(spans.updated_at),
+    );
     Ok(listing)
 }
 
-/// Orders `listing` (by sequence id, then integration) by each sequence's latest record, newest first;
-/// the sort is stable, so ties stay by id and each sequence's records by integration.
-fn newest_sequence_first(listing: &mut Listing) {
-    let records = std::mem::take(&mut listing.records);
-    let mut groups: Vec<(&str, &[Spans])> = records
-        .chunk_by(|a, b| a.sequence_id.0 == b.sequence_id.0)
+/// `records` (listed by sequence id, then integration) in the order of `mtp status`: the sequences
+/// whose latest record was written last first. The sort is stable, so ties stay by id and each
+/// sequence's records by integration.
+pub fn newest_sequence_first<'t, T: Copy + 't>(
+    records: Vec<T>,
+    sequence_id: impl Fn(&T) -> &'t str,
+    updated_at: impl Fn(&T) -> &'t str,
+) -> Vec<T> {
+    let mut groups: Vec<(&str, &[T])> = records
+        .chunk_by(|a, b| sequence_id(a) == sequence_id(b))
         .map(|group| {
-            let latest = group
-                .iter()
-                .map(|spans| listing.at(spans.updated_at))
-                .max()
-                .unwrap_or_default();
+            let latest = group.iter().map(&updated_at).max().unwrap_or_default();
             (latest, group)
         })
         .collect();
     groups.sort_by(|a, b| b.0.cmp(a.0));
-    let ordered = groups.into_iter().flat_map(|(_, group)| group).copied().collect();
-    listing.records = ordered;
+    groups
+        .into_iter()
+        .flat_map(|(_, group)| group)
+        .copied()
+        .collect()
 }
 
 /// A string of a [`RecordView`], borrowed from the stored JSON unless it had escapes to undo.
@@ -417,7 +440,12 @@ mod tests {
             ("d", "archive", "2026-01-02T00:00:00Z"),
             ("d", "mapillary", "2026-01-01T00:00:00Z"),
         ]);
-        newest_sequence_first(&mut listed);
+        let records = std::mem::take(&mut listed.records);
+        listed.records = newest_sequence_first(
+            records,
+            |spans| listed.at(spans.sequence_id),
+            |spans| listed.at(spans.updated_at),
+        );
         let order: Vec<(String, String)> = listed
             .records()
             .map(|r| (r.sequence_id.to_string(), r.integration.to_string()))
