@@ -39,8 +39,8 @@ fn trim_end_from(out: &mut String, from: usize) {
     out.truncate(from + kept);
 }
 
-/// Appends `cells` (whose widths in characters are `counts`) padded to `widths`, but the last column,
-/// which is appended as it is: the line so far, without its trailing whitespace.
+/// Appends the cells before the last column (whose widths in characters are `counts`), each padded to
+/// its column's width in `widths` and two spaces.
 fn fixed_columns(out: &mut String, cells: &[&str], counts: &[usize], widths: &[usize]) {
     let columns = widths.len();
     for (i, cell) in cells.iter().enumerate().take(columns.saturating_sub(1)) {
@@ -51,31 +51,7 @@ fn fixed_columns(out: &mut String, cells: &[&str], counts: &[usize], widths: &[u
 
 /// Renders rows under a header, columns padded to their widest cell; the last column is not padded.
 pub fn render<R: AsRef<[S]>, S: AsRef<str>>(header: &[&str], rows: &[R]) -> String {
-    let columns = header.len();
-    let (counts, widths) = measure(header, rows);
-    let start: usize = widths.iter().take(columns.saturating_sub(1)).map(|w| w + 2).sum();
-    let last: usize = rows
-        .iter()
-        .map(|r| r.as_ref().get(columns.wrapping_sub(1)).map_or(0, |c| c.as_ref().len()))
-        .sum();
-    let mut out = String::with_capacity((rows.len() + 1) * (start + 1) + last);
-    let mut line = |cells: &[&str], counts: &[usize]| {
-        let from = out.len();
-        fixed_columns(&mut out, cells, counts, &widths);
-        for cell in cells.iter().skip(columns.saturating_sub(1)) {
-            out.push_str(cell);
-        }
-        trim_end_from(&mut out, from);
-        out.push('\n');
-    };
-    line(header, &counts[..columns]);
-    let mut cells: Vec<&str> = Vec::new();
-    for (n, row) in rows.iter().enumerate() {
-        cells.clear();
-        cells.extend(row.as_ref().iter().map(AsRef::as_ref));
-        line(&cells, &counts[(n + 1) * columns..(n + 2) * columns]);
-    }
-    out
+    render_fitted(header, rows, None)
 }
 
 /// [`render`], fitted to `width` columns when given: the last column wraps onto continuation lines
@@ -86,9 +62,41 @@ pub fn render_fitted<R: AsRef<[S]>, S: AsRef<str>>(
     rows: &[R],
     width: Option<usize>,
 ) -> String {
-    let Some(width) = width else {
-        return render(header, rows);
-    };
+    let mut out = String::new();
+    let kept: std::io::Result<()> = lines(header, rows, width, &mut out, &mut |_| Ok(()));
+    debug_assert!(kept.is_ok(), "keeping lines in a string cannot fail");
+    out
+}
+
+/// [`render_fitted`], written to `to` as it is made (a few lines at a time): a long table is never
+/// held whole.
+pub fn write_fitted<R: AsRef<[S]>, S: AsRef<str>>(
+    to: &mut impl std::io::Write,
+    header: &[&str],
+    rows: &[R],
+    width: Option<usize>,
+) -> std::io::Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    let mut out = String::with_capacity(CHUNK + 4096);
+    lines(header, rows, width, &mut out, &mut |out| {
+        if out.len() >= CHUNK {
+            to.write_all(out.as_bytes())?;
+            out.clear();
+        }
+        Ok(())
+    })?;
+    to.write_all(out.as_bytes())?;
+    to.flush()
+}
+
+/// Appends the lines of the table to `out`, calling `after_row` after each row's (it may take them).
+fn lines<R: AsRef<[S]>, S: AsRef<str>>(
+    header: &[&str],
+    rows: &[R],
+    width: Option<usize>,
+    out: &mut String,
+    after_row: &mut dyn FnMut(&mut String) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let columns = header.len();
     let (counts, widths) = measure(header, rows);
     let start: usize = widths
@@ -96,62 +104,93 @@ pub fn render_fitted<R: AsRef<[S]>, S: AsRef<str>>(
         .take(columns.saturating_sub(1))
         .map(|w| w + 2)
         .sum();
+    let mut wrapped: Vec<String> = Vec::new();
+    let mut line = |out: &mut String, cells: &[&str], counts: &[usize]| match width {
+        None => plain_line(out, cells, counts, &widths),
+        Some(width) => fitted_line(out, cells, counts, &widths, start, width, &mut wrapped),
+    };
+    line(out, header, &counts[..columns]);
+    after_row(out)?;
+    let mut cells: Vec<&str> = Vec::new();
+    for (n, row) in rows.iter().enumerate() {
+        cells.clear();
+        cells.extend(row.as_ref().iter().map(AsRef::as_ref));
+        line(out, &cells, &counts[(n + 1) * columns..(n + 2) * columns]);
+        after_row(out)?;
+    }
+    Ok(())
+}
+
+/// One line of [`render`]: the last column (and any cell after it) as it is.
+fn plain_line(out: &mut String, cells: &[&str], counts: &[usize], widths: &[usize]) {
+    let from = out.len();
+    fixed_columns(out, cells, counts, widths);
+    for cell in cells.iter().skip(widths.len().saturating_sub(1)) {
+        out.push_str(cell);
+    }
+    trim_end_from(out, from);
+    out.push('\n');
+}
+
+/// The line(s) of one row of [`render_fitted`] at `width`, the last column starting at `start` when it
+/// has room there (`wrapped` is scratch space).
+fn fitted_line(
+    out: &mut String,
+    cells: &[&str],
+    counts: &[usize],
+    widths: &[usize],
+    start: usize,
+    width: usize,
+    wrapped: &mut Vec<String>,
+) {
+    let columns = widths.len();
     let (indent, room) = if width > start + MIN_LAST_COLUMN {
         (start, width - start)
     } else {
         (4, width.saturating_sub(4).max(MIN_LAST_COLUMN))
     };
-    let mut out = String::with_capacity((rows.len() + 1) * (width + 1));
-    let mut wrapped: Vec<String> = Vec::new();
-    let mut line = |cells: &[&str], counts: &[usize]| {
-        let from = out.len();
-        fixed_columns(&mut out, cells, counts, &widths);
-        let last = cells.get(columns.wrapping_sub(1)).copied().unwrap_or_default();
-        wrap_into(last, room, &mut wrapped);
-        if indent == start {
-            for (n, piece) in wrapped.iter().enumerate() {
-                let at = if n > 0 {
-                    let at = out.len();
-                    pad(&mut out, indent);
-                    at
-                } else {
-                    from
-                };
-                out.push_str(piece);
-                trim_end_from(&mut out, at);
-                out.push('\n');
-            }
-            if wrapped.is_empty() {
-                trim_end_from(&mut out, from);
-                out.push('\n');
-            }
-        } else {
-            // The other columns alone are wider than the terminal: cut them, the last one follows.
-            trim_end_from(&mut out, from);
-            if out[from..].chars().count() > width {
-                let cut = out[from..]
-                    .char_indices()
-                    .nth(width.saturating_sub(1))
-                    .map_or(out.len(), |(at, _)| from + at);
-                out.truncate(cut);
-                out.push('…');
-            }
+    let from = out.len();
+    fixed_columns(out, cells, counts, widths);
+    let last = cells
+        .get(columns.wrapping_sub(1))
+        .copied()
+        .unwrap_or_default();
+    wrap_into(last, room, wrapped);
+    if indent == start {
+        for (n, piece) in wrapped.iter().enumerate() {
+            let at = if n > 0 {
+                let at = out.len();
+                pad(out, indent);
+                at
+            } else {
+                from
+            };
+            out.push_str(piece);
+            trim_end_from(out, at);
             out.push('\n');
-            for piece in &wrapped {
-                pad(&mut out, indent);
-                out.push_str(piece);
-                out.push('\n');
-            }
         }
-    };
-    line(header, &counts[..columns]);
-    let mut cells: Vec<&str> = Vec::new();
-    for (n, row) in rows.iter().enumerate() {
-        cells.clear();
-        cells.extend(row.as_ref().iter().map(AsRef::as_ref));
-        line(&cells, &counts[(n + 1) * columns..(n + 2) * columns]);
+        if wrapped.is_empty() {
+            trim_end_from(out, from);
+            out.push('\n');
+        }
+    } else {
+        // The other columns alone are wider than the terminal: cut them, the last one follows.
+        trim_end_from(out, from);
+        if out[from..].chars().count() > width {
+            let cut = out[from..]
+                .char_indices()
+                .nth(width.saturating_sub(1))
+                .map_or(out.len(), |(at, _)| from + at);
+            out.truncate(cut);
+            out.push('…');
+        }
+        out.push('\n');
+        for piece in wrapped.iter() {
+            pad(out, indent);
+            out.push_str(piece);
+            out.push('\n');
+        }
     }
-    out
 }
 
 /// The narrowest the last column of [`render_fitted`] gets beside the others.

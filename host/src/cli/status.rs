@@ -200,7 +200,9 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
         println!("no sequences uploaded yet (mtp upload DIR)");
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", lines.render(mtp_host::table::output_width()));
+    lines
+        .write(&mut std::io::stdout().lock(), mtp_host::table::output_width())
+        .context("cannot write the status")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -119,14 +119,18 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
         .map_err(|err| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(err)))
 }
 
-/// The next row of `rows`, with its first column (its key) as text.
-fn next_keyed<'r>(
+/// The first `N` columns of the next row of `rows`, as text (valid until the next call).
+fn next_columns<'r, const N: usize>(
     rows: &'r mut rusqlite::Rows<'_>,
-) -> rusqlite::Result<Option<(&'r rusqlite::Row<'r>, &'r str)>> {
-    match rows.next()? {
-        Some(row) => Ok(Some((row, text(row, 0)?))),
-        None => Ok(None),
+) -> rusqlite::Result<Option<[&'r str; N]>> {
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let mut columns = [""; N];
+    for (i, column) in columns.iter_mut().enumerate() {
+        *column = text(row, i)?;
     }
+    Ok(Some(columns))
 }
 
 /// Calls `visit` with each record (of `sequence_id` alone, when given) that has its sequence stored,
@@ -159,18 +163,15 @@ pub(super) fn visit_records(
     let mut records_stmt = conn.prepare(records_sql)?;
     let mut records = records_stmt.query(params_from_iter(sequence_id))?;
     // The sequence row at or after the current record's id, and the folder summary row at or after
-    // that, in key order, each with its key.
-    let mut sequence = next_keyed(&mut sequences)?;
-    let mut summary = next_keyed(&mut folders)?;
+    // that, in key order, each as its columns (read once for all the records of the sequence).
+    let mut sequence = next_columns::<3>(&mut sequences)?;
+    let mut summary = next_columns::<2>(&mut folders)?;
     while let Some(row) = records.next()? {
         let id = text(row, 0)?;
-        let s = loop {
-            match sequence {
-                Some((_, at)) if at < id => sequence = next_keyed(&mut sequences)?,
-                _ => break sequence,
-            }
-        };
-        let Some((s, at)) = s else {
+        while sequence.is_some_and(|[at, ..]| at < id) {
+            sequence = next_columns(&mut sequences)?;
+        }
+        let Some([at, root, name]) = sequence else {
             // No sequence left: the remaining records have none stored.
             break;
         };
@@ -178,20 +179,17 @@ pub(super) fn visit_records(
             // A record without its sequence is not listed.
             continue;
         }
-        let f = loop {
-            match summary {
-                Some((_, at)) if at < id => summary = next_keyed(&mut folders)?,
-                _ => break summary,
-            }
-        };
-        let folders_json = match f {
-            Some((f, at)) if at == id => Some(text(f, 1)?),
+        while summary.is_some_and(|[at, _]| at < id) {
+            summary = next_columns(&mut folders)?;
+        }
+        let folders_json = match summary {
+            Some([at, folders]) if at == id => Some(folders),
             _ => None,
         };
         visit(StoredRecord {
             sequence_id: id,
-            root: text(s, 1)?,
-            name: text(s, 2)?,
+            root,
+            name,
             folders_json,
             integration: text(row, 1)?,
             record_json: text(row, 2)?,

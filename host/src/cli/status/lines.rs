@@ -97,14 +97,18 @@ impl StatusLines {
         self.rows.is_empty()
     }
 
-    /// The table, fitted to `width` when given ([`table::render_fitted`]).
-    pub(super) fn render(&self, width: Option<usize>) -> String {
+    /// Writes the table to `to`, fitted to `width` when given ([`table::write_fitted`]).
+    pub(super) fn write(
+        &self,
+        to: &mut impl std::io::Write,
+        width: Option<usize>,
+    ) -> std::io::Result<()> {
         let cells: Vec<[&str; 6]> = self
             .rows
             .iter()
             .map(|line| line.cells.map(|span| self.at(span)))
             .collect();
-        table::render_fitted(&HEADER, &cells, width)
+        table::write_fitted(to, &HEADER, &cells, width)
     }
 
     fn at(&self, Span(start, end): Span) -> &str {
