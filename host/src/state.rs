@@ -539,8 +539,8 @@ impl StateStore {
 
     /// The records of one sequence, by integration.
     pub fn records_of(&self, sequence_id: &str) -> Result<Vec<ListedRecord>, StateError> {
-        let listing = listing::stored_records(&self.lock(), Some(sequence_id))
-            .map_err(|e| self.err(e))?;
+        let listing =
+            listing::stored_records(&self.lock(), Some(sequence_id)).map_err(|e| self.err(e))?;
         Ok(listing.records().map(ListedRecord::from).collect())
     }
 
@@ -893,6 +893,133 @@ mod tests {
         assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
         store.put("p", "img/b", "h2", false).unwrap();
         assert_eq!(store.list("p", "img/").unwrap().len(), 2);
+    }
+
+    fn sequence(id: &str, name: &str) -> SequenceDescriptor {
+        serde_json::from_value(serde_json::json!({
+            "schema": 1, "id": id, "root": format!("/gone/{id}"), "name": name,
+            "images": [{"path": format!("/gone/{id}/1.jpg"), "file_name": "1.jpg", "size_bytes": 1,
+                "latitude": 1.0, "longitude": 1.0, "captured_at_ms": 0}]
+        }))
+        .unwrap()
+    }
+
+    fn plan_of(store: &StateStore, sql: &str) -> String {
+        let conn = store.lock();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map([], |row| row.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn listing_reads_the_sequences_through_their_index_and_an_earlier_file_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let listing_sql = "SELECT id, root, name FROM sequence ORDER BY id";
+        let plan = plan_of(&store, listing_sql);
+        assert!(plan.contains("COVERING INDEX sequence_listing"), "{plan}");
+        store
+            .put_record(
+                &sequence("s1", "walk"),
+                "mapillary",
+                &IntegrationRecord::default(),
+            )
+            .unwrap();
+        // A file of an earlier version has no such index; the listing works without it, and the
+        // first open that may write adds it (the listing open too), keeping every record.
+        store
+            .lock()
+            .execute_batch("DROP INDEX sequence_listing")
+            .unwrap();
+        assert_eq!(store.records().unwrap().len(), 1);
+        drop(store);
+        let store = StateStore::open_for_listing(dir.path()).unwrap();
+        let plan = plan_of(&store, listing_sql);
+        assert!(plan.contains("COVERING INDEX sequence_listing"), "{plan}");
+        assert_eq!(store.records().unwrap()[0].name, "walk");
+    }
+
+    #[test]
+    fn the_listing_merges_sequences_records_and_folder_summaries_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let record = |message: &str| IntegrationRecord {
+            outcome: Some(RunOutcome::new(SequenceState::Published, message)),
+            last_error: None,
+        };
+        store
+            .put_record(&sequence("b", "second"), "mtpw", &record("b/mtpw"))
+            .unwrap();
+        store
+            .put_record(&sequence("b", "second"), "mapillary", &record("b/mly"))
+            .unwrap();
+        store
+            .put_record(&sequence("a", "first"), "mapillary", &record("a/mly"))
+            .unwrap();
+        store
+            .put_record(&sequence("c", "third"), "mapillary", &record("c/mly"))
+            .unwrap();
+        {
+            let conn = store.lock();
+            // Times decide the order (newest sequence first), then the id.
+            conn.execute_batch(
+                "UPDATE sequence_record SET updated_at = '2026-01-01T00:00:00Z';
+                 UPDATE sequence_record SET updated_at = '2026-01-03T00:00:00Z'
+                     WHERE sequence_id = 'b' AND integration = 'mtpw';
+                 UPDATE sequence_record SET updated_at = '2026-01-02T00:00:00Z' WHERE sequence_id = 'c';
+                 INSERT INTO sequence_record VALUES ('orphan', 'mapillary', '{}', '2026-02-01T00:00:00Z');
+                 INSERT INTO sequence (id, root, name, descriptor, updated_at)
+                     VALUES ('no-records', '/r', 'n', '{}', '2026-02-01T00:00:00Z');
+                 DELETE FROM sequence_folders WHERE sequence_id = 'c';",
+            )
+            .unwrap();
+        }
+        let listing = store.listing().unwrap();
+        let listed: Vec<(&str, &str, &str, bool)> = listing
+            .records()
+            .map(|r| {
+                (
+                    r.sequence_id,
+                    r.name,
+                    r.integration,
+                    r.folders_json.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("b", "second", "mapillary", true),
+                ("b", "second", "mtpw", true),
+                ("c", "third", "mapillary", false),
+                ("a", "first", "mapillary", true),
+            ]
+        );
+        let first = listing.records().next().unwrap();
+        assert_eq!(
+            first.view().outcome.unwrap().message.unwrap().as_str(),
+            "b/mly"
+        );
+        assert_eq!(first.record(), record("b/mly"));
+        assert_eq!(first.root, "/gone/b");
+        let one: Vec<String> = store
+            .records_of("b")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.integration)
+            .collect();
+        assert_eq!(one, ["mapillary", "mtpw"]);
+        // In key order, and the visitor may read a descriptor meanwhile (same connection).
+        let mut visited = Vec::new();
+        store
+            .visit_records(|record, descriptors| {
+                let name = descriptors.get(record.sequence_id).unwrap().unwrap().name;
+                visited.push((record.sequence_id.to_string(), name));
+            })
+            .unwrap();
+        let ids: Vec<&str> = visited.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "b", "c"]);
+        assert_eq!(visited[0].1, "first");
     }
 
     #[test]

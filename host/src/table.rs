@@ -2,10 +2,7 @@
 
 /// The width of each cell of `header` and `rows` in characters (row by row, `header.len()` per row,
 /// the header first), and the widest of each column.
-fn measure<R: AsRef<[S]>, S: AsRef<str>>(
-    header: &[&str],
-    rows: &[R],
-) -> (Vec<usize>, Vec<usize>) {
+fn measure<R: AsRef<[S]>, S: AsRef<str>>(header: &[&str], rows: &[R]) -> (Vec<usize>, Vec<usize>) {
     let columns = header.len();
     let mut cells = Vec::with_capacity(columns * (rows.len() + 1));
     cells.extend(header.iter().map(|h| h.chars().count()));
@@ -221,7 +218,10 @@ fn wrap_into(text: &str, room: usize, lines: &mut Vec<String>) {
                 used = 0;
                 continue;
             }
-            let at = word.char_indices().nth(room).map_or(word.len(), |(at, _)| at);
+            let at = word
+                .char_indices()
+                .nth(room)
+                .map_or(word.len(), |(at, _)| at);
             lines.push(word[..at].to_string());
             word = &word[at..];
             chars -= room;

@@ -201,7 +201,10 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     lines
-        .write(&mut std::io::stdout().lock(), mtp_host::table::output_width())
+        .write(
+            &mut std::io::stdout().lock(),
+            mtp_host::table::output_width(),
+        )
         .context("cannot write the status")?;
     Ok(ExitCode::SUCCESS)
 }

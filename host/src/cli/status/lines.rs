@@ -199,6 +199,69 @@ fn push_keys_and_detail(out: &mut String, r: &StatusRow<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mtp_host::state::IntegrationRecord;
+    use plugin_api::sequence::SequenceDescriptor;
+
+    #[test]
+    fn the_table_shows_each_record_as_its_json_says_newest_sequence_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let sequence = |id: &str, name: &str| -> SequenceDescriptor {
+            serde_json::from_value(serde_json::json!({
+                "schema": 1, "id": id, "root": "/r", "name": name, "images": []
+            }))
+            .unwrap()
+        };
+        let empty = IntegrationRecord::default();
+        store
+            .put_record(&sequence("s1", "walk"), "mapillary", &empty)
+            .unwrap();
+        store
+            .put_record(&sequence("s1", "walk"), "mtpw", &empty)
+            .unwrap();
+        store
+            .put_record(&sequence("s2", "ünï"), "mapillary", &empty)
+            .unwrap();
+        // What other versions (or hands) may have written: the record JSON as it is.
+        rusqlite::Connection::open(dir.path().join("state.db"))
+            .unwrap()
+            .execute_batch(
+                r#"UPDATE sequence_record SET updated_at = '2026-01-01T00:00:00Z';
+                UPDATE sequence_record SET updated_at = '2026-01-02T00:00:00Z' WHERE sequence_id = 's2';
+                UPDATE sequence_record SET outcome = '{"outcome":{"state":"failed","message":"  ",
+                    "keys":{"b":"2","a":"1"},"progress":{"files_done":1,"files_total":2,
+                    "bytes_done":0,"bytes_total":0},"next_action":"retry"},
+                    "last_error":{"kind":"rejected","message":"no"}}'
+                    WHERE sequence_id = 's1' AND integration = 'mapillary';
+                UPDATE sequence_record SET outcome = 'not json' WHERE integration = 'mtpw';
+                UPDATE sequence_record SET outcome = '{"outcome":{"state":"published","message":" "}}'
+                    WHERE sequence_id = 's2';"#,
+            )
+            .unwrap();
+        let lines = StatusLines::read(&store).unwrap();
+        assert!(!lines.waiting);
+        let mut out = Vec::new();
+        lines.write(&mut out, None).unwrap();
+        let line = |cells: [&str; 6]| {
+            let [a, b, c, d, e, f] = cells;
+            let text = format!("{a:<10}{b:<4}{c:<13}{d:<11}{e:<11}{f}");
+            text.trim_end().to_string()
+        };
+        let expected = [
+            line(HEADER),
+            line(["ünï", "s2", "mapillary", "published", "", ""]),
+            line([
+                "walk",
+                "s1",
+                "mapillary",
+                "failed",
+                "1/2 files",
+                "a=1 b=2; (last error: no); next: retry",
+            ]),
+            line(["walk", "s1", "mtpw", "pending", "", "nothing done yet"]),
+        ];
+        assert_eq!(String::from_utf8(out).unwrap(), expected.join("\n") + "\n");
+    }
 
     #[test]
     fn the_short_id_counts_characters() {
