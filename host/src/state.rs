@@ -19,6 +19,11 @@ pub use listing::{
     newest_sequence_first, ErrorView, Listing, OutcomeView, RecordView, StoredRecord, Text,
 };
 
+/// The page cache of a store opened for listing ([`StateStore::open_for_listing`]), in pages. A listing
+/// reads each page once, in key order, so a few pages per cursor suffice; SQLite's default (2 MB) made
+/// `mtp status` take fresh memory, one first touch by the kernel per page, for every page it read.
+const LISTING_CACHE_PAGES: i64 = 64;
+
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -204,6 +209,10 @@ impl StateStore {
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite)?;
+        if !full_check {
+            conn.pragma_update(None, "cache_size", LISTING_CACHE_PAGES)
+                .map_err(sqlite)?;
+        }
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sqlite)?;
