@@ -946,6 +946,11 @@ mod tests {
         let plan = plan_of(&store, listing_sql);
         assert!(plan.contains("COVERING INDEX sequence_listing"), "{plan}");
         assert_eq!(store.records().unwrap()[0].name, "walk");
+        let cache: i64 = store
+            .lock()
+            .pragma_query_value(None, "cache_size", |row| row.get(0))
+            .unwrap();
+        assert_eq!(cache, LISTING_CACHE_PAGES);
     }
 
     #[test]

@@ -273,6 +273,29 @@ mod tests {
     }
 
     #[test]
+    fn writing_gives_the_rendered_table_across_chunks() {
+        let rows: Vec<[String; 3]> = (0..5000)
+            .map(|i| {
+                [
+                    format!("row {i}"),
+                    "x".repeat(i % 7),
+                    format!("detail {i} ").repeat(3),
+                ]
+            })
+            .collect();
+        for width in [None, Some(40), Some(12)] {
+            let mut written = Vec::new();
+            super::write_fitted(&mut written, &["A", "B", "C"], &rows, width).unwrap();
+            let rendered = super::render_fitted(&["A", "B", "C"], &rows, width);
+            assert!(
+                rendered.len() > 128 * 1024,
+                "{width:?}: more than one chunk"
+            );
+            assert_eq!(String::from_utf8(written).unwrap(), rendered, "{width:?}");
+        }
+    }
+
+    #[test]
     fn pads_columns() {
         let text = super::render(
             &["ID", "STATUS"],
