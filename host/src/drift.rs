@@ -26,11 +26,17 @@ impl Drift {
         if *self == Drift::default() {
             return None;
         }
-        Some(format!(
-            "the folder changed since the last run ({} added, {} removed, {} changed): run mtp upload \
-             on it to see what that means",
-            self.added, self.removed, self.changed
-        ))
+        // Pieced together rather than `format!`ed: `mtp status` says it for every sequence it lists.
+        let mut number = itoa::Buffer::new();
+        let mut text = String::with_capacity(128);
+        text.push_str("the folder changed since the last run (");
+        text.push_str(number.format(self.added));
+        text.push_str(" added, ");
+        text.push_str(number.format(self.removed));
+        text.push_str(" removed, ");
+        text.push_str(number.format(self.changed));
+        text.push_str(" changed): run mtp upload on it to see what that means");
+        Some(text)
     }
 }
 
@@ -147,6 +153,23 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_sentence_names_each_count() {
+        let drift = Drift {
+            added: 3,
+            removed: 100,
+            changed: 0,
+        };
+        assert_eq!(
+            drift.describe().as_deref(),
+            Some(
+                "the folder changed since the last run (3 added, 100 removed, 0 changed): run mtp \
+                 upload on it to see what that means"
+            )
+        );
+        assert_eq!(Drift::default().describe(), None);
     }
 
     #[test]

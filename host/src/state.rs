@@ -14,6 +14,16 @@ use plugin_api::PluginError;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+mod listing;
+pub use listing::{
+    newest_sequence_first, ErrorView, Listing, OutcomeView, RecordView, StoredRecord, Text,
+};
+
+/// The page cache of a store opened for listing ([`StateStore::open_for_listing`]), in pages. A listing
+/// reads each page once, in key order, so a few pages per cursor suffice; SQLite's default (2 MB) made
+/// `mtp status` take fresh memory, one first touch by the kernel per page, for every page it read.
+const LISTING_CACHE_PAGES: i64 = 64;
+
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -199,6 +209,10 @@ impl StateStore {
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite)?;
+        if !full_check {
+            conn.pragma_update(None, "cache_size", LISTING_CACHE_PAGES)
+                .map_err(sqlite)?;
+        }
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sqlite)?;
@@ -219,7 +233,8 @@ impl StateStore {
             .query_row(
                 "SELECT count(*), coalesce(sum(name = 'plugin_state' AND sql LIKE '%WITHOUT ROWID%'), 0)
                  FROM sqlite_master WHERE name IN ('plugin_state', 'plugin_secret',
-                 'sequence', 'sequence_record', 'sequence_folders', 'sequence_folders_stale')",
+                 'sequence', 'sequence_record', 'sequence_folders', 'sequence_folders_stale',
+                 'sequence_listing')",
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
@@ -227,7 +242,7 @@ impl StateStore {
         if clustered != 0 {
             StateStore::unclustered_plugin_state(&conn).map_err(sqlite)?;
         }
-        if found != SCHEMA_VERSION || present != 6 {
+        if found != SCHEMA_VERSION || present != 7 {
             StateStore::create_schema(&conn).map_err(sqlite)?;
         }
         for suffix in ["-wal", "-shm"] {
@@ -256,6 +271,11 @@ impl StateStore {
              CREATE TABLE IF NOT EXISTS sequence (
                  id TEXT PRIMARY KEY, root TEXT NOT NULL, name TEXT NOT NULL, descriptor TEXT NOT NULL,
                  updated_at TEXT NOT NULL);
+             -- What `mtp status` lists of each sequence, so that listing never reads the table's rows,
+             -- each a page or more with its descriptor (see `listing`). Added without a schema version:
+             -- created on the first open of an earlier file, and kept up by SQLite when an earlier mtp
+             -- writes the table.
+             CREATE INDEX IF NOT EXISTS sequence_listing ON sequence (id, root, name);
              CREATE TABLE IF NOT EXISTS sequence_record (
                  sequence_id TEXT NOT NULL, integration TEXT NOT NULL, outcome TEXT NOT NULL,
                  updated_at TEXT NOT NULL,
@@ -519,54 +539,73 @@ impl StateStore {
     /// when the files have moved. `None` also for one this version cannot read. Kept out of
     /// [`StateStore::records`], which `mtp status` lists: descriptors are large.
     pub fn descriptor(&self, sequence_id: &str) -> Result<Option<SequenceDescriptor>, StateError> {
+        Descriptors(&self.lock())
+            .get(sequence_id)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every sequence record, in the order of `mtp status`: the sequences whose latest record was
+    /// written last first (ties by id), each one's records by integration.
+    pub fn records(&self) -> Result<Vec<ListedRecord>, StateError> {
+        Ok(self.listing()?.records().map(ListedRecord::from).collect())
+    }
+
+    /// The records of one sequence, by integration.
+    pub fn records_of(&self, sequence_id: &str) -> Result<Vec<ListedRecord>, StateError> {
+        let listing =
+            listing::stored_records(&self.lock(), Some(sequence_id)).map_err(|e| self.err(e))?;
+        Ok(listing.records().map(ListedRecord::from).collect())
+    }
+
+    /// Calls `visit` with each record and its sequence (with its folder summary), in key order: by
+    /// sequence id, then integration (order them as `mtp status` does with [`newest_sequence_first`]).
+    /// The strings are valid during the call: what `mtp status` lists, keeping only what it shows.
+    /// The callback reads descriptors through its second argument (the store is busy meanwhile).
+    pub fn visit_records(
+        &self,
+        mut visit: impl FnMut(StoredRecord<'_>, &Descriptors<'_>),
+    ) -> Result<(), StateError> {
+        let conn = self.lock();
+        let descriptors = Descriptors(&conn);
+        listing::visit_records(&conn, None, |record| visit(record, &descriptors))
+            .map_err(|e| self.err(e))
+    }
+
+    /// [`StateStore::records`], each record still as stored, with its sequence's folder summary: what
+    /// `mtp status` lists, reading only the parts it shows ([`StoredRecord::view`]).
+    pub fn listing(&self) -> Result<Listing, StateError> {
+        listing::stored_records(&self.lock(), None).map_err(|e| self.err(e))
+    }
+}
+
+impl From<StoredRecord<'_>> for ListedRecord {
+    fn from(stored: StoredRecord<'_>) -> ListedRecord {
+        ListedRecord {
+            record: stored.record(),
+            sequence_id: stored.sequence_id.to_string(),
+            root: stored.root.to_string(),
+            name: stored.name.to_string(),
+            integration: stored.integration.to_string(),
+            updated_at: stored.updated_at.to_string(),
+        }
+    }
+}
+
+/// Reads [`SequenceDescriptor`]s from the store's connection (see [`StateStore::visit_records`]).
+pub struct Descriptors<'c>(&'c Connection);
+
+impl Descriptors<'_> {
+    /// [`StateStore::descriptor`].
+    pub fn get(&self, sequence_id: &str) -> rusqlite::Result<Option<SequenceDescriptor>> {
         let json: Option<String> = self
-            .lock()
+            .0
             .query_row(
                 "SELECT descriptor FROM sequence WHERE id = ?1",
                 params![sequence_id],
                 |row| row.get(0),
             )
-            .optional()
-            .map_err(|e| self.err(e))?;
+            .optional()?;
         Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
-    }
-
-    /// Every sequence record, by sequence then integration.
-    pub fn records(&self) -> Result<Vec<ListedRecord>, StateError> {
-        self.query_records(None)
-    }
-
-    /// The records of one sequence, by integration.
-    pub fn records_of(&self, sequence_id: &str) -> Result<Vec<ListedRecord>, StateError> {
-        self.query_records(Some(sequence_id))
-    }
-
-    fn query_records(&self, sequence_id: Option<&str>) -> Result<Vec<ListedRecord>, StateError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT r.sequence_id, s.root, s.name, r.integration, r.outcome, r.updated_at
-                 FROM sequence_record r JOIN sequence s ON s.id = r.sequence_id
-                 WHERE ?1 IS NULL OR r.sequence_id = ?1
-                 ORDER BY (SELECT max(m.updated_at) FROM sequence_record m
-                           WHERE m.sequence_id = r.sequence_id) DESC,
-                          r.sequence_id, r.integration",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![sequence_id], |row| {
-                let outcome_json: String = row.get(4)?;
-                Ok(ListedRecord {
-                    sequence_id: row.get(0)?,
-                    root: row.get(1)?,
-                    name: row.get(2)?,
-                    integration: row.get(3)?,
-                    record: IntegrationRecord::from_json(&outcome_json),
-                    updated_at: row.get(5)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 }
 
@@ -886,6 +925,138 @@ mod tests {
         assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
         store.put("p", "img/b", "h2", false).unwrap();
         assert_eq!(store.list("p", "img/").unwrap().len(), 2);
+    }
+
+    fn sequence(id: &str, name: &str) -> SequenceDescriptor {
+        serde_json::from_value(serde_json::json!({
+            "schema": 1, "id": id, "root": format!("/gone/{id}"), "name": name,
+            "images": [{"path": format!("/gone/{id}/1.jpg"), "file_name": "1.jpg", "size_bytes": 1,
+                "latitude": 1.0, "longitude": 1.0, "captured_at_ms": 0}]
+        }))
+        .unwrap()
+    }
+
+    fn plan_of(store: &StateStore, sql: &str) -> String {
+        let conn = store.lock();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map([], |row| row.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn listing_reads_the_sequences_through_their_index_and_an_earlier_file_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let listing_sql = "SELECT id, root, name FROM sequence ORDER BY id";
+        let plan = plan_of(&store, listing_sql);
+        assert!(plan.contains("COVERING INDEX sequence_listing"), "{plan}");
+        store
+            .put_record(
+                &sequence("s1", "walk"),
+                "mapillary",
+                &IntegrationRecord::default(),
+            )
+            .unwrap();
+        // A file of an earlier version has no such index; the listing works without it, and the
+        // first open that may write adds it (the listing open too), keeping every record.
+        store
+            .lock()
+            .execute_batch("DROP INDEX sequence_listing")
+            .unwrap();
+        assert_eq!(store.records().unwrap().len(), 1);
+        drop(store);
+        let store = StateStore::open_for_listing(dir.path()).unwrap();
+        let plan = plan_of(&store, listing_sql);
+        assert!(plan.contains("COVERING INDEX sequence_listing"), "{plan}");
+        assert_eq!(store.records().unwrap()[0].name, "walk");
+        let cache: i64 = store
+            .lock()
+            .pragma_query_value(None, "cache_size", |row| row.get(0))
+            .unwrap();
+        assert_eq!(cache, LISTING_CACHE_PAGES);
+    }
+
+    #[test]
+    fn the_listing_merges_sequences_records_and_folder_summaries_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let record = |message: &str| IntegrationRecord {
+            outcome: Some(RunOutcome::new(SequenceState::Published, message)),
+            last_error: None,
+        };
+        store
+            .put_record(&sequence("b", "second"), "mtpw", &record("b/mtpw"))
+            .unwrap();
+        store
+            .put_record(&sequence("b", "second"), "mapillary", &record("b/mly"))
+            .unwrap();
+        store
+            .put_record(&sequence("a", "first"), "mapillary", &record("a/mly"))
+            .unwrap();
+        store
+            .put_record(&sequence("c", "third"), "mapillary", &record("c/mly"))
+            .unwrap();
+        {
+            let conn = store.lock();
+            // Times decide the order (newest sequence first), then the id.
+            conn.execute_batch(
+                "UPDATE sequence_record SET updated_at = '2026-01-01T00:00:00Z';
+                 UPDATE sequence_record SET updated_at = '2026-01-03T00:00:00Z'
+                     WHERE sequence_id = 'b' AND integration = 'mtpw';
+                 UPDATE sequence_record SET updated_at = '2026-01-02T00:00:00Z' WHERE sequence_id = 'c';
+                 INSERT INTO sequence_record VALUES ('orphan', 'mapillary', '{}', '2026-02-01T00:00:00Z');
+                 INSERT INTO sequence (id, root, name, descriptor, updated_at)
+                     VALUES ('no-records', '/r', 'n', '{}', '2026-02-01T00:00:00Z');
+                 DELETE FROM sequence_folders WHERE sequence_id = 'c';",
+            )
+            .unwrap();
+        }
+        let listing = store.listing().unwrap();
+        let listed: Vec<(&str, &str, &str, bool)> = listing
+            .records()
+            .map(|r| {
+                (
+                    r.sequence_id,
+                    r.name,
+                    r.integration,
+                    r.folders_json.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("b", "second", "mapillary", true),
+                ("b", "second", "mtpw", true),
+                ("c", "third", "mapillary", false),
+                ("a", "first", "mapillary", true),
+            ]
+        );
+        let first = listing.records().next().unwrap();
+        assert_eq!(
+            first.view().outcome.unwrap().message.unwrap().as_str(),
+            "b/mly"
+        );
+        assert_eq!(first.record(), record("b/mly"));
+        assert_eq!(first.root, "/gone/b");
+        let one: Vec<String> = store
+            .records_of("b")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.integration)
+            .collect();
+        assert_eq!(one, ["mapillary", "mtpw"]);
+        // In key order, and the visitor may read a descriptor meanwhile (same connection).
+        let mut visited = Vec::new();
+        store
+            .visit_records(|record, descriptors| {
+                let name = descriptors.get(record.sequence_id).unwrap().unwrap().name;
+                visited.push((record.sequence_id.to_string(), name));
+            })
+            .unwrap();
+        let ids: Vec<&str> = visited.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "b", "c"]);
+        assert_eq!(visited[0].1, "first");
     }
 
     #[test]

@@ -1,65 +1,97 @@
 //! `mtp status`: where every sequence stands with every integration.
 
-use std::process::ExitCode;
+mod lines;
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use mtp_host::registry::PluginDirs;
 use mtp_host::runner::Runner;
-use mtp_host::state::{ListedRecord, StateStore};
-use mtp_host::table;
-use plugin_api::protocol::SequenceState;
+use mtp_host::state::{RecordView, StateStore, StoredRecord, Text};
+use plugin_api::protocol::{Progress, SequenceState};
+use plugin_api::sequence::SequenceDescriptor;
 use serde::Serialize;
 
 use super::session::{state_dir, Session};
 use super::{load_env, print_json, GlobalArgs};
+use lines::StatusLines;
 
-/// One row of `mtp status --json`. Exports (which may hold tokens) are never part of it.
+/// One row of `mtp status --json`, borrowed from the stored record it shows (the table shows the same
+/// row, see [`lines`]). Exports (which may hold tokens) are never part of it.
 #[derive(Debug, Serialize)]
-pub(crate) struct StatusRow {
-    sequence_id: String,
-    name: String,
-    root: String,
-    integration: String,
-    state: String,
-    message: Option<String>,
-    keys: std::collections::BTreeMap<String, String>,
-    progress: Option<plugin_api::protocol::Progress>,
-    last_error: Option<String>,
-    next_action: Option<String>,
+pub(crate) struct StatusRow<'a> {
+    sequence_id: &'a str,
+    name: &'a str,
+    root: &'a str,
+    integration: &'a str,
+    state: &'static str,
+    message: Option<Cow<'a, str>>,
+    keys: BTreeMap<Text<'a>, Text<'a>>,
+    progress: Option<Progress>,
+    last_error: Option<Cow<'a, str>>,
+    next_action: Option<Cow<'a, str>>,
     /// Set when the sequence's folder changed since its last run (files added, removed, resized).
-    folder_changed: Option<String>,
-    updated_at: String,
+    folder_changed: Option<&'a str>,
+    updated_at: &'a str,
 }
 
-/// What changed in the folder of `sequence_id` since its last run, if anything: from the small folder
-/// summary when its folders are gone, else from the descriptor and a look at each file.
-fn folder_change(
-    store: &StateStore,
-    summaries: &HashMap<String, Vec<mtp_host::drift::Folder>>,
-    sequence_id: &str,
-) -> Option<String> {
-    let quick = summaries
-        .get(sequence_id)
-        .and_then(|folders| mtp_host::drift::drift_of_vanished(folders));
-    match quick {
-        Some(drift) => drift.describe(),
-        None => {
-            let descriptor = store.descriptor(sequence_id).ok()??;
-            mtp_host::drift::drift(&descriptor).describe()
-        }
+/// The row of `record`, whose view is `view` and whose sequence's folder change is `folder_changed`.
+fn row_of<'a>(
+    record: &StoredRecord<'a>,
+    view: RecordView<'a>,
+    folder_changed: Option<&'a str>,
+) -> StatusRow<'a> {
+    let (state, message, keys, progress, next_action) = match view.outcome {
+        Some(o) => (
+            o.state,
+            o.message.map(|t| t.0),
+            o.keys,
+            o.progress,
+            o.next_action.map(|t| t.0),
+        ),
+        None => (
+            SequenceState::Pending,
+            Some(Cow::Borrowed("nothing done yet")),
+            BTreeMap::new(),
+            None,
+            None,
+        ),
+    };
+    StatusRow {
+        sequence_id: record.sequence_id,
+        name: record.name,
+        root: record.root,
+        integration: record.integration,
+        state: state.as_str(),
+        message,
+        keys,
+        progress,
+        last_error: view.last_error.map(|e| e.message.0),
+        next_action,
+        folder_changed,
+        updated_at: record.updated_at,
     }
 }
 
-/// The first characters of a sequence id: enough to tell two sequences of the same name apart (the
-/// full id is in `mtp status --json`).
-fn short_id(id: &str) -> String {
-    id.chars().take(SHORT_ID_LEN).collect()
+/// What changed in the folder of `record`'s sequence since its last run, if anything: from the small
+/// folder summary when its folders are gone, else from the descriptor (`descriptor()`) and a look at
+/// each file.
+fn folder_change(
+    record: &StoredRecord<'_>,
+    descriptor: impl FnOnce() -> Option<SequenceDescriptor>,
+) -> Option<String> {
+    // A summary this version cannot read is as good as none: the descriptor is read instead.
+    let quick = record
+        .folders_json
+        .and_then(|json| serde_json::from_str::<Vec<mtp_host::drift::Folder>>(json).ok())
+        .and_then(|folders| mtp_host::drift::drift_of_vanished(&folders));
+    match quick {
+        Some(drift) => drift.describe(),
+        None => mtp_host::drift::drift(&descriptor()?).describe(),
+    }
 }
-
-/// How many characters of the id `mtp status` shows.
-const SHORT_ID_LEN: usize = 8;
 
 /// Re-checks sequences left waiting (except those in `except`), reporting errors.
 pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
@@ -79,69 +111,69 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The rows of `mtp status --json` (also `GET /api/sequences` of `mtp serve`), read from the store.
-pub(crate) fn status_rows(runner: &Runner) -> Result<Vec<StatusRow>> {
+/// `mtp status --json` (also `GET /api/sequences` of `mtp serve`), read from the store.
+pub(crate) fn status_json(runner: &Runner) -> Result<serde_json::Value> {
     let store = runner.store();
-    rows_of(store, store.records()?)
+    let listing = store.listing()?;
+    let records: Vec<StoredRecord<'_>> = listing.records().collect();
+    let views = records.iter().map(StoredRecord::view).collect();
+    let changes = folder_changes(store, &records);
+    serde_json::to_value(rows_of(&records, views, &changes)).context("cannot encode the status")
 }
 
-/// The rows for `records`, read from `store`.
-fn rows_of(store: &StateStore, records: Vec<ListedRecord>) -> Result<Vec<StatusRow>> {
-    let summaries = store.folder_summaries()?;
-    let mut changes: HashMap<String, Option<String>> = HashMap::new();
-    Ok(records
-        .into_iter()
-        .map(|listed| {
-            // Read each sequence's folder once, however many integrations it has rows for.
-            let changed = changes
-                .entry(listed.sequence_id.clone())
-                .or_insert_with(|| folder_change(store, &summaries, &listed.sequence_id))
-                .clone();
-            let outcome = listed.record.outcome.unwrap_or_else(|| {
-                plugin_api::protocol::RunOutcome::new(
-                    plugin_api::protocol::SequenceState::Pending,
-                    "nothing done yet",
-                )
-            });
-            StatusRow {
-                sequence_id: listed.sequence_id,
-                name: listed.name,
-                root: listed.root,
-                integration: listed.integration,
-                state: outcome.state.as_str().to_string(),
-                message: outcome.message,
-                keys: outcome.keys,
-                progress: outcome.progress,
-                last_error: listed.record.last_error.map(|e| e.message),
-                next_action: outcome.next_action,
-                folder_changed: changed,
-                updated_at: listed.updated_at,
-            }
+/// Each sequence's records in `records` (which lists them together), one slice per sequence.
+fn by_sequence<'r, 'a>(
+    records: &'r [StoredRecord<'a>],
+) -> impl Iterator<Item = &'r [StoredRecord<'a>]> {
+    records.chunk_by(|a, b| a.sequence_id == b.sequence_id)
+}
+
+/// What changed in each sequence's folder ([`folder_change`]), in the order of [`by_sequence`]: each
+/// folder is looked at once, however many integrations the sequence has records for.
+fn folder_changes(store: &StateStore, records: &[StoredRecord<'_>]) -> Vec<Option<String>> {
+    by_sequence(records)
+        .map(|group| {
+            folder_change(&group[0], || {
+                store.descriptor(group[0].sequence_id).ok().flatten()
+            })
         })
-        .collect())
+        .collect()
 }
 
-/// The rows, after re-checking the sequences left waiting. Plugins are loaded (and the network used)
-/// only when a record waits for a re-check; otherwise the store alone answers, opened without its
-/// whole-file check (see [`StateStore::open_for_listing`]). A state directory that cannot be written is
-/// read read-only, and nothing is re-checked.
-fn current_rows(global: &GlobalArgs) -> Result<Vec<StatusRow>> {
+/// The rows of `records`, whose views are `views` (one each) and folder changes `changes` (one per
+/// sequence, see [`folder_changes`]).
+fn rows_of<'a>(
+    records: &[StoredRecord<'a>],
+    views: Vec<RecordView<'a>>,
+    changes: &'a [Option<String>],
+) -> Vec<StatusRow<'a>> {
+    let changed_of_each = by_sequence(records)
+        .zip(changes)
+        .flat_map(|(group, changed)| group.iter().map(move |_| changed.as_deref()));
+    records
+        .iter()
+        .zip(views)
+        .zip(changed_of_each)
+        .map(|((record, view), changed)| row_of(record, view, changed))
+        .collect()
+}
+
+/// The store, opened without its whole-file check (see [`StateStore::open_for_listing`]); a state
+/// directory that cannot be written is read read-only.
+fn open_store(global: &GlobalArgs) -> Result<StateStore> {
     // A `.env` that cannot be read, or a plugins directory that does not exist, is refused here too,
     // whether or not plugins are needed (checking the directory loads nothing).
     load_env(global)?;
     PluginDirs::resolve_checked(global.plugins_dir.as_deref())?;
     let dir = state_dir(global)?;
-    let store = StateStore::open_for_listing(&dir)
+    StateStore::open_for_listing(&dir)
         .or_else(|_| StateStore::open_for_reading(&dir))
-        .context("cannot open the state store")?;
-    let records = store.records()?;
-    let waiting = records
-        .iter()
-        .any(|l| l.record.state().is_some_and(SequenceState::needs_recheck));
-    if !waiting {
-        return rows_of(&store, records);
-    }
-    drop(store);
+        .context("cannot open the state store")
+}
+
+/// The store after re-checking the sequences left waiting, which loads the plugins (and uses the
+/// network); nothing is re-checked when the state cannot be written.
+fn rechecked_store(global: &GlobalArgs) -> Result<StateStore> {
     let session = Session::open_for_reading(global)?;
     if session.runner.store().is_read_only() {
         eprintln!("note: not re-checking waiting sequences (the state cannot be written)");
@@ -149,71 +181,54 @@ fn current_rows(global: &GlobalArgs) -> Result<Vec<StatusRow>> {
         recheck(&session, &[])?;
     }
     session.progress.finish();
-    status_rows(&session.runner)
+    Ok(session.runner.store().clone())
 }
 
+/// `mtp status`: the store alone answers unless a record waits for a re-check (only then are plugins
+/// loaded); each record is read once.
 pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
-    let rows = current_rows(global)?;
+    let store = open_store(global)?;
     if global.json {
-        print_json(&rows)?;
-        return Ok(ExitCode::SUCCESS);
+        return status_as_json(global, store);
     }
-    if rows.is_empty() {
+    let mut lines = StatusLines::read(&store)?;
+    if lines.waiting {
+        drop(store);
+        lines = StatusLines::read(&rechecked_store(global)?)?;
+    }
+    if lines.is_empty() {
         println!("no sequences uploaded yet (mtp upload DIR)");
         return Ok(ExitCode::SUCCESS);
     }
-    let lines: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let progress = r
-                .progress
-                .map(|p| format!("{}/{} files", p.files_done, p.files_total))
-                .unwrap_or_default();
-            let keys = r
-                .keys
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let mut detail = r.message.clone().unwrap_or_default();
-            if let Some(err) = &r.last_error {
-                detail = format!("{detail} (last error: {err})");
-            }
-            if let Some(next) = &r.next_action {
-                detail = format!("{detail}; next: {next}");
-            }
-            if let Some(changed) = &r.folder_changed {
-                detail = format!("{detail}; {changed}");
-            }
-            vec![
-                r.name.clone(),
-                short_id(&r.sequence_id),
-                r.integration.clone(),
-                r.state.clone(),
-                progress,
-                // The keys lead the last column, which wraps to the terminal: nothing is cut.
-                [keys, detail.trim().to_string()]
-                    .into_iter()
-                    .filter(|part| !part.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table::render_fitted(
-            &[
-                "SEQUENCE",
-                "ID",
-                "INTEGRATION",
-                "STATE",
-                "PROGRESS",
-                "KEYS; DETAIL"
-            ],
-            &lines,
-            table::output_width(),
+    lines
+        .write(
+            &mut std::io::stdout().lock(),
+            mtp_host::table::output_width(),
         )
-    );
+        .context("cannot write the status")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mtp status --json`.
+fn status_as_json(global: &GlobalArgs, store: StateStore) -> Result<ExitCode> {
+    let listing = store.listing()?;
+    let records: Vec<StoredRecord<'_>> = listing.records().collect();
+    let views: Vec<RecordView<'_>> = records.iter().map(StoredRecord::view).collect();
+    let waiting = views
+        .iter()
+        .any(|v| v.state().is_some_and(SequenceState::needs_recheck));
+    if !waiting {
+        let changes = folder_changes(&store, &records);
+        print_json(&rows_of(&records, views, &changes))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    drop((views, records));
+    drop((listing, store));
+    let store = rechecked_store(global)?;
+    let listing = store.listing()?;
+    let records: Vec<StoredRecord<'_>> = listing.records().collect();
+    let views = records.iter().map(StoredRecord::view).collect();
+    let changes = folder_changes(&store, &records);
+    print_json(&rows_of(&records, views, &changes))?;
     Ok(ExitCode::SUCCESS)
 }

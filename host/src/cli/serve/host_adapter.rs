@@ -109,8 +109,7 @@ impl Host {
 
     /// `mtp status --json` (without the re-check the CLI runs first: the server re-checks on its own).
     pub(crate) fn sequences(&self) -> Result<Value> {
-        let rows = status::status_rows(&self.runner)?;
-        serde_json::to_value(rows).context("cannot encode the status")
+        status::status_json(&self.runner)
     }
 
     /// `mtp sequence inspect --json` for `dir`.
