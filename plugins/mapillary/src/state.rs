@@ -339,30 +339,33 @@ impl<'a> SequenceStore<'a> {
     }
 
     /// Every image entry stored, by path (one call instead of one per image); one that cannot be read
-    /// counts as absent, as [`SequenceStore::image`] would refuse it.
+    /// counts as absent.
     pub fn images(&self) -> Result<std::collections::HashMap<String, ImageEntry>> {
-        let prefix = format!("{}img/", self.prefix);
         Ok(self
-            .ctx
-            .state()
-            .list(&prefix)?
+            .image_rows()?
             .into_iter()
-            .filter_map(|(key, value)| {
-                let path = key.strip_prefix(&prefix)?.to_string();
-                Some((path, serde_json::from_str(&value).ok()?))
-            })
+            .filter_map(|(path, value)| Some((path, serde_json::from_str(&value).ok()?)))
             .collect())
     }
 
-    /// The paths of every image with a stored entry.
+    /// The paths of every image with a stored entry (also one that cannot be read).
     pub fn image_paths(&self) -> Result<Vec<String>> {
+        Ok(self
+            .image_rows()?
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect())
+    }
+
+    /// The stored image entries as text, by path.
+    fn image_rows(&self) -> Result<Vec<(String, String)>> {
         let prefix = format!("{}img/", self.prefix);
         Ok(self
             .ctx
             .state()
             .list(&prefix)?
             .into_iter()
-            .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
+            .filter_map(|(key, value)| Some((key.strip_prefix(&prefix)?.to_string(), value)))
             .collect())
     }
 
