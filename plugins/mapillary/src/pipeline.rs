@@ -391,8 +391,14 @@ impl<'a> Run<'a> {
         let mut surveyed = None;
         if !to_send.is_empty() {
             let uploaded = self.upload_images(&uploader, &plan, &to_send, &by_path);
-            let (uploaded, fetched) = futures::future::join(uploaded, survey.as_mut()).await;
-            surveyed = Some(fetched);
+            // `--jobs 1` keeps to one request at a time: the look comes after the images then.
+            let uploaded = if self.options.jobs > 1 {
+                let (uploaded, fetched) = futures::future::join(uploaded, survey.as_mut()).await;
+                surveyed = Some(fetched);
+                uploaded
+            } else {
+                uploaded.await
+            };
             progress = match uploaded {
                 Ok(progress) => progress,
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
