@@ -177,20 +177,19 @@ impl Checkpoint {
             last_error: self.base.last_error.clone(),
         };
         // The descriptor once (the first write of this run), then the record alone: a descriptor of
-        // thousands of images is megabytes, and progress is written every second.
+        // thousands of images is megabytes, and progress is written every second. A sequence that is
+        // no longer stored gets its descriptor again.
+        let whole = || {
+            self.store
+                .put_record(&self.sequence, &self.integration, &record)
+                .map(|()| self.descriptor_written.store(true, Ordering::Relaxed))
+        };
         let written = if self.descriptor_written.load(Ordering::Relaxed) {
             self.store
                 .put_outcome(&self.sequence.id, &self.integration, &record)
+                .and_then(|stored| if stored { Ok(()) } else { whole() })
         } else {
-            Ok(false)
-        };
-        let written = match written {
-            Ok(false) => self
-                .store
-                .put_record(&self.sequence, &self.integration, &record)
-                .map(|()| self.descriptor_written.store(true, Ordering::Relaxed)),
-            Ok(true) => Ok(()),
-            Err(err) => Err(err),
+            whole()
         };
         if let Err(err) = written {
             // The run goes on; only the in-progress record is missing.

@@ -338,6 +338,23 @@ impl StateStore {
         }
     }
 
+    /// The statement that stores a plugin's value (`secret`: in the secrets table).
+    fn put_sql(secret: bool) -> String {
+        format!(
+            "INSERT INTO {} (plugin, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
+            Self::table(secret)
+        )
+    }
+
+    /// The statement that deletes a plugin's value (`secret`: from the secrets table).
+    fn delete_sql(secret: bool) -> String {
+        format!(
+            "DELETE FROM {} WHERE plugin = ?1 AND key = ?2",
+            Self::table(secret)
+        )
+    }
+
     /// A plugin's value (`secret` selects the secrets table).
     pub fn get(&self, plugin: &str, key: &str, secret: bool) -> Result<Option<String>, StateError> {
         let sql = format!(
@@ -361,13 +378,10 @@ impl StateStore {
         value: &str,
         secret: bool,
     ) -> Result<(), StateError> {
-        let sql = format!(
-            "INSERT INTO {} (plugin, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
-            Self::table(secret)
-        );
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut stmt = conn
+            .prepare_cached(&Self::put_sql(secret))
+            .map_err(|e| self.err(e))?;
         stmt.execute(params![plugin, key, value])
             .map(drop)
             .map_err(|e| self.err(e))
@@ -375,12 +389,10 @@ impl StateStore {
 
     /// Deletes a plugin's value.
     pub fn delete(&self, plugin: &str, key: &str, secret: bool) -> Result<(), StateError> {
-        let sql = format!(
-            "DELETE FROM {} WHERE plugin = ?1 AND key = ?2",
-            Self::table(secret)
-        );
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut stmt = conn
+            .prepare_cached(&Self::delete_sql(secret))
+            .map_err(|e| self.err(e))?;
         stmt.execute(params![plugin, key])
             .map(drop)
             .map_err(|e| self.err(e))
@@ -392,13 +404,10 @@ impl StateStore {
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         {
             let mut put = tx
-                .prepare_cached(
-                    "INSERT INTO plugin_state (plugin, key, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
-                )
+                .prepare_cached(&Self::put_sql(false))
                 .map_err(|e| self.err(e))?;
             let mut delete = tx
-                .prepare_cached("DELETE FROM plugin_state WHERE plugin = ?1 AND key = ?2")
+                .prepare_cached(&Self::delete_sql(false))
                 .map_err(|e| self.err(e))?;
             for write in writes {
                 match write {

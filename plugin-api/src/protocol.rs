@@ -410,11 +410,4 @@ impl StateWrite {
     pub fn delete(key: impl Into<String>) -> StateWrite {
         StateWrite::Delete { key: key.into() }
     }
-
-    /// The key written.
-    pub fn key(&self) -> &str {
-        match self {
-            StateWrite::Put { key, .. } | StateWrite::Delete { key } => key,
-        }
-    }
 }

@@ -43,6 +43,17 @@ pub struct Query {
     pub bbox: BoundingBox,
 }
 
+impl Query {
+    /// The search for the images of a planned part, by `username`.
+    pub fn for_part(username: &str, part: &crate::state::PlannedPart) -> Query {
+        Query {
+            username: username.to_string(),
+            times: part.times.clone(),
+            bbox: part.bbox,
+        }
+    }
+}
+
 fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

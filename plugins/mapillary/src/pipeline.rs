@@ -515,14 +515,14 @@ impl<'a> Run<'a> {
             if let Publish::OutcomeUnknown { .. } = parts[index].publish {
                 // A new attempt gets a new manifest entity, never the handle already sent.
                 crate::attempts::forget(self.ctx, &self.request.sequence.id, index)?;
+                // Read at the first part that needs them, once.
                 if acknowledged.is_none() {
                     acknowledged = Some(self.store.images()?);
                 }
-                let acknowledged = acknowledged.as_ref().ok_or_else(|| {
-                    MlyError::Invalid("the acknowledged images were not read".into())
-                })?;
-                self.upload_manifest(&uploader, plan, index, &mut parts[index], acknowledged)
-                    .await?;
+                if let Some(acknowledged) = &acknowledged {
+                    self.upload_manifest(&uploader, plan, index, &mut parts[index], acknowledged)
+                        .await?;
+                }
             }
             let part = &mut parts[index];
             match publish_part(&self.api, self.ctx, token, &self.store, index, part).await {
@@ -807,11 +807,7 @@ impl<'a> Run<'a> {
         // excludes the keys earlier parts took); a failed search stops at its part, as one at a time did.
         let queries: Vec<Query> = wanted
             .iter()
-            .map(|&index| Query {
-                username: username.clone(),
-                times: plan.parts[index].times.clone(),
-                bbox: plan.parts[index].bbox,
-            })
+            .map(|&index| Query::for_part(&username, &plan.parts[index]))
             .collect();
         let (api, ctx) = (&self.api, self.ctx);
         let mut searches = futures::stream::iter(queries)

@@ -160,12 +160,7 @@ pub async fn fetch_survey(
 ) -> Result<Vec<(usize, Candidates)>> {
     let mut found = Vec::with_capacity(due.len());
     for &index in due {
-        let planned = &plan.parts[index];
-        let query = Query {
-            username: username.to_string(),
-            times: planned.times.clone(),
-            bbox: planned.bbox,
-        };
+        let query = Query::for_part(username, &plan.parts[index]);
         found.push((index, lookup::candidates(api, ctx, token, &query).await?));
     }
     Ok(found)

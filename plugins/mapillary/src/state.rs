@@ -124,21 +124,20 @@ pub struct HashCache {
 impl HashCache {
     /// The entries of every image under `root` (the sequence's folder).
     pub fn load(ctx: &Context, root: &str) -> Result<HashCache> {
-        let trimmed = root.trim_end_matches('/');
         if root.is_empty() {
             return Ok(HashCache {
                 under: None,
                 entries: Default::default(),
             });
         }
-        let under = format!("{trimmed}/");
+        let under = format!("{}/", root.trim_end_matches('/'));
         let prefix = hash_key(&under);
         let entries = ctx
             .state()
             .list(&prefix)?
             .into_iter()
             .filter_map(|(key, value)| {
-                let path = key.strip_prefix("hash/")?.to_string();
+                let path = key.strip_prefix(hash_key("").as_str())?.to_string();
                 // One this version cannot read is as good as none (the file is hashed again).
                 Some((path, serde_json::from_str(&value).ok()?))
             })
@@ -328,9 +327,9 @@ impl<'a> SequenceStore<'a> {
         format!("{}img/{path}", self.prefix)
     }
 
-    /// Records an acknowledged image entity, as one write of a batch.
-    pub fn image_write(&self, path: &str, entry: &ImageEntry) -> Result<StateWrite> {
-        encoded(StateWrite::put_json(self.image_key(path), entry))
+    /// Records an acknowledged image entity (one commit).
+    pub fn put_image(&self, path: &str, entry: &ImageEntry) -> Result<()> {
+        Ok(self.ctx.state().put_json(&self.image_key(path), entry)?)
     }
 
     /// Forgets image `path`, as one write of a batch.
@@ -509,16 +508,13 @@ mod tests {
             acked_at_ms: Some(1),
             keyed_from,
         };
-        let writes = [
-            store
-                .image_write("/a.jpg", &entry(Some(source.clone())))
-                .unwrap(),
-            store.image_write("/b.jpg", &entry(None)).unwrap(),
-            store
-                .image_write("/c.jpg", &entry(Some(source.clone())))
-                .unwrap(),
-        ];
-        ctx.state().write_all(&writes).unwrap();
+        store
+            .put_image("/a.jpg", &entry(Some(source.clone())))
+            .unwrap();
+        store.put_image("/b.jpg", &entry(None)).unwrap();
+        store
+            .put_image("/c.jpg", &entry(Some(source.clone())))
+            .unwrap();
         store
             .forget_images(&["/a.jpg".into(), "/b.jpg".into()])
             .unwrap();
@@ -559,9 +555,7 @@ mod tests {
             acked_at_ms: Some(1),
             keyed_from: None,
         };
-        ctx.state()
-            .write_all(&[store.image_write("/a.jpg", &entry).unwrap()])
-            .unwrap();
+        store.put_image("/a.jpg", &entry).unwrap();
         assert_eq!(store.images().unwrap().get("/a.jpg"), Some(&entry));
         let part = PartState {
             publish: Publish::Published {

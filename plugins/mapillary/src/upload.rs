@@ -272,7 +272,8 @@ impl Uploader<'_> {
             }
         };
         let need_hash = cached.is_none();
-        let (hash, source) = if out.length <= KEY_WITH_HANDLE_LIMIT {
+        let small = out.length <= KEY_WITH_HANDLE_LIMIT;
+        let (hash, source) = if small {
             // Read and hashed here: for a few dozen KB from the page cache a hand-off to a blocking
             // thread costs more than the read.
             let bytes = read_all(out).map_err(file_error.clone())?;
@@ -295,7 +296,6 @@ impl Uploader<'_> {
         } else {
             (None, Source::File(out.clone()))
         };
-        let small = out.length <= KEY_WITH_HANDLE_LIMIT;
         match (cached, hash) {
             (Some(cached), _) => {
                 // A small entity's image entry carries its key's source again when rewritten.
@@ -351,9 +351,7 @@ impl Uploader<'_> {
             acked_at_ms: Some(self.api.config.now_ms()),
             keyed_from: key_source,
         };
-        self.ctx
-            .state()
-            .write_all(&[store.image_write(&image.path, &entry)?])?;
+        store.put_image(&image.path, &entry)?;
         progress.finish();
         Ok(entry)
     }
