@@ -14,6 +14,7 @@ pub mod drift;
 pub mod env;
 pub mod exclusive;
 pub mod exit;
+pub mod library_names;
 pub mod loader;
 pub mod lock;
 pub mod options;

@@ -9,6 +9,8 @@ use abi_stable::library::{lib_header_from_path, LibraryError, RootModuleError};
 use plugin_api::ffi::PluginModuleRef;
 use plugin_api::manifest::{check_api_compatibility, ApiVersion, Manifest};
 
+use crate::library_names::LibraryNaming;
+
 /// How long a library may take to load and describe itself before it is given up on.
 pub const LOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,7 +30,7 @@ pub fn library_extension() -> &'static str {
     std::env::consts::DLL_EXTENSION
 }
 
-/// The library files in `dir`, sorted by file name so that discovery order is stable.
+/// The library files in `dir` (named as [`LibraryNaming::current`] says), sorted by file name so that discovery order is stable.
 pub fn library_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -37,11 +39,9 @@ pub fn library_files(dir: &Path) -> Vec<PathBuf> {
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
         .filter(|path| {
-            path.extension().and_then(|e| e.to_str()) == Some(library_extension())
-                && !path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with('.'))
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| LibraryNaming::current().is_library(n))
         })
         .filter(|path| match not_a_library_file(path) {
             None => true,

@@ -10,6 +10,7 @@ use plugin_api::PluginError;
 use serde::Serialize;
 
 use crate::env::EnvValues;
+use crate::library_names::LibraryNaming;
 use crate::loader::{library_files, load_libraries, load_timeout, LoadedLibrary};
 
 /// Where plugins are looked for, in order.
@@ -17,8 +18,8 @@ use crate::loader::{library_files, load_libraries, load_timeout, LoadedLibrary};
 pub struct PluginDirs(pub Vec<PathBuf>);
 
 impl PluginDirs {
-    /// The documented order: `--plugins-dir`, else `MTP_PLUGINS_DIR`, else the directory of the `mtp`
-    /// executable followed by `<XDG data>/mtp/plugins`.
+    /// The documented order: `--plugins-dir`, else `MTP_PLUGINS_DIR`, else [`PluginDirs::defaults`] for
+    /// this executable.
     pub fn resolve(flag: Option<&Path>) -> PluginDirs {
         if let Some(dir) = flag {
             return PluginDirs(vec![dir.to_path_buf()]);
@@ -26,17 +27,36 @@ impl PluginDirs {
         if let Some(dir) = std::env::var_os("MTP_PLUGINS_DIR").filter(|v| !v.is_empty()) {
             return PluginDirs(vec![PathBuf::from(dir)]);
         }
+        let exe = std::env::current_exe().ok();
+        // A symbolic link to mtp (Homebrew's bin/mtp → Cellar/mtp/<version>/bin/mtp) finds the plugins
+        // of the tree it points into; Windows paths are left alone (no `\\?\` verbatim prefixes shown).
+        #[cfg(unix)]
+        let exe = exe.map(|exe| exe.canonicalize().unwrap_or(exe));
+        PluginDirs(PluginDirs::defaults(
+            exe.as_deref(),
+            dirs::data_dir().as_deref(),
+            cfg!(windows),
+        ))
+    }
+
+    /// Where plugins are looked for without a flag or `MTP_PLUGINS_DIR`: the directory of the executable
+    /// `exe`; then, except on Windows, `<that directory>/../lib/mtp/plugins` (the installed layout:
+    /// `<prefix>/bin/mtp` with `<prefix>/lib/mtp/plugins`, for a release archive unpacked anywhere and
+    /// for the Debian package's `/usr/lib/mtp/plugins`); then `<data>/mtp/plugins`. Windows releases put
+    /// the plugins beside `mtp.exe`, and a folder *above* the executable's (`Downloads\lib`, say) is
+    /// no place to load code from.
+    pub fn defaults(exe: Option<&Path>, data_dir: Option<&Path>, windows: bool) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
-        if let Some(exe_dir) = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(Path::to_path_buf))
-        {
-            dirs.push(exe_dir);
+        if let Some(exe_dir) = exe.and_then(Path::parent) {
+            dirs.push(exe_dir.to_path_buf());
+            if let (false, Some(prefix)) = (windows, exe_dir.parent()) {
+                dirs.push(prefix.join("lib").join("mtp").join("plugins"));
+            }
         }
-        if let Some(data) = dirs::data_dir() {
+        if let Some(data) = data_dir {
             dirs.push(data.join("mtp").join("plugins"));
         }
-        PluginDirs(dirs)
+        dirs
     }
 
     /// [`PluginDirs::resolve`], refusing a directory given explicitly (`--plugins-dir`, `MTP_PLUGINS_DIR`)
@@ -316,11 +336,11 @@ fn env_listing(manifest: &Manifest) -> Vec<EnvKeyListing> {
 }
 
 fn not_loaded(path: &Path, reason: String) -> IntegrationInfo {
-    let stem = path
-        .file_stem()
+    let file_name = path
+        .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let id = stem.strip_prefix("lib").unwrap_or(&stem).to_string();
+    let id = LibraryNaming::current().stem(&file_name).to_string();
     IntegrationInfo {
         id,
         name: path
@@ -457,6 +477,48 @@ mod tests {
                 .map(|k| (k.to_string(), "v".to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn default_dirs_are_the_executables_then_the_prefix_layout_then_the_data_dir() {
+        let data = Path::new("/home/ana/.local/share");
+        assert_eq!(
+            PluginDirs::defaults(Some(Path::new("/usr/bin/mtp")), Some(data), false),
+            [
+                PathBuf::from("/usr/bin"),
+                PathBuf::from("/usr/lib/mtp/plugins"),
+                PathBuf::from("/home/ana/.local/share/mtp/plugins"),
+            ]
+        );
+        assert_eq!(
+            PluginDirs::defaults(Some(Path::new("/tmp/x/mtp-0.1.0/bin/mtp")), None, false),
+            [
+                PathBuf::from("/tmp/x/mtp-0.1.0/bin"),
+                PathBuf::from("/tmp/x/mtp-0.1.0/lib/mtp/plugins"),
+            ]
+        );
+        // An executable at the root has no prefix above it.
+        assert_eq!(
+            PluginDirs::defaults(Some(Path::new("/mtp")), None, false),
+            [PathBuf::from("/")]
+        );
+    }
+
+    #[test]
+    fn windows_looks_beside_the_executable_and_never_above_it() {
+        let exe = Path::new("downloads").join("mtp-0.1.0").join("mtp.exe");
+        let data = Path::new("roaming");
+        assert_eq!(
+            PluginDirs::defaults(Some(&exe), Some(data), true),
+            [
+                Path::new("downloads").join("mtp-0.1.0"),
+                data.join("mtp").join("plugins"),
+            ]
+        );
+        assert_eq!(
+            PluginDirs::defaults(None, Some(data), true),
+            [data.join("mtp").join("plugins")]
+        );
     }
 
     #[test]

@@ -125,20 +125,32 @@ fn integrations_with_authorisation(global: &GlobalArgs) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Where `mtp-fakes` may be: beside `mtp` (a build, a release archive); else, as the Debian package
+/// keeps it off the `PATH`, `<prefix>/lib/mtp/mtp-fakes` for `<prefix>/bin/mtp`.
+fn fakes_candidates(mtp: &Path) -> Vec<PathBuf> {
+    let name = format!("mtp-fakes{}", std::env::consts::EXE_SUFFIX);
+    let mut candidates = vec![mtp.with_file_name(&name)];
+    if let Some(prefix) = mtp.parent().and_then(Path::parent) {
+        candidates.push(prefix.join("lib").join("mtp").join(&name));
+    }
+    candidates
+}
+
 pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     refuse_configuration_flags(global)?;
-    let fakes_binary = match &args.fakes {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .context("cannot find the mtp executable")?
-            .with_file_name(format!("mtp-fakes{}", std::env::consts::EXE_SUFFIX)),
+    let candidates = match &args.fakes {
+        Some(path) => vec![path.clone()],
+        None => {
+            fakes_candidates(&std::env::current_exe().context("cannot find the mtp executable")?)
+        }
     };
-    if !fakes_binary.is_file() {
+    let Some(fakes_binary) = candidates.iter().find(|path| path.is_file()).cloned() else {
+        let places: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
         bail!(
             "mtp demo needs the mtp-fakes binary at {} (build it with cargo build --release --workspace)",
-            fakes_binary.display()
+            places.join(" or ")
         );
-    }
+    };
     let scratch = match &args.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("mtp-demo-{}", std::process::id())),

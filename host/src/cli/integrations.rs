@@ -38,13 +38,17 @@ pub(super) fn integrations_list(global: &GlobalArgs) -> Result<ExitCode> {
                     String::new()
                 },
                 info.version.clone(),
+                info.path
+                    .parent()
+                    .map(|dir| dir.display().to_string())
+                    .unwrap_or_default(),
                 info.status_text(),
             ]
         })
         .collect();
     print!(
         "{}",
-        table::render(&["ID", "NAME", "VERSION", "STATUS"], &rows)
+        table::render(&["ID", "NAME", "VERSION", "FROM", "STATUS"], &rows)
     );
     let chain: Vec<&str> = registry.chain().map(|i| i.id()).collect();
     if !chain.is_empty() {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod auth;
 mod demo;
+mod generate;
 mod integrations;
 mod plugin_new;
 mod progress;
@@ -38,7 +39,7 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) env_file: Option<PathBuf>,
     /// Where to look for integration plugins (default: $MTP_PLUGINS_DIR, else the mtp executable's
-    /// directory, then <XDG data>/mtp/plugins).
+    /// directory, then <its parent>/lib/mtp/plugins, then <XDG data>/mtp/plugins).
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) plugins_dir: Option<PathBuf>,
     /// Where state (upload progress, tokens) is kept (default: $MTP_STATE_DIR, else <XDG data>/mtp).
@@ -93,6 +94,17 @@ enum Command {
     Plugin(PluginCommand),
     /// The local API and web UI (127.0.0.1 only): prints the URL to open, with a fresh access token.
     Serve(serve::ServeArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write mtp's manual pages (mtp.1, mtp-upload.1, ...) into DIR: for packagers.
+    #[command(hide = true)]
+    ManPages {
+        /// The directory to write them into (created if needed).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,9 +152,24 @@ enum PluginCommand {
     },
 }
 
+/// The command line's definition, with `--version` saying which plugin API this host loads and which
+/// target it was built for (what a plugin author or a bug report needs to know).
+pub(crate) fn command() -> clap::Command {
+    let version = env!("CARGO_PKG_VERSION");
+    let target = env!("MTP_BUILD_TARGET");
+    let api = plugin_api::manifest::ApiVersion::current();
+    Cli::command()
+        .version(format!("{version} (plugin API {api}, {target})"))
+        .long_version(format!(
+            "{version}\nplugin API {api} (loads plugins built for {major}.0 to {major}.{minor})\ntarget {target}",
+            major = api.major,
+            minor = api.minor,
+        ))
+}
+
 /// Runs the CLI and maps errors to exit codes (the one mapping: `mtp_host::exit`).
 pub fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     cli.global.state_dir_flag = given_on_command_line(&matches, "state_dir");
     init_logging(&cli.global);
@@ -239,6 +266,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => status::status(&cli.global),
         Command::Demo(args) => demo::demo(&cli.global, &args),
         Command::Serve(args) => serve::serve(&cli.global, &args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::ManPages { dir } => generate::man_pages(&dir),
     }
 }
 
