@@ -5,11 +5,13 @@
 //! Where things live (docs/architecture.md has the picture): [`loader`] loads libraries, [`registry`]
 //! gates them by [`env`] and orders the chain, [`runner`] runs sequences (with [`services`] lent to each
 //! call and [`options`] checked against manifests), [`state`] persists records and plugin state,
-//! [`authorize`] gets the user through consent pages; the CLI (`src/cli`) only parses and renders.
+//! [`authorize`] gets the user through consent pages, [`upload`] is the upload use case that every face
+//! calls; the CLI (`src/cli`, with `mtp serve` in it) only parses and renders.
 
 pub mod authorize;
 pub mod chain_check;
 pub mod checkpoint;
+pub mod destinations;
 pub mod drift;
 pub mod env;
 pub mod exclusive;
@@ -24,3 +26,4 @@ pub mod services;
 pub mod signals;
 pub mod state;
 pub mod table;
+pub mod upload;

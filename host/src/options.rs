@@ -60,6 +60,9 @@ pub struct RunOptions {
     /// any one integration: `prior_uploads` (what MTPDU's sequence log says was already published) and
     /// `force` (send even so). See `chain_check`.
     shared: Map<String, Value>,
+    /// The integrations this run is limited to (the destinations of the upload and what they need);
+    /// `None`: every enabled one.
+    only: Option<std::collections::BTreeSet<String>>,
 }
 
 /// A short flag of `mtp upload` and its value as typed (`("jobs", "8")`, `("republish", "true")`).
@@ -83,6 +86,7 @@ impl RunOptions {
             declared: BTreeMap::new(),
             undeclared,
             shared: Map::new(),
+            only: None,
         };
         for info in registry.infos().iter().filter(|i| i.loaded) {
             for (flag, value) in flags {
@@ -143,6 +147,17 @@ impl RunOptions {
     pub fn with_shared(mut self, key: &str, value: Value) -> RunOptions {
         self.shared.insert(key.to_string(), value);
         self
+    }
+
+    /// These options limited to the integrations `ids` (the run leaves the others alone).
+    pub fn only(mut self, ids: impl IntoIterator<Item = String>) -> RunOptions {
+        self.only = Some(ids.into_iter().collect());
+        self
+    }
+
+    /// Whether integration `id` takes part in a run with these options.
+    pub fn includes(&self, id: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.contains(id))
     }
 
     /// The facts about the sequence every integration receives besides its own options.
@@ -209,6 +224,7 @@ mod tests {
             declared: BTreeMap::new(),
             undeclared: undeclared.clone(),
             shared: Map::new(),
+            only: None,
         };
         let old = Manifest {
             id: "old".into(),

@@ -236,7 +236,7 @@ impl Runner {
         let mut results: BTreeMap<String, UpstreamResult> = BTreeMap::new();
         let enabled: Vec<String> = self.registry.chain().map(|i| i.id().to_string()).collect();
         let mut runs = Vec::new();
-        for integration in self.registry.chain() {
+        for integration in self.registry.chain().filter(|i| options.includes(i.id())) {
             let id = integration.id().to_string();
             let mut run = IntegrationRun {
                 integration: id.clone(),

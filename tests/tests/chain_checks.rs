@@ -100,7 +100,8 @@ fn nothing_is_sent_until_every_integration_that_will_run_has_what_it_needs() {
     world.auth("mapillary");
     let dir = world.folder_without_transport("walk");
 
-    let out = upload(&world, &dir, &[]);
+    // Chosen destinations, and what they need, must all be ready.
+    let out = upload(&world, &dir, &["--to", "mtpw"]);
     let shown = text(&out);
     assert!(!out.status.success(), "{shown}");
     assert!(
@@ -134,9 +135,36 @@ fn nothing_is_sent_until_every_integration_that_will_run_has_what_it_needs() {
         "{shown}"
     );
 
+    // A destination that is not enabled is a usage error.
+    let out = upload(&world, &dir, &["--to", "mapillary,nobody"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("destination there is no integration nobody (enabled: mapillary, mtpw)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(world.images_received(), 0);
+
+    // By default the ready ones run; the one that is not is left out with its reason.
+    let out = upload(&world, &dir, &[]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("walk / mapillary: published"), "{shown}");
+    assert!(
+        shown.contains(
+            "walk / mtpw: skipped: left out: not logged in to Map the Paths Web: run `mtp auth mtpw`; \
+             MTPW needs a transport type: pass --transport"
+        ),
+        "{shown}"
+    );
+    assert_eq!(world.images_received(), 4);
+
     world.auth("mtpw");
     let out = upload(&world, &dir, &["--transport", "Walk"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("walk / mtpw: "), "{}", text(&out));
+    assert!(!text(&out).contains("left out"), "{}", text(&out));
     assert_eq!(world.images_received(), 4);
 }
 

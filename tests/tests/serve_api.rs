@@ -485,3 +485,211 @@ fn waiting_sequences_are_rechecked_periodically_and_the_results_reach_the_stream
         .expect("the upload's own Mapillary result");
     assert_ne!(own.1["state"], "published", "{own:?}");
 }
+
+/// Posts `options` for `path` to `POST /api/uploads`.
+fn post_upload(
+    serve: &mtp_tests::serve::Serve,
+    path: &str,
+    options: serde_json::Value,
+) -> mtp_tests::serve::Answer {
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    request(
+        serve.port,
+        "POST",
+        "/api/uploads",
+        &[("Host", &host), ("Authorization", &bearer)],
+        &serde_json::json!({"paths": [path], "options": options}).to_string(),
+    )
+}
+
+/// The status an upload ended with, from the stream.
+fn ended_status(serve: &mtp_tests::serve::Serve, upload: &str) -> Vec<(u64, serde_json::Value)> {
+    let ended = |events: &[(u64, serde_json::Value)]| {
+        events.iter().any(|(_, e)| {
+            e["type"] == "upload"
+                && e["upload"] == upload
+                && !matches!(e["status"].as_str(), Some("queued" | "running"))
+        })
+    };
+    let events = read_events(serve, None, Duration::from_secs(120), ended);
+    assert!(ended(&events), "{upload} never ended: {events:?}");
+    events
+}
+
+fn upload_view(serve: &mtp_tests::serve::Serve, id: &str) -> serde_json::Value {
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let list = request(
+        serve.port,
+        "GET",
+        "/api/uploads",
+        &[("Host", &host), ("Authorization", &bearer)],
+        "",
+    );
+    list.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == id)
+        .cloned()
+        .expect("the upload is listed")
+}
+
+#[test]
+fn every_upload_option_of_the_cli_goes_through_post_api_uploads() {
+    let world = World::new(3);
+    authorise_by_cli(&world);
+    let serve = world.serve(&[]);
+    let path = world.sequence.to_string_lossy().to_string();
+
+    // A bad value of any option is refused naming it, and nothing starts.
+    for (options, named) in [
+        (serde_json::json!({"jobs": 0}), "options.jobs"),
+        (serde_json::json!({"bwlimit": "fast"}), "options.bwlimit"),
+        (
+            serde_json::json!({"time_offset": "+99:00"}),
+            "options.time_offset",
+        ),
+        (
+            serde_json::json!({"integration_options": ["mapillary.colour=red"]}),
+            "colour",
+        ),
+        (
+            serde_json::json!({"integration_options": ["nobody.jobs=1"]}),
+            "nobody",
+        ),
+        (
+            serde_json::json!({"integration_options": ["mapillary.jobs=99"]}),
+            "jobs",
+        ),
+        (
+            serde_json::json!({"transport": "Earth/Teleport"}),
+            "Teleport",
+        ),
+        (serde_json::json!({"colour": "red"}), "colour"),
+    ] {
+        let answer = post_upload(&serve, &path, options.clone());
+        assert_eq!(answer.status, 400, "{options}: {}", answer.body);
+        assert!(answer.body.contains(named), "{options}: {}", answer.body);
+    }
+
+    // Metadata, tags, the per-integration option, bandwidth cap, force and add-new-images in a dry run:
+    // the sequence the integrations receive carries the overrides, and nothing is published.
+    let all = serde_json::json!({
+        "dry_run": true, "skip_invalid": true, "jobs": 2, "republish": true, "force": true,
+        "add_new_images": true, "bwlimit": "10M", "integration_options": ["mapillary.jobs=3"],
+        "name": "Canal by bike", "description": "Along the towpath", "transport": "Bicycle",
+        "tags": ["canal", "towpath"], "time_offset": "+02:00",
+    });
+    let started = post_upload(&serve, &path, all.clone());
+    assert_eq!(started.status, 202, "{}", started.body);
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let events = ended_status(&serve, &id);
+    let view = upload_view(&serve, &id);
+    assert_eq!(view["status"], "done", "{view}\n{events:?}");
+    for (key, value) in all.as_object().unwrap() {
+        assert_eq!(&view["options"][key], value, "options.{key}: {view}");
+    }
+    let sequence = &view["sequences"][0];
+    assert_eq!(sequence["name"], "Canal by bike", "{view}");
+    assert_eq!(sequence["description"], "Along the towpath", "{view}");
+    assert_eq!(sequence["tags"], serde_json::json!(["canal", "towpath"]));
+    assert!(
+        sequence["transport"].to_string().contains("Bicycle"),
+        "{view}"
+    );
+    let results: Vec<&serde_json::Value> = events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e["type"] == "result" && e["upload"] == id.as_str())
+        .collect();
+    let mapillary = results
+        .iter()
+        .find(|e| e["integration"] == "mapillary")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(mapillary["state"], "dry_run", "{mapillary}");
+    assert_eq!(mapillary["name"], "Canal by bike");
+    assert!(world.mapillary.stats().uploaded_sequences().is_empty());
+
+    // No-publish sends every byte and publishes nothing.
+    let started = post_upload(
+        &serve,
+        &path,
+        serde_json::json!({"no_publish": true, "jobs": 1}),
+    );
+    assert_eq!(started.status, 202, "{}", started.body);
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let events = ended_status(&serve, &id);
+    let mapillary = events
+        .iter()
+        .map(|(_, e)| e)
+        .find(|e| {
+            e["type"] == "result" && e["upload"] == id.as_str() && e["integration"] == "mapillary"
+        })
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert!(
+        mapillary["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("not published (no_publish): uploaded 3 images"),
+        "{mapillary}"
+    );
+    assert!(world.mapillary.stats().uploaded_sequences().is_empty());
+}
+
+#[test]
+fn a_login_listener_on_another_port_checks_host_and_an_unknown_id_leaves_the_login_alone() {
+    let world = World::new(1);
+    // Mapillary's redirect on another loopback port: the server listens there during the login.
+    let other = mtp_tests::serve::free_port();
+    let env_path = world.home.path().join(".env");
+    let env = std::fs::read_to_string(&env_path).unwrap().replace(
+        &format!("127.0.0.1:{}/mapillary/callback", world.port),
+        &format!("127.0.0.1:{other}/mapillary/callback"),
+    );
+    std::fs::write(&env_path, env).unwrap();
+    let serve = world.serve(&[]);
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let post = |path: &str| {
+        request(
+            serve.port,
+            "POST",
+            path,
+            &[("Host", &host), ("Authorization", &bearer)],
+            "",
+        )
+    };
+    let started = post("/api/auth/mapillary");
+    assert_eq!(started.status, 200, "{}", started.body);
+    assert_eq!(started.json()["landing"], "loopback", "{}", started.body);
+
+    // An unknown id is refused before anything else: the login under way goes on.
+    let unknown = post("/api/auth/nobody");
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("no integration nobody"),
+        "{}",
+        unknown.body
+    );
+
+    // The listener answers only to its own loopback Host (as the server does): no DNS rebinding.
+    let callback = |host: &str| request(other, "GET", "/mapillary/callback", &[("Host", host)], "");
+    for foreign in [
+        "evil.example".to_string(),
+        format!("evil.example:{other}"),
+        format!("127.0.0.1:{}", serve.port),
+    ] {
+        let answer = callback(&foreign);
+        assert_eq!(answer.status, 403, "Host {foreign}: {}", answer.body);
+    }
+    // Its own Host reaches the waiting login (the page that carries a fragment back).
+    let answer = callback(&format!("127.0.0.1:{other}"));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        answer.body.contains("Finishing the login"),
+        "{}",
+        answer.body
+    );
+}

@@ -49,25 +49,6 @@ pub(crate) fn scan(dir: &Path, overrides: &OverrideArgs) -> Result<ScannedSequen
     read_sequence(dir, &overrides.to_overrides()).context("cannot read the sequence")
 }
 
-/// `err` for a caller that names `dir` itself: without a leading `<dir>: `.
-pub(crate) fn without_dir(err: &anyhow::Error, dir: &Path) -> String {
-    let names: Vec<String> = [Some(dir.to_path_buf()), dir.canonicalize().ok()]
-        .into_iter()
-        .flatten()
-        .map(|d| format!("{}: ", d.display()))
-        .collect();
-    err.chain()
-        .map(|cause| {
-            let text = cause.to_string();
-            names
-                .iter()
-                .find_map(|n| text.strip_prefix(n.as_str()).map(str::to_owned))
-                .unwrap_or(text)
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 /// One integration's line of `inspect`: its id, its JSON object, and its text.
 pub(crate) type EligibilityLine = (String, serde_json::Value, String);
 

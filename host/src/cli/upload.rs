@@ -5,17 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use mtp_host::exclusive::LockedRunError;
-use mtp_host::exit::Exit;
-use mtp_host::options::RunOptions;
-use mtp_host::registry::Registry;
+use mtp_host::exit::{Exit, UsageError};
 use mtp_host::runner::IntegrationRun;
-use plugin_api::protocol::RunMode;
+use mtp_host::upload::{result_json, PreparedSequence, RequestError, Upload, UploadRequest};
 use plugin_api::sequence::SequenceDescriptor;
 
-use super::sequence::{scan, without_dir, OverrideArgs};
+use super::sequence::OverrideArgs;
 use super::session::Session;
-use super::status::recheck;
 use super::GlobalArgs;
 
 #[derive(Debug, Args)]
@@ -30,6 +26,11 @@ pub(crate) struct UploadArgs {
     /// Upload a sequence with problems, leaving out (and naming) every image that has one.
     #[arg(long)]
     skip_invalid: bool,
+    /// Send only to these integrations (comma-separated ids: `--to mapillary,panoramax`), with the ones
+    /// they need (MTPW needs Mapillary). Default: every enabled integration that is ready; one that is
+    /// not (not logged in, metadata missing) is left out with its reason.
+    #[arg(long = "to", value_name = "ID,...", value_delimiter = ',')]
+    to: Vec<String>,
     /// An option of one integration, `<integration>.<name>=<value>` (`mapillary.jobs=8`); repeatable.
     /// `mtp integrations list --json` shows each integration's options.
     #[arg(long = "option", value_name = "ID.NAME=VALUE")]
@@ -69,42 +70,23 @@ pub(crate) struct UploadArgs {
     overrides: OverrideArgs,
 }
 
-/// What plugins that declare no options receive for `--jobs`: the number, 4 when not given (as every
-/// plugin received before plugin API 1.2).
-const UNDECLARED_DEFAULT_JOBS: u64 = 4;
-
 impl UploadArgs {
-    /// `--option`, `--jobs` and `--republish`, checked against the integrations' manifests.
-    fn run_options(&self, registry: &Registry) -> Result<RunOptions> {
-        let mut flags = Vec::new();
-        if let Some(jobs) = self.jobs {
-            flags.push(("jobs", jobs.to_string()));
+    /// The request these arguments make, for the upload use case.
+    fn to_request(&self) -> UploadRequest {
+        UploadRequest {
+            dirs: self.dirs.clone(),
+            dry_run: self.dry_run,
+            skip_invalid: self.skip_invalid,
+            options: self.options.clone(),
+            jobs: self.jobs,
+            republish: self.republish,
+            force: self.force,
+            add_new_images: self.add_new_images,
+            bwlimit: self.bwlimit.clone(),
+            no_publish: self.no_publish,
+            overrides: self.overrides.to_overrides(),
+            destinations: (!self.to.is_empty()).then(|| self.to.clone()),
         }
-        if self.republish {
-            flags.push(("republish", "true".to_string()));
-        }
-        if self.add_new_images {
-            flags.push(("add_new_images", "true".to_string()));
-        }
-        if let Some(rate) = &self.bwlimit {
-            flags.push(("bwlimit", rate.clone()));
-        }
-        if self.no_publish {
-            flags.push(("no_publish", "true".to_string()));
-        }
-        let mut undeclared = serde_json::Map::new();
-        undeclared.insert(
-            "jobs".into(),
-            self.jobs.unwrap_or(UNDECLARED_DEFAULT_JOBS).into(),
-        );
-        undeclared.insert("republish".into(), self.republish.into());
-        undeclared.insert("add_new_images".into(), self.add_new_images.into());
-        Ok(RunOptions::parse(
-            registry,
-            &self.options,
-            &flags,
-            undeclared,
-        )?)
     }
 
     /// A plain upload of `dirs` with the defaults.
@@ -113,6 +95,7 @@ impl UploadArgs {
             dirs,
             dry_run: false,
             skip_invalid: false,
+            to: Vec::new(),
             options: Vec::new(),
             jobs: None,
             republish: false,
@@ -134,48 +117,55 @@ impl UploadArgs {
 
 /// Checks a `--bwlimit` value here, so a typo is refused before anything is read or sent.
 fn parse_bwlimit(text: &str) -> std::result::Result<String, String> {
-    plugin_api::sdk::rate_limit::parse_rate(text)
-        .map(|_| text.to_string())
-        .map_err(|err| err.to_string())
+    mtp_host::upload::check_bwlimit(text).map(|()| text.to_string())
 }
 
 pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode> {
     let session = Session::open(global)?;
-    let options = args
-        .run_options(&session.runner.registry)?
-        .with_shared("force", args.force.into());
+    let use_case =
+        Upload::new(&session.runner.registry, args.to_request()).map_err(|err| match err {
+            RequestError::Destination(err) => anyhow::Error::new(UsageError(err.to_string())),
+            RequestError::Options(err) => anyhow::Error::new(err),
+        })?;
     let mut exit = Exit::Success;
     let mut waiting = Vec::new();
-    // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
-    // before the user has seen the problems, and so the re-check below can skip these sequences.
+    // Read, validate and plan every sequence first, so that nothing is sent for a batch with a typo in
+    // it before the user has seen the problems, and so the re-check below can skip these sequences.
     let mut ready = Vec::new();
     for dir in &args.dirs {
-        match prepare(&session, args, dir) {
-            Ok((descriptor, prior)) => {
-                let sequence_options = options.clone().with_shared("prior_uploads", prior);
-                // Every integration that will run must have what it needs before anything is sent.
-                let plan = session.runtime.block_on(session.runner.preflight(
-                    &descriptor,
-                    args.dry_run,
-                    sequence_options.shared(),
-                ));
-                match mtp_host::chain_check::blocking_message(&plan) {
-                    Some(message) => {
-                        report_error(&session, global, dir, &message);
-                        let blocked = mtp_host::chain_check::blocking_exit(&plan);
-                        exit = exit.worst(blocked.unwrap_or(Exit::InvalidInput));
-                    }
-                    None => ready.push((descriptor, sequence_options)),
+        match session
+            .runtime
+            .block_on(use_case.prepare(&session.runner, dir))
+        {
+            Ok(prepared) => {
+                for line in &prepared.skipped {
+                    session.progress.println(line);
                 }
+                ready.push(prepared);
             }
-            Err(message) => {
-                report_error(&session, global, dir, &message);
-                exit = exit.worst(Exit::InvalidInput);
+            Err(refusal) => {
+                for line in &refusal.skipped {
+                    session.progress.println(line);
+                }
+                report_error(&session, global, dir, &refusal.message);
+                exit = exit.worst(refusal.exit);
             }
         }
     }
-    let uploading: Vec<String> = ready.iter().map(|(d, _)| d.id.clone()).collect();
-    recheck(&session, &uploading)?;
+    let uploading: Vec<String> = ready.iter().map(|p| p.descriptor.id.clone()).collect();
+    let rechecked = session
+        .runtime
+        .block_on(use_case.recheck_others(&session.runner, &uploading))?;
+    for (sequence, runs) in rechecked {
+        for run in runs {
+            if let Some(err) = &run.error {
+                session.progress.println(&format!(
+                    "re-check {} / {}: {err}",
+                    sequence.name, run.integration
+                ));
+            }
+        }
+    }
     if session.runner.registry.chain().next().is_none() {
         for dir in &args.dirs {
             report_error(
@@ -187,11 +177,12 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
         }
         return Ok(finish(&session, global, args, Exit::Config, &waiting));
     }
-    for (descriptor, options) in ready {
-        let Some(runs) = run_exclusive(&session, global, &descriptor, args, &options)? else {
+    for prepared in ready {
+        let Some(runs) = run_exclusive(&session, global, &use_case, &prepared)? else {
             exit = exit.worst(Exit::Failure);
             continue;
         };
+        let descriptor = &prepared.descriptor;
         for run in runs {
             let run_exit = Exit::for_run(&run);
             if run_exit == Exit::Waiting {
@@ -201,7 +192,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
                 }));
             }
             exit = exit.worst(run_exit);
-            report_run(&session, global, &descriptor, &run);
+            report_run(&session, global, descriptor, &run);
         }
     }
     if let Some(code) = session.stop.exit_code() {
@@ -247,98 +238,29 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 fn run_exclusive(
     session: &Session,
     global: &GlobalArgs,
-    descriptor: &SequenceDescriptor,
-    args: &UploadArgs,
-    options: &RunOptions,
+    use_case: &Upload,
+    prepared: &PreparedSequence,
 ) -> Result<Option<Vec<IntegrationRun>>> {
     session.progress.start_sequence();
-    let result = session.runtime.block_on(session.runner.run_sequence_locked(
-        descriptor,
-        RunMode::Upload,
-        args.dry_run,
-        options,
-    ));
+    let result = match use_case.lock(&session.runner, prepared, "upload") {
+        Ok(lock) => Ok(session
+            .runtime
+            .block_on(use_case.run(&session.runner, prepared, &lock))),
+        Err(err) => Err(err),
+    };
     session.progress.finish();
     match result {
-        Ok(runs) => Ok(Some(runs)),
-        Err(LockedRunError::Lock(err)) => {
+        Ok(runs) => Ok(Some(runs?)),
+        Err(err) => {
             report_error(
                 session,
                 global,
-                Path::new(&descriptor.root),
+                Path::new(&prepared.descriptor.root),
                 &err.to_string(),
             );
             Ok(None)
         }
-        Err(LockedRunError::State(err)) => Err(err.into()),
     }
-}
-
-/// Reads and validates one sequence directory, with what MTPDU already published of it (its sequence
-/// log's `destination` block, as JSON for the runner); the error is a message for the user.
-fn prepare(
-    session: &Session,
-    args: &UploadArgs,
-    dir: &std::path::Path,
-) -> Result<(SequenceDescriptor, serde_json::Value), String> {
-    let (descriptor, skipped, prior) = prepare_sequence(dir, &args.overrides, args.skip_invalid)?;
-    for line in &skipped {
-        session.progress.println(line);
-    }
-    Ok((descriptor, prior))
-}
-
-/// Reads and validates one sequence directory for upload: the descriptor, one line per skipped image
-/// (with `skip_invalid`), and what MTPDU already published of it (its sequence log's `destination`
-/// block, as JSON for the runner); the error is a message for the user. Shared with `mtp serve`.
-pub(crate) fn prepare_sequence(
-    dir: &std::path::Path,
-    overrides: &OverrideArgs,
-    skip_invalid: bool,
-) -> Result<(SequenceDescriptor, Vec<String>, serde_json::Value), String> {
-    let scanned = scan(dir, overrides).map_err(|err| without_dir(&err, dir))?;
-    let (descriptor, skipped) = scanned.to_descriptor(skip_invalid).map_err(|err| {
-        format!("{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)")
-    })?;
-    let lines = skipped
-        .iter()
-        .map(|skip| {
-            // Each problem without its file: the line names the image once, at its start.
-            let reasons: Vec<String> = skip
-                .problems
-                .iter()
-                .map(|p| format!("{}: {}", p.field, p.message))
-                .collect();
-            format!("skipping {}: {}", skip.path.display(), reasons.join("; "))
-        })
-        .collect();
-    if descriptor.images.is_empty() {
-        return Err("no valid images to upload".to_string());
-    }
-    let prior = serde_json::to_value(scanned.prior_uploads()).unwrap_or_default();
-    Ok((descriptor, lines, prior))
-}
-
-/// One result line of `mtp upload --json` (also an event of `mtp serve`'s `/api/events`). Keys, never
-/// exports (which may hold tokens).
-pub(crate) fn result_json(
-    descriptor: &SequenceDescriptor,
-    run: &IntegrationRun,
-) -> serde_json::Value {
-    serde_json::json!({
-        "type": "result",
-        "sequence": descriptor.id,
-        "name": descriptor.name,
-        "integration": run.integration,
-        "not_eligible": run.not_eligible,
-        "skipped": run.skipped,
-        "state": run.outcome.as_ref().map(|o| o.state.as_str()),
-        "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
-        "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
-        "error": run.error.as_ref().map(|e| e.message.clone()),
-        "error_kind": run.error.as_ref().map(|e| e.kind),
-        "waiting": Exit::for_run(run) == Exit::Waiting,
-    })
 }
 
 fn report_run(

@@ -23,6 +23,13 @@ struct History {
     events: VecDeque<Item>,
 }
 
+impl History {
+    /// The id of the newest event (0 before the first).
+    fn newest(&self) -> u64 {
+        self.next_id - 1
+    }
+}
+
 /// Publishes events and hands out subscriptions.
 pub(crate) struct Hub {
     history: Mutex<History>,
@@ -61,16 +68,20 @@ impl Hub {
         id
     }
 
-    /// The kept events after `after`, and a receiver for everything published from now on.
-    fn subscribe(&self, after: u64) -> (VecDeque<Item>, broadcast::Receiver<Item>) {
+    /// The kept events after `after`, a receiver for everything published from now on, and the id the
+    /// subscription starts after.
+    fn subscribe(&self, after: u64) -> (VecDeque<Item>, broadcast::Receiver<Item>, u64) {
         let history = self.lock();
+        // An id this server never gave: the client saw an earlier run of it (a restart), so everything
+        // here is new to it.
+        let after = if after > history.newest() { 0 } else { after };
         let backlog = history
             .events
             .iter()
             .filter(|(id, _)| *id > after)
             .cloned()
             .collect();
-        (backlog, self.live.subscribe())
+        (backlog, self.live.subscribe(), after)
     }
 
     fn since(&self, after: u64) -> VecDeque<Item> {
@@ -88,6 +99,8 @@ struct Subscription {
     backlog: VecDeque<Item>,
     live: broadcast::Receiver<Item>,
     last: u64,
+    /// Whether the kept history was sent and `{"type": "live"}` said so.
+    caught_up: bool,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -98,12 +111,13 @@ pub(crate) fn stream(
     last_event_id: u64,
     shutdown: watch::Receiver<bool>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let (backlog, live) = hub.subscribe(last_event_id);
+    let (backlog, live, last) = hub.subscribe(last_event_id);
     let subscription = Subscription {
         hub,
         backlog,
         live,
-        last: last_event_id,
+        last,
+        caught_up: false,
         shutdown,
     };
     let events = futures::stream::unfold(subscription, |mut s| async move {
@@ -114,6 +128,13 @@ pub(crate) fn stream(
                 }
                 s.last = id;
                 let event = Event::default().id(id.to_string()).data(&*data);
+                return Some((Ok(event), s));
+            }
+            if !s.caught_up {
+                // Without an id (it is not part of the history): what came before was history, so a
+                // page can show old events as state without raising them again as news.
+                s.caught_up = true;
+                let event = Event::default().data(r#"{"type":"live"}"#);
                 return Some((Ok(event), s));
             }
             if *s.shutdown.borrow() {
@@ -143,12 +164,16 @@ mod tests {
         for n in 0..5 {
             hub.publish(&serde_json::json!({ "n": n }));
         }
-        let (backlog, mut live) = hub.subscribe(3);
+        let (backlog, mut live, _) = hub.subscribe(3);
         let ids: Vec<u64> = backlog.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, [4, 5]);
         hub.publish(&serde_json::json!({ "n": 5 }));
         let (id, data) = live.try_recv().unwrap();
         assert_eq!(id, 6);
         assert_eq!(&*data, r#"{"n":5}"#);
+        // A client of an earlier run of the server (a restart) gets this run's whole history.
+        let (backlog, _, after) = hub.subscribe(99);
+        assert_eq!(after, 0);
+        assert_eq!(backlog.len(), 6);
     }
 }

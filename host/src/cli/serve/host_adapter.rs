@@ -2,7 +2,7 @@
 //! and runner as the CLI and reuses the builders behind the CLI's `--json` output, so the API's objects are
 //! the CLI's objects. Everything else in `serve/` sees only this module's functions and JSON values.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,13 +13,12 @@ use mtp_host::registry::{PluginDirs, Registry};
 use mtp_host::runner::Runner;
 use mtp_host::services::{Authorizer, ProgressSink};
 use mtp_host::state::StateStore;
+use mtp_host::upload::{result_json, PreparedSequence, Upload, UploadRequest};
 use plugin_api::protocol::RunMode;
-use plugin_api::sequence::SequenceDescriptor;
 use serde_json::Value;
 
 use super::super::sequence::{eligibility_of, inspect_json, scan, OverrideArgs};
 use super::super::session::state_dir;
-use super::super::upload::{prepare_sequence, result_json};
 use super::super::{auth, load_env, progress, status, GlobalArgs};
 
 /// The host as the server uses it. Cheap to clone.
@@ -27,9 +26,6 @@ use super::super::{auth, load_env, progress, status, GlobalArgs};
 pub(crate) struct Host {
     runner: Arc<Runner>,
     locks: Arc<Mutex<BTreeSet<String>>>,
-    /// What MTPDU already published of each prepared sequence (its log's `destination` block), by
-    /// sequence id: read once in `prepare`, handed to the runner with the upload's options.
-    prior_uploads: Arc<Mutex<BTreeMap<String, Value>>>,
 }
 
 /// Held while a sequence is queued or uploading; dropping it frees the sequence.
@@ -40,7 +36,7 @@ pub(crate) struct Host {
 pub(crate) struct SequenceLock {
     id: String,
     locks: Arc<Mutex<BTreeSet<String>>>,
-    _held: mtp_host::lock::SequenceLock,
+    held: mtp_host::lock::SequenceLock,
 }
 
 impl Drop for SequenceLock {
@@ -88,7 +84,6 @@ impl Host {
         Ok(Host {
             runner: Arc::new(runner),
             locks: Arc::default(),
-            prior_uploads: Arc::default(),
         })
     }
 
@@ -102,6 +97,11 @@ impl Host {
         serde_json::to_value(self.runner.registry.infos()).unwrap_or_default()
     }
 
+    /// Whether `id` is a loaded integration (enabled or not).
+    pub(crate) fn has_integration(&self, id: &str) -> bool {
+        self.runner.registry.get(id).is_some()
+    }
+
     /// Whether any integration is enabled.
     pub(crate) fn any_enabled(&self) -> bool {
         self.runner.registry.chain().next().is_some()
@@ -113,9 +113,9 @@ impl Host {
     }
 
     /// `mtp sequence inspect --json` for `dir`.
-    pub(crate) async fn inspect(&self, dir: &Path) -> Result<Value> {
+    pub(crate) async fn inspect(&self, dir: &Path, overrides: OverrideArgs) -> Result<Value> {
         let dir = dir.to_path_buf();
-        let scanned = tokio::task::spawn_blocking(move || scan(&dir, &no_overrides()))
+        let scanned = tokio::task::spawn_blocking(move || scan(&dir, &overrides))
             .await
             .context("the inspection stopped")??;
         let eligibility = eligibility_of(&self.runner, &scanned).await;
@@ -137,36 +137,33 @@ impl Host {
             .map_err(|err| err.to_string())
     }
 
+    /// The upload use case for `request`, its options checked against the manifests; the error is a
+    /// message for the user.
+    pub(crate) fn upload_use_case(&self, request: UploadRequest) -> Result<Upload, String> {
+        Upload::new(&self.runner.registry, request).map_err(|err| err.to_string())
+    }
+
     /// Reads and validates `dir` for upload and checks the chain's plan, as `mtp upload` does (nothing is
     /// sent for a sequence some integration that will run is not ready for); the error is a message for
     /// the user.
     pub(crate) async fn prepare(
         &self,
+        upload: &Upload,
         dir: &Path,
-        skip_invalid: bool,
-        dry_run: bool,
-    ) -> Result<(SequenceDescriptor, Vec<String>), String> {
-        let owned = dir.to_path_buf();
-        let (descriptor, skipped, prior) = tokio::task::spawn_blocking(move || {
-            prepare_sequence(&owned, &no_overrides(), skip_invalid)
-        })
-        .await
-        .map_err(|err| format!("the check stopped: {err}"))??;
-        let mut options = serde_json::Map::new();
-        options.insert("prior_uploads".into(), prior.clone());
-        let plan = self.runner.preflight(&descriptor, dry_run, &options).await;
-        if let Some(message) = mtp_host::chain_check::blocking_message(&plan) {
-            return Err(message);
-        }
-        self.prior_uploads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(descriptor.id.clone(), prior);
-        Ok((descriptor, skipped))
+    ) -> Result<PreparedSequence, String> {
+        upload
+            .prepare(&self.runner, dir)
+            .await
+            .map_err(|refusal| refusal.message)
     }
 
-    /// Reserves `sequence_id` for one upload; `Err` names why it cannot be had now.
-    pub(crate) fn lock_sequence(&self, sequence_id: &str) -> Result<SequenceLock, String> {
+    /// Reserves `prepared`'s sequence for one upload; `Err` names why it cannot be had now.
+    pub(crate) fn lock_sequence(
+        &self,
+        upload: &Upload,
+        prepared: &PreparedSequence,
+    ) -> Result<SequenceLock, String> {
+        let sequence_id = &prepared.descriptor.id;
         let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
         if !locks.insert(sequence_id.to_string()) {
             return Err(format!(
@@ -174,7 +171,7 @@ impl Host {
             ));
         }
         drop(locks);
-        let held = match self.runner.lock_sequence(sequence_id, "upload (mtp serve)") {
+        let held = match upload.lock(&self.runner, prepared, "upload (mtp serve)") {
             Ok(held) => held,
             Err(err) => {
                 self.locks
@@ -187,7 +184,7 @@ impl Host {
         Ok(SequenceLock {
             id: sequence_id.to_string(),
             locks: self.locks.clone(),
-            _held: held,
+            held,
         })
     }
 
@@ -201,39 +198,18 @@ impl Host {
             .collect()
     }
 
-    /// Runs one sequence through the chain (as `mtp upload`); one `mtp upload --json` result per integration.
-    ///
-    /// `jobs` and `republish` are the short flags of `mtp upload`, checked against the manifests as there.
+    /// Runs one prepared sequence through the chain while `lock` holds it (as `mtp upload`); one
+    /// `mtp upload --json` result per integration.
     pub(crate) async fn upload(
         &self,
-        descriptor: &SequenceDescriptor,
-        jobs: u64,
-        republish: bool,
-        dry_run: bool,
+        upload: &Upload,
+        prepared: &PreparedSequence,
+        lock: &SequenceLock,
     ) -> Result<Vec<Value>> {
-        let mut flags = vec![("jobs", jobs.to_string())];
-        if republish {
-            flags.push(("republish", "true".to_string()));
-        }
-        let mut undeclared = serde_json::Map::new();
-        undeclared.insert("jobs".into(), jobs.into());
-        undeclared.insert("republish".into(), republish.into());
-        let mut options = RunOptions::parse(&self.runner.registry, &[], &flags, undeclared)?;
-        if let Some(prior) = self
-            .prior_uploads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&descriptor.id)
-        {
-            options = options.with_shared("prior_uploads", prior.clone());
-        }
-        let runs = self
-            .runner
-            .run_sequence(descriptor, RunMode::Upload, dry_run, &options)
-            .await?;
+        let runs = upload.run(&self.runner, prepared, &lock.held).await?;
         Ok(runs
             .iter()
-            .map(|run| result_json(descriptor, run))
+            .map(|run| result_json(&prepared.descriptor, run))
             .collect())
     }
 
@@ -260,15 +236,5 @@ impl Host {
                 .map(|run| result_json(&descriptor, run))
                 .collect(),
         ))
-    }
-}
-
-fn no_overrides() -> OverrideArgs {
-    OverrideArgs {
-        name: None,
-        description: None,
-        transport: None,
-        tags: Vec::new(),
-        time_offset: None,
     }
 }

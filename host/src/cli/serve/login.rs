@@ -193,9 +193,18 @@ impl Logins {
             let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                 return;
             };
+            // The same Host check as the server's own port (DNS rebinding), for this port.
+            let guard = super::security::Guard {
+                port,
+                token: String::new(),
+            };
             let app = Router::new()
                 .fallback(get(callback))
-                .with_state(logins.clone());
+                .with_state(logins.clone())
+                .layer(axum::middleware::from_fn_with_state(
+                    guard,
+                    super::security::check_host_and_origin,
+                ));
             let done = async move {
                 while logins.lock().is_some() {
                     tokio::time::sleep(Duration::from_millis(200)).await;

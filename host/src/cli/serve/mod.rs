@@ -55,7 +55,7 @@ async fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitCode> {
         .port();
     let guard = security::Guard {
         port,
-        token: security::new_token(),
+        token: security::stored_token(&super::session::state_dir(global)?)?,
     };
     let hub = Arc::new(events::Hub::new());
     let current = uploads::Current::default();

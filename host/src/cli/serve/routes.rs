@@ -19,6 +19,7 @@ use super::events::{self, Hub};
 use super::host_adapter::Host;
 use super::login::{self, Logins};
 use super::security::{self, Guard};
+use super::super::sequence::OverrideArgs;
 use super::uploads::{UploadOptions, Uploads};
 
 /// Everything the handlers share.
@@ -157,6 +158,18 @@ async fn sequences(State(app): Shared) -> ApiResult {
 #[serde(deny_unknown_fields)]
 struct InspectRequest {
     path: PathBuf,
+    /// The metadata fields of the page, checked as `mtp sequence inspect --name ... --time-offset` checks
+    /// them (the upload options of the same names).
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    transport: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    time_offset: Option<String>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
@@ -170,8 +183,22 @@ fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 
 async fn inspect(State(app): Shared, body: Bytes) -> ApiResult {
     let request: InspectRequest = parse(&body)?;
+    let time_offset = request
+        .time_offset
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.trim().parse())
+        .transpose()
+        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, format!("time_offset: {err}")))?;
+    let overrides = OverrideArgs {
+        name: request.name.filter(|n| !n.trim().is_empty()),
+        description: request.description.filter(|d| !d.trim().is_empty()),
+        transport: request.transport.filter(|t| !t.trim().is_empty()),
+        tags: request.tags,
+        time_offset,
+    };
     app.host
-        .inspect(&request.path)
+        .inspect(&request.path, overrides)
         .await
         .map(Json)
         .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, format!("{err:#}")))
@@ -247,6 +274,13 @@ async fn auth_status(State(app): Shared) -> ApiResult {
 
 /// Starts a login; answers with the consent page to open (or, when the plugin needed none, the result).
 async fn login_start(State(app): Shared, Path(integration): Path<String>) -> ApiResult {
+    // Checked first: a request for no integration must not abandon a real login under way.
+    if !app.host.has_integration(&integration) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no integration {integration} (see GET /api/integrations)"),
+        ));
+    }
     let (generation, prompt) = app.logins.begin(&integration);
     let (done_tx, done) = oneshot::channel();
     let (host, hub, logins, id) = (

@@ -21,6 +21,35 @@ pub(crate) struct Guard {
     pub(crate) token: String,
 }
 
+/// The access token kept in `dir` (the state directory, which holds the logins' secrets too), made
+/// there on first use: a page left open reconnects after the server restarts on the same port.
+pub(crate) fn stored_token(dir: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let path = dir.join("serve-token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim();
+        if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(token.to_string());
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let token = new_token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(token.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
 /// A fresh random access token: 32 bytes from the OS generator, hex.
 pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];

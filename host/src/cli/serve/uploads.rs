@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mtp_host::services::ProgressOrigin;
+use mtp_host::upload::{self as use_case, PreparedSequence, UploadRequest};
 use plugin_api::protocol::ProgressEvent;
-use plugin_api::sequence::SequenceDescriptor;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -54,36 +54,96 @@ impl Current {
     }
 }
 
-/// An upload's options, as `POST /api/uploads` takes them (the `mtp upload` flags).
-#[derive(Debug, Clone, serde::Deserialize)]
+/// An upload's options, as `POST /api/uploads` takes them: every option of `mtp upload`, under the same
+/// names (docs/api.md).
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UploadOptions {
-    /// Files uploaded in parallel (1 to 32).
-    #[serde(default = "default_jobs")]
-    pub(crate) jobs: u64,
-    /// Publish again a sequence whose publish outcome is unknown.
+    /// Files uploaded in parallel (1 to 32; `--jobs`).
+    #[serde(default)]
+    pub(crate) jobs: Option<u64>,
+    /// Publish again a sequence whose publish outcome is unknown (`--republish`).
     #[serde(default)]
     pub(crate) republish: bool,
-    /// Everything except publishing.
+    /// Everything except publishing (`--dry-run`).
     #[serde(default)]
     pub(crate) dry_run: bool,
-    /// Leave out (and name) images with problems.
+    /// Leave out (and name) images with problems (`--skip-invalid`).
     #[serde(default)]
     pub(crate) skip_invalid: bool,
+    /// Send even where the MTPDU sequence log says it is already published (`--force`).
+    #[serde(default)]
+    pub(crate) force: bool,
+    /// Send the images added to a published sequence since (`--add-new-images`).
+    #[serde(default)]
+    pub(crate) add_new_images: bool,
+    /// Upload everything but publish nothing (`--no-publish`).
+    #[serde(default)]
+    pub(crate) no_publish: bool,
+    /// Bandwidth cap shared by the parallel jobs, `500K`, `2M` (`--bwlimit`).
+    #[serde(default)]
+    pub(crate) bwlimit: Option<String>,
+    /// Options of single integrations, `mapillary.jobs=8` (`--option`, repeatable).
+    #[serde(default)]
+    pub(crate) integration_options: Vec<String>,
+    /// Sequence name (`--name`).
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// Sequence description (`--description`).
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+    /// Transport type, `Earth/Walk`, `Walk`... (`--transport`).
+    #[serde(default)]
+    pub(crate) transport: Option<String>,
+    /// Tags, replacing the metadata's (`--tag`, repeatable).
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    /// UTC offset of the camera clock, `+02:00`, `UTC` (`--time-offset`).
+    #[serde(default)]
+    pub(crate) time_offset: Option<String>,
+    /// The integrations to send to, with what they need (`--to`); absent: every ready one.
+    #[serde(default)]
+    pub(crate) destinations: Option<Vec<String>>,
 }
 
-fn default_jobs() -> u64 {
-    4
-}
-
-impl Default for UploadOptions {
-    fn default() -> Self {
-        UploadOptions {
-            jobs: default_jobs(),
-            republish: false,
-            dry_run: false,
-            skip_invalid: false,
+impl UploadOptions {
+    /// The upload request for `paths` with these options; the error names the option that is wrong.
+    pub(crate) fn to_request(&self, paths: Vec<PathBuf>) -> Result<UploadRequest, String> {
+        if let Some(jobs) = self.jobs {
+            if !(1..=32).contains(&jobs) {
+                return Err("options.jobs: must be between 1 and 32".into());
+            }
         }
+        if let Some(rate) = &self.bwlimit {
+            mtp_host::upload::check_bwlimit(rate)
+                .map_err(|err| format!("options.bwlimit: {err}"))?;
+        }
+        let time_offset = self
+            .time_offset
+            .as_deref()
+            .map(str::parse::<mtp_sequence::TimeOffset>)
+            .transpose()
+            .map_err(|err| format!("options.time_offset: {err}"))?;
+        Ok(UploadRequest {
+            dirs: paths,
+            dry_run: self.dry_run,
+            skip_invalid: self.skip_invalid,
+            options: self.integration_options.clone(),
+            jobs: self.jobs,
+            republish: self.republish,
+            force: self.force,
+            add_new_images: self.add_new_images,
+            bwlimit: self.bwlimit.clone(),
+            no_publish: self.no_publish,
+            overrides: mtp_sequence::Overrides {
+                name: self.name.clone(),
+                description: self.description.clone(),
+                transport: self.transport.clone(),
+                tags: self.tags.clone(),
+                time_offset,
+            },
+            destinations: self.destinations.clone(),
+        })
     }
 }
 
@@ -104,6 +164,8 @@ pub(crate) struct UploadView {
     id: String,
     status: UploadStatus,
     paths: Vec<PathBuf>,
+    /// The options as the request gave them.
+    options: UploadOptions,
     sequences: Vec<SequenceView>,
     notes: Vec<String>,
 }
@@ -115,14 +177,20 @@ struct SequenceView {
     root: String,
     images: usize,
     bytes: u64,
+    /// What the integrations receive, after the request's metadata overrides.
+    description: String,
+    transport: Option<plugin_api::transport::TransportType>,
+    tags: Vec<String>,
+    first_capture_ms: Option<i64>,
 }
 
 struct Upload {
     view: UploadView,
-    descriptors: Vec<SequenceDescriptor>,
-    options: UploadOptions,
+    use_case: use_case::Upload,
+    prepared: Vec<PreparedSequence>,
     cancel: bool,
-    _locks: Vec<SequenceLock>,
+    /// One per prepared sequence, in the same order; taken by the run, dropped when it ends.
+    locks: Vec<SequenceLock>,
 }
 
 /// The uploads of this server and the lane they run on.
@@ -196,13 +264,9 @@ impl Uploads {
                 vec![],
             ));
         }
-        if !(1..=32).contains(&options.jobs) {
-            return Err(refused(
-                false,
-                "options.jobs: must be between 1 and 32".into(),
-                vec![],
-            ));
-        }
+        let request = options
+            .to_request(paths.clone())
+            .map_err(|message| refused(false, message, vec![]))?;
         if self.stopping.load(Ordering::SeqCst) {
             return Err(refused(true, "the server is stopping".into(), vec![]));
         }
@@ -213,18 +277,18 @@ impl Uploads {
                 vec![],
             ));
         }
-        let mut descriptors = Vec::new();
+        let use_case = self
+            .host
+            .upload_use_case(request)
+            .map_err(|message| refused(false, message, vec![]))?;
+        let mut prepared = Vec::new();
         let mut notes = Vec::new();
         let mut problems = Vec::new();
         for path in &paths {
-            match self
-                .host
-                .prepare(path, options.skip_invalid, options.dry_run)
-                .await
-            {
-                Ok((descriptor, skipped)) => {
-                    notes.extend(skipped);
-                    descriptors.push(descriptor);
+            match self.host.prepare(&use_case, path).await {
+                Ok(sequence) => {
+                    notes.extend(sequence.skipped.iter().cloned());
+                    prepared.push(sequence);
                 }
                 Err(error) => problems.push(serde_json::json!({"path": path, "error": error})),
             }
@@ -237,8 +301,8 @@ impl Uploads {
             ));
         }
         let mut locks = Vec::new();
-        for descriptor in &descriptors {
-            match self.host.lock_sequence(&descriptor.id) {
+        for sequence in &prepared {
+            match self.host.lock_sequence(&use_case, sequence) {
                 Ok(lock) => locks.push(lock),
                 Err(message) => return Err(refused(true, message, vec![])),
             }
@@ -248,14 +312,20 @@ impl Uploads {
             id: id.clone(),
             status: UploadStatus::Queued,
             paths,
-            sequences: descriptors
+            options,
+            sequences: prepared
                 .iter()
+                .map(|p| &p.descriptor)
                 .map(|d| SequenceView {
                     id: d.id.clone(),
                     name: d.name.clone(),
                     root: d.root.clone(),
                     images: d.images.len(),
                     bytes: d.images.iter().map(|i| i.size_bytes).sum(),
+                    description: d.description.clone(),
+                    transport: d.transport.clone(),
+                    tags: d.tags.clone(),
+                    first_capture_ms: d.first_capture_ms(),
                 })
                 .collect(),
             notes,
@@ -264,10 +334,10 @@ impl Uploads {
             id.clone(),
             Upload {
                 view,
-                descriptors,
-                options,
+                use_case,
+                prepared,
                 cancel: false,
-                _locks: locks,
+                locks,
             },
         );
         self.status_event(&id, UploadStatus::Queued);
@@ -319,7 +389,7 @@ impl Uploads {
             upload.view.status = status;
             if !matches!(status, UploadStatus::Queued | UploadStatus::Running) {
                 // The sequences are free again.
-                upload._locks.clear();
+                upload.locks.clear();
             }
         }
         self.status_event(id, status);
@@ -340,19 +410,22 @@ impl Uploads {
                 _ = shutdown.changed() => break,
             };
             let job = {
-                let uploads = self.lock();
-                uploads
-                    .get(&id)
-                    .map(|u| (u.descriptors.clone(), u.options.clone(), u.cancel))
+                let mut uploads = self.lock();
+                uploads.get_mut(&id).map(|u| {
+                    let locks = std::mem::take(&mut u.locks);
+                    (u.use_case.clone(), u.prepared.clone(), locks, u.cancel)
+                })
             };
-            let Some((descriptors, options, cancelled)) = job else {
+            let Some((use_case, prepared, locks, cancelled)) = job else {
                 continue;
             };
             if cancelled || self.stopping.load(Ordering::SeqCst) {
+                drop(locks);
                 self.set_status(&id, UploadStatus::Cancelled);
                 continue;
             }
-            let status = self.run_upload(&id, &descriptors, &options).await;
+            let status = self.run_upload(&id, &use_case, &prepared, &locks).await;
+            drop(locks);
             self.set_status(&id, status);
             if self.stopping.load(Ordering::SeqCst) {
                 break;
@@ -373,25 +446,23 @@ impl Uploads {
     async fn run_upload(
         &self,
         id: &str,
-        descriptors: &[SequenceDescriptor],
-        options: &UploadOptions,
+        use_case: &use_case::Upload,
+        prepared: &[PreparedSequence],
+        locks: &[SequenceLock],
     ) -> UploadStatus {
         let _lane = self.lane.lock().await;
         *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(id.to_string());
         self.set_status(id, UploadStatus::Running);
         let mut failed = false;
         let mut cancelled = false;
-        for descriptor in descriptors {
+        for (sequence, lock) in prepared.iter().zip(locks) {
+            let descriptor = &sequence.descriptor;
             if self.lock().get(id).is_some_and(|u| u.cancel) {
                 cancelled = true;
                 break;
             }
             self.current.set(Some(id), &descriptor.id);
-            match self
-                .host
-                .upload(descriptor, options.jobs, options.republish, options.dry_run)
-                .await
-            {
+            match self.host.upload(use_case, sequence, lock).await {
                 Ok(results) => {
                     for mut result in results {
                         failed |= !result["error"].is_null();
