@@ -30,19 +30,26 @@
 //! [`validate::MAX_SPEED_KMH`] from the previous accepted image (jumps under [`validate::GPS_NOISE_M`] are
 //! ignored). Per sequence: mixed projections, unknown transport type in the metadata.
 
+mod camera_clock;
 mod capture_time;
 mod exif_values;
 pub mod generate;
+mod grouped;
 pub use plugin_api::jpeg;
 mod model;
 pub mod mtpdu;
 mod read;
 mod summary;
+mod time_zone;
 pub mod validate;
 mod xmp;
 
-pub use capture_time::{TimeOffset, OFFSET_TOLERANCE_MS};
-pub use model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, SkippedImage};
+pub use capture_time::{OffsetBasis, TimeOffset, TimeSource, OFFSET_TOLERANCE_MS};
+pub use grouped::{describe_skipped, ProblemGroup, NAMED_FILES};
+pub use model::{
+    PositionSource, Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, Severity,
+    SkippedImage,
+};
 pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
 pub use summary::Summary;
 

@@ -11,9 +11,12 @@ use plugin_api::sequence::{Projection, SequenceSource};
 use plugin_api::transport::TransportType;
 use serde::{Deserialize, Serialize};
 
-use crate::capture_time::{capture_time, TimeOffset};
+use crate::camera_clock;
+use crate::capture_time::{capture_time, TimeOffset, TimeSource};
 use crate::exif_values::{ascii, exif_position, first_f64, first_u32, xmp_position};
-use crate::model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError};
+use crate::model::{
+    PositionSource, Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError,
+};
 use crate::mtpdu::{MtpImageDescription, SequenceLog};
 use crate::validate;
 use crate::xmp::{self, Xmp};
@@ -276,6 +279,7 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
         });
     }
     let mut read = read_images(files, time_offset);
+    camera_clock::one_offset_per_camera(&mut read);
     read.sort_by(|(a, _), (b, _)| {
         (a.captured_at_ms.is_none(), a.captured_at_ms, &a.file_name).cmp(&(
             b.captured_at_ms.is_none(),
@@ -717,16 +721,25 @@ fn read_image(
     let desc_pos = description
         .as_ref()
         .and_then(|d| Some((d.latitude?, d.longitude?, d.altitude)));
+    let exif_has_position = exif
+        .as_ref()
+        .is_some_and(|e| matches!(exif_position(e), Ok(Some(_))));
     match (desc_pos, exif_gps) {
         (Some((lat, lon, alt)), gps) => {
             img.latitude = Some(lat);
             img.longitude = Some(lon);
             img.altitude = alt.or_else(|| gps.ok().flatten().and_then(|g| g.2));
+            img.position_source = Some(PositionSource::Mtpdu);
         }
         (None, Ok(Some((lat, lon, alt)))) => {
             img.latitude = Some(lat);
             img.longitude = Some(lon);
             img.altitude = alt;
+            img.position_source = Some(if exif_has_position {
+                PositionSource::Exif
+            } else {
+                PositionSource::Xmp
+            });
         }
         (None, Ok(None)) => problems.push(Problem::image(
             &img.path,
@@ -767,17 +780,23 @@ fn read_image(
     let desc_time = description
         .as_ref()
         .and_then(MtpImageDescription::capture_time_ms);
+    img.camera = exif.as_ref().and_then(camera_name);
+    let position = img.position().filter(|_| img.position_source.is_some());
     match desc_time {
-        Some(t) => img.captured_at_ms = Some(t),
+        Some(t) => {
+            img.captured_at_ms = Some(t);
+            img.time_source = Some(TimeSource::Mtpdu);
+        }
         None if exif.is_none() && xmp_props.is_none() => problems.push(Problem::image(
             &img.path,
             "DateTimeOriginal",
             ProblemKind::NoCaptureTime,
             "no capture time (the file has no EXIF)",
         )),
-        None => match capture_time(exif.as_ref(), xmp_props.as_ref(), time_offset) {
+        None => match capture_time(exif.as_ref(), xmp_props.as_ref(), time_offset, position) {
             Ok(t) => {
                 img.captured_at_ms = Some(t.ms);
+                img.time_source = Some(t.source);
                 if let Some((kind, field, message)) = t.problem {
                     problems.push(Problem::image(&img.path, field, kind, message));
                 }
@@ -832,6 +851,17 @@ fn read_image(
     img.photo_uuid = description.as_ref().and_then(|d| d.photo_uuid.clone());
     img.description = description;
     (img, problems)
+}
+
+/// `Make Model` (and the body serial number when recorded), to tell cameras apart within a folder.
+fn camera_name(exif: &exif::Exif) -> Option<String> {
+    let parts: Vec<String> = [Tag::Make, Tag::Model, Tag::BodySerialNumber]
+        .into_iter()
+        .filter_map(|t| ascii(exif, t))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// The value of an XMP property written either as an attribute (`GPano:ProjectionType="equirectangular"`) or

@@ -315,28 +315,17 @@ fn with_offset(o: &str) -> Overrides {
     }
 }
 
-/// An iPhone 6 writes local time without offset and a GPS time 2 h earlier (Madrid, summer time).
+/// An iPhone 6 writes local time without offset and a GPS time 2 h earlier (Madrid, summer time): the GPS
+/// time is used, and the zone at the position (Europe/Madrid, +02:00 in April) explains the clock, so there
+/// is nothing to say. A wrong offset given by the user is a note, never a refusal.
 #[test]
-fn a_clock_off_by_a_utc_offset_is_flagged_until_the_offset_is_confirmed() {
+fn a_clock_off_by_a_utc_offset_is_used_without_a_flag() {
     let file = "iphone_hdr_NO.jpg";
     let gps = golden_ms(file);
     let (s, _t) = read_alone(file, &Overrides::default());
     assert_eq!(image(&s).captured_at_ms, Some(gps), "the GPS time is used");
-    assert_eq!(s.problems.len(), 1, "{:#?}", s.problems);
-    let p = s.problems[0].to_string();
-    assert!(
-        p.contains("2 h ahead of the GPS time 2015-04-10T18:12:22.060Z")
-            && p.contains("--time-offset +02:00"),
-        "{p}"
-    );
-    assert!(
-        s.to_descriptor(false).is_err(),
-        "unconfirmed, the sequence is not uploaded"
-    );
-
-    let (s, _t) = read_alone(file, &with_offset("+02:00"));
-    assert!(s.is_valid(), "{:#?}", s.problems);
-    assert_eq!(image(&s).captured_at_ms, Some(gps));
+    assert!(s.problems.is_empty(), "{:#?}", s.problems);
+    assert!(s.to_descriptor(false).is_ok());
 
     let (s, _t) = read_alone(file, &with_offset("+01:00"));
     assert_eq!(
@@ -349,37 +338,49 @@ fn a_clock_off_by_a_utc_offset_is_flagged_until_the_offset_is_confirmed() {
         p.contains("given offset +01:00") && p.contains("--time-offset +02:00"),
         "{p}"
     );
+    assert!(s.is_valid(), "a note, not a refusal");
+    assert!(s.to_descriptor(false).is_ok());
 }
 
-/// The Samsung Gear 360 file has only an offset-less `DateTimeOriginal` and was taken in Kenya (UTC+03:00).
+/// The Samsung Gear 360 file has only an offset-less `DateTimeOriginal` and was taken in Kenya: read at the
+/// zone there (Africa/Nairobi, +03:00), said in one line; `--time-offset` and `time_offset` still win.
 #[test]
-fn a_local_time_without_offset_or_gps_time_needs_the_offset() {
+fn a_local_time_without_offset_or_gps_time_takes_the_zone_at_its_position() {
     let file = "adobe_coords.jpg";
     let as_utc = golden_ms(file);
+    let three_h = 3 * 3_600_000;
     let (s, _t) = read_alone(file, &Overrides::default());
-    assert_eq!(image(&s).captured_at_ms, Some(as_utc));
-    let p = s.problems[0].to_string();
+    assert_eq!(image(&s).captured_at_ms, Some(as_utc - three_h));
+    assert!(s.is_valid() && s.problems.is_empty(), "{:#?}", s.problems);
+    let notes = s.notes();
+    let zone: Vec<&String> = notes.iter().filter(|n| n.contains("UTC offset")).collect();
+    assert_eq!(zone.len(), 1, "{notes:#?}");
     assert!(
-        p.contains("\"2019:07:16 10:26:11\" has no UTC offset") && p.contains("--time-offset"),
-        "{p}"
+        zone[0].starts_with(
+            "capture times without UTC offset (DateTimeOriginal, 1 image, SAMSUNG SM-C200"
+        ) && zone[0].contains(
+            "read at UTC+03:00, the time zone Africa/Nairobi at their position on 2019-07-16"
+        ),
+        "{}",
+        zone[0]
     );
 
-    let three_h = 3 * 3_600_000;
-    let (s, _t) = read_alone(file, &with_offset("+03:00"));
+    let (s, _t) = read_alone(file, &with_offset("+00:00"));
     assert!(s.is_valid(), "{:#?}", s.problems);
-    assert_eq!(image(&s).captured_at_ms, Some(as_utc - three_h));
+    assert_eq!(image(&s).captured_at_ms, Some(as_utc));
+    assert!(!s.notes().iter().any(|n| n.contains("UTC offset")));
 
     // The same from sequence.toml; the flag beats it.
     let tmp = tempfile::tempdir().unwrap();
     fs::copy(data_dir().join(file), tmp.path().join(file)).unwrap();
     fs::write(
         tmp.path().join("sequence.toml"),
-        "time_offset = \"+03:00\"\n",
+        "time_offset = \"+01:00\"\n",
     )
     .unwrap();
     let s = read_sequence(tmp.path(), &Overrides::default()).unwrap();
     assert!(s.is_valid(), "{:#?}", s.problems);
-    assert_eq!(image(&s).captured_at_ms, Some(as_utc - three_h));
+    assert_eq!(image(&s).captured_at_ms, Some(as_utc - 3_600_000));
     let s = read_sequence(tmp.path(), &with_offset("-01:00")).unwrap();
     assert_eq!(image(&s).captured_at_ms, Some(as_utc + 3_600_000));
 

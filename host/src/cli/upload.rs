@@ -288,8 +288,8 @@ fn prepare(
     Ok((descriptor, prior))
 }
 
-/// Reads and validates one sequence directory for upload: the descriptor, one line per skipped image
-/// (with `skip_invalid`), and what MTPDU already published of it (its sequence log's `destination`
+/// Reads and validates one sequence directory for upload: the descriptor, one line per kind of reason
+/// for the images left out (duplicates; with `skip_invalid`, invalid ones), and what MTPDU already published of it (its sequence log's `destination`
 /// block, as JSON for the runner); the error is a message for the user. Shared with `mtp serve`.
 pub(crate) fn prepare_sequence(
     dir: &std::path::Path,
@@ -298,20 +298,18 @@ pub(crate) fn prepare_sequence(
 ) -> Result<(SequenceDescriptor, Vec<String>, serde_json::Value), String> {
     let scanned = scan(dir, overrides).map_err(|err| without_dir(&err, dir))?;
     let (descriptor, skipped) = scanned.to_descriptor(skip_invalid).map_err(|err| {
-        format!("{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)")
+        // --skip-invalid is worth suggesting only when it would leave something to upload.
+        let hint = match &err {
+            mtp_sequence::SequenceError::Invalid { uploadable, .. } if *uploadable > 0 => format!(
+                "fix the images, or pass --skip-invalid to upload the {uploadable} without blocking \
+                 problems"
+            ),
+            _ => "fix the images".to_string(),
+        };
+        format!("{err}\n(nothing was uploaded; {hint})")
     })?;
-    let lines = skipped
-        .iter()
-        .map(|skip| {
-            // Each problem without its file: the line names the image once, at its start.
-            let reasons: Vec<String> = skip
-                .problems
-                .iter()
-                .map(|p| format!("{}: {}", p.field, p.message))
-                .collect();
-            format!("skipping {}: {}", skip.path.display(), reasons.join("; "))
-        })
-        .collect();
+    // One line per kind of reason, with a count and a few names (not one per image).
+    let lines = mtp_sequence::describe_skipped(&skipped);
     if descriptor.images.is_empty() {
         return Err("no valid images to upload".to_string());
     }
