@@ -337,8 +337,16 @@ fn plausible_gps_time(ms: i64) -> bool {
     (GPS_EPOCH_MS..=tomorrow).contains(&ms)
 }
 
+/// Whether the EXIF date/time `tag` holds a valid date and time.
+pub(crate) fn exif_time_parses(exif: &Exif, tag: Tag) -> bool {
+    matches!(
+        exif_local_time(exif, tag, Tag::SubSecTime, Tag::OffsetTime, "time"),
+        Some(Ok(_))
+    )
+}
+
 /// `GPSDateStamp` + `GPSTimeStamp` (UTC), keeping fractional seconds.
-fn gps_datetime(exif: &Exif) -> Option<i64> {
+pub(crate) fn gps_datetime(exif: &Exif) -> Option<i64> {
     let date = ascii(exif, Tag::GPSDateStamp)?;
     let parts: Vec<u32> = date
         .trim()
@@ -358,7 +366,7 @@ fn gps_datetime(exif: &Exif) -> Option<i64> {
 }
 
 /// XMP keeps the GPS date and time together in `exif:GPSTimeStamp` (ISO 8601, UTC when no offset).
-fn xmp_gps_datetime(x: &Xmp) -> Option<i64> {
+pub(crate) fn xmp_gps_datetime(x: &Xmp) -> Option<i64> {
     let (wall, offset) = xmp::date_time(x.exif("GPSTimeStamp")?)?;
     Some(wall - i64::from(offset.unwrap_or(0)) * 60_000)
 }
@@ -426,6 +434,22 @@ fn local_time(
                     }
                 }
             }
+        }
+    }
+    if found.is_none() {
+        // Last, IFD0 `DateTime`: the time of the last edit, but the only time some phones write (a Samsung
+        // SM-G930F in tests/data/real), and both official readers fall back to it (mapillary_tools
+        // `exif_read.py` `extract_exif_datetime`, geopic-tag-reader `reader.py` `getPictureMetadata`).
+        if let Some(Ok(t)) = exif.and_then(|e| {
+            exif_local_time(
+                e,
+                Tag::DateTime,
+                Tag::SubSecTime,
+                Tag::OffsetTime,
+                "DateTime",
+            )
+        }) {
+            found = Some(t);
         }
     }
     let Some(mut t) = found else {

@@ -39,8 +39,10 @@ pub use plugin_api::jpeg;
 mod model;
 pub mod mtpdu;
 mod read;
+mod sources;
 mod summary;
 mod time_zone;
+mod tree;
 pub mod validate;
 mod xmp;
 
@@ -52,6 +54,7 @@ pub use model::{
 };
 pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
 pub use summary::Summary;
+pub use tree::{folder_tree, FolderTree};
 
 /// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (one definition, in the plugin API).
 pub use plugin_api::time::format_utc;

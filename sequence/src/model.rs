@@ -7,7 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use plugin_api::sequence::{
-    ImageInfo, Projection, SequenceDescriptor, SequenceSource, SEQUENCE_SCHEMA_VERSION,
+    ImageInfo, MetadataSources, Projection, SequenceDescriptor, SequenceSource,
+    SEQUENCE_SCHEMA_VERSION,
 };
 use plugin_api::transport::{TransportType, UnknownTransport};
 use serde::{Serialize, Serializer};
@@ -51,6 +52,8 @@ pub struct ScannedImage {
     pub position_source: Option<PositionSource>,
     /// The camera (`Make Model`, and the body serial number when recorded): one clock per camera.
     pub camera: Option<String>,
+    /// Which tags hold a position and a capture time (handed to integrations).
+    pub sources: Option<MetadataSources>,
 }
 
 /// Where an image's position came from.
@@ -84,6 +87,7 @@ impl ScannedImage {
             time_source: None,
             position_source: None,
             camera: None,
+            sources: None,
         }
     }
 
@@ -109,6 +113,7 @@ impl ScannedImage {
             width: self.width,
             height: self.height,
             photo_uuid: self.photo_uuid.clone(),
+            sources: self.sources.clone(),
         })
     }
 }
@@ -267,10 +272,12 @@ pub enum SequenceError {
         cause: std::io::Error,
     },
     /// The directory holds no `*.jpg` / `*.jpeg` files.
-    #[error("{}: no JPEG images (*.jpg, *.jpeg) found", dir.display())]
+    #[error("{}: no JPEG images (*.jpg, *.jpeg) found{hint}", dir.display())]
     NoImages {
         /// The directory searched.
         dir: PathBuf,
+        /// What to do instead, when the folder is a tree (`; its subfolders ... hold images ...`).
+        hint: String,
     },
     /// A metadata file (`sequence.toml`, MTPDU sequence log) is malformed.
     #[error("{}: {field}: {message}", file.display())]

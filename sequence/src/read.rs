@@ -131,7 +131,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SequenceError + '_ {
     }
 }
 
-fn is_jpeg_name(name: &str) -> bool {
+pub(crate) fn is_jpeg_name(name: &str) -> bool {
     // Dot files are skipped: `._IMG_0001.jpg` are macOS resource forks, not images.
     if name.starts_with('.') {
         return false;
@@ -169,6 +169,11 @@ fn contains_jpeg(dir: &Path) -> bool {
                 .any(|e| is_jpeg_name(&e.file_name().to_string_lossy()))
         })
         .unwrap_or(false)
+}
+
+/// `true` if `dir` is a sequence itself: it holds JPEG files, or is an MTPDU sequence directory.
+pub(crate) fn is_sequence_dir(dir: &Path) -> bool {
+    contains_jpeg(dir) || dir.join("final_raw").is_dir() || dir.join("final_nadir").is_dir()
 }
 
 /// MTPDU uploads `final_nadir/` when it exists (its developer docs: "If `final_nadir` directory exists, these
@@ -274,8 +279,23 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
 
     let files = list_jpegs(&layout.image_dir)?;
     if files.is_empty() {
+        let hint = crate::tree::folder_tree(&root)
+            .map(|tree| {
+                let names: Vec<String> = tree
+                    .sequences
+                    .iter()
+                    .map(|(d, _)| d.strip_prefix(&root).unwrap_or(d).display().to_string())
+                    .collect();
+                format!(
+                    "; its subfolders {} hold images: give them (mtp upload and inspect do so \
+                     themselves for a folder tree)",
+                    names.join(", ")
+                )
+            })
+            .unwrap_or_default();
         return Err(SequenceError::NoImages {
             dir: layout.image_dir,
+            hint,
         });
     }
     let mut read = read_images(files, time_offset);
@@ -849,6 +869,16 @@ fn read_image(
         }
     }
     img.photo_uuid = description.as_ref().and_then(|d| d.photo_uuid.clone());
+    img.sources = Some(crate::sources::metadata_sources(
+        &crate::sources::FileMetadata {
+            exif: exif.as_ref(),
+            xmp: xmp_props.as_ref(),
+            xmp_text: xmp.as_deref(),
+            description: description.as_ref(),
+        },
+        img.position_source,
+        img.time_source.as_ref(),
+    ));
     img.description = description;
     (img, problems)
 }

@@ -448,3 +448,77 @@ fn generated_files_read_identically_under_the_capture_time_policy() {
     assert_eq!(s.problems.len(), 1, "{:#?}", s.problems);
     assert!(s.problems[0].to_string().contains("img_0.jpg"));
 }
+
+/// Panoramax's reader (`golden_panoramax.json`, recorded by `scripts/golden/record_panoramax.py` with
+/// geopic-tag-reader 1.10.1): mtp reads every file it accepts at the same position (1 m) and time (1 s;
+/// geopic-tag-reader also localises offset-less camera times by the zone at the position), unless
+/// `differences.json` says why not (`panoramax_captured_at`). And the rule of the corpus: every file both
+/// official readers accept, mtp accepts (no blocking problem).
+#[test]
+fn every_file_both_official_readers_accept_mtp_accepts_and_reads_as_panoramax() {
+    let mapillary = load("golden.json");
+    let panoramax = load("golden_panoramax.json");
+    let differences = load("differences.json");
+    let files = panoramax["files"].as_object().unwrap();
+    let (mut both, mut by_panoramax, mut by_mapillary, mut by_mtp) = (0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for (name, g) in files {
+        let mapillary_ok = mapillary["files"][name].get("error").is_none()
+            && mapillary["files"].get(name).is_some();
+        let panoramax_ok = g.get("refused").is_none();
+        let (s, _t) = read_alone(name, &Overrides::default());
+        let img = image(&s);
+        by_mapillary += usize::from(mapillary_ok);
+        by_panoramax += usize::from(panoramax_ok);
+        by_mtp += usize::from(s.is_valid());
+        if mapillary_ok && panoramax_ok {
+            both += 1;
+            if !s.is_valid() {
+                failures.push(format!(
+                    "{name}: both official readers accept it, mtp refuses: {:?}",
+                    s.problems
+                ));
+            }
+        }
+        if !panoramax_ok {
+            continue;
+        }
+        let (glat, glon) = (
+            g["latitude"].as_f64().unwrap(),
+            g["longitude"].as_f64().unwrap(),
+        );
+        match img.position() {
+            Some((lat, lon)) if haversine_m(lat, lon, glat, glon) <= 1.0 => {}
+            other => failures.push(format!(
+                "{name}: position {other:?}, Panoramax {glat}, {glon}"
+            )),
+        }
+        let want = differences["files"][name]["panoramax_captured_at"]["mtp_ms"]
+            .as_i64()
+            .or(g["captured_at_ms"].as_i64());
+        match (img.captured_at_ms, want) {
+            (Some(t), Some(w)) if (t - w).abs() <= 1000 => {}
+            (t, w) => failures.push(format!(
+                "{name}: captured {} , Panoramax {}",
+                show_ms(t),
+                show_ms(w)
+            )),
+        }
+    }
+    println!(
+        "{} files: mapillary_tools accepts {by_mapillary}, geopic-tag-reader {by_panoramax}, both {both}, \
+         mtp {by_mtp}",
+        files.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every file in the folder has a Panoramax reading.
+    for e in fs::read_dir(data_dir()).unwrap() {
+        let n = e.unwrap().file_name().to_string_lossy().into_owned();
+        if n.to_ascii_lowercase().ends_with(".jpg") || n.to_ascii_lowercase().ends_with(".jpeg") {
+            assert!(
+                files.contains_key(&n),
+                "{n} has no Panoramax reading: run scripts/golden/record_panoramax.py"
+            );
+        }
+    }
+}

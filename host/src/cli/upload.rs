@@ -149,7 +149,8 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     // Read and validate every sequence first, so that nothing is sent for a batch with a typo in it
     // before the user has seen the problems, and so the re-check below can skip these sequences.
     let mut ready = Vec::new();
-    for dir in &args.dirs {
+    let dirs = expand_trees(&session, &args.dirs);
+    for dir in &dirs {
         match prepare(&session, args, dir) {
             Ok((descriptor, prior)) => {
                 let sequence_options = options.clone().with_shared("prior_uploads", prior);
@@ -177,7 +178,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     let uploading: Vec<String> = ready.iter().map(|(d, _)| d.id.clone()).collect();
     recheck(&session, &uploading)?;
     if session.runner.registry.chain().next().is_none() {
-        for dir in &args.dirs {
+        for dir in &dirs {
             report_error(
                 &session,
                 global,
@@ -272,6 +273,22 @@ fn run_exclusive(
         }
         Err(LockedRunError::State(err)) => Err(err.into()),
     }
+}
+
+/// `dirs` with each camera folder tree (`DCIM/100GOPRO, 101GOPRO`) replaced by its folders with images,
+/// one sequence each as mapillary_tools groups them; each tree is said in one line.
+fn expand_trees(session: &Session, dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        match mtp_sequence::folder_tree(dir) {
+            Some(tree) => {
+                session.progress.println(&tree.describe());
+                out.extend(tree.sequences.into_iter().map(|(d, _)| d));
+            }
+            None => out.push(dir.clone()),
+        }
+    }
+    out
 }
 
 /// Reads and validates one sequence directory, with what MTPDU already published of it (its sequence
