@@ -241,7 +241,8 @@ pub(crate) fn capture_time(
             })
         }
         (None, Ok(Some(l))) => {
-            let problem = l.offset.is_none().then(|| {
+            // Without a position the image is refused anyway (`no_gps`); the note would only add noise.
+            let problem = (l.offset.is_none() && position.is_some()).then(|| {
                 (
                     ProblemKind::LocalTimeWithoutOffset,
                     l.field,
@@ -648,6 +649,9 @@ mod tests {
         let t = capture_time(None, Some(&x), TimeOffset::from_minutes(120), None).unwrap();
         assert_eq!((t.ms, t.problem), (1_411_308_056_000, None));
         let t = capture_time(None, Some(&x), None, None).unwrap();
+        assert_eq!((t.ms, t.problem), (1_411_315_256_000, None));
+        // A position where no zone is known: read as UTC with the note.
+        let t = capture_time(None, Some(&x), None, Some((f64::NAN, 0.0))).unwrap();
         assert_eq!(t.ms, 1_411_315_256_000);
         assert_eq!(t.problem.unwrap().0, ProblemKind::LocalTimeWithoutOffset);
         // Without an offset but with a position: the zone there on that date (Paris, summer time).

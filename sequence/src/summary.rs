@@ -217,11 +217,16 @@ impl Summary {
             for (sev, word) in [
                 (Severity::Blocking, "blocking"),
                 (Severity::Dropped, "left out"),
-                (Severity::Note, "notes"),
+                (Severity::Note, "note"),
             ] {
                 let n = count(sev);
+                let plural = if sev == Severity::Note && n != 1 {
+                    "s"
+                } else {
+                    ""
+                };
                 if n > 0 {
-                    parts.push(format!("{n} {word}"));
+                    parts.push(format!("{n} {word}{plural}"));
                 }
             }
             line("Problems", &parts.join(", "));
