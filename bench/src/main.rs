@@ -1308,6 +1308,7 @@ fn populate_state(state_dir: &Path, n: usize, images: usize) -> Result<()> {
                     width: Some(4000),
                     height: Some(3000),
                     photo_uuid: None,
+                    sources: None,
                 })
                 .collect(),
         };

@@ -7,7 +7,8 @@
 //! `panoramax_cli/auth.py`) for what a client sends. Where the fake simplifies, it says "assumption".
 //! Facts are summarised in `docs/providers/panoramax.md`.
 //!
-//! Not modelled: EXIF parsing (a fault names the files to refuse with `missing_fields`), splitting a set
+//! Pictures are refused with `missing_fields` by geopic-tag-reader's acceptance rules
+//! ([`crate::panoramax_reader`]), or when a fault names them. Not modelled: splitting a set
 //! into several collections by time or distance (assumption: one collection per set), capture
 //! deduplication, pictures' derivatives.
 
@@ -697,18 +698,22 @@ fn store_file(
                 json!({"upload_sets": elsewhere}),
             ),
         )
-    } else if missing.contains(file_name) {
+    } else if let Some(fields) = missing
+        .contains(file_name)
+        .then(|| vec!["datetime", "location"])
+        .or_else(|| Some(crate::panoramax_reader::missing_fields(bytes)).filter(|f| !f.is_empty()))
+    {
         (
             Some("invalid_metadata"),
             Some((
                 "No GPS coordinates or broken coordinates in picture EXIF tags".to_string(),
-                json!({"missing_fields": ["datetime", "location"]}),
+                json!({"missing_fields": fields}),
             )),
             error(
                 400,
                 "Impossible to parse picture metadata",
                 json!({"details": {"error": "No GPS coordinates or broken coordinates in picture EXIF tags",
-                                   "missing_fields": ["datetime", "location"]}}),
+                                   "missing_fields": fields}}),
             ),
         )
     } else {

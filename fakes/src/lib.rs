@@ -9,3 +9,4 @@
 pub mod fake_mapillary;
 pub mod fake_mtpw;
 pub mod fake_panoramax;
+pub mod panoramax_reader;

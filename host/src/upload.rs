@@ -257,8 +257,8 @@ fn run_options(request: &UploadRequest, registry: &Registry) -> Result<RunOption
     RunOptions::parse(registry, &request.options, &flags, undeclared)
 }
 
-/// Reads and validates one sequence directory: the descriptor, one line per skipped image (with
-/// `skip_invalid`), and what MTPDU already published of it (its sequence log's `destination` block, as
+/// Reads and validates one sequence directory: the descriptor, one line per kind of reason for the
+/// images left out (duplicates; with `skip_invalid`, invalid ones), and what MTPDU already published of it (its sequence log's `destination` block, as
 /// JSON for the runner); the error is a message for the user.
 fn read(
     dir: &Path,
@@ -271,25 +271,40 @@ fn read(
         format!("cannot read the sequence: {}", without_dir(causes, dir))
     })?;
     let (descriptor, skipped) = scanned.to_descriptor(skip_invalid).map_err(|err| {
-        format!("{err}\n(nothing was uploaded; fix the images or pass --skip-invalid)")
+        // --skip-invalid is worth suggesting only when it would leave something to upload.
+        let hint = match &err {
+            mtp_sequence::SequenceError::Invalid { uploadable, .. } if *uploadable > 0 => format!(
+                "fix the images, or pass --skip-invalid to upload the {uploadable} without blocking \
+                 problems"
+            ),
+            _ => "fix the images".to_string(),
+        };
+        format!("{err}\n(nothing was uploaded; {hint})")
     })?;
-    let lines = skipped
-        .iter()
-        .map(|skip| {
-            // Each problem without its file: the line names the image once, at its start.
-            let reasons: Vec<String> = skip
-                .problems
-                .iter()
-                .map(|p| format!("{}: {}", p.field, p.message))
-                .collect();
-            format!("skipping {}: {}", skip.path.display(), reasons.join("; "))
-        })
-        .collect();
+    // One line per kind of reason, with a count and a few names (not one per image).
+    let lines = mtp_sequence::describe_skipped(&skipped);
     if descriptor.images.is_empty() {
         return Err("no valid images to upload".to_string());
     }
     let prior = serde_json::to_value(scanned.prior_uploads()).unwrap_or_default();
     Ok((descriptor, lines, prior))
+}
+
+/// `dirs` with each camera folder tree (`DCIM/100GOPRO, 101GOPRO`) replaced by its folders with images,
+/// one sequence each as mapillary_tools groups them, and one line per tree saying how it was grouped.
+pub fn expand_trees(dirs: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut lines = Vec::new();
+    for dir in dirs {
+        match mtp_sequence::folder_tree(dir) {
+            Some(tree) => {
+                lines.push(tree.describe());
+                out.extend(tree.sequences.into_iter().map(|(d, _)| d));
+            }
+            None => out.push(dir.clone()),
+        }
+    }
+    (out, lines)
 }
 
 /// An error's causes joined with `: `, each without a leading `<dir>: ` (for a caller that names `dir`).

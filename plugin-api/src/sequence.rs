@@ -163,7 +163,58 @@ pub struct ImageInfo {
     /// MTPDU's `MTPUploaderPhotoUUID`, if the image has one.
     #[serde(default)]
     pub photo_uuid: Option<String>,
+    /// Which tags of the file hold a position and a capture time, as the host's reader found them (`None`
+    /// from a host that does not say). A service that reads the file itself (Panoramax) predicts from it
+    /// what it will find, without reading the file again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<MetadataSources>,
 }
+
+/// Which tags of a file hold a usable (parseable) position and capture time, whichever the host used.
+/// Names are stable strings (the `POSITION_*` and `TIME_*` constants) so that a name added later does not
+/// break an older plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataSources {
+    /// Tags holding a position: [`POSITION_EXIF`], [`POSITION_XMP`], [`POSITION_MAP`].
+    #[serde(default)]
+    pub positions: Vec<String>,
+    /// Tags holding a capture time: the `TIME_*` constants.
+    #[serde(default)]
+    pub times: Vec<String>,
+    /// The one the host used for the position.
+    #[serde(default)]
+    pub position_used: Option<String>,
+    /// The one the host used for the capture time.
+    #[serde(default)]
+    pub time_used: Option<String>,
+}
+
+/// EXIF `GPSLatitude`/`GPSLongitude`.
+pub const POSITION_EXIF: &str = "exif_gps";
+/// XMP `exif:GPSLatitude`/`exif:GPSLongitude`.
+pub const POSITION_XMP: &str = "xmp_gps";
+/// `MAPLatitude`/`MAPLongitude` in the `ImageDescription` JSON (MTPDU, mapillary_tools).
+pub const POSITION_MAP: &str = "map_lat_lon";
+/// EXIF `GPSDateStamp` + `GPSTimeStamp` (whether or not plausible).
+pub const TIME_GPS_EXIF: &str = "gps_exif";
+/// XMP `exif:GPSTimeStamp`.
+pub const TIME_GPS_XMP: &str = "gps_xmp";
+/// `MAPGpsTime` in the `ImageDescription` JSON.
+pub const TIME_MAP_GPS: &str = "map_gps_time";
+/// `MAPCaptureTime` in the `ImageDescription` JSON.
+pub const TIME_MAP_CAPTURE: &str = "map_capture_time";
+/// EXIF `DateTimeOriginal`.
+pub const TIME_ORIGINAL: &str = "date_time_original";
+/// EXIF `DateTimeDigitized`.
+pub const TIME_DIGITIZED: &str = "date_time_digitized";
+/// IFD0 `DateTime` (the time of the last edit; mtp does not use it, Panoramax does).
+pub const TIME_IFD0: &str = "date_time";
+/// XMP `exif:DateTimeOriginal`.
+pub const TIME_XMP_ORIGINAL: &str = "xmp_date_time_original";
+/// XMP `exif:DateTimeDigitized`.
+pub const TIME_XMP_DIGITIZED: &str = "xmp_date_time_digitized";
+/// XMP `GPano:SourceImageCreateTime`.
+pub const TIME_GPANO_CREATE: &str = "gpano_source_image_create_time";
 
 /// A latitude/longitude bounding box in degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -313,6 +364,7 @@ mod tests {
             width: Some(64),
             height: Some(32),
             photo_uuid: None,
+            sources: None,
         }
     }
 

@@ -17,10 +17,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use exif::{Exif, In, Tag, Value};
+use serde::Serialize;
 
 use crate::exif_values::{ascii, f64s};
 use crate::format_utc;
 use crate::model::ProblemKind;
+use crate::time_zone::{self, ZoneOffset};
 use crate::xmp::{self, Xmp};
 
 /// How far from a multiple of 15 minutes the difference between the local and the GPS time may be and
@@ -101,8 +103,62 @@ impl FromStr for TimeOffset {
 pub(crate) struct CaptureTime {
     /// Unix ms, UTC.
     pub(crate) ms: i64,
+    /// Where it came from.
+    pub(crate) source: TimeSource,
     /// (kind, field, message) of the problem, if any.
     pub(crate) problem: Option<(ProblemKind, &'static str, String)>,
+}
+
+/// Where an image's capture time came from: for `inspect`'s notes, for keeping one clock offset per camera,
+/// and for predicting what Panoramax's reader will make of the file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum TimeSource {
+    /// MTPDU's `MAPCaptureTime` (UTC) in the `ImageDescription` JSON.
+    Mtpdu,
+    /// The GPS date and time (UTC): `field` is `GPSDateStamp/GPSTimeStamp` or `XMP exif:GPSTimeStamp`.
+    Gps {
+        /// The tag read.
+        field: &'static str,
+        /// The camera clock's UTC offset in minutes that its local time shows against the GPS time, when
+        /// it is a whole quarter of an hour (within [`OFFSET_TOLERANCE_MS`]): evidence for the images of
+        /// the same camera that have no GPS time.
+        clock_minutes: Option<i32>,
+    },
+    /// The camera's local time (`DateTimeOriginal`, ...) at `offset_minutes` east of UTC, which came from
+    /// `offset`.
+    Local {
+        /// The tag read.
+        field: &'static str,
+        /// The wall-clock time read as if it were UTC, Unix ms.
+        wall_ms: i64,
+        /// Minutes east of UTC used (0 when [`OffsetBasis::None`]).
+        offset_minutes: i32,
+        /// Where that offset came from.
+        offset: OffsetBasis,
+    },
+}
+
+/// Where the UTC offset of a local capture time came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum OffsetBasis {
+    /// The file: an `OffsetTime*` tag, or XMP's date with an offset.
+    File,
+    /// `--time-offset` / `time_offset` in `sequence.toml`.
+    User,
+    /// The IANA time zone at the photo's position on its date.
+    Zone {
+        /// IANA zone name.
+        zone: String,
+        /// Whether summer time was in force.
+        summer: bool,
+        /// The zone's offset at this image's own position and date, in minutes; differs from the offset
+        /// used when the rest of the camera's images gave another one (see `camera_clock`).
+        zone_minutes: i32,
+    },
+    /// None could be found (no position, or no zone there): read as UTC.
+    None,
 }
 
 /// Where the offset of a local time came from.
@@ -112,6 +168,8 @@ enum OffsetFrom {
     File,
     /// `--time-offset` / `time_offset`.
     User,
+    /// The time zone at the position.
+    Zone,
 }
 
 /// A local date and time as the camera wrote it.
@@ -123,46 +181,82 @@ struct LocalTime {
     /// The wall-clock time read as if it were UTC, Unix ms.
     wall_ms: i64,
     offset: Option<(i32, OffsetFrom)>,
+    /// The zone the offset came from, when it came from the position.
+    zone: Option<ZoneOffset>,
 }
 
 impl LocalTime {
     fn utc_ms(&self) -> i64 {
         self.wall_ms - i64::from(self.offset.map_or(0, |o| o.0)) * 60_000
     }
+
+    fn source(&self) -> TimeSource {
+        TimeSource::Local {
+            field: self.field,
+            wall_ms: self.wall_ms,
+            offset_minutes: self.offset.map_or(0, |o| o.0),
+            offset: match (&self.offset, &self.zone) {
+                (Some((_, OffsetFrom::File)), _) => OffsetBasis::File,
+                (Some((_, OffsetFrom::User)), _) => OffsetBasis::User,
+                (Some((_, OffsetFrom::Zone)), Some(z)) => OffsetBasis::Zone {
+                    zone: z.zone.clone(),
+                    summer: z.summer,
+                    zone_minutes: z.minutes,
+                },
+                _ => OffsetBasis::None,
+            },
+        }
+    }
 }
 
-/// Reads the capture time; `Err` says why there is none.
+/// Reads the capture time; `Err` says why there is none. `position` is where the photo was taken, for the
+/// time zone of a local time without offset.
 pub(crate) fn capture_time(
     exif: Option<&Exif>,
     xmp: Option<&Xmp>,
     given: Option<TimeOffset>,
+    position: Option<(f64, f64)>,
 ) -> Result<CaptureTime, String> {
-    let gps = exif
+    let exif_gps = exif
         .and_then(gps_datetime)
-        .or_else(|| xmp.and_then(xmp_gps_datetime))
         .filter(|ms| plausible_gps_time(*ms));
-    let local = local_time(exif, xmp, given);
+    let gps = match exif_gps {
+        Some(ms) => Some((ms, "GPSDateStamp/GPSTimeStamp")),
+        None => xmp
+            .and_then(xmp_gps_datetime)
+            .filter(|ms| plausible_gps_time(*ms))
+            .map(|ms| (ms, "XMP exif:GPSTimeStamp")),
+    };
+    let local = local_time(exif, xmp, given, position);
     match (gps, local) {
-        (Some(gps_ms), local) => Ok(CaptureTime {
-            ms: gps_ms,
-            problem: local.ok().flatten().and_then(|l| disagreement(&l, gps_ms, given)),
-        }),
+        (Some((gps_ms, field)), local) => {
+            let local = local.ok().flatten();
+            Ok(CaptureTime {
+                ms: gps_ms,
+                source: TimeSource::Gps {
+                    field,
+                    clock_minutes: local.as_ref().and_then(|l| clock_offset(l.wall_ms, gps_ms)),
+                },
+                problem: local.and_then(|l| disagreement(&l, gps_ms, given)),
+            })
+        }
         (None, Ok(Some(l))) => {
-            let problem = l.offset.is_none().then(|| {
+            // Without a position the image is refused anyway (`no_gps`); the note would only add noise.
+            let problem = (l.offset.is_none() && position.is_some()).then(|| {
                 (
                     ProblemKind::LocalTimeWithoutOffset,
                     l.field,
                     format!(
-                        "{:?} has no UTC offset (no OffsetTime tag) and the file has no GPS time, so it \
-                         is read as UTC and is off by the camera clock's offset; pass the offset with \
-                         --time-offset (e.g. --time-offset +02:00, or +00:00 if the clock was set to \
-                         UTC), or set time_offset in sequence.toml",
+                        "{:?} has no UTC offset, the file has no GPS time and no time zone is known at \
+                         its position, so it is read as UTC; pass the camera clock's offset with \
+                         --time-offset (e.g. --time-offset +02:00) or time_offset in sequence.toml",
                         l.text
                     ),
                 )
             });
             Ok(CaptureTime {
                 ms: l.utc_ms(),
+                source: l.source(),
                 problem,
             })
         }
@@ -172,6 +266,17 @@ pub(crate) fn capture_time(
         ),
         (None, Err(e)) => Err(e),
     }
+}
+
+/// The offset (minutes) of a clock that showed `wall_ms` at the GPS time `gps_ms`, if it is a whole
+/// quarter of an hour within [`OFFSET_TOLERANCE_MS`] and a real zone's offset.
+fn clock_offset(wall_ms: i64, gps_ms: i64) -> Option<i32> {
+    let diff = wall_ms - gps_ms;
+    let quarters = (diff as f64 / 900_000.0).round() as i64;
+    if (diff - quarters * 900_000).abs() > OFFSET_TOLERANCE_MS {
+        return None;
+    }
+    TimeOffset::from_minutes(i32::try_from(quarters * 15).ok()?).map(TimeOffset::minutes)
 }
 
 /// The problem to report when the local time looks like the GPS time at an unconfirmed UTC offset.
@@ -199,6 +304,10 @@ fn disagreement(
             l.text,
             format_utc(gps_ms)
         ),
+        // The zone at the position was only a guess for a clock that said nothing; the GPS time is used,
+        // and the clock's offset it shows is what this camera's images without GPS time get
+        // (`camera_clock`).
+        Some((_, OffsetFrom::Zone)) => return None,
         Some((_, OffsetFrom::User)) => format!(
             "{:?} at the given offset {} is {ahead} the GPS time {}: the camera clock was at \
              UTC{implied}. The GPS time is used; correct the offset (--time-offset {implied} or \
@@ -229,8 +338,16 @@ fn plausible_gps_time(ms: i64) -> bool {
     (GPS_EPOCH_MS..=tomorrow).contains(&ms)
 }
 
+/// Whether the EXIF date/time `tag` holds a valid date and time.
+pub(crate) fn exif_time_parses(exif: &Exif, tag: Tag) -> bool {
+    matches!(
+        exif_local_time(exif, tag, Tag::SubSecTime, Tag::OffsetTime, "time"),
+        Some(Ok(_))
+    )
+}
+
 /// `GPSDateStamp` + `GPSTimeStamp` (UTC), keeping fractional seconds.
-fn gps_datetime(exif: &Exif) -> Option<i64> {
+pub(crate) fn gps_datetime(exif: &Exif) -> Option<i64> {
     let date = ascii(exif, Tag::GPSDateStamp)?;
     let parts: Vec<u32> = date
         .trim()
@@ -250,7 +367,7 @@ fn gps_datetime(exif: &Exif) -> Option<i64> {
 }
 
 /// XMP keeps the GPS date and time together in `exif:GPSTimeStamp` (ISO 8601, UTC when no offset).
-fn xmp_gps_datetime(x: &Xmp) -> Option<i64> {
+pub(crate) fn xmp_gps_datetime(x: &Xmp) -> Option<i64> {
     let (wall, offset) = xmp::date_time(x.exif("GPSTimeStamp")?)?;
     Some(wall - i64::from(offset.unwrap_or(0)) * 60_000)
 }
@@ -261,6 +378,7 @@ fn local_time(
     exif: Option<&Exif>,
     xmp: Option<&Xmp>,
     given: Option<TimeOffset>,
+    position: Option<(f64, f64)>,
 ) -> Result<Option<LocalTime>, String> {
     let mut first_error = None;
     let mut found = None;
@@ -306,6 +424,7 @@ fn local_time(
                             text: text.to_string(),
                             wall_ms,
                             offset: offset.map(|o| (o, OffsetFrom::File)),
+                            zone: None,
                         });
                         break;
                     }
@@ -316,6 +435,22 @@ fn local_time(
                     }
                 }
             }
+        }
+    }
+    if found.is_none() {
+        // Last, IFD0 `DateTime`: the time of the last edit, but the only time some phones write (a Samsung
+        // SM-G930F in tests/data/real), and both official readers fall back to it (mapillary_tools
+        // `exif_read.py` `extract_exif_datetime`, geopic-tag-reader `reader.py` `getPictureMetadata`).
+        if let Some(Ok(t)) = exif.and_then(|e| {
+            exif_local_time(
+                e,
+                Tag::DateTime,
+                Tag::SubSecTime,
+                Tag::OffsetTime,
+                "DateTime",
+            )
+        }) {
+            found = Some(t);
         }
     }
     let Some(mut t) = found else {
@@ -330,6 +465,14 @@ fn local_time(
             .and_then(|(_, o)| o)
             .map(|o| (o, OffsetFrom::File))
             .or_else(|| given.map(|g| (g.minutes(), OffsetFrom::User)));
+    }
+    if t.offset.is_none() {
+        // The camera clock was on local time without saying which: the zone at the photo's position on
+        // its date, as Panoramax's reader does (see `time_zone`).
+        if let Some(z) = position.and_then(|(lat, lon)| time_zone::offset_at(lat, lon, t.wall_ms)) {
+            t.offset = Some((z.minutes, OffsetFrom::Zone));
+            t.zone = Some(z);
+        }
     }
     Ok(Some(t))
 }
@@ -379,6 +522,7 @@ fn exif_local_time(
             text,
             wall_ms: w.and_utc().timestamp_millis(),
             offset,
+            zone: None,
         }),
         None => Err(invalid()),
     })
@@ -419,6 +563,7 @@ mod tests {
             text: "t".into(),
             wall_ms,
             offset,
+            zone: None,
         }
     }
 
@@ -489,29 +634,56 @@ mod tests {
     fn xmp_times_when_the_file_has_no_exif() {
         // A local time with its offset (as the Jolla phone writes it).
         let x = xmp(r#"exif:DateTimeOriginal="2014-09-21T16:00:56.000000+02:00""#);
-        let t = capture_time(None, Some(&x), None).unwrap();
+        let t = capture_time(None, Some(&x), None, None).unwrap();
         assert_eq!((t.ms, t.problem), (1_411_308_056_000, None));
         // XMP's GPS time wins over it.
         let x = xmp(
             r#"exif:DateTimeOriginal="2014-09-21T16:00:56+02:00" exif:GPSTimeStamp="2014-09-21T14:00:57.5Z""#,
         );
         assert_eq!(
-            capture_time(None, Some(&x), None).unwrap().ms,
+            capture_time(None, Some(&x), None, None).unwrap().ms,
             1_411_308_057_500
         );
         // Without an offset: read at the given one, else as UTC with the problem.
         let x = xmp(r#"exif:DateTimeOriginal="2014-09-21T16:00:56""#);
-        let t = capture_time(None, Some(&x), TimeOffset::from_minutes(120)).unwrap();
+        let t = capture_time(None, Some(&x), TimeOffset::from_minutes(120), None).unwrap();
         assert_eq!((t.ms, t.problem), (1_411_308_056_000, None));
-        let t = capture_time(None, Some(&x), None).unwrap();
+        let t = capture_time(None, Some(&x), None, None).unwrap();
+        assert_eq!((t.ms, t.problem), (1_411_315_256_000, None));
+        // A position where no zone is known: read as UTC with the note.
+        let t = capture_time(None, Some(&x), None, Some((f64::NAN, 0.0))).unwrap();
         assert_eq!(t.ms, 1_411_315_256_000);
         assert_eq!(t.problem.unwrap().0, ProblemKind::LocalTimeWithoutOffset);
+        // Without an offset but with a position: the zone there on that date (Paris, summer time).
+        let t = capture_time(None, Some(&x), None, Some((48.8566, 2.3522))).unwrap();
+        assert_eq!((t.ms, t.problem), (1_411_308_056_000, None));
+        assert_eq!(
+            t.source,
+            TimeSource::Local {
+                field: "XMP exif:DateTimeOriginal",
+                wall_ms: 1_411_315_256_000,
+                offset_minutes: 120,
+                offset: OffsetBasis::Zone {
+                    zone: "Europe/Paris".into(),
+                    summer: true,
+                    zone_minutes: 120,
+                }
+            }
+        );
+        // The given offset beats the zone.
+        let t = capture_time(
+            None,
+            Some(&x),
+            TimeOffset::from_minutes(60),
+            Some((48.8566, 2.3522)),
+        );
+        assert_eq!(t.unwrap().ms, 1_411_311_656_000);
         // Unreadable, or nothing at all.
         let x = xmp(r#"exif:DateTimeOriginal="soon""#);
-        assert!(capture_time(None, Some(&x), None)
+        assert!(capture_time(None, Some(&x), None, None)
             .unwrap_err()
             .contains("\"soon\""));
-        assert!(capture_time(None, Some(&xmp("")), None).is_err());
+        assert!(capture_time(None, Some(&xmp("")), None, None).is_err());
     }
 
     #[test]

@@ -19,32 +19,45 @@
 //! `GPSAltitude` with their refs), else XMP (`exif:GPSLatitude="51,30.5N"`), and the capture time by the
 //! policy of `docs/capture-time.md`: the GPS date/time when plausible, else `DateTimeOriginal` (+
 //! `SubSecTimeOriginal`) at `OffsetTimeOriginal`, else at [`Overrides::time_offset`] / `time_offset` in
-//! `sequence.toml`, else as UTC with a problem naming that fix. Heading: `GPSImgDirection`, else XMP
+//! `sequence.toml`, else at the IANA time zone of the position on that date (one offset per camera), else
+//! as UTC with a note. Heading: `GPSImgDirection`, else XMP
 //! `PoseHeadingDegrees` or `exif:GPSImgDirection`, else MTPDU's, else the direction of travel `GPSTrack`.
 //! Projection: XMP `GPano:ProjectionType`, else `MTPImageProjection`, else flat.
 //!
 //! # Validation
-//! Per image: unreadable file, corrupt or truncated JPEG, unparseable EXIF, no GPS, GPS (0, 0), GPS out of
-//! range, no capture time, a local capture time without UTC offset, a local time that differs from the GPS
-//! time by an unconfirmed UTC offset, the same capture time as the previous image, and a speed above
-//! [`validate::MAX_SPEED_KMH`] from the previous accepted image (jumps under [`validate::GPS_NOISE_M`] are
-//! ignored). Per sequence: mixed projections, unknown transport type in the metadata.
+//! Each [`ProblemKind`] has a [`Severity`]. Blocking, per image: unreadable file, corrupt or truncated JPEG,
+//! unparseable EXIF, no GPS, GPS (0, 0), GPS out of range, no capture time, a capture time in the future, a
+//! speed above [`validate::MAX_SPEED_KMH`] from the previous accepted image (jumps under
+//! [`validate::GPS_NOISE_M`] are ignored); per sequence: mixed projections, unknown transport type. Left out
+//! without blocking: a duplicate of the previous photo (within 0.1 m and 5°, as mapillary_tools). Notes: a
+//! local time read as UTC for want of any offset, a clock that differs from the GPS time by another offset
+//! than the one given. [`ProblemGroup`] reports each kind once with a count and a few file names.
 
+mod camera_clock;
 mod capture_time;
 mod exif_values;
 pub mod generate;
+mod grouped;
 pub use plugin_api::jpeg;
 mod model;
 pub mod mtpdu;
 mod read;
+mod sources;
 mod summary;
+mod time_zone;
+mod tree;
 pub mod validate;
 mod xmp;
 
-pub use capture_time::{TimeOffset, OFFSET_TOLERANCE_MS};
-pub use model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, SkippedImage};
+pub use capture_time::{OffsetBasis, TimeOffset, TimeSource, OFFSET_TOLERANCE_MS};
+pub use grouped::{describe_skipped, ProblemGroup, NAMED_FILES};
+pub use model::{
+    PositionSource, Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, Severity,
+    SkippedImage,
+};
 pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
 pub use summary::Summary;
+pub use tree::{folder_tree, FolderTree};
 
 /// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (one definition, in the plugin API).
 pub use plugin_api::time::format_utc;

@@ -7,11 +7,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use plugin_api::sequence::{
-    ImageInfo, Projection, SequenceDescriptor, SequenceSource, SEQUENCE_SCHEMA_VERSION,
+    ImageInfo, MetadataSources, Projection, SequenceDescriptor, SequenceSource,
+    SEQUENCE_SCHEMA_VERSION,
 };
 use plugin_api::transport::{TransportType, UnknownTransport};
 use serde::{Serialize, Serializer};
 
+use crate::capture_time::TimeSource;
+use crate::grouped::{describe_skipped, ProblemGroup};
 use crate::mtpdu::{MtpImageDescription, PriorUpload, SequenceLog};
 
 /// One image as read from disk; fields are `None` when the file does not provide them.
@@ -43,6 +46,26 @@ pub struct ScannedImage {
     pub photo_uuid: Option<String>,
     /// The MTPDU `ImageDescription` JSON, if the image has one.
     pub description: Option<MtpImageDescription>,
+    /// Where the capture time came from (`None` when there is none).
+    pub time_source: Option<TimeSource>,
+    /// Where the position came from (`None` when there is none).
+    pub position_source: Option<PositionSource>,
+    /// The camera (`Make Model`, and the body serial number when recorded): one clock per camera.
+    pub camera: Option<String>,
+    /// Which tags hold a position and a capture time (handed to integrations).
+    pub sources: Option<MetadataSources>,
+}
+
+/// Where an image's position came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionSource {
+    /// MTPDU's `MAPLatitude`/`MAPLongitude` in the `ImageDescription` JSON.
+    Mtpdu,
+    /// EXIF `GPSLatitude`/`GPSLongitude`.
+    Exif,
+    /// XMP `exif:GPSLatitude`/`exif:GPSLongitude`.
+    Xmp,
 }
 
 impl ScannedImage {
@@ -61,6 +84,10 @@ impl ScannedImage {
             height: None,
             photo_uuid: None,
             description: None,
+            time_source: None,
+            position_source: None,
+            camera: None,
+            sources: None,
         }
     }
 
@@ -86,6 +113,7 @@ impl ScannedImage {
             width: self.width,
             height: self.height,
             photo_uuid: self.photo_uuid.clone(),
+            sources: self.sources.clone(),
         })
     }
 }
@@ -108,15 +136,16 @@ pub enum ProblemKind {
     InvalidGps,
     /// No capture time (or one that is not a valid date).
     NoCaptureTime,
-    /// The only capture time is a local time without a UTC offset (no GPS time): give `--time-offset`.
+    /// A note: the only capture time is a local time without a UTC offset, no GPS time, and no time zone is
+    /// known at the position (or there is no position): read as UTC; `--time-offset` gives the offset.
     LocalTimeWithoutOffset,
-    /// The local time differs from the GPS time by what looks like an unconfirmed UTC offset; the GPS
-    /// time is used, and `--time-offset` confirms (or corrects) the offset.
+    /// A note: the local time differs from the GPS time by what looks like a UTC offset other than the one
+    /// used; the GPS time is used.
     ClockDiffersFromGps,
     /// A capture time more than a day after now: a wrong camera clock (or a corrupt date).
     FutureCaptureTime,
-    /// Same capture time as the previous image.
-    DuplicateCaptureTime,
+    /// Within 0.1 m and 5° of the previous image, whatever the times: left out, as mapillary_tools does.
+    DuplicatePhoto,
     /// Faster than the speed limit from the previous accepted image.
     ImpossibleSpeed,
     /// The file's path is not valid UTF-8, so integrations (which receive paths as text) could not open it.
@@ -127,7 +156,40 @@ pub enum ProblemKind {
     UnknownTransport,
 }
 
+/// How much a problem matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Keeps the image (or the sequence) from uploading until fixed, or until the image is left out with
+    /// `--skip-invalid`.
+    Blocking,
+    /// The image is left out of the upload without asking (a duplicate of the previous photo), as the
+    /// official client does; the rest uploads.
+    Dropped,
+    /// Worth knowing; changes nothing.
+    Note,
+}
+
 impl ProblemKind {
+    /// How much a problem of this kind matters: only blocking problems refuse.
+    pub fn severity(self) -> Severity {
+        match self {
+            ProblemKind::LocalTimeWithoutOffset | ProblemKind::ClockDiffersFromGps => {
+                Severity::Note
+            }
+            ProblemKind::DuplicatePhoto => Severity::Dropped,
+            _ => Severity::Blocking,
+        }
+    }
+
+    /// The snake_case name (as in `--json`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// `true` for problems of the sequence as a whole rather than of one image.
     pub fn is_sequence_level(self) -> bool {
         matches!(
@@ -210,10 +272,12 @@ pub enum SequenceError {
         cause: std::io::Error,
     },
     /// The directory holds no `*.jpg` / `*.jpeg` files.
-    #[error("{}: no JPEG images (*.jpg, *.jpeg) found", dir.display())]
+    #[error("{}: no JPEG images (*.jpg, *.jpeg) found{hint}", dir.display())]
     NoImages {
         /// The directory searched.
         dir: PathBuf,
+        /// What to do instead, when the folder is a tree (`; its subfolders ... hold images ...`).
+        hint: String,
     },
     /// A metadata file (`sequence.toml`, MTPDU sequence log) is malformed.
     #[error("{}: {field}: {message}", file.display())]
@@ -228,14 +292,16 @@ pub enum SequenceError {
     /// The transport given as an override is not a known transport type.
     #[error("transport override: {0}")]
     UnknownTransport(UnknownTransport),
-    /// Validation failed; every problem is listed.
+    /// Validation failed: the blocking problems, grouped by kind when rendered.
     #[error("{}", render_problems(problems))]
     Invalid {
-        /// All problems found.
+        /// The blocking problems.
         problems: Vec<Problem>,
+        /// How many images `skip_invalid` would upload (0: skipping would leave nothing).
+        uploadable: usize,
     },
     /// Every image was skipped as invalid.
-    #[error("no valid images: all {} were skipped as invalid", skipped.len())]
+    #[error("no valid images: all {} were left out ({})", skipped.len(), describe_skipped(skipped).join("; "))]
     NoValidImages {
         /// The skipped images and why.
         skipped: Vec<SkippedImage>,
@@ -243,14 +309,17 @@ pub enum SequenceError {
 }
 
 fn render_problems(problems: &[Problem]) -> String {
+    let groups = ProblemGroup::group(problems);
     let mut s = format!(
-        "the sequence has {} problem{}:",
+        "{} blocking problem{} ({} kind{}):",
         problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
+        if problems.len() == 1 { "" } else { "s" },
+        groups.len(),
+        if groups.len() == 1 { "" } else { "s" }
     );
-    for p in problems {
+    for g in groups {
         s.push_str("\n  - ");
-        s.push_str(&p.to_string());
+        s.push_str(&g.to_string());
     }
     s
 }
@@ -284,9 +353,12 @@ pub struct ScannedSequence {
 }
 
 impl ScannedSequence {
-    /// `true` if there are no problems.
+    /// `true` if there are no blocking problems.
     pub fn is_valid(&self) -> bool {
-        self.problems.is_empty()
+        !self
+            .problems
+            .iter()
+            .any(|p| p.kind.severity() == Severity::Blocking)
     }
 
     /// The problems of one image.
@@ -296,12 +368,12 @@ impl ScannedSequence {
             .filter(move |p| !p.kind.is_sequence_level() && p.file.as_deref() == Some(path))
     }
 
-    /// Images without any per-image problem, in order.
+    /// Images without a per-image problem that keeps them out (blocking, or a dropped duplicate), in order.
     pub fn valid_images(&self) -> impl Iterator<Item = &ScannedImage> {
         let bad: std::collections::HashSet<&Path> = self
             .problems
             .iter()
-            .filter(|p| !p.kind.is_sequence_level())
+            .filter(|p| !p.kind.is_sequence_level() && p.kind.severity() != Severity::Note)
             .filter_map(|p| p.file.as_deref())
             .collect();
         self.images
@@ -359,6 +431,7 @@ impl ScannedSequence {
                 ));
             }
         }
+        notes.extend(crate::camera_clock::zone_notes(self.valid_images()));
         let times: Vec<Option<i64>> = self.valid_images().map(|i| i.captured_at_ms).collect();
         let spread = crate::validate::spread_count(&times);
         if spread > 0 {
@@ -387,8 +460,10 @@ impl ScannedSequence {
 
     /// Builds the validated descriptor.
     ///
-    /// Without `skip_invalid`, any problem is an error listing all of them. With it, every image that has a
-    /// problem is left out and reported in the returned list; sequence-level problems are handled so:
+    /// Notes never keep an image out. Dropped images (duplicates of the previous photo) are always left out
+    /// and listed in the returned skipped images. Without `skip_invalid`, any blocking problem is an error
+    /// listing them (with how many images skipping would leave). With it, every image that has a blocking
+    /// problem is left out too; sequence-level problems are handled so:
     /// - mixed projections: the images of the majority projection among the remaining images are kept (on a
     ///   tie, the projection of the earliest image) and the others are skipped;
     /// - an unknown transport type cannot be fixed by skipping images and stays an error.
@@ -401,25 +476,32 @@ impl ScannedSequence {
         &self,
         skip_invalid: bool,
     ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
-        if !skip_invalid && !self.problems.is_empty() {
-            return Err(SequenceError::Invalid {
-                problems: self.problems.clone(),
-            });
-        }
         let blocking: Vec<Problem> = self
             .problems
+            .iter()
+            .filter(|p| p.kind.severity() == Severity::Blocking)
+            .cloned()
+            .collect();
+        let transport: Vec<Problem> = blocking
             .iter()
             .filter(|p| p.kind == ProblemKind::UnknownTransport)
             .cloned()
             .collect();
-        if !blocking.is_empty() {
-            return Err(SequenceError::Invalid { problems: blocking });
+        if !transport.is_empty() {
+            return Err(SequenceError::Invalid {
+                problems: transport,
+                uploadable: 0,
+            });
         }
 
         let mut skipped = Vec::new();
         let mut kept: Vec<&ScannedImage> = Vec::new();
         for img in &self.images {
-            let problems: Vec<Problem> = self.problems_of(&img.path).cloned().collect();
+            let problems: Vec<Problem> = self
+                .problems_of(&img.path)
+                .filter(|p| p.kind.severity() != Severity::Note)
+                .cloned()
+                .collect();
             match img.to_image_info() {
                 Some(_) if problems.is_empty() => kept.push(img),
                 _ => skipped.push(SkippedImage {
@@ -452,6 +534,12 @@ impl ScannedSequence {
             kept = majority;
         }
 
+        if !skip_invalid && !blocking.is_empty() {
+            return Err(SequenceError::Invalid {
+                problems: blocking,
+                uploadable: kept.len(),
+            });
+        }
         if kept.is_empty() {
             return Err(SequenceError::NoValidImages { skipped });
         }

@@ -11,9 +11,12 @@ use plugin_api::sequence::{Projection, SequenceSource};
 use plugin_api::transport::TransportType;
 use serde::{Deserialize, Serialize};
 
-use crate::capture_time::{capture_time, TimeOffset};
+use crate::camera_clock;
+use crate::capture_time::{capture_time, TimeOffset, TimeSource};
 use crate::exif_values::{ascii, exif_position, first_f64, first_u32, xmp_position};
-use crate::model::{Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError};
+use crate::model::{
+    PositionSource, Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError,
+};
 use crate::mtpdu::{MtpImageDescription, SequenceLog};
 use crate::validate;
 use crate::xmp::{self, Xmp};
@@ -128,7 +131,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SequenceError + '_ {
     }
 }
 
-fn is_jpeg_name(name: &str) -> bool {
+pub(crate) fn is_jpeg_name(name: &str) -> bool {
     // Dot files are skipped: `._IMG_0001.jpg` are macOS resource forks, not images.
     if name.starts_with('.') {
         return false;
@@ -166,6 +169,11 @@ fn contains_jpeg(dir: &Path) -> bool {
                 .any(|e| is_jpeg_name(&e.file_name().to_string_lossy()))
         })
         .unwrap_or(false)
+}
+
+/// `true` if `dir` is a sequence itself: it holds JPEG files, or is an MTPDU sequence directory.
+pub(crate) fn is_sequence_dir(dir: &Path) -> bool {
+    contains_jpeg(dir) || dir.join("final_raw").is_dir() || dir.join("final_nadir").is_dir()
 }
 
 /// MTPDU uploads `final_nadir/` when it exists (its developer docs: "If `final_nadir` directory exists, these
@@ -271,11 +279,27 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
 
     let files = list_jpegs(&layout.image_dir)?;
     if files.is_empty() {
+        let hint = crate::tree::folder_tree(&root)
+            .map(|tree| {
+                let names: Vec<String> = tree
+                    .sequences
+                    .iter()
+                    .map(|(d, _)| d.strip_prefix(&root).unwrap_or(d).display().to_string())
+                    .collect();
+                format!(
+                    "; its subfolders {} hold images: give them (mtp upload and inspect do so \
+                     themselves for a folder tree)",
+                    names.join(", ")
+                )
+            })
+            .unwrap_or_default();
         return Err(SequenceError::NoImages {
             dir: layout.image_dir,
+            hint,
         });
     }
     let mut read = read_images(files, time_offset);
+    camera_clock::one_offset_per_camera(&mut read);
     read.sort_by(|(a, _), (b, _)| {
         (a.captured_at_ms.is_none(), a.captured_at_ms, &a.file_name).cmp(&(
             b.captured_at_ms.is_none(),
@@ -717,16 +741,25 @@ fn read_image(
     let desc_pos = description
         .as_ref()
         .and_then(|d| Some((d.latitude?, d.longitude?, d.altitude)));
+    let exif_has_position = exif
+        .as_ref()
+        .is_some_and(|e| matches!(exif_position(e), Ok(Some(_))));
     match (desc_pos, exif_gps) {
         (Some((lat, lon, alt)), gps) => {
             img.latitude = Some(lat);
             img.longitude = Some(lon);
             img.altitude = alt.or_else(|| gps.ok().flatten().and_then(|g| g.2));
+            img.position_source = Some(PositionSource::Mtpdu);
         }
         (None, Ok(Some((lat, lon, alt)))) => {
             img.latitude = Some(lat);
             img.longitude = Some(lon);
             img.altitude = alt;
+            img.position_source = Some(if exif_has_position {
+                PositionSource::Exif
+            } else {
+                PositionSource::Xmp
+            });
         }
         (None, Ok(None)) => problems.push(Problem::image(
             &img.path,
@@ -767,17 +800,23 @@ fn read_image(
     let desc_time = description
         .as_ref()
         .and_then(MtpImageDescription::capture_time_ms);
+    img.camera = exif.as_ref().and_then(camera_name);
+    let position = img.position().filter(|_| img.position_source.is_some());
     match desc_time {
-        Some(t) => img.captured_at_ms = Some(t),
+        Some(t) => {
+            img.captured_at_ms = Some(t);
+            img.time_source = Some(TimeSource::Mtpdu);
+        }
         None if exif.is_none() && xmp_props.is_none() => problems.push(Problem::image(
             &img.path,
             "DateTimeOriginal",
             ProblemKind::NoCaptureTime,
             "no capture time (the file has no EXIF)",
         )),
-        None => match capture_time(exif.as_ref(), xmp_props.as_ref(), time_offset) {
+        None => match capture_time(exif.as_ref(), xmp_props.as_ref(), time_offset, position) {
             Ok(t) => {
                 img.captured_at_ms = Some(t.ms);
+                img.time_source = Some(t.source);
                 if let Some((kind, field, message)) = t.problem {
                     problems.push(Problem::image(&img.path, field, kind, message));
                 }
@@ -830,8 +869,29 @@ fn read_image(
         }
     }
     img.photo_uuid = description.as_ref().and_then(|d| d.photo_uuid.clone());
+    img.sources = Some(crate::sources::metadata_sources(
+        &crate::sources::FileMetadata {
+            exif: exif.as_ref(),
+            xmp: xmp_props.as_ref(),
+            xmp_text: xmp.as_deref(),
+            description: description.as_ref(),
+        },
+        img.position_source,
+        img.time_source.as_ref(),
+    ));
     img.description = description;
     (img, problems)
+}
+
+/// `Make Model` (and the body serial number when recorded), to tell cameras apart within a folder.
+fn camera_name(exif: &exif::Exif) -> Option<String> {
+    let parts: Vec<String> = [Tag::Make, Tag::Model, Tag::BodySerialNumber]
+        .into_iter()
+        .filter_map(|t| ascii(exif, t))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// The value of an XMP property written either as an attribute (`GPano:ProjectionType="equirectangular"`) or

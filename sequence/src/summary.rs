@@ -7,7 +7,8 @@ use plugin_api::sequence::{haversine_m, BoundingBox, SequenceSource};
 use serde::Serialize;
 
 use crate::format_utc;
-use crate::model::{Problem, ScannedImage, ScannedSequence};
+use crate::grouped::ProblemGroup;
+use crate::model::{ScannedImage, ScannedSequence, Severity};
 
 /// What `inspect` shows. Statistics (times, length, box, projections) are computed over the valid images,
 /// the ones that would be uploaded with `skip_invalid`.
@@ -49,8 +50,10 @@ pub struct Summary {
     pub total_bytes: u64,
     /// Size of the valid image files, bytes.
     pub valid_bytes: u64,
-    /// Every problem found.
-    pub problems: Vec<Problem>,
+    /// Every problem found, one entry per kind with a count and a few file names; blocking ones first.
+    pub problems: Vec<ProblemGroup>,
+    /// How many problems block (keep an image or the sequence from uploading).
+    pub blocking_count: usize,
     /// Things worth knowing that are not problems ([`ScannedSequence::notes`]).
     pub notes: Vec<String>,
 }
@@ -90,7 +93,12 @@ impl ScannedSequence {
             projections,
             total_bytes: self.images.iter().map(|i| i.size_bytes).sum(),
             valid_bytes: valid.iter().map(|i| i.size_bytes).sum(),
-            problems: self.problems.clone(),
+            problems: ProblemGroup::group(&self.problems),
+            blocking_count: self
+                .problems
+                .iter()
+                .filter(|p| p.kind.severity() == Severity::Blocking)
+                .count(),
             notes: self.notes(),
         }
     }
@@ -198,9 +206,37 @@ impl Summary {
         if self.problems.is_empty() {
             line("Problems", "none");
         } else {
-            line("Problems", &self.problems.len().to_string());
-            for p in &self.problems {
-                let _ = writeln!(s, "  - {p}");
+            let count = |sev: Severity| {
+                self.problems
+                    .iter()
+                    .filter(|g| g.severity == sev)
+                    .map(|g| g.count)
+                    .sum::<usize>()
+            };
+            let mut parts = Vec::new();
+            for (sev, word) in [
+                (Severity::Blocking, "blocking"),
+                (Severity::Dropped, "left out"),
+                (Severity::Note, "note"),
+            ] {
+                let n = count(sev);
+                let plural = if sev == Severity::Note && n != 1 {
+                    "s"
+                } else {
+                    ""
+                };
+                if n > 0 {
+                    parts.push(format!("{n} {word}{plural}"));
+                }
+            }
+            line("Problems", &parts.join(", "));
+            for g in &self.problems {
+                let sev = match g.severity {
+                    Severity::Blocking => "blocking",
+                    Severity::Dropped => "left out",
+                    Severity::Note => "note",
+                };
+                let _ = writeln!(s, "  - [{sev}] {g}");
             }
         }
         s

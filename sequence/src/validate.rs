@@ -1,4 +1,4 @@
-//! Checks across images: true duplicates (same time and place), impossible speeds, mixed projections; and
+//! Checks across images: duplicates (same place and direction as the previous photo), impossible speeds, mixed projections; and
 //! the spreading of equal capture times within their second.
 
 use plugin_api::sequence::haversine_m;
@@ -12,9 +12,12 @@ pub const MAX_SPEED_KMH: f64 = 400.0;
 /// fraction of a second would otherwise exceed the speed limit.
 pub const GPS_NOISE_M: f64 = 25.0;
 
-/// Two images closer than this, with the same capture time, are the same photo twice (mapillary_tools'
-/// default `DUPLICATE_DISTANCE`, mapillary/mapillary_tools `mapillary_tools/constants.py`).
+/// An image closer than this to the previous one, and turned by at most [`DUPLICATE_ANGLE_DEG`], is a
+/// duplicate (mapillary_tools 0.14.7's default `DUPLICATE_DISTANCE`, `mapillary_tools/constants.py`).
 pub const DUPLICATE_DISTANCE_M: f64 = 0.1;
+
+/// See [`DUPLICATE_DISTANCE_M`] (mapillary_tools' default `DUPLICATE_ANGLE`).
+pub const DUPLICATE_ANGLE_DEG: f64 = 5.0;
 
 /// Spreads runs of equal capture times (`times` sorted, `None`s last) evenly over the time up to the next
 /// image, at most to the end of their second — what mapillary_tools does before it sorts and uploads
@@ -79,11 +82,19 @@ fn impossible(a: &ScannedImage, b: &ScannedImage, times: (i64, i64)) -> bool {
     speed_kmh(a, b, times).is_some_and(|(v, d)| v > MAX_SPEED_KMH && d > GPS_NOISE_M)
 }
 
-fn same_place(a: &ScannedImage, b: &ScannedImage) -> bool {
-    match (a.position(), b.position()) {
+fn duplicate(a: &ScannedImage, b: &ScannedImage) -> bool {
+    let close = match (a.position(), b.position()) {
         (Some((la, lo)), Some((lb, lob))) => haversine_m(la, lo, lb, lob) <= DUPLICATE_DISTANCE_M,
         _ => false,
-    }
+    };
+    let turned = match (a.heading, b.heading) {
+        (Some(x), Some(y)) => {
+            let d = (x - y).rem_euclid(360.0);
+            d.min(360.0 - d) > DUPLICATE_ANGLE_DEG
+        }
+        _ => false,
+    };
+    close && !turned
 }
 
 /// Adds per-image problems to `per_image` (parallel to `images`, which are sorted by capture time) and
@@ -122,36 +133,29 @@ pub(crate) fn check_sequence(
         }
     }
 
-    // True duplicates: the same capture time and the same place. The first image of a group is kept; equal
-    // times at different places are a time-lapse written in whole seconds, spread below.
-    let mut group: Vec<usize> = Vec::new();
+    // Duplicates as the official Mapillary client drops them: an image within DUPLICATE_DISTANCE_M and
+    // DUPLICATE_ANGLE_DEG of the previous kept one, whatever the times (a camera standing still at a red
+    // light), is left out and the rest uploads (mapillary_tools `process_sequence_properties.py`,
+    // `duplication_check`: the angle only counts when both images have one).
+    let mut prev: Option<usize> = None;
     for i in 0..images.len() {
-        if !per_image[i].is_empty() {
+        if !per_image[i].is_empty() || images[i].position().is_none() {
             continue;
         }
-        let Some(t) = images[i].captured_at_ms else {
-            continue;
-        };
-        if group
-            .first()
-            .is_some_and(|&g| images[g].captured_at_ms != Some(t))
-        {
-            group.clear();
-        }
-        if let Some(&p) = group.iter().find(|&&p| same_place(&images[p], &images[i])) {
+        if let Some(p) = prev.filter(|&p| duplicate(&images[p], &images[i])) {
             per_image[i].push(Problem::image(
                 &images[i].path,
-                "DateTimeOriginal",
-                ProblemKind::DuplicateCaptureTime,
+                "GPSLatitude/GPSLongitude",
+                ProblemKind::DuplicatePhoto,
                 format!(
-                    "same capture time as {} ({}) and the same position: the same photo twice",
-                    images[p].file_name,
-                    crate::format_utc(t),
+                    "within {DUPLICATE_DISTANCE_M} m and {DUPLICATE_ANGLE_DEG}° of the previous photo {}: \
+                     left out, as mapillary_tools does",
+                    images[p].file_name
                 ),
             ));
             continue;
         }
-        group.push(i);
+        prev = Some(i);
     }
     let spread = spread_equal_times(
         &(0..images.len())

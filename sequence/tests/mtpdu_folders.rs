@@ -201,23 +201,30 @@ fn equal_whole_second_times_are_spread_within_the_second() {
 }
 
 #[test]
-fn only_the_same_time_and_the_same_place_is_a_duplicate() {
+fn a_duplicate_of_the_previous_photo_is_left_out_and_the_rest_uploads() {
     let tmp = tempfile::tempdir().unwrap();
     let root = time_lapse(tmp.path(), true);
     let s = read_sequence(&root, &Overrides::default()).unwrap();
     let dups: Vec<_> = s
         .problems
         .iter()
-        .filter(|p| p.kind == ProblemKind::DuplicateCaptureTime)
+        .filter(|p| p.kind == ProblemKind::DuplicatePhoto)
         .collect();
     assert_eq!(dups.len(), 1, "{:#?}", s.problems);
     assert!(dups[0].file.as_ref().unwrap().ends_with("007.jpg"));
     assert!(
-        dups[0].message.contains("same capture time as 006.jpg"),
+        dups[0].message.contains("of the previous photo 006.jpg"),
         "{}",
         dups[0].message
     );
-    let (descriptor, skipped) = s.to_descriptor(true).unwrap();
+    // Not blocking: uploads without --skip-invalid, the duplicate left out and named.
+    assert!(s.is_valid());
+    let (descriptor, skipped) = s.to_descriptor(false).unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!(descriptor.images.len(), 7);
+    let text = s.summary().render_text();
+    assert!(
+        text.contains("[left out] duplicate_photo: 007.jpg: "),
+        "{text}"
+    );
 }

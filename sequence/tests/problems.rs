@@ -66,7 +66,7 @@ fn each_per_image_problem_kind() {
     specs[6].corruption = Some(Corruption::NotAJpeg);
     specs[7].corruption = Some(Corruption::TruncatedHeader);
     specs[8].captured_at_ms = specs[7].captured_at_ms.map(|_| T0 + 9000); // same time as img_09
-    specs[8].latitude = specs[9].latitude; // and the same place: a true duplicate
+    specs[8].latitude = specs[9].latitude; // and the same place and heading: a duplicate
     specs[8].longitude = specs[9].longitude;
     let (lat, lon) = destination(47.0, 8.0, 90.0, 50_000.0); // 50 km away one second later
     specs[10].latitude = Some(lat);
@@ -82,12 +82,9 @@ fn each_per_image_problem_kind() {
     assert_eq!(kinds_of(&s, "img_05.jpg"), [ProblemKind::CorruptExif]);
     assert_eq!(kinds_of(&s, "img_06.jpg"), [ProblemKind::CorruptJpeg]);
     assert_eq!(kinds_of(&s, "img_07.jpg"), [ProblemKind::CorruptJpeg]);
-    // img_08 and img_09 share a time; img_08 sorts first by name, so img_09 is the duplicate.
+    // img_08 and img_09 share a place; img_08 sorts first, so img_09 is the duplicate, left out.
     assert_eq!(kinds_of(&s, "img_08.jpg"), []);
-    assert_eq!(
-        kinds_of(&s, "img_09.jpg"),
-        [ProblemKind::DuplicateCaptureTime]
-    );
+    assert_eq!(kinds_of(&s, "img_09.jpg"), [ProblemKind::DuplicatePhoto]);
     assert_eq!(kinds_of(&s, "img_10.jpg"), [ProblemKind::ImpossibleSpeed]);
     let k11 = kinds_of(&s, "img_11.jpg");
     assert!(
@@ -115,25 +112,33 @@ fn each_per_image_problem_kind() {
             .any(|p| p.contains("img_04.jpg: JPEG: truncated")),
         "{shown:#?}"
     );
-    assert!(shown
-        .iter()
-        .any(|p| p.contains("img_09.jpg: DateTimeOriginal: same capture time as img_08.jpg")));
+    assert!(shown.iter().any(|p| {
+        p.contains(
+        "img_09.jpg: GPSLatitude/GPSLongitude: within 0.1 m and 5° of the previous photo img_08.jpg"
+    )
+    }));
     assert!(shown
         .iter()
         .any(|p| p.contains("km/h") && p.contains("img_10.jpg")));
 
-    // Without skip_invalid: one error listing every problem.
+    // Without skip_invalid: one error listing the blocking problems, one line per kind, and how many
+    // images skipping would leave (the duplicate is left out either way, so it is not among them).
     let err = s.to_descriptor(false).unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(err, SequenceError::Invalid { ref problems } if problems.len() == s.problems.len())
+        matches!(err, SequenceError::Invalid { ref problems, uploadable: 2 } if problems.len() == s.problems.len() - 1),
+        "{err:?}"
     );
     for f in [
-        "img_01", "img_02", "img_03", "img_04", "img_05", "img_06", "img_07", "img_09", "img_10",
-        "img_11",
+        "img_01", "img_02", "img_03", "img_04", "img_05", "img_06", "img_07", "img_10", "img_11",
     ] {
         assert!(text.contains(f), "{f} missing from {text}");
     }
+    assert!(!text.contains("img_09"), "{text}");
+    assert!(
+        text.contains("corrupt_jpeg: 3 images (img_04.jpg, img_06.jpg, img_07.jpg); first: JPEG: "),
+        "{text}"
+    );
 
     // With skip_invalid: the valid ones remain and every skipped file is named.
     let (d, skipped) = s.to_descriptor(true).unwrap();
@@ -368,4 +373,37 @@ fn garbage_never_panics() {
     assert_eq!(s.images.len(), 300);
     let _ = s.summary().render_text();
     let _ = s.to_descriptor(true);
+}
+
+/// mapillary_tools' `duplication_check` (`process_sequence_properties.py`): an image within 0.1 m and 5° of
+/// the previous kept one is dropped whatever the times; a turn of more than 5° on the spot is kept.
+#[test]
+fn duplicates_follow_the_official_client_whatever_the_times() {
+    let mut specs = good_specs(5);
+    for s in &mut specs {
+        s.heading = Some(0.0);
+    }
+    // img_01 and img_02: a minute later, standing still at img_00's place.
+    for i in [1, 2] {
+        specs[i].latitude = specs[0].latitude;
+        specs[i].longitude = specs[0].longitude;
+        specs[i].captured_at_ms = Some(T0 + 60_000 * i as i64);
+    }
+    // img_02 turned 90°: a different view, kept.
+    specs[2].heading = Some(90.0);
+    for (k, s) in specs.iter_mut().enumerate().skip(3) {
+        s.captured_at_ms = Some(T0 + 200_000 + 1000 * k as i64);
+    }
+    let (_t, s) = scan(&specs);
+    assert_eq!(kinds_of(&s, "img_01.jpg"), [ProblemKind::DuplicatePhoto]);
+    assert_eq!(kinds_of(&s, "img_02.jpg"), []);
+    let (d, skipped) = s.to_descriptor(false).unwrap();
+    assert_eq!(d.images.len(), 4);
+    assert_eq!(skipped.len(), 1);
+    let lines = mtp_sequence::describe_skipped(&skipped);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("left out: duplicate_photo: img_01.jpg: "),
+        "{lines:?}"
+    );
 }

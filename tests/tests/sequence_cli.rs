@@ -175,7 +175,10 @@ fn upload_refuses_a_sequence_with_problems_unless_skip_invalid_names_the_skipped
     let err = String::from_utf8_lossy(&refused.stderr);
     let name = broken.file_name().unwrap().to_str().unwrap();
     assert!(err.contains(name), "the error names the broken file: {err}");
-    assert!(err.contains("--skip-invalid"), "{err}");
+    assert!(
+        err.contains("--skip-invalid to upload the 3 without blocking problems"),
+        "{err}"
+    );
 
     let skipping = mtp_command(home.path())
         .args(["upload", "walk", "--skip-invalid", "--plugins-dir"])
@@ -184,7 +187,7 @@ fn upload_refuses_a_sequence_with_problems_unless_skip_invalid_names_the_skipped
         .unwrap();
     let err = String::from_utf8_lossy(&skipping.stderr);
     assert!(
-        err.contains(&format!("skipping {}", broken.display())),
+        err.contains(&format!("left out: corrupt_jpeg: {name}: ")),
         "{err}"
     );
     // No integration is enabled without a .env, which is said plainly.
@@ -192,4 +195,46 @@ fn upload_refuses_a_sequence_with_problems_unless_skip_invalid_names_the_skipped
     assert!(!skipping.status.success());
     // Reading never modifies the images.
     assert_eq!(std::fs::read(&images[0]).unwrap(), before);
+}
+
+/// A camera card's `DCIM/100GOPRO, 101GOPRO` tree: one sequence per folder with images, as mapillary_tools
+/// groups a tree, said in one line; `--json` gives each folder's document and the grouping.
+#[test]
+fn a_camera_folder_tree_is_read_one_sequence_per_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let plugins = plugins_dir_with(home.path(), &[]);
+    for (dir, count) in [("DCIM/100GOPRO", "3"), ("DCIM/101GOPRO", "2")] {
+        let out = mtp_command(home.path())
+            .args(["sequence", "generate", dir, "--count", count])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = mtp_command(home.path())
+        .args(["sequence", "inspect", "DCIM", "--plugins-dir"])
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "holds no images itself: read as 2 sequences, one per folder with images, as \
+             mapillary_tools groups a folder tree: 100GOPRO (3 images), 101GOPRO (2 images)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("Images      ").count(), 2, "{stdout}");
+    let json = inspect_json(home.path(), &plugins, &["DCIM"]);
+    let sequences = json["sequences"].as_array().unwrap();
+    assert_eq!(sequences.len(), 2, "{json:#}");
+    assert_eq!(sequences[1]["image_count"], 2);
 }

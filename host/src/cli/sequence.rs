@@ -133,14 +133,29 @@ pub(crate) fn inspect(
     dir: &Path,
     overrides: &OverrideArgs,
 ) -> Result<ExitCode> {
-    let scanned = scan(dir, overrides)?;
+    // A camera folder tree is one sequence per folder with images, as `mtp upload` reads it.
+    let tree = mtp_sequence::folder_tree(dir);
+    let dirs: Vec<PathBuf> = match &tree {
+        Some(t) => t.sequences.iter().map(|(d, _)| d.clone()).collect(),
+        None => vec![dir.to_path_buf()],
+    };
     let session = Session::open_for_reading(global)?;
-    let lines = session
-        .runtime
-        .block_on(eligibility_of(&session.runner, &scanned));
-    if global.json {
-        print_json(&inspect_json(&scanned, &lines)?)?;
-    } else {
+    let mut documents = Vec::new();
+    if let (Some(t), false) = (&tree, global.json) {
+        println!("{}", t.describe());
+    }
+    for (k, dir) in dirs.iter().enumerate() {
+        let scanned = scan(dir, overrides)?;
+        let lines = session
+            .runtime
+            .block_on(eligibility_of(&session.runner, &scanned));
+        if global.json {
+            documents.push(inspect_json(&scanned, &lines)?);
+            continue;
+        }
+        if tree.is_some() {
+            println!("{}== {} ==", if k > 0 { "\n" } else { "" }, dir.display());
+        }
         print!("{}", scanned.summary().render_text());
         println!("integrations:");
         if lines.is_empty() {
@@ -148,6 +163,19 @@ pub(crate) fn inspect(
         }
         for (id, _, text) in &lines {
             println!("  {id}: {text}");
+        }
+    }
+    if global.json {
+        match tree {
+            // One document per folder, and how the tree was grouped.
+            Some(t) => print_json(&serde_json::json!({
+                "tree": t.root, "grouping": t.describe(), "sequences": documents,
+            }))?,
+            None => {
+                for d in &documents {
+                    print_json(d)?;
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -132,7 +132,11 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
     // Read, validate and plan every sequence first, so that nothing is sent for a batch with a typo in
     // it before the user has seen the problems, and so the re-check below can skip these sequences.
     let mut ready = Vec::new();
-    for dir in &args.dirs {
+    let (dirs, trees) = mtp_host::upload::expand_trees(&args.dirs);
+    for line in &trees {
+        session.progress.println(line);
+    }
+    for dir in &dirs {
         match session
             .runtime
             .block_on(use_case.prepare(&session.runner, dir))
@@ -167,7 +171,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
         }
     }
     if session.runner.registry.chain().next().is_none() {
-        for dir in &args.dirs {
+        for dir in &dirs {
             report_error(
                 &session,
                 global,

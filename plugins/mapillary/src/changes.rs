@@ -192,6 +192,7 @@ mod tests {
             width: None,
             height: None,
             photo_uuid: None,
+            sources: None,
         }
     }
 

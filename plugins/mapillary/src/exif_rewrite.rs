@@ -373,6 +373,7 @@ mod tests {
             width: Some(64),
             height: Some(32),
             photo_uuid: None,
+            sources: None,
         }
     }
 

@@ -893,6 +893,7 @@ mod tests {
                     width: None,
                     height: None,
                     photo_uuid: None,
+                    sources: None,
                 })
                 .collect(),
         }

@@ -90,6 +90,7 @@ mod tests {
                 width: Some(4000),
                 height: Some(3000),
                 photo_uuid: None,
+                sources: None,
             })
             .collect()
     }

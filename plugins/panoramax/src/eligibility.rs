@@ -1,40 +1,64 @@
-//! Which sequences Panoramax takes, predicted from the files themselves.
+//! Which pictures Panoramax takes, predicted from the host's one reading of each file.
 //!
-//! The server reads position and capture time from the picture's own metadata (geopic-tag-reader, used by
-//! geovisio `geovisio/utils/pictures.py`), not from what mtp knows about the sequence: a picture whose
-//! position or time exists only in MTPDU's `ImageDescription` JSON is refused with HTTP 400 and
-//! `details.missing_fields` (`["datetime", "location"]`, geovisio `geovisio/web/upload_set.py`
-//! `addFilesToUploadSet`). So each file's EXIF is read here and the refusal is predicted, naming the
-//! files and the fields. Accepted: JPEG files (`.jpg`/`.jpeg`), flat or 360° equirectangular.
+//! The server reads position and capture time from the picture's own metadata with geopic-tag-reader
+//! (geovisio `geovisio/utils/pictures.py`), not from what mtp knows about the sequence, and refuses a
+//! picture it finds no position or date in with HTTP 400 and `details.missing_fields`, per file: the rest of
+//! the upload set is kept (geovisio `geovisio/web/upload_set.py`, `addFilesToUploadSet`). So the files it
+//! would refuse are left out here with a note, and the sequence goes on without them.
+//!
+//! The rules are geopic-tag-reader 1.10.1's (`geopic_tag_reader/reader.py`, `getPictureMetadata`), applied
+//! to [`MetadataSources`](plugin_api::sequence::MetadataSources) (which tags of the file the host's reader found usable) instead of reading the
+//! file again:
+//! - position: EXIF `GPSLatitude`/`GPSLongitude`, else XMP `exif:GPSLatitude`/`exif:GPSLongitude`, else
+//!   `MAPLatitude`/`MAPLongitude` from the `ImageDescription` JSON (`decodeLatLon`, then the `MAPLatitude`
+//!   branch); (0, 0) counts as none;
+//! - date: the GPS date/time from EXIF or `MAPGpsTime` (`decodeGPSDateTime`, then the `MAPGpsTime`
+//!   branch), else `DateTimeOriginal`, IFD0 `DateTime`, `GPano:SourceImageCreateTime` or XMP
+//!   `exif:DateTimeOriginal` (the `cameraTs` loop of `decodeDateTimeOriginal` calls). Not
+//!   `DateTimeDigitized` and not MTPDU's `MAPCaptureTime`, which mtp reads.
+//!
+//! Projections: flat or 360° equirectangular only.
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::Path;
-
-use exif::{In, Tag};
 use plugin_api::prelude::*;
+use plugin_api::sequence::{
+    POSITION_EXIF, POSITION_MAP, POSITION_XMP, TIME_GPANO_CREATE, TIME_GPS_EXIF, TIME_IFD0,
+    TIME_MAP_GPS, TIME_ORIGINAL, TIME_XMP_ORIGINAL,
+};
 
-/// At most this many files are named in a refusal.
-const NAMED_FILES: usize = 5;
+/// At most this many files are named in a note or refusal.
+const NAMED_FILES: usize = 3;
 
-/// The fields the server would report missing for the picture at `path` (`location`, `datetime`), or
-/// why the file cannot be read at all.
-pub fn missing_fields(path: &Path) -> Result<Vec<&'static str>, String> {
-    let file = File::open(path).map_err(|err| format!("cannot open it: {err}"))?;
-    let exif = match exif::Reader::new().read_from_container(&mut BufReader::new(file)) {
-        Ok(exif) => exif,
-        Err(exif::Error::NotFound(_)) => return Ok(vec!["datetime", "location"]),
-        Err(err) => return Err(format!("its EXIF is unreadable: {err}")),
+/// The position tags geopic-tag-reader reads (see the module docs).
+const POSITIONS: [&str; 3] = [POSITION_EXIF, POSITION_XMP, POSITION_MAP];
+
+/// The date tags geopic-tag-reader reads (see the module docs). Not XMP's `exif:GPSTimeStamp`: its
+/// `decodeGPSDateTime(data, "Xmp.exif")` wants an `Xmp.exif.GPSDateStamp`, which XMP does not have (the date
+/// is inside `exif:GPSTimeStamp`).
+const TIMES: [&str; 6] = [
+    TIME_GPS_EXIF,
+    TIME_MAP_GPS,
+    TIME_ORIGINAL,
+    TIME_IFD0,
+    TIME_GPANO_CREATE,
+    TIME_XMP_ORIGINAL,
+];
+
+/// The fields the server would report missing for `image` (`location`, `datetime`); empty when it would
+/// take it, or when the host did not say where its values came from (the server then decides).
+pub fn missing_fields(image: &ImageInfo) -> Vec<&'static str> {
+    let Some(sources) = &image.sources else {
+        return Vec::new();
     };
-    let has = |tag: Tag| exif.get_field(tag, In::PRIMARY).is_some();
+    let has = |names: &[&str], found: &[String]| found.iter().any(|f| names.contains(&f.as_str()));
     let mut missing = Vec::new();
-    if !(has(Tag::DateTimeOriginal) || (has(Tag::GPSDateStamp) && has(Tag::GPSTimeStamp))) {
+    if !has(&TIMES, &sources.times) {
         missing.push("datetime");
     }
-    if !(has(Tag::GPSLatitude) && has(Tag::GPSLongitude)) {
+    let null_island = image.latitude == 0.0 && image.longitude == 0.0;
+    if !has(&POSITIONS, &sources.positions) || null_island {
         missing.push("location");
     }
-    Ok(missing)
+    missing
 }
 
 fn is_jpeg_name(name: &str) -> bool {
@@ -42,7 +66,78 @@ fn is_jpeg_name(name: &str) -> bool {
     lower.ends_with(".jpg") || lower.ends_with(".jpeg")
 }
 
-/// Why Panoramax would refuse `sequence`, if it would.
+fn name_of(image: &ImageInfo) -> &str {
+    if image.file_name.is_empty() {
+        image.path.as_str()
+    } else {
+        image.file_name.as_str()
+    }
+}
+
+/// Why Panoramax would refuse `image`, if it would.
+fn refusal_of(image: &ImageInfo) -> Option<String> {
+    if !is_jpeg_name(name_of(image)) {
+        return Some("not a .jpg/.jpeg file".to_string());
+    }
+    let missing = missing_fields(image);
+    (!missing.is_empty()).then(|| {
+        format!(
+            "no {} Panoramax reads (HTTP 400, missing_fields {missing:?})",
+            missing.join(" or ")
+        )
+    })
+}
+
+/// The part of `sequence` Panoramax would take, and a note naming the files left out (`None` when none
+/// is).
+pub fn accepted_part(sequence: &SequenceDescriptor) -> (SequenceDescriptor, Option<String>) {
+    let mut kept = sequence.clone();
+    let mut refused: Vec<(String, String)> = Vec::new();
+    kept.images.retain(|image| match refusal_of(image) {
+        Some(why) => {
+            refused.push((name_of(image).to_string(), why));
+            false
+        }
+        None => true,
+    });
+    if refused.is_empty() {
+        return (kept, None);
+    }
+    (kept, Some(describe(&refused, sequence.images.len())))
+}
+
+/// `Panoramax would refuse 2 of 40 files, left out: a.jpg, b.jpg: no datetime Panoramax reads ...`.
+fn describe(refused: &[(String, String)], total: usize) -> String {
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, why) in refused {
+        match by_reason.iter_mut().find(|(w, _)| *w == why.as_str()) {
+            Some((_, names)) => names.push(name),
+            None => by_reason.push((why, vec![name])),
+        }
+    }
+    let parts: Vec<String> = by_reason
+        .iter()
+        .map(|(why, names)| {
+            let shown = names[..names.len().min(NAMED_FILES)].join(", ");
+            let more = names.len().saturating_sub(NAMED_FILES);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("{} ({shown}{more}): {why}", names.len())
+        })
+        .collect();
+    format!(
+        "Panoramax would refuse {} of {total} files, left out: {}; write GPS position and capture time \
+         into their EXIF (e.g. with exiftool) to send them",
+        refused.len(),
+        parts.join("; ")
+    )
+}
+
+/// Why Panoramax would refuse `sequence` as a whole, if it would: a projection it does not take, or no
+/// file it would take.
 pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
     if let Some(p) = sequence
         .projections()
@@ -54,40 +149,109 @@ pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
             p.as_str()
         ));
     }
-    let mut problems = Vec::new();
-    for image in &sequence.images {
-        let name = if image.file_name.is_empty() {
-            image.path.as_str()
-        } else {
-            image.file_name.as_str()
-        };
-        if !is_jpeg_name(name) {
-            problems.push(format!("{name}: not a .jpg/.jpeg file"));
-            continue;
+    let (kept, note) = accepted_part(sequence);
+    match (kept.images.is_empty(), note) {
+        (true, Some(note)) => Some(note),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::sequence::MetadataSources;
+
+    fn image(name: &str, positions: &[&str], times: &[&str]) -> ImageInfo {
+        ImageInfo {
+            path: format!("/seq/{name}"),
+            file_name: name.to_string(),
+            size_bytes: 10,
+            latitude: 48.1,
+            longitude: -1.6,
+            altitude: None,
+            captured_at_ms: 1_467_927_740_683,
+            heading: None,
+            projection: Projection::Flat,
+            width: None,
+            height: None,
+            photo_uuid: None,
+            sources: Some(MetadataSources {
+                positions: positions.iter().map(|s| s.to_string()).collect(),
+                times: times.iter().map(|s| s.to_string()).collect(),
+                position_used: None,
+                time_used: None,
+            }),
         }
-        match missing_fields(Path::new(&image.path)) {
-            Ok(missing) if missing.is_empty() => {}
-            Ok(missing) => problems.push(format!(
-                "{name}: no {} in its EXIF (HTTP 400, missing_fields {missing:?})",
-                missing.join(" and ")
+    }
+
+    #[test]
+    fn geopic_tag_reader_rules() {
+        use plugin_api::sequence::{TIME_DIGITIZED, TIME_MAP_CAPTURE};
+        // EXIF GPS and DateTimeOriginal: taken.
+        assert!(missing_fields(&image("a.jpg", &[POSITION_EXIF], &[TIME_ORIGINAL])).is_empty());
+        // MTPDU's MAPLatitude is read, its MAPCaptureTime is not; MAPGpsTime is.
+        let mtpdu = image("b.jpg", &[POSITION_MAP], &[TIME_MAP_CAPTURE]);
+        assert_eq!(missing_fields(&mtpdu), ["datetime"]);
+        assert!(missing_fields(&image("c.jpg", &[POSITION_MAP], &[TIME_MAP_GPS])).is_empty());
+        // DateTimeDigitized is not read; IFD0 DateTime and XMP GPS are.
+        assert_eq!(
+            missing_fields(&image("d.jpg", &[POSITION_XMP], &[TIME_DIGITIZED])),
+            ["datetime"]
+        );
+        assert!(missing_fields(&image("e.jpg", &[POSITION_XMP], &[TIME_IFD0])).is_empty());
+        assert_eq!(
+            missing_fields(&image(
+                "f.jpg",
+                &[POSITION_EXIF],
+                &[plugin_api::sequence::TIME_GPS_XMP]
             )),
-            Err(why) => problems.push(format!("{name}: {why}")),
+            ["datetime"]
+        );
+        // No sources from the host: the server decides.
+        let mut unknown = image("g.jpg", &[], &[]);
+        unknown.sources = None;
+        assert!(missing_fields(&unknown).is_empty());
+    }
+
+    #[test]
+    fn refused_files_are_left_out_with_a_note_not_the_sequence() {
+        use plugin_api::sequence::TIME_MAP_CAPTURE;
+        let mut images: Vec<ImageInfo> = (0..5)
+            .map(|i| image(&format!("ok_{i}.jpg"), &[POSITION_EXIF], &[TIME_GPS_EXIF]))
+            .collect();
+        for i in 0..4 {
+            images.push(image(
+                &format!("mtpdu_{i}.jpg"),
+                &[POSITION_MAP],
+                &[TIME_MAP_CAPTURE],
+            ));
         }
+        let sequence = SequenceDescriptor {
+            schema: 1,
+            id: "s".into(),
+            root: "/seq".into(),
+            name: "n".into(),
+            description: String::new(),
+            transport: None,
+            tags: vec![],
+            source: plugin_api::sequence::SequenceSource::Folder,
+            images,
+        };
+        assert_eq!(refusal(&sequence), None, "eligible: five files are taken");
+        let (kept, note) = accepted_part(&sequence);
+        assert_eq!(kept.images.len(), 5);
+        assert_eq!(
+            note.unwrap(),
+            "Panoramax would refuse 4 of 9 files, left out: 4 (mtpdu_0.jpg, mtpdu_1.jpg, mtpdu_2.jpg \
+             and 1 more): no datetime Panoramax reads (HTTP 400, missing_fields [\"datetime\"]); write \
+             GPS position and capture time into their EXIF (e.g. with exiftool) to send them"
+        );
+        let mut all_refused = sequence.clone();
+        all_refused
+            .images
+            .retain(|i| i.file_name.starts_with("mtpdu"));
+        assert!(refusal(&all_refused)
+            .unwrap()
+            .starts_with("Panoramax would refuse 4 of 4 files"));
     }
-    if problems.is_empty() {
-        return None;
-    }
-    let total = problems.len();
-    let shown: Vec<String> = problems.into_iter().take(NAMED_FILES).collect();
-    let more = if total > NAMED_FILES {
-        format!("; and {} more", total - NAMED_FILES)
-    } else {
-        String::new()
-    };
-    Some(format!(
-        "Panoramax would refuse {total} of {} files: {}{more}; write GPS position and capture time \
-         into the files' EXIF (e.g. with exiftool) or leave them out",
-        sequence.images.len(),
-        shown.join("; ")
-    ))
 }

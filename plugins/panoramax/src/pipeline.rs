@@ -27,6 +27,11 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
     if request.mode == RunMode::Recheck {
         return recheck(ctx, &api, &store).await;
     }
+    // Files the server would refuse are left out, said once; the rest of the sequence goes.
+    let (sequence, left_out) = crate::eligibility::accepted_part(&request.sequence);
+    if let Some(message) = left_out {
+        ctx.progress(ProgressEvent::Note { message });
+    }
     if request.dry_run {
         let me = api.me(ctx).await?.ok_or_else(|| {
             PluginError::auth("Panoramax refused the stored token: run `mtp auth panoramax` again")
@@ -35,19 +40,19 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
             SequenceState::DryRun,
             format!(
                 "would upload {} pictures to {} as {}",
-                request.sequence.images.len(),
+                sequence.images.len(),
                 config.url,
                 me.name
             ),
         ));
     }
-    let set = upload_set::ensure(ctx, &api, &store, &request.sequence).await?;
+    let set = upload_set::ensure(ctx, &api, &store, &sequence).await?;
     let tally = upload::send_all(
         ctx,
         &api,
         &store,
         &set.id,
-        &request.sequence,
+        &sequence,
         config::jobs(&request),
     )
     .await?;

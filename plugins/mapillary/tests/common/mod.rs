@@ -247,6 +247,7 @@ pub fn descriptor(id: &str, generated: &[&GeneratedSequence]) -> SequenceDescrip
             width: Some(i.width),
             height: Some(i.height),
             photo_uuid: i.photo_uuid.clone(),
+            sources: None,
         })
         .collect();
     SequenceDescriptor {
