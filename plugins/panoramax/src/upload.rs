@@ -69,6 +69,7 @@ pub fn rejection_line(file_name: &str, rejection: &Rejection) -> String {
         "invalid_file" => "it is not a JPEG Panoramax can read: re-export it as JPEG",
         "in_excluded_area" => "the instance does not accept pictures taken there",
         "id_conflict" => "a picture with its id already exists on the instance",
+        "name_conflict" => "the set keeps the version sent first",
         _ => "see the message",
     };
     let missing = if rejection.details.is_empty() {
