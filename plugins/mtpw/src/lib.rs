@@ -42,6 +42,12 @@ struct KeyState {
     /// Why the last create's outcome is unknown (HTTP 5xx, a timeout), when it is.
     #[serde(default)]
     create_unknown: Option<String>,
+    /// An import was sent and its answer never came (set before sending, cleared by any answer).
+    #[serde(default)]
+    import_sent: bool,
+    /// Why that import's outcome is unknown, when it is.
+    #[serde(default)]
+    import_unknown: Option<String>,
 }
 
 /// The integration.
@@ -351,6 +357,28 @@ struct CreateRules {
     repeat_unknown: bool,
 }
 
+/// An import whose answer was lost, for a sequence with tags: repeating it would make MTPW drop them.
+fn unknown_import(name: &str, unique_id: &str, tags: &str, why: &str) -> RunOutcome {
+    let mut outcome = RunOutcome::new(
+        SequenceState::Unknown,
+        format!(
+            "MTPW may or may not have imported sequence \"{name}\" ({unique_id}) ({why}); it is not \
+             imported again blindly: if the first import went through, MTPW's import deletes the row \
+             that already holds the Mapillary key, this sequence's own, and stores it again without its \
+             tags ({tags}) and tour links"
+        ),
+    );
+    outcome.next_action = Some(format!(
+        "look at \"{name}\" on Map the Paths Web: if it shows the Mapillary imagery, it was imported \
+         and nothing needs doing; if not, run mtp upload again with --republish (if it had been \
+         imported after all, add its tags again on the site)"
+    ));
+    outcome
+        .keys
+        .insert("unique_id".into(), unique_id.to_string());
+    outcome
+}
+
 fn unknown_create(name: &str, why: &str) -> RunOutcome {
     let mut outcome = RunOutcome::new(
         SequenceState::Unknown,
@@ -527,10 +555,63 @@ async fn create_then_import(
         }
     };
     if !state.imported {
-        api.import_into(ctx, &unique_id, fields.mapillary_token, fields.key)
-            .await
-            .map_err(|err| api_error(err, "sequence import"))?;
+        // A sequence without tags loses nothing when MTPW repeats the import, so it may be sent again
+        // freely; with tags, an import whose answer was lost is repeated only at the user's word.
+        let repeat_safe = fields.tags.is_none();
+        if state.import_sent && !repeat_safe {
+            if !rules.repeat_unknown {
+                let why = state.import_unknown.clone().unwrap_or_else(|| {
+                    "an earlier run stopped before MTPW's answer arrived".into()
+                });
+                let tags = fields.tags.unwrap_or_default();
+                return Ok(Step::Unsettled(unknown_import(
+                    fields.name,
+                    &unique_id,
+                    tags,
+                    &why,
+                )));
+            }
+            ctx.warn(format!(
+                "importing \"{}\" into MTPW again as asked (--republish): if the earlier import went \
+                 through, MTPW drops the sequence's tags ({}); add them again on the site",
+                fields.name,
+                fields.tags.unwrap_or_default()
+            ));
+        }
+        state.import_sent = true;
+        state.import_unknown = None;
+        ctx.state().put_json(slot, state)?;
+        let imported = api
+            .import_into(
+                ctx,
+                &unique_id,
+                fields.mapillary_token,
+                fields.key,
+                repeat_safe,
+            )
+            .await;
+        match imported {
+            Ok(_) => {}
+            Err(ApiError::OutcomeUnknown(why)) => {
+                state.import_unknown = Some(why.clone());
+                ctx.state().put_json(slot, state)?;
+                let tags = fields.tags.unwrap_or_default();
+                return Ok(Step::Unsettled(unknown_import(
+                    fields.name,
+                    &unique_id,
+                    tags,
+                    &why,
+                )));
+            }
+            Err(err) => {
+                // Answered: whatever it said, it did not import (errors come before the deletion).
+                state.import_sent = false;
+                ctx.state().put_json(slot, state)?;
+                return Err(api_error(err, "sequence import"));
+            }
+        }
         state.imported = true;
+        state.import_sent = false;
         ctx.state().put_json(slot, state)?;
     }
     Ok(Step::Synced(unique_id, note))
