@@ -573,8 +573,10 @@ pub fn file_answer(what: &str, answer: &Answer) -> Result<FileAnswer, PluginErro
 /// The JSON body creating an upload set for a sequence: the title, the count, `sort_method` and our
 /// nonce in `metadata` (so that a creation whose answer was lost can be found again), then what `options`
 /// mean (`no_split`/`no_deduplication` by default, see [`crate::set_options`]) and the sequence's
-/// `key=value` tags as `semantics`. panoramax_cli 1.4.1 sends the same kind of body
-/// (`panoramax_cli/upload.py` `create_upload_set`).
+/// `key=value` tags as `semantics`. panoramax_cli 1.4.1 (`panoramax_cli/upload.py` `create_upload_set`)
+/// sends these fields too, and also `relative_heading` when asked and its own settings under
+/// `metadata.cli_configuration`; it has no nonce (it remembers the set's id in a `_panoramax.txt` written
+/// into the picture folder).
 pub fn upload_set_body(sequence: &SequenceDescriptor, nonce: &str, options: &SetOptions) -> Value {
     let mut body = serde_json::Map::new();
     body.insert("title".into(), sequence.name.clone().into());

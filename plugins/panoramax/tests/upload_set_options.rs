@@ -275,3 +275,24 @@ fn the_two_409s_with_existing_item_are_told_apart_by_message() {
         accepted => panic!("a different picture is not ours: {accepted:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_instance_without_login_is_told_before_any_claim_page() {
+    let fake = FakePanoramax::start(PanoramaxConfig {
+        auth_enabled: false,
+        ..PanoramaxConfig::default()
+    })
+    .await
+    .unwrap();
+    let err = Panoramax
+        .authorize(&host(&fake).context(), AuthRequest { token: None })
+        .await
+        .expect_err("no claim can come");
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(
+        err.message.contains("has no login") && err.message.contains("--token"),
+        "{}",
+        err.message
+    );
+    assert_eq!(fake.stats().generated_tokens, 0);
+}
