@@ -47,7 +47,10 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
     let fresh = store.set()?.and_then(|r| r.id).is_none();
     if fresh {
         let plan = what_the_instance_will_do(ctx, &api, &options, &request.sequence).await?;
-        ctx.info(format!("Panoramax upload set: {plan}"));
+        ctx.progress(ProgressEvent::Step {
+            step: "upload set".into(),
+            message: Some(plan),
+        });
     }
     let set = upload_set::ensure(ctx, &api, &store, &request.sequence, &options).await?;
     let tally = upload::send_all(

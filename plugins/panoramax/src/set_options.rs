@@ -79,10 +79,12 @@ impl Default for SetOptions {
 
 fn two_numbers(name: &str, text: &str, units: (&str, &str)) -> Result<(f64, f64), PluginError> {
     let bad = || {
+        let form = match name {
+            SPLIT => "SECONDS,METERS (e.g. 300s,100m)",
+            _ => "METERS,DEGREES (e.g. 1m,60deg)",
+        };
         PluginError::invalid_input(format!(
-            "option panoramax.{name}: expected none, instance or {a},{b} (e.g. 300{a},100{b}), not {text:?}",
-            a = units.0,
-            b = units.1
+            "option panoramax.{name}: expected none, instance or {form}, not {text:?}"
         ))
     };
     let (a, b) = text.split_once(',').ok_or_else(bad)?;

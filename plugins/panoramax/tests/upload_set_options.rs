@@ -125,11 +125,16 @@ async fn by_default_the_set_asks_for_one_collection_and_keeps_every_picture() {
         body["semantics"],
         json!([{"key": "surface", "value": "asphalt"}])
     );
-    let said: Vec<String> = host.logs().into_iter().map(|(_, m)| m).collect();
-    let plan = said
-        .iter()
-        .find(|m| m.starts_with("Panoramax upload set:"))
-        .expect("the plan is said once");
+    let plans: Vec<String> = host
+        .progress_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ProgressEvent::Step { step, message } if step == "upload set" => message,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(plans.len(), 1, "the plan is said once: {plans:?}");
+    let plan = &plans[0];
     assert!(
         plan.contains("one collection (no split), every picture kept")
             && plan.contains("not used: split at 300 s / 100 m")
