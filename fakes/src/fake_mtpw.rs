@@ -3,8 +3,9 @@
 //!
 //! Faithful where clients get it wrong: errors are HTTP 200 with `{"error", "status": false}`,
 //! the old endpoints and `sequence/create/` read form fields only (a JSON body means "Sequence
-//! Name is missing"), a `PUT sequence/import/<id>/` missing a key or naming an unknown sequence is
-//! a 500 like the real view's uncaught `KeyError`/`DoesNotExist`, and `create` is not idempotent.
+//! Name is missing"), a `PUT sequence/import/<id>/` naming an unknown sequence is a 500 like the real
+//! view's uncaught `DoesNotExist`, `create` is not idempotent, and a repeated import strips the
+//! sequence's tags (see [`new_import`]).
 //!
 //! The real server's rules, each from its source in trek-view/mtp-web:
 //! - `SequenceCreate` (`api/views.py`) saves the sequence row *before* its tag loop. A name longer than
@@ -96,6 +97,9 @@ pub struct MtpwFaults {
     pub revoke_token_after: Option<u64>,
     /// Added latency before every request is handled.
     pub latency_ms: u64,
+    /// Handle the next N `PUT sequence/import/<id>/` calls, then drop the connection without an answer
+    /// (the answer is lost; whatever the import did stays done).
+    pub lose_import_answers: u32,
 }
 
 impl Default for MtpwFaults {
@@ -109,6 +113,7 @@ impl Default for MtpwFaults {
             error_as_200_message: "Temporary failure, please try again".to_string(),
             revoke_token_after: None,
             latency_ms: 0,
+            lose_import_answers: 0,
         }
     }
 }
@@ -296,6 +301,9 @@ pub struct MtpwSequence {
     pub created_by: CreatedBy,
     /// Successful imports of a Mapillary sequence into it.
     pub imports: u32,
+    /// Times a repeated import deleted this very row and re-created it without its tags (and tour
+    /// links, which the fake does not hold): the real view's quirk, see [`new_import`].
+    pub rows_recreated: u32,
     /// Whether it is published (imported).
     pub is_published: bool,
 }
@@ -955,6 +963,7 @@ async fn old_import(State(sh): State<Sh>, headers: HeaderMap, body: Bytes) -> Re
         source: None,
         created_by: CreatedBy::OldImport,
         imports: 1,
+        rows_recreated: 0,
         is_published: true,
     });
     Json(json!({
@@ -997,6 +1006,7 @@ async fn create(State(sh): State<Sh>, headers: HeaderMap, body: Bytes) -> Respon
         source: form.get("source").cloned(),
         created_by: CreatedBy::Create,
         imports: 0,
+        rows_recreated: 0,
         is_published: false,
     });
     if let Some(tag) = form.get("tag") {
@@ -1020,55 +1030,86 @@ async fn create(State(sh): State<Sh>, headers: HeaderMap, body: Bytes) -> Respon
 }
 
 /// `PUT /api/v1/sequence/import/<unique_id>/` (new flow): JSON `{"mapillary_user_token",
-/// "mapillary_sequence_key"}`.
-async fn new_import(
-    State(sh): State<Sh>,
-    Path(unique_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// "mapillary_sequence_key"}`, in the order of trek-view/mtp-web `api/views.py` `SequenceImport.put`:
+/// - `Sequence.objects.get(unique_id=...)` first: an unknown id raises `DoesNotExist` (HTTP 500);
+/// - no `mapillary_user_token` key: 200 `"Mapillary token is missing"`;
+/// - the token is checked with Mapillary (`get_mapillary_user`) before the key is looked at:
+///   `"Mapillary token is invalid"`;
+/// - no `mapillary_sequence_key` key: 200 `"Sequence key is missing"`; Mapillary knows no such sequence:
+///   `"Sequence is empty"`; someone else's: `"You are not owner of this sequence"`;
+/// - then `Sequence.objects.filter(seq_key=seq_key)[:1]`: the first row already holding the key is
+///   deleted with its tour links, unless `seq.unique_id == unique_id`; that compares a `UUID` with the
+///   URL's string, which is never equal, so a repeated import deletes the sequence's *own* row (its tags,
+///   a many-to-many, and `TourSequence` rows go with it); the following `sequence.save()` inserts the row
+///   again (Django's save falls back to an INSERT when the UPDATE matches no row), without its tags;
+/// - answers `{"status": "success", "message": "... in about 10 minutes.", "unique_id"}`.
+async fn new_import(State(sh): State<Sh>, Path(unique_id): Path<String>, req: Request) -> Response {
+    let control = req.extensions().get::<ConnControl>().cloned();
+    let headers = req.headers().clone();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let answer = import_answer(&sh, &unique_id, &headers, &body);
+    let lose = {
+        let mut st = lock(&sh.state);
+        let lose = st.faults.lose_import_answers > 0;
+        if lose {
+            st.faults.lose_import_answers -= 1;
+        }
+        lose
+    };
+    match (lose, control) {
+        (true, Some(control)) => control.kill().await,
+        _ => answer,
+    }
+}
+
+fn import_answer(sh: &Sh, unique_id: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     lock(&sh.state).stats.import_calls += 1;
-    let Some(data) = request_data(&headers, &body) else {
-        return server_error(StatusCode::INTERNAL_SERVER_ERROR);
-    };
-    // The view indexes `data[...]` directly: a missing key is an uncaught KeyError.
-    let (Some(token), Some(seq_key)) = (
-        data.get("mapillary_user_token"),
-        data.get("mapillary_sequence_key"),
-    ) else {
-        return server_error(StatusCode::INTERNAL_SERVER_ERROR);
-    };
-    if token.is_null() {
-        return fail(&sh, "Mapillary token is missing");
-    }
-    if let Some(answer) = retired_v3_answer(&sh) {
-        return answer;
-    }
-    if !token.as_str().is_some_and(|t| mapillary_token_ok(&sh, t)) {
-        return fail(&sh, "Mapillary token is invalid");
-    }
     let exists = lock(&sh.state)
         .stats
         .sequences
         .iter()
         .any(|s| s.unique_id == unique_id);
     if !exists {
-        // Sequence.objects.get() raising DoesNotExist.
         return server_error(StatusCode::INTERNAL_SERVER_ERROR);
     }
-    let Some(seq_key) = seq_key.as_str().filter(|k| !k.is_empty()) else {
-        return fail(&sh, "Sequence key is missing");
+    let Some(data) = request_data(headers, body) else {
+        return server_error(StatusCode::INTERNAL_SERVER_ERROR);
     };
-    match lookup_sequence(&sh, seq_key) {
-        Lookup::Found => {}
-        Lookup::Empty => return fail(&sh, "Sequence is empty"),
-        Lookup::NotOwner => return fail(&sh, "You are not owner of this sequence"),
+    let Some(token) = data.get("mapillary_user_token") else {
+        return fail(sh, "Mapillary token is missing");
+    };
+    if let Some(answer) = retired_v3_answer(sh) {
+        return answer;
+    }
+    if !token.as_str().is_some_and(|t| mapillary_token_ok(sh, t)) {
+        return fail(sh, "Mapillary token is invalid");
+    }
+    let Some(seq_key) = data.get("mapillary_sequence_key") else {
+        return fail(sh, "Sequence key is missing");
+    };
+    let seq_key = seq_key.as_str().unwrap_or_default();
+    match lookup_sequence(sh, seq_key) {
+        Lookup::Found if !seq_key.is_empty() => {}
+        Lookup::Found | Lookup::Empty => return fail(sh, "Sequence is empty"),
+        Lookup::NotOwner => return fail(sh, "You are not owner of this sequence"),
     }
     let mut st = lock(&sh.state);
-    // MTPW deletes any other record already holding this key.
-    st.stats
+    let holder = st
+        .stats
         .sequences
-        .retain(|s| s.unique_id == unique_id || s.sequence_key.as_deref() != Some(seq_key));
+        .iter()
+        .position(|s| s.sequence_key.as_deref() == Some(seq_key));
+    if let Some(at) = holder {
+        if st.stats.sequences[at].unique_id == unique_id {
+            let own = &mut st.stats.sequences[at];
+            own.tags.clear();
+            own.rows_recreated += 1;
+        } else {
+            st.stats.sequences.remove(at);
+        }
+    }
     if let Some(seq) = st
         .stats
         .sequences
@@ -1081,7 +1122,7 @@ async fn new_import(
     }
     Json(json!({
         "status": "success",
-        "message": "Sequence successfully was imported. Sequence will be published in about 30 minutes.",
+        "message": "Sequence successfully was imported. Sequence will be published in about 10 minutes.",
         "unique_id": unique_id,
     }))
     .into_response()

@@ -8,9 +8,10 @@
 //! Facts are summarised in `docs/providers/panoramax.md`.
 //!
 //! Pictures are refused with `missing_fields` by geopic-tag-reader's acceptance rules
-//! ([`crate::panoramax_reader`]), or when a fault names them. Not modelled: splitting a set
-//! into several collections by time or distance (assumption: one collection per set), capture
-//! deduplication, pictures' derivatives.
+//! ([`crate::panoramax_reader`]), or when a fault names them. Not modelled: splitting a set into several
+//! collections by time or distance and capture deduplication (assumption: one collection per set, every
+//! accepted picture kept, whatever `no_split`/`no_deduplication` say: the fake records the creation body in
+//! [`HeldUploadSet::creation`] for tests to check what a client asked for), pictures' derivatives.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -43,6 +44,11 @@ pub struct PanoramaxFaults {
     pub missing_fields: BTreeSet<String>,
     /// Every upload waits this long before answering (to kill a client mid-way).
     pub upload_delay: Duration,
+    /// A set completed by its file count with every file refused is never dispatched until `complete`
+    /// is called: observed on geovisio 2.15.1 with the in-process picture worker
+    /// (`PICTURE_PROCESS_THREADS_LIMIT` > 0), not the rule (the `upload_sets_completion_trg` trigger of
+    /// `migrations/20240708_01_Xn7IH-job-queue.sql` queues the dispatch on any completion).
+    pub stall_all_refused: bool,
 }
 
 /// Settings of the fake.
@@ -58,6 +64,9 @@ pub struct PanoramaxConfig {
     /// How long a completed set takes to be dispatched and ready (assumption: the real server takes about
     /// a second for a few small pictures).
     pub processing: Duration,
+    /// `auth.enabled` of `GET /api/configuration`: false for an instance without an OAuth provider,
+    /// where generated tokens cannot be claimed (`geovisio/web/configuration.py` `_auth_configuration`).
+    pub auth_enabled: bool,
     /// Faults.
     pub faults: PanoramaxFaults,
 }
@@ -72,6 +81,7 @@ impl Default for PanoramaxConfig {
             ]),
             claiming_account: "alice".into(),
             processing: Duration::from_millis(200),
+            auth_enabled: true,
             faults: PanoramaxFaults::default(),
         }
     }
@@ -106,6 +116,8 @@ pub struct HeldUploadSet {
     pub estimated_nb_files: Option<u64>,
     /// `metadata`.
     pub metadata: Value,
+    /// The whole creation body (`no_split`, `no_deduplication`, `visibility`, `semantics`...).
+    pub creation: Value,
     /// Completed.
     pub completed: bool,
     /// Files in arrival order.
@@ -149,6 +161,8 @@ struct Generated {
 
 struct PanoramaxState {
     tokens: BTreeMap<String, String>,
+    /// Tokens their owner deleted.
+    revoked: BTreeSet<String>,
     generated: BTreeMap<String, Generated>,
     faults: PanoramaxFaults,
     stats: PanoramaxStats,
@@ -217,6 +231,14 @@ impl FakePanoramax {
             .collect()
     }
 
+    /// Deletes `token`, as its owner does from the account's settings (`DELETE /api/users/me/tokens/<id>`):
+    /// from now on it is answered 403 "Token not valid" (`geovisio/utils/tokens.py`).
+    pub fn revoke_token(&self, token: &str) {
+        let mut st = lock(&self.shared.state);
+        st.tokens.remove(token);
+        st.revoked.insert(token.to_string());
+    }
+
     /// Replace the faults from now on.
     pub fn set_faults(&self, faults: PanoramaxFaults) {
         lock(&self.shared.state).faults = faults;
@@ -231,6 +253,7 @@ impl FakePanoramax {
 fn build(config: PanoramaxConfig) -> (Sh, Router) {
     let state = PanoramaxState {
         tokens: config.tokens.clone(),
+        revoked: BTreeSet::new(),
         generated: BTreeMap::new(),
         faults: config.faults.clone(),
         stats: PanoramaxStats::default(),
@@ -242,6 +265,7 @@ fn build(config: PanoramaxConfig) -> (Sh, Router) {
     });
     let router = Router::new()
         .route("/api", get(landing))
+        .route("/api/configuration", get(configuration))
         .route("/api/users/me", get(me))
         .route("/api/auth/tokens/generate", post(generate_token))
         .route("/api/auth/tokens/:id/claim", get(claim_token))
@@ -274,8 +298,9 @@ fn new_id(st: &mut PanoramaxState) -> String {
 }
 
 /// The account of the request's token. `geovisio/utils/auth.py`: only `Bearer` is accepted (401 "Only
-/// Bearer token are supported"); an unknown token is 401 "Token not valid"; `geovisio/utils/tokens.py`:
-/// a generated token not yet claimed is 403.
+/// Bearer token are supported"); a token that does not decode is 401 "Token not valid";
+/// `geovisio/utils/tokens.py` `get_account_from_jwt_token`: a deleted token and a generated token not yet
+/// claimed are 403 "Token not valid", with the reason in `details.error`.
 fn account(shared: &Sh, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let value = headers
         .get(header::AUTHORIZATION)
@@ -299,8 +324,13 @@ fn account(shared: &Sh, headers: &HeaderMap) -> Result<String, Box<Response>> {
         }) => Ok(name.clone()),
         Some(_) => Err(Box::new(error(
             403,
-            "Token not yet claimed, this token cannot be used yet. Either claim this token or generate a new one",
-            json!({}),
+            "Token not valid",
+            json!({"details": {"error": "Token not yet claimed, this token cannot be used yet. Either claim this token or generate a new one"}}),
+        ))),
+        None if st.revoked.contains(token) => Err(Box::new(error(
+            403,
+            "Token not valid",
+            json!({"details": {"error": "Token does not exist anymore"}}),
         ))),
         None => Err(Box::new(error(
             401,
@@ -312,6 +342,20 @@ fn account(shared: &Sh, headers: &HeaderMap) -> Result<String, Box<Response>> {
 
 async fn landing() -> Json<Value> {
     Json(json!({"id": "geovisio", "type": "Catalog", "stac_version": "1.0.0"}))
+}
+
+/// `GET /api/configuration`, the fields a client reads (`geovisio/web/configuration.py`): `auth.enabled`,
+/// and `defaults` as a fresh 2.15 database holds them (`migrations/20250513_01_8WkZC-upload-sets-default-config.sql`:
+/// split 100 m / 5 min, duplicates 1 m / 60°; `split_time` in seconds). `visibility.possible_values`
+/// assumes registration is open (no `logged-only`).
+async fn configuration(State(shared): State<Sh>) -> Json<Value> {
+    Json(json!({
+        "name": {"label": "Fake Panoramax", "langs": {"en": "Fake Panoramax"}},
+        "auth": {"enabled": shared.config.auth_enabled},
+        "defaults": {"collaborative_metadata": null, "split_distance": 100, "split_time": 300.0,
+                     "duplicate_distance": 1.0, "duplicate_rotation": 60, "default_visibility": "anyone"},
+        "visibility": {"possible_values": ["anyone", "owner-only"]},
+    }))
 }
 
 /// `GET /api/users/me` → `{id, name, ...}` (`geovisio/web/users.py`).
@@ -375,9 +419,9 @@ fn upload_set_json(shared: &Sh, set: &HeldUploadSet) -> Value {
         .filter(|f| f.picture_id.is_some())
         .collect();
     let rejected = set.files.len() - accepted.len();
-    // Dispatch happens after completion, by the background worker (`process_pictures`); a set whose files
-    // were all refused is never dispatched by the counter alone, only by an explicit `complete`
-    // (observed on geovisio 2.15.1 in-process mode; see docs/providers/panoramax.md).
+    // Dispatch follows any completion (the completion trigger queues it); a set with no picture is marked
+    // dispatched with no collection (`geovisio/utils/upload_set.py` `dispatch`: "no pictures, nothing to
+    // do"). `ready_at` is cleared while the `stall_all_refused` fault holds such a set back.
     let ready_now = set.ready_at.is_some_and(|t| Instant::now() >= t);
     let collections: Vec<Value> = if ready_now && !accepted.is_empty() {
         vec![json!({
@@ -430,6 +474,21 @@ async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Re
     let Some(title) = params.get("title").and_then(Value::as_str) else {
         return error(400, "Impossible to create an UploadSet", json!({}));
     };
+    // `UploadSetCreationParameter.validate` and `validate_visibility` (`geovisio/web/upload_set.py`).
+    let has = |k: &str| params.get(k).is_some_and(|v| !v.is_null());
+    if params.get("no_split") == Some(&Value::Bool(true))
+        && (has("split_distance") || has("split_time"))
+    {
+        return error(400, "The `no_split` parameter is incompatible with specifying `split_distance` / `split_duration`", json!({}));
+    }
+    if params.get("no_deduplication") == Some(&Value::Bool(true))
+        && (has("duplicate_distance") || has("duplicate_rotation"))
+    {
+        return error(400, "The `no_deduplication` parameter is incompatible with specifying `duplicate_distance` / `duplicate_rotation`", json!({}));
+    }
+    if params.get("visibility").and_then(Value::as_str) == Some("logged-only") {
+        return error(400, "The logged-only visibility is not allowed on this instance since anybody can create an account", json!({}));
+    }
     let (answer, lose) = {
         let mut st = lock(&shared.state);
         st.stats.creations += 1;
@@ -440,6 +499,7 @@ async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Re
             title: title.to_string(),
             estimated_nb_files: params.get("estimated_nb_files").and_then(Value::as_u64),
             metadata: params.get("metadata").cloned().unwrap_or(Value::Null),
+            creation: params.clone(),
             completed: false,
             files: Vec::new(),
             complete_calls: 0,
@@ -595,13 +655,15 @@ async fn add_file(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if !content_type.starts_with("multipart/form-data") {
-        return error(415, "Content type should be multipart/form-data", json!({}));
-    }
+    // The route's decorators (`check_write_access`, `login_required_by_setting`) check the token before
+    // the body's type is looked at: 401 comes before 415.
     let owner = match account(&shared, &headers) {
         Ok(name) => name,
         Err(response) => return *response,
     };
+    if !content_type.starts_with("multipart/form-data") {
+        return error(415, "Content type should be multipart/form-data", json!({}));
+    }
     let body: Bytes = match axum::body::to_bytes(req.into_body(), 64 << 20).await {
         Ok(b) => b,
         Err(_) => return error(400, "cannot read the body", json!({})),
@@ -637,6 +699,7 @@ fn store_file(
 ) -> Response {
     let picture_id = new_id(st);
     let missing = st.faults.missing_fields.clone();
+    let stall = st.faults.stall_all_refused;
     let Some(set) = st.stats.upload_sets.get_mut(id) else {
         return error(404, &format!("UploadSet {id} does not exist"), json!({}));
     };
@@ -650,15 +713,23 @@ fn store_file(
     let Some((_, Some(file_name), bytes)) = parts.iter().find(|(name, _, _)| name == "file") else {
         return error(400, "No file was sent", json!({}));
     };
-    let lower = file_name.to_ascii_lowercase();
-    if !(lower.ends_with(".jpg") || lower.ends_with(".jpeg")) || !bytes.starts_with(&[0xFF, 0xD8]) {
-        return error(
-            400,
-            "Picture file is either missing or in an unsupported format (should be jpg)",
-            json!({}),
-        );
-    }
     let md5 = format!("{:x}", md5::compute(bytes));
+    // A name without `.jpg`/`.jpeg` (`_read_add_items_params`) and bytes PIL cannot open
+    // (`addFilesToUploadSet`, `PIL.UnidentifiedImageError`) are both recorded as `invalid_file`
+    // (`TrackedFileException`). The fake's "cannot open" is "does not start like a JPEG" (assumption).
+    let lower = file_name.to_ascii_lowercase();
+    let invalid_file = if !(lower.ends_with(".jpg") || lower.ends_with(".jpeg")) {
+        Some("Picture file is either missing or in an unsupported format (should be jpg)")
+    } else if !bytes.starts_with(&[0xFF, 0xD8]) {
+        Some("Impossible to open file as image. The only supported image format is jpg.")
+    } else {
+        None
+    };
+    if let Some(message) = invalid_file {
+        let refusal = ("invalid_file", message.to_string(), Value::Null);
+        record(shared, set, file_name, &md5, None, Some(refusal), stall);
+        return error(400, message, json!({}));
+    }
     if let Some(existing) = set
         .files
         .iter()
@@ -722,20 +793,31 @@ fn store_file(
     let Some(set) = st.stats.upload_sets.get_mut(id) else {
         return error(404, "UploadSet does not exist", json!({}));
     };
-    let held = HeldFile {
-        file_name: file_name.clone(),
-        md5: md5.clone(),
-        picture_id: rejected.is_none().then(|| picture_id.clone()),
-        rejected: rejected.map(str::to_string),
-        rejection,
-    };
-    set.files.push(held);
-    set.completed = set.estimated_nb_files == Some(set.files.len() as u64);
-    if set.completed && set.files.iter().any(|f| f.picture_id.is_some()) {
-        set.ready_at = Some(Instant::now() + shared.config.processing);
-    } else if !set.completed {
-        set.ready_at = None;
+    // `insertFileInDatabase` (`geovisio/utils/upload_set.py`): a name already holding a picture is a 409
+    // with `existing_item`, like the same-bytes one above, told apart only by its message; not recorded.
+    if let Some(existing) = set
+        .files
+        .iter()
+        .find(|f| f.file_name == *file_name && f.picture_id.is_some())
+    {
+        if rejected.is_none() {
+            return error(
+                409,
+                "A different picture with the same name has already been added to this uploadset",
+                json!({"existing_item": {"id": existing.picture_id}}),
+            );
+        }
     }
+    let refusal = rejected.zip(rejection).map(|(r, (m, d))| (r, m, d));
+    record(
+        shared,
+        set,
+        file_name,
+        &md5,
+        refusal.is_none().then(|| picture_id.clone()),
+        refusal,
+        stall,
+    );
     if rejected.is_some() {
         return answer;
     }
@@ -747,6 +829,34 @@ fn store_file(
         ),
     )
         .into_response()
+}
+
+/// Records a file in `set` and applies the completion rule: the set completes itself when as many files
+/// arrived as announced (`handle_completion`), and adding to a completed set un-completes it; completion
+/// queues the dispatch (the completion trigger), except under the `stall_all_refused` fault.
+fn record(
+    shared: &Sh,
+    set: &mut HeldUploadSet,
+    file_name: &str,
+    md5: &str,
+    picture_id: Option<String>,
+    refusal: Option<(&str, String, Value)>,
+    stall_all_refused: bool,
+) {
+    set.files.push(HeldFile {
+        file_name: file_name.to_string(),
+        md5: md5.to_string(),
+        picture_id,
+        rejected: refusal.as_ref().map(|(r, _, _)| r.to_string()),
+        rejection: refusal.map(|(_, m, d)| (m, d)),
+    });
+    set.completed = set.estimated_nb_files == Some(set.files.len() as u64);
+    let any_accepted = set.files.iter().any(|f| f.picture_id.is_some());
+    if set.completed && (any_accepted || !stall_all_refused) {
+        set.ready_at = Some(Instant::now() + shared.config.processing);
+    } else if !set.completed {
+        set.ready_at = None;
+    }
 }
 
 /// `POST /api/upload_sets/<id>/complete`: 404/403 checks, marks it completed and dispatches it

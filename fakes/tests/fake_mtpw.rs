@@ -368,14 +368,31 @@ async fn new_flow_create_and_import() {
             json!({"mapillary_user_token": null, "mapillary_sequence_key": "seqA"}),
         )
         .await;
+    assert_eq!(
+        error_of(&v),
+        "Mapillary token is invalid",
+        "a null token is checked"
+    );
+    let (status, v) = api
+        .put_import(&first, json!({"mapillary_sequence_key": "seqA"}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a missing key is answered, not a 500"
+    );
     assert_eq!(error_of(&v), "Mapillary token is missing");
+    let (_, v) = api
+        .put_import(&first, json!({"mapillary_user_token": MLY_TOKEN}))
+        .await;
+    assert_eq!(error_of(&v), "Sequence key is missing");
     let (_, v) = api
         .put_import(
             &first,
             json!({"mapillary_user_token": MLY_TOKEN, "mapillary_sequence_key": ""}),
         )
         .await;
-    assert_eq!(error_of(&v), "Sequence key is missing");
+    assert_eq!(error_of(&v), "Sequence is empty");
     let (_, v) = api
         .put_import(
             &first,
@@ -390,11 +407,7 @@ async fn new_flow_create_and_import() {
         )
         .await;
     assert_eq!(error_of(&v), "You are not owner of this sequence");
-    // Uncaught KeyError / DoesNotExist in the real view.
-    let (status, _) = api
-        .put_import(&first, json!({"mapillary_sequence_key": "seqA"}))
-        .await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    // Uncaught DoesNotExist in the real view.
     let (status, _) = api
         .put_import("00000000-0000-4000-8000-000000000000", ok_body.clone())
         .await;
@@ -404,6 +417,25 @@ async fn new_flow_create_and_import() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["status"], "success");
     assert_eq!(v["unique_id"], first.as_str());
+    assert!(v["message"].as_str().unwrap().contains("about 10 minutes"));
+    // The same import again: the view deletes the row holding the key, its own, and re-inserts it
+    // without its tags.
+    let tags_before = api
+        .fake
+        .stats()
+        .sequence_by_key("seqA")
+        .unwrap()
+        .tags
+        .clone();
+    assert_eq!(tags_before, vec!["a", "b"]);
+    let (_, v) = api.put_import(&first, ok_body.clone()).await;
+    assert_eq!(v["status"], "success");
+    let again = api.fake.stats().sequence_by_key("seqA").unwrap().clone();
+    assert_eq!(
+        (again.unique_id.as_str(), again.rows_recreated),
+        (first.as_str(), 1)
+    );
+    assert!(again.tags.is_empty(), "tags {tags_before:?} are gone");
 
     // Importing the same key into another record deletes the first record, like MTPW.
     let (_, v) = api.put_import(&second, ok_body).await;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig};
+use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig, PanoramaxFaults};
 use serde_json::{json, Value};
 
 const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xD9];
@@ -124,14 +124,19 @@ async fn upload_set_answers_and_completion() {
             reqwest::Method::POST,
             "/api/upload_sets",
             "alice-token",
-            Some(json!({"title": "t", "estimated_nb_files": 2})),
+            Some(json!({"title": "t", "estimated_nb_files": 4})),
         )
         .await;
     assert_eq!(status, 200, "200, not 201");
     let id = set["id"].as_str().unwrap().to_string();
     assert_eq!(c.picture("nope", "alice-token", "a.jpg", JPEG).await.0, 404);
     assert_eq!(c.picture(&id, "bob-token", "a.jpg", JPEG).await.0, 403);
+    // Not a JPEG by name, or not an image: 400, recorded as `invalid_file` (they count toward the 4).
     assert_eq!(c.picture(&id, "alice-token", "a.png", JPEG).await.0, 400);
+    assert_eq!(
+        c.picture(&id, "alice-token", "c.jpg", b"GIF89a").await.0,
+        400
+    );
     let (status, first) = c.picture(&id, "alice-token", "a.jpg", JPEG).await;
     assert_eq!(status, 202);
     let (status, again) = c.picture(&id, "alice-token", "a.jpg", JPEG).await;
@@ -150,9 +155,38 @@ async fn upload_set_answers_and_completion() {
         )
         .await;
     assert_eq!(set["completed"], true, "completed by the file count");
+    let (_, files) = c
+        .json(
+            reqwest::Method::GET,
+            &format!("/api/upload_sets/{id}/files"),
+            "alice-token",
+            None,
+        )
+        .await;
+    let reasons: Vec<&str> = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["rejected"]["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["invalid_file", "invalid_file"]);
+    // Other bytes under a name that holds a picture: the second 409 with `existing_item`, told apart by
+    // its message.
+    let (status, renamed) = c
+        .picture(&id, "alice-token", "a.jpg", &[0xFF, 0xD8, 2, 0xFF, 0xD9])
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        renamed["message"],
+        "A different picture with the same name has already been added to this uploadset"
+    );
+    assert_eq!(
+        again["message"],
+        "The item has already been added to this upload set"
+    );
 
-    // The same bytes in another set: 409 with the earlier set, recorded as rejected; never dispatched until
-    // completed explicitly.
+    // The same bytes in another set: 409 with the earlier set, recorded as rejected; the completion by the
+    // file count dispatches the set even so (the completion trigger).
     let (_, other) = c
         .json(
             reqwest::Method::POST,
@@ -174,6 +208,39 @@ async fn upload_set_answers_and_completion() {
         )
         .await;
     assert_eq!(files["files"][0]["rejected"]["reason"], "file_duplicate");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (_, dispatched) = c
+        .json(
+            reqwest::Method::GET,
+            &format!("/api/upload_sets/{other}"),
+            "alice-token",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            dispatched["completed"].clone(),
+            dispatched["dispatched"].clone()
+        ),
+        (json!(true), json!(true))
+    );
+    assert_eq!(dispatched["associated_collections"], json!([]));
+
+    // Under the in-process worker's quirk the same set waits for an explicit `complete`.
+    fake.set_faults(PanoramaxFaults {
+        stall_all_refused: true,
+        ..PanoramaxFaults::default()
+    });
+    let (_, other) = c
+        .json(
+            reqwest::Method::POST,
+            "/api/upload_sets",
+            "alice-token",
+            Some(json!({"title": "v", "estimated_nb_files": 1})),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
+    assert_eq!(c.picture(&other, "alice-token", "a.jpg", JPEG).await.0, 409);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (_, stuck) = c
         .json(
@@ -207,4 +274,68 @@ async fn upload_set_answers_and_completion() {
         .await;
     assert_eq!(done["ready"], true);
     assert_eq!(fake.stats().stored_per_md5().len(), 2);
+}
+
+#[tokio::test]
+async fn token_refusals_and_the_order_of_checks() {
+    let (fake, c) = setup().await;
+    let (_, set) = c
+        .json(
+            reqwest::Method::POST,
+            "/api/upload_sets",
+            "alice-token",
+            Some(json!({"title": "t"})),
+        )
+        .await;
+    let id = set["id"].as_str().unwrap().to_string();
+    // The token is checked before the body's type: 401, not 415.
+    let not_multipart = c
+        .http
+        .post(format!("{}/api/upload_sets/{id}/files", c.base))
+        .bearer_auth("nope")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_multipart.status().as_u16(), 401);
+    // A deleted token: 403 "Token not valid", the reason in details.
+    fake.revoke_token("alice-token");
+    let (status, body) = c
+        .json(reqwest::Method::GET, "/api/users/me", "alice-token", None)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["message"], "Token not valid");
+    assert_eq!(body["details"]["error"], "Token does not exist anymore");
+}
+
+#[tokio::test]
+async fn configuration_and_creation_parameters() {
+    let (fake, c) = setup().await;
+    let (status, conf) = c
+        .json(reqwest::Method::GET, "/api/configuration", "", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(conf["auth"]["enabled"], true);
+    assert_eq!(conf["defaults"]["split_time"], 300.0);
+    assert_eq!(conf["defaults"]["duplicate_rotation"], 60);
+    let (status, _) = c
+        .json(
+            reqwest::Method::POST,
+            "/api/upload_sets",
+            "alice-token",
+            Some(json!({"title": "t", "no_split": true, "split_time": 60})),
+        )
+        .await;
+    assert_eq!(status, 400, "no_split with split values");
+    let (status, set) = c
+        .json(
+            reqwest::Method::POST,
+            "/api/upload_sets",
+            "alice-token",
+            Some(json!({"title": "t", "no_split": true, "no_deduplication": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let held = &fake.stats().upload_sets[set["id"].as_str().unwrap()];
+    assert_eq!(held.creation["no_deduplication"], true);
 }

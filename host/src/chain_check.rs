@@ -132,6 +132,9 @@ pub struct PlanEntry {
     /// One of `needs` is a login (`mtp auth <id>`): the upload's exit code is then "not logged in".
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub not_logged_in: bool,
+    /// What it will do with the sequence that the user may not expect (never blocks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl PlanEntry {
@@ -142,11 +145,15 @@ impl PlanEntry {
 
     /// The line `inspect` prints for it.
     pub fn describe(&self) -> String {
-        match (&self.not_eligible, &self.skipped, self.needs.is_empty()) {
+        let line = match (&self.not_eligible, &self.skipped, self.needs.is_empty()) {
             (Some(reason), _, _) => format!("not eligible: {reason}"),
             (None, Some(reason), _) => format!("skipped: {reason}"),
             (None, None, true) => "eligible".to_string(),
             (None, None, false) => format!("eligible, but first: {}", self.needs.join("; ")),
+        };
+        match (self.runs(), self.notes.is_empty()) {
+            (true, false) => format!("{line} ({})", self.notes.join("; ")),
+            _ => line,
         }
     }
 }

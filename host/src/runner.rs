@@ -400,6 +400,7 @@ impl Runner {
                 skipped: already_published(&id, options),
                 needs: Vec::new(),
                 not_logged_in: false,
+                notes: Vec::new(),
             };
             if entry.skipped.is_none() {
                 let services = self.services(integration, Some(&sequence.id)).to_ffi();
@@ -411,7 +412,10 @@ impl Runner {
                         entry.not_eligible =
                             Some(e.reason.unwrap_or_else(|| "no reason given".into()))
                     }
-                    Ok(e) => entry.needs = e.needs,
+                    Ok(e) => {
+                        entry.needs = e.needs;
+                        entry.notes = e.notes;
+                    }
                     Err(err) => entry.needs.push(format!(
                         "could not ask whether it takes the sequence: {err}"
                     )),

@@ -60,6 +60,11 @@ pub struct Eligibility {
     /// integration that will run before it sends anything (optional: older plugins send none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
+    /// For an eligible sequence: what the integration will do with it that the user may not expect,
+    /// shown by `mtp sequence inspect` (`one collection, every picture kept`); never blocks (optional:
+    /// older plugins send none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Eligibility {
@@ -69,7 +74,14 @@ impl Eligibility {
             eligible: true,
             reason: None,
             needs: Vec::new(),
+            notes: Vec::new(),
         }
+    }
+
+    /// The same answer with a note for the user (see [`Eligibility::notes`]).
+    pub fn with_note(mut self, note: impl Into<String>) -> Eligibility {
+        self.notes.push(note.into());
+        self
     }
 
     /// The sequence is accepted once each of `needs` is fixed (none: plainly eligible).
@@ -78,6 +90,7 @@ impl Eligibility {
             eligible: true,
             reason: None,
             needs,
+            notes: Vec::new(),
         }
     }
 
@@ -87,6 +100,7 @@ impl Eligibility {
             eligible: false,
             reason: Some(reason.into()),
             needs: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }

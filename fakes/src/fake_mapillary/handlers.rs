@@ -826,7 +826,9 @@ async fn upload_post(
     let mut taken: u64 = 0;
     while let Some(frame) = stream.next().await {
         let Ok(chunk) = frame else {
-            // The client went away or sent a short body: keep what arrived, like the real service.
+            // The client went away or sent a short body: keep what arrived (resumable uploads keep the
+            // offset reached, `upload_api_v4.py`). The answer's error name is an assumption: no public
+            // source shows it, and the client that went away never reads it.
             drop(lease);
             return upload_error(
                 StatusCode::BAD_REQUEST,
@@ -857,6 +859,8 @@ async fn upload_post(
         lock(&sh.state).connections_reset += 1;
         conn.kill().await;
     }
+    // Assumption: no public source shows the service comparing `X-Entity-Length` with the bytes, nor the
+    // `InvalidEntityLengthError` name; our client sends a length that matches and relies on no refusal.
     if let Some(expected) = entity_length {
         let reached = lease.offset();
         if reached != expected {

@@ -711,7 +711,11 @@ fn manifest_handles(body: &[u8]) -> Option<Vec<String>> {
         .collect()
 }
 
-/// md5 hex a content-addressed key promises: `mly_tools_<32 hex>[.ext]`.
+/// md5 hex a content-addressed key promises: `mly_tools_<32 hex>[.ext]`, mapillary_tools' naming
+/// (`mapillary_tools/uploader.py`, `key = f"mly_tools_{key}..."`, `key` being the md5 of the bytes).
+/// Assumption: no public source shows the upload service checking a key against the bytes; the fake
+/// refuses a mismatch (`InvalidChecksumError`, a name of ours) so that a client borrowing that naming for
+/// another hash is caught. Our client names its keys `mtp_b3_...` and does not rely on the check.
 fn promised_md5(key: &str) -> Option<String> {
     let rest = key.strip_prefix("mly_tools_")?;
     let hex = rest.split('.').next()?;
@@ -913,6 +917,10 @@ impl Lease {
         if !json.contains_key("image_handles") && !json.contains_key("upload_type") {
             return Ok((EntityKind::Other, None));
         }
+        // Assumption: no public source shows the service validating a manifest, nor this error's name;
+        // the fields checked are those mapillary_tools writes (`mapillary_tools/uploader.py`: `version`
+        // "1", `upload_type` "images", `image_handles`). Our client writes the same and relies on no
+        // refusal.
         let bad = |message: String| {
             Err(Rejected {
                 error_type: "InvalidManifestError",

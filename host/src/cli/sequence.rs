@@ -88,7 +88,7 @@ pub(crate) async fn eligibility_of(
             (
                 e.integration.clone(),
                 serde_json::json!({"id": e.integration, "eligible": e.runs(),
-                    "reason": reason, "needs": e.needs}),
+                    "reason": reason, "needs": e.needs, "notes": e.notes}),
                 e.describe(),
             )
         })

@@ -19,8 +19,10 @@ use crate::error::{MlyError, Result};
 use crate::state::{self, Account, TOKEN_SECRET};
 use crate::token;
 
-/// The scopes the uploader asks for: reading the user, writing and uploading public imagery.
-pub const SCOPES: &str = "user:email user:read user:write public:write public:upload";
+// No `scope` is sent. `user:email user:read ...` was API v3's vocabulary; Mapillary's v4 documentation
+// ("Authentication") lists the scopes `read`, `write` and `upload` and marks the parameter optional, and
+// an app's permissions are chosen when it is registered on the developer dashboard. Which scope
+// `finish_upload` needs is not documented, so mtp asks for nothing narrower than the app's own.
 
 /// A fresh, unguessable `state` value (128 random bits, hex).
 pub fn new_state() -> String {
@@ -42,7 +44,6 @@ pub fn consent_url(
             ("client_id", client_id),
             ("redirect_uri", redirect_uri),
             ("response_type", "code"),
-            ("scope", SCOPES),
             ("state", state),
         ],
     )
@@ -253,7 +254,7 @@ mod tests {
         );
         assert_eq!(
             url,
-            "https://www.mapillary.com/connect?client_id=123&redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&response_type=code&scope=user%3Aemail+user%3Aread+user%3Awrite+public%3Awrite+public%3Aupload&state=s1"
+            "https://www.mapillary.com/connect?client_id=123&redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&response_type=code&state=s1"
         );
         assert!(consent_url("http://x/connect?a=1", "1", "r", "s")
             .starts_with("http://x/connect?a=1&client_id=1"));

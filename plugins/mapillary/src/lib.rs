@@ -145,10 +145,10 @@ impl Integration for Mapillary {
                     "MAPILLARY_APP_ID",
                     "The client id of your Mapillary app (create one at https://www.mapillary.com/dashboard/developers).",
                 )
-                .example("ABCDEFGHIJK123"),
+                .example("1234567890123456"),
                 EnvKeyHelp::new("MAPILLARY_SECRET", "The app's client secret.")
                     .secret()
-                    .example("ZYX987654321"),
+                    .example("MLY|1234567890123456|0123456789abcdef0123456789abcdef"),
                 EnvKeyHelp::new(
                     "MAPILLARY_REDIRECT_URI",
                     "The callback URL registered with the app. A loopback URL (http://127.0.0.1:<port>/...) lets mtp catch the redirect itself; anything else (MTPDU's app.mtp.desktop//app) makes mtp ask you to paste the URL.",

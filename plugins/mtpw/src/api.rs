@@ -114,15 +114,24 @@ impl<'a> MtpwApi<'a> {
     /// (Kept apart from [`MtpwApi::send`]'s shared retry loop, which retries 5xx.)
     pub async fn create(&self, ctx: &Context, fields: &[(&str, &str)]) -> Result<Value, ApiError> {
         let url = format!("{}/api/v1/sequence/create/", self.base);
+        self.send_unrepeated(ctx, "create", || self.client.post(&url).form(fields))
+            .await
+    }
+
+    /// Sends a request that must not take effect twice: again only when no connection could be made; a
+    /// 5xx, a timeout or a cut answer is [`ApiError::OutcomeUnknown`].
+    async fn send_unrepeated(
+        &self,
+        ctx: &Context,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Value, ApiError> {
         let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(16), self.max_attempts);
         loop {
             ctx.check_cancelled()?;
-            let sent = self
-                .client
-                .post(&url)
+            let sent = build()
                 .bearer_auth(&self.token)
                 .timeout(Duration::from_secs(60))
-                .form(fields)
                 .send()
                 .await;
             let response = match sent {
@@ -130,7 +139,7 @@ impl<'a> MtpwApi<'a> {
                 Err(err) if err.is_connect() => match backoff.next_delay(None) {
                     Some(wait) => {
                         ctx.debug(format!(
-                            "MTPW create: {}; trying again in {wait:?}",
+                            "MTPW {what}: {}; trying again in {wait:?}",
                             http::describe(&err)
                         ));
                         tokio::time::sleep(wait).await;
@@ -138,7 +147,7 @@ impl<'a> MtpwApi<'a> {
                     }
                     None => {
                         return Err(ApiError::Plugin(PluginError::transient(format!(
-                            "MTPW create: {}",
+                            "MTPW {what}: {}",
                             http::describe(&err)
                         ))))
                     }
@@ -186,19 +195,31 @@ impl<'a> MtpwApi<'a> {
     }
 
     /// `PUT /api/v1/sequence/import/<unique_id>/` (new API): attaches the Mapillary sequence.
+    ///
+    /// Repeating it is not harmless: an import of a key MTPW already holds deletes the row holding it, the
+    /// sequence's own included, and re-creates it without its tags (trek-view/mtp-web `api/views.py`
+    /// `SequenceImport.put`, see docs/providers/mtpw.md). With `repeat_safe` false (the sequence has
+    /// tags) it is sent as a create is, never again after a 5xx, a timeout or a cut answer.
     pub async fn import_into(
         &self,
         ctx: &Context,
         unique_id: &str,
         mapillary_token: &str,
         sequence_key: &str,
+        repeat_safe: bool,
     ) -> Result<Value, ApiError> {
         let body = serde_json::json!({
             "mapillary_user_token": mapillary_token,
             "mapillary_sequence_key": sequence_key,
         });
         let path = format!("/api/v1/sequence/import/{unique_id}/");
-        self.send(ctx, reqwest::Method::PUT, &path, Body::Json(&body))
+        if repeat_safe {
+            return self
+                .send(ctx, reqwest::Method::PUT, &path, Body::Json(&body))
+                .await;
+        }
+        let url = format!("{}{path}", self.base);
+        self.send_unrepeated(ctx, "import", || self.client.put(&url).json(&body))
             .await
     }
 

@@ -7,15 +7,17 @@
 
 mod api;
 mod auth;
+mod create_import;
 mod fields;
 
 use std::time::Duration;
 
-use plugin_api::manifest::EnvKeyHelp;
+use plugin_api::manifest::{EnvKeyHelp, OptionKind, RunOptionSpec};
 use plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use api::{ApiError, ApiGeneration, MtpwApi};
+use create_import::{create_then_import, CreateRules};
 
 /// The `.env` keys the integration cannot work without.
 pub const REQUIRED_ENV: [&str; 4] = [
@@ -42,6 +44,12 @@ struct KeyState {
     /// Why the last create's outcome is unknown (HTTP 5xx, a timeout), when it is.
     #[serde(default)]
     create_unknown: Option<String>,
+    /// An import was sent and its answer never came (set before sending, cleared by any answer).
+    #[serde(default)]
+    import_sent: bool,
+    /// Why that import's outcome is unknown, when it is.
+    #[serde(default)]
+    import_unknown: Option<String>,
 }
 
 /// The integration.
@@ -129,6 +137,22 @@ impl Integration for Mtpw {
                 EnvKeyHelp::new("MTP_WEB_RETRY_BASE_MS", "First retry delay in ms.")
                     .default_value("1000"),
             ],
+            options: vec![
+                RunOptionSpec {
+                    name: "republish".into(),
+                    help: "Send again a create or an import whose answer never came, after you looked on MTPW (an import repeated there drops the sequence's tags).".into(),
+                    kind: OptionKind::Bool,
+                    default: Some("false".into()),
+                    flag: Some("republish".into()),
+                },
+                RunOptionSpec {
+                    name: "create".into(),
+                    help: "Create MTPW sequences even though this server's import refused the Mapillary token last time (each would stay empty until the server imports again).".into(),
+                    kind: OptionKind::Bool,
+                    default: Some("false".into()),
+                    flag: None,
+                },
+            ],
             ..Manifest::default()
         }
     }
@@ -207,6 +231,12 @@ impl Integration for Mtpw {
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
         let prior_unique_id = prior_unique_id(&request.options);
+        let create_anyway = request
+            .options
+            .get("create")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let refused_slot = format!("api/{base}/import_refused");
         let mut synced = Vec::new();
         let mut notes = Vec::new();
         let mut unsettled: Option<RunOutcome> = None;
@@ -243,6 +273,8 @@ impl Integration for Mtpw {
                 ApiGeneration::CreateThenImport => {
                     let create = CreateRules {
                         repeat_unknown: republish,
+                        import_refused: ctx.state().get_json(&refused_slot)?.unwrap_or(false),
+                        create_anyway,
                     };
                     create_then_import(ctx, &api, &fields, &transport, &slot, &mut state, create)
                         .await
@@ -252,11 +284,15 @@ impl Integration for Mtpw {
                 Ok(Step::Synced(unique_id, note)) => {
                     notes.extend(note);
                     synced.push(unique_id);
+                    ctx.state().delete(&refused_slot)?;
                 }
                 Ok(Step::Unsettled(outcome)) => {
                     unsettled.get_or_insert(outcome);
                 }
                 Err(err) if is_v3_refusal(&err) => {
+                    // Remembered per server: no further MTPW sequence is created that could not be
+                    // imported either (see create_import::CreateRules::import_refused).
+                    ctx.state().put_json(&refused_slot, &true)?;
                     unsettled.get_or_insert(v3_waiting(state.unique_id.clone()));
                 }
                 Err(err) => return Err(err),
@@ -342,28 +378,6 @@ enum Step {
     Synced(String, Option<String>),
     /// Not done and not an error: the outcome to report (a create whose outcome is unknown).
     Unsettled(RunOutcome),
-}
-
-/// How a create whose earlier outcome is unknown is treated.
-#[derive(Clone, Copy)]
-struct CreateRules {
-    /// The user checked MTPW and asks for a new create (`--republish`).
-    repeat_unknown: bool,
-}
-
-fn unknown_create(name: &str, why: &str) -> RunOutcome {
-    let mut outcome = RunOutcome::new(
-        SequenceState::Unknown,
-        format!(
-            "MTPW may or may not have created sequence \"{name}\" ({why}); it is not created again \
-             blindly, which could make a second one"
-        ),
-    );
-    outcome.next_action = Some(format!(
-        "look for \"{name}\" among your sequences on Map the Paths Web; if it is not there (or you \
-         deleted it), run mtp upload again with --republish"
-    ));
-    outcome
 }
 
 /// The sequence's fields as MTPW takes them.
@@ -463,76 +477,6 @@ async fn import_by_key(
     state.imported = true;
     state.transport_sent = Some(sent);
     ctx.state().put_json(slot, state)?;
-    Ok(Step::Synced(unique_id, note))
-}
-
-async fn create_then_import(
-    ctx: &Context,
-    api: &MtpwApi<'_>,
-    fields: &SequenceFields<'_>,
-    transport: &TransportType,
-    slot: &str,
-    state: &mut KeyState,
-    rules: CreateRules,
-) -> Result<Step, PluginError> {
-    let mut note = None;
-    let unique_id = match state.unique_id.clone() {
-        Some(id) => id,
-        None => {
-            if state.create_sent && !rules.repeat_unknown {
-                // An earlier create left without an answer we could trust (5xx, timeout, or mtp stopped
-                // before storing the answer): only the user can tell whether it exists.
-                let why = state.create_unknown.clone().unwrap_or_else(|| {
-                    "an earlier run stopped before storing MTPW's answer".into()
-                });
-                return Ok(Step::Unsettled(unknown_create(fields.name, &why)));
-            }
-            state.create_sent = true;
-            state.create_unknown = None;
-            ctx.state().put_json(slot, state)?;
-            let created = with_transport_fallback(transport, |transport_type| async move {
-                let mut form = vec![
-                    ("name", fields.name),
-                    ("transport_type", transport_type.as_str()),
-                    ("description", fields.description),
-                ];
-                form.extend(fields.tags.map(|tags| ("tag", tags)));
-                form.push(("source", "mtpdu"));
-                api.create(ctx, &form).await
-            })
-            .await;
-            let (answer, sent, fallback_note) = match created {
-                Ok(created) => created,
-                Err(ApiError::OutcomeUnknown(why)) => {
-                    state.create_unknown = Some(why.clone());
-                    ctx.state().put_json(slot, state)?;
-                    return Ok(Step::Unsettled(unknown_create(fields.name, &why)));
-                }
-                Err(err) => {
-                    // Refused before anything was stored (an error in a 200, a 4xx): safe to try again.
-                    state.create_sent = false;
-                    ctx.state().put_json(slot, state)?;
-                    return Err(api_error(err, "sequence create"));
-                }
-            };
-            let id = unique_id_of(&answer).ok_or_else(|| {
-                PluginError::other("MTPW created a sequence but sent no unique_id")
-            })?;
-            // Stored before anything else happens: a re-run must never create a second sequence.
-            state.unique_id = Some(id.clone());
-            state.transport_sent = Some(sent);
-            ctx.state().put_json(slot, state)?;
-            note = fallback_note;
-            id
-        }
-    };
-    if !state.imported {
-        api.import_into(ctx, &unique_id, fields.mapillary_token, fields.key)
-            .await
-            .map_err(|err| api_error(err, "sequence import"))?;
-        state.imported = true;
-        ctx.state().put_json(slot, state)?;
-    }
     Ok(Step::Synced(unique_id, note))
 }
 

@@ -321,3 +321,40 @@ async fn login_verifies_the_token_and_says_when_it_cannot() {
     let status = Mtpw::default().auth_status(&host.context()).await.unwrap();
     assert!(status.detail.unwrap().contains("NOT verified"));
 }
+
+#[tokio::test]
+async fn while_imports_fail_no_further_mtpw_sequence_is_created_unless_asked() {
+    let fake = fake().await;
+    let host = host(&fake);
+    let ctx = host.context();
+    fake.set_mapillary_check(MapillaryCheck::V3Retired);
+    // Two Mapillary parts: the first one's import shows the server cannot import; the second is not
+    // created (it would stay empty).
+    let waiting = Mtpw::default()
+        .run(&ctx, request("K1,K2", &[]))
+        .await
+        .unwrap();
+    assert_eq!(waiting.state, SequenceState::Waiting, "{waiting:?}");
+    assert_eq!(creates(&fake), 1, "one MTPW sequence, not one per part");
+    // Another sequence on the same server: nothing created either, and it says why.
+    let mut other = request("K3", &[]);
+    other.sequence.id = "seq-2".into();
+    let held = Mtpw::default().run(&ctx, other.clone()).await.unwrap();
+    assert_eq!(held.state, SequenceState::Waiting);
+    let message = held.message.clone().unwrap();
+    assert!(message.contains("no MTPW sequence created"), "{message}");
+    assert!(held.next_action.unwrap().contains("mtpw.create=true"));
+    assert_eq!(creates(&fake), 1);
+    // At the user's word it is created.
+    other.options.insert("create".into(), true.into());
+    Mtpw::default().run(&ctx, other.clone()).await.unwrap();
+    assert_eq!(creates(&fake), 2);
+    // Once an import works, creating resumes by itself.
+    fake.set_mapillary_check(MapillaryCheck::Works);
+    let done = Mtpw::default()
+        .run(&ctx, request("K1,K2", &[]))
+        .await
+        .unwrap();
+    assert_eq!(done.state, SequenceState::Published, "{done:?}");
+    assert_eq!(creates(&fake), 3);
+}

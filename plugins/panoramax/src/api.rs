@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::multipart;
 use crate::retrying;
+use crate::set_options::{self, InstanceDefaults, SetOptions};
 
 /// Small requests time out after this long (a picture upload has no total timeout: see
 /// `plugin_api::http::client`).
@@ -144,6 +145,26 @@ pub enum FileAnswer {
     Rejected(Rejection),
 }
 
+/// What `GET /api/configuration` says about an instance (`geovisio/web/configuration.py`), as far as
+/// uploading needs it. Every field is optional: older instances lack `defaults` (before 2.10).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InstanceConfig {
+    /// `auth`: `enabled` is false when the instance has no OAuth login, so tokens cannot be claimed.
+    #[serde(default)]
+    pub auth: Option<InstanceAuth>,
+    /// Split and deduplication defaults for upload sets that set none.
+    #[serde(default)]
+    pub defaults: Option<InstanceDefaults>,
+}
+
+/// `auth` of `GET /api/configuration`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InstanceAuth {
+    /// An OAuth provider is configured (browser login and token claims work).
+    #[serde(default)]
+    pub enabled: bool,
+}
+
 /// An unclaimed token from `POST /api/auth/tokens/generate`.
 #[derive(Debug, Clone)]
 pub struct GeneratedToken {
@@ -177,6 +198,13 @@ pub fn unexpected(what: &str, answer: &Answer) -> PluginError {
         401 => PluginError::auth(format!(
             "{what}: Panoramax refused the token (HTTP 401: {detail}); run `mtp auth panoramax` again"
         )),
+        // A token deleted (revoked) by its owner, or generated and never claimed, is a 403 "Token not
+        // valid" (`geovisio/utils/tokens.py` `InvalidTokenException(..., status_code=403)`); any other
+        // 403 on an upload set is the owner check (`addFilesToUploadSet`, `completeUploadSet`).
+        403 if is_token_refusal(&answer.body) => PluginError::auth(format!(
+            "{what}: Panoramax no longer accepts the stored token (HTTP 403: {detail}); it was \
+             revoked or never claimed: run `mtp auth panoramax` again"
+        )),
         403 => PluginError::auth(format!(
             "{what}: Panoramax refused this account (HTTP 403: {detail}); the upload set belongs to \
              another account: authorise as its owner with `mtp auth panoramax`"
@@ -190,6 +218,15 @@ pub fn unexpected(what: &str, answer: &Answer) -> PluginError {
         )),
         status => PluginError::invalid_input(format!("{what}: HTTP {status}: {detail}")),
     }
+}
+
+/// GeoVisio's refusal of the token itself: `message` "Token not valid" (`InvalidTokenException`, never
+/// translated), whatever the status.
+pub fn is_token_refusal(body: &str) -> bool {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .is_some_and(|m| m == "Token not valid")
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, answer: &Answer) -> Result<T, PluginError> {
@@ -229,7 +266,12 @@ impl Api {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, self.config.api(path));
+        // GeoVisio translates its `message`s by `Accept-Language` (flask_babel); two 409s are told apart
+        // by their English text (see `file_answer`).
+        let request = self
+            .http
+            .request(method, self.config.api(path))
+            .header(header::ACCEPT_LANGUAGE, "en");
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -265,6 +307,22 @@ impl Api {
         match answer.status {
             200 => parse(what, &answer).map(Some),
             401 | 403 => Ok(None),
+            _ => Err(unexpected(what, &answer)),
+        }
+    }
+
+    /// `GET /api/configuration` (no authentication); `None` when the instance does not serve it.
+    pub async fn configuration(
+        &self,
+        ctx: &Context,
+    ) -> Result<Option<InstanceConfig>, PluginError> {
+        let what = "reading the Panoramax instance's configuration";
+        let answer = self
+            .call(ctx, what, reqwest::Method::GET, "/configuration", None)
+            .await?;
+        match answer.status {
+            200 => Ok(serde_json::from_str(&answer.body).ok()),
+            404 => Ok(None),
             _ => Err(unexpected(what, &answer)),
         }
     }
@@ -451,6 +509,24 @@ pub fn file_answer(what: &str, answer: &Answer) -> Result<FileAnswer, PluginErro
         200..=299 => Ok(FileAnswer::Accepted {
             picture_id: text(&body, "/picture_id"),
         }),
+        // Two 409s carry `existing_item`, told apart only by `message` (`geovisio/utils/upload_set.py`
+        // `insertFileInDatabase`: "A different picture with the same name has already been added to this
+        // uploadset"; `geovisio/web/upload_set.py` `addFilesToUploadSet`: "The item has already been added
+        // to this upload set"). The first means the set holds other bytes under this name: the local
+        // file changed after it was sent.
+        409 if body.pointer("/existing_item/id").is_some()
+            && text(&body, "/message").is_some_and(|m| m.contains("different picture")) =>
+        {
+            Ok(FileAnswer::Rejected(Rejection {
+                reason: "name_conflict".into(),
+                message: Some(
+                    "the upload set already holds a different picture under this name (the file \
+                     changed after it was sent)"
+                        .into(),
+                ),
+                details: Vec::new(),
+            }))
+        }
         // The same bytes already in this upload set: the server holds the picture (a retried or resumed
         // upload whose first answer was lost).
         409 if body.pointer("/existing_item/id").is_some() => Ok(FileAnswer::Accepted {
@@ -494,13 +570,26 @@ pub fn file_answer(what: &str, answer: &Answer) -> Result<FileAnswer, PluginErro
     }
 }
 
-/// The JSON body creating an upload set for a sequence (the fields panoramax_cli 1.4.1 sends, plus our
-/// nonce in `metadata` so that a creation whose answer was lost can be found again).
-pub fn upload_set_body(title: &str, files: usize, nonce: &str, sequence_id: &str) -> Value {
-    json!({
-        "title": title,
-        "estimated_nb_files": files,
-        "sort_method": "time-asc",
-        "metadata": {"mtp_nonce": nonce, "mtp_sequence_id": sequence_id},
-    })
+/// The JSON body creating an upload set for a sequence: the title, the count, `sort_method` and our
+/// nonce in `metadata` (so that a creation whose answer was lost can be found again), then what `options`
+/// mean (`no_split`/`no_deduplication` by default, see [`crate::set_options`]) and the sequence's
+/// `key=value` tags as `semantics`. panoramax_cli 1.4.1 (`panoramax_cli/upload.py` `create_upload_set`)
+/// sends these fields too, and also `relative_heading` when asked and its own settings under
+/// `metadata.cli_configuration`; it has no nonce (it remembers the set's id in a `_panoramax.txt` written
+/// into the picture folder).
+pub fn upload_set_body(sequence: &SequenceDescriptor, nonce: &str, options: &SetOptions) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert("title".into(), sequence.name.clone().into());
+    body.insert("estimated_nb_files".into(), sequence.images.len().into());
+    body.insert("sort_method".into(), "time-asc".into());
+    options.apply(&mut body);
+    let (semantics, _) = set_options::semantics(&sequence.tags);
+    if !semantics.is_empty() {
+        body.insert("semantics".into(), Value::Array(semantics));
+    }
+    body.insert(
+        "metadata".into(),
+        json!({"mtp_nonce": nonce, "mtp_sequence_id": sequence.id}),
+    );
+    Value::Object(body)
 }

@@ -1,8 +1,11 @@
 //! Authorisation: a JWT the user already has (`mtp auth panoramax --token JWT`), or the flow that needs no
-//! app registration, as panoramax_cli's `login` does it (`panoramax_cli/auth.py`): ask the instance for a
-//! token nobody owns yet (`POST /api/auth/tokens/generate`), send the user to its claim page (they log in
-//! there with the instance's own accounts), and poll `GET /api/users/me` with the token until it answers
-//! 200 (401/403 until claimed). Either way the token is checked with `/api/users/me` before it is stored.
+//! app registration: ask the instance for a token nobody owns yet (`POST /api/auth/tokens/generate`) and
+//! send the user to its claim page, where they log in with the instance's own accounts. panoramax_cli
+//! 1.4.1 does the same (`panoramax_cli/auth.py`), but it stores the token at once, prints the claim URL and
+//! ends; each later command checks `GET /api/users/me` once and prints the URL again while it is 401/403.
+//! mtp instead polls `/api/users/me` until it answers 200 (our choice, so that one `mtp auth panoramax`
+//! finishes the login), and stores the token only then. Either way the token is checked with
+//! `/api/users/me` before it is stored.
 
 use plugin_api::prelude::*;
 use plugin_api::tokio;
@@ -48,6 +51,21 @@ pub async fn authorize(
                 api.config.url
             ))),
         };
+    }
+    // Without an OAuth provider nobody can log in on the claim page (`auth.enabled` false in
+    // `geovisio/web/configuration.py`): say so instead of waiting for a claim that cannot come.
+    let login_enabled = api
+        .configuration(ctx)
+        .await?
+        .and_then(|c| c.auth)
+        .map(|a| a.enabled);
+    if login_enabled == Some(false) {
+        return Err(PluginError::auth(format!(
+            "{} has no login (auth.enabled is false in /api/configuration), so its claim page cannot \
+             log you in: ask its administrator for a token (on the server: `panoramax_backend \
+             default-account-tokens get`) and run `mtp auth panoramax --token JWT`",
+            api.config.url
+        )));
     }
     let generated = api.generate_token(ctx).await?;
     ctx.progress(ProgressEvent::Step {

@@ -11,7 +11,8 @@ pub const ENV_URL: &str = "PANORAMAX_URL";
 pub const ENV_RETRY_BASE_MS: &str = "PANORAMAX_RETRY_BASE_MS";
 /// How long `mtp auth panoramax` waits for the user to claim the generated token, in seconds (default 600).
 pub const ENV_CLAIM_TIMEOUT_SECS: &str = "PANORAMAX_CLAIM_TIMEOUT_SECS";
-/// How often the claim is polled, in milliseconds (default 2000, as panoramax_cli does).
+/// How often the claim is polled, in milliseconds (default 2000; panoramax_cli does not poll, see
+/// [`crate::auth`]).
 pub const ENV_CLAIM_POLL_MS: &str = "PANORAMAX_CLAIM_POLL_MS";
 
 const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(500);

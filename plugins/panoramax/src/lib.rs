@@ -6,6 +6,7 @@
 //! - [`auth`]: a token the user has, or the claim flow that needs no app registration;
 //! - [`eligibility`]: the server's own acceptance rules, predicted per file;
 //! - [`upload_set`]: the one upload set of a sequence, found again after any crash;
+//! - [`set_options`]: what the set is created with (no server split or deduplication unless asked);
 //! - [`upload`] + [`multipart`]: pictures sent in parallel, streamed from disk;
 //! - [`pipeline`]: the run, completion, and the record `mtp status` shows;
 //! - [`api`]: the HTTP calls; [`retrying`]: the only use of the SDK's retry API; [`state`]: what is
@@ -28,11 +29,12 @@ pub mod eligibility;
 pub mod multipart;
 pub mod pipeline;
 pub mod retrying;
+pub mod set_options;
 pub mod state;
 pub mod upload;
 pub mod upload_set;
 
-use plugin_api::manifest::EnvKeyHelp;
+use plugin_api::manifest::{EnvKeyHelp, OptionKind, RunOptionSpec};
 use plugin_api::prelude::*;
 
 use crate::api::Api;
@@ -73,6 +75,36 @@ impl Integration for Panoramax {
                 EnvKeyHelp::new(config::ENV_CLAIM_POLL_MS, "How often the claim is polled, in ms.")
                     .default_value("2000"),
             ],
+            options: vec![
+                RunOptionSpec {
+                    name: "jobs".into(),
+                    help: "Files uploaded in parallel.".into(),
+                    kind: OptionKind::Integer { min: 1, max: 32 },
+                    default: Some(config::DEFAULT_JOBS.to_string()),
+                    flag: Some("jobs".into()),
+                },
+                RunOptionSpec {
+                    name: set_options::SPLIT.into(),
+                    help: "How the server may cut the sequence into collections: none (one collection), instance (its defaults, e.g. 300 s / 100 m), or SECONDS,METERS (300s,100m).".into(),
+                    kind: OptionKind::Text,
+                    default: Some("none".into()),
+                    flag: None,
+                },
+                RunOptionSpec {
+                    name: set_options::DEDUP.into(),
+                    help: "Whether the server deletes pictures nearly identical to the previous one: none (keep all), instance (its defaults, e.g. 1 m / 60°), or METERS,DEGREES (1m,60deg).".into(),
+                    kind: OptionKind::Text,
+                    default: Some("none".into()),
+                    flag: None,
+                },
+                RunOptionSpec {
+                    name: set_options::VISIBILITY.into(),
+                    help: "Who sees the pictures: anyone, owner-only or logged-only (default: your account's setting, else the instance's).".into(),
+                    kind: OptionKind::Text,
+                    default: None,
+                    flag: None,
+                },
+            ],
             ..Manifest::default()
         }
     }
@@ -80,7 +112,11 @@ impl Integration for Panoramax {
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
         match eligibility::refusal(sequence) {
             Some(reason) => Eligibility::not_eligible(reason),
-            None => Eligibility::eligible(),
+            None => Eligibility::eligible().with_note(
+                "one collection, every picture kept: mtp asks the instance not to split or \
+                 deduplicate (--option panoramax.split=instance and panoramax.dedup=instance apply \
+                 its defaults; `mtp upload --dry-run` shows them)",
+            ),
         }
     }
 

@@ -7,6 +7,7 @@ use plugin_api::prelude::*;
 
 use crate::api::{Api, UploadSet};
 use crate::config::{self, Config};
+use crate::set_options::{self, SetOptions};
 use crate::state::{SequenceStore, TOKEN_SECRET};
 use crate::upload::{self, rejection_line, Tally};
 use crate::upload_set;
@@ -32,21 +33,31 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
     if let Some(message) = left_out {
         ctx.progress(ProgressEvent::Note { message });
     }
+    let options = SetOptions::from_options(&request.options)?;
     if request.dry_run {
         let me = api.me(ctx).await?.ok_or_else(|| {
             PluginError::auth("Panoramax refused the stored token: run `mtp auth panoramax` again")
         })?;
+        let plan = what_the_instance_will_do(ctx, &api, &options, &sequence).await?;
         return Ok(RunOutcome::new(
             SequenceState::DryRun,
             format!(
-                "would upload {} pictures to {} as {}",
+                "would upload {} pictures to {} as {}: {plan}",
                 sequence.images.len(),
                 config.url,
                 me.name
             ),
         ));
     }
-    let set = upload_set::ensure(ctx, &api, &store, &sequence).await?;
+    let fresh = store.set()?.and_then(|r| r.id).is_none();
+    if fresh {
+        let plan = what_the_instance_will_do(ctx, &api, &options, &sequence).await?;
+        ctx.progress(ProgressEvent::Step {
+            step: "upload set".into(),
+            message: Some(plan),
+        });
+    }
+    let set = upload_set::ensure(ctx, &api, &store, &sequence, &options).await?;
     let tally = upload::send_all(
         ctx,
         &api,
@@ -73,6 +84,43 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
         set
     };
     Ok(outcome(&config, &set, Some(&tally)))
+}
+
+/// The upload set's settings in words, with the instance's own defaults when it says them, and which tags
+/// are not sent (said once per sequence, not per picture).
+async fn what_the_instance_will_do(
+    ctx: &Context,
+    api: &Api,
+    options: &SetOptions,
+    sequence: &SequenceDescriptor,
+) -> Result<String, PluginError> {
+    let instance = api.configuration(ctx).await?.unwrap_or_default();
+    let defaults = instance.defaults.as_ref();
+    let mut plan = options.describe(defaults);
+    if let Some(d) = defaults.filter(|_| *options == SetOptions::default()) {
+        if let (Some(t), Some(m)) = (d.split_time, d.split_distance) {
+            plan.push_str(&format!(
+                " (the instance's defaults, not used: split at {t} s / {m} m"
+            ));
+            match (d.duplicate_distance, d.duplicate_rotation) {
+                (Some(dm), Some(r)) => plan.push_str(&format!(
+                    ", delete pictures within {dm} m and {r}° of the previous)"
+                )),
+                _ => plan.push(')'),
+            }
+        }
+    }
+    let (semantic, plain) = set_options::semantics(&sequence.tags);
+    if !semantic.is_empty() {
+        plan.push_str(&format!("; {} tag(s) sent as semantics", semantic.len()));
+    }
+    if !plain.is_empty() {
+        plan.push_str(&format!(
+            "; tags without key=value not sent: {}",
+            plain.join(", ")
+        ));
+    }
+    Ok(plan)
 }
 
 async fn recheck(

@@ -1,7 +1,9 @@
 //! Sending a sequence's pictures into its upload set, several at a time.
 //!
 //! What the server already holds comes from its own list (`GET /api/upload_sets/<id>/files`), matched by
-//! file name as panoramax_cli does: accepted and rejected files alike are never sent again. A picture whose
+//! file name, as panoramax_cli 1.4.1 matches it (`panoramax_cli/status.py` `get_uploadset_files`); we send
+//! neither accepted nor rejected files again (panoramax_cli re-sends a rejected one whose local md5
+//! differs from the server's `content_md5`, `panoramax_cli/model.py` `has_to_be_sent`). A picture whose
 //! answer was lost is answered 409 "already added to this upload set" when sent again, which counts as
 //! accepted; so no picture is ever stored twice.
 
@@ -69,6 +71,7 @@ pub fn rejection_line(file_name: &str, rejection: &Rejection) -> String {
         "invalid_file" => "it is not a JPEG Panoramax can read: re-export it as JPEG",
         "in_excluded_area" => "the instance does not accept pictures taken there",
         "id_conflict" => "a picture with its id already exists on the instance",
+        "name_conflict" => "the set keeps the version sent first",
         _ => "see the message",
     };
     let missing = if rejection.details.is_empty() {

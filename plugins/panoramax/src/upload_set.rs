@@ -9,6 +9,7 @@ use plugin_api::prelude::*;
 use plugin_api::serde_json::Value;
 
 use crate::api::{self, Api, UploadSet};
+use crate::set_options::SetOptions;
 use crate::state::{SequenceStore, SetRecord};
 
 /// The sequence's upload set, created if it has none.
@@ -17,6 +18,7 @@ pub async fn ensure(
     api: &Api,
     store: &SequenceStore<'_>,
     sequence: &SequenceDescriptor,
+    options: &SetOptions,
 ) -> Result<UploadSet, PluginError> {
     let record = match store.set()? {
         Some(SetRecord { id: Some(id), .. }) => match api.upload_set(ctx, &id).await? {
@@ -42,12 +44,7 @@ pub async fn ensure(
         }
         None => new_record(store)?,
     };
-    let body = api::upload_set_body(
-        &sequence.name,
-        sequence.images.len(),
-        &record.nonce,
-        &sequence.id,
-    );
+    let body = api::upload_set_body(sequence, &record.nonce, options);
     let set = match api.create_upload_set(ctx, &body).await {
         Ok(set) => set,
         // The request left and no answer came: the set may exist. Look before anything else.

@@ -288,9 +288,16 @@ async fn interrupted_run_resumes_from_the_server_file_list() {
 
 #[tokio::test]
 async fn duplicates_of_another_set_are_named_and_the_set_is_completed_explicitly() {
-    let fake = FakePanoramax::start(PanoramaxConfig::default())
-        .await
-        .unwrap();
+    // With the in-process worker's quirk, an all-refused set is dispatched only by `complete`.
+    let fake = FakePanoramax::start(PanoramaxConfig {
+        faults: PanoramaxFaults {
+            stall_all_refused: true,
+            ..PanoramaxFaults::default()
+        },
+        ..PanoramaxConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let generated = generate(dir.path(), 4, 14);
     let host = authorised(&fake, "alice-token").await;

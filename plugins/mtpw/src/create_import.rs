@@ -1,0 +1,201 @@
+//! The later MTPW API's two steps for one Mapillary key: `POST sequence/create/` (not idempotent) and
+//! `PUT sequence/import/<unique_id>/` (not harmless to repeat: it strips the sequence's tags). Neither is
+//! sent again after an answer that never came unless the user says so (`--republish`).
+
+use plugin_api::prelude::*;
+
+use crate::api::{ApiError, MtpwApi};
+use crate::{api_error, unique_id_of, with_transport_fallback, KeyState, SequenceFields, Step};
+
+/// How a create whose earlier outcome is unknown is treated.
+#[derive(Clone, Copy)]
+pub(crate) struct CreateRules {
+    /// The user checked MTPW and asks for a new create (`--republish`).
+    pub(crate) repeat_unknown: bool,
+    /// This server's import refused the Mapillary token the last time (the public MTPW code asks
+    /// Mapillary's retired API v3), so a new MTPW sequence would never get its imagery.
+    pub(crate) import_refused: bool,
+    /// The user asks for the create even so (`--option mtpw.create=true`).
+    pub(crate) create_anyway: bool,
+}
+
+/// No create while the server cannot import: each would leave an MTPW sequence that stays empty.
+fn no_create_while_imports_fail(name: &str) -> RunOutcome {
+    let mut outcome = RunOutcome::new(
+        SequenceState::Waiting,
+        format!(
+            "no MTPW sequence created for \"{name}\": this MTPW server's import refused the Mapillary \
+             token last time (the public MTPW code checks it with Mapillary's retired API v3), so a new \
+             MTPW sequence would stay without its imagery"
+        ),
+    );
+    outcome.next_action = Some(
+        "nothing: mtp creates it once an import on this server works (it keeps trying the sequence \
+         already created on every mtp upload and mtp status); --option mtpw.create=true creates it now"
+            .into(),
+    );
+    outcome
+}
+
+/// An import whose answer was lost, for a sequence with tags: repeating it would make MTPW drop them.
+fn unknown_import(name: &str, unique_id: &str, tags: &str, why: &str) -> RunOutcome {
+    let mut outcome = RunOutcome::new(
+        SequenceState::Unknown,
+        format!(
+            "MTPW may or may not have imported sequence \"{name}\" ({unique_id}) ({why}); it is not \
+             imported again blindly: if the first import went through, MTPW's import deletes the row \
+             that already holds the Mapillary key, this sequence's own, and stores it again without its \
+             tags ({tags}) and tour links"
+        ),
+    );
+    outcome.next_action = Some(format!(
+        "look at \"{name}\" on Map the Paths Web: if it shows the Mapillary imagery, it was imported \
+         and nothing needs doing; if not, run mtp upload again with --republish (if it had been \
+         imported after all, add its tags again on the site)"
+    ));
+    outcome
+        .keys
+        .insert("unique_id".into(), unique_id.to_string());
+    outcome
+}
+
+fn unknown_create(name: &str, why: &str) -> RunOutcome {
+    let mut outcome = RunOutcome::new(
+        SequenceState::Unknown,
+        format!(
+            "MTPW may or may not have created sequence \"{name}\" ({why}); it is not created again \
+             blindly, which could make a second one"
+        ),
+    );
+    outcome.next_action = Some(format!(
+        "look for \"{name}\" among your sequences on Map the Paths Web; if it is not there (or you \
+         deleted it), run mtp upload again with --republish"
+    ));
+    outcome
+}
+
+pub(crate) async fn create_then_import(
+    ctx: &Context,
+    api: &MtpwApi<'_>,
+    fields: &SequenceFields<'_>,
+    transport: &TransportType,
+    slot: &str,
+    state: &mut KeyState,
+    rules: CreateRules,
+) -> Result<Step, PluginError> {
+    let mut note = None;
+    let unique_id = match state.unique_id.clone() {
+        Some(id) => id,
+        None => {
+            if rules.import_refused && !rules.create_anyway && !state.create_sent {
+                return Ok(Step::Unsettled(no_create_while_imports_fail(fields.name)));
+            }
+            if state.create_sent && !rules.repeat_unknown {
+                // An earlier create left without an answer we could trust (5xx, timeout, or mtp stopped
+                // before storing the answer): only the user can tell whether it exists.
+                let why = state.create_unknown.clone().unwrap_or_else(|| {
+                    "an earlier run stopped before storing MTPW's answer".into()
+                });
+                return Ok(Step::Unsettled(unknown_create(fields.name, &why)));
+            }
+            state.create_sent = true;
+            state.create_unknown = None;
+            ctx.state().put_json(slot, state)?;
+            let created = with_transport_fallback(transport, |transport_type| async move {
+                let mut form = vec![
+                    ("name", fields.name),
+                    ("transport_type", transport_type.as_str()),
+                    ("description", fields.description),
+                ];
+                form.extend(fields.tags.map(|tags| ("tag", tags)));
+                form.push(("source", "mtpdu"));
+                api.create(ctx, &form).await
+            })
+            .await;
+            let (answer, sent, fallback_note) = match created {
+                Ok(created) => created,
+                Err(ApiError::OutcomeUnknown(why)) => {
+                    state.create_unknown = Some(why.clone());
+                    ctx.state().put_json(slot, state)?;
+                    return Ok(Step::Unsettled(unknown_create(fields.name, &why)));
+                }
+                Err(err) => {
+                    // Refused before anything was stored (an error in a 200, a 4xx): safe to try again.
+                    state.create_sent = false;
+                    ctx.state().put_json(slot, state)?;
+                    return Err(api_error(err, "sequence create"));
+                }
+            };
+            let id = unique_id_of(&answer).ok_or_else(|| {
+                PluginError::other("MTPW created a sequence but sent no unique_id")
+            })?;
+            // Stored before anything else happens: a re-run must never create a second sequence.
+            state.unique_id = Some(id.clone());
+            state.transport_sent = Some(sent);
+            ctx.state().put_json(slot, state)?;
+            note = fallback_note;
+            id
+        }
+    };
+    if !state.imported {
+        // A sequence without tags loses nothing when MTPW repeats the import, so it may be sent again
+        // freely; with tags, an import whose answer was lost is repeated only at the user's word.
+        let repeat_safe = fields.tags.is_none();
+        if state.import_sent && !repeat_safe {
+            if !rules.repeat_unknown {
+                let why = state.import_unknown.clone().unwrap_or_else(|| {
+                    "an earlier run stopped before MTPW's answer arrived".into()
+                });
+                let tags = fields.tags.unwrap_or_default();
+                return Ok(Step::Unsettled(unknown_import(
+                    fields.name,
+                    &unique_id,
+                    tags,
+                    &why,
+                )));
+            }
+            ctx.warn(format!(
+                "importing \"{}\" into MTPW again as asked (--republish): if the earlier import went \
+                 through, MTPW drops the sequence's tags ({}); add them again on the site",
+                fields.name,
+                fields.tags.unwrap_or_default()
+            ));
+        }
+        state.import_sent = true;
+        state.import_unknown = None;
+        ctx.state().put_json(slot, state)?;
+        let imported = api
+            .import_into(
+                ctx,
+                &unique_id,
+                fields.mapillary_token,
+                fields.key,
+                repeat_safe,
+            )
+            .await;
+        match imported {
+            Ok(_) => {}
+            Err(ApiError::OutcomeUnknown(why)) => {
+                state.import_unknown = Some(why.clone());
+                ctx.state().put_json(slot, state)?;
+                let tags = fields.tags.unwrap_or_default();
+                return Ok(Step::Unsettled(unknown_import(
+                    fields.name,
+                    &unique_id,
+                    tags,
+                    &why,
+                )));
+            }
+            Err(err) => {
+                // Answered: whatever it said, it did not import (errors come before the deletion).
+                state.import_sent = false;
+                ctx.state().put_json(slot, state)?;
+                return Err(api_error(err, "sequence import"));
+            }
+        }
+        state.imported = true;
+        state.import_sent = false;
+        ctx.state().put_json(slot, state)?;
+    }
+    Ok(Step::Synced(unique_id, note))
+}
