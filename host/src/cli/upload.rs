@@ -281,9 +281,17 @@ fn prepare(
     args: &UploadArgs,
     dir: &std::path::Path,
 ) -> Result<(SequenceDescriptor, serde_json::Value), String> {
-    let (descriptor, skipped, prior) = prepare_sequence(dir, &args.overrides, args.skip_invalid)?;
+    let (mut descriptor, skipped, prior) =
+        prepare_sequence(dir, &args.overrides, args.skip_invalid)?;
     for line in &skipped {
         session.progress.println(line);
+    }
+    if !args.dry_run {
+        let note = mtp_host::identity::identify(session.runner.store(), &mut descriptor)
+            .map_err(|err| err.to_string())?;
+        if let Some(note) = note {
+            session.progress.println(&note);
+        }
     }
     Ok((descriptor, prior))
 }
