@@ -26,7 +26,9 @@
 //! 8. many small images (10,000 × 20 KB): wall time vs the plain client;
 //! 9. `curl --parallel --parallel-max 4` (one process, keep-alive) sending the same files to the same
 //!    fake, as a second, independent plain client;
-//! 10. `--bwlimit 2M` on a throttled loopback link: requested vs measured rate.
+//! 10. `--bwlimit 2M` on a throttled loopback link: requested vs measured rate;
+//! 11. a folder already uploaded and published, uploaded again with the state lost (a fresh state
+//!     directory, the same server): wall time beside its fresh upload, and body bytes sent again.
 //!
 //! Nothing here asserts on time: this binary is run by hand. Everything it measures talks to 127.0.0.1
 //! only (the one exception: when no `mapillary_tools` is found, `pip install mapillary_tools` into its
@@ -36,6 +38,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+
+mod lost_state;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -73,7 +77,7 @@ struct Cli {
     /// Seed for the generated sequences and the kill moments of the resume benchmark.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Only these rows (comma-separated numbers 1-10; rows 2 and 3 share row 1's uploads).
+    /// Only these rows (comma-separated numbers 1-11; rows 2 and 3 share row 1's uploads).
     #[arg(long, value_delimiter = ',')]
     rows: Vec<u32>,
     /// The mapillary_tools executable (default: /tmp/mlyvenv/bin/mapillary_tools, then PATH, else a
@@ -1442,6 +1446,9 @@ fn run(cli: &Cli) -> Result<Report> {
                 .bwlimit_row()
                 .unwrap_or_else(|e| Row::error("10", "Bandwidth cap", &e)),
         );
+    }
+    if wanted(11) {
+        rows.extend(bench.lost_state_rows());
     }
     let mut mly_version = serde_json::Value::Null;
     if wanted(7) {

@@ -189,7 +189,7 @@ impl Runner {
 
     /// What `integration` hands downstream: its outcome's exports without the secret ones, which
     /// [`Runner::upstream_for`] reads fresh from the secret store instead.
-    fn public_exports(integration: &LoadedPlugin, outcome: &RunOutcome) -> Exports {
+    pub(crate) fn public_exports(integration: &LoadedPlugin, outcome: &RunOutcome) -> Exports {
         let mut exports = outcome.exports.clone();
         exports.retain(|name, _| !integration.manifest.is_secret_export(name));
         exports
@@ -230,6 +230,9 @@ impl Runner {
         dry_run: bool,
         options: &RunOptions,
     ) -> Result<Vec<IntegrationRun>, StateError> {
+        // Becomes the stored sequence an integration recognises these photos as (`RunOutcome::same_as`).
+        let mut sequence = std::borrow::Cow::Borrowed(sequence);
+        let mut merged = false;
         let mut records = self.records_of(&sequence.id)?;
         let mut exported: BTreeMap<String, Exports> = BTreeMap::new();
         // How each integration ended, for the ones chained after it that need it.
@@ -256,6 +259,20 @@ impl Runner {
                 }
                 continue;
             }
+            if merged
+                && previous
+                    .as_ref()
+                    .is_some_and(|p| p.state == SequenceState::Published)
+            {
+                // The photos were recognised as a stored sequence this integration already published.
+                if let Some(p) = previous {
+                    exported.insert(id.clone(), Self::public_exports(integration, &p));
+                    results.insert(id.clone(), UpstreamResult::Outcome(p));
+                }
+                run.skipped = Some("already published with these photos; nothing sent".into());
+                runs.push(run);
+                continue;
+            }
             if let Some(reason) = already_published(&id, options.shared()) {
                 results.insert(id.clone(), UpstreamResult::Skipped(reason.clone()));
                 run.skipped = Some(reason);
@@ -264,7 +281,7 @@ impl Runner {
             }
             let services = self.services(integration, Some(&sequence.id)).to_ffi();
             match integration
-                .call_json::<_, Eligibility>(services, Method::Eligibility, sequence)
+                .call_json::<_, Eligibility>(services, Method::Eligibility, &*sequence)
                 .await
             {
                 Ok(e) if !e.eligible => {
@@ -292,7 +309,7 @@ impl Runner {
                 }
             }
             if let Some(reason) = upstream_skip(&integration.manifest, &results, &enabled) {
-                self.record_upstream_skip(sequence, &id, &mut records, &reason)?;
+                self.record_upstream_skip(&sequence, &id, &mut records, &reason)?;
                 results.insert(id.clone(), UpstreamResult::Skipped(reason.clone()));
                 run.skipped = Some(reason);
                 runs.push(run);
@@ -300,13 +317,36 @@ impl Runner {
             }
             let request = RunRequest {
                 mode,
-                sequence: sequence.clone(),
+                sequence: sequence.clone().into_owned(),
                 dry_run,
                 upstream: self.upstream_for(integration, &exported)?,
                 previous: previous.clone(),
                 options: options.for_integration(&integration.manifest),
             };
-            let checkpoint = self.checkpoint(sequence, &id, records.get(&id));
+            if mode == RunMode::Recheck {
+                // A re-check never writes progress into the record, and an error leaves it as it was.
+                let result = integration
+                    .call_json::<_, RunOutcome>(
+                        self.services(integration, Some(&sequence.id)).to_ffi(),
+                        Method::Run,
+                        &request,
+                    )
+                    .await;
+                let record = records.remove(&id).unwrap_or_default();
+                let result =
+                    self.recheck_result(&sequence, integration, record, result, &mut run)?;
+                if let UpstreamResult::Outcome(p)
+                | UpstreamResult::Error {
+                    outcome: Some(p), ..
+                } = &result
+                {
+                    exported.insert(id.clone(), Self::public_exports(integration, p));
+                }
+                results.insert(id.clone(), result);
+                runs.push(run);
+                continue;
+            }
+            let checkpoint = self.checkpoint(&sequence, &id, records.get(&id));
             let result = integration
                 .call_json::<_, RunOutcome>(
                     self.services(integration, Some(&sequence.id))
@@ -323,6 +363,12 @@ impl Runner {
             }
             match result {
                 Ok(mut outcome) => {
+                    if let Some(into) = self.same_as(&sequence, mode, dry_run, &mut outcome)? {
+                        sequence.to_mut().id = into;
+                        records = self.records_of(&sequence.id)?;
+                        record = records.remove(&id).unwrap_or_default();
+                        merged = true;
+                    }
                     outcome.exports = Self::public_exports(integration, &outcome);
                     results.insert(id.clone(), UpstreamResult::Outcome(outcome.clone()));
                     exported.insert(id.clone(), outcome.exports.clone());
@@ -352,10 +398,44 @@ impl Runner {
                 // A record written by an older version may still hold a secret: drop it on rewrite.
                 outcome.exports = Self::public_exports(integration, outcome);
             }
-            self.store.put_record(sequence, &id, &record)?;
+            self.store.put_record(&sequence, &id, &record)?;
             runs.push(run);
         }
         Ok(runs)
+    }
+
+    /// The stored sequence `outcome` says these photos are (`RunOutcome::same_as`), once the store
+    /// keeps them as that one: this folder's id becomes its alias and the message says where the
+    /// photos were. `None` when the outcome names none (or in a dry run).
+    fn same_as(
+        &self,
+        sequence: &SequenceDescriptor,
+        mode: RunMode,
+        dry_run: bool,
+        outcome: &mut RunOutcome,
+    ) -> Result<Option<String>, StateError> {
+        let Some(into) = outcome.same_as.take() else {
+            return Ok(None);
+        };
+        if dry_run || mode != RunMode::Upload {
+            return Ok(None);
+        }
+        if into == sequence.id {
+            // The same sequence, its photos found at new paths: nothing to merge.
+            return Ok(Some(into));
+        }
+        let before = self.store.descriptor(&into)?.map(|d| d.root);
+        self.store.merge_into(&sequence.id, &into)?;
+        let said = outcome.message.take().unwrap_or_default();
+        outcome.message = Some(match before {
+            Some(root) if root != sequence.root => {
+                let gone = !std::path::Path::new(&root).exists();
+                let how = if gone { "moved from" } else { "same photos as" };
+                format!("{how} {root}: {said}")
+            }
+            _ => said,
+        });
+        Ok(Some(into))
     }
 
     /// Stores that integration `id` was skipped because an integration it needs did not deliver, so its
@@ -468,42 +548,6 @@ impl Runner {
             plan.push(entry);
         }
         plan
-    }
-
-    /// Re-checks every stored sequence that some integration left waiting (unpublished, waiting for
-    /// upstream, publish outcome unknown), politely: one sequence at a time, skipping `except` (sequences
-    /// about to be uploaded anyway).
-    pub async fn recheck_pending(
-        &self,
-        except: &[String],
-    ) -> Result<Vec<(SequenceDescriptor, Vec<IntegrationRun>)>, StateError> {
-        let mut pending: BTreeMap<String, SequenceDescriptor> = BTreeMap::new();
-        for listed in self.store.records()? {
-            let waiting = listed
-                .record
-                .state()
-                .is_some_and(SequenceState::needs_recheck);
-            if waiting && !except.contains(&listed.sequence_id) {
-                if pending.contains_key(&listed.sequence_id) {
-                    continue;
-                }
-                if let Some(descriptor) = self.store.descriptor(&listed.sequence_id)? {
-                    pending.insert(listed.sequence_id.clone(), descriptor);
-                }
-            }
-        }
-        let mut results = Vec::new();
-        for descriptor in pending.into_values() {
-            // Another process working on it (or re-checking it) will do it: skip, never wait.
-            let Ok(_lock) = self.lock_sequence(&descriptor.id, "re-check") else {
-                continue;
-            };
-            let runs = self
-                .run_sequence(&descriptor, RunMode::Recheck, false, &RunOptions::none())
-                .await?;
-            results.push((descriptor, runs));
-        }
-        Ok(results)
     }
 }
 

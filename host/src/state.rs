@@ -14,6 +14,7 @@ use plugin_api::PluginError;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+mod alias;
 mod listing;
 pub use listing::{
     newest_sequence_first, ErrorView, Listing, OutcomeView, RecordView, StoredRecord, Text,
@@ -234,7 +235,7 @@ impl StateStore {
                 "SELECT count(*), coalesce(sum(name = 'plugin_state' AND sql LIKE '%WITHOUT ROWID%'), 0)
                  FROM sqlite_master WHERE name IN ('plugin_state', 'plugin_secret',
                  'sequence', 'sequence_record', 'sequence_folders', 'sequence_folders_stale',
-                 'sequence_listing')",
+                 'sequence_listing', 'sequence_alias')",
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
@@ -242,7 +243,7 @@ impl StateStore {
         if clustered != 0 {
             StateStore::unclustered_plugin_state(&conn).map_err(sqlite)?;
         }
-        if found != SCHEMA_VERSION || present != 7 {
+        if found != SCHEMA_VERSION || present != 8 {
             StateStore::create_schema(&conn).map_err(sqlite)?;
         }
         for suffix in ["-wal", "-shm"] {
@@ -261,6 +262,7 @@ impl StateStore {
     }
 
     fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(alias::SCHEMA)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS plugin_state (
                  plugin TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,

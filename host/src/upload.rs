@@ -130,7 +130,13 @@ impl Upload {
         let read = tokio::task::spawn_blocking(move || read(&owned, &overrides, skip_invalid))
             .await
             .map_err(|err| invalid(format!("the check stopped: {err}")))?;
-        let (descriptor, skipped, prior) = read.map_err(invalid)?;
+        let (mut descriptor, mut skipped, prior) = read.map_err(invalid)?;
+        // A folder whose photos this state store already holds under another path is that sequence.
+        if !self.request.dry_run {
+            let note = crate::identity::identify(runner.store(), &mut descriptor)
+                .map_err(|err| invalid(err.to_string()))?;
+            skipped.extend(note);
+        }
         let options = self.options.clone().with_shared("prior_uploads", prior);
         let plan = runner
             .preflight(&descriptor, self.request.dry_run, options.shared())

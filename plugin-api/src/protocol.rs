@@ -260,6 +260,13 @@ pub struct RunOutcome {
     /// What the user or the next run should do (`run mtp upload again`, `re-authorise with mtp auth mapillary`).
     #[serde(default)]
     pub next_action: Option<String>,
+    /// The stored sequence (its id) whose photos these are, recognised by content: this folder is that
+    /// sequence moved, renamed or copied (or, naming this sequence itself, its photos found at new
+    /// paths), and nothing was sent. The host then keeps one sequence under that id, at this folder, and
+    /// does not call the integrations that already published it (docs/architecture.md, "Identity"). Optional: a host that does not know
+    /// it ignores it, and the folder is then a sequence of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
 }
 
 impl RunOutcome {
@@ -272,6 +279,7 @@ impl RunOutcome {
             exports: BTreeMap::new(),
             progress: None,
             next_action: None,
+            same_as: None,
         }
     }
 }

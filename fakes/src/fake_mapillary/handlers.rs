@@ -812,6 +812,7 @@ async fn upload_post(
     let mut lease = match Lease::begin(&sh, &key, offset, sh.config.accept_overlapping_offsets) {
         Ok(l) => l,
         Err(BeginError::Busy) => {
+            // An assumption, not a documented behaviour: see `BeginError::Busy`.
             let resp = offset_invalid(&sh);
             return reject_draining(&sh, &key, &headers, body, 0, resp).await;
         }

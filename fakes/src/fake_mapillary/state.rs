@@ -724,7 +724,12 @@ fn promised_md5(key: &str) -> Option<String> {
 
 /// Why an upload `POST` could not start.
 pub(crate) enum BeginError {
-    /// Another `POST` for the same key is still streaming.
+    /// Another `POST` for the same key is still streaming. Answered with the same 412
+    /// `OffsetInvalidError` as a wrong offset: an ASSUMPTION. No public source says what the upload
+    /// service does with a second writer of one entity (mapillary_tools never opens two: one thread per
+    /// file, `mapillary_tools/uploader.py`; its only 412 is `OffsetInvalidError`, `retriable: true`,
+    /// `_is_immediate_retriable_exception`). mtp's speed must not depend on it: the client waits for a
+    /// draining connection only after a 412 that follows body bytes it sent itself.
     Busy,
     /// `Offset` differs from what the server holds.
     Mismatch { current: u64 },

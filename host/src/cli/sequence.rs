@@ -214,9 +214,11 @@ pub(crate) struct GenerateArgs {
     #[arg(long, default_value_t = 1.0)]
     pub(crate) interval_s: f64,
     /// Random seed (also shifts the start time by whole days and hours, so sequences with different
-    /// seeds do not overlap; the times stay between 2020-05-10 and 2025-11-01 whatever the seed).
-    #[arg(long, default_value_t = 1)]
-    pub(crate) seed: u64,
+    /// seeds do not overlap; the times stay between 2020-05-10 and 2025-11-01 whatever the seed). Without
+    /// it each run draws its own, so two runs write two different sequences (their own photos, times and
+    /// sequence UUID); the seed drawn is printed, to write the same sequence again.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
 }
 
 impl GenerateArgs {
@@ -233,7 +235,7 @@ impl GenerateArgs {
             name: "Sample canal walk".into(),
             transport: "Earth/Walk".into(),
             interval_s: 2.0,
-            seed: 1,
+            seed: Some(1),
         }
     }
 }
@@ -252,6 +254,11 @@ fn seed_shift_ms(seed: u64) -> i64 {
 }
 
 pub(crate) fn generate(global: &GlobalArgs, args: &GenerateArgs) -> Result<ExitCode> {
+    // A fresh seed per run unless one is given: the same default for every run made every generated
+    // sequence the same photos under the same MTPDU UUID (issue 23, case 5).
+    let seed = args
+        .seed
+        .unwrap_or_else(|| u64::from(rand::random::<u32>()));
     let transport = plugin_api::transport::TransportType::parse(&args.transport)
         .map_err(|err| anyhow::anyhow!("--transport: {err}"))?;
     let defaults = mtp_sequence::generate::GenerateOptions::default();
@@ -265,8 +272,8 @@ pub(crate) fn generate(global: &GlobalArgs, args: &GenerateArgs) -> Result<ExitC
         name: args.name.clone(),
         transport: Some(transport),
         interval_ms: (args.interval_s * 1000.0).round() as i64,
-        start_time_ms: defaults.start_time_ms + seed_shift_ms(args.seed),
-        seed: args.seed,
+        start_time_ms: defaults.start_time_ms + seed_shift_ms(seed),
+        seed,
         ..defaults
     };
     let generated = mtp_sequence::generate::generate_sequence(&args.dir, &options)
@@ -277,10 +284,11 @@ pub(crate) fn generate(global: &GlobalArgs, args: &GenerateArgs) -> Result<ExitC
             "image_dir": generated.image_dir,
             "images": generated.images.len(),
             "name": generated.name,
+            "seed": seed,
         }))?;
     } else {
         println!(
-            "wrote {} images to {}",
+            "wrote {} images to {} (seed {seed}: --seed {seed} writes the same again)",
             generated.images.len(),
             generated.image_dir.display()
         );

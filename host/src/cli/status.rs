@@ -101,10 +101,10 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
     for (sequence, runs) in rechecked {
         for run in runs {
             if let Some(err) = &run.error {
-                session.progress.println(&format!(
-                    "re-check {} / {}: {err}",
-                    sequence.name, run.integration
-                ));
+                // `not re-checked: Mapillary unreachable (...)`: the table below shows the stored state.
+                session
+                    .progress
+                    .println(&format!("{} / {}: {err}", sequence.name, run.integration));
             }
         }
     }

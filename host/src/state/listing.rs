@@ -356,6 +356,7 @@ mod tests {
                 exports: BTreeMap::new(),
                 progress: o.progress,
                 next_action: o.next_action.map(text),
+                same_as: None,
             }),
             last_error: view
                 .last_error

@@ -53,7 +53,14 @@ pub struct Config {
     pub publish_deadline: Duration,
     /// [`ENV_TEST_NOW`], when set.
     pub test_now_ms: Option<i64>,
+    /// A re-check (`mtp status`, the look before `mtp upload`): retried requests get
+    /// [`RECHECK_BUDGET`] instead of the upload's hours, so an unreachable Mapillary is said at once.
+    pub recheck: bool,
 }
+
+/// The retry budget of a re-check's requests: a few quick tries, then the re-check gives up and the
+/// record stays as it was (the host says "not re-checked"). The next `mtp status` tries again.
+pub const RECHECK_BUDGET: Duration = Duration::from_secs(2);
 
 /// Parses an [`ENV_TEST_NOW`] value: Unix milliseconds or an RFC 3339 time.
 pub fn parse_test_now(value: &str) -> Result<i64, PluginError> {
@@ -117,6 +124,7 @@ impl Config {
                 .env(ENV_TEST_NOW)
                 .map(|v| parse_test_now(&v))
                 .transpose()?,
+            recheck: false,
         })
     }
 
@@ -130,6 +138,11 @@ impl Config {
     /// The budget every retried request uses: 1 s doubling to 16 s (as mapillary_tools), at most
     /// [`RETRY_MAX_ATTEMPTS`] retries and [`RETRY_WINDOW_FACTOR`] × the base delay without progress.
     pub fn backoff(&self) -> plugin_api::sdk::retry::Backoff {
+        if self.recheck {
+            let base = self.retry_base.min(Duration::from_millis(250));
+            return plugin_api::sdk::retry::Backoff::new(base, base.saturating_mul(4), 3)
+                .within(RECHECK_BUDGET);
+        }
         plugin_api::sdk::retry::Backoff::new(
             self.retry_base,
             self.retry_base.saturating_mul(RETRY_CAP_FACTOR),

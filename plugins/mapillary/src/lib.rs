@@ -56,6 +56,7 @@ mod dry_run;
 mod error;
 mod exif_rewrite;
 mod lookup;
+mod moved;
 mod outcome;
 mod outgoing;
 mod overdue;

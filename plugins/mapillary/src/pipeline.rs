@@ -128,7 +128,9 @@ pub struct Run<'a> {
 impl<'a> Run<'a> {
     /// Prepares a run of `request`.
     pub fn new(ctx: &'a Context, request: &'a RunRequest) -> Result<Run<'a>> {
-        let api = Api::new(Config::from_context(ctx)?)?;
+        let mut config = Config::from_context(ctx)?;
+        config.recheck = request.mode == RunMode::Recheck;
+        let api = Api::new(config)?;
         Ok(Run {
             api,
             ctx,
@@ -181,6 +183,28 @@ impl<'a> Run<'a> {
     /// The outcome from the parts; once published, also drops what will never be sent again (the
     /// per-image records), keeping the plan and the keys.
     fn record_outcome(&self, plan: &Plan, parts: &[PartState], token: &str) -> Result<RunOutcome> {
+        let outcome = self.summary(plan, parts, token);
+        if outcome.state == SequenceState::Published {
+            // Nothing will be sent again: only the plan and the keys stay, and each image's content
+            // entry (`crate::moved`). (A no-op once done, so a published sequence costs no writes on
+            // later runs.)
+            let images = self.store.images()?;
+            let mut writes =
+                crate::moved::content_writes(&self.request.sequence.id, plan, &images)?;
+            writes.extend(self.store.image_paths()?.iter().flat_map(|path| {
+                [
+                    self.store.image_delete(path),
+                    state::hash_entry_delete(path),
+                ]
+            }));
+            self.ctx.state().write_all(&writes)?;
+            crate::prepublish::forget_attempts(self.ctx, &self.request.sequence.id)?;
+        }
+        Ok(outcome)
+    }
+
+    /// What the parts add up to (`crate::outcome::summarize`).
+    fn summary(&self, plan: &Plan, parts: &[PartState], token: &str) -> RunOutcome {
         let views: Vec<PartView<'_>> = plan
             .parts
             .iter()
@@ -207,31 +231,35 @@ impl<'a> Run<'a> {
                 bytes_done: 0,
                 bytes_total: 0,
             }));
-        let summary = summarize(
+        summarize(
             &views,
             self.api.config.now_ms(),
             self.api.config.publish_deadline,
             token,
             progress,
-        );
-        if summary.outcome.state == SequenceState::Published {
-            // Nothing will be sent again: only the plan and the keys stay. (A no-op once done, so a
-            // published sequence costs no writes on later runs.)
-            let writes: Vec<_> = self
-                .store
-                .image_paths()?
-                .iter()
-                .flat_map(|path| {
-                    [
-                        self.store.image_delete(path),
-                        state::hash_entry_delete(path),
-                    ]
-                })
-                .collect();
-            self.ctx.state().write_all(&writes)?;
-            crate::prepublish::forget_attempts(self.ctx, &self.request.sequence.id)?;
-        }
-        Ok(summary.outcome)
+        )
+        .outcome
+    }
+
+    /// The outcome of a folder whose photos are a sequence this state published (`crate::moved`):
+    /// nothing is sent; the host keeps the photos as that sequence.
+    async fn already_published(&self, found: crate::moved::Found) -> Result<RunOutcome> {
+        let token = auth::token(self.ctx)?;
+        let mut outcome = self.summary(&found.plan, &found.parts, &token);
+        let keys: Vec<&str> = found
+            .parts
+            .iter()
+            .filter_map(|p| p.sequence_key.as_deref())
+            .collect();
+        outcome.message = Some(format!(
+            "already published as {}; nothing sent",
+            keys.join(", ")
+        ));
+        outcome.same_as = Some(found.sequence.clone());
+        // What changed is reported (and, on request, sent) as a change of that sequence.
+        let mut request = self.request.clone();
+        request.sequence.id = found.sequence;
+        crate::changes::report_or_send(self.ctx, &request, &found.plan, outcome).await
     }
 
     fn forget_part(&self, plan: &Plan, index: usize) -> Result<()> {
@@ -329,12 +357,38 @@ impl<'a> Run<'a> {
             validate(&self.request.sequence)?;
             return dry_run::run(self.ctx, self.request, &plan(&self.request.sequence)).await;
         }
+        // A folder new to this state may hold photos it published as another sequence (moved,
+        // renamed, copied): recognised by content, nothing is sent.
+        let mut first_key = None;
+        if self.store.plan()?.is_none() && !self.options.republish {
+            let sequence = &self.request.sequence;
+            match crate::moved::find(self.ctx, sequence, self.options.jobs).await? {
+                crate::moved::Lookup::Found(found) => return self.already_published(found).await,
+                crate::moved::Lookup::New { first_key: key } => first_key = key,
+            }
+        }
         // A sequence whose every part has its key is done, whatever happened to it on disk since.
-        if let Some(stored) = self.store.plan()? {
+        if let Some(mut stored) = self.store.plan()? {
             let parts = self.parts(&stored)?;
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
                 let token = auth::token(self.ctx)?;
-                let outcome = self.record_outcome(&stored, &parts, &token)?;
+                let sequence = &self.request.sequence;
+                let moved =
+                    crate::moved::repath(self.ctx, sequence, self.options.jobs, &mut stored)
+                        .await?;
+                let mut outcome = self.record_outcome(&stored, &parts, &token)?;
+                if let Some(before) = moved {
+                    let keys: Vec<&str> = parts
+                        .iter()
+                        .filter_map(|p| p.sequence_key.as_deref())
+                        .collect();
+                    outcome.message = Some(format!(
+                        "moved from {before}: already published as {}; nothing sent",
+                        keys.join(", ")
+                    ));
+                    // The host then leaves the integrations that published it alone.
+                    outcome.same_as = Some(sequence.id.clone());
+                }
                 return crate::changes::report_or_send(self.ctx, self.request, &stored, outcome)
                     .await;
             }
@@ -368,12 +422,23 @@ impl<'a> Run<'a> {
             })
             .collect();
 
+        // A folder new to this state whose first photo the server already holds was uploaded by a
+        // run whose state was lost: each entity is then asked for its handle without sending a body
+        // byte (one request; `Start::Held`). One offset request per new folder decides it; if it
+        // fails, the entities are sent as new (correct, only slower when they were held).
+        let held = match &first_key {
+            Some(key) if !to_send.is_empty() => {
+                self.api.upload_offset(&token, key).await.unwrap_or(0) > 0
+            }
+            _ => false,
+        };
         let uploader = Uploader {
             api: &self.api,
             ctx: self.ctx,
             token: &token,
             found_complete: Default::default(),
             limit: bandwidth_limit(self.request)?,
+            held,
         };
         let mut progress = Progress::default();
         // Whether every image to send was already complete on the server before this run sent a byte
@@ -389,6 +454,8 @@ impl<'a> Run<'a> {
         let survey = self.fetch_survey(&plan, &survey_due, &token);
         let mut survey = std::pin::pin!(survey);
         let mut surveyed = None;
+        // The look's notes, once applied.
+        let mut applied: Option<Vec<String>> = None;
         if !to_send.is_empty() {
             let uploaded = self.upload_images(&uploader, &plan, &to_send, &by_path);
             // `--jobs 1` keeps to one request at a time: the look comes after the images then.
@@ -410,7 +477,19 @@ impl<'a> Run<'a> {
                     .load(std::sync::atomic::Ordering::Relaxed)
                     == progress.files_total;
             let acknowledged = self.store.images()?;
+            if preuploaded && !self.options.no_publish {
+                // Every image was on the server already (a state lost after an upload): look first,
+                // so that a part already published is adopted without sending its manifest again.
+                let fetched = match surveyed.take() {
+                    Some(fetched) => fetched,
+                    None => survey.as_mut().await,
+                }?;
+                applied = Some(self.survey(&plan, &mut parts, preuploaded, fetched)?);
+            }
             for &index in &to_send {
+                if applied.is_some() && parts[index].sequence_key.is_some() {
+                    continue;
+                }
                 match self
                     .upload_manifest(&uploader, &plan, index, &mut parts[index], &acknowledged)
                     .await
@@ -428,11 +507,16 @@ impl<'a> Run<'a> {
         // `no_publish` publishes nothing, not even a part whose earlier publication is in doubt.
         let mut notes = Vec::new();
         if !self.options.no_publish {
-            let fetched = match surveyed {
-                Some(fetched) => fetched,
-                None => survey.await,
-            }?;
-            notes = self.survey(&plan, &mut parts, preuploaded, fetched)?;
+            notes = match applied {
+                Some(notes) => notes,
+                None => {
+                    let fetched = match surveyed {
+                        Some(fetched) => fetched,
+                        None => survey.await,
+                    }?;
+                    self.survey(&plan, &mut parts, preuploaded, fetched)?
+                }
+            };
             match self.publish_parts(&plan, &mut parts, &token).await {
                 Ok(()) => {}
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
@@ -509,6 +593,7 @@ impl<'a> Run<'a> {
             token,
             found_complete: Default::default(),
             limit: bandwidth_limit(self.request)?,
+            held: false,
         };
         let mut acknowledged = None;
         for index in due {

@@ -3,9 +3,12 @@
 //!
 //! An image small enough to hold ([`HOLD_LIMIT`]) is read once: hashed and sent from the same bytes; a
 //! larger one is hashed in one pass and streamed in a second. An entity this state has never sent starts
-//! at offset 0 without asking the server (a 412 sends us back to asking); one it may have sent before,
-//! and any entity after a 412, first waits until the server's offset stops moving (a connection that died
-//! a moment ago may still be draining into it) and sends only the remainder. Each acknowledged handle is
+//! at offset 0 without asking the server (a 412 sends us back to asking, once); one the server probably
+//! holds already (a run whose state was lost, `Start::Held`) is asked for its handle by an empty `POST` at
+//! its end, so it costs no body byte and at most one offset request; one this state may have sent before,
+//! and any entity after a 412 that follows body bytes we sent, first waits until the server's offset stops
+//! moving (a connection that died a moment ago may still be draining into it) and sends only the
+//! remainder. Each acknowledged handle is
 //! committed to state at once, so nothing acknowledged is ever sent again. Attempts run through the SDK
 //! retry loop with Mapillary's classifier; every body chunk pays the run's bandwidth cap first.
 
@@ -67,6 +70,10 @@ pub enum Start {
     Fresh,
     /// Perhaps sent before: ask the offset, and wait until it stops moving.
     Resumed,
+    /// Probably complete on the server, though never sent from this state (its first image was found
+    /// complete there: `crate::pipeline`): ask for the handle with an empty `POST` at the entity's end; a
+    /// 412 (not held after all) sends us to ask the offset once and send the rest.
+    Held,
 }
 
 /// Reads the run's bandwidth cap (`bwlimit`, e.g. `"2M"`) from the request's options.
@@ -112,6 +119,9 @@ pub struct Uploader<'a> {
     pub found_complete: AtomicU64,
     /// The bandwidth cap shared by every upload of the run.
     pub limit: Option<Arc<TokenBucket>>,
+    /// Whether entities never sent from this state are probably complete on the server already
+    /// ([`Start::Held`] instead of [`Start::Fresh`]).
+    pub held: bool,
 }
 
 impl Uploader<'_> {
@@ -151,10 +161,18 @@ impl Uploader<'_> {
         // offset to settle first.
         let ask = AtomicBool::new(start != Start::Fresh);
         let settle = AtomicBool::new(start == Start::Resumed);
+        // Whether an attempt of this run sent body bytes: only then may a 412 mean our own dead
+        // connection is still draining into the entity, worth waiting out.
+        let sent_body = AtomicBool::new(false);
+        let held = AtomicBool::new(start == Start::Held);
         with_retries(self.ctx, &mut backoff, what, |headway| {
-            let (furthest, ask, settle) = (&furthest, &ask, &settle);
+            let (furthest, ask, settle, sent_body, held) =
+                (&furthest, &ask, &settle, &sent_body, &held);
             async move {
-                let offset = if ask.swap(true, Ordering::Relaxed) {
+                let guessed = held.swap(false, Ordering::Relaxed);
+                let offset = if guessed {
+                    length
+                } else if ask.swap(true, Ordering::Relaxed) {
                     let offset = if settle.swap(false, Ordering::Relaxed) {
                         self.settled_offset(key).await?
                     } else {
@@ -182,6 +200,9 @@ impl Uploader<'_> {
                     0
                 };
                 progress.reach(offset);
+                if offset < length {
+                    sent_body.store(true, Ordering::Relaxed);
+                }
                 let activity = Activity::new();
                 let body = self.body(source, offset, progress, &activity);
                 let result = self
@@ -196,7 +217,12 @@ impl Uploader<'_> {
                         &activity,
                     )
                     .await;
-                if matches!(&result, Err(Failure::Status { status: 412, .. })) {
+                if guessed && result.is_ok() {
+                    self.found_complete.fetch_add(1, Ordering::Relaxed);
+                }
+                if matches!(&result, Err(Failure::Status { status: 412, .. }))
+                    && sent_body.load(Ordering::Relaxed)
+                {
                     settle.store(true, Ordering::Relaxed);
                 }
                 result
@@ -305,11 +331,12 @@ impl Uploader<'_> {
             (None, Some(hash)) => {
                 let key = image_key(&hash);
                 let entry = HashEntry::new(out, key.clone());
+                let start = if self.held { Start::Held } else { Start::Fresh };
                 if small {
-                    return Ok((key, source, Start::Fresh, Some(entry)));
+                    return Ok((key, source, start, Some(entry)));
                 }
                 state::put_hash_entry(self.ctx, &path, &entry)?;
-                Ok((key, source, Start::Fresh, None))
+                Ok((key, source, start, None))
             }
             (None, None) => Err(MlyError::Invalid(format!("{path}: no session key"))),
         }
