@@ -97,21 +97,33 @@ impl Api {
         })
     }
 
-    fn remember(&self, read: bool, rates: Option<Rates>) {
+    /// Keeps what an answer said: the overall rates (every request counts against them) and, for a
+    /// read, the read rates.
+    fn remember(&self, headers: &reqwest::header::HeaderMap, read: bool) {
         let mut slot = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        slot.1 = rate_limit::from_headers(headers, false);
         if read {
-            slot.0 = rates;
-        } else {
-            slot.1 = rates;
+            slot.0 = rate_limit::from_headers(headers, true);
         }
     }
 
-    fn known(&self, read: bool) -> Option<Rates> {
+    fn forget(&self) {
+        *self.rates.lock().unwrap_or_else(|p| p.into_inner()) = (None, None);
+    }
+
+    /// The used-up window that applies to a request (a read counts against both limits).
+    fn exhausted(&self, read: bool) -> Option<(Exhausted, Rates)> {
         let slot = self.rates.lock().unwrap_or_else(|p| p.into_inner());
-        if read {
-            slot.0
-        } else {
-            slot.1
+        let overall = slot.1.and_then(|r| Some((r.exhausted()?, r)));
+        let reads = slot
+            .0
+            .filter(|_| read)
+            .and_then(|r| Some((r.exhausted()?, r)));
+        match (overall, reads) {
+            (Some((Exhausted::Daily, r)), _) | (_, Some((Exhausted::Daily, r))) => {
+                Some((Exhausted::Daily, r))
+            }
+            (overall, reads) => overall.or(reads),
         }
     }
 
@@ -154,17 +166,14 @@ impl Api {
         let mut limited = 0;
         loop {
             ctx.check_cancelled()?;
-            if let Some(rates) = self.known(read) {
-                if let Some(which) = rates.exhausted() {
-                    self.wait_for_window(ctx, what, which, Some(&rates)).await?;
-                    self.remember(read, None);
-                }
+            if let Some((which, rates)) = self.exhausted(read) {
+                self.wait_for_window(ctx, what, which, Some(&rates)).await?;
+                self.forget();
             }
             let failure = match build().send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let rates = rate_limit::from_headers(response.headers(), read);
-                    self.remember(read, rates);
+                    self.remember(response.headers(), read);
                     match response.text().await {
                         Ok(_) if status == 429 => {
                             limited += 1;
@@ -174,12 +183,13 @@ impl Api {
                                      waiting for {RATE_LIMITED_MAX} windows; run mtp upload again later"
                                 )));
                             }
-                            let which = rates
-                                .and_then(|r| r.exhausted())
-                                .unwrap_or(Exhausted::Short);
+                            let (which, rates) = match self.exhausted(read) {
+                                Some((which, rates)) => (which, Some(rates)),
+                                None => (Exhausted::Short, None),
+                            };
                             self.wait_for_window(ctx, what, which, rates.as_ref())
                                 .await?;
-                            self.remember(read, None);
+                            self.forget();
                             continue;
                         }
                         Ok(body) if status >= 500 || status == 408 => format!(

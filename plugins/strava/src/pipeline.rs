@@ -129,8 +129,11 @@ async fn upload(
             };
             record.upload_id = Some(id);
             store.put(&record)?;
-            if let Some(done) = settle(ctx, store, &mut record, upload_status::read(&json))? {
-                return Ok(done);
+            let first = upload_status::read(&json);
+            if !matches!(first, Upload::Processing(_)) {
+                if let Some(done) = settle(ctx, store, &mut record, first)? {
+                    return Ok(done);
+                }
             }
         }
         if record.activity_id.is_none() {
