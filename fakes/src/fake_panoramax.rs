@@ -587,11 +587,11 @@ async fn list_files(
 }
 
 /// One part of a form: `(name, filename, bytes)`.
-type Part = (String, Option<String>, Vec<u8>);
+pub(crate) type Part = (String, Option<String>, Vec<u8>);
 
 /// The parts of a `multipart/form-data` body: `(name, filename, bytes)`. Minimal (assumption: the
 /// client sends well-formed parts, as reqwest and requests do).
-fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
+pub(crate) fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
     let boundary = content_type
         .split(';')
         .find_map(|p| p.trim().strip_prefix("boundary="))?

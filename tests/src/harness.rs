@@ -63,6 +63,8 @@ pub fn build_workspace() -> &'static Path {
             "-p",
             "mtp-panoramax",
             "-p",
+            "mtp-strava",
+            "-p",
             "mtp-fakes",
             "--bins",
             "--lib",
@@ -147,6 +149,9 @@ pub fn mtp_command(home: &Path) -> Command {
         "MTP_WEB_APP_ID",
         "MTP_WEB_APP_SECRET",
         "PANORAMAX_URL",
+        "STRAVA_CLIENT_ID",
+        "STRAVA_CLIENT_SECRET",
+        "STRAVA_REDIRECT_URI",
     ] {
         command.env_remove(key);
     }

@@ -48,7 +48,14 @@ fn every_declared_key_has_help_and_the_secret_ones_are_marked() {
         .filter(|k| k["secret"] == true)
         .map(|k| k["key"].as_str().unwrap())
         .collect();
-    assert_eq!(secret, ["MAPILLARY_SECRET", "MTP_WEB_APP_SECRET"]);
+    assert_eq!(
+        secret,
+        [
+            "MAPILLARY_SECRET",
+            "MTP_WEB_APP_SECRET",
+            "STRAVA_CLIENT_SECRET"
+        ]
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `mtp-fakes serve`: run the fake Mapillary and MTPW servers for manual runs, demos and
+//! `mtp-fakes serve`: run the fake Mapillary, MTPW and Strava servers for manual runs, demos and
 //! benchmarks. Prints one JSON line with the URLs on stdout, then serves until SIGINT/SIGTERM
 //! (or stdin EOF with `--exit-on-stdin-eof`).
 
@@ -13,6 +13,7 @@ use mtp_fakes::fake_mapillary::{
 };
 use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
 use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig};
+use mtp_fakes::fake_strava::{FakeStrava, StravaConfig};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -70,6 +71,9 @@ struct ServeArgs {
     /// Port of the fake Panoramax (0 = any free port).
     #[arg(long, default_value_t = 0)]
     panoramax_port: u16,
+    /// Port of the fake Strava (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    strava_port: u16,
 
     // ---- Mapillary account and app ----
     /// The Mapillary user token (valid from the start; what /token issues).
@@ -393,6 +397,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let strava = FakeStrava::start(StravaConfig {
+        port: a.strava_port,
+        ..StravaConfig::default()
+    })
+    .await
+    .context("starting the fake Strava")?;
+    let strava_cfg = strava.config().clone();
     let cfg = mapillary.config();
     let mut line = json!({
         "mapillary": {
@@ -426,7 +437,14 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "MTP_WEB_APP_SECRET": "mtp-demo-secret",
             // No MTP_WEB_REDIRECT_URI: like the real MTPW, the fake accepts only the app's registered
             // `app.mtp.desktop` redirect, so mtp sends none (docs/providers/mtpw.md).
+            "STRAVA_CLIENT_ID": strava_cfg.client_id,
+            "STRAVA_CLIENT_SECRET": strava_cfg.client_secret,
+            "STRAVA_REDIRECT_URI":
+                format!("http://127.0.0.1:{}/strava/callback", free_loopback_port()?),
+            "STRAVA_API_URL": strava.api_url(),
+            "STRAVA_OAUTH_URL": strava.oauth_url(),
         },
+        "strava": {"api_url": strava.api_url(), "oauth_url": strava.oauth_url()},
     });
     if let Some((fake, tokens)) = &panoramax {
         line["panoramax"] = json!({"url": fake.base_url(), "tokens": tokens});
@@ -438,12 +456,14 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     wait_for_exit(a.exit_on_stdin_eof).await?;
     if a.stats_on_exit {
-        let stats = json!({"mapillary": mapillary.stats(), "mtpw": mtpw.stats()});
+        let stats = json!({"mapillary": mapillary.stats(), "mtpw": mtpw.stats(),
+                           "strava": strava.stats()});
         eprintln!("{stats}");
     }
     if let Some((fake, _)) = panoramax {
         fake.shutdown();
     }
+    strava.shutdown();
     mtpw.shutdown();
     mapillary.shutdown();
     Ok(())

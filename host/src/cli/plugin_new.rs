@@ -23,7 +23,14 @@ struct Names {
 
 /// The ids of the providers bundled with mtp (and the template's): a new provider must not take one, or
 /// it would shadow (and its build instructions overwrite) the bundled library.
-const BUNDLED_IDS: &[&str] = &["archive", "mapillary", "mtpw", "panoramax", "template"];
+const BUNDLED_IDS: &[&str] = &[
+    "archive",
+    "mapillary",
+    "mtpw",
+    "panoramax",
+    "strava",
+    "template",
+];
 
 fn names(name: &str) -> Result<Names> {
     let id = name.trim().to_lowercase().replace([' ', '_'], "-");
