@@ -6,6 +6,11 @@
 //! for acknowledged files at most once per [`MIN_INTERVAL`] (one small SQLite transaction; no write per
 //! image). The plugin's own state stays the authority for what is acknowledged; this record is what the
 //! user reads, and the plugin's final outcome replaces it when the run ends.
+//!
+//! When the record cannot be written (a full disk), nothing is sent: [`Checkpoint::begin`] fails and the
+//! plugin is not called. When a later write fails, the run is asked to stop at its next safe point
+//! ([`Checkpoint::stop_flag`]) and ends with that error ([`Checkpoint::take_failure`]); what was written
+//! before stays (every write is its own transaction).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +20,7 @@ use plugin_api::protocol::{Progress, ProgressEvent, RunOutcome, SequenceState};
 use plugin_api::sequence::SequenceDescriptor;
 
 use crate::services::{ProgressOrigin, ProgressSink};
-use crate::state::{IntegrationRecord, StateStore};
+use crate::state::{IntegrationRecord, StateError, StateStore};
 
 /// At most one progress write per this interval (step changes are written at once).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(1000);
@@ -35,17 +40,22 @@ pub struct Checkpoint {
     base: IntegrationRecord,
     inner: Mutex<Inner>,
     descriptor_written: AtomicBool,
+    /// Set when a write failed: the run stops at its next safe point.
+    stop: Arc<AtomicBool>,
+    /// The first write that failed.
+    failure: Mutex<Option<StateError>>,
 }
 
 impl Checkpoint {
     /// Starts the record of `integration` on `sequence`. A sequence without a record gets one now, saying the
-    /// run has started; an existing record is left as it is until the run reports progress.
+    /// run has started; an existing record is written again as it is (so a store that cannot be written
+    /// is found before anything is sent). An error here means the plugin must not be called.
     pub fn begin(
         store: StateStore,
         sequence: SequenceDescriptor,
         integration: &str,
         base: IntegrationRecord,
-    ) -> Arc<Checkpoint> {
+    ) -> Result<Arc<Checkpoint>, StateError> {
         let checkpoint = Arc::new(Checkpoint {
             store,
             sequence,
@@ -58,16 +68,48 @@ impl Checkpoint {
                 latest: None,
             }),
             descriptor_written: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
+            failure: Mutex::new(None),
         });
-        if checkpoint.base.outcome.is_none() {
-            let mut started = RunOutcome::new(
-                SequenceState::Pending,
-                "started; nothing acknowledged yet (if this run was stopped, nothing was sent)",
-            );
-            started.next_action = Some("run mtp upload again".into());
-            checkpoint.write(started);
+        match &checkpoint.base.outcome {
+            None => {
+                let mut started = RunOutcome::new(
+                    SequenceState::Pending,
+                    "started; nothing acknowledged yet (if this run was stopped, nothing was sent)",
+                );
+                started.next_action = Some("run mtp upload again".into());
+                checkpoint.write(started)?;
+            }
+            Some(_) => {
+                let stored = checkpoint.store.put_outcome(
+                    &checkpoint.sequence.id,
+                    &checkpoint.integration,
+                    &checkpoint.base,
+                )?;
+                if !stored {
+                    checkpoint.store.put_record(
+                        &checkpoint.sequence,
+                        &checkpoint.integration,
+                        &checkpoint.base,
+                    )?;
+                }
+            }
         }
-        checkpoint
+        Ok(checkpoint)
+    }
+
+    /// Set once a write of the record failed: the services report the run as cancelled from then on,
+    /// so the plugin stops at its next safe point.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// The first write that failed during the run, if any (taken: asked once, after the run).
+    pub fn take_failure(&self) -> Option<StateError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// What the record says now, when the run changed it.
@@ -133,7 +175,12 @@ impl Checkpoint {
             inner.latest = Some(outcome.clone());
             outcome
         };
-        self.write(outcome);
+        if let Err(err) = self.write(outcome) {
+            tracing::debug!("cannot record the progress of {}: {err}", self.sequence.id);
+            self.stop.store(true, Ordering::SeqCst);
+            let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            failure.get_or_insert(err);
+        }
     }
 
     /// The record for where the run stands, or `None` for a step that says nothing about the state.
@@ -171,7 +218,7 @@ impl Checkpoint {
         Some(outcome)
     }
 
-    fn write(&self, outcome: RunOutcome) {
+    fn write(&self, outcome: RunOutcome) -> Result<(), StateError> {
         let record = IntegrationRecord {
             outcome: Some(outcome),
             last_error: self.base.last_error.clone(),
@@ -184,16 +231,12 @@ impl Checkpoint {
                 .put_record(&self.sequence, &self.integration, &record)
                 .map(|()| self.descriptor_written.store(true, Ordering::Relaxed))
         };
-        let written = if self.descriptor_written.load(Ordering::Relaxed) {
+        if self.descriptor_written.load(Ordering::Relaxed) {
             self.store
                 .put_outcome(&self.sequence.id, &self.integration, &record)
                 .and_then(|stored| if stored { Ok(()) } else { whole() })
         } else {
             whole()
-        };
-        if let Err(err) = written {
-            // The run goes on; only the in-progress record is missing.
-            tracing::warn!("cannot record the progress of {}: {err}", self.sequence.id);
         }
     }
 }

@@ -56,13 +56,14 @@ impl Runner {
         Ok(self.run_sequence(sequence, mode, dry_run, options).await?)
     }
 
-    /// The in-progress record of `integration` on `sequence`, starting from `stored`.
+    /// The in-progress record of `integration` on `sequence`, starting from `stored`; an error when it
+    /// cannot be written (then nothing may be sent).
     pub(crate) fn checkpoint(
         &self,
         sequence: &SequenceDescriptor,
         integration: &str,
         stored: Option<&IntegrationRecord>,
-    ) -> Arc<Checkpoint> {
+    ) -> Result<Arc<Checkpoint>, StateError> {
         Checkpoint::begin(
             self.store().clone(),
             sequence.clone(),

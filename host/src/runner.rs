@@ -346,10 +346,12 @@ impl Runner {
                 runs.push(run);
                 continue;
             }
-            let checkpoint = self.checkpoint(&sequence, &id, records.get(&id));
+            // Nothing is sent unless the record of the run can be written first.
+            let checkpoint = self.checkpoint(&sequence, &id, records.get(&id))?;
             let result = integration
                 .call_json::<_, RunOutcome>(
                     self.services(integration, Some(&sequence.id))
+                        .with_stop_flag(checkpoint.stop_flag())
                         .with_progress(checkpoint.sink(self.progress.clone()))
                         .to_ffi(),
                     Method::Run,
@@ -398,7 +400,13 @@ impl Runner {
                 // A record written by an older version may still hold a secret: drop it on rewrite.
                 outcome.exports = Self::public_exports(integration, outcome);
             }
-            self.store.put_record(&sequence, &id, &record)?;
+            let stored = self.store.put_record(&sequence, &id, &record);
+            if let Some(failure) = checkpoint.take_failure() {
+                // The run was stopped because its record could not be written: say so, whatever the
+                // plugin reported (what it acknowledged is in its own state, or sent again next time).
+                return Err(failure);
+            }
+            stored?;
             runs.push(run);
         }
         Ok(runs)

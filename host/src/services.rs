@@ -40,6 +40,8 @@ pub struct PluginServices {
     progress: Option<ProgressSink>,
     authorizer: Option<Authorizer>,
     cancelled: Arc<AtomicBool>,
+    /// A second reason to stop at the next safe point (the run's record can no longer be written).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl PluginServices {
@@ -53,6 +55,7 @@ impl PluginServices {
             progress: None,
             authorizer: None,
             cancelled: Arc::new(AtomicBool::new(false)),
+            stop: None,
         }
     }
 
@@ -83,6 +86,12 @@ impl PluginServices {
     /// Shares `flag` as the cancellation flag.
     pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> PluginServices {
         self.cancelled = flag;
+        self
+    }
+
+    /// Reports the call as cancelled also once `flag` is set.
+    pub fn with_stop_flag(mut self, flag: Arc<AtomicBool>) -> PluginServices {
+        self.stop = Some(flag);
         self
     }
 
@@ -199,6 +208,7 @@ impl HostServices for PluginServices {
 
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+            || self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
     fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {

@@ -32,7 +32,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// SQLite refused an operation.
-    #[error("state database {path}: {cause}")]
+    #[error("state database {path}: {}", sqlite_cause(cause))]
     Sqlite {
         /// The database file.
         path: PathBuf,
@@ -617,6 +617,16 @@ impl Descriptors<'_> {
             )
             .optional()?;
         Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
+    }
+}
+
+/// SQLite's error as the user needs it: a full disk said as such, with what to do (SQLite's own text,
+/// "database or disk is full", is kept for searching).
+fn sqlite_cause(cause: &rusqlite::Error) -> String {
+    if cause.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        format!("disk full ({cause}): free some space, then run the command again (everything recorded before is kept)")
+    } else {
+        cause.to_string()
     }
 }
 

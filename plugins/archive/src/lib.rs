@@ -1,6 +1,8 @@
 //! The local archive integration: copies a sequence's images and a JSON manifest of its metadata into
 //! `ARCHIVE_DIR/<name>-<id>/`. Resumable (a partly copied file continues where it stopped; finished files
-//! are never copied again), with progress. It proves the plugin API fits more than Mapillary: it needed no
+//! are never copied again), with progress. A file appears under its final name only once all of it is on
+//! disk (written to `.part`, flushed, synced, its length checked, then renamed), so a full disk leaves
+//! `.part` files and an error naming the first one that failed, never a truncated image. It proves the plugin API fits more than Mapillary: it needed no
 //! host change.
 
 use std::path::{Path, PathBuf};
@@ -101,11 +103,48 @@ async fn copy_resumable(ctx: &Context, from: &Path, to: &Path) -> Result<u64, Pl
             files: 0,
         });
     }
-    target.sync_all().await.map_err(|e| io_error(&part, e))?;
+    finish(target, &part, total).await?;
     tokio::fs::rename(&part, to)
         .await
         .map_err(|e| io_error(to, e))?;
     Ok(total)
+}
+
+/// Makes sure `part` holds all `expected` bytes on disk before it may be renamed to its final name.
+/// tokio reports a failed background write (a full disk) only on the next write or `flush`, and
+/// `sync_all` does not return it: so flush first, then sync, then compare the length on disk.
+async fn finish(mut file: tokio::fs::File, part: &Path, expected: u64) -> Result<(), PluginError> {
+    file.flush().await.map_err(|e| io_error(part, e))?;
+    file.sync_all().await.map_err(|e| io_error(part, e))?;
+    let written = tokio::fs::metadata(part)
+        .await
+        .map_err(|e| io_error(part, e))?
+        .len();
+    if written != expected {
+        return Err(PluginError::other(format!(
+            "{}: {written} of {expected} bytes written (is the disk full?)",
+            part.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `to` through `to.part` (flushed, synced and its length checked before the rename),
+/// so a partial file never appears under the final name.
+async fn write_whole(to: &Path, bytes: &[u8]) -> Result<(), PluginError> {
+    let mut part = to.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let mut file = tokio::fs::File::create(&part)
+        .await
+        .map_err(|e| io_error(&part, e))?;
+    file.write_all(bytes)
+        .await
+        .map_err(|e| io_error(&part, e))?;
+    finish(file, &part, bytes.len() as u64).await?;
+    tokio::fs::rename(&part, to)
+        .await
+        .map_err(|e| io_error(to, e))
 }
 
 #[plugin_api::async_trait]
@@ -183,9 +222,7 @@ impl Integration for Archive {
         let manifest_path = dest.join("manifest.json");
         let manifest = serde_json::to_vec_pretty(sequence)
             .map_err(|e| PluginError::other(format!("cannot encode the manifest: {e}")))?;
-        tokio::fs::write(&manifest_path, manifest)
-            .await
-            .map_err(|e| io_error(&manifest_path, e))?;
+        write_whole(&manifest_path, &manifest).await?;
         let path = dest.display().to_string();
         let mut outcome = RunOutcome::new(SequenceState::Published, format!("archived in {path}"));
         outcome.keys.insert("archive_path".into(), path.clone());

@@ -101,3 +101,127 @@ async fn copies_resumes_and_never_copies_twice() {
         "{again:?}"
     );
 }
+
+/// A tmpfs mounted on a directory while the value lives, unmounted when it drops (a failed assertion
+/// included). Mounting needs root (CI runs as root).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Result<Tmpfs, String> {
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed (root is needed): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_leaves_no_partial_file_under_a_final_name() {
+    let source = tempfile::tempdir().unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    let mount = match Tmpfs::mount(archive.path(), "4m") {
+        Ok(mount) => mount,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    const IMAGES: usize = 40;
+    const SIZE: usize = 200 * 1024;
+    let images: Vec<serde_json::Value> = (0..IMAGES)
+        .map(|i| {
+            let name = format!("img{i:02}.jpg");
+            let path = source.path().join(&name);
+            std::fs::write(&path, vec![i as u8 + 1; SIZE]).unwrap();
+            serde_json::json!({
+                "path": path, "file_name": name, "size_bytes": SIZE,
+                "latitude": 52.0, "longitude": 6.0,
+                "captured_at_ms": 1_600_000_000_000i64 + i as i64 * 1000, "projection": "flat"
+            })
+        })
+        .collect();
+    let seq: SequenceDescriptor = serde_json::from_value(serde_json::json!({
+        "schema": 1, "id": "abcdef123456", "root": source.path(), "name": "Full", "description": "",
+        "tags": [], "source": "folder", "images": images
+    }))
+    .unwrap();
+    let host = TestHost::new().with_env("ARCHIVE_DIR", archive.path().to_str().unwrap());
+    let ctx = host.context();
+    let request = RunRequest {
+        mode: RunMode::Upload,
+        sequence: seq,
+        dry_run: false,
+        upstream: BTreeMap::new(),
+        previous: None,
+        options: Default::default(),
+    };
+    let dest = archive.path().join("Full-abcdef12");
+
+    let err = Archive.run(&ctx, request.clone()).await.unwrap_err();
+    // Every file under a final name is whole; the first one that did not fit is named, as a `.part`.
+    let mut whole = 0;
+    let mut parts = Vec::new();
+    for entry in std::fs::read_dir(&dest).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        let len = entry.metadata().unwrap().len();
+        if name.ends_with(".part") {
+            parts.push(name);
+        } else {
+            assert_ne!(
+                name, "manifest.json",
+                "the manifest says the archive is complete"
+            );
+            assert_eq!(len, SIZE as u64, "{name} under its final name is partial");
+            whole += 1;
+        }
+    }
+    assert!(whole > 0 && whole < IMAGES, "{whole} whole files");
+    let first_failed = format!("img{whole:02}.jpg.part");
+    assert_eq!(parts, std::slice::from_ref(&first_failed), "{err}");
+    assert!(
+        err.message
+            .contains(&format!("{}", dest.join(&first_failed).display())),
+        "the error names the first file that failed: {err}"
+    );
+
+    // Space freed: the next run finishes, each file whole.
+    mount.resize("16m");
+    Archive.run(&ctx, request).await.unwrap();
+    for i in 0..IMAGES {
+        let copied = std::fs::read(dest.join(format!("img{i:02}.jpg"))).unwrap();
+        assert_eq!(copied, vec![i as u8 + 1; SIZE], "img{i:02}.jpg");
+    }
+    assert!(dest.join("manifest.json").is_file());
+    assert!(!std::fs::read_dir(&dest).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".part")));
+}
