@@ -36,10 +36,30 @@ async function api(method, path, body) {
   return data;
 }
 
-function flash(message) {
+// The banner: a message in plain words, the next step as buttons, and a close button. `actions` are
+// [label, handler] pairs.
+function flash(message, actions) {
   const box = document.getElementById('flash');
-  box.textContent = message || '';
-  box.hidden = !message;
+  if (!message) { box.hidden = true; box.replaceChildren(); return; }
+  const close = el('button', { type: 'button', class: 'close', 'aria-label': 'Dismiss this message',
+    onclick: () => flash('') }, '×');
+  box.replaceChildren(el('span', { class: 'flash-text' }, message),
+    (actions || []).map(([label, handler]) => el('button', { type: 'button', class: 'secondary',
+      onclick: () => { flash(''); handler(); } }, label)),
+    close);
+  box.hidden = false;
+}
+
+// What an error of `kind` means for the user, and what to do next.
+function plainError(kind, message) {
+  switch (kind) {
+    case 'transient': return 'Could not reach the service (the network or the service is down). Nothing sent is lost: retry when the connection is back.';
+    case 'auth': return 'The service did not accept the login (expired or withdrawn). Log in again, then retry.';
+    case 'cancelled': return 'Cancelled. What was sent is kept: resume whenever you like.';
+    case 'rejected': return 'The service refused this sequence: ' + message;
+    case 'invalid_input': return 'Something in the sequence needs fixing: ' + message;
+    default: return message;
+  }
 }
 
 function bytes(n) {
@@ -212,15 +232,26 @@ function sequenceCard(rows) {
       recheck),
     el('table', {},
       el('thead', {}, el('tr', {}, ['Integration', 'State', 'Progress', 'Keys', 'Details'].map((h) => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows.map((row) => el('tr', { dataset: { integration: row.integration, state: row.state } },
+      el('tbody', {}, rows.map((row) => el('tr', { dataset: { integration: row.integration, state: shownState(row) } },
         el('th', { scope: 'row' }, row.integration),
-        el('td', {}, badge(row.state)),
-        el('td', {}, row.progress ? row.progress.files_done + '/' + row.progress.files_total + ' files' : ''),
-        el('td', { class: 'keys' }, keyLinks(row.integration, row.keys)),
-        el('td', {},
+        el('td', { 'data-label': 'State' }, badge(shownState(row)),
+          shownState(row) === 'stopped' ? el('button', { type: 'button', class: 'secondary small-button',
+            onclick: () => { location.hash = '#upload'; startUpload(first.root, {}); } }, 'Resume') : null),
+        el('td', { 'data-label': 'Progress' }, row.progress
+          ? (shownState(row) === 'stopped' ? 'stopped at ' : '') + row.progress.files_done + '/' + row.progress.files_total + ' files' : ''),
+        el('td', { class: 'keys', 'data-label': 'Keys' }, keyLinks(row.integration, row.keys)),
+        el('td', { 'data-label': 'Details' },
           row.message ? el('div', {}, row.message) : null,
           row.last_error ? el('div', { class: 'error' }, 'Last error: ' + row.last_error) : null,
           row.next_action ? el('div', { class: 'muted' }, 'Next: ' + row.next_action) : null))))));
+}
+
+// A record left "uploading" by a run that is no longer going (cancelled, interrupted) has stopped.
+function shownState(row) {
+  if (row.state !== 'uploading') return row.state;
+  const running = [...uploads.values()].some((u) => (u.status === 'running' || u.status === 'queued')
+    && [...u.lanes.values()].some((l) => l.sequence === row.sequence_id));
+  return running ? 'uploading' : 'stopped';
 }
 
 document.getElementById('recheck-all').addEventListener('click', async (event) => {
@@ -234,6 +265,9 @@ document.getElementById('recheck-all').addEventListener('click', async (event) =
 
 let inspected = null;
 
+const TRANSPORTS = ['Earth/Walk', 'Earth/Bicycle', 'Earth/Car', 'Earth/Motorcycle', 'Earth/Scooter', 'Earth/Skateboard',
+  'Earth/Ski', 'Earth/Horse', 'Water/Boat', 'Water/Kayak', 'Water/Swim', 'Air/Paraglide', 'Air/Plane', 'Air/Drone'];
+
 document.getElementById('inspect-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   flash('');
@@ -241,50 +275,159 @@ document.getElementById('inspect-form').addEventListener('submit', async (event)
   const box = document.getElementById('inspection');
   box.replaceChildren(el('p', { class: 'muted' }, 'Reading ' + path + '…'));
   try {
-    inspected = { path, summary: await api('POST', '/inspect', { path }) };
+    const [summary, integrations, auth] = await Promise.all([
+      api('POST', '/inspect', { path }), api('GET', '/integrations'), api('GET', '/auth')]);
+    inspected = { path, summary, integrations, auth };
     box.replaceChildren(inspectionCard(inspected));
+    renderPlan();
   } catch (error) {
     inspected = null;
     box.replaceChildren(el('p', { class: 'error' }, error.message));
   }
 });
 
-function inspectionCard({ path, summary }) {
-  const eligible = summary.integrations.filter((i) => i.eligible);
+// The metadata fields as the API takes them (empty ones left out: the sequence's own values stand).
+function metadata() {
+  const value = (id) => document.getElementById(id).value.trim();
+  const out = {};
+  for (const [key, id] of [['name', 'meta-name'], ['description', 'meta-description'], ['transport', 'meta-transport'],
+    ['time_offset', 'meta-offset']]) {
+    if (value(id)) out[key] = value(id);
+  }
+  const tags = value('meta-tags').split(',').map((t) => t.trim()).filter(Boolean);
+  if (tags.length) out.tags = tags;
+  return out;
+}
+
+// Checks the fields as the CLI does (the server reads the sequence again with them) and redraws the plan.
+async function recheckFields() {
+  if (!inspected) return;
+  const status = document.getElementById('meta-status');
+  status.textContent = 'Checking…';
+  status.className = 'muted small';
+  try {
+    inspected.summary = await api('POST', '/inspect', Object.assign({ path: inspected.path }, metadata()));
+    status.textContent = '';
+    inspected.fieldError = '';
+  } catch (error) {
+    status.textContent = error.message;
+    status.className = 'error small';
+    inspected.fieldError = error.message;
+  }
+  renderPlan();
+}
+
+// Where one integration stands for this sequence: ready, needs login, needs metadata, disabled, not eligible.
+function readiness(entry, info) {
+  if (entry.enabled === false) {
+    return { state: 'disabled', text: (info && info.reason) || entry.reason || 'not enabled' };
+  }
+  if (!entry.eligible) return { state: 'not_eligible', text: entry.reason || 'does not take this sequence' };
+  // The CLI's fixes, said for the page (its buttons and fields do what the commands do).
+  const needs = (entry.needs || []).map((n) => n
+    .replace(/: run `mtp auth [\w-]+`/, '')
+    .replace(/: pass --transport.*$/, ': fill in Transport above')
+    .replace(/pass --time-offset.*$/, 'fill in Camera clock offset above'));
+  const login = needs.find((n) => /not logged in/.test(n));
+  if (login) return { state: 'needs_login', text: needs.join('; ') };
+  if (needs.length) return { state: 'needs_metadata', text: needs.join('; ') };
+  return { state: 'ready', text: '' };
+}
+
+const READINESS_LABEL = { ready: 'Ready', needs_login: 'Needs login', needs_metadata: 'Needs metadata',
+  disabled: 'Disabled', not_eligible: 'Not eligible' };
+
+function renderPlan() {
+  if (!inspected) return;
+  const { summary, integrations } = inspected;
+  const infoById = Object.fromEntries(integrations.map((i) => [i.id, i]));
+  const box = document.getElementById('plan');
+  const previous = new Map([...box.querySelectorAll('input[data-destination]')].map((c) => [c.dataset.destination, c]));
+  const rows = summary.integrations.map((entry) => {
+    const info = infoById[entry.id];
+    const name = (info && info.name) || entry.id;
+    const r = readiness(entry, info);
+    const sendable = r.state !== 'disabled' && r.state !== 'not_eligible';
+    const before = previous.get(entry.id);
+    const box = sendable ? el('input', { type: 'checkbox', id: 'dest-' + entry.id, dataset: { destination: entry.id },
+      checked: before && before.dataset.state === r.state ? before.checked : r.state === 'ready', onchange: startLabel }) : null;
+    if (box) box.dataset.state = r.state;
+    let next = null;
+    if (r.state === 'needs_login') {
+      next = el('button', { type: 'button', class: 'secondary small-button', onclick: () => login(entry.id) }, 'Log in to ' + name);
+    } else if (r.state === 'needs_metadata') {
+      const field = /transport/i.test(r.text) ? 'meta-transport' : (/offset|time zone/i.test(r.text) ? 'meta-offset' : 'meta-name');
+      next = el('button', { type: 'button', class: 'secondary small-button',
+        onclick: () => document.getElementById(field).focus() }, 'Fill in ' + document.querySelector('label[for="' + field + '"]').textContent.toLowerCase());
+    }
+    return el('li', { dataset: { integration: entry.id, readiness: r.state } },
+      el('div', { class: 'plan-head' },
+        box ? el('label', { class: 'dest', for: 'dest-' + entry.id }, box, ' ', el('strong', {}, name))
+          : el('strong', { class: 'dest' }, name),
+        el('span', { class: 'badge state-' + r.state }, READINESS_LABEL[r.state])),
+      r.text ? el('p', { class: 'muted small' }, r.text) : null,
+      next);
+  });
+  box.replaceChildren(...rows);
   const problems = summary.problems || [];
+  document.getElementById('problems').replaceChildren(problems.length
+    ? el('ul', { class: 'problems' }, problems.slice(0, 50).map((p) =>
+      el('li', {}, (p.file ? p.file.split('/').pop() + ': ' : '') + p.field + ': ' + p.message)))
+    : el('p', { class: 'ok' }, 'None.'),
+  ...(problems.length > 50 ? [el('p', { class: 'muted' }, (problems.length - 50) + ' more…')] : []));
+  startLabel();
+}
+
+// Start says what will run.
+function startLabel() {
+  const start = document.getElementById('start');
+  if (!start || !inspected) return;
+  const names = Object.fromEntries(inspected.integrations.map((i) => [i.id, i.name]));
+  const chosen = [...document.querySelectorAll('input[data-destination]:checked')].map((c) => names[c.dataset.destination] || c.dataset.destination);
+  start.disabled = !chosen.length || Boolean(inspected.fieldError);
+  start.textContent = chosen.length ? 'Upload to ' + chosen.join(', ') : 'Choose where to upload';
+}
+
+function inspectionCard({ path, summary }) {
   const stats = [
     ['Images', summary.valid_image_count + ' valid of ' + summary.image_count],
     ['Size', bytes(summary.total_bytes)],
     ['Time span', summary.first_capture ? summary.first_capture + ' → ' + summary.last_capture + ' (' + duration(summary.duration_s) + ')' : '–'],
     ['Length', summary.length_km.toFixed(2) + ' km'],
-    ['Transport', summary.transport || '–'],
     ['Source', summary.source],
   ];
+  const field = (id, label, attrs) => el('div', { class: 'field' }, el('label', { for: id }, label),
+    el('input', Object.assign({ id, type: 'text', autocomplete: 'off', onchange: recheckFields }, attrs)));
   const jobs = el('input', { id: 'opt-jobs', type: 'number', min: 1, max: 32, value: 4 });
   const skip = el('input', { id: 'opt-skip', type: 'checkbox' });
   const dry = el('input', { id: 'opt-dry', type: 'checkbox' });
-  const start = el('button', { id: 'start', type: 'submit', disabled: !eligible.length }, 'Start upload');
+  const noPublish = el('input', { id: 'opt-nopublish', type: 'checkbox' });
+  const start = el('button', { id: 'start', type: 'submit' }, 'Start upload');
   return el('form', { class: 'card inspection', dataset: { sequence: summary.id }, onsubmit: (event) => {
     event.preventDefault();
-    startUpload(path, { jobs: Number(jobs.value) || 4, skip_invalid: skip.checked, dry_run: dry.checked });
+    const destinations = [...document.querySelectorAll('input[data-destination]:checked')].map((c) => c.dataset.destination);
+    startUpload(path, Object.assign({ jobs: Number(jobs.value) || 4, skip_invalid: skip.checked, dry_run: dry.checked,
+      no_publish: noPublish.checked, destinations }, metadata()));
   } },
   el('div', { class: 'card-head' }, el('h2', {}, summary.name), el('span', { class: 'muted' }, summary.id.slice(0, 8))),
   el('dl', { class: 'stats' }, stats.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
   el('h3', {}, 'Problems'),
-  problems.length
-    ? el('ul', { class: 'problems' }, problems.slice(0, 50).map((p) =>
-      el('li', {}, (p.file ? p.file.split('/').pop() + ': ' : '') + p.field + ': ' + p.message)))
-    : el('p', { class: 'ok' }, 'None.'),
-  problems.length > 50 ? el('p', { class: 'muted' }, (problems.length - 50) + ' more…') : null,
-  el('h3', {}, 'Integrations'),
-  el('ul', { class: 'eligibility' }, summary.integrations.map((i) =>
-    el('li', { dataset: { integration: i.id, eligible: String(i.eligible) } },
-      badge(i.eligible ? 'eligible' : 'not_eligible'), ' ', el('strong', {}, i.id),
-      i.reason ? el('span', { class: 'muted' }, ' — ' + i.reason) : null))),
+  el('div', { id: 'problems' }),
+  el('fieldset', { class: 'metadata' }, el('legend', {}, 'Sequence details'),
+    field('meta-name', 'Name', { value: summary.name || '' }),
+    field('meta-transport', 'Transport', { value: summary.transport || '', list: 'transports', placeholder: 'Earth/Walk' }),
+    el('datalist', { id: 'transports' }, TRANSPORTS.map((t) => el('option', { value: t }))),
+    field('meta-description', 'Description', { value: summary.description || '' }),
+    field('meta-tags', 'Tags (comma-separated)', { value: (summary.tags || []).join(', ') }),
+    field('meta-offset', 'Camera clock offset', { placeholder: '+02:00 (only for times without one)' }),
+    el('p', { id: 'meta-status', class: 'muted small', role: 'status' })),
+  el('h3', {}, 'Send to'),
+  el('ul', { id: 'plan', class: 'eligibility' }),
   el('fieldset', { class: 'options' }, el('legend', {}, 'Options'),
     el('label', {}, 'Parallel files ', jobs),
     el('label', {}, skip, ' Leave out images with problems'),
-    el('label', {}, dry, ' Dry run (do not publish)')),
+    el('label', {}, dry, ' Dry run (send nothing)'),
+    el('label', {}, noPublish, ' Upload but do not publish')),
   el('div', { class: 'actions' }, start));
 }
 
@@ -296,7 +439,8 @@ async function startUpload(path, options) {
   try {
     const { id } = await api('POST', '/uploads', { paths: [path], options });
     const upload = ensureUpload(id);
-    upload.sequences = [{ id: inspected.summary.id, name: inspected.summary.name }];
+    upload.request = { paths: [path], options };
+    if (inspected) upload.sequences = [{ id: inspected.summary.id, name: inspected.summary.name }];
     renderUpload(id);
   } catch (error) {
     const problems = (error.details && error.details.problems) || [];
@@ -344,6 +488,7 @@ function renderUpload(id) {
   if (!box) {
     box = el('article', { class: 'card upload', dataset: { upload: id } });
     document.getElementById('uploads').prepend(box);
+    if (live) box.scrollIntoView({ block: 'start' });
   }
   const running = upload.status === 'queued' || upload.status === 'running';
   const cancel = running ? el('button', { type: 'button', class: 'danger', onclick: async () => {
@@ -363,15 +508,30 @@ function renderUpload(id) {
           (l.bytesTotal ? bytes(l.bytesDone) + ' of ' + bytes(l.bytesTotal) : 'nothing to send') +
           (l.filesTotal ? ' · ' + l.filesDone + '/' + l.filesTotal + ' files' : '') +
           (r > 0 ? ' · ' + bytes(r) + '/s · ETA ' + duration(eta) : '') + (l.step ? ' · ' + l.step : ''))),
-      el('td', {}, l.state ? badge(l.state) : el('span', { class: 'muted' }, 'working…')),
+      el('td', {}, l.state ? badge(l.state) : (running ? el('span', { class: 'muted' }, 'working…') : badge(upload.status === 'cancelled' ? 'cancelled' : 'stopped'))),
       el('td', { class: 'keys' }, keyLinks(l.integration, l.keys),
         l.message ? el('div', { class: 'muted small' }, l.message) : null,
-        l.error ? el('div', { class: 'error small' }, l.error) : null));
+        l.error ? el('div', { class: 'error small' }, plainError(l.kind, l.error)) : null,
+        l.error && plainError(l.kind, l.error) !== l.error
+          ? el('details', { class: 'small' }, el('summary', {}, 'Details'), l.error) : null));
   });
   box.dataset.status = upload.status;
+  // The next step, drawn from the results: resume a cancelled upload, retry after an outage, log in.
+  const lanes = [...upload.lanes.values()];
+  const next = [];
+  if (!running && upload.request) {
+    if (upload.status === 'cancelled') next.push(['Resume', () => startUpload(upload.request.paths[0], upload.request.options)]);
+    else if (lanes.some((l) => l.kind === 'transient')) next.push(['Retry', () => startUpload(upload.request.paths[0], upload.request.options)]);
+  }
+  for (const l of lanes.filter((l) => l.kind === 'auth')) next.push(['Log in to ' + l.integration, () => login(l.integration)]);
+  if (!running && lanes.some((l) => l.state === 'unpublished' || l.state === 'waiting')) {
+    next.push(['Re-check', () => api('POST', '/recheck').catch((error) => flash(error.message))]);
+  }
   box.replaceChildren(
     el('div', { class: 'card-head' }, el('h2', {}, 'Upload ' + id), badge(upload.status), cancel),
-    rows.length ? el('table', {}, el('tbody', {}, rows)) : el('p', { class: 'muted' }, 'Waiting to start…'));
+    rows.length ? el('table', {}, el('tbody', {}, rows)) : el('p', { class: 'muted' }, running ? 'Waiting to start…' : 'Nothing was sent.'),
+    next.length ? el('div', { class: 'actions' }, next.map(([label, handler]) =>
+      el('button', { type: 'button', class: 'secondary', onclick: handler }, label))) : null);
 }
 
 let renderQueued = new Set();
@@ -394,20 +554,42 @@ function refreshSoon() {
 }
 
 function applyResult(l, event) {
-  l.state = event.not_eligible ? 'not_eligible' : (event.state || (event.error ? 'failed' : ''));
+  const cancelled = event.error_kind === 'cancelled';
+  l.state = event.not_eligible ? 'not_eligible'
+    : event.skipped ? 'skipped'
+      : cancelled ? 'cancelled'
+        : (event.error && (!event.state || event.state === 'uploading' || event.state === 'pending')) ? 'failed'
+          : (event.state || (event.error ? 'failed' : ''));
+  l.kind = event.error_kind || '';
   l.keys = event.keys || {};
-  l.message = event.not_eligible || event.message || '';
-  l.error = event.error || '';
+  l.message = event.not_eligible || event.skipped || event.message || '';
+  l.error = cancelled ? '' : (event.error || '');
   l.step = '';
 }
 
+// Events before the stream's `live` marker are history: they set state but raise no banner.
+let live = false;
+let connectedBefore = false;
+
 function onEvent(event) {
+  if (event.type === 'live') {
+    live = true;
+    if (connectedBefore) { loadUploads(); showPage(); }
+    connectedBefore = true;
+    return;
+  }
   if (event.type === 'auth') {
-    if (!event.authorised && event.error) flash('Login with ' + event.integration + ' failed: ' + event.error);
+    if (live && !event.authorised && event.error) {
+      flash('Logging in to ' + event.integration + ' did not finish: ' + event.error, [['Try again', () => login(event.integration)]]);
+    }
+    if (live && event.authorised) {
+      flash('');
+      if (inspected) recheckFields();
+    }
     refreshSoon();
     return;
   }
-  if (event.type === 'error') { flash(event.error); return; }
+  if (event.type === 'error') { if (live) flash(plainError('', event.error)); return; }
   if (!event.upload) {
     // A re-check: it may move on a sequence shown under an earlier upload.
     if (event.type === 'result') {
@@ -422,6 +604,9 @@ function onEvent(event) {
   const upload = ensureUpload(event.upload);
   if (event.type === 'upload') {
     upload.status = event.status;
+    if (event.status === 'cancelled') {
+      for (const l of upload.lanes.values()) if (!l.state || l.state === 'uploading') { l.state = 'cancelled'; l.error = ''; }
+    }
     scheduleRender(event.upload);
     refreshSoon();
     return;
@@ -449,11 +634,29 @@ function onEvent(event) {
   scheduleRender(event.upload);
 }
 
+// The stream reconnects by itself while the server is away; when the browser gives up (the server
+// answered with an error while restarting) a new stream is opened every few seconds.
 function connect() {
-  const live = document.getElementById('live');
+  const status = document.getElementById('live');
+  live = false;
   const source = new EventSource('/api/events');
-  source.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
-  source.onerror = () => { live.textContent = 'reconnecting…'; live.className = 'live off'; };
+  source.onopen = () => { status.textContent = 'live'; status.className = 'live on'; };
+  source.onerror = () => {
+    status.textContent = 'reconnecting…';
+    status.className = 'live off';
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(async () => {
+        try {
+          const probe = await fetch('/api/integrations', { credentials: 'same-origin' });
+          if (probe.status === 401) {
+            status.textContent = 'signed out';
+            flash('mtp serve was started again with a new access link: open the link it printed.');
+          }
+        } catch (error) { /* still down: try again below */ }
+        connect();
+      }, 3000);
+    }
+  };
   source.onmessage = (message) => {
     try { onEvent(JSON.parse(message.data)); } catch (error) { console.error(error); }
   };
@@ -461,10 +664,19 @@ function connect() {
 
 async function loadUploads() {
   try {
-    for (const view of await api('GET', '/uploads')) {
+    const views = await api('GET', '/uploads');
+    // After a restart the server's uploads are new: forget the ones it no longer has.
+    const known = new Set(views.map((v) => v.id));
+    for (const id of [...uploads.keys()].filter((id) => !known.has(id))) {
+      uploads.delete(id);
+      const box = document.querySelector('[data-upload="' + id + '"]');
+      if (box) box.remove();
+    }
+    for (const view of views) {
       const upload = ensureUpload(view.id);
       upload.status = view.status;
       upload.sequences = view.sequences;
+      upload.request = { paths: view.paths, options: view.options };
       scheduleRender(view.id);
     }
   } catch (error) {

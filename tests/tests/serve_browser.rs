@@ -115,6 +115,112 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
     path
 }
 
+/// axe-core's script, installed from npm by `.ci/run` into `target/axe` (`npm install --prefix target/axe
+/// axe-core@4`); `None` (said once) when it is missing outside CI.
+fn axe_source() -> Option<String> {
+    let path = target_dir().join("axe/node_modules/axe-core/axe.min.js");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(!in_ci, "CI=true but {} is missing: {err}", path.display());
+            eprintln!(
+                "no axe-core at {} ({err}): accessibility not checked",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// The serious and critical WCAG 2.1 A/AA violations axe-core finds on the page as it is now.
+async fn axe_violations(client: &Client, axe: &str) -> Vec<serde_json::Value> {
+    client
+        .execute(&format!("{axe}\nreturn true;"), vec![])
+        .await
+        .expect("inject axe-core");
+    let found = client
+        .execute_async(
+            "var done = arguments[arguments.length - 1];
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+               .then(function (r) { done(r.violations.map(function (v) {
+                 return {id: v.id, impact: v.impact, help: v.help,
+                         targets: v.nodes.map(function (n) { return n.target.join(' '); })}; })); })
+               .catch(function (e) { done([{id: 'axe-error', impact: 'critical', help: String(e)}]); });",
+            vec![],
+        )
+        .await
+        .expect("run axe-core");
+    serde_json::from_value::<Vec<serde_json::Value>>(found)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .collect()
+}
+
+/// A screenshot of the page as it is now at 1280 and at 420 px (`<name>-1280.png`, `<name>-420.png`),
+/// with no serious or critical axe-core violation at either width.
+async fn shots(client: &Client, name: &str) {
+    let axe = axe_source();
+    for width in [1280u32, 420] {
+        client
+            .set_window_size(width, 1400)
+            .await
+            .expect("resize the window");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        screenshot(client, &format!("{name}-{width}.png")).await;
+        if width == 420 {
+            let wide: i64 = client
+                .execute("return document.documentElement.scrollWidth;", vec![])
+                .await
+                .ok()
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            assert!(wide <= 420, "{name}: the page is {wide} px wide at 420 px");
+        }
+        if let Some(axe) = &axe {
+            let violations = axe_violations(client, axe).await;
+            println!(
+                "axe-core {name} at {width}: {} serious/critical",
+                violations.len()
+            );
+            assert!(
+                violations.is_empty(),
+                "{name} at {width} px: {violations:#?}"
+            );
+        }
+    }
+    client
+        .set_window_size(1280, 1400)
+        .await
+        .expect("resize the window");
+}
+
+async fn click(client: &Client, css: &str) {
+    // The page redraws on events (a replaced element is "stale"): find it again then.
+    for attempt in 0.. {
+        match wait_for(client, css).await.click().await {
+            Ok(()) => return,
+            Err(err) if attempt < 20 && err.to_string().contains("stale") => {}
+            Err(err) => panic!("click {css}: {err}"),
+        }
+    }
+}
+
+async fn inspect(client: &Client, base: &str, dir: &Path) {
+    client
+        .goto(&format!("{base}/#upload"))
+        .await
+        .expect("open Upload");
+    client.refresh().await.expect("reload the page");
+    let path = wait_for(client, "#path").await;
+    path.clear().await.expect("clear the path");
+    path.send_keys(&dir.to_string_lossy())
+        .await
+        .expect("type the path");
+    click(client, "#inspect").await;
+}
+
 async fn log_in(client: &Client, base: &str, id: &str) {
     client
         .goto(&format!("{base}/#integrations"))
@@ -140,17 +246,51 @@ async fn log_in(client: &Client, base: &str, id: &str) {
 }
 
 async fn run(world: &World) {
-    let serve = world.serve(&[]);
+    let mut serve = world.serve(&[]);
     let driver = start_driver();
     let profile = tempfile::tempdir().expect("a browser profile directory");
     let client = connect(&driver, profile.path()).await;
-    let result = drive(world, &serve.base, &serve.url, &serve.token, &client).await;
+    let (base, url, token) = (serve.base.clone(), serve.url.clone(), serve.token.clone());
+    let mut result = drive(world, &base, &url, &token, &client).await;
+    if result.is_ok() {
+        result = restart(world, &mut serve, &client).await;
+    }
     let _ = client.close().await;
     drop(driver);
     if let Err(panic) = result {
         eprintln!("mtp serve's stderr:\n{}", serve.stderr_text());
         std::panic::resume_unwind(panic);
     }
+}
+
+/// The server stops (the page says it is reconnecting) and starts again on the same port: the page
+/// reconnects by itself, with the kept token.
+async fn restart(
+    world: &World,
+    serve: &mut mtp_tests::serve::Serve,
+    client: &Client,
+) -> Result<(), Box<dyn std::any::Any + Send>> {
+    use futures::FutureExt as _;
+    std::panic::AssertUnwindSafe(async {
+        let token = serve.token.clone();
+        // SAFETY: kill(2) on the PID of the child this test started.
+        assert_eq!(
+            unsafe { libc::kill(serve.pid() as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        serve
+            .wait_exit(Duration::from_secs(60))
+            .expect("mtp serve did not stop on SIGTERM");
+        wait_for(client, "#live.off").await;
+        shots(client, "server-stopped").await;
+        *serve = world.serve(&[]);
+        assert_eq!(serve.token, token, "the token is kept across a restart");
+        let status = wait_for(client, "#live.on").await;
+        assert_eq!(status.text().await.unwrap_or_default(), "live");
+        shots(client, "server-restarted").await;
+    })
+    .catch_unwind()
+    .await
 }
 
 async fn drive(
@@ -182,6 +322,54 @@ async fn drive(
             "the archive's reason names its missing key"
         );
         log_in(client, base, "mapillary").await;
+        let who = wait_for(
+            client,
+            "article[data-integration=\"mapillary\"] .who strong",
+        )
+        .await;
+        assert_eq!(
+            who.text().await.unwrap_or_default(),
+            world.mapillary.link().username()
+        );
+        shots(client, "integrations").await;
+
+        // Upload, MTPW not logged in and a folder without a transport type: Mapillary is ready, MTPW
+        // needs a login and the transport, the disabled archive says why; Start says what will run.
+        let bare = world.home.path().join("bare-walk");
+        let generated = mtp_sequence::generate::generate_sequence(
+            &bare,
+            &mtp_sequence::generate::GenerateOptions {
+                count: 3,
+                transport: None,
+                image_description: false,
+                sequence_toml: false,
+                seed: 7,
+                ..Default::default()
+            },
+        )
+        .expect("generate a folder without transport");
+        inspect(client, base, &generated.root).await;
+        wait_for(client, "#plan li[data-integration=\"mapillary\"][data-readiness=\"ready\"]").await;
+        wait_for(client, "#plan li[data-integration=\"mtpw\"][data-readiness=\"needs_login\"] button").await;
+        wait_for(client, "#plan li[data-integration=\"archive\"][data-readiness=\"disabled\"]").await;
+        let start = wait_for(client, "#start").await;
+        assert_eq!(start.text().await.unwrap_or_default(), "Upload to Mapillary");
+        shots(client, "upload-plan").await;
+        // The transport field, checked by the server as the CLI checks it.
+        let transport = wait_for(client, "#meta-transport").await;
+        transport.send_keys("Earth/Teleport\t").await.expect("type a transport");
+        wait_for(client, "#meta-status.error").await;
+        assert!(wait_for(client, "#start").await.attr("disabled").await.ok().flatten().is_some());
+        shots(client, "upload-bad-transport").await;
+        let transport = wait_for(client, "#meta-transport").await;
+        transport.clear().await.expect("clear the transport");
+        transport.send_keys("Walk\t").await.expect("type a transport");
+        wait_for(client, "#meta-status:not(.error)").await;
+        click(client, "#start").await;
+        wait_for(client, ".upload[data-status=\"done\"] tr[data-integration=\"mapillary\"][data-state=\"published\"]").await;
+        wait_for(client, ".upload[data-status=\"done\"] tr[data-integration=\"mtpw\"][data-state=\"skipped\"]").await;
+        shots(client, "upload-mtpw-left-out").await;
+
         // MTPW redirects only to the app.mtp.desktop scheme (docs/providers/mtpw.md), so its login cannot
         // land on this server: log in with a token, as a user would, and the page shows it.
         let mtpw_login = mtp_command(world.home.path())
@@ -193,65 +381,46 @@ async fn drive(
             "{}",
             String::from_utf8_lossy(&mtpw_login.stderr)
         );
-        // Only the hash changes, so the browser would not load the page again: reload it, as a user who
-        // logged in elsewhere would (the page learns of logins made outside it only when it loads).
-        client
-            .goto(&format!("{base}/#integrations"))
-            .await
-            .expect("open Integrations again");
-        client.refresh().await.expect("reload the page");
-        wait_for(client, "article[data-integration=\"mtpw\"] .who strong").await;
-        let who = wait_for(
-            client,
-            "article[data-integration=\"mapillary\"] .who strong",
-        )
-        .await;
-        assert_eq!(
-            who.text().await.unwrap_or_default(),
-            world.mapillary.link().username()
-        );
-        screenshot(client, "serve-integrations.png").await;
 
-        // Upload: inspect, check eligibility, start, watch.
+        // A cancelled upload reads "cancelled" (not failed) with Resume; Resume finishes it.
+        inspect(client, base, &world.sequence).await;
+        wait_for(client, "#plan li[data-integration=\"mtpw\"][data-readiness=\"ready\"]").await;
+        let start = wait_for(client, "#start").await;
+        assert_eq!(
+            start.text().await.unwrap_or_default(),
+            "Upload to Mapillary, Map the Paths Web"
+        );
+        click(client, "#start").await;
+        click(client, ".upload[data-status=\"running\"] button.danger").await;
+        wait_for(client, ".upload[data-status=\"cancelled\"]").await;
+        let cancelled = wait_for(client, ".upload[data-status=\"cancelled\"]").await;
+        let text = cancelled.text().await.unwrap_or_default();
+        assert!(
+            client
+                .find_all(Locator::Css(".upload .state-failed"))
+                .await
+                .expect("look for failed badges")
+                .is_empty(),
+            "a cancel shows as failed: {text}"
+        );
+        assert!(!text.contains("working…"), "{text}");
+        shots(client, "upload-cancelled").await;
+        client
+            .goto(&format!("{base}/#sequences"))
+            .await
+            .expect("open Sequences");
+        wait_for(client, "article.sequence").await;
+        shots(client, "sequences-after-cancel").await;
         client
             .goto(&format!("{base}/#upload"))
             .await
             .expect("open Upload");
-        let path = wait_for(client, "#path").await;
-        path.send_keys(&world.sequence.to_string_lossy())
-            .await
-            .expect("type the path");
-        wait_for(client, "#inspect")
-            .await
-            .click()
-            .await
-            .expect("click Inspect");
+        click(client, ".upload[data-status=\"cancelled\"] .actions button").await;
         wait_for(
             client,
-            ".inspection li[data-integration=\"mapillary\"][data-eligible=\"true\"]",
+            ".upload[data-status=\"done\"] tr[data-integration=\"mtpw\"][data-state=\"published\"]",
         )
         .await;
-        wait_for(
-            client,
-            ".inspection li[data-integration=\"mtpw\"][data-eligible=\"true\"]",
-        )
-        .await;
-        wait_for(client, "#start")
-            .await
-            .click()
-            .await
-            .expect("click Start upload");
-        wait_for(
-            client,
-            ".upload tr[data-integration=\"mapillary\"][data-state=\"published\"] a.key",
-        )
-        .await;
-        wait_for(
-            client,
-            ".upload tr[data-integration=\"mtpw\"][data-state=\"published\"]",
-        )
-        .await;
-        wait_for(client, ".upload[data-status=\"done\"]").await;
         // Found again now that the upload is over (its panel is redrawn on every event until then).
         let key = wait_for(
             client,
@@ -294,8 +463,7 @@ async fn drive(
         for resource in &resources {
             assert!(resource.starts_with(base), "an external request: {resource}");
         }
-        let shot = screenshot(client, "serve.png").await;
-        assert!(shot.exists());
+        shots(client, "upload-done").await;
 
         // Sequences: the same sequence, published on both.
         client
@@ -312,7 +480,7 @@ async fn drive(
             "article.sequence tr[data-integration=\"mtpw\"][data-state=\"published\"]",
         )
         .await;
-        screenshot(client, "serve-sequences.png").await;
+        shots(client, "sequences").await;
     })
     .catch_unwind()
     .await
@@ -323,7 +491,17 @@ fn the_page_logs_in_inspects_uploads_and_shows_the_sequence_published_and_synced
     if !browser_available() {
         return;
     }
-    let world = World::new(5);
+    // Slow enough that Cancel lands mid-upload.
+    let world = World::with_mapillary(
+        8,
+        mtp_fakes::fake_mapillary::MapillaryConfig {
+            faults: mtp_fakes::fake_mapillary::MapillaryFaults {
+                throttle_bytes_per_sec: Some(300_000),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,11 +15,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
+use super::super::sequence::OverrideArgs;
 use super::events::{self, Hub};
 use super::host_adapter::Host;
 use super::login::{self, Logins};
 use super::security::{self, Guard};
-use super::super::sequence::OverrideArgs;
 use super::uploads::{UploadOptions, Uploads};
 
 /// Everything the handlers share.
