@@ -37,28 +37,6 @@ fn no_create_while_imports_fail(name: &str) -> RunOutcome {
     outcome
 }
 
-/// An import whose answer was lost, for a sequence with tags: repeating it would make MTPW drop them.
-fn unknown_import(name: &str, unique_id: &str, tags: &str, why: &str) -> RunOutcome {
-    let mut outcome = RunOutcome::new(
-        SequenceState::Unknown,
-        format!(
-            "MTPW may or may not have imported sequence \"{name}\" ({unique_id}) ({why}); it is not \
-             imported again blindly: if the first import went through, MTPW's import deletes the row \
-             that already holds the Mapillary key, this sequence's own, and stores it again without its \
-             tags ({tags}) and tour links"
-        ),
-    );
-    outcome.next_action = Some(format!(
-        "look at \"{name}\" on Map the Paths Web: if it shows the Mapillary imagery, it was imported \
-         and nothing needs doing; if not, run mtp upload again with --republish (if it had been \
-         imported after all, add its tags again on the site)"
-    ));
-    outcome
-        .keys
-        .insert("unique_id".into(), unique_id.to_string());
-    outcome
-}
-
 fn unknown_create(name: &str, why: &str) -> RunOutcome {
     let mut outcome = RunOutcome::new(
         SequenceState::Unknown,
@@ -139,32 +117,23 @@ pub(crate) async fn create_then_import(
     };
     if !state.imported {
         // A sequence without tags loses nothing when MTPW repeats the import, so it may be sent again
-        // freely; with tags, an import whose answer was lost is repeated only at the user's word.
+        // freely. With tags, a repeat after an answer that never came makes MTPW drop them if the first
+        // import went through (docs/providers/mtpw.md), and there is no call to ask whether it did: the
+        // import is repeated (anything else leaves the sequence unimported for good), and the user is told.
         let repeat_safe = fields.tags.is_none();
-        if state.import_sent && !repeat_safe {
-            if !rules.repeat_unknown {
-                let why = state.import_unknown.clone().unwrap_or_else(|| {
-                    "an earlier run stopped before MTPW's answer arrived".into()
-                });
-                let tags = fields.tags.unwrap_or_default();
-                return Ok(Step::Unsettled(unknown_import(
-                    fields.name,
-                    &unique_id,
-                    tags,
-                    &why,
-                )));
-            }
-            ctx.warn(format!(
-                "importing \"{}\" into MTPW again as asked (--republish): if the earlier import went \
-                 through, MTPW drops the sequence's tags ({}); add them again on the site",
-                fields.name,
-                fields.tags.unwrap_or_default()
-            ));
-        }
+        let mut lost = state
+            .import_sent
+            .then(|| {
+                state
+                    .import_unknown
+                    .clone()
+                    .unwrap_or_else(|| "an earlier run stopped before MTPW's answer arrived".into())
+            })
+            .filter(|_| !repeat_safe);
         state.import_sent = true;
         state.import_unknown = None;
         ctx.state().put_json(slot, state)?;
-        let imported = api
+        let mut imported = api
             .import_into(
                 ctx,
                 &unique_id,
@@ -173,25 +142,35 @@ pub(crate) async fn create_then_import(
                 repeat_safe,
             )
             .await;
-        match imported {
-            Ok(_) => {}
-            Err(ApiError::OutcomeUnknown(why)) => {
-                state.import_unknown = Some(why.clone());
-                ctx.state().put_json(slot, state)?;
-                let tags = fields.tags.unwrap_or_default();
-                return Ok(Step::Unsettled(unknown_import(
-                    fields.name,
-                    &unique_id,
-                    tags,
-                    &why,
-                )));
-            }
-            Err(err) => {
-                // Answered: whatever it said, it did not import (errors come before the deletion).
+        if let Err(ApiError::OutcomeUnknown(why)) = &imported {
+            state.import_unknown = Some(why.clone());
+            ctx.state().put_json(slot, state)?;
+            lost = Some(why.clone());
+            imported = api
+                .import_into(ctx, &unique_id, fields.mapillary_token, fields.key, true)
+                .await;
+        }
+        if let Err(err) = imported {
+            if !matches!(err, ApiError::OutcomeUnknown(_)) && lost.is_none() {
+                // Answered: whatever it said, it did not import (its errors come before the deletion).
                 state.import_sent = false;
                 ctx.state().put_json(slot, state)?;
-                return Err(api_error(err, "sequence import"));
             }
+            return Err(api_error(err, "sequence import"));
+        }
+        if let Some(why) = lost {
+            let warning = format!(
+                "MTPW's import of \"{}\" was sent again after an answer that never came ({why}): if the \
+                 first one went through, MTPW dropped the sequence's tags ({}) and tour links; add them \
+                 again on the site",
+                fields.name,
+                fields.tags.unwrap_or_default()
+            );
+            ctx.warn(warning.clone());
+            note = Some(match note {
+                Some(n) => format!("{n}; {warning}"),
+                None => warning,
+            });
         }
         state.imported = true;
         state.import_sent = false;

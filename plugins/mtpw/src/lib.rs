@@ -140,7 +140,7 @@ impl Integration for Mtpw {
             options: vec![
                 RunOptionSpec {
                     name: "republish".into(),
-                    help: "Send again a create or an import whose answer never came, after you looked on MTPW (an import repeated there drops the sequence's tags).".into(),
+                    help: "Send again a create whose answer never came, after you looked on MTPW and found no sequence.".into(),
                     kind: OptionKind::Bool,
                     default: Some("false".into()),
                     flag: Some("republish".into()),
