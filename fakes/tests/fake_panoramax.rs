@@ -5,7 +5,11 @@ use std::time::Duration;
 use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig, PanoramaxFaults};
 use serde_json::{json, Value};
 
-const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xD9];
+/// A real phone picture with GPS position and time, which geopic-tag-reader accepts (the corpus of
+/// `tests/data/real`); the fake refuses what it would refuse.
+const JPEG: &[u8] = include_bytes!("../../tests/data/real/HMD_Nokia_8.3_5G.jpg");
+/// A JPEG without metadata: refused with `missing_fields`.
+const BARE_JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xD9];
 
 struct Client {
     base: String,
@@ -143,7 +147,7 @@ async fn upload_set_answers_and_completion() {
     assert_eq!(status, 409);
     assert_eq!(again["existing_item"]["id"], first["picture_id"]);
     let (status, _) = c
-        .picture(&id, "alice-token", "b.jpg", &[0xFF, 0xD8, 1, 0xFF, 0xD9])
+        .picture(&id, "alice-token", "b.jpg", &[JPEG, &[0]].concat())
         .await;
     assert_eq!(status, 202);
     let (_, set) = c
@@ -338,4 +342,28 @@ async fn configuration_and_creation_parameters() {
     assert_eq!(status, 200);
     let held = &fake.stats().upload_sets[set["id"].as_str().unwrap()];
     assert_eq!(held.creation["no_deduplication"], true);
+}
+
+/// geopic-tag-reader's acceptance rules: a JPEG without position or date is refused with
+/// `missing_fields`, per file (`crate::panoramax_reader`).
+#[tokio::test]
+async fn a_picture_without_metadata_is_refused_with_missing_fields() {
+    let (_fake, c) = setup().await;
+    let (_, set) = c
+        .json(
+            reqwest::Method::POST,
+            "/api/upload_sets",
+            "alice-token",
+            Some(json!({"title": "t", "estimated_nb_files": 2})),
+        )
+        .await;
+    let id = set["id"].as_str().unwrap().to_string();
+    let (status, bare) = c.picture(&id, "alice-token", "bare.jpg", BARE_JPEG).await;
+    assert_eq!(status, 400, "{bare}");
+    assert_eq!(
+        bare["details"]["missing_fields"],
+        json!(["datetime", "location"]),
+        "{bare}"
+    );
+    assert_eq!(c.picture(&id, "alice-token", "a.jpg", JPEG).await.0, 202);
 }

@@ -394,21 +394,26 @@ fn eligibility_predicts_missing_fields_per_file() {
     let generated = generate(dir.path(), 2, 17);
     let mut sequence = descriptor("seq-e", &generated);
     assert!(Panoramax.eligibility(&sequence).eligible);
-    // A JPEG with no EXIF at all: the server would answer 400 missing_fields datetime + location.
-    let bare = dir.path().join("bare.jpg");
-    std::fs::write(&bare, [0xFF, 0xD8, 0xFF, 0xD9]).unwrap();
+    // A file in which the host's reader found no tag Panoramax reads: the server would answer 400
+    // missing_fields datetime + location for it alone, so it is left out and the rest stays eligible.
     let mut image = sequence.images[0].clone();
-    image.path = bare.to_string_lossy().into_owned();
     image.file_name = "bare.jpg".into();
+    image.sources = Some(plugin_api::sequence::MetadataSources::default());
     sequence.images.push(image);
+    assert!(Panoramax.eligibility(&sequence).eligible);
+    let (kept, note) = mtp_panoramax::eligibility::accepted_part(&sequence);
+    assert_eq!(kept.images.len(), 2);
+    let note = note.unwrap();
+    assert!(note.contains("1 of 3 files"), "{note}");
+    assert!(
+        note.contains("(bare.jpg): no datetime or location Panoramax reads"),
+        "{note}"
+    );
+    // Only when no file would be taken is the sequence not eligible.
+    sequence.images.retain(|i| i.file_name == "bare.jpg");
     let answer = Panoramax.eligibility(&sequence);
     assert!(!answer.eligible);
-    let reason = answer.reason.unwrap();
-    assert!(reason.contains("1 of 3 files"), "{reason}");
-    assert!(
-        reason.contains("bare.jpg: no datetime and location"),
-        "{reason}"
-    );
+    assert!(answer.reason.unwrap().contains("1 of 1 files"));
     let mut equirect = descriptor("seq-360", &generated);
     equirect.images[0].projection = Projection::Equirectangular;
     equirect.images[1].projection = Projection::Equirectangular;
