@@ -177,7 +177,7 @@ async fn upload_set_answers_and_completion() {
     // Other bytes under a name that holds a picture: the second 409 with `existing_item`, told apart by
     // its message.
     let (status, renamed) = c
-        .picture(&id, "alice-token", "a.jpg", &[0xFF, 0xD8, 2, 0xFF, 0xD9])
+        .picture(&id, "alice-token", "a.jpg", &[JPEG, &[2]].concat())
         .await;
     assert_eq!(status, 409);
     assert_eq!(
