@@ -579,8 +579,8 @@ function renderUpload(id) {
   box.replaceChildren(
     el('div', { class: 'card-head' }, el('h2', {}, 'Upload ' + id), badge(upload.status), cancel),
     rows.length ? el('table', {}, el('tbody', {}, rows)) : el('p', { class: 'muted' }, running ? 'Waiting to start…' : 'Nothing was sent.'),
-    next.length ? el('div', { class: 'actions' }, next.map(([label, handler]) =>
-      el('button', { type: 'button', class: 'secondary', onclick: handler }, label))) : null);
+    ...(next.length ? [el('div', { class: 'actions' }, next.map(([label, handler]) =>
+      el('button', { type: 'button', class: 'secondary', onclick: handler }, label)))] : []));
 }
 
 let renderQueued = new Set();

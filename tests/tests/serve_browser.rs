@@ -167,6 +167,15 @@ async fn shots(client: &Client, name: &str) {
             .set_window_size(width, 1400)
             .await
             .expect("resize the window");
+        // On Upload, the newest upload's panel is what the picture is about.
+        client
+            .execute(
+                "var u = location.hash === '#upload' && document.querySelector('.upload'); \
+                 if (u) { u.scrollIntoView({block: 'start'}); } return true;",
+                vec![],
+            )
+            .await
+            .expect("scroll to the upload");
         tokio::time::sleep(Duration::from_millis(300)).await;
         screenshot(client, &format!("{name}-{width}.png")).await;
         if width == 420 {
