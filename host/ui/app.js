@@ -44,7 +44,7 @@ function flash(message, actions) {
   const close = el('button', { type: 'button', class: 'close', 'aria-label': 'Dismiss this message',
     onclick: () => flash('') }, '×');
   box.replaceChildren(el('span', { class: 'flash-text' }, message),
-    (actions || []).map(([label, handler]) => el('button', { type: 'button', class: 'secondary',
+    ...(actions || []).map(([label, handler]) => el('button', { type: 'button', class: 'secondary',
       onclick: () => { flash(''); handler(); } }, label)),
     close);
   box.hidden = false;
