@@ -44,7 +44,7 @@ function flash(message, actions) {
   const close = el('button', { type: 'button', class: 'close', 'aria-label': 'Dismiss this message',
     onclick: () => flash('') }, '×');
   box.replaceChildren(el('span', { class: 'flash-text' }, message),
-    (actions || []).map(([label, handler]) => el('button', { type: 'button', class: 'secondary',
+    ...(actions || []).map(([label, handler]) => el('button', { type: 'button', class: 'secondary',
       onclick: () => { flash(''); handler(); } }, label)),
     close);
   box.hidden = false;
@@ -100,6 +100,14 @@ function keyLinks(integration, keys) {
     }
   }
   return out;
+}
+
+// A network error while the plugin retries by itself, in plain words (the raw text helps nobody here).
+function plainStep(text) {
+  if (/os error|tcp connect|connection (refused|reset)|timed out|error sending request|dns error/i.test(text || '')) {
+    return 'the service cannot be reached; retrying by itself (nothing sent is lost)';
+  }
+  return text;
 }
 
 // ---- pages -----------------------------------------------------------------------------------------
@@ -242,7 +250,9 @@ function sequenceCard(rows) {
         el('td', { class: 'keys', 'data-label': 'Keys' }, keyLinks(row.integration, row.keys)),
         el('td', { 'data-label': 'Details' },
           row.message ? el('div', {}, row.message) : null,
-          row.last_error ? el('div', { class: 'error' }, 'Last error: ' + row.last_error) : null,
+          row.last_error && /cancelled by the user/.test(row.last_error)
+            ? el('div', { class: 'muted' }, 'Cancelled by you.')
+            : row.last_error ? el('div', { class: 'error' }, 'Last error: ' + plainStep(row.last_error)) : null,
           row.next_action ? el('div', { class: 'muted' }, 'Next: ' + row.next_action) : null))))));
 }
 
@@ -388,6 +398,43 @@ function startLabel() {
   start.textContent = chosen.length ? 'Upload to ' + chosen.join(', ') : 'Choose where to upload';
 }
 
+// The sequence's track, drawn from the images' positions (a small view of our own: no tiles, nothing
+// fetched), images with problems marked.
+function trackView(track) {
+  if (!track || !track.length) return el('p', { class: 'muted' }, 'No image has a position to show.');
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = (tag, attrs) => {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    return node;
+  };
+  const lats = track.map((p) => p.lat), lons = track.map((p) => p.lon);
+  const minLat = Math.min(...lats), maxLat = Math.max(...lats), minLon = Math.min(...lons), maxLon = Math.max(...lons);
+  const shrink = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
+  const w = Math.max((maxLon - minLon) * shrink, 1e-9), h = Math.max(maxLat - minLat, 1e-9);
+  const W = 600, H = 220, pad = 14;
+  const scale = Math.min((W - 2 * pad) / w, (H - 2 * pad) / h);
+  const ox = (W - w * scale) / 2, oy = (H - h * scale) / 2;
+  const xy = (p) => [ox + (p.lon - minLon) * shrink * scale, H - oy - (p.lat - minLat) * scale];
+  const bad = track.filter((p) => p.problem).length;
+  const view = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'track', role: 'img',
+    'aria-label': 'Track of ' + track.length + ' images' + (bad ? ', ' + bad + ' with problems (red)' : '') });
+  view.append(svg('polyline', { points: track.map((p) => xy(p).map((n) => n.toFixed(1)).join(',')).join(' '),
+    fill: 'none', stroke: '#1f6f5c', 'stroke-width': 3, 'stroke-linejoin': 'round', 'stroke-linecap': 'round' }));
+  const [sx, sy] = xy(track[0]);
+  view.append(svg('circle', { cx: sx, cy: sy, r: 6, fill: '#fff', stroke: '#1f6f5c', 'stroke-width': 3 }));
+  for (const p of track.filter((q) => q.problem)) {
+    const [x, y] = xy(p);
+    const mark = svg('circle', { cx: x, cy: y, r: 5, fill: '#b3261e' });
+    const title = svg('title', {});
+    title.textContent = p.file + ' has a problem';
+    mark.append(title);
+    view.append(mark);
+  }
+  return el('figure', { class: 'track-box' }, view,
+    el('figcaption', { class: 'muted small' }, 'Track (○ start' + (bad ? ', ● image with a problem' : '') + ')'));
+}
+
 function inspectionCard({ path, summary }) {
   const stats = [
     ['Images', summary.valid_image_count + ' valid of ' + summary.image_count],
@@ -410,7 +457,9 @@ function inspectionCard({ path, summary }) {
       no_publish: noPublish.checked, destinations }, metadata()));
   } },
   el('div', { class: 'card-head' }, el('h2', {}, summary.name), el('span', { class: 'muted' }, summary.id.slice(0, 8))),
-  el('dl', { class: 'stats' }, stats.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
+  el('div', { class: 'overview' },
+    el('dl', { class: 'stats' }, stats.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
+    trackView(summary.track)),
   el('h3', {}, 'Problems'),
   el('div', { id: 'problems' }),
   el('fieldset', { class: 'metadata' }, el('legend', {}, 'Sequence details'),
@@ -530,8 +579,8 @@ function renderUpload(id) {
   box.replaceChildren(
     el('div', { class: 'card-head' }, el('h2', {}, 'Upload ' + id), badge(upload.status), cancel),
     rows.length ? el('table', {}, el('tbody', {}, rows)) : el('p', { class: 'muted' }, running ? 'Waiting to start…' : 'Nothing was sent.'),
-    next.length ? el('div', { class: 'actions' }, next.map(([label, handler]) =>
-      el('button', { type: 'button', class: 'secondary', onclick: handler }, label))) : null);
+    ...(next.length ? [el('div', { class: 'actions' }, next.map(([label, handler]) =>
+      el('button', { type: 'button', class: 'secondary', onclick: handler }, label)))] : []));
 }
 
 let renderQueued = new Set();
@@ -623,9 +672,9 @@ function onEvent(event) {
       l.bytesDone += event.bytes || 0; l.filesDone += event.files || 0;
       sample(l);
     } else if (event.event === 'step') {
-      l.step = event.step + (event.message ? ': ' + event.message : '');
+      l.step = plainStep(event.step + (event.message ? ': ' + event.message : ''));
     } else if (event.event === 'note') {
-      l.step = event.message;
+      l.step = plainStep(event.message);
     }
   } else if (event.type === 'result') {
     applyResult(l, event);

@@ -167,6 +167,15 @@ async fn shots(client: &Client, name: &str) {
             .set_window_size(width, 1400)
             .await
             .expect("resize the window");
+        // On Upload, the newest upload's panel is what the picture is about.
+        client
+            .execute(
+                "var u = location.hash === '#upload' && document.querySelector('.upload'); \
+                 if (u) { u.scrollIntoView({block: 'start'}); } return true;",
+                vec![],
+            )
+            .await
+            .expect("scroll to the upload");
         tokio::time::sleep(Duration::from_millis(300)).await;
         screenshot(client, &format!("{name}-{width}.png")).await;
         if width == 420 {
@@ -352,6 +361,8 @@ async fn drive(
         wait_for(client, "#plan li[data-integration=\"mapillary\"][data-readiness=\"ready\"]").await;
         wait_for(client, "#plan li[data-integration=\"mtpw\"][data-readiness=\"needs_login\"] button").await;
         wait_for(client, "#plan li[data-integration=\"archive\"][data-readiness=\"disabled\"]").await;
+        // The track, drawn from the images' positions.
+        wait_for(client, ".inspection svg.track polyline").await;
         let start = wait_for(client, "#start").await;
         assert_eq!(start.text().await.unwrap_or_default(), "Upload to Mapillary");
         shots(client, "upload-plan").await;
@@ -364,7 +375,9 @@ async fn drive(
         let transport = wait_for(client, "#meta-transport").await;
         transport.clear().await.expect("clear the transport");
         transport.send_keys("Walk\t").await.expect("type a transport");
-        wait_for(client, "#meta-status:not(.error)").await;
+        // Checked (the message is gone) and Start enabled again before it is clicked.
+        wait_for(client, "#meta-status:empty").await;
+        wait_for(client, "#start:not([disabled])").await;
         click(client, "#start").await;
         wait_for(client, ".upload[data-status=\"done\"] tr[data-integration=\"mapillary\"][data-state=\"published\"]").await;
         wait_for(client, ".upload[data-status=\"done\"] tr[data-integration=\"mtpw\"][data-state=\"skipped\"]").await;

@@ -119,7 +119,9 @@ impl Host {
             .await
             .context("the inspection stopped")??;
         let eligibility = eligibility_of(&self.runner, &scanned).await;
-        inspect_json(&scanned, &eligibility)
+        let mut value = inspect_json(&scanned, &eligibility)?;
+        value["track"] = track_json(&scanned);
+        Ok(value)
     }
 
     /// `mtp auth status --json`.
@@ -237,4 +239,26 @@ impl Host {
                 .collect(),
         ))
     }
+}
+
+/// The images in capture order for the page's map: `[{file, lat, lon, problem}]` (`problem`: the image has
+/// one), those without a position left out.
+fn track_json(scanned: &mtp_sequence::ScannedSequence) -> Value {
+    let with_problem: BTreeSet<&Path> = scanned
+        .problems
+        .iter()
+        .filter_map(|p| p.file.as_deref())
+        .collect();
+    scanned
+        .images
+        .iter()
+        .filter_map(|image| {
+            Some(serde_json::json!({
+                "file": image.file_name,
+                "lat": image.latitude?,
+                "lon": image.longitude?,
+                "problem": with_problem.contains(image.path.as_path()),
+            }))
+        })
+        .collect()
 }

@@ -161,6 +161,10 @@ impl Logins {
             return host_adapter::authorize_by_fetch(prompt);
         }
         let landing = self.landing(&prompt.redirect_uri);
+        if landing == Landing::Loopback {
+            // Listening before the page is announced, so the browser never finds the port closed.
+            self.listen_elsewhere(&prompt.redirect_uri)?;
+        }
         let (tx, rx) = mpsc::channel();
         {
             let mut pending = self.lock();
@@ -172,9 +176,6 @@ impl Logins {
             if let Some(announce) = p.prompt.take() {
                 let _ = announce.send((prompt.clone(), landing));
             }
-        }
-        if landing == Landing::Loopback {
-            self.listen_elsewhere(&prompt.redirect_uri)?;
         }
         rx.recv_timeout(LOGIN_WAIT)
             .map_err(|_| "the login was not completed in the browser".to_string())
