@@ -1245,3 +1245,23 @@ fn mtp_fakes_binary_prints_urls_and_serves() {
     let exit = child.wait().unwrap();
     assert!(exit.success());
 }
+
+#[test]
+fn mtp_fakes_binary_with_panoramax_prints_its_env_key() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mtp-fakes"))
+        .args(["serve", "--panoramax", "--exit-on-stdin-eof"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let url = v["panoramax"]["url"].as_str().unwrap();
+    assert_eq!(v["env"]["PANORAMAX_URL"], url, "{line}");
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}

@@ -40,6 +40,23 @@ impl Drift {
     }
 }
 
+impl Drift {
+    /// The sentence for a sequence none of whose images is where the last run found them (its folder
+    /// moved or deleted): `mtp upload` on the old path cannot work, so say what happened instead.
+    pub fn describe_vanished(&self) -> String {
+        format!(
+            "the folder was not found (moved or deleted?): none of the {} images of the last run is \
+             there; run mtp upload on its new place",
+            self.removed
+        )
+    }
+
+    /// Whether every image of a sequence of `images` is gone and nothing came in their place.
+    pub fn is_vanished(&self, images: usize) -> bool {
+        images > 0 && self.removed == images && self.added == 0 && self.changed == 0
+    }
+}
+
 fn is_jpeg(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -189,6 +206,12 @@ mod tests {
         assert_eq!(folders.len(), 1);
         assert_eq!(drift_of_vanished(&folders), Some(drift(&vanished)));
         assert_eq!(drift(&vanished).removed, 2);
+        assert!(drift(&vanished).is_vanished(2));
+        assert_eq!(
+            drift(&vanished).describe_vanished(),
+            "the folder was not found (moved or deleted?): none of the 2 images of the last run is \
+             there; run mtp upload on its new place"
+        );
         // A folder that still exists needs the full check.
         let mut mixed = paths.clone();
         mixed.push(here.join("a.jpg").to_string_lossy().into_owned());

@@ -124,10 +124,22 @@ impl EnvValues {
         let path = Path::new(&expanded);
         if from_file && path.is_relative() {
             if let Some(base) = &self.base_dir {
-                return Some(base.join(path).display().to_string());
+                // `./archive` is `<dir>/archive`, not `<dir>/./archive` (`..` is kept: it may cross a
+                // symbolic link).
+                let joined: PathBuf = base
+                    .join(path)
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::CurDir))
+                    .collect();
+                return Some(joined.display().to_string());
             }
         }
         Some(expanded)
+    }
+
+    /// The keys the `.env` file sets (not the process environment's), for pointing out misspellings.
+    pub fn file_keys(&self) -> impl Iterator<Item = &str> {
+        self.file.keys().map(String::as_str)
     }
 
     /// Only the given keys (those a plugin declared), with their values where present.
@@ -256,12 +268,14 @@ mod tests {
                 ("REL".to_string(), "out/archive".to_string()),
                 ("HOME_REL".into(), "~/archive".into()),
                 ("ABS".into(), "/srv/archive".into()),
+                ("DOT".into(), "./archive".into()),
             ]
             .into(),
             base_dir: Some(PathBuf::from("/cfg")),
             use_process_env: false,
         };
         assert_eq!(env.get_path("REL").as_deref(), Some("/cfg/out/archive"));
+        assert_eq!(env.get_path("DOT").as_deref(), Some("/cfg/archive"));
         assert_eq!(env.get_path("ABS").as_deref(), Some("/srv/archive"));
         let home = dirs::home_dir().unwrap();
         assert_eq!(

@@ -266,6 +266,7 @@ impl Registry {
             }
         }
         let chain = gate_and_chain(&mut infos, env);
+        warn_misspelt_keys(&infos, env);
         Registry {
             infos,
             loaded,
@@ -365,6 +366,40 @@ fn not_loaded(path: &Path, reason: String) -> IntegrationInfo {
     }
 }
 
+/// A key of the `.env` file that no integration declares and that is one or two letters away from
+/// `key` (`MAPILARY_APP_ID` for `MAPILLARY_APP_ID`).
+fn misspelt_as<'a>(key: &str, env: &'a EnvValues, infos: &[IntegrationInfo]) -> Option<&'a str> {
+    let declared = |k: &str| {
+        infos
+            .iter()
+            .any(|i| i.required_env.iter().chain(&i.optional_env).any(|d| d == k))
+    };
+    env.file_keys()
+        .filter(|k| !declared(k))
+        .find(|k| strsim::damerau_levenshtein(k, key) <= 2)
+}
+
+/// Says once, for every key of the `.env` file that no integration declares but that is close to one
+/// that is declared, which was meant (`unknown key MAPILARY_APP_ID: did you mean MAPILLARY_APP_ID?`).
+pub(crate) fn warn_misspelt_keys(infos: &[IntegrationInfo], env: &EnvValues) {
+    let declared: Vec<&str> = infos
+        .iter()
+        .flat_map(|i| i.required_env.iter().chain(&i.optional_env))
+        .map(String::as_str)
+        .collect();
+    for key in env.file_keys() {
+        if declared.contains(&key) {
+            continue;
+        }
+        if let Some(meant) = declared
+            .iter()
+            .find(|d| strsim::damerau_levenshtein(d, key) <= 2)
+        {
+            tracing::warn!(".env: unknown key {key}: did you mean {meant}?");
+        }
+    }
+}
+
 /// Applies the env gate and the chain rules to `infos`; returns the enabled ids in chain order.
 pub(crate) fn gate_and_chain(infos: &mut [IntegrationInfo], env: &EnvValues) -> Vec<String> {
     // Index of the first loaded entry per id: later duplicates stay "not loaded".
@@ -384,7 +419,13 @@ pub(crate) fn gate_and_chain(infos: &mut [IntegrationInfo], env: &EnvValues) -> 
             .partition(|key| env.is_empty(key));
         let mut why = Vec::new();
         if !missing.is_empty() {
-            why.push(format!("missing {} in .env", missing.join(", ")));
+            let mut text = format!("missing {} in .env", missing.join(", "));
+            for key in &missing {
+                if let Some(typo) = misspelt_as(key, env, infos) {
+                    text.push_str(&format!(" ({typo} is set: did you mean {key}?)"));
+                }
+            }
+            why.push(text);
         }
         if !empty.is_empty() {
             let verb = if empty.len() == 1 { "is" } else { "are" };
@@ -518,6 +559,23 @@ mod tests {
         assert_eq!(
             PluginDirs::defaults(None, Some(data), true),
             [data.join("mtp").join("plugins")]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_key_is_pointed_out() {
+        let mut infos = vec![info("mapillary", &["MAPILLARY_APP_ID"], &[])];
+        assert!(gate_and_chain(&mut infos, &env(&["MAPILARY_APP_ID"])).is_empty());
+        assert_eq!(
+            infos[0].reason.as_deref(),
+            Some("missing MAPILLARY_APP_ID in .env (MAPILARY_APP_ID is set: did you mean MAPILLARY_APP_ID?)")
+        );
+        // A key far from every declared one is someone else's business.
+        let mut infos = vec![info("mapillary", &["MAPILLARY_APP_ID"], &[])];
+        gate_and_chain(&mut infos, &env(&["HOME_DIR"]));
+        assert_eq!(
+            infos[0].reason.as_deref(),
+            Some("missing MAPILLARY_APP_ID in .env")
         );
     }
 

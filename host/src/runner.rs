@@ -23,6 +23,9 @@ use crate::registry::{LoadedPlugin, Registry};
 use crate::services::{Authorizer, PluginServices, ProgressSink};
 use crate::state::{IntegrationRecord, StateError, StateStore};
 
+/// How the reason of an upstream that does not take the sequence begins (see `upstream_skip`).
+const NOT_ELIGIBLE: &str = "not eligible:";
+
 /// One integration's result for one sequence in this run.
 #[derive(Debug, Clone, Serialize)]
 pub struct IntegrationRun {
@@ -288,7 +291,7 @@ impl Runner {
                     let reason = e.reason.unwrap_or_else(|| "not eligible".into());
                     results.insert(
                         id.clone(),
-                        UpstreamResult::Skipped(format!("not eligible: {reason}")),
+                        UpstreamResult::Skipped(format!("{NOT_ELIGIBLE} {reason}")),
                     );
                     run.not_eligible = Some(reason);
                     runs.push(run);
@@ -309,7 +312,12 @@ impl Runner {
                 }
             }
             if let Some(reason) = upstream_skip(&integration.manifest, &results, &enabled) {
-                self.record_upstream_skip(&sequence, &id, &mut records, &reason)?;
+                // An upstream that does not take the sequence (Mapillary and an aerial one) will not
+                // take it next time either: running again cannot help.
+                let for_good = integration.manifest.after.iter().any(|up| {
+                    matches!(results.get(up), Some(UpstreamResult::Skipped(r)) if r.starts_with(NOT_ELIGIBLE))
+                });
+                self.record_upstream_skip(&sequence, &id, &mut records, &reason, for_good)?;
                 results.insert(id.clone(), UpstreamResult::Skipped(reason.clone()));
                 run.skipped = Some(reason);
                 runs.push(run);
@@ -454,13 +462,18 @@ impl Runner {
         id: &str,
         records: &mut BTreeMap<String, IntegrationRecord>,
         reason: &str,
+        for_good: bool,
     ) -> Result<(), StateError> {
         let mut record = records.remove(id).unwrap_or_default();
         if record.state() == Some(SequenceState::Published) {
             return Ok(());
         }
         let mut outcome = RunOutcome::new(SequenceState::Pending, format!("skipped: {reason}"));
-        outcome.next_action = Some("run mtp upload again once that is resolved".into());
+        outcome.next_action = Some(if for_good {
+            "nothing to do: this sequence cannot go there".into()
+        } else {
+            "run mtp upload again once that is resolved".into()
+        });
         record.outcome = Some(outcome);
         record.last_error = None;
         self.store.put_record(sequence, id, &record)

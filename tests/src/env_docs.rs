@@ -9,6 +9,8 @@ const EXAMPLE_PREAMBLE: &str = "\
 # mtp reads this file as ./.env (or --env-file PATH); the process environment overrides it.
 # An integration is enabled only when every key it requires is present and non-empty.
 # Never commit real credentials: copy this file to .env and fill it in there.
+# Every key is commented out, so a copy enables nothing: uncomment and fill in the keys of the
+# integrations you use (the required ones say Required).
 # Generated from the integrations' manifests (tests/tests/env_docs.rs checks it; MTP_BLESS=1 rewrites it).
 ";
 
@@ -84,11 +86,9 @@ pub fn env_example(list: &Value) -> String {
                 .or(key["default"].as_str())
                 .unwrap_or_default();
             let name = text(key, "key");
-            if required {
-                out.push_str(&format!("{name}={example}\n"));
-            } else {
-                out.push_str(&format!("# {name}={example}\n"));
-            }
+            // Commented out, required keys too: placeholders must never enable an integration (an
+            // `ARCHIVE_DIR=/path/to/archive` copied unchanged would be created).
+            out.push_str(&format!("# {name}={example}\n"));
         }
     }
     out

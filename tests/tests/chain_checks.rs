@@ -169,6 +169,33 @@ fn nothing_is_sent_until_every_integration_that_will_run_has_what_it_needs() {
 }
 
 #[test]
+fn quiet_flags_silence_the_step_lines() {
+    let world = World::new();
+    world.auth("mapillary");
+    world.auth("mtpw");
+    let dir = world.folder_without_transport("walk");
+    let out = upload(&world, &dir, &["--transport", "Walk"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let loud = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(loud.contains("mapillary: upload: "), "{loud}");
+
+    // -q: no step lines (they are information); -qq: nothing at all on stderr.
+    let out = world.run(&["-q", "upload", dir.to_str().unwrap(), "--transport", "Walk"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let quiet = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!quiet.contains("mapillary: "), "{quiet}");
+    let out = world.run(&[
+        "-qq",
+        "upload",
+        dir.to_str().unwrap(),
+        "--transport",
+        "Walk",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
 fn mtpw_is_skipped_with_the_reason_when_mapillary_skips_or_dry_runs() {
     let world = World::new();
     world.auth("mapillary");
@@ -193,6 +220,11 @@ fn mtpw_is_skipped_with_the_reason_when_mapillary_skips_or_dry_runs() {
             .as_str()
             .unwrap()
             .starts_with("skipped: needs mapillary"),
+        "{rows:?}"
+    );
+    // Running again cannot help an aerial sequence reach Mapillary: the row does not say it would.
+    assert_eq!(
+        mtpw["next_action"], "nothing to do: this sequence cannot go there",
         "{rows:?}"
     );
 

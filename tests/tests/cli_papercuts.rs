@@ -49,6 +49,27 @@ fn generate(home: &Path, dir: &str, extra: &[&str]) {
 }
 
 #[test]
+fn a_misspelt_key_is_pointed_out() {
+    build_workspace();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".env"),
+        "MAPILARY_APP_ID=1\nMAPILLARY_SECRET=s\nMAPILLARY_REDIRECT_URI=http://127.0.0.1:9/cb\n",
+    )
+    .unwrap();
+    let out = mtp(home.path(), &["integrations", "list"]);
+    let all = text(&out);
+    assert!(
+        stderr(&out).contains(".env: unknown key MAPILARY_APP_ID: did you mean MAPILLARY_APP_ID?"),
+        "{all}"
+    );
+    assert!(
+        all.contains("missing MAPILLARY_APP_ID in .env (MAPILARY_APP_ID is set: did you mean MAPILLARY_APP_ID?)"),
+        "{all}"
+    );
+}
+
+#[test]
 fn an_env_file_with_a_byte_order_mark_is_read() {
     build_workspace();
     let home = tempfile::tempdir().unwrap();
@@ -207,6 +228,22 @@ fn plugin_new_refuses_a_bundled_id() {
     }
     let out = mtp(home.path(), &["plugin", "new", "street-cam"]);
     assert!(out.status.success(), "{}", text(&out));
+    // Again: the directory exists now, a refused argument as well (README's exit codes).
+    let again = mtp(home.path(), &["plugin", "new", "street-cam"]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        text(&again)
+    );
+    // `plugin check` on a file that is not there: usage, and said as such.
+    let missing = mtp(home.path(), &["plugin", "check", "libnothing.so"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        stderr(&missing).contains("no such file: libnothing.so"),
+        "{}",
+        text(&missing)
+    );
     let cargo = std::fs::read_to_string(home.path().join("mtp-street-cam/Cargo.toml")).unwrap();
     let dependency = cargo
         .lines()
@@ -215,6 +252,29 @@ fn plugin_new_refuses_a_bundled_id() {
     // From a checkout (as here) the path is this checkout's plugin-api, and it exists.
     let path = dependency.split('"').nth(1).unwrap();
     assert!(Path::new(path).join("Cargo.toml").is_file(), "{dependency}");
+}
+
+#[test]
+fn the_demo_without_a_dir_leaves_nothing_in_the_temp_directory() {
+    build_workspace();
+    let home = tempfile::tempdir().unwrap();
+    let tmp = home.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = mtp_command(home.path())
+        .env("TMPDIR", &tmp)
+        .args(["demo", "--images", "3", "--bytes-per-image", "30000"])
+        .args(["--processing-secs", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("(removed at the end; pass --dir DIR to keep one)"),
+        "{}",
+        text(&out)
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
@@ -298,6 +358,29 @@ fn a_closed_pipe_ends_a_printing_command_quietly() {
         assert!(!err.contains("panicked"), "{err}");
         assert_ne!(out.status.code(), Some(101), "{err}");
     }
+}
+
+#[test]
+fn a_dot_relative_archive_dir_prints_clean_and_a_vanished_folder_is_said_to_be_gone() {
+    build_workspace();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".env"), "ARCHIVE_DIR=./archive\n").unwrap();
+    generate(home.path(), "a", &["--seed", "1"]);
+    let out = mtp(home.path(), &["upload", "a"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("/archive/"), "{all}");
+    assert!(!all.contains("/./"), "a path with /./ in it: {all}");
+
+    std::fs::rename(home.path().join("a"), home.path().join("moved")).unwrap();
+    let out = mtp(home.path(), &["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let said = rows[0]["folder_changed"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("the folder was not found (moved or deleted?)"),
+        "{rows:?}"
+    );
 }
 
 #[test]

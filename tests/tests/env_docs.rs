@@ -73,6 +73,32 @@ fn env_example_is_generated_from_the_manifests() {
 }
 
 #[test]
+fn env_example_copied_unchanged_enables_nothing() {
+    build_workspace();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        workspace_root().join(".env.example"),
+        home.path().join(".env"),
+    )
+    .unwrap();
+    let out = mtp_command(home.path())
+        .args(["integrations", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let enabled: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["enabled"] == true)
+        .map(|i| &i["id"])
+        .collect();
+    assert!(enabled.is_empty(), "enabled by the example: {enabled:?}");
+    assert!(!home.path().join("path").exists());
+}
+
+#[test]
 fn readme_key_table_is_generated_from_the_manifests() {
     let table = readme_table(&integrations());
     let path = workspace_root().join("README.md");

@@ -933,6 +933,7 @@ fn tokens_never_reach_logs_or_json_and_state_is_private() {
         vec!["-vvv", "upload", "--json", dir.to_str().unwrap()],
         vec!["-vvv", "status", "--json"],
         vec!["-vvv", "auth", "status", "--json"],
+        vec!["-vvv", "auth", "status"],
         vec!["-vvv", "status"],
     ] {
         let out = world

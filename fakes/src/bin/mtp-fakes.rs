@@ -448,6 +448,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     });
     if let Some((fake, tokens)) = &panoramax {
         line["panoramax"] = json!({"url": fake.base_url(), "tokens": tokens});
+        // The Panoramax provider's one required key (its manifest), so the env block enables it too.
+        line["env"]["PANORAMAX_URL"] = json!(fake.base_url());
     }
     {
         let mut out = std::io::stdout().lock();

@@ -157,6 +157,12 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
+    // A temporary scratch directory (no --dir) goes when the demo ends, however it ends: about 9 MB
+    // of sample images per run would otherwise pile up in the temp directory.
+    let _temporary = args
+        .dir
+        .is_none()
+        .then(|| TemporaryScratch(scratch.clone()));
     // A previous demo in this directory left tokens and records of fakes that are gone: every run
     // starts from an empty state of its own (nothing outside the scratch directory is touched).
     let state_dir = scratch.join("state");
@@ -199,7 +205,14 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
         // The demo's .env is the only configuration: keys from the shell must not point it elsewhere.
         env_file_only: true,
     };
-    println!("   scratch directory: {}", scratch.display());
+    if args.dir.is_some() {
+        println!("   scratch directory: {} (kept)", scratch.display());
+    } else {
+        println!(
+            "   scratch directory: {} (removed at the end; pass --dir DIR to keep one)",
+            scratch.display()
+        );
+    }
 
     println!("\n== integrations");
     super::integrations::integrations_list(&demo_global)?;
@@ -260,5 +273,19 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
     } else {
         eprintln!("\ndemo failed: not every integration published the sequence");
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Removes the demo's temporary scratch directory when dropped.
+struct TemporaryScratch(PathBuf);
+
+impl Drop for TemporaryScratch {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(&self.0) {
+            eprintln!(
+                "cannot remove the demo's scratch directory {}: {err}",
+                self.0.display()
+            );
+        }
     }
 }

@@ -58,8 +58,16 @@ pub(super) fn integrations_list(global: &GlobalArgs) -> Result<ExitCode> {
 }
 
 pub(super) fn plugin_check(global: &GlobalArgs, path: &Path) -> Result<ExitCode> {
+    // A path that names no library is a refused argument: usage (exit code 2).
+    if !path.exists() {
+        return Err(mtp_host::exit::UsageError(format!("no such file: {}", path.display())).into());
+    }
     if !path.is_file() {
-        anyhow::bail!("{} is not a file", path.display());
+        return Err(mtp_host::exit::UsageError(format!(
+            "{} is not a file (give the path of a plugin library)",
+            path.display()
+        ))
+        .into());
     }
     let result = load_library(path, load_timeout());
     let (accepted, manifest, reason) = match &result {

@@ -110,10 +110,12 @@ pub(crate) fn new_plugin(
     let n = names(name)?;
     let dir: PathBuf = parent.unwrap_or(Path::new(".")).join(&n.crate_name);
     if dir.exists() {
-        bail!(
+        // A refused argument, like a bundled id: usage (exit code 2).
+        return Err(UsageError(format!(
             "{} already exists: choose another name or directory",
             dir.display()
-        );
+        ))
+        .into());
     }
     let cargo = rename(TEMPLATE_CARGO, &n)
         .replace(

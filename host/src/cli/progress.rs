@@ -20,14 +20,17 @@ struct Counters {
 #[derive(Clone)]
 pub(crate) struct ProgressView {
     json: bool,
+    /// `-q`: no step lines; `-qq`: no bar and no lines at all (as the log levels: info, then everything).
+    quiet: u8,
     bar: Option<ProgressBar>,
     counters: Arc<Mutex<Counters>>,
 }
 
 impl ProgressView {
-    /// JSON lines on stdout when `json`, else a bar on stderr (hidden when stderr is not a terminal).
-    pub(crate) fn new(json: bool) -> ProgressView {
-        let bar = (!json).then(|| {
+    /// JSON lines on stdout when `json`, else a bar on stderr (hidden when stderr is not a terminal);
+    /// `quiet` is the number of `-q` flags.
+    pub(crate) fn new(json: bool, quiet: u8) -> ProgressView {
+        let bar = (!json && quiet < 2).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -41,6 +44,7 @@ impl ProgressView {
         });
         ProgressView {
             json,
+            quiet,
             bar,
             counters: Arc::default(),
         }
@@ -121,7 +125,7 @@ impl ProgressView {
         match event {
             ProgressEvent::Step { step, message } => {
                 bar.set_prefix(integration.to_string());
-                if let Some(message) = message {
+                if let Some(message) = message.filter(|_| self.quiet == 0) {
                     bar.suspend(|| eprintln!("{integration}: {step}: {message}"));
                 }
             }

@@ -66,7 +66,7 @@ impl Session {
             StateStore::open(&dir)
         };
         let store = store.context("cannot open the state store")?;
-        let progress = ProgressView::new(progress_json);
+        let progress = ProgressView::new(progress_json, global.quiet);
         let mode = global.auth_browser;
         let runner = Runner::new(registry, env, store)
             .with_progress(progress.sink())

@@ -88,8 +88,17 @@ fn folder_change(
         .and_then(|json| serde_json::from_str::<Vec<mtp_host::drift::Folder>>(json).ok())
         .and_then(|folders| mtp_host::drift::drift_of_vanished(&folders));
     match quick {
+        Some(drift) if drift.removed > 0 => Some(drift.describe_vanished()),
         Some(drift) => drift.describe(),
-        None => mtp_host::drift::drift(&descriptor()?).describe(),
+        None => {
+            let descriptor = descriptor()?;
+            let drift = mtp_host::drift::drift(&descriptor);
+            if drift.is_vanished(descriptor.images.len()) {
+                Some(drift.describe_vanished())
+            } else {
+                drift.describe()
+            }
+        }
     }
 }
 

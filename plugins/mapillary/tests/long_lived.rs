@@ -68,7 +68,7 @@ async fn a_token_near_its_expiry_is_refreshed_before_the_run_and_the_old_one_is_
     let status = Mapillary.auth_status(&day55.context()).await.unwrap();
     let detail = status.detail.unwrap();
     assert!(detail.contains("(in 60 days"), "{detail}");
-    assert_token_hidden(&setup, &fresh, &[&outcome]);
+    assert_token_hidden(&setup, &fresh, &[&outcome]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -175,7 +175,7 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     assert_eq!(second.keys["sequence_key"], keys[0]);
     assert_eq!(second.exports["sequence_key"], keys[0]);
     assert_eq!(second.exports["user_token"], token);
-    assert_token_hidden(&setup, &token, &[&first, &second]);
+    assert_token_hidden(&setup, &token, &[&first, &second]).await;
 
     // Published is final: another upload sends nothing and asks nothing.
     let before = setup.fake.stats().requests;

@@ -287,8 +287,15 @@ pub fn republish(mut request: RunRequest) -> RunRequest {
     request
 }
 
-/// Asserts nothing the host can show or log carries `token`.
-pub fn assert_token_hidden(setup: &Setup, token: &str, outcomes: &[&RunOutcome]) {
+/// Asserts nothing the host can show or log carries `token`: logs, progress, the outcomes, and what
+/// `mtp auth status` shows (the plugin's `auth_status` answer, which the host prints as text and JSON).
+pub async fn assert_token_hidden(setup: &Setup, token: &str, outcomes: &[&RunOutcome]) {
+    let status = Mapillary
+        .auth_status(&setup.host.context())
+        .await
+        .expect("auth status answers");
+    let shown = serde_json::to_string(&status).unwrap_or_default();
+    assert!(!shown.contains(token), "token in auth status: {shown}");
     for (_, line) in setup.host.inner.logs() {
         assert!(!line.contains(token), "token in a log line: {line}");
     }
