@@ -8,7 +8,7 @@
 #   dist/mtp-<version>-<target>.tar.gz   (Linux, macOS; .zip on Windows), holding
 #     bin/mtp, bin/mtp-fakes                      (mtp.exe, mtp-fakes.exe at the top on Windows)
 #     lib/mtp/plugins/<the bundled providers>     (beside mtp.exe on Windows)
-#     share/man/man1/mtp*.1, share/bash-completion/completions/mtp,
+#     share/man/man1/mtp*.1.gz, share/bash-completion/completions/mtp,
 #     share/zsh/site-functions/_mtp, share/fish/vendor_completions.d/mtp.fish (Windows: _mtp.ps1)
 #     share/doc/mtp/README.md, LICENSE-MIT, LICENSE-APACHE
 #   dist/mtp_<version>_<arch>.deb        (with --deb; Linux only; cargo-deb, config in host/Cargo.toml)
@@ -96,6 +96,8 @@ if "$mtp_here" --version >/dev/null 2>&1; then
     "$mtp_here" completions zsh >"$stage/share/zsh/site-functions/_mtp"
     "$mtp_here" completions fish >"$stage/share/fish/vendor_completions.d/mtp.fish"
     "$mtp_here" man-pages "$stage/share/man/man1"
+    # Compressed, as Debian requires and every man(1) reads; -n: no name or time inside.
+    gzip -9n "$stage"/share/man/man1/*.1
   fi
 else
   echo "package.sh: $mtp_here does not run on this machine: no completions or manual pages" >&2

@@ -36,22 +36,31 @@ impl PluginDirs {
             exe.as_deref(),
             dirs::data_dir().as_deref(),
             cfg!(windows),
+            Path::is_dir,
         ))
     }
 
-    /// Where plugins are looked for without a flag or `MTP_PLUGINS_DIR`: the directory of the executable
-    /// `exe`; then, except on Windows, `<that directory>/../lib/mtp/plugins` (the installed layout:
-    /// `<prefix>/bin/mtp` with `<prefix>/lib/mtp/plugins`, for a release archive unpacked anywhere and
-    /// for the Debian package's `/usr/lib/mtp/plugins`); then `<data>/mtp/plugins`. Windows releases put
-    /// the plugins beside `mtp.exe`, and a folder *above* the executable's (`Downloads\lib`, say) is
-    /// no place to load code from.
-    pub fn defaults(exe: Option<&Path>, data_dir: Option<&Path>, windows: bool) -> Vec<PathBuf> {
+    /// Where plugins are looked for without a flag or `MTP_PLUGINS_DIR`: except on Windows,
+    /// `<prefix>/lib/mtp/plugins` for an executable `<prefix>/bin/mtp` when that directory exists (the
+    /// installed layout: a release archive unpacked anywhere, the Debian package's `/usr/lib/mtp/plugins`)
+    /// and then *not* the executable's own directory (`/usr/bin` holds `ld.so`, which is no plugin to
+    /// open); otherwise the executable's directory (a cargo build: `target/release`; Windows releases put
+    /// the plugins beside `mtp.exe`, and a folder above it, `Downloads\lib` say, is no place to load code
+    /// from); then `<data>/mtp/plugins`. `is_dir` is [`Path::is_dir`] but for tests.
+    pub fn defaults(
+        exe: Option<&Path>,
+        data_dir: Option<&Path>,
+        windows: bool,
+        is_dir: impl Fn(&Path) -> bool,
+    ) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
         if let Some(exe_dir) = exe.and_then(Path::parent) {
-            dirs.push(exe_dir.to_path_buf());
-            if let (false, Some(prefix)) = (windows, exe_dir.parent()) {
-                dirs.push(prefix.join("lib").join("mtp").join("plugins"));
-            }
+            let installed = exe_dir
+                .parent()
+                .filter(|_| !windows)
+                .map(|prefix| prefix.join("lib").join("mtp").join("plugins"))
+                .filter(|dir| is_dir(dir));
+            dirs.push(installed.unwrap_or_else(|| exe_dir.to_path_buf()));
         }
         if let Some(data) = data_dir {
             dirs.push(data.join("mtp").join("plugins"));
@@ -521,26 +530,46 @@ mod tests {
     }
 
     #[test]
-    fn default_dirs_are_the_executables_then_the_prefix_layout_then_the_data_dir() {
+    fn an_installed_prefix_is_searched_instead_of_the_executables_directory() {
         let data = Path::new("/home/ana/.local/share");
+        let installed = |dir: &Path| dir.ends_with("lib/mtp/plugins");
         assert_eq!(
-            PluginDirs::defaults(Some(Path::new("/usr/bin/mtp")), Some(data), false),
+            PluginDirs::defaults(
+                Some(Path::new("/usr/bin/mtp")),
+                Some(data),
+                false,
+                installed
+            ),
             [
-                PathBuf::from("/usr/bin"),
                 PathBuf::from("/usr/lib/mtp/plugins"),
                 PathBuf::from("/home/ana/.local/share/mtp/plugins"),
             ]
         );
         assert_eq!(
-            PluginDirs::defaults(Some(Path::new("/tmp/x/mtp-0.1.0/bin/mtp")), None, false),
+            PluginDirs::defaults(
+                Some(Path::new("/tmp/x/mtp-0.1.0/bin/mtp")),
+                None,
+                false,
+                installed
+            ),
+            [PathBuf::from("/tmp/x/mtp-0.1.0/lib/mtp/plugins")]
+        );
+        // A build tree (no lib/mtp/plugins above it): the executable's own directory.
+        assert_eq!(
+            PluginDirs::defaults(
+                Some(Path::new("/src/target/release/mtp")),
+                Some(data),
+                false,
+                |_| false
+            ),
             [
-                PathBuf::from("/tmp/x/mtp-0.1.0/bin"),
-                PathBuf::from("/tmp/x/mtp-0.1.0/lib/mtp/plugins"),
+                PathBuf::from("/src/target/release"),
+                PathBuf::from("/home/ana/.local/share/mtp/plugins"),
             ]
         );
         // An executable at the root has no prefix above it.
         assert_eq!(
-            PluginDirs::defaults(Some(Path::new("/mtp")), None, false),
+            PluginDirs::defaults(Some(Path::new("/mtp")), None, false, installed),
             [PathBuf::from("/")]
         );
     }
@@ -550,14 +579,14 @@ mod tests {
         let exe = Path::new("downloads").join("mtp-0.1.0").join("mtp.exe");
         let data = Path::new("roaming");
         assert_eq!(
-            PluginDirs::defaults(Some(&exe), Some(data), true),
+            PluginDirs::defaults(Some(&exe), Some(data), true, |_| true),
             [
                 Path::new("downloads").join("mtp-0.1.0"),
                 data.join("mtp").join("plugins"),
             ]
         );
         assert_eq!(
-            PluginDirs::defaults(None, Some(data), true),
+            PluginDirs::defaults(None, Some(data), true, |_| true),
             [data.join("mtp").join("plugins")]
         );
     }

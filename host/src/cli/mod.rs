@@ -38,8 +38,8 @@ pub(crate) struct GlobalArgs {
     /// The `.env` file with the integrations' keys (default: ./.env; the process environment overrides it).
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) env_file: Option<PathBuf>,
-    /// Where to look for integration plugins (default: $MTP_PLUGINS_DIR, else the mtp executable's
-    /// directory, then <its parent>/lib/mtp/plugins, then <XDG data>/mtp/plugins).
+    /// Where to look for integration plugins (default: $MTP_PLUGINS_DIR, else <prefix>/lib/mtp/plugins
+    /// for <prefix>/bin/mtp if it exists, otherwise the mtp executable's directory; then <XDG data>/mtp/plugins).
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) plugins_dir: Option<PathBuf>,
     /// Where state (upload progress, tokens) is kept (default: $MTP_STATE_DIR, else <XDG data>/mtp).
