@@ -186,15 +186,23 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     assert_eq!(third.state, SequenceState::Published);
     assert_eq!(third.keys, second.keys);
     assert_eq!(setup.fake.stats().requests, before);
-    // Only the plan and the parts stay.
+    // Only the plan, the parts and each image's content entry (its identity: docs/architecture.md,
+    // "Identity") stay.
     assert!(
         setup.state_keys().iter().all(|k| k == "account"
             || k == "token"
             || k.ends_with("/plan")
-            || k.contains("/part/")),
+            || k.contains("/part/")
+            || k.starts_with("content/")),
         "{:?}",
         setup.state_keys()
     );
+    let content = setup
+        .state_keys()
+        .iter()
+        .filter(|k| k.starts_with("content/mtp_b3_"))
+        .count();
+    assert_eq!(content, 6, "{:?}", setup.state_keys());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
