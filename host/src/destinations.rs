@@ -124,6 +124,7 @@ mod tests {
             skipped: None,
             needs: needs.iter().map(|n| n.to_string()).collect(),
             not_logged_in: false,
+            notes: Vec::new(),
         }
     }
 

@@ -40,6 +40,7 @@ fn descriptor(id: &str, generated: &GeneratedSequence) -> SequenceDescriptor {
             width: Some(i.width),
             height: Some(i.height),
             photo_uuid: i.photo_uuid.clone(),
+            sources: None,
         })
         .collect();
     SequenceDescriptor {

@@ -172,6 +172,7 @@ mod tests {
             width: None,
             height: None,
             photo_uuid: None,
+            sources: None,
         }
     }
 

@@ -204,6 +204,7 @@ pub fn walk(id: &str, count: usize, start_ms: i64) -> SequenceDescriptor {
             width: None,
             height: None,
             photo_uuid: None,
+            sources: None,
         })
         .collect();
     SequenceDescriptor {
