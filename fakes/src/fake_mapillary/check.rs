@@ -167,6 +167,11 @@ impl MapillaryStats {
                 // mapillary_tools does (`uploader.py`), and Mapillary discards unpublished uploads. What
                 // counts is checked above: each image in exactly one published sequence.
                 EntityKind::Manifest => {}
+                // The same for a manifest whose attempt was killed while sending it: the client names
+                // each attempt's manifest afresh (`uuid_<random>.json`; mapillary_tools names its
+                // uploads by content, `uploader.py`, so an abandoned one is simply never finished), the
+                // next attempt sends one of its own, and the unfinished one is never published.
+                EntityKind::Incomplete if key.ends_with(".json") => {}
                 EntityKind::Incomplete | EntityKind::Other => {
                     return fail(format!(
                         "entity {key} left behind ({:?}, {} bytes held)",
