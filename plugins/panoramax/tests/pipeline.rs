@@ -1,93 +1,15 @@
 //! The provider in-process against the fake Panoramax: authorisation, upload, resume, refusals.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig, PanoramaxFaults};
 use mtp_panoramax::Panoramax;
-use mtp_sequence::generate::{generate_sequence, GenerateOptions, GeneratedSequence};
 use plugin_api::prelude::*;
 use plugin_api::sdk::testing::TestHost;
 
-fn generate(dir: &Path, count: usize, seed: u64) -> GeneratedSequence {
-    generate_sequence(
-        dir,
-        &GenerateOptions {
-            count,
-            seed,
-            ..GenerateOptions::default()
-        },
-    )
-    .expect("generate a sequence")
-}
-
-fn descriptor(id: &str, generated: &GeneratedSequence) -> SequenceDescriptor {
-    let images = generated
-        .images
-        .iter()
-        .map(|i| ImageInfo {
-            path: i.path.to_string_lossy().into_owned(),
-            file_name: i.file_name.clone(),
-            size_bytes: i.size_bytes,
-            latitude: i.latitude,
-            longitude: i.longitude,
-            altitude: Some(i.altitude),
-            captured_at_ms: i.captured_at_ms,
-            heading: Some(i.heading),
-            projection: i.projection.clone(),
-            width: Some(i.width),
-            height: Some(i.height),
-            photo_uuid: i.photo_uuid.clone(),
-            sources: None,
-        })
-        .collect();
-    SequenceDescriptor {
-        schema: 1,
-        id: id.to_string(),
-        root: generated.root.to_string_lossy().into_owned(),
-        name: "test walk".into(),
-        description: String::new(),
-        transport: None,
-        tags: vec![],
-        source: Default::default(),
-        images,
-    }
-}
-
-fn host(fake: &FakePanoramax) -> TestHost {
-    TestHost::new()
-        .with_env("PANORAMAX_URL", &fake.base_url())
-        .with_env("PANORAMAX_RETRY_BASE_MS", "5")
-        .with_env("PANORAMAX_CLAIM_POLL_MS", "20")
-}
-
-async fn authorised(fake: &FakePanoramax, token: &str) -> TestHost {
-    let host = host(fake);
-    Panoramax
-        .authorize(
-            &host.context(),
-            AuthRequest {
-                token: Some(token.into()),
-            },
-        )
-        .await
-        .expect("the token is accepted");
-    host
-}
-
-fn request(sequence: &SequenceDescriptor, mode: RunMode) -> RunRequest {
-    let mut options = plugin_api::serde_json::Map::new();
-    options.insert("jobs".into(), 3.into());
-    RunRequest {
-        mode,
-        sequence: sequence.clone(),
-        dry_run: false,
-        upstream: Default::default(),
-        previous: None,
-        options,
-    }
-}
+mod common;
+use common::{authorised, descriptor, generate, host, request};
 
 /// Runs an upload, then re-checks until the set is no longer processing.
 async fn upload_until_settled(host: &TestHost, sequence: &SequenceDescriptor) -> RunOutcome {
