@@ -28,6 +28,7 @@ pub mod config;
 pub mod eligibility;
 pub mod multipart;
 pub mod pipeline;
+pub mod refusal;
 pub mod retrying;
 pub mod set_options;
 pub mod state;

@@ -222,3 +222,38 @@ async fn an_instance_without_login_is_told_before_any_claim_page() {
     );
     assert_eq!(fake.stats().generated_tokens, 0);
 }
+
+/// An account that has not accepted the instance's terms gets a 401 naming the page
+/// (`geovisio/utils/auth.py`): mtp names the page instead of asking for a new login.
+#[test]
+fn a_401_for_terms_not_accepted_names_the_page_not_the_token() {
+    let terms = Answer {
+        status: 401,
+        body: json!({
+            "message": "You need to accept the terms of service before uploading any pictures. You can do \
+                        so by validating them here: https://panoramax.example/tos-validation",
+            "details": {"validation_page": "https://panoramax.example/tos-validation"},
+            "status_code": 401
+        })
+        .to_string(),
+        retry_after: None,
+    };
+    let err = mtp_panoramax::api::unexpected("upload of a.jpg", &terms);
+    assert_ne!(err.kind, ErrorKind::Auth, "{err:?}");
+    assert!(
+        err.message
+            .contains("https://panoramax.example/tos-validation")
+            && err.message.contains("terms of service"),
+        "{}",
+        err.message
+    );
+    let bad_token = Answer {
+        status: 401,
+        body: json!({"message": "Authentication is mandatory"}).to_string(),
+        retry_after: None,
+    };
+    assert_eq!(
+        mtp_panoramax::api::unexpected("upload", &bad_token).kind,
+        ErrorKind::Auth
+    );
+}
