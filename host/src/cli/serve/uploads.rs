@@ -282,7 +282,8 @@ impl Uploads {
             .upload_use_case(request)
             .map_err(|message| refused(false, message, vec![]))?;
         let mut prepared = Vec::new();
-        let mut notes = Vec::new();
+        // A camera folder tree is one sequence per folder with images, as `mtp upload` reads it.
+        let (paths, mut notes) = mtp_host::upload::expand_trees(&paths);
         let mut problems = Vec::new();
         for path in &paths {
             match self.host.prepare(&use_case, path).await {
