@@ -1100,10 +1100,13 @@ async fn fault_flapping_throttle_and_latency() {
     api.fake.set_faults(MapillaryFaults {
         flapping: Some(Flapping {
             healthy_ms: 60_000,
-            failing_ms: 1,
+            failing_ms: 20,
         }),
         ..MapillaryFaults::default()
     });
+    // The windows start at the first request after the fault is set, failing first.
+    assert_eq!(api.offset("k").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(api.offset("k").await.0, StatusCode::OK);
 
     api.fake.set_faults(MapillaryFaults {

@@ -640,8 +640,8 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
         FaultCase {
             name: "flapping server",
             mapillary: MapillaryFaults {
-                // Failing three quarters of the time, so a run cannot slip through one healthy
-                // window (the windows follow the wall clock, not the seed).
+                // Failing three quarters of the time; the fake starts its windows at the first
+                // request, failing first, so every run meets at least one failing window.
                 flapping: Some(Flapping {
                     healthy_ms: 50,
                     failing_ms: 150,

@@ -165,7 +165,7 @@ struct ServeArgs {
     /// Flapping: length of healthy windows (ms); needs --flap-failing-ms.
     #[arg(long)]
     flap_healthy_ms: Option<u64>,
-    /// Flapping: length of failing windows (ms).
+    /// Flapping: length of failing windows (ms); the first begins at the first request.
     #[arg(long)]
     flap_failing_ms: Option<u64>,
     /// Upload bandwidth shared by all connections (bytes/s).

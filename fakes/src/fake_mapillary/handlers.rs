@@ -198,7 +198,7 @@ fn graph_gate(
             "Invalid OAuth access token - Cannot parse access token",
         ));
     }
-    let flapping = sh.flapping_now(&st.faults);
+    let flapping = st.flapping_now();
     st.graph_fault(flapping).map(injected_graph_response)
 }
 
@@ -700,7 +700,7 @@ async fn upload_offset(
     if !st.authenticate(request_token(&headers, &q)) {
         return upload_unauthorized();
     }
-    let flapping = sh.flapping_now(&st.faults);
+    let flapping = st.flapping_now();
     if let Some(fault) = st.upload_fault(flapping, false) {
         drop(st);
         return injected_upload_response(&sh, fault);
@@ -758,7 +758,7 @@ async fn upload_post(
         let reset_at = st.next_post_reset();
         let authorized = st.authenticate(request_token(&headers, &q));
         let fault = if authorized {
-            let flapping = sh.flapping_now(&st.faults);
+            let flapping = st.flapping_now();
             st.upload_fault(flapping, true)
         } else {
             None

@@ -80,7 +80,8 @@ pub struct ResetFault {
     pub ratio: f64,
 }
 
-/// Alternate healthy and failing windows (measured from server start). In a failing window the
+/// Alternate failing and healthy windows, counted from the first request after the fault is
+/// set (failing first). In a failing window the
 /// upload service and the graph read endpoints answer 503.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Flapping {

@@ -27,7 +27,6 @@ const JSON_PREFIX_CAP: usize = 4 * 1024 * 1024;
 pub(crate) struct Shared {
     pub config: MapillaryConfig,
     pub base_url: String,
-    pub started: Instant,
     pub state: Mutex<State>,
     /// The user's current name (tests may rename the user: [`super::FakeMapillary::rename_user`]).
     /// Locked on its own, never while waiting for `state`.
@@ -41,7 +40,6 @@ impl Shared {
         let state = State::new(&config);
         Arc::new(Shared {
             base_url: format!("http://{addr}"),
-            started: Instant::now(),
             state: Mutex::new(state),
             username: Mutex::new(config.username.clone()),
             throttle_next: Mutex::new(Instant::now()),
@@ -59,6 +57,7 @@ impl Shared {
         let mut st = lock(&self.state);
         st.rng = make_rng(faults.seed);
         st.faults = faults;
+        st.flap_epoch = None;
     }
 
     /// Pace upload bytes to the configured bandwidth, shared by all connections.
@@ -74,19 +73,6 @@ impl Shared {
             *next
         };
         tokio::time::sleep_until(until.into()).await;
-    }
-
-    /// Whether we are inside a failing window of the flapping fault.
-    pub fn flapping_now(&self, faults: &MapillaryFaults) -> bool {
-        let Some(f) = faults.flapping else {
-            return false;
-        };
-        let period = f.healthy_ms + f.failing_ms;
-        if period == 0 || f.failing_ms == 0 {
-            return false;
-        }
-        let t = self.started.elapsed().as_millis() as u64 % period;
-        t >= f.healthy_ms
     }
 }
 
@@ -167,6 +153,9 @@ pub(crate) enum Injected {
 
 pub(crate) struct State {
     pub faults: MapillaryFaults,
+    /// When the flapping fault's windows began: at the first request after the fault was set,
+    /// so a run always meets a failing window first (test instrumentation, no real behaviour).
+    flap_epoch: Option<Instant>,
     rng: StdRng,
     user_token: String,
     issue_fresh_tokens: bool,
@@ -209,6 +198,7 @@ impl State {
     fn new(cfg: &MapillaryConfig) -> State {
         let mut st = State {
             faults: cfg.faults.clone(),
+            flap_epoch: None,
             rng: make_rng(cfg.faults.seed),
             user_token: cfg.user_token.clone(),
             issue_fresh_tokens: cfg.issue_fresh_tokens,
@@ -406,6 +396,22 @@ impl State {
     }
 
     // ---- faults -------------------------------------------------------------------------
+
+    /// Whether we are inside a failing window of the flapping fault. The windows are counted
+    /// from the first request that asks, failing window first: a run that started at an
+    /// arbitrary moment of a wall-clock cycle could fit in one healthy window and prove nothing.
+    pub fn flapping_now(&mut self) -> bool {
+        let Some(f) = self.faults.flapping else {
+            return false;
+        };
+        let period = f.healthy_ms + f.failing_ms;
+        if period == 0 || f.failing_ms == 0 {
+            return false;
+        }
+        let epoch = *self.flap_epoch.get_or_insert_with(Instant::now);
+        let t = epoch.elapsed().as_millis() as u64 % period;
+        t < f.failing_ms
+    }
 
     /// Draw the fault for one upload-service request.
     pub fn upload_fault(&mut self, flapping: bool, is_post: bool) -> Option<Injected> {
