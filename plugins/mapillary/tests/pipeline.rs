@@ -674,6 +674,10 @@ async fn a_publication_that_never_arrives_is_overdue_and_republished_only_on_req
 async fn overlapping_sequences_of_the_user_are_told_apart_by_capture_times() {
     let setup = Setup::start(MapillaryConfig {
         overlap_decoys: 2,
+        faults: MapillaryFaults {
+            seed: Some(DECOYS_FIRST_SEED),
+            ..MapillaryFaults::default()
+        },
         ..MapillaryConfig::default()
     })
     .await;
@@ -694,7 +698,29 @@ async fn overlapping_sequences_of_the_user_are_told_apart_by_capture_times() {
             .count(),
         2
     );
+    assert_others_sort_first(&setup);
     assert_eq!(outcome.keys["sequence_key"], uploaded_keys(&setup)[0]);
+}
+
+/// A seed under which the fake's other sequences get keys that sort before ours, so a client that
+/// takes the first sequence of the lookup window (in key order) gets the wrong one every time.
+const DECOYS_FIRST_SEED: u64 = 6;
+
+/// The precondition of the seeded tests: every sequence not uploaded by us sorts before ours.
+fn assert_others_sort_first(setup: &Setup) {
+    let stats = setup.fake.stats();
+    let ours = uploaded_keys(setup);
+    let others: Vec<&str> = stats
+        .sequences
+        .iter()
+        .filter(|s| s.origin != SequenceOrigin::Upload)
+        .map(|s| s.key.as_str())
+        .collect();
+    assert!(!others.is_empty());
+    assert!(
+        others.iter().all(|o| ours.iter().all(|k| *o < k.as_str())),
+        "the seed no longer puts the other sequences first: {others:?} vs ours {ours:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -757,6 +783,10 @@ async fn a_twin_that_was_there_before_publishing_is_never_our_key() {
             ],
             image_count: 6,
         }],
+        faults: MapillaryFaults {
+            seed: Some(DECOYS_FIRST_SEED),
+            ..MapillaryFaults::default()
+        },
         ..MapillaryConfig::default()
     })
     .await;
@@ -769,6 +799,7 @@ async fn a_twin_that_was_there_before_publishing_is_never_our_key() {
         .unwrap();
     let ours = uploaded_keys(&setup);
     assert_eq!(ours.len(), 1);
+    assert_others_sort_first(&setup);
     assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
     assert_eq!(outcome.keys["sequence_key"], ours[0]);
 }
