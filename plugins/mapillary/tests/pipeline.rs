@@ -937,3 +937,65 @@ async fn wait_until_no_upload_in_flight(setup: &Setup) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_another_local_sequence_holds_is_never_taken() {
+    // Two local sequences of the same photos (the folder copied and its files touched again): B is
+    // published and visible first, while A's own sequence is not visible yet. B's sequence is at A's
+    // capture times and places, but B's record holds its key, so A must not take it.
+    let setup = Setup::start(MapillaryConfig {
+        publish_after_lookups_by_call: vec![6, 0],
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = descriptor("copy-a", &[&generate(a_dir.path(), small(6))]);
+    let b_images = generate(
+        b_dir.path(),
+        GenerateOptions {
+            seed: 2,
+            ..small(6)
+        },
+    );
+    let b = descriptor("copy-b", &[&b_images]);
+    let places = |s: &SequenceDescriptor| -> Vec<(i64, String, String)> {
+        s.images
+            .iter()
+            .map(|i| {
+                let (lat, lon) = (i.latitude, i.longitude);
+                (i.captured_at_ms, format!("{lat:.7}"), format!("{lon:.7}"))
+            })
+            .collect()
+    };
+    assert_eq!(
+        places(&a),
+        places(&b),
+        "the copies must be at the same times and places"
+    );
+
+    let a_first = setup.run(request(&a, RunMode::Upload)).await.unwrap();
+    assert_eq!(a_first.state, SequenceState::Unpublished, "{a_first:?}");
+    let b_outcome = setup.run(request(&b, RunMode::Upload)).await.unwrap();
+    assert_eq!(b_outcome.state, SequenceState::Published, "{b_outcome:?}");
+    let b_key = b_outcome.keys["sequence_key"].clone();
+
+    let mut a_key = None;
+    for _ in 0..10 {
+        let outcome = setup.run(request(&a, RunMode::Recheck)).await.unwrap();
+        let key = outcome.keys.get("sequence_key").cloned();
+        assert_ne!(
+            key.as_deref(),
+            Some(b_key.as_str()),
+            "A took B's key: {outcome:?}"
+        );
+        if outcome.state == SequenceState::Published {
+            a_key = key;
+            break;
+        }
+    }
+    let uploaded = uploaded_keys(&setup);
+    assert_eq!(uploaded.len(), 2, "{uploaded:?}");
+    let a_key = a_key.expect("A is published once its own sequence is visible");
+    assert!(uploaded.contains(&a_key) && a_key != b_key);
+}
