@@ -55,6 +55,7 @@ enum FinishFaultArg {
     Fail500,
     Fail500ButPublished,
     NeverPublish,
+    DroppedButPublished,
 }
 
 #[derive(Args)]
@@ -307,6 +308,7 @@ fn mapillary_config(a: &ServeArgs) -> anyhow::Result<MapillaryConfig> {
             FinishFaultArg::Fail500 => FinishFault::Fail500,
             FinishFaultArg::Fail500ButPublished => FinishFault::Fail500ButPublished,
             FinishFaultArg::NeverPublish => FinishFault::AcceptedNeverPublished,
+            FinishFaultArg::DroppedButPublished => FinishFault::DroppedAnswerButPublished,
         },
         finish_fault_calls: a.finish_fault_calls,
         flapping,

@@ -621,6 +621,7 @@ async fn image_ids(
 
 async fn finish_upload(
     State(sh): State<Sh>,
+    Extension(conn): Extension<ConnControl>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -641,41 +642,48 @@ async fn finish_upload(
     let Some(handle) = params.get("file_handle").filter(|h| !h.is_empty()) else {
         return param_error("Missing file_handle");
     };
-    let mut st = lock(&sh.state);
-    st.count_finish(handle);
-    let file_type = params.get("file_type").map(String::as_str).unwrap_or("zip");
-    let kind = st.completed_entity_kind(handle);
-    let publishes = match file_type {
-        "mly_bundle_manifest" => {
-            if kind != Some(EntityKind::Manifest) {
-                return param_error("Invalid file_handle: not a completed image manifest");
+    // `None`: drop the connection without an answer (the guard is released before that await).
+    let answer = {
+        let mut st = lock(&sh.state);
+        st.count_finish(handle);
+        let file_type = params.get("file_type").map(String::as_str).unwrap_or("zip");
+        let kind = st.completed_entity_kind(handle);
+        let publishes = match file_type {
+            "mly_bundle_manifest" => {
+                if kind != Some(EntityKind::Manifest) {
+                    return param_error("Invalid file_handle: not a completed image manifest");
+                }
+                true
             }
-            true
-        }
-        "zip" | "mly_camm_video" | "mly_blackvue_video" => {
-            if kind.is_none() {
-                return param_error("Invalid file_handle");
+            "zip" | "mly_camm_video" | "mly_blackvue_video" => {
+                if kind.is_none() {
+                    return param_error("Invalid file_handle");
+                }
+                // The fake does not unpack zips or videos; they are accepted but never published.
+                false
             }
-            // The fake does not unpack zips or videos; they are accepted but never published.
-            false
+            _ => return param_error("Invalid file_type"),
+        };
+        let fault = st.finish_fault();
+        let server_error = || injected_graph_response(Injected::Status5xx(500));
+        match fault {
+            FinishFault::Fail500 => Some(server_error()),
+            FinishFault::Fail500ButPublished | FinishFault::DroppedAnswerButPublished => {
+                if publishes {
+                    st.queue_publication(handle, false);
+                }
+                (fault == FinishFault::Fail500ButPublished).then(server_error)
+            }
+            FinishFault::None | FinishFault::AcceptedNeverPublished => {
+                let never = !publishes || fault == FinishFault::AcceptedNeverPublished;
+                let cluster_id = st.queue_publication(handle, never);
+                Some(Json(json!({ "cluster_id": cluster_id })).into_response())
+            }
         }
-        _ => return param_error("Invalid file_type"),
     };
-    let fault = st.finish_fault();
-    let server_error = || injected_graph_response(Injected::Status5xx(500));
-    match fault {
-        FinishFault::Fail500 => server_error(),
-        FinishFault::Fail500ButPublished => {
-            if publishes {
-                st.queue_publication(handle, false);
-            }
-            server_error()
-        }
-        FinishFault::None | FinishFault::AcceptedNeverPublished => {
-            let never = !publishes || fault == FinishFault::AcceptedNeverPublished;
-            let cluster_id = st.queue_publication(handle, never);
-            Json(json!({ "cluster_id": cluster_id })).into_response()
-        }
+    match answer {
+        Some(response) => response,
+        None => conn.kill().await,
     }
 }
 

@@ -48,6 +48,10 @@ pub enum FinishFault {
     Fail500ButPublished,
     /// Answers `{"cluster_id"}` but the sequence never appears in `/images` (processing failed).
     AcceptedNeverPublished,
+    /// Accepts (the images are published later), then drops the connection without an answer. Not a
+    /// behaviour of the service but of the network between (a proxy timeout, a dropped Wi-Fi): an
+    /// assumption any HTTP exchange is open to, which leaves the client unsure whether it counted.
+    DroppedAnswerButPublished,
 }
 
 /// Which of the two rate-limit answers the upload service gives. Both carry

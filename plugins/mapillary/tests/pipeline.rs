@@ -586,6 +586,40 @@ async fn an_unknown_publish_that_went_through_is_found_without_republishing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_whose_answer_was_lost_on_the_way_is_found_without_republishing() {
+    // The connection drops after finish_upload was accepted: no status at all, unlike the 500 above.
+    let setup = Setup::start(MapillaryConfig {
+        faults: MapillaryFaults {
+            finish: FinishFault::DroppedAnswerButPublished,
+            ..MapillaryFaults::default()
+        },
+        publish_after_lookups: 1,
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("answer-lost", &[&generate(dir.path(), small(4))]);
+    let first = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(first.state, SequenceState::Unknown, "{first:?}");
+    let second = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(second.state, SequenceState::Published, "{second:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(
+        stats.finish_upload_calls.values().sum::<u32>(),
+        1,
+        "published twice"
+    );
+    assert_eq!(second.keys["sequence_key"], uploaded_keys(&setup)[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publication_that_never_arrives_is_overdue_and_republished_only_on_request() {
     let setup = Setup::start(MapillaryConfig {
         faults: MapillaryFaults {
