@@ -100,6 +100,10 @@ pub struct MtpwFaults {
     /// Handle the next N `PUT sequence/import/<id>/` calls, then drop the connection without an answer
     /// (the answer is lost; whatever the import did stays done).
     pub lose_import_answers: u32,
+    /// Answer the next N `POST sequence/create/` calls 503 before the view runs (nothing is created):
+    /// an assumption, as for `error_5xx_ratio` (any call of a Django app behind a proxy can fail so),
+    /// aimed at the one call that must never be repeated blindly.
+    pub fail_create_next: u32,
 }
 
 impl Default for MtpwFaults {
@@ -114,6 +118,7 @@ impl Default for MtpwFaults {
             revoke_token_after: None,
             latency_ms: 0,
             lose_import_answers: 0,
+            fail_create_next: 0,
         }
     }
 }
@@ -330,6 +335,9 @@ pub struct MtpwStats {
     pub server_errors_injected: u64,
     /// Requests per route (`"METHOD /route"`).
     pub requests: BTreeMap<String, u64>,
+    /// Injected 5xx answers and dropped connections per route (test instrumentation: proves a fault
+    /// reached a given call, e.g. the create).
+    pub faults_by_route: BTreeMap<String, u64>,
     /// Responses per HTTP status.
     pub responses_by_status: BTreeMap<u16, u64>,
 }
@@ -496,6 +504,9 @@ fn build(config: MtpwConfig) -> (Sh, Router) {
 
 // ---- middleware ------------------------------------------------------------------------------
 
+/// The route of the later API's create, as [`route_of`] names it.
+const CREATE_ROUTE: &str = "POST /api/v1/sequence/create/";
+
 fn route_of(req: &Request) -> String {
     match req.extensions().get::<MatchedPath>() {
         Some(p) => format!("{} {}", req.method(), p.as_str()),
@@ -536,9 +547,15 @@ enum Gate {
 async fn api_gate(State(sh): State<Sh>, req: Request, next: Next) -> Response {
     let (latency, gate) = {
         let mut st = lock(&sh.state);
-        *st.stats.requests.entry(route_of(&req)).or_default() += 1;
+        let route = route_of(&req);
+        *st.stats.requests.entry(route.clone()).or_default() += 1;
         let f = st.faults.clone();
-        let gate = if f.drop_next > 0 {
+        let injected_before = st.stats.server_errors_injected;
+        let gate = if f.fail_create_next > 0 && route == CREATE_ROUTE {
+            st.faults.fail_create_next -= 1;
+            st.stats.server_errors_injected += 1;
+            Gate::Respond(server_error(StatusCode::SERVICE_UNAVAILABLE))
+        } else if f.drop_next > 0 {
             st.faults.drop_next -= 1;
             Gate::Drop
         } else if f.drop_connection_ratio > 0.0 && st.rng.gen::<f64>() < f.drop_connection_ratio {
@@ -569,6 +586,9 @@ async fn api_gate(State(sh): State<Sh>, req: Request, next: Next) -> Response {
         } else {
             Gate::Pass
         };
+        if matches!(gate, Gate::Drop) || st.stats.server_errors_injected > injected_before {
+            *st.stats.faults_by_route.entry(route).or_default() += 1;
+        }
         (f.latency_ms, gate)
     };
     if latency > 0 {

@@ -568,6 +568,9 @@ struct FaultCase {
     mapillary: MapillaryFaults,
     mtpw: MtpwFaults,
     fired: Vec<FiredCounter>,
+    /// The MTPW API generation the fake speaks: `Both` takes the older token-verify and import path;
+    /// `New` makes every sequence go through `create`.
+    mtpw_api: MtpwApi,
 }
 
 fn mly_fault(stats: &MapillaryStats, name: &str) -> u64 {
@@ -599,6 +602,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             },
             mtpw: MtpwFaults::default(),
             fired: vec![upload_5xx],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "graph 5xx",
@@ -608,6 +612,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             },
             mtpw: MtpwFaults::default(),
             fired: vec![graph_5xx],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "429 with Retry-After",
@@ -618,6 +623,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             },
             mtpw: MtpwFaults::default(),
             fired: vec![rate_limited],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "reset mid-body",
@@ -627,6 +633,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             },
             mtpw: MtpwFaults::default(),
             fired: vec![resets],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "offset mismatch",
@@ -636,6 +643,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             },
             mtpw: MtpwFaults::default(),
             fired: vec![mismatches],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "flapping server",
@@ -650,6 +658,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             },
             mtpw: MtpwFaults::default(),
             fired: vec![("flapping 503s", |m, _| mly_fault(m, "flapping"))],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "finish_upload 500 but published",
@@ -660,6 +669,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             },
             mtpw: MtpwFaults::default(),
             fired: vec![("finish_upload 500", |m, _| mly_fault(m, "finish"))],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "MTPW 5xx and dropped connections",
@@ -673,6 +683,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
                 ..Default::default()
             },
             fired: vec![mtpw_5xx, mtpw_drops],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "MTPW error-as-200",
@@ -682,6 +693,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
                 ..Default::default()
             },
             fired: vec![("MTPW error-as-200", |_, w| w.errors_as_200)],
+            mtpw_api: MtpwApi::Both,
         },
         FaultCase {
             name: "combined",
@@ -710,6 +722,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
                 mtpw_5xx,
                 mtpw_drops,
             ],
+            mtpw_api: MtpwApi::Both,
         },
         // Last, so the cases above keep the seeds they had.
         FaultCase {
@@ -722,6 +735,24 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
             },
             mtpw: MtpwFaults::default(),
             fired: vec![rate_limited],
+            mtpw_api: MtpwApi::Both,
+        },
+        FaultCase {
+            name: "MTPW 5xx and dropped connections on create (later API)",
+            mapillary: MapillaryFaults::default(),
+            mtpw: MtpwFaults {
+                fail_create_next: 2,
+                error_5xx_ratio: 0.2,
+                drop_connection_ratio: 0.1,
+                ..Default::default()
+            },
+            fired: vec![("MTPW faults on create", |_, w| {
+                w.faults_by_route
+                    .get("POST /api/v1/sequence/create/")
+                    .copied()
+                    .unwrap_or(0)
+            })],
+            mtpw_api: MtpwApi::New,
         },
     ];
     let (mut report, mut never_fired) = (Vec::new(), Vec::new());
@@ -739,6 +770,7 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
                     seed: Some(i as u64 + 1),
                     ..case.mtpw
                 },
+                api: case.mtpw_api,
                 ..MtpwConfig::default()
             },
         );
@@ -748,8 +780,11 @@ fn every_fault_alone_and_combined_loses_and_duplicates_nothing() {
         // run (the fake's random draws happen in a fixed order), so whether each fires does not
         // depend on thread scheduling.
         let runs = world.upload_until_done_with(&dir, 1, &["--jobs", "1"]);
-        let stats =
-            assert_exactly_once(&world, 6, &["walk walk".to_string()], CreatedBy::OldImport);
+        let created_by = match case.mtpw_api {
+            MtpwApi::New => CreatedBy::Create,
+            _ => CreatedBy::OldImport,
+        };
+        let stats = assert_exactly_once(&world, 6, &["walk walk".to_string()], created_by);
         let mtpw = world.mtpw.stats();
         let counts: Vec<String> = case
             .fired

@@ -133,6 +133,7 @@ async fn verify_and_store(
             username: username.clone(),
             authorised_at: now,
             refused_at: None,
+            planned_refresh_failed_at: None,
         },
     )?;
     ctx.info(format!("authorised with Mapillary as {username}"));
@@ -234,6 +235,7 @@ pub async fn username(api: &Api, ctx: &Context, token: &str) -> Result<String> {
                 username: username.clone(),
                 authorised_at: api.config.now_ms(),
                 refused_at: None,
+                planned_refresh_failed_at: None,
             },
         )?,
     }

@@ -40,6 +40,10 @@ pub struct Account {
     /// When Mapillary last refused the token, if it did since (Unix ms).
     #[serde(default)]
     pub refused_at: Option<i64>,
+    /// When a refresh planned ahead of the expiry last failed (Unix ms): not tried again, nor told
+    /// again, for [`crate::token::PLANNED_RETRY`], while the token still works.
+    #[serde(default)]
+    pub planned_refresh_failed_at: Option<i64>,
 }
 
 /// Reads the stored account.

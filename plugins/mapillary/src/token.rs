@@ -131,6 +131,7 @@ pub async fn refresh(api: &Api, ctx: &Context, what: &str) -> Result<String> {
     store(ctx, &token, expires_in(&answer), now)?;
     if let Some(mut account) = state::account(ctx)? {
         account.refused_at = None;
+        account.planned_refresh_failed_at = None;
         state::put_account(ctx, &account)?;
     }
     let until = info(ctx)?
@@ -156,23 +157,45 @@ pub async fn usable(api: &Api, ctx: &Context) -> Result<String> {
     if now < expires_at.saturating_sub(margin) {
         return Ok(token);
     }
-    let what = if now < expires_at {
-        format!("it expires {}", format_ms(expires_at))
-    } else {
-        format!("it expired {}", format_ms(expires_at))
-    };
-    match refresh(api, ctx, &what).await {
+    if now >= expires_at {
+        return refresh(api, ctx, &format!("it expired {}", format_ms(expires_at))).await;
+    }
+    // Planned: the token still works, so a failed refresh is told once and tried again later,
+    // not on every call of this run (nor of the next runs within PLANNED_RETRY).
+    let account = state::account(ctx)?;
+    let retry_ms = i64::try_from(PLANNED_RETRY.as_millis()).unwrap_or(i64::MAX);
+    if account
+        .as_ref()
+        .and_then(|a| a.planned_refresh_failed_at)
+        .is_some_and(|failed| now < failed.saturating_add(retry_ms))
+    {
+        return Ok(token);
+    }
+    match refresh(api, ctx, &format!("it expires {}", format_ms(expires_at))).await {
         Ok(fresh) => Ok(fresh),
-        Err(err) if now < expires_at => {
+        Err(err) => {
+            let detail = match &err {
+                MlyError::RefreshFailed { detail, .. } => detail.clone(),
+                other => other.to_string(),
+            };
             ctx.warn(format!(
-                "{err} (the current token still works until {})",
-                format_ms(expires_at)
+                "the planned refresh of the Mapillary token failed ({detail}); the token still works \
+                 until {} ({}), and mtp tries the refresh again on a run after {} h",
+                format_ms(expires_at),
+                relative(now, expires_at),
+                PLANNED_RETRY.as_secs() / 3600
             ));
+            if let Some(mut account) = account {
+                account.planned_refresh_failed_at = Some(now);
+                state::put_account(ctx, &account)?;
+            }
             Ok(token)
         }
-        Err(err) => Err(err),
     }
 }
+
+/// How long after a failed planned refresh the next one is tried.
+pub const PLANNED_RETRY: Duration = Duration::from_secs(12 * 3600);
 
 #[cfg(test)]
 mod tests {

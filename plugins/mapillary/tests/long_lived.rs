@@ -72,6 +72,58 @@ async fn a_token_near_its_expiry_is_refreshed_before_the_run_and_the_old_one_is_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_refresh_that_fails_is_told_once_and_the_working_token_is_used() {
+    let setup = Setup::start(MapillaryConfig {
+        aging: AgingConfig {
+            token_ttl: Some(60 * DAY),
+            ..AgingConfig::default()
+        },
+        ..MapillaryConfig::default()
+    })
+    .await;
+    setup.authorise_with_oauth().await;
+    setup.fake.advance_clock(55 * DAY);
+    // The refresh grant is refused (here: a client secret that no longer matches), while the token
+    // itself works for five more days.
+    let day55 = BrowserHost {
+        inner: later(&setup, &setup.host, 55 * DAY)
+            .inner
+            .with_env("MAPILLARY_SECRET", "MLY|4242424242424242|not0the0secret"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["first", "second"] {
+        let sequence = descriptor(
+            name,
+            &[&generate(dir.path().join(name).as_path(), small(2))],
+        );
+        let outcome = Mapillary
+            .run(&day55.context(), request(&sequence, RunMode::Upload))
+            .await
+            .unwrap();
+        assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    }
+    let logs = day55.inner.logs();
+    let told: Vec<&String> = logs
+        .iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.contains("refresh"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("the planned refresh of the Mapillary token failed")
+            && told[0].contains("the token still works until")
+            && !told[0].contains("log in again"),
+        "{}",
+        told[0]
+    );
+    assert_eq!(
+        setup.fake.stats().request_count("POST /token"),
+        2,
+        "login and one refresh"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_refused_mid_run_is_refreshed_once_and_the_run_carries_on() {
     let setup = Setup::start(MapillaryConfig {
         faults: MapillaryFaults {
