@@ -239,6 +239,13 @@ impl FakePanoramax {
         st.revoked.insert(token.to_string());
     }
 
+    /// Test control: upload set `id` is gone, as after its owner deleted it on the website or a server
+    /// was set up again without its data; from now on `GET /api/upload_sets/<id>` answers 404
+    /// (`getUploadSet`). No request of the fake's API does this.
+    pub fn lose_upload_set(&self, id: &str) {
+        lock(&self.shared.state).stats.upload_sets.remove(id);
+    }
+
     /// Replace the faults from now on.
     pub fn set_faults(&self, faults: PanoramaxFaults) {
         lock(&self.shared.state).faults = faults;

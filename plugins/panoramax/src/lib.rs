@@ -85,6 +85,13 @@ impl Integration for Panoramax {
                     flag: Some("jobs".into()),
                 },
                 RunOptionSpec {
+                    name: upload_set::REPUBLISH.into(),
+                    help: "Upload again, as a new upload set, a published sequence whose upload set no longer exists on the server.".into(),
+                    kind: OptionKind::Bool,
+                    default: Some("false".into()),
+                    flag: Some("republish".into()),
+                },
+                RunOptionSpec {
                     name: set_options::SPLIT.into(),
                     help: "How the server may cut the sequence into collections: none (one collection), instance (its defaults, e.g. 300 s / 100 m), or SECONDS,METERS (300s,100m).".into(),
                     kind: OptionKind::Text,

@@ -57,7 +57,31 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
             message: Some(plan),
         });
     }
-    let set = upload_set::ensure(ctx, &api, &store, &sequence, &options).await?;
+    let was_published = request
+        .previous
+        .as_ref()
+        .is_some_and(|p| p.state == SequenceState::Published);
+    let republish = request
+        .options
+        .get(upload_set::REPUBLISH)
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let set = match upload_set::ensure(
+        ctx,
+        &api,
+        &store,
+        &sequence,
+        &options,
+        upload_set::Restart {
+            was_published,
+            republish,
+        },
+    )
+    .await?
+    {
+        upload_set::Ensured::Set(set) => set,
+        upload_set::Ensured::Gone(id) => return Ok(vanished(&id)),
+    };
     let tally = upload::send_all(
         ctx,
         &api,
@@ -148,7 +172,11 @@ fn vanished(id: &str) -> RunOutcome {
         SequenceState::Failed,
         format!("Panoramax upload set {id} no longer exists (deleted on the server)"),
     );
-    outcome.next_action = Some("run mtp upload again to start a new upload set".into());
+    outcome.next_action = Some(
+        "nothing, if it was deleted on purpose; mtp upload --republish uploads the sequence again as \
+         a new upload set"
+            .into(),
+    );
     outcome
 }
 

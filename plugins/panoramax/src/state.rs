@@ -47,6 +47,10 @@ pub struct SetRecord {
     /// The set's id, once the server answered.
     #[serde(default)]
     pub id: Option<String>,
+    /// The set was gone from the server after the sequence was published: later runs say so again
+    /// instead of uploading it anew (only `--republish` does that).
+    #[serde(default)]
+    pub published_gone: bool,
 }
 
 /// What the server said about one picture.
@@ -118,6 +122,7 @@ mod tests {
         let record = SetRecord {
             nonce: "n".into(),
             id: Some("u".into()),
+            published_gone: false,
         };
         one.put_set(&record).unwrap();
         other.put_set(&record).unwrap();

@@ -12,17 +12,52 @@ use crate::api::{self, Api, UploadSet};
 use crate::set_options::SetOptions;
 use crate::state::{SequenceStore, SetRecord};
 
-/// The sequence's upload set, created if it has none.
+/// The option (flag `--republish`) that lets a published sequence whose set is gone go again.
+pub const REPUBLISH: &str = "republish";
+
+/// What [`ensure`] found.
+pub enum Ensured {
+    /// The set to send the pictures to.
+    Set(UploadSet),
+    /// The set of a published sequence no longer exists, and it is not to be uploaded again.
+    Gone(String),
+}
+
+/// What the run knows of the sequence's past, for a set that is gone.
+pub struct Restart {
+    /// The host's record says the sequence was published.
+    pub was_published: bool,
+    /// The user asks for a new upload set even so (`--republish`).
+    pub republish: bool,
+}
+
+/// The sequence's upload set, created if it has none. A published sequence whose set was deleted on
+/// the server (on purpose, or by a server that lost it) only gets a new one with `--republish`.
 pub async fn ensure(
     ctx: &Context,
     api: &Api,
     store: &SequenceStore<'_>,
     sequence: &SequenceDescriptor,
     options: &SetOptions,
-) -> Result<UploadSet, PluginError> {
+    restart: Restart,
+) -> Result<Ensured, PluginError> {
     let record = match store.set()? {
-        Some(SetRecord { id: Some(id), .. }) => match api.upload_set(ctx, &id).await? {
-            Some(set) => return Ok(set),
+        Some(SetRecord {
+            id: Some(id),
+            nonce,
+            published_gone,
+        }) => match api.upload_set(ctx, &id).await? {
+            Some(set) => return Ok(Ensured::Set(set)),
+            None if !restart.republish && (restart.was_published || published_gone) => {
+                if !published_gone {
+                    store.put_set(&SetRecord {
+                        nonce,
+                        id: Some(id.clone()),
+                        published_gone: true,
+                    })?;
+                }
+                return Ok(Ensured::Gone(id));
+            }
             None => {
                 // Deleted on the server (by the user, on the website): start again, saying so.
                 ctx.warn(format!(
@@ -37,8 +72,9 @@ pub async fn ensure(
                 store.put_set(&SetRecord {
                     nonce: record.nonce,
                     id: Some(found.id.clone()),
+                    published_gone: false,
                 })?;
-                return Ok(found);
+                return Ok(Ensured::Set(found));
             }
             record
         }
@@ -59,15 +95,17 @@ pub async fn ensure(
     store.put_set(&SetRecord {
         nonce: record.nonce,
         id: Some(set.id.clone()),
+        published_gone: false,
     })?;
     ctx.info(format!("created Panoramax upload set {}", set.id));
-    Ok(set)
+    Ok(Ensured::Set(set))
 }
 
 fn new_record(store: &SequenceStore<'_>) -> Result<SetRecord, PluginError> {
     let record = SetRecord {
         nonce: plugin_api::sdk::redirect::random_state(),
         id: None,
+        published_gone: false,
     };
     store.put_set(&record)?;
     Ok(record)

@@ -346,3 +346,57 @@ fn eligibility_predicts_missing_fields_per_file() {
     equirect.images[0].projection = Projection::parse("cylindrical");
     assert!(!Panoramax.eligibility(&equirect).eligible);
 }
+
+#[tokio::test]
+async fn a_published_sequence_whose_set_is_gone_is_only_said_to_be_gone() {
+    let fake = FakePanoramax::start(PanoramaxConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sequence = descriptor("seq-gone", &generate(dir.path(), 4, 21));
+    let host = authorised(&fake, "alice-token").await;
+    let published = upload_until_settled(&host, &sequence).await;
+    assert_eq!(published.state, SequenceState::Published, "{published:?}");
+    let set_id = published.keys["upload_set_id"].clone();
+    fake.lose_upload_set(&set_id);
+    let attempts = fake.stats().upload_attempts;
+
+    // As the host runs it: with the record it holds, first the published one, then the one saying
+    // the set is gone.
+    let mut previous = published;
+    for _ in 0..2 {
+        let mut again = request(&sequence, RunMode::Upload);
+        again.previous = Some(previous.clone());
+        let outcome = Panoramax.run(&host.context(), again).await.unwrap();
+        assert!(
+            outcome
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains(&format!("upload set {set_id} no longer exists"))),
+            "{outcome:?}"
+        );
+        assert!(
+            outcome
+                .next_action
+                .as_deref()
+                .is_some_and(|n| n.contains("--republish")),
+            "{outcome:?}"
+        );
+        assert_eq!(fake.stats().creations, 1, "a new set was created");
+        assert_eq!(
+            fake.stats().upload_attempts,
+            attempts,
+            "pictures were sent again"
+        );
+        previous = outcome;
+    }
+
+    // Asked for: a new set with every picture.
+    let mut republish = request(&sequence, RunMode::Upload);
+    republish.previous = Some(previous);
+    republish.options.insert("republish".into(), true.into());
+    let outcome = Panoramax.run(&host.context(), republish).await.unwrap();
+    assert_ne!(outcome.state, SequenceState::Failed, "{outcome:?}");
+    assert_eq!(fake.stats().creations, 2);
+    assert_eq!(fake.stats().upload_attempts, attempts + 4);
+}
