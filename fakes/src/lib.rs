@@ -11,3 +11,6 @@ pub mod fake_mtpw;
 pub mod fake_panoramax;
 pub mod fake_strava;
 pub mod panoramax_reader;
+pub mod service;
+
+pub use service::FakeService;
