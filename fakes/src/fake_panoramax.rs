@@ -277,7 +277,10 @@ fn build(config: PanoramaxConfig) -> (Sh, Router) {
         .route("/api/upload_sets/:id/files", get(list_files).post(add_file))
         .route("/api/upload_sets/:id/complete", post(complete))
         .route("/__fake/stats", get(fake_stats))
-        .route_layer(axum::middleware::from_fn_with_state(shared.clone(), observe))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            observe,
+        ))
         .with_state(shared.clone());
     (shared, router)
 }
@@ -894,11 +897,7 @@ async fn complete(
 }
 
 /// Counts requests per route (test instrumentation, as the other fakes do).
-async fn observe(
-    State(sh): State<Sh>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn observe(State(sh): State<Sh>, req: Request, next: axum::middleware::Next) -> Response {
     let route = match req.extensions().get::<axum::extract::MatchedPath>() {
         Some(p) => format!("{} {}", req.method(), p.as_str()),
         None => format!("{} ?", req.method()),

@@ -44,6 +44,12 @@ pub trait FakeService: Send + Sync {
     /// Data sent again after the service had acknowledged it (bytes or items, as the service counts
     /// them): 0 for a client that resumes without re-sending.
     fn resent(&self) -> u64;
+
+    /// Whether it is still taking in a request body a client gave up on (a cancelled run's upload
+    /// still streaming in): a resumed run started before it is done races the service's own offset.
+    fn busy(&self) -> bool {
+        false
+    }
 }
 
 fn sum_routes(requests: &BTreeMap<String, u64>, routes: &[&str]) -> u64 {
@@ -85,6 +91,10 @@ impl FakeService for FakeMapillary {
                 .values()
                 .map(|e| e.bytes_after_complete)
                 .sum::<u64>()
+    }
+
+    fn busy(&self) -> bool {
+        self.stats().uploads_in_flight > 0
     }
 }
 

@@ -219,7 +219,7 @@ async fn the_suite_reports_every_broken_rule() {
         other => panic!("{case} should fail for the broken toy, got {other:?}\n{report}"),
     };
     assert!(failure(Case::ManifestLints).contains("the .env key TOY_URL has no help"));
-    assert!(failure(Case::DryRunSendsNothing).contains("the dry run sent 5 request(s)"));
+    assert!(failure(Case::DryRunSendsNothing).contains("the dry run sent 5 request(s) that write"));
     assert!(failure(Case::CancellationHonoured).contains("cancelled, it ended Published"));
     assert!(failure(Case::InterruptedRunResumes).contains("could not interrupt a run"));
     assert!(failure(Case::PublishedRerunIsSilent).contains("sent 5 request(s)"));

@@ -39,7 +39,8 @@ pub enum Case {
     ManifestLints,
     /// Eligibility gives the same answer twice and sends nothing; `run` refuses what it refuses.
     EligibilityIsPure,
-    /// A dry run sends nothing to the service and writes no state.
+    /// A dry run sends nothing to the service (no request but `GET`/`HEAD`: it may check the login) and
+    /// writes no state.
     DryRunSendsNothing,
     /// A re-check never uploads.
     RecheckNeverUploads,

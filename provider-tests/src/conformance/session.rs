@@ -68,6 +68,11 @@ impl Session {
         self.fake.as_ref().map(|f| f.requests()).unwrap_or_default()
     }
 
+    /// Requests that write the fake received (0 without a fake).
+    pub fn writes(&self) -> u64 {
+        self.fake.as_ref().map_or(0, |f| f.writes())
+    }
+
     /// Uploads the fake received (0 without a fake).
     pub fn uploads(&self) -> u64 {
         self.fake.as_ref().map_or(0, |f| f.uploads())
