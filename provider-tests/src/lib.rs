@@ -1,6 +1,6 @@
 //! What every provider's tests share: the conformance suite ([`conformance::run`]), the in-process
-//! test host that logs in through a fake's consent page ([`host::BrowserHost`]), and, with the
-//! `generate` feature, generated sequences as the host hands them over ([`sequences`]).
+//! test host that logs in through a fake's consent page ([`host::BrowserHost`]), and sequences as the
+//! host hands them over ([`sequences`]; generated JPEGs with the `generate` feature).
 //!
 //! A provider's `tests/conformance.rs` describes the provider under test as a
 //! [`conformance::Subject`] (the integration, the fake it talks to, a sequence it accepts) and calls
@@ -9,7 +9,6 @@
 
 pub mod conformance;
 pub mod host;
-#[cfg(feature = "generate")]
 pub mod sequences;
 
 pub use mtp_fakes;

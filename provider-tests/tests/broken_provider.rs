@@ -269,3 +269,24 @@ async fn a_skipped_case_is_reported_with_its_reason() {
         "conformance broken-toy: manifest lints ... skipped: a reason the subject gives"
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_that_watches_the_service_fails_without_a_fake_unless_skipped() {
+    let report = conformance::check(
+        Subject::new("toy-without-fake", Toy::default())
+            .env("TOY_URL", "http://127.0.0.1:9")
+            .env("TOY_TOKEN", TOKEN)
+            .sequence(|_| sequence(1)),
+    )
+    .await;
+    for case in [
+        Case::RecheckNeverUploads,
+        Case::InterruptedRunResumes,
+        Case::PublishedRerunIsSilent,
+    ] {
+        match report.verdict(case) {
+            Verdict::Failed(why) => assert!(why.contains("give the subject a fake"), "{why}"),
+            other => panic!("{case}: {other:?}\n{report}"),
+        }
+    }
+}

@@ -14,6 +14,14 @@ type Outcome = Result<(), String>;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 pub(super) async fn check(subject: &Subject, case: Case) -> Outcome {
+    let observes_the_service = matches!(
+        case,
+        Case::RecheckNeverUploads | Case::InterruptedRunResumes | Case::PublishedRerunIsSilent
+    );
+    if observes_the_service && subject.fake.is_none() {
+        // It would pass without looking: say so instead.
+        return Err("this case watches the service: give the subject a fake, or skip the case with the reason it does not apply".into());
+    }
     match case {
         Case::ManifestLints => manifest_lints(&subject.integration.manifest()),
         Case::EligibilityIsPure => eligibility_is_pure(subject).await,
