@@ -1,12 +1,12 @@
 //! MTPW keeps the provider contract (provider-tests' conformance suite).
 
-use std::collections::BTreeMap;
-
 use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwConfig, MtpwFaults};
 use plugin_api::prelude::*;
 use provider_tests::conformance::{self, Case, Login, Pace, Subject};
 
-const MAPILLARY_TOKEN: &str = "mly-user-token";
+mod common;
+
+use common::MAPILLARY_TOKEN;
 
 /// The fake at the suite's pace: at once, or every request 300 ms late.
 async fn started(pace: Pace) -> FakeMtpw {
@@ -23,17 +23,6 @@ async fn started(pace: Pace) -> FakeMtpw {
     FakeMtpw::start(config).await.expect("the fake starts")
 }
 
-/// Mapillary's exports, as the host hands them over.
-fn after_mapillary(sequence: SequenceDescriptor, mode: RunMode, dry_run: bool) -> RunRequest {
-    let exports = [("sequence_key", "KEY1"), ("user_token", MAPILLARY_TOKEN)];
-    let exports = exports.map(|(k, v)| (k.to_string(), v.to_string())).into();
-    let upstream = BTreeMap::from([("mapillary".to_string(), exports)]);
-    RunRequest {
-        upstream,
-        ..conformance::plain_request(sequence, mode, dry_run)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtpw_conforms() {
     let subject = Subject::new("mtpw", mtp_mtpw::Mtpw::default())
@@ -42,15 +31,12 @@ async fn mtpw_conforms() {
         .env("MTP_WEB_APP_SECRET", "app-secret")
         .env("MTP_WEB_RETRY_BASE_MS", "5")
         .login(Login::Browser)
-        .sequence(|_| {
-            let mut walk = plugin_api::serde_json::from_value::<SequenceDescriptor>(plugin_api::serde_json::json!({
-                "schema": 1, "id": "seq-1", "root": "/x", "name": "Canal walk", "description": "",
-                "tags": [], "source": "folder", "images": []
-            })).expect("a descriptor");
-            walk.transport = TransportType::parse("Walk").ok();
-            walk
+        .sequence(|_| common::canal_walk("Walk", &[]))
+        .request(|sequence, mode, dry_run| RunRequest {
+            mode,
+            dry_run,
+            ..common::after_mapillary(sequence, Some("KEY1"))
         })
-        .request(after_mapillary)
         .skip(
             Case::RecheckNeverUploads,
             "MTPW sends no images: a sequence waits here for Mapillary's key and, by design, the \
