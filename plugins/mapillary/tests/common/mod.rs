@@ -55,38 +55,8 @@ impl Setup {
 
     /// A fresh host (as after a restart) with this one's `.env`, state and token: a cancelled
     /// [`TestHost`] stays cancelled, so resuming needs a new one.
-    pub fn restarted(&self, env: &[(&str, String)]) -> BrowserHost {
-        let mut host = TestHost::new();
-        for (k, v) in env {
-            host = host.with_env(k, v);
-        }
-        let fresh = BrowserHost { inner: host };
-        let (old, new) = (self.ctx(), fresh.context());
-        for (k, v) in old.state().list("").expect("state lists") {
-            new.state().put(&k, &v).expect("state copies");
-        }
-        if let Some(token) = old.secret("user_token").expect("secret reads") {
-            new.set_secret("user_token", &token).expect("secret copies");
-        }
-        fresh
-    }
-
-    /// The `.env` this setup's host sees.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        let ctx = self.ctx();
-        [
-            "MAPILLARY_APP_ID",
-            "MAPILLARY_SECRET",
-            "MAPILLARY_REDIRECT_URI",
-            "MAPILLARY_GRAPH_URL",
-            "MAPILLARY_UPLOAD_URL",
-            "MAPILLARY_AUTHORIZE_URL",
-            "MAPILLARY_RETRY_BASE_MS",
-            "MAPILLARY_PUBLISH_DEADLINE_SECS",
-        ]
-        .into_iter()
-        .filter_map(|k| ctx.env(k).map(|v| (k, v)))
-        .collect()
+    pub fn restarted(&self) -> BrowserHost {
+        self.host.restarted()
     }
 
     /// Stores the fake's configured user token, verified through `/me`.
@@ -180,12 +150,8 @@ pub fn request(sequence: &SequenceDescriptor, mode: RunMode) -> RunRequest {
     options.insert("jobs".into(), 4.into());
     options.insert("republish".into(), false.into());
     RunRequest {
-        mode,
-        sequence: sequence.clone(),
-        dry_run: false,
-        upstream: Default::default(),
-        previous: None,
         options,
+        ..provider_tests::conformance::plain_request(sequence.clone(), mode, false)
     }
 }
 
@@ -224,19 +190,14 @@ pub async fn assert_token_hidden(setup: &Setup, token: &str, outcomes: &[&RunOut
 /// `by` later than the real one (`MTP_TEST_NOW`), so day-scale behaviour is tested without waiting.
 pub fn later(setup: &Setup, from: &BrowserHost, by: std::time::Duration) -> BrowserHost {
     let now = chrono::Utc::now().timestamp_millis() + by.as_millis() as i64;
-    let mut host = TestHost::new();
-    for (k, v) in setup.env() {
-        host = host.with_env(k, &v);
-    }
-    let fresh = BrowserHost {
-        inner: host.with_env("MTP_TEST_NOW", &now.to_string()),
-    };
-    let (old, new) = (from.context(), fresh.context());
-    for (k, v) in old.state().list("").expect("state lists") {
-        new.state().put(&k, &v).expect("state copies");
-    }
-    if let Some(token) = old.secret("user_token").expect("secret reads") {
-        new.set_secret("user_token", &token).expect("secret copies");
-    }
-    fresh
+    // `from` has `setup`'s `.env` (the test clock aside, which this replaces).
+    debug_assert_eq!(
+        from.context().env("MAPILLARY_GRAPH_URL"),
+        setup.ctx().env("MAPILLARY_GRAPH_URL")
+    );
+    BrowserHost::new(
+        from.inner
+            .restarted()
+            .with_env("MTP_TEST_NOW", &now.to_string()),
+    )
 }

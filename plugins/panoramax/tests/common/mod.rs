@@ -65,11 +65,7 @@ pub fn request(sequence: &SequenceDescriptor, mode: RunMode) -> RunRequest {
     let mut options = plugin_api::serde_json::Map::new();
     options.insert("jobs".into(), 3.into());
     RunRequest {
-        mode,
-        sequence: sequence.clone(),
-        dry_run: false,
-        upstream: Default::default(),
-        previous: None,
         options,
+        ..provider_tests::conformance::plain_request(sequence.clone(), mode, false)
     }
 }
