@@ -13,6 +13,9 @@ type Outcome = Result<(), String>;
 /// How long a run may take to reach the service, or to end published, before the case gives up.
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// How long the service must be idle before an interrupted run is restarted.
+const QUIET: Duration = Duration::from_millis(500);
+
 pub(super) async fn check(subject: &Subject, case: Case) -> Outcome {
     let observes_the_service = matches!(
         case,
@@ -248,10 +251,14 @@ async fn interrupted_run_resumes(subject: &Subject) -> Outcome {
     interrupt(subject, &session)
         .await
         .map_err(|e| format!("could not interrupt a run: {e}"))?;
-    // Restarted once the service has taken in what the cancelled run left on the wire, as a person
-    // would restart it: not a timing assertion.
-    let settled = Instant::now();
-    while session.fake.as_ref().is_some_and(|f| f.busy()) && settled.elapsed() < PATIENCE {
+    // Restarted once the service has taken in what the cancelled run left on the wire (idle for a
+    // moment: a request can still be on its way to its handler), as a person would restart it after
+    // Ctrl-C; not a timing assertion.
+    let (started, mut idle_since) = (Instant::now(), Instant::now());
+    while idle_since.elapsed() < QUIET && started.elapsed() < PATIENCE {
+        if session.fake.as_ref().is_some_and(|f| f.busy()) {
+            idle_since = Instant::now();
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let restarted = session.host.restarted();
