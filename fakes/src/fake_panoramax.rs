@@ -139,6 +139,8 @@ pub struct PanoramaxStats {
     pub upload_attempts: u32,
     /// Tokens generated and whether they were claimed.
     pub generated_tokens: u32,
+    /// Requests per route (`"METHOD /route"`). Test instrumentation.
+    pub requests: BTreeMap<String, u64>,
 }
 
 impl PanoramaxStats {
@@ -282,6 +284,10 @@ fn build(config: PanoramaxConfig) -> (Sh, Router) {
         .route("/api/upload_sets/:id/files", get(list_files).post(add_file))
         .route("/api/upload_sets/:id/complete", post(complete))
         .route("/__fake/stats", get(fake_stats))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            observe,
+        ))
         .with_state(shared.clone());
     (shared, router)
 }
@@ -895,6 +901,16 @@ async fn complete(
     }
     let set = set.clone();
     Json(upload_set_json(&shared, &set)).into_response()
+}
+
+/// Counts requests per route (test instrumentation, as the other fakes do).
+async fn observe(State(sh): State<Sh>, req: Request, next: axum::middleware::Next) -> Response {
+    let route = match req.extensions().get::<axum::extract::MatchedPath>() {
+        Some(p) => format!("{} {}", req.method(), p.as_str()),
+        None => format!("{} ?", req.method()),
+    };
+    *lock(&sh.state).stats.requests.entry(route).or_default() += 1;
+    next.run(req).await
 }
 
 async fn fake_stats(State(shared): State<Sh>) -> Json<PanoramaxStats> {

@@ -1,7 +1,6 @@
 //! The runner's side of "one process per sequence" ([`crate::lock`]) and of the in-progress record
 //! ([`crate::checkpoint`]), kept apart from the chain logic in [`crate::runner`].
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use plugin_api::protocol::RunMode;
@@ -11,16 +10,7 @@ use crate::checkpoint::Checkpoint;
 use crate::lock::{LockError, SequenceLock};
 use crate::options::RunOptions;
 use crate::runner::{IntegrationRun, Runner};
-use crate::state::{IntegrationRecord, StateError, StateStore};
-
-/// The directory holding `store`'s database.
-pub fn state_dir_of(store: &StateStore) -> PathBuf {
-    store
-        .path()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
+use crate::state::{IntegrationRecord, StateError};
 
 /// Why a locked run did not run or did not finish.
 #[derive(Debug, thiserror::Error)]

@@ -8,10 +8,8 @@
 
 use std::process::ExitCode;
 
-use plugin_api::protocol::SequenceState;
+use plugin_api::protocol::{RunOutcome, SequenceState};
 use plugin_api::{ErrorKind, PluginError};
-
-use crate::runner::IntegrationRun;
 
 /// How a command ended. The numbers are documented in README ("Exit codes") and never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,12 +108,13 @@ impl Exit {
         }
     }
 
-    /// The code for one integration's run of one sequence.
-    pub fn for_run(run: &IntegrationRun) -> Exit {
-        if let Some(err) = &run.error {
+    /// The code for one integration's run of one sequence (`IntegrationRun`'s error and outcome:
+    /// taken apart so that this module, which the runner uses, does not use the runner).
+    pub fn for_run(error: Option<&PluginError>, outcome: Option<&RunOutcome>) -> Exit {
+        if let Some(err) = error {
             return Exit::for_plugin_error(err);
         }
-        match run.outcome.as_ref().map(|o| o.state) {
+        match outcome.map(|o| o.state) {
             Some(SequenceState::Failed) => Exit::Refused,
             Some(state) if state.needs_recheck() || state == SequenceState::Uploading => {
                 Exit::Waiting

@@ -168,6 +168,16 @@ pub fn read_holder(path: &Path) -> Option<Holder> {
     serde_json::from_str(&text).ok()
 }
 
+/// The directory holding `store`'s database, where the sequence locks live (a path only: this module
+/// stays a leaf the runner and `exclusive` both use).
+pub fn state_dir_of(store: &crate::state::StateStore) -> PathBuf {
+    store
+        .path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,7 +89,7 @@ impl Runner {
 
     /// The state directory (where `state.db` and the sequence locks live).
     pub fn state_dir(&self) -> std::path::PathBuf {
-        crate::exclusive::state_dir_of(&self.store)
+        crate::lock::state_dir_of(&self.store)
     }
 
     fn services(&self, integration: &LoadedPlugin, sequence_id: Option<&str>) -> PluginServices {

@@ -350,6 +350,6 @@ pub fn result_json(descriptor: &SequenceDescriptor, run: &IntegrationRun) -> Val
         "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
         "error": run.error.as_ref().map(|e| e.message.clone()),
         "error_kind": run.error.as_ref().map(|e| e.kind),
-        "waiting": Exit::for_run(run) == Exit::Waiting,
+        "waiting": Exit::for_run(run.error.as_ref(), run.outcome.as_ref()) == Exit::Waiting,
     })
 }

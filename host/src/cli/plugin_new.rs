@@ -12,6 +12,8 @@ use super::{print_json, GlobalArgs};
 const TEMPLATE_CARGO: &str = include_str!("../../../plugins/template/Cargo.toml");
 const TEMPLATE_LIB: &str = include_str!("../../../plugins/template/src/lib.rs");
 const TEMPLATE_TEST: &str = include_str!("../../../plugins/template/tests/upload.rs");
+const TEMPLATE_CONFORMANCE: &str = include_str!("../../../plugins/template/tests/conformance.rs");
+const PROVIDER_TESTS_LINE: &str = "mtp-provider-tests = { path = \"../../provider-tests\" }";
 
 /// The names a provider called `name` gets: crate, id, type, env prefix.
 struct Names {
@@ -93,6 +95,16 @@ fn plugin_api_dependency() -> String {
     }
 }
 
+/// The conformance suite (`provider-tests`, not published) of the checkout this mtp was built from, if
+/// it is still there: the new crate then runs it (`tests/conformance.rs`); without a checkout the
+/// dependency and that test are left out, with a comment saying how to add them.
+fn provider_tests_dependency() -> Option<String> {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../provider-tests");
+    let manifest = local.join("Cargo.toml").canonicalize().ok()?;
+    let dir = manifest.parent().unwrap_or(&manifest).display().to_string();
+    Some(format!("mtp-provider-tests = {{ path = {dir:?} }}"))
+}
+
 fn rename(text: &str, n: &Names) -> String {
     text.replace("mtp-template", &n.crate_name)
         .replace("mtp_template", &n.crate_name.replace('-', "_"))
@@ -117,7 +129,15 @@ pub(crate) fn new_plugin(
         ))
         .into());
     }
+    let suite = provider_tests_dependency();
     let cargo = rename(TEMPLATE_CARGO, &n)
+        .replace(
+            PROVIDER_TESTS_LINE,
+            suite.as_deref().unwrap_or(
+                "# mtp-provider-tests = { path = \"<mtp checkout>/provider-tests\" }: the conformance suite \
+                 (copy tests/conformance.rs from plugins/template too)",
+            ),
+        )
         .replace(
             "mtp-plugin-api = { path = \"../../plugin-api\", features = [\"http\"] }",
             &plugin_api_dependency(),
@@ -126,11 +146,17 @@ pub(crate) fn new_plugin(
             "# A minimal mtp provider to copy: `mtp plugin new NAME` writes a copy of this crate.\n",
             &format!("# {}: an mtp provider, made with `mtp plugin new`.\n", n.id),
         );
-    let files = [
+    let mut files = vec![
         (dir.join("Cargo.toml"), cargo),
         (dir.join("src/lib.rs"), rename(TEMPLATE_LIB, &n)),
         (dir.join("tests/upload.rs"), rename(TEMPLATE_TEST, &n)),
     ];
+    if suite.is_some() {
+        files.push((
+            dir.join("tests/conformance.rs"),
+            rename(TEMPLATE_CONFORMANCE, &n),
+        ));
+    }
     for (path, text) in &files {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -176,6 +202,15 @@ mod tests {
             let err = names(bundled).err().expect("a bundled id is refused");
             assert!(err.is::<UsageError>(), "{err}");
         }
+        assert!(
+            TEMPLATE_CARGO.contains(PROVIDER_TESTS_LINE),
+            "the template's dev-dependency on the suite is rewritten"
+        );
+        let suite = rename(TEMPLATE_CONFORMANCE, &n);
+        assert!(
+            suite.contains("mtp_street_cam::StreetCam") && suite.contains("\"STREET_CAM_URL\""),
+            "{suite}"
+        );
         let lib = rename(TEMPLATE_LIB, &n);
         assert!(
             lib.contains("pub struct StreetCam;") && lib.contains("\"STREET_CAM_URL\""),

@@ -188,7 +188,7 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
         };
         let descriptor = &prepared.descriptor;
         for run in runs {
-            let run_exit = Exit::for_run(&run);
+            let run_exit = Exit::for_run(run.error.as_ref(), run.outcome.as_ref());
             if run_exit == Exit::Waiting {
                 waiting.push(serde_json::json!({
                     "sequence": descriptor.id, "name": descriptor.name, "integration": run.integration,

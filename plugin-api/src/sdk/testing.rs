@@ -95,6 +95,33 @@ impl TestHost {
         self.with(|i| i.secrets.get(key).cloned())
     }
 
+    /// Every secret the integration stored, by name.
+    pub fn secrets(&self) -> BTreeMap<String, String> {
+        self.with(|i| i.secrets.clone())
+    }
+
+    /// Every state value the integration stored, by key.
+    pub fn states(&self) -> BTreeMap<String, String> {
+        self.with(|i| i.state.clone())
+    }
+
+    /// A host with this one's `.env`, state and secrets that is not cancelled, as after a restart (a
+    /// cancelled host stays cancelled; clones share everything, this copy shares nothing).
+    pub fn restarted(&self) -> TestHost {
+        let copy = self.with(|i| Inner {
+            env: i.env.clone(),
+            state: i.state.clone(),
+            secrets: i.secrets.clone(),
+            redirect: i.redirect.clone(),
+            without_batches: i.without_batches,
+            ..Inner::default()
+        });
+        TestHost {
+            inner: Arc::new(Mutex::new(copy)),
+            cancelled: Arc::default(),
+        }
+    }
+
     /// Log records received so far.
     pub fn logs(&self) -> Vec<(LogLevel, String)> {
         self.with(|i| i.logs.clone())

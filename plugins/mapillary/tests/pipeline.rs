@@ -950,7 +950,7 @@ async fn cancelling_mid_upload_stops_promptly_and_resumes_cleanly() {
     // After a restart the upload goes on where it stopped.
     setup.fake.set_faults(MapillaryFaults::default());
     wait_until_no_upload_in_flight(&setup).await;
-    let restarted = setup.restarted(&setup.env());
+    let restarted = setup.restarted();
     let outcome = Mapillary
         .run(&restarted.context(), request(&sequence, RunMode::Upload))
         .await

@@ -3,14 +3,14 @@
 //! checked before any request, a verified login, the retired-v3 Mapillary check, part names, and reuse of
 //! an MTPW sequence MTPDU created.
 
-use std::collections::BTreeMap;
-
 use mtp_fakes::fake_mtpw::{FakeMtpw, MapillaryCheck, MtpwApi, MtpwConfig, MtpwFaults};
 use mtp_mtpw::Mtpw;
 use plugin_api::prelude::*;
 use plugin_api::sdk::testing::TestHost;
 
-const MAPILLARY_TOKEN: &str = "mly-user-token";
+mod common;
+
+use common::{host, MAPILLARY_TOKEN};
 const CREATE: &str = "POST /api/v1/sequence/create/";
 
 async fn fake() -> FakeMtpw {
@@ -23,38 +23,8 @@ async fn fake() -> FakeMtpw {
     .unwrap()
 }
 
-fn host(fake: &FakeMtpw) -> TestHost {
-    let host = TestHost::new()
-        .with_env("MTP_WEB_URL", &fake.base_url())
-        .with_env("MTP_WEB_AUTH_URL", &fake.auth_url())
-        .with_env("MTP_WEB_APP_ID", "app")
-        .with_env("MTP_WEB_APP_SECRET", "secret")
-        .with_env("MTP_WEB_RETRY_BASE_MS", "5");
-    host.context().set_secret("token", &fake.token()).unwrap();
-    host
-}
-
 fn request(keys: &str, tags: &[&str]) -> RunRequest {
-    let mut sequence: SequenceDescriptor = serde_json::from_value(serde_json::json!({
-        "schema": 1, "id": "seq-1", "root": "/x", "name": "Canal walk", "description": "Along the canal",
-        "tags": tags, "source": "folder", "images": []
-    }))
-    .unwrap();
-    sequence.transport = Some(TransportType::parse("Walk").unwrap());
-    RunRequest {
-        mode: RunMode::Upload,
-        sequence,
-        dry_run: false,
-        upstream: BTreeMap::from([(
-            "mapillary".to_string(),
-            BTreeMap::from([
-                ("sequence_key".to_string(), keys.to_string()),
-                ("user_token".to_string(), MAPILLARY_TOKEN.to_string()),
-            ]),
-        )]),
-        previous: None,
-        options: Default::default(),
-    }
+    common::after_mapillary(common::canal_walk("Walk", tags), Some(keys))
 }
 
 fn creates(fake: &FakeMtpw) -> u64 {

@@ -1,14 +1,14 @@
 //! The MTPW integration in-process against the fake MTPW: both API generations, waiting for Mapillary,
 //! idempotence, the transport fallback, and each error shape.
 
-use std::collections::BTreeMap;
-
 use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
 use mtp_mtpw::Mtpw;
 use plugin_api::prelude::*;
 use plugin_api::sdk::testing::TestHost;
 
-const MAPILLARY_TOKEN: &str = "mly-user-token";
+mod common;
+
+use common::{host, MAPILLARY_TOKEN};
 
 async fn fake(api: MtpwApi, parents_only: bool) -> FakeMtpw {
     FakeMtpw::start(MtpwConfig {
@@ -21,42 +21,8 @@ async fn fake(api: MtpwApi, parents_only: bool) -> FakeMtpw {
     .unwrap()
 }
 
-fn host(fake: &FakeMtpw) -> TestHost {
-    let host = TestHost::new()
-        .with_env("MTP_WEB_URL", &fake.base_url())
-        .with_env("MTP_WEB_AUTH_URL", &fake.auth_url())
-        .with_env("MTP_WEB_APP_ID", "app")
-        .with_env("MTP_WEB_APP_SECRET", "secret")
-        .with_env("MTP_WEB_RETRY_BASE_MS", "5");
-    host.context().set_secret("token", &fake.token()).unwrap();
-    host
-}
-
 fn request(key: Option<&str>, transport: &str) -> RunRequest {
-    let mut sequence: SequenceDescriptor = serde_json::from_value(serde_json::json!({
-        "schema": 1, "id": "seq-1", "root": "/x", "name": "Canal walk", "description": "Along the canal",
-        "tags": ["canal", "morning"], "source": "folder", "images": []
-    }))
-    .unwrap();
-    sequence.transport = Some(TransportType::parse(transport).unwrap());
-    let mut upstream = BTreeMap::new();
-    if let Some(key) = key {
-        upstream.insert(
-            "mapillary".to_string(),
-            BTreeMap::from([
-                ("sequence_key".to_string(), key.to_string()),
-                ("user_token".to_string(), MAPILLARY_TOKEN.to_string()),
-            ]),
-        );
-    }
-    RunRequest {
-        mode: RunMode::Upload,
-        sequence,
-        dry_run: false,
-        upstream,
-        previous: None,
-        options: Default::default(),
-    }
+    common::after_mapillary(common::canal_walk(transport, &["canal", "morning"]), key)
 }
 
 #[tokio::test]

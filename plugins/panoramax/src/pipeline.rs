@@ -28,6 +28,11 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
     if request.mode == RunMode::Recheck {
         return recheck(ctx, &api, &store).await;
     }
+    // What eligibility refuses, run refuses too (the host never asks, a caller of the library may):
+    // no empty upload set is created for it.
+    if let Some(reason) = crate::eligibility::refusal(&request.sequence) {
+        return Err(PluginError::invalid_input(reason));
+    }
     // Files the server would refuse are left out, said once; the rest of the sequence goes.
     let (sequence, left_out) = crate::eligibility::accepted_part(&request.sequence);
     if let Some(message) = left_out {
@@ -48,6 +53,9 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
                 me.name
             ),
         ));
+    }
+    if let Some(published) = already_published(&store, &request, &sequence)? {
+        return Ok(published);
     }
     let fresh = store.set()?.and_then(|r| r.id).is_none();
     if fresh {
@@ -108,6 +116,34 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
         set
     };
     Ok(outcome(&config, &set, Some(&tally)))
+}
+
+/// The last outcome, when it was published for the set this sequence has and the server answered for
+/// every picture of it: a re-run then asks the server nothing (new pictures still go to the set;
+/// `mtp status` re-checks a set that may have changed).
+fn already_published(
+    store: &SequenceStore<'_>,
+    request: &RunRequest,
+    sequence: &SequenceDescriptor,
+) -> Result<Option<RunOutcome>, PluginError> {
+    let Some(previous) = request
+        .previous
+        .as_ref()
+        .filter(|p| p.state == SequenceState::Published)
+    else {
+        return Ok(None);
+    };
+    let set_id = store.set()?.and_then(|r| r.id);
+    if set_id.is_none() || previous.keys.get("upload_set_id") != set_id.as_ref() {
+        return Ok(None);
+    }
+    let answered: std::collections::BTreeSet<String> =
+        store.answered_files()?.into_iter().collect();
+    let all_answered = sequence
+        .images
+        .iter()
+        .all(|i| answered.contains(&upload::file_name(i)));
+    Ok(all_answered.then(|| previous.clone()))
 }
 
 /// The upload set's settings in words, with the instance's own defaults when it says them, and which tags

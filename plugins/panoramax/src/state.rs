@@ -98,6 +98,18 @@ impl<'a> SequenceStore<'a> {
             .put_json(&format!("{}file/{file_name}", self.prefix), record)
     }
 
+    /// The names of the files the server answered for (accepted or refused).
+    pub fn answered_files(&self) -> Result<Vec<String>, PluginError> {
+        let prefix = format!("{}file/", self.prefix);
+        Ok(self
+            .ctx
+            .state()
+            .list(&prefix)?
+            .into_iter()
+            .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
+            .collect())
+    }
+
     /// Forgets everything about the sequence (its upload set was deleted on the server).
     pub fn clear(&self) -> Result<(), PluginError> {
         let state = self.ctx.state();

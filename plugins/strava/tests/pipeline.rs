@@ -1,6 +1,7 @@
 //! The provider in-process against the fake Strava: login, upload, exactly once, re-checks, status.
-//! The cases named by the conformance suite (dry run, re-check, published re-run, secrets,
-//! cancellation) are in `conformance.rs`.
+//! The rules every provider keeps (dry run, re-check, published re-run, secrets, cancellation and
+//! resuming, eligibility) are checked by the conformance suite in `conformance.rs`; what is Strava's
+//! own about them (the keys it requires, what a dry run says, a refreshed token kept hidden) is here.
 
 mod common;
 
@@ -396,4 +397,75 @@ async fn a_used_up_window_is_waited_out_and_said() {
         "{said}"
     );
     assert_eq!(stats.live_activities().len(), 1);
+}
+
+#[tokio::test]
+async fn the_manifest_requires_the_application_keys_and_a_missing_one_is_named() {
+    let manifest = mtp_strava::Strava.manifest();
+    assert_eq!(
+        manifest.required_env,
+        [
+            "STRAVA_CLIENT_ID",
+            "STRAVA_CLIENT_SECRET",
+            "STRAVA_REDIRECT_URI"
+        ]
+    );
+    assert!(
+        manifest
+            .env_help_for("STRAVA_CLIENT_SECRET")
+            .unwrap()
+            .secret
+    );
+    let host = plugin_api::sdk::testing::TestHost::new();
+    let err = mtp_strava::config::Config::from_context(&host.context()).unwrap_err();
+    assert!(err.message.contains("STRAVA_CLIENT_ID"), "{err}");
+}
+
+#[tokio::test]
+async fn a_dry_run_says_what_it_would_upload() {
+    let setup = Setup::authorised(common::quick(), &[]).await;
+    let outcome = mtp_strava::Strava
+        .run(
+            &setup.host.context(),
+            common::request(&walk("s1", 6, T0), RunMode::Upload, true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::DryRun);
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("would upload a track of 6 points"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_refreshed_token_is_never_shown_either() {
+    let config = StravaConfig {
+        token_ttl: Duration::from_secs(60),
+        ..common::quick()
+    };
+    let setup = Setup::authorised(config, &[]).await;
+    let ctx = setup.host.context();
+    let first = tokens::load(&ctx).unwrap().unwrap();
+    let outcome = setup
+        .run(&walk("s1", 6, T0), RunMode::Upload)
+        .await
+        .unwrap();
+    let last = tokens::load(&ctx).unwrap().unwrap();
+    let mut shown = setup.host.everything_shown();
+    shown.push_str(&format!("{outcome:?}"));
+    let status = mtp_strava::Strava.auth_status(&ctx).await.unwrap();
+    shown.push_str(&format!("{status:?}"));
+    let secret = setup.fake.config().client_secret.clone();
+    let mut secrets = vec![first.access_token, last.access_token, secret];
+    secrets.extend(first.refresh_tokens);
+    secrets.extend(last.refresh_tokens);
+    for s in secrets {
+        assert!(!shown.contains(&s), "a secret was shown: {shown}");
+    }
+    assert!(
+        shown.contains("refreshed the Strava access token"),
+        "{shown}"
+    );
 }

@@ -27,6 +27,19 @@ impl Integration for Template {
             after: vec![],
             exports: vec!["upload_url".into()],
             consumes: vec![],
+            // Every key says what it is for: `mtp integrations list` and `.env.example` show it.
+            env_help: vec![
+                EnvKeyHelp::new(
+                    "TEMPLATE_URL",
+                    "Where the images are uploaded to (HTTP PUT).",
+                )
+                .example("https://uploads.example.org"),
+                EnvKeyHelp::new(
+                    "TEMPLATE_RETRY_BASE_MS",
+                    "The first delay before a retry, in milliseconds (doubles each retry).",
+                )
+                .default_value("500"),
+            ],
             ..Default::default()
         }
     }
@@ -40,6 +53,13 @@ impl Integration for Template {
     }
 
     async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
+        // Refuse what eligibility refuses: the host asks first, a caller of the library may not.
+        let eligibility = self.eligibility(&request.sequence);
+        if !eligibility.eligible {
+            return Err(PluginError::invalid_input(
+                eligibility.reason.unwrap_or_default(),
+            ));
+        }
         let base = ctx.require_env("TEMPLATE_URL")?;
         let retry_ms = ctx
             .env("TEMPLATE_RETRY_BASE_MS")

@@ -4,96 +4,17 @@
 
 use std::path::Path;
 
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
-use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig};
+use mtp_fakes::fake_mapillary::{FakeMapillary, MapillaryConfig, MapillaryFaults};
+use mtp_fakes::FakeService;
 use mtp_mapillary::Mapillary;
-use mtp_sequence::generate::{generate_sequence, GenerateOptions, GeneratedSequence};
-use plugin_api::ffi::abi_stable;
-use plugin_api::ffi::{HostServices, HostServices_TO};
+use mtp_sequence::generate::{GenerateOptions, GeneratedSequence};
 use plugin_api::prelude::*;
-use plugin_api::protocol::AuthorizePrompt;
 use plugin_api::sdk::testing::TestHost;
+use provider_tests::conformance::Pace;
+pub use provider_tests::host::BrowserHost;
 
 /// 2020-05-10T06:45:03Z, the generator's default start.
 pub const T0: i64 = 1_589_093_103_000;
-
-/// A test host whose authorisation prompt behaves like a browser: it opens the consent URL and returns
-/// where the provider redirects to (the fake auto-approves).
-#[derive(Clone)]
-pub struct BrowserHost {
-    pub inner: TestHost,
-}
-
-impl BrowserHost {
-    pub fn context(&self) -> Context {
-        Context::new(HostServices_TO::from_value(self.clone(), TD_Opaque))
-    }
-}
-
-impl HostServices for BrowserHost {
-    fn log(&self, level: u8, target: RStr<'_>, message: RStr<'_>) {
-        HostServices::log(&self.inner, level, target, message)
-    }
-    fn progress(&self, event: RStr<'_>) {
-        HostServices::progress(&self.inner, event)
-    }
-    fn env(&self, key: RStr<'_>) -> ROption<RString> {
-        HostServices::env(&self.inner, key)
-    }
-    fn state_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
-        self.inner.state_get(key)
-    }
-    fn state_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
-        self.inner.state_put(key, value)
-    }
-    fn state_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
-        self.inner.state_delete(key)
-    }
-    fn state_list(&self, prefix: RStr<'_>) -> RResult<RVec<Tuple2<RString, RString>>, RString> {
-        self.inner.state_list(prefix)
-    }
-    fn secret_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
-        self.inner.secret_get(key)
-    }
-    fn secret_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
-        self.inner.secret_put(key, value)
-    }
-    fn secret_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
-        self.inner.secret_delete(key)
-    }
-    fn is_cancelled(&self) -> bool {
-        HostServices::is_cancelled(&self.inner)
-    }
-    fn authorize(&self, prompt: RStr<'_>) -> RResult<RString, RString> {
-        let prompt: AuthorizePrompt = match serde_json::from_str(prompt.as_str()) {
-            Ok(p) => p,
-            Err(err) => return RResult::RErr(err.to_string().into()),
-        };
-        // Called on a blocking thread of the test's runtime.
-        let answer = tokio::runtime::Handle::current().block_on(async move {
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| e.to_string())?;
-            let response = client
-                .get(&prompt.url)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .map(str::to_string)
-                .ok_or_else(|| format!("no redirect from the consent page ({})", response.status()))
-        });
-        match answer {
-            Ok(url) => RResult::ROk(url.into()),
-            Err(err) => RResult::RErr(err.into()),
-        }
-    }
-}
 
 /// A fake with `config` and a host whose `.env` points at it, with short retry delays.
 pub struct Setup {
@@ -111,13 +32,12 @@ impl Setup {
         let fake = FakeMapillary::start(config.clone())
             .await
             .expect("fake starts");
-        let mut host = TestHost::new()
-            .with_env("MAPILLARY_APP_ID", &config.client_id)
-            .with_env("MAPILLARY_SECRET", &config.client_secret)
+        let mut host = TestHost::new();
+        for (k, v) in fake.env() {
+            host = host.with_env(&k, &v);
+        }
+        let mut host = host
             .with_env("MAPILLARY_REDIRECT_URI", "http://127.0.0.1:9/callback")
-            .with_env("MAPILLARY_GRAPH_URL", &fake.graph_url())
-            .with_env("MAPILLARY_UPLOAD_URL", &fake.upload_url())
-            .with_env("MAPILLARY_AUTHORIZE_URL", &fake.authorize_url())
             .with_env("MAPILLARY_RETRY_BASE_MS", "5");
         for (k, v) in env {
             host = host.with_env(k, v);
@@ -135,38 +55,8 @@ impl Setup {
 
     /// A fresh host (as after a restart) with this one's `.env`, state and token: a cancelled
     /// [`TestHost`] stays cancelled, so resuming needs a new one.
-    pub fn restarted(&self, env: &[(&str, String)]) -> BrowserHost {
-        let mut host = TestHost::new();
-        for (k, v) in env {
-            host = host.with_env(k, v);
-        }
-        let fresh = BrowserHost { inner: host };
-        let (old, new) = (self.ctx(), fresh.context());
-        for (k, v) in old.state().list("").expect("state lists") {
-            new.state().put(&k, &v).expect("state copies");
-        }
-        if let Some(token) = old.secret("user_token").expect("secret reads") {
-            new.set_secret("user_token", &token).expect("secret copies");
-        }
-        fresh
-    }
-
-    /// The `.env` this setup's host sees.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        let ctx = self.ctx();
-        [
-            "MAPILLARY_APP_ID",
-            "MAPILLARY_SECRET",
-            "MAPILLARY_REDIRECT_URI",
-            "MAPILLARY_GRAPH_URL",
-            "MAPILLARY_UPLOAD_URL",
-            "MAPILLARY_AUTHORIZE_URL",
-            "MAPILLARY_RETRY_BASE_MS",
-            "MAPILLARY_PUBLISH_DEADLINE_SECS",
-        ]
-        .into_iter()
-        .filter_map(|k| ctx.env(k).map(|v| (k, v)))
-        .collect()
+    pub fn restarted(&self) -> BrowserHost {
+        self.host.restarted()
     }
 
     /// Stores the fake's configured user token, verified through `/me`.
@@ -226,44 +116,32 @@ impl Setup {
 
 /// Writes `opts.count` images into `dir`.
 pub fn generate(dir: &Path, opts: GenerateOptions) -> GeneratedSequence {
-    generate_sequence(dir, &opts).expect("sequence generated")
+    provider_tests::sequences::generate(dir, opts)
 }
 
-/// The descriptor the host would hand over for `generated` (several generated runs may be concatenated).
+/// The descriptor the host would hand over for `generated` (several generated runs may be concatenated),
+/// a walk.
 pub fn descriptor(id: &str, generated: &[&GeneratedSequence]) -> SequenceDescriptor {
-    let images = generated
-        .iter()
-        .flat_map(|g| g.images.iter())
-        .map(|i| ImageInfo {
-            path: i.path.to_string_lossy().into_owned(),
-            file_name: i.file_name.clone(),
-            size_bytes: i.size_bytes,
-            latitude: i.latitude,
-            longitude: i.longitude,
-            altitude: Some(i.altitude),
-            captured_at_ms: i.captured_at_ms,
-            heading: Some(i.heading),
-            projection: i.projection.clone(),
-            width: Some(i.width),
-            height: Some(i.height),
-            photo_uuid: i.photo_uuid.clone(),
-            sources: None,
-        })
-        .collect();
-    SequenceDescriptor {
-        schema: 1,
-        id: id.to_string(),
-        root: generated
-            .first()
-            .map(|g| g.root.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        name: "test".into(),
-        description: String::new(),
-        transport: plugin_api::transport::TransportType::parse("Walk").ok(),
-        tags: vec![],
-        source: Default::default(),
-        images,
-    }
+    let mut sequence = provider_tests::sequences::descriptor(id, "test", generated);
+    sequence.transport = plugin_api::transport::TransportType::parse("Walk").ok();
+    sequence
+}
+
+/// The fake at the conformance suite's pace: unthrottled, or taking in 300 KB/s (a run can be
+/// cancelled mid-way through its uploads).
+pub async fn started(pace: Pace) -> FakeMapillary {
+    let throttle_bytes_per_sec = match pace {
+        Pace::Quick => None,
+        Pace::Slow => Some(300_000),
+    };
+    let config = MapillaryConfig {
+        faults: MapillaryFaults {
+            throttle_bytes_per_sec,
+            ..MapillaryFaults::default()
+        },
+        ..MapillaryConfig::default()
+    };
+    FakeMapillary::start(config).await.expect("fake starts")
 }
 
 /// A run request.
@@ -272,12 +150,8 @@ pub fn request(sequence: &SequenceDescriptor, mode: RunMode) -> RunRequest {
     options.insert("jobs".into(), 4.into());
     options.insert("republish".into(), false.into());
     RunRequest {
-        mode,
-        sequence: sequence.clone(),
-        dry_run: false,
-        upstream: Default::default(),
-        previous: None,
         options,
+        ..provider_tests::conformance::plain_request(sequence.clone(), mode, false)
     }
 }
 
@@ -316,19 +190,14 @@ pub async fn assert_token_hidden(setup: &Setup, token: &str, outcomes: &[&RunOut
 /// `by` later than the real one (`MTP_TEST_NOW`), so day-scale behaviour is tested without waiting.
 pub fn later(setup: &Setup, from: &BrowserHost, by: std::time::Duration) -> BrowserHost {
     let now = chrono::Utc::now().timestamp_millis() + by.as_millis() as i64;
-    let mut host = TestHost::new();
-    for (k, v) in setup.env() {
-        host = host.with_env(k, &v);
-    }
-    let fresh = BrowserHost {
-        inner: host.with_env("MTP_TEST_NOW", &now.to_string()),
-    };
-    let (old, new) = (from.context(), fresh.context());
-    for (k, v) in old.state().list("").expect("state lists") {
-        new.state().put(&k, &v).expect("state copies");
-    }
-    if let Some(token) = old.secret("user_token").expect("secret reads") {
-        new.set_secret("user_token", &token).expect("secret copies");
-    }
-    fresh
+    // `from` has `setup`'s `.env` (the test clock aside, which this replaces).
+    debug_assert_eq!(
+        from.context().env("MAPILLARY_GRAPH_URL"),
+        setup.ctx().env("MAPILLARY_GRAPH_URL")
+    );
+    BrowserHost::new(
+        from.inner
+            .restarted()
+            .with_env("MTP_TEST_NOW", &now.to_string()),
+    )
 }

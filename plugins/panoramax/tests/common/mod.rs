@@ -4,61 +4,46 @@
 
 use std::path::Path;
 
-use mtp_fakes::fake_panoramax::FakePanoramax;
+use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig};
+use mtp_fakes::FakeService;
 use mtp_panoramax::Panoramax;
-use mtp_sequence::generate::{generate_sequence, GenerateOptions, GeneratedSequence};
+use mtp_sequence::generate::{GenerateOptions, GeneratedSequence};
 use plugin_api::prelude::*;
 use plugin_api::sdk::testing::TestHost;
+use provider_tests::conformance::Pace;
 
 pub fn generate(dir: &Path, count: usize, seed: u64) -> GeneratedSequence {
-    generate_sequence(
-        dir,
-        &GenerateOptions {
-            count,
-            seed,
-            ..GenerateOptions::default()
-        },
-    )
-    .expect("generate a sequence")
+    let options = GenerateOptions {
+        count,
+        seed,
+        ..GenerateOptions::default()
+    };
+    provider_tests::sequences::generate(dir, options)
 }
 
 pub fn descriptor(id: &str, generated: &GeneratedSequence) -> SequenceDescriptor {
-    let images = generated
-        .images
-        .iter()
-        .map(|i| ImageInfo {
-            path: i.path.to_string_lossy().into_owned(),
-            file_name: i.file_name.clone(),
-            size_bytes: i.size_bytes,
-            latitude: i.latitude,
-            longitude: i.longitude,
-            altitude: Some(i.altitude),
-            captured_at_ms: i.captured_at_ms,
-            heading: Some(i.heading),
-            projection: i.projection.clone(),
-            width: Some(i.width),
-            height: Some(i.height),
-            photo_uuid: i.photo_uuid.clone(),
-            sources: None,
-        })
-        .collect();
-    SequenceDescriptor {
-        schema: 1,
-        id: id.to_string(),
-        root: generated.root.to_string_lossy().into_owned(),
-        name: "test walk".into(),
-        description: String::new(),
-        transport: None,
-        tags: vec![],
-        source: Default::default(),
-        images,
+    provider_tests::sequences::descriptor(id, "test walk", &[generated])
+}
+
+/// The fake at the conformance suite's pace: pictures taken at once and processed in 20 ms, or each
+/// picture answered after 300 ms (a run can be cancelled mid-way through its uploads).
+pub async fn started(pace: Pace) -> FakePanoramax {
+    let mut config = PanoramaxConfig {
+        processing: std::time::Duration::from_millis(20),
+        ..PanoramaxConfig::default()
+    };
+    if pace == Pace::Slow {
+        config.faults.upload_delay = std::time::Duration::from_millis(300);
     }
+    FakePanoramax::start(config).await.expect("the fake starts")
 }
 
 pub fn host(fake: &FakePanoramax) -> TestHost {
-    TestHost::new()
-        .with_env("PANORAMAX_URL", &fake.base_url())
-        .with_env("PANORAMAX_RETRY_BASE_MS", "5")
+    let mut host = TestHost::new();
+    for (key, value) in fake.env() {
+        host = host.with_env(&key, &value);
+    }
+    host.with_env("PANORAMAX_RETRY_BASE_MS", "5")
         .with_env("PANORAMAX_CLAIM_POLL_MS", "20")
 }
 
@@ -80,11 +65,7 @@ pub fn request(sequence: &SequenceDescriptor, mode: RunMode) -> RunRequest {
     let mut options = plugin_api::serde_json::Map::new();
     options.insert("jobs".into(), 3.into());
     RunRequest {
-        mode,
-        sequence: sequence.clone(),
-        dry_run: false,
-        upstream: Default::default(),
-        previous: None,
         options,
+        ..provider_tests::conformance::plain_request(sequence.clone(), mode, false)
     }
 }

@@ -1,0 +1,62 @@
+//! What the MTPW provider's tests share: a host pointed at a fake MTPW and logged in, and a run request
+//! as the host makes it after Mapillary (its sequence key and user token handed over).
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::collections::BTreeMap;
+
+use mtp_fakes::fake_mtpw::FakeMtpw;
+use mtp_fakes::FakeService;
+use plugin_api::prelude::*;
+use plugin_api::sdk::testing::TestHost;
+
+/// The Mapillary token the fakes expect MTPW to be handed.
+pub const MAPILLARY_TOKEN: &str = "mly-user-token";
+
+/// A host whose `.env` points at `fake`, holding the fake's MTPW token.
+pub fn host(fake: &FakeMtpw) -> TestHost {
+    let mut host = TestHost::new();
+    for (key, value) in fake.env() {
+        host = host.with_env(&key, &value);
+    }
+    let host = host
+        .with_env("MTP_WEB_APP_ID", "app")
+        .with_env("MTP_WEB_APP_SECRET", "secret")
+        .with_env("MTP_WEB_RETRY_BASE_MS", "5");
+    host.context()
+        .set_secret("token", &fake.token())
+        .expect("the token is stored");
+    host
+}
+
+/// "Canal walk" (`seq-1`, no images: MTPW reads none) with `transport` and `tags`.
+pub fn canal_walk(transport: &str, tags: &[&str]) -> SequenceDescriptor {
+    let mut sequence: SequenceDescriptor = serde_json::from_value(serde_json::json!({
+        "schema": 1, "id": "seq-1", "root": "/x", "name": "Canal walk", "description": "Along the canal",
+        "tags": tags, "source": "folder", "images": []
+    }))
+    .expect("a descriptor");
+    sequence.transport = Some(TransportType::parse(transport).expect("a transport type"));
+    sequence
+}
+
+/// An upload of `sequence` after Mapillary, which gave it `keys` (none: Mapillary has no key yet).
+pub fn after_mapillary(sequence: SequenceDescriptor, keys: Option<&str>) -> RunRequest {
+    let mut upstream = BTreeMap::new();
+    if let Some(keys) = keys {
+        upstream.insert(
+            "mapillary".to_string(),
+            BTreeMap::from([
+                ("sequence_key".to_string(), keys.to_string()),
+                ("user_token".to_string(), MAPILLARY_TOKEN.to_string()),
+            ]),
+        );
+    }
+    RunRequest {
+        mode: RunMode::Upload,
+        sequence,
+        dry_run: false,
+        upstream,
+        previous: None,
+        options: Default::default(),
+    }
+}
