@@ -29,6 +29,7 @@ const BUNDLED_IDS: &[&str] = &[
     "mtpw",
     "panoramax",
     "strava",
+    "streetview",
     "template",
 ];
 

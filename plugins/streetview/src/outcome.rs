@@ -55,12 +55,9 @@ fn keys(photos: &[(String, PhotoRecord)]) -> BTreeMap<String, String> {
     let mut keys = BTreeMap::new();
     for (name, r) in photos {
         if let (Some(id), false) = (&r.photo_id, r.deleted) {
-            let link = r.share_link.clone().unwrap_or_default();
-            let status = r.publish_status.as_deref().unwrap_or("not yet decided");
-            keys.insert(
-                format!("photo/{name}"),
-                format!("{id} {status} {link}").trim().to_string(),
-            );
+            // The share link names the photo; the id alone when Google gave no link.
+            let shown = r.share_link.clone().unwrap_or_else(|| id.clone());
+            keys.insert(format!("photo/{name}"), shown);
         }
     }
     keys

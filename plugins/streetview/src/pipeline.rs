@@ -130,7 +130,7 @@ async fn upload_all(
         ctx.progress(ProgressEvent::Step {
             step: "upload".into(),
             message: Some(format!(
-                "{todo} photos to Google Street View, one at a time ({} of today's {} requests used)",
+                "{todo} photo(s) to Google Street View, one at a time ({} of today's {} requests used)",
                 session.api.quota.used(ctx)?,
                 session.api.quota.limit()
             )),

@@ -112,7 +112,8 @@ impl Quota {
             return Err(self.stop(
                 count,
                 format!(
-                    "{} of today's {} requests to the Street View Publish API are used",
+                    "{} of today's {} requests to the Street View Publish API are used and the next \
+                     step needs {n}",
                     count.used, self.limit
                 ),
             ));
