@@ -473,11 +473,11 @@ fn gate(shared: &Sh, line: String, headers: &HeaderMap) -> Result<(), Box<Respon
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !st
+    let valid = st
         .access
         .get(token)
-        .is_some_and(|until| *until > Instant::now())
-    {
+        .is_some_and(|until| *until > Instant::now());
+    if !valid {
         return Err(Box::new(rpc_error(
             401,
             "UNAUTHENTICATED",
