@@ -148,8 +148,7 @@ pub struct StreetViewStats {
 }
 
 impl StreetViewStats {
-    /// Requests whose line starts with `prefix` (`POST /v1/photo` also counts `POST /v1/photo:startUpload`
-    /// unless the whole line is given).
+    /// Requests whose whole line is `line` (`POST /v1/photo` counts creates only).
     pub fn count(&self, line: &str) -> usize {
         self.requests.iter().filter(|r| *r == line).count()
     }

@@ -174,9 +174,25 @@ pub async fn send(
         }
         record.create_sent_ms = Some(now_ms());
         store.put_photo(name, &record)?;
-        let reply = session
+        let reply = match session
             .call(Call::Create(&new_photo(&upload_url, image)))
-            .await?;
+            .await
+        {
+            Ok(reply) => reply,
+            // Stopped before sending (quota), or answered with an error (RESOURCE_EXHAUSTED, a refused
+            // login): nothing was created, so the next run need not look for it.
+            Err(halt) => {
+                let answered = match &halt {
+                    Halt::Quota { .. } => true,
+                    Halt::Error(err) => err.kind == ErrorKind::Auth,
+                };
+                if answered {
+                    record.create_sent_ms = None;
+                    store.put_photo(name, &record)?;
+                }
+                return Err(halt);
+            }
+        };
         let Some(error) = reply.error() else {
             if !read_photo(&mut record, &reply.json()) {
                 return Err(PluginError::other(format!(

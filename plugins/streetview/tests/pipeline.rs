@@ -243,6 +243,39 @@ async fn google_s_resource_exhausted_stops_for_the_day() {
 }
 
 #[tokio::test]
+async fn a_create_refused_for_the_quota_is_sent_the_next_day_without_a_lookup() {
+    // Google's quota (5) runs out on the second photo's create; both sides count two-second days.
+    let setup = Setup::authorised(
+        StreetViewConfig {
+            daily_quota: 5,
+            day: Duration::from_millis(2000),
+            ..quick()
+        },
+        &[("GOOGLE_STREETVIEW_QUOTA_DAY_MS", "2000")],
+    )
+    .await;
+    let sequence = setup.walk("s1", 3);
+    let first = setup.run(&sequence).await.unwrap();
+    assert_eq!(first.state, SequenceState::Uploading, "{first:?}");
+    assert_eq!(setup.fake.stats().photos.len(), 1);
+    let mut outcome = first;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        outcome = setup.run(&sequence).await.unwrap();
+        if outcome.state != SequenceState::Uploading {
+            break;
+        }
+    }
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    assert_eq!(setup.fake.stats().photos.len(), 3);
+    assert_eq!(
+        setup.fake.stats().count("GET /v1/photos"),
+        0,
+        "a create Google refused needs no lookup"
+    );
+}
+
+#[tokio::test]
 async fn a_flat_sequence_is_not_eligible_with_the_reason() {
     let setup = Setup::authorised(quick(), &[]).await;
     let flat = walk(setup.dir.path(), "flat", 3, false);
