@@ -65,6 +65,8 @@ pub fn build_workspace() -> &'static Path {
             "-p",
             "mtp-strava",
             "-p",
+            "mtp-streetview",
+            "-p",
             "mtp-fakes",
             "--bins",
             "--lib",
@@ -152,6 +154,8 @@ pub fn mtp_command(home: &Path) -> Command {
         "STRAVA_CLIENT_ID",
         "STRAVA_CLIENT_SECRET",
         "STRAVA_REDIRECT_URI",
+        "GOOGLE_CLIENT_ID",
+        "GOOGLE_CLIENT_SECRET",
     ] {
         command.env_remove(key);
     }

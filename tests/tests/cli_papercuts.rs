@@ -220,7 +220,14 @@ fn plugin_check_with_a_bare_name_checks_the_file_in_the_current_directory() {
 fn plugin_new_refuses_a_bundled_id() {
     build_workspace();
     let home = tempfile::tempdir().unwrap();
-    for id in ["mapillary", "archive", "mtpw", "panoramax", "strava"] {
+    for id in [
+        "mapillary",
+        "archive",
+        "mtpw",
+        "panoramax",
+        "strava",
+        "streetview",
+    ] {
         let out = mtp(home.path(), &["plugin", "new", id]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         assert!(stderr(&out).contains("bundled"), "{}", text(&out));

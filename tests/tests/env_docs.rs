@@ -53,7 +53,8 @@ fn every_declared_key_has_help_and_the_secret_ones_are_marked() {
         [
             "MAPILLARY_SECRET",
             "MTP_WEB_APP_SECRET",
-            "STRAVA_CLIENT_SECRET"
+            "STRAVA_CLIENT_SECRET",
+            "GOOGLE_CLIENT_SECRET"
         ]
     );
 }

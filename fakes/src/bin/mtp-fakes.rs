@@ -1,4 +1,4 @@
-//! `mtp-fakes serve`: run the fake Mapillary, MTPW and Strava servers for manual runs, demos and
+//! `mtp-fakes serve`: run the fake Mapillary, MTPW, Strava and Google Street View servers for manual runs, demos and
 //! benchmarks. Prints one JSON line with the URLs on stdout, then serves until SIGINT/SIGTERM
 //! (or stdin EOF with `--exit-on-stdin-eof`).
 
@@ -14,6 +14,7 @@ use mtp_fakes::fake_mapillary::{
 use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig, MtpwFaults};
 use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig};
 use mtp_fakes::fake_strava::{FakeStrava, StravaConfig};
+use mtp_fakes::fake_streetview::{FakeStreetView, StreetViewConfig};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -75,6 +76,9 @@ struct ServeArgs {
     /// Port of the fake Strava (0 = any free port).
     #[arg(long, default_value_t = 0)]
     strava_port: u16,
+    /// Port of the fake Google Street View Publish API and its OAuth (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    streetview_port: u16,
 
     // ---- Mapillary account and app ----
     /// The Mapillary user token (valid from the start; what /token issues).
@@ -406,6 +410,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("starting the fake Strava")?;
     let strava_cfg = strava.config().clone();
+    let streetview = FakeStreetView::start(StreetViewConfig {
+        port: a.streetview_port,
+        ..StreetViewConfig::default()
+    })
+    .await
+    .context("starting the fake Google Street View")?;
+    let streetview_cfg = streetview.config().clone();
     let cfg = mapillary.config();
     let mut line = json!({
         "mapillary": {
@@ -445,8 +456,17 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 format!("http://127.0.0.1:{}/strava/callback", free_loopback_port()?),
             "STRAVA_API_URL": strava.api_url(),
             "STRAVA_OAUTH_URL": strava.oauth_url(),
+            "GOOGLE_CLIENT_ID": streetview_cfg.client_id,
+            "GOOGLE_CLIENT_SECRET": streetview_cfg.client_secret,
+            "GOOGLE_STREETVIEW_API_URL": streetview.api_url(),
+            "GOOGLE_OAUTH_AUTH_URL": streetview.auth_url(),
+            "GOOGLE_OAUTH_TOKEN_URL": streetview.token_url(),
+            // The fake reviews a photo in half a second: look at publication every second.
+            "GOOGLE_STREETVIEW_POLL_SECS": "1",
         },
         "strava": {"api_url": strava.api_url(), "oauth_url": strava.oauth_url()},
+        "streetview": {"api_url": streetview.api_url(), "auth_url": streetview.auth_url(),
+                       "token_url": streetview.token_url()},
     });
     if let Some((fake, tokens)) = &panoramax {
         line["panoramax"] = json!({"url": fake.base_url(), "tokens": tokens});
@@ -461,12 +481,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     wait_for_exit(a.exit_on_stdin_eof).await?;
     if a.stats_on_exit {
         let stats = json!({"mapillary": mapillary.stats(), "mtpw": mtpw.stats(),
-                           "strava": strava.stats()});
+                           "strava": strava.stats(), "streetview": streetview.stats()});
         eprintln!("{stats}");
     }
     if let Some((fake, _)) = panoramax {
         fake.shutdown();
     }
+    streetview.shutdown();
     strava.shutdown();
     mtpw.shutdown();
     mapillary.shutdown();

@@ -226,15 +226,31 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
         )?;
     }
 
+    // Google Street View takes 360° photos only: a second, equirectangular sample when its keys are
+    // in the fakes' .env and its plugin is installed (the walk above is flat, which it refuses).
+    let authorising = integrations_with_authorisation(&demo_global)?;
+    let mut sequence_dirs = vec![sequence_dir];
+    if env.contains_key("GOOGLE_CLIENT_ID") && authorising.iter().any(|id| id == "streetview") {
+        println!("\n== generating a 360° sample sequence (for Google Street View)");
+        let panoramas = scratch.join("sample-360");
+        if !panoramas.exists() {
+            sequence::generate(
+                &demo_global,
+                &sequence::GenerateArgs::sample_360(&panoramas, args.images),
+            )?;
+        }
+        sequence_dirs.push(panoramas);
+    }
+
     println!("\n== authorising through the fakes' consent pages");
-    for id in integrations_with_authorisation(&demo_global)? {
+    for id in authorising {
         if auth::authorize(&demo_global, &id, None)? != ExitCode::SUCCESS {
             bail!("authorising with {id} failed");
         }
     }
 
     println!("\n== uploading");
-    let upload_status = upload::upload(&demo_global, &UploadArgs::for_dirs(vec![sequence_dir]))?;
+    let upload_status = upload::upload(&demo_global, &UploadArgs::for_dirs(sequence_dirs))?;
     if upload_status != ExitCode::SUCCESS {
         bail!("the upload failed");
     }

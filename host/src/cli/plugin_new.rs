@@ -31,6 +31,7 @@ const BUNDLED_IDS: &[&str] = &[
     "mtpw",
     "panoramax",
     "strava",
+    "streetview",
     "template",
 ];
 

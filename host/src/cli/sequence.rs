@@ -240,6 +240,22 @@ impl GenerateArgs {
     }
 }
 
+impl GenerateArgs {
+    /// The demo's 360° sample: `count` small equirectangular photos with Photo Sphere XMP, on another
+    /// day than the walk.
+    pub(crate) fn sample_360(dir: &Path, count: usize) -> GenerateArgs {
+        GenerateArgs {
+            equirectangular: true,
+            bytes_per_image: None,
+            width: 640,
+            height: 320,
+            name: "Sample 360 walk".into(),
+            seed: Some(2),
+            ..GenerateArgs::sample(dir, count, 0)
+        }
+    }
+}
+
 /// Days the generator's start time moves per seed, before it wraps (about five and a half years after
 /// the default start: always in the past).
 const SEED_DAYS: u64 = 2_000;
