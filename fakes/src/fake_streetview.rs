@@ -57,6 +57,9 @@ pub struct StreetViewFaults {
     /// The project lacks the API: every API request answers `PERMISSION_DENIED` (assumption: the
     /// message Google gives for a disabled API is not modelled word for word).
     pub api_disabled: bool,
+    /// Held before each photo's bytes are read: a slow uplink (test instrumentation, so a run can
+    /// be cancelled between two photos).
+    pub upload_delay: Duration,
 }
 
 /// Settings of the fake.
@@ -513,6 +516,12 @@ async fn api(State(shared): State<Sh>, req: Request) -> Response {
     }
     if let Err(response) = gate(&shared, format!("{method} {path}"), &headers) {
         return *response;
+    }
+    if path.starts_with("/media/user/") {
+        let delay = lock(&shared.state).faults.upload_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
     }
     // The photo bytes stay under 80 MB here: anything larger is refused at create (Limits page).
     let body = match axum::body::to_bytes(req.into_body(), 80 << 20).await {

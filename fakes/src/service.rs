@@ -11,6 +11,7 @@ use crate::fake_mapillary::FakeMapillary;
 use crate::fake_mtpw::FakeMtpw;
 use crate::fake_panoramax::FakePanoramax;
 use crate::fake_strava::FakeStrava;
+use crate::fake_streetview::FakeStreetView;
 
 /// A running fake of one service.
 pub trait FakeService: Send + Sync {
@@ -202,6 +203,57 @@ impl FakeService for FakeStrava {
             .values()
             .filter_map(|u| u.external_id.as_ref())
             .filter(|id| !seen.insert(id.to_string()))
+            .count() as u64
+    }
+}
+
+impl FakeService for FakeStreetView {
+    fn env(&self) -> Vec<(String, String)> {
+        let config = self.config();
+        vec![
+            ("GOOGLE_CLIENT_ID".into(), config.client_id.clone()),
+            ("GOOGLE_CLIENT_SECRET".into(), config.client_secret.clone()),
+            ("GOOGLE_STREETVIEW_API_URL".into(), self.api_url()),
+            ("GOOGLE_OAUTH_AUTH_URL".into(), self.auth_url()),
+            ("GOOGLE_OAUTH_TOKEN_URL".into(), self.token_url()),
+        ]
+    }
+
+    /// Each upload URL is its own path; they count as one route.
+    fn requests(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for line in self.stats().requests {
+            let route = if line.starts_with("POST /media/user/") {
+                "POST /media/user/:upload".to_string()
+            } else {
+                line
+            };
+            *counts.entry(route).or_default() += 1;
+        }
+        counts
+    }
+
+    /// A photo's bytes, and the photo made of them.
+    fn uploads(&self) -> u64 {
+        sum_routes(
+            &self.requests(),
+            &["POST /media/user/:upload", "POST /v1/photo"],
+        )
+    }
+
+    /// Photos created at the capture time and place of an earlier one: the same photo twice.
+    fn resent(&self) -> u64 {
+        let mut seen = HashSet::new();
+        self.stats()
+            .photos
+            .values()
+            .filter(|p| {
+                !seen.insert((
+                    p.capture_time.clone(),
+                    p.latitude.to_bits(),
+                    p.longitude.to_bits(),
+                ))
+            })
             .count() as u64
     }
 }
