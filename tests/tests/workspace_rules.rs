@@ -372,6 +372,11 @@ const PROVIDER_IDS_ALLOWED: &[(&str, &str, &str)] = &[
         "the demo's narration names the fakes it starts and waits on",
     ),
     (
+        "cli/demo.rs",
+        "streetview",
+        "the demo adds a 360° sample only when Street View, which takes nothing else, is ready",
+    ),
+    (
         "options.rs",
         "mapillary",
         "an example in the message of a malformed --option (mapillary.jobs=8)",

@@ -77,6 +77,11 @@ pub(crate) fn status(global: &GlobalArgs) -> Result<ExitCode> {
                     "authorised".to_string(),
                     s.account.clone().unwrap_or_default(),
                 ),
+                // The detail may already say how to log in again: said once, in DETAIL.
+                Ok(Some(s)) if detail.contains(&format!("mtp auth {id}")) => (
+                    "not authorised".to_string(),
+                    s.account.clone().unwrap_or_default(),
+                ),
                 Ok(Some(_)) => (format!("not authorised: run mtp auth {id}"), String::new()),
                 Ok(None) => ("no authorisation needed".to_string(), String::new()),
                 Err(err) => (format!("unknown: {err}"), String::new()),

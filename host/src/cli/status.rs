@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use mtp_host::registry::PluginDirs;
 use mtp_host::runner::Runner;
 use mtp_host::state::{RecordView, StateStore, StoredRecord, Text};
-use plugin_api::protocol::{Progress, SequenceState};
+use plugin_api::protocol::{ErrorKind, Progress, SequenceState};
 use plugin_api::sequence::SequenceDescriptor;
 use serde::Serialize;
 
@@ -58,6 +58,19 @@ fn row_of<'a>(
             None,
             None,
         ),
+    };
+    // A login the service refused outranks what the outcome said to do next: nothing moves before it.
+    let login_refused = view
+        .last_error
+        .as_ref()
+        .is_some_and(|e| e.kind == ErrorKind::Auth);
+    let next_action = if login_refused {
+        Some(Cow::Owned(format!(
+            "log in again with mtp auth {}, then run mtp upload",
+            record.integration
+        )))
+    } else {
+        next_action
     };
     StatusRow {
         sequence_id: record.sequence_id,

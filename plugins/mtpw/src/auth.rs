@@ -30,6 +30,20 @@ pub struct Login {
     /// When it expires (Unix seconds), from the login's `expires_in`; `None` when MTPW did not say.
     #[serde(default)]
     pub expires_at: Option<u64>,
+    /// When MTPW refused it in a run (Unix seconds), and what it said.
+    #[serde(default)]
+    pub refused: Option<(u64, String)>,
+}
+
+/// Records that MTPW refused the stored token (a new login replaces the record).
+pub fn mark_refused(ctx: &Context, why: &str) -> Result<(), PluginError> {
+    let mut login = ctx
+        .state()
+        .get("login")?
+        .and_then(|text| serde_json::from_str::<Login>(&text).ok())
+        .unwrap_or_default();
+    login.refused = Some((now_secs(), why.to_string()));
+    ctx.state().put_json("login", &login)
 }
 
 fn now_secs() -> u64 {
@@ -236,6 +250,17 @@ pub fn status(ctx: &Context) -> Result<AuthStatus, PluginError> {
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000)
     });
+    if let Some((at, why)) = &login.refused {
+        let at_ms = i64::try_from(*at).unwrap_or(0).saturating_mul(1000);
+        return Ok(AuthStatus {
+            authorised: false,
+            account: None,
+            detail: Some(format!(
+                "MTPW refused the token {} ({why}): log in again with mtp auth mtpw",
+                plugin_api::time::format_utc(at_ms)
+            )),
+        });
+    }
     let (authorised, lifetime) = lifetime(expires_at_ms, now_ms());
     Ok(AuthStatus {
         authorised,

@@ -174,6 +174,23 @@ impl Integration for Mtpw {
     }
 
     async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
+        let result = self.run_sequence(ctx, request).await;
+        if let Err(err) = &result {
+            if err.kind == ErrorKind::Auth {
+                // So `mtp auth status` no longer calls a token MTPW refused authorised.
+                auth::mark_refused(ctx, &err.message)?;
+            }
+        }
+        result
+    }
+}
+
+impl Mtpw {
+    async fn run_sequence(
+        &self,
+        ctx: &Context,
+        request: RunRequest,
+    ) -> Result<RunOutcome, PluginError> {
         let upstream = request.upstream.get("mapillary");
         let keys: Vec<String> = upstream
             .and_then(|e| e.get("sequence_key"))

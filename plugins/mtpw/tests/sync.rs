@@ -155,6 +155,15 @@ async fn errors_as_200_revoked_tokens_and_flaky_servers() {
     assert_eq!(err.kind, ErrorKind::Auth);
     assert!(err.message.contains("mtp auth mtpw"), "{}", err.message);
     assert_eq!(fake.stats().sequences.len(), 1);
+    // `mtp auth status` no longer calls the refused token authorised (a new login replaces the
+    // record, see auth::store).
+    let status = Mtpw::default().auth_status(&ctx).await.unwrap();
+    let detail = status.detail.unwrap_or_default();
+    assert!(!status.authorised, "{detail}");
+    assert!(
+        detail.contains("MTPW refused the token") && detail.contains("mtp auth mtpw"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

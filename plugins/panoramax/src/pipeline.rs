@@ -25,8 +25,17 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
     let config = Config::from_context(ctx)?;
     let api = Api::new(config.clone())?.with_token(&token(ctx)?);
     let store = SequenceStore::new(ctx, &request.sequence.id);
+    let was_published = request
+        .previous
+        .as_ref()
+        .is_some_and(|p| p.state == SequenceState::Published);
+    let republish = request
+        .options
+        .get(upload_set::REPUBLISH)
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     if request.mode == RunMode::Recheck {
-        return recheck(ctx, &api, &store).await;
+        return recheck(ctx, &api, &store, was_published).await;
     }
     // What eligibility refuses, run refuses too (the host never asks, a caller of the library may):
     // no empty upload set is created for it.
@@ -54,7 +63,9 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
             ),
         ));
     }
-    if let Some(published) = already_published(&store, &request, &sequence)? {
+    if republish {
+        // Asked to upload again: whatever the record says, the server is asked.
+    } else if let Some(published) = already_published(&store, &request, &sequence)? {
         return Ok(published);
     }
     let fresh = store.set()?.and_then(|r| r.id).is_none();
@@ -65,15 +76,6 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
             message: Some(plan),
         });
     }
-    let was_published = request
-        .previous
-        .as_ref()
-        .is_some_and(|p| p.state == SequenceState::Published);
-    let republish = request
-        .options
-        .get(upload_set::REPUBLISH)
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
     let set = match upload_set::ensure(
         ctx,
         &api,
@@ -187,6 +189,7 @@ async fn recheck(
     ctx: &Context,
     api: &Api,
     store: &SequenceStore<'_>,
+    was_published: bool,
 ) -> Result<RunOutcome, PluginError> {
     let Some(id) = store.set()?.and_then(|r| r.id) else {
         return Ok(RunOutcome::new(
@@ -199,7 +202,12 @@ async fn recheck(
             let tally = upload::tally_of(api.files(ctx, &id).await?);
             Ok(outcome(&api.config, &set, Some(&tally)))
         }
-        None => Ok(vanished(&id)),
+        None => {
+            if was_published {
+                upload_set::remember_gone(store)?;
+            }
+            Ok(vanished(&id))
+        }
     }
 }
 

@@ -101,6 +101,18 @@ pub async fn ensure(
     Ok(Ensured::Set(set))
 }
 
+/// Remembers that the set of a published sequence is gone, so a later upload says so again instead of
+/// starting a new one (only `--republish` does).
+pub fn remember_gone(store: &SequenceStore<'_>) -> Result<(), PluginError> {
+    if let Some(record) = store.set()? {
+        store.put_set(&SetRecord {
+            published_gone: true,
+            ..record
+        })?;
+    }
+    Ok(())
+}
+
 fn new_record(store: &SequenceStore<'_>) -> Result<SetRecord, PluginError> {
     let record = SetRecord {
         nonce: plugin_api::sdk::redirect::random_state(),
