@@ -10,8 +10,9 @@ use anyhow::{Context as _, Result};
 use mtp_host::registry::PluginDirs;
 use mtp_host::runner::Runner;
 use mtp_host::state::{RecordView, StateStore, StoredRecord, Text};
-use plugin_api::protocol::{ErrorKind, Progress, SequenceState};
+use plugin_api::protocol::{Progress, SequenceState};
 use plugin_api::sequence::SequenceDescriptor;
+use plugin_api::ErrorKind;
 use serde::Serialize;
 
 use super::session::{state_dir, Session};
