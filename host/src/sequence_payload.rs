@@ -88,8 +88,23 @@ impl Runner {
         let answer = integration
             .call_parsed(services, Method::Eligibility, json)
             .await;
+        release_freed_memory();
         self.asked.remember(integration.id(), sequence, &answer);
         answer
+    }
+}
+
+/// Hands the pages freed since (a plugin's parsed copy of the descriptor, the request it was sent) back
+/// to the system. Each plugin parses on its own runtime's threads, so glibc serves it from arenas of
+/// their own and keeps what it frees there for later: with five plugins each parsing a 100,000-image
+/// descriptor once, that kept memory was most of `mtp sequence inspect`'s peak RSS (heaptrack: 195 MB
+/// peak heap at 50,000 images beside 390 MB resident). `malloc_trim` releases the free pages of every
+/// arena (glibc 2.8 and later, malloc_trim(3)); other allocators return memory their own way.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and only walks the allocator's own (locked) free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -100,7 +115,9 @@ impl LoadedPlugin {
         services: plugin_api::ffi::HostServicesBox,
         request: Result<String, PluginError>,
     ) -> Result<RunOutcome, PluginError> {
-        self.call_parsed(services, Method::Run, request?).await
+        let outcome = self.call_parsed(services, Method::Run, request?).await;
+        release_freed_memory();
+        outcome
     }
 }
 
