@@ -28,7 +28,10 @@
 //!    fake, as a second, independent plain client;
 //! 10. `--bwlimit 2M` on a throttled loopback link: requested vs measured rate;
 //! 11. a folder already uploaded and published, uploaded again with the state lost (a fresh state
-//!     directory, the same server): wall time beside its fresh upload, and body bytes sent again.
+//!     directory, the same server): wall time beside its fresh upload, and body bytes sent again;
+//! 12. a long sequence (10,000 vs 100,000 small images; `--quick` 1,000 vs 5,000): peak RSS and wall
+//!     time of `mtp sequence inspect`, `mtp upload` to the fake Mapillary and to the fake Panoramax,
+//!     and `mtp status`.
 //!
 //! Nothing here asserts on time: this binary is run by hand. Everything it measures talks to 127.0.0.1
 //! only (the one exception: when no `mapillary_tools` is found, `pip install mapillary_tools` into its
@@ -40,6 +43,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 mod lost_state;
+mod scale;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -77,7 +81,7 @@ struct Cli {
     /// Seed for the generated sequences and the kill moments of the resume benchmark.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Only these rows (comma-separated numbers 1-11; rows 2 and 3 share row 1's uploads).
+    /// Only these rows (comma-separated numbers 1-12; rows 2 and 3 share row 1's uploads).
     #[arg(long, value_delimiter = ',')]
     rows: Vec<u32>,
     /// The mapillary_tools executable (default: /tmp/mlyvenv/bin/mapillary_tools, then PATH, else a
@@ -140,6 +144,8 @@ struct Sizes {
     capped: (usize, u64),
     cap: (&'static str, u64),
     cap_throttle: u64,
+    /// Row 12: the image counts of the small and the large long sequence.
+    scale: (usize, usize),
 }
 
 impl Sizes {
@@ -166,6 +172,7 @@ impl Sizes {
             capped: (20, MB),
             cap: ("2M", 2 * 1024 * 1024),
             cap_throttle: 20 * MB,
+            scale: (10_000, 100_000),
         }
     }
 
@@ -192,6 +199,7 @@ impl Sizes {
             capped: (6, MB),
             cap: ("2M", 2 * 1024 * 1024),
             cap_throttle: 20 * MB,
+            scale: (1_000, 5_000),
         }
     }
 }
@@ -1449,6 +1457,9 @@ fn run(cli: &Cli) -> Result<Report> {
     }
     if wanted(11) {
         rows.extend(bench.lost_state_rows());
+    }
+    if wanted(12) {
+        rows.extend(bench.scale_rows());
     }
     let mut mly_version = serde_json::Value::Null;
     if wanted(7) {

@@ -35,7 +35,7 @@ struct Inner {
 /// The running record of one integration's run on one sequence.
 pub struct Checkpoint {
     store: StateStore,
-    sequence: SequenceDescriptor,
+    sequence: Arc<SequenceDescriptor>,
     integration: String,
     base: IntegrationRecord,
     inner: Mutex<Inner>,
@@ -52,7 +52,7 @@ impl Checkpoint {
     /// is found before anything is sent). An error here means the plugin must not be called.
     pub fn begin(
         store: StateStore,
-        sequence: SequenceDescriptor,
+        sequence: Arc<SequenceDescriptor>,
         integration: &str,
         base: IntegrationRecord,
     ) -> Result<Arc<Checkpoint>, StateError> {

@@ -101,6 +101,46 @@ pub struct Folder {
     pub dir: String,
     /// Images of the last run in it.
     pub images: usize,
+    /// The folder's modification time (ns since the Unix epoch) when the summary was written, if it had
+    /// settled by then (see [`untouched`]); absent in summaries of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_ns: Option<u64>,
+}
+
+/// A folder's modification time in ns, if it is at least [`SETTLED`] old: a coarse clock (FAT: 2 s) could
+/// give a change made within that time the same stamp.
+fn settled_mtime_ns(dir: &str) -> Option<u64> {
+    let modified = std::fs::metadata(dir).ok()?.modified().ok()?;
+    let age = std::time::SystemTime::now().duration_since(modified).ok()?;
+    if age < SETTLED {
+        return None;
+    }
+    let ns = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    u64::try_from(ns).ok()
+}
+
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether no file was added to, removed from or renamed in any folder of the summary since it was
+/// written: each folder's modification time is the one recorded (a directory's changes with each of
+/// those). Tells `mtp status` that nothing changed without reading the descriptor and looking at each
+/// file; a file rewritten in place to another size is only seen by the full check (editors and
+/// `exiftool` write a new file and rename it, which does change the folder). `false` when any folder
+/// has no stamp: then [`drift`] decides.
+pub fn untouched(folders: &[Folder]) -> bool {
+    folders.iter().all(|f| {
+        f.modified_ns.is_some_and(|stamp| {
+            std::fs::metadata(&f.dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| u64::try_from(d.as_nanos()).ok())
+                == Some(stamp)
+        })
+    })
 }
 
 /// The summary of `sequence`'s folders, or `None` when an image path names no folder (a relative file
@@ -120,6 +160,7 @@ pub fn folders_of(sequence: &SequenceDescriptor) -> Option<Vec<Folder>> {
             .map(|(dir, images)| Folder {
                 dir: dir.to_string(),
                 images,
+                modified_ns: settled_mtime_ns(dir),
             })
             .collect(),
     )
@@ -221,5 +262,33 @@ mod tests {
         );
         // A bare file name has no folder to summarise.
         assert_eq!(folders_of(&sequence(&["a.jpg".to_string()])), None);
+    }
+
+    #[test]
+    fn a_settled_folder_is_untouched_until_a_file_comes_or_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let here = tmp.path().join("here");
+        std::fs::create_dir(&here).unwrap();
+        std::fs::write(here.join("a.jpg"), b"x").unwrap();
+        let seq = sequence(&[here.join("a.jpg").to_string_lossy().into_owned()]);
+        // Just written: too fresh to trust its time, so the full check decides.
+        let fresh = folders_of(&seq).unwrap();
+        assert_eq!(fresh[0].modified_ns, None);
+        assert!(!untouched(&fresh));
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::open(&here)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let settled = folders_of(&seq).unwrap();
+        assert!(settled[0].modified_ns.is_some());
+        assert!(untouched(&settled));
+        std::fs::write(here.join("b.jpg"), b"x").unwrap();
+        assert!(!untouched(&settled));
+        assert_eq!(drift(&seq).added, 1);
+        // A summary of an earlier version has no stamp.
+        let earlier: Vec<Folder> = serde_json::from_str(r#"[{"dir":"/x","images":2}]"#).unwrap();
+        assert_eq!(earlier[0].modified_ns, None);
+        assert!(!untouched(&earlier));
     }
 }

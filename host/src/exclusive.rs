@@ -50,13 +50,13 @@ impl Runner {
     /// cannot be written (then nothing may be sent).
     pub(crate) fn checkpoint(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: Arc<SequenceDescriptor>,
         integration: &str,
         stored: Option<&IntegrationRecord>,
     ) -> Result<Arc<Checkpoint>, StateError> {
         Checkpoint::begin(
             self.store().clone(),
-            sequence.clone(),
+            sequence,
             integration,
             stored.cloned().unwrap_or_default(),
         )

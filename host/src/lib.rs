@@ -24,6 +24,7 @@ pub mod options;
 pub mod recheck;
 pub mod registry;
 pub mod runner;
+mod sequence_payload;
 pub mod services;
 pub mod signals;
 pub mod state;

@@ -216,6 +216,16 @@ impl LoadedPlugin {
     ) -> Result<Resp, PluginError> {
         let payload = serde_json::to_string(request)
             .map_err(|err| PluginError::other(format!("cannot encode the request: {err}")))?;
+        self.call_parsed(services, method, payload).await
+    }
+
+    /// Calls `method` with a request already encoded as JSON and parses the answer.
+    pub async fn call_parsed<Resp: serde::de::DeserializeOwned>(
+        &self,
+        services: HostServicesBox,
+        method: Method,
+        payload: String,
+    ) -> Result<Resp, PluginError> {
         let answer = self.call(services, method, payload).await?;
         serde_json::from_str(&answer).map_err(|err| {
             PluginError::other(format!(

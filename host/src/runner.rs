@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use plugin_api::protocol::{
     AuthOutcome, AuthRequest, AuthStatus, Eligibility, Exports, Method, RunMode, RunOutcome,
-    RunRequest, SequenceState,
+    SequenceState,
 };
 use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::{ErrorKind, PluginError};
@@ -20,6 +20,7 @@ use crate::chain_check::{already_published, upstream_skip, PlanEntry, UpstreamRe
 use crate::env::EnvValues;
 use crate::options::RunOptions;
 use crate::registry::{LoadedPlugin, Registry};
+use crate::sequence_payload::{to_json, AskedOnce, RunRequestRef};
 use crate::services::{Authorizer, PluginServices, ProgressSink};
 use crate::state::{IntegrationRecord, StateError, StateStore};
 
@@ -50,6 +51,7 @@ pub struct Runner {
     progress: Option<ProgressSink>,
     authorizer: Option<Authorizer>,
     cancel: Arc<AtomicBool>,
+    pub(crate) asked: AskedOnce,
 }
 
 impl Runner {
@@ -62,6 +64,7 @@ impl Runner {
             progress: None,
             authorizer: None,
             cancel: Arc::new(AtomicBool::new(false)),
+            asked: AskedOnce::default(),
         }
     }
 
@@ -92,7 +95,11 @@ impl Runner {
         crate::lock::state_dir_of(&self.store)
     }
 
-    fn services(&self, integration: &LoadedPlugin, sequence_id: Option<&str>) -> PluginServices {
+    pub(crate) fn services(
+        &self,
+        integration: &LoadedPlugin,
+        sequence_id: Option<&str>,
+    ) -> PluginServices {
         let mut services = PluginServices::new(
             integration.id(),
             self.env.for_manifest(&integration.manifest),
@@ -121,10 +128,7 @@ impl Runner {
             let Some(integration) = self.registry.get(&info.id) else {
                 continue;
             };
-            let services = self.services(integration, Some(&sequence.id)).to_ffi();
-            let answer = integration
-                .call_json(services, Method::Eligibility, sequence)
-                .await;
+            let answer = self.ask_eligibility(integration, sequence).await;
             answers.push((info.id.clone(), answer));
         }
         answers
@@ -235,6 +239,7 @@ impl Runner {
     ) -> Result<Vec<IntegrationRun>, StateError> {
         // Becomes the stored sequence an integration recognises these photos as (`RunOutcome::same_as`).
         let mut sequence = std::borrow::Cow::Borrowed(sequence);
+        let mut shared: Option<Arc<SequenceDescriptor>> = None;
         let mut merged = false;
         let mut records = self.records_of(&sequence.id)?;
         let mut exported: BTreeMap<String, Exports> = BTreeMap::new();
@@ -282,11 +287,7 @@ impl Runner {
                 runs.push(run);
                 continue;
             }
-            let services = self.services(integration, Some(&sequence.id)).to_ffi();
-            match integration
-                .call_json::<_, Eligibility>(services, Method::Eligibility, &*sequence)
-                .await
-            {
+            match self.ask_eligibility(integration, &sequence).await {
                 Ok(e) if !e.eligible => {
                     let reason = e.reason.unwrap_or_else(|| "not eligible".into());
                     results.insert(
@@ -323,23 +324,21 @@ impl Runner {
                 runs.push(run);
                 continue;
             }
-            let request = RunRequest {
+            let upstream = self.upstream_for(integration, &exported)?;
+            let integration_options = options.for_integration(&integration.manifest);
+            let request = RunRequestRef {
                 mode,
-                sequence: sequence.clone().into_owned(),
+                sequence: &sequence,
                 dry_run,
-                upstream: self.upstream_for(integration, &exported)?,
-                previous: previous.clone(),
-                options: options.for_integration(&integration.manifest),
+                upstream: &upstream,
+                previous: &previous,
+                options: &integration_options,
             };
+            let request = to_json(&request, &sequence);
             if mode == RunMode::Recheck {
                 // A re-check never writes progress into the record, and an error leaves it as it was.
-                let result = integration
-                    .call_json::<_, RunOutcome>(
-                        self.services(integration, Some(&sequence.id)).to_ffi(),
-                        Method::Run,
-                        &request,
-                    )
-                    .await;
+                let services = self.services(integration, Some(&sequence.id)).to_ffi();
+                let result = integration.run(services, request).await;
                 let record = records.remove(&id).unwrap_or_default();
                 let result =
                     self.recheck_result(&sequence, integration, record, result, &mut run)?;
@@ -355,17 +354,15 @@ impl Runner {
                 continue;
             }
             // Nothing is sent unless the record of the run can be written first.
-            let checkpoint = self.checkpoint(&sequence, &id, records.get(&id))?;
-            let result = integration
-                .call_json::<_, RunOutcome>(
-                    self.services(integration, Some(&sequence.id))
-                        .with_stop_flag(checkpoint.stop_flag())
-                        .with_progress(checkpoint.sink(self.progress.clone()))
-                        .to_ffi(),
-                    Method::Run,
-                    &request,
-                )
-                .await;
+            // The checkpoint shares one copy of the descriptor with the next integrations' checkpoints.
+            let copy = shared.get_or_insert_with(|| Arc::new(sequence.clone().into_owned()));
+            let checkpoint = self.checkpoint(copy.clone(), &id, records.get(&id))?;
+            let services = self
+                .services(integration, Some(&sequence.id))
+                .with_stop_flag(checkpoint.stop_flag())
+                .with_progress(checkpoint.sink(self.progress.clone()))
+                .to_ffi();
+            let result = integration.run(services, request).await;
             let mut record = records.remove(&id).unwrap_or_default();
             if result.is_err() {
                 // Interrupted or failed mid-run: keep what the run recorded it had done.
@@ -375,6 +372,7 @@ impl Runner {
                 Ok(mut outcome) => {
                     if let Some(into) = self.same_as(&sequence, mode, dry_run, &mut outcome)? {
                         sequence.to_mut().id = into;
+                        shared = None;
                         records = self.records_of(&sequence.id)?;
                         record = records.remove(&id).unwrap_or_default();
                         merged = true;
@@ -504,11 +502,7 @@ impl Runner {
                 notes: Vec::new(),
             };
             if entry.skipped.is_none() {
-                let services = self.services(integration, Some(&sequence.id)).to_ffi();
-                match integration
-                    .call_json::<_, Eligibility>(services, Method::Eligibility, sequence)
-                    .await
-                {
+                match self.ask_eligibility(integration, sequence).await {
                     Ok(e) if !e.eligible => {
                         entry.not_eligible =
                             Some(e.reason.unwrap_or_else(|| "no reason given".into()))

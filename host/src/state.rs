@@ -133,6 +133,9 @@ pub struct StateStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
     read_only: bool,
+    /// The descriptor this process last wrote for each sequence, by content hash: writing a record again
+    /// for the same photos leaves the (large) descriptor as it is.
+    written: Arc<Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 impl StateStore {
@@ -168,6 +171,7 @@ impl StateStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
             read_only: true,
+            written: Arc::default(),
         })
     }
 
@@ -258,6 +262,7 @@ impl StateStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
             read_only: false,
+            written: Arc::default(),
         })
     }
 
@@ -455,20 +460,37 @@ impl StateStore {
             what: format!("{what} of sequence {}", sequence.id),
             detail: err.to_string(),
         };
-        let descriptor_json =
-            serde_json::to_string(sequence).map_err(|e| encode("the descriptor", e))?;
         let outcome_json = serde_json::to_string(record)
             .map_err(|e| encode(&format!("the {integration} record"), e))?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let fingerprint = crate::sequence_payload::fingerprint(sequence);
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        tx.execute(
-            "INSERT INTO sequence (id, root, name, descriptor, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
-             descriptor = excluded.descriptor, updated_at = excluded.updated_at",
-            params![sequence.id, sequence.root, sequence.name, descriptor_json, now],
-        )
-        .map_err(|e| self.err(e))?;
+        // The descriptor once per run, not after each integration: 35 MB of JSON for 100,000 images. The
+        // row is touched all the same, and written in full if it is gone (merged away meanwhile).
+        let kept = written.get(&sequence.id) == Some(&fingerprint)
+            && tx
+                .execute(
+                    "UPDATE sequence SET updated_at = ?2 WHERE id = ?1",
+                    params![sequence.id, now],
+                )
+                .map_err(|e| self.err(e))?
+                == 1;
+        if !kept {
+            let descriptor_json =
+                serde_json::to_string(sequence).map_err(|e| encode("the descriptor", e))?;
+            tx.execute(
+                "INSERT INTO sequence (id, root, name, descriptor, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
+                 descriptor = excluded.descriptor, updated_at = excluded.updated_at",
+                params![sequence.id, sequence.root, sequence.name, descriptor_json, now],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         tx.execute(
             "INSERT INTO sequence_record (sequence_id, integration, outcome, updated_at)
              VALUES (?1, ?2, ?3, ?4)
@@ -479,7 +501,7 @@ impl StateStore {
         .map_err(|e| self.err(e))?;
         // The trigger `sequence_folders_stale` dropped the old summary (also when a version without
         // this table rewrote the descriptor); write the new one, if the images have one.
-        if let Some(folders) = crate::drift::folders_of(sequence) {
+        if let Some(folders) = crate::drift::folders_of(sequence).filter(|_| !kept) {
             let folders_json =
                 serde_json::to_string(&folders).map_err(|e| encode("the folder summary", e))?;
             tx.execute(
@@ -488,7 +510,9 @@ impl StateStore {
             )
             .map_err(|e| self.err(e))?;
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        written.insert(sequence.id.clone(), fingerprint);
+        Ok(())
     }
 
     /// Updates the record of a sequence already stored (by [`StateStore::put_record`]) with one
@@ -853,6 +877,52 @@ mod tests {
             .put_record(&sequence, "mapillary", &IntegrationRecord::default())
             .unwrap();
         assert_eq!(folders(&store).map(|f| f.len()), Some(2));
+    }
+
+    #[test]
+    fn the_descriptor_is_written_once_for_the_same_photos() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let stored = |store: &StateStore| -> String {
+            store
+                .lock()
+                .query_row("SELECT descriptor FROM sequence WHERE id = 's1'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        let walk = sequence("s1", "walk");
+        store
+            .put_record(&walk, "mapillary", &IntegrationRecord::default())
+            .unwrap();
+        // Marks the row, to tell whether the next record rewrites it.
+        store
+            .lock()
+            .execute(
+                "UPDATE sequence SET descriptor = 'marker' WHERE id = 's1'",
+                [],
+            )
+            .unwrap();
+        store
+            .put_record(&walk, "panoramax", &IntegrationRecord::default())
+            .unwrap();
+        assert_eq!(
+            stored(&store),
+            "marker",
+            "the same photos: not written again"
+        );
+        assert_eq!(store.records_of("s1").unwrap().len(), 2);
+        let renamed = sequence("s1", "ride");
+        store
+            .put_record(&renamed, "panoramax", &IntegrationRecord::default())
+            .unwrap();
+        assert_eq!(store.descriptor("s1").unwrap().unwrap().name, "ride");
+        // Gone meanwhile (merged into another sequence): written in full again.
+        store.merge_into("s1", "s2").unwrap();
+        store
+            .put_record(&renamed, "mapillary", &IntegrationRecord::default())
+            .unwrap();
+        assert_eq!(store.descriptor("s1").unwrap().unwrap().name, "ride");
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub use model::{
     SkippedImage,
 };
 pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
+pub use sources::SourceSet;
 pub use summary::Summary;
 pub use tree::{folder_tree, FolderTree};
 

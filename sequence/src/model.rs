@@ -7,8 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use plugin_api::sequence::{
-    ImageInfo, MetadataSources, Projection, SequenceDescriptor, SequenceSource,
-    SEQUENCE_SCHEMA_VERSION,
+    ImageInfo, Projection, SequenceDescriptor, SequenceSource, SEQUENCE_SCHEMA_VERSION,
 };
 use plugin_api::transport::{TransportType, UnknownTransport};
 use serde::{Serialize, Serializer};
@@ -16,6 +15,7 @@ use serde::{Serialize, Serializer};
 use crate::capture_time::TimeSource;
 use crate::grouped::{describe_skipped, ProblemGroup};
 use crate::mtpdu::{MtpImageDescription, PriorUpload, SequenceLog};
+use crate::sources::SourceSet;
 
 /// One image as read from disk; fields are `None` when the file does not provide them.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,16 +44,21 @@ pub struct ScannedImage {
     pub height: Option<u32>,
     /// MTPDU's `MTPUploaderPhotoUUID`.
     pub photo_uuid: Option<String>,
-    /// The MTPDU `ImageDescription` JSON, if the image has one.
-    pub description: Option<MtpImageDescription>,
+    /// The sequence-level fields (`MTPSequence*`, `MTPUploaderSequenceUUID`) and `MTPImageCopy` of the
+    /// MTPDU `ImageDescription` JSON, if the image has any; its other fields are read into the fields
+    /// above ([`MtpImageDescription::sequence_fields`]). Boxed
+    /// and trimmed so that a scan of 100,000 images does not carry them inline (docs/architecture.md,
+    /// "Memory").
+    pub description: Option<Box<MtpImageDescription>>,
     /// Where the capture time came from (`None` when there is none).
     pub time_source: Option<TimeSource>,
     /// Where the position came from (`None` when there is none).
     pub position_source: Option<PositionSource>,
     /// The camera (`Make Model`, and the body serial number when recorded): one clock per camera.
     pub camera: Option<String>,
-    /// Which tags hold a position and a capture time (handed to integrations).
-    pub sources: Option<MetadataSources>,
+    /// Which tags hold a position and a capture time (handed to integrations as
+    /// [`plugin_api::sequence::MetadataSources`]).
+    pub sources: Option<SourceSet>,
 }
 
 /// Where an image's position came from.
@@ -113,7 +118,7 @@ impl ScannedImage {
             width: self.width,
             height: self.height,
             photo_uuid: self.photo_uuid.clone(),
-            sources: self.sources.clone(),
+            sources: self.sources.map(|s| s.to_metadata_sources()),
         })
     }
 }

@@ -145,6 +145,22 @@ impl MtpImageDescription {
         })
     }
 
+    /// Only the fields that describe the whole sequence (name, description, transport, tags, UUID) and
+    /// which copy of the photo this is, or `None` when it has none of them: what a scanned image keeps
+    /// once its own position, time, heading, projection and photo UUID are read into its fields.
+    pub fn sequence_fields(self) -> Option<MtpImageDescription> {
+        let kept = MtpImageDescription {
+            sequence_uuid: self.sequence_uuid,
+            sequence_name: self.sequence_name,
+            sequence_description: self.sequence_description,
+            sequence_transport: self.sequence_transport,
+            sequence_tags: self.sequence_tags,
+            image_copy: self.image_copy,
+            ..MtpImageDescription::default()
+        };
+        (kept != MtpImageDescription::default()).then_some(kept)
+    }
+
     /// `MAPCaptureTime` as Unix milliseconds, if present and well-formed.
     pub fn capture_time_ms(&self) -> Option<i64> {
         parse_map_capture_time(self.capture_time.as_deref()?)

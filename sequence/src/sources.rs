@@ -24,11 +24,83 @@ pub(crate) struct FileMetadata<'a> {
     pub description: Option<&'a MtpImageDescription>,
 }
 
+/// The position tags, in the order [`MetadataSources::positions`] lists them.
+const POSITIONS: [&str; 3] = [POSITION_EXIF, POSITION_XMP, POSITION_MAP];
+/// The time tags, in the order [`MetadataSources::times`] lists them.
+const TIMES: [&str; 10] = [
+    TIME_GPS_EXIF,
+    TIME_GPS_XMP,
+    TIME_MAP_GPS,
+    TIME_MAP_CAPTURE,
+    TIME_ORIGINAL,
+    TIME_DIGITIZED,
+    TIME_IFD0,
+    TIME_XMP_ORIGINAL,
+    TIME_XMP_DIGITIZED,
+    TIME_GPANO_CREATE,
+];
+
+/// [`MetadataSources`] in 6 bytes: every name is one of a few constants, so a scan of 100,000 images
+/// keeps bits, not 600,000 small strings; [`SourceSet::to_metadata_sources`] spells them out when the
+/// descriptor is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceSet {
+    positions: u8,
+    times: u16,
+    position_used: Option<u8>,
+    time_used: Option<u8>,
+}
+
+impl SourceSet {
+    fn of(
+        positions: &[&str],
+        times: &[&str],
+        position_used: Option<&str>,
+        time_used: Option<&str>,
+    ) -> SourceSet {
+        let bits = |names: &[&str], table: &[&str]| {
+            names.iter().fold(0u16, |b, n| {
+                b | table.iter().position(|t| t == n).map_or(0, |i| 1 << i)
+            })
+        };
+        let index =
+            |name: &str, table: &[&str]| table.iter().position(|t| *t == name).map(|i| i as u8);
+        SourceSet {
+            positions: bits(positions, &POSITIONS) as u8,
+            times: bits(times, &TIMES),
+            position_used: position_used.and_then(|n| index(n, &POSITIONS)),
+            time_used: time_used.and_then(|n| index(n, &TIMES)),
+        }
+    }
+
+    /// The names, as integrations receive them.
+    pub fn to_metadata_sources(&self) -> MetadataSources {
+        let names = |bits: u16, table: &[&str]| {
+            table
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .map(|(_, n)| n.to_string())
+                .collect()
+        };
+        let name = |i: Option<u8>, table: &[&str]| {
+            i.and_then(|i| table.get(usize::from(i)))
+                .map(|n| n.to_string())
+        };
+        MetadataSources {
+            positions: names(u16::from(self.positions), &POSITIONS),
+            times: names(self.times, &TIMES),
+            position_used: name(self.position_used, &POSITIONS),
+            time_used: name(self.time_used, &TIMES),
+        }
+    }
+}
+
 pub(crate) fn metadata_sources(
     m: &FileMetadata<'_>,
     position_used: Option<PositionSource>,
     time_used: Option<&TimeSource>,
-) -> MetadataSources {
+) -> SourceSet {
     let mut positions = Vec::new();
     if m.exif
         .is_some_and(|e| matches!(exif_position(e), Ok(Some(_))))
@@ -94,32 +166,26 @@ pub(crate) fn metadata_sources(
     {
         times.push(TIME_GPANO_CREATE);
     }
-    MetadataSources {
-        positions: positions.into_iter().map(str::to_string).collect(),
-        times: times.into_iter().map(str::to_string).collect(),
-        position_used: position_used.map(|p| {
-            match p {
-                PositionSource::Exif => POSITION_EXIF,
-                PositionSource::Xmp => POSITION_XMP,
-                PositionSource::Mtpdu => POSITION_MAP,
-            }
-            .to_string()
+    SourceSet::of(
+        &positions,
+        &times,
+        position_used.map(|p| match p {
+            PositionSource::Exif => POSITION_EXIF,
+            PositionSource::Xmp => POSITION_XMP,
+            PositionSource::Mtpdu => POSITION_MAP,
         }),
-        time_used: time_used.map(|t| {
-            match t {
-                TimeSource::Mtpdu => TIME_MAP_CAPTURE,
-                TimeSource::Gps { field, .. } if field.starts_with("XMP") => TIME_GPS_XMP,
-                TimeSource::Gps { .. } => TIME_GPS_EXIF,
-                TimeSource::Local { field, .. } => match *field {
-                    "DateTimeDigitized" => TIME_DIGITIZED,
-                    "XMP exif:DateTimeOriginal" => TIME_XMP_ORIGINAL,
-                    "XMP exif:DateTimeDigitized" => TIME_XMP_DIGITIZED,
-                    _ => TIME_ORIGINAL,
-                },
-            }
-            .to_string()
+        time_used.map(|t| match t {
+            TimeSource::Mtpdu => TIME_MAP_CAPTURE,
+            TimeSource::Gps { field, .. } if field.starts_with("XMP") => TIME_GPS_XMP,
+            TimeSource::Gps { .. } => TIME_GPS_EXIF,
+            TimeSource::Local { field, .. } => match *field {
+                "DateTimeDigitized" => TIME_DIGITIZED,
+                "XMP exif:DateTimeOriginal" => TIME_XMP_ORIGINAL,
+                "XMP exif:DateTimeDigitized" => TIME_XMP_DIGITIZED,
+                _ => TIME_ORIGINAL,
+            },
         }),
-    }
+    )
 }
 
 /// An XMP coordinate written as a number or as three space-separated fractions (`51/1 30/1 0/1`): the
@@ -150,4 +216,36 @@ fn has_map_gps_time(description: &str) -> bool {
             let parts: Vec<&str> = t.split('_').collect();
             parts.len() == 7 && parts.iter().all(|p| p.parse::<i64>().is_ok())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_set_spells_out_the_names_in_their_order() {
+        let set = SourceSet::of(
+            &[POSITION_EXIF, POSITION_MAP],
+            &[TIME_GPS_EXIF, TIME_ORIGINAL, TIME_GPANO_CREATE],
+            Some(POSITION_MAP),
+            Some(TIME_ORIGINAL),
+        );
+        assert_eq!(
+            set.to_metadata_sources(),
+            MetadataSources {
+                positions: vec![POSITION_EXIF.into(), POSITION_MAP.into()],
+                times: vec![
+                    TIME_GPS_EXIF.into(),
+                    TIME_ORIGINAL.into(),
+                    TIME_GPANO_CREATE.into()
+                ],
+                position_used: Some(POSITION_MAP.into()),
+                time_used: Some(TIME_ORIGINAL.into()),
+            }
+        );
+        assert_eq!(
+            SourceSet::default().to_metadata_sources(),
+            MetadataSources::default()
+        );
+    }
 }

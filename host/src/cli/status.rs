@@ -90,18 +90,23 @@ fn row_of<'a>(
 }
 
 /// What changed in the folder of `record`'s sequence since its last run, if anything: from the small
-/// folder summary when its folders are gone, else from the descriptor (`descriptor()`) and a look at
-/// each file.
+/// folder summary when its folders are untouched since (their modification times) or gone, else from
+/// the descriptor (`descriptor()`) and a look at each file.
 fn folder_change(
     record: &StoredRecord<'_>,
     descriptor: impl FnOnce() -> Option<SequenceDescriptor>,
 ) -> Option<String> {
     // A summary this version cannot read is as good as none: the descriptor is read instead.
-    let quick = record
+    let folders = record
         .folders_json
-        .and_then(|json| serde_json::from_str::<Vec<mtp_host::drift::Folder>>(json).ok())
-        .and_then(|folders| mtp_host::drift::drift_of_vanished(&folders));
-    match quick {
+        .and_then(|json| serde_json::from_str::<Vec<mtp_host::drift::Folder>>(json).ok());
+    if folders
+        .as_deref()
+        .is_some_and(|f| !f.is_empty() && mtp_host::drift::untouched(f))
+    {
+        return None;
+    }
+    match folders.and_then(|folders| mtp_host::drift::drift_of_vanished(&folders)) {
         Some(drift) if drift.removed > 0 => Some(drift.describe_vanished()),
         Some(drift) => drift.describe(),
         None => {

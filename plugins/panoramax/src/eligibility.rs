@@ -149,11 +149,20 @@ pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
             p.as_str()
         ));
     }
-    let (kept, note) = accepted_part(sequence);
-    match (kept.images.is_empty(), note) {
-        (true, Some(note)) => Some(note),
-        _ => None,
-    }
+    // Counted without copying the sequence (`accepted_part` does, for the run): eligibility is asked of
+    // every plugin on every inspect and upload, and a copy of 100,000 images is tens of MB.
+    let refused = refused_files(sequence);
+    let total = sequence.images.len();
+    (total > 0 && refused.len() == total).then(|| describe(&refused, total))
+}
+
+/// Each file Panoramax would refuse, by name, and why.
+fn refused_files(sequence: &SequenceDescriptor) -> Vec<(String, String)> {
+    sequence
+        .images
+        .iter()
+        .filter_map(|image| Some((name_of(image).to_string(), refusal_of(image)?)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,261 @@
+//! The sequence descriptor as it crosses the plugin boundary: one JSON document naming every image (about
+//! 350 bytes an image, 35 MB for 100,000), which each plugin parses into its own copy. `mtp upload` asks
+//! each integration whether it takes the sequence before sending anything (`preflight`) and again in the
+//! run loop, and `mtp sequence inspect` asks the enabled ones in its plan and every loaded one beside it:
+//! the runner keeps the answers, so each integration is asked once per descriptor. Each request is
+//! serialised straight from the borrowed descriptor into the one buffer the plugin receives, never
+//! cloned first nor kept (docs/architecture.md, "Memory").
+//!
+//! Answers are kept for one descriptor at a time, recognised by a hash of its content (not its address):
+//! `mtp serve` keeps one runner for many requests, and a folder read again may have changed.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+use plugin_api::protocol::{Eligibility, Method, RunMode, RunOutcome};
+use plugin_api::sequence::SequenceDescriptor;
+use plugin_api::PluginError;
+use serde::Serialize;
+
+use crate::registry::LoadedPlugin;
+use crate::runner::Runner;
+
+/// The eligibility answers for the last descriptor the runner was asked about.
+#[derive(Default)]
+pub(crate) struct AskedOnce(Mutex<Option<Asked>>);
+
+struct Asked {
+    fingerprint: u64,
+    answers: BTreeMap<String, Result<Eligibility, PluginError>>,
+}
+
+impl AskedOnce {
+    fn entry(&self, sequence: &SequenceDescriptor) -> MutexGuard<'_, Option<Asked>> {
+        let fingerprint = fingerprint(sequence);
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if guard.as_ref().map(|a| a.fingerprint) != Some(fingerprint) {
+            *guard = Some(Asked {
+                fingerprint,
+                answers: BTreeMap::new(),
+            });
+        }
+        guard
+    }
+
+    /// The answer `integration` gave for `sequence` earlier, if it was asked.
+    pub(crate) fn answer(
+        &self,
+        integration: &str,
+        sequence: &SequenceDescriptor,
+    ) -> Option<Result<Eligibility, PluginError>> {
+        self.entry(sequence)
+            .as_ref()
+            .and_then(|a| a.answers.get(integration).cloned())
+    }
+
+    /// Keeps `answer` as `integration`'s for `sequence`.
+    pub(crate) fn remember(
+        &self,
+        integration: &str,
+        sequence: &SequenceDescriptor,
+        answer: &Result<Eligibility, PluginError>,
+    ) {
+        if let Some(asked) = self.entry(sequence).as_mut() {
+            asked
+                .answers
+                .insert(integration.to_string(), answer.clone());
+        }
+    }
+}
+
+impl Runner {
+    /// Whether `integration` takes `sequence`, asked once per descriptor (see the module's docs).
+    pub(crate) async fn ask_eligibility(
+        &self,
+        integration: &LoadedPlugin,
+        sequence: &SequenceDescriptor,
+    ) -> Result<Eligibility, PluginError> {
+        if let Some(answer) = self.asked.answer(integration.id(), sequence) {
+            return answer;
+        }
+        let json = to_json(sequence, sequence)?;
+        let services = self.services(integration, Some(&sequence.id)).to_ffi();
+        let answer = integration
+            .call_parsed(services, Method::Eligibility, json)
+            .await;
+        release_freed_memory();
+        self.asked.remember(integration.id(), sequence, &answer);
+        answer
+    }
+}
+
+/// Hands the pages freed since (a plugin's parsed copy of the descriptor, the request it was sent) back
+/// to the system. Each plugin parses on its own runtime's threads, so glibc serves it from arenas of
+/// their own and keeps what it frees there for later: with five plugins each parsing a 100,000-image
+/// descriptor once, that kept memory was most of `mtp sequence inspect`'s peak RSS (heaptrack: 195 MB
+/// peak heap at 50,000 images beside 390 MB resident). `malloc_trim` releases the free pages of every
+/// arena (glibc 2.8 and later, malloc_trim(3)); other allocators return memory their own way.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and only walks the allocator's own (locked) free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+impl LoadedPlugin {
+    /// Runs the integration with `request` (made by [`to_json`] from a [`RunRequestRef`]).
+    pub(crate) async fn run(
+        &self,
+        services: plugin_api::ffi::HostServicesBox,
+        request: Result<String, PluginError>,
+    ) -> Result<RunOutcome, PluginError> {
+        let outcome = self.call_parsed(services, Method::Run, request?).await;
+        release_freed_memory();
+        outcome
+    }
+}
+
+/// A [`plugin_api::protocol::RunRequest`] that borrows its parts (the same fields, so plugins of any
+/// version read it): the descriptor is serialised from where it is, not cloned first.
+#[derive(Serialize)]
+pub(crate) struct RunRequestRef<'a> {
+    pub mode: RunMode,
+    pub sequence: &'a SequenceDescriptor,
+    pub dry_run: bool,
+    pub upstream: &'a BTreeMap<String, plugin_api::protocol::Exports>,
+    pub previous: &'a Option<RunOutcome>,
+    pub options: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// `value` as JSON, written into one buffer reserved for `sequence`'s size up front. The plugin takes
+/// the text by value, so it is made afresh for each call rather than kept and copied: one copy alive at a
+/// time. A `String` grown by doubling would hold the old and the new buffer at once at each step; the
+/// reservation is generous instead, and costs nothing resident beyond the bytes written (large
+/// allocations are mapped lazily).
+pub(crate) fn to_json<T: Serialize>(
+    value: &T,
+    sequence: &SequenceDescriptor,
+) -> Result<String, PluginError> {
+    const PER_IMAGE: usize = 1024;
+    let mut buffer = Vec::with_capacity(64 * 1024 + sequence.images.len() * PER_IMAGE);
+    serde_json::to_writer(&mut buffer, value)
+        .map_err(|err| PluginError::other(format!("cannot encode the request: {err}")))?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(buffer)
+        .map_err(|err| PluginError::other(format!("cannot encode the request: {err}")))
+}
+
+/// A hash of everything in `sequence` (cheaper than serialising it: no allocation per image).
+pub(crate) fn fingerprint(sequence: &SequenceDescriptor) -> u64 {
+    let mut h = DefaultHasher::new();
+    sequence.schema.hash(&mut h);
+    sequence.id.hash(&mut h);
+    sequence.root.hash(&mut h);
+    sequence.name.hash(&mut h);
+    sequence.description.hash(&mut h);
+    sequence.transport.hash(&mut h);
+    sequence.tags.hash(&mut h);
+    format!("{:?}", sequence.source).hash(&mut h);
+    sequence.images.len().hash(&mut h);
+    for image in &sequence.images {
+        image.path.hash(&mut h);
+        image.file_name.hash(&mut h);
+        image.size_bytes.hash(&mut h);
+        image.latitude.to_bits().hash(&mut h);
+        image.longitude.to_bits().hash(&mut h);
+        image.altitude.map(f64::to_bits).hash(&mut h);
+        image.captured_at_ms.hash(&mut h);
+        image.heading.map(f64::to_bits).hash(&mut h);
+        image.projection.hash(&mut h);
+        image.width.hash(&mut h);
+        image.height.hash(&mut h);
+        image.photo_uuid.hash(&mut h);
+        if let Some(s) = &image.sources {
+            (&s.positions, &s.times, &s.position_used, &s.time_used).hash(&mut h);
+        } else {
+            0u8.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::protocol::RunRequest;
+    use plugin_api::sequence::{ImageInfo, Projection};
+
+    fn sequence(images: usize) -> SequenceDescriptor {
+        SequenceDescriptor {
+            schema: 1,
+            id: "s".into(),
+            root: "/r".into(),
+            name: "walk".into(),
+            description: String::new(),
+            transport: None,
+            tags: vec!["a".into()],
+            source: Default::default(),
+            images: (0..images)
+                .map(|i| ImageInfo {
+                    path: format!("/r/{i}.jpg"),
+                    file_name: format!("{i}.jpg"),
+                    size_bytes: 10,
+                    latitude: 1.0,
+                    longitude: 2.0,
+                    altitude: None,
+                    captured_at_ms: i as i64,
+                    heading: None,
+                    projection: Projection::Flat,
+                    width: None,
+                    height: None,
+                    photo_uuid: None,
+                    sources: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn answers_are_kept_for_the_same_content_only() {
+        let asked = AskedOnce::default();
+        let one = sequence(3);
+        asked.remember("mapillary", &one, &Ok(Eligibility::eligible()));
+        assert_eq!(
+            asked.answer("mapillary", &one.clone()),
+            Some(Ok(Eligibility::eligible()))
+        );
+        assert_eq!(asked.answer("panoramax", &one), None);
+        let mut moved = one.clone();
+        moved.images[1].size_bytes = 11;
+        assert_eq!(asked.answer("mapillary", &moved), None);
+        // Only one descriptor is remembered: the first one is asked again.
+        assert_eq!(asked.answer("mapillary", &one), None);
+    }
+
+    #[test]
+    fn the_borrowing_request_reads_as_a_run_request() {
+        let seq = sequence(2);
+        let mut options = serde_json::Map::new();
+        options.insert("jobs".into(), 4.into());
+        let upstream = BTreeMap::new();
+        let previous = None;
+        let head = RunRequestRef {
+            mode: RunMode::Upload,
+            sequence: &seq,
+            dry_run: true,
+            upstream: &upstream,
+            previous: &previous,
+            options: &options,
+        };
+        let request: RunRequest = serde_json::from_str(&to_json(&head, &seq).unwrap()).unwrap();
+        assert_eq!(request.sequence, seq);
+        assert!(request.dry_run);
+        assert_eq!(request.options, options);
+    }
+}
