@@ -309,6 +309,7 @@ mod tests {
             verified: true,
             unverified_because: None,
             expires_at: expires.map(|s| now_secs() + s),
+            refused: None,
         };
         assert!(
             login.describe().contains("expires in 694"),
