@@ -232,6 +232,33 @@ fn wrap_into(text: &str, room: usize, lines: &mut Vec<String>) {
     }
 }
 
+/// `text` fitted to `width` columns when given: wrapped at word boundaries, continuation lines
+/// indented by `indent` spaces (a terminal never gets a line of kilobytes; a pipe gets it whole).
+pub fn fold(text: &str, width: Option<usize>, indent: usize) -> String {
+    let Some(width) = width else {
+        return text.to_string();
+    };
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut lines = Vec::new();
+    wrap_into(
+        text,
+        width.saturating_sub(indent).max(MIN_LAST_COLUMN),
+        &mut lines,
+    );
+    let pad = " ".repeat(indent);
+    let mut out = String::with_capacity(text.len() + lines.len() * (indent + 1));
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 /// The width to fit terminal output to: `COLUMNS` when set, else the terminal's width when stdout is
 /// one; `None` (no limit) for a pipe or a file, so scripts get whole lines.
 pub fn output_width() -> Option<usize> {
@@ -249,6 +276,24 @@ pub fn output_width() -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fold_wraps_long_lines_under_an_indent_and_leaves_pipes_whole() {
+        use super::fold;
+        let long = "walk / mapillary: dry_run: would publish ".to_string()
+            + &"0123456789abcdef ".repeat(12);
+        assert_eq!(fold(&long, None, 2), long);
+        let folded = fold(&long, Some(60), 2);
+        assert!(folded.lines().count() > 2, "{folded}");
+        assert!(folded.lines().all(|l| l.chars().count() <= 60), "{folded}");
+        assert!(
+            folded.lines().skip(1).all(|l| l.starts_with("  ")),
+            "{folded}"
+        );
+        let words: Vec<&str> = folded.split_whitespace().collect();
+        assert_eq!(words, long.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(fold("short", Some(60), 2), "short");
+    }
+
     #[test]
     fn wraps_the_last_column_to_the_width() {
         let text = super::render_fitted(

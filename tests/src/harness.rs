@@ -139,6 +139,8 @@ pub fn mtp_command(home: &Path) -> Command {
     command
         .env_remove("MTP_PLUGINS_DIR")
         .env_remove("RUST_LOG")
+        // Output is fitted to COLUMNS when set: tests read whole lines unless they set it.
+        .env_remove("COLUMNS")
         .env("MTP_STATE_DIR", home.join("state"))
         .env("XDG_DATA_HOME", home.join("xdg-data"))
         .current_dir(home);

@@ -397,8 +397,21 @@ fn status_fits_the_terminal_and_tells_same_name_sequences_apart() {
     std::fs::write(home.path().join(".env"), "ARCHIVE_DIR=archive\n").unwrap();
     generate(home.path(), "a", &["--name", "Same name", "--seed", "1"]);
     generate(home.path(), "b", &["--name", "Same name", "--seed", "2"]);
-    let out = mtp(home.path(), &["upload", "a", "b"]);
+    // A result line longer than the terminal is folded under an indent, not cut.
+    let out = mtp_command(home.path())
+        .env("COLUMNS", "40")
+        .args(["upload", "a", "b"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let results: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("Same name / archive:"))
+        .collect();
+    assert_eq!(results.len(), 2, "{said}");
+    assert!(said.lines().all(|l| l.chars().count() <= 40), "{said}");
+    assert!(said.lines().any(|l| l.starts_with("    ")), "{said}");
     let out = mtp_command(home.path())
         .env("COLUMNS", "100")
         .arg("status")

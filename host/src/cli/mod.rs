@@ -32,8 +32,9 @@ struct Cli {
     command: Command,
 }
 
-/// Flags every command understands.
+/// Flags every command understands (listed apart in each command's help, after its own options).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
     /// The `.env` file with the integrations' keys (default: ./.env; the process environment overrides it).
     #[arg(long, global = true, value_name = "PATH")]

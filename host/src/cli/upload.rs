@@ -293,7 +293,11 @@ fn report_run(
         }
         _ => "nothing to do".to_string(),
     };
-    println!("{} / {}: {line}", descriptor.name, run.integration);
+    let line = format!("{} / {}: {line}", descriptor.name, run.integration);
+    println!(
+        "{}",
+        mtp_host::table::fold(&line, mtp_host::table::output_width(), 4)
+    );
 }
 
 fn report_error(session: &Session, global: &GlobalArgs, dir: &std::path::Path, message: &str) {

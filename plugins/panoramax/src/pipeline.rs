@@ -239,10 +239,22 @@ pub fn outcome(config: &Config, set: &UploadSet, tally: Option<&Tally>) -> RunOu
     let refused = if rejected_lines.is_empty() {
         String::new()
     } else {
+        // A few named; a long list would make a line of kilobytes (the server lists every one).
+        const NAMED: usize = 3;
+        let more = rejected_lines.len().saturating_sub(NAMED);
+        let tail = if more > 0 {
+            format!(
+                " | and {more} more (all listed by {}/api/upload_sets/{}/files)",
+                config.url.trim_end_matches('/'),
+                set.id
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "; {} refused: {}",
+            "; {} refused: {}{tail}",
             rejected_lines.len(),
-            rejected_lines.join(" | ")
+            rejected_lines[..rejected_lines.len().min(NAMED)].join(" | ")
         )
     };
     if set.ready {
