@@ -7,108 +7,13 @@
 use std::time::Duration;
 
 use mtp_fakes::fake_streetview::{FakeStreetView, StreetViewConfig};
-use plugin_api::ffi::abi_stable::sabi_trait::TD_Opaque;
-use plugin_api::ffi::abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
-use plugin_api::ffi::{HostServices, HostServices_TO};
-use plugin_api::http::reqwest;
 use plugin_api::prelude::*;
-use plugin_api::protocol::AuthorizePrompt;
 use plugin_api::sdk::testing::TestHost;
 
 /// 2020-05-10T06:45:03Z.
 pub const T0: i64 = 1_589_093_103_000;
 
-/// A test host whose prompt opens the consent URL and returns where the fake redirects to.
-#[derive(Clone)]
-pub struct BrowserHost {
-    pub inner: TestHost,
-}
-
-impl BrowserHost {
-    pub fn context(&self) -> Context {
-        Context::new(HostServices_TO::from_value(self.clone(), TD_Opaque))
-    }
-
-    /// Every log line, progress event and the given outcomes' text, for secret checks.
-    pub fn everything_shown(&self) -> String {
-        let mut text = String::new();
-        for (_, line) in self.inner.logs() {
-            text.push_str(&line);
-            text.push('\n');
-        }
-        for event in self.inner.progress_events() {
-            text.push_str(&format!("{event:?}\n"));
-        }
-        text
-    }
-}
-
-impl HostServices for BrowserHost {
-    fn log(&self, level: u8, target: RStr<'_>, message: RStr<'_>) {
-        HostServices::log(&self.inner, level, target, message)
-    }
-    fn progress(&self, event: RStr<'_>) {
-        HostServices::progress(&self.inner, event)
-    }
-    fn env(&self, key: RStr<'_>) -> ROption<RString> {
-        HostServices::env(&self.inner, key)
-    }
-    fn state_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
-        self.inner.state_get(key)
-    }
-    fn state_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
-        self.inner.state_put(key, value)
-    }
-    fn state_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
-        self.inner.state_delete(key)
-    }
-    fn state_list(&self, prefix: RStr<'_>) -> RResult<RVec<Tuple2<RString, RString>>, RString> {
-        self.inner.state_list(prefix)
-    }
-    fn secret_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
-        self.inner.secret_get(key)
-    }
-    fn secret_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
-        self.inner.secret_put(key, value)
-    }
-    fn secret_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
-        self.inner.secret_delete(key)
-    }
-    fn is_cancelled(&self) -> bool {
-        HostServices::is_cancelled(&self.inner)
-    }
-    fn authorize(&self, prompt: RStr<'_>) -> RResult<RString, RString> {
-        let prompt: AuthorizePrompt = match plugin_api::serde_json::from_str(prompt.as_str()) {
-            Ok(p) => p,
-            Err(err) => return RResult::RErr(err.to_string().into()),
-        };
-        // Called on a blocking thread of the test's runtime.
-        let answer = tokio::runtime::Handle::current().block_on(async move {
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| e.to_string())?;
-            let response = client
-                .get(&prompt.url)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .map(str::to_string)
-                .ok_or_else(|| format!("no redirect from the consent page ({})", response.status()))
-        });
-        match answer {
-            Ok(url) => RResult::ROk(url.into()),
-            Err(err) => RResult::RErr(err.into()),
-        }
-    }
-    fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
-        self.inner.extension(method, payload)
-    }
-}
+pub use provider_tests::host::BrowserHost;
 
 /// The fake and a host whose `.env` points at it, with short waits.
 pub struct Setup {
