@@ -11,6 +11,7 @@
 pub mod authorize;
 pub mod chain_check;
 pub mod checkpoint;
+mod content_hash;
 pub mod destinations;
 pub mod drift;
 pub mod env;

@@ -118,6 +118,18 @@ impl Runner {
         services
     }
 
+    /// Whether `integration` takes `sequence`, asked once per descriptor.
+    async fn eligibility_of(
+        &self,
+        integration: &LoadedPlugin,
+        sequence: &SequenceDescriptor,
+    ) -> Result<Eligibility, PluginError> {
+        let services = || self.services(integration, Some(&sequence.id)).to_ffi();
+        self.asked
+            .ask_eligibility(integration, services, sequence)
+            .await
+    }
+
     /// Asks every loaded integration (enabled or not) whether it accepts `sequence`.
     pub async fn eligibility(
         &self,
@@ -128,7 +140,7 @@ impl Runner {
             let Some(integration) = self.registry.get(&info.id) else {
                 continue;
             };
-            let answer = self.ask_eligibility(integration, sequence).await;
+            let answer = self.eligibility_of(integration, sequence).await;
             answers.push((info.id.clone(), answer));
         }
         answers
@@ -287,7 +299,7 @@ impl Runner {
                 runs.push(run);
                 continue;
             }
-            match self.ask_eligibility(integration, &sequence).await {
+            match self.eligibility_of(integration, &sequence).await {
                 Ok(e) if !e.eligible => {
                     let reason = e.reason.unwrap_or_else(|| "not eligible".into());
                     results.insert(
@@ -502,7 +514,7 @@ impl Runner {
                 notes: Vec::new(),
             };
             if entry.skipped.is_none() {
-                match self.ask_eligibility(integration, sequence).await {
+                match self.eligibility_of(integration, sequence).await {
                     Ok(e) if !e.eligible => {
                         entry.not_eligible =
                             Some(e.reason.unwrap_or_else(|| "no reason given".into()))

@@ -9,9 +9,7 @@
 //! Answers are kept for one descriptor at a time, recognised by a hash of its content (not its address):
 //! `mtp serve` keeps one runner for many requests, and a folder read again may have changed.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use plugin_api::protocol::{Eligibility, Method, RunMode, RunOutcome};
@@ -19,8 +17,8 @@ use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::PluginError;
 use serde::Serialize;
 
+use crate::content_hash::fingerprint;
 use crate::registry::LoadedPlugin;
-use crate::runner::Runner;
 
 /// The eligibility answers for the last descriptor the runner was asked about.
 #[derive(Default)]
@@ -73,23 +71,24 @@ impl AskedOnce {
     }
 }
 
-impl Runner {
-    /// Whether `integration` takes `sequence`, asked once per descriptor (see the module's docs).
+impl AskedOnce {
+    /// Whether `integration` takes `sequence`, asked once per descriptor (see the module's docs);
+    /// `services` are the host services the call gets when it has to be made.
     pub(crate) async fn ask_eligibility(
         &self,
         integration: &LoadedPlugin,
+        services: impl FnOnce() -> plugin_api::ffi::HostServicesBox,
         sequence: &SequenceDescriptor,
     ) -> Result<Eligibility, PluginError> {
-        if let Some(answer) = self.asked.answer(integration.id(), sequence) {
+        if let Some(answer) = self.answer(integration.id(), sequence) {
             return answer;
         }
         let json = to_json(sequence, sequence)?;
-        let services = self.services(integration, Some(&sequence.id)).to_ffi();
         let answer = integration
-            .call_parsed(services, Method::Eligibility, json)
+            .call_parsed(services(), Method::Eligibility, json)
             .await;
         release_freed_memory();
-        self.asked.remember(integration.id(), sequence, &answer);
+        self.remember(integration.id(), sequence, &answer);
         answer
     }
 }
@@ -149,40 +148,6 @@ pub(crate) fn to_json<T: Serialize>(
     // serde_json writes UTF-8 only.
     String::from_utf8(buffer)
         .map_err(|err| PluginError::other(format!("cannot encode the request: {err}")))
-}
-
-/// A hash of everything in `sequence` (cheaper than serialising it: no allocation per image).
-pub(crate) fn fingerprint(sequence: &SequenceDescriptor) -> u64 {
-    let mut h = DefaultHasher::new();
-    sequence.schema.hash(&mut h);
-    sequence.id.hash(&mut h);
-    sequence.root.hash(&mut h);
-    sequence.name.hash(&mut h);
-    sequence.description.hash(&mut h);
-    sequence.transport.hash(&mut h);
-    sequence.tags.hash(&mut h);
-    format!("{:?}", sequence.source).hash(&mut h);
-    sequence.images.len().hash(&mut h);
-    for image in &sequence.images {
-        image.path.hash(&mut h);
-        image.file_name.hash(&mut h);
-        image.size_bytes.hash(&mut h);
-        image.latitude.to_bits().hash(&mut h);
-        image.longitude.to_bits().hash(&mut h);
-        image.altitude.map(f64::to_bits).hash(&mut h);
-        image.captured_at_ms.hash(&mut h);
-        image.heading.map(f64::to_bits).hash(&mut h);
-        image.projection.hash(&mut h);
-        image.width.hash(&mut h);
-        image.height.hash(&mut h);
-        image.photo_uuid.hash(&mut h);
-        if let Some(s) = &image.sources {
-            (&s.positions, &s.times, &s.position_used, &s.time_used).hash(&mut h);
-        } else {
-            0u8.hash(&mut h);
-        }
-    }
-    h.finish()
 }
 
 #[cfg(test)]

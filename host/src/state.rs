@@ -463,7 +463,7 @@ impl StateStore {
         let outcome_json = serde_json::to_string(record)
             .map_err(|e| encode(&format!("the {integration} record"), e))?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let fingerprint = crate::sequence_payload::fingerprint(sequence);
+        let fingerprint = crate::content_hash::fingerprint(sequence);
         let mut written = self
             .written
             .lock()
