@@ -218,6 +218,18 @@ impl Api {
         .await
     }
 
+    /// An authorised read of `url` (safe to repeat), saying `what` it was for when it fails.
+    async fn get(&self, ctx: &Context, token: &str, url: &str, what: &str) -> Result<Reply, Halt> {
+        self.send(ctx, what, Repeat::Safe, true, || {
+            Ok(self
+                .http
+                .get(url)
+                .bearer_auth(token)
+                .timeout(Duration::from_secs(60)))
+        })
+        .await
+    }
+
     /// `GET /v1/photos?view=BASIC&filter=...&pageToken=...` (reference `photos.list`: filters
     /// `min_latitude`, `max_latitude`, `min_longitude`, `max_longitude`; pages of 100 by default).
     pub async fn list_photos(
@@ -232,20 +244,8 @@ impl Api {
             query.push(("pageToken", page));
         }
         let url = plugin_api::sdk::redirect::with_query(&self.config.api("/v1/photos"), &query);
-        self.send(
-            ctx,
-            "listing your Street View photos",
-            Repeat::Safe,
-            true,
-            || {
-                Ok(self
-                    .http
-                    .get(&url)
-                    .bearer_auth(token)
-                    .timeout(Duration::from_secs(60)))
-            },
-        )
-        .await
+        self.get(ctx, token, &url, "listing your Street View photos")
+            .await
     }
 
     /// `GET /v1/photos:batchGet?photoIds=..&photoIds=..&view=BASIC` (reference `photos.batchGet`).
@@ -259,20 +259,8 @@ impl Api {
         query.push(("view", "BASIC"));
         let url =
             plugin_api::sdk::redirect::with_query(&self.config.api("/v1/photos:batchGet"), &query);
-        self.send(
-            ctx,
-            "looking at the photos' publication",
-            Repeat::Safe,
-            true,
-            || {
-                Ok(self
-                    .http
-                    .get(&url)
-                    .bearer_auth(token)
-                    .timeout(Duration::from_secs(60)))
-            },
-        )
-        .await
+        self.get(ctx, token, &url, "looking at the photos' publication")
+            .await
     }
 
     /// `POST /v1/photos:batchUpdate` (reference `photos.batchUpdate`). Safe to repeat: it sets fields.
