@@ -2,7 +2,8 @@
 //! where the sequence stands (`uploading 36/60 files`, `publishing: outcome unknown`) and what to do next.
 //!
 //! The record is written before the plugin is called (so it exists before the first byte leaves) and
-//! then from the plugin's progress events: at once when a step begins (`upload`, `publish`, `lookup`), and
+//! then from the plugin's progress events: at once when it enters a phase ([`Phase`]: sending, publishing,
+//! looking up; typed, so the host reads no step names, which are words for the user), and
 //! for acknowledged files at most once per [`MIN_INTERVAL`] (one small SQLite transaction; no write per
 //! image). The plugin's own state stays the authority for what is acknowledged; this record is what the
 //! user reads, and the plugin's final outcome replaces it when the run ends.
@@ -16,18 +17,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plugin_api::protocol::{Progress, ProgressEvent, RunOutcome, SequenceState};
+use plugin_api::protocol::{Phase, Progress, ProgressEvent, RunOutcome, SequenceState};
 use plugin_api::sequence::SequenceDescriptor;
 
 use crate::services::{ProgressOrigin, ProgressSink};
 use crate::state::{IntegrationRecord, StateError, StateStore};
 
-/// At most one progress write per this interval (step changes are written at once).
+/// At most one progress write per this interval (phase changes are written at once).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(1000);
 
 struct Inner {
     progress: Progress,
-    step: Option<String>,
+    phase: Option<Phase>,
     last_write: Option<Instant>,
     latest: Option<RunOutcome>,
 }
@@ -63,7 +64,7 @@ impl Checkpoint {
             base,
             inner: Mutex::new(Inner {
                 progress: Progress::default(),
-                step: None,
+                phase: None,
                 last_write: None,
                 latest: None,
             }),
@@ -135,12 +136,13 @@ impl Checkpoint {
     fn observe(&self, event: &ProgressEvent) {
         let outcome = {
             let mut inner = self.lock();
-            let step_changed = match event {
-                ProgressEvent::Step { step, .. } => {
-                    let changed = inner.step.as_deref() != Some(step.as_str());
-                    inner.step = Some(step.clone());
+            let phase_changed = match event {
+                ProgressEvent::Phase { phase } => {
+                    let changed = inner.phase != Some(*phase);
+                    inner.phase = Some(*phase);
                     changed
                 }
+                ProgressEvent::Step { .. } => return,
                 ProgressEvent::Totals {
                     files_total,
                     bytes_total,
@@ -165,7 +167,7 @@ impl Checkpoint {
             let due = inner
                 .last_write
                 .is_none_or(|at| at.elapsed() >= MIN_INTERVAL);
-            if !(step_changed || due) {
+            if !(phase_changed || due) {
                 return;
             }
             let Some(outcome) = self.describe(&inner) else {
@@ -183,26 +185,30 @@ impl Checkpoint {
         }
     }
 
-    /// The record for where the run stands, or `None` for a step that says nothing about the state.
+    /// The record for where the run stands, or `None` before a phase that says something about it.
     fn describe(&self, inner: &Inner) -> Option<RunOutcome> {
         let p = inner.progress;
-        let (state, message, next) = match inner.step.as_deref()? {
-            "upload" => (
+        let (state, message, next) = match inner.phase? {
+            Phase::Sending => (
                 SequenceState::Uploading,
                 format!("uploading {}/{} files", p.files_done, p.files_total),
-                "run mtp upload again to resume (acknowledged files are not sent again)",
+                "run mtp upload again to resume (acknowledged files are not sent again)"
+                    .to_string(),
             ),
-            "publish" => (
+            Phase::Publishing => (
                 SequenceState::Unknown,
                 "publishing: outcome unknown (the run did not record an answer)".to_string(),
-                "run mtp status or mtp upload: it looks on Mapillary before publishing again",
+                format!(
+                    "run mtp status or mtp upload: it looks at {} before publishing again",
+                    self.integration
+                ),
             ),
-            "lookup" => (
+            Phase::LookingUp => (
                 SequenceState::Unpublished,
                 "published; looking for the sequence key".to_string(),
-                "run mtp status later: the key is looked up again",
+                "run mtp status later: the key is looked up again".to_string(),
             ),
-            _ => return None,
+            Phase::Other => return None,
         };
         let mut outcome = self
             .base
@@ -211,7 +217,7 @@ impl Checkpoint {
             .unwrap_or_else(|| RunOutcome::new(state, ""));
         outcome.state = state;
         outcome.message = Some(message);
-        outcome.next_action = Some(next.to_string());
+        outcome.next_action = Some(next);
         if p.files_total > 0 {
             outcome.progress = Some(p);
         }

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 mod alias;
 mod listing;
 pub use listing::{
-    newest_sequence_first, ErrorView, Listing, OutcomeView, RecordView, StoredRecord, Text,
+    newest_sequence_first, ErrorView, LinkView, Listing, OutcomeView, RecordView, StoredRecord,
+    Text,
 };
 
 /// The page cache of a store opened for listing ([`StateStore::open_for_listing`]), in pages. A listing

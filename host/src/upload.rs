@@ -348,6 +348,7 @@ pub fn result_json(descriptor: &SequenceDescriptor, run: &IntegrationRun) -> Val
         "state": run.outcome.as_ref().map(|o| o.state.as_str()),
         "message": run.outcome.as_ref().and_then(|o| o.message.clone()),
         "keys": run.outcome.as_ref().map(|o| o.keys.clone()),
+        "links": run.outcome.as_ref().map(|o| o.links.clone()).unwrap_or_default(),
         "error": run.error.as_ref().map(|e| e.message.clone()),
         "error_kind": run.error.as_ref().map(|e| e.kind),
         "waiting": Exit::for_run(run.error.as_ref(), run.outcome.as_ref()) == Exit::Waiting,

@@ -33,8 +33,8 @@ pub mod prelude {
     pub use crate::error::{ErrorKind, PluginError};
     pub use crate::manifest::{EnvKeyHelp, Manifest, OptionKind, RunOptionSpec};
     pub use crate::protocol::{
-        AuthOutcome, AuthRequest, AuthStatus, AuthorizePrompt, Eligibility, Exports, Progress,
-        ProgressEvent, RunMode, RunOutcome, RunRequest, SequenceState,
+        AuthOutcome, AuthRequest, AuthStatus, AuthorizePrompt, Eligibility, Exports, Link,
+        Progress, ProgressEvent, RunMode, RunOutcome, RunRequest, SequenceState,
     };
     pub use crate::sdk::{Context, Integration};
     pub use crate::sequence::{ImageInfo, Projection, SequenceDescriptor};

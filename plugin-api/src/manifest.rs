@@ -2,10 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The plugin-API version this copy of `plugin-api` implements (the crate's own semver).
+/// The plugin protocol this copy of `plugin-api` speaks: what a plugin and the host agree on across the
+/// boundary (the manifest's fields, the methods and their JSON, the host's services).
 ///
-/// The export macro stamps it into every plugin, so the host knows what each plugin was built against.
-pub const PLUGIN_API_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// It is a number of its own, not the crate's semver ([`CRATE_VERSION`]): the crate may gain SDK helpers
+/// in a minor release (`sdk::settings` in 1.4) that change nothing on the wire, and a plugin built with
+/// them must still load on every host of the same protocol. Its minor moves only when the wire gains
+/// something a host must understand; the export macro stamps it into every plugin, so the host knows
+/// what each plugin speaks, and the host refuses a plugin whose protocol minor is newer than its own.
+pub const PLUGIN_API_VERSION: &str = "1.3.0";
+
+/// The `mtp-plugin-api` crate's own semver: what a plugin's `Cargo.toml` asks for.
+pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Everything the host needs to know about an integration before running it.
 ///
@@ -235,7 +243,7 @@ impl ApiVersion {
 
     /// The version of this copy of `plugin-api`.
     pub fn current() -> ApiVersion {
-        // The crate version is always a valid semver, so this cannot fail.
+        // A literal, checked by the tests to parse.
         ApiVersion::parse(PLUGIN_API_VERSION).unwrap_or(ApiVersion {
             major: 0,
             minor: 0,
@@ -287,6 +295,22 @@ pub fn check_api_compatibility(host: ApiVersion, plugin: &str) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_protocol_has_a_version_of_its_own_never_ahead_of_the_crate() {
+        let protocol = ApiVersion::parse(PLUGIN_API_VERSION).unwrap();
+        let krate = ApiVersion::parse(CRATE_VERSION).unwrap();
+        assert_eq!(protocol.major, krate.major);
+        assert!(
+            protocol <= krate,
+            "protocol {protocol} is ahead of crate {krate}"
+        );
+        // A plugin built with this crate loads on a host of the same protocol, whatever the crate's minor.
+        assert_eq!(
+            check_api_compatibility(protocol, PLUGIN_API_VERSION),
+            Ok(())
+        );
+    }
 
     #[test]
     fn a_manifest_from_before_1_2_still_reads() {

@@ -267,6 +267,30 @@ pub struct RunOutcome {
     /// it ignores it, and the folder is then a sequence of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_as: Option<String>,
+    /// Pages where the user sees what the integration made (the sequence on Mapillary, the activity on
+    /// Strava): `mtp status --json`, `mtp upload --json` and the page show them without knowing the
+    /// provider. Optional: a host that does not know it ignores it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// A page at the provider, for the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// What the page shows, in a few words (`sequence abc on Mapillary`).
+    pub label: String,
+    /// Its address.
+    pub url: String,
+}
+
+impl Link {
+    /// A link to `url` called `label`.
+    pub fn new(label: impl Into<String>, url: impl Into<String>) -> Link {
+        Link {
+            label: label.into(),
+            url: url.into(),
+        }
+    }
 }
 
 impl RunOutcome {
@@ -280,6 +304,7 @@ impl RunOutcome {
             progress: None,
             next_action: None,
             same_as: None,
+            links: Vec::new(),
         }
     }
 }
@@ -348,6 +373,29 @@ pub enum ProgressEvent {
         /// The sentence.
         message: String,
     },
+    /// Where the sequence stands while the run goes on, for the host to record at once (a run killed
+    /// now leaves this as the sequence's record). Steps are words for the user; phases are what the host
+    /// reads (protocol 1.3; a host older than it ignores the event).
+    Phase {
+        /// The phase entered.
+        phase: Phase,
+    },
+}
+
+/// What a run is doing, as far as the sequence's state goes (see [`ProgressEvent::Phase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Data is being sent; what the service acknowledged is never sent again, so a killed run resumes.
+    Sending,
+    /// A request that publishes is on its way: a run killed now leaves the outcome unknown, and the
+    /// plugin promises that its next run looks at the service before publishing again.
+    Publishing,
+    /// Published; the service's identifier for it is being looked up.
+    LookingUp,
+    /// A phase of a newer protocol: says nothing this host can record.
+    #[serde(other)]
+    Other,
 }
 
 /// A log record's level, as forwarded to the host's `tracing` output.
@@ -431,5 +479,43 @@ impl StateWrite {
     /// Removes `key`.
     pub fn delete(key: impl Into<String>) -> StateWrite {
         StateWrite::Delete { key: key.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_travel_typed_and_an_unknown_one_is_other() {
+        let event = ProgressEvent::Phase {
+            phase: Phase::Publishing,
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(json, r#"{"event":"phase","phase":"publishing"}"#);
+        assert_eq!(serde_json::from_str::<ProgressEvent>(&json).unwrap(), event);
+        // A phase of a newer protocol still reads (as one this host cannot record).
+        assert_eq!(
+            serde_json::from_str::<ProgressEvent>(r#"{"event":"phase","phase":"indexing"}"#)
+                .unwrap(),
+            ProgressEvent::Phase {
+                phase: Phase::Other
+            }
+        );
+    }
+
+    #[test]
+    fn links_are_optional_on_the_wire() {
+        let old: RunOutcome = serde_json::from_str(r#"{"state":"published"}"#).unwrap();
+        assert!(old.links.is_empty());
+        let mut outcome = RunOutcome::new(SequenceState::Published, "done");
+        assert!(!serde_json::to_string(&outcome).unwrap().contains("links"));
+        outcome
+            .links
+            .push(Link::new("activity 7 on Strava", "https://s/a/7"));
+        let json = serde_json::to_string(&outcome).unwrap();
+        assert!(
+            json.contains(r#""links":[{"label":"activity 7 on Strava","url":"https://s/a/7"}]"#)
+        );
     }
 }

@@ -44,7 +44,7 @@ proptest! {
         keys in proptest::collection::btree_map("[a-z_]{1,10}", ".{0,20}", 0..4),
         exports in proptest::collection::btree_map("[a-z_]{1,10}", ".{0,20}", 0..4),
     ) {
-        let outcome = RunOutcome { state, message, keys, exports, progress: None, next_action: None, same_as: None };
+        let outcome = RunOutcome { state, message, keys, exports, progress: None, next_action: None, same_as: None, links: vec![] };
         let text = serde_json::to_string(&outcome).unwrap();
         prop_assert_eq!(serde_json::from_str::<RunOutcome>(&text).unwrap(), outcome);
     }

@@ -237,10 +237,34 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Makes the copied plugin API speak protocol `version` (its own constant, not the crate's semver).
+fn set_protocol_version(manifest_rs: &Path, version: &str) {
+    const DECLARATION: &str = "pub const PLUGIN_API_VERSION: &str = \"";
+    let text = std::fs::read_to_string(manifest_rs).expect("read the copied manifest.rs");
+    let start = text
+        .find(DECLARATION)
+        .expect("manifest.rs declares PLUGIN_API_VERSION as a string literal; update the fixture")
+        + DECLARATION.len();
+    let end = start + text[start..].find('"').expect("the literal ends");
+    let patched = format!("{}{version}{}", &text[..start], &text[end..]);
+    std::fs::write(manifest_rs, patched).expect("write the patched manifest.rs");
+}
+
 /// Builds a plugin against a *variant* of the plugin API compiled from source: a copy of `plugin-api`
 /// declaring `version` with `patches` applied (an older or newer interface), and returns its library.
 /// Variants share `target/compat`, so the common dependencies are built once.
 pub fn compat_plugin(variant: &str, version: &str, patches: &[SourcePatch]) -> PathBuf {
+    compat_plugin_of_crate(variant, version, version, patches)
+}
+
+/// Like [`compat_plugin`], with the crate's semver (`crate_version`) apart from the protocol it speaks
+/// (`protocol`): an SDK release that changed nothing on the wire.
+pub fn compat_plugin_of_crate(
+    variant: &str,
+    crate_version: &str,
+    protocol: &str,
+    patches: &[SourcePatch],
+) -> PathBuf {
     let root = target_dir().join("compat/src").join(variant);
     let _ = std::fs::remove_dir_all(&root);
     // A directory name of its own per variant: cargo hashes path dependencies by their path relative to
@@ -259,8 +283,9 @@ pub fn compat_plugin(variant: &str, version: &str, patches: &[SourcePatch]) -> P
         );
         std::fs::write(&file, text.replace(patch.from, patch.to)).expect("write a patched file");
     }
-    std::fs::write(api.join("Cargo.toml"), variant_manifest(version))
+    std::fs::write(api.join("Cargo.toml"), variant_manifest(crate_version))
         .expect("write the variant's Cargo.toml");
+    set_protocol_version(&api.join("src/manifest.rs"), protocol);
     let plugin = root.join("plugin");
     std::fs::create_dir_all(plugin.join("src")).expect("create the plugin crate");
     let lib_name = format!("compat_{}", variant.replace('-', "_"));

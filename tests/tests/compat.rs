@@ -10,8 +10,8 @@
 //! - a changed type anywhere reachable from the root module: refused by abi_stable's layout check.
 
 use mtp_tests::harness::{
-    build_workspace, compat_plugin, mtp_command, plugin_api_1_0_archive, plugins_dir_with,
-    SourcePatch,
+    build_workspace, compat_plugin, compat_plugin_of_crate, mtp_command, plugin_api_1_0_archive,
+    plugins_dir_with, SourcePatch,
 };
 use serde_json::Value;
 
@@ -39,6 +39,16 @@ fn an_older_minor_plugin_is_accepted() {
     let report = check(&compat_plugin("older-minor", "1.0.0", &[]));
     assert_eq!(report["accepted"], true, "{report}");
     assert_eq!(report["manifest"]["api_version"], "1.0.0");
+}
+
+/// The protocol has a version of its own: a plugin built with a newer `mtp-plugin-api` crate (an SDK
+/// helper added, nothing on the wire) that speaks this host's protocol loads.
+#[test]
+fn a_newer_crate_speaking_this_hosts_protocol_is_accepted() {
+    let host = host_version().to_string();
+    let report = check(&compat_plugin_of_crate("newer-crate", "1.99.0", &host, &[]));
+    assert_eq!(report["accepted"], true, "{report}");
+    assert_eq!(report["manifest"]["api_version"], host.as_str());
 }
 
 fn json_lines(stdout: &[u8]) -> Vec<Value> {

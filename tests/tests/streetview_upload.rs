@@ -142,5 +142,25 @@ async fn a_360_sequence_goes_over_two_quota_days_and_a_flat_one_is_refused() {
         shown.contains("map_action=pano"),
         "share links are shown: {shown}"
     );
+    // `status --json` hands the share links over as links, one per photo, for the page to show.
+    let json = mtp(home.path(), &plugins, &["status", "--json"]).await;
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["integration"] == "streetview")
+        .unwrap();
+    let links = row["links"].as_array().unwrap();
+    assert_eq!(links.len(), 4, "{row}");
+    assert!(
+        links.iter().all(|l| l["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("map_action=pano"))
+            && l["label"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("on Google Maps"))),
+        "{row}"
+    );
     fake.shutdown();
 }

@@ -381,12 +381,6 @@ const PROVIDER_IDS_ALLOWED: &[(&str, &str, &str)] = &[
         "mapillary",
         "an example in the message of a malformed --option (mapillary.jobs=8)",
     ),
-    (
-        "checkpoint.rs",
-        "mapillary",
-        "Mapillary's free-text step names read back into states, until progress events carry typed \
-         phases (issue 25, point 2)",
-    ),
 ];
 
 /// "The host knows no provider": no bundled provider's id in `host/src` code outside tests (comments

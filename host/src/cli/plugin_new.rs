@@ -88,10 +88,12 @@ fn plugin_api_dependency() -> String {
             )
         }
         Err(_) => format!(
-            "# The plugin API this mtp speaks ({version}), from crates.io; with an mtp source checkout, use\n\
+            "# The plugin API crate this mtp was built with ({version}, speaking plugin protocol {protocol}),\n\
+             # from crates.io; with an mtp source checkout, use\n\
              # {{ path = \"<checkout>/plugin-api\", features = [\"http\"] }} instead.\n\
              mtp-plugin-api = {{ version = \"{version}\", features = [\"http\"] }}",
-            version = plugin_api::manifest::PLUGIN_API_VERSION
+            version = plugin_api::manifest::CRATE_VERSION,
+            protocol = plugin_api::manifest::PLUGIN_API_VERSION
         ),
     }
 }

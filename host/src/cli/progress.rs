@@ -114,7 +114,7 @@ impl ProgressView {
                 }
                 ProgressEvent::Advance { files, .. } => c.files_done += files,
                 ProgressEvent::Step { step, .. } => c.step = step.clone(),
-                ProgressEvent::Note { .. } => {}
+                ProgressEvent::Note { .. } | ProgressEvent::Phase { .. } => {}
             }
         }
         if self.json {
@@ -143,6 +143,8 @@ impl ProgressView {
             ProgressEvent::Note { message } => {
                 bar.suspend(|| eprintln!("{integration}: {message}"));
             }
+            // For the record (the checkpoint), not for the bar.
+            ProgressEvent::Phase { .. } => {}
         }
         let c = self.counters();
         bar.set_message(format!(

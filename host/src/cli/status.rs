@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use mtp_host::registry::PluginDirs;
 use mtp_host::runner::Runner;
-use mtp_host::state::{RecordView, StateStore, StoredRecord, Text};
+use mtp_host::state::{LinkView, RecordView, StateStore, StoredRecord, Text};
 use plugin_api::protocol::{Progress, SequenceState};
 use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::ErrorKind;
@@ -30,6 +30,9 @@ pub(crate) struct StatusRow<'a> {
     state: &'static str,
     message: Option<Cow<'a, str>>,
     keys: BTreeMap<Text<'a>, Text<'a>>,
+    /// Pages at the provider (the outcome's links), left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<LinkView<'a>>,
     progress: Option<Progress>,
     last_error: Option<Cow<'a, str>>,
     next_action: Option<Cow<'a, str>>,
@@ -44,11 +47,12 @@ fn row_of<'a>(
     view: RecordView<'a>,
     folder_changed: Option<&'a str>,
 ) -> StatusRow<'a> {
-    let (state, message, keys, progress, next_action) = match view.outcome {
+    let (state, message, keys, links, progress, next_action) = match view.outcome {
         Some(o) => (
             o.state,
             o.message.map(|t| t.0),
             o.keys,
+            o.links,
             o.progress,
             o.next_action.map(|t| t.0),
         ),
@@ -56,6 +60,7 @@ fn row_of<'a>(
             SequenceState::Pending,
             Some(Cow::Borrowed("nothing done yet")),
             BTreeMap::new(),
+            Vec::new(),
             None,
             None,
         ),
@@ -81,6 +86,7 @@ fn row_of<'a>(
         state: state.as_str(),
         message,
         keys,
+        links,
         progress,
         last_error: view.last_error.map(|e| e.message.0),
         next_action,

@@ -310,6 +310,20 @@ pub struct OutcomeView<'a> {
     /// What the user or the next run should do.
     #[serde(default, borrow)]
     pub next_action: Option<Text<'a>>,
+    /// Pages at the provider.
+    #[serde(default, borrow)]
+    pub links: Vec<LinkView<'a>>,
+}
+
+/// [`plugin_api::protocol::Link`], borrowed.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct LinkView<'a> {
+    /// What the page shows.
+    #[serde(borrow)]
+    pub label: Text<'a>,
+    /// Its address.
+    #[serde(borrow)]
+    pub url: Text<'a>,
 }
 
 /// [`plugin_api::PluginError`], borrowed.
@@ -357,6 +371,11 @@ mod tests {
                 progress: o.progress,
                 next_action: o.next_action.map(text),
                 same_as: None,
+                links: o
+                    .links
+                    .into_iter()
+                    .map(|l| plugin_api::protocol::Link::new(text(l.label), text(l.url)))
+                    .collect(),
             }),
             last_error: view
                 .last_error

@@ -41,6 +41,7 @@ pub mod rate_limit;
 pub mod redirect;
 pub mod retry;
 mod runtime;
+pub mod settings;
 pub mod testing;
 
 pub use context::{Context, State};

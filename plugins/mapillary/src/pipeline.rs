@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use plugin_api::prelude::*;
+use plugin_api::protocol::Phase;
 use plugin_api::sequence::BoundingBox;
 
 use crate::api::Api;
@@ -35,6 +36,16 @@ use crate::{dry_run, overdue, token};
 const PREPARE_BATCH: usize = 32;
 
 fn step(ctx: &Context, name: &str, message: impl Into<String>) {
+    // The phase is what the host records at once (a run killed now leaves it as the sequence's record).
+    let phase = match name {
+        "upload" => Some(Phase::Sending),
+        "publish" => Some(Phase::Publishing),
+        "lookup" => Some(Phase::LookingUp),
+        _ => None,
+    };
+    if let Some(phase) = phase {
+        ctx.progress(ProgressEvent::Phase { phase });
+    }
     ctx.progress(ProgressEvent::Step {
         step: name.into(),
         message: Some(message.into()),

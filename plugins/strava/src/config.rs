@@ -1,8 +1,10 @@
 //! The integration's `.env` keys, read once per call.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use plugin_api::prelude::*;
+use plugin_api::sdk::settings::{EnvKey, Settings};
 
 /// The API application's numeric client id (strava.com/settings/api): gates the integration.
 pub const ENV_CLIENT_ID: &str = "STRAVA_CLIENT_ID";
@@ -60,59 +62,59 @@ pub struct Config {
     pub rate_window: Duration,
 }
 
-fn trimmed(url: &str) -> String {
-    url.trim().trim_end_matches('/').to_string()
+/// The keys, each declared once: the manifest's lists and help, and every read, come from here.
+pub fn settings() -> &'static Settings {
+    static SETTINGS: LazyLock<Settings> = LazyLock::new(|| {
+        Settings::new()
+            .key(EnvKey::required(
+                ENV_CLIENT_ID,
+                "The Client ID of your own Strava API application (create one at https://www.strava.com/settings/api; a new application authorises only its owner, which is all mtp needs).",
+            )
+            .example("123456"))
+            .key(EnvKey::required(ENV_CLIENT_SECRET, "The Client Secret of that application.")
+                .secret()
+                .example("0123456789abcdef0123456789abcdef01234567"))
+            .key(EnvKey::required(
+                ENV_REDIRECT_URI,
+                "Where Strava sends the browser back; its host must be the application's Authorization Callback Domain (localhost and 127.0.0.1 are accepted). A loopback URL lets mtp catch the redirect itself.",
+            )
+            .example("http://127.0.0.1:8766/strava/callback"))
+            .key(EnvKey::optional(ENV_API_URL, "The Strava API root.").url().default(DEFAULT_API_URL))
+            .key(EnvKey::optional(ENV_OAUTH_URL, "The Strava OAuth root (holding /authorize and /token).")
+                .url().default(DEFAULT_OAUTH_URL))
+            .key(EnvKey::optional(ENV_RETRY_BASE_MS, "First retry delay in ms after a network failure or a server error (doubles up to 32 times that).")
+                .number(0, u64::MAX).default(DEFAULT_RETRY_BASE.as_millis() as u64))
+            .key(EnvKey::optional(ENV_POLL_MS, "Time between two looks at an upload Strava is processing, in ms.")
+                .number(10, u64::MAX).default(DEFAULT_POLL.as_millis() as u64))
+            .key(EnvKey::optional(ENV_POLL_TIMEOUT_SECS, "How long mtp upload waits for Strava to process the track before leaving it to mtp status, in seconds.")
+                .number(0, u64::MAX).default(DEFAULT_POLL_TIMEOUT.as_secs()))
+            .key(EnvKey::optional(ENV_RATE_WINDOW_MS, "Tests and fakes only: the length of Strava's 15-minute rate-limit window, in ms. Never set it otherwise.")
+                .number(100, u64::MAX).default(DEFAULT_RATE_WINDOW.as_millis() as u64))
+    });
+    &SETTINGS
 }
 
 impl Config {
     /// Reads the keys; the three of the API application are required.
     pub fn from_context(ctx: &Context) -> Result<Config, PluginError> {
-        let number = |key: &str, default: u64| -> Result<u64, PluginError> {
-            match ctx.env(key) {
-                None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                    PluginError::invalid_input(format!(
-                        "{key} in .env must be a whole number, not {v:?}"
-                    ))
-                }),
-            }
-        };
-        let client_id = ctx.require_env(ENV_CLIENT_ID)?.trim().to_string();
-        if client_id.is_empty() || !client_id.chars().all(|c| c.is_ascii_digit()) {
+        let settings = settings();
+        let number = |key: &str| settings.number(ctx, key);
+        let client_id = settings.required_text(ctx, ENV_CLIENT_ID)?;
+        if !client_id.chars().all(|c| c.is_ascii_digit()) {
             return Err(PluginError::invalid_input(format!(
                 "{ENV_CLIENT_ID} in .env must be the numeric Client ID shown at \
                  https://www.strava.com/settings/api, not {client_id:?}"
             )));
         }
-        let url = |key: &str, default: &str| -> Result<String, PluginError> {
-            let url = trimmed(&ctx.env(key).unwrap_or_else(|| default.to_string()));
-            if url.starts_with("http://") || url.starts_with("https://") {
-                Ok(url)
-            } else {
-                Err(PluginError::invalid_input(format!(
-                    "{key} in .env must start with http:// or https://, not {url:?}"
-                )))
-            }
-        };
         Ok(Config {
             client_id,
-            api_url: url(ENV_API_URL, DEFAULT_API_URL)?,
-            oauth_url: url(ENV_OAUTH_URL, DEFAULT_OAUTH_URL)?,
-            redirect_uri: ctx.require_env(ENV_REDIRECT_URI)?.trim().to_string(),
-            retry_base: Duration::from_millis(number(
-                ENV_RETRY_BASE_MS,
-                DEFAULT_RETRY_BASE.as_millis() as u64,
-            )?),
-            poll: Duration::from_millis(
-                number(ENV_POLL_MS, DEFAULT_POLL.as_millis() as u64)?.max(10),
-            ),
-            poll_timeout: Duration::from_secs(number(
-                ENV_POLL_TIMEOUT_SECS,
-                DEFAULT_POLL_TIMEOUT.as_secs(),
-            )?),
-            rate_window: Duration::from_millis(
-                number(ENV_RATE_WINDOW_MS, DEFAULT_RATE_WINDOW.as_millis() as u64)?.max(100),
-            ),
+            api_url: settings.url(ctx, ENV_API_URL)?,
+            oauth_url: settings.url(ctx, ENV_OAUTH_URL)?,
+            redirect_uri: settings.required_text(ctx, ENV_REDIRECT_URI)?,
+            retry_base: Duration::from_millis(number(ENV_RETRY_BASE_MS)?),
+            poll: Duration::from_millis(number(ENV_POLL_MS)?),
+            poll_timeout: Duration::from_secs(number(ENV_POLL_TIMEOUT_SECS)?),
+            rate_window: Duration::from_millis(number(ENV_RATE_WINDOW_MS)?),
         })
     }
 
@@ -132,36 +134,6 @@ impl Config {
 
     /// The client secret, read only where it is sent.
     pub fn client_secret(ctx: &Context) -> Result<String, PluginError> {
-        Ok(ctx.require_env(ENV_CLIENT_SECRET)?.trim().to_string())
+        settings().required_text(ctx, ENV_CLIENT_SECRET)
     }
-}
-
-/// The keys with their help, for the manifest.
-pub fn env_help() -> Vec<EnvKeyHelp> {
-    vec![
-        EnvKeyHelp::new(
-            ENV_CLIENT_ID,
-            "The Client ID of your own Strava API application (create one at https://www.strava.com/settings/api; a new application authorises only its owner, which is all mtp needs).",
-        )
-        .example("123456"),
-        EnvKeyHelp::new(ENV_CLIENT_SECRET, "The Client Secret of that application.")
-            .secret()
-            .example("0123456789abcdef0123456789abcdef01234567"),
-        EnvKeyHelp::new(
-            ENV_REDIRECT_URI,
-            "Where Strava sends the browser back; its host must be the application's Authorization Callback Domain (localhost and 127.0.0.1 are accepted). A loopback URL lets mtp catch the redirect itself.",
-        )
-        .example("http://127.0.0.1:8766/strava/callback"),
-        EnvKeyHelp::new(ENV_API_URL, "The Strava API root.").default_value(DEFAULT_API_URL),
-        EnvKeyHelp::new(ENV_OAUTH_URL, "The Strava OAuth root (holding /authorize and /token).")
-            .default_value(DEFAULT_OAUTH_URL),
-        EnvKeyHelp::new(ENV_RETRY_BASE_MS, "First retry delay in ms after a network failure or a server error (doubles up to 32 times that).")
-            .default_value(DEFAULT_RETRY_BASE.as_millis().to_string()),
-        EnvKeyHelp::new(ENV_POLL_MS, "Time between two looks at an upload Strava is processing, in ms.")
-            .default_value(DEFAULT_POLL.as_millis().to_string()),
-        EnvKeyHelp::new(ENV_POLL_TIMEOUT_SECS, "How long mtp upload waits for Strava to process the track before leaving it to mtp status, in seconds.")
-            .default_value(DEFAULT_POLL_TIMEOUT.as_secs().to_string()),
-        EnvKeyHelp::new(ENV_RATE_WINDOW_MS, "Tests and fakes only: the length of Strava's 15-minute rate-limit window, in ms. Never set it otherwise.")
-            .default_value(DEFAULT_RATE_WINDOW.as_millis().to_string()),
-    ]
 }

@@ -45,28 +45,14 @@ pub struct Strava;
 #[plugin_api::async_trait]
 impl Integration for Strava {
     fn manifest(&self) -> Manifest {
-        Manifest {
+        config::settings().declare(Manifest {
             id: "strava".into(),
             name: "Strava".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Uploads the sequence's GPS track as your Strava activity".into(),
             api_version: String::new(),
-            required_env: vec![
-                config::ENV_CLIENT_ID.into(),
-                config::ENV_CLIENT_SECRET.into(),
-                config::ENV_REDIRECT_URI.into(),
-            ],
-            optional_env: vec![
-                config::ENV_API_URL.into(),
-                config::ENV_OAUTH_URL.into(),
-                config::ENV_RETRY_BASE_MS.into(),
-                config::ENV_POLL_MS.into(),
-                config::ENV_POLL_TIMEOUT_SECS.into(),
-                config::ENV_RATE_WINDOW_MS.into(),
-            ],
-            env_help: config::env_help(),
             ..Manifest::default()
-        }
+        })
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {

@@ -85,4 +85,7 @@ pub fn published(config: &Config, record: &UploadRecord) -> RunOutcome {
     );
     outcome.keys = keys;
     outcome
+        .links
+        .push(Link::new(format!("activity {activity} on Strava"), link));
+    outcome
 }

@@ -92,6 +92,14 @@ async fn an_upload_becomes_one_activity_with_the_transport_s_sport_type() {
             activity.id
         )
     );
+    // The page shows the activity from the outcome's links, knowing nothing of Strava.
+    assert_eq!(
+        outcome.links,
+        [Link::new(
+            format!("activity {} on Strava", activity.id),
+            outcome.keys["activity_url"].clone()
+        )]
+    );
     assert_eq!(
         outcome.keys["external_id"],
         mtp_strava::track::external_id(&sequence)

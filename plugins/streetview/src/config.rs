@@ -1,8 +1,10 @@
 //! The integration's `.env` keys, read once per call.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use plugin_api::prelude::*;
+use plugin_api::sdk::settings::{EnvKey, Settings};
 
 /// The OAuth client id of the user's own Google Cloud project (a "Desktop app" client): gates the
 /// integration.
@@ -73,72 +75,62 @@ pub struct Config {
     pub quota_day: Duration,
 }
 
-fn trimmed(url: &str) -> String {
-    url.trim().trim_end_matches('/').to_string()
+/// The keys, each declared once: the manifest's lists and help, and every read, come from here.
+pub fn settings() -> &'static Settings {
+    static SETTINGS: LazyLock<Settings> = LazyLock::new(|| {
+        Settings::new()
+            .key(EnvKey::required(
+                ENV_CLIENT_ID,
+                "The Client ID of an OAuth client in your own Google Cloud project: enable the Street View Publish API (console.cloud.google.com/apis/library/streetviewpublish.googleapis.com), set up the OAuth consent screen (add yourself as a test user), then Credentials > Create credentials > OAuth client ID > Desktop app.",
+            )
+            .example("123456789012-abcdefghijklmnopqrstuvwxyz012345.apps.googleusercontent.com"))
+            .key(EnvKey::required(ENV_CLIENT_SECRET, "The Client secret of that OAuth client.")
+                .secret()
+                .example("GOCSPX-0123456789abcdefghijklmnop"))
+            .key(EnvKey::optional(ENV_API_URL, "The Street View Publish API root.").url().default(DEFAULT_API_URL))
+            .key(EnvKey::optional(ENV_AUTH_URL, "Google's OAuth consent page.").url().default(DEFAULT_AUTH_URL))
+            .key(EnvKey::optional(ENV_TOKEN_URL, "Google's OAuth token endpoint.").url().default(DEFAULT_TOKEN_URL))
+            .key(EnvKey::optional(ENV_REDIRECT_PORT, "The loopback port your browser is sent back to after Google's consent page (0: any free port; Desktop app clients accept any).")
+                .number(0, u16::MAX.into()).default(0))
+            .key(EnvKey::optional(ENV_DAILY_QUOTA, "Requests a day your project may make to the Street View Publish API (Google's default: 2000; raise it here if Google raised your quota). A run stops cleanly when the day's requests are used up and says when it can go on.")
+                .number(1, u64::MAX).default(DEFAULT_DAILY_QUOTA))
+            .key(EnvKey::optional(ENV_POLL_SECS, "Least time between two looks at whether Google published the photos, in seconds.")
+                .number(0, u64::MAX).default(DEFAULT_POLL.as_secs()))
+            .key(EnvKey::optional(ENV_INDEX_WAIT_SECS, "How long a photo whose creation got no answer may stay missing from your photo list before mtp creates it again, in seconds (Google lists new photos only once indexed).")
+                .number(0, u64::MAX).default(DEFAULT_INDEX_WAIT.as_secs()))
+            .key(EnvKey::optional(ENV_RETRY_BASE_MS, "First retry delay in ms after a network failure or a server error (doubles up to 32 times that).")
+                .number(0, u64::MAX).default(DEFAULT_RETRY_BASE.as_millis() as u64))
+            .key(EnvKey::optional(ENV_QUOTA_DAY_MS, "Tests and fakes only: the length of the quota day, in ms. Never set it otherwise.")
+                .number(1000, u64::MAX).default(DAY.as_millis() as u64))
+    });
+    &SETTINGS
 }
 
 impl Config {
     /// Reads the keys; the OAuth client's two are required.
     pub fn from_context(ctx: &Context) -> Result<Config, PluginError> {
-        let number = |key: &str, default: u64| -> Result<u64, PluginError> {
-            match ctx.env(key) {
-                None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                    PluginError::invalid_input(format!(
-                        "{key} in .env must be a whole number, not {v:?}"
-                    ))
-                }),
-            }
-        };
-        let client_id = ctx.require_env(ENV_CLIENT_ID)?.trim().to_string();
-        if client_id.is_empty() || client_id.contains(char::is_whitespace) {
+        let settings = settings();
+        let number = |key: &str| settings.number(ctx, key);
+        let client_id = settings.required_text(ctx, ENV_CLIENT_ID)?;
+        if client_id.contains(char::is_whitespace) {
             return Err(PluginError::invalid_input(format!(
                 "{ENV_CLIENT_ID} in .env must be the Client ID of your OAuth client \
                  (…apps.googleusercontent.com), not {client_id:?}"
             )));
         }
-        ctx.require_env(ENV_CLIENT_SECRET)?;
-        let url = |key: &str, default: &str| -> Result<String, PluginError> {
-            let url = trimmed(&ctx.env(key).unwrap_or_else(|| default.to_string()));
-            if url.starts_with("http://") || url.starts_with("https://") {
-                Ok(url)
-            } else {
-                Err(PluginError::invalid_input(format!(
-                    "{key} in .env must start with http:// or https://, not {url:?}"
-                )))
-            }
-        };
-        let port = number(ENV_REDIRECT_PORT, 0)?;
-        let redirect_port = u16::try_from(port).map_err(|_| {
-            PluginError::invalid_input(format!(
-                "{ENV_REDIRECT_PORT} in .env must be a port, not {port}"
-            ))
-        })?;
-        let daily_quota = number(ENV_DAILY_QUOTA, DEFAULT_DAILY_QUOTA)?;
-        if daily_quota == 0 {
-            return Err(PluginError::invalid_input(format!(
-                "{ENV_DAILY_QUOTA} in .env must be at least 1"
-            )));
-        }
+        settings.required_text(ctx, ENV_CLIENT_SECRET)?;
         Ok(Config {
             client_id,
-            api_url: url(ENV_API_URL, DEFAULT_API_URL)?,
-            auth_url: url(ENV_AUTH_URL, DEFAULT_AUTH_URL)?,
-            token_url: url(ENV_TOKEN_URL, DEFAULT_TOKEN_URL)?,
-            redirect_port,
-            daily_quota,
-            poll: Duration::from_secs(number(ENV_POLL_SECS, DEFAULT_POLL.as_secs())?),
-            index_wait: Duration::from_secs(number(
-                ENV_INDEX_WAIT_SECS,
-                DEFAULT_INDEX_WAIT.as_secs(),
-            )?),
-            retry_base: Duration::from_millis(number(
-                ENV_RETRY_BASE_MS,
-                DEFAULT_RETRY_BASE.as_millis() as u64,
-            )?),
-            quota_day: Duration::from_millis(
-                number(ENV_QUOTA_DAY_MS, DAY.as_millis() as u64)?.max(1000),
-            ),
+            api_url: settings.url(ctx, ENV_API_URL)?,
+            auth_url: settings.url(ctx, ENV_AUTH_URL)?,
+            token_url: settings.url(ctx, ENV_TOKEN_URL)?,
+            // Declared within 0..=65535.
+            redirect_port: u16::try_from(number(ENV_REDIRECT_PORT)?).unwrap_or(0),
+            daily_quota: number(ENV_DAILY_QUOTA)?,
+            poll: Duration::from_secs(number(ENV_POLL_SECS)?),
+            index_wait: Duration::from_secs(number(ENV_INDEX_WAIT_SECS)?),
+            retry_base: Duration::from_millis(number(ENV_RETRY_BASE_MS)?),
+            quota_day: Duration::from_millis(number(ENV_QUOTA_DAY_MS)?),
         })
     }
 
@@ -149,37 +141,6 @@ impl Config {
 
     /// The client secret, read only where it is sent.
     pub fn client_secret(ctx: &Context) -> Result<String, PluginError> {
-        Ok(ctx.require_env(ENV_CLIENT_SECRET)?.trim().to_string())
+        settings().required_text(ctx, ENV_CLIENT_SECRET)
     }
-}
-
-/// The keys with their help, for the manifest.
-pub fn env_help() -> Vec<EnvKeyHelp> {
-    vec![
-        EnvKeyHelp::new(
-            ENV_CLIENT_ID,
-            "The Client ID of an OAuth client in your own Google Cloud project: enable the Street View Publish API (console.cloud.google.com/apis/library/streetviewpublish.googleapis.com), set up the OAuth consent screen (add yourself as a test user), then Credentials > Create credentials > OAuth client ID > Desktop app.",
-        )
-        .example("123456789012-abcdefghijklmnopqrstuvwxyz012345.apps.googleusercontent.com"),
-        EnvKeyHelp::new(ENV_CLIENT_SECRET, "The Client secret of that OAuth client.")
-            .secret()
-            .example("GOCSPX-0123456789abcdefghijklmnop"),
-        EnvKeyHelp::new(ENV_API_URL, "The Street View Publish API root.")
-            .default_value(DEFAULT_API_URL),
-        EnvKeyHelp::new(ENV_AUTH_URL, "Google's OAuth consent page.").default_value(DEFAULT_AUTH_URL),
-        EnvKeyHelp::new(ENV_TOKEN_URL, "Google's OAuth token endpoint.")
-            .default_value(DEFAULT_TOKEN_URL),
-        EnvKeyHelp::new(ENV_REDIRECT_PORT, "The loopback port your browser is sent back to after Google's consent page (0: any free port; Desktop app clients accept any).")
-            .default_value("0"),
-        EnvKeyHelp::new(ENV_DAILY_QUOTA, "Requests a day your project may make to the Street View Publish API (Google's default: 2000; raise it here if Google raised your quota). A run stops cleanly when the day's requests are used up and says when it can go on.")
-            .default_value(DEFAULT_DAILY_QUOTA.to_string()),
-        EnvKeyHelp::new(ENV_POLL_SECS, "Least time between two looks at whether Google published the photos, in seconds.")
-            .default_value(DEFAULT_POLL.as_secs().to_string()),
-        EnvKeyHelp::new(ENV_INDEX_WAIT_SECS, "How long a photo whose creation got no answer may stay missing from your photo list before mtp creates it again, in seconds (Google lists new photos only once indexed).")
-            .default_value(DEFAULT_INDEX_WAIT.as_secs().to_string()),
-        EnvKeyHelp::new(ENV_RETRY_BASE_MS, "First retry delay in ms after a network failure or a server error (doubles up to 32 times that).")
-            .default_value(DEFAULT_RETRY_BASE.as_millis().to_string()),
-        EnvKeyHelp::new(ENV_QUOTA_DAY_MS, "Tests and fakes only: the length of the quota day, in ms. Never set it otherwise.")
-            .default_value(DAY.as_millis().to_string()),
-    ]
 }

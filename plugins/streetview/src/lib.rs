@@ -50,31 +50,15 @@ pub struct StreetView;
 #[plugin_api::async_trait]
 impl Integration for StreetView {
     fn manifest(&self) -> Manifest {
-        Manifest {
+        config::settings().declare(Manifest {
             id: "streetview".into(),
             name: "Google Street View".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Publishes 360° photos to Google Street View, connected as a sequence"
                 .into(),
             api_version: String::new(),
-            required_env: vec![
-                config::ENV_CLIENT_ID.into(),
-                config::ENV_CLIENT_SECRET.into(),
-            ],
-            optional_env: vec![
-                config::ENV_API_URL.into(),
-                config::ENV_AUTH_URL.into(),
-                config::ENV_TOKEN_URL.into(),
-                config::ENV_REDIRECT_PORT.into(),
-                config::ENV_DAILY_QUOTA.into(),
-                config::ENV_POLL_SECS.into(),
-                config::ENV_INDEX_WAIT_SECS.into(),
-                config::ENV_RETRY_BASE_MS.into(),
-                config::ENV_QUOTA_DAY_MS.into(),
-            ],
-            env_help: config::env_help(),
             ..Manifest::default()
-        }
+        })
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {

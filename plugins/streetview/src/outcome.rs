@@ -51,6 +51,18 @@ pub fn tally(photos: &[(String, PhotoRecord)]) -> Tally {
     t
 }
 
+/// Google's share link of every photo it holds.
+fn links(photos: &[(String, PhotoRecord)]) -> Vec<Link> {
+    photos
+        .iter()
+        .filter(|(_, r)| !r.deleted && r.photo_id.is_some())
+        .filter_map(|(name, r)| {
+            let url = r.share_link.as_ref()?;
+            Some(Link::new(format!("{name} on Google Maps"), url.clone()))
+        })
+        .collect()
+}
+
 fn keys(photos: &[(String, PhotoRecord)]) -> BTreeMap<String, String> {
     let mut keys = BTreeMap::new();
     for (name, r) in photos {
@@ -154,6 +166,7 @@ pub fn from_records(photos: &[(String, PhotoRecord)]) -> RunOutcome {
         )
     };
     outcome.keys = keys(photos);
+    outcome.links = links(photos);
     outcome
 }
 
@@ -172,5 +185,6 @@ pub fn quota_stop(photos: &[(String, PhotoRecord)], resume_at_ms: i64, why: &str
         "run mtp upload again after {at}: it sends only what Google does not hold yet"
     ));
     outcome.keys = keys(photos);
+    outcome.links = links(photos);
     outcome
 }

@@ -1,47 +1,69 @@
 //! A minimal, working mtp provider: it uploads every image of a sequence with an HTTP `PUT` to
 //! `{TEMPLATE_URL}/{sequence id}/{file name}`, resumably and with progress. Copy it to start your own.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use plugin_api::http::{client, file_body, send_with_retries};
 use plugin_api::prelude::*;
 use plugin_api::sdk::retry::Backoff;
+use plugin_api::sdk::settings::{EnvKey, RunOption, Settings};
 
 /// The integration. Keep per-process things (an HTTP client) here; keep per-sequence progress in
 /// `ctx.state()`, which the host persists.
 #[derive(Default)]
 pub struct Template;
 
+/// Where the images go.
+const URL: &str = "TEMPLATE_URL";
+/// The first delay before a retry.
+const RETRY_BASE_MS: &str = "TEMPLATE_RETRY_BASE_MS";
+/// The run option `--option template.retries=N`.
+const RETRIES: &str = "retries";
+
+/// Every `.env` key and run option, declared once with its help, default and range: the manifest is
+/// made from it (`mtp integrations list`, `.env.example` and `mtp upload --help` show the help), and the
+/// reads below apply it (a bad value is an error naming the key).
+fn settings() -> &'static Settings {
+    static SETTINGS: LazyLock<Settings> = LazyLock::new(|| {
+        Settings::new()
+            .key(
+                EnvKey::required(URL, "Where the images are uploaded to (HTTP PUT).")
+                    .url()
+                    .example("https://uploads.example.org"),
+            )
+            .key(
+                EnvKey::optional(
+                    RETRY_BASE_MS,
+                    "The first delay before a retry, in milliseconds (doubles each retry).",
+                )
+                .number(0, 60_000)
+                .default(500),
+            )
+            .option(RunOption::integer(
+                RETRIES,
+                "How many times a failed upload of one image is tried again before the run stops.",
+                8,
+                0,
+                32,
+            ))
+    });
+    &SETTINGS
+}
+
 #[plugin_api::async_trait]
 impl Integration for Template {
     fn manifest(&self) -> Manifest {
-        Manifest {
+        settings().declare(Manifest {
             id: "template".into(),
             name: "Template provider".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Uploads each image with HTTP PUT (a starting point for new providers)"
                 .into(),
             api_version: String::new(), // filled in by export_plugin!
-            required_env: vec!["TEMPLATE_URL".into()],
-            optional_env: vec!["TEMPLATE_RETRY_BASE_MS".into()],
-            after: vec![],
             exports: vec!["upload_url".into()],
-            consumes: vec![],
-            // Every key says what it is for: `mtp integrations list` and `.env.example` show it.
-            env_help: vec![
-                EnvKeyHelp::new(
-                    "TEMPLATE_URL",
-                    "Where the images are uploaded to (HTTP PUT).",
-                )
-                .example("https://uploads.example.org"),
-                EnvKeyHelp::new(
-                    "TEMPLATE_RETRY_BASE_MS",
-                    "The first delay before a retry, in milliseconds (doubles each retry).",
-                )
-                .default_value("500"),
-            ],
             ..Default::default()
-        }
+        })
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
@@ -60,13 +82,11 @@ impl Integration for Template {
                 eligibility.reason.unwrap_or_default(),
             ));
         }
-        let base = ctx.require_env("TEMPLATE_URL")?;
-        let retry_ms = ctx
-            .env("TEMPLATE_RETRY_BASE_MS")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(500);
+        let base = settings().url(ctx, URL)?;
+        let retry_ms = settings().number(ctx, RETRY_BASE_MS)?;
+        let retries = settings().integer_option(&request.options, RETRIES) as u32;
         let sequence = &request.sequence;
-        let folder = format!("{}/{}", base.trim_end_matches('/'), sequence.id);
+        let folder = format!("{base}/{}", sequence.id);
         if request.mode == RunMode::Recheck || request.dry_run {
             let state = if request.dry_run {
                 SequenceState::DryRun
@@ -101,7 +121,7 @@ impl Integration for Template {
             let url = format!("{folder}/{}", image.file_name);
             let path = std::path::Path::new(&image.path);
             let mut backoff =
-                Backoff::new(Duration::from_millis(retry_ms), Duration::from_secs(16), 8);
+                Backoff::new(Duration::from_millis(retry_ms), Duration::from_secs(16), retries);
             let answer = send_with_retries(
                 ctx,
                 &mut backoff,
