@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use plugin_api::http::{self, reqwest, Answer, Repeat, SendError};
-use plugin_api::sdk::retry::{Backoff, Verdict};
+use plugin_api::sdk::retry::{sleep_unless_cancelled, Backoff, Verdict};
 use plugin_api::sdk::Context;
 use plugin_api::PluginError;
 use serde_json::Value;
@@ -142,7 +142,8 @@ impl<'a> MtpwApi<'a> {
                             "MTPW {what}: {}; trying again in {wait:?}",
                             http::describe(&err)
                         ));
-                        tokio::time::sleep(wait).await;
+                        // Ctrl-C ends the wait; the loop's first line then returns the cancellation.
+                        sleep_unless_cancelled(ctx, wait).await;
                         continue;
                     }
                     None => {
@@ -323,6 +324,42 @@ fn interpret(status: u16, text: &str) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A create that cannot connect waits between tries, and Ctrl-C ends that wait at once (it slept the
+    /// whole backoff before).
+    #[test]
+    fn a_create_waiting_to_connect_again_stops_at_ctrl_c() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A port nothing listens on: the connection is refused, which is the one failure create retries.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let host = plugin_api::sdk::testing::TestHost::new();
+        let ctx = host.context();
+        let client = reqwest::Client::new();
+        let api = MtpwApi::new(&client, &base, "t", Duration::from_secs(30));
+        let started = std::time::Instant::now();
+        let result = runtime.block_on(async {
+            let cancel = async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                host.cancel();
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                result = api.create(&ctx, &[("name", "x")]) => result,
+                () = cancel => unreachable!(),
+            }
+        });
+        let took = started.elapsed();
+        assert!(
+            matches!(&result, Err(ApiError::Plugin(e)) if e.kind == plugin_api::ErrorKind::Cancelled),
+            "{result:?}"
+        );
+        assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    }
 
     #[test]
     fn errors_in_a_200_are_failures() {
