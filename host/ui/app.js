@@ -148,6 +148,7 @@ function integrationCard(info, auth) {
   const state = info.enabled ? 'enabled' : (info.loaded ? 'disabled' : 'not_loaded');
   let who = null;
   let button = null;
+  let logoutButton = null;
   if (info.enabled && auth) {
     if (auth.error) who = el('p', { class: 'muted' }, 'Login state unknown: ' + auth.error.message);
     else if (!auth.needs_auth) who = el('p', { class: 'muted' }, 'No login needed.');
@@ -157,6 +158,10 @@ function integrationCard(info, auth) {
     if (auth.needs_auth) {
       button = el('button', { type: 'button', class: auth.authorised ? 'secondary' : '', dataset: { login: info.id },
         onclick: () => login(info.id) }, auth.authorised ? 'Log in again' : 'Log in');
+    }
+    if (auth.needs_auth && auth.authorised) {
+      logoutButton = el('button', { type: 'button', class: 'secondary', dataset: { logout: info.id },
+        'aria-label': 'Log out of ' + (info.name || info.id), onclick: () => logout(info.id) }, 'Log out');
     }
   }
   const after = info.after && info.after.length ? el('p', { class: 'muted' }, 'Runs after ' + info.after.join(', ')) : null;
@@ -169,7 +174,19 @@ function integrationCard(info, auth) {
     info.reason ? el('p', { class: 'reason' }, info.reason) : null,
     after,
     who,
-    button ? el('div', { class: 'actions' }, button) : null);
+    button ? el('div', { class: 'actions' }, button, logoutButton) : null);
+}
+
+// Forgets the integration's tokens (mtp auth logout); the card then offers Log in again.
+async function logout(id) {
+  flash('');
+  try {
+    await api('POST', '/auth/' + encodeURIComponent(id) + '/logout');
+    loadIntegrations();
+    if (inspected) recheckFields();
+  } catch (error) {
+    flash('Cannot log out of ' + id + ': ' + error.message);
+  }
 }
 
 async function login(id) {
@@ -177,13 +194,11 @@ async function login(id) {
   try {
     const answer = await api('POST', '/auth/' + encodeURIComponent(id));
     if (answer.authorised) { loadIntegrations(); return; }
-    if (answer.landing === 'paste') {
+    if (answer.landing === 'paste' || answer.landing === 'claim') {
+      // The consent page opens in a new tab: this one keeps the page (and its progress).
       window.open(answer.consent_url, '_blank', 'noopener');
-      pasting = id;
-      document.getElementById('paste-target').textContent = answer.redirect_uri;
-      const form = document.getElementById('paste');
-      form.hidden = false;
-      document.getElementById('paste-url').focus();
+      showLoginBox(answer.landing, id, answer);
+      if (answer.landing === 'claim') waitForLogin(id);
     } else {
       // The browser comes back to this server (or our listener), which brings it back here.
       location.assign(answer.consent_url);
@@ -193,16 +208,68 @@ async function login(id) {
   }
 }
 
+function nameOf(id) {
+  const card = document.querySelector('article[data-integration="' + id + '"] h2');
+  return card ? card.textContent : id;
+}
+
+// The paste form (a redirect that cannot come back here) or the claim note (the plugin learns the
+// outcome by itself), on the Integrations page.
+function showLoginBox(landing, id, answer) {
+  if (location.hash !== '#integrations') location.hash = '#integrations';
+  const box = document.getElementById(landing === 'paste' ? 'paste' : 'claim');
+  document.getElementById(landing + '-name').textContent = nameOf(id);
+  document.getElementById(landing + '-open').href = answer.consent_url;
+  if (landing === 'paste') {
+    pasting = id;
+    document.getElementById('paste-target').textContent = answer.redirect_uri;
+    document.getElementById('paste-url').value = '';
+  }
+  box.hidden = false;
+  box.scrollIntoView({ block: 'nearest' });
+  if (landing === 'paste') document.getElementById('paste-url').focus();
+}
+
+function hideLoginBoxes() {
+  document.getElementById('paste').hidden = true;
+  document.getElementById('claim').hidden = true;
+}
+
+// Polls the login state until `id` is logged in (the claim was made in the other tab) or 5 minutes
+// pass; the stream's auth event usually says so first.
+async function waitForLogin(id) {
+  const until = Date.now() + 5 * 60 * 1000;
+  while (Date.now() < until && !document.getElementById('claim').hidden) {
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    try {
+      const rows = await api('GET', '/auth');
+      if (rows.some((r) => r.integration === id && r.authorised)) {
+        hideLoginBoxes();
+        loadIntegrations();
+        return;
+      }
+    } catch (error) { /* the server is away: the stream says so */ }
+  }
+}
+
 document.getElementById('paste').addEventListener('submit', async (event) => {
   event.preventDefault();
-  const url = document.getElementById('paste-url').value;
+  const text = document.getElementById('paste-url').value.trim();
+  // An address has a scheme (`app.mtp.desktop://...#access_token=...`); anything else is a token.
+  const isAddress = /^[a-z][a-z0-9+.-]*:/i.test(text) || text.includes('#') || text.includes('?');
   try {
-    await api('POST', '/auth/' + encodeURIComponent(pasting) + '/redirect', { url });
-    document.getElementById('paste').hidden = true;
+    if (isAddress) {
+      await api('POST', '/auth/' + encodeURIComponent(pasting) + '/redirect', { url: text });
+    } else {
+      await api('POST', '/auth/' + encodeURIComponent(pasting), { token: text });
+      loadIntegrations();
+    }
+    hideLoginBoxes();
   } catch (error) {
-    flash('That URL was not taken: ' + error.message);
+    flash((isAddress ? 'That address was not taken: ' : 'That token was not taken: ') + error.message);
   }
 });
+document.getElementById('paste-cancel').addEventListener('click', hideLoginBoxes);
 
 // ---- sequences -------------------------------------------------------------------------------------
 
@@ -631,6 +698,7 @@ function onEvent(event) {
     if (live && !event.authorised && event.error) {
       flash('Logging in to ' + event.integration + ' did not finish: ' + event.error, [['Try again', () => login(event.integration)]]);
     }
+    if (live && (event.authorised || event.error)) hideLoginBoxes();
     if (live && event.authorised) {
       flash('');
       if (inspected) recheckFields();

@@ -693,3 +693,122 @@ fn a_login_listener_on_another_port_checks_host_and_an_unknown_id_leaves_the_log
         answer.body
     );
 }
+
+/// `mtp auth status` in words, as a user reads it.
+fn auth_status_text(world: &World) -> String {
+    let status = mtp_command(world.home.path())
+        .args(["auth", "status"])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    String::from_utf8_lossy(&status.stdout).into_owned()
+}
+
+#[test]
+fn logging_out_by_the_api_or_the_cli_deletes_the_token_and_auth_status_says_so() {
+    let world = World::new(1);
+    authorise_by_cli(&world);
+    let serve = world.serve(&[]);
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let call = |method: &str, path: &str| {
+        request(
+            serve.port,
+            method,
+            path,
+            &[("Host", &host), ("Authorization", &bearer)],
+            "",
+        )
+    };
+    let authorised = |id: &str| {
+        let rows = call("GET", "/api/auth").json();
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["integration"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no auth row for {id}: {rows}"));
+        row["authorised"] == true
+    };
+    assert!(authorised("mtpw") && authorised("mapillary"));
+
+    let out = call("POST", "/api/auth/mtpw/logout");
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.json()["logged_out"], true, "{}", out.body);
+    assert_eq!(out.json()["was_logged_in"], true, "{}", out.body);
+    assert!(!authorised("mtpw"), "MTPW still authorised after logout");
+    assert!(
+        authorised("mapillary"),
+        "logging out of MTPW touched Mapillary"
+    );
+    // The page learns it from the stream (and raises no error banner: no `error`).
+    let events = read_events(&serve, None, Duration::from_secs(5), |events| {
+        events
+            .iter()
+            .any(|(_, e)| e["type"] == "auth" && e["logged_out"] == true)
+    });
+    let event = events
+        .iter()
+        .find(|(_, e)| e["type"] == "auth" && e["logged_out"] == true)
+        .map(|(_, e)| e.clone())
+        .expect("an auth event for the logout");
+    assert_eq!(event["integration"], "mtpw");
+    assert_eq!(event["authorised"], false);
+    assert!(event.get("error").is_none(), "{event}");
+    // Twice is not an error: it says it was not logged in.
+    let again = call("POST", "/api/auth/mtpw/logout");
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["was_logged_in"], false, "{}", again.body);
+    let unknown = call("POST", "/api/auth/nobody/logout");
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("no integration nobody"),
+        "{}",
+        unknown.body
+    );
+
+    // The CLI sees the same store: MTPW not authorised, with how to log in.
+    let text = auth_status_text(&world);
+    let mtpw_line = text.lines().find(|l| l.starts_with("mtpw")).unwrap_or("");
+    assert!(
+        mtpw_line.contains("not authorised") && mtpw_line.contains("mtp auth mtpw"),
+        "{text}"
+    );
+
+    // The CLI twin, for Mapillary.
+    let logout = mtp_command(world.home.path())
+        .args(["auth", "logout", "mapillary"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&logout.stdout);
+    assert!(
+        logout.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&logout.stderr)
+    );
+    assert!(said.contains("mapillary: logged out"), "{said}");
+    let text = auth_status_text(&world);
+    let mapillary_line = text
+        .lines()
+        .find(|l| l.starts_with("mapillary"))
+        .unwrap_or("");
+    assert!(
+        mapillary_line.contains("not authorised") && mapillary_line.contains("mtp auth mapillary"),
+        "{text}"
+    );
+    assert!(
+        !authorised("mapillary"),
+        "the server still sees Mapillary's login"
+    );
+    for (args, says) in [
+        (vec!["auth", "logout", "nobody"], "no integration nobody"),
+        (vec!["auth", "logout"], "needs the integration"),
+        (vec!["auth", "mtpw", "extra"], "unexpected argument"),
+    ] {
+        let refused = mtp_command(world.home.path()).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

@@ -1,5 +1,7 @@
 //! `mtp serve` in a real browser: headless Chromium driven through chromedriver (WebDriver). Opens the
-//! token URL, logs in to both fakes with the Log in buttons (the redirects land on the server itself),
+//! token URL, logs in to the fakes with the Log in buttons (Mapillary's redirect lands on the server
+//! itself; MTPW's through the paste form, by address and by token, with a Log out between; Panoramax's
+//! claim in a new tab),
 //! inspects a generated sequence, uploads it and waits until the page shows it published on Mapillary
 //! with its key and synced to MTPW; saves screenshots in `target/test-artifacts/`.
 //!
@@ -254,6 +256,93 @@ async fn log_in(client: &Client, base: &str, id: &str) {
     .await;
 }
 
+enum PasteWhat {
+    /// The `app.mtp.desktop://...#access_token=...` address MTPW's consent page redirects to.
+    Address,
+    /// A token the user has.
+    Token(String),
+}
+
+/// Logs in to MTPW from the Integrations page through the paste form.
+async fn mtpw_paste_login(client: &Client, base: &str, what: PasteWhat) {
+    client
+        .goto(&format!("{base}/#integrations"))
+        .await
+        .expect("open the Integrations page");
+    click(client, "button[data-login=\"mtpw\"]").await;
+    let form = wait_for(client, "#paste:not([hidden])").await;
+    let text = form.text().await.unwrap_or_default();
+    assert!(
+        text.contains("app.mtp.desktop") && text.contains("token"),
+        "the paste form says what to paste and where it comes from: {text}"
+    );
+    // The consent page opened in a new tab: this one stays on mtp.
+    let here = client.current_url().await.expect("the current URL");
+    assert!(here.as_str().starts_with(base), "{here}");
+    let pasted = match what {
+        PasteWhat::Address => {
+            shots(client, "login-mtpw-paste").await;
+            // What the user copies: where MTPW's consent page sends the browser.
+            let consent = wait_for(client, "#paste-open")
+                .await
+                .attr("href")
+                .await
+                .ok()
+                .flatten()
+                .expect("the paste form links MTPW's page");
+            let answer = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client")
+                .get(&consent)
+                .send()
+                .await
+                .expect("open MTPW's consent page");
+            answer
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .expect("MTPW's consent page redirects")
+                .to_string()
+        }
+        PasteWhat::Token(token) => token,
+    };
+    let field = wait_for(client, "#paste-url").await;
+    field.send_keys(&pasted).await.expect("paste");
+    click(client, "#paste button[type=\"submit\"]").await;
+    wait_for(client, "#paste[hidden]").await;
+    wait_for(client, "article[data-integration=\"mtpw\"] .who strong").await;
+}
+
+/// Logs in to Panoramax from the Integrations page: its claim page opens in a new tab while this one
+/// waits for the claim, and stays on mtp.
+async fn panoramax_claim_login(client: &Client, base: &str) {
+    client
+        .goto(&format!("{base}/#integrations"))
+        .await
+        .expect("open the Integrations page");
+    click(client, "button[data-login=\"panoramax\"]").await;
+    wait_for(client, "#claim:not([hidden])").await;
+    shots(client, "login-panoramax-claim").await;
+    let who = wait_for(
+        client,
+        "article[data-integration=\"panoramax\"] .who strong",
+    )
+    .await;
+    assert_eq!(who.text().await.unwrap_or_default(), "alice");
+    wait_for(client, "#claim[hidden]").await;
+    let here = client.current_url().await.expect("the current URL");
+    assert!(
+        here.as_str().starts_with(base),
+        "the claim took the mtp tab away: {here}"
+    );
+    let windows = client.windows().await.expect("the browser's windows");
+    assert!(
+        windows.len() >= 2,
+        "the claim page did not open in a new tab"
+    );
+}
+
 async fn run(world: &World) {
     let mut serve = world.serve(&[]);
     let driver = start_driver();
@@ -384,16 +473,38 @@ async fn drive(
         shots(client, "upload-mtpw-left-out").await;
 
         // MTPW redirects only to the app.mtp.desktop scheme (docs/providers/mtpw.md), so its login cannot
-        // land on this server: log in with a token, as a user would, and the page shows it.
-        let mtpw_login = mtp_command(world.home.path())
-            .args(["auth", "mtpw", "--token", &world.mtpw.token()])
-            .output()
-            .expect("run mtp auth mtpw");
+        // land on this server: the page opens MTPW's page in a new tab and asks for the address the
+        // browser was sent to, or a token. The address first, as a user copies it from the browser.
+        mtpw_paste_login(client, base, PasteWhat::Address).await;
+        // Log out: the token is gone, the card offers Log in again (and `mtp auth status` agrees).
+        click(client, "button[data-logout=\"mtpw\"]").await;
+        wait_for(
+            client,
+            "article[data-integration=\"mtpw\"] button[data-login=\"mtpw\"]:not(.secondary)",
+        )
+        .await;
         assert!(
-            mtpw_login.status.success(),
-            "{}",
-            String::from_utf8_lossy(&mtpw_login.stderr)
+            client
+                .find_all(Locator::Css("article[data-integration=\"mtpw\"] .who strong"))
+                .await
+                .expect("look for the login")
+                .is_empty(),
+            "MTPW still shows as logged in after Log out"
         );
+        let status = mtp_command(world.home.path())
+            .args(["auth", "status"])
+            .output()
+            .expect("run mtp auth status");
+        let status = String::from_utf8_lossy(&status.stdout).into_owned();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("mtpw") && l.contains("not authorised")),
+            "{status}"
+        );
+        shots(client, "integrations-mtpw-logged-out").await;
+        // Then with a token, the other way the form offers.
+        mtpw_paste_login(client, base, PasteWhat::Token(world.mtpw.token())).await;
 
         // A cancelled upload reads "cancelled" (not failed) with Resume; Resume finishes it.
         inspect(client, base, &world.sequence).await;
@@ -494,6 +605,9 @@ async fn drive(
         )
         .await;
         shots(client, "sequences").await;
+
+        panoramax_claim_login(client, base).await;
+        shots(client, "integrations-all-logged-in").await;
     })
     .catch_unwind()
     .await
@@ -515,6 +629,18 @@ fn the_page_logs_in_inspects_uploads_and_shows_the_sequence_published_and_synced
             ..Default::default()
         },
     );
+    // Panoramax too, for its claim login (logged in at the end, so it is left out of the uploads).
+    let panoramax = mtp_fakes::fake_panoramax::FakePanoramax::spawn_blocking_thread(
+        mtp_fakes::fake_panoramax::PanoramaxConfig::default(),
+    )
+    .expect("fake Panoramax");
+    let env_path = world.home.path().join(".env");
+    let mut env = std::fs::read_to_string(&env_path).expect("read .env");
+    env.push_str(&format!(
+        "PANORAMAX_URL={}\nPANORAMAX_CLAIM_POLL_MS=200\nPANORAMAX_RETRY_BASE_MS=50\n",
+        panoramax.base_url()
+    ));
+    std::fs::write(&env_path, env).expect("write .env");
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context as _, Result};
+use mtp_host::logout::{logout, LoggedOut, LogoutError};
 use mtp_host::options::RunOptions;
 use mtp_host::registry::{PluginDirs, Registry};
 use mtp_host::runner::Runner;
@@ -129,14 +130,23 @@ impl Host {
         Value::Array(auth::auth_status_json(&self.runner.auth_statuses().await))
     }
 
-    /// Authorises with `id` (the plugin asks the authoriser for the consent page): the account, or the
-    /// error's message.
-    pub(crate) async fn authorize(&self, id: &str) -> Result<String, String> {
+    /// Authorises with `id` (the plugin asks the authoriser for the consent page, or verifies `token`):
+    /// the account, or the error's message.
+    pub(crate) async fn authorize(
+        &self,
+        id: &str,
+        token: Option<String>,
+    ) -> Result<String, String> {
         self.runner
-            .authorize(id, None)
+            .authorize(id, token)
             .await
             .map(|outcome| outcome.account)
             .map_err(|err| err.to_string())
+    }
+
+    /// Logs out of `id` (deletes its tokens from the secret store), as `mtp auth logout` does.
+    pub(crate) fn logout(&self, id: &str) -> Result<LoggedOut, LogoutError> {
+        logout(&self.runner, id)
     }
 
     /// The upload use case for `request`, its options checked against the manifests; the error is a

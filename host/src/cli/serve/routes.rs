@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
 use super::super::sequence::OverrideArgs;
+use mtp_host::logout::{LoggedOut, LogoutError};
+
 use super::events::{self, Hub};
 use super::host_adapter::Host;
 use super::login::{self, Logins};
@@ -70,6 +72,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/auth", get(auth_status))
         .route("/auth/:integration", post(login_start))
         .route("/auth/:integration/redirect", post(login_paste))
+        .route("/auth/:integration/logout", post(logout))
         .route("/events", get(event_stream))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route") })
         .layer(from_fn_with_state(guard.clone(), security::require_token));
@@ -272,8 +275,28 @@ async fn auth_status(State(app): Shared) -> ApiResult {
     Ok(Json(app.host.auth_status().await))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    /// A token the user already has (`mtp auth ID --token T`): verified and stored, no consent page.
+    token: Option<String>,
+}
+
 /// Starts a login; answers with the consent page to open (or, when the plugin needed none, the result).
-async fn login_start(State(app): Shared, Path(integration): Path<String>) -> ApiResult {
+async fn login_start(
+    State(app): Shared,
+    Path(integration): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let request: LoginRequest = if body.is_empty() {
+        LoginRequest::default()
+    } else {
+        parse(&body)?
+    };
+    let token = request.token.map(|t| t.trim().to_string());
+    if token.as_deref() == Some("") {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "token: empty"));
+    }
     // Checked first: a request for no integration must not abandon a real login under way.
     if !app.host.has_integration(&integration) {
         return Err(ApiError::new(
@@ -290,8 +313,13 @@ async fn login_start(State(app): Shared, Path(integration): Path<String>) -> Api
         integration.clone(),
     );
     tokio::spawn(async move {
-        let result = host.authorize(&id).await;
-        logins.end(generation);
+        let result = host.authorize(&id, token).await;
+        let current = logins.end(generation);
+        if !current && result.is_err() {
+            // Abandoned for a newer login (a pasted token, another Log in): that one reports.
+            let _ = done_tx.send(result);
+            return;
+        }
         hub.publish(&match &result {
             Ok(account) => {
                 json!({"type": "auth", "integration": id, "authorised": true, "account": account})
@@ -317,6 +345,21 @@ async fn login_start(State(app): Shared, Path(integration): Path<String>) -> Api
         },
         else => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the login stopped")),
     }
+}
+
+/// Deletes the integration's tokens (as `mtp auth logout`); the page learns it from the stream too.
+async fn logout(State(app): Shared, Path(integration): Path<String>) -> ApiResult {
+    let done = app.host.logout(&integration).map_err(|err| match err {
+        LogoutError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, err),
+        LogoutError::State(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err),
+    })?;
+    let was_logged_in = done == LoggedOut::TokensDeleted;
+    app.hub.publish(
+        &json!({"type": "auth", "integration": integration, "authorised": false,
+        "logged_out": true}),
+    );
+    Ok(Json(json!({"integration": integration, "logged_out": true,
+        "was_logged_in": was_logged_in})))
 }
 
 #[derive(Deserialize)]
