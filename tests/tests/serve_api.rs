@@ -812,3 +812,135 @@ fn logging_out_by_the_api_or_the_cli_deletes_the_token_and_auth_status_says_so()
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_folder_picker_lists_folders_under_home_only_and_relative_paths_start_there() {
+    let world = World::new(1);
+    // The user's home is a folder of the scratch home, which stays the server's working directory:
+    // a relative path resolved against that would not be found.
+    let home = world.home.path().canonicalize().unwrap().join("me");
+    std::fs::create_dir_all(home.join(".hidden")).unwrap();
+    std::fs::rename(&world.sequence, home.join("canal-walk")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), home.join("out")).unwrap();
+    std::os::unix::fs::symlink(home.join("canal-walk"), home.join("walk-link")).unwrap();
+    let serve = world.serve_with_home(&home, &[]);
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let call = |method: &str, path: &str, body: &str| {
+        request(
+            serve.port,
+            method,
+            path,
+            &[("Host", &host), ("Authorization", &bearer)],
+            body,
+        )
+    };
+    let names = |listing: &serde_json::Value| -> Vec<String> {
+        listing["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let top = call("GET", "/api/folders", "");
+    assert_eq!(top.status, 200, "{}", top.body);
+    let top = top.json();
+    assert_eq!(top["path"], home.display().to_string(), "{top}");
+    assert!(top["parent"].is_null(), "{top}");
+    let listed = names(&top);
+    assert!(listed.contains(&"canal-walk".to_string()), "{listed:?}");
+    // A link inside home is listed (resolved); one leading out is not; hidden folders are not.
+    assert!(listed.contains(&"walk-link".to_string()), "{listed:?}");
+    assert!(!listed.contains(&"out".to_string()), "{listed:?}");
+    assert!(!listed.contains(&".hidden".to_string()), "{listed:?}");
+
+    let walk = call("GET", "/api/folders?path=canal-walk", "");
+    assert_eq!(walk.status, 200, "{}", walk.body);
+    let walk = walk.json();
+    assert_eq!(walk["images"], 1, "{walk}");
+    assert_eq!(walk["parent"], home.display().to_string(), "{walk}");
+
+    for refused in [
+        "/api/folders?path=..",
+        "/api/folders?path=canal-walk/../..",
+        "/api/folders?path=/etc",
+        "/api/folders?path=out",
+    ] {
+        let answer = call("GET", refused, "");
+        assert_eq!(answer.status, 400, "{refused}: {}", answer.body);
+        assert!(
+            answer
+                .body
+                .contains("only folders inside your home directory"),
+            "{refused}: {}",
+            answer.body
+        );
+    }
+    let missing = call("GET", "/api/folders?path=nowhere", "");
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert!(missing.body.contains("nowhere"), "{}", missing.body);
+
+    // The page's relative path is taken from the home directory, not the server's working directory.
+    let inspected = call("POST", "/api/inspect", r#"{"path": "canal-walk"}"#);
+    assert_eq!(inspected.status, 200, "{}", inspected.body);
+    assert_eq!(inspected.json()["image_count"], 1, "{}", inspected.body);
+}
+
+#[test]
+fn thumbnails_are_the_photos_embedded_ones_for_inspected_sequences_only() {
+    let world = World::new(2);
+    let mut photos: Vec<_> = std::fs::read_dir(&world.sequence)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    photos.sort();
+    let with = photos[0].clone();
+    let without = photos[1].clone();
+    let thumbnail = mtp_tests::serve::add_exif_thumbnail(&with);
+    let name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let serve = world.serve(&[]);
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let call = |method: &str, path: &str, body: &str| {
+        request(
+            serve.port,
+            method,
+            path,
+            &[("Host", &host), ("Authorization", &bearer)],
+            body,
+        )
+    };
+    let dir = world.sequence.display().to_string();
+    let url = |file: &str| format!("/api/thumbnail?path={dir}&file={file}");
+
+    // Not inspected yet: nothing is served.
+    let early = call("GET", &url(&name(&with)), "");
+    assert_eq!(early.status, 404, "{}", early.body);
+    assert!(early.body.contains("inspect it first"), "{}", early.body);
+
+    let inspected = call("POST", "/api/inspect", &format!(r#"{{"path": "{dir}"}}"#));
+    assert_eq!(inspected.status, 200, "{}", inspected.body);
+    let served = call("GET", &url(&name(&with)), "");
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert_eq!(served.header("content-type"), Some("image/jpeg"));
+    // The helper reads bodies as text: the length is exact, the text as near as lossy UTF-8 allows.
+    let length = thumbnail.len().to_string();
+    assert_eq!(served.header("content-length"), Some(length.as_str()));
+    assert_eq!(served.body, String::from_utf8_lossy(&thumbnail));
+    let none = call("GET", &url(&name(&without)), "");
+    assert_eq!(none.status, 404, "{}", none.body);
+    assert!(none.body.contains("no embedded thumbnail"), "{}", none.body);
+    for other in ["..%2F.env", ".env", "state"] {
+        let refused = call("GET", &url(other), "");
+        assert_eq!(refused.status, 400, "{other}: {}", refused.body);
+        assert!(
+            refused.body.contains("not an image of that sequence"),
+            "{other}: {}",
+            refused.body
+        );
+    }
+}

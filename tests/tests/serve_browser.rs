@@ -89,12 +89,32 @@ async fn connect(driver: &Driver, profile: &Path) -> Client {
 const WAIT: Duration = Duration::from_secs(120);
 
 async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
-    match client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-    {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let found = client
+            .wait()
+            .at_most(deadline.saturating_duration_since(Instant::now()))
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            // The page went elsewhere while it was looked at (a login's redirects): look again.
+            Err(err)
+                if err.to_string().contains("aborted by navigation")
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            found => return wait_result(client, css, found).await,
+        }
+    }
+}
+
+async fn wait_result(
+    client: &Client,
+    css: &str,
+    found: Result<fantoccini::elements::Element, fantoccini::error::CmdError>,
+) -> fantoccini::elements::Element {
+    match found {
         Ok(element) => element,
         Err(err) => {
             let body = client.find(Locator::Css("main")).await.ok();
@@ -232,6 +252,47 @@ async fn inspect(client: &Client, base: &str, dir: &Path) {
     click(client, "#inspect").await;
 }
 
+/// Inspects the folder `name` of the user's home, picked with Browse….
+async fn inspect_by_picker(client: &Client, base: &str, name: &str) {
+    client
+        .goto(&format!("{base}/#upload"))
+        .await
+        .expect("open Upload");
+    client.refresh().await.expect("reload the page");
+    wait_for(client, "#path")
+        .await
+        .clear()
+        .await
+        .expect("clear the path");
+    click(client, "#browse").await;
+    wait_for(client, &format!("#picker button[data-folder=\"{name}\"]")).await;
+    shots(client, "upload-folder-picker").await;
+    click(client, &format!("#picker button[data-folder=\"{name}\"]")).await;
+    wait_for(client, "#picker-up").await;
+    let label = wait_for(client, "#picker-use")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        label.contains("photos"),
+        "the picker counts the folder's photos: {label}"
+    );
+    click(client, "#picker-use").await;
+    wait_for(client, "#picker[hidden]").await;
+    let path = wait_for(client, "#path")
+        .await
+        .prop("value")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    assert!(
+        path.ends_with(name),
+        "the picked folder fills the path: {path}"
+    );
+}
+
 async fn log_in(client: &Client, base: &str, id: &str) {
     client
         .goto(&format!("{base}/#integrations"))
@@ -254,6 +315,62 @@ async fn log_in(client: &Client, base: &str, id: &str) {
         &format!("article[data-integration=\"{id}\"] .who strong"),
     )
     .await;
+}
+
+/// A 1×1 PNG, the tile every request of [`TileServer`] gets.
+const TILE_PNG: [u8; 69] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x38, 0x73, 0xf7, 0x0c,
+    0x00, 0x04, 0xee, 0x02, 0x76, 0x47, 0x44, 0x21, 0x06, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// A stand-in for a tile server on 127.0.0.1 (tests never reach the internet): every path is a tile
+/// while `online`, and 503 otherwise (the page then draws the track alone).
+struct TileServer {
+    base: String,
+    online: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TileServer {
+    fn start() -> TileServer {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the tile server");
+        let base = format!("http://{}", listener.local_addr().expect("its address"));
+        let online = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let serving = online.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = if serving.load(std::sync::atomic::Ordering::SeqCst) {
+                    stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                TILE_PNG.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| stream.write_all(&TILE_PNG))
+                } else {
+                    stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                };
+            }
+        });
+        TileServer { base, online }
+    }
+
+    fn set_online(&self, online: bool) {
+        self.online
+            .store(online, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn template(&self) -> String {
+        format!("{}/{{z}}/{{x}}/{{y}}.png", self.base)
+    }
 }
 
 enum PasteWhat {
@@ -344,12 +461,14 @@ async fn panoramax_claim_login(client: &Client, base: &str) {
 }
 
 async fn run(world: &World) {
-    let mut serve = world.serve(&[]);
+    let tiles = TileServer::start();
+    let template = tiles.template();
+    let mut serve = world.serve(&["--tiles", &template, "--tiles-attribution", "Test tiles"]);
     let driver = start_driver();
     let profile = tempfile::tempdir().expect("a browser profile directory");
     let client = connect(&driver, profile.path()).await;
     let (base, url, token) = (serve.base.clone(), serve.url.clone(), serve.token.clone());
-    let mut result = drive(world, &base, &url, &token, &client).await;
+    let mut result = drive(world, &tiles, &base, &url, &token, &client).await;
     if result.is_ok() {
         result = restart(world, &mut serve, &client).await;
     }
@@ -393,6 +512,7 @@ async fn restart(
 
 async fn drive(
     world: &World,
+    tiles: &TileServer,
     base: &str,
     url: &str,
     token: &str,
@@ -450,8 +570,15 @@ async fn drive(
         wait_for(client, "#plan li[data-integration=\"mapillary\"][data-readiness=\"ready\"]").await;
         wait_for(client, "#plan li[data-integration=\"mtpw\"][data-readiness=\"needs_login\"] button").await;
         wait_for(client, "#plan li[data-integration=\"archive\"][data-readiness=\"disabled\"]").await;
-        // The track, drawn from the images' positions.
+        // The track, drawn from the images' positions; the tile server is down: the track alone, saying so.
         wait_for(client, ".inspection svg.track polyline").await;
+        let offline = wait_for(client, ".track-box[data-tiles=\"offline\"] figcaption").await;
+        assert!(
+            offline.text().await.unwrap_or_default().contains("the track alone"),
+            "the offline map says so"
+        );
+        // These photos have no embedded thumbnail: they say so.
+        wait_for(client, ".thumbs .no-thumb").await;
         let start = wait_for(client, "#start").await;
         assert_eq!(start.text().await.unwrap_or_default(), "Upload to Mapillary");
         shots(client, "upload-plan").await;
@@ -506,8 +633,34 @@ async fn drive(
         // Then with a token, the other way the form offers.
         mtpw_paste_login(client, base, PasteWhat::Token(world.mtpw.token())).await;
 
-        // A cancelled upload reads "cancelled" (not failed) with Resume; Resume finishes it.
-        inspect(client, base, &world.sequence).await;
+        // A cancelled upload reads "cancelled" (not failed) with Resume; Resume finishes it. The folder
+        // is picked with the folder picker this time (the user's home, one level at a time).
+        let folder = world
+            .sequence
+            .file_name()
+            .expect("the sequence's folder name")
+            .to_string_lossy()
+            .into_owned();
+        tiles.set_online(true);
+        inspect_by_picker(client, base, &folder).await;
+        // The tiles load under the track, with their attribution; the photos show their thumbnails.
+        wait_for(client, ".track-box[data-tiles=\"online\"] svg.track g.tiles image").await;
+        let credit = wait_for(client, ".track-box .attribution").await;
+        assert_eq!(credit.text().await.unwrap_or_default(), "Test tiles");
+        wait_for(client, ".thumbs img").await;
+        let loaded: bool = client
+            .execute(
+                "var imgs = document.querySelectorAll('.thumbs img'); \
+                 return imgs.length > 0 && Array.prototype.every.call(imgs, function (i) { \
+                   return i.complete && i.naturalWidth > 0; });",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        assert!(loaded, "the thumbnails did not load");
+        shots(client, "upload-map-and-thumbnails").await;
         wait_for(client, "#plan li[data-integration=\"mtpw\"][data-readiness=\"ready\"]").await;
         let start = wait_for(client, "#start").await;
         assert_eq!(
@@ -585,7 +738,10 @@ async fn drive(
         let resources: Vec<String> = serde_json::from_value(resources).unwrap_or_default();
         assert!(!resources.is_empty());
         for resource in &resources {
-            assert!(resource.starts_with(base), "an external request: {resource}");
+            assert!(
+                resource.starts_with(base) || resource.starts_with(&tiles.base),
+                "an external request: {resource}"
+            );
         }
         shots(client, "upload-done").await;
 
@@ -629,6 +785,13 @@ fn the_page_logs_in_inspects_uploads_and_shows_the_sequence_published_and_synced
             ..Default::default()
         },
     );
+    // The photos of the sequence carry a thumbnail, as a camera's do.
+    for entry in std::fs::read_dir(&world.sequence).expect("list the sequence") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "jpg") {
+            mtp_tests::serve::add_exif_thumbnail(&path);
+        }
+    }
     // Panoramax too, for its claim login (logged in at the end, so it is left out of the uploads).
     let panoramax = mtp_fakes::fake_panoramax::FakePanoramax::spawn_blocking_thread(
         mtp_fakes::fake_panoramax::PanoramaxConfig::default(),
@@ -646,4 +809,108 @@ fn the_page_logs_in_inspects_uploads_and_shows_the_sequence_published_and_synced
         .build()
         .expect("a runtime")
         .block_on(run(&world));
+}
+
+/// An outage: Mapillary's upload service stops answering (nothing listens at its address any more)
+/// while its graph API still works. The page says so in plain words with Retry as the next step, never
+/// the raw `tcp connect error … os error 111`, on Upload and on Sequences.
+#[test]
+fn an_outage_reads_in_plain_words_with_retry_as_the_next_step() {
+    if !browser_available() {
+        return;
+    }
+    let world = World::new(3);
+    let dead = format!("http://127.0.0.1:{}/upload", free_port());
+    let env_path = world.home.path().join(".env");
+    let env = std::fs::read_to_string(&env_path).expect("read .env");
+    let env = env
+        .lines()
+        .map(|l| {
+            if l.starts_with("MAPILLARY_UPLOAD_URL=") {
+                format!("MAPILLARY_UPLOAD_URL={dead}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&env_path, env + "\n").expect("write .env");
+    let login = mtp_command(world.home.path())
+        .args([
+            "auth",
+            "mapillary",
+            "--token",
+            &world.mapillary.config().user_token,
+        ])
+        .output()
+        .expect("run mtp auth mapillary");
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async {
+            let serve = world.serve(&[]);
+            let driver = start_driver();
+            let profile = tempfile::tempdir().expect("a browser profile directory");
+            let client = connect(&driver, profile.path()).await;
+            let result = {
+                use futures::FutureExt as _;
+                std::panic::AssertUnwindSafe(outage(&world, &serve, &client))
+                    .catch_unwind()
+                    .await
+            };
+            let _ = client.close().await;
+            drop(driver);
+            if let Err(panic) = result {
+                eprintln!("mtp serve's stderr:\n{}", serve.stderr_text());
+                std::panic::resume_unwind(panic);
+            }
+        });
+}
+
+async fn outage(world: &World, serve: &mtp_tests::serve::Serve, client: &Client) {
+    client.goto(&serve.url).await.expect("open the token URL");
+    inspect(client, &serve.base, &world.sequence).await;
+    wait_for(
+        client,
+        "#plan li[data-integration=\"mapillary\"][data-readiness=\"ready\"]",
+    )
+    .await;
+    click(client, "#start").await;
+    let ended = ".upload:not([data-status=\"running\"]):not([data-status=\"queued\"])";
+    wait_for(client, &format!("{ended} .actions button")).await;
+    let upload = wait_for(client, ended).await;
+    let text = upload.text().await.unwrap_or_default();
+    assert!(text.contains("Could not reach the service"), "{text}");
+    assert!(text.contains("Retry"), "{text}");
+    for raw in ["os error", "tcp connect", "error sending request"] {
+        assert!(!text.contains(raw), "the raw error shows: {text}");
+    }
+    shots(client, "upload-outage").await;
+    client
+        .goto(&format!("{}/#sequences", serve.base))
+        .await
+        .expect("open Sequences");
+    let card = wait_for(
+        client,
+        "article.sequence tr[data-integration=\"mapillary\"]",
+    )
+    .await;
+    let text = card.text().await.unwrap_or_default();
+    for raw in ["os error", "tcp connect", "error sending request"] {
+        assert!(
+            !text.contains(raw),
+            "the raw error shows on Sequences: {text}"
+        );
+    }
+    assert!(
+        text.contains("could not be reached") || text.contains("cannot be reached"),
+        "{text}"
+    );
+    shots(client, "sequences-outage").await;
 }

@@ -18,7 +18,7 @@ pub(crate) fn run(global: &GlobalArgs, args: AuthArgs) -> Result<ExitCode> {
     match (args.integration.as_str(), args.logout_of, args.token) {
         ("logout", Some(id), None) => log_out(global, &id),
         ("logout", None, _) => usage(
-            "mtp auth logout needs the integration to log out of (mtp auth logout mapillary)"
+            "mtp auth logout needs the integration to log out of (mtp auth status lists them)"
                 .into(),
         ),
         ("status", None, None) => status(global),

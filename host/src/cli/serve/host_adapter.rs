@@ -3,7 +3,7 @@
 //! the CLI's objects. Everything else in `serve/` sees only this module's functions and JSON values.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -113,8 +113,12 @@ impl Host {
         status::status_json(&self.runner)
     }
 
-    /// `mtp sequence inspect --json` for `dir`.
-    pub(crate) async fn inspect(&self, dir: &Path, overrides: OverrideArgs) -> Result<Value> {
+    /// `mtp sequence inspect --json` for `dir`, and its images as (file name, path).
+    pub(crate) async fn inspect(
+        &self,
+        dir: &Path,
+        overrides: OverrideArgs,
+    ) -> Result<(Value, Vec<(String, PathBuf)>)> {
         let dir = dir.to_path_buf();
         let scanned = tokio::task::spawn_blocking(move || scan(&dir, &overrides))
             .await
@@ -122,7 +126,12 @@ impl Host {
         let eligibility = eligibility_of(&self.runner, &scanned).await;
         let mut value = inspect_json(&scanned, &eligibility)?;
         value["track"] = track_json(&scanned);
-        Ok(value)
+        let images = scanned
+            .images
+            .iter()
+            .map(|image| (image.file_name.clone(), image.path.clone()))
+            .collect();
+        Ok((value, images))
     }
 
     /// `mtp auth status --json`.
