@@ -438,9 +438,10 @@ async fn panoramax_claim_login(client: &Client, base: &str) {
         .goto(&format!("{base}/#integrations"))
         .await
         .expect("open the Integrations page");
+    let ours = client.window().await.expect("this tab");
     click(client, "button[data-login=\"panoramax\"]").await;
-    wait_for(client, "#claim:not([hidden])").await;
-    shots(client, "login-panoramax-claim").await;
+    // The fake claims the token as soon as its claim page is opened, so the page's "log in in the other
+    // tab" note may already be gone: the login itself is what is waited for.
     let who = wait_for(
         client,
         "article[data-integration=\"panoramax\"] .who strong",
@@ -453,11 +454,23 @@ async fn panoramax_claim_login(client: &Client, base: &str) {
         here.as_str().starts_with(base),
         "the claim took the mtp tab away: {here}"
     );
-    let windows = client.windows().await.expect("the browser's windows");
-    assert!(
-        windows.len() >= 2,
-        "the claim page did not open in a new tab"
-    );
+    // The claim page opened in a tab of its own.
+    let mut claim_tab = None;
+    for window in client.windows().await.expect("the browser's windows") {
+        if window == ours {
+            continue;
+        }
+        client.switch_to_window(window).await.expect("switch tabs");
+        let url = client.current_url().await.expect("the tab's URL");
+        if url.path().contains("/claim") {
+            claim_tab = Some(url.to_string());
+        }
+    }
+    client
+        .switch_to_window(ours)
+        .await
+        .expect("back to mtp's tab");
+    assert!(claim_tab.is_some(), "no tab opened the claim page");
 }
 
 async fn run(world: &World) {
@@ -811,11 +824,11 @@ fn the_page_logs_in_inspects_uploads_and_shows_the_sequence_published_and_synced
         .block_on(run(&world));
 }
 
-/// An outage: Mapillary's upload service stops answering (nothing listens at its address any more)
-/// while its graph API still works. The page says so in plain words with Retry as the next step, never
-/// the raw `tcp connect error … os error 111`, on Upload and on Sequences.
+/// An outage: Mapillary's upload service does not answer (nothing listens at its address) while its
+/// graph API works. The page says so in plain words while the plugin retries, with Cancel, then Resume
+/// once cancelled; never the raw `tcp connect error … os error 111`, on Upload or on Sequences.
 #[test]
-fn an_outage_reads_in_plain_words_with_retry_as_the_next_step() {
+fn an_outage_reads_in_plain_words_with_the_next_step_as_a_button() {
     if !browser_available() {
         return;
     }
@@ -874,6 +887,7 @@ fn an_outage_reads_in_plain_words_with_retry_as_the_next_step() {
 }
 
 async fn outage(world: &World, serve: &mtp_tests::serve::Serve, client: &Client) {
+    const RAW: [&str; 3] = ["os error", "tcp connect", "error sending request"];
     client.goto(&serve.url).await.expect("open the token URL");
     inspect(client, &serve.base, &world.sequence).await;
     wait_for(
@@ -882,35 +896,58 @@ async fn outage(world: &World, serve: &mtp_tests::serve::Serve, client: &Client)
     )
     .await;
     click(client, "#start").await;
-    let ended = ".upload:not([data-status=\"running\"]):not([data-status=\"queued\"])";
-    wait_for(client, &format!("{ended} .actions button")).await;
-    let upload = wait_for(client, ended).await;
-    let text = upload.text().await.unwrap_or_default();
-    assert!(text.contains("Could not reach the service"), "{text}");
-    assert!(text.contains("Retry"), "{text}");
-    for raw in ["os error", "tcp connect", "error sending request"] {
+    // While the plugin retries by itself (for hours, on a flaky uplink): a plain sentence, and Cancel.
+    let running = ".upload[data-status=\"running\"]";
+    wait_for(client, running).await;
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = wait_for(client, running)
+            .await
+            .text()
+            .await
+            .unwrap_or_default();
+        if text.contains("cannot be reached") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        text.contains("the service cannot be reached; retrying by itself"),
+        "{text}"
+    );
+    assert!(text.contains("Cancel"), "{text}");
+    for raw in RAW {
         assert!(!text.contains(raw), "the raw error shows: {text}");
     }
-    shots(client, "upload-outage").await;
+    shots(client, "upload-outage-retrying").await;
+    // Cancelled: Resume is the next step, nothing reads "failed" or "working…".
+    click(client, &format!("{running} button.danger")).await;
+    wait_for(client, ".upload[data-status=\"cancelled\"] .actions button").await;
+    let text = wait_for(client, ".upload[data-status=\"cancelled\"]")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(text.contains("Resume"), "{text}");
+    assert!(
+        !text.contains("working…") && !text.contains("Failed"),
+        "{text}"
+    );
+    for raw in RAW {
+        assert!(!text.contains(raw), "the raw error shows: {text}");
+    }
+    shots(client, "upload-outage-cancelled").await;
     client
         .goto(&format!("{}/#sequences", serve.base))
         .await
         .expect("open Sequences");
-    let card = wait_for(
-        client,
-        "article.sequence tr[data-integration=\"mapillary\"]",
-    )
-    .await;
+    let card = wait_for(client, "article.sequence").await;
     let text = card.text().await.unwrap_or_default();
-    for raw in ["os error", "tcp connect", "error sending request"] {
+    for raw in RAW {
         assert!(
             !text.contains(raw),
             "the raw error shows on Sequences: {text}"
         );
     }
-    assert!(
-        text.contains("could not be reached") || text.contains("cannot be reached"),
-        "{text}"
-    );
     shots(client, "sequences-outage").await;
 }
