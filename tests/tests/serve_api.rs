@@ -944,3 +944,42 @@ fn thumbnails_are_the_photos_embedded_ones_for_inspected_sequences_only() {
         );
     }
 }
+
+#[test]
+fn map_tiles_come_from_the_configured_server_only_and_none_means_none() {
+    let world = World::new(1);
+    for (extra, tiles, images) in [
+        (
+            vec!["--tiles", "http://127.0.0.1:9/{z}/{x}/{y}.png"],
+            serde_json::json!({"url": "http://127.0.0.1:9/{z}/{x}/{y}.png",
+                "attribution": "© OpenStreetMap contributors", "attribution_url": null}),
+            "img-src 'self' data: http://127.0.0.1:9;",
+        ),
+        // The harness sets MTP_TILES=none: tests never reach the internet.
+        (vec![], serde_json::Value::Null, "img-src 'self' data:;"),
+    ] {
+        let serve = world.serve(&extra);
+        let host = format!("127.0.0.1:{}", serve.port);
+        let bearer = format!("Bearer {}", serve.token);
+        let config = request(
+            serve.port,
+            "GET",
+            "/api/config",
+            &[("Host", &host), ("Authorization", &bearer)],
+            "",
+        );
+        assert_eq!(config.status, 200, "{}", config.body);
+        assert_eq!(config.json()["tiles"], tiles, "{extra:?}");
+        let script = request(serve.port, "GET", "/app.js", &[("Host", &host)], "");
+        let policy = script.header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains(images), "{extra:?}: {policy}");
+        assert!(policy.contains("default-src 'self'"), "{policy}");
+    }
+    let refused = mtp_command(world.home.path())
+        .args(["serve", "--tiles", "https://tiles.example/tile.png"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("needs {z}, {x} and {y}"), "{said}");
+}
