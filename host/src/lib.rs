@@ -21,6 +21,7 @@ pub mod identity;
 pub mod library_names;
 pub mod loader;
 pub mod lock;
+pub mod logout;
 pub mod options;
 pub mod recheck;
 pub mod registry;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 mod alias;
 mod listing;
+mod secrets;
 pub use listing::{
     newest_sequence_first, ErrorView, LinkView, Listing, OutcomeView, RecordView, StoredRecord,
     Text,

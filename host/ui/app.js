@@ -102,11 +102,17 @@ function keyLinks(integration, keys) {
   return out;
 }
 
+const NETWORK_ERROR = /os error|tcp connect|connection (refused|reset)|timed out|error sending request|dns error/i;
+
 // A network error while the plugin retries by itself, in plain words (the raw text helps nobody here).
 function plainStep(text) {
-  if (/os error|tcp connect|connection (refused|reset)|timed out|error sending request|dns error/i.test(text || '')) {
-    return 'the service cannot be reached; retrying by itself (nothing sent is lost)';
-  }
+  if (NETWORK_ERROR.test(text || '')) return 'the service cannot be reached; retrying by itself (nothing sent is lost)';
+  return text;
+}
+
+// A stored record's last error: the retries are over, so the next step is the user's.
+function plainLastError(text) {
+  if (NETWORK_ERROR.test(text || '')) return 'the service could not be reached (nothing sent is lost): resume when the connection is back';
   return text;
 }
 
@@ -148,6 +154,7 @@ function integrationCard(info, auth) {
   const state = info.enabled ? 'enabled' : (info.loaded ? 'disabled' : 'not_loaded');
   let who = null;
   let button = null;
+  let logoutButton = null;
   if (info.enabled && auth) {
     if (auth.error) who = el('p', { class: 'muted' }, 'Login state unknown: ' + auth.error.message);
     else if (!auth.needs_auth) who = el('p', { class: 'muted' }, 'No login needed.');
@@ -157,6 +164,10 @@ function integrationCard(info, auth) {
     if (auth.needs_auth) {
       button = el('button', { type: 'button', class: auth.authorised ? 'secondary' : '', dataset: { login: info.id },
         onclick: () => login(info.id) }, auth.authorised ? 'Log in again' : 'Log in');
+    }
+    if (auth.needs_auth && auth.authorised) {
+      logoutButton = el('button', { type: 'button', class: 'secondary', dataset: { logout: info.id },
+        'aria-label': 'Log out of ' + (info.name || info.id), onclick: () => logout(info.id) }, 'Log out');
     }
   }
   const after = info.after && info.after.length ? el('p', { class: 'muted' }, 'Runs after ' + info.after.join(', ')) : null;
@@ -169,7 +180,19 @@ function integrationCard(info, auth) {
     info.reason ? el('p', { class: 'reason' }, info.reason) : null,
     after,
     who,
-    button ? el('div', { class: 'actions' }, button) : null);
+    button ? el('div', { class: 'actions' }, button, logoutButton) : null);
+}
+
+// Forgets the integration's tokens (mtp auth logout); the card then offers Log in again.
+async function logout(id) {
+  flash('');
+  try {
+    await api('POST', '/auth/' + encodeURIComponent(id) + '/logout');
+    loadIntegrations();
+    if (inspected) recheckFields();
+  } catch (error) {
+    flash('Cannot log out of ' + id + ': ' + error.message);
+  }
 }
 
 async function login(id) {
@@ -177,13 +200,11 @@ async function login(id) {
   try {
     const answer = await api('POST', '/auth/' + encodeURIComponent(id));
     if (answer.authorised) { loadIntegrations(); return; }
-    if (answer.landing === 'paste') {
+    if (answer.landing === 'paste' || answer.landing === 'claim') {
+      // The consent page opens in a new tab: this one keeps the page (and its progress).
       window.open(answer.consent_url, '_blank', 'noopener');
-      pasting = id;
-      document.getElementById('paste-target').textContent = answer.redirect_uri;
-      const form = document.getElementById('paste');
-      form.hidden = false;
-      document.getElementById('paste-url').focus();
+      showLoginBox(answer.landing, id, answer);
+      if (answer.landing === 'claim') waitForLogin(id);
     } else {
       // The browser comes back to this server (or our listener), which brings it back here.
       location.assign(answer.consent_url);
@@ -193,15 +214,105 @@ async function login(id) {
   }
 }
 
+function nameOf(id) {
+  const card = document.querySelector('article[data-integration="' + id + '"] h2');
+  return card ? card.textContent : id;
+}
+
+// The paste form (a redirect that cannot come back here) or the claim note (the plugin learns the
+// outcome by itself), on the Integrations page.
+function showLoginBox(landing, id, answer) {
+  if (location.hash !== '#integrations') location.hash = '#integrations';
+  const box = document.getElementById(landing === 'paste' ? 'paste' : 'claim');
+  document.getElementById(landing + '-name').textContent = nameOf(id);
+  document.getElementById(landing + '-open').href = answer.consent_url;
+  if (landing === 'paste') {
+    pasting = id;
+    document.getElementById('paste-target').textContent = answer.redirect_uri;
+    document.getElementById('paste-url').value = '';
+  }
+  box.hidden = false;
+  box.scrollIntoView({ block: 'nearest' });
+  if (landing === 'paste') document.getElementById('paste-url').focus();
+}
+
+function hideLoginBoxes() {
+  document.getElementById('paste').hidden = true;
+  document.getElementById('claim').hidden = true;
+}
+
+// Polls the login state until `id` is logged in (the claim was made in the other tab) or 5 minutes
+// pass; the stream's auth event usually says so first.
+async function waitForLogin(id) {
+  const until = Date.now() + 5 * 60 * 1000;
+  while (Date.now() < until && !document.getElementById('claim').hidden) {
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    try {
+      const rows = await api('GET', '/auth');
+      if (rows.some((r) => r.integration === id && r.authorised)) {
+        hideLoginBoxes();
+        loadIntegrations();
+        return;
+      }
+    } catch (error) { /* the server is away: the stream says so */ }
+  }
+}
+
 document.getElementById('paste').addEventListener('submit', async (event) => {
   event.preventDefault();
-  const url = document.getElementById('paste-url').value;
+  const text = document.getElementById('paste-url').value.trim();
+  // An address has a scheme (`app.mtp.desktop://...#access_token=...`); anything else is a token.
+  const isAddress = /^[a-z][a-z0-9+.-]*:/i.test(text) || text.includes('#') || text.includes('?');
   try {
-    await api('POST', '/auth/' + encodeURIComponent(pasting) + '/redirect', { url });
-    document.getElementById('paste').hidden = true;
+    if (isAddress) {
+      await api('POST', '/auth/' + encodeURIComponent(pasting) + '/redirect', { url: text });
+    } else {
+      await api('POST', '/auth/' + encodeURIComponent(pasting), { token: text });
+      loadIntegrations();
+    }
+    hideLoginBoxes();
   } catch (error) {
-    flash('That URL was not taken: ' + error.message);
+    flash((isAddress ? 'That address was not taken: ' : 'That token was not taken: ') + error.message);
   }
+});
+document.getElementById('paste-cancel').addEventListener('click', hideLoginBoxes);
+
+// ---- the folder picker (folders under the home directory only; GET /api/folders) -----------------------
+
+async function browse(path) {
+  const box = document.getElementById('picker');
+  const button = document.getElementById('browse');
+  try {
+    const listing = await api('GET', '/folders' + (path ? '?path=' + encodeURIComponent(path) : ''));
+    const use = el('button', { type: 'button', id: 'picker-use', onclick: () => {
+      document.getElementById('path').value = listing.path;
+      closePicker();
+      document.getElementById('inspect-form').requestSubmit();
+    } }, 'Use this folder' + (listing.images ? ' (' + listing.images + ' photos)' : ''));
+    const up = listing.parent ? el('button', { type: 'button', class: 'secondary', id: 'picker-up',
+      onclick: () => browse(listing.parent) }, 'Up') : null;
+    box.replaceChildren(
+      el('div', { class: 'picker-head' }, el('span', { class: 'path', id: 'picker-path' }, listing.path), up, use),
+      listing.folders.length
+        ? el('ul', { class: 'picker-list', 'aria-label': 'Folders in ' + listing.path },
+          listing.folders.map((f) => el('li', {}, el('button', { type: 'button', class: 'link', dataset: { folder: f.name },
+            onclick: () => browse(f.path) }, f.name))))
+        : el('p', { class: 'muted small' }, 'No folders here.'));
+    box.hidden = false;
+    button.setAttribute('aria-expanded', 'true');
+  } catch (error) {
+    flash('Cannot open that folder: ' + error.message);
+  }
+}
+
+function closePicker() {
+  document.getElementById('picker').hidden = true;
+  document.getElementById('browse').setAttribute('aria-expanded', 'false');
+}
+
+document.getElementById('browse').addEventListener('click', () => {
+  if (!document.getElementById('picker').hidden) { closePicker(); return; }
+  browse(document.getElementById('path').value.trim());
 });
 
 // ---- sequences -------------------------------------------------------------------------------------
@@ -252,7 +363,7 @@ function sequenceCard(rows) {
           row.message ? el('div', {}, row.message) : null,
           row.last_error && /cancelled by the user/.test(row.last_error)
             ? el('div', { class: 'muted' }, 'Cancelled by you.')
-            : row.last_error ? el('div', { class: 'error' }, 'Last error: ' + plainStep(row.last_error)) : null,
+            : row.last_error ? el('div', { class: 'error' }, 'Last error: ' + plainLastError(row.last_error)) : null,
           row.next_action ? el('div', { class: 'muted' }, 'Next: ' + row.next_action) : null))))));
 }
 
@@ -286,7 +397,7 @@ document.getElementById('inspect-form').addEventListener('submit', async (event)
   box.replaceChildren(el('p', { class: 'muted' }, 'Reading ' + path + '…'));
   try {
     const [summary, integrations, auth] = await Promise.all([
-      api('POST', '/inspect', { path }), api('GET', '/integrations'), api('GET', '/auth')]);
+      api('POST', '/inspect', { path }), api('GET', '/integrations'), api('GET', '/auth'), configReady]);
     inspected = { path, summary, integrations, auth };
     box.replaceChildren(inspectionCard(inspected));
     renderPlan();
@@ -400,6 +511,18 @@ function startLabel() {
 
 // The sequence's track, drawn from the images' positions (a small view of our own: no tiles, nothing
 // fetched), images with problems marked.
+// The server's settings the page needs (the map tiles), asked once.
+let pageConfig = { tiles: null };
+const configReady = api('GET', '/config').then((c) => { pageConfig = c; }).catch(() => {});
+
+// Web Mercator at zoom 0 (the world is 256 px wide), as slippy map tiles use it.
+function mercator(lat, lon) {
+  const s = Math.sin(Math.max(-85.0511, Math.min(85.0511, lat)) * Math.PI / 180);
+  return [(lon + 180) / 360 * 256, (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * 256];
+}
+
+// The track on a small map of our own: OpenStreetMap tiles (or the server's --tiles) under it when they
+// load, with their attribution; the track alone when they do not (offline) or the server has none.
 function trackView(track) {
   if (!track || !track.length) return el('p', { class: 'muted' }, 'No image has a position to show.');
   const NS = 'http://www.w3.org/2000/svg';
@@ -408,31 +531,78 @@ function trackView(track) {
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
     return node;
   };
-  const lats = track.map((p) => p.lat), lons = track.map((p) => p.lon);
-  const minLat = Math.min(...lats), maxLat = Math.max(...lats), minLon = Math.min(...lons), maxLon = Math.max(...lons);
-  const shrink = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
-  const w = Math.max((maxLon - minLon) * shrink, 1e-9), h = Math.max(maxLat - minLat, 1e-9);
-  const W = 600, H = 220, pad = 14;
-  const scale = Math.min((W - 2 * pad) / w, (H - 2 * pad) / h);
-  const ox = (W - w * scale) / 2, oy = (H - h * scale) / 2;
-  const xy = (p) => [ox + (p.lon - minLon) * shrink * scale, H - oy - (p.lat - minLat) * scale];
+  const W = 600, H = 220, pad = 14, TILE = 256;
+  const tiles = pageConfig.tiles;
+  const world = track.map((p) => mercator(p.lat, p.lon));
+  const xs = world.map((p) => p[0]), ys = world.map((p) => p[1]);
+  const minX = Math.min(...xs), maxX = Math.max(...xs), minY = Math.min(...ys), maxY = Math.max(...ys);
+  let scale = Math.min((W - 2 * pad) / Math.max(maxX - minX, 1e-12), (H - 2 * pad) / Math.max(maxY - minY, 1e-12));
+  // Tiles come in whole zoom levels (OpenStreetMap's go to 19).
+  const zoom = Math.max(0, Math.min(19, Math.floor(Math.log2(scale))));
+  scale = tiles ? 2 ** zoom : Math.min(scale, 2 ** 19);
+  const ox = ((minX + maxX) / 2) * scale - W / 2, oy = ((minY + maxY) / 2) * scale - H / 2;
+  const xy = (p) => [p[0] * scale - ox, p[1] * scale - oy];
   const bad = track.filter((p) => p.problem).length;
   const view = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'track', role: 'img',
     'aria-label': 'Track of ' + track.length + ' images' + (bad ? ', ' + bad + ' with problems (red)' : '') });
-  view.append(svg('polyline', { points: track.map((p) => xy(p).map((n) => n.toFixed(1)).join(',')).join(' '),
+  const caption = el('figcaption', { class: 'muted small' }, 'Track (○ start' + (bad ? ', ● image with a problem' : '') + ')');
+  const figure = el('figure', { class: 'track-box', dataset: { tiles: tiles ? 'loading' : 'none' } }, view, caption);
+  if (tiles) {
+    const n = 2 ** zoom;
+    const layer = svg('g', { class: 'tiles' });
+    const offline = () => {
+      if (figure.dataset.tiles === 'offline') return;
+      figure.dataset.tiles = 'offline';
+      layer.remove();
+      caption.replaceChildren('Track (○ start' + (bad ? ', ● image with a problem' : '') +
+        '). The map could not be loaded (offline?): the track alone.');
+    };
+    for (let tx = Math.floor(ox / TILE); tx <= Math.floor((ox + W) / TILE); tx++) {
+      for (let ty = Math.max(0, Math.floor(oy / TILE)); ty <= Math.min(n - 1, Math.floor((oy + H) / TILE)); ty++) {
+        const url = tiles.url.replace('{z}', zoom).replace('{x}', ((tx % n) + n) % n).replace('{y}', ty);
+        const image = svg('image', { href: url, x: tx * TILE - ox, y: ty * TILE - oy, width: TILE, height: TILE });
+        image.addEventListener('load', () => { if (figure.dataset.tiles === 'loading') figure.dataset.tiles = 'online'; });
+        image.addEventListener('error', offline);
+        layer.append(image);
+      }
+    }
+    view.append(layer);
+    const credit = tiles.attribution_url
+      ? el('a', { href: tiles.attribution_url, target: '_blank', rel: 'noopener noreferrer' }, tiles.attribution)
+      : tiles.attribution;
+    caption.append(' Map: ', el('span', { class: 'attribution' }, credit));
+  }
+  view.append(svg('polyline', { points: track.map((p, i) => xy(world[i]).map((v) => v.toFixed(1)).join(',')).join(' '),
     fill: 'none', stroke: '#1f6f5c', 'stroke-width': 3, 'stroke-linejoin': 'round', 'stroke-linecap': 'round' }));
-  const [sx, sy] = xy(track[0]);
+  const [sx, sy] = xy(world[0]);
   view.append(svg('circle', { cx: sx, cy: sy, r: 6, fill: '#fff', stroke: '#1f6f5c', 'stroke-width': 3 }));
-  for (const p of track.filter((q) => q.problem)) {
-    const [x, y] = xy(p);
-    const mark = svg('circle', { cx: x, cy: y, r: 5, fill: '#b3261e' });
+  track.forEach((p, i) => {
+    if (!p.problem) return;
+    const [x, y] = xy(world[i]);
+    const mark = svg('circle', { cx: x, cy: y, r: 5, fill: '#b3261e', stroke: '#fff', 'stroke-width': 1.5 });
     const title = svg('title', {});
     title.textContent = p.file + ' has a problem';
     mark.append(title);
     view.append(mark);
-  }
-  return el('figure', { class: 'track-box' }, view,
-    el('figcaption', { class: 'muted small' }, 'Track (○ start' + (bad ? ', ● image with a problem' : '') + ')'));
+  });
+  return figure;
+}
+
+// A few of the sequence's photos, by their embedded EXIF thumbnails (GET /api/thumbnail); a photo
+// without one shows its name only.
+function thumbnailStrip(path, track) {
+  const images = track || [];
+  if (!images.length) return null;
+  const count = Math.min(8, images.length);
+  const picked = [...new Set(Array.from({ length: count }, (_, i) =>
+    Math.round((i * (images.length - 1)) / Math.max(1, count - 1))))].map((i) => images[i]);
+  return el('ul', { class: 'thumbs', 'aria-label': 'Some of the photos' }, picked.map((p) => {
+    const caption = el('span', { class: 'small' }, p.file);
+    const img = el('img', { src: '/api/thumbnail?path=' + encodeURIComponent(path) + '&file=' + encodeURIComponent(p.file),
+      alt: p.file, loading: 'lazy', width: 120, height: 90 });
+    img.addEventListener('error', () => { img.replaceWith(el('span', { class: 'no-thumb small' }, 'no thumbnail')); });
+    return el('li', { class: p.problem ? 'problem' : '', dataset: { file: p.file } }, img, caption);
+  }));
 }
 
 function inspectionCard({ path, summary }) {
@@ -460,6 +630,7 @@ function inspectionCard({ path, summary }) {
   el('div', { class: 'overview' },
     el('dl', { class: 'stats' }, stats.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
     trackView(summary.track)),
+  thumbnailStrip(path, summary.track),
   el('h3', {}, 'Problems'),
   el('div', { id: 'problems' }),
   el('fieldset', { class: 'metadata' }, el('legend', {}, 'Sequence details'),
@@ -631,6 +802,7 @@ function onEvent(event) {
     if (live && !event.authorised && event.error) {
       flash('Logging in to ' + event.integration + ' did not finish: ' + event.error, [['Try again', () => login(event.integration)]]);
     }
+    if (live && (event.authorised || event.error)) hideLoginBoxes();
     if (live && event.authorised) {
       flash('');
       if (inspected) recheckFields();

@@ -108,6 +108,11 @@ impl World {
     pub fn serve(&self, extra: &[&str]) -> Serve {
         Serve::start(self.home.path(), self.port, extra)
     }
+
+    /// The same with `user_home` as the server's `HOME` (its working directory stays the scratch home).
+    pub fn serve_with_home(&self, user_home: &Path, extra: &[&str]) -> Serve {
+        Serve::start_with_home(self.home.path(), user_home, self.port, extra)
+    }
 }
 
 /// A running `mtp serve`; killed (by PID) when dropped.
@@ -126,8 +131,17 @@ pub struct Serve {
 
 impl Serve {
     fn start(home: &Path, port: u16, extra: &[&str]) -> Serve {
+        Serve::start_with_home(home, home, port, extra)
+    }
+
+    /// `user_home` is the server's `HOME` (what the folder picker browses; the scratch home by default,
+    /// never the tester's).
+    fn start_with_home(home: &Path, user_home: &Path, port: u16, extra: &[&str]) -> Serve {
         let stderr = home.join(format!("serve-{port}.stderr"));
         let mut child = mtp_command(home)
+            .env("HOME", user_home)
+            // No map tiles from the internet in tests (a test passes `--tiles` of its own).
+            .env("MTP_TILES", "none")
             .args(["serve", "--json", "--port"])
             .arg(port.to_string())
             .args(extra)
@@ -359,4 +373,48 @@ fn parse_events(raw: &[u8]) -> Vec<(u64, serde_json::Value)> {
         }
     }
     events
+}
+
+/// Gives the JPEG at `path` an EXIF thumbnail (IFD1), as cameras embed one: a small JPEG of its own,
+/// written with kamadak-exif's writer beside every field the photo had. Answers the thumbnail's bytes.
+pub fn add_exif_thumbnail(path: &Path) -> Vec<u8> {
+    use plugin_api::jpeg::{exif_segment, marker, read_segments, EXIF_ID};
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let small = dir.path().join("thumb.jpg");
+    mtp_sequence::generate::write_image(
+        &small,
+        &mtp_sequence::generate::ImageSpec {
+            width: 96,
+            height: 72,
+            latitude: None,
+            longitude: None,
+            ..Default::default()
+        },
+    )
+    .expect("write a thumbnail");
+    let thumbnail = std::fs::read(&small).expect("read the thumbnail");
+    let photo = std::fs::read(path).expect("read the photo");
+    let segments = read_segments(std::io::Cursor::new(&photo)).expect("the photo's segments");
+    let app1 = segments
+        .iter()
+        .find(|s| {
+            s.marker == marker::APP1 && photo[s.payload_offset() as usize..].starts_with(EXIF_ID)
+        })
+        .expect("the photo has EXIF");
+    let tiff = photo[app1.payload_offset() as usize + EXIF_ID.len()..app1.end() as usize].to_vec();
+    let exif = exif::Reader::new()
+        .read_raw(tiff)
+        .expect("the photo's EXIF");
+    let mut writer = exif::experimental::Writer::new();
+    for field in exif.fields() {
+        writer.push_field(field);
+    }
+    writer.set_jpeg(&thumbnail, exif::In::THUMBNAIL);
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).expect("write the EXIF");
+    let mut out = photo[..app1.offset as usize].to_vec();
+    out.extend(exif_segment(tiff.get_ref()).expect("an EXIF segment"));
+    out.extend(&photo[app1.end() as usize..]);
+    std::fs::write(path, out).expect("write the photo");
+    thumbnail
 }

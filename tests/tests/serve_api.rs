@@ -693,3 +693,293 @@ fn a_login_listener_on_another_port_checks_host_and_an_unknown_id_leaves_the_log
         answer.body
     );
 }
+
+/// `mtp auth status` in words, as a user reads it.
+fn auth_status_text(world: &World) -> String {
+    let status = mtp_command(world.home.path())
+        .args(["auth", "status"])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    String::from_utf8_lossy(&status.stdout).into_owned()
+}
+
+#[test]
+fn logging_out_by_the_api_or_the_cli_deletes_the_token_and_auth_status_says_so() {
+    let world = World::new(1);
+    authorise_by_cli(&world);
+    let serve = world.serve(&[]);
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let call = |method: &str, path: &str| {
+        request(
+            serve.port,
+            method,
+            path,
+            &[("Host", &host), ("Authorization", &bearer)],
+            "",
+        )
+    };
+    let authorised = |id: &str| {
+        let rows = call("GET", "/api/auth").json();
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["integration"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no auth row for {id}: {rows}"));
+        row["authorised"] == true
+    };
+    assert!(authorised("mtpw") && authorised("mapillary"));
+
+    let out = call("POST", "/api/auth/mtpw/logout");
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.json()["logged_out"], true, "{}", out.body);
+    assert_eq!(out.json()["was_logged_in"], true, "{}", out.body);
+    assert!(!authorised("mtpw"), "MTPW still authorised after logout");
+    assert!(
+        authorised("mapillary"),
+        "logging out of MTPW touched Mapillary"
+    );
+    // The page learns it from the stream (and raises no error banner: no `error`).
+    let events = read_events(&serve, None, Duration::from_secs(5), |events| {
+        events
+            .iter()
+            .any(|(_, e)| e["type"] == "auth" && e["logged_out"] == true)
+    });
+    let event = events
+        .iter()
+        .find(|(_, e)| e["type"] == "auth" && e["logged_out"] == true)
+        .map(|(_, e)| e.clone())
+        .expect("an auth event for the logout");
+    assert_eq!(event["integration"], "mtpw");
+    assert_eq!(event["authorised"], false);
+    assert!(event.get("error").is_none(), "{event}");
+    // Twice is not an error: it says it was not logged in.
+    let again = call("POST", "/api/auth/mtpw/logout");
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["was_logged_in"], false, "{}", again.body);
+    let unknown = call("POST", "/api/auth/nobody/logout");
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("no integration nobody"),
+        "{}",
+        unknown.body
+    );
+
+    // The CLI sees the same store: MTPW not authorised, with how to log in.
+    let text = auth_status_text(&world);
+    let mtpw_line = text.lines().find(|l| l.starts_with("mtpw")).unwrap_or("");
+    assert!(
+        mtpw_line.contains("not authorised") && mtpw_line.contains("mtp auth mtpw"),
+        "{text}"
+    );
+
+    // The CLI twin, for Mapillary.
+    let logout = mtp_command(world.home.path())
+        .args(["auth", "logout", "mapillary"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&logout.stdout);
+    assert!(
+        logout.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&logout.stderr)
+    );
+    assert!(said.contains("mapillary: logged out"), "{said}");
+    let text = auth_status_text(&world);
+    let mapillary_line = text
+        .lines()
+        .find(|l| l.starts_with("mapillary"))
+        .unwrap_or("");
+    assert!(
+        mapillary_line.contains("not authorised") && mapillary_line.contains("mtp auth mapillary"),
+        "{text}"
+    );
+    assert!(
+        !authorised("mapillary"),
+        "the server still sees Mapillary's login"
+    );
+    for (args, says) in [
+        (vec!["auth", "logout", "nobody"], "no integration nobody"),
+        (vec!["auth", "logout"], "needs the integration"),
+        (vec!["auth", "mtpw", "extra"], "unexpected argument"),
+    ] {
+        let refused = mtp_command(world.home.path()).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn the_folder_picker_lists_folders_under_home_only_and_relative_paths_start_there() {
+    let world = World::new(1);
+    // The user's home is a folder of the scratch home, which stays the server's working directory:
+    // a relative path resolved against that would not be found.
+    let home = world.home.path().canonicalize().unwrap().join("me");
+    std::fs::create_dir_all(home.join(".hidden")).unwrap();
+    std::fs::rename(&world.sequence, home.join("canal-walk")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), home.join("out")).unwrap();
+    std::os::unix::fs::symlink(home.join("canal-walk"), home.join("walk-link")).unwrap();
+    let serve = world.serve_with_home(&home, &[]);
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let call = |method: &str, path: &str, body: &str| {
+        request(
+            serve.port,
+            method,
+            path,
+            &[("Host", &host), ("Authorization", &bearer)],
+            body,
+        )
+    };
+    let names = |listing: &serde_json::Value| -> Vec<String> {
+        listing["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let top = call("GET", "/api/folders", "");
+    assert_eq!(top.status, 200, "{}", top.body);
+    let top = top.json();
+    assert_eq!(top["path"], home.display().to_string(), "{top}");
+    assert!(top["parent"].is_null(), "{top}");
+    let listed = names(&top);
+    assert!(listed.contains(&"canal-walk".to_string()), "{listed:?}");
+    // A link inside home is listed (resolved); one leading out is not; hidden folders are not.
+    assert!(listed.contains(&"walk-link".to_string()), "{listed:?}");
+    assert!(!listed.contains(&"out".to_string()), "{listed:?}");
+    assert!(!listed.contains(&".hidden".to_string()), "{listed:?}");
+
+    let walk = call("GET", "/api/folders?path=canal-walk", "");
+    assert_eq!(walk.status, 200, "{}", walk.body);
+    let walk = walk.json();
+    assert_eq!(walk["images"], 1, "{walk}");
+    assert_eq!(walk["parent"], home.display().to_string(), "{walk}");
+
+    for refused in [
+        "/api/folders?path=..",
+        "/api/folders?path=canal-walk/../..",
+        "/api/folders?path=/etc",
+        "/api/folders?path=out",
+    ] {
+        let answer = call("GET", refused, "");
+        assert_eq!(answer.status, 400, "{refused}: {}", answer.body);
+        assert!(
+            answer
+                .body
+                .contains("only folders inside your home directory"),
+            "{refused}: {}",
+            answer.body
+        );
+    }
+    let missing = call("GET", "/api/folders?path=nowhere", "");
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert!(missing.body.contains("nowhere"), "{}", missing.body);
+
+    // The page's relative path is taken from the home directory, not the server's working directory.
+    let inspected = call("POST", "/api/inspect", r#"{"path": "canal-walk"}"#);
+    assert_eq!(inspected.status, 200, "{}", inspected.body);
+    assert_eq!(inspected.json()["image_count"], 1, "{}", inspected.body);
+}
+
+#[test]
+fn thumbnails_are_the_photos_embedded_ones_for_inspected_sequences_only() {
+    let world = World::new(2);
+    let mut photos: Vec<_> = std::fs::read_dir(&world.sequence)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    photos.sort();
+    let with = photos[0].clone();
+    let without = photos[1].clone();
+    let thumbnail = mtp_tests::serve::add_exif_thumbnail(&with);
+    let name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let serve = world.serve(&[]);
+    let host = format!("127.0.0.1:{}", serve.port);
+    let bearer = format!("Bearer {}", serve.token);
+    let call = |method: &str, path: &str, body: &str| {
+        request(
+            serve.port,
+            method,
+            path,
+            &[("Host", &host), ("Authorization", &bearer)],
+            body,
+        )
+    };
+    let dir = world.sequence.display().to_string();
+    let url = |file: &str| format!("/api/thumbnail?path={dir}&file={file}");
+
+    // Not inspected yet: nothing is served.
+    let early = call("GET", &url(&name(&with)), "");
+    assert_eq!(early.status, 404, "{}", early.body);
+    assert!(early.body.contains("inspect it first"), "{}", early.body);
+
+    let inspected = call("POST", "/api/inspect", &format!(r#"{{"path": "{dir}"}}"#));
+    assert_eq!(inspected.status, 200, "{}", inspected.body);
+    let served = call("GET", &url(&name(&with)), "");
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert_eq!(served.header("content-type"), Some("image/jpeg"));
+    // The helper reads bodies as text: the length is exact, the text as near as lossy UTF-8 allows.
+    let length = thumbnail.len().to_string();
+    assert_eq!(served.header("content-length"), Some(length.as_str()));
+    assert_eq!(served.body, String::from_utf8_lossy(&thumbnail));
+    let none = call("GET", &url(&name(&without)), "");
+    assert_eq!(none.status, 404, "{}", none.body);
+    assert!(none.body.contains("no embedded thumbnail"), "{}", none.body);
+    for other in ["..%2F.env", ".env", "state"] {
+        let refused = call("GET", &url(other), "");
+        assert_eq!(refused.status, 400, "{other}: {}", refused.body);
+        assert!(
+            refused.body.contains("not an image of that sequence"),
+            "{other}: {}",
+            refused.body
+        );
+    }
+}
+
+#[test]
+fn map_tiles_come_from_the_configured_server_only_and_none_means_none() {
+    let world = World::new(1);
+    for (extra, tiles, images) in [
+        (
+            vec!["--tiles", "http://127.0.0.1:9/{z}/{x}/{y}.png"],
+            serde_json::json!({"url": "http://127.0.0.1:9/{z}/{x}/{y}.png",
+                "attribution": "© OpenStreetMap contributors", "attribution_url": null}),
+            "img-src 'self' data: http://127.0.0.1:9;",
+        ),
+        // The harness sets MTP_TILES=none: tests never reach the internet.
+        (vec![], serde_json::Value::Null, "img-src 'self' data:;"),
+    ] {
+        let serve = world.serve(&extra);
+        let host = format!("127.0.0.1:{}", serve.port);
+        let bearer = format!("Bearer {}", serve.token);
+        let config = request(
+            serve.port,
+            "GET",
+            "/api/config",
+            &[("Host", &host), ("Authorization", &bearer)],
+            "",
+        );
+        assert_eq!(config.status, 200, "{}", config.body);
+        assert_eq!(config.json()["tiles"], tiles, "{extra:?}");
+        let script = request(serve.port, "GET", "/app.js", &[("Host", &host)], "");
+        let policy = script.header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains(images), "{extra:?}: {policy}");
+        assert!(policy.contains("default-src 'self'"), "{policy}");
+    }
+    let refused = mtp_command(world.home.path())
+        .args(["serve", "--tiles", "https://tiles.example/tile.png"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("needs {z}, {x} and {y}"), "{said}");
+}

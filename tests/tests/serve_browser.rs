@@ -1,5 +1,7 @@
 //! `mtp serve` in a real browser: headless Chromium driven through chromedriver (WebDriver). Opens the
-//! token URL, logs in to both fakes with the Log in buttons (the redirects land on the server itself),
+//! token URL, logs in to the fakes with the Log in buttons (Mapillary's redirect lands on the server
+//! itself; MTPW's through the paste form, by address and by token, with a Log out between; Panoramax's
+//! claim in a new tab),
 //! inspects a generated sequence, uploads it and waits until the page shows it published on Mapillary
 //! with its key and synced to MTPW; saves screenshots in `target/test-artifacts/`.
 //!
@@ -87,12 +89,32 @@ async fn connect(driver: &Driver, profile: &Path) -> Client {
 const WAIT: Duration = Duration::from_secs(120);
 
 async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
-    match client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-    {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let found = client
+            .wait()
+            .at_most(deadline.saturating_duration_since(Instant::now()))
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            // The page went elsewhere while it was looked at (a login's redirects): look again.
+            Err(err)
+                if err.to_string().contains("aborted by navigation")
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            found => return wait_result(client, css, found).await,
+        }
+    }
+}
+
+async fn wait_result(
+    client: &Client,
+    css: &str,
+    found: Result<fantoccini::elements::Element, fantoccini::error::CmdError>,
+) -> fantoccini::elements::Element {
+    match found {
         Ok(element) => element,
         Err(err) => {
             let body = client.find(Locator::Css("main")).await.ok();
@@ -161,18 +183,23 @@ async fn axe_violations(client: &Client, axe: &str) -> Vec<serde_json::Value> {
 /// A screenshot of the page as it is now at 1280 and at 420 px (`<name>-1280.png`, `<name>-420.png`),
 /// with no serious or critical axe-core violation at either width.
 async fn shots(client: &Client, name: &str) {
+    shots_of(client, name, ".upload").await;
+}
+
+/// [`shots`] with the Upload page scrolled to `css` (the newest upload's panel in [`shots`]).
+async fn shots_of(client: &Client, name: &str, css: &str) {
     let axe = axe_source();
     for width in [1280u32, 420] {
         client
             .set_window_size(width, 1400)
             .await
             .expect("resize the window");
-        // On Upload, the newest upload's panel is what the picture is about.
+        // On Upload, the newest upload's panel is what the picture is about (or `css`).
         client
             .execute(
-                "var u = location.hash === '#upload' && document.querySelector('.upload'); \
+                "var u = location.hash === '#upload' && document.querySelector(arguments[0]); \
                  if (u) { u.scrollIntoView({block: 'start'}); } return true;",
-                vec![],
+                vec![serde_json::json!(css)],
             )
             .await
             .expect("scroll to the upload");
@@ -205,6 +232,18 @@ async fn shots(client: &Client, name: &str) {
         .expect("resize the window");
 }
 
+/// The text of the element `css` finds, found again when the page redrew it meanwhile ("stale").
+async fn text_of(client: &Client, css: &str) -> String {
+    for attempt in 0.. {
+        match wait_for(client, css).await.text().await {
+            Ok(text) => return text,
+            Err(err) if attempt < 20 && err.to_string().contains("stale") => {}
+            Err(err) => panic!("the text of {css}: {err}"),
+        }
+    }
+    unreachable!()
+}
+
 async fn click(client: &Client, css: &str) {
     // The page redraws on events (a replaced element is "stale"): find it again then.
     for attempt in 0.. {
@@ -228,6 +267,47 @@ async fn inspect(client: &Client, base: &str, dir: &Path) {
         .await
         .expect("type the path");
     click(client, "#inspect").await;
+}
+
+/// Inspects the folder `name` of the user's home, picked with Browse….
+async fn inspect_by_picker(client: &Client, base: &str, name: &str) {
+    client
+        .goto(&format!("{base}/#upload"))
+        .await
+        .expect("open Upload");
+    client.refresh().await.expect("reload the page");
+    wait_for(client, "#path")
+        .await
+        .clear()
+        .await
+        .expect("clear the path");
+    click(client, "#browse").await;
+    wait_for(client, &format!("#picker button[data-folder=\"{name}\"]")).await;
+    shots(client, "upload-folder-picker").await;
+    click(client, &format!("#picker button[data-folder=\"{name}\"]")).await;
+    wait_for(client, "#picker-up").await;
+    let label = wait_for(client, "#picker-use")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        label.contains("photos"),
+        "the picker counts the folder's photos: {label}"
+    );
+    click(client, "#picker-use").await;
+    wait_for(client, "#picker[hidden]").await;
+    let path = wait_for(client, "#path")
+        .await
+        .prop("value")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    assert!(
+        path.ends_with(name),
+        "the picked folder fills the path: {path}"
+    );
 }
 
 async fn log_in(client: &Client, base: &str, id: &str) {
@@ -254,13 +334,159 @@ async fn log_in(client: &Client, base: &str, id: &str) {
     .await;
 }
 
+/// A 1×1 PNG, the tile every request of [`TileServer`] gets.
+const TILE_PNG: [u8; 69] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x38, 0x73, 0xf7, 0x0c,
+    0x00, 0x04, 0xee, 0x02, 0x76, 0x47, 0x44, 0x21, 0x06, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// A stand-in for a tile server on 127.0.0.1 (tests never reach the internet): every path is a tile
+/// while `online`, and 503 otherwise (the page then draws the track alone).
+struct TileServer {
+    base: String,
+    online: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TileServer {
+    fn start() -> TileServer {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the tile server");
+        let base = format!("http://{}", listener.local_addr().expect("its address"));
+        let online = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let serving = online.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = if serving.load(std::sync::atomic::Ordering::SeqCst) {
+                    stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                TILE_PNG.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| stream.write_all(&TILE_PNG))
+                } else {
+                    stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                };
+            }
+        });
+        TileServer { base, online }
+    }
+
+    fn set_online(&self, online: bool) {
+        self.online
+            .store(online, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn template(&self) -> String {
+        format!("{}/{{z}}/{{x}}/{{y}}.png", self.base)
+    }
+}
+
+enum PasteWhat {
+    /// The `app.mtp.desktop://...#access_token=...` address MTPW's consent page redirects to.
+    Address,
+    /// A token the user has.
+    Token(String),
+}
+
+/// Logs in to MTPW from the Integrations page through the paste form.
+async fn mtpw_paste_login(client: &Client, base: &str, what: PasteWhat) {
+    client
+        .goto(&format!("{base}/#integrations"))
+        .await
+        .expect("open the Integrations page");
+    click(client, "button[data-login=\"mtpw\"]").await;
+    let text = text_of(client, "#paste:not([hidden])").await;
+    assert!(
+        text.contains("app.mtp.desktop") && text.contains("token"),
+        "the paste form says what to paste and where it comes from: {text}"
+    );
+    // The consent page opened in a new tab: this one stays on mtp.
+    let here = client.current_url().await.expect("the current URL");
+    assert!(here.as_str().starts_with(base), "{here}");
+    let pasted = match what {
+        PasteWhat::Address => {
+            shots(client, "login-mtpw-paste").await;
+            // What the user copies: where MTPW's consent page sends the browser.
+            let consent = wait_for(client, "#paste-open")
+                .await
+                .attr("href")
+                .await
+                .ok()
+                .flatten()
+                .expect("the paste form links MTPW's page");
+            let answer = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client")
+                .get(&consent)
+                .send()
+                .await
+                .expect("open MTPW's consent page");
+            answer
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .expect("MTPW's consent page redirects")
+                .to_string()
+        }
+        PasteWhat::Token(token) => token,
+    };
+    let field = wait_for(client, "#paste-url").await;
+    field.send_keys(&pasted).await.expect("paste");
+    click(client, "#paste button[type=\"submit\"]").await;
+    wait_for(client, "#paste[hidden]").await;
+    wait_for(client, "article[data-integration=\"mtpw\"] .who strong").await;
+}
+
+/// Logs in to Panoramax from the Integrations page: its claim page opens in a new tab while this one
+/// waits for the claim, and stays on mtp.
+async fn panoramax_claim_login(client: &Client, base: &str) {
+    client
+        .goto(&format!("{base}/#integrations"))
+        .await
+        .expect("open the Integrations page");
+    let ours = client.window().await.expect("this tab");
+    click(client, "button[data-login=\"panoramax\"]").await;
+    // The fake claims the token as soon as its claim page is opened, so the page's "log in in the other
+    // tab" note may already be gone: the login itself is what is waited for.
+    assert_eq!(
+        text_of(
+            client,
+            "article[data-integration=\"panoramax\"] .who strong"
+        )
+        .await,
+        "alice"
+    );
+    wait_for(client, "#claim[hidden]").await;
+    let here = client.current_url().await.expect("the current URL");
+    assert!(
+        here.as_str().starts_with(base),
+        "the claim took the mtp tab away: {here}"
+    );
+    // Only a browser opening the claim page claims the token (this server does not fetch it: no
+    // `--auth-browser fetch`), and this tab stayed on mtp: the claim page opened in a tab of its own.
+    let windows = client.windows().await.expect("the browser's windows");
+    assert!(windows.len() >= 2 && windows.contains(&ours), "{windows:?}");
+}
+
 async fn run(world: &World) {
-    let mut serve = world.serve(&[]);
+    let tiles = TileServer::start();
+    let template = tiles.template();
+    let mut serve = world.serve(&["--tiles", &template, "--tiles-attribution", "Test tiles"]);
     let driver = start_driver();
     let profile = tempfile::tempdir().expect("a browser profile directory");
     let client = connect(&driver, profile.path()).await;
     let (base, url, token) = (serve.base.clone(), serve.url.clone(), serve.token.clone());
-    let mut result = drive(world, &base, &url, &token, &client).await;
+    let mut result = drive(world, &tiles, &base, &url, &token, &client).await;
     if result.is_ok() {
         result = restart(world, &mut serve, &client).await;
     }
@@ -304,6 +530,7 @@ async fn restart(
 
 async fn drive(
     world: &World,
+    tiles: &TileServer,
     base: &str,
     url: &str,
     token: &str,
@@ -331,13 +558,8 @@ async fn drive(
             "the archive's reason names its missing key"
         );
         log_in(client, base, "mapillary").await;
-        let who = wait_for(
-            client,
-            "article[data-integration=\"mapillary\"] .who strong",
-        )
-        .await;
         assert_eq!(
-            who.text().await.unwrap_or_default(),
+            text_of(client, "article[data-integration=\"mapillary\"] .who strong").await,
             world.mapillary.link().username()
         );
         shots(client, "integrations").await;
@@ -361,8 +583,15 @@ async fn drive(
         wait_for(client, "#plan li[data-integration=\"mapillary\"][data-readiness=\"ready\"]").await;
         wait_for(client, "#plan li[data-integration=\"mtpw\"][data-readiness=\"needs_login\"] button").await;
         wait_for(client, "#plan li[data-integration=\"archive\"][data-readiness=\"disabled\"]").await;
-        // The track, drawn from the images' positions.
+        // The track, drawn from the images' positions; the tile server is down: the track alone, saying so.
         wait_for(client, ".inspection svg.track polyline").await;
+        let offline = text_of(client, ".track-box[data-tiles=\"offline\"] figcaption").await;
+        assert!(
+            offline.contains("the track alone"),
+            "the offline map says so"
+        );
+        // These photos have no embedded thumbnail: they say so.
+        wait_for(client, ".thumbs .no-thumb").await;
         let start = wait_for(client, "#start").await;
         assert_eq!(start.text().await.unwrap_or_default(), "Upload to Mapillary");
         shots(client, "upload-plan").await;
@@ -384,19 +613,66 @@ async fn drive(
         shots(client, "upload-mtpw-left-out").await;
 
         // MTPW redirects only to the app.mtp.desktop scheme (docs/providers/mtpw.md), so its login cannot
-        // land on this server: log in with a token, as a user would, and the page shows it.
-        let mtpw_login = mtp_command(world.home.path())
-            .args(["auth", "mtpw", "--token", &world.mtpw.token()])
-            .output()
-            .expect("run mtp auth mtpw");
+        // land on this server: the page opens MTPW's page in a new tab and asks for the address the
+        // browser was sent to, or a token. The address first, as a user copies it from the browser.
+        mtpw_paste_login(client, base, PasteWhat::Address).await;
+        // Log out: the token is gone, the card offers Log in again (and `mtp auth status` agrees).
+        click(client, "button[data-logout=\"mtpw\"]").await;
+        wait_for(
+            client,
+            "article[data-integration=\"mtpw\"] button[data-login=\"mtpw\"]:not(.secondary)",
+        )
+        .await;
         assert!(
-            mtpw_login.status.success(),
-            "{}",
-            String::from_utf8_lossy(&mtpw_login.stderr)
+            client
+                .find_all(Locator::Css("article[data-integration=\"mtpw\"] .who strong"))
+                .await
+                .expect("look for the login")
+                .is_empty(),
+            "MTPW still shows as logged in after Log out"
         );
+        let status = mtp_command(world.home.path())
+            .args(["auth", "status"])
+            .output()
+            .expect("run mtp auth status");
+        let status = String::from_utf8_lossy(&status.stdout).into_owned();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("mtpw") && l.contains("not authorised")),
+            "{status}"
+        );
+        shots(client, "integrations-mtpw-logged-out").await;
+        // Then with a token, the other way the form offers.
+        mtpw_paste_login(client, base, PasteWhat::Token(world.mtpw.token())).await;
 
-        // A cancelled upload reads "cancelled" (not failed) with Resume; Resume finishes it.
-        inspect(client, base, &world.sequence).await;
+        // A cancelled upload reads "cancelled" (not failed) with Resume; Resume finishes it. The folder
+        // is picked with the folder picker this time (the user's home, one level at a time).
+        let folder = world
+            .sequence
+            .file_name()
+            .expect("the sequence's folder name")
+            .to_string_lossy()
+            .into_owned();
+        tiles.set_online(true);
+        inspect_by_picker(client, base, &folder).await;
+        // The tiles load under the track, with their attribution; the photos show their thumbnails.
+        wait_for(client, ".track-box[data-tiles=\"online\"] svg.track g.tiles image").await;
+        assert_eq!(text_of(client, ".track-box .attribution").await, "Test tiles");
+        wait_for(client, ".thumbs img").await;
+        let loaded: bool = client
+            .execute(
+                "var imgs = document.querySelectorAll('.thumbs img'); \
+                 return imgs.length > 0 && Array.prototype.every.call(imgs, function (i) { \
+                   return i.complete && i.naturalWidth > 0; });",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        assert!(loaded, "the thumbnails did not load");
+        shots_of(client, "upload-map-and-thumbnails", ".inspection").await;
         wait_for(client, "#plan li[data-integration=\"mtpw\"][data-readiness=\"ready\"]").await;
         let start = wait_for(client, "#start").await;
         assert_eq!(
@@ -474,7 +750,10 @@ async fn drive(
         let resources: Vec<String> = serde_json::from_value(resources).unwrap_or_default();
         assert!(!resources.is_empty());
         for resource in &resources {
-            assert!(resource.starts_with(base), "an external request: {resource}");
+            assert!(
+                resource.starts_with(base) || resource.starts_with(&tiles.base),
+                "an external request: {resource}"
+            );
         }
         shots(client, "upload-done").await;
 
@@ -494,6 +773,9 @@ async fn drive(
         )
         .await;
         shots(client, "sequences").await;
+
+        panoramax_claim_login(client, base).await;
+        shots(client, "integrations-all-logged-in").await;
     })
     .catch_unwind()
     .await
@@ -515,9 +797,156 @@ fn the_page_logs_in_inspects_uploads_and_shows_the_sequence_published_and_synced
             ..Default::default()
         },
     );
+    // The photos of the sequence carry a thumbnail, as a camera's do.
+    for entry in std::fs::read_dir(&world.sequence).expect("list the sequence") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "jpg") {
+            mtp_tests::serve::add_exif_thumbnail(&path);
+        }
+    }
+    // Panoramax too, for its claim login (logged in at the end, so it is left out of the uploads).
+    let panoramax = mtp_fakes::fake_panoramax::FakePanoramax::spawn_blocking_thread(
+        mtp_fakes::fake_panoramax::PanoramaxConfig::default(),
+    )
+    .expect("fake Panoramax");
+    let env_path = world.home.path().join(".env");
+    let mut env = std::fs::read_to_string(&env_path).expect("read .env");
+    env.push_str(&format!(
+        "PANORAMAX_URL={}\nPANORAMAX_CLAIM_POLL_MS=200\nPANORAMAX_RETRY_BASE_MS=50\n",
+        panoramax.base_url()
+    ));
+    std::fs::write(&env_path, env).expect("write .env");
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime")
         .block_on(run(&world));
+}
+
+/// An outage: Mapillary's upload service does not answer (nothing listens at its address) while its
+/// graph API works. The page says so in plain words while the plugin retries, with Cancel, then Resume
+/// once cancelled; never the raw `tcp connect error … os error 111`, on Upload or on Sequences.
+#[test]
+fn an_outage_reads_in_plain_words_with_the_next_step_as_a_button() {
+    if !browser_available() {
+        return;
+    }
+    let world = World::new(3);
+    let dead = format!("http://127.0.0.1:{}/upload", free_port());
+    let env_path = world.home.path().join(".env");
+    let env = std::fs::read_to_string(&env_path).expect("read .env");
+    let env = env
+        .lines()
+        .map(|l| {
+            if l.starts_with("MAPILLARY_UPLOAD_URL=") {
+                format!("MAPILLARY_UPLOAD_URL={dead}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&env_path, env + "\n").expect("write .env");
+    let login = mtp_command(world.home.path())
+        .args([
+            "auth",
+            "mapillary",
+            "--token",
+            &world.mapillary.config().user_token,
+        ])
+        .output()
+        .expect("run mtp auth mapillary");
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async {
+            let serve = world.serve(&[]);
+            let driver = start_driver();
+            let profile = tempfile::tempdir().expect("a browser profile directory");
+            let client = connect(&driver, profile.path()).await;
+            let result = {
+                use futures::FutureExt as _;
+                std::panic::AssertUnwindSafe(outage(&world, &serve, &client))
+                    .catch_unwind()
+                    .await
+            };
+            let _ = client.close().await;
+            drop(driver);
+            if let Err(panic) = result {
+                eprintln!("mtp serve's stderr:\n{}", serve.stderr_text());
+                std::panic::resume_unwind(panic);
+            }
+        });
+}
+
+async fn outage(world: &World, serve: &mtp_tests::serve::Serve, client: &Client) {
+    const RAW: [&str; 3] = ["os error", "tcp connect", "error sending request"];
+    client.goto(&serve.url).await.expect("open the token URL");
+    inspect(client, &serve.base, &world.sequence).await;
+    wait_for(
+        client,
+        "#plan li[data-integration=\"mapillary\"][data-readiness=\"ready\"]",
+    )
+    .await;
+    click(client, "#start").await;
+    // While the plugin retries by itself (for hours, on a flaky uplink): a plain sentence, and Cancel.
+    let running = ".upload[data-status=\"running\"]";
+    wait_for(client, running).await;
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = wait_for(client, running)
+            .await
+            .text()
+            .await
+            .unwrap_or_default();
+        if text.contains("cannot be reached") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        text.contains("the service cannot be reached; retrying by itself"),
+        "{text}"
+    );
+    assert!(text.contains("Cancel"), "{text}");
+    for raw in RAW {
+        assert!(!text.contains(raw), "the raw error shows: {text}");
+    }
+    shots(client, "upload-outage-retrying").await;
+    // Cancelled: Resume is the next step, nothing reads "failed" or "working…".
+    click(client, &format!("{running} button.danger")).await;
+    wait_for(client, ".upload[data-status=\"cancelled\"] .actions button").await;
+    let text = wait_for(client, ".upload[data-status=\"cancelled\"]")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(text.contains("Resume"), "{text}");
+    assert!(
+        !text.contains("working…") && !text.contains("Failed"),
+        "{text}"
+    );
+    for raw in RAW {
+        assert!(!text.contains(raw), "the raw error shows: {text}");
+    }
+    shots(client, "upload-outage-cancelled").await;
+    client
+        .goto(&format!("{}/#sequences", serve.base))
+        .await
+        .expect("open Sequences");
+    let card = wait_for(client, "article.sequence").await;
+    let text = card.text().await.unwrap_or_default();
+    for raw in RAW {
+        assert!(
+            !text.contains(raw),
+            "the raw error shows on Sequences: {text}"
+        );
+    }
+    shots(client, "sequences-outage").await;
 }

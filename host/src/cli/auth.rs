@@ -1,14 +1,60 @@
-//! `mtp auth <integration> [--token T]` and `mtp auth status`.
+//! `mtp auth <integration> [--token T]`, `mtp auth status` and `mtp auth logout <integration>`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::session::Session;
-use super::{print_json, GlobalArgs};
+use super::{print_json, AuthArgs, GlobalArgs};
+use mtp_host::exit::UsageError;
+use mtp_host::logout::{logout, LoggedOut, LogoutError};
 use mtp_host::table;
 use plugin_api::protocol::AuthStatus;
 use plugin_api::PluginError;
+
+/// `mtp auth ...`: `status`, `logout ID`, or a login.
+pub(crate) fn run(global: &GlobalArgs, args: AuthArgs) -> Result<ExitCode> {
+    let usage = |message: String| Err(UsageError(message).into());
+    match (args.integration.as_str(), args.logout_of, args.token) {
+        ("logout", Some(id), None) => log_out(global, &id),
+        ("logout", None, _) => usage(
+            "mtp auth logout needs the integration to log out of (mtp auth status lists them)"
+                .into(),
+        ),
+        ("status", None, None) => status(global),
+        (word @ ("status" | "logout"), _, Some(_)) => {
+            usage(format!("--token is for a login, not for mtp auth {word}"))
+        }
+        (_, Some(extra), _) => usage(format!(
+            "unexpected argument {extra:?}: mtp auth takes one integration, or status, or logout ID"
+        )),
+        (id, None, token) => authorize(global, id, token),
+    }
+}
+
+/// `mtp auth logout ID`: deletes the integration's tokens from mtp's secret store (host/src/logout.rs).
+fn log_out(global: &GlobalArgs, id: &str) -> Result<ExitCode> {
+    let session = Session::open_for_data(global)?;
+    let done = match logout(&session.runner, id) {
+        Ok(done) => done,
+        Err(err @ LogoutError::Unknown(_)) => return Err(UsageError(err.to_string()).into()),
+        Err(LogoutError::State(err)) => return Err(err.into()),
+    };
+    if global.json {
+        print_json(&serde_json::json!({"integration": id, "logged_out": true,
+            "was_logged_in": done == LoggedOut::TokensDeleted}))?;
+    } else {
+        match done {
+            LoggedOut::TokensDeleted => println!(
+                "{id}: logged out (its token is deleted from mtp's secret store); log in again with `mtp auth {id}`"
+            ),
+            LoggedOut::WasNotLoggedIn => {
+                println!("{id}: was not logged in; log in with `mtp auth {id}`")
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 pub(crate) fn authorize(global: &GlobalArgs, id: &str, token: Option<String>) -> Result<ExitCode> {
     let session = Session::open_for_data(global)?;

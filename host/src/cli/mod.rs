@@ -82,7 +82,8 @@ enum Command {
     /// Read and check image sequences.
     #[command(subcommand)]
     Sequence(SequenceCommand),
-    /// Authorise with an integration (`mtp auth mapillary`), or show who is authorised (`mtp auth status`).
+    /// Authorise with an integration (`mtp auth mapillary`), show who is authorised (`mtp auth status`),
+    /// or log out (`mtp auth logout mapillary`).
     Auth(AuthArgs),
     /// Upload sequences through every enabled integration that accepts them, in chain order.
     Upload(upload::UploadArgs),
@@ -123,8 +124,11 @@ enum SequenceCommand {
 
 #[derive(Debug, Args)]
 struct AuthArgs {
-    /// The integration id (`mapillary`, `mtpw`), or `status`.
+    /// The integration id (`mapillary`, `mtpw`), or `status`, or `logout` followed by the id.
     integration: String,
+    /// With `logout`: the integration to log out of (its tokens are deleted from mtp's secret store).
+    #[arg(value_name = "LOGOUT_INTEGRATION")]
+    logout_of: Option<String>,
     /// A token you already have: verified and stored instead of opening the browser.
     #[arg(long)]
     token: Option<String>,
@@ -261,8 +265,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sequence(SequenceCommand::Generate(args)) => {
             sequence::generate(&cli.global, &args)
         }
-        Command::Auth(args) if args.integration == "status" => auth::status(&cli.global),
-        Command::Auth(args) => auth::authorize(&cli.global, &args.integration, args.token),
+        Command::Auth(args) => auth::run(&cli.global, args),
         Command::Upload(args) => upload::upload(&cli.global, &args),
         Command::Status => status::status(&cli.global),
         Command::Demo(args) => demo::demo(&cli.global, &args),

@@ -3,11 +3,12 @@
 //! the CLI's objects. Everything else in `serve/` sees only this module's functions and JSON values.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context as _, Result};
+use mtp_host::logout::{logout, LoggedOut, LogoutError};
 use mtp_host::options::RunOptions;
 use mtp_host::registry::{PluginDirs, Registry};
 use mtp_host::runner::Runner;
@@ -112,8 +113,12 @@ impl Host {
         status::status_json(&self.runner)
     }
 
-    /// `mtp sequence inspect --json` for `dir`.
-    pub(crate) async fn inspect(&self, dir: &Path, overrides: OverrideArgs) -> Result<Value> {
+    /// `mtp sequence inspect --json` for `dir`, and its images as (file name, path).
+    pub(crate) async fn inspect(
+        &self,
+        dir: &Path,
+        overrides: OverrideArgs,
+    ) -> Result<(Value, Vec<(String, PathBuf)>)> {
         let dir = dir.to_path_buf();
         let scanned = tokio::task::spawn_blocking(move || scan(&dir, &overrides))
             .await
@@ -121,7 +126,12 @@ impl Host {
         let eligibility = eligibility_of(&self.runner, &scanned).await;
         let mut value = inspect_json(&scanned, &eligibility)?;
         value["track"] = track_json(&scanned);
-        Ok(value)
+        let images = scanned
+            .images
+            .iter()
+            .map(|image| (image.file_name.clone(), image.path.clone()))
+            .collect();
+        Ok((value, images))
     }
 
     /// `mtp auth status --json`.
@@ -129,14 +139,23 @@ impl Host {
         Value::Array(auth::auth_status_json(&self.runner.auth_statuses().await))
     }
 
-    /// Authorises with `id` (the plugin asks the authoriser for the consent page): the account, or the
-    /// error's message.
-    pub(crate) async fn authorize(&self, id: &str) -> Result<String, String> {
+    /// Authorises with `id` (the plugin asks the authoriser for the consent page, or verifies `token`):
+    /// the account, or the error's message.
+    pub(crate) async fn authorize(
+        &self,
+        id: &str,
+        token: Option<String>,
+    ) -> Result<String, String> {
         self.runner
-            .authorize(id, None)
+            .authorize(id, token)
             .await
             .map(|outcome| outcome.account)
             .map_err(|err| err.to_string())
+    }
+
+    /// Logs out of `id` (deletes its tokens from the secret store), as `mtp auth logout` does.
+    pub(crate) fn logout(&self, id: &str) -> Result<LoggedOut, LogoutError> {
+        logout(&self.runner, id)
     }
 
     /// The upload use case for `request`, its options checked against the manifests; the error is a

@@ -4,7 +4,9 @@
 //! - on this server (`http://127.0.0.1:<our port>/...`): the fallback route catches it ([`callback`]);
 //! - on another loopback port: a one-off listener there does the same;
 //! - anywhere else (MTPDU's `app.mtp.desktop//app`): the page asks for the URL the browser was sent to and
-//!   posts it to `POST /api/auth/{id}/redirect`.
+//!   posts it to `POST /api/auth/{id}/redirect`;
+//! - nowhere (a loopback redirect URI on port 0: Panoramax's claim page, whose outcome the plugin learns by
+//!   polling): the page opens the consent page in a new tab and waits for the login's outcome.
 //!
 //! A token in the URL fragment (implicit grant, MTPW) never reaches a server, so the callback first answers
 //! with a small page that sends the fragment back as a query. One login at a time: a new one replaces an
@@ -36,6 +38,10 @@ pub(crate) enum Landing {
     Loopback,
     /// Elsewhere: the user pastes the URL they were sent to.
     Paste,
+    /// Nowhere: the page only has to be opened (in a new tab, so the mtp tab stays); the plugin learns
+    /// the outcome by itself. Plugins ask for it with a loopback redirect URI on port 0, which no
+    /// browser can be sent to (Panoramax's token claim, plugins/panoramax/src/auth.rs).
+    Claim,
 }
 
 impl Landing {
@@ -44,6 +50,7 @@ impl Landing {
             Landing::Server => "server",
             Landing::Loopback => "loopback",
             Landing::Paste => "paste",
+            Landing::Claim => "claim",
         }
     }
 }
@@ -119,12 +126,15 @@ impl Logins {
         (generation, rx)
     }
 
-    /// Ends login `generation` (it finished, well or not), unless a newer one replaced it.
-    pub(crate) fn end(&self, generation: u64) {
+    /// Ends login `generation` (it finished, well or not), unless a newer one replaced it; answers
+    /// whether it was still the current login (a replaced one's failure is no news: the newer one reports).
+    pub(crate) fn end(&self, generation: u64) -> bool {
         let mut pending = self.lock();
-        if pending.as_ref().is_some_and(|p| p.generation == generation) {
+        let current = pending.as_ref().is_some_and(|p| p.generation == generation);
+        if current {
             *pending = None;
         }
+        current
     }
 
     /// Hands a redirect URL pasted by the user to the waiting login with `integration`.
@@ -143,6 +153,7 @@ impl Logins {
 
     fn landing(&self, redirect_uri: &str) -> Landing {
         match loopback(redirect_uri) {
+            Some((_, 0, _)) => Landing::Claim,
             Some((_, port, _)) if port == self.port => Landing::Server,
             Some(_) => Landing::Loopback,
             None => Landing::Paste,
@@ -309,6 +320,18 @@ mod tests {
             Some(("localhost".into(), 9, "/".into()))
         );
         assert_eq!(loopback("app.mtp.desktop//app"), None);
+        let logins = Logins::new(
+            8770,
+            tokio::runtime::Runtime::new().unwrap().handle().clone(),
+            false,
+        );
+        assert_eq!(
+            logins.landing("http://127.0.0.1:0/mtp-panoramax-claimed"),
+            Landing::Claim
+        );
+        assert_eq!(logins.landing("http://127.0.0.1:8770/cb"), Landing::Server);
+        assert_eq!(logins.landing("http://127.0.0.1:9/cb"), Landing::Loopback);
+        assert_eq!(logins.landing("app.mtp.desktop://oauth"), Landing::Paste);
         assert_eq!(loopback("https://example.org:443/cb"), None);
     }
 }

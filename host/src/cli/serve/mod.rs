@@ -16,10 +16,13 @@ use tokio::sync::watch;
 use super::GlobalArgs;
 
 mod events;
+mod folders;
 mod host_adapter;
 mod login;
 mod routes;
 mod security;
+mod thumbnails;
+mod tiles;
 mod uploads;
 
 #[derive(Debug, Args)]
@@ -34,6 +37,13 @@ pub(crate) struct ServeArgs {
     /// Seconds between re-checks of sequences waiting on a service (the original app: 5 minutes).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     recheck_secs: u64,
+    /// The map tiles under a sequence's track: a `{z}/{x}/{y}` URL template (default: OpenStreetMap's
+    /// standard tiles, with their attribution), or `none` for the track alone (offline).
+    #[arg(long, env = "MTP_TILES", value_name = "URL|none", default_value = tiles::OSM_TILES)]
+    tiles: String,
+    /// The attribution to show with the tiles of your own `--tiles` URL.
+    #[arg(long, value_name = "TEXT")]
+    tiles_attribution: Option<String>,
 }
 
 pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitCode> {
@@ -46,6 +56,8 @@ pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitCode> {
 }
 
 async fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitCode> {
+    let tiles = tiles::parse(&args.tiles, args.tiles_attribution.as_deref())
+        .map_err(mtp_host::exit::UsageError)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
@@ -97,6 +109,8 @@ async fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitCode> {
         logins,
         guard,
         shutdown,
+        inspected: thumbnails::Inspected::default(),
+        tiles,
     });
     let stopping = uploads.clone();
     axum::serve(listener, routes::router(app))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,11 +15,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
+use mtp_host::logout::{LoggedOut, LogoutError};
+
 use super::super::sequence::OverrideArgs;
 use super::events::{self, Hub};
+use super::folders;
 use super::host_adapter::Host;
 use super::login::{self, Logins};
 use super::security::{self, Guard};
+use super::thumbnails::{Inspected, ThumbnailError};
+use super::tiles::{self, Tiles};
 use super::uploads::{UploadOptions, Uploads};
 
 /// Everything the handlers share.
@@ -30,6 +35,10 @@ pub(crate) struct App {
     pub(crate) logins: Logins,
     pub(crate) guard: Guard,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The folders inspected so far: the only ones whose thumbnails are served.
+    pub(crate) inspected: Inspected,
+    /// The map tiles the page draws under a track (`None`: the track alone).
+    pub(crate) tiles: Option<Tiles>,
 }
 
 type Shared = State<Arc<App>>;
@@ -64,15 +73,22 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/integrations", get(integrations))
         .route("/sequences", get(sequences))
         .route("/inspect", post(inspect))
+        .route("/config", get(page_config))
+        .route("/folders", get(list_folders))
+        .route("/thumbnail", get(thumbnail))
         .route("/uploads", get(list_uploads).post(start_upload))
         .route("/uploads/:id/cancel", post(cancel_upload))
         .route("/recheck", post(recheck))
         .route("/auth", get(auth_status))
         .route("/auth/:integration", post(login_start))
         .route("/auth/:integration/redirect", post(login_paste))
+        .route("/auth/:integration/logout", post(logout))
         .route("/events", get(event_stream))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API route") })
         .layer(from_fn_with_state(guard.clone(), security::require_token));
+    // The tile origin is checked to be a plain host, so the policy is a valid header value.
+    let csp = HeaderValue::from_str(&tiles::content_security_policy(app.tiles.as_ref()))
+        .unwrap_or(HeaderValue::from_static("default-src 'self'"));
     Router::new()
         .route("/", get(index))
         .route("/app.js", get(|| asset("text/javascript", APP_JS)))
@@ -81,6 +97,14 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .nest("/api", api)
         .fallback(callback)
         .with_state(app)
+        .layer(map_response(move |mut response: Response| {
+            // A response with a policy of its own (the login callback's fragment page) keeps it.
+            response
+                .headers_mut()
+                .entry(header::CONTENT_SECURITY_POLICY)
+                .or_insert(csp.clone());
+            async move { response }
+        }))
         .layer(from_fn_with_state(guard, security::check_host_and_origin))
 }
 
@@ -89,16 +113,10 @@ const APP_JS: &str = include_str!("../../../ui/app.js");
 const APP_CSS: &str = include_str!("../../../ui/app.css");
 const FAVICON: &str = include_str!("../../../ui/favicon.svg");
 
-/// Only our own files, never framed, never sending a referrer.
-const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
+/// Never sniffed, never cached, never sending a referrer; the Content-Security-Policy (our own files only,
+/// and the map tiles' images; never framed) is set by the router for every response (`tiles.rs`).
 fn hardened(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    // A response with a policy of its own (the login callback's fragment page) keeps it.
-    headers
-        .entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(CSP));
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -154,6 +172,26 @@ async fn sequences(State(app): Shared) -> ApiResult {
     Ok(Json(app.host.sequences()?))
 }
 
+/// What the page needs to know of the server's settings: the map tiles.
+async fn page_config(State(app): Shared) -> ApiResult {
+    Ok(Json(json!({ "tiles": app.tiles })))
+}
+
+#[derive(Deserialize)]
+struct FolderQuery {
+    path: Option<PathBuf>,
+}
+
+/// The folder picker: one folder under the user's home (docs/api.md).
+async fn list_folders(Query(q): Query<FolderQuery>) -> ApiResult {
+    let path = q.path;
+    tokio::task::spawn_blocking(move || folders::list(path.as_deref()))
+        .await
+        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err))?
+        .map(|listing| Json(json!(listing)))
+        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, err))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InspectRequest {
@@ -197,11 +235,33 @@ async fn inspect(State(app): Shared, body: Bytes) -> ApiResult {
         tags: request.tags,
         time_offset,
     };
-    app.host
-        .inspect(&request.path, overrides)
+    let path = folders::from_home(request.path);
+    let (summary, images) = app
+        .host
+        .inspect(&path, overrides)
         .await
-        .map(Json)
-        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, format!("{err:#}")))
+        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, format!("{err:#}")))?;
+    app.inspected.add(&path, images);
+    Ok(Json(summary))
+}
+
+#[derive(Deserialize)]
+struct ThumbnailQuery {
+    path: PathBuf,
+    file: String,
+}
+
+/// A photo's embedded EXIF thumbnail, for a folder inspected before (docs/api.md).
+async fn thumbnail(State(app): Shared, Query(q): Query<ThumbnailQuery>) -> Response {
+    let path = folders::from_home(q.path);
+    let found = tokio::task::spawn_blocking(move || app.inspected.thumbnail(&path, &q.file)).await;
+    let answer = match found {
+        Ok(Ok(jpeg)) => return ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+        Ok(Err(err @ ThumbnailError::NotAnImage(_))) => ApiError::new(StatusCode::BAD_REQUEST, err),
+        Ok(Err(err)) => ApiError::new(StatusCode::NOT_FOUND, err),
+        Err(err) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err),
+    };
+    answer.into_response()
 }
 
 #[derive(Deserialize)]
@@ -214,7 +274,8 @@ struct UploadRequest {
 
 async fn start_upload(State(app): Shared, body: Bytes) -> Result<Response, ApiError> {
     let request: UploadRequest = parse(&body)?;
-    match app.uploads.start(request.paths, request.options).await {
+    let paths = request.paths.into_iter().map(folders::from_home).collect();
+    match app.uploads.start(paths, request.options).await {
         Ok(id) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response()),
         Err(refused) => {
             let status = if refused.conflict {
@@ -272,8 +333,28 @@ async fn auth_status(State(app): Shared) -> ApiResult {
     Ok(Json(app.host.auth_status().await))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    /// A token the user already has (`mtp auth ID --token T`): verified and stored, no consent page.
+    token: Option<String>,
+}
+
 /// Starts a login; answers with the consent page to open (or, when the plugin needed none, the result).
-async fn login_start(State(app): Shared, Path(integration): Path<String>) -> ApiResult {
+async fn login_start(
+    State(app): Shared,
+    Path(integration): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let request: LoginRequest = if body.is_empty() {
+        LoginRequest::default()
+    } else {
+        parse(&body)?
+    };
+    let token = request.token.map(|t| t.trim().to_string());
+    if token.as_deref() == Some("") {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "token: empty"));
+    }
     // Checked first: a request for no integration must not abandon a real login under way.
     if !app.host.has_integration(&integration) {
         return Err(ApiError::new(
@@ -290,8 +371,13 @@ async fn login_start(State(app): Shared, Path(integration): Path<String>) -> Api
         integration.clone(),
     );
     tokio::spawn(async move {
-        let result = host.authorize(&id).await;
-        logins.end(generation);
+        let result = host.authorize(&id, token).await;
+        let current = logins.end(generation);
+        if !current && result.is_err() {
+            // Abandoned for a newer login (a pasted token, another Log in): that one reports.
+            let _ = done_tx.send(result);
+            return;
+        }
         hub.publish(&match &result {
             Ok(account) => {
                 json!({"type": "auth", "integration": id, "authorised": true, "account": account})
@@ -317,6 +403,21 @@ async fn login_start(State(app): Shared, Path(integration): Path<String>) -> Api
         },
         else => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the login stopped")),
     }
+}
+
+/// Deletes the integration's tokens (as `mtp auth logout`); the page learns it from the stream too.
+async fn logout(State(app): Shared, Path(integration): Path<String>) -> ApiResult {
+    let done = app.host.logout(&integration).map_err(|err| match err {
+        LogoutError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, err),
+        LogoutError::State(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err),
+    })?;
+    let was_logged_in = done == LoggedOut::TokensDeleted;
+    app.hub.publish(
+        &json!({"type": "auth", "integration": integration, "authorised": false,
+        "logged_out": true}),
+    );
+    Ok(Json(json!({"integration": integration, "logged_out": true,
+        "was_logged_in": was_logged_in})))
 }
 
 #[derive(Deserialize)]
