@@ -81,23 +81,16 @@ function badge(state) {
   return el('span', { class: 'badge state-' + String(state).replace(/[^a-z_]/g, '') }, String(state).replace('_', ' '));
 }
 
-// The public page of a Mapillary key, in the web app's share-link form (see docs/api.md).
-function mapillaryUrl(key) {
-  return 'https://www.mapillary.com/app/?pKey=' + encodeURIComponent(key);
-}
-
-function keyLinks(integration, keys) {
+// The provider's pages for what it made, as its outcome names them (`links`: the page builds no
+// provider's address), then the keys that have no page, as text.
+function keyLinks(keys, links) {
   const out = [];
+  for (const link of links || []) {
+    out.push(el('a', { class: 'key', href: link.url, target: '_blank', rel: 'noopener noreferrer' }, link.label));
+  }
+  if (out.length) return out;
   for (const [name, value] of Object.entries(keys || {})) {
-    if (integration !== 'mapillary') {
-      out.push(el('div', { class: 'key' }, el('span', { class: 'muted' }, name + ': '), String(value)));
-      continue;
-    }
-    // A sequence split in several parts has several keys, comma-separated.
-    for (const key of String(value).split(',').filter(Boolean)) {
-      out.push(el('a', { class: 'key', href: mapillaryUrl(key), target: '_blank', rel: 'noopener noreferrer',
-        title: name + ' on Mapillary' }, key));
-    }
+    out.push(el('div', { class: 'key' }, el('span', { class: 'muted' }, name + ': '), String(value)));
   }
   return out;
 }
@@ -358,7 +351,7 @@ function sequenceCard(rows) {
             onclick: () => { location.hash = '#upload'; startUpload(first.root, {}); } }, 'Resume') : null),
         el('td', { 'data-label': 'Progress' }, row.progress
           ? (shownState(row) === 'stopped' ? 'stopped at ' : '') + row.progress.files_done + '/' + row.progress.files_total + ' files' : ''),
-        el('td', { class: 'keys', 'data-label': 'Keys' }, keyLinks(row.integration, row.keys)),
+        el('td', { class: 'keys', 'data-label': 'Keys' }, keyLinks(row.keys, row.links)),
         el('td', { 'data-label': 'Details' },
           row.message ? el('div', {}, row.message) : null,
           row.last_error && /cancelled by the user/.test(row.last_error)
@@ -677,7 +670,7 @@ function lane(upload, sequence, integration) {
   const key = sequence + '|' + integration;
   if (!upload.lanes.has(key)) {
     upload.lanes.set(key, { sequence, integration, step: '', state: '', bytesTotal: 0, bytesDone: 0,
-      filesTotal: 0, filesDone: 0, samples: [], keys: {}, message: '', error: '' });
+      filesTotal: 0, filesDone: 0, samples: [], keys: {}, links: [], message: '', error: '' });
   }
   return upload.lanes.get(key);
 }
@@ -729,7 +722,7 @@ function renderUpload(id) {
           (l.filesTotal ? ' · ' + l.filesDone + '/' + l.filesTotal + ' files' : '') +
           (r > 0 ? ' · ' + bytes(r) + '/s · ETA ' + duration(eta) : '') + (l.step ? ' · ' + l.step : ''))),
       el('td', {}, l.state ? badge(l.state) : (running ? el('span', { class: 'muted' }, 'working…') : badge(upload.status === 'cancelled' ? 'cancelled' : 'stopped'))),
-      el('td', { class: 'keys' }, keyLinks(l.integration, l.keys),
+      el('td', { class: 'keys' }, keyLinks(l.keys, l.links),
         l.message ? el('div', { class: 'muted small' }, l.message) : null,
         l.error ? el('div', { class: 'error small' }, plainError(l.kind, l.error)) : null,
         l.error && plainError(l.kind, l.error) !== l.error
@@ -782,6 +775,7 @@ function applyResult(l, event) {
           : (event.state || (event.error ? 'failed' : ''));
   l.kind = event.error_kind || '';
   l.keys = event.keys || {};
+  l.links = event.links || [];
   l.message = event.not_eligible || event.skipped || event.message || '';
   l.error = cancelled ? '' : (event.error || '');
   l.step = '';

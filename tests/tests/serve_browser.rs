@@ -716,7 +716,13 @@ async fn drive(
             ".upload[data-status=\"done\"] tr[data-integration=\"mapillary\"][data-state=\"published\"] a.key",
         )
         .await;
-        let key_text = key.text().await.unwrap_or_default();
+        // The link is the outcome's (`links`): the page builds no provider's address.
+        let label = key.text().await.unwrap_or_default();
+        let key_text = label
+            .strip_prefix("sequence ")
+            .and_then(|l| l.strip_suffix(" on Mapillary"))
+            .unwrap_or_else(|| panic!("a link labelled {label:?}"))
+            .to_string();
         let href = key.attr("href").await.ok().flatten().unwrap_or_default();
         assert_eq!(
             href,

@@ -203,13 +203,6 @@ pub fn status(ctx: &Context) -> Result<AuthStatus> {
     })
 }
 
-/// The stored token, or the error asking the user to authorise.
-pub fn token(ctx: &Context) -> Result<String> {
-    ctx.secret(TOKEN_SECRET)?
-        .filter(|t| !t.is_empty())
-        .ok_or(MlyError::NotAuthorised)
-}
-
 /// The user name image searches filter on, asked from `/me` (the caller asks once per run): a Mapillary
 /// account can be renamed, and a name cached from the first login would stop matching. A change is
 /// stored and reported.

@@ -63,6 +63,12 @@ impl PartView<'_> {
     }
 }
 
+/// The public page of sequence `key`, in the web app's share-link form (`?pKey=` opens the sequence's
+/// first image; the same form mapillary.com's Share button gives).
+pub fn share_link(key: &str) -> String {
+    format!("https://www.mapillary.com/app/?pKey={key}")
+}
+
 /// The next action of a sequence whose publication outcome is unknown.
 pub const REPUBLISH_ACTION: &str =
     "check Mapillary, then run mtp upload --republish if it did not go through";
@@ -72,7 +78,6 @@ pub fn summarize(
     parts: &[PartView<'_>],
     now_ms: i64,
     deadline: Duration,
-    token: &str,
     progress: Option<Progress>,
 ) -> Summary {
     let n = parts.len();
@@ -214,7 +219,11 @@ pub fn summarize(
         let mut o = RunOutcome::new(SequenceState::Published, message);
         o.keys.insert("sequence_key".into(), keys.join(","));
         o.exports.insert("sequence_key".into(), keys.join(","));
-        o.exports.insert("user_token".into(), token.to_string());
+        // The user's token reaches MTPW from the secret store (`secret_exports`), never in an outcome.
+        o.links = found
+            .iter()
+            .map(|(_, key)| Link::new(format!("sequence {key} on Mapillary"), share_link(key)))
+            .collect();
         o
     };
     outcome.progress = progress;
@@ -251,10 +260,23 @@ mod tests {
     #[test]
     fn published_parts_give_comma_separated_keys_and_exports() {
         let (a, b) = (published(0, Some("k1")), published(0, Some("k2")));
-        let s = summarize(&[view(0, &a), view(1, &b)], 1, H, "tok", None);
+        let s = summarize(&[view(0, &a), view(1, &b)], 1, H, None);
         assert_eq!(s.outcome.state, SequenceState::Published);
         assert_eq!(s.outcome.keys["sequence_key"], "k1,k2");
-        assert_eq!(s.outcome.exports["user_token"], "tok");
+        assert!(!s.outcome.exports.contains_key("user_token"));
+        assert_eq!(
+            s.outcome.links,
+            [
+                Link::new(
+                    "sequence k1 on Mapillary",
+                    "https://www.mapillary.com/app/?pKey=k1"
+                ),
+                Link::new(
+                    "sequence k2 on Mapillary",
+                    "https://www.mapillary.com/app/?pKey=k2"
+                ),
+            ]
+        );
         let message = s.outcome.message.unwrap();
         assert!(
             message.contains("part 2") && !message.contains("tok"),
@@ -265,7 +287,7 @@ mod tests {
     #[test]
     fn waiting_then_overdue_after_the_deadline() {
         let mut a = published(1000, None);
-        let s = summarize(&[view(0, &a)], 2000, H, "tok", None);
+        let s = summarize(&[view(0, &a)], 2000, H, None);
         assert_eq!(s.outcome.state, SequenceState::Unpublished);
         assert!(s.outcome.message.unwrap().contains("up to 72 h"));
         assert!(s.outcome.exports.is_empty());
@@ -273,7 +295,7 @@ mod tests {
         let late = 1000 + 80 * 3600 * 1000;
         a.lookups = 3;
         a.last_lookup_ms = Some(late);
-        let s = summarize(&[view(0, &a)], late, H, "tok", None);
+        let s = summarize(&[view(0, &a)], late, H, None);
         assert_eq!(s.outcome.state, SequenceState::Unpublished);
         assert_eq!(
             s.outcome.message.as_deref(),
@@ -295,17 +317,17 @@ mod tests {
             },
             ..PartState::default()
         };
-        let s = summarize(&[view(0, &unknown)], 1, H, "tok", None);
+        let s = summarize(&[view(0, &unknown)], 1, H, None);
         assert_eq!(s.outcome.state, SequenceState::Unknown);
         assert_eq!(s.outcome.next_action.as_deref(), Some(REPUBLISH_ACTION));
         assert!(s.outcome.message.unwrap().contains("HTTP 500"));
 
         let mut ambiguous = published(0, None);
         ambiguous.ambiguous = vec!["a".into(), "b".into()];
-        let s = summarize(&[view(0, &ambiguous)], 1, H, "tok", None);
+        let s = summarize(&[view(0, &ambiguous)], 1, H, None);
         assert_eq!(s.outcome.state, SequenceState::Unpublished);
         assert!(s.outcome.message.unwrap().contains("(a, b)"));
-        let s = summarize(&[view(0, &ambiguous)], i64::MAX, H, "tok", None);
+        let s = summarize(&[view(0, &ambiguous)], i64::MAX, H, None);
         assert_eq!(s.outcome.state, SequenceState::Unknown);
     }
 

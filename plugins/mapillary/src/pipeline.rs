@@ -193,8 +193,8 @@ impl<'a> Run<'a> {
 
     /// The outcome from the parts; once published, also drops what will never be sent again (the
     /// per-image records), keeping the plan and the keys.
-    fn record_outcome(&self, plan: &Plan, parts: &[PartState], token: &str) -> Result<RunOutcome> {
-        let outcome = self.summary(plan, parts, token);
+    fn record_outcome(&self, plan: &Plan, parts: &[PartState]) -> Result<RunOutcome> {
+        let outcome = self.summary(plan, parts);
         if outcome.state == SequenceState::Published {
             // Nothing will be sent again: only the plan and the keys stay, and each image's content
             // entry (`crate::moved`). (A no-op once done, so a published sequence costs no writes on
@@ -215,7 +215,7 @@ impl<'a> Run<'a> {
     }
 
     /// What the parts add up to (`crate::outcome::summarize`).
-    fn summary(&self, plan: &Plan, parts: &[PartState], token: &str) -> RunOutcome {
+    fn summary(&self, plan: &Plan, parts: &[PartState]) -> RunOutcome {
         let views: Vec<PartView<'_>> = plan
             .parts
             .iter()
@@ -246,7 +246,6 @@ impl<'a> Run<'a> {
             &views,
             self.api.config.now_ms(),
             self.api.config.publish_deadline,
-            token,
             progress,
         )
         .outcome
@@ -255,8 +254,7 @@ impl<'a> Run<'a> {
     /// The outcome of a folder whose photos are a sequence this state published (`crate::moved`):
     /// nothing is sent; the host keeps the photos as that sequence.
     async fn already_published(&self, found: crate::moved::Found) -> Result<RunOutcome> {
-        let token = auth::token(self.ctx)?;
-        let mut outcome = self.summary(&found.plan, &found.parts, &token);
+        let mut outcome = self.summary(&found.plan, &found.parts);
         let keys: Vec<&str> = found
             .parts
             .iter()
@@ -311,7 +309,7 @@ impl<'a> Run<'a> {
         let token = token::usable(&self.api, self.ctx).await?;
         let mut parts = self.parts(&plan)?;
         self.find_keys(&plan, &mut parts, &token, false).await?;
-        let outcome = self.record_outcome(&plan, &parts, &token)?;
+        let outcome = self.record_outcome(&plan, &parts)?;
         if outcome.state == SequenceState::Published {
             return crate::changes::report_or_send(self.ctx, self.request, &plan, outcome).await;
         }
@@ -382,12 +380,11 @@ impl<'a> Run<'a> {
         if let Some(mut stored) = self.store.plan()? {
             let parts = self.parts(&stored)?;
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
-                let token = auth::token(self.ctx)?;
                 let sequence = &self.request.sequence;
                 let moved =
                     crate::moved::repath(self.ctx, sequence, self.options.jobs, &mut stored)
                         .await?;
-                let mut outcome = self.record_outcome(&stored, &parts, &token)?;
+                let mut outcome = self.record_outcome(&stored, &parts)?;
                 if let Some(before) = moved {
                     let keys: Vec<&str> = parts
                         .iter()
@@ -536,7 +533,7 @@ impl<'a> Run<'a> {
         }
 
         self.find_keys(&plan, &mut parts, &token, false).await?;
-        let mut outcome = self.record_outcome(&plan, &parts, &token)?;
+        let mut outcome = self.record_outcome(&plan, &parts)?;
         if progress.files_total > 0 {
             outcome.progress = Some(progress);
         }

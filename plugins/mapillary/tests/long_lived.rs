@@ -59,7 +59,10 @@ async fn a_token_near_its_expiry_is_refreshed_before_the_run_and_the_old_one_is_
     assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
     let fresh = token_of(&day55);
     assert_ne!(fresh, old);
-    assert_eq!(outcome.exports["user_token"], fresh);
+    assert!(
+        !outcome.exports.contains_key("user_token"),
+        "never in an outcome"
+    );
     assert!(setup.fake.link().token_is_valid(&fresh));
     assert!(
         !setup.fake.link().token_is_valid(&old),

@@ -174,7 +174,15 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     assert_eq!(keys.len(), 1);
     assert_eq!(second.keys["sequence_key"], keys[0]);
     assert_eq!(second.exports["sequence_key"], keys[0]);
-    assert_eq!(second.exports["user_token"], token);
+    // The token is never in an outcome: the host hands it to MTPW from the secret store.
+    assert!(!second.exports.contains_key("user_token"));
+    assert_eq!(
+        second.links,
+        [Link::new(
+            format!("sequence {} on Mapillary", keys[0]),
+            format!("https://www.mapillary.com/app/?pKey={}", keys[0])
+        )]
+    );
     assert_token_hidden(&setup, &token, &[&first, &second]).await;
 
     // Published is final: another upload sends nothing and asks nothing.
