@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 mod alias;
+mod left_out;
 mod listing;
 pub use listing::{
     newest_sequence_first, ErrorView, Listing, OutcomeView, RecordView, StoredRecord, Text,

@@ -315,3 +315,44 @@ fn status_answers_when_mapillary_does_not() {
     assert_eq!(record["message"], waiting["message"], "{record}");
     assert!(record["last_error"].is_null(), "{record}");
 }
+
+/// Case 6: the images `--skip-invalid` left out are remembered with the run as images it saw, so `mtp
+/// status` says the folder changed only once it really does.
+#[test]
+fn images_left_out_as_invalid_are_not_added_on_every_status() {
+    let world = World::new();
+    let dir = world.dir("walk");
+    let mut generate = options(8, 3, false);
+    generate.sequence_toml = true;
+    generate_sequence(&dir, &generate).unwrap();
+    // Not a JPEG at all: a blocking problem that --skip-invalid leaves out.
+    std::fs::write(dir.join("IMG_broken.jpg"), b"not a jpeg").unwrap();
+    let out = world
+        .mtp()
+        .args(["upload", "--skip-invalid"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("IMG_broken.jpg"), "named as left out: {said}");
+    assert!(said.contains("mapillary: published"), "{said}");
+    for _ in 0..2 {
+        for row in world.status() {
+            assert!(row["folder_changed"].is_null(), "{row}");
+        }
+    }
+
+    let other = world.dir("other");
+    generate_sequence(&other, &options(9, 1, false)).unwrap();
+    let photo = std::fs::read_dir(&other)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .unwrap();
+    std::fs::copy(&photo, dir.join("IMG_later.jpg")).unwrap();
+    for row in world.status() {
+        let changed = row["folder_changed"].as_str().unwrap_or_default();
+        assert!(changed.contains("(1 added, 0 removed, 0 changed)"), "{row}");
+    }
+}
