@@ -232,6 +232,22 @@ fn a_renamed_generated_folder_and_its_renumbered_photos_are_a_move_and_a_rename(
         for row in world.status() {
             assert!(row["folder_changed"].is_null(), "{row}");
         }
+
+        // A new photo from another generated folder (with its own sequence UUID, when it has one, which
+        // may give the folder another id): the folder is still the published sequence, one photo added.
+        let elsewhere = world.dir("elsewhere");
+        let mut other = options(5, 1, false);
+        other.image_description = description;
+        generate_sequence(&elsewhere, &other).unwrap();
+        std::fs::copy(&photos(&elsewhere)[0], renamed.join("NEW_0001.jpg")).unwrap();
+        let out = world.upload(&renamed);
+        assert!(out.contains(&key), "{out}");
+        assert!(
+            out.contains("1 added (NEW_0001.jpg); nothing was sent"),
+            "{out}"
+        );
+        assert!(!out.contains("removed"), "{out}");
+        world.nothing_sent_since(&before);
     }
 }
 

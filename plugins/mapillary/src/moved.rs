@@ -7,8 +7,9 @@
 //! |---|---|
 //! | `content/<session key>` | [`PublishedImage`]: the sequence, part and place in the part of a published image |
 //!
-//! Written when a sequence is published (one batch with the clean-up of its image entries); read once per
-//! image of a folder whose first image is found there, else once per new folder.
+//! Written when a sequence is published (one batch with the clean-up of its image entries), and for a
+//! photo found renamed (its key under the new name, so later looks find it by one read); read for the
+//! first, middle and last photo of a new folder, and for each photo when one of those is found.
 
 use std::collections::{HashMap, HashSet};
 
@@ -286,7 +287,7 @@ async fn place(
         let at = ctx.state().get_json::<PublishedImage>(&content_key(key))?;
         match at.filter(|at| at.sequence == owner) {
             Some(at) if take_slot(plan, &at, &image.path, &now, &sequence.root, &mut repathed) => {}
-            _ => unplaced.push(image),
+            _ => unplaced.push((image, key)),
         }
     }
     // The slots whose photo is not at its path, by capture time: where a renamed photo was.
@@ -300,7 +301,8 @@ async fn place(
         }
     }
     let mut guesses = Vec::new();
-    for image in unplaced {
+    let mut slots = Vec::new();
+    for (image, key) in unplaced {
         for &(part, index) in missing.get(&image.captured_at_ms).into_iter().flatten() {
             let mut named = image.clone();
             named.file_name = file_name(&plan.parts[part].images[index]).to_string();
@@ -309,19 +311,30 @@ async fn place(
                 part,
                 index,
             };
-            guesses.push((named, slot));
+            guesses.push(named);
+            slots.push((slot, key));
         }
     }
     if guesses.is_empty() {
         return Ok(repathed);
     }
-    let (named, slots): (Vec<ImageInfo>, Vec<PublishedImage>) = guesses.into_iter().unzip();
-    let keys = session_keys(named.clone(), jobs).await?;
-    for ((image, slot), key) in named.iter().zip(&slots).zip(&keys) {
+    let keys = session_keys(guesses.clone(), jobs).await?;
+    let mut writes = Vec::new();
+    for ((image, (slot, now_key)), key) in guesses.iter().zip(&slots).zip(&keys) {
         let at = ctx.state().get_json::<PublishedImage>(&content_key(key))?;
-        if at.as_ref() == Some(slot) {
-            take_slot(plan, slot, &image.path, &now, &sequence.root, &mut repathed);
+        if at.as_ref() == Some(slot)
+            && take_slot(plan, slot, &image.path, &now, &sequence.root, &mut repathed)
+        {
+            // Found under its new name from now on, by one read like any other photo (a later move
+            // that also gives the folder a new id, say).
+            writes.push(
+                StateWrite::put_json(content_key(now_key), slot)
+                    .map_err(|err| MlyError::Invalid(format!("cannot encode state: {err}")))?,
+            );
         }
+    }
+    if !writes.is_empty() {
+        ctx.state().write_all(&writes)?;
     }
     Ok(repathed)
 }
@@ -347,6 +360,11 @@ fn take_slot(
     else {
         return false;
     };
+    if slot == path {
+        // Already there (the folder's id changed, e.g. a photo from elsewhere came in).
+        repathed.placed += 1;
+        return true;
+    }
     if now.contains(slot.as_str()) {
         return false;
     }
