@@ -63,10 +63,16 @@ fn is_jpeg(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
 }
 
-/// `sequence` as last run against its folders now.
-pub fn drift(sequence: &SequenceDescriptor) -> Drift {
+/// `sequence` as last run against its folders now. `left_out` are the images that run saw and left out
+/// (invalid ones with `--skip-invalid`, duplicates: [`Folder::left_out`]): not added, for they were there.
+pub fn drift(sequence: &SequenceDescriptor, left_out: &[String]) -> Drift {
     let mut d = Drift::default();
-    let known: BTreeSet<&Path> = sequence.images.iter().map(|i| Path::new(&i.path)).collect();
+    let known: BTreeSet<&Path> = sequence
+        .images
+        .iter()
+        .map(|i| Path::new(&i.path))
+        .chain(left_out.iter().map(Path::new))
+        .collect();
     let mut dirs = BTreeSet::new();
     for image in &sequence.images {
         let path = Path::new(&image.path);
@@ -105,6 +111,41 @@ pub struct Folder {
     /// settled by then (see [`untouched`]); absent in summaries of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_ns: Option<u64>,
+    /// The images in it that the last run saw and left out (invalid ones with `--skip-invalid`,
+    /// duplicates), by path: part of what that run found, so not "added" later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
+}
+
+/// The images the folders' last run left out ([`Folder::left_out`]), all folders together.
+pub fn left_out_of(folders: &[Folder]) -> Vec<String> {
+    folders
+        .iter()
+        .flat_map(|f| f.left_out.iter().cloned())
+        .collect()
+}
+
+/// `folders` (a run's summary) with `left_out`, the paths of the images that run left out, each in its
+/// folder (a folder holding only such images is added, with no image of the run).
+pub fn with_left_out(mut folders: Vec<Folder>, left_out: &[String]) -> Vec<Folder> {
+    for folder in &mut folders {
+        folder.left_out.clear();
+    }
+    for path in left_out {
+        let Some(dir) = Path::new(path).parent().and_then(Path::to_str) else {
+            continue;
+        };
+        match folders.iter_mut().find(|f| f.dir == dir) {
+            Some(folder) => folder.left_out.push(path.clone()),
+            None => folders.push(Folder {
+                dir: dir.to_string(),
+                images: 0,
+                modified_ns: settled_mtime_ns(dir),
+                left_out: vec![path.clone()],
+            }),
+        }
+    }
+    folders
 }
 
 /// A folder's modification time in ns, if it is at least [`SETTLED`] old: a coarse clock (FAT: 2 s) could
@@ -161,6 +202,7 @@ pub fn folders_of(sequence: &SequenceDescriptor) -> Option<Vec<Folder>> {
                 dir: dir.to_string(),
                 images,
                 modified_ns: settled_mtime_ns(dir),
+                left_out: Vec::new(),
             })
             .collect(),
     )
@@ -245,11 +287,11 @@ mod tests {
         let vanished = sequence(&paths);
         let folders = folders_of(&vanished).unwrap();
         assert_eq!(folders.len(), 1);
-        assert_eq!(drift_of_vanished(&folders), Some(drift(&vanished)));
-        assert_eq!(drift(&vanished).removed, 2);
-        assert!(drift(&vanished).is_vanished(2));
+        assert_eq!(drift_of_vanished(&folders), Some(drift(&vanished, &[])));
+        assert_eq!(drift(&vanished, &[]).removed, 2);
+        assert!(drift(&vanished, &[]).is_vanished(2));
         assert_eq!(
-            drift(&vanished).describe_vanished(),
+            drift(&vanished, &[]).describe_vanished(),
             "the folder was not found (moved or deleted?): none of the 2 images of the last run is \
              there; run mtp upload on its new place"
         );
@@ -262,6 +304,25 @@ mod tests {
         );
         // A bare file name has no folder to summarise.
         assert_eq!(folders_of(&sequence(&["a.jpg".to_string()])), None);
+    }
+
+    #[test]
+    fn images_left_out_by_the_run_are_not_added_later() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+        for name in ["a.jpg", "bad.jpg"] {
+            std::fs::write(path(name), b"x").unwrap();
+        }
+        let seq = sequence(&[path("a.jpg")]);
+        assert_eq!(drift(&seq, &[]).added, 1);
+        let folders = with_left_out(folders_of(&seq).unwrap(), &[path("bad.jpg")]);
+        assert_eq!(folders.len(), 1);
+        assert_eq!(left_out_of(&folders), [path("bad.jpg")]);
+        assert_eq!(drift(&seq, &left_out_of(&folders)), Drift::default());
+        std::fs::write(path("new.jpg"), b"x").unwrap();
+        assert_eq!(drift(&seq, &left_out_of(&folders)).added, 1);
+        // Written again with none left out, the summary forgets them.
+        assert!(left_out_of(&with_left_out(folders, &[])).is_empty());
     }
 
     #[test]
@@ -285,7 +346,7 @@ mod tests {
         assert!(untouched(&settled));
         std::fs::write(here.join("b.jpg"), b"x").unwrap();
         assert!(!untouched(&settled));
-        assert_eq!(drift(&seq).added, 1);
+        assert_eq!(drift(&seq, &[]).added, 1);
         // A summary of an earlier version has no stamp.
         let earlier: Vec<Folder> = serde_json::from_str(r#"[{"dir":"/x","images":2}]"#).unwrap();
         assert_eq!(earlier[0].modified_ns, None);

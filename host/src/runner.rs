@@ -387,7 +387,9 @@ impl Runner {
                         shared = None;
                         records = self.records_of(&sequence.id)?;
                         record = records.remove(&id).unwrap_or_default();
-                        merged = true;
+                        // Those after it run all the same for what it exports anew (an added sequence).
+                        let now = Self::public_exports(integration, &outcome);
+                        merged = record.outcome.as_ref().is_none_or(|o| o.exports == now);
                     }
                     outcome.exports = Self::public_exports(integration, &outcome);
                     results.insert(id.clone(), UpstreamResult::Outcome(outcome.clone()));

@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 mod alias;
+mod left_out;
 mod listing;
 mod secrets;
 pub use listing::{

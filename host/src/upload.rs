@@ -83,6 +83,9 @@ pub struct PreparedSequence {
     pub plan: Vec<PlanEntry>,
     /// The enabled integrations this upload leaves out, each with why (not chosen, not ready).
     pub left_out: Vec<(String, String)>,
+    /// The folder's images this upload leaves out (invalid ones with `skip_invalid`, duplicates), by
+    /// path: remembered with the run as images it saw (`StateStore::put_left_out`).
+    pub images_left_out: Vec<String>,
     /// The run's options with the sequence's facts (`prior_uploads`, `force`).
     options: RunOptions,
 }
@@ -130,7 +133,7 @@ impl Upload {
         let read = tokio::task::spawn_blocking(move || read(&owned, &overrides, skip_invalid))
             .await
             .map_err(|err| invalid(format!("the check stopped: {err}")))?;
-        let (mut descriptor, mut skipped, prior) = read.map_err(invalid)?;
+        let (mut descriptor, mut skipped, prior, images_left_out) = read.map_err(invalid)?;
         // A folder whose photos this state store already holds under another path is that sequence.
         if !self.request.dry_run {
             let note = crate::identity::identify(runner.store(), &mut descriptor)
@@ -166,6 +169,7 @@ impl Upload {
             skipped,
             plan,
             left_out: selection.left_out,
+            images_left_out,
             options: options.only(selection.run),
         })
     }
@@ -206,6 +210,14 @@ impl Upload {
                 &prepared.options,
             )
             .await?;
+        if !self.request.dry_run {
+            // Under the stored sequence the photos were recognised as, if they were.
+            let id = &prepared.descriptor.id;
+            let id = runner.store().alias_of(id)?.unwrap_or_else(|| id.clone());
+            runner
+                .store()
+                .put_left_out(&id, &prepared.images_left_out)?;
+        }
         for (id, reason) in &prepared.left_out {
             let at = prepared
                 .plan
@@ -264,13 +276,13 @@ fn run_options(request: &UploadRequest, registry: &Registry) -> Result<RunOption
 }
 
 /// Reads and validates one sequence directory: the descriptor, one line per kind of reason for the
-/// images left out (duplicates; with `skip_invalid`, invalid ones), and what MTPDU already published of it (its sequence log's `destination` block, as
-/// JSON for the runner); the error is a message for the user.
+/// images left out (duplicates; with `skip_invalid`, invalid ones), what MTPDU already published of it (its sequence log's `destination` block, as
+/// JSON for the runner), and the paths of the images left out; the error is a message for the user.
 fn read(
     dir: &Path,
     overrides: &Overrides,
     skip_invalid: bool,
-) -> Result<(SequenceDescriptor, Vec<String>, Value), String> {
+) -> Result<(SequenceDescriptor, Vec<String>, Value, Vec<String>), String> {
     let scanned = read_sequence(dir, overrides).map_err(|err| {
         let first: &(dyn StdError + 'static) = &err;
         let causes = std::iter::successors(Some(first), |e| (*e).source());
@@ -293,7 +305,11 @@ fn read(
         return Err("no valid images to upload".to_string());
     }
     let prior = serde_json::to_value(scanned.prior_uploads()).unwrap_or_default();
-    Ok((descriptor, lines, prior))
+    let left_out = skipped
+        .iter()
+        .map(|s| s.path.to_string_lossy().into_owned())
+        .collect();
+    Ok((descriptor, lines, prior, left_out))
 }
 
 /// `dirs` with each camera folder tree (`DCIM/100GOPRO, 101GOPRO`) replaced by its folders with images,

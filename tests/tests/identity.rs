@@ -58,6 +58,17 @@ impl World {
         text(&out)
     }
 
+    /// Asserts that nothing was sent or published anywhere since `before` (MTPW's sync of a published
+    /// sequence may import into its record again, as it always did, but never adds one).
+    fn nothing_sent_since(&self, before: &Held) {
+        let held = self.held();
+        let held = Held {
+            mtpw_writes: before.mtpw_writes,
+            ..held
+        };
+        assert_eq!(&held, before, "nothing sent, nothing published");
+    }
+
     fn status(&self) -> Vec<Value> {
         let out = self.run(&["status", "--json"]);
         assert!(out.status.success(), "status: {}", text(&out));
@@ -150,6 +161,230 @@ fn a_moved_folder_is_recognised_by_its_photos_and_sent_nowhere() {
         );
         assert_eq!(world.status().len(), 2);
     }
+}
+
+/// A generated folder's photos as written, file names in order.
+fn photos(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Case 2: a generated folder renamed is reported as a move by `mtp upload` and `mtp status` (plain
+/// camera JPEGs, `mtp sequence generate`'s default with its MTPDU description in each photo, and an
+/// MTPDU folder), and photos renumbered inside it are the same photos: neither added nor removed,
+/// nothing sent anywhere.
+#[test]
+fn a_renamed_generated_folder_and_its_renumbered_photos_are_a_move_and_a_rename() {
+    for (mtpdu, description) in [(false, false), (false, true), (true, true)] {
+        let world = World::new();
+        let old = world.dir("walk");
+        let mut generate = options(4, 4, mtpdu);
+        generate.image_description = description;
+        generate.sequence_toml = !mtpdu;
+        generate_sequence(&old, &generate).unwrap();
+        let first = world.upload(&old);
+        assert!(first.contains("mapillary: published"), "{first}");
+        let before = world.held();
+        let key = world.status()[0]["keys"]["sequence_key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        let renamed = world.dir("walk-2008");
+        std::fs::rename(&old, &renamed).unwrap();
+        if mtpdu {
+            std::fs::rename(renamed.join("walk.json"), renamed.join("walk-2008.json")).unwrap();
+        }
+        let out = world.upload(&renamed);
+        let expected = format!(
+            "moved from {}: already published as {key}; nothing sent",
+            old.display()
+        );
+        assert!(out.contains(&expected), "wanted `{expected}` in:\n{out}");
+        assert!(!out.contains("added") && !out.contains("removed"), "{out}");
+        world.nothing_sent_since(&before);
+        for row in world.status() {
+            assert_eq!(row["root"], renamed.display().to_string(), "{row}");
+            assert!(row["folder_changed"].is_null(), "{row}");
+        }
+        if mtpdu {
+            // MTPDU's log names its photos: they are not renamed behind its back.
+            continue;
+        }
+
+        // Renumbered, last first, as a photo manager does.
+        for (i, photo) in photos(&renamed).iter().rev().enumerate() {
+            std::fs::rename(photo, renamed.join(format!("DSC_{:04}.jpg", i + 1))).unwrap();
+        }
+        let out = world.upload(&renamed);
+        let expected = format!(
+            "4 photo(s) renamed in the folder since: the same photos, already published as {key}; \
+             nothing sent"
+        );
+        assert!(out.contains(&expected), "wanted `{expected}` in:\n{out}");
+        assert!(!out.contains("added") && !out.contains("removed"), "{out}");
+        world.nothing_sent_since(&before);
+        for row in world.status() {
+            assert!(row["folder_changed"].is_null(), "{row}");
+        }
+
+        // A new photo from another generated folder (with its own sequence UUID, when it has one, which
+        // may give the folder another id): the folder is still the published sequence, one photo added.
+        let elsewhere = world.dir("elsewhere");
+        let mut other = options(5, 1, false);
+        other.image_description = description;
+        generate_sequence(&elsewhere, &other).unwrap();
+        std::fs::copy(&photos(&elsewhere)[0], renamed.join("NEW_0001.jpg")).unwrap();
+        let out = world.upload(&renamed);
+        assert!(out.contains(&key), "{out}");
+        assert!(
+            out.contains("1 added (NEW_0001.jpg); nothing was sent"),
+            "{out}"
+        );
+        assert!(!out.contains("removed"), "{out}");
+        world.nothing_sent_since(&before);
+    }
+}
+
+/// Case 2 and 6: `--add-new-images` sends only photos whose content is not published yet (a photo
+/// copied in from another published folder is not new, and it says so when none is), and the
+/// additional Mapillary sequence gets its own MTPW record, exactly once, shown by `mtp status`; also when
+/// the folder moved in the same run.
+#[test]
+fn add_new_images_sends_only_new_content_and_syncs_it_to_mtpw_once() {
+    let world = World::new();
+    let plain = |seed: u64, count: usize| {
+        let mut generate = options(seed, count, false);
+        generate.image_description = false;
+        generate.sequence_toml = true;
+        generate
+    };
+    let other = world.dir("other");
+    generate_sequence(&other, &plain(11, 5)).unwrap();
+    let walk = world.dir("walk");
+    generate_sequence(&walk, &plain(12, 3)).unwrap();
+    let fresh = world.dir("fresh");
+    generate_sequence(&fresh, &plain(13, 2)).unwrap();
+    world.upload(&other);
+    world.upload(&walk);
+    let other_key = world
+        .status()
+        .iter()
+        .find(|r| r["root"] == other.display().to_string() && r["integration"] == "mapillary")
+        .unwrap()["keys"]["sequence_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let published = world.held();
+    let add_new = |dir: &Path| {
+        let out = world
+            .mtp()
+            .args(["upload", "--add-new-images"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+
+    // A copy of a photo published with the other folder.
+    std::fs::copy(other.join("IMG_000005.jpg"), walk.join("IMG_000005.jpg")).unwrap();
+    let out = add_new(&walk);
+    let expected = format!(
+        "the 1 added image(s) (IMG_000005.jpg) are already published (as sequence {other_key}); \
+         nothing to send"
+    );
+    assert!(out.contains(&expected), "wanted `{expected}` in:\n{out}");
+    world.nothing_sent_since(&published);
+
+    // A new photo: reported, and sent alone only when asked.
+    std::fs::copy(&photos(&fresh)[0], walk.join("IMG_000009.jpg")).unwrap();
+    let out = world.upload(&walk);
+    assert!(out.contains("1 added (IMG_000009.jpg)"), "{out}");
+    assert!(out.contains("--add-new-images"), "{out}");
+    world.nothing_sent_since(&published);
+    let out = add_new(&walk);
+    assert!(
+        out.contains("the 1 added image(s) as an additional sequence: published"),
+        "{out}"
+    );
+    let sent = world.held();
+    assert_eq!(sent.published, published.published + 1, "{sent:?}");
+    assert_eq!(
+        sent.finish_uploads,
+        published.finish_uploads + 1,
+        "{sent:?}"
+    );
+    // One image and the manifest of its sequence.
+    assert_eq!(sent.entities, published.entities + 2, "{sent:?}");
+    assert_eq!(sent.mtpw_records, published.mtpw_records + 1, "{sent:?}");
+    let rows = world.status();
+    let row = |integration: &str| {
+        rows.iter()
+            .find(|r| r["root"] == walk.display().to_string() && r["integration"] == integration)
+            .unwrap()
+            .clone()
+    };
+    let added_key = row("mapillary")["keys"]["added_sequence_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{:#}", row("mapillary")))
+        .to_string();
+    let mtpw = row("mtpw");
+    assert_eq!(mtpw["state"], "published", "{mtpw}");
+    let unique_ids = mtpw["keys"]["unique_id"].as_str().unwrap();
+    assert_eq!(unique_ids.split(',').count(), 2, "{mtpw}");
+    assert!(world.mtpw.stats().sequences.len() == sent.mtpw_records);
+
+    // Again: nothing new, nothing sent, no second MTPW record.
+    let out = add_new(&walk);
+    assert!(out.contains("nothing to send"), "{out}");
+    assert!(!out.contains("additional sequence: "), "{out}");
+    world.nothing_sent_since(&sent);
+
+    // Moved, with one more new photo, sent in the same run: one more sequence, one more MTPW record.
+    let moved = world.dir("walk-moved");
+    std::fs::rename(&walk, &moved).unwrap();
+    std::fs::copy(&photos(&fresh)[1], moved.join("IMG_000010.jpg")).unwrap();
+    let out = add_new(&moved);
+    assert!(
+        out.contains(&format!("moved from {}", walk.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains("the 1 added image(s) as an additional sequence: published"),
+        "{out}"
+    );
+    let last = world.held();
+    assert_eq!(last.published, sent.published + 1, "{last:?}");
+    assert_eq!(last.mtpw_records, sent.mtpw_records + 1, "{last:?}");
+    let rows = world.status();
+    let mtpw = rows
+        .iter()
+        .find(|r| r["root"] == moved.display().to_string() && r["integration"] == "mtpw")
+        .unwrap();
+    assert_eq!(
+        mtpw["keys"]["unique_id"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .count(),
+        3,
+        "{mtpw}"
+    );
+    let mapillary = rows
+        .iter()
+        .find(|r| r["root"] == moved.display().to_string() && r["integration"] == "mapillary")
+        .unwrap();
+    let keys = mapillary["keys"]["added_sequence_key"].as_str().unwrap();
+    assert!(
+        keys.starts_with(&added_key) && keys.split(',').count() == 2,
+        "{mapillary}"
+    );
 }
 
 /// Case 5: two folders holding different photos under the same MTPDU sequence UUID (a split MTPDU
@@ -314,4 +549,45 @@ fn status_answers_when_mapillary_does_not() {
     assert_eq!(record["state"], waiting["state"], "{record}");
     assert_eq!(record["message"], waiting["message"], "{record}");
     assert!(record["last_error"].is_null(), "{record}");
+}
+
+/// Case 6: the images `--skip-invalid` left out are remembered with the run as images it saw, so `mtp
+/// status` says the folder changed only once it really does.
+#[test]
+fn images_left_out_as_invalid_are_not_added_on_every_status() {
+    let world = World::new();
+    let dir = world.dir("walk");
+    let mut generate = options(8, 3, false);
+    generate.sequence_toml = true;
+    generate_sequence(&dir, &generate).unwrap();
+    // Not a JPEG at all: a blocking problem that --skip-invalid leaves out.
+    std::fs::write(dir.join("IMG_broken.jpg"), b"not a jpeg").unwrap();
+    let out = world
+        .mtp()
+        .args(["upload", "--skip-invalid"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("IMG_broken.jpg"), "named as left out: {said}");
+    assert!(said.contains("mapillary: published"), "{said}");
+    for _ in 0..2 {
+        for row in world.status() {
+            assert!(row["folder_changed"].is_null(), "{row}");
+        }
+    }
+
+    let other = world.dir("other");
+    generate_sequence(&other, &options(9, 1, false)).unwrap();
+    let photo = std::fs::read_dir(&other)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .unwrap();
+    std::fs::copy(&photo, dir.join("IMG_later.jpg")).unwrap();
+    for row in world.status() {
+        let changed = row["folder_changed"].as_str().unwrap_or_default();
+        assert!(changed.contains("(1 added, 0 removed, 0 changed)"), "{row}");
+    }
 }

@@ -112,12 +112,20 @@ fn folder_change(
     {
         return None;
     }
-    match folders.and_then(|folders| mtp_host::drift::drift_of_vanished(&folders)) {
+    match folders
+        .as_deref()
+        .and_then(mtp_host::drift::drift_of_vanished)
+    {
         Some(drift) if drift.removed > 0 => Some(drift.describe_vanished()),
         Some(drift) => drift.describe(),
         None => {
             let descriptor = descriptor()?;
-            let drift = mtp_host::drift::drift(&descriptor);
+            // Images the last run saw and left out (`--skip-invalid`) were there: not added.
+            let left_out = folders
+                .as_deref()
+                .map(mtp_host::drift::left_out_of)
+                .unwrap_or_default();
+            let drift = mtp_host::drift::drift(&descriptor, &left_out);
             if drift.is_vanished(descriptor.images.len()) {
                 Some(drift.describe_vanished())
             } else {

@@ -5,50 +5,68 @@
 //! upload API (a manifest only ever creates a new sequence: mapillary/mapillary_tools
 //! `mapillary_tools/uploader.py` has no update call), so added images can only become a sequence of their
 //! own. That is what `mtp upload --add-new-images` does; without it the change is reported and nothing
-//! is sent.
+//! is sent. Paths are a hint only (docs/architecture.md, "Identity"): a photo renamed or moved in the
+//! folder takes its old place (`crate::moved::repath`), and an added photo whose content this state
+//! already published (a copy from another folder, or this sequence's additional sequence) is not new.
+//!
+//! | key | value |
+//! |---|---|
+//! | `seq/<id>/additional` | the ids of sequence `id`'s additional sequences, in the order they were begun |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use plugin_api::prelude::*;
 
+use crate::config::RunOptions;
 use crate::error::Result;
-use crate::state::{Plan, SequenceStore};
+use crate::moved::Repathed;
+use crate::state::{PartState, Plan, SequenceStore};
 
 /// The option (`mtp upload --add-new-images`) that sends the added images as an additional sequence.
 pub const ADD_NEW_IMAGES: &str = "add_new_images";
 
+/// The export (and key) naming the Mapillary keys of a sequence's additional sequences, comma-separated.
+pub const ADDED_SEQUENCE_KEY: &str = "added_sequence_key";
+
 /// What changed since the plan was sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// Images in the sequence now that were not sent.
+    /// Images in the sequence now that were not sent, and whose content is not published here.
     pub added: Vec<String>,
     /// Images sent that are no longer in the sequence.
     pub removed: Vec<String>,
     /// Images sent whose capture time changed since.
     pub changed: Vec<String>,
+    /// Images added whose content this state already published as another sequence (copied in), with
+    /// that sequence's Mapillary key(s).
+    pub copies: Vec<(String, String)>,
+}
+
+fn names(paths: &[&str]) -> String {
+    let shown: Vec<&str> = paths
+        .iter()
+        .take(3)
+        .map(|p| p.rsplit(['/', '\\']).next().unwrap_or(p))
+        .collect();
+    let more = paths.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
 }
 
 impl Changes {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.copies.is_empty()
     }
 
     /// A sentence for the user.
     pub fn describe(&self) -> String {
-        let names = |paths: &[String]| {
-            let shown: Vec<&str> = paths
-                .iter()
-                .take(3)
-                .map(|p| p.rsplit(['/', '\\']).next().unwrap_or(p))
-                .collect();
-            let more = paths.len().saturating_sub(shown.len());
-            if more > 0 {
-                format!("{} and {more} more", shown.join(", "))
-            } else {
-                shown.join(", ")
-            }
-        };
         let mut parts = Vec::new();
         for (what, paths) in [
             ("added", &self.added),
@@ -56,17 +74,37 @@ impl Changes {
             ("changed", &self.changed),
         ] {
             if !paths.is_empty() {
-                parts.push(format!("{} {what} ({})", paths.len(), names(paths)));
+                let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+                parts.push(format!("{} {what} ({})", paths.len(), names(&paths)));
             }
         }
-        format!(
-            "the folder changed since it was published: {}",
-            parts.join(", ")
-        )
+        let mut text = String::new();
+        if !parts.is_empty() {
+            text = format!(
+                "the folder changed since it was published: {}",
+                parts.join(", ")
+            );
+        }
+        if !self.copies.is_empty() {
+            let keys: BTreeSet<&str> = self.copies.iter().map(|(_, k)| k.as_str()).collect();
+            let paths: Vec<&str> = self.copies.iter().map(|(p, _)| p.as_str()).collect();
+            let copies = format!(
+                "the {} added image(s) ({}) are already published (as sequence {})",
+                paths.len(),
+                names(&paths),
+                keys.into_iter().collect::<Vec<_>>().join(", ")
+            );
+            text = if text.is_empty() {
+                copies
+            } else {
+                format!("{text}; {copies}")
+            };
+        }
+        text
     }
 }
 
-/// `sequence` now against `plan`, what was sent.
+/// `sequence` now against `plan`, what was sent, by path.
 pub fn diff(plan: &Plan, sequence: &SequenceDescriptor) -> Changes {
     let sent: BTreeMap<&str, i64> = plan
         .parts
@@ -99,7 +137,35 @@ pub fn diff(plan: &Plan, sequence: &SequenceDescriptor) -> Changes {
             .filter(|(p, t)| now.get(*p).is_some_and(|n| n != *t))
             .map(|(p, _)| p.to_string())
             .collect(),
+        copies: Vec::new(),
     }
+}
+
+/// The sentence for photos of a published sequence found at new paths (`crate::moved::repath`), or
+/// `None` when none moved.
+pub fn describe_repathed(repathed: &Repathed, parts: &[PartState]) -> Option<String> {
+    let keys = keys_of(parts)?;
+    let renamed = repathed.renamed;
+    match &repathed.moved_from {
+        Some(before) if renamed > 0 => Some(format!(
+            "moved from {before} ({renamed} photo(s) under new file names): the same photos, already \
+             published as {keys}; nothing sent"
+        )),
+        Some(before) => Some(format!(
+            "moved from {before}: already published as {keys}; nothing sent"
+        )),
+        None if renamed > 0 => Some(format!(
+            "{renamed} photo(s) renamed in the folder since: the same photos, already published as \
+             {keys}; nothing sent"
+        )),
+        None => None,
+    }
+}
+
+/// The Mapillary keys of `parts`, comma-separated; `None` while one has none.
+fn keys_of(parts: &[PartState]) -> Option<String> {
+    let keys: Option<Vec<&str>> = parts.iter().map(|p| p.sequence_key.as_deref()).collect();
+    keys.filter(|k| !k.is_empty()).map(|k| k.join(", "))
 }
 
 /// Whether the user asked to send added images as an additional sequence.
@@ -121,24 +187,123 @@ pub fn additional_sequence(sequence: &SequenceDescriptor, added: &[String]) -> S
     extra
 }
 
+fn additional_key(id: &str) -> String {
+    format!("seq/{id}/additional")
+}
+
+/// The ids of sequence `id`'s additional sequences.
+fn additional_ids(ctx: &Context, id: &str) -> Result<Vec<String>> {
+    Ok(ctx
+        .state()
+        .get_json(&additional_key(id))?
+        .unwrap_or_default())
+}
+
+/// Remembers `extra` as an additional sequence of `id` (once).
+fn remember_additional(ctx: &Context, id: &str, extra: &str) -> Result<Vec<String>> {
+    let mut ids = additional_ids(ctx, id)?;
+    if !ids.iter().any(|i| i == extra) {
+        ids.push(extra.to_string());
+        ctx.state().put_json(&additional_key(id), &ids)?;
+    }
+    Ok(ids)
+}
+
+/// The Mapillary keys of the published sequence `id` (its parts'), if every part has one.
+fn published_keys(ctx: &Context, id: &str) -> Result<Option<String>> {
+    let store = SequenceStore::new(ctx, id);
+    let Some(plan) = store.plan()? else {
+        return Ok(None);
+    };
+    let parts: Vec<PartState> = (0..plan.parts.len())
+        .map(|i| store.part(i))
+        .collect::<Result<_>>()?;
+    Ok(keys_of(&parts))
+}
+
+/// `changes` (by path) with each added image looked up by content: one this state published as one of
+/// sequence `id`'s additional sequences is part of it now (its id is remembered, if it was not), one
+/// published as another sequence is a copy; the rest are new. One hash and one read per added image.
+async fn by_content(
+    ctx: &Context,
+    id: &str,
+    mut changes: Changes,
+    sequence: &SequenceDescriptor,
+    jobs: usize,
+) -> Result<Changes> {
+    if changes.added.is_empty() {
+        return Ok(changes);
+    }
+    let added: BTreeSet<&str> = changes.added.iter().map(String::as_str).collect();
+    let images: Vec<ImageInfo> = sequence
+        .images
+        .iter()
+        .filter(|i| added.contains(i.path.as_str()))
+        .cloned()
+        .collect();
+    let found = crate::moved::published_as(ctx, images.clone(), jobs).await?;
+    let own = format!("{id}+added-");
+    let mut new = Vec::new();
+    for (image, at) in images.into_iter().zip(found) {
+        match at {
+            Some(at) if at.sequence.starts_with(&own) => {
+                // Sent by an earlier `--add-new-images` (also by a version that kept no list of them).
+                remember_additional(ctx, id, &at.sequence)?;
+            }
+            Some(at) => {
+                let keys = published_keys(ctx, &at.sequence)?.unwrap_or(at.sequence);
+                changes.copies.push((image.path, keys));
+            }
+            None => new.push(image.path),
+        }
+    }
+    changes.added = new;
+    Ok(changes)
+}
+
+/// Puts the keys of sequence `id`'s published additional sequences in `outcome` (key and export
+/// [`ADDED_SEQUENCE_KEY`]), for the record and for the integrations chained after (MTPW syncs them).
+fn export_additional(ctx: &Context, id: &str, outcome: &mut RunOutcome) -> Result<()> {
+    let mut keys = Vec::new();
+    for extra in additional_ids(ctx, id)? {
+        keys.extend(published_keys(ctx, &extra)?);
+    }
+    if !keys.is_empty() {
+        let keys = keys.join(",");
+        outcome.keys.insert(ADDED_SEQUENCE_KEY.into(), keys.clone());
+        outcome.exports.insert(ADDED_SEQUENCE_KEY.into(), keys);
+    }
+    Ok(())
+}
+
 /// Adds to the outcome of a published sequence what changed since, and, when asked (or once begun),
-/// sends the added images as an additional sequence: its key is `added_sequence_key`.
+/// sends the images whose content is not published yet as an additional sequence; the keys of every
+/// published additional sequence are `added_sequence_key`.
 pub async fn report_or_send(
     ctx: &Context,
     request: &RunRequest,
     plan: &Plan,
     mut outcome: RunOutcome,
 ) -> Result<RunOutcome> {
+    let id = &request.sequence.id;
+    let jobs = RunOptions::from_request(request).jobs;
     let changes = diff(plan, &request.sequence);
+    let changes = by_content(ctx, id, changes, &request.sequence, jobs).await?;
+    export_additional(ctx, id, &mut outcome)?;
     if changes.is_empty() {
         return Ok(outcome);
     }
     let description = changes.describe();
     let message = outcome.message.take().unwrap_or_default();
     let extra = additional_sequence(&request.sequence, &changes.added);
-    let begun = SequenceStore::new(ctx, &extra.id).plan()?.is_some();
+    let begun = !changes.added.is_empty() && SequenceStore::new(ctx, &extra.id).plan()?.is_some();
     if changes.added.is_empty() || !(add_new_images(request) || begun) {
-        outcome.message = Some(format!("{message}; {description}; nothing was sent"));
+        let sent = if changes.added.is_empty() && add_new_images(request) {
+            "nothing to send"
+        } else {
+            "nothing was sent"
+        };
+        outcome.message = Some(format!("{message}; {description}; {sent}"));
         outcome.next_action = Some(if changes.added.is_empty() {
             "nothing to do: what was published stays as it is on Mapillary".into()
         } else {
@@ -148,6 +313,8 @@ pub async fn report_or_send(
         });
         return Ok(outcome);
     }
+    // Remembered before anything is sent, so its key is exported whatever becomes of the folder.
+    remember_additional(ctx, id, &extra.id)?;
     let mut sub = request.clone();
     sub.sequence = extra;
     sub.previous = None;
@@ -160,11 +327,7 @@ pub async fn report_or_send(
         changes.added.len(),
         added.state.as_str()
     ));
-    if let Some(key) = added.keys.get("sequence_key") {
-        outcome
-            .keys
-            .insert("added_sequence_key".into(), key.clone());
-    }
+    export_additional(ctx, id, &mut outcome)?;
     if added.state != SequenceState::Published {
         outcome.state = added.state;
         outcome.next_action = added.next_action;
@@ -234,5 +397,44 @@ mod tests {
         assert_eq!(extra.images.len(), 1);
         assert_ne!(extra.id, sequence.id);
         assert_eq!(extra.id, additional_sequence(&sequence, &c.added).id);
+    }
+
+    #[test]
+    fn copies_and_renames_are_said_apart_from_what_is_new() {
+        let copies = Changes {
+            copies: vec![("/w/IMG_5.jpg".into(), "K1".into())],
+            ..Changes::default()
+        };
+        assert!(!copies.is_empty());
+        assert_eq!(
+            copies.describe(),
+            "the 1 added image(s) (IMG_5.jpg) are already published (as sequence K1)"
+        );
+        let part = PartState {
+            sequence_key: Some("K".into()),
+            ..PartState::default()
+        };
+        let renamed = Repathed {
+            renamed: 4,
+            placed: 4,
+            moved_from: None,
+        };
+        assert_eq!(
+            describe_repathed(&renamed, std::slice::from_ref(&part)).as_deref(),
+            Some(
+                "4 photo(s) renamed in the folder since: the same photos, already published as K; \
+                 nothing sent"
+            )
+        );
+        let moved = Repathed {
+            moved_from: Some("/old".into()),
+            renamed: 0,
+            placed: 4,
+        };
+        assert_eq!(
+            describe_repathed(&moved, &[part]).as_deref(),
+            Some("moved from /old: already published as K; nothing sent")
+        );
+        assert_eq!(describe_repathed(&Repathed::default(), &[]), None);
     }
 }

@@ -136,7 +136,11 @@ impl Integration for Mapillary {
             required_env: REQUIRED_ENV.iter().map(|k| k.to_string()).collect(),
             optional_env: OPTIONAL_ENV.iter().map(|k| k.to_string()).collect(),
             after: Vec::new(),
-            exports: vec!["sequence_key".into(), "user_token".into()],
+            exports: vec![
+                "sequence_key".into(),
+                "user_token".into(),
+                changes::ADDED_SEQUENCE_KEY.into(),
+            ],
             consumes: Vec::new(),
             // The token is the secret `user_token` (state::TOKEN_SECRET): the host hands it downstream
             // from the secret store and never keeps it in a record.

@@ -7,10 +7,11 @@
 //! |---|---|
 //! | `content/<session key>` | [`PublishedImage`]: the sequence, part and place in the part of a published image |
 //!
-//! Written when a sequence is published (one batch with the clean-up of its image entries); read once per
-//! image of a folder whose first image is found there, else once per new folder.
+//! Written when a sequence is published (one batch with the clean-up of its image entries), and for a
+//! photo found renamed (its key under the new name, so later looks find it by one read); read for the
+//! first, middle and last photo of a new folder, and for each photo when one of those is found.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use plugin_api::prelude::*;
@@ -89,6 +90,19 @@ async fn session_keys(images: Vec<ImageInfo>, jobs: usize) -> Result<Vec<String>
         .collect()
 }
 
+/// Where each of `images` was published by this state, by content (its session key now): one hash
+/// and one read per image.
+pub async fn published_as(
+    ctx: &Context,
+    images: Vec<ImageInfo>,
+    jobs: usize,
+) -> Result<Vec<Option<PublishedImage>>> {
+    let keys = session_keys(images, jobs).await?;
+    keys.iter()
+        .map(|key| Ok(ctx.state().get_json(&content_key(key))?))
+        .collect()
+}
+
 /// A sequence this state published that holds the photos of the folder being uploaded.
 #[derive(Debug)]
 pub struct Found {
@@ -98,23 +112,34 @@ pub struct Found {
     pub plan: Plan,
     /// Its parts.
     pub parts: Vec<PartState>,
+    /// How many of its photos are here under other file names.
+    pub renamed: usize,
 }
 
-/// The published sequence, other than `sequence` itself, whose images are `sequence`'s photos (by
-/// content), with its plan pointed at where they are now. Costs one hash and one read for a folder whose
-/// first photo was never published here; otherwise one hash and one read per photo. `None` unless
-/// every part of that sequence has its Mapillary key.
+/// The published sequence, other than `sequence` itself, that holds most of `sequence`'s photos (by
+/// content), with its plan pointed at where they are now. Costs a hash and a read of the first, middle
+/// and last photo for a folder none of whose photos was published here; otherwise one hash and one read
+/// per photo. (Probing three photos, and choosing by the most photos, keeps a photo copied in from
+/// another published folder, or a new one, from deciding what the folder is.) `None` unless every part
+/// of that sequence has its Mapillary key.
 pub async fn find(ctx: &Context, sequence: &SequenceDescriptor, jobs: usize) -> Result<Lookup> {
-    let Some(first) = sequence.images.first().cloned() else {
+    let count = sequence.images.len();
+    if count == 0 {
         return Ok(Lookup::New { first_key: None });
-    };
-    let first_key = session_keys(vec![first], 1).await?.remove(0);
-    match find_with(ctx, sequence, jobs, &first_key).await? {
-        Some(found) => Ok(Lookup::Found(found)),
-        None => Ok(Lookup::New {
-            first_key: Some(first_key),
-        }),
     }
+    let mut probes = vec![0, count / 2, count - 1];
+    probes.dedup();
+    let probed: Vec<ImageInfo> = probes.iter().map(|&i| sequence.images[i].clone()).collect();
+    let keys = session_keys(probed, jobs).await?;
+    let first_key = keys[0].clone();
+    for key in &keys {
+        if let Some(found) = find_with(ctx, sequence, jobs, key).await? {
+            return Ok(Lookup::Found(found));
+        }
+    }
+    Ok(Lookup::New {
+        first_key: Some(first_key),
+    })
 }
 
 /// What [`find`] found.
@@ -145,7 +170,21 @@ async fn find_with(
     if seen.sequence == sequence.id {
         return Ok(None);
     }
-    let store = SequenceStore::new(ctx, &seen.sequence);
+    let keys = session_keys(sequence.images.clone(), jobs).await?;
+    // The sequence most of the photos were published as (the probed one on a tie).
+    let mut owners: HashMap<String, usize> = HashMap::new();
+    for key in &keys {
+        if let Some(at) = ctx.state().get_json::<PublishedImage>(&content_key(key))? {
+            *owners.entry(at.sequence).or_default() += 1;
+        }
+    }
+    let most = owners.get(&seen.sequence).copied().unwrap_or_default();
+    let owner = owners
+        .into_iter()
+        .filter(|(id, n)| *n > most && *id != sequence.id)
+        .max_by_key(|(_, n)| *n)
+        .map_or(seen.sequence, |(id, _)| id);
+    let store = SequenceStore::new(ctx, &owner);
     let Some(mut plan) = store.plan()? else {
         return Ok(None);
     };
@@ -155,102 +194,212 @@ async fn find_with(
     if parts.is_empty() || parts.iter().any(|p| p.sequence_key.is_none()) {
         return Ok(None);
     }
-    let keys = session_keys(sequence.images.clone(), jobs).await?;
-    let mut placed = 0;
-    for (image, key) in sequence.images.iter().zip(&keys) {
-        let Some(at) = ctx.state().get_json::<PublishedImage>(&content_key(key))? else {
-            continue;
-        };
-        let slot = plan
-            .parts
-            .get_mut(at.part)
-            .and_then(|p| p.images.get_mut(at.index));
-        if let (true, Some(slot)) = (at.sequence == seen.sequence, slot) {
-            *slot = image.path.clone();
-            placed += 1;
-        }
-    }
+    let placed = place(
+        ctx,
+        &owner,
+        sequence,
+        jobs,
+        &mut plan,
+        sequence.images.clone(),
+        &keys,
+    )
+    .await?;
     // Photos of it missing here, or photos added here, are that sequence's changes, reported as such
     // (`crate::changes`); none of them is sent again.
-    if placed == 0 {
+    if placed.placed == 0 {
         return Ok(None);
     }
     store.put_plan(&plan)?;
     Ok(Some(Found {
-        sequence: seen.sequence,
+        sequence: owner,
         plan,
         parts,
+        renamed: placed.renamed,
     }))
 }
 
+/// What [`repath`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Repathed {
+    /// The folder the photos were in before, when the folder moved (or was renamed).
+    pub moved_from: Option<String>,
+    /// Photos found under another file name than they were sent under (renamed in the folder, e.g. a
+    /// generated or camera folder renumbered).
+    pub renamed: usize,
+    /// Photos found at a new path (renamed or not).
+    pub placed: usize,
+}
+
 /// Points `plan` (sequence `sequence`'s own, published) at where its photos are now, when some of its
-/// paths are no longer in the folder (a moved or renamed folder with the same id, e.g. an MTPDU one):
-/// the photos not in the plan are hashed and looked up, and each found under this sequence takes its
-/// old slot. Returns the folder the photos were in before, when any moved (the plan is then stored).
+/// paths are no longer in the folder (a moved or renamed folder with the same id, e.g. an MTPDU one, or
+/// files renamed in it): the photos not in the plan are hashed and looked up, and each found under this
+/// sequence takes its old slot. Names are a hint only: a photo sent under another file name has that name
+/// in its bytes (`MAPFilename`), so one not found as it is now is hashed again under the old name of a
+/// missing slot with its capture time, and takes that slot when the content is the one published there.
+/// The plan is stored when anything moved.
 pub async fn repath(
     ctx: &Context,
     sequence: &SequenceDescriptor,
     jobs: usize,
     plan: &mut Plan,
-) -> Result<Option<String>> {
-    let planned: std::collections::HashSet<&str> = plan
+) -> Result<Repathed> {
+    let now: HashSet<&str> = sequence.images.iter().map(|i| i.path.as_str()).collect();
+    let planned: HashSet<String> = plan
         .parts
         .iter()
-        .flat_map(|p| p.images.iter().map(String::as_str))
+        .flat_map(|p| p.images.iter().cloned())
         .collect();
-    let now: std::collections::HashSet<&str> =
-        sequence.images.iter().map(|i| i.path.as_str()).collect();
-    if planned.iter().all(|p| now.contains(p)) {
-        return Ok(None);
+    if planned.iter().all(|p| now.contains(p.as_str())) {
+        return Ok(Repathed::default());
     }
     let unplanned: Vec<ImageInfo> = sequence
         .images
         .iter()
-        .filter(|i| !planned.contains(i.path.as_str()))
+        .filter(|i| !planned.contains(&i.path))
         .cloned()
         .collect();
     let keys = session_keys(unplanned.clone(), jobs).await?;
-    let mut before = None;
-    for (image, key) in unplanned.iter().zip(&keys) {
-        let Some(at) = ctx.state().get_json::<PublishedImage>(&content_key(key))? else {
-            continue;
-        };
-        if at.sequence != sequence.id {
-            continue;
-        }
-        let Some(slot) = plan
-            .parts
-            .get_mut(at.part)
-            .and_then(|p| p.images.get_mut(at.index))
-        else {
-            continue;
-        };
-        if now.contains(slot.as_str()) {
-            continue;
-        }
-        if before.is_none() {
-            before = Some(old_root(slot, &image.path, &sequence.root));
-        }
-        *slot = image.path.clone();
-    }
-    if before.is_some() {
+    let repathed = place(ctx, &sequence.id, sequence, jobs, plan, unplanned, &keys).await?;
+    if repathed.placed > 0 {
         SequenceStore::new(ctx, &sequence.id).put_plan(plan)?;
     }
-    Ok(before)
+    Ok(repathed)
 }
 
-/// The folder `old` was in, as `new` is in `root`: `old` without the part of `new` below `root`.
-fn old_root(old: &str, new: &str, root: &str) -> String {
-    let below = new
-        .strip_prefix(root.trim_end_matches(['/', '\\']))
-        .unwrap_or("");
-    match old.strip_suffix(below) {
-        Some(folder) if !below.is_empty() => folder.to_string(),
-        _ => std::path::Path::new(old)
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
+/// Puts each of `images` (photos of `sequence`, with their session keys `keys`) that `owner` published
+/// in its slot of `plan` (owner's), where that slot's path is not in `sequence`. Names are a hint only:
+/// a photo sent under another file name has that name in its bytes (`MAPFilename`), so one not found as
+/// it is now is hashed again under the old name of each such slot with its capture time, and takes the
+/// slot whose content that is.
+async fn place(
+    ctx: &Context,
+    owner: &str,
+    sequence: &SequenceDescriptor,
+    jobs: usize,
+    plan: &mut Plan,
+    images: Vec<ImageInfo>,
+    keys: &[String],
+) -> Result<Repathed> {
+    let now: HashSet<&str> = sequence.images.iter().map(|i| i.path.as_str()).collect();
+    let mut repathed = Repathed::default();
+    let mut unplaced = Vec::new();
+    for (image, key) in images.into_iter().zip(keys) {
+        let at = ctx.state().get_json::<PublishedImage>(&content_key(key))?;
+        match at.filter(|at| at.sequence == owner) {
+            Some(at) if take_slot(plan, &at, &image.path, &now, &sequence.root, &mut repathed) => {}
+            _ => unplaced.push((image, key)),
+        }
     }
+    // The slots whose photo is not at its path, by capture time: where a renamed photo was.
+    let mut missing: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
+    for (part, planned) in plan.parts.iter().enumerate() {
+        for (index, path) in planned.images.iter().enumerate() {
+            if !now.contains(path.as_str()) {
+                let time = planned.times.get(index).copied().unwrap_or_default();
+                missing.entry(time).or_default().push((part, index));
+            }
+        }
+    }
+    let mut guesses = Vec::new();
+    let mut slots = Vec::new();
+    for (image, key) in unplaced {
+        for &(part, index) in missing.get(&image.captured_at_ms).into_iter().flatten() {
+            let mut named = image.clone();
+            named.file_name = file_name(&plan.parts[part].images[index]).to_string();
+            let slot = PublishedImage {
+                sequence: owner.to_string(),
+                part,
+                index,
+            };
+            guesses.push(named);
+            slots.push((slot, key));
+        }
+    }
+    if guesses.is_empty() {
+        return Ok(repathed);
+    }
+    let keys = session_keys(guesses.clone(), jobs).await?;
+    let mut writes = Vec::new();
+    for ((image, (slot, now_key)), key) in guesses.iter().zip(&slots).zip(&keys) {
+        let at = ctx.state().get_json::<PublishedImage>(&content_key(key))?;
+        if at.as_ref() == Some(slot)
+            && take_slot(plan, slot, &image.path, &now, &sequence.root, &mut repathed)
+        {
+            // Found under its new name from now on, by one read like any other photo (a later move
+            // that also gives the folder a new id, say).
+            writes.push(
+                StateWrite::put_json(content_key(now_key), slot)
+                    .map_err(|err| MlyError::Invalid(format!("cannot encode state: {err}")))?,
+            );
+        }
+    }
+    if !writes.is_empty() {
+        ctx.state().write_all(&writes)?;
+    }
+    Ok(repathed)
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// Puts `path` in the slot `at` of `plan` when the photo there is no longer at its planned path, and
+/// notes how it moved. `false` when the slot is not there or still holds a photo of the folder.
+fn take_slot(
+    plan: &mut Plan,
+    at: &PublishedImage,
+    path: &str,
+    now: &HashSet<&str>,
+    root: &str,
+    repathed: &mut Repathed,
+) -> bool {
+    let Some(slot) = plan
+        .parts
+        .get_mut(at.part)
+        .and_then(|p| p.images.get_mut(at.index))
+    else {
+        return false;
+    };
+    if slot == path {
+        // Already there (the folder's id changed, e.g. a photo from elsewhere came in).
+        repathed.placed += 1;
+        return true;
+    }
+    if now.contains(slot.as_str()) {
+        return false;
+    }
+    if file_name(slot) != file_name(path) {
+        repathed.renamed += 1;
+    }
+    let before = old_root(slot, path, root);
+    if repathed.moved_from.is_none() && before != root.trim_end_matches(['/', '\\']) {
+        repathed.moved_from = Some(before);
+    }
+    *slot = path.to_string();
+    repathed.placed += 1;
+    true
+}
+
+/// The folder `old` was in, as `new` is in `root`: `old` without the part of `new` below `root` (but for
+/// the file name, when it was renamed too).
+fn old_root(old: &str, new: &str, root: &str) -> String {
+    let root = root.trim_end_matches(['/', '\\']);
+    let below = new.strip_prefix(root).unwrap_or("");
+    if let Some(folder) = old.strip_suffix(below).filter(|_| !below.is_empty()) {
+        return folder.to_string();
+    }
+    let parent = |p: &str| {
+        std::path::Path::new(p)
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    };
+    let old_dir = parent(old);
+    let below_dir = parent(new);
+    let below_dir = below_dir.strip_prefix(root).unwrap_or("");
+    old_dir
+        .strip_suffix(below_dir)
+        .map_or_else(|| old_dir.clone(), str::to_string)
 }
 
 #[cfg(test)]
@@ -268,5 +417,11 @@ mod tests {
             "/a/ride"
         );
         assert_eq!(old_root("/a/x/1.jpg", "/b/y/2.jpg", "/b/y"), "/a/x");
+        // Renamed in place: the folder is the root itself.
+        assert_eq!(old_root("/b/y/1.jpg", "/b/y/2.jpg", "/b/y"), "/b/y");
+        assert_eq!(
+            old_root("/a/x/final_raw/1.jpg", "/b/y/final_raw/2.jpg", "/b/y"),
+            "/a/x"
+        );
     }
 }

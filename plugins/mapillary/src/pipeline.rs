@@ -260,8 +260,12 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|p| p.sequence_key.as_deref())
             .collect();
+        let renamed = match found.renamed {
+            0 => String::new(),
+            n => format!("{n} photo(s) under new file names: the same photos, "),
+        };
         outcome.message = Some(format!(
-            "already published as {}; nothing sent",
+            "{renamed}already published as {}; nothing sent",
             keys.join(", ")
         ));
         outcome.same_as = Some(found.sequence.clone());
@@ -381,19 +385,12 @@ impl<'a> Run<'a> {
             let parts = self.parts(&stored)?;
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
                 let sequence = &self.request.sequence;
-                let moved =
+                let repathed =
                     crate::moved::repath(self.ctx, sequence, self.options.jobs, &mut stored)
                         .await?;
                 let mut outcome = self.record_outcome(&stored, &parts)?;
-                if let Some(before) = moved {
-                    let keys: Vec<&str> = parts
-                        .iter()
-                        .filter_map(|p| p.sequence_key.as_deref())
-                        .collect();
-                    outcome.message = Some(format!(
-                        "moved from {before}: already published as {}; nothing sent",
-                        keys.join(", ")
-                    ));
+                if let Some(said) = crate::changes::describe_repathed(&repathed, &parts) {
+                    outcome.message = Some(said);
                     // The host then leaves the integrations that published it alone.
                     outcome.same_as = Some(sequence.id.clone());
                 }

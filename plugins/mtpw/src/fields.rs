@@ -92,6 +92,22 @@ pub fn part_name(name: &str, index: usize, parts: usize) -> String {
     format!("{shortened}{suffix}")
 }
 
+/// The MTPW name of additional sequence `index` (0-based, in the order they were sent): images added to
+/// the folder after it was published (`mtp upload --add-new-images`), told apart from the sequence itself.
+/// A later one does not rename the earlier ones (the old API sends the name with every import).
+pub fn added_name(name: &str, index: usize) -> String {
+    let base = base_name(name);
+    let suffix = if index == 0 {
+        " (added images)".to_string()
+    } else {
+        format!(" (added images {})", index + 1)
+    };
+    let room = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
+    let mut shortened: String = base.chars().take(room).collect();
+    shortened.truncate(shortened.trim_end().len());
+    format!("{shortened}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +122,15 @@ mod tests {
         let named = part_name(&long, 11, 12);
         assert_eq!(named.chars().count(), 100);
         assert!(named.ends_with(" Part 12"));
+    }
+
+    #[test]
+    fn added_images_are_named_apart_and_fit() {
+        assert_eq!(added_name("Canal", 0), "Canal (added images)");
+        assert_eq!(added_name("Canal", 1), "Canal (added images 2)");
+        let named = added_name(&"x".repeat(100), 0);
+        assert_eq!(named.chars().count(), 100);
+        assert!(named.ends_with(" (added images)"));
     }
 
     #[test]

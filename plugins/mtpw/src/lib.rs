@@ -113,6 +113,7 @@ impl Integration for Mtpw {
             consumes: vec![
                 "mapillary.sequence_key".into(),
                 "mapillary.user_token".into(),
+                "mapillary.added_sequence_key".into(),
             ],
             env_help: vec![
                 EnvKeyHelp::new("MTP_WEB_URL", "The MTPW server.")
@@ -192,16 +193,22 @@ impl Mtpw {
         request: RunRequest,
     ) -> Result<RunOutcome, PluginError> {
         let upstream = request.upstream.get("mapillary");
-        let keys: Vec<String> = upstream
-            .and_then(|e| e.get("sequence_key"))
-            .map(|k| {
-                k.split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys_of = |export: &str| -> Vec<String> {
+            upstream
+                .and_then(|e| e.get(export))
+                .map(|k| {
+                    k.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let keys = keys_of("sequence_key");
+        // Images added to the folder after publishing, sent by `mtp upload --add-new-images` as
+        // additional Mapillary sequences: each is an MTPW sequence of its own, by key like the parts.
+        let added = keys_of("added_sequence_key");
         let mapillary_token = upstream.and_then(|e| e.get("user_token")).cloned();
         let (Some(mapillary_token), false) = (mapillary_token, keys.is_empty()) else {
             let mut outcome = RunOutcome::new(
@@ -223,7 +230,10 @@ impl Mtpw {
         if request.dry_run {
             return Ok(RunOutcome::new(
                 SequenceState::DryRun,
-                format!("would import {} sequence(s) into MTPW", keys.len()),
+                format!(
+                    "would import {} sequence(s) into MTPW",
+                    keys.len() + added.len()
+                ),
             ));
         }
         let token = ctx.secret("token")?.ok_or_else(|| {
@@ -257,7 +267,22 @@ impl Mtpw {
         let mut synced = Vec::new();
         let mut notes = Vec::new();
         let mut unsettled: Option<RunOutcome> = None;
-        for (index, key) in keys.iter().enumerate() {
+        let named = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                (
+                    key,
+                    fields::part_name(&request.sequence.name, i, keys.len()),
+                )
+            })
+            .chain(
+                added
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| (key, fields::added_name(&request.sequence.name, i))),
+            );
+        for (index, (key, name)) in named.enumerate() {
             ctx.check_cancelled()?;
             ctx.progress(ProgressEvent::Step {
                 step: "sync".into(),
@@ -275,7 +300,6 @@ impl Mtpw {
                     ));
                 }
             }
-            let name = fields::part_name(&request.sequence.name, index, keys.len());
             let fields = SequenceFields {
                 key,
                 name: &name,
