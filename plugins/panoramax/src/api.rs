@@ -76,6 +76,10 @@ pub struct RemoteFile {
     /// Why it was refused, if it was.
     #[serde(default)]
     pub rejected: Option<Rejection>,
+    /// md5 of the bytes the server received, 32 hex digits (`UploadSetFile.serialize_md5`: `UUID.hex`);
+    /// absent for a file refused before it was read (a name without `.jpg`).
+    #[serde(default)]
+    pub content_md5: Option<String>,
 }
 
 /// Counters of an upload set's or a collection's pictures (`AggregatedStatus`).

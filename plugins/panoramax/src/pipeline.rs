@@ -120,9 +120,10 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
     Ok(outcome(&config, &set, Some(&tally)))
 }
 
-/// The last outcome, when it was published for the set this sequence has and the server answered for
-/// every picture of it: a re-run then asks the server nothing (new pictures still go to the set;
-/// `mtp status` re-checks a set that may have changed).
+/// The last outcome, when it was published for the set this sequence has, the server answered for
+/// every picture of it and refused none: a re-run then asks the server nothing (new pictures still go to
+/// the set; `mtp status` re-checks a set that may have changed). With a refused picture the run asks the
+/// server's file list, to send again one whose file changed since ([`crate::resend`]).
 fn already_published(
     store: &SequenceStore<'_>,
     request: &RunRequest,
@@ -137,6 +138,9 @@ fn already_published(
     };
     let set_id = store.set()?.and_then(|r| r.id);
     if set_id.is_none() || previous.keys.get("upload_set_id") != set_id.as_ref() {
+        return Ok(None);
+    }
+    if !store.refused_files()?.is_empty() {
         return Ok(None);
     }
     let answered: std::collections::BTreeSet<String> =

@@ -1,9 +1,9 @@
 //! Sending a sequence's pictures into its upload set, several at a time.
 //!
 //! What the server already holds comes from its own list (`GET /api/upload_sets/<id>/files`), matched by
-//! file name, as panoramax_cli 1.4.1 matches it (`panoramax_cli/status.py` `get_uploadset_files`); we send
-//! neither accepted nor rejected files again (panoramax_cli re-sends a rejected one whose local md5
-//! differs from the server's `content_md5`, `panoramax_cli/model.py` `has_to_be_sent`). A picture whose
+//! file name, as panoramax_cli 1.4.1 matches it (`panoramax_cli/status.py` `get_uploadset_files`); an
+//! accepted file is not sent again, nor a refused one unless its bytes changed since ([`crate::resend`],
+//! as panoramax_cli's `has_to_be_sent`). A picture whose
 //! answer was lost is answered 409 "already added to this upload set" when sent again, which counts as
 //! accepted; so no picture is ever stored twice.
 //!
@@ -114,6 +114,7 @@ pub async fn send_all(
     let mut todo = Vec::new();
     let (mut files_done, mut bytes_done, mut bytes_total) = (0u64, 0u64, 0u64);
     let mut names = std::collections::HashSet::new();
+    let mut changed = Vec::new();
     for image in &sequence.images {
         let name = file_name(image);
         if !names.insert(name.clone()) {
@@ -124,6 +125,12 @@ pub async fn send_all(
         }
         bytes_total += image.size_bytes;
         match remote.get(&name) {
+            Some(held)
+                if crate::resend::changed_since_refused(Path::new(&image.path), held).await? =>
+            {
+                changed.push(name.clone());
+                todo.push((name, image));
+            }
             Some(held) => {
                 files_done += 1;
                 bytes_done += image.size_bytes;
@@ -165,6 +172,24 @@ pub async fn send_all(
                 "{} pictures to upload set {set_id}, {jobs} at a time{order}",
                 todo.len()
             )),
+        });
+    }
+    if !changed.is_empty() {
+        // Said once for all of them, with a few named (the server lists every one).
+        const NAMED: usize = 3;
+        let more = changed.len().saturating_sub(NAMED);
+        ctx.progress(ProgressEvent::Note {
+            message: format!(
+                "{} picture(s) Panoramax refused changed since: sending them again into the same \
+                 upload set: {}{}",
+                changed.len(),
+                changed[..changed.len().min(NAMED)].join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
         });
     }
     // Boxed so the stream's item type names no closure: it keeps the run's future provably `Send`.
