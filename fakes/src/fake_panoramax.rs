@@ -136,6 +136,12 @@ pub struct HeldUploadSet {
     pub complete_calls: u32,
     #[serde(skip)]
     ready_at: Option<Instant>,
+    /// Pictures its collection held when a file arrived after it was dispatched: until it is dispatched
+    /// again the set still shows as dispatched and ready with that collection (observed on geovisio
+    /// 2.15.1: a file added to a ready set, and `complete` called, leave `dispatched` and `ready` true and
+    /// the old collection listed until the dispatch job runs; `dispatched` is never reset).
+    #[serde(skip)]
+    dispatched_before: Option<usize>,
 }
 
 /// What the fake saw.
@@ -449,18 +455,23 @@ fn upload_set_json(shared: &Sh, set: &HeldUploadSet) -> Value {
     // dispatched with no collection (`geovisio/utils/upload_set.py` `dispatch`: "no pictures, nothing to
     // do"). `ready_at` is cleared while the `stall_all_refused` fault holds such a set back.
     let ready_now = set.ready_at.is_some_and(|t| Instant::now() >= t);
-    let collections: Vec<Value> = if ready_now && !accepted.is_empty() {
-        vec![json!({
-            "id": format!("coll-{}", set.id), "nb_items": accepted.len(), "ready": true,
-            "items_status": {"prepared": accepted.len(), "preparing": 0, "broken": 0, "not_processed": 0},
-        })]
+    let in_collection = if ready_now {
+        Some(accepted.len())
     } else {
-        Vec::new()
+        set.dispatched_before
     };
+    let collections: Vec<Value> = match in_collection {
+        Some(n) if n > 0 => vec![json!({
+            "id": format!("coll-{}", set.id), "nb_items": n, "ready": true,
+            "items_status": {"prepared": n, "preparing": 0, "broken": 0, "not_processed": 0},
+        })],
+        _ => Vec::new(),
+    };
+    let dispatched = in_collection.is_some();
     let _ = shared;
     json!({
         "id": set.id, "title": set.title, "completed": set.completed,
-        "dispatched": ready_now, "ready": ready_now,
+        "dispatched": dispatched, "ready": dispatched,
         "estimated_nb_files": set.estimated_nb_files, "metadata": set.metadata,
         "sort_method": "time-asc", "nb_items": accepted.len(),
         "items_status": {
@@ -530,6 +541,7 @@ async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Re
             files: Vec::new(),
             complete_calls: 0,
             ready_at: None,
+            dispatched_before: None,
         };
         let answer = upload_set_json(&shared, &set);
         st.stats.upload_sets.insert(id, set);
@@ -950,6 +962,9 @@ fn record(
         Accepted::Yes(id, at) => (Some(id), at, None),
         Accepted::No(refusal) => (None, None, Some(refusal)),
     };
+    if set.ready_at.is_some_and(|t| Instant::now() >= t) {
+        set.dispatched_before = Some(set.files.iter().filter(|f| f.picture_id.is_some()).count());
+    }
     let held = HeldFile {
         file_name: file.name.to_string(),
         md5: file.md5.to_string(),

@@ -261,7 +261,16 @@ pub fn outcome(config: &Config, set: &UploadSet, tally: Option<&Tally>) -> RunOu
             rejected_lines[..rejected_lines.len().min(NAMED)].join(" | ")
         )
     };
-    if set.ready {
+    // A set that received pictures after it was dispatched (a refused one sent again) still says `ready`
+    // with its old collections until the dispatch job ran again (observed on geovisio 2.15.1:
+    // `dispatched` is never reset, and `complete` only queues the dispatch): it is processing while its
+    // collections hold fewer pictures than it accepted. Only where the instance counts them (`nb_items`).
+    let in_collections: u64 = set.associated_collections.iter().map(|c| c.nb_items).sum();
+    let accepted_pictures = tally.map_or(0, |t| {
+        t.accepted.values().filter(|p| p.is_some()).count() as u64
+    });
+    let redispatching = in_collections > 0 && in_collections < accepted_pictures;
+    if set.ready && !redispatching {
         let ids: Vec<&str> = set
             .associated_collections
             .iter()
@@ -308,7 +317,16 @@ pub fn outcome(config: &Config, set: &UploadSet, tally: Option<&Tally>) -> RunOu
             status.prepared,
             status.preparing.unwrap_or(0),
             status.not_processed.unwrap_or(0),
-            if set.dispatched { "" } else { " (not dispatched yet)" }
+            if redispatching {
+                format!(
+                    " (putting its pictures into collections again: {in_collections} of \
+                     {accepted_pictures} there)"
+                )
+            } else if set.dispatched {
+                String::new()
+            } else {
+                " (not dispatched yet)".to_string()
+            }
         ),
     );
     outcome.keys = keys;
