@@ -3,15 +3,14 @@
 //! What the server already holds comes from its own list (`GET /api/upload_sets/<id>/files`), matched by
 //! file name, as panoramax_cli 1.4.1 matches it (`panoramax_cli/status.py` `get_uploadset_files`); an
 //! accepted file is not sent again, nor a refused one unless its bytes changed since ([`crate::resend`],
-//! as panoramax_cli's `has_to_be_sent`). A picture whose
-//! answer was lost is answered 409 "already added to this upload set" when sent again, which counts as
-//! accepted; so no picture is ever stored twice.
+//! as panoramax_cli's `has_to_be_sent`). A picture whose answer was lost is answered 409 "already added to
+//! this upload set" when sent again, which counts as accepted; so no picture is ever stored twice.
 //!
 //! Capture order: at dispatch GeoVisio reads a set's pictures without `ORDER BY` and sorts them on their
 //! capture time alone, with Python's stable sort (`geovisio/utils/upload_set.py` `dispatch`, the `SELECT`
 //! of `db_pics`; geopic-tag-reader 1.10.1 `sequence.py` `sort_pictures`, key `ts.isoformat()` for
-//! `time-asc`), so pictures with equal times keep the order they arrived in, which is not the capture
-//! order when several are sent at once. Where the host spread equal whole-second times within their
+//! `time-asc`), so pictures with equal times keep the order the database returns them in, which is not
+//! the capture order (observed on 2.15.1: four sent last to first came out 1, 4, 3, 2). Where the host spread equal whole-second times within their
 //! second (`MetadataSources::spread_from_ms`), the spread time goes with the picture as
 //! `override_capture_time` (see [`capture_time_override`]).
 
@@ -180,8 +179,8 @@ pub async fn send_all(
         let more = changed.len().saturating_sub(NAMED);
         ctx.progress(ProgressEvent::Note {
             message: format!(
-                "{} picture(s) Panoramax refused changed since: sending them again into the same \
-                 upload set: {}{}",
+                "{} refused picture(s) changed since Panoramax refused them: sending them again into \
+                 the same upload set: {}{}",
                 changed.len(),
                 changed[..changed.len().min(NAMED)].join(", "),
                 if more > 0 {

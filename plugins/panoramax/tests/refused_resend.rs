@@ -102,7 +102,7 @@ async fn a_refused_picture_goes_again_once_after_its_file_is_fixed() {
     let notes = format!("{:?}", &host.progress_events()[before..]);
     assert!(
         notes.contains(&format!(
-            "1 picture(s) Panoramax refused changed since: sending them again into the same upload set: {}",
+            "1 refused picture(s) changed since Panoramax refused them: sending them again into the same upload set: {}",
             broken.file_name
         )),
         "{notes}"
