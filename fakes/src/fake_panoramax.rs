@@ -44,6 +44,10 @@ pub struct PanoramaxFaults {
     pub missing_fields: BTreeSet<String>,
     /// Every upload waits this long before answering (to kill a client mid-way).
     pub upload_delay: Duration,
+    /// Uploads of these files (by name) wait this long more before they are stored, as over a link where
+    /// some files take longer (a bigger file, a slower connection among parallel ones): pictures then
+    /// arrive in another order than they were sent.
+    pub slow_files: BTreeMap<String, Duration>,
     /// A set completed by its file count with every file refused is never dispatched until `complete`
     /// is called: observed on geovisio 2.15.1 with the in-process picture worker
     /// (`PICTURE_PROCESS_THREADS_LIMIT` > 0), not the rule (the `upload_sets_completion_trg` trigger of
@@ -101,6 +105,12 @@ pub struct HeldFile {
     /// Rejection message and details, as `GET .../files` shows them.
     #[serde(skip)]
     rejection: Option<(String, Value)>,
+    /// The picture's capture time as the server stores it (`ts`), Unix ms UTC, when accepted.
+    pub captured_at_ms: Option<i64>,
+    /// When it arrived, counted per fake: the order of pictures with equal times in a collection.
+    pub arrival: u64,
+    /// The `override_capture_time` it was sent with, if any.
+    pub override_capture_time: Option<String>,
 }
 
 /// An upload set as the fake holds it.
@@ -126,6 +136,12 @@ pub struct HeldUploadSet {
     pub complete_calls: u32,
     #[serde(skip)]
     ready_at: Option<Instant>,
+    /// Pictures its collection held when a file arrived after it was dispatched: until it is dispatched
+    /// again the set still shows as dispatched and ready with that collection (observed on geovisio
+    /// 2.15.1: a file added to a ready set, and `complete` called, leave `dispatched` and `ready` true and
+    /// the old collection listed until the dispatch job runs; `dispatched` is never reset).
+    #[serde(skip)]
+    dispatched_before: Option<usize>,
 }
 
 /// What the fake saw.
@@ -169,6 +185,7 @@ struct PanoramaxState {
     faults: PanoramaxFaults,
     stats: PanoramaxStats,
     next_id: u64,
+    arrivals: u64,
 }
 
 struct Shared {
@@ -267,6 +284,7 @@ fn build(config: PanoramaxConfig) -> (Sh, Router) {
         faults: config.faults.clone(),
         stats: PanoramaxStats::default(),
         next_id: 1,
+        arrivals: 0,
     };
     let shared = Arc::new(Shared {
         config,
@@ -283,6 +301,7 @@ fn build(config: PanoramaxConfig) -> (Sh, Router) {
         .route("/api/upload_sets/:id", get(get_upload_set))
         .route("/api/upload_sets/:id/files", get(list_files).post(add_file))
         .route("/api/upload_sets/:id/complete", post(complete))
+        .route("/api/collections/:id/items", get(collection_items))
         .route("/__fake/stats", get(fake_stats))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -436,18 +455,23 @@ fn upload_set_json(shared: &Sh, set: &HeldUploadSet) -> Value {
     // dispatched with no collection (`geovisio/utils/upload_set.py` `dispatch`: "no pictures, nothing to
     // do"). `ready_at` is cleared while the `stall_all_refused` fault holds such a set back.
     let ready_now = set.ready_at.is_some_and(|t| Instant::now() >= t);
-    let collections: Vec<Value> = if ready_now && !accepted.is_empty() {
-        vec![json!({
-            "id": format!("coll-{}", set.id), "nb_items": accepted.len(), "ready": true,
-            "items_status": {"prepared": accepted.len(), "preparing": 0, "broken": 0, "not_processed": 0},
-        })]
+    let in_collection = if ready_now {
+        Some(accepted.len())
     } else {
-        Vec::new()
+        set.dispatched_before
     };
+    let collections: Vec<Value> = match in_collection {
+        Some(n) if n > 0 => vec![json!({
+            "id": format!("coll-{}", set.id), "nb_items": n, "ready": true,
+            "items_status": {"prepared": n, "preparing": 0, "broken": 0, "not_processed": 0},
+        })],
+        _ => Vec::new(),
+    };
+    let dispatched = in_collection.is_some();
     let _ = shared;
     json!({
         "id": set.id, "title": set.title, "completed": set.completed,
-        "dispatched": ready_now, "ready": ready_now,
+        "dispatched": dispatched, "ready": dispatched,
         "estimated_nb_files": set.estimated_nb_files, "metadata": set.metadata,
         "sort_method": "time-asc", "nb_items": accepted.len(),
         "items_status": {
@@ -517,6 +541,7 @@ async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Re
             files: Vec::new(),
             complete_calls: 0,
             ready_at: None,
+            dispatched_before: None,
         };
         let answer = upload_set_json(&shared, &set);
         st.stats.upload_sets.insert(id, set);
@@ -686,6 +711,16 @@ async fn add_file(
         tokio::time::sleep(delay).await;
     }
     let parts = multipart_parts(&content_type, &body).unwrap_or_default();
+    let slow = parts
+        .iter()
+        .find(|(name, _, _)| name == "file")
+        .and_then(|(_, file_name, _)| {
+            let st = lock(&shared.state);
+            st.faults.slow_files.get(file_name.as_deref()?).copied()
+        });
+    if let Some(delay) = slow {
+        tokio::time::sleep(delay).await;
+    }
     let (answer, lose) = {
         let mut st = lock(&shared.state);
         let answer = store_file(&shared, &mut st, &id, &owner, &parts);
@@ -711,6 +746,8 @@ fn store_file(
     parts: &[Part],
 ) -> Response {
     let picture_id = new_id(st);
+    st.arrivals += 1;
+    let arrival = st.arrivals;
     let missing = st.faults.missing_fields.clone();
     let stall = st.faults.stall_all_refused;
     let Some(set) = st.stats.upload_sets.get_mut(id) else {
@@ -726,7 +763,29 @@ fn store_file(
     let Some((_, Some(file_name), bytes)) = parts.iter().find(|(name, _, _)| name == "file") else {
         return error(400, "No file was sent", json!({}));
     };
+    // `override_capture_time` (`AddFileToUploadSetParameter.parse_capture_time`, `geovisio/web/params.py`
+    // `parse_datetime`: `datetime.fromisoformat`, else dateutil); a value it cannot parse is a 400 before
+    // anything is recorded. Assumption: only RFC 3339 with an offset is modelled (fromisoformat takes more).
+    let override_text = parts
+        .iter()
+        .find(|(name, _, _)| name == "override_capture_time")
+        .map(|(_, _, value)| String::from_utf8_lossy(value).trim().to_string());
+    let override_ms = match &override_text {
+        None => None,
+        Some(text) => {
+            match chrono::DateTime::parse_from_rfc3339(text) {
+                Ok(t) => Some(t.timestamp_millis()),
+                Err(_) => return error(400, "Parameter `override_capture_time` is not a valid datetime, it should be an iso formated datetime (like '2017-07-21T17:32:28Z').", json!({})),
+            }
+        }
+    };
     let md5 = format!("{:x}", md5::compute(bytes));
+    let file = Arrived {
+        name: file_name,
+        md5: &md5,
+        arrival,
+        override_capture_time: override_text,
+    };
     // A name without `.jpg`/`.jpeg` (`_read_add_items_params`) and bytes PIL cannot open
     // (`addFilesToUploadSet`, `PIL.UnidentifiedImageError`) are both recorded as `invalid_file`
     // (`TrackedFileException`). The fake's "cannot open" is "does not start like a JPEG" (assumption).
@@ -739,8 +798,11 @@ fn store_file(
         None
     };
     if let Some(message) = invalid_file {
+        if let Some(conflict) = name_conflict(set, file_name) {
+            return conflict;
+        }
         let refusal = ("invalid_file", message.to_string(), Value::Null);
-        record(shared, set, file_name, &md5, None, Some(refusal), stall);
+        record(shared, set, file, Accepted::No(refusal), stall);
         return error(400, message, json!({}));
     }
     if let Some(existing) = set
@@ -768,7 +830,19 @@ fn store_file(
         })
         .collect();
     // What `GET .../files` shows for a refusal: the message, and `details` without its `error`
-    // (`addFilesToUploadSet`, `TrackedFileException` handling).
+    // (`addFilesToUploadSet`, `TrackedFileException` handling). The metadata is read after the override
+    // was written into the file (`writePictureMetadata` before `insertNewPictureInDatabase`): an
+    // overridden time counts as a time.
+    let missing_fields = missing
+        .contains(file_name)
+        .then(|| vec!["datetime", "location"])
+        .or_else(|| {
+            let mut fields = crate::panoramax_reader::missing_fields(bytes);
+            if override_ms.is_some() {
+                fields.retain(|f| *f != "datetime");
+            }
+            Some(fields).filter(|f| !f.is_empty())
+        });
     let (rejected, rejection, answer) = if !elsewhere.is_empty() {
         (
             Some("file_duplicate"),
@@ -782,11 +856,7 @@ fn store_file(
                 json!({"upload_sets": elsewhere}),
             ),
         )
-    } else if let Some(fields) = missing
-        .contains(file_name)
-        .then(|| vec!["datetime", "location"])
-        .or_else(|| Some(crate::panoramax_reader::missing_fields(bytes)).filter(|f| !f.is_empty()))
-    {
+    } else if let Some(fields) = missing_fields {
         (
             Some("invalid_metadata"),
             Some((
@@ -806,70 +876,139 @@ fn store_file(
     let Some(set) = st.stats.upload_sets.get_mut(id) else {
         return error(404, "UploadSet does not exist", json!({}));
     };
-    // `insertFileInDatabase` (`geovisio/utils/upload_set.py`): a name already holding a picture is a 409
-    // with `existing_item`, like the same-bytes one above, told apart only by its message; not recorded.
-    if let Some(existing) = set
-        .files
-        .iter()
-        .find(|f| f.file_name == *file_name && f.picture_id.is_some())
-    {
-        if rejected.is_none() {
-            return error(
-                409,
-                "A different picture with the same name has already been added to this uploadset",
-                json!({"existing_item": {"id": existing.picture_id}}),
+    if let Some(conflict) = name_conflict(set, file_name) {
+        return conflict;
+    }
+    match rejected.zip(rejection) {
+        Some((reason, (message, details))) => {
+            record(
+                shared,
+                set,
+                file,
+                Accepted::No((reason, message, details)),
+                stall,
             );
+            answer
+        }
+        None => {
+            // The stored time: an override is written as `DateTimeOriginal` + `SubSecTimeOriginal` with
+            // the GPS time in whole seconds (geopic-tag-reader `writer.py` `_date_exif_tags`), so the
+            // reader's `getBest` returns the override itself.
+            let captured_at_ms =
+                override_ms.or_else(|| crate::panoramax_reader::capture_time_ms(bytes));
+            record(
+                shared,
+                set,
+                file,
+                Accepted::Yes(picture_id.clone(), captured_at_ms),
+                stall,
+            );
+            (
+                StatusCode::ACCEPTED,
+                Json(
+                    json!({"picture_id": picture_id, "file_name": file_name, "content_md5": md5,
+                            "file_type": "picture", "size": bytes.len()}),
+                ),
+            )
+                .into_response()
         }
     }
-    let refusal = rejected.zip(rejection).map(|(r, (m, d))| (r, m, d));
-    record(
-        shared,
-        set,
-        file_name,
-        &md5,
-        refusal.is_none().then(|| picture_id.clone()),
-        refusal,
-        stall,
-    );
-    if rejected.is_some() {
-        return answer;
-    }
-    (
-        StatusCode::ACCEPTED,
-        Json(
-            json!({"picture_id": picture_id, "file_name": file_name, "content_md5": md5,
-                    "file_type": "picture", "size": bytes.len()}),
-        ),
-    )
-        .into_response()
 }
 
-/// Records a file in `set` and applies the completion rule: the set completes itself when as many files
-/// arrived as announced (`handle_completion`), and adding to a completed set un-completes it; completion
-/// queues the dispatch (the completion trigger), except under the `stall_all_refused` fault.
+/// `insertFileInDatabase` (`geovisio/utils/upload_set.py`), called for accepted and refused files alike:
+/// a name that already holds a picture in the set is a 409 with `existing_item`, like the same-bytes one,
+/// told apart only by its message; nothing is recorded.
+fn name_conflict(set: &HeldUploadSet, file_name: &str) -> Option<Response> {
+    let existing = set
+        .files
+        .iter()
+        .find(|f| f.file_name == file_name && f.picture_id.is_some())?;
+    Some(error(
+        409,
+        "A different picture with the same name has already been added to this uploadset",
+        json!({"existing_item": {"id": existing.picture_id}}),
+    ))
+}
+
+/// A file as it arrived.
+struct Arrived<'a> {
+    name: &'a str,
+    md5: &'a str,
+    arrival: u64,
+    override_capture_time: Option<String>,
+}
+
+/// What became of it: a picture id and its time, or a refusal `(reason, message, details)`.
+enum Accepted<'a> {
+    Yes(String, Option<i64>),
+    No((&'a str, String, Value)),
+}
+
+/// Records a file in `set` and applies the completion rule. A name already recorded without a picture
+/// (refused) is replaced, not added: "If there is no picture (because the picture has been rejected), we
+/// accept that the file is overridden" (`insertFileInDatabase`, `INSERT ... ON CONFLICT (upload_set_id,
+/// file_name) DO UPDATE ... WHERE files.picture_id IS NULL`). Completion (`handle_completion` in
+/// `geovisio/web/upload_set.py`): a set not completed completes itself when as many files are recorded as
+/// announced; a completed set that receives a file is un-completed, whatever the count. Completion queues
+/// the dispatch (the completion trigger), except under the `stall_all_refused` fault.
 fn record(
     shared: &Sh,
     set: &mut HeldUploadSet,
-    file_name: &str,
-    md5: &str,
-    picture_id: Option<String>,
-    refusal: Option<(&str, String, Value)>,
+    file: Arrived<'_>,
+    outcome: Accepted<'_>,
     stall_all_refused: bool,
 ) {
-    set.files.push(HeldFile {
-        file_name: file_name.to_string(),
-        md5: md5.to_string(),
+    let (picture_id, captured_at_ms, refusal) = match outcome {
+        Accepted::Yes(id, at) => (Some(id), at, None),
+        Accepted::No(refusal) => (None, None, Some(refusal)),
+    };
+    if set.ready_at.is_some_and(|t| Instant::now() >= t) {
+        set.dispatched_before = Some(set.files.iter().filter(|f| f.picture_id.is_some()).count());
+    }
+    let held = HeldFile {
+        file_name: file.name.to_string(),
+        md5: file.md5.to_string(),
         picture_id,
         rejected: refusal.as_ref().map(|(r, _, _)| r.to_string()),
         rejection: refusal.map(|(_, m, d)| (m, d)),
-    });
-    set.completed = set.estimated_nb_files == Some(set.files.len() as u64);
+        captured_at_ms,
+        arrival: file.arrival,
+        override_capture_time: file.override_capture_time,
+    };
+    match set
+        .files
+        .iter_mut()
+        .find(|f| f.file_name == file.name && f.picture_id.is_none())
+    {
+        Some(refused) => *refused = held,
+        None => set.files.push(held),
+    }
+    set.completed = !set.completed && set.estimated_nb_files == Some(set.files.len() as u64);
     let any_accepted = set.files.iter().any(|f| f.picture_id.is_some());
     if set.completed && (any_accepted || !stall_all_refused) {
         set.ready_at = Some(Instant::now() + shared.config.processing);
     } else if !set.completed {
         set.ready_at = None;
     }
+}
+
+/// The accepted pictures of a set in the order its collection holds them. `dispatch`
+/// (`geovisio/utils/upload_set.py`) reads the set's pictures with a `SELECT` that has no `ORDER BY` and
+/// sorts them with geopic-tag-reader 1.10.1 `sequence.py` `sort_pictures`: for `time-asc` Python's stable
+/// `list.sort` on `ts.isoformat()` (UTC in a database set to UTC, so chronological), so pictures with equal
+/// times keep the order the rows came in; `sequences_pictures.rank` follows that order and
+/// `getCollectionItems` (`geovisio/web/items.py`) lists items `ORDER BY rank`. Assumption: the rows come
+/// in the order the pictures arrived (what PostgreSQL does for a heap table only inserted into, without
+/// guarantee). The fake sorts by time whatever `sort_method` asked (mtp asks `time-asc`).
+fn in_collection_order(set: &HeldUploadSet) -> Vec<&HeldFile> {
+    let mut pictures: Vec<&HeldFile> = set
+        .files
+        .iter()
+        .filter(|f| f.picture_id.is_some())
+        .collect();
+    pictures.sort_by_key(|f| f.arrival);
+    pictures.sort_by_key(|f| f.captured_at_ms);
+    pictures
 }
 
 /// `POST /api/upload_sets/<id>/complete`: 404/403 checks, marks it completed and dispatches it
@@ -901,6 +1040,35 @@ async fn complete(
     }
     let set = set.clone();
     Json(upload_set_json(&shared, &set)).into_response()
+}
+
+/// `GET /api/collections/<id>/items`: the collection's pictures in its order (`getCollectionItems`,
+/// `ORDER BY rank`), as GeoJSON features with `properties.datetime` and `properties["original_file:name"]`
+/// (`geovisio/web/items.py`); only once the set is dispatched. Not modelled: paging (`limit`), links,
+/// assets, visibility.
+async fn collection_items(State(shared): State<Sh>, Path(id): Path<String>) -> Response {
+    let st = lock(&shared.state);
+    let set = id.strip_prefix("coll-").and_then(|set_id| {
+        st.stats
+            .upload_sets
+            .get(set_id)
+            .filter(|s| s.ready_at.is_some_and(|t| Instant::now() >= t))
+    });
+    let Some(set) = set else {
+        return error(404, "Collection doesn't exist", json!({}));
+    };
+    let features: Vec<Value> = in_collection_order(set)
+        .into_iter()
+        .map(|f| {
+            let datetime = f
+                .captured_at_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false));
+            json!({"type": "Feature", "id": f.picture_id, "collection": id,
+                   "properties": {"datetime": datetime, "original_file:name": f.file_name}})
+        })
+        .collect();
+    Json(json!({"type": "FeatureCollection", "features": features})).into_response()
 }
 
 /// Counts requests per route (test instrumentation, as the other fakes do).

@@ -25,16 +25,7 @@ const XMP_ID: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 /// takes the picture.
 pub fn missing_fields(jpeg: &[u8]) -> Vec<&'static str> {
     let (exif_raw, xmp_raw) = app1_segments(jpeg);
-    let exif = exif_raw.and_then(|raw| {
-        match exif::Reader::new()
-            .continue_on_error(true)
-            .read_raw(raw.to_vec())
-        {
-            Ok(e) => Some(e),
-            Err(exif::Error::PartialResult(partial)) => Some(partial.into_inner().0),
-            Err(_) => None,
-        }
-    });
+    let exif = exif_raw.and_then(lenient_exif);
     let xmp = xmp_raw.map(String::from_utf8_lossy).unwrap_or_default();
     let description: serde_json::Value = exif
         .as_ref()
@@ -80,6 +71,60 @@ pub fn missing_fields(jpeg: &[u8]) -> Vec<&'static str> {
         missing.push("location");
     }
     missing
+}
+
+fn lenient_exif(raw: &[u8]) -> Option<exif::Exif> {
+    match exif::Reader::new()
+        .continue_on_error(true)
+        .read_raw(raw.to_vec())
+    {
+        Ok(e) => Some(e),
+        Err(exif::Error::PartialResult(partial)) => Some(partial.into_inner().0),
+        Err(_) => None,
+    }
+}
+
+/// The capture time (Unix ms, UTC) geovisio stores as the picture's `ts`, for the EXIF cases the fake
+/// needs: geopic-tag-reader 1.10.1 `reader.py` reads the GPS time (`decodeGPSDateTime`: `GPSDateStamp` and
+/// `GPSTimeStamp`, UTC, fractional seconds kept) and the camera time (`decodeDateTimeOriginal`:
+/// `DateTimeOriginal` with `SubSecTimeOriginal` and `OffsetTimeOriginal`), and `TimeBySource.getBest`
+/// takes the camera time only when it alone has sub-seconds, else the GPS time when there is one.
+/// Assumptions: a camera time without an offset is read as UTC (the real reader localises it at the
+/// picture's position), and the XMP and `MAPGpsTime` times are not read here.
+pub fn capture_time_ms(jpeg: &[u8]) -> Option<i64> {
+    let exif = app1_segments(jpeg).0.and_then(lenient_exif)?;
+    let gps = (|| {
+        let date = ascii(&exif, Tag::GPSDateStamp)?.replace(['/', '\0'], ":");
+        let date = chrono::NaiveDate::parse_from_str(date.get(..10)?, "%Y:%m:%d").ok()?;
+        let hms = rationals(&exif, Tag::GPSTimeStamp).filter(|t| t.len() == 3)?;
+        let ms = ((hms[0] * 3600.0 + hms[1] * 60.0 + hms[2]) * 1000.0).round() as i64;
+        Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis() + ms)
+    })();
+    let camera = (|| {
+        let v = ascii(&exif, Tag::DateTimeOriginal)?;
+        let local =
+            chrono::NaiveDateTime::parse_from_str(v.get(..19)?, "%Y:%m:%d %H:%M:%S").ok()?;
+        let sub = ascii(&exif, Tag::SubSecTimeOriginal).unwrap_or_default();
+        let digits: String = sub
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .take(3)
+            .collect();
+        let ms = format!("{digits:0<3}").parse::<i64>().unwrap_or(0);
+        let offset_s = ascii(&exif, Tag::OffsetTimeOriginal)
+            .and_then(|o| {
+                let sign = if o.starts_with('-') { -1 } else { 1 };
+                let (h, m) = o.get(1..)?.split_once(':')?;
+                Some(sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60))
+            })
+            .unwrap_or(0);
+        Some(local.and_utc().timestamp_millis() + ms - offset_s * 1000)
+    })();
+    match (gps, camera) {
+        (Some(g), Some(c)) if c.rem_euclid(1000) > 0 && g.rem_euclid(1000) == 0 => Some(c),
+        (Some(g), _) => Some(g),
+        (None, c) => c,
+    }
 }
 
 /// The payloads of the EXIF and XMP APP1 segments, before the image data.

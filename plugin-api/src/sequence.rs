@@ -187,6 +187,12 @@ pub struct MetadataSources {
     /// The one the host used for the capture time.
     #[serde(default)]
     pub time_used: Option<String>,
+    /// The capture time the file itself gives (Unix ms, UTC), set only when the host moved it: equal
+    /// whole-second times of neighbours are spread within their second (as mapillary_tools does), so
+    /// `captured_at_ms` differs from the file. A service that reads the time from the file (Panoramax)
+    /// needs the spread time sent with the file to keep the capture order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_from_ms: Option<i64>,
 }
 
 /// EXIF `GPSLatitude`/`GPSLongitude`.

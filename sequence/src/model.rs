@@ -571,7 +571,13 @@ fn with_spread_times(mut images: Vec<ImageInfo>) -> Vec<ImageInfo> {
         .iter_mut()
         .zip(crate::validate::spread_equal_times(&times))
     {
-        image.captured_at_ms = t.unwrap_or(image.captured_at_ms);
+        let spread = t.unwrap_or(image.captured_at_ms);
+        if spread != image.captured_at_ms {
+            if let Some(sources) = image.sources.as_mut() {
+                sources.spread_from_ms = Some(image.captured_at_ms);
+            }
+        }
+        image.captured_at_ms = spread;
     }
     images
 }

@@ -92,6 +92,7 @@ impl SourceSet {
             times: names(self.times, &TIMES),
             position_used: name(self.position_used, &POSITIONS),
             time_used: name(self.time_used, &TIMES),
+            spread_from_ms: None,
         }
     }
 }
@@ -241,6 +242,7 @@ mod tests {
                 ],
                 position_used: Some(POSITION_MAP.into()),
                 time_used: Some(TIME_ORIGINAL.into()),
+                spread_from_ms: None,
             }
         );
         assert_eq!(

@@ -183,6 +183,25 @@ fn equal_whole_second_times_are_spread_within_the_second() {
         .map(|i| i.captured_at_ms - T0)
         .collect();
     assert_eq!(times, [0, 250, 500, 750, 1000, 1250, 1500, 1750]);
+    // The file's own time is handed over where it was moved, and only there.
+    let from_file: Vec<Option<i64>> = descriptor
+        .images
+        .iter()
+        .map(|i| i.sources.as_ref().unwrap().spread_from_ms.map(|t| t - T0))
+        .collect();
+    assert_eq!(
+        from_file,
+        [
+            None,
+            Some(0),
+            Some(0),
+            Some(0),
+            None,
+            Some(1000),
+            Some(1000),
+            Some(1000)
+        ]
+    );
     let names: Vec<&str> = descriptor
         .images
         .iter()

@@ -2,7 +2,8 @@
 //! upload a generated sequence with `mtp`, `kill -9` it mid-way, resume, wait until the server says it is
 //! ready, and check through the server's own API that one collection holds every picture exactly once at
 //! the right position and time; a re-run adds nothing; a second, ordinary account is refused on the first
-//! account's upload set.
+//! account's upload set. And: eight pictures stamped with one whole second, sent 4 at a time, are in the
+//! collection in their capture order (mtp sends the times it spread within the second).
 //!
 //! Runs only when `MTP_PANORAMAX_REAL_URL`, `MTP_PANORAMAX_REAL_TOKEN_FILE` and
 //! `MTP_PANORAMAX_REAL_SECOND_TOKEN_FILE` are set (start.sh prints them); otherwise it says it skipped.
@@ -109,6 +110,113 @@ fn sets_titled(real: &Real, title: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Polls `mtp status` until the Panoramax record says published (at most 5 minutes).
+fn wait_published(mtp: &dyn Fn(&[&str]) -> std::process::Command) {
+    let mut record = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        let status: Value = serde_json::from_str(&ok(
+            &mtp(&["status", "--json"]).output().unwrap(),
+            "mtp status",
+        ))
+        .unwrap();
+        record = status
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["integration"] == "panoramax"))
+            .cloned()
+            .or_else(|| status.pointer("/sequences/0/integrations/0").cloned())
+            .unwrap_or(Value::Null);
+        if record.to_string().contains("\"published\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        record.to_string().contains("\"published\""),
+        "never published: {record}"
+    );
+}
+
+/// The file names of a collection's pictures, in the collection's order.
+fn collection_order(real: &Real, title: &str) -> Vec<String> {
+    let sets = sets_titled(real, title);
+    assert_eq!(sets.len(), 1, "one upload set: {sets:?}");
+    let id = sets[0]["id"].as_str().unwrap();
+    let (_, set) = get(real, &real.token, &format!("/api/upload_sets/{id}"));
+    let collection = set["associated_collections"][0]["id"].as_str().unwrap();
+    let (_, items) = get(
+        real,
+        &real.token,
+        &format!("/api/collections/{collection}/items?limit=1000"),
+    );
+    items["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["properties"]["original_file:name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn same_second_pictures_keep_their_capture_order_on_a_real_panoramax() {
+    let Some(real) = real() else {
+        eprintln!(
+            "panoramax_real: skipped (see upload_kill_resume_and_rerun_against_a_real_panoramax)"
+        );
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".env"),
+        format!("PANORAMAX_URL={}\n", real.url),
+    )
+    .unwrap();
+    let plugins = plugins_dir_with(home.path(), &[bundled_plugin("mtp_panoramax")]);
+    let mtp = |args: &[&str]| {
+        let mut command = mtp_command(home.path());
+        command.args(args).arg("--plugins-dir").arg(&plugins);
+        command
+    };
+    ok(
+        &mtp(&["auth", "panoramax", "--token", &real.token])
+            .output()
+            .unwrap(),
+        "mtp auth panoramax",
+    );
+    // Eight pictures stamped with one whole second (a time-lapse faster than 1 frame/s, as MTPDU writes it).
+    let seed: u64 = rand::random::<u32>() as u64 + 2_000_000_000;
+    let title = format!("mtp real order {seed}");
+    let generated = generate_sequence(
+        &home.path().join("lapse"),
+        &GenerateOptions {
+            count: 8,
+            seed,
+            interval_ms: 0,
+            name: title.clone(),
+            width: 320,
+            height: 160,
+            ..GenerateOptions::default()
+        },
+    )
+    .unwrap();
+    ok(
+        &mtp(&["upload", "lapse", "--jobs", "4"]).output().unwrap(),
+        "mtp upload --jobs 4",
+    );
+    wait_published(&mtp);
+    let names: Vec<String> = generated
+        .images
+        .iter()
+        .map(|i| i.file_name.clone())
+        .collect();
+    assert_eq!(collection_order(&real, &title), names, "the capture order");
+}
+
 #[test]
 fn upload_kill_resume_and_rerun_against_a_real_panoramax() {
     let Some(real) = real() else {
@@ -182,29 +290,7 @@ fn upload_kill_resume_and_rerun_against_a_real_panoramax() {
         &mtp(&["upload", "walk"]).output().unwrap(),
         "resumed mtp upload",
     );
-    let mut record = Value::Null;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        let status: Value = serde_json::from_str(&ok(
-            &mtp(&["status", "--json"]).output().unwrap(),
-            "mtp status",
-        ))
-        .unwrap();
-        record = status
-            .as_array()
-            .and_then(|rows| rows.iter().find(|r| r["integration"] == "panoramax"))
-            .cloned()
-            .or_else(|| status.pointer("/sequences/0/integrations/0").cloned())
-            .unwrap_or(Value::Null);
-        if record.to_string().contains("\"published\"") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert!(
-        record.to_string().contains("\"published\""),
-        "never published: {record}"
-    );
+    wait_published(&mtp);
 
     // Through the server's API: one upload set, one collection, every picture once, right place and time.
     let sets = sets_titled(&real, &title);

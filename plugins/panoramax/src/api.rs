@@ -76,6 +76,10 @@ pub struct RemoteFile {
     /// Why it was refused, if it was.
     #[serde(default)]
     pub rejected: Option<Rejection>,
+    /// md5 of the bytes the server received, 32 hex digits (`UploadSetFile.serialize_md5`: `UUID.hex`);
+    /// absent for a file refused before it was read (a name without `.jpg`).
+    #[serde(default)]
+    pub content_md5: Option<String>,
 }
 
 /// Counters of an upload set's or a collection's pictures (`AggregatedStatus`).
@@ -422,7 +426,8 @@ impl Api {
         parse(&what, &answer)
     }
 
-    /// `POST /api/upload_sets/<id>/files` with the picture at `path`, sent as `file_name`.
+    /// `POST /api/upload_sets/<id>/files` with the picture at `path`, sent as `file_name`, with
+    /// `override_capture_time` when `capture_time` is given.
     ///
     /// 4xx answers about the file itself become [`FileAnswer::Rejected`]; answers about the request or
     /// the account (401, 403, 404, 415) are errors, since every other file would get them too.
@@ -432,11 +437,12 @@ impl Api {
         id: &str,
         path: &Path,
         file_name: &str,
+        capture_time: Option<&str>,
     ) -> Result<FileAnswer, PluginError> {
         let what = format!("uploading {file_name}");
         let path_ref = path;
         let answer = retrying::send(ctx, &self.config, &what, || async move {
-            let form = multipart::picture_form(path_ref, file_name).await?;
+            let form = multipart::picture_form(path_ref, file_name, capture_time).await?;
             Ok(self
                 .request(reqwest::Method::POST, &format!("/upload_sets/{id}/files"))
                 .header(header::CONTENT_TYPE, form.content_type)

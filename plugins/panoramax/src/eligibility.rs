@@ -189,6 +189,7 @@ mod tests {
                 times: times.iter().map(|s| s.to_string()).collect(),
                 position_used: None,
                 time_used: None,
+                spread_from_ms: None,
             }),
         }
     }

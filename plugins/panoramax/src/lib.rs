@@ -29,6 +29,7 @@ pub mod eligibility;
 pub mod multipart;
 pub mod pipeline;
 pub mod refusal;
+pub mod resend;
 pub mod retrying;
 pub mod set_options;
 pub mod state;

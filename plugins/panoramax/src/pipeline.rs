@@ -120,9 +120,10 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
     Ok(outcome(&config, &set, Some(&tally)))
 }
 
-/// The last outcome, when it was published for the set this sequence has and the server answered for
-/// every picture of it: a re-run then asks the server nothing (new pictures still go to the set;
-/// `mtp status` re-checks a set that may have changed).
+/// The last outcome, when it was published for the set this sequence has, the server answered for
+/// every picture of it and refused none: a re-run then asks the server nothing (new pictures still go to
+/// the set; `mtp status` re-checks a set that may have changed). With a refused picture the run asks the
+/// server's file list, to send again one whose file changed since ([`crate::resend`]).
 fn already_published(
     store: &SequenceStore<'_>,
     request: &RunRequest,
@@ -137,6 +138,9 @@ fn already_published(
     };
     let set_id = store.set()?.and_then(|r| r.id);
     if set_id.is_none() || previous.keys.get("upload_set_id") != set_id.as_ref() {
+        return Ok(None);
+    }
+    if !store.refused_files()?.is_empty() {
         return Ok(None);
     }
     let answered: std::collections::BTreeSet<String> =
@@ -257,7 +261,16 @@ pub fn outcome(config: &Config, set: &UploadSet, tally: Option<&Tally>) -> RunOu
             rejected_lines[..rejected_lines.len().min(NAMED)].join(" | ")
         )
     };
-    if set.ready {
+    // A set that received pictures after it was dispatched (a refused one sent again) still says `ready`
+    // with its old collections until the dispatch job ran again (observed on geovisio 2.15.1:
+    // `dispatched` is never reset, and `complete` only queues the dispatch): it is processing while its
+    // collections hold fewer pictures than it accepted. Only where the instance counts them (`nb_items`).
+    let in_collections: u64 = set.associated_collections.iter().map(|c| c.nb_items).sum();
+    let accepted_pictures = tally.map_or(0, |t| {
+        t.accepted.values().filter(|p| p.is_some()).count() as u64
+    });
+    let redispatching = in_collections > 0 && in_collections < accepted_pictures;
+    if set.ready && !redispatching {
         let ids: Vec<&str> = set
             .associated_collections
             .iter()
@@ -304,7 +317,16 @@ pub fn outcome(config: &Config, set: &UploadSet, tally: Option<&Tally>) -> RunOu
             status.prepared,
             status.preparing.unwrap_or(0),
             status.not_processed.unwrap_or(0),
-            if set.dispatched { "" } else { " (not dispatched yet)" }
+            if redispatching {
+                format!(
+                    " (putting its pictures into collections again: {in_collections} of \
+                     {accepted_pictures} there)"
+                )
+            } else if set.dispatched {
+                String::new()
+            } else {
+                " (not dispatched yet)".to_string()
+            }
         ),
     );
     outcome.keys = keys;

@@ -9,6 +9,7 @@
 //! | `seq/<id>/file/<file name>` | [`FileRecord`]: what the server said about one picture |
 
 use plugin_api::prelude::*;
+use plugin_api::serde_json;
 use serde::{Deserialize, Serialize};
 
 use crate::api::Rejection;
@@ -106,6 +107,21 @@ impl<'a> SequenceStore<'a> {
             .state()
             .list(&prefix)?
             .into_iter()
+            .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
+            .collect())
+    }
+
+    /// The names of the files the server refused, as last recorded.
+    pub fn refused_files(&self) -> Result<Vec<String>, PluginError> {
+        let prefix = format!("{}file/", self.prefix);
+        Ok(self
+            .ctx
+            .state()
+            .list(&prefix)?
+            .into_iter()
+            .filter(|(_, value)| {
+                serde_json::from_str::<FileRecord>(value).is_ok_and(|r| r.rejected.is_some())
+            })
             .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
             .collect())
     }

@@ -1,11 +1,18 @@
 //! Sending a sequence's pictures into its upload set, several at a time.
 //!
 //! What the server already holds comes from its own list (`GET /api/upload_sets/<id>/files`), matched by
-//! file name, as panoramax_cli 1.4.1 matches it (`panoramax_cli/status.py` `get_uploadset_files`); we send
-//! neither accepted nor rejected files again (panoramax_cli re-sends a rejected one whose local md5
-//! differs from the server's `content_md5`, `panoramax_cli/model.py` `has_to_be_sent`). A picture whose
-//! answer was lost is answered 409 "already added to this upload set" when sent again, which counts as
-//! accepted; so no picture is ever stored twice.
+//! file name, as panoramax_cli 1.4.1 matches it (`panoramax_cli/status.py` `get_uploadset_files`); an
+//! accepted file is not sent again, nor a refused one unless its bytes changed since ([`crate::resend`],
+//! as panoramax_cli's `has_to_be_sent`). A picture whose answer was lost is answered 409 "already added to
+//! this upload set" when sent again, which counts as accepted; so no picture is ever stored twice.
+//!
+//! Capture order: at dispatch GeoVisio reads a set's pictures without `ORDER BY` and sorts them on their
+//! capture time alone, with Python's stable sort (`geovisio/utils/upload_set.py` `dispatch`, the `SELECT`
+//! of `db_pics`; geopic-tag-reader 1.10.1 `sequence.py` `sort_pictures`, key `ts.isoformat()` for
+//! `time-asc`), so pictures with equal times keep the order the database returns them in, which is not
+//! the capture order (observed on 2.15.1: four sent last to first came out 1, 4, 3, 2). Where the host spread equal whole-second times within their
+//! second (`MetadataSources::spread_from_ms`), the spread time goes with the picture as
+//! `override_capture_time` (see [`capture_time_override`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -106,6 +113,7 @@ pub async fn send_all(
     let mut todo = Vec::new();
     let (mut files_done, mut bytes_done, mut bytes_total) = (0u64, 0u64, 0u64);
     let mut names = std::collections::HashSet::new();
+    let mut changed = Vec::new();
     for image in &sequence.images {
         let name = file_name(image);
         if !names.insert(name.clone()) {
@@ -116,6 +124,12 @@ pub async fn send_all(
         }
         bytes_total += image.size_bytes;
         match remote.get(&name) {
+            Some(held)
+                if crate::resend::changed_since_refused(Path::new(&image.path), held).await? =>
+            {
+                changed.push(name.clone());
+                todo.push((name, image));
+            }
             Some(held) => {
                 files_done += 1;
                 bytes_done += image.size_bytes;
@@ -139,12 +153,42 @@ pub async fn send_all(
         bytes_done,
     });
     if !todo.is_empty() {
+        let spread = todo
+            .iter()
+            .filter(|(_, image)| capture_time_override(image).is_some())
+            .count();
+        let order = if spread > 0 {
+            format!(
+                "; {spread} capture time(s) spread within their second sent as override_capture_time, \
+                 so that Panoramax keeps the capture order"
+            )
+        } else {
+            String::new()
+        };
         ctx.progress(ProgressEvent::Step {
             step: "upload".into(),
             message: Some(format!(
-                "{} pictures to upload set {set_id}, {jobs} at a time",
+                "{} pictures to upload set {set_id}, {jobs} at a time{order}",
                 todo.len()
             )),
+        });
+    }
+    if !changed.is_empty() {
+        // Said once for all of them, with a few named (the server lists every one).
+        const NAMED: usize = 3;
+        let more = changed.len().saturating_sub(NAMED);
+        ctx.progress(ProgressEvent::Note {
+            message: format!(
+                "{} refused picture(s) changed since Panoramax refused them: sending them again into \
+                 the same upload set: {}{}",
+                changed.len(),
+                changed[..changed.len().min(NAMED)].join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
         });
     }
     // Boxed so the stream's item type names no closure: it keeps the run's future provably `Send`.
@@ -160,8 +204,15 @@ pub async fn send_all(
         .map(|(name, image)| -> Sending<'_> {
             Box::pin(async move {
                 ctx.check_cancelled()?;
+                let capture_time = capture_time_override(image);
                 let answer = api
-                    .upload_file(ctx, set_id, Path::new(&image.path), &name)
+                    .upload_file(
+                        ctx,
+                        set_id,
+                        Path::new(&image.path),
+                        &name,
+                        capture_time.as_deref(),
+                    )
                     .await?;
                 Ok((name, image.size_bytes, answer))
             })
@@ -192,6 +243,22 @@ pub async fn send_all(
         tally.add(&name, answer);
     }
     Ok(tally)
+}
+
+/// The capture time to send with a picture, RFC 3339 UTC with milliseconds, when the one in its file is
+/// not the one mtp orders it by: only where the host spread equal whole-second times within their second
+/// (a time the file already gives exactly is never overridden).
+///
+/// GeoVisio 2.15.1 parses it with `datetime.fromisoformat` (`geovisio/web/params.py` `parse_datetime`,
+/// called by `AddFileToUploadSetParameter.parse_capture_time` in `geovisio/web/upload_set.py`) and writes
+/// it into the stored file before reading its metadata (`addFilesToUploadSet`, `writePictureMetadata`):
+/// geopic-tag-reader 1.10.1 `writer.py` `_date_exif_tags` writes `DateTimeOriginal` with
+/// `SubSecTimeOriginal` (microseconds) and `OffsetTimeOriginal`, and the GPS time in whole seconds; its
+/// reader then prefers the camera time, which alone has sub-seconds (`reader.py` `TimeBySource.getBest`).
+/// So the milliseconds reach the picture's time. The server's `content_md5` stays that of the bytes sent.
+pub fn capture_time_override(image: &ImageInfo) -> Option<String> {
+    let from_file = image.sources.as_ref()?.spread_from_ms?;
+    (from_file != image.captured_at_ms).then(|| plugin_api::time::format_utc(image.captured_at_ms))
 }
 
 /// The name a picture is sent under.
