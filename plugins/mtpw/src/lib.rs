@@ -362,6 +362,17 @@ impl Mtpw {
         if !joined.is_empty() {
             outcome.keys.insert("unique_id".into(), joined);
         }
+        // The sequence's page on the site (mtp-web `sequence/urls.py`, `<unique_id>/detail`, mounted
+        // under `sequence/` by `config/urls.py`).
+        outcome.links = synced
+            .iter()
+            .map(|id| {
+                Link::new(
+                    format!("sequence {id} on MTPW"),
+                    format!("{}/sequence/{id}/detail", base.trim_end_matches('/')),
+                )
+            })
+            .collect();
         outcome.keys.insert(
             "api".into(),
             match generation {

@@ -43,6 +43,14 @@ async fn waits_for_mapillary_then_imports_once_with_the_old_api() {
         .unwrap();
     assert_eq!(done.state, SequenceState::Published, "{done:?}");
     let unique_id = done.keys["unique_id"].clone();
+    assert_eq!(done.links.len(), 1, "{done:?}");
+    assert!(
+        done.links[0]
+            .url
+            .ends_with(&format!("/sequence/{unique_id}/detail")),
+        "the sequence's page on the site: {:?}",
+        done.links
+    );
     let stats = fake.stats();
     let stored = stats.sequence_by_key("KEY1").unwrap();
     assert_eq!(stored.unique_id, unique_id);
