@@ -150,6 +150,12 @@ impl RunOption {
         })
     }
 
+    /// The value when not given, as the user would type it (for a text option: `none`).
+    pub fn default(mut self, value: &str) -> RunOption {
+        self.0.default = Some(value.into());
+        self
+    }
+
     /// The host flag that sets it too (`jobs` for `mtp upload --jobs 8`): a declared alias.
     pub fn flag(mut self, flag: &str) -> RunOption {
         self.0.flag = Some(flag.into());
@@ -305,13 +311,14 @@ impl Settings {
         }
     }
 
-    /// Text `name` from a run's options, trimmed; `None` when not given or blank.
+    /// Text `name` from a run's options, trimmed, or its default; `None` when neither is there.
     pub fn text_option(&self, options: &Map<String, Value>, name: &str) -> Option<String> {
         options
             .get(name)
             .and_then(Value::as_str)
             .map(str::trim)
             .filter(|t| !t.is_empty())
+            .or_else(|| self.spec(name).and_then(|s| s.default.as_deref()))
             .map(str::to_string)
     }
 }
@@ -343,6 +350,7 @@ mod tests {
             .option(RunOption::switch("republish", "Again.").flag("republish"))
             .option(RunOption::integer("jobs", "In parallel.", 4, 1, 32))
             .option(RunOption::text("dir", "Where."))
+            .option(RunOption::text("split", "How.").default("none"))
     }
 
     fn read(settings: &Settings, key: &str, value: Option<&str>) -> Result<Option<String>, String> {
@@ -374,7 +382,8 @@ mod tests {
         );
         assert!(manifest.env_help[1].secret);
         assert_eq!(manifest.env_help[3].default.as_deref(), Some("0"));
-        assert_eq!(manifest.options.len(), 3);
+        assert_eq!(manifest.options.len(), 4);
+        assert_eq!(manifest.options[3].default.as_deref(), Some("none"));
         assert_eq!(manifest.options[0].flag.as_deref(), Some("republish"));
         assert_eq!(
             manifest.options[1].kind,
@@ -428,6 +437,7 @@ mod tests {
         assert!(!s.switch_option(&options, "republish"));
         assert_eq!(s.integer_option(&options, "jobs"), 4);
         assert_eq!(s.text_option(&options, "dir"), None);
+        assert_eq!(s.text_option(&options, "split").as_deref(), Some("none"));
         options.insert("republish".into(), true.into());
         options.insert("jobs".into(), 99.into());
         options.insert("dir".into(), " /tmp/x ".into());

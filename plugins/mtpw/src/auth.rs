@@ -136,12 +136,11 @@ pub async fn authorize(
         Some(token) if !token.trim().is_empty() => token.trim().to_string(),
         Some(_) => return Err(PluginError::invalid_input("--token is empty")),
         None => {
-            let auth_url = ctx.require_env("MTP_WEB_AUTH_URL")?;
-            let client_id = ctx.require_env("MTP_WEB_APP_ID")?;
+            let settings = crate::config::settings();
+            let auth_url = settings.required_text(ctx, crate::config::AUTH_URL)?;
+            let client_id = settings.required_text(ctx, crate::config::APP_ID)?;
             // Sent only when configured: MTPW then uses the app's registered one, and refuses any other.
-            let configured = ctx
-                .env("MTP_WEB_REDIRECT_URI")
-                .filter(|r| !r.trim().is_empty());
+            let configured = settings.text(ctx, crate::config::REDIRECT_URI)?;
             let state = random_state();
             let url = consent_url(&auth_url, &client_id, configured.as_deref(), &state);
             let redirected = ctx
@@ -160,8 +159,9 @@ pub async fn authorize(
         expires_at: expires_in.map(|s| now_secs().saturating_add(s)),
         ..Login::default()
     };
-    let base = ctx.require_env("MTP_WEB_URL")?;
-    let api = MtpwApi::new(client, &base, &token, crate::retry_base(ctx)).with_max_attempts(2);
+    let base = crate::config::base(ctx)?;
+    let api =
+        MtpwApi::new(client, &base, &token, crate::config::retry_base(ctx)?).with_max_attempts(2);
     match api.check_login(ctx).await {
         Ok(()) => login.verified = true,
         Err(ApiError::Plugin(err)) if err.kind == ErrorKind::Auth => {

@@ -7,28 +7,15 @@
 
 mod api;
 mod auth;
+mod config;
 mod create_import;
 mod fields;
 
-use std::time::Duration;
-
-use plugin_api::manifest::{EnvKeyHelp, OptionKind, RunOptionSpec};
 use plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use api::{ApiError, ApiGeneration, MtpwApi};
 use create_import::{create_then_import, CreateRules};
-
-/// The `.env` keys the integration cannot work without.
-pub const REQUIRED_ENV: [&str; 4] = [
-    "MTP_WEB_URL",
-    "MTP_WEB_AUTH_URL",
-    "MTP_WEB_APP_ID",
-    "MTP_WEB_APP_SECRET",
-];
-
-/// Optional keys: the login redirect, and the first retry delay (tests shorten it).
-pub const OPTIONAL_ENV: [&str; 2] = ["MTP_WEB_REDIRECT_URI", "MTP_WEB_RETRY_BASE_MS"];
 
 /// What is kept per sequence key, so a re-run (or a run after `kill -9`) never creates a second sequence.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -72,13 +59,6 @@ fn state_key(sequence_id: &str, key: &str) -> String {
     format!("seq/{sequence_id}/{key}")
 }
 
-fn retry_base(ctx: &Context) -> Duration {
-    ctx.env("MTP_WEB_RETRY_BASE_MS")
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_millis(1000))
-}
-
 fn refused(message: String) -> PluginError {
     PluginError::new(ErrorKind::Rejected, format!("MTPW: {message}"))
 }
@@ -100,14 +80,12 @@ fn api_error(err: ApiError, what: &str) -> PluginError {
 #[plugin_api::async_trait]
 impl Integration for Mtpw {
     fn manifest(&self) -> Manifest {
-        Manifest {
+        config::settings().declare(Manifest {
             id: "mtpw".into(),
             name: "Map the Paths Web".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Syncs Mapillary sequences to Map the Paths Web".into(),
             api_version: String::new(),
-            required_env: REQUIRED_ENV.iter().map(|k| k.to_string()).collect(),
-            optional_env: OPTIONAL_ENV.iter().map(|k| k.to_string()).collect(),
             after: vec!["mapillary".into()],
             exports: vec!["unique_id".into()],
             consumes: vec![
@@ -115,47 +93,8 @@ impl Integration for Mtpw {
                 "mapillary.user_token".into(),
                 "mapillary.added_sequence_key".into(),
             ],
-            env_help: vec![
-                EnvKeyHelp::new("MTP_WEB_URL", "The MTPW server.")
-                    .example("https://www.mapthepaths.com"),
-                EnvKeyHelp::new(
-                    "MTP_WEB_AUTH_URL",
-                    "MTPW's OAuth authorisation page (django-oauth-toolkit is mounted under accounts/).",
-                )
-                .example("https://www.mapthepaths.com/accounts/authorize/"),
-                EnvKeyHelp::new("MTP_WEB_APP_ID", "The client id of your MTPW application.")
-                    .example("your-mtpw-client-id"),
-                EnvKeyHelp::new("MTP_WEB_APP_SECRET", "The application's client secret.")
-                    .secret()
-                    .example("your-mtpw-client-secret"),
-                EnvKeyHelp::new(
-                    "MTP_WEB_REDIRECT_URI",
-                    "The redirect_uri to send, only when set. MTPW accepts only the app.mtp.desktop scheme and \
-                     the URI registered for the app, so a loopback URL cannot work: leave it unset and paste \
-                     the URL your browser is sent to, or run `mtp auth mtpw --token <token>`.",
-                )
-                .example("app.mtp.desktop://oauth"),
-                EnvKeyHelp::new("MTP_WEB_RETRY_BASE_MS", "First retry delay in ms.")
-                    .default_value("1000"),
-            ],
-            options: vec![
-                RunOptionSpec {
-                    name: "republish".into(),
-                    help: "Send again a create whose answer never came, after you looked on MTPW and found no sequence.".into(),
-                    kind: OptionKind::Bool,
-                    default: Some("false".into()),
-                    flag: Some("republish".into()),
-                },
-                RunOptionSpec {
-                    name: "create".into(),
-                    help: "Create MTPW sequences even though this server's import refused the Mapillary token last time (each would stay empty until the server imports again).".into(),
-                    kind: OptionKind::Bool,
-                    default: Some("false".into()),
-                    flag: None,
-                },
-            ],
             ..Manifest::default()
-        }
+        })
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
@@ -239,9 +178,9 @@ impl Mtpw {
         let token = ctx.secret("token")?.ok_or_else(|| {
             PluginError::auth("not logged in to Map the Paths Web: run `mtp auth mtpw`")
         })?;
-        let base = ctx.require_env("MTP_WEB_URL")?;
+        let base = config::base(ctx)?;
         let client = self.client()?;
-        let api = MtpwApi::new(client, &base, &token, retry_base(ctx));
+        let api = MtpwApi::new(client, &base, &token, config::retry_base(ctx)?);
         let generation = match detect_generation(ctx, &api, &base, &mapillary_token).await {
             Err(err) if is_v3_refusal(&err) => return Ok(v3_waiting(None)),
             other => other?,
@@ -252,17 +191,9 @@ impl Mtpw {
             )
         })?;
         let tags = fields::tag_field(&request.sequence.tags);
-        let republish = request
-            .options
-            .get("republish")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
+        let republish = config::settings().switch_option(&request.options, config::REPUBLISH);
         let prior_unique_id = prior_unique_id(&request.options);
-        let create_anyway = request
-            .options
-            .get("create")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
+        let create_anyway = config::settings().switch_option(&request.options, config::CREATE);
         let refused_slot = format!("api/{base}/import_refused");
         let mut synced = Vec::new();
         let mut notes = Vec::new();

@@ -1,8 +1,10 @@
 //! The integration's `.env` keys and command-line options.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use plugin_api::prelude::*;
+use plugin_api::sdk::settings::{EnvKey, RunOption, Settings};
 
 /// The instance's root URL (`https://panoramax.openstreetmap.fr`, or a local GeoVisio): the only key
 /// Panoramax needs, so it gates the integration.
@@ -36,35 +38,83 @@ pub struct Config {
     pub claim_poll: Duration,
 }
 
+/// The keys and options, each declared once: the manifest's lists and help, and every read, come from
+/// here.
+pub fn settings() -> &'static Settings {
+    static SETTINGS: LazyLock<Settings> = LazyLock::new(|| {
+        Settings::new()
+            .key(
+                EnvKey::required(
+                    ENV_URL,
+                    "The Panoramax instance to upload to (its root URL; the API is under /api).",
+                )
+                .url()
+                .example("https://panoramax.openstreetmap.fr"),
+            )
+            .key(
+                EnvKey::optional(ENV_RETRY_BASE_MS, "First retry delay in ms.")
+                    .number(0, u64::MAX)
+                    .default(DEFAULT_RETRY_BASE.as_millis()),
+            )
+            .key(
+                EnvKey::optional(
+                    ENV_CLAIM_TIMEOUT_SECS,
+                    "How long `mtp auth panoramax` waits for you to claim the generated token, in seconds.",
+                )
+                .number(0, u64::MAX)
+                .default(600),
+            )
+            .key(
+                EnvKey::optional(ENV_CLAIM_POLL_MS, "How often the claim is polled, in ms.")
+                    .number(10, u64::MAX)
+                    .default(2000),
+            )
+            .option(
+                RunOption::integer("jobs", "Files uploaded in parallel.", DEFAULT_JOBS as i64, 1, 32)
+                    .flag("jobs"),
+            )
+            .option(
+                RunOption::switch(
+                    crate::upload_set::REPUBLISH,
+                    "Upload again, as a new upload set, a published sequence whose upload set no longer exists on the server.",
+                )
+                .flag("republish"),
+            )
+            .option(
+                RunOption::text(
+                    crate::set_options::SPLIT,
+                    "How the server may cut the sequence into collections: none (one collection), instance (its defaults, e.g. 300 s / 100 m), or SECONDS,METERS (300s,100m).",
+                )
+                .default("none"),
+            )
+            .option(
+                RunOption::text(
+                    crate::set_options::DEDUP,
+                    "Whether the server deletes pictures nearly identical to the previous one: none (keep all), instance (its defaults, e.g. 1 m / 60°), or METERS,DEGREES (1m,60deg).",
+                )
+                .default("none"),
+            )
+            .option(RunOption::text(
+                crate::set_options::VISIBILITY,
+                "Who sees the pictures: anyone, owner-only or logged-only (default: your account's setting, else the instance's).",
+            ))
+    });
+    &SETTINGS
+}
+
 impl Config {
     /// Reads the integration's keys; `PANORAMAX_URL` must be an `http(s)://` URL.
     pub fn from_context(ctx: &Context) -> Result<Config, PluginError> {
-        let url = ctx.require_env(ENV_URL)?;
-        let url = url.trim().trim_end_matches('/').to_string();
+        let settings = settings();
+        let url = settings.url(ctx, ENV_URL)?;
+        // The root, also when the user gave the API's address.
         let url = url.strip_suffix("/api").unwrap_or(&url).to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(PluginError::invalid_input(format!(
-                "{ENV_URL} in .env must start with http:// or https://, not {url:?}"
-            )));
-        }
-        let number = |key: &str, default: u64| -> Result<u64, PluginError> {
-            match ctx.env(key) {
-                None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                    PluginError::invalid_input(format!(
-                        "{key} in .env must be a whole number, not {v:?}"
-                    ))
-                }),
-            }
-        };
+        let number = |key: &str| settings.number(ctx, key);
         Ok(Config {
             url,
-            retry_base: Duration::from_millis(number(
-                ENV_RETRY_BASE_MS,
-                DEFAULT_RETRY_BASE.as_millis() as u64,
-            )?),
-            claim_timeout: Duration::from_secs(number(ENV_CLAIM_TIMEOUT_SECS, 600)?),
-            claim_poll: Duration::from_millis(number(ENV_CLAIM_POLL_MS, 2000)?.max(10)),
+            retry_base: Duration::from_millis(number(ENV_RETRY_BASE_MS)?),
+            claim_timeout: Duration::from_secs(number(ENV_CLAIM_TIMEOUT_SECS)?),
+            claim_poll: Duration::from_millis(number(ENV_CLAIM_POLL_MS)?),
         })
     }
 
@@ -82,10 +132,5 @@ impl Config {
 
 /// Files uploaded at once: `--jobs` from the command line (1..=32), else [`DEFAULT_JOBS`].
 pub fn jobs(request: &RunRequest) -> usize {
-    request
-        .options
-        .get("jobs")
-        .and_then(|v| v.as_u64())
-        .map(|j| j.clamp(1, 32) as usize)
-        .unwrap_or(DEFAULT_JOBS)
+    settings().integer_option(&request.options, "jobs") as usize
 }

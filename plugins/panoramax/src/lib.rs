@@ -36,7 +36,6 @@ pub mod state;
 pub mod upload;
 pub mod upload_set;
 
-use plugin_api::manifest::{EnvKeyHelp, OptionKind, RunOptionSpec};
 use plugin_api::prelude::*;
 
 use crate::api::Api;
@@ -49,73 +48,14 @@ pub struct Panoramax;
 #[plugin_api::async_trait]
 impl Integration for Panoramax {
     fn manifest(&self) -> Manifest {
-        Manifest {
+        config::settings().declare(Manifest {
             id: "panoramax".into(),
             name: "Panoramax".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Uploads sequences to a Panoramax instance as upload sets".into(),
             api_version: String::new(),
-            required_env: vec![config::ENV_URL.into()],
-            optional_env: vec![
-                config::ENV_RETRY_BASE_MS.into(),
-                config::ENV_CLAIM_TIMEOUT_SECS.into(),
-                config::ENV_CLAIM_POLL_MS.into(),
-            ],
-            env_help: vec![
-                EnvKeyHelp::new(
-                    config::ENV_URL,
-                    "The Panoramax instance to upload to (its root URL; the API is under /api).",
-                )
-                .example("https://panoramax.openstreetmap.fr"),
-                EnvKeyHelp::new(config::ENV_RETRY_BASE_MS, "First retry delay in ms.")
-                    .default_value("500"),
-                EnvKeyHelp::new(
-                    config::ENV_CLAIM_TIMEOUT_SECS,
-                    "How long `mtp auth panoramax` waits for you to claim the generated token, in seconds.",
-                )
-                .default_value("600"),
-                EnvKeyHelp::new(config::ENV_CLAIM_POLL_MS, "How often the claim is polled, in ms.")
-                    .default_value("2000"),
-            ],
-            options: vec![
-                RunOptionSpec {
-                    name: "jobs".into(),
-                    help: "Files uploaded in parallel.".into(),
-                    kind: OptionKind::Integer { min: 1, max: 32 },
-                    default: Some(config::DEFAULT_JOBS.to_string()),
-                    flag: Some("jobs".into()),
-                },
-                RunOptionSpec {
-                    name: upload_set::REPUBLISH.into(),
-                    help: "Upload again, as a new upload set, a published sequence whose upload set no longer exists on the server.".into(),
-                    kind: OptionKind::Bool,
-                    default: Some("false".into()),
-                    flag: Some("republish".into()),
-                },
-                RunOptionSpec {
-                    name: set_options::SPLIT.into(),
-                    help: "How the server may cut the sequence into collections: none (one collection), instance (its defaults, e.g. 300 s / 100 m), or SECONDS,METERS (300s,100m).".into(),
-                    kind: OptionKind::Text,
-                    default: Some("none".into()),
-                    flag: None,
-                },
-                RunOptionSpec {
-                    name: set_options::DEDUP.into(),
-                    help: "Whether the server deletes pictures nearly identical to the previous one: none (keep all), instance (its defaults, e.g. 1 m / 60°), or METERS,DEGREES (1m,60deg).".into(),
-                    kind: OptionKind::Text,
-                    default: Some("none".into()),
-                    flag: None,
-                },
-                RunOptionSpec {
-                    name: set_options::VISIBILITY.into(),
-                    help: "Who sees the pictures: anyone, owner-only or logged-only (default: your account's setting, else the instance's).".into(),
-                    kind: OptionKind::Text,
-                    default: None,
-                    flag: None,
-                },
-            ],
             ..Manifest::default()
-        }
+        })
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {

@@ -306,6 +306,15 @@ pub fn outcome(config: &Config, set: &UploadSet, tally: Option<&Tally>) -> RunOu
             ),
         );
         outcome.keys = keys;
+        outcome.links = ids
+            .iter()
+            .map(|id| {
+                Link::new(
+                    format!("collection {id} on Panoramax"),
+                    config.viewer_link(id),
+                )
+            })
+            .collect();
         return outcome;
     }
     let status = set.items_status.clone().unwrap_or_default();

@@ -106,8 +106,14 @@ fn two_numbers(name: &str, text: &str, units: (&str, &str)) -> Result<(f64, f64)
 impl SetOptions {
     /// Reads `split`, `dedup` and `visibility` from the run's options; absent ones keep the defaults.
     pub fn from_options(options: &Map<String, Value>) -> Result<SetOptions, PluginError> {
-        let text = |name: &str| options.get(name).and_then(Value::as_str).map(str::trim);
-        let split = match text(SPLIT) {
+        // The declared defaults apply (`none` for split and dedup, nothing for visibility).
+        let settings = crate::config::settings();
+        let (split, dedup, visibility) = (
+            settings.text_option(options, SPLIT),
+            settings.text_option(options, DEDUP),
+            settings.text_option(options, VISIBILITY),
+        );
+        let split = match split.as_deref() {
             None | Some("none") => Split::Never,
             Some("instance") => Split::Instance,
             Some(other) => {
@@ -118,7 +124,7 @@ impl SetOptions {
                 }
             }
         };
-        let dedup = match text(DEDUP) {
+        let dedup = match dedup.as_deref() {
             None | Some("none") => Dedup::Never,
             Some("instance") => Dedup::Instance,
             Some(other) => {
@@ -129,7 +135,7 @@ impl SetOptions {
                 }
             }
         };
-        let visibility = match text(VISIBILITY) {
+        let visibility = match visibility.as_deref() {
             None | Some("") => None,
             Some(v) if VISIBILITIES.contains(&v) => Some(v.to_string()),
             Some(v) => {

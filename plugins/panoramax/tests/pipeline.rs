@@ -120,6 +120,9 @@ async fn uploads_one_set_completes_and_reports_collections() {
         Some(&format!("coll-{set_id}"))
     );
     assert!(outcome.keys["viewer"].contains(&format!("seq=coll-{set_id}")));
+    // The page shows the collection from the outcome's links.
+    assert_eq!(outcome.links.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.links[0].url, outcome.keys["viewer"]);
     assert_each_once(&fake, 7);
     // A second run sends nothing.
     let attempts = stats.upload_attempts;
