@@ -408,6 +408,16 @@ impl<'a> Run<'a> {
             .iter()
             .map(|i| (i.path.as_str(), i))
             .collect();
+        // The look at Mapillary before anything is sent: a part already on the user's account is
+        // adopted (or, there twice, reported) and none of its bytes go out. It costs one search per part
+        // before the first byte (`crate::prepublish`).
+        let notes = if self.options.no_publish {
+            Vec::new()
+        } else {
+            let due = crate::prepublish::survey_due(&parts, self.options.republish);
+            let fetched = self.fetch_survey(&plan, &due, &token).await?;
+            self.survey(&plan, &mut parts, fetched)?
+        };
         // Parts to upload: those never published, and (with --republish) those whose publication is in
         // doubt and whose manifest handle is too old to publish again as it is.
         let now = self.api.config.now_ms();
@@ -436,60 +446,21 @@ impl<'a> Run<'a> {
             api: &self.api,
             ctx: self.ctx,
             token: &token,
-            found_complete: Default::default(),
             limit: bandwidth_limit(self.request)?,
             held,
         };
         let mut progress = Progress::default();
-        // Whether every image to send was already complete on the server before this run sent a byte
-        // (and none was known to our state): a run whose state was lost uploaded them.
-        let mut preuploaded = false;
-        // The look at Mapillary before publishing asks while the images upload (its answer is only
-        // used once they are all acknowledged).
-        let survey_due = if self.options.no_publish {
-            Vec::new()
-        } else {
-            crate::prepublish::survey_due(&parts, self.options.republish)
-        };
-        let survey = self.fetch_survey(&plan, &survey_due, &token);
-        let mut survey = std::pin::pin!(survey);
-        let mut surveyed = None;
-        // The look's notes, once applied.
-        let mut applied: Option<Vec<String>> = None;
         if !to_send.is_empty() {
-            let uploaded = self.upload_images(&uploader, &plan, &to_send, &by_path);
-            // `--jobs 1` keeps to one request at a time: the look comes after the images then.
-            let uploaded = if self.options.jobs > 1 {
-                let (uploaded, fetched) = futures::future::join(uploaded, survey.as_mut()).await;
-                surveyed = Some(fetched);
-                uploaded
-            } else {
-                uploaded.await
-            };
-            progress = match uploaded {
+            progress = match self
+                .upload_images(&uploader, &plan, &to_send, &by_path)
+                .await
+            {
                 Ok(progress) => progress,
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
                 Err(err) => return Err(err),
             };
-            preuploaded = progress.files_total > 0
-                && uploader
-                    .found_complete
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    == progress.files_total;
             let acknowledged = self.store.images()?;
-            if preuploaded && !self.options.no_publish {
-                // Every image was on the server already (a state lost after an upload): look first,
-                // so that a part already published is adopted without sending its manifest again.
-                let fetched = match surveyed.take() {
-                    Some(fetched) => fetched,
-                    None => survey.as_mut().await,
-                }?;
-                applied = Some(self.survey(&plan, &mut parts, preuploaded, fetched)?);
-            }
             for &index in &to_send {
-                if applied.is_some() && parts[index].sequence_key.is_some() {
-                    continue;
-                }
                 match self
                     .upload_manifest(&uploader, &plan, index, &mut parts[index], &acknowledged)
                     .await
@@ -505,18 +476,7 @@ impl<'a> Run<'a> {
         }
 
         // `no_publish` publishes nothing, not even a part whose earlier publication is in doubt.
-        let mut notes = Vec::new();
         if !self.options.no_publish {
-            notes = match applied {
-                Some(notes) => notes,
-                None => {
-                    let fetched = match surveyed {
-                        Some(fetched) => fetched,
-                        None => survey.await,
-                    }?;
-                    self.survey(&plan, &mut parts, preuploaded, fetched)?
-                }
-            };
             match self.publish_parts(&plan, &mut parts, &token).await {
                 Ok(()) => {}
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
@@ -555,7 +515,6 @@ impl<'a> Run<'a> {
         &self,
         plan: &Plan,
         parts: &mut [PartState],
-        preuploaded: bool,
         fetched: Vec<(usize, crate::lookup::Candidates)>,
     ) -> Result<Vec<String>> {
         crate::prepublish::apply_survey(
@@ -564,7 +523,7 @@ impl<'a> Run<'a> {
             plan,
             parts,
             crate::prepublish::SurveyMode {
-                may_adopt: preuploaded && !self.options.republish,
+                may_adopt: !self.options.republish,
             },
             fetched,
         )
@@ -591,7 +550,6 @@ impl<'a> Run<'a> {
             api: &self.api,
             ctx: self.ctx,
             token,
-            found_complete: Default::default(),
             limit: bandwidth_limit(self.request)?,
             held: false,
         };
