@@ -264,6 +264,81 @@ fn photos_already_on_the_account_are_adopted_not_published() {
     assert_ne!(record["keys"]["sequence_key"], seeded.as_str(), "{record}");
 }
 
+/// An MTPDU folder whose sequence log says MTPDU published it to Mapillary as upload session `session`
+/// and never learnt the sequence key (MTPDU writes the session key once it has published: its
+/// `app/scripts/integrations/index.ts`), with the capture times and places Mapillary shows for it.
+fn published_by_mtpdu(
+    world: &World,
+    name: &str,
+    seed: u64,
+) -> (std::path::PathBuf, Vec<SeededImage>) {
+    let dir = world.dir(name);
+    let generated = generate_sequence(&dir, &options(seed, 3, true)).unwrap();
+    let log = dir.join(format!("{name}.json"));
+    let mut json: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
+    json["sequence"]["destination"] = serde_json::json!({"mapillary": "uuid_0f3c2a"});
+    std::fs::write(&log, serde_json::to_vec(&json).unwrap()).unwrap();
+    (dir, on_mapillary(&generated))
+}
+
+/// Case 6(b): a sequence MTPDU published before it learnt its Mapillary key is looked up on the user's
+/// account, never sent again: found, it gets that key and MTPW syncs it; not found yet, it waits (not
+/// failed) with a line saying so, and a later `mtp status` finds it.
+#[test]
+fn a_sequence_mtpdu_published_is_looked_up_never_sent_again() {
+    let world = World::new();
+    let (dir, images) = published_by_mtpdu(&world, "ride-found", 61);
+    let key = world.mapillary.seed_sequence(&images);
+    let out = world.upload(&dir);
+    eprintln!("{out}");
+    let said = format!(
+        "published by MTP Desktop Uploader; found on your account: published as Mapillary sequence {key}; nothing sent"
+    );
+    assert!(out.contains(&said), "wanted `{said}` in:\n{out}");
+    let held = world.held();
+    assert_eq!(held.finish_uploads, 0, "{held:?}");
+    assert_eq!(held.body_bytes, 0, "{held:?}");
+    assert_eq!(held.entities, 0, "{held:?}");
+    assert!(
+        world.mtpw.stats().sequence_by_key(&key).is_some(),
+        "MTPW synced the key found"
+    );
+
+    let (later, images) = published_by_mtpdu(&world, "ride-not-yet", 62);
+    let out = world.upload(&later);
+    eprintln!("{out}");
+    assert!(
+        out.contains("not found under your Mapillary account yet (Mapillary may still be processing it); nothing sent"),
+        "{out}"
+    );
+    assert!(
+        out.contains("mtp status and mtp upload look for it again"),
+        "{out}"
+    );
+    assert_eq!(world.held(), held, "nothing sent, nothing published");
+    let rows = world.status();
+    let waiting = rows
+        .iter()
+        .find(|r| r["integration"] == "mapillary" && r["root"] == later.display().to_string())
+        .unwrap();
+    assert_eq!(waiting["state"], "unpublished", "{waiting}");
+    // Mapillary shows it now: the next re-check finds it and MTPW syncs it; still nothing sent.
+    let key = world.mapillary.seed_sequence(&images);
+    let out = world.run(&["status"]);
+    eprintln!("{}", text(&out));
+    let rows = world.status();
+    let found = rows
+        .iter()
+        .find(|r| r["integration"] == "mapillary" && r["root"] == later.display().to_string())
+        .unwrap();
+    assert_eq!(found["state"], "published", "{found}");
+    assert_eq!(found["keys"]["sequence_key"], key.as_str(), "{found}");
+    assert!(world.mtpw.stats().sequence_by_key(&key).is_some());
+    let after = world.held();
+    assert_eq!(after.finish_uploads, 0, "{after:?}");
+    assert_eq!(after.body_bytes, 0, "{after:?}");
+}
+
 /// Case 5: two folders holding different photos under the same MTPDU sequence UUID (a split MTPDU
 /// folder) are two sequences, each published on its own.
 #[test]

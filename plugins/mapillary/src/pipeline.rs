@@ -31,6 +31,8 @@ use crate::upload::{bandwidth_limit, Source, Start, Uploader};
 use crate::Mapillary;
 use crate::{dry_run, overdue, token};
 
+mod prior;
+
 /// Images prepared by one blocking task (see `Run::upload_images`).
 const PREPARE_BATCH: usize = 32;
 
@@ -392,6 +394,10 @@ impl<'a> Run<'a> {
                 return crate::changes::report_or_send(self.ctx, self.request, &stored, outcome)
                     .await;
             }
+        }
+        // Published by MTPDU before it learnt the key: looked up, nothing sent.
+        if self.prior_due()? {
+            return self.prior_upload().await;
         }
         step(self.ctx, "validate", "checking the sequence");
         validate(&self.request.sequence)?;
