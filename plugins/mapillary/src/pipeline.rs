@@ -415,15 +415,28 @@ impl<'a> Run<'a> {
             .map(|i| (i.path.as_str(), i))
             .collect();
         // The look at Mapillary before anything is sent: a part already on the user's account is
-        // adopted (or, there twice, reported) and none of its bytes go out. It costs one search per part
-        // before the first byte (`crate::prepublish`).
-        let notes = if self.options.no_publish {
+        // adopted (or, there twice, reported) and none of its bytes go out (`crate::prepublish`). It
+        // goes out beside the first photo's offset request below, so a new folder waits for the longer
+        // of the two (`/me` and one search per part) before its first byte, not for both.
+        let due = if self.options.no_publish {
             Vec::new()
         } else {
-            let due = crate::prepublish::survey_due(&parts, self.options.republish);
-            let fetched = self.fetch_survey(&plan, &due, &token).await?;
-            self.survey(&plan, &mut parts, fetched)?
+            crate::prepublish::survey_due(&parts, self.options.republish)
         };
+        let may_send = parts.iter().any(|p| p.publish == Publish::NotSent);
+        // A folder new to this state whose first photo the server already holds was uploaded by a
+        // run whose state was lost: each entity is then asked for its handle without sending a body
+        // byte (one request; `Start::Held`). One offset request per new folder decides it; if it
+        // fails, the entities are sent as new (correct, only slower when they were held).
+        let first_held = async {
+            match &first_key {
+                Some(key) if may_send => self.api.upload_offset(&token, key).await.unwrap_or(0) > 0,
+                _ => false,
+            }
+        };
+        let (fetched, first_held) =
+            futures::future::join(self.fetch_survey(&plan, &due, &token), first_held).await;
+        let notes = self.survey(&plan, &mut parts, fetched?)?;
         // Parts to upload: those never published, and (with --republish) those whose publication is in
         // doubt and whose manifest handle is too old to publish again as it is.
         let now = self.api.config.now_ms();
@@ -438,16 +451,7 @@ impl<'a> Run<'a> {
             })
             .collect();
 
-        // A folder new to this state whose first photo the server already holds was uploaded by a
-        // run whose state was lost: each entity is then asked for its handle without sending a body
-        // byte (one request; `Start::Held`). One offset request per new folder decides it; if it
-        // fails, the entities are sent as new (correct, only slower when they were held).
-        let held = match &first_key {
-            Some(key) if !to_send.is_empty() => {
-                self.api.upload_offset(&token, key).await.unwrap_or(0) > 0
-            }
-            _ => false,
-        };
+        let held = first_held && !to_send.is_empty();
         let uploader = Uploader {
             api: &self.api,
             ctx: self.ctx,
