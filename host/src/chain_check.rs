@@ -94,17 +94,21 @@ pub fn upstream_skip(
         .find_map(|up| upstream_blocks(up, results.get(up), enabled.iter().any(|e| e == up)))
 }
 
-/// Why integration `id` is skipped because the sequence is already published there: the host passes
-/// MTPDU's `destination` block as `options.prior_uploads` (see `mtp_sequence::mtpdu::PriorUpload`);
-/// `options.force` sends it anyway.
+/// Why the integration of `manifest` is skipped because the sequence is already published there: the
+/// host passes MTPDU's `destination` block as `options.prior_uploads` (see
+/// `mtp_sequence::mtpdu::PriorUpload`); `options.force` sends it anyway. An integration that declares it
+/// handles such a sequence itself ([`plugin_api::manifest::HANDLES_PRIOR_UPLOADS`]: Mapillary looks its
+/// key up, sending nothing) is never skipped for it.
 pub fn already_published(
-    id: &str,
+    manifest: &Manifest,
     options: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<String> {
-    if options.get("force").and_then(serde_json::Value::as_bool) == Some(true) {
+    if options.get("force").and_then(serde_json::Value::as_bool) == Some(true)
+        || manifest.handles_prior_uploads(options)
+    {
         return None;
     }
-    let prior = options.get("prior_uploads")?.get(id)?;
+    let prior = options.get("prior_uploads")?.get(&manifest.id)?;
     if prior.get("published")?.as_bool()? {
         let what = prior
             .get("what")
@@ -249,19 +253,43 @@ mod tests {
     }
 
     #[test]
-    fn already_published_unless_forced() {
+    fn already_published_unless_forced_or_handled() {
         let mut options = serde_json::Map::new();
         options.insert(
             "prior_uploads".into(),
             serde_json::json!({"mapillary": {"published": true, "what": "MTPDU did"},
                                "mtpw": {"published": false, "id": "u1", "what": "created"}}),
         );
+        let named = |id: &str, declared: serde_json::Value| -> Manifest {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "name": id, "version": "1", "description": "", "options": declared,
+            }))
+            .unwrap()
+        };
+        let plain = named("mapillary", serde_json::json!([]));
         assert_eq!(
-            already_published("mapillary", &options).unwrap(),
+            already_published(&plain, &options).unwrap(),
             "already published: MTPDU did; pass --force to send it again"
         );
-        assert_eq!(already_published("mtpw", &options), None);
+        assert_eq!(
+            already_published(&named("mtpw", serde_json::json!([])), &options),
+            None
+        );
+        // Declares that it looks a prior upload up itself (default on): called, not skipped; turned
+        // off by the user's option: skipped as before.
+        let handles = named(
+            "mapillary",
+            serde_json::json!([{"name": plugin_api::manifest::HANDLES_PRIOR_UPLOADS,
+                                "kind": {"type": "bool"}, "default": "true"}]),
+        );
+        assert_eq!(already_published(&handles, &options), None);
+        let mut off = options.clone();
+        off.insert(
+            plugin_api::manifest::HANDLES_PRIOR_UPLOADS.into(),
+            false.into(),
+        );
+        assert!(already_published(&handles, &off).is_some());
         options.insert("force".into(), true.into());
-        assert_eq!(already_published("mapillary", &options), None);
+        assert_eq!(already_published(&plain, &options), None);
     }
 }

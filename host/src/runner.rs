@@ -293,7 +293,10 @@ impl Runner {
                 runs.push(run);
                 continue;
             }
-            if let Some(reason) = already_published(&id, options.shared()) {
+            if let Some(reason) = already_published(
+                &integration.manifest,
+                &options.for_integration(&integration.manifest),
+            ) {
                 results.insert(id.clone(), UpstreamResult::Skipped(reason.clone()));
                 run.skipped = Some(reason);
                 runs.push(run);
@@ -510,7 +513,7 @@ impl Runner {
             let mut entry = PlanEntry {
                 integration: id.clone(),
                 not_eligible: None,
-                skipped: already_published(&id, options),
+                skipped: already_published(&integration.manifest, options),
                 needs: Vec::new(),
                 not_logged_in: false,
                 notes: Vec::new(),

@@ -143,6 +143,13 @@ pub enum OptionKind {
     Text,
 }
 
+/// The run option (a [`OptionKind::Bool`]) by which an integration says it handles a sequence that the
+/// sequence's own log (MTPDU's `destination` block, `options.prior_uploads.<id>`) says is already
+/// published there: while it is true (its value, else its declared default) the host calls the
+/// integration instead of skipping it, and the integration must send nothing unless `options.force`.
+/// An integration that does not declare it is skipped as before.
+pub const HANDLES_PRIOR_UPLOADS: &str = "look_up_prior_upload";
+
 /// One option an integration accepts per run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOptionSpec {
@@ -209,6 +216,26 @@ impl Manifest {
     /// The declared run option `name`.
     pub fn option(&self, name: &str) -> Option<&RunOptionSpec> {
         self.options.iter().find(|o| o.name == name)
+    }
+
+    /// Whether the integration handles a sequence its log says is already published there
+    /// ([`HANDLES_PRIOR_UPLOADS`]), given the options of the run (`options`, as it receives them).
+    pub fn handles_prior_uploads(
+        &self,
+        options: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let Some(spec) = self.option(HANDLES_PRIOR_UPLOADS) else {
+            return false;
+        };
+        match options.get(HANDLES_PRIOR_UPLOADS) {
+            Some(value) => value.as_bool() == Some(true),
+            None => spec
+                .default
+                .as_deref()
+                .and_then(|d| spec.parse(d).ok())
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+        }
     }
 }
 

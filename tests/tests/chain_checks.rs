@@ -255,10 +255,12 @@ fn an_mtpdu_destination_block_is_honoured() {
     let out = upload(&world, &done, &[]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
+    // Mapillary looks the key up instead of skipping (issue 23, case 6(b); `tests/tests/identity.rs`
+    // follows it to the end); nothing is sent.
     assert!(
         shown.contains(
-            "mapillary: skipped: already published: MTP Desktop Uploader published it to Mapillary \
-             (destination.mapillary = true); pass --force to send it again"
+            "mapillary: unpublished: MTP Desktop Uploader published it to Mapillary before it learnt \
+             the sequence key"
         ),
         "{shown}"
     );
@@ -267,10 +269,25 @@ fn an_mtpdu_destination_block_is_honoured() {
         "{shown}"
     );
     assert_eq!(world.images_received(), 0);
+    assert!(world.mapillary.stats().finish_upload_calls.is_empty());
     let inspect = text(&world.run(&["sequence", "inspect", done.to_str().unwrap()]));
     assert!(
-        inspect.contains("mapillary: skipped: already published"),
+        inspect.contains("mtpw: skipped: already published"),
         "{inspect}"
+    );
+    // Turned off, Mapillary skips it as before.
+    let off = upload(
+        &world,
+        &done,
+        &["--option", "mapillary.look_up_prior_upload=false"],
+    );
+    assert!(
+        text(&off).contains(
+            "mapillary: skipped: already published: MTP Desktop Uploader published it to Mapillary \
+             (destination.mapillary = true); pass --force to send it again"
+        ),
+        "{}",
+        text(&off)
     );
 
     // MTPDU created the MTPW sequence, then failed to find the Mapillary key: mtp uploads to Mapillary

@@ -171,7 +171,8 @@ impl World {
             let copies: Vec<_> = stats
                 .sequences
                 .iter()
-                .filter(|s| s.origin == SequenceOrigin::Upload && times_of(s) == local.times)
+                // Ours: published by an upload, or already on the account (seeded) and adopted.
+                .filter(|s| s.origin != SequenceOrigin::Decoy && times_of(s) == local.times)
                 .collect();
             duplicates += copies.len().saturating_sub(1);
             assert_eq!(
@@ -214,11 +215,13 @@ impl World {
                 "MTPW's record has the right name"
             );
         }
-        // MTPW never holds a key that is not one of our own sequences.
+        // MTPW never holds a key that is not one of our own sequences (uploaded or adopted).
         let ours: BTreeSet<&str> = stats
             .sequences
             .iter()
-            .filter(|s| s.origin == SequenceOrigin::Upload)
+            .filter(|s| {
+                s.origin == SequenceOrigin::Upload || locals.iter().any(|l| times_of(s) == l.times)
+            })
             .map(|s| s.key.as_str())
             .collect();
         for record in &mtpw.sequences {
@@ -356,7 +359,7 @@ fn a_second_run_of_a_busy_sequence_stops_at_once_naming_the_first() {
 }
 
 #[test]
-fn overlapping_cameras_and_photos_already_on_mapillary_get_their_own_keys() {
+fn overlapping_cameras_get_their_own_keys_and_photos_already_on_mapillary_are_adopted() {
     let dir = tempfile::tempdir().unwrap();
     // Two cameras on one walk: the same track, capture times 0.5 s apart, different pixels.
     let base = nth(60, 8);
@@ -370,8 +373,8 @@ fn overlapping_cameras_and_photos_already_on_mapillary_get_their_own_keys() {
             ..base.clone()
         },
     );
-    // Photos already on Mapillary at exactly camera C's capture times and places (an earlier MTPDU/v3
-    // upload), before the test starts.
+    // Photos already on the user's Mapillary account at exactly camera C's capture times and places (an
+    // earlier MTPDU/v3 upload, mapillary_tools on another machine), before the test starts: adopted.
     let cam_c = generate(&dir.path().join("cam-c"), "Camera C", nth(61, 6));
     let world = World::new(MapillaryConfig {
         seeded_sequences: vec![cam_c.images.clone()],
@@ -423,9 +426,20 @@ fn overlapping_cameras_and_photos_already_on_mapillary_get_their_own_keys() {
     world.finish(&[&cam_a, &cam_b, &cam_c], &mut counts);
     let (duplicates, misattributed) = world.assert_exactly_once(&[&cam_a, &cam_b, &cam_c]);
     let mtpw = world.mtpw.stats();
-    assert!(
-        mtpw.sequence_by_key(&seeded_key).is_none(),
-        "the pre-existing sequence's key went nowhere"
+    assert_eq!(
+        mtpw.sequence_by_key(&seeded_key).map(|s| s.name.as_str()),
+        Some(cam_c.name.as_str()),
+        "camera C adopted the sequence already on the account"
+    );
+    assert_eq!(
+        world
+            .mapillary
+            .stats()
+            .finish_upload_calls
+            .values()
+            .sum::<u32>(),
+        2,
+        "cameras A and B published, camera C not"
     );
     // The same two cameras again, at once.
     let cam_d = generate(&dir.path().join("cam-d"), "Camera D", nth(62, 8));

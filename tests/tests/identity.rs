@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use mtp_fakes::fake_mapillary::MapillaryConfig;
+use mtp_fakes::fake_mapillary::{MapillaryConfig, SeededImage};
 use mtp_fakes::fake_mtpw::MtpwConfig;
 use mtp_sequence::generate::{generate_sequence, GenerateOptions};
 use mtp_tests::world::{output_text as text, FakesWorld};
@@ -385,6 +385,198 @@ fn add_new_images_sends_only_new_content_and_syncs_it_to_mtpw_once() {
         keys.starts_with(&added_key) && keys.split(',').count() == 2,
         "{mapillary}"
     );
+}
+
+/// The capture times and places of a generated folder, as Mapillary would show them once uploaded.
+fn on_mapillary(generated: &mtp_sequence::generate::GeneratedSequence) -> Vec<SeededImage> {
+    generated
+        .images
+        .iter()
+        .map(|i| SeededImage {
+            captured_at_ms: i.captured_at_ms,
+            lat: i.latitude,
+            lon: i.longitude,
+        })
+        .collect()
+}
+
+/// A camera folder (named by its `sequence.toml`, so MTPW takes it), written under `name`.
+fn camera_folder(world: &World, name: &str, seed: u64) -> (std::path::PathBuf, Vec<SeededImage>) {
+    let dir = world.dir(name);
+    let mut generate = options(seed, 4, false);
+    generate.image_description = false;
+    generate.sequence_toml = true;
+    let generated = generate_sequence(&dir, &generate).unwrap();
+    (dir, on_mapillary(&generated))
+}
+
+/// Case 3: photos already on the user's Mapillary account (uploaded from another machine or by
+/// mapillary_tools: this state store never sent them, the upload service holds none of their bytes) are
+/// adopted, not published: no body byte, no `finish_upload`, the key is the one already there and MTPW
+/// syncs it. Twice there: reported, nothing published. `--republish` publishes anyway.
+#[test]
+fn photos_already_on_the_account_are_adopted_not_published() {
+    let world = World::new();
+    let (dir, images) = camera_folder(&world, "from-the-other-laptop", 31);
+    let key = world.mapillary.seed_sequence(&images);
+    let before = world.held();
+    let out = world.upload(&dir);
+    eprintln!("{out}");
+    let said = format!(
+        "already on your Mapillary account as sequence {key} (every image at the same time and place): adopted, nothing sent (mtp upload --republish publishes it anyway)"
+    );
+    assert!(out.contains(&said), "wanted `{said}` in:\n{out}");
+    assert_eq!(out.matches("adopted").count(), 1, "said once: {out}");
+    let after = world.held();
+    assert_eq!(after.finish_uploads, before.finish_uploads, "{after:?}");
+    assert_eq!(after.body_bytes, 0, "no body byte sent: {after:?}");
+    assert_eq!(after.entities, 0, "{after:?}");
+    assert_eq!(after.published, 1, "{after:?}");
+    let rows = world.status();
+    let mapillary = rows
+        .iter()
+        .find(|r| r["integration"] == "mapillary")
+        .unwrap();
+    assert_eq!(mapillary["state"], "published", "{mapillary}");
+    assert_eq!(
+        mapillary["keys"]["sequence_key"],
+        key.as_str(),
+        "{mapillary}"
+    );
+    let mtpw = world.mtpw.stats();
+    assert!(
+        mtpw.sequence_by_key(&key).is_some(),
+        "MTPW synced the adopted key: {:?}",
+        mtpw.sequences
+    );
+    assert_eq!(mtpw.sequences.len(), 1);
+
+    // The same photos twice on the account (two earlier uploads): reported, nothing published, no key.
+    let (twice, images) = camera_folder(&world, "uploaded-twice", 32);
+    let mut copies = [
+        world.mapillary.seed_sequence(&images),
+        world.mapillary.seed_sequence(&images),
+    ];
+    // Named in key order.
+    copies.sort();
+    let [first, second] = copies;
+    let out = world.upload(&twice);
+    eprintln!("{out}");
+    assert!(
+        out.contains(&format!(
+            "is already on Mapillary more than once ({first}, {second}): not published again, no key assigned"
+        )),
+        "{out}"
+    );
+    let held = world.held();
+    assert_eq!(held.finish_uploads, 0, "{held:?}");
+    assert_eq!(held.body_bytes, 0, "{held:?}");
+    let rows = world.status();
+    let record = rows
+        .iter()
+        .find(|r| r["integration"] == "mapillary" && r["root"] == twice.display().to_string())
+        .unwrap();
+    assert_ne!(record["state"], "published", "{record}");
+    assert!(record["keys"]["sequence_key"].is_null(), "{record}");
+
+    // --republish publishes anyway, under a key of its own.
+    let (again, images) = camera_folder(&world, "publish-anyway", 33);
+    let seeded = world.mapillary.seed_sequence(&images);
+    let out = world
+        .mtp()
+        .args(["upload", "--republish"])
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = text(&out);
+    eprintln!("{out}");
+    assert!(!out.contains("adopted"), "{out}");
+    let held = world.held();
+    assert_eq!(held.finish_uploads, 1, "{held:?}");
+    assert!(held.body_bytes > 0, "{held:?}");
+    let rows = world.status();
+    let record = rows
+        .iter()
+        .find(|r| r["integration"] == "mapillary" && r["root"] == again.display().to_string())
+        .unwrap();
+    assert_eq!(record["state"], "published", "{record}");
+    assert_ne!(record["keys"]["sequence_key"], seeded.as_str(), "{record}");
+}
+
+/// An MTPDU folder whose sequence log says MTPDU published it to Mapillary as upload session `session`
+/// and never learnt the sequence key (MTPDU writes the session key once it has published: its
+/// `app/scripts/integrations/index.ts`), with the capture times and places Mapillary shows for it.
+fn published_by_mtpdu(
+    world: &World,
+    name: &str,
+    seed: u64,
+) -> (std::path::PathBuf, Vec<SeededImage>) {
+    let dir = world.dir(name);
+    let generated = generate_sequence(&dir, &options(seed, 3, true)).unwrap();
+    let log = dir.join(format!("{name}.json"));
+    let mut json: Value = serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
+    json["sequence"]["destination"] = serde_json::json!({"mapillary": "uuid_0f3c2a"});
+    std::fs::write(&log, serde_json::to_vec(&json).unwrap()).unwrap();
+    (dir, on_mapillary(&generated))
+}
+
+/// Case 6(b): a sequence MTPDU published before it learnt its Mapillary key is looked up on the user's
+/// account, never sent again: found, it gets that key and MTPW syncs it; not found yet, it waits (not
+/// failed) with a line saying so, and a later `mtp status` finds it.
+#[test]
+fn a_sequence_mtpdu_published_is_looked_up_never_sent_again() {
+    let world = World::new();
+    let (dir, images) = published_by_mtpdu(&world, "ride-found", 61);
+    let key = world.mapillary.seed_sequence(&images);
+    let out = world.upload(&dir);
+    eprintln!("{out}");
+    let said = format!(
+        "published by MTP Desktop Uploader; found on your account: published as Mapillary sequence {key}; nothing sent"
+    );
+    assert!(out.contains(&said), "wanted `{said}` in:\n{out}");
+    let held = world.held();
+    assert_eq!(held.finish_uploads, 0, "{held:?}");
+    assert_eq!(held.body_bytes, 0, "{held:?}");
+    assert_eq!(held.entities, 0, "{held:?}");
+    assert!(
+        world.mtpw.stats().sequence_by_key(&key).is_some(),
+        "MTPW synced the key found"
+    );
+
+    let (later, images) = published_by_mtpdu(&world, "ride-not-yet", 62);
+    let out = world.upload(&later);
+    eprintln!("{out}");
+    assert!(
+        out.contains("not found under your Mapillary account yet (Mapillary may still be processing it); nothing sent"),
+        "{out}"
+    );
+    assert!(
+        out.contains("mtp status and mtp upload look for it again"),
+        "{out}"
+    );
+    assert_eq!(world.held(), held, "nothing sent, nothing published");
+    let rows = world.status();
+    let waiting = rows
+        .iter()
+        .find(|r| r["integration"] == "mapillary" && r["root"] == later.display().to_string())
+        .unwrap();
+    assert_eq!(waiting["state"], "unpublished", "{waiting}");
+    // Mapillary shows it now: the next re-check finds it and MTPW syncs it; still nothing sent.
+    let key = world.mapillary.seed_sequence(&images);
+    let out = world.run(&["status"]);
+    eprintln!("{}", text(&out));
+    let rows = world.status();
+    let found = rows
+        .iter()
+        .find(|r| r["integration"] == "mapillary" && r["root"] == later.display().to_string())
+        .unwrap();
+    assert_eq!(found["state"], "published", "{found}");
+    assert_eq!(found["keys"]["sequence_key"], key.as_str(), "{found}");
+    assert!(world.mtpw.stats().sequence_by_key(&key).is_some());
+    let after = world.held();
+    assert_eq!(after.finish_uploads, 0, "{after:?}");
+    assert_eq!(after.body_bytes, 0, "{after:?}");
 }
 
 /// Case 5: two folders holding different photos under the same MTPDU sequence UUID (a split MTPDU

@@ -121,6 +121,9 @@ impl World {
 enum Phase {
     /// `mtp auth`: the consent page or the token exchange was reached.
     Authorisation,
+    /// The look at Mapillary before anything is sent (`GET /images` while images of the sequence are
+    /// still missing on the upload service and nothing was sent to it yet).
+    Survey,
     /// Image bodies were being sent (not all images of the sequence complete yet).
     Upload,
     /// Every image complete, the manifest being built or sent, no `finish_upload` yet.
@@ -211,13 +214,21 @@ impl Counters {
         if publishes(now) - publishes(self) > handled(now) - handled(self) {
             return Some(Phase::Publish);
         }
-        // A search after publishing. The look before publishing searches while the images upload, so
+        // A search after publishing. The look before publishing searches before anything is sent, so
         // a search alone does not say the run got there: it did once a publish was handled, or when the
-        // run sent nothing to the upload service (a run that only looks its sequence up).
-        if grew(&|c| c.mly.request_count("GET /images"))
-            && (handled(now) > handled(self) || !grew(&|c| c.upload_requests()))
-        {
-            return Some(Phase::Lookup);
+        // run sent nothing to the upload service and every image is there already (a run that only
+        // looks its sequence up). With images still missing and nothing sent, it is that first look.
+        if grew(&|c| c.mly.request_count("GET /images")) {
+            if handled(now) > handled(self) {
+                return Some(Phase::Lookup);
+            }
+            if !grew(&|c| c.upload_requests()) {
+                return Some(if now.complete_images() >= images_so_far {
+                    Phase::Lookup
+                } else {
+                    Phase::Survey
+                });
+            }
         }
         if grew(&|c| c.mly.request_count("POST /finish_upload")) {
             return Some(Phase::Publish);

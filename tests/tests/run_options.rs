@@ -54,7 +54,7 @@ fn unknown_options_and_bad_values_are_errors_naming_them() {
     assert!(err.contains("no integration nosuch is installed"), "{err}");
     let err = upload_error(&["--option", "mapillary.speed=2"]);
     assert!(
-        err.contains("mapillary has no option speed (options: jobs, republish, add_new_images, bwlimit, no_publish, dry_run_dir)"),
+        err.contains("mapillary has no option speed (options: jobs, republish, add_new_images, bwlimit, no_publish, look_up_prior_upload, dry_run_dir)"),
         "{err}"
     );
     let err = upload_error(&["--option", "mapillary.jobs=many"]);

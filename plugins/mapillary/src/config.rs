@@ -162,10 +162,15 @@ pub struct RunOptions {
     pub republish: bool,
     /// Upload everything but send no `finish_upload` (mapillary_tools' `--nofinish`): option `no_publish`.
     pub no_publish: bool,
+    /// The sequence's log says MTP Desktop Uploader already published it here
+    /// (`prior_uploads.mapillary.published`) and `force` is not given: nothing is sent, its key is looked
+    /// up (`crate::pipeline::prior`). With `force` it is published again (`republish` is then set).
+    pub prior_published: bool,
 }
 
 impl RunOptions {
-    /// Reads `jobs` and `republish` from the request's options; unknown keys are ignored.
+    /// Reads `jobs`, `republish`, `no_publish` and the shared facts `prior_uploads` and `force` from the
+    /// request's options; unknown keys are ignored.
     pub fn from_request(request: &RunRequest) -> RunOptions {
         let jobs = request
             .options
@@ -183,10 +188,21 @@ impl RunOptions {
             .get("no_publish")
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
+        let flag = |key: &str| request.options.get(key).and_then(|v| v.as_bool()) == Some(true);
+        let prior = request
+            .options
+            .get("prior_uploads")
+            .and_then(|p| p.get("mapillary"))
+            .and_then(|m| m.get("published"))
+            .and_then(|p| p.as_bool())
+            == Some(true);
+        let force = flag("force");
         RunOptions {
             jobs,
-            republish,
+            // `--force` on a sequence published before: publish it again, adopting nothing.
+            republish: republish || (prior && force),
             no_publish,
+            prior_published: prior && !force,
         }
     }
 }

@@ -221,6 +221,13 @@ impl Integration for Mapillary {
                     flag: Some("no_publish".into()),
                 },
                 RunOptionSpec {
+                    name: plugin_api::manifest::HANDLES_PRIOR_UPLOADS.into(),
+                    help: "For a sequence MTP Desktop Uploader already published to Mapillary (its sequence log says so): look its key up on your account, sending nothing, instead of skipping it (--force publishes it again).".into(),
+                    kind: OptionKind::Bool,
+                    default: Some("true".into()),
+                    flag: None,
+                },
+                RunOptionSpec {
                     name: dry_run::DIR_OPTION.into(),
                     help: "Where --dry-run writes the prepared images and manifests (default: <temp dir>/mtp_dry_run/mapillary/<sequence id>).".into(),
                     kind: OptionKind::Text,

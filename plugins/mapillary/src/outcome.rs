@@ -195,16 +195,22 @@ pub fn summarize(
             .map(|p| ambiguity(p))
             .collect();
         details.extend(found_text());
-        let mut o = RunOutcome::new(
-            SequenceState::Unpublished,
-            with_details(
-                format!(
-                    "Mapillary is still processing; re-checked on every mtp upload/status, up to {within}"
-                ),
-                details,
-            ),
-        );
-        o.next_action = Some("wait: mtp upload and mtp status re-check it".into());
+        // Every waiting part matches several sequences equally well: nothing is being processed that
+        // could settle it, the user's copies on Mapillary must (`crate::prepublish`: found twice).
+        let only_ambiguous = waiting.iter().all(|p| !p.state.ambiguous.is_empty());
+        let head = if only_ambiguous {
+            "which of your Mapillary sequences is this one is unclear; re-checked on every mtp upload/status".to_string()
+        } else {
+            format!(
+                "Mapillary is still processing; re-checked on every mtp upload/status, up to {within}"
+            )
+        };
+        let mut o = RunOutcome::new(SequenceState::Unpublished, with_details(head, details));
+        o.next_action = Some(if only_ambiguous {
+            "check your sequences on Mapillary (delete extra copies of these photos), then run mtp status".into()
+        } else {
+            "wait: mtp upload and mtp status re-check it".into()
+        });
         o
     } else {
         let keys: Vec<String> = found.iter().map(|(_, k)| k.clone()).collect();
@@ -326,7 +332,18 @@ mod tests {
         ambiguous.ambiguous = vec!["a".into(), "b".into()];
         let s = summarize(&[view(0, &ambiguous)], 1, H, None);
         assert_eq!(s.outcome.state, SequenceState::Unpublished);
-        assert!(s.outcome.message.unwrap().contains("(a, b)"));
+        let message = s.outcome.message.unwrap();
+        assert!(message.contains("(a, b)"), "{message}");
+        // Not "still processing": only the user's copies on Mapillary can settle it.
+        assert!(
+            message.starts_with("which of your Mapillary sequences"),
+            "{message}"
+        );
+        assert!(s
+            .outcome
+            .next_action
+            .unwrap()
+            .contains("delete extra copies"));
         let s = summarize(&[view(0, &ambiguous)], i64::MAX, H, None);
         assert_eq!(s.outcome.state, SequenceState::Unknown);
     }

@@ -32,6 +32,8 @@ use crate::upload::{bandwidth_limit, Source, Start, Uploader};
 use crate::Mapillary;
 use crate::{dry_run, overdue, token};
 
+mod prior;
+
 /// Images prepared by one blocking task (see `Run::upload_images`).
 const PREPARE_BATCH: usize = 32;
 
@@ -398,6 +400,10 @@ impl<'a> Run<'a> {
                     .await;
             }
         }
+        // Published by MTPDU before it learnt the key: looked up, nothing sent.
+        if self.prior_due()? {
+            return self.prior_upload().await;
+        }
         step(self.ctx, "validate", "checking the sequence");
         validate(&self.request.sequence)?;
         let plan = self.resolve_plan()?;
@@ -413,6 +419,29 @@ impl<'a> Run<'a> {
             .iter()
             .map(|i| (i.path.as_str(), i))
             .collect();
+        // The look at Mapillary before anything is sent: a part already on the user's account is
+        // adopted (or, there twice, reported) and none of its bytes go out (`crate::prepublish`). It
+        // goes out beside the first photo's offset request below, so a new folder waits for the longer
+        // of the two (`/me` and one search per part) before its first byte, not for both.
+        let due = if self.options.no_publish {
+            Vec::new()
+        } else {
+            crate::prepublish::survey_due(&parts, self.options.republish)
+        };
+        let may_send = parts.iter().any(|p| p.publish == Publish::NotSent);
+        // A folder new to this state whose first photo the server already holds was uploaded by a
+        // run whose state was lost: each entity is then asked for its handle without sending a body
+        // byte (one request; `Start::Held`). One offset request per new folder decides it; if it
+        // fails, the entities are sent as new (correct, only slower when they were held).
+        let first_held = async {
+            match &first_key {
+                Some(key) if may_send => self.api.upload_offset(&token, key).await.unwrap_or(0) > 0,
+                _ => false,
+            }
+        };
+        let (fetched, first_held) =
+            futures::future::join(self.fetch_survey(&plan, &due, &token), first_held).await;
+        let notes = self.survey(&plan, &mut parts, fetched?)?;
         // Parts to upload: those never published, and (with --republish) those whose publication is in
         // doubt and whose manifest handle is too old to publish again as it is.
         let now = self.api.config.now_ms();
@@ -427,74 +456,26 @@ impl<'a> Run<'a> {
             })
             .collect();
 
-        // A folder new to this state whose first photo the server already holds was uploaded by a
-        // run whose state was lost: each entity is then asked for its handle without sending a body
-        // byte (one request; `Start::Held`). One offset request per new folder decides it; if it
-        // fails, the entities are sent as new (correct, only slower when they were held).
-        let held = match &first_key {
-            Some(key) if !to_send.is_empty() => {
-                self.api.upload_offset(&token, key).await.unwrap_or(0) > 0
-            }
-            _ => false,
-        };
+        let held = first_held && !to_send.is_empty();
         let uploader = Uploader {
             api: &self.api,
             ctx: self.ctx,
             token: &token,
-            found_complete: Default::default(),
             limit: bandwidth_limit(self.request)?,
             held,
         };
         let mut progress = Progress::default();
-        // Whether every image to send was already complete on the server before this run sent a byte
-        // (and none was known to our state): a run whose state was lost uploaded them.
-        let mut preuploaded = false;
-        // The look at Mapillary before publishing asks while the images upload (its answer is only
-        // used once they are all acknowledged).
-        let survey_due = if self.options.no_publish {
-            Vec::new()
-        } else {
-            crate::prepublish::survey_due(&parts, self.options.republish)
-        };
-        let survey = self.fetch_survey(&plan, &survey_due, &token);
-        let mut survey = std::pin::pin!(survey);
-        let mut surveyed = None;
-        // The look's notes, once applied.
-        let mut applied: Option<Vec<String>> = None;
         if !to_send.is_empty() {
-            let uploaded = self.upload_images(&uploader, &plan, &to_send, &by_path);
-            // `--jobs 1` keeps to one request at a time: the look comes after the images then.
-            let uploaded = if self.options.jobs > 1 {
-                let (uploaded, fetched) = futures::future::join(uploaded, survey.as_mut()).await;
-                surveyed = Some(fetched);
-                uploaded
-            } else {
-                uploaded.await
-            };
-            progress = match uploaded {
+            progress = match self
+                .upload_images(&uploader, &plan, &to_send, &by_path)
+                .await
+            {
                 Ok(progress) => progress,
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
                 Err(err) => return Err(err),
             };
-            preuploaded = progress.files_total > 0
-                && uploader
-                    .found_complete
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    == progress.files_total;
             let acknowledged = self.store.images()?;
-            if preuploaded && !self.options.no_publish {
-                // Every image was on the server already (a state lost after an upload): look first,
-                // so that a part already published is adopted without sending its manifest again.
-                let fetched = match surveyed.take() {
-                    Some(fetched) => fetched,
-                    None => survey.as_mut().await,
-                }?;
-                applied = Some(self.survey(&plan, &mut parts, preuploaded, fetched)?);
-            }
             for &index in &to_send {
-                if applied.is_some() && parts[index].sequence_key.is_some() {
-                    continue;
-                }
                 match self
                     .upload_manifest(&uploader, &plan, index, &mut parts[index], &acknowledged)
                     .await
@@ -510,18 +491,7 @@ impl<'a> Run<'a> {
         }
 
         // `no_publish` publishes nothing, not even a part whose earlier publication is in doubt.
-        let mut notes = Vec::new();
         if !self.options.no_publish {
-            notes = match applied {
-                Some(notes) => notes,
-                None => {
-                    let fetched = match surveyed {
-                        Some(fetched) => fetched,
-                        None => survey.await,
-                    }?;
-                    self.survey(&plan, &mut parts, preuploaded, fetched)?
-                }
-            };
             match self.publish_parts(&plan, &mut parts, &token).await {
                 Ok(()) => {}
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
@@ -560,7 +530,6 @@ impl<'a> Run<'a> {
         &self,
         plan: &Plan,
         parts: &mut [PartState],
-        preuploaded: bool,
         fetched: Vec<(usize, crate::lookup::Candidates)>,
     ) -> Result<Vec<String>> {
         crate::prepublish::apply_survey(
@@ -569,7 +538,7 @@ impl<'a> Run<'a> {
             plan,
             parts,
             crate::prepublish::SurveyMode {
-                may_adopt: preuploaded && !self.options.republish,
+                may_adopt: !self.options.republish,
             },
             fetched,
         )
@@ -596,7 +565,6 @@ impl<'a> Run<'a> {
             api: &self.api,
             ctx: self.ctx,
             token,
-            found_complete: Default::default(),
             limit: bandwidth_limit(self.request)?,
             held: false,
         };

@@ -1,10 +1,11 @@
 //! Exactly once and with the right key (`docs/providers/mapillary.md`, "Exactly once"):
 //!
-//! - **Before publishing** a part we look at what Mapillary already shows in its capture window and box,
-//!   once. If one sequence there holds *all* of the part's images (same capture times and positions),
-//!   the part is already on Mapillary (a run whose state was lost, or an upload by another tool): it is
-//!   adopted, with a note, and not published again. Otherwise every sequence seen is remembered as
-//!   "there before this publish" and can never become this part's key.
+//! - **Before anything is sent** for a part we look at what Mapillary shows under this user in its capture
+//!   window and box, once. If one sequence there, held by no other local record, holds *all* of the
+//!   part's images (same capture times and positions), the part is already on the user's account (a run
+//!   whose state was lost, mapillary_tools, another machine): it is adopted, with a note, and nothing of
+//!   it is sent. Several such sequences: reported, nothing published, no key. Otherwise every sequence
+//!   seen is remembered as "there before this publish" and can never become this part's key.
 //! - **Assigning a key** after publishing skips keys another local record holds and keys seen before the
 //!   publish, and requires that the chosen sequence holds our own images at the same capture times *and*
 //!   positions; anything less is recorded as ambiguous and looked at again later, never guessed.
@@ -89,7 +90,13 @@ pub enum Survey {
     /// More than one sequence has every one of our images: recorded, nothing is published or assigned.
     Duplicated(Vec<String>),
     /// Not there: publish. These keys were there before and are never this part's.
-    Absent(BTreeSet<String>),
+    Absent {
+        /// Every key Mapillary showed in the part's window and box.
+        seen: BTreeSet<String>,
+        /// The sequence holding the most (but not all) of our images at the same time and place, and how
+        /// many: said in one line, since publishing makes a second copy of those.
+        overlap: Option<(String, usize)>,
+    },
 }
 
 /// Judges the candidates Mapillary showed for our images, ignoring keys in `held` (other records').
@@ -98,14 +105,25 @@ pub fn judge_survey(
     candidates: &BTreeMap<String, Vec<Seen>>,
     held: &BTreeSet<String>,
 ) -> Survey {
-    let complete: Vec<String> = candidates
+    let matches: Vec<(&String, usize)> = candidates
         .iter()
         .filter(|(key, _)| !held.contains(*key))
-        .filter(|(_, seen)| !ours.is_empty() && lookup::exact_matches(ours, seen) == ours.len())
-        .map(|(key, _)| key.clone())
+        .map(|(key, seen)| (key, lookup::exact_matches(ours, seen)))
+        .collect();
+    let complete: Vec<String> = matches
+        .iter()
+        .filter(|(_, n)| !ours.is_empty() && *n == ours.len())
+        .map(|(key, _)| (*key).clone())
         .collect();
     match complete.as_slice() {
-        [] => Survey::Absent(candidates.keys().cloned().collect()),
+        [] => Survey::Absent {
+            seen: candidates.keys().cloned().collect(),
+            overlap: matches
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .max_by_key(|(_, n)| *n)
+                .map(|(key, n)| ((*key).clone(), *n)),
+        },
         [one] => Survey::AlreadyThere(one.clone()),
         _ => Survey::Duplicated(complete),
     }
@@ -114,11 +132,11 @@ pub fn judge_survey(
 /// How [`apply_survey`] may act.
 #[derive(Debug, Clone, Copy)]
 pub struct SurveyMode {
-    /// Whether a part found complete on Mapillary may be adopted: only when this run found every image
-    /// already complete on the upload service (so these exact bytes were uploaded before, by a run whose
-    /// state is lost), never with `--republish`. With our state intact a part never sent is certainly not
-    /// published by us, and a sequence with the same captures is someone else's upload (an earlier
-    /// MTPDU/v3 upload, another tool): its key is never ours.
+    /// Whether a part found complete on the user's account may be adopted (or, found more than once,
+    /// reported instead of published): always, but with `--republish` (or `--force` on a sequence whose
+    /// MTPDU log says it is published), which publish anyway. The search is scoped to the user
+    /// (`creator_username`), so a sequence holding every image at its capture time and place is this
+    /// user's upload of these photos, whoever sent it (mapillary_tools, another machine, a lost state).
     pub may_adopt: bool,
 }
 
@@ -148,8 +166,8 @@ pub fn survey_due(parts: &[PartState], republish: bool) -> Vec<usize> {
 }
 
 /// What Mapillary showed for each part of `due` (under `username`): the network half of the look
-/// before publishing, which the pipeline runs while the images upload, so that a slow link does not
-/// wait for it after the last byte. [`apply_survey`] decides from it.
+/// before publishing, which the pipeline runs before it sends anything, so that a part already there
+/// costs no body byte. [`apply_survey`] decides from it.
 pub async fn fetch_survey(
     api: &Api,
     ctx: &Context,
@@ -166,9 +184,10 @@ pub async fn fetch_survey(
     Ok(found)
 }
 
-/// Decides, once before publishing, from what Mapillary showed ([`fetch_survey`]) for each part about
-/// to be published: a part whose images are all there already is adopted when `mode.may_adopt`;
-/// otherwise what is there is remembered. Returns notes for the user.
+/// Decides, once before anything is sent, from what Mapillary showed ([`fetch_survey`]) for each part
+/// about to be published: a part whose images are all there already is adopted when `mode.may_adopt`
+/// (marked published with that key, so nothing of it is sent); otherwise what is there is remembered.
+/// Returns notes for the user (one line per part at most).
 pub fn apply_survey(
     ctx: &Context,
     sequence: &SequenceDescriptor,
@@ -189,7 +208,7 @@ pub fn apply_survey(
         match judge_survey(&ours, &candidates, &held) {
             Survey::AlreadyThere(key) if mode.may_adopt => {
                 let note = format!(
-                    "part {} is already on Mapillary as sequence {key} (every image at the same time and place): adopted, not published again (mtp upload --republish publishes it anyway)",
+                    "part {} is already on your Mapillary account as sequence {key} (every image at the same time and place): adopted, nothing sent (mtp upload --republish publishes it anyway)",
                     index + 1
                 );
                 ctx.info(note.clone());
@@ -208,7 +227,7 @@ pub fn apply_survey(
                     index + 1,
                     keys.join(", ")
                 );
-                ctx.warn(note.clone());
+                ctx.info(note.clone());
                 notes.push(note);
                 part.publish = Publish::Published {
                     at_ms: now_ms(),
@@ -217,7 +236,23 @@ pub fn apply_survey(
                 part.ambiguous = keys;
                 store.put_part(index, part)?;
             }
-            _ => {
+            Survey::Absent {
+                seen,
+                overlap: Some((key, n)),
+            } => {
+                // mapillary_tools, too, sends again a sequence that differs from what it sent before.
+                let note = format!(
+                    "part {}: {n} of its {} images are already on Mapillary in sequence {key} (same time and place); the part is published as a new sequence, so those are there twice",
+                    index + 1,
+                    ours.len()
+                );
+                ctx.info(note.clone());
+                notes.push(note);
+                remember_before(ctx, &sequence.id, index, &seen)?;
+            }
+            Survey::Absent { seen, .. } => remember_before(ctx, &sequence.id, index, &seen)?,
+            Survey::AlreadyThere(_) | Survey::Duplicated(_) => {
+                // --republish: publish anyway, and never take what was there as this part's key.
                 let seen: BTreeSet<String> = candidates.keys().cloned().collect();
                 remember_before(ctx, &sequence.id, index, &seen)?;
             }
@@ -258,7 +293,19 @@ mod tests {
         let mut c = BTreeMap::from([("cam2".to_string(), other_camera.clone())]);
         assert_eq!(
             judge_survey(&ours, &c, &BTreeSet::new()),
-            Survey::Absent(BTreeSet::from(["cam2".to_string()]))
+            Survey::Absent {
+                seen: BTreeSet::from(["cam2".to_string()]),
+                overlap: None
+            }
+        );
+        // Some of ours, not all: published, the overlap named.
+        let half = BTreeMap::from([("half".to_string(), seen(&ours[..2], 0))]);
+        assert_eq!(
+            judge_survey(&ours, &half, &BTreeSet::new()),
+            Survey::Absent {
+                seen: BTreeSet::from(["half".to_string()]),
+                overlap: Some(("half".to_string(), 2))
+            }
         );
         c.insert("mine".into(), seen(&ours, 0));
         assert_eq!(
@@ -267,7 +314,10 @@ mod tests {
         );
         // Held by another local record: not ours to adopt.
         let held = BTreeSet::from(["mine".to_string()]);
-        assert!(matches!(judge_survey(&ours, &c, &held), Survey::Absent(_)));
+        assert!(matches!(
+            judge_survey(&ours, &c, &held),
+            Survey::Absent { overlap: None, .. }
+        ));
         c.insert("mine2".into(), seen(&ours, 0));
         assert!(matches!(
             judge_survey(&ours, &c, &BTreeSet::new()),

@@ -114,9 +114,6 @@ pub struct Uploader<'a> {
     pub ctx: &'a Context,
     /// The user's token.
     pub token: &'a str,
-    /// Entities the server already held complete at this run's first look (uploaded before, perhaps by
-    /// a run whose state was lost: the keys are content-addressed).
-    pub found_complete: AtomicU64,
     /// The bandwidth cap shared by every upload of the run.
     pub limit: Option<Arc<TokenBucket>>,
     /// Whether entities never sent from this state are probably complete on the server already
@@ -189,9 +186,6 @@ impl Uploader<'_> {
                     if before != u64::MAX && offset > before {
                         headway.made();
                     }
-                    if before == u64::MAX && offset == length {
-                        self.found_complete.fetch_add(1, Ordering::Relaxed);
-                    }
                     if before == u64::MAX || offset > before {
                         furthest.store(offset, Ordering::Relaxed);
                     }
@@ -217,9 +211,6 @@ impl Uploader<'_> {
                         &activity,
                     )
                     .await;
-                if guessed && result.is_ok() {
-                    self.found_complete.fetch_add(1, Ordering::Relaxed);
-                }
                 if matches!(&result, Err(Failure::Status { status: 412, .. }))
                     && sent_body.load(Ordering::Relaxed)
                 {
