@@ -239,6 +239,21 @@ impl Answer {
     }
 }
 
+impl Serve {
+    /// Sends one request as the page does: to its own `Host`, with the access token.
+    pub fn call(&self, method: &str, path: &str, body: &str) -> Answer {
+        let host = format!("127.0.0.1:{}", self.port);
+        let bearer = format!("Bearer {}", self.token);
+        request(
+            self.port,
+            method,
+            path,
+            &[("Host", &host), ("Authorization", &bearer)],
+            body,
+        )
+    }
+}
+
 /// Sends one request over a fresh connection with exactly `headers` (the `Host` header too, so tests
 /// can send a foreign one) and reads the whole answer.
 pub fn request(

@@ -42,6 +42,23 @@ fn real() -> Option<Real> {
     })
 }
 
+/// A home whose `.env` names the real server, with the Panoramax plugin, logged in with its token.
+fn logged_in_home(real: &Real) -> (tempfile::TempDir, std::path::PathBuf) {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".env"),
+        format!("PANORAMAX_URL={}\n", real.url),
+    )
+    .unwrap();
+    let plugins = plugins_dir_with(home.path(), &[bundled_plugin("mtp_panoramax")]);
+    let mut auth = mtp_command(home.path());
+    auth.args(["auth", "panoramax", "--token", &real.token])
+        .arg("--plugins-dir")
+        .arg(&plugins);
+    ok(&auth.output().unwrap(), "mtp auth panoramax");
+    (home, plugins)
+}
+
 fn ok(output: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
@@ -170,24 +187,12 @@ fn same_second_pictures_keep_their_capture_order_on_a_real_panoramax() {
         );
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join(".env"),
-        format!("PANORAMAX_URL={}\n", real.url),
-    )
-    .unwrap();
-    let plugins = plugins_dir_with(home.path(), &[bundled_plugin("mtp_panoramax")]);
+    let (home, plugins) = logged_in_home(&real);
     let mtp = |args: &[&str]| {
         let mut command = mtp_command(home.path());
         command.args(args).arg("--plugins-dir").arg(&plugins);
         command
     };
-    ok(
-        &mtp(&["auth", "panoramax", "--token", &real.token])
-            .output()
-            .unwrap(),
-        "mtp auth panoramax",
-    );
     // Eight pictures stamped with one whole second (a time-lapse faster than 1 frame/s, as MTPDU writes it).
     let seed: u64 = rand::random::<u32>() as u64 + 2_000_000_000;
     let title = format!("mtp real order {seed}");
@@ -227,24 +232,12 @@ fn upload_kill_resume_and_rerun_against_a_real_panoramax() {
         return;
     };
     let started = Instant::now();
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join(".env"),
-        format!("PANORAMAX_URL={}\n", real.url),
-    )
-    .unwrap();
-    let plugins = plugins_dir_with(home.path(), &[bundled_plugin("mtp_panoramax")]);
+    let (home, plugins) = logged_in_home(&real);
     let mtp = |args: &[&str]| {
         let mut command = mtp_command(home.path());
         command.args(args).arg("--plugins-dir").arg(&plugins);
         command
     };
-    ok(
-        &mtp(&["auth", "panoramax", "--token", &real.token])
-            .output()
-            .unwrap(),
-        "mtp auth panoramax",
-    );
 
     // The server refuses the same bytes twice instance-wide: every run needs pictures of its own.
     let seed: u64 = rand::random::<u32>() as u64 + 10;

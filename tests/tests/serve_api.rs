@@ -825,17 +825,7 @@ fn the_folder_picker_lists_folders_under_home_only_and_relative_paths_start_ther
     std::os::unix::fs::symlink(outside.path(), home.join("out")).unwrap();
     std::os::unix::fs::symlink(home.join("canal-walk"), home.join("walk-link")).unwrap();
     let serve = world.serve_with_home(&home, &[]);
-    let host = format!("127.0.0.1:{}", serve.port);
-    let bearer = format!("Bearer {}", serve.token);
-    let call = |method: &str, path: &str, body: &str| {
-        request(
-            serve.port,
-            method,
-            path,
-            &[("Host", &host), ("Authorization", &bearer)],
-            body,
-        )
-    };
+    let call = |method: &str, path: &str, body: &str| serve.call(method, path, body);
     let names = |listing: &serde_json::Value| -> Vec<String> {
         listing["folders"]
             .as_array()
@@ -903,17 +893,7 @@ fn thumbnails_are_the_photos_embedded_ones_for_inspected_sequences_only() {
     let thumbnail = mtp_tests::serve::add_exif_thumbnail(&with);
     let name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
     let serve = world.serve(&[]);
-    let host = format!("127.0.0.1:{}", serve.port);
-    let bearer = format!("Bearer {}", serve.token);
-    let call = |method: &str, path: &str, body: &str| {
-        request(
-            serve.port,
-            method,
-            path,
-            &[("Host", &host), ("Authorization", &bearer)],
-            body,
-        )
-    };
+    let call = |method: &str, path: &str, body: &str| serve.call(method, path, body);
     let dir = world.sequence.display().to_string();
     let url = |file: &str| format!("/api/thumbnail?path={dir}&file={file}");
 

@@ -101,27 +101,25 @@ impl<'a> SequenceStore<'a> {
 
     /// The names of the files the server answered for (accepted or refused).
     pub fn answered_files(&self) -> Result<Vec<String>, PluginError> {
-        let prefix = format!("{}file/", self.prefix);
-        Ok(self
-            .ctx
-            .state()
-            .list(&prefix)?
-            .into_iter()
-            .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
-            .collect())
+        self.files_where(|_| true)
     }
 
     /// The names of the files the server refused, as last recorded.
     pub fn refused_files(&self) -> Result<Vec<String>, PluginError> {
+        self.files_where(|value| {
+            serde_json::from_str::<FileRecord>(value).is_ok_and(|r| r.rejected.is_some())
+        })
+    }
+
+    /// The names of the files whose stored record (JSON) `keep` accepts.
+    fn files_where(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, PluginError> {
         let prefix = format!("{}file/", self.prefix);
         Ok(self
             .ctx
             .state()
             .list(&prefix)?
             .into_iter()
-            .filter(|(_, value)| {
-                serde_json::from_str::<FileRecord>(value).is_ok_and(|r| r.rejected.is_some())
-            })
+            .filter(|(_, value)| keep(value))
             .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_string))
             .collect())
     }
