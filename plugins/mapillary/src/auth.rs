@@ -151,9 +151,10 @@ pub async fn authorize(api: &Api, ctx: &Context, request: AuthRequest) -> Result
         // A token the user brings says nothing about its expiry: it is refreshed when refused.
         return verify_and_store(api, ctx, token, None).await;
     }
-    let client_id = ctx.require_env("MAPILLARY_APP_ID")?;
-    let secret = ctx.require_env("MAPILLARY_SECRET")?;
-    let redirect_uri = ctx.require_env("MAPILLARY_REDIRECT_URI")?;
+    let client_id = crate::settings::settings().required_text(ctx, crate::settings::APP_ID)?;
+    let secret = crate::settings::settings().required_text(ctx, crate::settings::SECRET)?;
+    let redirect_uri =
+        crate::settings::settings().required_text(ctx, crate::settings::REDIRECT_URI)?;
     let state = new_state();
     let url = consent_url(&api.config.authorize_url, &client_id, &redirect_uri, &state);
     ctx.progress(ProgressEvent::Step {

@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use plugin_api::prelude::*;
 
+use crate::settings::{
+    settings, AUTHORIZE_URL, GRAPH_URL, JOBS, NO_PUBLISH, ORGANIZATION_ID, REPUBLISH, UPLOAD_URL,
+};
+
 /// Mapillary's real graph API.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.mapillary.com";
 /// Mapillary's real upload service.
@@ -80,48 +84,19 @@ pub fn parse_test_now(value: &str) -> Result<i64, PluginError> {
         })
 }
 
-fn trimmed(url: String) -> String {
-    url.trim().trim_end_matches('/').to_string()
-}
-
 impl Config {
     /// Reads the integration's `.env` keys (missing keys take Mapillary's real endpoints and the defaults).
     pub fn from_context(ctx: &Context) -> Result<Config, PluginError> {
-        let number = |key: &str| -> Result<Option<u64>, PluginError> {
-            ctx.env(key)
-                .map(|v| {
-                    v.trim().parse::<u64>().map_err(|_| {
-                        PluginError::invalid_input(format!(
-                            "{key} in .env must be a whole number, not {v:?}"
-                        ))
-                    })
-                })
-                .transpose()
-        };
+        let settings = settings();
         Ok(Config {
-            graph_url: trimmed(
-                ctx.env("MAPILLARY_GRAPH_URL")
-                    .unwrap_or_else(|| DEFAULT_GRAPH_URL.into()),
-            ),
-            upload_url: trimmed(
-                ctx.env("MAPILLARY_UPLOAD_URL")
-                    .unwrap_or_else(|| DEFAULT_UPLOAD_URL.into()),
-            ),
-            authorize_url: ctx
-                .env("MAPILLARY_AUTHORIZE_URL")
-                .map(|u| u.trim().to_string())
-                .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.into()),
-            organization_id: ctx
-                .env("MAPILLARY_ORGANIZATION_ID")
-                .map(|v| v.trim().to_string()),
-            retry_base: number(ENV_RETRY_BASE_MS)?
-                .map(Duration::from_millis)
-                .unwrap_or(DEFAULT_RETRY_BASE),
-            publish_deadline: number(ENV_PUBLISH_DEADLINE_SECS)?
-                .map(Duration::from_secs)
-                .unwrap_or(DEFAULT_PUBLISH_DEADLINE),
-            test_now_ms: ctx
-                .env(ENV_TEST_NOW)
+            graph_url: settings.url(ctx, GRAPH_URL)?,
+            upload_url: settings.url(ctx, UPLOAD_URL)?,
+            authorize_url: settings.required_text(ctx, AUTHORIZE_URL)?,
+            organization_id: settings.text(ctx, ORGANIZATION_ID)?,
+            retry_base: Duration::from_millis(settings.number(ctx, ENV_RETRY_BASE_MS)?),
+            publish_deadline: Duration::from_secs(settings.number(ctx, ENV_PUBLISH_DEADLINE_SECS)?),
+            test_now_ms: settings
+                .text(ctx, ENV_TEST_NOW)?
                 .map(|v| parse_test_now(&v))
                 .transpose()?,
             recheck: false,
@@ -172,22 +147,10 @@ impl RunOptions {
     /// Reads `jobs`, `republish`, `no_publish` and the shared facts `prior_uploads` and `force` from the
     /// request's options; unknown keys are ignored.
     pub fn from_request(request: &RunRequest) -> RunOptions {
-        let jobs = request
-            .options
-            .get("jobs")
-            .and_then(|v| v.as_u64())
-            .map(|j| j.clamp(1, 32) as usize)
-            .unwrap_or(DEFAULT_JOBS);
-        let republish = request
-            .options
-            .get("republish")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let no_publish = request
-            .options
-            .get("no_publish")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+        let options = &request.options;
+        let jobs = settings().integer_option(options, JOBS) as usize;
+        let republish = settings().switch_option(options, REPUBLISH);
+        let no_publish = settings().switch_option(options, NO_PUBLISH);
         let flag = |key: &str| request.options.get(key).and_then(|v| v.as_bool()) == Some(true);
         let prior = request
             .options

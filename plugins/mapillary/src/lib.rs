@@ -64,36 +64,17 @@ mod pipeline;
 mod prepublish;
 mod progress;
 mod publish;
+mod settings;
 mod split;
 mod state;
 mod token;
 mod upload;
 
-use plugin_api::manifest::{EnvKeyHelp, OptionKind, RunOptionSpec};
 use plugin_api::prelude::*;
 use plugin_api::sequence::Projection;
 
 use crate::api::Api;
 use crate::config::Config;
-
-/// The `.env` keys the integration cannot work without.
-pub const REQUIRED_ENV: [&str; 3] = [
-    "MAPILLARY_APP_ID",
-    "MAPILLARY_SECRET",
-    "MAPILLARY_REDIRECT_URI",
-];
-
-/// Endpoint overrides (defaults are Mapillary's real services; used to point at the local fake), the
-/// organisation to upload for, and tuning for tests and slow links.
-pub const OPTIONAL_ENV: [&str; 7] = [
-    "MAPILLARY_GRAPH_URL",
-    "MAPILLARY_UPLOAD_URL",
-    "MAPILLARY_AUTHORIZE_URL",
-    "MAPILLARY_ORGANIZATION_ID",
-    config::ENV_RETRY_BASE_MS,
-    config::ENV_PUBLISH_DEADLINE_SECS,
-    config::ENV_TEST_NOW,
-];
 
 /// The integration.
 #[derive(Debug, Default)]
@@ -126,15 +107,13 @@ impl Mapillary {
 #[plugin_api::async_trait]
 impl Integration for Mapillary {
     fn manifest(&self) -> Manifest {
-        Manifest {
+        settings::settings().declare(Manifest {
             id: "mapillary".into(),
             name: "Mapillary".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Uploads sequences to Mapillary (API v4) and finds their sequence keys"
                 .into(),
             api_version: String::new(),
-            required_env: REQUIRED_ENV.iter().map(|k| k.to_string()).collect(),
-            optional_env: OPTIONAL_ENV.iter().map(|k| k.to_string()).collect(),
             after: Vec::new(),
             exports: vec![
                 "sequence_key".into(),
@@ -145,97 +124,8 @@ impl Integration for Mapillary {
             // The token is the secret `user_token` (state::TOKEN_SECRET): the host hands it downstream
             // from the secret store and never keeps it in a record.
             secret_exports: vec![state::TOKEN_SECRET.into()],
-            env_help: vec![
-                EnvKeyHelp::new(
-                    "MAPILLARY_APP_ID",
-                    "The client id of your Mapillary app (create one at https://www.mapillary.com/dashboard/developers).",
-                )
-                .example("1234567890123456"),
-                EnvKeyHelp::new("MAPILLARY_SECRET", "The app's client secret.")
-                    .secret()
-                    .example("MLY|1234567890123456|0123456789abcdef0123456789abcdef"),
-                EnvKeyHelp::new(
-                    "MAPILLARY_REDIRECT_URI",
-                    "The callback URL registered with the app. A loopback URL (http://127.0.0.1:<port>/...) lets mtp catch the redirect itself; anything else (MTPDU's app.mtp.desktop//app) makes mtp ask you to paste the URL.",
-                )
-                .example("http://127.0.0.1:8765/mapillary/callback"),
-                EnvKeyHelp::new("MAPILLARY_GRAPH_URL", "The Graph API endpoint.")
-                    .default_value(config::DEFAULT_GRAPH_URL),
-                EnvKeyHelp::new("MAPILLARY_UPLOAD_URL", "The upload endpoint.")
-                    .default_value(config::DEFAULT_UPLOAD_URL),
-                EnvKeyHelp::new("MAPILLARY_AUTHORIZE_URL", "The OAuth consent page.")
-                    .default_value(config::DEFAULT_AUTHORIZE_URL),
-                EnvKeyHelp::new(
-                    "MAPILLARY_ORGANIZATION_ID",
-                    "Publish into this organisation instead of the user's own account.",
-                ),
-                EnvKeyHelp::new(
-                    config::ENV_RETRY_BASE_MS,
-                    "First retry delay in ms (doubles up to 16 times that).",
-                )
-                .default_value(config::DEFAULT_RETRY_BASE.as_millis().to_string()),
-                EnvKeyHelp::new(
-                    config::ENV_PUBLISH_DEADLINE_SECS,
-                    "How long Mapillary may take to publish an uploaded sequence before it is called overdue (still looked for; republished only with --republish), in seconds.",
-                )
-                .default_value(config::DEFAULT_PUBLISH_DEADLINE.as_secs().to_string()),
-                EnvKeyHelp::new(
-                    config::ENV_TEST_NOW,
-                    "Tests only: fixes the clock behind token expiry, handle age, the publication deadline and lookup backoff (Unix ms, or RFC 3339 such as 2026-05-04T10:00:00Z). Never set it otherwise.",
-                ),
-            ],
-            options: vec![
-                RunOptionSpec {
-                    name: "jobs".into(),
-                    help: "Files uploaded in parallel.".into(),
-                    kind: OptionKind::Integer { min: 1, max: 32 },
-                    default: Some(config::DEFAULT_JOBS.to_string()),
-                    flag: Some("jobs".into()),
-                },
-                RunOptionSpec {
-                    name: "republish".into(),
-                    help: "Publish again a sequence whose publish outcome is unknown (after checking it did not go through), or one overdue on Mapillary (after one more lookup).".into(),
-                    kind: OptionKind::Bool,
-                    default: Some("false".into()),
-                    flag: Some("republish".into()),
-                },
-                RunOptionSpec {
-                    name: changes::ADD_NEW_IMAGES.into(),
-                    help: "For a sequence already published: send the images added to its folder since, as an additional sequence.".into(),
-                    kind: OptionKind::Bool,
-                    default: Some("false".into()),
-                    flag: Some("add_new_images".into()),
-                },
-                RunOptionSpec {
-                    name: "bwlimit".into(),
-                    help: "Cap the upload bandwidth, shared by all parallel jobs (bytes per second: 500K, 2M; K = 1024).".into(),
-                    kind: OptionKind::Text,
-                    default: None,
-                    flag: Some("bwlimit".into()),
-                },
-                RunOptionSpec {
-                    name: "no_publish".into(),
-                    help: "Upload the images and manifests but publish nothing (no finish_upload), as mapillary_tools' --nofinish.".into(),
-                    kind: OptionKind::Bool,
-                    default: Some("false".into()),
-                    flag: Some("no_publish".into()),
-                },
-                RunOptionSpec {
-                    name: plugin_api::manifest::HANDLES_PRIOR_UPLOADS.into(),
-                    help: "For a sequence MTP Desktop Uploader already published to Mapillary (its sequence log says so): look its key up on your account, sending nothing, instead of skipping it (--force publishes it again).".into(),
-                    kind: OptionKind::Bool,
-                    default: Some("true".into()),
-                    flag: None,
-                },
-                RunOptionSpec {
-                    name: dry_run::DIR_OPTION.into(),
-                    help: "Where --dry-run writes the prepared images and manifests (default: <temp dir>/mtp_dry_run/mapillary/<sequence id>).".into(),
-                    kind: OptionKind::Text,
-                    default: None,
-                    flag: None,
-                },
-            ],
-        }
+            ..Manifest::default()
+        })
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {

@@ -114,8 +114,8 @@ pub async fn refresh(api: &Api, ctx: &Context, what: &str) -> Result<String> {
         .secret(TOKEN_SECRET)?
         .filter(|t| !t.is_empty())
         .ok_or(MlyError::NotAuthorised)?;
-    let client_id = ctx.require_env("MAPILLARY_APP_ID")?;
-    let secret = ctx.require_env("MAPILLARY_SECRET")?;
+    let client_id = crate::settings::settings().required_text(ctx, crate::settings::APP_ID)?;
+    let secret = crate::settings::settings().required_text(ctx, crate::settings::SECRET)?;
     let body = json!({
         "grant_type": "refresh_token",
         "refresh_token": current,

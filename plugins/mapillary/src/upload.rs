@@ -78,7 +78,7 @@ pub enum Start {
 
 /// Reads the run's bandwidth cap (`bwlimit`, e.g. `"2M"`) from the request's options.
 pub fn bandwidth_limit(request: &RunRequest) -> Result<Option<Arc<TokenBucket>>> {
-    let Some(value) = request.options.get("bwlimit") else {
+    let Some(value) = request.options.get(crate::settings::BWLIMIT) else {
         return Ok(None);
     };
     let rate = match value {
