@@ -415,3 +415,44 @@ fn the_host_names_no_provider() {
         offences.join("\n")
     );
 }
+
+/// Every `.rs` file under `dir`, recursively, with its text.
+fn rust_sources(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(rust_sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            found.push((path, text));
+        }
+    }
+    found
+}
+
+/// "Declare once, read typed": every bundled provider (and the template) declares its `.env` keys and run
+/// options through `plugin_api::sdk::settings`, never as hand-written manifest entries, so a key's help,
+/// default and range live in one place and every read applies them.
+#[test]
+fn bundled_providers_declare_keys_and_options_once() {
+    let root = workspace_root();
+    let mut offences = Vec::new();
+    for plugin in std::fs::read_dir(root.join("plugins")).unwrap().flatten() {
+        for (path, text) in rust_sources(&plugin.path().join("src")) {
+            for written in ["EnvKeyHelp::new(", "RunOptionSpec {", "required_env: vec!"] {
+                if text.contains(written) {
+                    offences.push(format!("{}: {written}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "keys or options written by hand (declare them with plugin_api::sdk::settings):\n{}",
+        offences.join("\n")
+    );
+}

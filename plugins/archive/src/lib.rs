@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use plugin_api::manifest::EnvKeyHelp;
 use plugin_api::prelude::*;
+use plugin_api::sdk::settings::{EnvKey, Settings};
 use plugin_api::serde_json;
 use plugin_api::tokio;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -147,32 +147,40 @@ async fn write_whole(to: &Path, bytes: &[u8]) -> Result<(), PluginError> {
         .map_err(|e| io_error(to, e))
 }
 
+/// The folder sequences are copied into: the one key, which gates the integration.
+const ARCHIVE_DIR: &str = "ARCHIVE_DIR";
+
+/// The key, declared once: the manifest's lists and help come from it, and the run reads through it.
+fn settings() -> &'static Settings {
+    static SETTINGS: std::sync::LazyLock<Settings> = std::sync::LazyLock::new(|| {
+        Settings::new().key(
+            EnvKey::required(
+                ARCHIVE_DIR,
+                "The folder sequences are copied into (images + a JSON manifest).",
+            )
+            .example("/path/to/archive")
+            .path(),
+        )
+    });
+    &SETTINGS
+}
+
 #[plugin_api::async_trait]
 impl Integration for Archive {
     fn manifest(&self) -> Manifest {
-        Manifest {
+        settings().declare(Manifest {
             id: "archive".into(),
             name: "Local archive".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Copies sequences (images + a JSON manifest) into a local folder".into(),
             api_version: String::new(),
-            required_env: vec!["ARCHIVE_DIR".into()],
-            optional_env: vec![],
-            after: vec![],
             exports: vec!["archive_path".into()],
-            consumes: vec![],
-            env_help: vec![EnvKeyHelp::new(
-                "ARCHIVE_DIR",
-                "The folder sequences are copied into (images + a JSON manifest).",
-            )
-            .example("/path/to/archive")
-            .path()],
             ..Manifest::default()
-        }
+        })
     }
 
     async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
-        let root = PathBuf::from(ctx.require_env("ARCHIVE_DIR")?);
+        let root = PathBuf::from(settings().required_text(ctx, ARCHIVE_DIR)?);
         let sequence = &request.sequence;
         let dest = destination(&root, sequence);
         if request.dry_run || request.mode == RunMode::Recheck {
