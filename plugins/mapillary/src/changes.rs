@@ -5,7 +5,7 @@
 //! upload API (a manifest only ever creates a new sequence: mapillary/mapillary_tools
 //! `mapillary_tools/uploader.py` has no update call), so added images can only become a sequence of their
 //! own. That is what `mtp upload --add-new-images` does; without it the change is reported and nothing
-//! is sent. Paths are a hint only (docs/architecture.md, "Identity"): a photo renamed or moved in the
+//! is sent (the sending is `crate::pipeline`'s, which alone starts runs). Paths are a hint only (docs/architecture.md, "Identity"): a photo renamed or moved in the
 //! folder takes its old place (`crate::moved::repath`), and an added photo whose content this state
 //! already published (a copy from another folder, or this sequence's additional sequence) is not new.
 //!
@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use plugin_api::prelude::*;
 
-use crate::config::RunOptions;
 use crate::error::Result;
 use crate::moved::Repathed;
 use crate::state::{PartState, Plan, SequenceStore};
@@ -200,7 +199,7 @@ fn additional_ids(ctx: &Context, id: &str) -> Result<Vec<String>> {
 }
 
 /// Remembers `extra` as an additional sequence of `id` (once).
-fn remember_additional(ctx: &Context, id: &str, extra: &str) -> Result<Vec<String>> {
+pub fn remember_additional(ctx: &Context, id: &str, extra: &str) -> Result<Vec<String>> {
     let mut ids = additional_ids(ctx, id)?;
     if !ids.iter().any(|i| i == extra) {
         ids.push(extra.to_string());
@@ -224,7 +223,7 @@ fn published_keys(ctx: &Context, id: &str) -> Result<Option<String>> {
 /// `changes` (by path) with each added image looked up by content: one this state published as one of
 /// sequence `id`'s additional sequences is part of it now (its id is remembered, if it was not), one
 /// published as another sequence is a copy; the rest are new. One hash and one read per added image.
-async fn by_content(
+pub async fn by_content(
     ctx: &Context,
     id: &str,
     mut changes: Changes,
@@ -263,7 +262,7 @@ async fn by_content(
 
 /// Puts the keys of sequence `id`'s published additional sequences in `outcome` (key and export
 /// [`ADDED_SEQUENCE_KEY`]), for the record and for the integrations chained after (MTPW syncs them).
-fn export_additional(ctx: &Context, id: &str, outcome: &mut RunOutcome) -> Result<()> {
+pub fn export_additional(ctx: &Context, id: &str, outcome: &mut RunOutcome) -> Result<()> {
     let mut keys = Vec::new();
     for extra in additional_ids(ctx, id)? {
         keys.extend(published_keys(ctx, &extra)?);
@@ -274,65 +273,6 @@ fn export_additional(ctx: &Context, id: &str, outcome: &mut RunOutcome) -> Resul
         outcome.exports.insert(ADDED_SEQUENCE_KEY.into(), keys);
     }
     Ok(())
-}
-
-/// Adds to the outcome of a published sequence what changed since, and, when asked (or once begun),
-/// sends the images whose content is not published yet as an additional sequence; the keys of every
-/// published additional sequence are `added_sequence_key`.
-pub async fn report_or_send(
-    ctx: &Context,
-    request: &RunRequest,
-    plan: &Plan,
-    mut outcome: RunOutcome,
-) -> Result<RunOutcome> {
-    let id = &request.sequence.id;
-    let jobs = RunOptions::from_request(request).jobs;
-    let changes = diff(plan, &request.sequence);
-    let changes = by_content(ctx, id, changes, &request.sequence, jobs).await?;
-    export_additional(ctx, id, &mut outcome)?;
-    if changes.is_empty() {
-        return Ok(outcome);
-    }
-    let description = changes.describe();
-    let message = outcome.message.take().unwrap_or_default();
-    let extra = additional_sequence(&request.sequence, &changes.added);
-    let begun = !changes.added.is_empty() && SequenceStore::new(ctx, &extra.id).plan()?.is_some();
-    if changes.added.is_empty() || !(add_new_images(request) || begun) {
-        let sent = if changes.added.is_empty() && add_new_images(request) {
-            "nothing to send"
-        } else {
-            "nothing was sent"
-        };
-        outcome.message = Some(format!("{message}; {description}; {sent}"));
-        outcome.next_action = Some(if changes.added.is_empty() {
-            "nothing to do: what was published stays as it is on Mapillary".into()
-        } else {
-            "mtp upload --add-new-images DIR sends the added images as an additional Mapillary \
-             sequence (nothing published is sent again)"
-                .into()
-        });
-        return Ok(outcome);
-    }
-    // Remembered before anything is sent, so its key is exported whatever becomes of the folder.
-    remember_additional(ctx, id, &extra.id)?;
-    let mut sub = request.clone();
-    sub.sequence = extra;
-    sub.previous = None;
-    sub.options.remove(ADD_NEW_IMAGES);
-    let run = crate::pipeline::Run::new(ctx, &sub)?;
-    let added = Box::pin(run.run()).await?;
-    let detail = added.message.clone().unwrap_or_default();
-    outcome.message = Some(format!(
-        "{message}; {description}; the {} added image(s) as an additional sequence: {}: {detail}",
-        changes.added.len(),
-        added.state.as_str()
-    ));
-    export_additional(ctx, id, &mut outcome)?;
-    if added.state != SequenceState::Published {
-        outcome.state = added.state;
-        outcome.next_action = added.next_action;
-    }
-    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ mod changes;
 mod classify;
 mod config;
 mod dry_run;
+mod eligibility;
 mod error;
 mod exif_rewrite;
 mod lookup;
@@ -71,7 +72,6 @@ mod token;
 mod upload;
 
 use plugin_api::prelude::*;
-use plugin_api::sequence::Projection;
 
 use crate::api::Api;
 use crate::config::Config;
@@ -79,30 +79,6 @@ use crate::config::Config;
 /// The integration.
 #[derive(Debug, Default)]
 pub struct Mapillary;
-
-impl Mapillary {
-    /// Why Mapillary cannot take `sequence`, if it cannot.
-    pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
-        if let Some(transport) = &sequence.transport {
-            if transport.is_air() {
-                return Some(format!(
-                    "transport type {} is not accepted by Mapillary",
-                    transport
-                ));
-            }
-        }
-        sequence
-            .projections()
-            .into_iter()
-            .find(|p| !matches!(p, Projection::Flat | Projection::Equirectangular))
-            .map(|p| {
-                format!(
-                    "projection {} is not accepted by Mapillary (only flat and equirectangular)",
-                    p.as_str()
-                )
-            })
-    }
-}
 
 #[plugin_api::async_trait]
 impl Integration for Mapillary {
@@ -129,7 +105,7 @@ impl Integration for Mapillary {
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
-        match Mapillary::refusal(sequence) {
+        match eligibility::refusal(sequence) {
             Some(reason) => Eligibility::not_eligible(reason),
             None => Eligibility::eligible(),
         }

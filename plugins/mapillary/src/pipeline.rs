@@ -29,10 +29,13 @@ use crate::state::{
     SequenceStore,
 };
 use crate::upload::{bandwidth_limit, Source, Start, Uploader};
-use crate::Mapillary;
 use crate::{dry_run, overdue, token};
 
+mod added;
+mod keys;
 mod prior;
+mod publishing;
+mod send;
 
 /// Images prepared by one blocking task (see `Run::upload_images`).
 const PREPARE_BATCH: usize = 32;
@@ -56,7 +59,7 @@ fn step(ctx: &Context, name: &str, message: impl Into<String>) {
 
 /// Refuses what Mapillary cannot take, before anything is sent.
 pub fn validate(sequence: &SequenceDescriptor) -> Result<()> {
-    if let Some(reason) = Mapillary::refusal(sequence) {
+    if let Some(reason) = crate::eligibility::refusal(sequence) {
         return Err(MlyError::Invalid(reason));
     }
     if sequence.images.is_empty() {
@@ -274,7 +277,7 @@ impl<'a> Run<'a> {
         // What changed is reported (and, on request, sent) as a change of that sequence.
         let mut request = self.request.clone();
         request.sequence.id = found.sequence;
-        crate::changes::report_or_send(self.ctx, &request, &found.plan, outcome).await
+        added::report_or_send(self.ctx, &request, &found.plan, outcome).await
     }
 
     fn forget_part(&self, plan: &Plan, index: usize) -> Result<()> {
@@ -317,7 +320,7 @@ impl<'a> Run<'a> {
         self.find_keys(&plan, &mut parts, &token, false).await?;
         let outcome = self.record_outcome(&plan, &parts)?;
         if outcome.state == SequenceState::Published {
-            return crate::changes::report_or_send(self.ctx, self.request, &plan, outcome).await;
+            return added::report_or_send(self.ctx, self.request, &plan, outcome).await;
         }
         Ok(outcome)
     }
@@ -396,8 +399,7 @@ impl<'a> Run<'a> {
                     // The host then leaves the integrations that published it alone.
                     outcome.same_as = Some(sequence.id.clone());
                 }
-                return crate::changes::report_or_send(self.ctx, self.request, &stored, outcome)
-                    .await;
+                return added::report_or_send(self.ctx, self.request, &stored, outcome).await;
             }
         }
         // Published by MTPDU before it learnt the key: looked up, nothing sent.
@@ -509,416 +511,6 @@ impl<'a> Run<'a> {
             outcome.message = Some(format!("{message} ({})", notes.join("; ")));
         }
         Ok(outcome)
-    }
-
-    /// What Mapillary shows for the parts `due` for the look before publishing (`crate::prepublish`).
-    async fn fetch_survey(
-        &self,
-        plan: &Plan,
-        due: &[usize],
-        token: &str,
-    ) -> Result<Vec<(usize, crate::lookup::Candidates)>> {
-        if due.is_empty() {
-            return Ok(Vec::new());
-        }
-        let username = self.username(token).await?;
-        crate::prepublish::fetch_survey(&self.api, self.ctx, token, &username, plan, due).await
-    }
-
-    /// The look at Mapillary before publishing (`crate::prepublish`), from what it showed (`fetched`).
-    fn survey(
-        &self,
-        plan: &Plan,
-        parts: &mut [PartState],
-        fetched: Vec<(usize, crate::lookup::Candidates)>,
-    ) -> Result<Vec<String>> {
-        crate::prepublish::apply_survey(
-            self.ctx,
-            &self.request.sequence,
-            plan,
-            parts,
-            crate::prepublish::SurveyMode {
-                may_adopt: !self.options.republish,
-            },
-            fetched,
-        )
-    }
-
-    /// Publishes every part not published yet (and, with `--republish`, those whose publication is in
-    /// doubt). A refusal fails the sequence.
-    async fn publish_parts(&self, plan: &Plan, parts: &mut [PartState], token: &str) -> Result<()> {
-        let due: Vec<usize> = (0..plan.parts.len())
-            .filter(|&i| {
-                parts[i].sequence_key.is_none()
-                    && match parts[i].publish {
-                        Publish::NotSent => true,
-                        Publish::OutcomeUnknown { .. } => self.options.republish,
-                        Publish::Published { .. } => false,
-                    }
-            })
-            .collect();
-        if due.is_empty() {
-            return Ok(());
-        }
-        step(self.ctx, "publish", "publishing on Mapillary");
-        let uploader = Uploader {
-            api: &self.api,
-            ctx: self.ctx,
-            token,
-            limit: bandwidth_limit(self.request)?,
-            held: false,
-        };
-        let mut acknowledged = None;
-        for index in due {
-            if let Publish::OutcomeUnknown { .. } = parts[index].publish {
-                // A new attempt gets a new manifest entity, never the handle already sent.
-                crate::attempts::forget(self.ctx, &self.request.sequence.id, index)?;
-                // Read at the first part that needs them, once.
-                if acknowledged.is_none() {
-                    acknowledged = Some(self.store.images()?);
-                }
-                if let Some(acknowledged) = &acknowledged {
-                    self.upload_manifest(&uploader, plan, index, &mut parts[index], acknowledged)
-                        .await?;
-                }
-            }
-            let part = &mut parts[index];
-            match publish_part(&self.api, self.ctx, token, &self.store, index, part).await {
-                Ok(Published::Accepted) => self.ctx.info(format!(
-                    "part {} of {} published ({} images)",
-                    index + 1,
-                    plan.parts.len(),
-                    plan.parts[index].images.len()
-                )),
-                Ok(Published::Unknown) => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(())
-    }
-
-    /// `--republish` on overdue parts: one more lookup each, and those still not found are forgotten so
-    /// that this run uploads and publishes them again.
-    async fn forget_overdue(
-        &self,
-        plan: &Plan,
-        parts: &mut [PartState],
-        token: &str,
-    ) -> Result<()> {
-        let (now, deadline) = (self.api.config.now_ms(), self.api.config.publish_deadline);
-        let late = |p: &PartState| {
-            p.ambiguous.is_empty() && overdue::overdue_for(p, now, deadline).is_some()
-        };
-        if !parts.iter().any(late) {
-            return Ok(());
-        }
-        self.find_keys(plan, parts, token, true).await?;
-        for (index, part) in parts.iter_mut().enumerate() {
-            if late(part) {
-                self.ctx.warn(format!(
-                    "part {} is still not on Mapillary after the deadline: publishing it again \
-                     (--republish)",
-                    index + 1
-                ));
-                self.forget_part(plan, index)?;
-                *part = PartState::default();
-            }
-        }
-        Ok(())
-    }
-
-    /// Uploads the images of the parts in `to_send` that the server has not acknowledged yet.
-    async fn upload_images(
-        &self,
-        uploader: &Uploader<'_>,
-        plan: &Plan,
-        to_send: &[usize],
-        by_path: &BTreeMap<&str, &ImageInfo>,
-    ) -> Result<Progress> {
-        let mut progress = Progress::default();
-        let mut pending: Vec<(ImageInfo, Arc<Outgoing>, Option<HashEntry>)> = Vec::new();
-        let mut to_prepare: Vec<ImageInfo> = Vec::new();
-        for &index in to_send {
-            let part = self.store.part(index)?;
-            if part.manifest_handle.is_some()
-                && handle_is_fresh(part.manifest_acked_at_ms, self.api.config.now_ms())
-            {
-                // Its images were all acknowledged before the manifest was.
-                let n = plan.parts[index].images.len() as u64;
-                progress.files_total += n;
-                progress.files_done += n;
-                continue;
-            }
-            for path in &plan.parts[index].images {
-                let image = by_path.get(path.as_str()).copied().ok_or_else(|| {
-                    MlyError::Invalid(format!("{path} is no longer part of the sequence"))
-                })?;
-                to_prepare.push(image.clone());
-            }
-        }
-        // Read once for the whole sequence, not once per image.
-        let acknowledged = self.store.images()?;
-        let keys = state::HashCache::load(self.ctx, &self.request.sequence.root)?;
-        // Prepared once: counted here, sent from the same description. In batches on the blocking
-        // threads, `jobs` batches at a time (in order): thousands of small images neither wait on one
-        // thread nor pay a thread hand-off each.
-        let mut batches: Vec<Vec<ImageInfo>> = Vec::new();
-        let mut rest = to_prepare.into_iter().peekable();
-        while rest.peek().is_some() {
-            batches.push(rest.by_ref().take(PREPARE_BATCH).collect());
-        }
-        let mut prepared = futures::stream::iter(batches)
-            .map(|batch| {
-                tokio::task::spawn_blocking(move || {
-                    batch
-                        .into_iter()
-                        .map(|image| prepare(&image).map(|out| (image, out)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .buffered(self.options.jobs.max(1))
-            .flat_map(|batch| {
-                let results = match batch {
-                    Ok(results) => results,
-                    Err(err) => vec![Err(MlyError::Invalid(format!(
-                        "a worker thread failed: {err}"
-                    )))],
-                };
-                futures::stream::iter(results)
-            });
-        while let Some(next) = prepared.next().await {
-            let (image, out) = next?;
-            progress.files_total += 1;
-            progress.bytes_total += out.length;
-            let entry = acknowledged.get(&image.path);
-            let own_key = keys.get(self.ctx, &image.path)?;
-            let key = entry.map_or(own_key.as_ref(), |e| e.key_source(own_key.as_ref()));
-            if self.is_acknowledged(entry, key, &out) {
-                progress.files_done += 1;
-                progress.bytes_done += out.length;
-            } else {
-                let key = key.cloned();
-                pending.push((image, Arc::new(out), key));
-            }
-        }
-        self.ctx.progress(progress.totals_event());
-        step(
-            self.ctx,
-            "upload",
-            format!(
-                "uploading {} of {} images ({} at a time)",
-                pending.len(),
-                progress.files_total,
-                self.options.jobs
-            ),
-        );
-        uploader
-            .upload_images(&self.store, pending, self.options.jobs)
-            .await?;
-        progress.files_done = progress.files_total;
-        progress.bytes_done = progress.bytes_total;
-        Ok(progress)
-    }
-
-    /// Whether the server acknowledged `out`, the bytes an image would send now: a handle (`entry`, the
-    /// one stored for the image) is stored for the session key that the hash cache holds (`key`) for
-    /// exactly these bytes.
-    fn is_acknowledged(
-        &self,
-        entry: Option<&ImageEntry>,
-        key: Option<&HashEntry>,
-        out: &Outgoing,
-    ) -> bool {
-        let Some(entry) = entry else {
-            return false;
-        };
-        // An old handle is unknown: the service is asked for the entity's offset again.
-        if !handle_is_fresh(entry.acked_at_ms, self.api.config.now_ms()) {
-            return false;
-        }
-        key.is_some_and(|hash| hash.describes(out) && hash.key == entry.key)
-    }
-
-    /// Uploads part `index`'s manifest unless the same manifest is already acknowledged; the handles
-    /// come from `acknowledged` ([`SequenceStore::images`]).
-    async fn upload_manifest(
-        &self,
-        uploader: &Uploader<'_>,
-        plan: &Plan,
-        index: usize,
-        part: &mut PartState,
-        acknowledged: &HashMap<String, ImageEntry>,
-    ) -> Result<()> {
-        let mut handles = Vec::with_capacity(plan.parts[index].images.len());
-        for path in &plan.parts[index].images {
-            let entry = acknowledged.get(path).ok_or_else(|| {
-                MlyError::Invalid(format!("{path} was not uploaded; run mtp upload again"))
-            })?;
-            handles.push(entry.handle.clone());
-        }
-        let body = manifest_body(&handles);
-        let content = manifest_key(&body);
-        let seq_id = &self.request.sequence.id;
-        let uploaded = crate::attempts::uploaded_content(self.ctx, seq_id, index)?;
-        // A manifest acknowledged under the identity earlier versions gave it (md5) still fits,
-        // but is reused only while its handle is still fresh.
-        let fits = |u: &str| u == content || u == legacy_manifest_key(&body);
-        if uploaded.as_deref().is_some_and(fits)
-            && part.manifest_handle.is_some()
-            && handle_is_fresh(part.manifest_acked_at_ms, self.api.config.now_ms())
-        {
-            return Ok(());
-        }
-        let key = crate::bundle::fresh_manifest_key();
-        let source = Source::Memory(body.into());
-        let progress = Arc::new(EntityProgress::new_silent(self.ctx));
-        let what = format!("upload of the manifest of part {}", index + 1);
-        // Sent from offset 0 without asking: the key is new and random, so no earlier run (nor a
-        // cleared state) can have sent bytes under it; a 412 still sends us to ask. One request fewer
-        // per part, which a slow link pays in full (README, Performance, row 6).
-        let handle = uploader
-            .upload_entity(
-                &what,
-                &key,
-                "application/json",
-                &source,
-                Start::Fresh,
-                &progress,
-            )
-            .await?;
-        part.manifest_key = Some(key);
-        part.manifest_handle = Some(handle);
-        part.manifest_acked_at_ms = Some(self.api.config.now_ms());
-        self.store.put_part(index, part)?;
-        crate::attempts::put_uploaded_content(self.ctx, seq_id, index, &content)?;
-        Ok(())
-    }
-
-    fn no_publish_outcome(&self, plan: &Plan, to_send: &[usize], progress: Progress) -> RunOutcome {
-        let images: usize = to_send.iter().map(|&i| plan.parts[i].images.len()).sum();
-        let detail = if plan.parts.len() == 1 {
-            String::new()
-        } else {
-            let parts: Vec<String> = to_send
-                .iter()
-                .map(|&i| {
-                    let p = &plan.parts[i];
-                    format!(
-                        "part {} ({} images, {} – {})",
-                        i + 1,
-                        p.images.len(),
-                        plugin_api::time::format_utc(p.times.iter().min().copied().unwrap_or(0)),
-                        plugin_api::time::format_utc(p.times.iter().max().copied().unwrap_or(0))
-                    )
-                })
-                .collect();
-            format!(": {}", parts.join("; "))
-        };
-        let mut outcome = RunOutcome::new(
-            SequenceState::DryRun,
-            format!(
-                "not published (no_publish): uploaded {images} images and {} manifest(s); would have \
-                 published {} Mapillary sequence(s){detail}",
-                to_send.len(),
-                to_send.len()
-            ),
-        );
-        outcome.progress = Some(progress);
-        outcome.next_action = Some(
-            "run mtp upload to publish (handles older than 2 days are checked with Mapillary again)"
-                .into(),
-        );
-        outcome
-    }
-
-    /// One lookup per part that is (or may be) published and has no key yet; overdue parts only when
-    /// their backoff allows (`crate::overdue`) or `force` says so.
-    async fn find_keys(
-        &self,
-        plan: &Plan,
-        parts: &mut [PartState],
-        token: &str,
-        force: bool,
-    ) -> Result<()> {
-        let (now, deadline) = (self.api.config.now_ms(), self.api.config.publish_deadline);
-        let wanted: Vec<usize> = (0..parts.len())
-            .filter(|&i| {
-                parts[i].sequence_key.is_none()
-                    && matches!(
-                        parts[i].publish,
-                        Publish::Published { .. } | Publish::OutcomeUnknown { .. }
-                    )
-                    && (force || overdue::lookup_due(&parts[i], now, deadline))
-            })
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        step(
-            self.ctx,
-            "lookup",
-            "looking for the sequence key on Mapillary",
-        );
-        let username = self.username(token).await?;
-        let held_elsewhere = crate::prepublish::local_keys(self.ctx)?;
-        // The searches go out `jobs` at a time, ahead of the decisions, which stay in part order (each
-        // excludes the keys earlier parts took); a failed search stops at its part, as one at a time did.
-        let queries: Vec<Query> = wanted
-            .iter()
-            .map(|&index| Query::for_part(&username, &plan.parts[index]))
-            .collect();
-        let (api, ctx) = (&self.api, self.ctx);
-        let mut searches = futures::stream::iter(queries)
-            .map(move |query| async move { lookup::candidates(api, ctx, token, &query).await })
-            .buffered(self.options.jobs.max(1));
-        for index in wanted {
-            // Never another record's key, nor one Mapillary showed before this part was published.
-            let mut taken: BTreeSet<String> = parts
-                .iter()
-                .filter_map(|p| p.sequence_key.clone())
-                .collect();
-            taken.extend(held_elsewhere.iter().cloned());
-            taken.extend(crate::prepublish::known_before(
-                self.ctx,
-                &self.request.sequence.id,
-                index,
-            )?);
-            let planned = &plan.parts[index];
-            let candidates = searches.next().await.ok_or_else(|| {
-                MlyError::Invalid(format!("no search was made for part {}", index + 1))
-            })??;
-            let ours = crate::prepublish::our_images(planned, &self.request.sequence);
-            let part = &mut parts[index];
-            part.lookups += 1;
-            part.last_lookup_ms = Some(now);
-            match lookup::choose(&planned.times, &lookup::times(&candidates), &taken) {
-                Choice::Found(key) if !crate::prepublish::verified(&ours, candidates.get(&key)) => {
-                    // Close in time, but not our images at our places: recorded, not guessed.
-                    self.ctx.warn(format!(
-                        "part {}: Mapillary sequence {key} is near in time but does not hold these images at their capture times and places; not assigned (looked at again later)",
-                        index + 1
-                    ));
-                    part.ambiguous = vec![key];
-                }
-                Choice::Found(key) => {
-                    if let Publish::OutcomeUnknown { .. } = part.publish {
-                        // It did go through: the lookup settles the unknown outcome.
-                        part.publish = Publish::Published {
-                            at_ms: now,
-                            cluster_id: String::new(),
-                        };
-                    }
-                    self.ctx
-                        .info(format!("part {} is Mapillary sequence {key}", index + 1));
-                    part.sequence_key = Some(key);
-                    part.ambiguous.clear();
-                }
-                Choice::Ambiguous(keys) => part.ambiguous = keys,
-                Choice::NotFound => part.ambiguous.clear(),
-            }
-            self.store.put_part(index, part)?;
-        }
-        Ok(())
     }
 }
 

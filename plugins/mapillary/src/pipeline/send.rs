@@ -1,0 +1,173 @@
+//! Sending: every image of the plan (in parallel, resumably, never an acknowledged byte twice), then
+//! each part's manifest.
+
+use super::*;
+
+impl Run<'_> {
+    /// Uploads the images of the parts in `to_send` that the server has not acknowledged yet.
+    pub(super) async fn upload_images(
+        &self,
+        uploader: &Uploader<'_>,
+        plan: &Plan,
+        to_send: &[usize],
+        by_path: &BTreeMap<&str, &ImageInfo>,
+    ) -> Result<Progress> {
+        let mut progress = Progress::default();
+        let mut pending: Vec<(ImageInfo, Arc<Outgoing>, Option<HashEntry>)> = Vec::new();
+        let mut to_prepare: Vec<ImageInfo> = Vec::new();
+        for &index in to_send {
+            let part = self.store.part(index)?;
+            if part.manifest_handle.is_some()
+                && handle_is_fresh(part.manifest_acked_at_ms, self.api.config.now_ms())
+            {
+                // Its images were all acknowledged before the manifest was.
+                let n = plan.parts[index].images.len() as u64;
+                progress.files_total += n;
+                progress.files_done += n;
+                continue;
+            }
+            for path in &plan.parts[index].images {
+                let image = by_path.get(path.as_str()).copied().ok_or_else(|| {
+                    MlyError::Invalid(format!("{path} is no longer part of the sequence"))
+                })?;
+                to_prepare.push(image.clone());
+            }
+        }
+        // Read once for the whole sequence, not once per image.
+        let acknowledged = self.store.images()?;
+        let keys = state::HashCache::load(self.ctx, &self.request.sequence.root)?;
+        // Prepared once: counted here, sent from the same description. In batches on the blocking
+        // threads, `jobs` batches at a time (in order): thousands of small images neither wait on one
+        // thread nor pay a thread hand-off each.
+        let mut batches: Vec<Vec<ImageInfo>> = Vec::new();
+        let mut rest = to_prepare.into_iter().peekable();
+        while rest.peek().is_some() {
+            batches.push(rest.by_ref().take(PREPARE_BATCH).collect());
+        }
+        let mut prepared = futures::stream::iter(batches)
+            .map(|batch| {
+                tokio::task::spawn_blocking(move || {
+                    batch
+                        .into_iter()
+                        .map(|image| prepare(&image).map(|out| (image, out)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .buffered(self.options.jobs.max(1))
+            .flat_map(|batch| {
+                let results = match batch {
+                    Ok(results) => results,
+                    Err(err) => vec![Err(MlyError::Invalid(format!(
+                        "a worker thread failed: {err}"
+                    )))],
+                };
+                futures::stream::iter(results)
+            });
+        while let Some(next) = prepared.next().await {
+            let (image, out) = next?;
+            progress.files_total += 1;
+            progress.bytes_total += out.length;
+            let entry = acknowledged.get(&image.path);
+            let own_key = keys.get(self.ctx, &image.path)?;
+            let key = entry.map_or(own_key.as_ref(), |e| e.key_source(own_key.as_ref()));
+            if self.is_acknowledged(entry, key, &out) {
+                progress.files_done += 1;
+                progress.bytes_done += out.length;
+            } else {
+                let key = key.cloned();
+                pending.push((image, Arc::new(out), key));
+            }
+        }
+        self.ctx.progress(progress.totals_event());
+        step(
+            self.ctx,
+            "upload",
+            format!(
+                "uploading {} of {} images ({} at a time)",
+                pending.len(),
+                progress.files_total,
+                self.options.jobs
+            ),
+        );
+        uploader
+            .upload_images(&self.store, pending, self.options.jobs)
+            .await?;
+        progress.files_done = progress.files_total;
+        progress.bytes_done = progress.bytes_total;
+        Ok(progress)
+    }
+
+    /// Whether the server acknowledged `out`, the bytes an image would send now: a handle (`entry`, the
+    /// one stored for the image) is stored for the session key that the hash cache holds (`key`) for
+    /// exactly these bytes.
+    pub(super) fn is_acknowledged(
+        &self,
+        entry: Option<&ImageEntry>,
+        key: Option<&HashEntry>,
+        out: &Outgoing,
+    ) -> bool {
+        let Some(entry) = entry else {
+            return false;
+        };
+        // An old handle is unknown: the service is asked for the entity's offset again.
+        if !handle_is_fresh(entry.acked_at_ms, self.api.config.now_ms()) {
+            return false;
+        }
+        key.is_some_and(|hash| hash.describes(out) && hash.key == entry.key)
+    }
+
+    /// Uploads part `index`'s manifest unless the same manifest is already acknowledged; the handles
+    /// come from `acknowledged` ([`SequenceStore::images`]).
+    pub(super) async fn upload_manifest(
+        &self,
+        uploader: &Uploader<'_>,
+        plan: &Plan,
+        index: usize,
+        part: &mut PartState,
+        acknowledged: &HashMap<String, ImageEntry>,
+    ) -> Result<()> {
+        let mut handles = Vec::with_capacity(plan.parts[index].images.len());
+        for path in &plan.parts[index].images {
+            let entry = acknowledged.get(path).ok_or_else(|| {
+                MlyError::Invalid(format!("{path} was not uploaded; run mtp upload again"))
+            })?;
+            handles.push(entry.handle.clone());
+        }
+        let body = manifest_body(&handles);
+        let content = manifest_key(&body);
+        let seq_id = &self.request.sequence.id;
+        let uploaded = crate::attempts::uploaded_content(self.ctx, seq_id, index)?;
+        // A manifest acknowledged under the identity earlier versions gave it (md5) still fits,
+        // but is reused only while its handle is still fresh.
+        let fits = |u: &str| u == content || u == legacy_manifest_key(&body);
+        if uploaded.as_deref().is_some_and(fits)
+            && part.manifest_handle.is_some()
+            && handle_is_fresh(part.manifest_acked_at_ms, self.api.config.now_ms())
+        {
+            return Ok(());
+        }
+        let key = crate::bundle::fresh_manifest_key();
+        let source = Source::Memory(body.into());
+        let progress = Arc::new(EntityProgress::new_silent(self.ctx));
+        let what = format!("upload of the manifest of part {}", index + 1);
+        // Sent from offset 0 without asking: the key is new and random, so no earlier run (nor a
+        // cleared state) can have sent bytes under it; a 412 still sends us to ask. One request fewer
+        // per part, which a slow link pays in full (README, Performance, row 6).
+        let handle = uploader
+            .upload_entity(
+                &what,
+                &key,
+                "application/json",
+                &source,
+                Start::Fresh,
+                &progress,
+            )
+            .await?;
+        part.manifest_key = Some(key);
+        part.manifest_handle = Some(handle);
+        part.manifest_acked_at_ms = Some(self.api.config.now_ms());
+        self.store.put_part(index, part)?;
+        crate::attempts::put_uploaded_content(self.ctx, seq_id, index, &content)?;
+        Ok(())
+    }
+}
