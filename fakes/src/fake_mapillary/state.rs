@@ -56,6 +56,7 @@ impl Shared {
     pub fn set_faults(&self, faults: MapillaryFaults) {
         let mut st = lock(&self.state);
         st.rng = make_rng(faults.seed);
+        st.graph_rng = make_rng(faults.seed.map(graph_seed));
         st.faults = faults;
         st.flap_epoch = None;
     }
@@ -74,6 +75,14 @@ impl Shared {
         };
         tokio::time::sleep_until(until.into()).await;
     }
+}
+
+/// The graph reads' own seed, derived from the faults' seed: graph and upload-service faults draw from
+/// two streams, so a client that sends a graph read beside an upload request (Mapillary's look before
+/// sending goes out with the first offset request) meets the same faults on every run whichever
+/// arrives first (test instrumentation, no claim about the service).
+fn graph_seed(seed: u64) -> u64 {
+    seed ^ 0x9e37_79b9_7f4a_7c15
 }
 
 fn make_rng(seed: Option<u64>) -> StdRng {
@@ -157,6 +166,8 @@ pub(crate) struct State {
     /// so a run always meets a failing window first (test instrumentation, no real behaviour).
     flap_epoch: Option<Instant>,
     rng: StdRng,
+    /// The graph reads' fault draws (see [`graph_seed`]).
+    graph_rng: StdRng,
     user_token: String,
     issue_fresh_tokens: bool,
     client_id: String,
@@ -200,6 +211,7 @@ impl State {
             faults: cfg.faults.clone(),
             flap_epoch: None,
             rng: make_rng(cfg.faults.seed),
+            graph_rng: make_rng(cfg.faults.seed.map(graph_seed)),
             user_token: cfg.user_token.clone(),
             issue_fresh_tokens: cfg.issue_fresh_tokens,
             client_id: cfg.client_id.clone(),
@@ -460,9 +472,13 @@ impl State {
             return Some(Injected::Flapping);
         }
         let ratio = self.faults.graph_5xx_ratio;
-        if ratio > 0.0 && self.rng.gen::<f64>() < ratio {
+        if ratio > 0.0 && self.graph_rng.gen::<f64>() < ratio {
             self.count_fault("graph_5xx");
-            let code = if self.rng.gen::<bool>() { 500 } else { 503 };
+            let code = if self.graph_rng.gen::<bool>() {
+                500
+            } else {
+                503
+            };
             return Some(Injected::Status5xx(code));
         }
         None
