@@ -33,7 +33,7 @@ impl Runner {
     /// same sequence stops at once with [`LockedRunError::Lock`] and does nothing.
     pub async fn run_sequence_locked(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: &Arc<SequenceDescriptor>,
         mode: RunMode,
         dry_run: bool,
         options: &RunOptions,

@@ -3,6 +3,7 @@
 //! touch a record: the user sees the stored state and `not re-checked: <service> unreachable`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::protocol::{RunMode, RunOutcome};
@@ -29,7 +30,7 @@ impl Runner {
         &self,
         except: &[String],
     ) -> Result<Vec<(SequenceDescriptor, Vec<IntegrationRun>)>, StateError> {
-        let mut pending: BTreeMap<String, SequenceDescriptor> = BTreeMap::new();
+        let mut pending: BTreeMap<String, Arc<SequenceDescriptor>> = BTreeMap::new();
         for listed in self.store().records()? {
             let waiting = listed
                 .record
@@ -40,7 +41,7 @@ impl Runner {
                     continue;
                 }
                 if let Some(descriptor) = self.store().descriptor(&listed.sequence_id)? {
-                    pending.insert(listed.sequence_id.clone(), descriptor);
+                    pending.insert(listed.sequence_id.clone(), Arc::new(descriptor));
                 }
             }
         }
@@ -58,7 +59,7 @@ impl Runner {
                 Ok(runs) => runs?,
                 Err(_) => self.not_answered(&descriptor)?,
             };
-            results.push((descriptor, runs));
+            results.push((Arc::unwrap_or_clone(descriptor), runs));
         }
         Ok(results)
     }

@@ -20,7 +20,7 @@ use crate::chain_check::{already_published, upstream_skip, PlanEntry, UpstreamRe
 use crate::env::EnvValues;
 use crate::options::RunOptions;
 use crate::registry::{LoadedPlugin, Registry};
-use crate::sequence_payload::{to_json, AskedOnce, RunRequestRef};
+use crate::sequence_payload::{AskedOnce, RunRequestRef};
 use crate::services::{Authorizer, PluginServices, ProgressSink};
 use crate::state::{IntegrationRecord, StateError, StateStore};
 
@@ -122,9 +122,9 @@ impl Runner {
     async fn eligibility_of(
         &self,
         integration: &LoadedPlugin,
-        sequence: &SequenceDescriptor,
+        sequence: &Arc<SequenceDescriptor>,
     ) -> Result<Eligibility, PluginError> {
-        let services = || self.services(integration, Some(&sequence.id)).to_ffi();
+        let services = || self.services(integration, Some(&sequence.id));
         self.asked
             .ask_eligibility(integration, services, sequence)
             .await
@@ -133,7 +133,7 @@ impl Runner {
     /// Asks every loaded integration (enabled or not) whether it accepts `sequence`.
     pub async fn eligibility(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: &Arc<SequenceDescriptor>,
     ) -> Vec<(String, Result<Eligibility, PluginError>)> {
         let mut answers = Vec::new();
         for info in self.registry.infos().iter().filter(|i| i.loaded) {
@@ -244,14 +244,13 @@ impl Runner {
     /// integration's record as soon as it reports.
     pub async fn run_sequence(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: &Arc<SequenceDescriptor>,
         mode: RunMode,
         dry_run: bool,
         options: &RunOptions,
     ) -> Result<Vec<IntegrationRun>, StateError> {
         // Becomes the stored sequence an integration recognises these photos as (`RunOutcome::same_as`).
-        let mut sequence = std::borrow::Cow::Borrowed(sequence);
-        let mut shared: Option<Arc<SequenceDescriptor>> = None;
+        let mut sequence = sequence.clone();
         let mut merged = false;
         let mut records = self.records_of(&sequence.id)?;
         let mut exported: BTreeMap<String, Exports> = BTreeMap::new();
@@ -343,17 +342,15 @@ impl Runner {
             let integration_options = options.for_integration(&integration.manifest);
             let request = RunRequestRef {
                 mode,
-                sequence: &sequence,
                 dry_run,
                 upstream: &upstream,
                 previous: &previous,
                 options: &integration_options,
             };
-            let request = to_json(&request, &sequence);
             if mode == RunMode::Recheck {
                 // A re-check never writes progress into the record, and an error leaves it as it was.
-                let services = self.services(integration, Some(&sequence.id)).to_ffi();
-                let result = integration.run(services, request).await;
+                let services = self.services(integration, Some(&sequence.id));
+                let result = integration.run(services, &sequence, request).await;
                 let record = records.remove(&id).unwrap_or_default();
                 let result =
                     self.recheck_result(&sequence, integration, record, result, &mut run)?;
@@ -369,15 +366,13 @@ impl Runner {
                 continue;
             }
             // Nothing is sent unless the record of the run can be written first.
-            // The checkpoint shares one copy of the descriptor with the next integrations' checkpoints.
-            let copy = shared.get_or_insert_with(|| Arc::new(sequence.clone().into_owned()));
-            let checkpoint = self.checkpoint(copy.clone(), &id, records.get(&id))?;
+            // The checkpoint shares the run's one copy of the descriptor.
+            let checkpoint = self.checkpoint(sequence.clone(), &id, records.get(&id))?;
             let services = self
                 .services(integration, Some(&sequence.id))
                 .with_stop_flag(checkpoint.stop_flag())
-                .with_progress(checkpoint.sink(self.progress.clone()))
-                .to_ffi();
-            let result = integration.run(services, request).await;
+                .with_progress(checkpoint.sink(self.progress.clone()));
+            let result = integration.run(services, &sequence, request).await;
             let mut record = records.remove(&id).unwrap_or_default();
             if result.is_err() {
                 // Interrupted or failed mid-run: keep what the run recorded it had done.
@@ -386,8 +381,7 @@ impl Runner {
             match result {
                 Ok(mut outcome) => {
                     if let Some(into) = self.same_as(&sequence, mode, dry_run, &mut outcome)? {
-                        sequence.to_mut().id = into;
-                        shared = None;
+                        Arc::make_mut(&mut sequence).id = into;
                         records = self.records_of(&sequence.id)?;
                         record = records.remove(&id).unwrap_or_default();
                         // Those after it run all the same for what it exports anew (an added sequence).
@@ -501,7 +495,7 @@ impl Runner {
     /// `mtp sequence inspect` shows the same plan.
     pub async fn preflight(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: &Arc<SequenceDescriptor>,
         dry_run: bool,
         options: &serde_json::Map<String, serde_json::Value>,
     ) -> Vec<PlanEntry> {

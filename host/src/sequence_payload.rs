@@ -10,15 +10,17 @@
 //! `mtp serve` keeps one runner for many requests, and a folder read again may have changed.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use plugin_api::protocol::{Eligibility, Method, RunMode, RunOutcome};
+use plugin_api::manifest::ApiVersion;
+use plugin_api::protocol::{Eligibility, Method, PagedSequence, RunMode, RunOutcome};
 use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::PluginError;
 use serde::Serialize;
 
 use crate::content_hash::fingerprint;
 use crate::registry::LoadedPlugin;
+use crate::services::PluginServices;
 
 /// The eligibility answers for the last descriptor the runner was asked about.
 #[derive(Default)]
@@ -77,15 +79,20 @@ impl AskedOnce {
     pub(crate) async fn ask_eligibility(
         &self,
         integration: &LoadedPlugin,
-        services: impl FnOnce() -> plugin_api::ffi::HostServicesBox,
-        sequence: &SequenceDescriptor,
+        services: impl FnOnce() -> PluginServices,
+        sequence: &Arc<SequenceDescriptor>,
     ) -> Result<Eligibility, PluginError> {
         if let Some(answer) = self.answer(integration.id(), sequence) {
             return answer;
         }
-        let json = to_json(sequence, sequence)?;
+        let (payload, services) = match SequenceArg::for_plugin(integration, sequence) {
+            SequenceArg::Paged(paged) => {
+                (to_json(&paged, 0), services().with_images(sequence.clone()))
+            }
+            SequenceArg::Whole(whole) => (to_json(whole, whole.images.len()), services()),
+        };
         let answer = integration
-            .call_parsed(services(), Method::Eligibility, json)
+            .call_parsed(services.to_ffi(), Method::Eligibility, payload?)
             .await;
         release_freed_memory();
         self.remember(integration.id(), sequence, &answer);
@@ -108,41 +115,92 @@ pub(crate) fn release_freed_memory() {
 }
 
 impl LoadedPlugin {
-    /// Runs the integration with `request` (made by [`to_json`] from a [`RunRequestRef`]).
+    /// Runs the integration with `request` about `sequence`, on `services`.
     pub(crate) async fn run(
         &self,
-        services: plugin_api::ffi::HostServicesBox,
-        request: Result<String, PluginError>,
+        services: PluginServices,
+        sequence: &Arc<SequenceDescriptor>,
+        request: RunRequestRef<'_>,
     ) -> Result<RunOutcome, PluginError> {
-        let outcome = self.call_parsed(services, Method::Run, request?).await;
+        let arg = SequenceArg::for_plugin(self, sequence);
+        let services = match arg {
+            SequenceArg::Paged(_) => services.with_images(sequence.clone()),
+            SequenceArg::Whole(_) => services,
+        };
+        let reserve = match &arg {
+            SequenceArg::Paged(_) => 0,
+            SequenceArg::Whole(whole) => whole.images.len(),
+        };
+        let request = to_json(
+            &RunRequestBody {
+                head: request,
+                sequence: arg,
+            },
+            reserve,
+        )?;
+        let outcome = self
+            .call_parsed(services.to_ffi(), Method::Run, request)
+            .await;
         release_freed_memory();
         outcome
     }
+
+    /// Whether it reads a sequence's images by range (plugin API 1.4 and later) rather than in one
+    /// document.
+    pub(crate) fn reads_images_by_range(&self) -> bool {
+        ApiVersion::parse(&self.manifest.api_version).is_some_and(|v| (v.major, v.minor) >= (1, 4))
+    }
 }
 
-/// A [`plugin_api::protocol::RunRequest`] that borrows its parts (the same fields, so plugins of any
-/// version read it): the descriptor is serialised from where it is, not cloned first.
+/// The sequence as a plugin receives it: the whole descriptor for a plugin of an older protocol, its
+/// header with the images lent by range ([`plugin_api::protocol::IMAGES_SERVICE`]) for one of 1.4 and
+/// later, so that neither side holds the images as one document.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum SequenceArg<'a> {
+    Whole(&'a SequenceDescriptor),
+    Paged(PagedSequence),
+}
+
+impl<'a> SequenceArg<'a> {
+    fn for_plugin(integration: &LoadedPlugin, sequence: &'a SequenceDescriptor) -> SequenceArg<'a> {
+        if integration.reads_images_by_range() {
+            SequenceArg::Paged(PagedSequence {
+                header: sequence.header(),
+                image_count: sequence.images.len() as u64,
+            })
+        } else {
+            SequenceArg::Whole(sequence)
+        }
+    }
+}
+
+/// A [`plugin_api::protocol::RunRequest`]'s fields but the sequence, borrowed (plugins of any version
+/// read the request they make up).
 #[derive(Serialize)]
 pub(crate) struct RunRequestRef<'a> {
     pub mode: RunMode,
-    pub sequence: &'a SequenceDescriptor,
     pub dry_run: bool,
     pub upstream: &'a BTreeMap<String, plugin_api::protocol::Exports>,
     pub previous: &'a Option<RunOutcome>,
     pub options: &'a serde_json::Map<String, serde_json::Value>,
 }
 
-/// `value` as JSON, written into one buffer reserved for `sequence`'s size up front. The plugin takes
+#[derive(Serialize)]
+struct RunRequestBody<'a> {
+    #[serde(flatten)]
+    head: RunRequestRef<'a>,
+    sequence: SequenceArg<'a>,
+}
+
+/// `value` as JSON, written into one buffer reserved up front for `images` images. The plugin takes
 /// the text by value, so it is made afresh for each call rather than kept and copied: one copy alive at a
 /// time. A `String` grown by doubling would hold the old and the new buffer at once at each step; the
 /// reservation is generous instead, and costs nothing resident beyond the bytes written (large
 /// allocations are mapped lazily).
-pub(crate) fn to_json<T: Serialize>(
-    value: &T,
-    sequence: &SequenceDescriptor,
-) -> Result<String, PluginError> {
+fn to_json<T: Serialize>(value: &T, images: usize) -> Result<String, PluginError> {
     const PER_IMAGE: usize = 1024;
-    let mut buffer = Vec::with_capacity(64 * 1024 + sequence.images.len() * PER_IMAGE);
+    let mut buffer = Vec::with_capacity(64 * 1024 + images * PER_IMAGE);
     serde_json::to_writer(&mut buffer, value)
         .map_err(|err| PluginError::other(format!("cannot encode the request: {err}")))?;
     // serde_json writes UTF-8 only.
@@ -212,13 +270,16 @@ mod tests {
         let previous = None;
         let head = RunRequestRef {
             mode: RunMode::Upload,
-            sequence: &seq,
             dry_run: true,
             upstream: &upstream,
             previous: &previous,
             options: &options,
         };
-        let request: RunRequest = serde_json::from_str(&to_json(&head, &seq).unwrap()).unwrap();
+        let body = RunRequestBody {
+            head,
+            sequence: SequenceArg::Whole(&seq),
+        };
+        let request: RunRequest = serde_json::from_str(&to_json(&body, 2).unwrap()).unwrap();
         assert_eq!(request.sequence, seq);
         assert!(request.dry_run);
         assert_eq!(request.options, options);

@@ -9,9 +9,10 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use plugin_api::ffi::{HostServices, HostServicesBox, HostServices_TO};
 use plugin_api::protocol::{
-    AuthorizePrompt, LogLevel, ProgressEvent, StateWrite, STATE_BATCH_SERVICE,
-    UNKNOWN_SERVICE_ERROR,
+    AuthorizePrompt, ImageRange, LogLevel, ProgressEvent, StateWrite, IMAGES_SERVICE,
+    MAX_IMAGE_RANGE, STATE_BATCH_SERVICE, UNKNOWN_SERVICE_ERROR,
 };
+use plugin_api::sequence::SequenceDescriptor;
 
 use crate::state::StateStore;
 
@@ -42,6 +43,8 @@ pub struct PluginServices {
     cancelled: Arc<AtomicBool>,
     /// A second reason to stop at the next safe point (the run's record can no longer be written).
     stop: Option<Arc<AtomicBool>>,
+    /// The sequence whose images the call reads by range ([`IMAGES_SERVICE`]).
+    images: Option<Arc<SequenceDescriptor>>,
 }
 
 impl PluginServices {
@@ -56,6 +59,7 @@ impl PluginServices {
             authorizer: None,
             cancelled: Arc::new(AtomicBool::new(false)),
             stop: None,
+            images: None,
         }
     }
 
@@ -68,6 +72,12 @@ impl PluginServices {
     /// Attributes this call's progress events to `sequence_id`.
     pub fn for_sequence(mut self, sequence_id: &str) -> PluginServices {
         self.sequence_id = Some(Arc::from(sequence_id));
+        self
+    }
+
+    /// Lends `sequence`'s images to the call, a range at a time.
+    pub fn with_images(mut self, sequence: Arc<SequenceDescriptor>) -> PluginServices {
+        self.images = Some(sequence);
         self
     }
 
@@ -212,16 +222,14 @@ impl HostServices for PluginServices {
     }
 
     fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
-        if method.as_str() != STATE_BATCH_SERVICE {
-            return RResult::RErr(format!("{UNKNOWN_SERVICE_ERROR} {method}").into());
+        match method.as_str() {
+            STATE_BATCH_SERVICE => self.write_batch(payload),
+            IMAGES_SERVICE => lend_images(self.images.as_deref(), payload.as_str())
+                .map(RString::from)
+                .map_err(RString::from)
+                .into(),
+            _ => RResult::RErr(format!("{UNKNOWN_SERVICE_ERROR} {method}").into()),
         }
-        wrap(self.store().and_then(|s| {
-            let writes: Vec<StateWrite> = serde_json::from_str(payload.as_str())
-                .map_err(|e| RString::from(format!("malformed state writes: {e}")))?;
-            s.write_all(&self.plugin_id, &writes)
-                .map(|()| RString::new())
-                .map_err(|e| e.to_string().into())
-        }))
     }
 
     fn authorize(&self, prompt: RStr<'_>) -> RResult<RString, RString> {
@@ -238,5 +246,96 @@ impl HostServices for PluginServices {
             .map(RString::from)
             .map_err(RString::from)
             .into()
+    }
+}
+
+impl PluginServices {
+    fn write_batch(&self, payload: RStr<'_>) -> RResult<RString, RString> {
+        wrap(self.store().and_then(|s| {
+            let writes: Vec<StateWrite> = serde_json::from_str(payload.as_str())
+                .map_err(|e| RString::from(format!("malformed state writes: {e}")))?;
+            s.write_all(&self.plugin_id, &writes)
+                .map(|()| RString::new())
+                .map_err(|e| e.to_string().into())
+        }))
+    }
+}
+
+/// The images `payload` (an [`ImageRange`]) names, as JSON; an error when the call has no sequence
+/// or the payload is malformed.
+fn lend_images(sequence: Option<&SequenceDescriptor>, payload: &str) -> Result<String, String> {
+    let sequence = sequence.ok_or("this call lends no sequence's images")?;
+    let range: ImageRange =
+        serde_json::from_str(payload).map_err(|e| format!("malformed image range: {e}"))?;
+    let len = sequence.images.len() as u64;
+    let from = range.from.min(len);
+    let end = from
+        .saturating_add(range.count.min(MAX_IMAGE_RANGE))
+        .min(len);
+    serde_json::to_string(&sequence.images[from as usize..end as usize])
+        .map_err(|e| format!("cannot encode images: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::sequence::{ImageInfo, Projection};
+
+    fn sequence(images: usize) -> SequenceDescriptor {
+        let mut sequence = SequenceDescriptor {
+            schema: 1,
+            id: "s".into(),
+            root: "/r".into(),
+            name: "walk".into(),
+            description: String::new(),
+            transport: None,
+            tags: Vec::new(),
+            source: Default::default(),
+            images: Vec::new(),
+        };
+        sequence.images = (0..images)
+            .map(|i| ImageInfo {
+                path: format!("/r/{i}.jpg"),
+                file_name: format!("{i}.jpg"),
+                size_bytes: 10,
+                latitude: 1.0,
+                longitude: 2.0,
+                altitude: None,
+                captured_at_ms: i as i64,
+                heading: None,
+                projection: Projection::Flat,
+                width: None,
+                height: None,
+                photo_uuid: None,
+                sources: None,
+            })
+            .collect();
+        sequence
+    }
+
+    fn lent(sequence: &SequenceDescriptor, from: u64, count: u64) -> Vec<ImageInfo> {
+        let payload = serde_json::to_string(&ImageRange { from, count }).unwrap();
+        serde_json::from_str(&lend_images(Some(sequence), &payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn images_are_lent_by_range_and_capped() {
+        let seq = sequence(25_000);
+        assert_eq!(lent(&seq, 10, 3), seq.images[10..13].to_vec());
+        // Past the end: what there is, then nothing.
+        assert_eq!(lent(&seq, 24_998, 10).len(), 2);
+        assert!(lent(&seq, 30_000, 10).is_empty());
+        // A larger range than the host answers at once gets the cap.
+        assert_eq!(lent(&seq, 0, 20_000).len() as u64, MAX_IMAGE_RANGE);
+    }
+
+    #[test]
+    fn a_call_without_a_sequence_or_with_a_bad_range_is_refused() {
+        assert!(lend_images(None, r#"{"from":0,"count":1}"#)
+            .unwrap_err()
+            .contains("lends no sequence"));
+        assert!(lend_images(Some(&sequence(1)), "{}")
+            .unwrap_err()
+            .contains("malformed image range"));
     }
 }

@@ -5,6 +5,7 @@
 
 use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mtp_sequence::{read_sequence, Overrides};
 use plugin_api::protocol::RunMode;
@@ -75,8 +76,9 @@ pub fn check_bwlimit(text: &str) -> Result<(), String> {
 /// A sequence that was read, validated and planned, ready to be locked and run.
 #[derive(Debug, Clone)]
 pub struct PreparedSequence {
-    /// The sequence as the integrations receive it.
-    pub descriptor: SequenceDescriptor,
+    /// The sequence as the integrations receive it (shared with the run's checkpoints and the
+    /// integrations that read its images by range).
+    pub descriptor: Arc<SequenceDescriptor>,
     /// One line per image left out by `skip_invalid`, naming it and its problems.
     pub skipped: Vec<String>,
     /// What the chain will do with each enabled integration.
@@ -141,6 +143,7 @@ impl Upload {
             skipped.extend(note);
         }
         let options = self.options.clone().with_shared("prior_uploads", prior);
+        let descriptor = Arc::new(descriptor);
         let plan = runner
             .preflight(&descriptor, self.request.dry_run, options.shared())
             .await;

@@ -445,6 +445,47 @@ pub struct AuthorizePrompt {
 /// its answer is empty. Since plugin API 1.3.
 pub const STATE_BATCH_SERVICE: &str = "state_batch";
 
+/// The [`crate::ffi::HostServices::extension`] method that reads a range of the sequence's images, for a
+/// call whose sequence came without them ([`PagedSequence`]); its payload is an [`ImageRange`] and its
+/// answer a JSON array of [`crate::sequence::ImageInfo`]. Since plugin API 1.4: a host sends a
+/// 1.4 plugin the sequence's header and lends it the images page by page, so neither side holds the
+/// whole list as one document (100,000 images are 35 MB of JSON); a plugin of an older protocol gets
+/// the whole document as before.
+pub const IMAGES_SERVICE: &str = "sequence_images";
+
+/// The largest range a host answers in one [`IMAGES_SERVICE`] call; larger requests get this many.
+pub const MAX_IMAGE_RANGE: u64 = 10_000;
+
+/// Which images to read: `count` of them from index `from` (in capture order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRange {
+    /// The index of the first image.
+    pub from: u64,
+    /// How many (at most [`MAX_IMAGE_RANGE`]; fewer at the end of the sequence).
+    pub count: u64,
+}
+
+/// A sequence as a host of plugin API 1.4 or later sends it to a plugin of 1.4 or later: the
+/// descriptor's fields with `images` left empty, and how many images the host lends through
+/// [`IMAGES_SERVICE`]. The SDK reads it (`sdk::images`); an older plugin never receives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PagedSequence {
+    /// The descriptor without its images.
+    #[serde(flatten)]
+    pub header: crate::sequence::SequenceDescriptor,
+    /// How many images the host lends.
+    pub image_count: u64,
+}
+
+/// Where [`PagedSequence::image_count`] sits in a request (the eligibility request's top level, a run
+/// request's `sequence`), read apart from the descriptor so an old descriptor type needs no new field.
+#[derive(Debug, Default, Deserialize)]
+pub struct ImageCount {
+    /// Present only in a paged sequence.
+    #[serde(default)]
+    pub image_count: Option<u64>,
+}
+
 /// The beginning of the error a host gives for an extension service it does not provide (the default
 /// body of [`crate::ffi::HostServices::extension`]); the SDK then falls back to one call per write.
 pub const UNKNOWN_SERVICE_ERROR: &str = "this host does not provide the service";

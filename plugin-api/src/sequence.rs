@@ -306,6 +306,22 @@ pub struct SequenceDescriptor {
 }
 
 impl SequenceDescriptor {
+    /// This descriptor without its images (what a paged request carries; see
+    /// [`crate::protocol::PagedSequence`]). Written field by field so that a new field cannot be missed.
+    pub fn header(&self) -> SequenceDescriptor {
+        SequenceDescriptor {
+            schema: self.schema,
+            id: self.id.clone(),
+            root: self.root.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            transport: self.transport.clone(),
+            tags: self.tags.clone(),
+            source: self.source,
+            images: Vec::new(),
+        }
+    }
+
     /// Capture time of the earliest image (Unix ms, UTC).
     pub fn first_capture_ms(&self) -> Option<i64> {
         self.images.iter().map(|i| i.captured_at_ms).min()

@@ -558,10 +558,18 @@ impl ScannedSequence {
             transport: self.transport.clone(),
             tags: self.tags.clone(),
             source: self.source,
-            images: with_spread_times(kept.iter().filter_map(|i| i.to_image_info()).collect()),
+            images: with_spread_times(descriptor_images(&kept)),
         };
         Ok((descriptor, skipped))
     }
+}
+
+/// The images of the descriptor, in a list made to measure (one made by doubling holds up to twice
+/// the room, 38 MB instead of 29 MB at 100,000 images).
+fn descriptor_images(kept: &[&ScannedImage]) -> Vec<ImageInfo> {
+    let mut images = Vec::with_capacity(kept.len());
+    images.extend(kept.iter().filter_map(|i| i.to_image_info()));
+    images
 }
 
 /// Spreads equal capture times (see [`crate::validate::spread_equal_times`]); `images` are in capture order.

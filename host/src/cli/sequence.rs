@@ -59,14 +59,32 @@ pub(crate) async fn eligibility_of(
     runner: &Runner,
     scanned: &ScannedSequence,
 ) -> Vec<EligibilityLine> {
+    match asked_about(runner, scanned) {
+        Ok((descriptor, options)) => eligibility_lines(runner, &descriptor, &options).await,
+        Err(lines) => lines,
+    }
+}
+
+/// The descriptor the integrations are asked about, and the run options of the question.
+type Question = (
+    std::sync::Arc<plugin_api::sequence::SequenceDescriptor>,
+    serde_json::Map<String, serde_json::Value>,
+);
+
+/// What the integrations are asked about `scanned`: its descriptor and the run options of the
+/// question; the lines to show instead when it cannot be made.
+fn asked_about(
+    runner: &Runner,
+    scanned: &ScannedSequence,
+) -> std::result::Result<Question, Vec<EligibilityLine>> {
     let mut options = serde_json::Map::new();
     options.insert(
         "prior_uploads".into(),
         serde_json::to_value(scanned.prior_uploads()).unwrap_or_default(),
     );
-    let descriptor = match scanned.to_descriptor(true) {
-        Ok((descriptor, _)) => descriptor,
-        Err(err) => return runner
+    match scanned.to_descriptor(true) {
+        Ok((descriptor, _)) => Ok((std::sync::Arc::new(descriptor), options)),
+        Err(err) => Err(runner
             .registry
             .infos()
             .iter()
@@ -78,9 +96,17 @@ pub(crate) async fn eligibility_of(
                     format!("not eligible: {err}"),
                 )
             })
-            .collect(),
-    };
-    let plan = runner.preflight(&descriptor, false, &options).await;
+            .collect()),
+    }
+}
+
+/// [`eligibility_of`] once the descriptor is made.
+async fn eligibility_lines(
+    runner: &Runner,
+    descriptor: &std::sync::Arc<plugin_api::sequence::SequenceDescriptor>,
+    options: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<EligibilityLine> {
+    let plan = runner.preflight(descriptor, false, options).await;
     let mut lines: Vec<EligibilityLine> = plan
         .iter()
         .map(|e| {
@@ -93,7 +119,7 @@ pub(crate) async fn eligibility_of(
             )
         })
         .collect();
-    for (id, answer) in runner.eligibility(&descriptor).await {
+    for (id, answer) in runner.eligibility(descriptor).await {
         if plan.iter().any(|e| e.integration == id) {
             continue;
         }
@@ -117,10 +143,10 @@ pub(crate) async fn eligibility_of(
 
 /// The document of `mtp sequence inspect --json` (also `POST /api/inspect` of `mtp serve`).
 pub(crate) fn inspect_json(
-    scanned: &ScannedSequence,
+    summary: &mtp_sequence::Summary,
     eligibility: &[EligibilityLine],
 ) -> Result<serde_json::Value> {
-    let mut value = serde_json::to_value(scanned.summary()).context("cannot encode the summary")?;
+    let mut value = serde_json::to_value(summary).context("cannot encode the summary")?;
     value["integrations"] = eligibility
         .iter()
         .map(|(_, json, _)| json.clone())
@@ -146,17 +172,26 @@ pub(crate) fn inspect(
     }
     for (k, dir) in dirs.iter().enumerate() {
         let scanned = scan(dir, overrides)?;
-        let lines = session
-            .runtime
-            .block_on(eligibility_of(&session.runner, &scanned));
+        let summary = scanned.summary();
+        // The scanned images go before the integrations are asked: only the descriptor stays.
+        let asked = asked_about(&session.runner, &scanned);
+        drop(scanned);
+        let lines = match asked {
+            Ok((descriptor, options)) => {
+                session
+                    .runtime
+                    .block_on(eligibility_lines(&session.runner, &descriptor, &options))
+            }
+            Err(lines) => lines,
+        };
         if global.json {
-            documents.push(inspect_json(&scanned, &lines)?);
+            documents.push(inspect_json(&summary, &lines)?);
             continue;
         }
         if tree.is_some() {
             println!("{}== {} ==", if k > 0 { "\n" } else { "" }, dir.display());
         }
-        print!("{}", scanned.summary().render_text());
+        print!("{}", summary.render_text());
         println!("integrations:");
         if lines.is_empty() {
             println!("  (no integration plugins loaded)");

@@ -31,6 +31,11 @@ impl Context {
         Context { host }
     }
 
+    /// The host's services, for the SDK's own modules.
+    pub(crate) fn host(&self) -> &HostServicesBox {
+        &self.host
+    }
+
     /// The value of an `.env` key this integration declared in its manifest; `None` when missing or empty.
     ///
     /// Keys the manifest did not declare are never visible, whatever the environment holds.

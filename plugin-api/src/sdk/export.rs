@@ -8,11 +8,11 @@ use abi_stable::std_types::{RResult, RString};
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 
-use super::{plugin_runtime, Context, Integration};
+use super::{plugin_runtime, Context, Images, Integration};
 use crate::error::{panic_message, ErrorKind, PluginError};
 use crate::ffi::{HostServicesBox, PluginModule, PluginModuleRef};
 use crate::manifest::PLUGIN_API_VERSION;
-use crate::protocol::{AuthRequest, Method, RunRequest};
+use crate::protocol::{AuthRequest, ImageCount, Method, RunRequest};
 use crate::sequence::SequenceDescriptor;
 
 type Constructor = fn() -> Box<dyn Integration>;
@@ -140,6 +140,26 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PluginError> {
         .map_err(|err| PluginError::other(format!("cannot encode the answer: {err}")))
 }
 
+/// A run request's `sequence`, read for its image count alone.
+#[derive(serde::Deserialize)]
+struct LentRun {
+    #[serde(default)]
+    sequence: ImageCount,
+}
+
+/// The images of `sequence`: lent by the host when the request says how many (plugin API 1.4), else
+/// the ones it carries.
+fn images_of<'a>(
+    ctx: &'a Context,
+    sequence: &'a SequenceDescriptor,
+    lent: ImageCount,
+) -> Images<'a> {
+    match lent.image_count {
+        Some(count) if sequence.images.is_empty() => Images::lent(ctx, count),
+        _ => Images::whole(&sequence.images),
+    }
+}
+
 /// Runs one method of `integration`; shared by the FFI entry point and the in-process test host.
 pub async fn dispatch(
     integration: Arc<dyn Integration>,
@@ -150,7 +170,9 @@ pub async fn dispatch(
     match Method::parse(&method) {
         Some(Method::Eligibility) => {
             let sequence: SequenceDescriptor = serde_json::from_str(&payload)?;
-            to_json(&integration.eligibility(&sequence))
+            let lent: ImageCount = serde_json::from_str(&payload)?;
+            let images = images_of(&ctx, &sequence, lent);
+            to_json(&integration.eligibility_paged(&sequence, &images)?)
         }
         Some(Method::Authorize) => {
             let request: AuthRequest = serde_json::from_str(&payload)?;
@@ -158,7 +180,12 @@ pub async fn dispatch(
         }
         Some(Method::AuthStatus) => to_json(&integration.auth_status(&ctx).await?),
         Some(Method::Run) => {
-            let request: RunRequest = serde_json::from_str(&payload)?;
+            let mut request: RunRequest = serde_json::from_str(&payload)?;
+            let lent: LentRun = serde_json::from_str(&payload)?;
+            if lent.sequence.image_count.is_some() && request.sequence.images.is_empty() {
+                let images = images_of(&ctx, &request.sequence, lent.sequence).collect()?;
+                request.sequence.images = images;
+            }
             to_json(&integration.run(&ctx, request).await?)
         }
         None => Err(PluginError::unsupported(format!(

@@ -37,14 +37,17 @@
 mod context;
 #[doc(hidden)]
 pub mod export;
+pub mod images;
 pub mod rate_limit;
 pub mod redirect;
+pub mod refusals;
 pub mod retry;
 mod runtime;
 pub mod settings;
 pub mod testing;
 
 pub use context::{Context, State};
+pub use images::Images;
 pub use runtime::plugin_runtime;
 
 use crate::error::PluginError;
@@ -65,6 +68,23 @@ pub trait Integration: Send + Sync + 'static {
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
         let _ = sequence;
         Eligibility::eligible()
+    }
+
+    /// [`Integration::eligibility`] reading the images a page at a time ([`Images`]): what the host asks.
+    /// `sequence` carries no images of its own when the host lends them. Override it so that a long
+    /// sequence costs one page of memory; the default reads every image into one list and asks
+    /// [`Integration::eligibility`].
+    fn eligibility_paged(
+        &self,
+        sequence: &SequenceDescriptor,
+        images: &Images<'_>,
+    ) -> Result<Eligibility, PluginError> {
+        if sequence.images.len() as u64 == images.len() {
+            return Ok(self.eligibility(sequence));
+        }
+        let mut whole = sequence.header();
+        whole.images = images.collect()?;
+        Ok(self.eligibility(&whole))
     }
 
     /// Authorises the user (`mtp auth <id>`). Default: the integration needs no authorisation.

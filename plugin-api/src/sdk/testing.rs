@@ -18,7 +18,10 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 
 use super::Context;
 use crate::ffi::{HostServices, HostServicesBox, HostServices_TO};
-use crate::protocol::{LogLevel, ProgressEvent, StateWrite, STATE_BATCH_SERVICE};
+use crate::protocol::{
+    ImageRange, LogLevel, ProgressEvent, StateWrite, IMAGES_SERVICE, MAX_IMAGE_RANGE,
+    STATE_BATCH_SERVICE,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -32,6 +35,9 @@ struct Inner {
     without_batches: bool,
     /// Batches committed whole.
     batches: usize,
+    /// The images lent by range ([`crate::protocol::IMAGES_SERVICE`]), and how many ranges were read.
+    lent: Vec<crate::sequence::ImageInfo>,
+    ranges_read: usize,
 }
 
 /// A fake host keeping everything in memory; clones share the same data.
@@ -67,6 +73,17 @@ impl TestHost {
     pub fn without_batches(self) -> TestHost {
         self.with(|i| i.without_batches = true);
         self
+    }
+
+    /// Lends `images` by range, as a host of plugin API 1.4 does for a call's sequence.
+    pub fn lending(self, images: Vec<crate::sequence::ImageInfo>) -> TestHost {
+        self.with(|i| i.lent = images);
+        self
+    }
+
+    /// How many ranges of lent images were read.
+    pub fn ranges_read(&self) -> usize {
+        self.with(|i| i.ranges_read)
     }
 
     /// How many batches of state writes ([`crate::sdk::State::write_all`]) were committed whole.
@@ -205,6 +222,13 @@ impl HostServices for TestHost {
     }
 
     fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
+        if method.as_str() == IMAGES_SERVICE {
+            return self
+                .lend(payload.as_str())
+                .map(RString::from)
+                .map_err(RString::from)
+                .into();
+        }
         if method.as_str() != STATE_BATCH_SERVICE || self.with(|i| i.without_batches) {
             return RResult::RErr(
                 format!("{} {method}", crate::protocol::UNKNOWN_SERVICE_ERROR).into(),
@@ -228,5 +252,22 @@ impl HostServices for TestHost {
             i.batches += 1;
         });
         RResult::ROk(RString::new())
+    }
+}
+
+impl TestHost {
+    fn lend(&self, payload: &str) -> Result<String, String> {
+        let range: ImageRange =
+            serde_json::from_str(payload).map_err(|e| format!("malformed image range: {e}"))?;
+        self.with(|i| {
+            i.ranges_read += 1;
+            let len = i.lent.len() as u64;
+            let from = range.from.min(len);
+            let end = from
+                .saturating_add(range.count.min(MAX_IMAGE_RANGE))
+                .min(len);
+            serde_json::to_string(&i.lent[from as usize..end as usize])
+                .map_err(|e| format!("cannot encode images: {e}"))
+        })
     }
 }

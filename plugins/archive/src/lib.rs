@@ -167,6 +167,15 @@ fn settings() -> &'static Settings {
 
 #[plugin_api::async_trait]
 impl Integration for Archive {
+    // Any sequence can be copied: no image is read to answer.
+    fn eligibility_paged(
+        &self,
+        _sequence: &SequenceDescriptor,
+        _images: &Images<'_>,
+    ) -> Result<Eligibility, PluginError> {
+        Ok(Eligibility::eligible())
+    }
+
     fn manifest(&self) -> Manifest {
         settings().declare(Manifest {
             id: "archive".into(),

@@ -2,21 +2,39 @@
 //! never reaches up to the crate root.
 
 use plugin_api::prelude::*;
+use plugin_api::sdk::Images;
 use plugin_api::sequence::Projection;
 
 /// Why Mapillary cannot take `sequence`, if it cannot.
 pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
-    if let Some(transport) = &sequence.transport {
-        if transport.is_air() {
-            return Some(format!(
-                "transport type {} is not accepted by Mapillary",
-                transport
-            ));
-        }
+    refusal_given(sequence, &sequence.projections())
+}
+
+/// [`refusal`] for a sequence whose images are read by range.
+pub fn refusal_paged(
+    sequence: &SequenceDescriptor,
+    images: &Images<'_>,
+) -> Result<Option<String>, PluginError> {
+    if let Some(reason) = transport_refusal(sequence) {
+        return Ok(Some(reason));
     }
-    sequence
-        .projections()
-        .into_iter()
+    Ok(refusal_given(sequence, &images.projections()?))
+}
+
+fn transport_refusal(sequence: &SequenceDescriptor) -> Option<String> {
+    let transport = sequence.transport.as_ref()?;
+    transport
+        .is_air()
+        .then(|| format!("transport type {} is not accepted by Mapillary", transport))
+}
+
+/// Why Mapillary cannot take a sequence of `projections`, if it cannot.
+fn refusal_given(sequence: &SequenceDescriptor, projections: &[Projection]) -> Option<String> {
+    if let Some(reason) = transport_refusal(sequence) {
+        return Some(reason);
+    }
+    projections
+        .iter()
         .find(|p| !matches!(p, Projection::Flat | Projection::Equirectangular))
         .map(|p| {
             format!(

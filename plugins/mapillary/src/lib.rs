@@ -105,10 +105,15 @@ impl Integration for Mapillary {
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
-        match eligibility::refusal(sequence) {
-            Some(reason) => Eligibility::not_eligible(reason),
-            None => Eligibility::eligible(),
-        }
+        answer(eligibility::refusal(sequence))
+    }
+
+    fn eligibility_paged(
+        &self,
+        sequence: &SequenceDescriptor,
+        images: &Images<'_>,
+    ) -> Result<Eligibility, PluginError> {
+        Ok(answer(eligibility::refusal_paged(sequence, images)?))
     }
 
     async fn authorize(
@@ -126,6 +131,13 @@ impl Integration for Mapillary {
 
     async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
         Ok(pipeline::Run::new(ctx, &request)?.run().await?)
+    }
+}
+
+fn answer(refusal: Option<String>) -> Eligibility {
+    match refusal {
+        Some(reason) => Eligibility::not_eligible(reason),
+        None => Eligibility::eligible(),
     }
 }
 

@@ -101,6 +101,15 @@ impl Integration for Mtpw {
         Eligibility::eligible_once(fields::needs(sequence))
     }
 
+    /// What MTPW needs is in the sequence's own fields: no image is read.
+    fn eligibility_paged(
+        &self,
+        sequence: &SequenceDescriptor,
+        _images: &Images<'_>,
+    ) -> Result<Eligibility, PluginError> {
+        Ok(self.eligibility(sequence))
+    }
+
     async fn authorize(
         &self,
         ctx: &Context,

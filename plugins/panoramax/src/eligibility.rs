@@ -20,6 +20,7 @@
 //! Projections: flat or 360° equirectangular only.
 
 use plugin_api::prelude::*;
+use plugin_api::sdk::refusals::Refusals;
 use plugin_api::sequence::{
     POSITION_EXIF, POSITION_MAP, POSITION_XMP, TIME_GPANO_CREATE, TIME_GPS_EXIF, TIME_IFD0,
     TIME_MAP_GPS, TIME_ORIGINAL, TIME_XMP_ORIGINAL,
@@ -92,10 +93,10 @@ fn refusal_of(image: &ImageInfo) -> Option<String> {
 /// is).
 pub fn accepted_part(sequence: &SequenceDescriptor) -> (SequenceDescriptor, Option<String>) {
     let mut kept = sequence.clone();
-    let mut refused: Vec<(String, String)> = Vec::new();
+    let mut refused = Refusals::naming(NAMED_FILES);
     kept.images.retain(|image| match refusal_of(image) {
         Some(why) => {
-            refused.push((name_of(image).to_string(), why));
+            refused.add(name_of(image), why);
             false
         }
         None => true,
@@ -107,25 +108,23 @@ pub fn accepted_part(sequence: &SequenceDescriptor) -> (SequenceDescriptor, Opti
 }
 
 /// `Panoramax would refuse 2 of 40 files, left out: a.jpg, b.jpg: no datetime Panoramax reads ...`.
-fn describe(refused: &[(String, String)], total: usize) -> String {
-    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (name, why) in refused {
-        match by_reason.iter_mut().find(|(w, _)| *w == why.as_str()) {
-            Some((_, names)) => names.push(name),
-            None => by_reason.push((why, vec![name])),
-        }
-    }
-    let parts: Vec<String> = by_reason
+fn describe(refused: &Refusals, total: usize) -> String {
+    let parts: Vec<String> = refused
+        .groups()
         .iter()
-        .map(|(why, names)| {
-            let shown = names[..names.len().min(NAMED_FILES)].join(", ");
-            let more = names.len().saturating_sub(NAMED_FILES);
+        .map(|group| {
+            let more = group.unnamed();
             let more = if more > 0 {
                 format!(" and {more} more")
             } else {
                 String::new()
             };
-            format!("{} ({shown}{more}): {why}", names.len())
+            format!(
+                "{} ({}{more}): {}",
+                group.count,
+                group.names.join(", "),
+                group.reason
+            )
         })
         .collect();
     format!(
@@ -139,9 +138,30 @@ fn describe(refused: &[(String, String)], total: usize) -> String {
 /// Why Panoramax would refuse `sequence` as a whole, if it would: a projection it does not take, or no
 /// file it would take.
 pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
-    if let Some(p) = sequence
-        .projections()
-        .into_iter()
+    // Counted without copying the sequence (`accepted_part` does, for the run): eligibility is asked of
+    // every plugin on every inspect and upload, and a copy of 100,000 images is tens of MB.
+    let mut refused = Refusals::naming(NAMED_FILES);
+    sequence
+        .images
+        .iter()
+        .for_each(|image| count(&mut refused, image));
+    refusal_given(&sequence.projections(), &refused, sequence.images.len())
+}
+
+/// [`refusal`] for a sequence whose images are read a page at a time.
+pub fn refusal_paged(images: &Images<'_>) -> Result<Option<String>, PluginError> {
+    let mut refused = Refusals::naming(NAMED_FILES);
+    images.for_each(|image| count(&mut refused, image))?;
+    Ok(refusal_given(
+        &images.projections()?,
+        &refused,
+        images.len() as usize,
+    ))
+}
+
+fn refusal_given(projections: &[Projection], refused: &Refusals, total: usize) -> Option<String> {
+    if let Some(p) = projections
+        .iter()
         .find(|p| !matches!(p, Projection::Flat | Projection::Equirectangular))
     {
         return Some(format!(
@@ -149,20 +169,14 @@ pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
             p.as_str()
         ));
     }
-    // Counted without copying the sequence (`accepted_part` does, for the run): eligibility is asked of
-    // every plugin on every inspect and upload, and a copy of 100,000 images is tens of MB.
-    let refused = refused_files(sequence);
-    let total = sequence.images.len();
-    (total > 0 && refused.len() == total).then(|| describe(&refused, total))
+    (total > 0 && refused.len() == total).then(|| describe(refused, total))
 }
 
-/// Each file Panoramax would refuse, by name, and why.
-fn refused_files(sequence: &SequenceDescriptor) -> Vec<(String, String)> {
-    sequence
-        .images
-        .iter()
-        .filter_map(|image| Some((name_of(image).to_string(), refusal_of(image)?)))
-        .collect()
+/// Counts `image` among the refused files if Panoramax would refuse it.
+fn count(refused: &mut Refusals, image: &ImageInfo) {
+    if let Some(why) = refusal_of(image) {
+        refused.add(name_of(image), why);
+    }
 }
 
 #[cfg(test)]

@@ -59,14 +59,15 @@ impl Integration for Panoramax {
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
-        match eligibility::refusal(sequence) {
-            Some(reason) => Eligibility::not_eligible(reason),
-            None => Eligibility::eligible().with_note(
-                "one collection, every picture kept: mtp asks the instance not to split or \
-                 deduplicate (--option panoramax.split=instance and panoramax.dedup=instance apply \
-                 its defaults; `mtp upload --dry-run` shows them)",
-            ),
-        }
+        answer(eligibility::refusal(sequence))
+    }
+
+    fn eligibility_paged(
+        &self,
+        _sequence: &SequenceDescriptor,
+        images: &Images<'_>,
+    ) -> Result<Eligibility, PluginError> {
+        Ok(answer(eligibility::refusal_paged(images)?))
     }
 
     async fn authorize(
@@ -88,3 +89,15 @@ impl Integration for Panoramax {
 }
 
 plugin_api::export_plugin!(Panoramax);
+
+/// The eligibility answer for `refusal`.
+fn answer(refusal: Option<String>) -> Eligibility {
+    match refusal {
+        Some(reason) => Eligibility::not_eligible(reason),
+        None => Eligibility::eligible().with_note(
+            "one collection, every picture kept: mtp asks the instance not to split or \
+                 deduplicate (--option panoramax.split=instance and panoramax.dedup=instance apply \
+                 its defaults; `mtp upload --dry-run` shows them)",
+        ),
+    }
+}

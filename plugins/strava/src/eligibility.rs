@@ -5,7 +5,12 @@ use plugin_api::prelude::*;
 
 /// Whether `sequence` can become a Strava activity.
 pub fn eligibility(sequence: &SequenceDescriptor) -> Eligibility {
-    match crate::track::refusal(sequence) {
+    answer(crate::track::refusal(sequence))
+}
+
+/// The eligibility answer for a track's `refusal`.
+pub fn answer(refusal: Option<String>) -> Eligibility {
+    match refusal {
         Some(reason) => Eligibility::not_eligible(format!(
             "the track cannot become a Strava activity: {reason}"
         )),

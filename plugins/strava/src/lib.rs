@@ -59,6 +59,14 @@ impl Integration for Strava {
         eligibility::eligibility(sequence)
     }
 
+    fn eligibility_paged(
+        &self,
+        _sequence: &SequenceDescriptor,
+        images: &Images<'_>,
+    ) -> Result<Eligibility, PluginError> {
+        Ok(eligibility::answer(crate::track::refusal_paged(images)?))
+    }
+
     async fn authorize(
         &self,
         ctx: &Context,

@@ -18,14 +18,64 @@ const GPX_NS: &str = "http://www.topografix.com/GPX/1/1";
 
 /// Why a track cannot be uploaded, if it cannot.
 pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
-    let images = &sequence.images;
-    if images.len() < 2 {
-        return Some(format!(
-            "a Strava activity needs a track of at least 2 points; this sequence has {}",
-            images.len()
-        ));
+    let mut check = TrackCheck::new(sequence.images.len() as u64);
+    if let Some(reason) = check.refused.take() {
+        return Some(reason);
     }
-    for image in images {
+    if let Some(reason) = sequence.images.iter().find_map(|image| check.take(image)) {
+        return Some(reason);
+    }
+    check.finish()
+}
+
+/// [`refusal`] for a sequence whose images are read a page at a time: the same checks, in one pass
+/// that keeps only the image before.
+pub fn refusal_paged(images: &Images<'_>) -> Result<Option<String>, PluginError> {
+    let mut check = TrackCheck::new(images.len());
+    if let Some(reason) = check.refused.take() {
+        return Ok(Some(reason));
+    }
+    let mut found = None;
+    images.for_each_page(plugin_api::sdk::images::PAGE, |_, page| {
+        found = page.iter().find_map(|image| check.take(image));
+        if found.is_some() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })?;
+    Ok(found.or_else(|| check.finish()))
+}
+
+/// One pass over a track's points: each point's own faults at once (the first one found), and at the
+/// end the first pair whose time goes backwards, then a track that takes no time.
+struct TrackCheck {
+    refused: Option<String>,
+    previous: Option<(String, i64)>,
+    backwards: Option<(String, String)>,
+    first_ms: Option<i64>,
+    min_ms: i64,
+    max_ms: i64,
+}
+
+impl TrackCheck {
+    fn new(points: u64) -> TrackCheck {
+        TrackCheck {
+            refused: (points < 2).then(|| {
+                format!(
+                    "a Strava activity needs a track of at least 2 points; this sequence has {points}"
+                )
+            }),
+            previous: None,
+            backwards: None,
+            first_ms: None,
+            min_ms: i64::MAX,
+            max_ms: i64::MIN,
+        }
+    }
+
+    /// Checks one point; the reason when the point itself cannot be written.
+    fn take(&mut self, image: &ImageInfo) -> Option<String> {
         let name = if image.file_name.is_empty() {
             image.path.as_str()
         } else {
@@ -44,25 +94,36 @@ pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
         if chrono::DateTime::from_timestamp_millis(image.captured_at_ms).is_none() {
             return Some(format!("{name}: its capture time is out of range"));
         }
+        let at = image.captured_at_ms;
+        if let Some((before, before_ms)) = &self.previous {
+            if self.backwards.is_none() && at < *before_ms {
+                self.backwards = Some((image.file_name.clone(), before.clone()));
+            }
+        }
+        self.previous = Some((image.file_name.clone(), at));
+        self.first_ms.get_or_insert(at);
+        self.min_ms = self.min_ms.min(at);
+        self.max_ms = self.max_ms.max(at);
+        None
     }
-    if let Some(pair) = images
-        .windows(2)
-        .find(|w| w[1].captured_at_ms < w[0].captured_at_ms)
-    {
-        return Some(format!(
-            "{} was captured before {}, which comes earlier in the sequence: a track's times must \
-             not go backwards",
-            pair[1].file_name, pair[0].file_name
-        ));
+
+    /// The reason found over the whole track, if any.
+    fn finish(self) -> Option<String> {
+        if let Some((later, earlier)) = self.backwards {
+            return Some(format!(
+                "{later} was captured before {earlier}, which comes earlier in the sequence: a track's times must \
+                 not go backwards"
+            ));
+        }
+        if self.first_ms.is_some() && self.max_ms == self.min_ms {
+            return Some(
+                "every image has the same capture time: Strava cannot make an activity of a track \
+                 that takes no time"
+                    .into(),
+            );
+        }
+        None
     }
-    if sequence.duration_ms() == Some(0) {
-        return Some(
-            "every image has the same capture time: Strava cannot make an activity of a track \
-             that takes no time"
-                .into(),
-        );
-    }
-    None
 }
 
 /// The sequence's content identity, sent as `external_id`: the same images (names, times, positions)
@@ -230,6 +291,19 @@ mod tests {
         ]);
         assert!(refusal(&off).unwrap().starts_with("a.jpg: position 91"));
         assert!(gpx(&off).is_err());
+        // Read a page at a time, as the host lends a long sequence, each answer is the same.
+        for track in [&one, &still, &back, &off] {
+            assert_eq!(paged(track), refusal(track));
+        }
+    }
+
+    fn paged(sequence: &SequenceDescriptor) -> Option<String> {
+        let host = plugin_api::sdk::testing::TestHost::new().lending(sequence.images.clone());
+        let ctx = host.context();
+        let images = Images::lent(&ctx, sequence.images.len() as u64);
+        let answer = refusal_paged(&images).unwrap();
+        assert!(sequence.images.len() < 2 || host.ranges_read() > 0);
+        answer
     }
 
     #[test]

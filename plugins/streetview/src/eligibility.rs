@@ -7,6 +7,7 @@
 //! such photo is not eligible (a flat sequence: with the reason); the others are left out with one note.
 
 use plugin_api::prelude::*;
+use plugin_api::sdk::refusals::Refusals;
 
 /// The size limit: 75 MB (taken as 75,000,000 bytes: the stricter reading).
 pub const MAX_BYTES: u64 = 75_000_000;
@@ -60,25 +61,18 @@ pub fn refusal_of(image: &ImageInfo) -> Option<String> {
     None
 }
 
-fn describe(refused: &[(String, String)]) -> String {
-    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (name, why) in refused {
-        match by_reason.iter_mut().find(|(w, _)| *w == why.as_str()) {
-            Some((_, names)) => names.push(name),
-            None => by_reason.push((why, vec![name])),
-        }
-    }
-    by_reason
+fn describe(refused: &Refusals) -> String {
+    refused
+        .groups()
         .iter()
-        .map(|(why, names)| {
-            let shown: Vec<&str> = names.iter().take(NAMED_FILES).copied().collect();
-            let more = names.len().saturating_sub(NAMED_FILES);
+        .map(|group| {
+            let more = group.unnamed();
             let tail = if more > 0 {
                 format!(" and {more} more")
             } else {
                 String::new()
             };
-            format!("{}{tail}: {why}", shown.join(", "))
+            format!("{}{tail}: {}", group.names.join(", "), group.reason)
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -90,52 +84,93 @@ pub fn accepted_part(
     sequence: &SequenceDescriptor,
 ) -> Result<(SequenceDescriptor, Option<String>), String> {
     let mut kept = sequence.clone();
-    let mut refused: Vec<(String, String)> = Vec::new();
-    kept.images.retain(|image| match refusal_of(image) {
-        Some(why) => {
-            refused.push((name_of(image).to_string(), why));
-            false
+    let mut count = Count::default();
+    kept.images.retain(|image| count.take(image));
+    count.verdict().map(|note| (kept, note))
+}
+
+/// What a pass over the images found: how many, which Street View would refuse, whether all are flat.
+struct Count {
+    total: usize,
+    refused: Refusals,
+    flat: bool,
+}
+
+impl Default for Count {
+    fn default() -> Count {
+        Count {
+            total: 0,
+            refused: Refusals::naming(NAMED_FILES),
+            flat: true,
         }
-        None => true,
-    });
-    let total = sequence.images.len();
-    if kept.images.is_empty() {
-        let flat = sequence
-            .images
-            .iter()
-            .all(|i| i.projection != Projection::Equirectangular);
-        return Err(if total == 0 {
-            "the sequence has no photos".into()
-        } else if flat {
-            format!(
-                "Google Street View takes only 360° equirectangular photos (Photo Sphere XMP \
-                 GPano:ProjectionType=\"equirectangular\"); the {total} photos of this sequence are flat"
-            )
-        } else {
-            format!(
-                "Google Street View would take none of its {total} photos: {}",
-                describe(&refused)
-            )
-        });
     }
-    if refused.is_empty() {
-        return Ok((kept, None));
+}
+
+impl Count {
+    /// Counts `image`; whether Street View would take it.
+    fn take(&mut self, image: &ImageInfo) -> bool {
+        self.total += 1;
+        self.flat &= image.projection != Projection::Equirectangular;
+        match refusal_of(image) {
+            Some(why) => {
+                self.refused.add(name_of(image), why);
+                false
+            }
+            None => true,
+        }
     }
-    Ok((
-        kept,
-        Some(format!(
+
+    /// The note naming the photos left out (`None` when none is); `Err` when none would go.
+    fn verdict(self) -> Result<Option<String>, String> {
+        let Count {
+            total,
+            refused,
+            flat,
+        } = self;
+        if refused.len() == total {
+            return Err(if total == 0 {
+                "the sequence has no photos".into()
+            } else if flat {
+                format!(
+                    "Google Street View takes only 360° equirectangular photos (Photo Sphere XMP \
+                     GPano:ProjectionType=\"equirectangular\"); the {total} photos of this sequence are flat"
+                )
+            } else {
+                format!(
+                    "Google Street View would take none of its {total} photos: {}",
+                    describe(&refused)
+                )
+            });
+        }
+        if refused.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(format!(
             "Google Street View would refuse {} of {total} photos, left out: {}",
             refused.len(),
             describe(&refused)
-        )),
-    ))
+        )))
+    }
+}
+
+/// [`eligibility`] for a sequence whose images are read a page at a time.
+pub fn eligibility_paged(images: &Images<'_>) -> Result<Eligibility, PluginError> {
+    let mut count = Count::default();
+    images.for_each(|image| {
+        count.take(image);
+    })?;
+    Ok(answer(count.verdict()))
 }
 
 /// Whether `sequence` can go to Street View (pure: `run` refuses the same).
 pub fn eligibility(sequence: &SequenceDescriptor) -> Eligibility {
-    match accepted_part(sequence) {
+    answer(accepted_part(sequence).map(|(_, note)| note))
+}
+
+fn answer(verdict: Result<Option<String>, String>) -> Eligibility {
+    match verdict {
         Err(reason) => Eligibility::not_eligible(reason),
-        Ok((_, None)) => Eligibility::eligible(),
-        Ok((_, Some(note))) => Eligibility::eligible().with_note(note),
+        Ok(None) => Eligibility::eligible(),
+        Ok(Some(note)) => Eligibility::eligible().with_note(note),
     }
 }

@@ -65,6 +65,14 @@ impl Integration for StreetView {
         eligibility::eligibility(sequence)
     }
 
+    fn eligibility_paged(
+        &self,
+        _sequence: &SequenceDescriptor,
+        images: &Images<'_>,
+    ) -> Result<Eligibility, PluginError> {
+        eligibility::eligibility_paged(images)
+    }
+
     async fn authorize(
         &self,
         ctx: &Context,

@@ -67,11 +67,17 @@ impl Integration for Template {
     }
 
     fn eligibility(&self, sequence: &SequenceDescriptor) -> Eligibility {
-        if sequence.images.is_empty() {
-            Eligibility::not_eligible("the sequence has no images")
-        } else {
-            Eligibility::eligible()
-        }
+        eligibility_of_count(sequence.images.len() as u64)
+    }
+
+    // The host lends a long sequence's images a page at a time (`Images`); this check needs only
+    // their number, so it reads none.
+    fn eligibility_paged(
+        &self,
+        _sequence: &SequenceDescriptor,
+        images: &Images<'_>,
+    ) -> Result<Eligibility, PluginError> {
+        Ok(eligibility_of_count(images.len()))
     }
 
     async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
@@ -149,6 +155,14 @@ impl Integration for Template {
         outcome.exports.insert("upload_url".into(), folder);
         outcome.progress = Some(progress);
         Ok(outcome)
+    }
+}
+
+fn eligibility_of_count(images: u64) -> Eligibility {
+    if images == 0 {
+        Eligibility::not_eligible("the sequence has no images")
+    } else {
+        Eligibility::eligible()
     }
 }
 

@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use plugin_api::prelude::*;
 
+use plugin_api::sdk::testing::TestHost;
+
 use super::session::Session;
 use super::{Case, Pace, Subject};
 use crate::host::BrowserHost;
@@ -88,6 +90,7 @@ async fn eligibility_is_pure(subject: &Subject) -> Outcome {
             first.reason
         ));
     }
+    paged_answers_the_same(integration.as_ref(), &session.sequence, &first)?;
     if let Some(make) = &subject.ineligible {
         let refused = make(session.dir.path());
         let first = integration.eligibility(&refused);
@@ -95,6 +98,7 @@ async fn eligibility_is_pure(subject: &Subject) -> Outcome {
         if first != again {
             return Err(format!("asked twice, it answered {first:?} then {again:?}"));
         }
+        paged_answers_the_same(integration.as_ref(), &refused, &first)?;
         let reason = match (first.eligible, first.reason) {
             (false, Some(reason)) if !reason.is_empty() => reason,
             (eligible, reason) => {
@@ -128,6 +132,27 @@ async fn eligibility_is_pure(subject: &Subject) -> Outcome {
     }
     if session.host.inner.states() != states {
         return Err("eligibility or the refused run wrote state".into());
+    }
+    Ok(())
+}
+
+/// Asked as a host of plugin API 1.4 asks (the sequence's header, its images lent by range), the
+/// provider answers what it answers for the whole descriptor.
+fn paged_answers_the_same(
+    integration: &dyn Integration,
+    sequence: &SequenceDescriptor,
+    whole: &Eligibility,
+) -> Outcome {
+    let host = TestHost::new().lending(sequence.images.clone());
+    let ctx = host.context();
+    let images = Images::lent(&ctx, sequence.images.len() as u64);
+    let paged = integration
+        .eligibility_paged(&sequence.header(), &images)
+        .map_err(|err| format!("asked with its images lent by range, it failed: {err}"))?;
+    if &paged != whole {
+        return Err(format!(
+            "asked with its images lent by range, it answered {paged:?}; with the whole sequence {whole:?}"
+        ));
     }
     Ok(())
 }

@@ -124,7 +124,7 @@ impl Host {
             .await
             .context("the inspection stopped")??;
         let eligibility = eligibility_of(&self.runner, &scanned).await;
-        let mut value = inspect_json(&scanned, &eligibility)?;
+        let mut value = inspect_json(&scanned.summary(), &eligibility)?;
         value["track"] = track_json(&scanned);
         let images = scanned
             .images
@@ -248,6 +248,7 @@ impl Host {
         let Some(descriptor) = self.runner.store().descriptor(sequence_id)? else {
             return Ok(None);
         };
+        let descriptor = std::sync::Arc::new(descriptor);
         let runs = self
             .runner
             .run_sequence(&descriptor, RunMode::Recheck, false, &RunOptions::none())
