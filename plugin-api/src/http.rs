@@ -1,5 +1,7 @@
-//! HTTP for providers (feature `http`): a client, sending through the SDK's retry loop with the
-//! provider's own classifier, and streaming a file from disk as a request body while reporting progress.
+//! HTTP for providers (feature `http`): a client, one exchange read in one place ([`exchange`], and
+//! [`exchange_watched`] for bodies that may take any time), sending through the SDK's retry loop with the
+//! provider's own classifier ([`send`]; a provider whose attempt is several requests runs [`exchange`] in
+//! `sdk::retry::retry` itself), and streaming a file from disk as a request body while reporting progress.
 //!
 //! ```no_run
 //! # async fn demo(ctx: &plugin_api::sdk::Context) -> Result<(), plugin_api::PluginError> {

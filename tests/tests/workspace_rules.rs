@@ -434,19 +434,25 @@ fn rust_sources(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
     found
 }
 
+/// Every `.rs` file of every provider (`plugins/*/src`), with its text.
+fn provider_sources() -> Vec<(std::path::PathBuf, String)> {
+    let plugins = std::fs::read_dir(workspace_root().join("plugins")).expect("read plugins/");
+    plugins
+        .flatten()
+        .flat_map(|plugin| rust_sources(&plugin.path().join("src")))
+        .collect()
+}
+
 /// "Declare once, read typed": every bundled provider (and the template) declares its `.env` keys and run
 /// options through `plugin_api::sdk::settings`, never as hand-written manifest entries, so a key's help,
 /// default and range live in one place and every read applies them.
 #[test]
 fn bundled_providers_declare_keys_and_options_once() {
-    let root = workspace_root();
     let mut offences = Vec::new();
-    for plugin in std::fs::read_dir(root.join("plugins")).unwrap().flatten() {
-        for (path, text) in rust_sources(&plugin.path().join("src")) {
-            for written in ["EnvKeyHelp::new(", "RunOptionSpec {", "required_env: vec!"] {
-                if text.contains(written) {
-                    offences.push(format!("{}: {written}", path.display()));
-                }
+    for (path, text) in provider_sources() {
+        for written in ["EnvKeyHelp::new(", "RunOptionSpec {", "required_env: vec!"] {
+            if text.contains(written) {
+                offences.push(format!("{}: {written}", path.display()));
             }
         }
     }
@@ -486,29 +492,27 @@ const OWN_HTTP_LAYER: &[(&str, &str)] = &[
 fn providers_share_one_http_layer() {
     let root = workspace_root();
     let mut offences = Vec::new();
-    for plugin in std::fs::read_dir(root.join("plugins")).unwrap().flatten() {
-        for (path, text) in rust_sources(&plugin.path().join("src")) {
-            let shipped = text.split("#[cfg(test)]").next().unwrap_or_default();
-            for (number, line) in shipped.lines().enumerate() {
-                let code = line.trim_start();
-                if code.starts_with("//") {
-                    continue;
-                }
-                let lower = code.to_ascii_lowercase();
-                for (written, instead) in OWN_HTTP_LAYER {
-                    let found = if written.starts_with('"') {
-                        lower.contains(written)
-                    } else {
-                        code.contains(written)
-                    };
-                    if found {
-                        let shown = path.strip_prefix(&root).unwrap_or(&path);
-                        offences.push(format!(
-                            "{}:{}: {written}: {instead}",
-                            shown.display(),
-                            number + 1
-                        ));
-                    }
+    for (path, text) in provider_sources() {
+        let shipped = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (number, line) in shipped.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            let lower = code.to_ascii_lowercase();
+            for (written, instead) in OWN_HTTP_LAYER {
+                let found = if written.starts_with('"') {
+                    lower.contains(written)
+                } else {
+                    code.contains(written)
+                };
+                if found {
+                    let shown = path.strip_prefix(&root).unwrap_or(&path);
+                    offences.push(format!(
+                        "{}:{}: {written}: {instead}",
+                        shown.display(),
+                        number + 1
+                    ));
                 }
             }
         }
