@@ -343,4 +343,33 @@ pub(crate) mod tests {
         assert_eq!(network.verdict(), Verdict::Retry { after: None });
         assert_eq!(network.describe(), "connection reset");
     }
+
+    /// The words of a failed connection are reqwest's chain of causes without the URL: the host's page
+    /// (`host/ui/app.js`, `NETWORK_ERROR`) recognises them and says "the service cannot be reached".
+    #[tokio::test]
+    async fn an_unreachable_service_is_described_by_its_causes_and_retried() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let root = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let api = Api::new(Config {
+            graph_url: root.clone(),
+            upload_url: root.clone(),
+            authorize_url: root.clone(),
+            organization_id: None,
+            retry_base: Duration::from_millis(5),
+            publish_deadline: Duration::from_secs(1),
+            test_now_ms: None,
+            recheck: false,
+        })
+        .unwrap();
+        let failure = api.upload_offset("token", "key").await.unwrap_err();
+        let described = failure.describe();
+        assert!(
+            described.starts_with("error sending request"),
+            "{described}"
+        );
+        assert!(!described.contains(&root), "{described}");
+        assert!(matches!(&failure, Failure::Network(t) if !t.maybe_sent));
+        assert_eq!(failure.verdict(), Verdict::Retry { after: None });
+    }
 }
