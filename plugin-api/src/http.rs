@@ -1,5 +1,7 @@
-//! HTTP for providers (feature `http`): a client, sending through the SDK's retry loop with the
-//! provider's own classifier, and streaming a file from disk as a request body while reporting progress.
+//! HTTP for providers (feature `http`): a client, one exchange read in one place ([`exchange`], and
+//! [`exchange_watched`] for bodies that may take any time), sending through the SDK's retry loop with the
+//! provider's own classifier ([`send`]; a provider whose attempt is several requests runs [`exchange`] in
+//! `sdk::retry::retry` itself), and streaming a file from disk as a request body while reporting progress.
 //!
 //! ```no_run
 //! # async fn demo(ctx: &plugin_api::sdk::Context) -> Result<(), plugin_api::PluginError> {
@@ -31,12 +33,17 @@ use crate::protocol::ProgressEvent;
 use crate::sdk::retry::{parse_retry_after, retry, Backoff, Stop, Verdict};
 use crate::sdk::Context;
 
+mod exchange;
+
+pub use exchange::{exchange, exchange_watched, Activity, Transport};
+
 /// Size of the chunks a file body is read from disk and handed to the network in. 256 KiB keeps a
 /// process's memory flat (a few chunks per parallel upload) while large enough that per-chunk overhead
 /// does not show in throughput (the official Mapillary client sends 2 MiB chunks).
 pub const CHUNK_SIZE: usize = 256 * 1024;
 
-/// An HTTP client with a connect timeout and a user agent.
+/// An HTTP client with a connect timeout, TCP keep-alive (a dead uplink under a long upload is noticed)
+/// and a user agent.
 ///
 /// No read or total timeout: reqwest 0.12 arms a read timeout from sending until the response head, so a
 /// long upload streaming steadily would be cut off. Set `.timeout(..)` on requests with small bodies, and
@@ -44,6 +51,7 @@ pub const CHUNK_SIZE: usize = 256 * 1024;
 pub fn client(user_agent: &str) -> Result<reqwest::Client, PluginError> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(20))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
         .user_agent(user_agent)
         .build()
         .map_err(|err| PluginError::other(format!("cannot build an HTTP client: {err}")))
@@ -199,27 +207,16 @@ where
         let request = build();
         async move {
             let request = request.await.map_err(Exchange::Unbuilt)?;
-            let transport = |err: &reqwest::Error, cut: bool| Exchange::Transport {
-                why: if cut {
-                    format!("the answer was cut off: {}", describe(err))
-                } else {
-                    describe(err)
-                },
-                repeatable: repeat == Repeat::Safe || (!cut && err.is_connect()),
-            };
-            let response = request.send().await.map_err(|e| transport(&e, false))?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let body = response.text().await.map_err(|e| transport(&e, true))?;
-            let answer = Answer {
-                status,
-                body,
-                retry_after,
-            };
+            let answer = exchange(request)
+                .await
+                .map_err(|failed| Exchange::Transport {
+                    why: if failed.cut {
+                        format!("the answer was cut off: {}", failed.summary)
+                    } else {
+                        failed.summary
+                    },
+                    repeatable: repeat == Repeat::Safe || (!failed.cut && !failed.maybe_sent),
+                })?;
             match classify(&answer) {
                 None => Ok(answer),
                 Some(verdict) => Err(Exchange::Judged(answer, verdict)),

@@ -434,25 +434,92 @@ fn rust_sources(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
     found
 }
 
+/// Every `.rs` file of every provider (`plugins/*/src`), with its text.
+fn provider_sources() -> Vec<(std::path::PathBuf, String)> {
+    let plugins = std::fs::read_dir(workspace_root().join("plugins")).expect("read plugins/");
+    plugins
+        .flatten()
+        .flat_map(|plugin| rust_sources(&plugin.path().join("src")))
+        .collect()
+}
+
 /// "Declare once, read typed": every bundled provider (and the template) declares its `.env` keys and run
 /// options through `plugin_api::sdk::settings`, never as hand-written manifest entries, so a key's help,
 /// default and range live in one place and every read applies them.
 #[test]
 fn bundled_providers_declare_keys_and_options_once() {
-    let root = workspace_root();
     let mut offences = Vec::new();
-    for plugin in std::fs::read_dir(root.join("plugins")).unwrap().flatten() {
-        for (path, text) in rust_sources(&plugin.path().join("src")) {
-            for written in ["EnvKeyHelp::new(", "RunOptionSpec {", "required_env: vec!"] {
-                if text.contains(written) {
-                    offences.push(format!("{}: {written}", path.display()));
-                }
+    for (path, text) in provider_sources() {
+        for written in ["EnvKeyHelp::new(", "RunOptionSpec {", "required_env: vec!"] {
+            if text.contains(written) {
+                offences.push(format!("{}: {written}", path.display()));
             }
         }
     }
     assert!(
         offences.is_empty(),
         "keys or options written by hand (declare them with plugin_api::sdk::settings):\n{}",
+        offences.join("\n")
+    );
+}
+
+/// What a provider's own code would have to contain to read `Retry-After` itself or build its own HTTP
+/// client, with what to use instead.
+const OWN_HTTP_LAYER: &[(&str, &str)] = &[
+    (
+        "RETRY_AFTER",
+        "read `Answer::retry_after` (plugin_api::http)",
+    ),
+    (
+        "\"retry-after\"",
+        "read `Answer::retry_after` (plugin_api::http)",
+    ),
+    (
+        "parse_retry_after(",
+        "read `Answer::retry_after` (plugin_api::http)",
+    ),
+    ("Client::builder", "use `plugin_api::http::client`"),
+    ("Client::new(", "use `plugin_api::http::client`"),
+    ("ClientBuilder", "use `plugin_api::http::client`"),
+    ("reqwest::get(", "use `plugin_api::http::client`"),
+];
+
+/// "One HTTP layer": no provider under `plugins/*/src` reads the `Retry-After` header itself or builds its
+/// own `reqwest::Client`; answers are read by `plugin_api::http` (`exchange`, `send`) and clients come from
+/// `plugin_api::http::client`, so a fix to either reaches every provider. Comments are skipped, and so is
+/// a file's `#[cfg(test)]` tail (a unit test may talk to a listener of its own with a plain client).
+#[test]
+fn providers_share_one_http_layer() {
+    let root = workspace_root();
+    let mut offences = Vec::new();
+    for (path, text) in provider_sources() {
+        let shipped = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (number, line) in shipped.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            let lower = code.to_ascii_lowercase();
+            for (written, instead) in OWN_HTTP_LAYER {
+                let found = if written.starts_with('"') {
+                    lower.contains(written)
+                } else {
+                    code.contains(written)
+                };
+                if found {
+                    let shown = path.strip_prefix(&root).unwrap_or(&path);
+                    offences.push(format!(
+                        "{}:{}: {written}: {instead}",
+                        shown.display(),
+                        number + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "providers with an HTTP layer of their own:\n{}",
         offences.join("\n")
     );
 }

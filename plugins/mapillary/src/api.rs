@@ -1,14 +1,14 @@
-//! Mapillary's HTTP endpoints (`docs/providers/mapillary.md`): single attempts that report exactly how
-//! they failed, and graph reads run through the SDK retry loop with Mapillary's classifier
-//! ([`crate::classify`]).
+//! Mapillary's HTTP endpoints (`docs/providers/mapillary.md`): single attempts over `plugin_api::http`
+//! (its client, [`exchange`] and [`Answer`]) that report exactly how they failed, and graph reads run
+//! through the SDK retry loop with Mapillary's classifier ([`crate::classify`]).
 //!
 //! Every request authenticates with `Authorization: OAuth <token>`; tokens only ever travel in that header,
 //! so no URL, log line or error message can carry one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use plugin_api::http::reqwest::{self, header};
+use plugin_api::http::{self, exchange, exchange_watched, Activity, Answer, Transport};
 use plugin_api::prelude::*;
 use plugin_api::sdk::retry::{self, Headway, Stop, Verdict};
 use serde_json::Value;
@@ -26,25 +26,12 @@ pub const UPLOAD_STALL: Duration = Duration::from_secs(120);
 const MAX_QUOTE: usize = 300;
 
 /// How one attempt of one request failed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Failure {
     /// An HTTP answer that is not a success.
-    Status {
-        /// HTTP status.
-        status: u16,
-        /// The `Retry-After` header.
-        retry_after: Option<String>,
-        /// The body (error JSON, usually).
-        body: String,
-    },
-    /// No HTTP answer. `maybe_sent` is `false` only when no connection could be made, so the server cannot
-    /// have seen the request.
-    Network {
-        /// What happened (`connection reset`, `timed out`).
-        why: String,
-        /// Whether the request may have reached the server.
-        maybe_sent: bool,
-    },
+    Status(Answer),
+    /// No HTTP answer.
+    Network(Transport),
     /// A success whose body we cannot read.
     Decode(String),
 }
@@ -53,11 +40,7 @@ impl Failure {
     /// What Mapillary's error grammar says about it: the classifier of every retried request.
     pub fn verdict(&self) -> Verdict {
         match self {
-            Failure::Status {
-                status,
-                retry_after,
-                body,
-            } => classify::verdict(*status, retry_after.as_deref(), body),
+            Failure::Status(answer) => classify::verdict(answer),
             Failure::Network { .. } => Verdict::Retry { after: None },
             Failure::Decode(_) => Verdict::Fail,
         }
@@ -66,15 +49,15 @@ impl Failure {
     /// A short description for messages (`HTTP 503: Service unavailable`).
     pub fn describe(&self) -> String {
         match self {
-            Failure::Status { status, body, .. } => {
-                let message = server_message(body);
+            Failure::Status(answer) => {
+                let message = server_message(&answer.body);
                 if message.is_empty() {
-                    format!("HTTP {status}")
+                    format!("HTTP {}", answer.status)
                 } else {
-                    format!("HTTP {status}: {message}")
+                    format!("HTTP {}: {message}", answer.status)
                 }
             }
-            Failure::Network { why, .. } => why.clone(),
+            Failure::Network(transport) => transport.causes.clone(),
             Failure::Decode(why) => why.clone(),
         }
     }
@@ -87,11 +70,11 @@ impl Failure {
                 what,
                 detail: self.describe(),
             },
-            (Failure::Status { status, body, .. }, Verdict::Fail) => MlyError::Rejected {
+            (Failure::Status(answer), Verdict::Fail) => MlyError::Rejected {
                 what,
-                status: *status,
+                status: answer.status,
                 message: {
-                    let m = server_message(body);
+                    let m = server_message(&answer.body);
                     if m.is_empty() {
                         "no details".to_string()
                     } else {
@@ -175,71 +158,6 @@ pub fn server_message(body: &str) -> String {
     text
 }
 
-/// The chain of causes of a request error, without its URL (`error sending request: connection refused`).
-fn describe_reqwest(err: &reqwest::Error) -> String {
-    let mut parts = vec![if err.is_timeout() {
-        "timed out".to_string()
-    } else {
-        err.to_string()
-    }];
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
-}
-
-fn network_failure(err: reqwest::Error) -> Failure {
-    let err = err.without_url();
-    Failure::Network {
-        maybe_sent: !err.is_connect(),
-        why: describe_reqwest(&err),
-    }
-}
-
-/// When the body of a streamed request last moved, for the stall watchdog.
-#[derive(Debug)]
-pub struct Activity {
-    base: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    /// Activity starting now.
-    pub fn new() -> Arc<Activity> {
-        Arc::new(Activity {
-            base: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        })
-    }
-
-    /// Records that something moved.
-    pub fn touch(&self) {
-        let now = self.base.elapsed().as_millis() as u64;
-        self.last_ms.fetch_max(now, Ordering::Relaxed);
-    }
-
-    fn idle(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.base.elapsed().saturating_sub(last)
-    }
-
-    /// Resolves once nothing has moved for `stall`.
-    async fn stalled(&self, stall: Duration) {
-        loop {
-            let idle = self.idle();
-            if idle >= stall {
-                return;
-            }
-            tokio::time::sleep(stall - idle).await;
-        }
-    }
-}
-
 /// The HTTP client and endpoints.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -252,48 +170,34 @@ fn oauth(token: &str) -> String {
     format!("OAuth {token}")
 }
 
-async fn read_answer(response: reqwest::Response) -> std::result::Result<Value, Failure> {
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = response.text().await.map_err(network_failure)?;
-    if !(200..300).contains(&status) {
-        return Err(Failure::Status {
-            status,
-            retry_after,
-            body,
-        });
+/// A JSON success, or how the exchange failed.
+fn json_of(
+    exchanged: std::result::Result<Answer, Transport>,
+) -> std::result::Result<Value, Failure> {
+    let answer = exchanged.map_err(Failure::Network)?;
+    if !answer.is_success() {
+        return Err(Failure::Status(answer));
     }
-    serde_json::from_str(&body)
+    serde_json::from_str(&answer.body)
         .map_err(|err| Failure::Decode(format!("the answer is not JSON ({err})")))
 }
 
 impl Api {
     /// A client for the endpoints in `config`.
     pub fn new(config: Config) -> Result<Api> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .tcp_keepalive(Some(Duration::from_secs(30)))
-            .user_agent(concat!("mtp-mapillary/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| MlyError::Invalid(format!("cannot set up HTTP: {err}")))?;
+        let client = http::client(concat!("mtp-mapillary/", env!("CARGO_PKG_VERSION")))
+            .map_err(|err| MlyError::Invalid(err.message))?;
         Ok(Api { client, config })
     }
 
     /// `GET url` with the user's token; one attempt.
     pub async fn get_json(&self, url: &str, token: &str) -> std::result::Result<Value, Failure> {
-        let response = self
+        let request = self
             .client
             .get(url)
-            .header(reqwest::header::AUTHORIZATION, oauth(token))
-            .timeout(SHORT_TIMEOUT)
-            .send()
-            .await
-            .map_err(network_failure)?;
-        read_answer(response).await
+            .header(header::AUTHORIZATION, oauth(token))
+            .timeout(SHORT_TIMEOUT);
+        json_of(exchange(request).await)
     }
 
     /// `POST {graph}/{path}` with a JSON body and `Authorization: OAuth <credential>`; one attempt.
@@ -303,16 +207,13 @@ impl Api {
         credential: &str,
         body: &Value,
     ) -> std::result::Result<Value, Failure> {
-        let response = self
+        let request = self
             .client
             .post(format!("{}/{path}", self.config.graph_url))
-            .header(reqwest::header::AUTHORIZATION, oauth(credential))
+            .header(header::AUTHORIZATION, oauth(credential))
             .json(body)
-            .timeout(SHORT_TIMEOUT)
-            .send()
-            .await
-            .map_err(network_failure)?;
-        read_answer(response).await
+            .timeout(SHORT_TIMEOUT);
+        json_of(exchange(request).await)
     }
 
     /// `GET {graph}/{path_and_query}`, retried as Mapillary's classifier says.
@@ -366,27 +267,13 @@ impl Api {
         let request = self
             .client
             .post(format!("{}/{key}", self.config.upload_url))
-            .header(reqwest::header::AUTHORIZATION, oauth(token))
+            .header(header::AUTHORIZATION, oauth(token))
             .header("Offset", offset.to_string())
             .header("X-Entity-Name", key)
             .header("X-Entity-Length", length.to_string())
             .header("X-Entity-Type", entity_type)
             .body(body);
-        activity.touch();
-        let exchange = async {
-            let response = request.send().await.map_err(network_failure)?;
-            activity.touch();
-            read_answer(response).await
-        };
-        let answer = tokio::select! {
-            answer = exchange => answer?,
-            _ = activity.stalled(UPLOAD_STALL) => {
-                return Err(Failure::Network {
-                    why: format!("nothing moved for {} s", UPLOAD_STALL.as_secs()),
-                    maybe_sent: true,
-                })
-            }
-        };
+        let answer = json_of(exchange_watched(request, activity, UPLOAD_STALL).await)?;
         answer
             .get("h")
             .and_then(Value::as_str)
@@ -397,8 +284,17 @@ impl Api {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A refusal answered with `status` and `body`.
+    pub(crate) fn status(status: u16, body: &str) -> Failure {
+        Failure::Status(Answer {
+            status,
+            body: body.into(),
+            retry_after: None,
+        })
+    }
 
     #[test]
     fn messages_from_every_error_shape() {
@@ -420,34 +316,60 @@ mod tests {
 
     #[test]
     fn failures_become_errors_of_the_right_kind() {
-        let auth = Failure::Status {
-            status: 401,
-            retry_after: None,
-            body:
-                r#"{"debug_info":{"type":"NotAuthorizedError","message":"no","retriable":false}}"#
-                    .into(),
-        };
+        let auth = status(
+            401,
+            r#"{"debug_info":{"type":"NotAuthorizedError","message":"no","retriable":false}}"#,
+        );
         assert!(matches!(
             auth.into_error("upload"),
             MlyError::TokenRefused { .. }
         ));
-        let rejected = Failure::Status {
-            status: 400,
-            retry_after: None,
-            body:
-                r#"{"error":{"message":"Invalid file_handle","type":"OAuthException","code":100}}"#
-                    .into(),
-        };
+        let rejected = status(
+            400,
+            r#"{"error":{"message":"Invalid file_handle","type":"OAuthException","code":100}}"#,
+        );
         match rejected.into_error("publish") {
             MlyError::Rejected {
                 status, message, ..
             } => assert_eq!((status, message.as_str()), (400, "Invalid file_handle")),
             other => panic!("{other:?}"),
         }
-        let network = Failure::Network {
-            why: "connection reset".into(),
+        let network = Failure::Network(Transport {
+            summary: "network error".into(),
+            causes: "connection reset".into(),
             maybe_sent: true,
-        };
+            cut: false,
+        });
         assert_eq!(network.verdict(), Verdict::Retry { after: None });
+        assert_eq!(network.describe(), "connection reset");
+    }
+
+    /// The words of a failed connection are reqwest's chain of causes without the URL: the host's page
+    /// (`host/ui/app.js`, `NETWORK_ERROR`) recognises them and says "the service cannot be reached".
+    #[tokio::test]
+    async fn an_unreachable_service_is_described_by_its_causes_and_retried() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let root = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let api = Api::new(Config {
+            graph_url: root.clone(),
+            upload_url: root.clone(),
+            authorize_url: root.clone(),
+            organization_id: None,
+            retry_base: Duration::from_millis(5),
+            publish_deadline: Duration::from_secs(1),
+            test_now_ms: None,
+            recheck: false,
+        })
+        .unwrap();
+        let failure = api.upload_offset("token", "key").await.unwrap_err();
+        let described = failure.describe();
+        assert!(
+            described.starts_with("error sending request"),
+            "{described}"
+        );
+        assert!(!described.contains(&root), "{described}");
+        assert!(matches!(&failure, Failure::Network(t) if !t.maybe_sent));
+        assert_eq!(failure.verdict(), Verdict::Retry { after: None });
     }
 }

@@ -1,9 +1,10 @@
 //! Mapillary's error grammar, as the SDK retry loop's classifier: which answers are retried, how long to
 //! wait, which need a new login (`docs/providers/mapillary.md`, "Errors, retries and rate limits").
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use plugin_api::sdk::retry::{parse_retry_after, Verdict};
+use plugin_api::http::Answer;
+use plugin_api::sdk::retry::Verdict;
 use serde_json::Value;
 
 /// The wait after a rate-limit answer that names none (mapillary_tools `uploader.py`:
@@ -14,19 +15,20 @@ pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
 ///
 /// - Rate limits — any 429, or a 4xx whose `debug_info.type` is `RequestRateLimitedError` even when it
 ///   says `retriable: false` — are retried after the JSON `backoff` (milliseconds, number or string),
-///   else `Retry-After`, else [`RATE_LIMIT_WAIT`].
+///   else `Retry-After` (read by [`Answer::retry_after`]), else [`RATE_LIMIT_WAIT`].
 /// - 401/403, `debug_info.type == "NotAuthorizedError"` and OAuth error code 190 need a new login.
 /// - 412 and `OffsetInvalidError`: the offset is stale; ask for it again.
 /// - 5xx are retried, after `Retry-After` when given.
 /// - Other 4xx are retried only when they say `debug_info.retriable: true` (upload service) or
 ///   `error.is_transient: true` (graph API).
-pub fn verdict(status: u16, retry_after: Option<&str>, body: &str) -> Verdict {
-    let json: Option<Value> = serde_json::from_str(body).ok();
+pub fn verdict(answer: &Answer) -> Verdict {
+    let status = answer.status;
+    let json: Option<Value> = answer.json();
     let pointer = |p: &str| json.as_ref().and_then(|j| j.pointer(p));
     let debug_type = pointer("/debug_info/type")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let server_wait = || retry_after.and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let server_wait = || answer.retry_after();
     if status == 429 || ((400..500).contains(&status) && debug_type == "RequestRateLimitedError") {
         let wait = pointer("/backoff")
             .and_then(backoff_ms)
@@ -76,7 +78,18 @@ fn backoff_ms(value: &Value) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
+
+    /// The verdict on an answer of `status` with `Retry-After: retry_after` and `body`.
+    fn verdict(status: u16, retry_after: Option<&str>, body: &str) -> Verdict {
+        super::verdict(&Answer {
+            status,
+            body: body.to_string(),
+            retry_after: retry_after.map(str::to_string),
+        })
+    }
 
     fn after(ms: u64) -> Verdict {
         Verdict::Retry {

@@ -23,7 +23,9 @@
 //!   `mtp status` shows;
 //! - `classify`: Mapillary's error grammar for the SDK retry loop (`plugin_api::sdk::retry`): what is
 //!   retried, how long to wait on a rate limit, what needs a new login;
-//! - `pipeline`: the run that ties them together; `api`, `config`, `error`, `progress`.
+//! - `api`: the endpoints' requests, sent through the SDK's HTTP layer (`plugin_api::http`: its client,
+//!   `exchange`, `Answer`), and how an attempt failed (`Failure`), which `classify` judges;
+//! - `pipeline`: the run that ties them together; `config`, `error`, `progress`.
 //!
 //! # Guarantees
 //! - Each acknowledged image handle, manifest handle and publication step is committed to the host's

@@ -26,16 +26,14 @@ pub enum Published {
 fn judge(failure: &Failure) -> Judgement {
     match failure {
         // No connection was made: Mapillary never saw it.
-        Failure::Network {
-            maybe_sent: false, ..
-        } => Judgement::NotPublished,
+        Failure::Network(transport) if !transport.maybe_sent => Judgement::NotPublished,
         // A timeout or a reset after the request left.
-        Failure::Network { .. } => Judgement::Unknown,
+        Failure::Network(_) => Judgement::Unknown,
         // A 2xx without a readable body: accepted.
         Failure::Decode(_) => Judgement::Accepted,
-        Failure::Status { status, .. } if *status >= 500 => Judgement::Unknown,
+        Failure::Status(answer) if answer.status >= 500 => Judgement::Unknown,
         // A 4xx: refused, nothing was published.
-        Failure::Status { .. } => match failure.verdict() {
+        Failure::Status(_) => match failure.verdict() {
             Verdict::Auth => Judgement::NotPublished,
             // A rate limit (even a 400 `RequestRateLimitedError`) published nothing: the part stays as
             // it was and the next run publishes it.
@@ -127,32 +125,27 @@ pub async fn publish_part(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use plugin_api::http::Transport;
 
-    fn status(status: u16, body: &str) -> Failure {
-        Failure::Status {
-            status,
-            retry_after: None,
-            body: body.into(),
-        }
+    use super::*;
+    use crate::api::tests::status;
+
+    fn network(why: &str, maybe_sent: bool) -> Failure {
+        Failure::Network(Transport {
+            summary: why.into(),
+            causes: why.into(),
+            maybe_sent,
+            cut: false,
+        })
     }
 
     #[test]
     fn only_certain_refusals_are_final() {
         assert_eq!(judge(&status(500, "")), Judgement::Unknown);
         assert_eq!(judge(&status(503, "")), Judgement::Unknown);
+        assert_eq!(judge(&network("timed out", true)), Judgement::Unknown);
         assert_eq!(
-            judge(&Failure::Network {
-                why: "timed out".into(),
-                maybe_sent: true
-            }),
-            Judgement::Unknown
-        );
-        assert_eq!(
-            judge(&Failure::Network {
-                why: "connection refused".into(),
-                maybe_sent: false
-            }),
+            judge(&network("connection refused", false)),
             Judgement::NotPublished
         );
         assert_eq!(judge(&status(401, "")), Judgement::NotPublished);

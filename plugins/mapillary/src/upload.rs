@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use plugin_api::http::{reqwest, Activity};
 use plugin_api::prelude::*;
 use plugin_api::sdk::rate_limit::{parse_rate, TokenBucket};
 
-use crate::api::{with_retries, Activity, Api, Failure};
+use crate::api::{with_retries, Api, Failure};
 use crate::bundle::image_key;
 use crate::error::{MlyError, Result};
 use crate::outgoing::{blake3_hex, blake3_of, body_stream, read_all, Outgoing, CHUNK};
@@ -211,7 +212,7 @@ impl Uploader<'_> {
                         &activity,
                     )
                     .await;
-                if matches!(&result, Err(Failure::Status { status: 412, .. }))
+                if matches!(&result, Err(Failure::Status(answer)) if answer.status == 412)
                     && sent_body.load(Ordering::Relaxed)
                 {
                     settle.store(true, Ordering::Relaxed);
