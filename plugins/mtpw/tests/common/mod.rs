@@ -12,8 +12,15 @@ use plugin_api::sdk::testing::TestHost;
 /// The Mapillary token the fakes expect MTPW to be handed.
 pub const MAPILLARY_TOKEN: &str = "mly-user-token";
 
-/// A host whose `.env` points at `fake`, holding the fake's MTPW token.
+/// A host whose `.env` points at `fake`, holding the fake's MTPW token, where the user has chosen to
+/// create MTPW sequences on servers that have not yet shown they can import
+/// (`MTP_WEB_CREATE_SEQUENCES=true`): the tests using it are about what happens once creating is allowed.
 pub fn host(fake: &FakeMtpw) -> TestHost {
+    host_without_choice(fake).with_env("MTP_WEB_CREATE_SEQUENCES", "true")
+}
+
+/// A host as installed: `.env` points at `fake` and the token is stored, no choice about creating made.
+pub fn host_without_choice(fake: &FakeMtpw) -> TestHost {
     let mut host = TestHost::new();
     for (key, value) in fake.env() {
         host = host.with_env(&key, &value);
