@@ -2,24 +2,13 @@
 //! public mtp-web code no import can succeed (`lib/mapillary.py` asks Mapillary's retired API v3), and a
 //! created sequence that is never imported stays empty on MTPW for good.
 
-use mtp_fakes::fake_mtpw::{FakeMtpw, MapillaryCheck, MtpwApi, MtpwConfig, MtpwFaults};
+use mtp_fakes::fake_mtpw::{MapillaryCheck, MtpwFaults};
 use mtp_mtpw::Mtpw;
 use plugin_api::prelude::*;
 
 mod common;
 
-use common::{host, host_without_choice, MAPILLARY_TOKEN};
-const CREATE: &str = "POST /api/v1/sequence/create/";
-
-async fn started() -> FakeMtpw {
-    FakeMtpw::start(MtpwConfig {
-        api: MtpwApi::New,
-        mapillary_token: Some(MAPILLARY_TOKEN.into()),
-        ..MtpwConfig::default()
-    })
-    .await
-    .unwrap()
-}
+use common::{creates, host, host_without_choice, later_api_fake};
 
 fn sequence(id: &str, key: &str) -> RunRequest {
     let mut request = common::after_mapillary(common::canal_walk("Walk", &[]), Some(key));
@@ -32,13 +21,9 @@ fn chosen(mut request: RunRequest) -> RunRequest {
     request
 }
 
-fn creates(fake: &FakeMtpw) -> u64 {
-    fake.stats().requests.get(CREATE).copied().unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_fresh_server_gets_no_create_by_default_and_the_record_says_why() {
-    let fake = started().await;
+    let fake = later_api_fake().await;
     let host = host_without_choice(&fake);
     let waiting = Mtpw::default()
         .run(&host.context(), sequence("seq-1", "K1"))
@@ -69,7 +54,7 @@ async fn a_fresh_server_gets_no_create_by_default_and_the_record_says_why() {
 
 #[tokio::test]
 async fn the_choice_creates_and_is_remembered_for_the_server() {
-    let fake = started().await;
+    let fake = later_api_fake().await;
     let host = host_without_choice(&fake);
     // Chosen on a run whose create gets no trustworthy answer: no import shows anything yet.
     fake.set_faults(MtpwFaults {
@@ -96,7 +81,7 @@ async fn the_choice_creates_and_is_remembered_for_the_server() {
 
 #[tokio::test]
 async fn a_refusal_after_the_choice_stops_further_creates() {
-    let fake = started().await;
+    let fake = later_api_fake().await;
     let host = host_without_choice(&fake);
     fake.set_mapillary_check(MapillaryCheck::V3Retired);
     let refused = Mtpw::default()
@@ -138,7 +123,7 @@ async fn a_refusal_after_the_choice_stops_further_creates() {
 
 #[tokio::test]
 async fn a_server_that_imported_before_creates_without_being_asked() {
-    let fake = started().await;
+    let fake = later_api_fake().await;
     let host = host_without_choice(&fake);
     let first = Mtpw::default()
         .run(&host.context(), chosen(sequence("seq-1", "K1")))
@@ -156,7 +141,7 @@ async fn a_server_that_imported_before_creates_without_being_asked() {
 
 #[tokio::test]
 async fn the_env_choice_creates_on_a_fresh_server_and_a_bad_value_is_named() {
-    let fake = started().await;
+    let fake = later_api_fake().await;
     let done = Mtpw::default()
         .run(&host(&fake).context(), sequence("seq-1", "K1"))
         .await
@@ -164,7 +149,7 @@ async fn the_env_choice_creates_on_a_fresh_server_and_a_bad_value_is_named() {
     assert_eq!(done.state, SequenceState::Published, "{done:?}");
     assert_eq!(creates(&fake), 1);
 
-    let second_server = started().await;
+    let second_server = later_api_fake().await;
     let bad = host_without_choice(&second_server).with_env("MTP_WEB_CREATE_SEQUENCES", "sometimes");
     let err = Mtpw::default()
         .run(&bad.context(), sequence("seq-1", "K1"))
