@@ -32,6 +32,14 @@ fn unknown_create(name: &str, why: &str) -> RunOutcome {
     outcome
 }
 
+/// The record to keep, with nothing sent, when the key's MTPW sequence would have to be created and the
+/// choice does not allow it: it would stay empty (create_choice.rs). A create already sent is left to
+/// the rules for an unknown outcome.
+pub(crate) fn held(choice: &CreateChoice, state: &KeyState, name: &str) -> Option<RunOutcome> {
+    let must_create = state.unique_id.is_none() && !state.create_sent;
+    (must_create && !choice.allows_create()).then(|| choice.waiting(name))
+}
+
 pub(crate) async fn create_then_import(
     ctx: &Context,
     api: &MtpwApi<'_>,
@@ -45,9 +53,8 @@ pub(crate) async fn create_then_import(
     let unique_id = match state.unique_id.clone() {
         Some(id) => id,
         None => {
-            if !state.create_sent && !rules.choice.allows_create() {
-                // Each would leave an MTPW sequence that stays empty (create_choice.rs).
-                return Ok(Step::Unsettled(rules.choice.waiting(fields.name)));
+            if let Some(outcome) = held(rules.choice, state, fields.name) {
+                return Ok(Step::Unsettled(outcome));
             }
             if state.create_sent && !rules.repeat_unknown {
                 // An earlier create left without an answer we could trust (5xx, timeout, or mtp stopped

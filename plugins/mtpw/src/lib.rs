@@ -220,10 +220,6 @@ impl Mtpw {
             );
         for (index, (key, name)) in named.enumerate() {
             ctx.check_cancelled()?;
-            ctx.progress(ProgressEvent::Step {
-                step: "sync".into(),
-                message: Some(format!("importing Mapillary sequence {key} into MTPW")),
-            });
             let slot = state_key(&request.sequence.id, key);
             let mut state: KeyState = ctx.state().get_json(&slot)?.unwrap_or_default();
             if index == 0 && state.unique_id.is_none() && !state.create_sent {
@@ -236,6 +232,18 @@ impl Mtpw {
                     ));
                 }
             }
+            if let Some(held) = choice
+                .as_ref()
+                .and_then(|choice| create_import::held(choice, &state, &name))
+            {
+                // Nothing is sent for it: no progress line that would say otherwise.
+                unsettled.get_or_insert(held);
+                continue;
+            }
+            ctx.progress(ProgressEvent::Step {
+                step: "sync".into(),
+                message: Some(format!("importing Mapillary sequence {key} into MTPW")),
+            });
             let fields = SequenceFields {
                 key,
                 name: &name,
