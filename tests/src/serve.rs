@@ -52,6 +52,8 @@ impl World {
         .expect("fake MTPW");
         let port = free_port();
         let c = mapillary.config();
+        // MTP_WEB_CREATE_SEQUENCES: the user's choice to create MTPW sequences before the server has
+        // shown it can import (the fake's import works), as in world.rs.
         std::fs::write(
             home.path().join(".env"),
             format!(
@@ -60,7 +62,8 @@ impl World {
                  MAPILLARY_GRAPH_URL={}\nMAPILLARY_UPLOAD_URL={}\nMAPILLARY_AUTHORIZE_URL={}\n\
                  MAPILLARY_RETRY_BASE_MS=50\n\
                  MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=mtp-test\nMTP_WEB_APP_SECRET=mtp-test-secret\n\
-                 MTP_WEB_RETRY_BASE_MS=50\n",
+                 MTP_WEB_RETRY_BASE_MS=50\n\
+                 MTP_WEB_CREATE_SEQUENCES=true\n",
                 c.client_id,
                 c.client_secret,
                 mapillary.graph_url(),

@@ -13,6 +13,9 @@ use crate::harness::{build_workspace, mtp_command};
 /// The `.env` lines that point Mapillary (and, when given, MTPW) at the fakes. `redirect` is
 /// Mapillary's redirect URI (the tests that log in by fetching the consent page use one nothing
 /// listens on); `retry_ms` is every integration's first retry delay, short so faults cost little time.
+/// With MTPW the user has chosen to create MTPW sequences before the server shows it can import
+/// (`MTP_WEB_CREATE_SEQUENCES=true`; the fake's import works): without that choice mtp creates none on a
+/// fresh server (plugins/mtpw/tests/create_choice.rs).
 pub fn fakes_env(
     mapillary: &FakeMapillary,
     mtpw: Option<&FakeMtpw>,
@@ -33,7 +36,7 @@ pub fn fakes_env(
     if let Some(mtpw) = mtpw {
         env.push_str(&format!(
             "MTP_WEB_URL={}\nMTP_WEB_AUTH_URL={}\nMTP_WEB_APP_ID=app\nMTP_WEB_APP_SECRET=secret\n\
-             MTP_WEB_RETRY_BASE_MS={retry_ms}\n",
+             MTP_WEB_RETRY_BASE_MS={retry_ms}\nMTP_WEB_CREATE_SEQUENCES=true\n",
             mtpw.base_url(),
             mtpw.auth_url(),
         ));

@@ -450,6 +450,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "MTP_WEB_APP_SECRET": "mtp-demo-secret",
             // No MTP_WEB_REDIRECT_URI: like the real MTPW, the fake accepts only the app's registered
             // `app.mtp.desktop` redirect, so mtp sends none (docs/providers/mtpw.md).
+            // A choice the user makes, not a fact of the fake: see "env_notes".
+            "MTP_WEB_CREATE_SEQUENCES": "true",
             "STRAVA_CLIENT_ID": strava_cfg.client_id,
             "STRAVA_CLIENT_SECRET": strava_cfg.client_secret,
             "STRAVA_REDIRECT_URI":
@@ -463,6 +465,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "GOOGLE_OAUTH_TOKEN_URL": streetview.token_url(),
             // The fake reviews a photo in half a second: look at publication every second.
             "GOOGLE_STREETVIEW_POLL_SECS": "1",
+        },
+        // Why a key in "env" is a choice rather than an address, for `mtp demo` to say (it knows no
+        // provider's keys).
+        "env_notes": {
+            "MTP_WEB_CREATE_SEQUENCES": "the demo chooses to create MTPW sequences before the server has \
+                shown it can import (this fake's import works; the real mtp-web's cannot, so mtp waits for \
+                that choice by default: docs/providers/mtpw.md)",
         },
         "strava": {"api_url": strava.api_url(), "oauth_url": strava.oauth_url()},
         "streetview": {"api_url": streetview.api_url(), "auth_url": streetview.auth_url(),

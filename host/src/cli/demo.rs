@@ -182,12 +182,19 @@ pub(crate) fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<ExitCode> {
         .get("env")
         .and_then(Value::as_object)
         .context("mtp-fakes did not report the .env for its providers")?;
+    // Keys that are a choice rather than an address, with why the demo makes it: said on screen and
+    // in the .env, so the demo never chooses for the user silently.
+    let env_notes = fakes.urls.get("env_notes").and_then(Value::as_object);
     let mut env_text =
         String::from("# Written by mtp demo: the local fakes, never real services.\n");
     for (key, value) in env {
         let value = value
             .as_str()
             .with_context(|| format!("mtp-fakes reported a non-text value for {key}"))?;
+        if let Some(note) = env_notes.and_then(|n| n.get(key)).and_then(Value::as_str) {
+            println!("   {key}={value}: {note}");
+            env_text.push_str(&format!("# {note}\n"));
+        }
         env_text.push_str(&format!("{key}={value}\n"));
     }
     std::fs::write(&env_file, env_text)

@@ -42,6 +42,8 @@ enum Kind {
         min: u64,
         max: u64,
     },
+    /// Yes or no (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`, any case); read as `true` or `false`.
+    Switch,
 }
 
 /// One `.env` key, declared once.
@@ -98,6 +100,12 @@ impl EnvKey {
     pub fn number(mut self, min: u64, max: u64) -> EnvKey {
         self.kind = Kind::Number { min, max };
         self
+    }
+
+    /// The value is yes or no, off unless set (`true`, `yes`, `on`, `1` or their opposites, any case).
+    pub fn switch(mut self) -> EnvKey {
+        self.kind = Kind::Switch;
+        self.default("false")
     }
 
     /// What applies when the key is absent (shown as its default, and read as its value).
@@ -237,6 +245,11 @@ impl Settings {
             .map_err(|_| PluginError::other(format!("{key}: {text:?} was checked as a number")))
     }
 
+    /// Switch key `key`: its value or default.
+    pub fn switch(&self, ctx: &Context, key: &str) -> Result<bool, PluginError> {
+        Ok(self.required_text(ctx, key)? == "true")
+    }
+
     /// Checks and normalises `value` (as read from `.env`) for `key`, falling back to its default.
     fn read(&self, key: &EnvKey, value: Option<String>) -> Result<Option<String>, PluginError> {
         let name = key.name();
@@ -276,6 +289,13 @@ impl Settings {
                         "{name} in .env must be a whole number{range}, not {value:?}"
                     )))
                 }
+            },
+            Kind::Switch => match value.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(Some("true".into())),
+                "false" | "no" | "off" | "0" => Ok(Some("false".into())),
+                _ => Err(PluginError::invalid_input(format!(
+                    "{name} in .env must be true or false, not {value:?}"
+                ))),
             },
         }
     }
@@ -347,6 +367,7 @@ mod tests {
                     .number(1, u64::MAX)
                     .default(2000),
             )
+            .key(EnvKey::optional("TOY_BOLD", "Be bold.").switch())
             .option(RunOption::switch("republish", "Again.").flag("republish"))
             .option(RunOption::integer("jobs", "In parallel.", 4, 1, 32))
             .option(RunOption::text("dir", "Where."))
@@ -366,7 +387,7 @@ mod tests {
         assert_eq!(manifest.required_env, ["TOY_ID", "TOY_SECRET"]);
         assert_eq!(
             manifest.optional_env,
-            ["TOY_URL", "TOY_PORT", "TOY_ORG", "TOY_QUOTA"]
+            ["TOY_URL", "TOY_PORT", "TOY_ORG", "TOY_QUOTA", "TOY_BOLD"]
         );
         let help: Vec<_> = manifest.env_help.iter().map(|h| h.key.as_str()).collect();
         assert_eq!(
@@ -377,7 +398,8 @@ mod tests {
                 "TOY_URL",
                 "TOY_PORT",
                 "TOY_ORG",
-                "TOY_QUOTA"
+                "TOY_QUOTA",
+                "TOY_BOLD"
             ]
         );
         assert!(manifest.env_help[1].secret);
@@ -424,6 +446,22 @@ mod tests {
         assert_eq!(
             read(&s, "TOY_ID", None).unwrap_err(),
             "TOY_ID is not set in .env"
+        );
+        assert_eq!(
+            read(&s, "TOY_BOLD", None).unwrap().as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            read(&s, "TOY_BOLD", Some(" Yes ")).unwrap().as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            read(&s, "TOY_BOLD", Some("0")).unwrap().as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            read(&s, "TOY_BOLD", Some("maybe")).unwrap_err(),
+            "TOY_BOLD in .env must be true or false, not \"maybe\""
         );
         assert!(read(&s, "TOY_NEVER", None)
             .unwrap_err()

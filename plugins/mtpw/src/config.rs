@@ -19,9 +19,12 @@ pub const APP_SECRET: &str = "MTP_WEB_APP_SECRET";
 pub const REDIRECT_URI: &str = "MTP_WEB_REDIRECT_URI";
 /// First retry delay, in ms (tests shorten it).
 pub const RETRY_BASE_MS: &str = "MTP_WEB_RETRY_BASE_MS";
+/// Create MTPW sequences on servers that have not shown they can import (until one refuses).
+pub const CREATE_SEQUENCES: &str = "MTP_WEB_CREATE_SEQUENCES";
 /// Option: send again a create whose answer never came.
 pub const REPUBLISH: &str = "republish";
-/// Option: create MTPW sequences even though this server's import refused the Mapillary token.
+/// Option: create MTPW sequences on this server although it has not shown that it can import (remembered
+/// for the server until an import there fails).
 pub const CREATE: &str = "create";
 
 /// The declaration.
@@ -60,6 +63,17 @@ pub fn settings() -> &'static Settings {
                 .example("app.mtp.desktop://oauth"),
             )
             .key(
+                EnvKey::optional(
+                    CREATE_SEQUENCES,
+                    "Create MTPW sequences on every MTPW server that has not refused an import, without \
+                     waiting for one to show it can import. Against the public mtp-web code no import can \
+                     succeed (it checks the Mapillary token with Mapillary's retired API v3), so each \
+                     sequence created there stays empty; off, mtp creates only where an import went \
+                     through before or where you ran with --option mtpw.create=true.",
+                )
+                .switch(),
+            )
+            .key(
                 EnvKey::optional(RETRY_BASE_MS, "First retry delay in ms.")
                     .number(0, u64::MAX)
                     .default(1000),
@@ -73,7 +87,7 @@ pub fn settings() -> &'static Settings {
             )
             .option(RunOption::switch(
                 CREATE,
-                "Create MTPW sequences even though this server's import refused the Mapillary token last time (each would stay empty until the server imports again).",
+                "Create MTPW sequences on this server although it has not shown that it can import (against the public mtp-web code none can, so each would stay empty); remembered for the server until an import there fails.",
             ))
     });
     &SETTINGS
@@ -82,6 +96,11 @@ pub fn settings() -> &'static Settings {
 /// The server's root, without a trailing slash.
 pub fn base(ctx: &Context) -> Result<String, PluginError> {
     settings().url(ctx, URL)
+}
+
+/// Whether `.env` chooses to create MTPW sequences on servers that have not shown they can import.
+pub fn create_sequences(ctx: &Context) -> Result<bool, PluginError> {
+    settings().switch(ctx, CREATE_SEQUENCES)
 }
 
 /// The first retry delay.

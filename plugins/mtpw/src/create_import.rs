@@ -5,36 +5,16 @@
 use plugin_api::prelude::*;
 
 use crate::api::{ApiError, MtpwApi};
+use crate::create_choice::CreateChoice;
 use crate::{api_error, unique_id_of, with_transport_fallback, KeyState, SequenceFields, Step};
 
-/// How a create whose earlier outcome is unknown is treated.
+/// When a create may be sent.
 #[derive(Clone, Copy)]
-pub(crate) struct CreateRules {
-    /// The user checked MTPW and asks for a new create (`--republish`).
+pub(crate) struct CreateRules<'a> {
+    /// The user checked MTPW and asks for a new create after an unknown outcome (`--republish`).
     pub(crate) repeat_unknown: bool,
-    /// This server's import refused the Mapillary token the last time (the public MTPW code asks
-    /// Mapillary's retired API v3), so a new MTPW sequence would never get its imagery.
-    pub(crate) import_refused: bool,
-    /// The user asks for the create even so (`--option mtpw.create=true`).
-    pub(crate) create_anyway: bool,
-}
-
-/// No create while the server cannot import: each would leave an MTPW sequence that stays empty.
-fn no_create_while_imports_fail(name: &str) -> RunOutcome {
-    let mut outcome = RunOutcome::new(
-        SequenceState::Waiting,
-        format!(
-            "no MTPW sequence created for \"{name}\": this MTPW server's import refused the Mapillary \
-             token last time (the public MTPW code checks it with Mapillary's retired API v3), so a new \
-             MTPW sequence would stay without its imagery"
-        ),
-    );
-    outcome.next_action = Some(
-        "nothing: mtp creates it once an import on this server works (it keeps trying the sequence \
-         already created on every mtp upload and mtp status); --option mtpw.create=true creates it now"
-            .into(),
-    );
-    outcome
+    /// Whether this server may get a new MTPW sequence at all (it imported before, or the user chose).
+    pub(crate) choice: &'a CreateChoice,
 }
 
 fn unknown_create(name: &str, why: &str) -> RunOutcome {
@@ -52,6 +32,14 @@ fn unknown_create(name: &str, why: &str) -> RunOutcome {
     outcome
 }
 
+/// The record to keep, with nothing sent, when the key's MTPW sequence would have to be created and the
+/// choice does not allow it: it would stay empty (create_choice.rs). A create already sent is left to
+/// the rules for an unknown outcome.
+pub(crate) fn held(choice: &CreateChoice, state: &KeyState, name: &str) -> Option<RunOutcome> {
+    let must_create = state.unique_id.is_none() && !state.create_sent;
+    (must_create && !choice.allows_create()).then(|| choice.waiting(name))
+}
+
 pub(crate) async fn create_then_import(
     ctx: &Context,
     api: &MtpwApi<'_>,
@@ -59,14 +47,14 @@ pub(crate) async fn create_then_import(
     transport: &TransportType,
     slot: &str,
     state: &mut KeyState,
-    rules: CreateRules,
+    rules: CreateRules<'_>,
 ) -> Result<Step, PluginError> {
     let mut note = None;
     let unique_id = match state.unique_id.clone() {
         Some(id) => id,
         None => {
-            if rules.import_refused && !rules.create_anyway && !state.create_sent {
-                return Ok(Step::Unsettled(no_create_while_imports_fail(fields.name)));
+            if let Some(outcome) = held(rules.choice, state, fields.name) {
+                return Ok(Step::Unsettled(outcome));
             }
             if state.create_sent && !rules.repeat_unknown {
                 // An earlier create left without an answer we could trust (5xx, timeout, or mtp stopped

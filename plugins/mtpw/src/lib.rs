@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 mod config;
+mod create_choice;
 mod create_import;
 mod fields;
 
@@ -15,6 +16,7 @@ use plugin_api::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use api::{ApiError, ApiGeneration, MtpwApi};
+use create_choice::{CreateChoice, ServerImports};
 use create_import::{create_then_import, CreateRules};
 
 /// What is kept per sequence key, so a re-run (or a run after `kill -9`) never creates a second sequence.
@@ -202,8 +204,11 @@ impl Mtpw {
         let tags = fields::tag_field(&request.sequence.tags);
         let republish = config::settings().switch_option(&request.options, config::REPUBLISH);
         let prior_unique_id = prior_unique_id(&request.options);
-        let create_anyway = config::settings().switch_option(&request.options, config::CREATE);
-        let refused_slot = format!("api/{base}/import_refused");
+        let mut choice = match generation {
+            ApiGeneration::CreateThenImport => Some(CreateChoice::read(ctx, &base, &request)?),
+            // The older API imports by key and creates nothing that could stay empty.
+            ApiGeneration::TokenVerifyImport => None,
+        };
         let mut synced = Vec::new();
         let mut notes = Vec::new();
         let mut unsettled: Option<RunOutcome> = None;
@@ -224,10 +229,6 @@ impl Mtpw {
             );
         for (index, (key, name)) in named.enumerate() {
             ctx.check_cancelled()?;
-            ctx.progress(ProgressEvent::Step {
-                step: "sync".into(),
-                message: Some(format!("importing Mapillary sequence {key} into MTPW")),
-            });
             let slot = state_key(&request.sequence.id, key);
             let mut state: KeyState = ctx.state().get_json(&slot)?.unwrap_or_default();
             if index == 0 && state.unique_id.is_none() && !state.create_sent {
@@ -240,6 +241,18 @@ impl Mtpw {
                     ));
                 }
             }
+            if let Some(held) = choice
+                .as_ref()
+                .and_then(|choice| create_import::held(choice, &state, &name))
+            {
+                // Nothing is sent for it: no progress line that would say otherwise.
+                unsettled.get_or_insert(held);
+                continue;
+            }
+            ctx.progress(ProgressEvent::Step {
+                step: "sync".into(),
+                message: Some(format!("importing Mapillary sequence {key} into MTPW")),
+            });
             let fields = SequenceFields {
                 key,
                 name: &name,
@@ -247,36 +260,41 @@ impl Mtpw {
                 tags: tags.as_deref(),
                 mapillary_token: &mapillary_token,
             };
-            let step = match generation {
-                ApiGeneration::TokenVerifyImport => {
-                    import_by_key(ctx, &api, &fields, &transport, &slot, &mut state).await
-                }
-                ApiGeneration::CreateThenImport => {
+            let step = match &choice {
+                None => import_by_key(ctx, &api, &fields, &transport, &slot, &mut state).await,
+                Some(choice) => {
                     let create = CreateRules {
                         repeat_unknown: republish,
-                        import_refused: ctx.state().get_json(&refused_slot)?.unwrap_or(false),
-                        create_anyway,
+                        choice,
                     };
                     create_then_import(ctx, &api, &fields, &transport, &slot, &mut state, create)
                         .await
                 }
             };
-            match step {
+            // What the server showed is remembered for it (create_choice.rs): an import that went
+            // through lets mtp create there without being asked; a refusal stops further creates
+            // until the user chooses again or an import works.
+            let shown = match step {
                 Ok(Step::Synced(unique_id, note)) => {
                     notes.extend(note);
                     synced.push(unique_id);
-                    ctx.state().delete(&refused_slot)?;
+                    Some(ServerImports::Imported)
                 }
                 Ok(Step::Unsettled(outcome)) => {
                     unsettled.get_or_insert(outcome);
+                    None
                 }
                 Err(err) if is_v3_refusal(&err) => {
-                    // Remembered per server: no further MTPW sequence is created that could not be
-                    // imported either (see create_import::CreateRules::import_refused).
-                    ctx.state().put_json(&refused_slot, &true)?;
                     unsettled.get_or_insert(v3_waiting(state.unique_id.clone()));
+                    Some(ServerImports::Refused)
                 }
                 Err(err) => return Err(err),
+            };
+            if let (Some(shown), Some(choice)) = (shown, choice.as_mut()) {
+                if choice.server != shown {
+                    create_choice::remember(ctx, &base, shown)?;
+                    choice.server = shown;
+                }
             }
         }
         let joined = synced.join(",");

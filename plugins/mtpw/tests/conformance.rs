@@ -30,6 +30,9 @@ async fn mtpw_conforms() {
         .env("MTP_WEB_APP_ID", "app")
         .env("MTP_WEB_APP_SECRET", "app-secret")
         .env("MTP_WEB_RETRY_BASE_MS", "5")
+        // The user's choice to create MTPW sequences before the server has shown it can import (the
+        // fake's import works; without the choice nothing is created until then: tests/create_choice.rs).
+        .env("MTP_WEB_CREATE_SEQUENCES", "true")
         .login(Login::Browser)
         .sequence(|_| common::canal_walk("Walk", &[]))
         .request(|sequence, mode, dry_run| RunRequest {

@@ -3,37 +3,22 @@
 //! checked before any request, a verified login, the retired-v3 Mapillary check, part names, and reuse of
 //! an MTPW sequence MTPDU created.
 
-use mtp_fakes::fake_mtpw::{FakeMtpw, MapillaryCheck, MtpwApi, MtpwConfig, MtpwFaults};
+use mtp_fakes::fake_mtpw::{MapillaryCheck, MtpwFaults};
 use mtp_mtpw::Mtpw;
 use plugin_api::prelude::*;
 use plugin_api::sdk::testing::TestHost;
 
 mod common;
 
-use common::{host, MAPILLARY_TOKEN};
-const CREATE: &str = "POST /api/v1/sequence/create/";
-
-async fn fake() -> FakeMtpw {
-    FakeMtpw::start(MtpwConfig {
-        api: MtpwApi::New,
-        mapillary_token: Some(MAPILLARY_TOKEN.into()),
-        ..MtpwConfig::default()
-    })
-    .await
-    .unwrap()
-}
+use common::{creates, host, later_api_fake};
 
 fn request(keys: &str, tags: &[&str]) -> RunRequest {
     common::after_mapillary(common::canal_walk("Walk", tags), Some(keys))
 }
 
-fn creates(fake: &FakeMtpw) -> u64 {
-    fake.stats().requests.get(CREATE).copied().unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_create_answered_with_a_5xx_is_never_sent_again_blindly() {
-    let fake = fake().await;
+    let fake = later_api_fake().await;
     let host = host(&fake);
     let ctx = host.context();
     fake.set_faults(MtpwFaults {
@@ -78,7 +63,7 @@ async fn a_create_answered_with_a_5xx_is_never_sent_again_blindly() {
 
 #[tokio::test]
 async fn what_the_server_would_refuse_is_refused_before_any_request() {
-    let fake = fake().await;
+    let fake = later_api_fake().await;
     let host = host(&fake);
     let long = "a".repeat(51);
     let mut bad = request("K1", &[&long, "two words"]);
@@ -127,7 +112,7 @@ async fn what_the_server_would_refuse_is_refused_before_any_request() {
 
 #[tokio::test]
 async fn each_part_gets_its_own_name() {
-    let fake = fake().await;
+    let fake = later_api_fake().await;
     let host = host(&fake);
     let done = Mtpw::default()
         .run(&host.context(), request("K1,K2,K3", &[]))
@@ -163,7 +148,7 @@ async fn each_part_gets_its_own_name() {
 
 #[tokio::test]
 async fn the_retired_v3_check_keeps_the_record_waiting_with_the_true_reason() {
-    let fake = fake().await;
+    let fake = later_api_fake().await;
     let host = host(&fake);
     let ctx = host.context();
     fake.set_mapillary_check(MapillaryCheck::V3Retired);
@@ -188,7 +173,7 @@ async fn the_retired_v3_check_keeps_the_record_waiting_with_the_true_reason() {
 
 #[tokio::test]
 async fn an_mtpw_sequence_mtpdu_created_is_reused() {
-    let fake = fake().await;
+    let fake = later_api_fake().await;
     let host = host(&fake);
     // What MTPDU's postSequenceAPI did before it stopped: a create, its unique_id in destination.mtp.
     let http = plugin_api::http::reqwest::Client::new();
@@ -228,7 +213,7 @@ async fn an_mtpw_sequence_mtpdu_created_is_reused() {
 
 #[tokio::test]
 async fn login_verifies_the_token_and_says_when_it_cannot() {
-    let fake = fake().await;
+    let fake = later_api_fake().await;
     let env = |host: TestHost, url: &str| {
         host.with_env("MTP_WEB_URL", url)
             .with_env("MTP_WEB_AUTH_URL", &fake.auth_url())
@@ -294,7 +279,7 @@ async fn login_verifies_the_token_and_says_when_it_cannot() {
 
 #[tokio::test]
 async fn while_imports_fail_no_further_mtpw_sequence_is_created_unless_asked() {
-    let fake = fake().await;
+    let fake = later_api_fake().await;
     let host = host(&fake);
     let ctx = host.context();
     fake.set_mapillary_check(MapillaryCheck::V3Retired);

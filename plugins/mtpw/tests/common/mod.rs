@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use mtp_fakes::fake_mtpw::FakeMtpw;
+use mtp_fakes::fake_mtpw::{FakeMtpw, MtpwApi, MtpwConfig};
 use mtp_fakes::FakeService;
 use plugin_api::prelude::*;
 use plugin_api::sdk::testing::TestHost;
@@ -12,8 +12,35 @@ use plugin_api::sdk::testing::TestHost;
 /// The Mapillary token the fakes expect MTPW to be handed.
 pub const MAPILLARY_TOKEN: &str = "mly-user-token";
 
-/// A host whose `.env` points at `fake`, holding the fake's MTPW token.
+/// A fake MTPW speaking the later API (create, then import) that expects [`MAPILLARY_TOKEN`].
+pub async fn later_api_fake() -> FakeMtpw {
+    FakeMtpw::start(MtpwConfig {
+        api: MtpwApi::New,
+        mapillary_token: Some(MAPILLARY_TOKEN.into()),
+        ..MtpwConfig::default()
+    })
+    .await
+    .expect("the fake starts")
+}
+
+/// How many creates `fake` received.
+pub fn creates(fake: &FakeMtpw) -> u64 {
+    fake.stats()
+        .requests
+        .get("POST /api/v1/sequence/create/")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// A host whose `.env` points at `fake`, holding the fake's MTPW token, where the user has chosen to
+/// create MTPW sequences on servers that have not yet shown they can import
+/// (`MTP_WEB_CREATE_SEQUENCES=true`): the tests using it are about what happens once creating is allowed.
 pub fn host(fake: &FakeMtpw) -> TestHost {
+    host_without_choice(fake).with_env("MTP_WEB_CREATE_SEQUENCES", "true")
+}
+
+/// A host as installed: `.env` points at `fake` and the token is stored, no choice about creating made.
+pub fn host_without_choice(fake: &FakeMtpw) -> TestHost {
     let mut host = TestHost::new();
     for (key, value) in fake.env() {
         host = host.with_env(&key, &value);
