@@ -375,20 +375,23 @@ impl Uploader<'_> {
         Ok(entry)
     }
 
-    /// Uploads `images` (each with its prepared outgoing bytes), `jobs` at a time. Stops at the first
+    /// Uploads `images` (each with its prepared outgoing bytes, prepared as they are taken), `jobs` at
+    /// a time. Stops at the first
     /// error (in-flight uploads are abandoned; the server keeps what it received, and the next run
     /// resumes from there).
     pub async fn upload_images(
         &self,
         store: &SequenceStore<'_>,
-        images: Vec<(ImageInfo, Arc<Outgoing>, Option<HashEntry>)>,
+        images: impl futures::Stream<Item = Result<(ImageInfo, Arc<Outgoing>, Option<HashEntry>)>>,
         jobs: usize,
     ) -> Result<()> {
-        let mut uploads = futures::stream::iter(images)
-            .map(|(image, out, cached)| async move {
+        let uploads = images
+            .map(|next| async move {
+                let (image, out, cached) = next?;
                 self.upload_image(store, &image, out, cached).await
             })
             .buffer_unordered(jobs.max(1));
+        let mut uploads = std::pin::pin!(uploads);
         while let Some(result) = uploads.next().await {
             result?;
         }

@@ -5,6 +5,12 @@ use super::*;
 
 impl Run<'_> {
     /// Uploads the images of the parts in `to_send` that the server has not acknowledged yet.
+    ///
+    /// Two passes, so that memory does not grow with the sequence: the first prepares each image to
+    /// count the bytes to send and to find those already acknowledged, keeping only which ones are
+    /// due; the second prepares the due ones again just before they are sent, a few batches ahead of
+    /// the network. Holding every prepared image between the two cost about 1.7 KB an image (170 MB
+    /// at 100,000) for one EXIF read saved per image.
     pub(super) async fn upload_images(
         &self,
         uploader: &Uploader<'_>,
@@ -13,8 +19,7 @@ impl Run<'_> {
         by_path: &BTreeMap<&str, &ImageInfo>,
     ) -> Result<Progress> {
         let mut progress = Progress::default();
-        let mut pending: Vec<(ImageInfo, Arc<Outgoing>, Option<HashEntry>)> = Vec::new();
-        let mut to_prepare: Vec<ImageInfo> = Vec::new();
+        let mut to_prepare: Vec<&ImageInfo> = Vec::new();
         for &index in to_send {
             let part = self.store.part(index)?;
             if part.manifest_handle.is_some()
@@ -30,26 +35,73 @@ impl Run<'_> {
                 let image = by_path.get(path.as_str()).copied().ok_or_else(|| {
                     MlyError::Invalid(format!("{path} is no longer part of the sequence"))
                 })?;
-                to_prepare.push(image.clone());
+                to_prepare.push(image);
             }
         }
         // Read once for the whole sequence, not once per image.
         let acknowledged = self.store.images()?;
         let keys = state::HashCache::load(self.ctx, &self.request.sequence.root)?;
-        // Prepared once: counted here, sent from the same description. In batches on the blocking
-        // threads, `jobs` batches at a time (in order): thousands of small images neither wait on one
-        // thread nor pay a thread hand-off each.
-        let mut batches: Vec<Vec<ImageInfo>> = Vec::new();
-        let mut rest = to_prepare.into_iter().peekable();
-        while rest.peek().is_some() {
-            batches.push(rest.by_ref().take(PREPARE_BATCH).collect());
+        // The images still due (their place in `to_prepare`) and the session key each had.
+        let mut due: Vec<(usize, Option<HashEntry>)> = Vec::new();
+        let mut prepared = std::pin::pin!(self.prepared(to_prepare.iter().copied().enumerate()));
+        while let Some(next) = prepared.next().await {
+            let (at, image, out) = next?;
+            progress.files_total += 1;
+            progress.bytes_total += out.length;
+            let entry = acknowledged.get(&image.path);
+            let own_key = keys.get(self.ctx, &image.path)?;
+            let key = entry.map_or(own_key.as_ref(), |e| e.key_source(own_key.as_ref()));
+            if self.is_acknowledged(entry, key, &out) {
+                progress.files_done += 1;
+                progress.bytes_done += out.length;
+            } else {
+                due.push((at, key.cloned()));
+            }
         }
-        let mut prepared = futures::stream::iter(batches)
+        drop(acknowledged);
+        self.ctx.progress(progress.totals_event());
+        step(
+            self.ctx,
+            "upload",
+            format!(
+                "uploading {} of {} images ({} at a time)",
+                due.len(),
+                progress.files_total,
+                self.options.jobs
+            ),
+        );
+        let sends = self
+            .prepared(due.into_iter().map(|(at, key)| (key, to_prepare[at])))
+            .map(|next| next.map(|(key, image, out)| (image, Arc::new(out), key)));
+        uploader
+            .upload_images(&self.store, sends, self.options.jobs)
+            .await?;
+        progress.files_done = progress.files_total;
+        progress.bytes_done = progress.bytes_total;
+        Ok(progress)
+    }
+
+    /// `images` prepared ([`prepare`]), in order, each with what came with it: in batches on the blocking
+    /// threads, `jobs` batches at a time, so thousands of small images neither wait on one thread nor
+    /// pay a thread hand-off each, and only those batches are held.
+    fn prepared<'i, T: Send + 'static>(
+        &self,
+        images: impl Iterator<Item = (T, &'i ImageInfo)> + 'i,
+    ) -> impl futures::Stream<Item = Result<(T, ImageInfo, Outgoing)>> + 'i {
+        let mut images = images;
+        let batches = std::iter::from_fn(move || {
+            let mut batch = Vec::with_capacity(PREPARE_BATCH);
+            for (with, image) in images.by_ref().take(PREPARE_BATCH) {
+                batch.push((with, image.clone()));
+            }
+            (!batch.is_empty()).then_some(batch)
+        });
+        futures::stream::iter(batches)
             .map(|batch| {
                 tokio::task::spawn_blocking(move || {
                     batch
                         .into_iter()
-                        .map(|image| prepare(&image).map(|out| (image, out)))
+                        .map(|(with, image)| prepare(&image).map(|out| (with, image, out)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -62,39 +114,7 @@ impl Run<'_> {
                     )))],
                 };
                 futures::stream::iter(results)
-            });
-        while let Some(next) = prepared.next().await {
-            let (image, out) = next?;
-            progress.files_total += 1;
-            progress.bytes_total += out.length;
-            let entry = acknowledged.get(&image.path);
-            let own_key = keys.get(self.ctx, &image.path)?;
-            let key = entry.map_or(own_key.as_ref(), |e| e.key_source(own_key.as_ref()));
-            if self.is_acknowledged(entry, key, &out) {
-                progress.files_done += 1;
-                progress.bytes_done += out.length;
-            } else {
-                let key = key.cloned();
-                pending.push((image, Arc::new(out), key));
-            }
-        }
-        self.ctx.progress(progress.totals_event());
-        step(
-            self.ctx,
-            "upload",
-            format!(
-                "uploading {} of {} images ({} at a time)",
-                pending.len(),
-                progress.files_total,
-                self.options.jobs
-            ),
-        );
-        uploader
-            .upload_images(&self.store, pending, self.options.jobs)
-            .await?;
-        progress.files_done = progress.files_total;
-        progress.bytes_done = progress.bytes_total;
-        Ok(progress)
+            })
     }
 
     /// Whether the server acknowledged `out`, the bytes an image would send now: a handle (`entry`, the
