@@ -1,10 +1,12 @@
-//! The sequence descriptor as it crosses the plugin boundary: one JSON document naming every image (about
-//! 350 bytes an image, 35 MB for 100,000), which each plugin parses into its own copy. `mtp upload` asks
-//! each integration whether it takes the sequence before sending anything (`preflight`) and again in the
-//! run loop, and `mtp sequence inspect` asks the enabled ones in its plan and every loaded one beside it:
-//! the runner keeps the answers, so each integration is asked once per descriptor. Each request is
-//! serialised straight from the borrowed descriptor into the one buffer the plugin receives, never
-//! cloned first nor kept (docs/architecture.md, "Memory").
+//! The sequence descriptor as it crosses the plugin boundary. A plugin of plugin API 1.4 or later gets
+//! the descriptor's header and reads the images a range at a time through the host's
+//! `sequence_images` service ([`crate::services::PluginServices::with_images`]), so a 100,000-image
+//! sequence is never one 35 MB document on either side; an older plugin gets the whole document, as it
+//! expects. `mtp upload` asks each integration whether it takes the sequence before sending anything
+//! (`preflight`) and again in the run loop, and `mtp sequence inspect` asks the enabled ones in its plan
+//! and every loaded one beside it: the runner keeps the answers, so each integration is asked once per
+//! descriptor. A whole document is serialised straight from the borrowed descriptor into the one buffer
+//! the plugin receives, never cloned first nor kept (docs/architecture.md, "Memory").
 //!
 //! Answers are kept for one descriptor at a time, recognised by a hash of its content (not its address):
 //! `mtp serve` keeps one runner for many requests, and a folder read again may have changed.

@@ -291,7 +291,8 @@ fn read(
         let causes = std::iter::successors(Some(first), |e| (*e).source());
         format!("cannot read the sequence: {}", without_dir(causes, dir))
     })?;
-    let (descriptor, skipped) = scanned.to_descriptor(skip_invalid).map_err(|err| {
+    let prior = serde_json::to_value(scanned.prior_uploads()).unwrap_or_default();
+    let (descriptor, skipped) = scanned.into_descriptor(skip_invalid).map_err(|err| {
         // --skip-invalid is worth suggesting only when it would leave something to upload.
         let hint = match &err {
             mtp_sequence::SequenceError::Invalid { uploadable, .. } if *uploadable > 0 => format!(
@@ -307,7 +308,6 @@ fn read(
     if descriptor.images.is_empty() {
         return Err("no valid images to upload".to_string());
     }
-    let prior = serde_json::to_value(scanned.prior_uploads()).unwrap_or_default();
     let left_out = skipped
         .iter()
         .map(|s| s.path.to_string_lossy().into_owned())

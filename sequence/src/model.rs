@@ -101,6 +101,30 @@ impl ScannedImage {
         Some((self.latitude?, self.longitude?))
     }
 
+    /// [`ScannedImage::to_image_info`], moving the strings instead of copying them.
+    pub fn into_image_info(self) -> Option<ImageInfo> {
+        let (latitude, longitude) = self.position()?;
+        Some(ImageInfo {
+            path: self
+                .path
+                .into_os_string()
+                .into_string()
+                .unwrap_or_else(|p| p.to_string_lossy().into_owned()),
+            file_name: self.file_name,
+            size_bytes: self.size_bytes,
+            latitude,
+            longitude,
+            altitude: self.altitude,
+            captured_at_ms: self.captured_at_ms?,
+            heading: self.heading,
+            projection: self.projection,
+            width: self.width,
+            height: self.height,
+            photo_uuid: self.photo_uuid,
+            sources: self.sources.map(|s| s.to_metadata_sources()),
+        })
+    }
+
     /// The descriptor form, if the required fields (position, capture time) are present. Says nothing about
     /// other problems: use [`ScannedSequence::to_descriptor`] for validated output.
     pub fn to_image_info(&self) -> Option<ImageInfo> {
@@ -481,6 +505,53 @@ impl ScannedSequence {
         &self,
         skip_invalid: bool,
     ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
+        let (kept, skipped) = self.selection(skip_invalid)?;
+        let mut images = Vec::with_capacity(kept.len());
+        images.extend(kept.iter().filter_map(|&i| self.images[i].to_image_info()));
+        Ok((self.descriptor_with(images), skipped))
+    }
+
+    /// [`ScannedSequence::to_descriptor`], taking the scanned images apart as it goes: each image's
+    /// strings move into the descriptor and the rest is freed at once, so the scan and the descriptor
+    /// are not both whole at the same time (docs/architecture.md, "Memory").
+    pub fn into_descriptor(
+        mut self,
+        skip_invalid: bool,
+    ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
+        let (kept, skipped) = self.selection(skip_invalid)?;
+        let mut keep = vec![false; self.images.len()];
+        kept.iter().for_each(|&i| keep[i] = true);
+        let scanned = std::mem::take(&mut self.images);
+        let mut images = Vec::with_capacity(kept.len());
+        drop(kept);
+        for (image, keep) in scanned.into_iter().zip(keep) {
+            if keep {
+                images.extend(image.into_image_info());
+            }
+        }
+        Ok((self.descriptor_with(images), skipped))
+    }
+
+    /// The descriptor of this sequence with `images` (in capture order; equal times are spread).
+    fn descriptor_with(&self, images: Vec<ImageInfo>) -> SequenceDescriptor {
+        SequenceDescriptor {
+            schema: SEQUENCE_SCHEMA_VERSION,
+            id: self.id.clone(),
+            root: self.root.to_string_lossy().into_owned(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            transport: self.transport.clone(),
+            tags: self.tags.clone(),
+            source: self.source,
+            images: with_spread_times(images),
+        }
+    }
+
+    /// Which images the descriptor keeps (their indices, in order) and which it leaves out, why.
+    fn selection(
+        &self,
+        skip_invalid: bool,
+    ) -> Result<(Vec<usize>, Vec<SkippedImage>), SequenceError> {
         let blocking: Vec<Problem> = self
             .problems
             .iter()
@@ -500,15 +571,15 @@ impl ScannedSequence {
         }
 
         let mut skipped = Vec::new();
-        let mut kept: Vec<&ScannedImage> = Vec::new();
-        for img in &self.images {
+        let mut kept: Vec<usize> = Vec::new();
+        for (at, img) in self.images.iter().enumerate() {
             let problems: Vec<Problem> = self
                 .problems_of(&img.path)
                 .filter(|p| p.kind.severity() != Severity::Note)
                 .cloned()
                 .collect();
             match img.to_image_info() {
-                Some(_) if problems.is_empty() => kept.push(img),
+                Some(_) if problems.is_empty() => kept.push(at),
                 _ => skipped.push(SkippedImage {
                     path: img.path.clone(),
                     problems,
@@ -516,11 +587,13 @@ impl ScannedSequence {
             }
         }
 
-        if let Some(keep) = majority_projection(&kept) {
-            let counts = projection_counts(kept.iter().copied());
-            let (minority, majority): (Vec<&ScannedImage>, Vec<&ScannedImage>) =
-                kept.iter().partition(|i| i.projection != keep);
-            for img in minority {
+        let refs: Vec<&ScannedImage> = kept.iter().map(|&i| &self.images[i]).collect();
+        if let Some(keep) = majority_projection(&refs) {
+            let counts = projection_counts(refs.iter().copied());
+            let (minority, majority): (Vec<usize>, Vec<usize>) = kept
+                .iter()
+                .partition(|&&i| self.images[i].projection != keep);
+            for img in minority.into_iter().map(|i| &self.images[i]) {
                 skipped.push(SkippedImage {
                     path: img.path.clone(),
                     problems: vec![Problem::image(
@@ -549,27 +622,8 @@ impl ScannedSequence {
             return Err(SequenceError::NoValidImages { skipped });
         }
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
-        let descriptor = SequenceDescriptor {
-            schema: SEQUENCE_SCHEMA_VERSION,
-            id: self.id.clone(),
-            root: self.root.to_string_lossy().into_owned(),
-            name: self.name.clone(),
-            description: self.description.clone(),
-            transport: self.transport.clone(),
-            tags: self.tags.clone(),
-            source: self.source,
-            images: with_spread_times(descriptor_images(&kept)),
-        };
-        Ok((descriptor, skipped))
+        Ok((kept, skipped))
     }
-}
-
-/// The images of the descriptor, in a list made to measure (one made by doubling holds up to twice
-/// the room, 38 MB instead of 29 MB at 100,000 images).
-fn descriptor_images(kept: &[&ScannedImage]) -> Vec<ImageInfo> {
-    let mut images = Vec::with_capacity(kept.len());
-    images.extend(kept.iter().filter_map(|i| i.to_image_info()));
-    images
 }
 
 /// Spreads equal capture times (see [`crate::validate::spread_equal_times`]); `images` are in capture order.

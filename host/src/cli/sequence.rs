@@ -59,7 +59,7 @@ pub(crate) async fn eligibility_of(
     runner: &Runner,
     scanned: &ScannedSequence,
 ) -> Vec<EligibilityLine> {
-    match asked_about(runner, scanned) {
+    match asked_about(runner, scanned.prior_uploads(), scanned.to_descriptor(true)) {
         Ok((descriptor, options)) => eligibility_lines(runner, &descriptor, &options).await,
         Err(lines) => lines,
     }
@@ -71,18 +71,26 @@ type Question = (
     serde_json::Map<String, serde_json::Value>,
 );
 
-/// What the integrations are asked about `scanned`: its descriptor and the run options of the
-/// question; the lines to show instead when it cannot be made.
+/// What the integrations are asked about a scanned sequence (`made` into a descriptor, with what
+/// MTPDU published of it): the descriptor and the run options of the question; the lines to show
+/// instead when it cannot be made.
 fn asked_about(
     runner: &Runner,
-    scanned: &ScannedSequence,
+    prior_uploads: std::collections::BTreeMap<String, mtp_sequence::mtpdu::PriorUpload>,
+    made: std::result::Result<
+        (
+            plugin_api::sequence::SequenceDescriptor,
+            Vec<mtp_sequence::SkippedImage>,
+        ),
+        mtp_sequence::SequenceError,
+    >,
 ) -> std::result::Result<Question, Vec<EligibilityLine>> {
     let mut options = serde_json::Map::new();
     options.insert(
         "prior_uploads".into(),
-        serde_json::to_value(scanned.prior_uploads()).unwrap_or_default(),
+        serde_json::to_value(prior_uploads).unwrap_or_default(),
     );
-    match scanned.to_descriptor(true) {
+    match made {
         Ok((descriptor, _)) => Ok((std::sync::Arc::new(descriptor), options)),
         Err(err) => Err(runner
             .registry
@@ -173,9 +181,10 @@ pub(crate) fn inspect(
     for (k, dir) in dirs.iter().enumerate() {
         let scanned = scan(dir, overrides)?;
         let summary = scanned.summary();
-        // The scanned images go before the integrations are asked: only the descriptor stays.
-        let asked = asked_about(&session.runner, &scanned);
-        drop(scanned);
+        // The scanned images become the descriptor before the integrations are asked: only the
+        // descriptor stays.
+        let prior = scanned.prior_uploads();
+        let asked = asked_about(&session.runner, prior, scanned.into_descriptor(true));
         let lines = match asked {
             Ok((descriptor, options)) => {
                 session

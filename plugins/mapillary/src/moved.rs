@@ -40,28 +40,27 @@ fn content_key(session_key: &str) -> String {
     format!("{PREFIX}{session_key}")
 }
 
-/// The content entries of sequence `id`'s images, as published in `plan` with the keys `images` holds.
+/// The content entries of part `part` (`planned`) of sequence `id`, with the keys `images` holds.
 pub fn content_writes(
     id: &str,
-    plan: &Plan,
+    part: usize,
+    planned: &crate::state::PlannedPart,
     images: &HashMap<String, ImageEntry>,
 ) -> Result<Vec<StateWrite>> {
     let mut writes = Vec::new();
-    for (part, planned) in plan.parts.iter().enumerate() {
-        for (index, path) in planned.images.iter().enumerate() {
-            let Some(entry) = images.get(path) else {
-                continue;
-            };
-            let value = PublishedImage {
-                sequence: id.to_string(),
-                part,
-                index,
-            };
-            writes.push(
-                StateWrite::put_json(content_key(&entry.key), &value)
-                    .map_err(|err| MlyError::Invalid(format!("cannot encode state: {err}")))?,
-            );
-        }
+    for (index, path) in planned.images.iter().enumerate() {
+        let Some(entry) = images.get(path) else {
+            continue;
+        };
+        let value = PublishedImage {
+            sequence: id.to_string(),
+            part,
+            index,
+        };
+        writes.push(
+            StateWrite::put_json(content_key(&entry.key), &value)
+                .map_err(|err| MlyError::Invalid(format!("cannot encode state: {err}")))?,
+        );
     }
     Ok(writes)
 }

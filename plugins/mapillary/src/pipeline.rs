@@ -39,6 +39,8 @@ mod send;
 
 /// Images prepared by one blocking task (see `Run::upload_images`).
 const PREPARE_BATCH: usize = 32;
+/// How many images' state one cleaning write batch covers.
+const WRITE_BATCH: usize = 1_000;
 
 fn step(ctx: &Context, name: &str, message: impl Into<String>) {
     // The phase is what the host records at once (a run killed now leaves it as the sequence's record).
@@ -204,16 +206,32 @@ impl<'a> Run<'a> {
             // Nothing will be sent again: only the plan and the keys stay, and each image's content
             // entry (`crate::moved`). (A no-op once done, so a published sequence costs no writes on
             // later runs.)
+            // In batches of a part's size, so that no write of 100,000 entries is one document: every
+            // content entry first, then the per-image records, each batch committed whole, so an
+            // image's record goes only once its content entry is written.
             let images = self.store.images()?;
-            let mut writes =
-                crate::moved::content_writes(&self.request.sequence.id, plan, &images)?;
-            writes.extend(self.store.image_paths()?.iter().flat_map(|path| {
-                [
-                    self.store.image_delete(path),
-                    state::hash_entry_delete(path),
-                ]
-            }));
-            self.ctx.state().write_all(&writes)?;
+            for (part, planned) in plan.parts.iter().enumerate() {
+                let writes = crate::moved::content_writes(
+                    &self.request.sequence.id,
+                    part,
+                    planned,
+                    &images,
+                )?;
+                self.ctx.state().write_all(&writes)?;
+            }
+            drop(images);
+            for paths in self.store.image_paths()?.chunks(WRITE_BATCH) {
+                let writes: Vec<plugin_api::protocol::StateWrite> = paths
+                    .iter()
+                    .flat_map(|path| {
+                        [
+                            self.store.image_delete(path),
+                            state::hash_entry_delete(path),
+                        ]
+                    })
+                    .collect();
+                self.ctx.state().write_all(&writes)?;
+            }
             crate::prepublish::forget_attempts(self.ctx, &self.request.sequence.id)?;
         }
         Ok(outcome)

@@ -91,8 +91,9 @@ fn refusal_of(image: &ImageInfo) -> Option<String> {
 
 /// The part of `sequence` Panoramax would take, and a note naming the files left out (`None` when none
 /// is).
-pub fn accepted_part(sequence: &SequenceDescriptor) -> (SequenceDescriptor, Option<String>) {
-    let mut kept = sequence.clone();
+pub fn accepted_part(sequence: SequenceDescriptor) -> (SequenceDescriptor, Option<String>) {
+    let total = sequence.images.len();
+    let mut kept = sequence;
     let mut refused = Refusals::naming(NAMED_FILES);
     kept.images.retain(|image| match refusal_of(image) {
         Some(why) => {
@@ -104,7 +105,8 @@ pub fn accepted_part(sequence: &SequenceDescriptor) -> (SequenceDescriptor, Opti
     if refused.is_empty() {
         return (kept, None);
     }
-    (kept, Some(describe(&refused, sequence.images.len())))
+    let note = describe(&refused, total);
+    (kept, Some(note))
 }
 
 /// `Panoramax would refuse 2 of 40 files, left out: a.jpg, b.jpg: no datetime Panoramax reads ...`.
@@ -262,7 +264,7 @@ mod tests {
             images,
         };
         assert_eq!(refusal(&sequence), None, "eligible: five files are taken");
-        let (kept, note) = accepted_part(&sequence);
+        let (kept, note) = accepted_part(sequence.clone());
         assert_eq!(kept.images.len(), 5);
         assert_eq!(
             note.unwrap(),

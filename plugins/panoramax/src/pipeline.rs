@@ -21,10 +21,11 @@ fn token(ctx: &Context) -> Result<String, PluginError> {
 }
 
 /// Runs the integration on one sequence.
-pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
+pub async fn run(ctx: &Context, mut request: RunRequest) -> Result<RunOutcome, PluginError> {
     let config = Config::from_context(ctx)?;
     let api = Api::new(config.clone())?.with_token(&token(ctx)?);
-    let store = SequenceStore::new(ctx, &request.sequence.id);
+    let sequence_id = request.sequence.id.clone();
+    let store = SequenceStore::new(ctx, &sequence_id);
     let was_published = request
         .previous
         .as_ref()
@@ -43,7 +44,10 @@ pub async fn run(ctx: &Context, request: RunRequest) -> Result<RunOutcome, Plugi
         return Err(PluginError::invalid_input(reason));
     }
     // Files the server would refuse are left out, said once; the rest of the sequence goes.
-    let (sequence, left_out) = crate::eligibility::accepted_part(&request.sequence);
+    // Taken out of the request, not copied: the request keeps the header.
+    let header = request.sequence.header();
+    let whole = std::mem::replace(&mut request.sequence, header);
+    let (sequence, left_out) = crate::eligibility::accepted_part(whole);
     if let Some(message) = left_out {
         ctx.progress(ProgressEvent::Note { message });
     }

@@ -326,7 +326,7 @@ fn eligibility_predicts_missing_fields_per_file() {
     image.sources = Some(plugin_api::sequence::MetadataSources::default());
     sequence.images.push(image);
     assert!(Panoramax.eligibility(&sequence).eligible);
-    let (kept, note) = mtp_panoramax::eligibility::accepted_part(&sequence);
+    let (kept, note) = mtp_panoramax::eligibility::accepted_part(sequence.clone());
     assert_eq!(kept.images.len(), 2);
     let note = note.unwrap();
     assert!(note.contains("1 of 3 files"), "{note}");
