@@ -15,9 +15,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 mod alias;
+mod descriptor;
 mod left_out;
 mod listing;
 mod secrets;
+use descriptor::descriptor_json;
+pub use descriptor::Descriptors;
 pub use listing::{
     newest_sequence_first, ErrorView, LinkView, Listing, OutcomeView, RecordView, StoredRecord,
     Text,
@@ -485,14 +488,8 @@ impl StateStore {
                 == 1;
         if !kept {
             let descriptor_json =
-                serde_json::to_string(sequence).map_err(|e| encode("the descriptor", e))?;
-            tx.execute(
-                "INSERT INTO sequence (id, root, name, descriptor, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
-                 descriptor = excluded.descriptor, updated_at = excluded.updated_at",
-                params![sequence.id, sequence.root, sequence.name, descriptor_json, now],
-            )
-            .map_err(|e| self.err(e))?;
+                descriptor_json(sequence).map_err(|e| encode("the descriptor", e))?;
+            self.write_descriptor(&tx, sequence, &descriptor_json, &now)?;
         }
         tx.execute(
             "INSERT INTO sequence_record (sequence_id, integration, outcome, updated_at)
@@ -626,24 +623,6 @@ impl From<StoredRecord<'_>> for ListedRecord {
             integration: stored.integration.to_string(),
             updated_at: stored.updated_at.to_string(),
         }
-    }
-}
-
-/// Reads [`SequenceDescriptor`]s from the store's connection (see [`StateStore::visit_records`]).
-pub struct Descriptors<'c>(&'c Connection);
-
-impl Descriptors<'_> {
-    /// [`StateStore::descriptor`].
-    pub fn get(&self, sequence_id: &str) -> rusqlite::Result<Option<SequenceDescriptor>> {
-        let json: Option<String> = self
-            .0
-            .query_row(
-                "SELECT descriptor FROM sequence WHERE id = ?1",
-                params![sequence_id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
     }
 }
 
@@ -838,6 +817,41 @@ mod tests {
             store.records().unwrap()[0].record,
             IntegrationRecord::default()
         );
+    }
+
+    #[test]
+    fn a_long_descriptor_is_written_as_a_blob_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let images: Vec<serde_json::Value> = (0..15_000)
+            .map(|i| {
+                serde_json::json!({"path": format!("/walk/{i:06}.jpg"), "file_name": format!("{i:06}.jpg"),
+                    "size_bytes": 1, "latitude": 1.0, "longitude": 1.0, "captured_at_ms": i,
+                    "sources": {"positions": ["GPSLatitude"], "times": ["DateTimeOriginal"]}})
+            })
+            .collect();
+        let mut sequence: SequenceDescriptor = serde_json::from_value(serde_json::json!({
+            "schema": 1, "id": "s1", "root": "/walk", "name": "walk", "images": images
+        }))
+        .unwrap();
+        assert!(descriptor_json(&sequence).unwrap().len() >= descriptor::BLOB_DESCRIPTOR);
+        let record = IntegrationRecord::default();
+        store.put_record(&sequence, "mapillary", &record).unwrap();
+        let kind: String = store
+            .lock()
+            .query_row("SELECT typeof(descriptor) FROM sequence", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kind, "blob");
+        assert_eq!(store.descriptor("s1").unwrap().unwrap(), sequence);
+        // Rewritten shorter, it is text again, and the store holds one row.
+        sequence.images.truncate(2);
+        store.put_record(&sequence, "mapillary", &record).unwrap();
+        let kind: String = store
+            .lock()
+            .query_row("SELECT typeof(descriptor) FROM sequence", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kind, "text");
+        assert_eq!(store.descriptor("s1").unwrap().unwrap(), sequence);
     }
 
     #[test]

@@ -46,10 +46,10 @@ pub struct ScannedImage {
     pub photo_uuid: Option<String>,
     /// The sequence-level fields (`MTPSequence*`, `MTPUploaderSequenceUUID`) and `MTPImageCopy` of the
     /// MTPDU `ImageDescription` JSON, if the image has any; its other fields are read into the fields
-    /// above ([`MtpImageDescription::sequence_fields`]). Boxed
-    /// and trimmed so that a scan of 100,000 images does not carry them inline (docs/architecture.md,
-    /// "Memory").
-    pub description: Option<Box<MtpImageDescription>>,
+    /// above ([`MtpImageDescription::sequence_fields`]). Trimmed, and shared by the images whose fields
+    /// are the same (every image of an MTPDU sequence), so that a scan of 100,000 images holds them
+    /// once, not 100,000 times (docs/architecture.md, "Memory").
+    pub description: Option<std::sync::Arc<MtpImageDescription>>,
     /// Where the capture time came from (`None` when there is none).
     pub time_source: Option<TimeSource>,
     /// Where the position came from (`None` when there is none).

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use exif::Tag;
 use plugin_api::sequence::{Projection, SequenceSource};
@@ -301,14 +301,21 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
     }
     let mut read = read_images(files, time_offset);
     camera_clock::one_offset_per_camera(&mut read);
-    read.sort_by(|(a, _), (b, _)| {
+    // Unstable (no scratch copy of half the list): no two images of a folder share a file name, so
+    // the order is the same.
+    read.sort_unstable_by(|(a, _), (b, _)| {
         (a.captured_at_ms.is_none(), a.captured_at_ms, &a.file_name).cmp(&(
             b.captured_at_ms.is_none(),
             b.captured_at_ms,
             &b.file_name,
         ))
     });
-    let (images, mut per_image): (Vec<ScannedImage>, Vec<Vec<Problem>>) = read.into_iter().unzip();
+    // Taken apart in place: `unzip` would hold a second list of every image while it copies.
+    let mut per_image: Vec<Vec<Problem>> = read
+        .iter_mut()
+        .map(|(_, problems)| std::mem::take(problems))
+        .collect();
+    let images: Vec<ScannedImage> = read.into_iter().map(|(image, _)| image).collect();
     let sequence_problems = validate::check_sequence(&images, &mut per_image);
     let mut problems: Vec<Problem> = per_image.into_iter().flatten().collect();
     problems.extend(sequence_problems);
@@ -497,6 +504,7 @@ fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -
     // when merging them (at 100,000 images those were 90 MB and 70 MB; docs/architecture.md, "Memory").
     let next = AtomicUsize::new(0);
     let slots: Vec<OnceLock<ReadResult>> = (0..files.len()).map(|_| OnceLock::new()).collect();
+    let last_description = Mutex::new(None);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -505,8 +513,10 @@ fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -
                     let (Some((path, name)), Some(slot)) = (files.get(i), slots.get(i)) else {
                         break;
                     };
+                    let mut read = read_image_guarded(path, name, time_offset);
+                    share_description(&last_description, &mut read.0);
                     // Each index is handed out once, so the slot is empty.
-                    let _ = slot.set(read_image_guarded(path, name, time_offset));
+                    let _ = slot.set(read);
                 })
             })
             .collect();
@@ -530,6 +540,20 @@ fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -
             })
         })
         .collect()
+}
+
+/// Makes `image` share the MTPDU sequence fields of the image read before it when they are equal (an
+/// MTPDU sequence repeats the same fields in every image), so that a scan holds them about once, not
+/// once per image (280 bytes each).
+fn share_description(last: &Mutex<Option<Arc<MtpImageDescription>>>, image: &mut ScannedImage) {
+    let Some(own) = &image.description else {
+        return;
+    };
+    let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match &*last {
+        Some(shared) if **shared == **own => image.description = Some(shared.clone()),
+        _ => *last = Some(own.clone()),
+    }
 }
 
 /// A panic inside a parser (there should be none) becomes a problem of that image rather than taking the
@@ -880,7 +904,7 @@ fn read_image(
     ));
     img.description = description
         .and_then(MtpImageDescription::sequence_fields)
-        .map(Box::new);
+        .map(Arc::new);
     (img, problems)
 }
 
