@@ -19,7 +19,6 @@ mod descriptor;
 mod left_out;
 mod listing;
 mod secrets;
-use descriptor::descriptor_json;
 pub use descriptor::Descriptors;
 pub use listing::{
     newest_sequence_first, ErrorView, LinkView, Listing, OutcomeView, RecordView, StoredRecord,
@@ -487,9 +486,7 @@ impl StateStore {
                 .map_err(|e| self.err(e))?
                 == 1;
         if !kept {
-            let descriptor_json =
-                descriptor_json(sequence).map_err(|e| encode("the descriptor", e))?;
-            self.write_descriptor(&tx, sequence, &descriptor_json, &now)?;
+            self.write_descriptor(&tx, sequence, &now)?;
         }
         tx.execute(
             "INSERT INTO sequence_record (sequence_id, integration, outcome, updated_at)
@@ -834,7 +831,9 @@ mod tests {
             "schema": 1, "id": "s1", "root": "/walk", "name": "walk", "images": images
         }))
         .unwrap();
-        assert!(descriptor_json(&sequence).unwrap().len() >= descriptor::BLOB_DESCRIPTOR);
+        assert!(
+            descriptor::descriptor_json(&sequence).unwrap().len() >= descriptor::BLOB_DESCRIPTOR
+        );
         let record = IntegrationRecord::default();
         store.put_record(&sequence, "mapillary", &record).unwrap();
         let kind: String = store

@@ -9,43 +9,65 @@ use plugin_api::sequence::SequenceDescriptor;
 use super::{StateError, StateStore};
 
 /// A descriptor this long or longer (about 10,000 images) is written through SQLite's incremental blob
-/// I/O rather than bound as text: binding copies the text, and building the row copies it again (three
-/// copies of 35 MB at 100,000 images). Shorter ones stay text, which every version of mtp reads.
+/// I/O rather than bound as text: our JSON, the bound copy of it and the row built from it were three
+/// copies of 45 MB at 100,000 images. Now SQLite builds the row once, with zeros (the descriptor is not
+/// the row's last column, so the zeros are written out), and the JSON streams into it. Shorter ones
+/// stay text, which every version of mtp reads.
 pub(super) const BLOB_DESCRIPTOR: usize = 4 << 20;
 
-/// `sequence` as JSON, in a buffer reserved for its length (one grown by doubling holds the old and the
-/// new buffer at each step).
+/// `sequence` as JSON, for a short one (see [`StateStore::write_descriptor`]).
 pub(super) fn descriptor_json(sequence: &SequenceDescriptor) -> Result<String, serde_json::Error> {
-    const PER_IMAGE: usize = 400;
-    let mut buffer = Vec::with_capacity(4096 + sequence.images.len() * PER_IMAGE);
-    serde_json::to_writer(&mut buffer, sequence)?;
-    // serde_json writes UTF-8 only.
-    Ok(String::from_utf8(buffer).unwrap_or_default())
+    serde_json::to_string(sequence)
+}
+
+/// How long `sequence`'s JSON is, without writing it anywhere.
+fn json_length(sequence: &SequenceDescriptor) -> Result<usize, serde_json::Error> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, sequence)?;
+    Ok(counter.0)
 }
 
 impl StateStore {
-    /// Writes `sequence`'s row with `json` as its descriptor, inside `tx`.
+    /// Writes `sequence`'s row, its descriptor included, inside `tx`. A long descriptor is measured
+    /// first, then written straight into a blob of that length: the 35 MB of JSON of 100,000 images are
+    /// never one buffer of ours, nor bound (and so copied) as a parameter.
     pub(super) fn write_descriptor(
         &self,
         tx: &rusqlite::Transaction<'_>,
         sequence: &SequenceDescriptor,
-        json: &str,
         now: &str,
     ) -> Result<(), StateError> {
         const UPSERT: &str = "INSERT INTO sequence (id, root, name, descriptor, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
              descriptor = excluded.descriptor, updated_at = excluded.updated_at";
+        let encode = |err: serde_json::Error| StateError::Encode {
+            path: self.path.clone(),
+            what: format!("the descriptor of sequence {}", sequence.id),
+            detail: err.to_string(),
+        };
         let (id, root, name) = (&sequence.id, &sequence.root, &sequence.name);
-        if json.len() < BLOB_DESCRIPTOR {
+        let length = json_length(sequence).map_err(encode)?;
+        if length < BLOB_DESCRIPTOR {
+            let json = descriptor_json(sequence).map_err(encode)?;
             tx.execute(UPSERT, params![id, root, name, json, now])
                 .map_err(|e| self.err(e))?;
             return Ok(());
         }
-        let length = i64::try_from(json.len()).unwrap_or(i64::MAX);
+        let blob_length = i64::try_from(length).unwrap_or(i64::MAX);
         tx.execute(
             &UPSERT.replace("?4", "zeroblob(?4)"),
-            params![id, root, name, length, now],
+            params![id, root, name, blob_length, now],
         )
         .map_err(|e| self.err(e))?;
         let row: i64 = tx
@@ -55,7 +77,7 @@ impl StateStore {
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
-        let mut blob = tx
+        let blob = tx
             .blob_open(
                 rusqlite::DatabaseName::Main,
                 "sequence",
@@ -64,8 +86,13 @@ impl StateStore {
                 false,
             )
             .map_err(|e| self.err(e))?;
-        blob.write_all_at(json.as_bytes(), 0)
-            .map_err(|e| self.err(e))?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, blob);
+        serde_json::to_writer(&mut out, sequence).map_err(encode)?;
+        std::io::Write::flush(&mut out).map_err(|e| StateError::Encode {
+            path: self.path.clone(),
+            what: format!("the descriptor of sequence {}", sequence.id),
+            detail: e.to_string(),
+        })?;
         Ok(())
     }
 }
