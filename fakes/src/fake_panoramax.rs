@@ -142,6 +142,54 @@ pub struct HeldUploadSet {
     /// the old collection listed until the dispatch job runs; `dispatched` is never reset).
     #[serde(skip)]
     dispatched_before: Option<usize>,
+    /// Where each file name and each accepted picture's md5 sit in `files`: the lookups every upload
+    /// makes (geovisio's are indexed queries), not scans of the whole set, so that a 100,000-file set
+    /// costs the fake the same per file as a small one. Not a rule of the server: its speed only.
+    #[serde(skip)]
+    index: FileIndex,
+}
+
+/// [`HeldUploadSet::index`].
+#[derive(Debug, Clone, Default)]
+struct FileIndex {
+    by_name: HashMap<String, usize>,
+    accepted_md5: HashMap<String, usize>,
+    accepted: usize,
+}
+
+impl HeldUploadSet {
+    /// The file named `name`, if the set holds one.
+    fn file_named(&self, name: &str) -> Option<&HeldFile> {
+        self.index.by_name.get(name).map(|&at| &self.files[at])
+    }
+
+    /// The accepted picture with these bytes, if the set holds one.
+    fn accepted_with_md5(&self, md5: &str) -> Option<&HeldFile> {
+        self.index.accepted_md5.get(md5).map(|&at| &self.files[at])
+    }
+
+    /// Records `held`, replacing a refused file of the same name (see [`record`]).
+    fn hold(&mut self, held: HeldFile) {
+        let at = match self.index.by_name.get(&held.file_name) {
+            Some(&at) if self.files[at].picture_id.is_none() => {
+                self.files[at] = held;
+                at
+            }
+            _ => {
+                self.files.push(held);
+                self.files.len() - 1
+            }
+        };
+        let file = &self.files[at];
+        self.index.by_name.insert(file.file_name.clone(), at);
+        if file.picture_id.is_some() {
+            self.index.accepted += 1;
+            self.index
+                .accepted_md5
+                .entry(file.md5.clone())
+                .or_insert(at);
+        }
+    }
 }
 
 /// What the fake saw.
@@ -542,6 +590,7 @@ async fn create_upload_set(State(shared): State<Sh>, headers: HeaderMap, req: Re
             complete_calls: 0,
             ready_at: None,
             dispatched_before: None,
+            index: FileIndex::default(),
         };
         let answer = upload_set_json(&shared, &set);
         st.stats.upload_sets.insert(id, set);
@@ -805,11 +854,7 @@ fn store_file(
         record(shared, set, file, Accepted::No(refusal), stall);
         return error(400, message, json!({}));
     }
-    if let Some(existing) = set
-        .files
-        .iter()
-        .find(|f| f.md5 == md5 && f.picture_id.is_some())
-    {
+    if let Some(existing) = set.accepted_with_md5(&md5) {
         let existing = existing.picture_id.clone();
         return error(
             409,
@@ -920,9 +965,8 @@ fn store_file(
 /// told apart only by its message; nothing is recorded.
 fn name_conflict(set: &HeldUploadSet, file_name: &str) -> Option<Response> {
     let existing = set
-        .files
-        .iter()
-        .find(|f| f.file_name == file_name && f.picture_id.is_some())?;
+        .file_named(file_name)
+        .filter(|f| f.picture_id.is_some())?;
     Some(error(
         409,
         "A different picture with the same name has already been added to this uploadset",
@@ -975,16 +1019,9 @@ fn record(
         arrival: file.arrival,
         override_capture_time: file.override_capture_time,
     };
-    match set
-        .files
-        .iter_mut()
-        .find(|f| f.file_name == file.name && f.picture_id.is_none())
-    {
-        Some(refused) => *refused = held,
-        None => set.files.push(held),
-    }
+    set.hold(held);
     set.completed = !set.completed && set.estimated_nb_files == Some(set.files.len() as u64);
-    let any_accepted = set.files.iter().any(|f| f.picture_id.is_some());
+    let any_accepted = set.index.accepted > 0;
     if set.completed && (any_accepted || !stall_all_refused) {
         set.ready_at = Some(Instant::now() + shared.config.processing);
     } else if !set.completed {

@@ -211,12 +211,13 @@ fn to_json<T: Serialize>(value: &T, images: usize) -> Result<String, PluginError
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use plugin_api::protocol::RunRequest;
     use plugin_api::sequence::{ImageInfo, Projection};
 
-    fn sequence(images: usize) -> SequenceDescriptor {
+    /// A sequence of `images` made-up images, for the host's unit tests.
+    pub(crate) fn sequence(images: usize) -> SequenceDescriptor {
         SequenceDescriptor {
             schema: 1,
             id: "s".into(),

@@ -10,7 +10,7 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use plugin_api::ffi::{HostServices, HostServicesBox, HostServices_TO};
 use plugin_api::protocol::{
     AuthorizePrompt, ImageRange, LogLevel, ProgressEvent, StateWrite, IMAGES_SERVICE,
-    MAX_IMAGE_RANGE, STATE_BATCH_SERVICE, UNKNOWN_SERVICE_ERROR,
+    STATE_BATCH_SERVICE, UNKNOWN_SERVICE_ERROR,
 };
 use plugin_api::sequence::SequenceDescriptor;
 
@@ -267,51 +267,15 @@ fn lend_images(sequence: Option<&SequenceDescriptor>, payload: &str) -> Result<S
     let sequence = sequence.ok_or("this call lends no sequence's images")?;
     let range: ImageRange =
         serde_json::from_str(payload).map_err(|e| format!("malformed image range: {e}"))?;
-    let len = sequence.images.len() as u64;
-    let from = range.from.min(len);
-    let end = from
-        .saturating_add(range.count.min(MAX_IMAGE_RANGE))
-        .min(len);
-    serde_json::to_string(&sequence.images[from as usize..end as usize])
+    serde_json::to_string(&sequence.images[range.within(sequence.images.len())])
         .map_err(|e| format!("cannot encode images: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::sequence::{ImageInfo, Projection};
-
-    fn sequence(images: usize) -> SequenceDescriptor {
-        let mut sequence = SequenceDescriptor {
-            schema: 1,
-            id: "s".into(),
-            root: "/r".into(),
-            name: "walk".into(),
-            description: String::new(),
-            transport: None,
-            tags: Vec::new(),
-            source: Default::default(),
-            images: Vec::new(),
-        };
-        sequence.images = (0..images)
-            .map(|i| ImageInfo {
-                path: format!("/r/{i}.jpg"),
-                file_name: format!("{i}.jpg"),
-                size_bytes: 10,
-                latitude: 1.0,
-                longitude: 2.0,
-                altitude: None,
-                captured_at_ms: i as i64,
-                heading: None,
-                projection: Projection::Flat,
-                width: None,
-                height: None,
-                photo_uuid: None,
-                sources: None,
-            })
-            .collect();
-        sequence
-    }
+    use crate::sequence_payload::tests::sequence;
+    use plugin_api::sequence::ImageInfo;
 
     fn lent(sequence: &SequenceDescriptor, from: u64, count: u64) -> Vec<ImageInfo> {
         let payload = serde_json::to_string(&ImageRange { from, count }).unwrap();
@@ -326,7 +290,10 @@ mod tests {
         assert_eq!(lent(&seq, 24_998, 10).len(), 2);
         assert!(lent(&seq, 30_000, 10).is_empty());
         // A larger range than the host answers at once gets the cap.
-        assert_eq!(lent(&seq, 0, 20_000).len() as u64, MAX_IMAGE_RANGE);
+        assert_eq!(
+            lent(&seq, 0, 20_000).len() as u64,
+            plugin_api::protocol::MAX_IMAGE_RANGE
+        );
     }
 
     #[test]

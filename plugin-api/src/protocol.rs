@@ -465,6 +465,19 @@ pub struct ImageRange {
     pub count: u64,
 }
 
+impl ImageRange {
+    /// The indices a host answers for this range in a list of `len` images: capped at
+    /// [`MAX_IMAGE_RANGE`], and empty past the end.
+    pub fn within(&self, len: usize) -> std::ops::Range<usize> {
+        let len = len as u64;
+        let from = self.from.min(len);
+        let end = from
+            .saturating_add(self.count.min(MAX_IMAGE_RANGE))
+            .min(len);
+        from as usize..end as usize
+    }
+}
+
 /// A sequence as a host of plugin API 1.4 or later sends it to a plugin of 1.4 or later: the
 /// descriptor's fields with `images` left empty, and how many images the host lends through
 /// [`IMAGES_SERVICE`]. The SDK reads it (`sdk::images`); an older plugin never receives it.

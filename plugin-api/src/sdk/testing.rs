@@ -19,8 +19,7 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use super::Context;
 use crate::ffi::{HostServices, HostServicesBox, HostServices_TO};
 use crate::protocol::{
-    ImageRange, LogLevel, ProgressEvent, StateWrite, IMAGES_SERVICE, MAX_IMAGE_RANGE,
-    STATE_BATCH_SERVICE,
+    ImageRange, LogLevel, ProgressEvent, StateWrite, IMAGES_SERVICE, STATE_BATCH_SERVICE,
 };
 
 #[derive(Default)]
@@ -261,12 +260,7 @@ impl TestHost {
             serde_json::from_str(payload).map_err(|e| format!("malformed image range: {e}"))?;
         self.with(|i| {
             i.ranges_read += 1;
-            let len = i.lent.len() as u64;
-            let from = range.from.min(len);
-            let end = from
-                .saturating_add(range.count.min(MAX_IMAGE_RANGE))
-                .min(len);
-            serde_json::to_string(&i.lent[from as usize..end as usize])
+            serde_json::to_string(&i.lent[range.within(i.lent.len())])
                 .map_err(|e| format!("cannot encode images: {e}"))
         })
     }
