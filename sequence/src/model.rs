@@ -128,22 +128,7 @@ impl ScannedImage {
     /// The descriptor form, if the required fields (position, capture time) are present. Says nothing about
     /// other problems: use [`ScannedSequence::to_descriptor`] for validated output.
     pub fn to_image_info(&self) -> Option<ImageInfo> {
-        let (latitude, longitude) = self.position()?;
-        Some(ImageInfo {
-            path: self.path.to_string_lossy().into_owned(),
-            file_name: self.file_name.clone(),
-            size_bytes: self.size_bytes,
-            latitude,
-            longitude,
-            altitude: self.altitude,
-            captured_at_ms: self.captured_at_ms?,
-            heading: self.heading,
-            projection: self.projection.clone(),
-            width: self.width,
-            height: self.height,
-            photo_uuid: self.photo_uuid.clone(),
-            sources: self.sources.map(|s| s.to_metadata_sources()),
-        })
+        self.clone().into_image_info()
     }
 }
 
