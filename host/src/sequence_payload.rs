@@ -87,12 +87,8 @@ impl AskedOnce {
         if let Some(answer) = self.answer(integration.id(), sequence) {
             return answer;
         }
-        let (payload, services) = match SequenceArg::for_plugin(integration, sequence) {
-            SequenceArg::Paged(paged) => {
-                (to_json(&paged, 0), services().with_images(sequence.clone()))
-            }
-            SequenceArg::Whole(whole) => (to_json(whole, whole.images.len()), services()),
-        };
+        let (arg, services) = SequenceArg::for_call(integration, sequence, services());
+        let payload = to_json(&arg, arg.images_inline());
         let answer = integration
             .call_parsed(services.to_ffi(), Method::Eligibility, payload?)
             .await;
@@ -124,21 +120,14 @@ impl LoadedPlugin {
         sequence: &Arc<SequenceDescriptor>,
         request: RunRequestRef<'_>,
     ) -> Result<RunOutcome, PluginError> {
-        let arg = SequenceArg::for_plugin(self, sequence);
-        let services = match arg {
-            SequenceArg::Paged(_) => services.with_images(sequence.clone()),
-            SequenceArg::Whole(_) => services,
-        };
-        let reserve = match &arg {
-            SequenceArg::Paged(_) => 0,
-            SequenceArg::Whole(whole) => whole.images.len(),
-        };
+        let (arg, services) = SequenceArg::for_call(self, sequence, services);
+        let inline = arg.images_inline();
         let request = to_json(
             &RunRequestBody {
                 head: request,
                 sequence: arg,
             },
-            reserve,
+            inline,
         )?;
         let outcome = self
             .call_parsed(services.to_ffi(), Method::Run, request)
@@ -165,14 +154,32 @@ pub(crate) enum SequenceArg<'a> {
 }
 
 impl<'a> SequenceArg<'a> {
-    fn for_plugin(integration: &LoadedPlugin, sequence: &'a SequenceDescriptor) -> SequenceArg<'a> {
+    /// `sequence` as `integration` receives it, and the `services` of the call, which lend the
+    /// images when the sequence goes without them.
+    fn for_call(
+        integration: &LoadedPlugin,
+        sequence: &'a Arc<SequenceDescriptor>,
+        services: PluginServices,
+    ) -> (SequenceArg<'a>, PluginServices) {
         if integration.reads_images_by_range() {
-            SequenceArg::Paged(PagedSequence {
+            let paged = PagedSequence {
                 header: sequence.header(),
                 image_count: sequence.images.len() as u64,
-            })
+            };
+            (
+                SequenceArg::Paged(paged),
+                services.with_images(sequence.clone()),
+            )
         } else {
-            SequenceArg::Whole(sequence)
+            (SequenceArg::Whole(sequence), services)
+        }
+    }
+
+    /// How many images the request itself carries (what its buffer is reserved for).
+    fn images_inline(&self) -> usize {
+        match self {
+            SequenceArg::Whole(whole) => whole.images.len(),
+            SequenceArg::Paged(_) => 0,
         }
     }
 }

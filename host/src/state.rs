@@ -570,9 +570,7 @@ mod tests {
             "schema": 1, "id": "s1", "root": "/walk", "name": "walk", "images": images
         }))
         .unwrap();
-        assert!(
-            descriptor::descriptor_json(&sequence).unwrap().len() >= descriptor::BLOB_DESCRIPTOR
-        );
+        assert!(descriptor::short_json(&sequence).unwrap().is_none());
         let record = IntegrationRecord::default();
         store.put_record(&sequence, "mapillary", &record).unwrap();
         let kind: String = store

@@ -480,7 +480,7 @@ impl ImageRange {
 
 /// A sequence as a host of plugin API 1.4 or later sends it to a plugin of 1.4 or later: the
 /// descriptor's fields with `images` left empty, and how many images the host lends through
-/// [`IMAGES_SERVICE`]. The SDK reads it (`sdk::images`); an older plugin never receives it.
+/// [`IMAGES_SERVICE`]. The SDK reads its count through [`ImageCount`]; an older plugin never receives it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PagedSequence {
     /// The descriptor without its images.

@@ -59,22 +59,12 @@ pub(crate) async fn eligibility_of(
     runner: &Runner,
     scanned: &ScannedSequence,
 ) -> Vec<EligibilityLine> {
-    match asked_about(runner, scanned.prior_uploads(), scanned.to_descriptor(true)) {
-        Ok((descriptor, options)) => eligibility_lines(runner, &descriptor, &options).await,
-        Err(lines) => lines,
-    }
+    eligibility_lines(runner, scanned.prior_uploads(), scanned.to_descriptor(true)).await
 }
 
-/// The descriptor the integrations are asked about, and the run options of the question.
-type Question = (
-    std::sync::Arc<plugin_api::sequence::SequenceDescriptor>,
-    serde_json::Map<String, serde_json::Value>,
-);
-
-/// What the integrations are asked about a scanned sequence (`made` into a descriptor, with what
-/// MTPDU published of it): the descriptor and the run options of the question; the lines to show
-/// instead when it cannot be made.
-fn asked_about(
+/// [`eligibility_of`] for a scanned sequence `made` into a descriptor (or not), with what MTPDU
+/// published of it: `inspect` makes it by taking the scan apart, `mtp serve` by copying.
+async fn eligibility_lines(
     runner: &Runner,
     prior_uploads: std::collections::BTreeMap<String, mtp_sequence::mtpdu::PriorUpload>,
     made: std::result::Result<
@@ -84,15 +74,15 @@ fn asked_about(
         ),
         mtp_sequence::SequenceError,
     >,
-) -> std::result::Result<Question, Vec<EligibilityLine>> {
+) -> Vec<EligibilityLine> {
     let mut options = serde_json::Map::new();
     options.insert(
         "prior_uploads".into(),
         serde_json::to_value(prior_uploads).unwrap_or_default(),
     );
-    match made {
-        Ok((descriptor, _)) => Ok((std::sync::Arc::new(descriptor), options)),
-        Err(err) => Err(runner
+    let descriptor = match made {
+        Ok((descriptor, _)) => std::sync::Arc::new(descriptor),
+        Err(err) => return runner
             .registry
             .infos()
             .iter()
@@ -104,17 +94,9 @@ fn asked_about(
                     format!("not eligible: {err}"),
                 )
             })
-            .collect()),
-    }
-}
-
-/// [`eligibility_of`] once the descriptor is made.
-async fn eligibility_lines(
-    runner: &Runner,
-    descriptor: &std::sync::Arc<plugin_api::sequence::SequenceDescriptor>,
-    options: &serde_json::Map<String, serde_json::Value>,
-) -> Vec<EligibilityLine> {
-    let plan = runner.preflight(descriptor, false, options).await;
+            .collect(),
+    };
+    let plan = runner.preflight(&descriptor, false, &options).await;
     let mut lines: Vec<EligibilityLine> = plan
         .iter()
         .map(|e| {
@@ -127,7 +109,7 @@ async fn eligibility_lines(
             )
         })
         .collect();
-    for (id, answer) in runner.eligibility(descriptor).await {
+    for (id, answer) in runner.eligibility(&descriptor).await {
         if plan.iter().any(|e| e.integration == id) {
             continue;
         }
@@ -184,15 +166,10 @@ pub(crate) fn inspect(
         // The scanned images become the descriptor before the integrations are asked: only the
         // descriptor stays.
         let prior = scanned.prior_uploads();
-        let asked = asked_about(&session.runner, prior, scanned.into_descriptor(true));
-        let lines = match asked {
-            Ok((descriptor, options)) => {
-                session
-                    .runtime
-                    .block_on(eligibility_lines(&session.runner, &descriptor, &options))
-            }
-            Err(lines) => lines,
-        };
+        let made = scanned.into_descriptor(true);
+        let lines = session
+            .runtime
+            .block_on(eligibility_lines(&session.runner, prior, made));
         if global.json {
             documents.push(inspect_json(&summary, &lines)?);
             continue;

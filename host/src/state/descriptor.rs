@@ -15,9 +15,41 @@ use super::{StateError, StateStore};
 /// stay text, which every version of mtp reads.
 pub(super) const BLOB_DESCRIPTOR: usize = 4 << 20;
 
-/// `sequence` as JSON, for a short one (see [`StateStore::write_descriptor`]).
-pub(super) fn descriptor_json(sequence: &SequenceDescriptor) -> Result<String, serde_json::Error> {
-    serde_json::to_string(sequence)
+/// `sequence`'s JSON if it is shorter than [`BLOB_DESCRIPTOR`]; `None` for a longer one, whose writing
+/// stops at that length (a long one is measured and streamed instead, see
+/// [`StateStore::write_descriptor`]).
+pub(super) fn short_json(
+    sequence: &SequenceDescriptor,
+) -> Result<Option<String>, serde_json::Error> {
+    struct Capped {
+        bytes: Vec<u8>,
+        over: bool,
+    }
+    impl std::io::Write for Capped {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.bytes.len() + buf.len() >= BLOB_DESCRIPTOR {
+                self.over = true;
+                return Err(std::io::Error::other("a long descriptor"));
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Capped {
+        bytes: Vec::new(),
+        over: false,
+    };
+    match serde_json::to_writer(&mut out, sequence) {
+        // serde_json writes UTF-8 only.
+        Ok(()) => Ok(Some(String::from_utf8(out.bytes).unwrap_or_else(|not| {
+            String::from_utf8_lossy(not.as_bytes()).into_owned()
+        }))),
+        Err(_) if out.over => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// How long `sequence`'s JSON is, without writing it anywhere.
@@ -51,19 +83,18 @@ impl StateStore {
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
              descriptor = excluded.descriptor, updated_at = excluded.updated_at";
-        let encode = |err: serde_json::Error| StateError::Encode {
+        let encode = |detail: String| StateError::Encode {
             path: self.path.clone(),
             what: format!("the descriptor of sequence {}", sequence.id),
-            detail: err.to_string(),
+            detail,
         };
         let (id, root, name) = (&sequence.id, &sequence.root, &sequence.name);
-        let length = json_length(sequence).map_err(encode)?;
-        if length < BLOB_DESCRIPTOR {
-            let json = descriptor_json(sequence).map_err(encode)?;
+        if let Some(json) = short_json(sequence).map_err(|e| encode(e.to_string()))? {
             tx.execute(UPSERT, params![id, root, name, json, now])
                 .map_err(|e| self.err(e))?;
             return Ok(());
         }
+        let length = json_length(sequence).map_err(|e| encode(e.to_string()))?;
         let blob_length = i64::try_from(length).unwrap_or(i64::MAX);
         tx.execute(
             &UPSERT.replace("?4", "zeroblob(?4)"),
@@ -87,12 +118,8 @@ impl StateStore {
             )
             .map_err(|e| self.err(e))?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, blob);
-        serde_json::to_writer(&mut out, sequence).map_err(encode)?;
-        std::io::Write::flush(&mut out).map_err(|e| StateError::Encode {
-            path: self.path.clone(),
-            what: format!("the descriptor of sequence {}", sequence.id),
-            detail: e.to_string(),
-        })?;
+        serde_json::to_writer(&mut out, sequence).map_err(|e| encode(e.to_string()))?;
+        std::io::Write::flush(&mut out).map_err(|e| encode(e.to_string()))?;
         Ok(())
     }
 }

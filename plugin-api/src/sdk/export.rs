@@ -147,16 +147,21 @@ struct LentRun {
     sequence: ImageCount,
 }
 
-/// The images of `sequence`: lent by the host when the request says how many (plugin API 1.4), else
-/// the ones it carries.
+/// How many images the host lends for `sequence`: the request's count, when the sequence came without
+/// its images (plugin API 1.4); `None` when it carries them.
+fn lent_count(lent: ImageCount, sequence: &SequenceDescriptor) -> Option<u64> {
+    lent.image_count.filter(|_| sequence.images.is_empty())
+}
+
+/// The images of `sequence`: lent by the host, or the ones it carries.
 fn images_of<'a>(
     ctx: &'a Context,
     sequence: &'a SequenceDescriptor,
     lent: ImageCount,
 ) -> Images<'a> {
-    match lent.image_count {
-        Some(count) if sequence.images.is_empty() => Images::lent(ctx, count),
-        _ => Images::whole(&sequence.images),
+    match lent_count(lent, sequence) {
+        Some(count) => Images::lent(ctx, count),
+        None => Images::whole(&sequence.images),
     }
 }
 
@@ -182,9 +187,8 @@ pub async fn dispatch(
         Some(Method::Run) => {
             let mut request: RunRequest = serde_json::from_str(&payload)?;
             let lent: LentRun = serde_json::from_str(&payload)?;
-            if lent.sequence.image_count.is_some() && request.sequence.images.is_empty() {
-                let images = images_of(&ctx, &request.sequence, lent.sequence).collect()?;
-                request.sequence.images = images;
+            if let Some(count) = lent_count(lent.sequence, &request.sequence) {
+                request.sequence.images = Images::lent(&ctx, count).collect()?;
             }
             to_json(&integration.run(&ctx, request).await?)
         }

@@ -127,17 +127,7 @@ impl<'a> Images<'a> {
 
     /// Every image, in one list (what a run that needs them all at once reads).
     pub fn collect(&self) -> Result<Vec<ImageInfo>, PluginError> {
-        match &self.source {
-            Source::Whole(images) => Ok(images.to_vec()),
-            Source::Lent { .. } => {
-                let mut all = Vec::with_capacity(self.len() as usize);
-                self.for_each_page(MAX_IMAGE_RANGE, |_, page| {
-                    all.extend_from_slice(page);
-                    ControlFlow::Continue(())
-                })?;
-                Ok(all)
-            }
-        }
+        Ok(self.range(0, self.len())?.into_owned())
     }
 }
 

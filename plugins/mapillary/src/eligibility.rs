@@ -7,18 +7,18 @@ use plugin_api::sequence::Projection;
 
 /// Why Mapillary cannot take `sequence`, if it cannot.
 pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
-    refusal_given(sequence, &sequence.projections())
+    transport_refusal(sequence).or_else(|| projection_refusal(&sequence.projections()))
 }
 
-/// [`refusal`] for a sequence whose images are read by range.
+/// [`refusal`] for a sequence whose images are read by range (none is read for a refused transport).
 pub fn refusal_paged(
     sequence: &SequenceDescriptor,
     images: &Images<'_>,
 ) -> Result<Option<String>, PluginError> {
-    if let Some(reason) = transport_refusal(sequence) {
-        return Ok(Some(reason));
+    match transport_refusal(sequence) {
+        Some(reason) => Ok(Some(reason)),
+        None => Ok(projection_refusal(&images.projections()?)),
     }
-    Ok(refusal_given(sequence, &images.projections()?))
 }
 
 fn transport_refusal(sequence: &SequenceDescriptor) -> Option<String> {
@@ -29,10 +29,7 @@ fn transport_refusal(sequence: &SequenceDescriptor) -> Option<String> {
 }
 
 /// Why Mapillary cannot take a sequence of `projections`, if it cannot.
-fn refusal_given(sequence: &SequenceDescriptor, projections: &[Projection]) -> Option<String> {
-    if let Some(reason) = transport_refusal(sequence) {
-        return Some(reason);
-    }
+fn projection_refusal(projections: &[Projection]) -> Option<String> {
     projections
         .iter()
         .find(|p| !matches!(p, Projection::Flat | Projection::Equirectangular))

@@ -194,6 +194,17 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// The uploader of this run, sending with `token` (`held`: see [`Uploader::held`]).
+    fn uploader<'t>(&'t self, token: &'t str, held: bool) -> Result<Uploader<'t>> {
+        Ok(Uploader {
+            api: &self.api,
+            ctx: self.ctx,
+            token,
+            limit: bandwidth_limit(self.request)?,
+            held,
+        })
+    }
+
     fn parts(&self, plan: &Plan) -> Result<Vec<PartState>> {
         (0..plan.parts.len()).map(|i| self.store.part(i)).collect()
     }
@@ -477,13 +488,7 @@ impl<'a> Run<'a> {
             .collect();
 
         let held = first_held && !to_send.is_empty();
-        let uploader = Uploader {
-            api: &self.api,
-            ctx: self.ctx,
-            token: &token,
-            limit: bandwidth_limit(self.request)?,
-            held,
-        };
+        let uploader = self.uploader(&token, held)?;
         let mut progress = Progress::default();
         if !to_send.is_empty() {
             progress = match self

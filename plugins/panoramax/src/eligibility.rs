@@ -142,42 +142,58 @@ fn describe(refused: &Refusals, total: usize) -> String {
 pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
     // Counted without copying the sequence (`accepted_part` does, for the run): eligibility is asked of
     // every plugin on every inspect and upload, and a copy of 100,000 images is tens of MB.
-    let mut refused = Refusals::naming(NAMED_FILES);
-    sequence
-        .images
-        .iter()
-        .for_each(|image| count(&mut refused, image));
-    refusal_given(&sequence.projections(), &refused, sequence.images.len())
+    let mut pass = Pass::new();
+    sequence.images.iter().for_each(|image| pass.take(image));
+    pass.refusal()
 }
 
 /// [`refusal`] for a sequence whose images are read a page at a time.
 pub fn refusal_paged(images: &Images<'_>) -> Result<Option<String>, PluginError> {
-    let mut refused = Refusals::naming(NAMED_FILES);
-    images.for_each(|image| count(&mut refused, image))?;
-    Ok(refusal_given(
-        &images.projections()?,
-        &refused,
-        images.len() as usize,
-    ))
+    let mut pass = Pass::new();
+    images.for_each(|image| pass.take(image))?;
+    Ok(pass.refusal())
 }
 
-fn refusal_given(projections: &[Projection], refused: &Refusals, total: usize) -> Option<String> {
-    if let Some(p) = projections
-        .iter()
-        .find(|p| !matches!(p, Projection::Flat | Projection::Equirectangular))
-    {
-        return Some(format!(
-            "projection {} is not accepted by Panoramax (only flat and 360° equirectangular)",
-            p.as_str()
-        ));
+/// One pass over a sequence's images: the first projection Panoramax does not take, and the files it
+/// would refuse.
+struct Pass {
+    unsupported: Option<Projection>,
+    refused: Refusals,
+    total: usize,
+}
+
+impl Pass {
+    fn new() -> Pass {
+        Pass {
+            unsupported: None,
+            refused: Refusals::naming(NAMED_FILES),
+            total: 0,
+        }
     }
-    (total > 0 && refused.len() == total).then(|| describe(refused, total))
-}
 
-/// Counts `image` among the refused files if Panoramax would refuse it.
-fn count(refused: &mut Refusals, image: &ImageInfo) {
-    if let Some(why) = refusal_of(image) {
-        refused.add(name_of(image), why);
+    fn take(&mut self, image: &ImageInfo) {
+        self.total += 1;
+        let taken = matches!(
+            image.projection,
+            Projection::Flat | Projection::Equirectangular
+        );
+        if !taken && self.unsupported.is_none() {
+            self.unsupported = Some(image.projection.clone());
+        }
+        if let Some(why) = refusal_of(image) {
+            self.refused.add(name_of(image), why);
+        }
+    }
+
+    fn refusal(self) -> Option<String> {
+        if let Some(p) = self.unsupported {
+            return Some(format!(
+                "projection {} is not accepted by Panoramax (only flat and 360° equirectangular)",
+                p.as_str()
+            ));
+        }
+        let total = self.total;
+        (total > 0 && self.refused.len() == total).then(|| describe(&self.refused, total))
     }
 }
 

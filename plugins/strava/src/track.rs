@@ -18,10 +18,10 @@ const GPX_NS: &str = "http://www.topografix.com/GPX/1/1";
 
 /// Why a track cannot be uploaded, if it cannot.
 pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
-    let mut check = TrackCheck::new(sequence.images.len() as u64);
-    if let Some(reason) = check.refused.take() {
-        return Some(reason);
-    }
+    let mut check = match TrackCheck::new(sequence.images.len() as u64) {
+        Ok(check) => check,
+        Err(reason) => return Some(reason),
+    };
     if let Some(reason) = sequence.images.iter().find_map(|image| check.take(image)) {
         return Some(reason);
     }
@@ -31,10 +31,10 @@ pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
 /// [`refusal`] for a sequence whose images are read a page at a time: the same checks, in one pass
 /// that keeps only the image before.
 pub fn refusal_paged(images: &Images<'_>) -> Result<Option<String>, PluginError> {
-    let mut check = TrackCheck::new(images.len());
-    if let Some(reason) = check.refused.take() {
-        return Ok(Some(reason));
-    }
+    let mut check = match TrackCheck::new(images.len()) {
+        Ok(check) => check,
+        Err(reason) => return Ok(Some(reason)),
+    };
     let mut found = None;
     images.for_each_page(plugin_api::sdk::images::PAGE, |_, page| {
         found = page.iter().find_map(|image| check.take(image));
@@ -50,28 +50,26 @@ pub fn refusal_paged(images: &Images<'_>) -> Result<Option<String>, PluginError>
 /// One pass over a track's points: each point's own faults at once (the first one found), and at the
 /// end the first pair whose time goes backwards, then a track that takes no time.
 struct TrackCheck {
-    refused: Option<String>,
     previous: Option<(String, i64)>,
     backwards: Option<(String, String)>,
-    first_ms: Option<i64>,
     min_ms: i64,
     max_ms: i64,
 }
 
 impl TrackCheck {
-    fn new(points: u64) -> TrackCheck {
-        TrackCheck {
-            refused: (points < 2).then(|| {
-                format!(
-                    "a Strava activity needs a track of at least 2 points; this sequence has {points}"
-                )
-            }),
+    /// A check of a track of `points` points; the reason when there are too few.
+    fn new(points: u64) -> Result<TrackCheck, String> {
+        if points < 2 {
+            return Err(format!(
+                "a Strava activity needs a track of at least 2 points; this sequence has {points}"
+            ));
+        }
+        Ok(TrackCheck {
             previous: None,
             backwards: None,
-            first_ms: None,
             min_ms: i64::MAX,
             max_ms: i64::MIN,
-        }
+        })
     }
 
     /// Checks one point; the reason when the point itself cannot be written.
@@ -101,7 +99,6 @@ impl TrackCheck {
             }
         }
         self.previous = Some((image.file_name.clone(), at));
-        self.first_ms.get_or_insert(at);
         self.min_ms = self.min_ms.min(at);
         self.max_ms = self.max_ms.max(at);
         None
@@ -115,7 +112,7 @@ impl TrackCheck {
                  not go backwards"
             ));
         }
-        if self.first_ms.is_some() && self.max_ms == self.min_ms {
+        if self.previous.is_some() && self.max_ms == self.min_ms {
             return Some(
                 "every image has the same capture time: Strava cannot make an activity of a track \
                  that takes no time"

@@ -60,13 +60,7 @@ impl Run<'_> {
             return Ok(());
         }
         step(self.ctx, "publish", "publishing on Mapillary");
-        let uploader = Uploader {
-            api: &self.api,
-            ctx: self.ctx,
-            token,
-            limit: bandwidth_limit(self.request)?,
-            held: false,
-        };
+        let uploader = self.uploader(token, false)?;
         let mut acknowledged = None;
         for index in due {
             if let Publish::OutcomeUnknown { .. } = parts[index].publish {
