@@ -8,6 +8,7 @@
 //! [`authorize`] gets the user through consent pages, [`upload`] is the upload use case that every face
 //! calls; the CLI (`src/cli`, with `mtp serve` in it) only parses and renders.
 
+pub mod allocator;
 pub mod authorize;
 pub mod chain_check;
 pub mod checkpoint;

@@ -34,8 +34,7 @@ struct Asked {
 }
 
 impl AskedOnce {
-    fn entry(&self, sequence: &SequenceDescriptor) -> MutexGuard<'_, Option<Asked>> {
-        let fingerprint = fingerprint(sequence);
+    fn entry(&self, fingerprint: u64) -> MutexGuard<'_, Option<Asked>> {
         let mut guard = self
             .0
             .lock()
@@ -49,25 +48,26 @@ impl AskedOnce {
         guard
     }
 
-    /// The answer `integration` gave for `sequence` earlier, if it was asked.
+    /// The answer `integration` gave earlier for the descriptor whose [`fingerprint`] is `fingerprint`,
+    /// if it was asked.
     pub(crate) fn answer(
         &self,
         integration: &str,
-        sequence: &SequenceDescriptor,
+        fingerprint: u64,
     ) -> Option<Result<Eligibility, PluginError>> {
-        self.entry(sequence)
+        self.entry(fingerprint)
             .as_ref()
             .and_then(|a| a.answers.get(integration).cloned())
     }
 
-    /// Keeps `answer` as `integration`'s for `sequence`.
+    /// Keeps `answer` as `integration`'s for the descriptor whose [`fingerprint`] is `fingerprint`.
     pub(crate) fn remember(
         &self,
         integration: &str,
-        sequence: &SequenceDescriptor,
+        fingerprint: u64,
         answer: &Result<Eligibility, PluginError>,
     ) {
-        if let Some(asked) = self.entry(sequence).as_mut() {
+        if let Some(asked) = self.entry(fingerprint).as_mut() {
             asked
                 .answers
                 .insert(integration.to_string(), answer.clone());
@@ -84,7 +84,9 @@ impl AskedOnce {
         services: impl FnOnce() -> PluginServices,
         sequence: &Arc<SequenceDescriptor>,
     ) -> Result<Eligibility, PluginError> {
-        if let Some(answer) = self.answer(integration.id(), sequence) {
+        // Hashed once for both the look and the keeping: 100,000 images are 10 MB to hash.
+        let fingerprint = fingerprint(sequence);
+        if let Some(answer) = self.answer(integration.id(), fingerprint) {
             return answer;
         }
         let (arg, services) = SequenceArg::for_call(integration, sequence, services());
@@ -92,23 +94,9 @@ impl AskedOnce {
         let answer = integration
             .call_parsed(services.to_ffi(), Method::Eligibility, payload?)
             .await;
-        release_freed_memory();
-        self.remember(integration.id(), sequence, &answer);
+        crate::allocator::release_freed_memory();
+        self.remember(integration.id(), fingerprint, &answer);
         answer
-    }
-}
-
-/// Hands the pages freed since (a plugin's parsed copy of the descriptor, the request it was sent) back
-/// to the system. Each plugin parses on its own runtime's threads, so glibc serves it from arenas of
-/// their own and keeps what it frees there for later: with five plugins each parsing a 100,000-image
-/// descriptor once, that kept memory was most of `mtp sequence inspect`'s peak RSS (heaptrack: 195 MB
-/// peak heap at 50,000 images beside 390 MB resident). `malloc_trim` releases the free pages of every
-/// arena (glibc 2.8 and later, malloc_trim(3)); other allocators return memory their own way.
-pub(crate) fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointer and only walks the allocator's own (locked) free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
@@ -132,7 +120,7 @@ impl LoadedPlugin {
         let outcome = self
             .call_parsed(services.to_ffi(), Method::Run, request)
             .await;
-        release_freed_memory();
+        crate::allocator::release_freed_memory();
         outcome
     }
 
@@ -258,17 +246,17 @@ pub(crate) mod tests {
     fn answers_are_kept_for_the_same_content_only() {
         let asked = AskedOnce::default();
         let one = sequence(3);
-        asked.remember("mapillary", &one, &Ok(Eligibility::eligible()));
+        asked.remember("mapillary", fingerprint(&one), &Ok(Eligibility::eligible()));
         assert_eq!(
-            asked.answer("mapillary", &one.clone()),
+            asked.answer("mapillary", fingerprint(&one.clone())),
             Some(Ok(Eligibility::eligible()))
         );
-        assert_eq!(asked.answer("panoramax", &one), None);
+        assert_eq!(asked.answer("panoramax", fingerprint(&one)), None);
         let mut moved = one.clone();
         moved.images[1].size_bytes = 11;
-        assert_eq!(asked.answer("mapillary", &moved), None);
+        assert_eq!(asked.answer("mapillary", fingerprint(&moved)), None);
         // Only one descriptor is remembered: the first one is asked again.
-        assert_eq!(asked.answer("mapillary", &one), None);
+        assert_eq!(asked.answer("mapillary", fingerprint(&one)), None);
     }
 
     #[test]

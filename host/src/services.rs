@@ -9,8 +9,9 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use plugin_api::ffi::{HostServices, HostServicesBox, HostServices_TO};
 use plugin_api::protocol::{
-    AuthorizePrompt, ImageRange, LogLevel, ProgressEvent, StateWrite, IMAGES_SERVICE,
-    STATE_BATCH_SERVICE, UNKNOWN_SERVICE_ERROR,
+    AuthorizePrompt, ImageRange, LogLevel, ProgressEvent, StatePage, StatePageRequest, StateReads,
+    StateValues, StateWrite, IMAGES_SERVICE, MAX_STATE_READS, STATE_BATCH_SERVICE,
+    STATE_PAGE_SERVICE, STATE_READ_SERVICE, UNKNOWN_SERVICE_ERROR,
 };
 use plugin_api::sequence::SequenceDescriptor;
 
@@ -224,6 +225,8 @@ impl HostServices for PluginServices {
     fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
         match method.as_str() {
             STATE_BATCH_SERVICE => self.write_batch(payload),
+            STATE_READ_SERVICE => self.read_many(payload),
+            STATE_PAGE_SERVICE => self.list_page(payload),
             IMAGES_SERVICE => lend_images(self.images.as_deref(), payload.as_str())
                 .map(RString::from)
                 .map_err(RString::from)
@@ -261,6 +264,46 @@ impl PluginServices {
     }
 }
 
+impl PluginServices {
+    /// The values of the keys `payload` (a [`StateReads`]) names, the first [`MAX_STATE_READS`] of
+    /// them, as a [`StateValues`].
+    fn read_many(&self, payload: RStr<'_>) -> RResult<RString, RString> {
+        wrap(self.store().and_then(|s| {
+            let reads: StateReads<'_> = serde_json::from_str(payload.as_str())
+                .map_err(|e| RString::from(format!("malformed state keys: {e}")))?;
+            let keys = &reads.keys[..reads.keys.len().min(MAX_STATE_READS)];
+            let values = s
+                .get_many(&self.plugin_id, keys)
+                .map_err(|e| RString::from(e.to_string()))?;
+            serde_json::to_string(&StateValues { values })
+                .map(RString::from)
+                .map_err(|e| format!("cannot encode state values: {e}").into())
+        }))
+    }
+}
+
+impl PluginServices {
+    /// The page of entries `payload` (a [`StatePageRequest`]) asks for, at most [`MAX_STATE_READS`],
+    /// as a [`StatePage`].
+    fn list_page(&self, payload: RStr<'_>) -> RResult<RString, RString> {
+        wrap(self.store().and_then(|s| {
+            let request: StatePageRequest = serde_json::from_str(payload.as_str())
+                .map_err(|e| RString::from(format!("malformed state page: {e}")))?;
+            let entries = s
+                .list_page(
+                    &self.plugin_id,
+                    &request.prefix,
+                    request.after.as_deref(),
+                    MAX_STATE_READS,
+                )
+                .map_err(|e| RString::from(e.to_string()))?;
+            serde_json::to_string(&StatePage { entries })
+                .map(RString::from)
+                .map_err(|e| format!("cannot encode a state page: {e}").into())
+        }))
+    }
+}
+
 /// The images `payload` (an [`ImageRange`]) names, as JSON; an error when the call has no sequence
 /// or the payload is malformed.
 fn lend_images(sequence: Option<&SequenceDescriptor>, payload: &str) -> Result<String, String> {
@@ -294,6 +337,110 @@ mod tests {
             lent(&seq, 0, 20_000).len() as u64,
             plugin_api::protocol::MAX_IMAGE_RANGE
         );
+    }
+
+    #[test]
+    fn many_state_values_are_read_in_key_order_with_none_for_absent_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.put("p", "a", "1", false).unwrap();
+        store.put("p", "c", "3", false).unwrap();
+        store.put("other", "b", "not p's", false).unwrap();
+        store.put("p", "b", "a secret", true).unwrap();
+        let services = PluginServices::new("p", BTreeMap::new()).with_store(store);
+        let read = |keys: &[&str]| {
+            let payload = serde_json::json!({ "keys": keys }).to_string();
+            let answer = services
+                .extension(RStr::from_str(STATE_READ_SERVICE), RStr::from_str(&payload))
+                .into_result()
+                .unwrap();
+            serde_json::from_str::<StateValues>(answer.as_str())
+                .unwrap()
+                .values
+        };
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(
+            read(&["c", "b", "a", "c"]),
+            vec![some("3"), None, some("1"), some("3")],
+            "another plugin's value and a secret are not this plugin's state"
+        );
+        // A longer request gets the first MAX_STATE_READS values.
+        let keys: Vec<String> = (0..MAX_STATE_READS + 5).map(|i| format!("k{i}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        assert_eq!(read(&keys).len(), MAX_STATE_READS);
+        let malformed = services
+            .extension(RStr::from_str(STATE_READ_SERVICE), RStr::from_str("[]"))
+            .into_result()
+            .unwrap_err();
+        assert!(malformed.contains("malformed state keys"), "{malformed}");
+    }
+
+    #[test]
+    fn the_sdk_reads_many_values_through_the_host_a_capped_call_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let keys: Vec<String> = (0..2 * MAX_STATE_READS + 1)
+            .map(|i| format!("seq/s/img/{i}"))
+            .collect();
+        let writes: Vec<StateWrite> = keys
+            .iter()
+            .step_by(2)
+            .map(|k| StateWrite::Put {
+                key: k.clone(),
+                value: format!("v{k}"),
+            })
+            .collect();
+        store.write_all("p", &writes).unwrap();
+        let services = PluginServices::new("p", BTreeMap::new()).with_store(store);
+        let ctx = plugin_api::sdk::Context::new(services.to_ffi());
+        let values = ctx.state().get_many(&keys).unwrap();
+        let expected: Vec<Option<String>> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i % 2 == 0).then(|| format!("v{k}")))
+            .collect();
+        assert_eq!(values, expected);
+    }
+
+    #[test]
+    fn a_prefix_is_walked_through_the_host_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut expected: Vec<(String, String)> = (0..2 * MAX_STATE_READS + 1)
+            .map(|i| (format!("seq/s/img/{i}"), format!("v{i}")))
+            .collect();
+        let writes: Vec<StateWrite> = expected
+            .iter()
+            .map(|(key, value)| StateWrite::Put {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        store.write_all("p", &writes).unwrap();
+        store
+            .put("p", "seq/s/img", "not under the prefix", false)
+            .unwrap();
+        store
+            .put("p", "seq/t/img/1", "another prefix", false)
+            .unwrap();
+        store.put("other", "seq/s/img/x", "not p's", false).unwrap();
+        expected.sort();
+        let first = store.list_page("p", "seq/s/img/", None, 2).unwrap();
+        assert_eq!(first, expected[..2].to_vec());
+        let next = store
+            .list_page("p", "seq/s/img/", Some(&first[1].0), 2)
+            .unwrap();
+        assert_eq!(next, expected[2..4].to_vec());
+        let services = PluginServices::new("p", BTreeMap::new()).with_store(store);
+        let ctx = plugin_api::sdk::Context::new(services.to_ffi());
+        let mut seen = Vec::new();
+        ctx.state()
+            .for_each_entry("seq/s/img/", |key, value| {
+                seen.push((key, value));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, expected);
     }
 
     #[test]

@@ -202,6 +202,26 @@ impl StateStore {
             .map_err(|e| self.err(e))
     }
 
+    /// A plugin's (non-secret) values at `keys`, in the same order (`None` where a key holds
+    /// nothing): one lock and one prepared statement for all of them.
+    pub fn get_many(
+        &self,
+        plugin: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<String>>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT value FROM plugin_state WHERE plugin = ?1 AND key = ?2")
+            .map_err(|e| self.err(e))?;
+        keys.iter()
+            .map(|key| {
+                stmt.query_row(params![plugin, key], |row| row.get(0))
+                    .optional()
+                    .map_err(|e| self.err(e))
+            })
+            .collect()
+    }
+
     /// Stores a plugin's value.
     pub fn put(
         &self,
@@ -273,6 +293,42 @@ impl StateStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// Up to `limit` of a plugin's (non-secret) entries whose key starts with `prefix` and comes after
+    /// `after` (from the first when `None`), by key: [`StateStore::list`] a page at a time.
+    pub fn list_page(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StateError> {
+        // The same seekable range as `list`, started after the previous page's last key: the
+        // start is the range's lower bound itself, so each page seeks to it (a filter `key > ?`
+        // beside `key >= prefix` made every page walk the prefix from its first key).
+        let below = format!("{prefix}\u{10FFFF}");
+        let (start, sql) = match after {
+            Some(after) => (
+                after,
+                "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND key > ?2 AND key < ?3
+                 AND substr(key, 1, length(?4)) = ?4 ORDER BY key LIMIT ?5",
+            ),
+            None => (
+                prefix,
+                "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND key >= ?2 AND key < ?3
+                 AND substr(key, 1, length(?4)) = ?4 ORDER BY key LIMIT ?5",
+            ),
+        };
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![plugin, start, below, prefix, limit], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// Records (or updates) a sequence and its record with one integration, in one transaction.
     pub fn put_record(
         &self,
@@ -295,16 +351,21 @@ impl StateStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        // The descriptor once per run, not after each integration: 35 MB of JSON for 100,000 images. The
-        // row is touched all the same, and written in full if it is gone (merged away meanwhile).
+        // The descriptor once per run, not after each integration: 35 MB of JSON for 100,000 images;
+        // written in full again if its row is gone (merged away meanwhile). Only looked for, not
+        // touched: SQLite rewrites a row whole on any update, so setting its `updated_at` read and
+        // wrote the 48 MB row each time (96 MB of SQLite's memory at 100,000 images). The records
+        // carry their own time, which is what `mtp status` shows.
         let kept = written.get(&sequence.id) == Some(&fingerprint)
             && tx
-                .execute(
-                    "UPDATE sequence SET updated_at = ?2 WHERE id = ?1",
-                    params![sequence.id, now],
+                .query_row(
+                    "SELECT 1 FROM sequence WHERE id = ?1",
+                    params![sequence.id],
+                    |_| Ok(()),
                 )
+                .optional()
                 .map_err(|e| self.err(e))?
-                == 1;
+                .is_some();
         if !kept {
             self.write_descriptor(&tx, sequence, &now)?;
         }
@@ -575,18 +636,40 @@ mod tests {
         store.put_record(&sequence, "mapillary", &record).unwrap();
         let kind: String = store
             .lock()
-            .query_row("SELECT typeof(descriptor) FROM sequence", [], |r| r.get(0))
+            .query_row(
+                "SELECT typeof(long_descriptor) || ' ' || descriptor FROM sequence",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert_eq!(kind, "blob");
+        assert_eq!(kind, "blob ");
+        assert_eq!(store.descriptor("s1").unwrap().unwrap(), sequence);
+        // An earlier mtp rewrites the text column alone: its descriptor is the one read.
+        let mut earlier = sequence.clone();
+        earlier.images.truncate(1);
+        store
+            .lock()
+            .execute(
+                "UPDATE sequence SET descriptor = ?1 WHERE id = 's1'",
+                [serde_json::to_string(&earlier).unwrap()],
+            )
+            .unwrap();
+        assert_eq!(store.descriptor("s1").unwrap().unwrap(), earlier);
+        store.written.lock().unwrap().clear();
+        store.put_record(&sequence, "mapillary", &record).unwrap();
         assert_eq!(store.descriptor("s1").unwrap().unwrap(), sequence);
         // Rewritten shorter, it is text again, and the store holds one row.
         sequence.images.truncate(2);
         store.put_record(&sequence, "mapillary", &record).unwrap();
         let kind: String = store
             .lock()
-            .query_row("SELECT typeof(descriptor) FROM sequence", [], |r| r.get(0))
+            .query_row(
+                "SELECT typeof(descriptor) || ' ' || typeof(long_descriptor) FROM sequence",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert_eq!(kind, "text");
+        assert_eq!(kind, "text null");
         assert_eq!(store.descriptor("s1").unwrap().unwrap(), sequence);
     }
 

@@ -36,7 +36,7 @@ pub mod prelude {
         AuthOutcome, AuthRequest, AuthStatus, AuthorizePrompt, Eligibility, Exports, Link,
         Progress, ProgressEvent, RunMode, RunOutcome, RunRequest, SequenceState,
     };
-    pub use crate::sdk::{Context, Images, Integration};
+    pub use crate::sdk::{Context, Images, Integration, RunImages};
     pub use crate::sequence::{ImageInfo, Projection, SequenceDescriptor};
     pub use crate::transport::TransportType;
 }

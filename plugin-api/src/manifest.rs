@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// them must still load on every host of the same protocol. Its minor moves only when the wire gains
 /// something a host must understand; the export macro stamps it into every plugin, so the host knows
 /// what each plugin speaks, and the host refuses a plugin whose protocol minor is newer than its own.
-pub const PLUGIN_API_VERSION: &str = "1.4.0";
+pub const PLUGIN_API_VERSION: &str = "1.5.0";
 
 /// The `mtp-plugin-api` crate's own semver: what a plugin's `Cargo.toml` asks for.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");

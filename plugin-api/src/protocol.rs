@@ -445,6 +445,59 @@ pub struct AuthorizePrompt {
 /// its answer is empty. Since plugin API 1.3.
 pub const STATE_BATCH_SERVICE: &str = "state_batch";
 
+/// The [`crate::ffi::HostServices::extension`] method that reads several state values in one call
+/// ([`crate::sdk::State::get_many`]); its payload is a [`StateReads`] and its answer a [`StateValues`].
+/// Since plugin API 1.5: a plugin that needs a part of many per-image records reads just those keys
+/// instead of listing a whole prefix. On a host without it the SDK asks for one key at a time.
+pub const STATE_READ_SERVICE: &str = "state_get_many";
+
+/// The most keys a host answers in one [`STATE_READ_SERVICE`] call (it answers the first this many of
+/// a longer request, and the SDK never asks for more at once), and the most entries of one
+/// [`STATE_PAGE_SERVICE`] page.
+pub const MAX_STATE_READS: usize = 1_000;
+
+/// The keys a [`STATE_READ_SERVICE`] call reads (borrowed when the SDK sends them, owned when the host
+/// reads them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReads<'k> {
+    /// The keys, in the order their values are wanted.
+    pub keys: std::borrow::Cow<'k, [String]>,
+}
+
+/// The answer to a [`STATE_READ_SERVICE`] call: one value per key asked, in the same order, `None`
+/// where the key holds nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateValues {
+    /// The values.
+    pub values: Vec<Option<String>>,
+}
+
+/// The [`crate::ffi::HostServices::extension`] method that reads a page of the entries under a prefix
+/// ([`crate::sdk::State::for_each_entry`]); its payload is a [`StatePageRequest`] and its answer a
+/// [`StatePage`]. Since plugin API 1.5: a plugin that looks through a prefix holding many entries
+/// (every sequence's per-image records) holds one page at a time instead of all of them. On a host
+/// without it the SDK lists the whole prefix at once.
+pub const STATE_PAGE_SERVICE: &str = "state_list_page";
+
+/// Which page of entries to read: those whose key starts with `prefix` and comes after `after` (from
+/// the first when `None`), in key order, at most [`MAX_STATE_READS`] of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatePageRequest {
+    /// The prefix.
+    pub prefix: String,
+    /// The last key of the previous page.
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// The answer to a [`STATE_PAGE_SERVICE`] call: up to [`MAX_STATE_READS`] entries (key, value) in key
+/// order; empty once there are no more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatePage {
+    /// The entries.
+    pub entries: Vec<(String, String)>,
+}
+
 /// The [`crate::ffi::HostServices::extension`] method that reads a range of the sequence's images, for a
 /// call whose sequence came without them ([`PagedSequence`]); its payload is an [`ImageRange`] and its
 /// answer a JSON array of [`crate::sequence::ImageInfo`]. Since plugin API 1.4: a host sends a
@@ -500,7 +553,8 @@ pub struct ImageCount {
 }
 
 /// The beginning of the error a host gives for an extension service it does not provide (the default
-/// body of [`crate::ffi::HostServices::extension`]); the SDK then falls back to one call per write.
+/// body of [`crate::ffi::HostServices::extension`]); the SDK then falls back to one call per write (or
+/// per read).
 pub const UNKNOWN_SERVICE_ERROR: &str = "this host does not provide the service";
 
 /// One write of a batch of state writes.

@@ -177,16 +177,16 @@ pub struct ImageInfo {
 pub struct MetadataSources {
     /// Tags holding a position: [`POSITION_EXIF`], [`POSITION_XMP`], [`POSITION_MAP`].
     #[serde(default)]
-    pub positions: Vec<String>,
+    pub positions: Vec<SourceName>,
     /// Tags holding a capture time: the `TIME_*` constants.
     #[serde(default)]
-    pub times: Vec<String>,
+    pub times: Vec<SourceName>,
     /// The one the host used for the position.
     #[serde(default)]
-    pub position_used: Option<String>,
+    pub position_used: Option<SourceName>,
     /// The one the host used for the capture time.
     #[serde(default)]
-    pub time_used: Option<String>,
+    pub time_used: Option<SourceName>,
     /// The capture time the file itself gives (Unix ms, UTC), set only when the host moved it: equal
     /// whole-second times of neighbours are spread within their second (as mapillary_tools does), so
     /// `captured_at_ms` differs from the file. A service that reads the time from the file (Panoramax)
@@ -221,6 +221,137 @@ pub const TIME_XMP_ORIGINAL: &str = "xmp_date_time_original";
 pub const TIME_XMP_DIGITIZED: &str = "xmp_date_time_digitized";
 /// XMP `GPano:SourceImageCreateTime`.
 pub const TIME_GPANO_CREATE: &str = "gpano_source_image_create_time";
+
+/// Every position tag name, in the order a host lists them in [`MetadataSources::positions`].
+pub const POSITION_SOURCES: [&str; 3] = [POSITION_EXIF, POSITION_XMP, POSITION_MAP];
+
+/// Every capture-time tag name, in the order a host lists them in [`MetadataSources::times`].
+pub const TIME_SOURCES: [&str; 10] = [
+    TIME_GPS_EXIF,
+    TIME_GPS_XMP,
+    TIME_MAP_GPS,
+    TIME_MAP_CAPTURE,
+    TIME_ORIGINAL,
+    TIME_DIGITIZED,
+    TIME_IFD0,
+    TIME_XMP_ORIGINAL,
+    TIME_XMP_DIGITIZED,
+    TIME_GPANO_CREATE,
+];
+
+/// The name of a metadata source in [`MetadataSources`] ([`POSITION_EXIF`], [`TIME_ORIGINAL`], ...).
+/// A string on the wire; in memory, a name this crate knows costs no allocation (a sequence of 100,000
+/// images names four to six per image: as `String`s they were 28 MB on each side of the boundary), and
+/// any other is kept as read ([`POSITION_SOURCES`], [`TIME_SOURCES`]). It reads as a `&str`:
+///
+/// ```
+/// use plugin_api::sequence::{SourceName, POSITION_EXIF};
+/// let name = SourceName::from("exif_gps");
+/// assert_eq!(name, POSITION_EXIF);
+/// assert_eq!(name.as_str(), "exif_gps");
+/// assert!(name.starts_with("exif"));
+/// assert_eq!(serde_json::to_string(&name).unwrap(), "\"exif_gps\"");
+/// let newer: SourceName = serde_json::from_str("\"a_name_from_the_future\"").unwrap();
+/// assert_eq!(newer, "a_name_from_the_future");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceName(std::borrow::Cow<'static, str>);
+
+impl SourceName {
+    /// A name given as a constant.
+    pub const fn from_static(name: &'static str) -> SourceName {
+        SourceName(std::borrow::Cow::Borrowed(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn known(name: &str) -> Option<SourceName> {
+        POSITION_SOURCES
+            .iter()
+            .chain(&TIME_SOURCES)
+            .find(|known| **known == name)
+            .map(|known| SourceName::from_static(known))
+    }
+}
+
+impl std::ops::Deref for SourceName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SourceName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SourceName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SourceName {
+    fn from(name: &str) -> SourceName {
+        SourceName::known(name)
+            .unwrap_or_else(|| SourceName(std::borrow::Cow::Owned(name.to_string())))
+    }
+}
+
+impl From<String> for SourceName {
+    fn from(name: String) -> SourceName {
+        SourceName::known(&name).unwrap_or(SourceName(std::borrow::Cow::Owned(name)))
+    }
+}
+
+impl PartialEq<str> for SourceName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SourceName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for SourceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SourceName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = SourceName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a metadata source name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SourceName, E> {
+                Ok(SourceName::from(name))
+            }
+            fn visit_string<E: serde::de::Error>(self, name: String) -> Result<SourceName, E> {
+                Ok(SourceName::from(name))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
 
 /// A latitude/longitude bounding box in degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

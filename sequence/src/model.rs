@@ -506,14 +506,22 @@ impl ScannedSequence {
         let (kept, skipped) = self.selection(skip_invalid)?;
         let mut keep = vec![false; self.images.len()];
         kept.iter().for_each(|&i| keep[i] = true);
-        let scanned = std::mem::take(&mut self.images);
+        let mut scanned = std::mem::take(&mut self.images);
         let mut images = Vec::with_capacity(kept.len());
         drop(kept);
-        for (image, keep) in scanned.into_iter().zip(keep) {
-            if keep {
+        // From the last image back, giving the scan's memory back as it empties (a shrunk allocation of
+        // this size is remapped, not copied): the scan and the descriptor then never hold every image
+        // at once, where walking forwards held both whole until the end (34 MB and 29 MB inline at
+        // 100,000 images).
+        while let Some(image) = scanned.pop() {
+            if keep[scanned.len()] {
                 images.extend(image.into_image_info());
             }
+            if scanned.capacity() - scanned.len() >= (scanned.capacity() / 8).max(1024) {
+                scanned.shrink_to_fit();
+            }
         }
+        images.reverse();
         Ok((self.descriptor_with(images), skipped))
     }
 

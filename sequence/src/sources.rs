@@ -4,9 +4,9 @@
 
 use exif::{Exif, Tag};
 use plugin_api::sequence::{
-    MetadataSources, POSITION_EXIF, POSITION_MAP, POSITION_XMP, TIME_DIGITIZED, TIME_GPANO_CREATE,
-    TIME_GPS_EXIF, TIME_GPS_XMP, TIME_IFD0, TIME_MAP_CAPTURE, TIME_MAP_GPS, TIME_ORIGINAL,
-    TIME_XMP_DIGITIZED, TIME_XMP_ORIGINAL,
+    MetadataSources, SourceName, POSITION_EXIF, POSITION_MAP, POSITION_XMP, TIME_DIGITIZED,
+    TIME_GPANO_CREATE, TIME_GPS_EXIF, TIME_GPS_XMP, TIME_IFD0, TIME_MAP_CAPTURE, TIME_MAP_GPS,
+    TIME_ORIGINAL, TIME_XMP_DIGITIZED, TIME_XMP_ORIGINAL,
 };
 
 use crate::capture_time::{exif_time_parses, gps_datetime, xmp_gps_datetime, TimeSource};
@@ -25,20 +25,9 @@ pub(crate) struct FileMetadata<'a> {
 }
 
 /// The position tags, in the order [`MetadataSources::positions`] lists them.
-const POSITIONS: [&str; 3] = [POSITION_EXIF, POSITION_XMP, POSITION_MAP];
+const POSITIONS: [&str; 3] = plugin_api::sequence::POSITION_SOURCES;
 /// The time tags, in the order [`MetadataSources::times`] lists them.
-const TIMES: [&str; 10] = [
-    TIME_GPS_EXIF,
-    TIME_GPS_XMP,
-    TIME_MAP_GPS,
-    TIME_MAP_CAPTURE,
-    TIME_ORIGINAL,
-    TIME_DIGITIZED,
-    TIME_IFD0,
-    TIME_XMP_ORIGINAL,
-    TIME_XMP_DIGITIZED,
-    TIME_GPANO_CREATE,
-];
+const TIMES: [&str; 10] = plugin_api::sequence::TIME_SOURCES;
 
 /// [`MetadataSources`] in 6 bytes: every name is one of a few constants, so a scan of 100,000 images
 /// keeps bits, not 600,000 small strings; [`SourceSet::to_metadata_sources`] spells them out when the
@@ -75,17 +64,17 @@ impl SourceSet {
 
     /// The names, as integrations receive them.
     pub fn to_metadata_sources(&self) -> MetadataSources {
-        let names = |bits: u16, table: &[&str]| {
+        let names = |bits: u16, table: &[&'static str]| {
             table
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| bits & (1 << i) != 0)
-                .map(|(_, n)| n.to_string())
+                .map(|(_, n)| SourceName::from_static(n))
                 .collect()
         };
-        let name = |i: Option<u8>, table: &[&str]| {
+        let name = |i: Option<u8>, table: &[&'static str]| {
             i.and_then(|i| table.get(usize::from(i)))
-                .map(|n| n.to_string())
+                .map(|n| SourceName::from_static(n))
         };
         MetadataSources {
             positions: names(u16::from(self.positions), &POSITIONS),

@@ -10,9 +10,11 @@ use super::{StateError, StateStore};
 
 /// A descriptor this long or longer (about 10,000 images) is written through SQLite's incremental blob
 /// I/O rather than bound as text: our JSON, the bound copy of it and the row built from it were three
-/// copies of 45 MB at 100,000 images. Now SQLite builds the row once, with zeros (the descriptor is not
-/// the row's last column, so the zeros are written out), and the JSON streams into it. Shorter ones
-/// stay text, which every version of mtp reads.
+/// copies of 45 MB at 100,000 images. It goes into the row's last column, `long_descriptor`, as
+/// `zeroblob(n)`, which SQLite records without writing the zeros out (in the `descriptor` column, which
+/// is not last, it built the zeros and then the row: 96 MB at 100,000 images), and the JSON streams into
+/// it; `descriptor` then holds `''`. Shorter ones stay text in `descriptor`, which every version of mtp
+/// reads.
 pub(super) const BLOB_DESCRIPTOR: usize = 4 << 20;
 
 /// `sequence`'s JSON if it is shorter than [`BLOB_DESCRIPTOR`]; `None` for a longer one, whose writing
@@ -79,10 +81,12 @@ impl StateStore {
         sequence: &SequenceDescriptor,
         now: &str,
     ) -> Result<(), StateError> {
-        const UPSERT: &str = "INSERT INTO sequence (id, root, name, descriptor, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+        const UPSERT: &str =
+            "INSERT INTO sequence (id, root, name, descriptor, updated_at, long_descriptor)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)
              ON CONFLICT (id) DO UPDATE SET root = excluded.root, name = excluded.name,
-             descriptor = excluded.descriptor, updated_at = excluded.updated_at";
+             descriptor = excluded.descriptor, updated_at = excluded.updated_at,
+             long_descriptor = excluded.long_descriptor";
         let encode = |detail: String| StateError::Encode {
             path: self.path.clone(),
             what: format!("the descriptor of sequence {}", sequence.id),
@@ -97,7 +101,7 @@ impl StateStore {
         let length = json_length(sequence).map_err(|e| encode(e.to_string()))?;
         let blob_length = i64::try_from(length).unwrap_or(i64::MAX);
         tx.execute(
-            &UPSERT.replace("?4", "zeroblob(?4)"),
+            &UPSERT.replace("?4, ?5, NULL", "'', ?5, zeroblob(?4)"),
             params![id, root, name, blob_length, now],
         )
         .map_err(|e| self.err(e))?;
@@ -112,7 +116,7 @@ impl StateStore {
             .blob_open(
                 rusqlite::DatabaseName::Main,
                 "sequence",
-                "descriptor",
+                "long_descriptor",
                 row,
                 false,
             )
@@ -130,21 +134,34 @@ pub struct Descriptors<'c>(pub(super) &'c Connection);
 impl Descriptors<'_> {
     /// [`StateStore::descriptor`].
     pub fn get(&self, sequence_id: &str) -> rusqlite::Result<Option<SequenceDescriptor>> {
-        // Text, or for a long descriptor the same JSON as a blob (`BLOB_DESCRIPTOR`).
+        // Text, or for a long descriptor the same JSON as a blob (`BLOB_DESCRIPTOR`): in its own
+        // column, or in `descriptor` as the previous version wrote it. A file of an earlier version
+        // opened read-only has no such column.
+        let query = if self.has_long_descriptors()? {
+            "SELECT coalesce(long_descriptor, descriptor) FROM sequence WHERE id = ?1"
+        } else {
+            "SELECT descriptor FROM sequence WHERE id = ?1"
+        };
         self.0
-            .query_row(
-                "SELECT descriptor FROM sequence WHERE id = ?1",
-                params![sequence_id],
-                |row| {
-                    Ok(match row.get_ref(0)? {
-                        ValueRef::Text(json) | ValueRef::Blob(json) => {
-                            serde_json::from_slice(json).ok()
-                        }
-                        _ => None,
-                    })
-                },
-            )
+            .query_row(query, params![sequence_id], |row| {
+                Ok(match row.get_ref(0)? {
+                    ValueRef::Text(json) | ValueRef::Blob(json) => {
+                        serde_json::from_slice(json).ok()
+                    }
+                    _ => None,
+                })
+            })
             .optional()
             .map(Option::flatten)
+    }
+}
+
+impl Descriptors<'_> {
+    fn has_long_descriptors(&self) -> rusqlite::Result<bool> {
+        self.0.query_row(
+            "SELECT count(*) FROM pragma_table_info('sequence') WHERE name = 'long_descriptor'",
+            [],
+            |row| Ok(row.get::<_, i64>(0)? > 0),
+        )
     }
 }

@@ -100,21 +100,23 @@ impl StateStore {
         }
         // The schema is written only when something of it is missing: a write transaction (and its
         // sync) on every open costs an interactive command like `mtp status` most of its time.
-        let (present, clustered): (i64, i64) = conn
+        let (present, clustered, long): (i64, i64, i64) = conn
             .query_row(
-                "SELECT count(*), coalesce(sum(name = 'plugin_state' AND sql LIKE '%WITHOUT ROWID%'), 0)
+                "SELECT count(*), coalesce(sum(name = 'plugin_state' AND sql LIKE '%WITHOUT ROWID%'), 0),
+                 coalesce(sum(name = 'sequence' AND sql LIKE '%long_descriptor%'), 0)
                  FROM sqlite_master WHERE name IN ('plugin_state', 'plugin_secret',
                  'sequence', 'sequence_record', 'sequence_folders', 'sequence_folders_stale',
-                 'sequence_listing', 'sequence_alias')",
+                 'sequence_listing', 'sequence_alias', 'sequence_long_descriptor_stale')",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .map_err(sqlite)?;
         if clustered != 0 {
             StateStore::unclustered_plugin_state(&conn).map_err(sqlite)?;
         }
-        if found != SCHEMA_VERSION || present != 8 {
+        if found != SCHEMA_VERSION || present != 9 || long == 0 {
             StateStore::create_schema(&conn).map_err(sqlite)?;
+            StateStore::long_descriptor_column(&conn, long != 0).map_err(sqlite)?;
         }
         for suffix in ["-wal", "-shm"] {
             let mut side = path.clone().into_os_string();
@@ -159,6 +161,23 @@ impl StateStore {
                  AFTER UPDATE OF descriptor ON sequence
                  BEGIN DELETE FROM sequence_folders WHERE sequence_id = old.id; END;
              PRAGMA user_version = 1;",
+        )
+    }
+
+    /// The `sequence` table's column for a long descriptor ([`super::descriptor::BLOB_DESCRIPTOR`]),
+    /// added to a table of an earlier version (where it becomes the last column, which is the point:
+    /// SQLite writes a row whose last column is `zeroblob(n)` without the zeros, and a row whose blob
+    /// is in the middle with them, 48 MB at 100,000 images, twice). Its trigger forgets a long
+    /// descriptor that an earlier mtp replaced by writing the text column alone.
+    fn long_descriptor_column(conn: &Connection, present: bool) -> rusqlite::Result<()> {
+        if !present {
+            conn.execute_batch("ALTER TABLE sequence ADD COLUMN long_descriptor BLOB")?;
+        }
+        conn.execute_batch(
+            "CREATE TRIGGER IF NOT EXISTS sequence_long_descriptor_stale
+                 AFTER UPDATE OF descriptor ON sequence
+                 WHEN new.descriptor != '' AND new.long_descriptor IS NOT NULL
+                 BEGIN UPDATE sequence SET long_descriptor = NULL WHERE id = new.id; END;",
         )
     }
 

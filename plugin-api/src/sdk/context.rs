@@ -4,7 +4,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::{ErrorKind, PluginError};
 use crate::ffi::HostServicesBox;
 use crate::protocol::{
-    AuthorizePrompt, LogLevel, ProgressEvent, StateWrite, STATE_BATCH_SERVICE,
+    AuthorizePrompt, LogLevel, ProgressEvent, StatePage, StatePageRequest, StateReads, StateValues,
+    StateWrite, MAX_STATE_READS, STATE_BATCH_SERVICE, STATE_PAGE_SERVICE, STATE_READ_SERVICE,
     UNKNOWN_SERVICE_ERROR,
 };
 
@@ -161,6 +162,44 @@ impl State<'_> {
             .map(|v| v.into_option().map(|s| s.into_string()))
     }
 
+    /// The values at `keys`, in the same order (`None` where a key holds nothing): one call to the host
+    /// for up to [`MAX_STATE_READS`] keys instead of one per key, and only the values asked for, where
+    /// [`State::list`] answers a whole prefix. On a host older than plugin API 1.5 the keys are read one
+    /// by one.
+    pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, PluginError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_STATE_READS) {
+            let payload = serde_json::to_string(&StateReads {
+                keys: std::borrow::Cow::Borrowed(chunk),
+            })
+            .map_err(|err| PluginError::other(format!("cannot encode state keys: {err}")))?;
+            let answer = match self
+                .host
+                .extension(RStr::from_str(STATE_READ_SERVICE), RStr::from_str(&payload))
+            {
+                RResult::ROk(answer) => answer,
+                RResult::RErr(err) if err.as_str().starts_with(UNKNOWN_SERVICE_ERROR) => {
+                    for key in chunk {
+                        values.push(self.get(key)?);
+                    }
+                    continue;
+                }
+                RResult::RErr(err) => return Err(host_error(err)),
+            };
+            let answer: StateValues = serde_json::from_str(answer.as_str())
+                .map_err(|err| PluginError::other(format!("host state store: {err}")))?;
+            if answer.values.len() != chunk.len() {
+                return Err(PluginError::other(format!(
+                    "host state store: {} values for {} keys",
+                    answer.values.len(),
+                    chunk.len()
+                )));
+            }
+            values.extend(answer.values);
+        }
+        Ok(values)
+    }
+
     /// Stores `value` at `key`; durable when this returns.
     pub fn put(&self, key: &str, value: &str) -> Result<(), PluginError> {
         into_result(
@@ -182,6 +221,54 @@ impl State<'_> {
                 .map(|pair| (pair.0.into_string(), pair.1.into_string()))
                 .collect()
         })
+    }
+
+    /// Calls `f` with every entry whose key starts with `prefix`, in key order, reading them a page of
+    /// [`MAX_STATE_READS`] at a time: what [`State::list`] answers, without holding all of it. On a
+    /// host older than plugin API 1.5 the prefix is listed at once. An error from `f` stops the walk.
+    pub fn for_each_entry(
+        &self,
+        prefix: &str,
+        mut f: impl FnMut(String, String) -> Result<(), PluginError>,
+    ) -> Result<(), PluginError> {
+        let mut after: Option<String> = None;
+        loop {
+            let payload = serde_json::to_string(&StatePageRequest {
+                prefix: prefix.to_string(),
+                after: after.clone(),
+            })
+            .map_err(|err| PluginError::other(format!("cannot encode a state page: {err}")))?;
+            let answer = match self
+                .host
+                .extension(RStr::from_str(STATE_PAGE_SERVICE), RStr::from_str(&payload))
+            {
+                RResult::ROk(answer) => answer,
+                RResult::RErr(err)
+                    if after.is_none() && err.as_str().starts_with(UNKNOWN_SERVICE_ERROR) =>
+                {
+                    return self
+                        .list(prefix)?
+                        .into_iter()
+                        .try_for_each(|(key, value)| f(key, value));
+                }
+                RResult::RErr(err) => return Err(host_error(err)),
+            };
+            let page: StatePage = serde_json::from_str(answer.as_str())
+                .map_err(|err| PluginError::other(format!("host state store: {err}")))?;
+            let Some((last, _)) = page.entries.last() else {
+                return Ok(());
+            };
+            // Each page must move forward, or a faulty host would keep us here.
+            if after.as_ref().is_some_and(|after| last <= after) {
+                return Err(PluginError::other(
+                    "host state store: a page did not move past the previous one",
+                ));
+            }
+            after = Some(last.clone());
+            for (key, value) in page.entries {
+                f(key, value)?;
+            }
+        }
     }
 
     /// Applies `writes` in order, in one transaction: all of them are durable when this returns, or
@@ -261,6 +348,96 @@ mod tests {
         assert_eq!(host.state("a"), None);
         assert_eq!(host.state("b").as_deref(), Some("2"));
         assert_eq!(host.state("c").as_deref(), Some("[3]"));
+    }
+
+    /// 2,500 keys, every third one stored: the values the host holds, in the order asked.
+    fn many(host: &TestHost) -> (Vec<String>, Vec<Option<String>>) {
+        let ctx = host.context();
+        let state = ctx.state();
+        let keys: Vec<String> = (0..2_500).rev().map(|i| format!("k/{i}")).collect();
+        let mut expected = Vec::new();
+        for (at, key) in keys.iter().enumerate() {
+            let value = (at % 3 == 0).then(|| format!("v{at}"));
+            if let Some(value) = &value {
+                state.put(key, value).unwrap();
+            }
+            expected.push(value);
+        }
+        (keys, expected)
+    }
+
+    #[test]
+    fn many_values_are_read_in_key_order_a_capped_call_at_a_time() {
+        let host = TestHost::new();
+        let (keys, expected) = many(&host);
+        assert_eq!(host.context().state().get_many(&keys).unwrap(), expected);
+        assert_eq!(host.batched_reads(), 3, "1,000 keys a call");
+        assert!(host.context().state().get_many(&[]).unwrap().is_empty());
+        assert_eq!(host.batched_reads(), 3, "no keys, no call");
+    }
+
+    #[test]
+    fn an_older_host_is_asked_for_one_value_at_a_time() {
+        let host = TestHost::new().without_batched_reads();
+        let (keys, expected) = many(&host);
+        assert_eq!(host.context().state().get_many(&keys).unwrap(), expected);
+        assert_eq!(host.batched_reads(), 0);
+    }
+
+    /// 2,500 entries under `p/`, and others around them: every one under `p/`, in key order.
+    fn entries(host: &TestHost) -> Vec<(String, String)> {
+        let ctx = host.context();
+        let state = ctx.state();
+        for key in ["o", "p", "p0", "q/1"] {
+            state.put(key, "not under p/").unwrap();
+        }
+        let mut under: Vec<(String, String)> = (0..2_500)
+            .map(|i| (format!("p/{i}"), format!("v{i}")))
+            .collect();
+        for (key, value) in &under {
+            state.put(key, value).unwrap();
+        }
+        under.sort();
+        under
+    }
+
+    fn walked(host: &TestHost) -> Vec<(String, String)> {
+        let mut seen = Vec::new();
+        host.context()
+            .state()
+            .for_each_entry("p/", |key, value| {
+                seen.push((key, value));
+                Ok(())
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn a_prefix_is_walked_a_page_at_a_time_in_key_order() {
+        let host = TestHost::new();
+        let expected = entries(&host);
+        assert_eq!(walked(&host), expected);
+        assert_eq!(
+            host.pages_read(),
+            4,
+            "three pages of at most 1,000, then an empty one"
+        );
+        let mut count = 0;
+        let stopped = host.context().state().for_each_entry("p/", |_, _| {
+            count += 1;
+            Err(crate::error::PluginError::other("enough"))
+        });
+        assert!(stopped.is_err());
+        assert_eq!(count, 1, "an error from the callback stops the walk");
+    }
+
+    #[test]
+    fn an_older_host_has_the_prefix_listed_at_once() {
+        let host = TestHost::new().without_batched_reads();
+        let expected = entries(&host);
+        assert_eq!(walked(&host), expected);
+        assert_eq!(host.pages_read(), 0);
     }
 
     #[test]

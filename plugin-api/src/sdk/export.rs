@@ -8,7 +8,7 @@ use abi_stable::std_types::{RResult, RString};
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 
-use super::{plugin_runtime, Context, Images, Integration};
+use super::{plugin_runtime, Context, Images, Integration, RunImages};
 use crate::error::{panic_message, ErrorKind, PluginError};
 use crate::ffi::{HostServicesBox, PluginModule, PluginModuleRef};
 use crate::manifest::PLUGIN_API_VERSION;
@@ -185,12 +185,13 @@ pub async fn dispatch(
         }
         Some(Method::AuthStatus) => to_json(&integration.auth_status(&ctx).await?),
         Some(Method::Run) => {
-            let mut request: RunRequest = serde_json::from_str(&payload)?;
+            let request: RunRequest = serde_json::from_str(&payload)?;
             let lent: LentRun = serde_json::from_str(&payload)?;
-            if let Some(count) = lent_count(lent.sequence, &request.sequence) {
-                request.sequence.images = Images::lent(&ctx, count).collect()?;
-            }
-            to_json(&integration.run(&ctx, request).await?)
+            let images = match lent_count(lent.sequence, &request.sequence) {
+                Some(count) => RunImages::lent(count),
+                None => RunImages::carried(),
+            };
+            to_json(&integration.run_paged(&ctx, request, images).await?)
         }
         None => Err(PluginError::unsupported(format!(
             "method {method:?} is not supported by this plugin (built for plugin API {PLUGIN_API_VERSION})"

@@ -131,6 +131,42 @@ impl<'a> Images<'a> {
     }
 }
 
+/// Where a run's images are ([`crate::sdk::Integration::run_paged`]): lent by the host, or in the
+/// request's sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunImages {
+    lent: Option<u64>,
+}
+
+impl RunImages {
+    /// The images are the request's own (an in-process call, an older host's document).
+    pub fn carried() -> RunImages {
+        RunImages { lent: None }
+    }
+
+    /// The host lends `count` images.
+    pub fn lent(count: u64) -> RunImages {
+        RunImages { lent: Some(count) }
+    }
+
+    /// Whether the host lends them (the request's sequence then carries none).
+    pub fn is_lent(&self) -> bool {
+        self.lent.is_some()
+    }
+
+    /// The images of the run whose sequence is `sequence`.
+    pub fn read<'a>(
+        &self,
+        ctx: &'a Context,
+        sequence: &'a crate::sequence::SequenceDescriptor,
+    ) -> Images<'a> {
+        match self.lent {
+            Some(count) => Images::lent(ctx, count),
+            None => Images::whole(&sequence.images),
+        }
+    }
+}
+
 impl Context {
     /// The images `range` names, from the host ([`IMAGES_SERVICE`]).
     pub(crate) fn image_range(&self, range: ImageRange) -> Result<Vec<ImageInfo>, PluginError> {

@@ -47,7 +47,7 @@ pub mod settings;
 pub mod testing;
 
 pub use context::{Context, State};
-pub use images::Images;
+pub use images::{Images, RunImages};
 pub use runtime::plugin_runtime;
 
 use crate::error::PluginError;
@@ -112,4 +112,20 @@ pub trait Integration: Send + Sync + 'static {
     /// Persist progress through [`Context::state`] as it is acknowledged, so that a crash or Ctrl-C loses
     /// nothing; the returned outcome becomes the sequence's record for this integration.
     async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError>;
+
+    /// [`Integration::run`] reading the images a page at a time: what the host asks. When the host
+    /// lends the images, `request.sequence` carries none and `images` reads them
+    /// ([`RunImages::read`]). Override it so that a long sequence costs a page of memory, not a copy of
+    /// every image; the default reads every image into the request and calls [`Integration::run`].
+    async fn run_paged(
+        &self,
+        ctx: &Context,
+        mut request: RunRequest,
+        images: RunImages,
+    ) -> Result<RunOutcome, PluginError> {
+        if images.is_lent() {
+            request.sequence.images = images.read(ctx, &request.sequence).collect()?;
+        }
+        self.run(ctx, request).await
+    }
 }

@@ -19,7 +19,9 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use super::Context;
 use crate::ffi::{HostServices, HostServicesBox, HostServices_TO};
 use crate::protocol::{
-    ImageRange, LogLevel, ProgressEvent, StateWrite, IMAGES_SERVICE, STATE_BATCH_SERVICE,
+    ImageRange, LogLevel, ProgressEvent, StatePage, StatePageRequest, StateReads, StateValues,
+    StateWrite, IMAGES_SERVICE, MAX_STATE_READS, STATE_BATCH_SERVICE, STATE_PAGE_SERVICE,
+    STATE_READ_SERVICE,
 };
 
 #[derive(Default)]
@@ -34,6 +36,12 @@ struct Inner {
     without_batches: bool,
     /// Batches committed whole.
     batches: usize,
+    /// Behaves like a host older than plugin API 1.5 (no batched state reads, no pages).
+    without_batched_reads: bool,
+    /// Batched state reads answered.
+    batched_reads: usize,
+    /// Pages of entries answered.
+    pages_read: usize,
     /// The images lent by range ([`crate::protocol::IMAGES_SERVICE`]), and how many ranges were read.
     lent: Vec<crate::sequence::ImageInfo>,
     ranges_read: usize,
@@ -68,10 +76,30 @@ impl TestHost {
         self
     }
 
-    /// Behaves like a host older than plugin API 1.3, which has no batched state writes.
+    /// Behaves like a host older than plugin API 1.3, which has no batched state writes (nor reads).
     pub fn without_batches(self) -> TestHost {
-        self.with(|i| i.without_batches = true);
+        self.with(|i| {
+            i.without_batches = true;
+            i.without_batched_reads = true;
+        });
         self
+    }
+
+    /// Behaves like a host older than plugin API 1.5, which has no batched state reads nor pages of
+    /// entries.
+    pub fn without_batched_reads(self) -> TestHost {
+        self.with(|i| i.without_batched_reads = true);
+        self
+    }
+
+    /// How many pages of entries ([`crate::sdk::State::for_each_entry`]) the host answered.
+    pub fn pages_read(&self) -> usize {
+        self.with(|i| i.pages_read)
+    }
+
+    /// How many batched state reads ([`crate::sdk::State::get_many`]) the host answered.
+    pub fn batched_reads(&self) -> usize {
+        self.with(|i| i.batched_reads)
     }
 
     /// Lends `images` by range, as a host of plugin API 1.4 does for a call's sequence.
@@ -130,6 +158,7 @@ impl TestHost {
             secrets: i.secrets.clone(),
             redirect: i.redirect.clone(),
             without_batches: i.without_batches,
+            without_batched_reads: i.without_batched_reads,
             ..Inner::default()
         });
         TestHost {
@@ -228,6 +257,16 @@ impl HostServices for TestHost {
                 .map_err(RString::from)
                 .into();
         }
+        if !self.with(|i| i.without_batched_reads) {
+            let answer = match method.as_str() {
+                STATE_READ_SERVICE => Some(self.read_many(payload.as_str())),
+                STATE_PAGE_SERVICE => Some(self.page(payload.as_str())),
+                _ => None,
+            };
+            if let Some(answer) = answer {
+                return answer.map(RString::from).map_err(RString::from).into();
+            }
+        }
         if method.as_str() != STATE_BATCH_SERVICE || self.with(|i| i.without_batches) {
             return RResult::RErr(
                 format!("{} {method}", crate::protocol::UNKNOWN_SERVICE_ERROR).into(),
@@ -255,6 +294,41 @@ impl HostServices for TestHost {
 }
 
 impl TestHost {
+    /// The values of the first [`MAX_STATE_READS`] keys asked for, as a host of plugin API 1.5 answers.
+    fn read_many(&self, payload: &str) -> Result<String, String> {
+        let reads: StateReads<'_> =
+            serde_json::from_str(payload).map_err(|e| format!("malformed state keys: {e}"))?;
+        let values = self.with(|i| {
+            i.batched_reads += 1;
+            reads
+                .keys
+                .iter()
+                .take(MAX_STATE_READS)
+                .map(|key| i.state.get(key).cloned())
+                .collect()
+        });
+        serde_json::to_string(&StateValues { values })
+            .map_err(|e| format!("cannot encode state values: {e}"))
+    }
+
+    /// The entries after the request's key under its prefix, at most [`MAX_STATE_READS`].
+    fn page(&self, payload: &str) -> Result<String, String> {
+        let request: StatePageRequest =
+            serde_json::from_str(payload).map_err(|e| format!("malformed state page: {e}"))?;
+        let entries = self.with(|i| {
+            i.pages_read += 1;
+            i.state
+                .iter()
+                .filter(|(key, _)| key.starts_with(&request.prefix))
+                .filter(|(key, _)| request.after.as_ref().is_none_or(|after| *key > after))
+                .take(MAX_STATE_READS)
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        });
+        serde_json::to_string(&StatePage { entries })
+            .map_err(|e| format!("cannot encode a state page: {e}"))
+    }
+
     fn lend(&self, payload: &str) -> Result<String, String> {
         let range: ImageRange =
             serde_json::from_str(payload).map_err(|e| format!("malformed image range: {e}"))?;

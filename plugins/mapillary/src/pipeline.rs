@@ -217,20 +217,24 @@ impl<'a> Run<'a> {
             // Nothing will be sent again: only the plan and the keys stay, and each image's content
             // entry (`crate::moved`). (A no-op once done, so a published sequence costs no writes on
             // later runs.)
-            // In batches of a part's size, so that no write of 100,000 entries is one document: every
-            // content entry first, then the per-image records, each batch committed whole, so an
-            // image's record goes only once its content entry is written.
-            let images = self.store.images()?;
+            // A part at a time, so that neither the records read nor a write is the whole sequence:
+            // each part's content entries and the removal of its records are one batch, committed
+            // whole, so an image's record goes only once its content entry is written.
             for (part, planned) in plan.parts.iter().enumerate() {
-                let writes = crate::moved::content_writes(
+                let images = self.store.images_of(&planned.images)?;
+                let mut writes = crate::moved::content_writes(
                     &self.request.sequence.id,
                     part,
                     planned,
                     &images,
                 )?;
+                for path in planned.images.iter().filter(|p| images.contains_key(*p)) {
+                    writes.push(self.store.image_delete(path));
+                    writes.push(state::hash_entry_delete(path));
+                }
                 self.ctx.state().write_all(&writes)?;
             }
-            drop(images);
+            // What is left: records the plan does not name, or that cannot be read (none, normally).
             for paths in self.store.image_paths()?.chunks(WRITE_BATCH) {
                 let writes: Vec<plugin_api::protocol::StateWrite> = paths
                     .iter()
@@ -499,10 +503,9 @@ impl<'a> Run<'a> {
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
                 Err(err) => return Err(err),
             };
-            let acknowledged = self.store.images()?;
             for &index in &to_send {
                 match self
-                    .upload_manifest(&uploader, &plan, index, &mut parts[index], &acknowledged)
+                    .upload_manifest(&uploader, &plan, index, &mut parts[index])
                     .await
                 {
                     Ok(()) => {}

@@ -38,20 +38,21 @@ pub fn our_images(part: &PlannedPart, sequence: &SequenceDescriptor) -> Vec<(i64
         .collect()
 }
 
-/// Every Mapillary sequence key a part of any local sequence holds (`seq/<id>/part/<n>` records).
+/// Every Mapillary sequence key a part of any local sequence holds (`seq/<id>/part/<n>` records). Read
+/// a page at a time: the parts sit among every sequence's per-image records, which are not held.
 pub fn local_keys(ctx: &Context) -> Result<BTreeSet<String>> {
     let mut keys = BTreeSet::new();
-    for (key, value) in ctx.state().list("seq/")? {
+    ctx.state().for_each_entry("seq/", |key, value| {
         let is_part = key
             .rsplit_once("/part/")
             .is_some_and(|(_, n)| n.parse::<usize>().is_ok());
-        if !is_part {
-            continue;
+        if is_part {
+            if let Ok(part) = serde_json::from_str::<PartState>(&value) {
+                keys.extend(part.sequence_key);
+            }
         }
-        if let Ok(part) = serde_json::from_str::<PartState>(&value) {
-            keys.extend(part.sequence_key);
-        }
-    }
+        Ok(())
+    })?;
     Ok(keys)
 }
 

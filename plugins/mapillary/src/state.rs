@@ -15,6 +15,7 @@ use plugin_api::prelude::*;
 use plugin_api::protocol::StateWrite;
 use plugin_api::sequence::BoundingBox;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 use crate::error::{MlyError, Result};
 use crate::outgoing::Outgoing;
@@ -116,52 +117,27 @@ pub fn delete_hash_entry(ctx: &Context, path: &str) -> Result<()> {
     Ok(ctx.state().delete(&hash_key(path))?)
 }
 
-/// The cached session keys of the images under a sequence's folder, read in one call: preparing
-/// thousands of images then asks the host once instead of once per image.
-pub struct HashCache {
-    /// Paths starting with this have their entry (if any) in `entries`; `None` when the folder gives no
-    /// usable prefix, and every path is asked for on its own.
-    under: Option<String>,
-    entries: std::collections::HashMap<String, HashEntry>,
+/// The cached session keys of images `paths` (a part's), by path, read in one call: preparing a part
+/// asks the host once instead of once per image, and never holds a whole sequence's keys. One this
+/// version cannot read is as good as none (the file is hashed again).
+pub fn hash_entries_of(ctx: &Context, paths: &[String]) -> Result<HashMap<String, HashEntry>> {
+    entries_of(ctx, paths, hash_key)
 }
 
-impl HashCache {
-    /// The entries of every image under `root` (the sequence's folder).
-    pub fn load(ctx: &Context, root: &str) -> Result<HashCache> {
-        if root.is_empty() {
-            return Ok(HashCache {
-                under: None,
-                entries: Default::default(),
-            });
-        }
-        let under = format!("{}/", root.trim_end_matches('/'));
-        let prefix = hash_key(&under);
-        let entries = ctx
-            .state()
-            .list(&prefix)?
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let path = key.strip_prefix(hash_key("").as_str())?.to_string();
-                // One this version cannot read is as good as none (the file is hashed again).
-                Some((path, serde_json::from_str(&value).ok()?))
-            })
-            .collect();
-        Ok(HashCache {
-            under: Some(under),
-            entries,
-        })
-    }
-
-    /// The cached key of `path`, as `hash/<path>` holds it (an unreadable one is none).
-    pub fn get(&self, ctx: &Context, path: &str) -> Result<Option<HashEntry>> {
-        match &self.under {
-            Some(under) if path.starts_with(under.as_str()) => Ok(self.entries.get(path).cloned()),
-            _ => Ok(ctx
-                .state()
-                .get(&hash_key(path))?
-                .and_then(|value| serde_json::from_str(&value).ok())),
-        }
-    }
+/// The values stored at `key(path)` for each of `paths` that holds one this version can read, by
+/// path, in one batched read.
+fn entries_of<T: serde::de::DeserializeOwned>(
+    ctx: &Context,
+    paths: &[String],
+    key: impl Fn(&str) -> String,
+) -> Result<HashMap<String, T>> {
+    let keys: Vec<String> = paths.iter().map(|path| key(path)).collect();
+    let values = ctx.state().get_many(&keys)?;
+    Ok(paths
+        .iter()
+        .zip(values)
+        .filter_map(|(path, value)| Some((path.clone(), serde_json::from_str(&value?).ok()?)))
+        .collect())
 }
 
 /// [`delete_hash_entry`] as one write of a batch.
@@ -341,14 +317,11 @@ impl<'a> SequenceStore<'a> {
         StateWrite::delete(self.image_key(path))
     }
 
-    /// Every image entry stored, by path (one call instead of one per image); one that cannot be read
+    /// The stored entries of images `paths` (a part's: every use reads one part at a time, so a run
+    /// never holds a whole sequence's entries), by path, read in one call; one that cannot be read
     /// counts as absent.
-    pub fn images(&self) -> Result<std::collections::HashMap<String, ImageEntry>> {
-        Ok(self
-            .image_rows()?
-            .into_iter()
-            .filter_map(|(path, value)| Some((path, serde_json::from_str(&value).ok()?)))
-            .collect())
+    pub fn images_of(&self, paths: &[String]) -> Result<HashMap<String, ImageEntry>> {
+        entries_of(self.ctx, paths, |path| self.image_key(path))
     }
 
     /// The paths of every image with a stored entry (also one that cannot be read).
@@ -433,7 +406,7 @@ impl<'a> SequenceStore<'a> {
     /// from as its own `hash/<path>` entry: the next upload then asks the server for the entity's offset
     /// instead of sending it again from 0.
     pub fn forget_images(&self, paths: &[String]) -> Result<()> {
-        let stored = self.images()?;
+        let stored = self.images_of(paths)?;
         let mut writes = Vec::with_capacity(paths.len());
         for path in paths {
             if let Some(source) = stored.get(path).and_then(|e| e.keyed_from.as_ref()) {
@@ -461,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_cache_reads_the_folder_once_and_asks_for_the_rest() {
+    fn a_parts_cached_keys_are_read_in_one_call() {
         let host = TestHost::new();
         let ctx = host.context();
         let entry = |key: &str| HashEntry {
@@ -472,26 +445,58 @@ mod tests {
             key: key.into(),
         };
         put_hash_entry(&ctx, "/walk/a.jpg", &entry("a")).unwrap();
-        put_hash_entry(&ctx, "/walkabout/b.jpg", &entry("b")).unwrap();
         put_hash_entry(&ctx, "/elsewhere/c.jpg", &entry("c")).unwrap();
+        put_hash_entry(&ctx, "/walk/other.jpg", &entry("o")).unwrap();
         ctx.state()
             .put("hash//walk/broken.jpg", "not json")
             .unwrap();
-        let cache = HashCache::load(&ctx, "/walk/").unwrap();
-        assert_eq!(cache.entries.len(), 1, "only the folder's own entries");
-        // Written after loading: not seen for a path under the folder, read for one outside.
-        put_hash_entry(&ctx, "/walk/late.jpg", &entry("late")).unwrap();
-        let key = |path: &str| cache.get(&ctx, path).unwrap().map(|e| e.key);
-        assert_eq!(key("/walk/a.jpg").as_deref(), Some("a"));
-        assert_eq!(key("/walk/late.jpg"), None);
+        let part: Vec<String> = [
+            "/walk/a.jpg",
+            "/walk/broken.jpg",
+            "/elsewhere/c.jpg",
+            "/walk/none.jpg",
+        ]
+        .map(String::from)
+        .to_vec();
+        let keys = hash_entries_of(&ctx, &part).unwrap();
+        assert_eq!(host.batched_reads(), 1);
+        let key = |path: &str| keys.get(path).map(|e| e.key.as_str());
+        assert_eq!(key("/walk/a.jpg"), Some("a"));
+        assert_eq!(key("/elsewhere/c.jpg"), Some("c"), "wherever the file is");
         assert_eq!(key("/walk/broken.jpg"), None, "unreadable is none");
-        assert_eq!(key("/walkabout/b.jpg").as_deref(), Some("b"));
-        assert_eq!(key("/elsewhere/c.jpg").as_deref(), Some("c"));
-        let everywhere = HashCache::load(&ctx, "").unwrap();
+        assert_eq!(key("/walk/none.jpg"), None);
+        assert_eq!(keys.len(), 2, "only the paths asked for");
+    }
+
+    #[test]
+    fn a_parts_entries_are_read_by_their_keys_in_one_call() {
+        let host = TestHost::new();
+        let ctx = host.context();
+        let store = SequenceStore::new(&ctx, "s1");
+        let entry = |key: &str| ImageEntry {
+            key: key.into(),
+            handle: "h".into(),
+            acked_at_ms: Some(1),
+            keyed_from: None,
+        };
+        store.put_image("/a.jpg", &entry("a")).unwrap();
+        store.put_image("/c.jpg", &entry("c")).unwrap();
+        ctx.state().put("seq/s1/img//b.jpg", "not json").unwrap();
+        SequenceStore::new(&ctx, "s10")
+            .put_image("/d.jpg", &entry("d"))
+            .unwrap();
+        let part: Vec<String> = ["/a.jpg", "/b.jpg", "/d.jpg", "/e.jpg"]
+            .map(String::from)
+            .to_vec();
+        let read = store.images_of(&part).unwrap();
+        assert_eq!(host.batched_reads(), 1);
         assert_eq!(
-            everywhere.get(&ctx, "/walk/a.jpg").unwrap().unwrap().key,
-            "a"
+            read.len(),
+            1,
+            "unreadable, another sequence's and absent are none"
         );
+        assert_eq!(read.get("/a.jpg"), Some(&entry("a")));
+        assert!(!read.contains_key("/c.jpg"), "only the paths asked for");
     }
 
     #[test]
@@ -522,14 +527,15 @@ mod tests {
         store
             .forget_images(&["/a.jpg".into(), "/b.jpg".into()])
             .unwrap();
-        let keys = HashCache::load(&ctx, "/").unwrap();
-        assert_eq!(keys.get(&ctx, "/a.jpg").unwrap(), Some(source.clone()));
-        assert_eq!(keys.get(&ctx, "/b.jpg").unwrap(), None);
-        assert_eq!(store.images().unwrap().len(), 1);
+        let all = ["/a.jpg".to_string(), "/b.jpg".into(), "/c.jpg".into()];
+        let keys = hash_entries_of(&ctx, &all).unwrap();
+        assert_eq!(keys.get("/a.jpg"), Some(&source));
+        assert_eq!(keys.get("/b.jpg"), None);
+        assert_eq!(store.images_of(&all).unwrap().len(), 1);
         store.clear().unwrap();
-        assert!(store.images().unwrap().is_empty());
-        let keys = HashCache::load(&ctx, "/").unwrap();
-        assert_eq!(keys.get(&ctx, "/c.jpg").unwrap(), Some(source));
+        assert!(store.images_of(&all).unwrap().is_empty());
+        let keys = hash_entries_of(&ctx, &all).unwrap();
+        assert_eq!(keys.get("/c.jpg"), Some(&source));
     }
 
     #[test]
@@ -560,7 +566,8 @@ mod tests {
             keyed_from: None,
         };
         store.put_image("/a.jpg", &entry).unwrap();
-        assert_eq!(store.images().unwrap().get("/a.jpg"), Some(&entry));
+        let a = ["/a.jpg".to_string()];
+        assert_eq!(store.images_of(&a).unwrap().get("/a.jpg"), Some(&entry));
         let part = PartState {
             publish: Publish::Published {
                 at_ms: 5,
@@ -579,7 +586,7 @@ mod tests {
             .contains(r#""state":"published""#));
         store.clear().unwrap();
         assert_eq!(store.plan().unwrap(), None);
-        assert!(store.images().unwrap().is_empty());
+        assert!(store.images_of(&a).unwrap().is_empty());
         assert_eq!(
             other.stored_parts().unwrap().len(),
             1,

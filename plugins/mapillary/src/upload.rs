@@ -335,7 +335,7 @@ impl Uploader<'_> {
     }
 
     /// Uploads one image, whose outgoing bytes `out` describes, and commits its handle; `cached` is
-    /// the image's entry in the hash cache ([`state::HashCache`]).
+    /// the image's entry in the hash cache ([`state::hash_entries_of`]).
     pub async fn upload_image(
         &self,
         store: &SequenceStore<'_>,

@@ -832,10 +832,9 @@ async fn a_twin_that_was_there_before_publishing_is_never_our_key() {
     assert_eq!(outcome.keys["sequence_key"], ours[0]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_two_minute_gap_makes_two_manifests_and_two_keys() {
-    let setup = Setup::start(MapillaryConfig::default()).await;
-    setup.authorise_with_token().await;
+/// Four images, two minutes, three more: a sequence Mapillary takes as two parts (the folders are kept
+/// while the first value lives).
+fn two_minute_gap(id: &str) -> ([tempfile::TempDir; 2], SequenceDescriptor) {
     let a_dir = tempfile::tempdir().unwrap();
     let b_dir = tempfile::tempdir().unwrap();
     let a = generate(a_dir.path(), small(4));
@@ -848,7 +847,15 @@ async fn a_two_minute_gap_makes_two_manifests_and_two_keys() {
             ..small(3)
         },
     );
-    let sequence = descriptor("split", &[&a, &b]);
+    let sequence = descriptor(id, &[&a, &b]);
+    ([a_dir, b_dir], sequence)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_minute_gap_makes_two_manifests_and_two_keys() {
+    let setup = Setup::start(MapillaryConfig::default()).await;
+    setup.authorise_with_token().await;
+    let (_dirs, sequence) = two_minute_gap("split");
     let outcome = setup
         .run(request(&sequence, RunMode::Upload))
         .await
@@ -874,6 +881,59 @@ async fn a_two_minute_gap_makes_two_manifests_and_two_keys() {
     assert!(
         message.contains("part 1 (4 images") && message.contains("part 2 (3 images"),
         "{message}"
+    );
+}
+
+/// Each part's images are found acknowledged from that part's records (read a part at a time): with the
+/// manifests forgotten, a run sends the two manifests again and not one image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_images_of_every_part_are_found_acknowledged_from_their_records() {
+    let setup = Setup::start(MapillaryConfig::default()).await;
+    setup.authorise_with_token().await;
+    let (_dirs, sequence) = two_minute_gap("parts");
+    let mut unpublished = request(&sequence, RunMode::Upload);
+    unpublished.options.insert("no_publish".into(), true.into());
+    let outcome = setup.run(unpublished).await.unwrap();
+    assert_eq!(outcome.state, SequenceState::DryRun, "{outcome:?}");
+    let sent = setup.fake.stats().request_count("POST /upload/:key");
+    assert_eq!(sent, 9, "7 images and 2 manifests");
+    let ctx = setup.host.inner.context();
+    for part in 0..2 {
+        ctx.state()
+            .delete(&format!("seq/parts/part/{part}"))
+            .unwrap();
+    }
+
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    assert_eq!(
+        setup.fake.stats().request_count("POST /upload/:key"),
+        sent + 2,
+        "the manifests only"
+    );
+    let totals = setup
+        .host
+        .inner
+        .progress_events()
+        .into_iter()
+        .rfind(|e| matches!(e, ProgressEvent::Totals { .. }));
+    assert!(
+        matches!(
+            totals,
+            Some(ProgressEvent::Totals {
+                files_done: 7,
+                files_total: 7,
+                ..
+            })
+        ),
+        "{totals:?}"
+    );
+    assert!(
+        ctx.state().list("seq/parts/img/").unwrap().is_empty(),
+        "the records go once published"
     );
 }
 

@@ -523,17 +523,22 @@ pub fn file_answer(what: &str, answer: &Answer) -> Result<FileAnswer, PluginErro
     }
 }
 
-/// The JSON body creating an upload set for a sequence: the title, the count, `sort_method` and our
+/// The JSON body creating an upload set for a sequence of which `files` are sent: the title, the count, `sort_method` and our
 /// nonce in `metadata` (so that a creation whose answer was lost can be found again), then what `options`
 /// mean (`no_split`/`no_deduplication` by default, see [`crate::set_options`]) and the sequence's
 /// `key=value` tags as `semantics`. panoramax_cli 1.4.1 (`panoramax_cli/upload.py` `create_upload_set`)
 /// sends these fields too, and also `relative_heading` when asked and its own settings under
 /// `metadata.cli_configuration`; it has no nonce (it remembers the set's id in a `_panoramax.txt` written
 /// into the picture folder).
-pub fn upload_set_body(sequence: &SequenceDescriptor, nonce: &str, options: &SetOptions) -> Value {
+pub fn upload_set_body(
+    sequence: &SequenceDescriptor,
+    files: usize,
+    nonce: &str,
+    options: &SetOptions,
+) -> Value {
     let mut body = serde_json::Map::new();
     body.insert("title".into(), sequence.name.clone().into());
-    body.insert("estimated_nb_files".into(), sequence.images.len().into());
+    body.insert("estimated_nb_files".into(), files.into());
     body.insert("sort_method".into(), "time-asc".into());
     options.apply(&mut body);
     let (semantics, _) = set_options::semantics(&sequence.tags);

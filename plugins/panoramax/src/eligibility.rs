@@ -22,8 +22,8 @@
 use plugin_api::prelude::*;
 use plugin_api::sdk::refusals::Refusals;
 use plugin_api::sequence::{
-    POSITION_EXIF, POSITION_MAP, POSITION_XMP, TIME_GPANO_CREATE, TIME_GPS_EXIF, TIME_IFD0,
-    TIME_MAP_GPS, TIME_ORIGINAL, TIME_XMP_ORIGINAL,
+    SourceName, POSITION_EXIF, POSITION_MAP, POSITION_XMP, TIME_GPANO_CREATE, TIME_GPS_EXIF,
+    TIME_IFD0, TIME_MAP_GPS, TIME_ORIGINAL, TIME_XMP_ORIGINAL,
 };
 
 /// At most this many files are named in a note or refusal.
@@ -50,7 +50,8 @@ pub fn missing_fields(image: &ImageInfo) -> Vec<&'static str> {
     let Some(sources) = &image.sources else {
         return Vec::new();
     };
-    let has = |names: &[&str], found: &[String]| found.iter().any(|f| names.contains(&f.as_str()));
+    let has =
+        |names: &[&str], found: &[SourceName]| found.iter().any(|f| names.contains(&f.as_str()));
     let mut missing = Vec::new();
     if !has(&TIMES, &sources.times) {
         missing.push("datetime");
@@ -89,24 +90,35 @@ fn refusal_of(image: &ImageInfo) -> Option<String> {
     })
 }
 
-/// The part of `sequence` Panoramax would take, and a note naming the files left out (`None` when none
-/// is).
-pub fn accepted_part(sequence: SequenceDescriptor) -> (SequenceDescriptor, Option<String>) {
-    let total = sequence.images.len();
-    let mut kept = sequence;
-    let mut refused = Refusals::naming(NAMED_FILES);
-    kept.images.retain(|image| match refusal_of(image) {
-        Some(why) => {
-            refused.add(name_of(image), why);
-            false
-        }
-        None => true,
-    });
-    if refused.is_empty() {
-        return (kept, None);
-    }
-    let note = describe(&refused, total);
-    (kept, Some(note))
+/// What Panoramax would take of a sequence, from one pass over its images.
+#[derive(Debug)]
+pub struct Accepted {
+    /// Why it would take none of it ([`refusal`]).
+    pub refusal: Option<String>,
+    /// A note naming the files left out, when some are (and not all).
+    pub left_out: Option<String>,
+    /// How many files it would take.
+    pub count: usize,
+}
+
+/// What Panoramax would take of the sequence whose images are `images`, read a page at a time: the
+/// run sends only those ([`is_taken`]), without a copy of the sequence.
+pub fn accepted(images: &Images<'_>) -> Result<Accepted, PluginError> {
+    let mut pass = Pass::new();
+    images.for_each(|image| pass.take(image))?;
+    let count = pass.total - pass.refused.len();
+    let left_out =
+        (!pass.refused.is_empty() && count > 0).then(|| describe(&pass.refused, pass.total));
+    Ok(Accepted {
+        refusal: pass.refusal(),
+        left_out,
+        count,
+    })
+}
+
+/// Whether Panoramax would take `image` (the files [`Accepted::left_out`] names are not taken).
+pub fn is_taken(image: &ImageInfo) -> bool {
+    refusal_of(image).is_none()
 }
 
 /// `Panoramax would refuse 2 of 40 files, left out: a.jpg, b.jpg: no datetime Panoramax reads ...`.
@@ -140,8 +152,8 @@ fn describe(refused: &Refusals, total: usize) -> String {
 /// Why Panoramax would refuse `sequence` as a whole, if it would: a projection it does not take, or no
 /// file it would take.
 pub fn refusal(sequence: &SequenceDescriptor) -> Option<String> {
-    // Counted without copying the sequence (`accepted_part` does, for the run): eligibility is asked of
-    // every plugin on every inspect and upload, and a copy of 100,000 images is tens of MB.
+    // Counted without copying the sequence: eligibility is asked of every plugin on every inspect and
+    // upload, and a copy of 100,000 images is tens of MB.
     let mut pass = Pass::new();
     sequence.images.iter().for_each(|image| pass.take(image));
     pass.refusal()
@@ -217,8 +229,8 @@ mod tests {
             height: None,
             photo_uuid: None,
             sources: Some(MetadataSources {
-                positions: positions.iter().map(|s| s.to_string()).collect(),
-                times: times.iter().map(|s| s.to_string()).collect(),
+                positions: positions.iter().map(|s| SourceName::from(*s)).collect(),
+                times: times.iter().map(|s| SourceName::from(*s)).collect(),
                 position_used: None,
                 time_used: None,
                 spread_from_ms: None,
@@ -280,10 +292,10 @@ mod tests {
             images,
         };
         assert_eq!(refusal(&sequence), None, "eligible: five files are taken");
-        let (kept, note) = accepted_part(sequence.clone());
-        assert_eq!(kept.images.len(), 5);
+        let accepted = accepted(&Images::whole(&sequence.images)).unwrap();
+        assert_eq!(accepted.count, 5);
         assert_eq!(
-            note.unwrap(),
+            accepted.left_out.unwrap(),
             "Panoramax would refuse 4 of 9 files, left out: 4 (mtpdu_0.jpg, mtpdu_1.jpg, mtpdu_2.jpg \
              and 1 more): no datetime Panoramax reads (HTTP 400, missing_fields [\"datetime\"]); write \
              GPS position and capture time into their EXIF (e.g. with exiftool) to send them"

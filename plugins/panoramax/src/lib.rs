@@ -84,7 +84,16 @@ impl Integration for Panoramax {
     }
 
     async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
-        pipeline::run(ctx, request).await
+        pipeline::run(ctx, request, RunImages::carried()).await
+    }
+
+    async fn run_paged(
+        &self,
+        ctx: &Context,
+        request: RunRequest,
+        images: RunImages,
+    ) -> Result<RunOutcome, PluginError> {
+        pipeline::run(ctx, request, images).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! where it stands; or, in a re-check, only look at the set.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use plugin_api::prelude::*;
 
@@ -20,12 +21,17 @@ fn token(ctx: &Context) -> Result<String, PluginError> {
     })
 }
 
-/// Runs the integration on one sequence.
-pub async fn run(ctx: &Context, mut request: RunRequest) -> Result<RunOutcome, PluginError> {
+/// Runs the integration on one sequence, whose images are where `images` says (lent by the host, read
+/// a page at a time, or in the request).
+pub async fn run(
+    ctx: &Context,
+    request: RunRequest,
+    images: RunImages,
+) -> Result<RunOutcome, PluginError> {
     let config = Config::from_context(ctx)?;
     let api = Api::new(config.clone())?.with_token(&token(ctx)?);
-    let sequence_id = request.sequence.id.clone();
-    let store = SequenceStore::new(ctx, &sequence_id);
+    let sequence = &request.sequence;
+    let store = SequenceStore::new(ctx, &sequence.id);
     let was_published = request
         .previous
         .as_ref()
@@ -38,17 +44,15 @@ pub async fn run(ctx: &Context, mut request: RunRequest) -> Result<RunOutcome, P
     if request.mode == RunMode::Recheck {
         return recheck(ctx, &api, &store, was_published).await;
     }
+    let images = images.read(ctx, sequence);
     // What eligibility refuses, run refuses too (the host never asks, a caller of the library may):
-    // no empty upload set is created for it.
-    if let Some(reason) = crate::eligibility::refusal(&request.sequence) {
+    // no empty upload set is created for it. Files the server would refuse are left out, said once;
+    // the rest of the sequence goes (each pass below skips them: no copy of the sequence is made).
+    let accepted = crate::eligibility::accepted(&images)?;
+    if let Some(reason) = accepted.refusal {
         return Err(PluginError::invalid_input(reason));
     }
-    // Files the server would refuse are left out, said once; the rest of the sequence goes.
-    // Taken out of the request, not copied: the request keeps the header.
-    let header = request.sequence.header();
-    let whole = std::mem::replace(&mut request.sequence, header);
-    let (sequence, left_out) = crate::eligibility::accepted_part(whole);
-    if let Some(message) = left_out {
+    if let Some(message) = accepted.left_out {
         ctx.progress(ProgressEvent::Note { message });
     }
     let options = SetOptions::from_options(&request.options)?;
@@ -56,25 +60,23 @@ pub async fn run(ctx: &Context, mut request: RunRequest) -> Result<RunOutcome, P
         let me = api.me(ctx).await?.ok_or_else(|| {
             PluginError::auth("Panoramax refused the stored token: run `mtp auth panoramax` again")
         })?;
-        let plan = what_the_instance_will_do(ctx, &api, &options, &sequence).await?;
+        let plan = what_the_instance_will_do(ctx, &api, &options, sequence).await?;
         return Ok(RunOutcome::new(
             SequenceState::DryRun,
             format!(
                 "would upload {} pictures to {} as {}: {plan}",
-                sequence.images.len(),
-                config.url,
-                me.name
+                accepted.count, config.url, me.name
             ),
         ));
     }
     if republish {
         // Asked to upload again: whatever the record says, the server is asked.
-    } else if let Some(published) = already_published(&store, &request, &sequence)? {
+    } else if let Some(published) = already_published(&store, &request, &images)? {
         return Ok(published);
     }
     let fresh = store.set()?.and_then(|r| r.id).is_none();
     if fresh {
-        let plan = what_the_instance_will_do(ctx, &api, &options, &sequence).await?;
+        let plan = what_the_instance_will_do(ctx, &api, &options, sequence).await?;
         ctx.progress(ProgressEvent::Step {
             step: "upload set".into(),
             message: Some(plan),
@@ -84,7 +86,8 @@ pub async fn run(ctx: &Context, mut request: RunRequest) -> Result<RunOutcome, P
         ctx,
         &api,
         &store,
-        &sequence,
+        sequence,
+        accepted.count,
         &options,
         upload_set::Restart {
             was_published,
@@ -96,15 +99,8 @@ pub async fn run(ctx: &Context, mut request: RunRequest) -> Result<RunOutcome, P
         upload_set::Ensured::Set(set) => set,
         upload_set::Ensured::Gone(id) => return Ok(vanished(&id)),
     };
-    let tally = upload::send_all(
-        ctx,
-        &api,
-        &store,
-        &set.id,
-        &sequence,
-        config::jobs(&request),
-    )
-    .await?;
+    let tally =
+        upload::send_all(ctx, &api, &store, &set.id, &images, config::jobs(&request)).await?;
     let set = match api.upload_set(ctx, &set.id).await? {
         Some(set) => set,
         None => return Ok(vanished(&set.id)),
@@ -112,7 +108,7 @@ pub async fn run(ctx: &Context, mut request: RunRequest) -> Result<RunOutcome, P
     // The server completes a set by itself when as many files arrived as announced; but a set whose
     // files were all refused is never dispatched unless completed explicitly, and a set announced with
     // more files than arrived waits forever.
-    let set = if !set.completed || (tally.accepted.is_empty() && !set.dispatched) {
+    let set = if !set.completed || (tally.accepted == 0 && !set.dispatched) {
         ctx.progress(ProgressEvent::Step {
             step: "complete".into(),
             message: Some(format!("completing upload set {}", set.id)),
@@ -131,7 +127,7 @@ pub async fn run(ctx: &Context, mut request: RunRequest) -> Result<RunOutcome, P
 fn already_published(
     store: &SequenceStore<'_>,
     request: &RunRequest,
-    sequence: &SequenceDescriptor,
+    images: &Images<'_>,
 ) -> Result<Option<RunOutcome>, PluginError> {
     let Some(previous) = request
         .previous
@@ -149,10 +145,18 @@ fn already_published(
     }
     let answered: std::collections::BTreeSet<String> =
         store.answered_files()?.into_iter().collect();
-    let all_answered = sequence
-        .images
-        .iter()
-        .all(|i| answered.contains(&upload::file_name(i)));
+    let mut all_answered = true;
+    images.for_each_page(plugin_api::sdk::images::PAGE, |_, page| {
+        all_answered = page
+            .iter()
+            .filter(|i| crate::eligibility::is_taken(i))
+            .all(|i| answered.contains(upload::file_name(i).as_ref()));
+        if all_answered {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    })?;
     Ok(all_answered.then(|| previous.clone()))
 }
 
@@ -270,9 +274,7 @@ pub fn outcome(config: &Config, set: &UploadSet, tally: Option<&Tally>) -> RunOu
     // `dispatched` is never reset, and `complete` only queues the dispatch): it is processing while its
     // collections hold fewer pictures than it accepted. Only where the instance counts them (`nb_items`).
     let in_collections: u64 = set.associated_collections.iter().map(|c| c.nb_items).sum();
-    let accepted_pictures = tally.map_or(0, |t| {
-        t.accepted.values().filter(|p| p.is_some()).count() as u64
-    });
+    let accepted_pictures = tally.map_or(0, |t| t.accepted_with_picture);
     let redispatching = in_collections > 0 && in_collections < accepted_pictures;
     if set.ready && !redispatching {
         let ids: Vec<&str> = set

@@ -14,11 +14,13 @@
 //! second (`MetadataSources::spread_from_ms`), the spread time goes with the picture as
 //! `override_capture_time` (see [`capture_time_override`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use futures::StreamExt;
 use plugin_api::prelude::*;
+use plugin_api::sdk::images::PAGE;
 
 use crate::api::{Api, FileAnswer, Rejection, RemoteFile};
 use crate::state::{FileRecord, SequenceStore};
@@ -26,8 +28,11 @@ use crate::state::{FileRecord, SequenceStore};
 /// Where every picture of the sequence stands after the upload phase.
 #[derive(Debug, Default)]
 pub struct Tally {
-    /// File name → picture id of the accepted pictures.
-    pub accepted: BTreeMap<String, Option<String>>,
+    /// How many pictures the server accepted (counts, not names: a set of 100,000 pictures would hold
+    /// 100,000 names and picture ids for two numbers).
+    pub accepted: u64,
+    /// How many of them the server already names a picture for.
+    pub accepted_with_picture: u64,
     /// File name → why it was refused.
     pub rejected: BTreeMap<String, Rejection>,
     /// Pictures sent in this run.
@@ -38,7 +43,8 @@ impl Tally {
     fn add(&mut self, file_name: &str, answer: FileAnswer) {
         match answer {
             FileAnswer::Accepted { picture_id } => {
-                self.accepted.insert(file_name.to_string(), picture_id);
+                self.accepted += 1;
+                self.accepted_with_picture += u64::from(picture_id.is_some());
             }
             FileAnswer::Rejected(rejection) => {
                 self.rejected.insert(file_name.to_string(), rejection);
@@ -92,15 +98,19 @@ pub fn rejection_line(file_name: &str, rejection: &Rejection) -> String {
     )
 }
 
-/// Uploads every picture of `sequence` the server does not hold yet into upload set `set_id`,
-/// `jobs` at a time. Stops at the first error that every other file would also get (401, 403, 404, 415,
+/// Uploads every picture of the sequence (`images`, less those Panoramax would refuse:
+/// [`crate::eligibility::is_taken`]) that the server does not hold yet into upload set `set_id`, `jobs`
+/// at a time. Stops at the first error that every other file would also get (401, 403, 404, 415,
 /// retries used up) or at cancellation; what was acknowledged is kept.
+///
+/// Two passes over the images, a page at a time: the first finds what is due (a bit an image) and
+/// the totals, the second sends; neither holds the sequence (docs/architecture.md, "Memory").
 pub async fn send_all(
     ctx: &Context,
     api: &Api,
     store: &SequenceStore<'_>,
     set_id: &str,
-    sequence: &SequenceDescriptor,
+    images: &Images<'_>,
     jobs: usize,
 ) -> Result<Tally, PluginError> {
     let remote: HashMap<String, RemoteFile> = api
@@ -110,53 +120,69 @@ pub async fn send_all(
         .map(|f| (f.file_name.clone(), f))
         .collect();
     let mut tally = Tally::default();
-    let mut todo = Vec::new();
-    let (mut files_done, mut bytes_done, mut bytes_total) = (0u64, 0u64, 0u64);
-    let mut names = std::collections::HashSet::new();
+    let mut due = Vec::with_capacity(usize::try_from(images.len()).unwrap_or_default());
+    let (mut files_total, mut files_done) = (0u64, 0u64);
+    let (mut bytes_done, mut bytes_total) = (0u64, 0u64);
+    let (mut sending, mut spread) = (0usize, 0usize);
+    let mut names = NameSet::default();
     let mut changed = Vec::new();
-    for image in &sequence.images {
-        let name = file_name(image);
-        if !names.insert(name.clone()) {
-            return Err(PluginError::invalid_input(format!(
-                "two pictures of the sequence are named {name}; Panoramax tells the files of an upload \
-                 set apart by name: rename one"
-            )));
-        }
-        bytes_total += image.size_bytes;
-        match remote.get(&name) {
-            Some(held)
-                if crate::resend::changed_since_refused(Path::new(&image.path), held).await? =>
-            {
-                changed.push(name.clone());
-                todo.push((name, image));
+    let mut from = 0;
+    while from < images.len() {
+        let page = images.range(from, PAGE)?;
+        from += page.len() as u64;
+        for image in page.iter() {
+            if !crate::eligibility::is_taken(image) {
+                due.push(false);
+                continue;
             }
-            Some(held) => {
-                files_done += 1;
-                bytes_done += image.size_bytes;
-                match &held.rejected {
-                    Some(r) => tally.add(&name, FileAnswer::Rejected(r.clone())),
-                    None => tally.add(
-                        &name,
-                        FileAnswer::Accepted {
-                            picture_id: held.picture_id.clone(),
-                        },
-                    ),
+            let name = file_name(image);
+            if !names.insert(&name) {
+                return Err(PluginError::invalid_input(format!(
+                    "two pictures of the sequence are named {name}; Panoramax tells the files of an \
+                     upload set apart by name: rename one"
+                )));
+            }
+            files_total += 1;
+            bytes_total += image.size_bytes;
+            let send = match remote.get(name.as_ref()) {
+                Some(held)
+                    if crate::resend::changed_since_refused(Path::new(&image.path), held)
+                        .await? =>
+                {
+                    changed.push(name.into_owned());
+                    true
                 }
+                Some(held) => {
+                    files_done += 1;
+                    bytes_done += image.size_bytes;
+                    match &held.rejected {
+                        Some(r) => tally.add(&name, FileAnswer::Rejected(r.clone())),
+                        None => tally.add(
+                            &name,
+                            FileAnswer::Accepted {
+                                picture_id: held.picture_id.clone(),
+                            },
+                        ),
+                    }
+                    false
+                }
+                None => true,
+            };
+            if send {
+                sending += 1;
+                spread += usize::from(capture_time_override(image).is_some());
             }
-            None => todo.push((name, image)),
+            due.push(send);
         }
     }
+    drop(remote);
     ctx.progress(ProgressEvent::Totals {
-        files_total: sequence.images.len() as u64,
+        files_total,
         bytes_total,
         files_done,
         bytes_done,
     });
-    if !todo.is_empty() {
-        let spread = todo
-            .iter()
-            .filter(|(_, image)| capture_time_override(image).is_some())
-            .count();
+    if sending > 0 {
         let order = if spread > 0 {
             format!(
                 "; {spread} capture time(s) spread within their second sent as override_capture_time, \
@@ -168,8 +194,7 @@ pub async fn send_all(
         ctx.progress(ProgressEvent::Step {
             step: "upload".into(),
             message: Some(format!(
-                "{} pictures to upload set {set_id}, {jobs} at a time{order}",
-                todo.len()
+                "{sending} pictures to upload set {set_id}, {jobs} at a time{order}"
             )),
         });
     }
@@ -191,33 +216,17 @@ pub async fn send_all(
             ),
         });
     }
-    // Boxed so the stream's item type names no closure: it keeps the run's future provably `Send`.
-    type Sending<'a> = std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<(String, u64, FileAnswer), PluginError>>
-                + Send
-                + 'a,
-        >,
-    >;
-    let sends: Vec<Sending<'_>> = todo
-        .into_iter()
-        .map(|(name, image)| -> Sending<'_> {
-            Box::pin(async move {
-                ctx.check_cancelled()?;
-                let capture_time = capture_time_override(image);
-                let answer = api
-                    .upload_file(
-                        ctx,
-                        set_id,
-                        Path::new(&image.path),
-                        &name,
-                        capture_time.as_deref(),
-                    )
-                    .await?;
-                Ok((name, image.size_bytes, answer))
-            })
-        })
-        .collect();
+    // Made as the stream asks for them, `jobs` at a time: each pending send is a 2.4 KB future, and
+    // made up front they were 240 MB for 100,000 pictures (docs/architecture.md, "Memory").
+    let sends = Sends {
+        images,
+        due,
+        at: 0,
+        page: (0, Cow::Borrowed(&[])),
+        ctx,
+        api,
+        set_id,
+    };
     let mut answers = futures::stream::iter(sends).buffer_unordered(jobs.max(1));
     while let Some(result) = answers.next().await {
         let (name, size, answer) = result?;
@@ -245,6 +254,104 @@ pub async fn send_all(
     Ok(tally)
 }
 
+/// The file names seen so far, as 128-bit hashes (16 bytes a picture, not the name: two names with the
+/// same hash, which would be reported as one name twice, are not expected among 2^64 pictures).
+#[derive(Default)]
+struct NameSet(std::collections::HashSet<u128>);
+
+impl NameSet {
+    /// Adds `name`; `false` when it was there.
+    fn insert(&mut self, name: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let half = |salt: u8| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (salt, name).hash(&mut h);
+            h.finish()
+        };
+        self.0
+            .insert(u128::from(half(0)) << 64 | u128::from(half(1)))
+    }
+}
+
+/// Boxed so the stream's item type names no closure: it keeps the run's future provably `Send`.
+type Sending<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<(String, u64, FileAnswer), PluginError>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// The sends still to make, one made each time the stream asks, reading the images a page at a time
+/// (a named type, not a closure, for the same reason as [`Sending`]).
+struct Sends<'a> {
+    images: &'a Images<'a>,
+    /// Whether each image is to be sent.
+    due: Vec<bool>,
+    /// The next image to look at.
+    at: u64,
+    /// The page holding it: its first index, its images.
+    page: (u64, Cow<'a, [ImageInfo]>),
+    ctx: &'a Context,
+    api: &'a Api,
+    set_id: &'a str,
+}
+
+impl<'a> Sends<'a> {
+    /// The next image due and its index, reading the next page when this one ends.
+    fn next_due(&mut self) -> Result<Option<ImageInfo>, PluginError> {
+        loop {
+            let at = self.at;
+            if at >= self.images.len() {
+                return Ok(None);
+            }
+            let (first, page) = &self.page;
+            if at >= first + page.len() as u64 {
+                self.page = (at, self.images.range(at, PAGE)?);
+                if self.page.1.is_empty() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            self.at += 1;
+            if self.due.get(at as usize).copied().unwrap_or(false) {
+                return Ok(Some(page[(at - first) as usize].clone()));
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Sends<'a> {
+    type Item = Sending<'a>;
+
+    fn next(&mut self) -> Option<Sending<'a>> {
+        let image = match self.next_due() {
+            Ok(image) => image?,
+            Err(err) => {
+                // Said once: the stream stops at the first error.
+                self.at = self.images.len();
+                return Some(Box::pin(async move { Err(err) }));
+            }
+        };
+        let (ctx, api, set_id) = (self.ctx, self.api, self.set_id);
+        Some(Box::pin(async move {
+            ctx.check_cancelled()?;
+            let capture_time = capture_time_override(&image);
+            let name = file_name(&image).into_owned();
+            let answer = api
+                .upload_file(
+                    ctx,
+                    set_id,
+                    Path::new(&image.path),
+                    &name,
+                    capture_time.as_deref(),
+                )
+                .await?;
+            Ok((name, image.size_bytes, answer))
+        }))
+    }
+}
+
 /// The capture time to send with a picture, RFC 3339 UTC with milliseconds, when the one in its file is
 /// not the one mtp orders it by: only where the host spread equal whole-second times within their second
 /// (a time the file already gives exactly is never overridden).
@@ -262,13 +369,12 @@ pub fn capture_time_override(image: &ImageInfo) -> Option<String> {
 }
 
 /// The name a picture is sent under.
-pub fn file_name(image: &ImageInfo) -> String {
+pub fn file_name(image: &ImageInfo) -> Cow<'_, str> {
     if image.file_name.is_empty() {
         Path::new(&image.path)
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| image.path.clone())
+            .map_or(Cow::Borrowed(image.path.as_str()), |n| n.to_string_lossy())
     } else {
-        image.file_name.clone()
+        Cow::Borrowed(&image.file_name)
     }
 }

@@ -31,13 +31,14 @@ pub struct Restart {
     pub republish: bool,
 }
 
-/// The sequence's upload set, created if it has none. A published sequence whose set was deleted on
+/// The sequence's upload set (for `files` of its pictures), created if it has none. A published sequence whose set was deleted on
 /// the server (on purpose, or by a server that lost it) only gets a new one with `--republish`.
 pub async fn ensure(
     ctx: &Context,
     api: &Api,
     store: &SequenceStore<'_>,
     sequence: &SequenceDescriptor,
+    files: usize,
     options: &SetOptions,
     restart: Restart,
 ) -> Result<Ensured, PluginError> {
@@ -80,7 +81,7 @@ pub async fn ensure(
         }
         None => new_record(store)?,
     };
-    let body = api::upload_set_body(sequence, &record.nonce, options);
+    let body = api::upload_set_body(sequence, files, &record.nonce, options);
     let set = match api.create_upload_set(ctx, &body).await {
         Ok(set) => set,
         // The request left and no answer came: the set may exist. Look before anything else.

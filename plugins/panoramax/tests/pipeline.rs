@@ -247,6 +247,43 @@ async fn duplicates_of_another_set_are_named_and_the_set_is_completed_explicitly
 }
 
 #[tokio::test]
+async fn lent_images_are_read_a_page_at_a_time_and_refused_files_are_skipped() {
+    let fake = FakePanoramax::start(PanoramaxConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let generated = generate(dir.path(), 6, 19);
+    let mut sequence = descriptor("seq-lent", &generated);
+    // One file the server would refuse (no tag it reads): left out, the rest sent.
+    sequence.images[2].sources = Some(plugin_api::sequence::MetadataSources::default());
+    let host = authorised(&fake, "alice-token")
+        .await
+        .lending(sequence.images.clone());
+    // As a plugin API 1.4 host asks: the request's sequence without its images.
+    let outcome = Panoramax
+        .run_paged(
+            &host.context(),
+            request(&sequence.header(), RunMode::Upload),
+            RunImages::lent(6),
+        )
+        .await
+        .expect("the upload runs");
+    assert_ne!(outcome.state, SequenceState::Failed, "{outcome:?}");
+    assert_each_once(&fake, 5);
+    let stats = fake.stats();
+    let set = stats.upload_sets.values().next().expect("one set");
+    assert!(
+        set.files
+            .iter()
+            .all(|f| f.file_name != sequence.images[2].file_name),
+        "the refused file is not sent"
+    );
+    assert_eq!(set.estimated_nb_files, Some(5), "announced: what is sent");
+    // What is accepted, then what is due, then the sends: each a pass over the lent pages.
+    assert!(host.ranges_read() >= 3, "{}", host.ranges_read());
+}
+
+#[tokio::test]
 async fn files_without_metadata_are_named_and_the_rest_published() {
     let fake = FakePanoramax::start(PanoramaxConfig {
         faults: PanoramaxFaults {
@@ -326,9 +363,11 @@ fn eligibility_predicts_missing_fields_per_file() {
     image.sources = Some(plugin_api::sequence::MetadataSources::default());
     sequence.images.push(image);
     assert!(Panoramax.eligibility(&sequence).eligible);
-    let (kept, note) = mtp_panoramax::eligibility::accepted_part(sequence.clone());
-    assert_eq!(kept.images.len(), 2);
-    let note = note.unwrap();
+    let accepted =
+        mtp_panoramax::eligibility::accepted(&plugin_api::sdk::Images::whole(&sequence.images))
+            .unwrap();
+    assert_eq!(accepted.count, 2);
+    let note = accepted.left_out.unwrap();
     assert!(note.contains("1 of 3 files"), "{note}");
     assert!(
         note.contains("(bare.jpg): no datetime or location Panoramax reads"),

@@ -61,19 +61,12 @@ impl Run<'_> {
         }
         step(self.ctx, "publish", "publishing on Mapillary");
         let uploader = self.uploader(token, false)?;
-        let mut acknowledged = None;
         for index in due {
             if let Publish::OutcomeUnknown { .. } = parts[index].publish {
                 // A new attempt gets a new manifest entity, never the handle already sent.
                 crate::attempts::forget(self.ctx, &self.request.sequence.id, index)?;
-                // Read at the first part that needs them, once.
-                if acknowledged.is_none() {
-                    acknowledged = Some(self.store.images()?);
-                }
-                if let Some(acknowledged) = &acknowledged {
-                    self.upload_manifest(&uploader, plan, index, &mut parts[index], acknowledged)
-                        .await?;
-                }
+                self.upload_manifest(&uploader, plan, index, &mut parts[index])
+                    .await?;
             }
             let part = &mut parts[index];
             match publish_part(&self.api, self.ctx, token, &self.store, index, part).await {

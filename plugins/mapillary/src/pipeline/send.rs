@@ -20,6 +20,8 @@ impl Run<'_> {
     ) -> Result<Progress> {
         let mut progress = Progress::default();
         let mut to_prepare: Vec<&ImageInfo> = Vec::new();
+        // Where each part's images begin in `to_prepare`, and the part.
+        let mut part_starts: Vec<(usize, usize)> = Vec::new();
         for &index in to_send {
             let part = self.store.part(index)?;
             if part.manifest_handle.is_some()
@@ -31,6 +33,7 @@ impl Run<'_> {
                 progress.files_done += n;
                 continue;
             }
+            part_starts.push((to_prepare.len(), index));
             for path in &plan.parts[index].images {
                 let image = by_path.get(path.as_str()).copied().ok_or_else(|| {
                     MlyError::Invalid(format!("{path} is no longer part of the sequence"))
@@ -38,19 +41,25 @@ impl Run<'_> {
                 to_prepare.push(image);
             }
         }
-        // Read once for the whole sequence, not once per image.
-        let acknowledged = self.store.images()?;
-        let keys = state::HashCache::load(self.ctx, &self.request.sequence.root)?;
+        // The entries and cached keys of the part being prepared, read when its first image comes (the
+        // images come in part order): one read each per part, never the whole sequence's at once.
+        let mut acknowledged = HashMap::new();
+        let mut cached = HashMap::new();
+        let mut next_part = part_starts.iter().peekable();
         // The images still due (their place in `to_prepare`) and the session key each had.
         let mut due: Vec<(usize, Option<HashEntry>)> = Vec::new();
         let mut prepared = std::pin::pin!(self.prepared(to_prepare.iter().copied().enumerate()));
         while let Some(next) = prepared.next().await {
             let (at, image, out) = next?;
+            while let Some(&(_, part)) = next_part.next_if(|(start, _)| *start <= at) {
+                acknowledged = self.store.images_of(&plan.parts[part].images)?;
+                cached = state::hash_entries_of(self.ctx, &plan.parts[part].images)?;
+            }
             progress.files_total += 1;
             progress.bytes_total += out.length;
             let entry = acknowledged.get(&image.path);
-            let own_key = keys.get(self.ctx, &image.path)?;
-            let key = entry.map_or(own_key.as_ref(), |e| e.key_source(own_key.as_ref()));
+            let own_key = cached.get(&image.path);
+            let key = entry.map_or(own_key, |e| e.key_source(own_key));
             if self.is_acknowledged(entry, key, &out) {
                 progress.files_done += 1;
                 progress.bytes_done += out.length;
@@ -58,7 +67,7 @@ impl Run<'_> {
                 due.push((at, key.cloned()));
             }
         }
-        drop(acknowledged);
+        drop((acknowledged, cached));
         self.ctx.progress(progress.totals_event());
         step(
             self.ctx,
@@ -137,15 +146,15 @@ impl Run<'_> {
     }
 
     /// Uploads part `index`'s manifest unless the same manifest is already acknowledged; the handles
-    /// come from `acknowledged` ([`SequenceStore::images`]).
+    /// come from its images' entries ([`SequenceStore::images_of`]).
     pub(super) async fn upload_manifest(
         &self,
         uploader: &Uploader<'_>,
         plan: &Plan,
         index: usize,
         part: &mut PartState,
-        acknowledged: &HashMap<String, ImageEntry>,
     ) -> Result<()> {
+        let acknowledged = self.store.images_of(&plan.parts[index].images)?;
         let mut handles = Vec::with_capacity(plan.parts[index].images.len());
         for path in &plan.parts[index].images {
             let entry = acknowledged.get(path).ok_or_else(|| {
