@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::packed_images::PackedSequence;
 use plugin_api::protocol::{Phase, Progress, ProgressEvent, RunOutcome, SequenceState};
-use plugin_api::sequence::SequenceDescriptor;
 
 use crate::services::{ProgressOrigin, ProgressSink};
 use crate::state::{IntegrationRecord, StateError, StateStore};
@@ -36,7 +36,7 @@ struct Inner {
 /// The running record of one integration's run on one sequence.
 pub struct Checkpoint {
     store: StateStore,
-    sequence: Arc<SequenceDescriptor>,
+    sequence: Arc<PackedSequence>,
     integration: String,
     base: IntegrationRecord,
     inner: Mutex<Inner>,
@@ -53,7 +53,7 @@ impl Checkpoint {
     /// is found before anything is sent). An error here means the plugin must not be called.
     pub fn begin(
         store: StateStore,
-        sequence: Arc<SequenceDescriptor>,
+        sequence: Arc<PackedSequence>,
         integration: &str,
         base: IntegrationRecord,
     ) -> Result<Arc<Checkpoint>, StateError> {
@@ -83,13 +83,13 @@ impl Checkpoint {
             }
             Some(_) => {
                 let stored = checkpoint.store.put_outcome(
-                    &checkpoint.sequence.id,
+                    checkpoint.sequence.id(),
                     &checkpoint.integration,
                     &checkpoint.base,
                 )?;
                 if !stored {
                     checkpoint.store.put_record(
-                        &checkpoint.sequence,
+                        &*checkpoint.sequence,
                         &checkpoint.integration,
                         &checkpoint.base,
                     )?;
@@ -178,7 +178,10 @@ impl Checkpoint {
             outcome
         };
         if let Err(err) = self.write(outcome) {
-            tracing::debug!("cannot record the progress of {}: {err}", self.sequence.id);
+            tracing::debug!(
+                "cannot record the progress of {}: {err}",
+                self.sequence.id()
+            );
             self.stop.store(true, Ordering::SeqCst);
             let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
             failure.get_or_insert(err);
@@ -234,12 +237,12 @@ impl Checkpoint {
         // no longer stored gets its descriptor again.
         let whole = || {
             self.store
-                .put_record(&self.sequence, &self.integration, &record)
+                .put_record(&*self.sequence, &self.integration, &record)
                 .map(|()| self.descriptor_written.store(true, Ordering::Relaxed))
         };
         if self.descriptor_written.load(Ordering::Relaxed) {
             self.store
-                .put_outcome(&self.sequence.id, &self.integration, &record)
+                .put_outcome(self.sequence.id(), &self.integration, &record)
                 .and_then(|stored| if stored { Ok(()) } else { whole() })
         } else {
             whole()

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sequence_content::SequenceContent;
 use plugin_api::sequence::SequenceDescriptor;
 
 /// Counts of what changed.
@@ -186,26 +187,31 @@ pub fn untouched(folders: &[Folder]) -> bool {
 
 /// The summary of `sequence`'s folders, or `None` when an image path names no folder (a relative file
 /// name: only [`drift`] can judge it).
-pub fn folders_of(sequence: &SequenceDescriptor) -> Option<Vec<Folder>> {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for image in &sequence.images {
-        let dir = Path::new(&image.path).parent()?.to_str()?;
-        if dir.is_empty() {
-            return None;
-        }
-        *counts.entry(dir).or_default() += 1;
-    }
-    Some(
+pub fn folders_of(sequence: &(impl SequenceContent + ?Sized)) -> Option<Vec<Folder>> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut named = true;
+    sequence.for_each_path(
+        &mut |path| match Path::new(path).parent().and_then(Path::to_str) {
+            Some(dir) if named && !dir.is_empty() => match counts.get_mut(dir) {
+                Some(count) => *count += 1,
+                None => {
+                    counts.insert(dir.to_string(), 1);
+                }
+            },
+            _ => named = false,
+        },
+    );
+    named.then(|| {
         counts
             .into_iter()
             .map(|(dir, images)| Folder {
-                dir: dir.to_string(),
+                modified_ns: settled_mtime_ns(&dir),
+                dir,
                 images,
-                modified_ns: settled_mtime_ns(dir),
                 left_out: Vec::new(),
             })
-            .collect(),
-    )
+            .collect()
+    })
 }
 
 /// [`drift`] from the folder summary alone, when it can be told without the descriptor: every folder

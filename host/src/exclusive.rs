@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::packed_images::PackedSequence;
 use plugin_api::protocol::RunMode;
-use plugin_api::sequence::SequenceDescriptor;
 
 use crate::checkpoint::Checkpoint;
 use crate::lock::{LockError, SequenceLock};
@@ -33,7 +33,7 @@ impl Runner {
     /// same sequence stops at once with [`LockedRunError::Lock`] and does nothing.
     pub async fn run_sequence_locked(
         &self,
-        sequence: &Arc<SequenceDescriptor>,
+        sequence: &Arc<PackedSequence>,
         mode: RunMode,
         dry_run: bool,
         options: &RunOptions,
@@ -42,7 +42,7 @@ impl Runner {
             RunMode::Upload => "upload",
             RunMode::Recheck => "re-check",
         };
-        let _lock = self.lock_sequence(&sequence.id, purpose)?;
+        let _lock = self.lock_sequence(sequence.id(), purpose)?;
         Ok(self.run_sequence(sequence, mode, dry_run, options).await?)
     }
 
@@ -50,7 +50,7 @@ impl Runner {
     /// cannot be written (then nothing may be sent).
     pub(crate) fn checkpoint(
         &self,
-        sequence: Arc<SequenceDescriptor>,
+        sequence: Arc<PackedSequence>,
         integration: &str,
         stored: Option<&IntegrationRecord>,
     ) -> Result<Arc<Checkpoint>, StateError> {

@@ -2,16 +2,16 @@
 //! within a short budget of their own ([`RECHECK_BUDGET`]), and never let a failed or unanswered re-check
 //! touch a record: the user sees the stored state and `not re-checked: <service> unreachable`.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::protocol::{RunMode, RunOutcome};
-use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::{ErrorKind, PluginError};
 
 use crate::chain_check::UpstreamResult;
 use crate::options::RunOptions;
+use crate::packed_images::PackedSequence;
 use crate::registry::LoadedPlugin;
 use crate::runner::{IntegrationRun, Runner};
 use crate::state::{IntegrationRecord, StateError};
@@ -29,35 +29,35 @@ impl Runner {
     pub async fn recheck_pending(
         &self,
         except: &[String],
-    ) -> Result<Vec<(SequenceDescriptor, Vec<IntegrationRun>)>, StateError> {
-        let mut pending: BTreeMap<String, Arc<SequenceDescriptor>> = BTreeMap::new();
+    ) -> Result<Vec<(PackedSequence, Vec<IntegrationRun>)>, StateError> {
+        let mut pending: BTreeSet<String> = BTreeSet::new();
         for listed in self.store().records()? {
             let waiting = listed
                 .record
                 .state()
                 .is_some_and(plugin_api::protocol::SequenceState::needs_recheck);
             if waiting && !except.contains(&listed.sequence_id) {
-                if pending.contains_key(&listed.sequence_id) {
-                    continue;
-                }
-                if let Some(descriptor) = self.store().descriptor(&listed.sequence_id)? {
-                    pending.insert(listed.sequence_id.clone(), Arc::new(descriptor));
-                }
+                pending.insert(listed.sequence_id);
             }
         }
         let deadline = Instant::now() + RECHECK_BUDGET;
         let mut results = Vec::new();
-        for descriptor in pending.into_values() {
+        // One descriptor at a time, read when its turn comes.
+        for id in pending {
             // Another process working on it (or re-checking it) will do it: skip, never wait.
-            let Ok(_lock) = self.lock_sequence(&descriptor.id, "re-check") else {
+            let Ok(_lock) = self.lock_sequence(&id, "re-check") else {
                 continue;
             };
+            let Some(descriptor) = self.store().packed_descriptor(&id)? else {
+                continue;
+            };
+            let descriptor = Arc::new(descriptor);
             let left = deadline.saturating_duration_since(Instant::now());
             let none = RunOptions::none();
             let run = self.run_sequence(&descriptor, RunMode::Recheck, false, &none);
             let runs = match tokio::time::timeout(left, run).await {
                 Ok(runs) => runs?,
-                Err(_) => self.not_answered(&descriptor)?,
+                Err(_) => self.not_answered(descriptor.id())?,
             };
             results.push((Arc::unwrap_or_clone(descriptor), runs));
         }
@@ -65,13 +65,10 @@ impl Runner {
     }
 
     /// One run per integration waiting on `sequence`, saying the re-check got no answer in time.
-    fn not_answered(
-        &self,
-        sequence: &SequenceDescriptor,
-    ) -> Result<Vec<IntegrationRun>, StateError> {
+    fn not_answered(&self, sequence_id: &str) -> Result<Vec<IntegrationRun>, StateError> {
         let waiting: Vec<String> = self
             .store()
-            .records_of(&sequence.id)?
+            .records_of(sequence_id)?
             .into_iter()
             .filter(|r| {
                 r.record
@@ -108,7 +105,7 @@ impl Runner {
     /// (`record`); an error leaves the record as it is and is said as `not re-checked: ...`.
     pub(crate) fn recheck_result(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: &PackedSequence,
         integration: &LoadedPlugin,
         mut record: IntegrationRecord,
         result: Result<RunOutcome, PluginError>,

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::packed_images::PackedSequence;
 use plugin_api::protocol::{
     AuthOutcome, AuthRequest, AuthStatus, Eligibility, Exports, Method, RunMode, RunOutcome,
     SequenceState,
 };
-use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::{ErrorKind, PluginError};
 use serde::Serialize;
 
@@ -122,9 +122,9 @@ impl Runner {
     async fn eligibility_of(
         &self,
         integration: &LoadedPlugin,
-        sequence: &Arc<SequenceDescriptor>,
+        sequence: &Arc<PackedSequence>,
     ) -> Result<Eligibility, PluginError> {
-        let services = || self.services(integration, Some(&sequence.id));
+        let services = || self.services(integration, Some(sequence.id()));
         self.asked
             .ask_eligibility(integration, services, sequence)
             .await
@@ -133,7 +133,7 @@ impl Runner {
     /// Asks every loaded integration (enabled or not) whether it accepts `sequence`.
     pub async fn eligibility(
         &self,
-        sequence: &Arc<SequenceDescriptor>,
+        sequence: &Arc<PackedSequence>,
     ) -> Vec<(String, Result<Eligibility, PluginError>)> {
         let mut answers = Vec::new();
         for info in self.registry.infos().iter().filter(|i| i.loaded) {
@@ -244,7 +244,7 @@ impl Runner {
     /// integration's record as soon as it reports.
     pub async fn run_sequence(
         &self,
-        sequence: &Arc<SequenceDescriptor>,
+        sequence: &Arc<PackedSequence>,
         mode: RunMode,
         dry_run: bool,
         options: &RunOptions,
@@ -252,7 +252,7 @@ impl Runner {
         // Becomes the stored sequence an integration recognises these photos as (`RunOutcome::same_as`).
         let mut sequence = sequence.clone();
         let mut merged = false;
-        let mut records = self.records_of(&sequence.id)?;
+        let mut records = self.records_of(sequence.id())?;
         let mut exported: BTreeMap<String, Exports> = BTreeMap::new();
         // How each integration ended, for the ones chained after it that need it.
         let mut results: BTreeMap<String, UpstreamResult> = BTreeMap::new();
@@ -349,7 +349,7 @@ impl Runner {
             };
             if mode == RunMode::Recheck {
                 // A re-check never writes progress into the record, and an error leaves it as it was.
-                let services = self.services(integration, Some(&sequence.id));
+                let services = self.services(integration, Some(sequence.id()));
                 let result = integration.run(services, &sequence, request).await;
                 let record = records.remove(&id).unwrap_or_default();
                 let result =
@@ -369,7 +369,7 @@ impl Runner {
             // The checkpoint shares the run's one copy of the descriptor.
             let checkpoint = self.checkpoint(sequence.clone(), &id, records.get(&id))?;
             let services = self
-                .services(integration, Some(&sequence.id))
+                .services(integration, Some(sequence.id()))
                 .with_stop_flag(checkpoint.stop_flag())
                 .with_progress(checkpoint.sink(self.progress.clone()));
             let result = integration.run(services, &sequence, request).await;
@@ -381,8 +381,8 @@ impl Runner {
             match result {
                 Ok(mut outcome) => {
                     if let Some(into) = self.same_as(&sequence, mode, dry_run, &mut outcome)? {
-                        Arc::make_mut(&mut sequence).id = into;
-                        records = self.records_of(&sequence.id)?;
+                        Arc::make_mut(&mut sequence).set_id(into);
+                        records = self.records_of(sequence.id())?;
                         record = records.remove(&id).unwrap_or_default();
                         // Those after it run all the same for what it exports anew (an added sequence).
                         let now = Self::public_exports(integration, &outcome);
@@ -417,7 +417,7 @@ impl Runner {
                 // A record written by an older version may still hold a secret: drop it on rewrite.
                 outcome.exports = Self::public_exports(integration, outcome);
             }
-            let stored = self.store.put_record(&sequence, &id, &record);
+            let stored = self.store.put_record(&*sequence, &id, &record);
             if let Some(failure) = checkpoint.take_failure() {
                 // The run was stopped because its record could not be written: say so, whatever the
                 // plugin reported (what it acknowledged is in its own state, or sent again next time).
@@ -434,7 +434,7 @@ impl Runner {
     /// photos were. `None` when the outcome names none (or in a dry run).
     fn same_as(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: &PackedSequence,
         mode: RunMode,
         dry_run: bool,
         outcome: &mut RunOutcome,
@@ -445,15 +445,15 @@ impl Runner {
         if dry_run || mode != RunMode::Upload {
             return Ok(None);
         }
-        if into == sequence.id {
+        if into == sequence.id() {
             // The same sequence, its photos found at new paths: nothing to merge.
             return Ok(Some(into));
         }
         let before = self.store.descriptor(&into)?.map(|d| d.root);
-        self.store.merge_into(&sequence.id, &into)?;
+        self.store.merge_into(sequence.id(), &into)?;
         let said = outcome.message.take().unwrap_or_default();
         outcome.message = Some(match before {
-            Some(root) if root != sequence.root => {
+            Some(root) if root != sequence.header().root => {
                 let gone = !std::path::Path::new(&root).exists();
                 let how = if gone { "moved from" } else { "same photos as" };
                 format!("{how} {root}: {said}")
@@ -467,7 +467,7 @@ impl Runner {
     /// record says why instead of waiting for ever; a published record is kept as it is.
     fn record_upstream_skip(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: &PackedSequence,
         id: &str,
         records: &mut BTreeMap<String, IntegrationRecord>,
         reason: &str,
@@ -495,7 +495,7 @@ impl Runner {
     /// `mtp sequence inspect` shows the same plan.
     pub async fn preflight(
         &self,
-        sequence: &Arc<SequenceDescriptor>,
+        sequence: &Arc<PackedSequence>,
         dry_run: bool,
         options: &serde_json::Map<String, serde_json::Value>,
     ) -> Vec<PlanEntry> {
@@ -536,7 +536,7 @@ impl Runner {
                 if !dry_run {
                     let status = integration
                         .call_json::<_, AuthStatus>(
-                            self.services(integration, Some(&sequence.id)).to_ffi(),
+                            self.services(integration, Some(sequence.id())).to_ffi(),
                             Method::AuthStatus,
                             &(),
                         )

@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use plugin_api::manifest::ApiVersion;
 use plugin_api::protocol::{Eligibility, Method, PagedSequence, RunMode, RunOutcome};
-use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::PluginError;
 use serde::Serialize;
 
-use crate::content_hash::fingerprint;
+use crate::packed_images::PackedSequence;
 use crate::registry::LoadedPlugin;
+use crate::sequence_content::SequenceContent;
 use crate::services::PluginServices;
 
 /// The eligibility answers for the last descriptor the runner was asked about.
@@ -82,10 +82,10 @@ impl AskedOnce {
         &self,
         integration: &LoadedPlugin,
         services: impl FnOnce() -> PluginServices,
-        sequence: &Arc<SequenceDescriptor>,
+        sequence: &Arc<PackedSequence>,
     ) -> Result<Eligibility, PluginError> {
-        // Hashed once for both the look and the keeping: 100,000 images are 10 MB to hash.
-        let fingerprint = fingerprint(sequence);
+        // Hashed once for both the look and the keeping.
+        let fingerprint = sequence.fingerprint();
         if let Some(answer) = self.answer(integration.id(), fingerprint) {
             return answer;
         }
@@ -105,7 +105,7 @@ impl LoadedPlugin {
     pub(crate) async fn run(
         &self,
         services: PluginServices,
-        sequence: &Arc<SequenceDescriptor>,
+        sequence: &Arc<PackedSequence>,
         request: RunRequestRef<'_>,
     ) -> Result<RunOutcome, PluginError> {
         let (arg, services) = SequenceArg::for_call(self, sequence, services);
@@ -137,7 +137,7 @@ impl LoadedPlugin {
 #[derive(Serialize)]
 #[serde(untagged)]
 pub(crate) enum SequenceArg<'a> {
-    Whole(&'a SequenceDescriptor),
+    Whole(&'a PackedSequence),
     Paged(PagedSequence),
 }
 
@@ -146,13 +146,13 @@ impl<'a> SequenceArg<'a> {
     /// images when the sequence goes without them.
     fn for_call(
         integration: &LoadedPlugin,
-        sequence: &'a Arc<SequenceDescriptor>,
+        sequence: &'a Arc<PackedSequence>,
         services: PluginServices,
     ) -> (SequenceArg<'a>, PluginServices) {
         if integration.reads_images_by_range() {
             let paged = PagedSequence {
-                header: sequence.header(),
-                image_count: sequence.images.len() as u64,
+                header: sequence.header().clone(),
+                image_count: sequence.image_count() as u64,
             };
             (
                 SequenceArg::Paged(paged),
@@ -166,7 +166,7 @@ impl<'a> SequenceArg<'a> {
     /// How many images the request itself carries (what its buffer is reserved for).
     fn images_inline(&self) -> usize {
         match self {
-            SequenceArg::Whole(whole) => whole.images.len(),
+            SequenceArg::Whole(whole) => whole.image_count(),
             SequenceArg::Paged(_) => 0,
         }
     }
@@ -209,7 +209,7 @@ fn to_json<T: Serialize>(value: &T, images: usize) -> Result<String, PluginError
 pub(crate) mod tests {
     use super::*;
     use plugin_api::protocol::RunRequest;
-    use plugin_api::sequence::{ImageInfo, Projection};
+    use plugin_api::sequence::{ImageInfo, Projection, SequenceDescriptor};
 
     /// A sequence of `images` made-up images, for the host's unit tests.
     pub(crate) fn sequence(images: usize) -> SequenceDescriptor {
@@ -246,22 +246,23 @@ pub(crate) mod tests {
     fn answers_are_kept_for_the_same_content_only() {
         let asked = AskedOnce::default();
         let one = sequence(3);
-        asked.remember("mapillary", fingerprint(&one), &Ok(Eligibility::eligible()));
+        asked.remember("mapillary", one.fingerprint(), &Ok(Eligibility::eligible()));
         assert_eq!(
-            asked.answer("mapillary", fingerprint(&one.clone())),
+            asked.answer("mapillary", one.clone().fingerprint()),
             Some(Ok(Eligibility::eligible()))
         );
-        assert_eq!(asked.answer("panoramax", fingerprint(&one)), None);
+        assert_eq!(asked.answer("panoramax", one.fingerprint()), None);
         let mut moved = one.clone();
         moved.images[1].size_bytes = 11;
-        assert_eq!(asked.answer("mapillary", fingerprint(&moved)), None);
+        assert_eq!(asked.answer("mapillary", moved.fingerprint()), None);
         // Only one descriptor is remembered: the first one is asked again.
-        assert_eq!(asked.answer("mapillary", fingerprint(&one)), None);
+        assert_eq!(asked.answer("mapillary", one.fingerprint()), None);
     }
 
     #[test]
     fn the_borrowing_request_reads_as_a_run_request() {
         let seq = sequence(2);
+        let packed = PackedSequence::pack(seq.clone()).unwrap();
         let mut options = serde_json::Map::new();
         options.insert("jobs".into(), 4.into());
         let upstream = BTreeMap::new();
@@ -275,7 +276,7 @@ pub(crate) mod tests {
         };
         let body = RunRequestBody {
             head,
-            sequence: SequenceArg::Whole(&seq),
+            sequence: SequenceArg::Whole(&packed),
         };
         let request: RunRequest = serde_json::from_str(&to_json(&body, 2).unwrap()).unwrap();
         assert_eq!(request.sequence, seq);

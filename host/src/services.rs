@@ -13,8 +13,8 @@ use plugin_api::protocol::{
     StateValues, StateWrite, IMAGES_SERVICE, MAX_STATE_READS, STATE_BATCH_SERVICE,
     STATE_PAGE_SERVICE, STATE_READ_SERVICE, UNKNOWN_SERVICE_ERROR,
 };
-use plugin_api::sequence::SequenceDescriptor;
 
+use crate::packed_images::PackedSequence;
 use crate::state::StateStore;
 
 /// Where a progress event comes from: set by the runner for each call, so every event is attributable.
@@ -45,7 +45,7 @@ pub struct PluginServices {
     /// A second reason to stop at the next safe point (the run's record can no longer be written).
     stop: Option<Arc<AtomicBool>>,
     /// The sequence whose images the call reads by range ([`IMAGES_SERVICE`]).
-    images: Option<Arc<SequenceDescriptor>>,
+    images: Option<Arc<PackedSequence>>,
 }
 
 impl PluginServices {
@@ -77,7 +77,7 @@ impl PluginServices {
     }
 
     /// Lends `sequence`'s images to the call, a range at a time.
-    pub fn with_images(mut self, sequence: Arc<SequenceDescriptor>) -> PluginServices {
+    pub fn with_images(mut self, sequence: Arc<PackedSequence>) -> PluginServices {
         self.images = Some(sequence);
         self
     }
@@ -306,11 +306,13 @@ impl PluginServices {
 
 /// The images `payload` (an [`ImageRange`]) names, as JSON; an error when the call has no sequence
 /// or the payload is malformed.
-fn lend_images(sequence: Option<&SequenceDescriptor>, payload: &str) -> Result<String, String> {
+fn lend_images(sequence: Option<&PackedSequence>, payload: &str) -> Result<String, String> {
     let sequence = sequence.ok_or("this call lends no sequence's images")?;
     let range: ImageRange =
         serde_json::from_str(payload).map_err(|e| format!("malformed image range: {e}"))?;
-    serde_json::to_string(&sequence.images[range.within(sequence.images.len())])
+    sequence
+        .images()
+        .range_json(range.within(sequence.image_count()))
         .map_err(|e| format!("cannot encode images: {e}"))
 }
 
@@ -318,11 +320,12 @@ fn lend_images(sequence: Option<&SequenceDescriptor>, payload: &str) -> Result<S
 mod tests {
     use super::*;
     use crate::sequence_payload::tests::sequence;
-    use plugin_api::sequence::ImageInfo;
+    use plugin_api::sequence::{ImageInfo, SequenceDescriptor};
 
     fn lent(sequence: &SequenceDescriptor, from: u64, count: u64) -> Vec<ImageInfo> {
         let payload = serde_json::to_string(&ImageRange { from, count }).unwrap();
-        serde_json::from_str(&lend_images(Some(sequence), &payload).unwrap()).unwrap()
+        let packed = PackedSequence::pack(sequence.clone()).unwrap();
+        serde_json::from_str(&lend_images(Some(&packed), &payload).unwrap()).unwrap()
     }
 
     #[test]
@@ -448,8 +451,10 @@ mod tests {
         assert!(lend_images(None, r#"{"from":0,"count":1}"#)
             .unwrap_err()
             .contains("lends no sequence"));
-        assert!(lend_images(Some(&sequence(1)), "{}")
-            .unwrap_err()
-            .contains("malformed image range"));
+        assert!(
+            lend_images(Some(&PackedSequence::pack(sequence(1)).unwrap()), "{}")
+                .unwrap_err()
+                .contains("malformed image range")
+        );
     }
 }

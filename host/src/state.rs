@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::packed_images::PackedSequence;
+use crate::sequence_content::SequenceContent;
 use plugin_api::protocol::{RunOutcome, SequenceState, StateWrite};
 use plugin_api::sequence::SequenceDescriptor;
 use plugin_api::PluginError;
@@ -332,19 +334,20 @@ impl StateStore {
     /// Records (or updates) a sequence and its record with one integration, in one transaction.
     pub fn put_record(
         &self,
-        sequence: &SequenceDescriptor,
+        sequence: &(impl SequenceContent + ?Sized),
         integration: &str,
         record: &IntegrationRecord,
     ) -> Result<(), StateError> {
+        let header = sequence.header();
         let encode = |what: &str, err: serde_json::Error| StateError::Encode {
             path: self.path.clone(),
-            what: format!("{what} of sequence {}", sequence.id),
+            what: format!("{what} of sequence {}", header.id),
             detail: err.to_string(),
         };
         let outcome_json = serde_json::to_string(record)
             .map_err(|e| encode(&format!("the {integration} record"), e))?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let fingerprint = crate::content_hash::fingerprint(sequence);
+        let fingerprint = sequence.fingerprint();
         let mut written = self
             .written
             .lock()
@@ -356,11 +359,11 @@ impl StateStore {
         // touched: SQLite rewrites a row whole on any update, so setting its `updated_at` read and
         // wrote the 48 MB row each time (96 MB of SQLite's memory at 100,000 images). The records
         // carry their own time, which is what `mtp status` shows.
-        let kept = written.get(&sequence.id) == Some(&fingerprint)
+        let kept = written.get(&header.id) == Some(&fingerprint)
             && tx
                 .query_row(
                     "SELECT 1 FROM sequence WHERE id = ?1",
-                    params![sequence.id],
+                    params![header.id],
                     |_| Ok(()),
                 )
                 .optional()
@@ -374,7 +377,7 @@ impl StateStore {
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (sequence_id, integration) DO UPDATE SET outcome = excluded.outcome,
              updated_at = excluded.updated_at",
-            params![sequence.id, integration, outcome_json, now],
+            params![header.id, integration, outcome_json, now],
         )
         .map_err(|e| self.err(e))?;
         // The trigger `sequence_folders_stale` dropped the old summary (also when a version without
@@ -384,12 +387,12 @@ impl StateStore {
                 serde_json::to_string(&folders).map_err(|e| encode("the folder summary", e))?;
             tx.execute(
                 "INSERT OR REPLACE INTO sequence_folders (sequence_id, folders) VALUES (?1, ?2)",
-                params![sequence.id, folders_json],
+                params![header.id, folders_json],
             )
             .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
-        written.insert(sequence.id.clone(), fingerprint);
+        written.insert(header.id.clone(), fingerprint);
         Ok(())
     }
 
@@ -455,6 +458,23 @@ impl StateStore {
         Descriptors(&self.lock())
             .get(sequence_id)
             .map_err(|e| self.err(e))
+    }
+
+    /// [`StateStore::descriptor`] with its images packed, as a run holds it.
+    pub fn packed_descriptor(
+        &self,
+        sequence_id: &str,
+    ) -> Result<Option<PackedSequence>, StateError> {
+        let Some(descriptor) = self.descriptor(sequence_id)? else {
+            return Ok(None);
+        };
+        PackedSequence::pack(descriptor)
+            .map(Some)
+            .map_err(|e| StateError::Encode {
+                path: self.path.clone(),
+                what: format!("the images of sequence {sequence_id}"),
+                detail: e.to_string(),
+            })
     }
 
     /// Every sequence record, in the order of `mtp status`: the sequences whose latest record was

@@ -17,6 +17,7 @@ use crate::destinations::{self, UnknownDestination};
 use crate::exit::Exit;
 use crate::lock::{LockError, SequenceLock};
 use crate::options::{OptionError, RunOptions};
+use crate::packed_images::PackedSequence;
 use crate::registry::Registry;
 use crate::runner::{IntegrationRun, Runner};
 use crate::state::StateError;
@@ -78,7 +79,7 @@ pub fn check_bwlimit(text: &str) -> Result<(), String> {
 pub struct PreparedSequence {
     /// The sequence as the integrations receive it (shared with the run's checkpoints and the
     /// integrations that read its images by range).
-    pub descriptor: Arc<SequenceDescriptor>,
+    pub descriptor: Arc<PackedSequence>,
     /// One line per image left out by `skip_invalid`, naming it and its problems.
     pub skipped: Vec<String>,
     /// What the chain will do with each enabled integration.
@@ -143,6 +144,8 @@ impl Upload {
             skipped.extend(note);
         }
         let options = self.options.clone().with_shared("prior_uploads", prior);
+        let descriptor = PackedSequence::pack(descriptor)
+            .map_err(|err| invalid(format!("cannot hold the images: {err}")))?;
         let descriptor = Arc::new(descriptor);
         let plan = runner
             .preflight(&descriptor, self.request.dry_run, options.shared())
@@ -183,7 +186,7 @@ impl Upload {
         &self,
         runner: &Runner,
         uploading: &[String],
-    ) -> Result<Vec<(SequenceDescriptor, Vec<IntegrationRun>)>, StateError> {
+    ) -> Result<Vec<(PackedSequence, Vec<IntegrationRun>)>, StateError> {
         runner.recheck_pending(uploading).await
     }
 
@@ -194,7 +197,7 @@ impl Upload {
         prepared: &PreparedSequence,
         purpose: &str,
     ) -> Result<SequenceLock, LockError> {
-        runner.lock_sequence(&prepared.descriptor.id, purpose)
+        runner.lock_sequence(prepared.descriptor.id(), purpose)
     }
 
     /// Runs `prepared` through the chain while `_lock` (its lock) is held: one run per enabled
@@ -215,8 +218,11 @@ impl Upload {
             .await?;
         if !self.request.dry_run {
             // Under the stored sequence the photos were recognised as, if they were.
-            let id = &prepared.descriptor.id;
-            let id = runner.store().alias_of(id)?.unwrap_or_else(|| id.clone());
+            let id = prepared.descriptor.id();
+            let id = runner
+                .store()
+                .alias_of(id)?
+                .unwrap_or_else(|| id.to_string());
             runner
                 .store()
                 .put_left_out(&id, &prepared.images_left_out)?;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use mtp_host::packed_images::PackedSequence;
 use mtp_host::runner::Runner;
 use mtp_sequence::{read_sequence, Overrides, ScannedSequence};
 
@@ -80,21 +81,26 @@ async fn eligibility_lines(
         "prior_uploads".into(),
         serde_json::to_value(prior_uploads).unwrap_or_default(),
     );
-    let descriptor = match made {
-        Ok((descriptor, _)) => std::sync::Arc::new(descriptor),
-        Err(err) => return runner
-            .registry
-            .infos()
-            .iter()
-            .filter(|i| i.loaded)
-            .map(|i| {
-                (
-                    i.id.clone(),
-                    serde_json::json!({"id": i.id, "eligible": false, "reason": err.to_string()}),
-                    format!("not eligible: {err}"),
-                )
-            })
-            .collect(),
+    let packed = made
+        .map_err(|err| err.to_string())
+        .and_then(|(descriptor, _)| PackedSequence::pack(descriptor).map_err(|e| e.to_string()));
+    let descriptor = match packed {
+        Ok(packed) => std::sync::Arc::new(packed),
+        Err(err) => {
+            return runner
+                .registry
+                .infos()
+                .iter()
+                .filter(|i| i.loaded)
+                .map(|i| {
+                    (
+                        i.id.clone(),
+                        serde_json::json!({"id": i.id, "eligible": false, "reason": err}),
+                        format!("not eligible: {err}"),
+                    )
+                })
+                .collect()
+        }
     };
     let plan = runner.preflight(&descriptor, false, &options).await;
     let mut lines: Vec<EligibilityLine> = plan

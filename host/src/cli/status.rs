@@ -144,9 +144,11 @@ pub(crate) fn recheck(session: &Session, except: &[String]) -> Result<()> {
         for run in runs {
             if let Some(err) = &run.error {
                 // `not re-checked: Mapillary unreachable (...)`: the table below shows the stored state.
-                session
-                    .progress
-                    .println(&format!("{} / {}: {err}", sequence.name, run.integration));
+                session.progress.println(&format!(
+                    "{} / {}: {err}",
+                    sequence.header().name,
+                    run.integration
+                ));
             }
         }
     }

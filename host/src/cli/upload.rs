@@ -156,7 +156,10 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
             }
         }
     }
-    let uploading: Vec<String> = ready.iter().map(|p| p.descriptor.id.clone()).collect();
+    let uploading: Vec<String> = ready
+        .iter()
+        .map(|p| p.descriptor.id().to_string())
+        .collect();
     let rechecked = session
         .runtime
         .block_on(use_case.recheck_others(&session.runner, &uploading))?;
@@ -165,7 +168,8 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
             if let Some(err) = &run.error {
                 session.progress.println(&format!(
                     "re-check {} / {}: {err}",
-                    sequence.name, run.integration
+                    sequence.header().name,
+                    run.integration
                 ));
             }
         }
@@ -191,12 +195,12 @@ pub(crate) fn upload(global: &GlobalArgs, args: &UploadArgs) -> Result<ExitCode>
             let run_exit = Exit::for_run(run.error.as_ref(), run.outcome.as_ref());
             if run_exit == Exit::Waiting {
                 waiting.push(serde_json::json!({
-                    "sequence": descriptor.id, "name": descriptor.name, "integration": run.integration,
+                    "sequence": descriptor.id(), "name": descriptor.header().name, "integration": run.integration,
                     "state": run.outcome.as_ref().map(|o| o.state.as_str()),
                 }));
             }
             exit = exit.worst(run_exit);
-            report_run(&session, global, descriptor, &run);
+            report_run(&session, global, descriptor.header(), &run);
         }
     }
     if let Some(code) = session.stop.exit_code() {
@@ -259,7 +263,7 @@ fn run_exclusive(
             report_error(
                 session,
                 global,
-                Path::new(&prepared.descriptor.root),
+                Path::new(&prepared.descriptor.header().root),
                 &err.to_string(),
             );
             Ok(None)

@@ -7,6 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use plugin_api::sequence::SequenceDescriptor;
 
 use super::{StateError, StateStore};
+use crate::sequence_content::SequenceContent;
+use serde::Serialize;
 
 /// A descriptor this long or longer (about 10,000 images) is written through SQLite's incremental blob
 /// I/O rather than bound as text: our JSON, the bound copy of it and the row built from it were three
@@ -21,7 +23,7 @@ pub(super) const BLOB_DESCRIPTOR: usize = 4 << 20;
 /// stops at that length (a long one is measured and streamed instead, see
 /// [`StateStore::write_descriptor`]).
 pub(super) fn short_json(
-    sequence: &SequenceDescriptor,
+    sequence: &(impl Serialize + ?Sized),
 ) -> Result<Option<String>, serde_json::Error> {
     struct Capped {
         bytes: Vec<u8>,
@@ -55,7 +57,7 @@ pub(super) fn short_json(
 }
 
 /// How long `sequence`'s JSON is, without writing it anywhere.
-fn json_length(sequence: &SequenceDescriptor) -> Result<usize, serde_json::Error> {
+fn json_length(sequence: &(impl Serialize + ?Sized)) -> Result<usize, serde_json::Error> {
     struct Counter(usize);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -78,9 +80,10 @@ impl StateStore {
     pub(super) fn write_descriptor(
         &self,
         tx: &rusqlite::Transaction<'_>,
-        sequence: &SequenceDescriptor,
+        sequence: &(impl SequenceContent + ?Sized),
         now: &str,
     ) -> Result<(), StateError> {
+        let header = sequence.header();
         const UPSERT: &str =
             "INSERT INTO sequence (id, root, name, descriptor, updated_at, long_descriptor)
              VALUES (?1, ?2, ?3, ?4, ?5, NULL)
@@ -89,10 +92,10 @@ impl StateStore {
              long_descriptor = excluded.long_descriptor";
         let encode = |detail: String| StateError::Encode {
             path: self.path.clone(),
-            what: format!("the descriptor of sequence {}", sequence.id),
+            what: format!("the descriptor of sequence {}", header.id),
             detail,
         };
-        let (id, root, name) = (&sequence.id, &sequence.root, &sequence.name);
+        let (id, root, name) = (&header.id, &header.root, &header.name);
         if let Some(json) = short_json(sequence).map_err(|e| encode(e.to_string()))? {
             tx.execute(UPSERT, params![id, root, name, json, now])
                 .map_err(|e| self.err(e))?;

@@ -184,7 +184,7 @@ impl Host {
         upload: &Upload,
         prepared: &PreparedSequence,
     ) -> Result<SequenceLock, String> {
-        let sequence_id = &prepared.descriptor.id;
+        let sequence_id = prepared.descriptor.id();
         let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
         if !locks.insert(sequence_id.to_string()) {
             return Err(format!(
@@ -230,7 +230,7 @@ impl Host {
         let runs = upload.run(&self.runner, prepared, &lock.held).await?;
         Ok(runs
             .iter()
-            .map(|run| result_json(&prepared.descriptor, run))
+            .map(|run| result_json(prepared.descriptor.header(), run))
             .collect())
     }
 
@@ -239,13 +239,15 @@ impl Host {
         let rechecked = self.runner.recheck_pending(except).await?;
         Ok(rechecked
             .iter()
-            .flat_map(|(descriptor, runs)| runs.iter().map(|run| result_json(descriptor, run)))
+            .flat_map(|(descriptor, runs)| {
+                runs.iter().map(|run| result_json(descriptor.header(), run))
+            })
             .collect())
     }
 
     /// Re-checks one stored sequence; `None` when the store does not know it.
     pub(crate) async fn recheck_one(&self, sequence_id: &str) -> Result<Option<Vec<Value>>> {
-        let Some(descriptor) = self.runner.store().descriptor(sequence_id)? else {
+        let Some(descriptor) = self.runner.store().packed_descriptor(sequence_id)? else {
             return Ok(None);
         };
         let descriptor = std::sync::Arc::new(descriptor);
@@ -255,7 +257,7 @@ impl Host {
             .await?;
         Ok(Some(
             runs.iter()
-                .map(|run| result_json(&descriptor, run))
+                .map(|run| result_json(descriptor.header(), run))
                 .collect(),
         ))
     }

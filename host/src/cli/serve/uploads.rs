@@ -318,14 +318,14 @@ impl Uploads {
                 .iter()
                 .map(|p| &p.descriptor)
                 .map(|d| SequenceView {
-                    id: d.id.clone(),
-                    name: d.name.clone(),
-                    root: d.root.clone(),
-                    images: d.images.len(),
-                    bytes: d.images.iter().map(|i| i.size_bytes).sum(),
-                    description: d.description.clone(),
-                    transport: d.transport.clone(),
-                    tags: d.tags.clone(),
+                    id: d.id().to_string(),
+                    name: d.header().name.clone(),
+                    root: d.header().root.clone(),
+                    images: d.image_count(),
+                    bytes: d.total_bytes(),
+                    description: d.header().description.clone(),
+                    transport: d.header().transport.clone(),
+                    tags: d.header().tags.clone(),
                     first_capture_ms: d.first_capture_ms(),
                 })
                 .collect(),
@@ -462,7 +462,7 @@ impl Uploads {
                 cancelled = true;
                 break;
             }
-            self.current.set(Some(id), &descriptor.id);
+            self.current.set(Some(id), descriptor.id());
             match self.host.upload(use_case, sequence, lock).await {
                 Ok(results) => {
                     for mut result in results {
@@ -474,7 +474,7 @@ impl Uploads {
                 Err(err) => {
                     failed = true;
                     self.hub.publish(&serde_json::json!({
-                        "type": "error", "upload": id, "sequence": descriptor.id,
+                        "type": "error", "upload": id, "sequence": descriptor.id(),
                         "error": format!("{err:#}"),
                     }));
                 }
