@@ -9,45 +9,45 @@
 
 use plugin_api::sequence::{ImageInfo, SequenceDescriptor};
 
+use crate::packed_images::PackedSequence;
 use crate::state::{StateError, StateStore};
 
 /// Gives `sequence` the id it is stored under; returns a line for the user when that is not the id its
 /// folder gave it for a reason they should know.
 pub fn identify(
     store: &StateStore,
-    sequence: &mut SequenceDescriptor,
+    sequence: &mut PackedSequence,
 ) -> Result<Option<String>, StateError> {
-    if let Some(id) = store.alias_of(&sequence.id)? {
-        sequence.id = id;
+    if let Some(id) = store.alias_of(sequence.id())? {
+        sequence.set_id(id);
         return Ok(None);
     }
-    let Some(stored) = store.descriptor(&sequence.id)? else {
+    let Some(stored) = store.descriptor(sequence.id())? else {
         return Ok(None);
     };
-    if stored.root == sequence.root || shares_a_photo(&stored, sequence) {
+    let (id, root) = (sequence.id().to_string(), sequence.header().root.clone());
+    if stored.root == root || shares_a_photo(&stored, sequence.images().iter()) {
         return Ok(None);
     }
-    let own = folder_id(&sequence.id, &sequence.root);
+    let own = folder_id(&id, &root);
     let note = format!(
-        "{} holds other photos under the same sequence id {} as {}: uploaded as a sequence of its own \
-         ({own})",
-        sequence.root, sequence.id, stored.root
+        "{root} holds other photos under the same sequence id {id} as {}: uploaded as a sequence of \
+         its own ({own})",
+        stored.root
     );
-    sequence.id = own;
     // The derived id is stable, so a later run lands on the same sequence; it may itself be an alias.
-    if let Some(id) = store.alias_of(&sequence.id)? {
-        sequence.id = id;
-    }
+    let own = store.alias_of(&own)?.unwrap_or(own);
+    sequence.set_id(own);
     Ok(Some(note))
 }
 
 /// Whether the two hold at least one photo in common: the same MTPDU photo UUID, else the same file
 /// name, size and capture time (cheap evidence, no file is read: the content itself is compared by the
 /// integrations that keep it, e.g. Mapillary's session keys).
-fn shares_a_photo(a: &SequenceDescriptor, b: &SequenceDescriptor) -> bool {
+fn shares_a_photo(a: &SequenceDescriptor, mut b: impl Iterator<Item = ImageInfo>) -> bool {
     let photos: std::collections::HashSet<(String, u64, i64)> =
         a.images.iter().map(photo).collect();
-    b.images.iter().any(|i| photos.contains(&photo(i)))
+    b.any(|i| photos.contains(&photo(&i)))
 }
 
 fn photo(image: &ImageInfo) -> (String, u64, i64) {
@@ -91,6 +91,10 @@ mod tests {
         .unwrap()
     }
 
+    fn packed(id: &str, root: &str, photos: &[&str]) -> PackedSequence {
+        PackedSequence::pack(sequence(id, root, photos)).unwrap()
+    }
+
     #[test]
     fn the_same_id_with_other_photos_elsewhere_is_its_own_sequence() {
         let dir = tempfile::tempdir().unwrap();
@@ -101,19 +105,19 @@ mod tests {
             .unwrap();
         // The same folder, and the same photos elsewhere (moved): the stored sequence.
         for mut same in [
-            sequence("u", "/a", &["1.jpg", "3.jpg"]),
-            sequence("u", "/moved", &["1.jpg", "2.jpg"]),
+            packed("u", "/a", &["1.jpg", "3.jpg"]),
+            packed("u", "/moved", &["1.jpg", "2.jpg"]),
         ] {
             assert_eq!(identify(&store, &mut same).unwrap(), None);
-            assert_eq!(same.id, "u");
+            assert_eq!(same.id(), "u");
         }
-        let mut other = sequence("u", "/b", &["3.jpg"]);
+        let mut other = packed("u", "/b", &["3.jpg"]);
         let note = identify(&store, &mut other).unwrap().unwrap();
         assert!(note.contains("/a") && note.contains("/b"), "{note}");
-        assert_ne!(other.id, "u");
-        let mut again = sequence("u", "/b", &["3.jpg"]);
+        assert_ne!(other.id(), "u");
+        let mut again = packed("u", "/b", &["3.jpg"]);
         identify(&store, &mut again).unwrap();
-        assert_eq!(again.id, other.id, "stable across runs");
+        assert_eq!(again.id(), other.id(), "stable across runs");
     }
 
     #[test]
@@ -128,8 +132,8 @@ mod tests {
             )
             .unwrap();
         store.merge_into("new", "old").unwrap();
-        let mut moved = sequence("new", "/b", &["1.jpg"]);
+        let mut moved = packed("new", "/b", &["1.jpg"]);
         assert_eq!(identify(&store, &mut moved).unwrap(), None);
-        assert_eq!(moved.id, "old");
+        assert_eq!(moved.id(), "old");
     }
 }

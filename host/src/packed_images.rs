@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 
+use mtp_sequence::{ScannedSequence, SequenceError, SkippedImage};
 use plugin_api::sequence::{ImageInfo, SequenceDescriptor, SequenceSource};
 use plugin_api::transport::TransportType;
 use serde::ser::{SerializeSeq, Serializer};
@@ -45,6 +46,16 @@ impl PackedImages {
         }
         pages.reverse();
         Ok(PackedImages { pages, len })
+    }
+
+    /// Packs `page`, the next [`PAGE`] images in order (fewer only for the last one).
+    fn push_page(&mut self, page: &[ImageInfo]) -> Result<(), serde_json::Error> {
+        debug_assert!(self.len % PAGE == 0, "only the last page is short");
+        let json = serde_json::to_vec(page)?;
+        self.pages
+            .push(lz4_flex::block::compress_prepend_size(&json).into_boxed_slice());
+        self.len += page.len();
+        Ok(())
     }
 
     /// How many images there are.
@@ -129,6 +140,17 @@ impl Serialize for PackedImages {
     }
 }
 
+/// Why a scan gives no packed sequence.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The sequence cannot be uploaded as it is (the sequence reader's error).
+    #[error(transparent)]
+    Invalid(SequenceError),
+    /// An image could not be written as JSON.
+    #[error("cannot hold the images: {0}")]
+    Pack(serde_json::Error),
+}
+
 /// A sequence descriptor with its images packed: what the host holds of a sequence it works on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedSequence {
@@ -150,6 +172,27 @@ impl PackedSequence {
             header: sequence,
             images,
         })
+    }
+
+    /// The descriptor of `scanned`, its images packed as the scan is taken apart
+    /// ([`ScannedSequence::into_descriptor_pages`]): no list of every image is made.
+    pub fn from_scan(
+        scanned: ScannedSequence,
+        skip_invalid: bool,
+    ) -> Result<(PackedSequence, Vec<SkippedImage>), ScanError> {
+        let mut images = PackedImages::default();
+        let mut failed = None;
+        let (header, skipped) = scanned
+            .into_descriptor_pages(skip_invalid, PAGE, |page| {
+                if failed.is_none() {
+                    failed = images.push_page(&page).err();
+                }
+            })
+            .map_err(ScanError::Invalid)?;
+        if let Some(err) = failed {
+            return Err(ScanError::Pack(err));
+        }
+        Ok((PackedSequence { header, images }, skipped))
     }
 
     /// The descriptor without its images (its `images` are empty: read them from

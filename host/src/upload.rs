@@ -17,7 +17,7 @@ use crate::destinations::{self, UnknownDestination};
 use crate::exit::Exit;
 use crate::lock::{LockError, SequenceLock};
 use crate::options::{OptionError, RunOptions};
-use crate::packed_images::PackedSequence;
+use crate::packed_images::{PackedSequence, ScanError};
 use crate::registry::Registry;
 use crate::runner::{IntegrationRun, Runner};
 use crate::state::StateError;
@@ -144,8 +144,6 @@ impl Upload {
             skipped.extend(note);
         }
         let options = self.options.clone().with_shared("prior_uploads", prior);
-        let descriptor = PackedSequence::pack(descriptor)
-            .map_err(|err| invalid(format!("cannot hold the images: {err}")))?;
         let descriptor = Arc::new(descriptor);
         let plan = runner
             .preflight(&descriptor, self.request.dry_run, options.shared())
@@ -291,27 +289,33 @@ fn read(
     dir: &Path,
     overrides: &Overrides,
     skip_invalid: bool,
-) -> Result<(SequenceDescriptor, Vec<String>, Value, Vec<String>), String> {
+) -> Result<(PackedSequence, Vec<String>, Value, Vec<String>), String> {
     let scanned = read_sequence(dir, overrides).map_err(|err| {
         let first: &(dyn StdError + 'static) = &err;
         let causes = std::iter::successors(Some(first), |e| (*e).source());
         format!("cannot read the sequence: {}", without_dir(causes, dir))
     })?;
     let prior = serde_json::to_value(scanned.prior_uploads()).unwrap_or_default();
-    let (descriptor, skipped) = scanned.into_descriptor(skip_invalid).map_err(|err| {
-        // --skip-invalid is worth suggesting only when it would leave something to upload.
-        let hint = match &err {
-            mtp_sequence::SequenceError::Invalid { uploadable, .. } if *uploadable > 0 => format!(
-                "fix the images, or pass --skip-invalid to upload the {uploadable} without blocking \
-                 problems"
-            ),
-            _ => "fix the images".to_string(),
-        };
-        format!("{err}\n(nothing was uploaded; {hint})")
-    })?;
+    let (descriptor, skipped) =
+        PackedSequence::from_scan(scanned, skip_invalid).map_err(|err| match err {
+            ScanError::Invalid(err) => {
+                // --skip-invalid is worth suggesting only when it would leave something to upload.
+                let hint = match &err {
+                    mtp_sequence::SequenceError::Invalid { uploadable, .. } if *uploadable > 0 => {
+                        format!(
+                            "fix the images, or pass --skip-invalid to upload the {uploadable} \
+                             without blocking problems"
+                        )
+                    }
+                    _ => "fix the images".to_string(),
+                };
+                format!("{err}\n(nothing was uploaded; {hint})")
+            }
+            ScanError::Pack(_) => format!("{err}\n(nothing was uploaded)"),
+        })?;
     // One line per kind of reason, with a count and a few names (not one per image).
     let lines = mtp_sequence::describe_skipped(&skipped);
-    if descriptor.images.is_empty() {
+    if descriptor.image_count() == 0 {
         return Err("no valid images to upload".to_string());
     }
     let left_out = skipped

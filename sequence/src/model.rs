@@ -496,33 +496,78 @@ impl ScannedSequence {
         Ok((self.descriptor_with(images), skipped))
     }
 
-    /// [`ScannedSequence::to_descriptor`], taking the scanned images apart as it goes: each image's
-    /// strings move into the descriptor and the rest is freed at once, so the scan and the descriptor
-    /// are not both whole at the same time (docs/architecture.md, "Memory").
+    /// [`ScannedSequence::to_descriptor`], taking the scanned images apart as it goes (see
+    /// [`ScannedSequence::into_descriptor_pages`]).
     pub fn into_descriptor(
+        self,
+        skip_invalid: bool,
+    ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
+        let mut images = Vec::new();
+        let (mut descriptor, skipped) =
+            self.into_descriptor_pages(skip_invalid, 4096, |page| images.extend(page))?;
+        descriptor.images = images;
+        Ok((descriptor, skipped))
+    }
+
+    /// [`ScannedSequence::to_descriptor`] handing the images to `page`, `page_len` at a time in
+    /// capture order (the last page may be shorter), instead of in the descriptor, whose `images`
+    /// are then empty. The scan is taken apart as it goes: each image's strings move into its page and
+    /// the rest of the scan is given back, so the scan and the descriptor's images are never both
+    /// whole (at 100,000 images, 34 MB and 29 MB inline), and a caller that keeps each page in a
+    /// smaller form never holds every image as an `ImageInfo` (docs/architecture.md, "Memory").
+    pub fn into_descriptor_pages(
         mut self,
         skip_invalid: bool,
+        page_len: usize,
+        mut page: impl FnMut(Vec<ImageInfo>),
     ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
         let (kept, skipped) = self.selection(skip_invalid)?;
         let mut keep = vec![false; self.images.len()];
         kept.iter().for_each(|&i| keep[i] = true);
-        let mut scanned = std::mem::take(&mut self.images);
-        let mut images = Vec::with_capacity(kept.len());
+        // The spread times of the kept images, decided before any is converted (a run of equal times
+        // needs its neighbours).
+        let times: Vec<Option<i64>> = kept
+            .iter()
+            .map(|&i| self.images[i].captured_at_ms)
+            .collect();
         drop(kept);
-        // From the last image back, giving the scan's memory back as it empties (a shrunk allocation of
-        // this size is remapped, not copied): the scan and the descriptor then never hold every image
-        // at once, where walking forwards held both whole until the end (34 MB and 29 MB inline at
-        // 100,000 images).
+        let mut spread = crate::validate::spread_equal_times(&times).into_iter();
+        drop(times);
+        let mut scanned = std::mem::take(&mut self.images);
+        // Reversed in place so that popping from the end walks the images in capture order while the
+        // scan's memory is given back as it empties (a shrunk allocation of this size is remapped, not
+        // copied).
+        scanned.reverse();
+        keep.reverse();
+        let page_len = page_len.max(1);
+        let mut current = Vec::with_capacity(page_len.min(scanned.len()));
         while let Some(image) = scanned.pop() {
-            if keep[scanned.len()] {
-                images.extend(image.into_image_info());
+            // One spread time per kept image, so the two stay in step.
+            let spread_ms = keep.pop().unwrap_or(false).then(|| spread.next().flatten());
+            if let Some((mut info, spread_ms)) =
+                spread_ms.and_then(|t| Some((image.into_image_info()?, t)))
+            {
+                let spread_ms = spread_ms.unwrap_or(info.captured_at_ms);
+                if spread_ms != info.captured_at_ms {
+                    if let Some(sources) = info.sources.as_mut() {
+                        sources.spread_from_ms = Some(info.captured_at_ms);
+                    }
+                    info.captured_at_ms = spread_ms;
+                }
+                current.push(info);
+                if current.len() == page_len {
+                    let next = Vec::with_capacity(page_len.min(scanned.len()));
+                    page(std::mem::replace(&mut current, next));
+                }
             }
             if scanned.capacity() - scanned.len() >= (scanned.capacity() / 8).max(1024) {
                 scanned.shrink_to_fit();
             }
         }
-        images.reverse();
-        Ok((self.descriptor_with(images), skipped))
+        if !current.is_empty() {
+            page(current);
+        }
+        Ok((self.descriptor_with(Vec::new()), skipped))
     }
 
     /// The descriptor of this sequence with `images` (in capture order; equal times are spread).

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use exif::Tag;
 use plugin_api::sequence::{Projection, SequenceSource};
@@ -494,6 +494,14 @@ type ReadResult = (ScannedImage, Vec<Problem>);
 
 /// Reads every image's header on 2–4 threads. The result is in input order.
 fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -> Vec<ReadResult> {
+    /// One file's place in the list: its path and name until a worker takes them, then what was read.
+    /// The path and name move into the image read, so the list of files and the images read from
+    /// them are never both whole (at 100,000 images the files' names were 13 MB of a scan).
+    enum Slot {
+        File(PathBuf, String),
+        Taken,
+        Read(ReadResult),
+    }
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -503,42 +511,68 @@ fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -
     // Each result goes straight into its slot: no per-thread list growing by doubling, and no second copy
     // when merging them (at 100,000 images those were 90 MB and 70 MB; docs/architecture.md, "Memory").
     let next = AtomicUsize::new(0);
-    let slots: Vec<OnceLock<ReadResult>> = (0..files.len()).map(|_| OnceLock::new()).collect();
+    let slots: Vec<Mutex<Slot>> = files
+        .into_iter()
+        .map(|(path, name)| Mutex::new(Slot::File(path, name)))
+        .collect();
+    let lock = |slot: &Mutex<Slot>| {
+        // A slot is only ever swapped whole: a poisoned one holds a whole value.
+        let mut guard = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *guard, Slot::Taken)
+    };
     let last_description = Mutex::new(None);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let (Some((path, name)), Some(slot)) = (files.get(i), slots.get(i)) else {
+                    let Some(slot) = slots.get(i) else {
                         break;
+                    };
+                    // Each index is handed out once, so the slot holds its file.
+                    let Slot::File(path, name) = lock(slot) else {
+                        continue;
                     };
                     let mut read = read_image_guarded(path, name, time_offset);
                     share_description(&last_description, &mut read.0);
-                    // Each index is handed out once, so the slot is empty.
-                    let _ = slot.set(read);
+                    *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                        Slot::Read(read);
                 })
             })
             .collect();
         for w in workers {
-            // Worker bodies catch parser panics themselves; a failed join leaves its slots empty.
+            // Worker bodies catch parser panics themselves; a failed join leaves its slot unread.
             let _ = w.join();
         }
     });
     slots
         .into_iter()
-        .zip(files)
-        .map(|(slot, (path, name))| {
-            slot.into_inner().unwrap_or_else(|| {
-                let p = Problem::image(
-                    &path,
-                    "file",
-                    ProblemKind::Unreadable,
-                    "internal error while reading",
-                );
-                (ScannedImage::new(path, name), vec![p])
-            })
-        })
+        .map(
+            |slot| match slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Slot::Read(read) => read,
+                Slot::File(path, name) => {
+                    let p = Problem::image(
+                        &path,
+                        "file",
+                        ProblemKind::Unreadable,
+                        "internal error while reading",
+                    );
+                    (ScannedImage::new(path, name), vec![p])
+                }
+                // Only a worker that died between taking a file and keeping its image leaves this; the
+                // file's name went with it.
+                Slot::Taken => {
+                    let path = PathBuf::from("(unknown file)");
+                    let p = Problem::image(
+                        &path,
+                        "file",
+                        ProblemKind::Unreadable,
+                        "internal error while reading",
+                    );
+                    (ScannedImage::new(path, String::new()), vec![p])
+                }
+            },
+        )
         .collect()
 }
 
@@ -559,22 +593,26 @@ fn share_description(last: &Mutex<Option<Arc<MtpImageDescription>>>, image: &mut
 /// A panic inside a parser (there should be none) becomes a problem of that image rather than taking the
 /// whole scan down.
 fn read_image_guarded(
-    path: &Path,
-    name: &str,
+    path: PathBuf,
+    name: String,
     time_offset: Option<TimeOffset>,
 ) -> (ScannedImage, Vec<Problem>) {
-    match std::panic::catch_unwind(|| read_image(path.to_path_buf(), name.to_string(), time_offset))
-    {
-        Ok(r) => r,
-        Err(_) => (
-            ScannedImage::new(path.to_path_buf(), name.to_string()),
-            vec![Problem::image(
-                path,
+    let mut img = ScannedImage::new(path, name);
+    // The image is only written to: after a panic it is started afresh from its path and name.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_image(&mut img, time_offset)
+    }));
+    match read {
+        Ok(problems) => (img, problems),
+        Err(_) => {
+            let problem = Problem::image(
+                &img.path,
                 "EXIF",
                 ProblemKind::CorruptExif,
                 "the metadata parser failed on this file",
-            )],
-        ),
+            );
+            (ScannedImage::new(img.path, img.file_name), vec![problem])
+        }
     }
 }
 
@@ -629,12 +667,7 @@ fn has_end_marker<R: Read + Seek>(
     Ok(tail.windows(2).any(|w| w == [0xFF, marker::EOI]))
 }
 
-fn read_image(
-    path: PathBuf,
-    file_name: String,
-    time_offset: Option<TimeOffset>,
-) -> (ScannedImage, Vec<Problem>) {
-    let mut img = ScannedImage::new(path, file_name);
+fn read_image(img: &mut ScannedImage, time_offset: Option<TimeOffset>) -> Vec<Problem> {
     let mut problems = Vec::new();
     if img.path.to_str().is_none() {
         problems.push(Problem::image(
@@ -657,7 +690,7 @@ fn read_image(
         Ok(f) => f,
         Err(e) => {
             problems.push(unreadable(&img, &e));
-            return (img, problems);
+            return problems;
         }
     };
     img.size_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -665,7 +698,7 @@ fn read_image(
         Ok(h) => h,
         Err(jpeg::JpegError::Io(e)) => {
             problems.push(unreadable(&img, &e));
-            return (img, problems);
+            return problems;
         }
         Err(e) => {
             problems.push(Problem::image(
@@ -674,7 +707,7 @@ fn read_image(
                 ProblemKind::CorruptJpeg,
                 e.to_string(),
             ));
-            return (img, problems);
+            return problems;
         }
     };
     match header.scan_start {
@@ -685,7 +718,7 @@ fn read_image(
                 ProblemKind::CorruptJpeg,
                 "no image data (end-of-image marker before any scan)",
             ));
-            return (img, problems);
+            return problems;
         }
         Some(start) => match has_end_marker(&file, img.size_bytes, start) {
             Ok(true) => {}
@@ -696,11 +729,11 @@ fn read_image(
                     ProblemKind::CorruptJpeg,
                     "truncated: no end-of-image marker (FFD9) at the end of the file",
                 ));
-                return (img, problems);
+                return problems;
             }
             Err(e) => {
                 problems.push(unreadable(&img, &e));
-                return (img, problems);
+                return problems;
             }
         },
     }
@@ -738,7 +771,7 @@ fn read_image(
                     ProblemKind::CorruptExif,
                     format!("unreadable EXIF: {e}"),
                 ));
-                return (img, problems);
+                return problems;
             }
         },
     };
@@ -905,7 +938,7 @@ fn read_image(
     img.description = description
         .and_then(MtpImageDescription::sequence_fields)
         .map(Arc::new);
-    (img, problems)
+    problems
 }
 
 /// `Make Model` (and the body serial number when recorded), to tell cameras apart within a folder.

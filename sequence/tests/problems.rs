@@ -142,6 +142,8 @@ fn each_per_image_problem_kind() {
 
     // With skip_invalid: the valid ones remain and every skipped file is named.
     let (d, skipped) = s.to_descriptor(true).unwrap();
+    let (taken_apart, skipped_too) = s.clone().into_descriptor(true).unwrap();
+    assert_eq!((&taken_apart, skipped_too.len()), (&d, skipped.len()));
     let kept: Vec<&str> = d.images.iter().map(|i| i.file_name.as_str()).collect();
     assert_eq!(kept, ["img_00.jpg", "img_08.jpg"]);
     assert_eq!(skipped.len(), 10);

@@ -60,31 +60,27 @@ pub(crate) async fn eligibility_of(
     runner: &Runner,
     scanned: &ScannedSequence,
 ) -> Vec<EligibilityLine> {
-    eligibility_lines(runner, scanned.prior_uploads(), scanned.to_descriptor(true)).await
+    let made = scanned
+        .to_descriptor(true)
+        .map_err(|err| err.to_string())
+        .and_then(|(descriptor, _)| PackedSequence::pack(descriptor).map_err(|e| e.to_string()));
+    eligibility_lines(runner, scanned.prior_uploads(), made).await
 }
 
-/// [`eligibility_of`] for a scanned sequence `made` into a descriptor (or not), with what MTPDU
-/// published of it: `inspect` makes it by taking the scan apart, `mtp serve` by copying.
+/// [`eligibility_of`] for a scanned sequence `made` into a descriptor (or the reason it was not),
+/// with what MTPDU published of it: `inspect` makes it by taking the scan apart, `mtp serve` by
+/// copying.
 async fn eligibility_lines(
     runner: &Runner,
     prior_uploads: std::collections::BTreeMap<String, mtp_sequence::mtpdu::PriorUpload>,
-    made: std::result::Result<
-        (
-            plugin_api::sequence::SequenceDescriptor,
-            Vec<mtp_sequence::SkippedImage>,
-        ),
-        mtp_sequence::SequenceError,
-    >,
+    made: std::result::Result<PackedSequence, String>,
 ) -> Vec<EligibilityLine> {
     let mut options = serde_json::Map::new();
     options.insert(
         "prior_uploads".into(),
         serde_json::to_value(prior_uploads).unwrap_or_default(),
     );
-    let packed = made
-        .map_err(|err| err.to_string())
-        .and_then(|(descriptor, _)| PackedSequence::pack(descriptor).map_err(|e| e.to_string()));
-    let descriptor = match packed {
+    let descriptor = match made {
         Ok(packed) => std::sync::Arc::new(packed),
         Err(err) => {
             return runner
@@ -169,10 +165,12 @@ pub(crate) fn inspect(
     for (k, dir) in dirs.iter().enumerate() {
         let scanned = scan(dir, overrides)?;
         let summary = scanned.summary();
-        // The scanned images become the descriptor before the integrations are asked: only the
-        // descriptor stays.
+        // The scanned images become the packed descriptor before the integrations are asked: only
+        // that stays.
         let prior = scanned.prior_uploads();
-        let made = scanned.into_descriptor(true);
+        let made = PackedSequence::from_scan(scanned, true)
+            .map(|(packed, _)| packed)
+            .map_err(|err| err.to_string());
         let lines = session
             .runtime
             .block_on(eligibility_lines(&session.runner, prior, made));
