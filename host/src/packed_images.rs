@@ -50,7 +50,7 @@ impl PackedImages {
 
     /// Packs `page`, the next [`PAGE`] images in order (fewer only for the last one).
     fn push_page(&mut self, page: &[ImageInfo]) -> Result<(), serde_json::Error> {
-        debug_assert!(self.len % PAGE == 0, "only the last page is short");
+        debug_assert!(self.len.is_multiple_of(PAGE), "only the last page is short");
         let json = serde_json::to_vec(page)?;
         self.pages
             .push(lz4_flex::block::compress_prepend_size(&json).into_boxed_slice());
@@ -89,7 +89,8 @@ impl PackedImages {
             return Ok("[]".into());
         }
         let (first, last) = (start / PAGE, (end - 1) / PAGE);
-        let whole_pages = start % PAGE == 0 && (end % PAGE == 0 || end == self.len);
+        let whole_pages =
+            start.is_multiple_of(PAGE) && (end.is_multiple_of(PAGE) || end == self.len);
         if whole_pages {
             let mut out = Vec::with_capacity((end - start) * 400);
             out.push(b'[');
