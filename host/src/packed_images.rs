@@ -1,10 +1,10 @@
 //! A sequence's images as the host holds them while it works on the sequence: pages of [`PAGE`]
 //! images, each page the images' JSON compressed with LZ4 (`lz4_flex`). A 100,000-image sequence is
-//! about 50 MB as `ImageInfo`s and their strings, and 35 MB as JSON; its packed pages are a few MB
-//! (the JSON of neighbouring images repeats its keys, folder and source names). Everything the host
-//! does with the images is a pass in order (lending a range to a plugin, writing the descriptor to the
-//! state store, hashing it, a drift check) or a range, so nothing needs them all unpacked at once
-//! (docs/architecture.md, "Memory").
+//! about 50 MB as `ImageInfo`s and their strings, and 35 MB as JSON; its packed pages are 9 MB (the
+//! JSON of neighbouring images repeats its keys, folder and source names; the digits of positions and
+//! times are most of what is left). Everything the host does with the images is a pass in order
+//! (writing the descriptor to the state store, hashing it, its folder summary) or a range (lending
+//! images to a plugin), so nothing needs them all unpacked at once (docs/architecture.md, "Memory").
 //!
 //! Written here rather than taken from a crate: what is needed is a list of compressed pages and
 //! three passes over them; the compression itself is `lz4_flex`'s.
@@ -163,16 +163,17 @@ impl PackedSequence {
     /// Packs `sequence`'s images (see [`PackedImages::pack`]).
     pub fn pack(mut sequence: SequenceDescriptor) -> Result<PackedSequence, serde_json::Error> {
         let images = PackedImages::pack(std::mem::take(&mut sequence.images))?;
+        Ok(PackedSequence::new(sequence, images))
+    }
+
+    fn new(header: SequenceDescriptor, images: PackedImages) -> PackedSequence {
         tracing::debug!(
             "sequence {}: {} images held in {} packed bytes",
-            sequence.id,
+            header.id,
             images.len(),
             images.packed_bytes()
         );
-        Ok(PackedSequence {
-            header: sequence,
-            images,
-        })
+        PackedSequence { header, images }
     }
 
     /// The descriptor of `scanned`, its images packed as the scan is taken apart
@@ -193,7 +194,7 @@ impl PackedSequence {
         if let Some(err) = failed {
             return Err(ScanError::Pack(err));
         }
-        Ok((PackedSequence { header, images }, skipped))
+        Ok((PackedSequence::new(header, images), skipped))
     }
 
     /// The descriptor without its images (its `images` are empty: read them from

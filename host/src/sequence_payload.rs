@@ -5,8 +5,9 @@
 //! expects. `mtp upload` asks each integration whether it takes the sequence before sending anything
 //! (`preflight`) and again in the run loop, and `mtp sequence inspect` asks the enabled ones in its plan
 //! and every loaded one beside it: the runner keeps the answers, so each integration is asked once per
-//! descriptor. A whole document is serialised straight from the borrowed descriptor into the one buffer
-//! the plugin receives, never cloned first nor kept (docs/architecture.md, "Memory").
+//! descriptor. The host holds the sequence packed ([`PackedSequence`]): a range is the packed pages'
+//! JSON, and a whole document is written from the pages, a page at a time, into the one buffer the
+//! plugin receives, never kept (docs/architecture.md, "Memory").
 //!
 //! Answers are kept for one descriptor at a time, recognised by a hash of its content (not its address):
 //! `mtp serve` keeps one runner for many requests, and a folder read again may have changed.
