@@ -13,12 +13,13 @@
 //! |---|---|
 //! | `seq/<id>/additional` | the ids of sequence `id`'s additional sequences, in the order they were begun |
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use plugin_api::prelude::*;
 
 use crate::error::Result;
 use crate::moved::Repathed;
+use crate::sequence_images::SequenceImages;
 use crate::state::{PartState, Plan, SequenceStore};
 
 /// The option (`mtp upload --add-new-images`) that sends the added images as an additional sequence.
@@ -103,8 +104,8 @@ impl Changes {
     }
 }
 
-/// `sequence` now against `plan`, what was sent, by path.
-pub fn diff(plan: &Plan, sequence: &SequenceDescriptor) -> Changes {
+/// The sequence now (`images`, read a page at a time) against `plan`, what was sent, by path.
+pub fn diff(plan: &Plan, images: &SequenceImages<'_>) -> Result<Changes> {
     let sent: BTreeMap<&str, i64> = plan
         .parts
         .iter()
@@ -115,17 +116,23 @@ pub fn diff(plan: &Plan, sequence: &SequenceDescriptor) -> Changes {
                 .zip(p.times.iter().copied())
         })
         .collect();
-    let now: BTreeMap<&str, i64> = sequence
-        .images
-        .iter()
-        .map(|i| (i.path.as_str(), i.captured_at_ms))
-        .collect();
-    Changes {
-        added: now
-            .keys()
-            .filter(|p| !sent.contains_key(*p))
-            .map(|p| p.to_string())
-            .collect(),
+    // Of the sequence now, only what differs from the plan is kept: the paths it adds, and the
+    // capture time of each path it shares with the plan.
+    let mut added = BTreeSet::new();
+    let mut now: HashMap<&str, i64> = HashMap::new();
+    images.for_each(|_, image| {
+        match sent.get_key_value(image.path.as_str()) {
+            Some((path, _)) => {
+                now.insert(path, image.captured_at_ms);
+            }
+            None => {
+                added.insert(image.path.clone());
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Changes {
+        added: added.into_iter().collect(),
         removed: sent
             .keys()
             .filter(|p| !now.contains_key(*p))
@@ -137,7 +144,7 @@ pub fn diff(plan: &Plan, sequence: &SequenceDescriptor) -> Changes {
             .map(|(p, _)| p.to_string())
             .collect(),
         copies: Vec::new(),
-    }
+    })
 }
 
 /// The sentence for photos of a published sequence found at new paths (`crate::moved::repath`), or
@@ -176,14 +183,26 @@ pub fn add_new_images(request: &RunRequest) -> bool {
         .unwrap_or(false)
 }
 
-/// The additional sequence of `added` images: its own id (so its state is its own), derived from the
-/// sequence's id and the added images, so a repeated run continues the same one.
-pub fn additional_sequence(sequence: &SequenceDescriptor, added: &[String]) -> SequenceDescriptor {
+/// The id of sequence `id`'s additional sequence of `added` images: its own (so its state is its own),
+/// derived from the sequence's id and the added images, so a repeated run continues the same one.
+pub fn additional_id(id: &str, added: &[String]) -> String {
     let digest = md5::compute(added.join("\n").as_bytes());
-    let mut extra = sequence.clone();
-    extra.id = format!("{}+added-{:x}", sequence.id, digest);
-    extra.images.retain(|i| added.contains(&i.path));
-    extra
+    format!("{id}+added-{digest:x}")
+}
+
+/// The additional sequence ([`additional_id`]) of the `added` images of `sequence` (whose images are
+/// `images`; its id is `id`): its header, with the added images only.
+pub fn additional_sequence(
+    id: &str,
+    sequence: &SequenceDescriptor,
+    images: &SequenceImages<'_>,
+    added: &[String],
+) -> Result<SequenceDescriptor> {
+    let wanted: HashSet<&str> = added.iter().map(String::as_str).collect();
+    let mut extra = sequence.header();
+    extra.id = additional_id(id, added);
+    extra.images = images.select(|i| wanted.contains(i.path.as_str()))?;
+    Ok(extra)
 }
 
 fn additional_key(id: &str) -> String {
@@ -227,19 +246,14 @@ pub async fn by_content(
     ctx: &Context,
     id: &str,
     mut changes: Changes,
-    sequence: &SequenceDescriptor,
+    images: &SequenceImages<'_>,
     jobs: usize,
 ) -> Result<Changes> {
     if changes.added.is_empty() {
         return Ok(changes);
     }
     let added: BTreeSet<&str> = changes.added.iter().map(String::as_str).collect();
-    let images: Vec<ImageInfo> = sequence
-        .images
-        .iter()
-        .filter(|i| added.contains(i.path.as_str()))
-        .cloned()
-        .collect();
+    let images = images.select(|i| added.contains(i.path.as_str()))?;
     let found = crate::moved::published_as(ctx, images.clone(), jobs).await?;
     let own = format!("{id}+added-");
     let mut new = Vec::new();
@@ -325,7 +339,8 @@ mod tests {
             source: Default::default(),
             images: vec![image("/a", 1), image("/b", 5), image("/d", 4)],
         };
-        let c = diff(&plan, &sequence);
+        let images = SequenceImages::new(Images::whole(&sequence.images));
+        let c = diff(&plan, &images).unwrap();
         assert_eq!(c.added, vec!["/d".to_string()]);
         assert_eq!(c.removed, vec!["/c".to_string()]);
         assert_eq!(c.changed, vec!["/b".to_string()]);
@@ -333,10 +348,11 @@ mod tests {
             c.describe(),
             "the folder changed since it was published: 1 added (d), 1 removed (c), 1 changed (b)"
         );
-        let extra = additional_sequence(&sequence, &c.added);
+        let extra = additional_sequence("s", &sequence, &images, &c.added).unwrap();
         assert_eq!(extra.images.len(), 1);
+        assert_eq!(extra.images[0].path, "/d");
         assert_ne!(extra.id, sequence.id);
-        assert_eq!(extra.id, additional_sequence(&sequence, &c.added).id);
+        assert_eq!(extra.id, additional_id("s", &c.added));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::bundle::{image_key, manifest_body, manifest_key};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::prepare;
 use crate::outgoing::{Outgoing, OutgoingReader, CHUNK};
+use crate::sequence_images::{gone, SequenceImages};
 use crate::state::Plan;
 use plugin_api::time::format_utc as format_ms;
 
@@ -107,16 +108,15 @@ fn write_handle(dir: &Path, key: &str, hash: &str) -> Result<String> {
     Ok(handle)
 }
 
-/// Runs the dry run of `plan` (the sequence is already validated).
-pub async fn run(ctx: &Context, request: &RunRequest, plan: &Plan) -> Result<RunOutcome> {
+/// Runs the dry run of `plan` (the sequence is already validated), reading `images` a part at a time.
+pub async fn run(
+    ctx: &Context,
+    request: &RunRequest,
+    images: &SequenceImages<'_>,
+    plan: &Plan,
+) -> Result<RunOutcome> {
     let dir = dir(request);
     std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
-    let by_path: std::collections::BTreeMap<&str, &ImageInfo> = request
-        .sequence
-        .images
-        .iter()
-        .map(|i| (i.path.as_str(), i))
-        .collect();
     let mut progress = Progress {
         files_total: plan.parts.iter().map(|p| p.images.len() as u64).sum(),
         ..Progress::default()
@@ -130,14 +130,11 @@ pub async fn run(ctx: &Context, request: &RunRequest, plan: &Plan) -> Result<Run
     let mut index = 0usize;
     for (n, part) in plan.parts.iter().enumerate() {
         let mut handles = Vec::with_capacity(part.images.len());
-        for path in &part.images {
+        for (path, image) in part.images.iter().zip(images.part(plan, n)?) {
             if ctx.is_cancelled() {
                 return Err(MlyError::Cancelled);
             }
-            let image = (*by_path.get(path.as_str()).ok_or_else(|| {
-                MlyError::Invalid(format!("{path} is no longer part of the sequence"))
-            })?)
-            .clone();
+            let image = image.ok_or_else(|| gone(path))?;
             let target = dir.clone();
             let i = index;
             index += 1;

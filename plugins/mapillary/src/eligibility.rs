@@ -21,7 +21,8 @@ pub fn refusal_paged(
     }
 }
 
-fn transport_refusal(sequence: &SequenceDescriptor) -> Option<String> {
+/// Why Mapillary cannot take `sequence`'s transport, if it cannot.
+pub fn transport_refusal(sequence: &SequenceDescriptor) -> Option<String> {
     let transport = sequence.transport.as_ref()?;
     transport
         .is_air()
@@ -29,7 +30,7 @@ fn transport_refusal(sequence: &SequenceDescriptor) -> Option<String> {
 }
 
 /// Why Mapillary cannot take a sequence of `projections`, if it cannot.
-fn projection_refusal(projections: &[Projection]) -> Option<String> {
+pub fn projection_refusal(projections: &[Projection]) -> Option<String> {
     projections
         .iter()
         .find(|p| !matches!(p, Projection::Flat | Projection::Equirectangular))

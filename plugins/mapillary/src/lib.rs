@@ -16,7 +16,9 @@
 //! - `exif_rewrite` + `outgoing`: the bytes sent per image — the file with only its EXIF segment
 //!   replaced — prepared once, streamed from disk and hashed into the content-addressed session key;
 //! - `upload`: resumable entity uploads (server offset first, only the remainder sent);
-//! - `split` + `bundle`: parts within Mapillary's limits, their session keys and manifests;
+//! - `split` + `bundle`: parts within Mapillary's limits, their session keys and manifests; `plan`: the
+//!   check of a sequence and its parts, in one pass over its images;
+//! - `sequence_images`: the run's images, read a page or a part at a time, never all at once;
 //! - `publish`: `finish_upload`, at most once per manifest;
 //! - `lookup`: finding the sequence key by capture times;
 //! - `state`: what is persisted, and where (the table of keys is there); `outcome`: the record
@@ -64,9 +66,11 @@ mod outcome;
 mod outgoing;
 mod overdue;
 mod pipeline;
+mod plan;
 mod prepublish;
 mod progress;
 mod publish;
+mod sequence_images;
 mod settings;
 mod split;
 mod state;
@@ -132,7 +136,25 @@ impl Integration for Mapillary {
     }
 
     async fn run(&self, ctx: &Context, request: RunRequest) -> Result<RunOutcome, PluginError> {
-        Ok(pipeline::Run::new(ctx, &request)?.run().await?)
+        self.run_paged(ctx, request, RunImages::carried()).await
+    }
+
+    /// The run, reading the images a page or a part at a time (`sequence_images`), never all at once.
+    async fn run_paged(
+        &self,
+        ctx: &Context,
+        mut request: RunRequest,
+        images: RunImages,
+    ) -> Result<RunOutcome, PluginError> {
+        // The request keeps only the sequence's header, whether the host lends the images or the
+        // request carried them: no step can read them but through `Images`, the same way for both.
+        let carried = std::mem::take(&mut request.sequence.images);
+        let images = if images.is_lent() {
+            images.read(ctx, &request.sequence)
+        } else {
+            Images::whole(&carried)
+        };
+        Ok(pipeline::Run::new(ctx, &request, images)?.run().await?)
     }
 }
 

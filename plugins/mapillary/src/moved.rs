@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{MlyError, Result};
 use crate::exif_rewrite::prepare;
 use crate::outgoing::blake3_hex;
+use crate::sequence_images::{SequenceImages, Slot};
 use crate::state::{ImageEntry, PartState, Plan, SequenceStore};
 
 const PREFIX: &str = "content/";
@@ -102,6 +103,27 @@ pub async fn published_as(
         .collect()
 }
 
+/// The session keys of the images `wanted` picks, each with its index in the sequence: hashed a page
+/// at a time, so that a page of images is held, not the sequence.
+async fn keys_of(
+    images: &SequenceImages<'_>,
+    mut wanted: impl FnMut(&ImageInfo) -> bool + Send,
+    jobs: usize,
+) -> Result<Vec<(u64, String)>> {
+    let mut keys = Vec::new();
+    for page in images.pages() {
+        let (from, page) = page?;
+        let (at, chosen): (Vec<u64>, Vec<ImageInfo>) = page
+            .iter()
+            .enumerate()
+            .filter(|(_, image)| wanted(image))
+            .map(|(i, image)| (from + i as u64, image.clone()))
+            .unzip();
+        keys.extend(at.into_iter().zip(session_keys(chosen, jobs).await?));
+    }
+    Ok(keys)
+}
+
 /// A sequence this state published that holds the photos of the folder being uploaded.
 #[derive(Debug)]
 pub struct Found {
@@ -115,24 +137,32 @@ pub struct Found {
     pub renamed: usize,
 }
 
-/// The published sequence, other than `sequence` itself, that holds most of `sequence`'s photos (by
-/// content), with its plan pointed at where they are now. Costs a hash and a read of the first, middle
-/// and last photo for a folder none of whose photos was published here; otherwise one hash and one read
-/// per photo. (Probing three photos, and choosing by the most photos, keeps a photo copied in from
-/// another published folder, or a new one, from deciding what the folder is.) `None` unless every part
-/// of that sequence has its Mapillary key.
-pub async fn find(ctx: &Context, sequence: &SequenceDescriptor, jobs: usize) -> Result<Lookup> {
-    let count = sequence.images.len();
+/// The published sequence, other than `sequence` itself, that holds most of `sequence`'s photos
+/// (`images`, by content), with its plan pointed at where they are now. Costs a hash and a read of the
+/// first, middle and last photo for a folder none of whose photos was published here; otherwise one
+/// hash and one read per photo. (Probing three photos, and choosing by the most photos, keeps a photo
+/// copied in from another published folder, or a new one, from deciding what the folder is.) `None`
+/// unless every part of that sequence has its Mapillary key.
+pub async fn find(
+    ctx: &Context,
+    sequence: &SequenceDescriptor,
+    images: &SequenceImages<'_>,
+    jobs: usize,
+) -> Result<Lookup> {
+    let count = images.len();
     if count == 0 {
         return Ok(Lookup::New { first_key: None });
     }
     let mut probes = vec![0, count / 2, count - 1];
     probes.dedup();
-    let probed: Vec<ImageInfo> = probes.iter().map(|&i| sequence.images[i].clone()).collect();
+    let probed = probes
+        .iter()
+        .map(|&i| images.at(i))
+        .collect::<Result<Vec<_>>>()?;
     let keys = session_keys(probed, jobs).await?;
     let first_key = keys[0].clone();
     for key in &keys {
-        if let Some(found) = find_with(ctx, sequence, jobs, key).await? {
+        if let Some(found) = find_with(ctx, sequence, images, jobs, key).await? {
             return Ok(Lookup::Found(found));
         }
     }
@@ -157,6 +187,7 @@ pub enum Lookup {
 async fn find_with(
     ctx: &Context,
     sequence: &SequenceDescriptor,
+    images: &SequenceImages<'_>,
     jobs: usize,
     first_key: &str,
 ) -> Result<Option<Found>> {
@@ -169,10 +200,10 @@ async fn find_with(
     if seen.sequence == sequence.id {
         return Ok(None);
     }
-    let keys = session_keys(sequence.images.clone(), jobs).await?;
+    let keys = keys_of(images, |_| true, jobs).await?;
     // The sequence most of the photos were published as (the probed one on a tie).
     let mut owners: HashMap<String, usize> = HashMap::new();
-    for key in &keys {
+    for (_, key) in &keys {
         if let Some(at) = ctx.state().get_json::<PublishedImage>(&content_key(key))? {
             *owners.entry(at.sequence).or_default() += 1;
         }
@@ -193,15 +224,15 @@ async fn find_with(
     if parts.is_empty() || parts.iter().any(|p| p.sequence_key.is_none()) {
         return Ok(None);
     }
-    let placed = place(
+    let mut missing = images.missing(&plan)?;
+    let placed = Placing {
         ctx,
-        &owner,
-        sequence,
+        owner: &owner,
+        root: &sequence.root,
+        images,
         jobs,
-        &mut plan,
-        sequence.images.clone(),
-        &keys,
-    )
+    }
+    .place(&mut plan, &mut missing, &keys)
     .await?;
     // Photos of it missing here, or photos added here, are that sequence's changes, reported as such
     // (`crate::changes`); none of them is sent again.
@@ -229,154 +260,203 @@ pub struct Repathed {
     pub placed: usize,
 }
 
-/// Points `plan` (sequence `sequence`'s own, published) at where its photos are now, when some of its
-/// paths are no longer in the folder (a moved or renamed folder with the same id, e.g. an MTPDU one, or
-/// files renamed in it): the photos not in the plan are hashed and looked up, and each found under this
-/// sequence takes its old slot. Names are a hint only: a photo sent under another file name has that name
-/// in its bytes (`MAPFilename`), so one not found as it is now is hashed again under the old name of a
-/// missing slot with its capture time, and takes that slot when the content is the one published there.
-/// The plan is stored when anything moved.
+/// Points `plan` (sequence `sequence`'s own, published) at where its photos (`images`) are now, when
+/// some of its paths are no longer in the folder (a moved or renamed folder with the same id, e.g. an
+/// MTPDU one, or files renamed in it): the photos not in the plan are hashed and looked up, and each
+/// found under this sequence takes its old slot. Names are a hint only: a photo sent under another file
+/// name has that name in its bytes (`MAPFilename`), so one not found as it is now is hashed again under
+/// the old name of a missing slot with its capture time, and takes that slot when the content is the one
+/// published there. The plan is stored when anything moved.
 pub async fn repath(
     ctx: &Context,
     sequence: &SequenceDescriptor,
+    images: &SequenceImages<'_>,
     jobs: usize,
     plan: &mut Plan,
 ) -> Result<Repathed> {
-    let now: HashSet<&str> = sequence.images.iter().map(|i| i.path.as_str()).collect();
-    let planned: HashSet<String> = plan
-        .parts
-        .iter()
-        .flat_map(|p| p.images.iter().cloned())
-        .collect();
-    if planned.iter().all(|p| now.contains(p.as_str())) {
+    let mut missing = images.missing(plan)?;
+    if missing.is_empty() {
         return Ok(Repathed::default());
     }
-    let unplanned: Vec<ImageInfo> = sequence
-        .images
-        .iter()
-        .filter(|i| !planned.contains(&i.path))
-        .cloned()
-        .collect();
-    let keys = session_keys(unplanned.clone(), jobs).await?;
-    let repathed = place(ctx, &sequence.id, sequence, jobs, plan, unplanned, &keys).await?;
+    let keys = {
+        let planned: HashSet<&str> = plan
+            .parts
+            .iter()
+            .flat_map(|p| p.images.iter().map(String::as_str))
+            .collect();
+        keys_of(images, |i| !planned.contains(i.path.as_str()), jobs).await?
+    };
+    let repathed = Placing {
+        ctx,
+        owner: &sequence.id,
+        root: &sequence.root,
+        images,
+        jobs,
+    }
+    .place(plan, &mut missing, &keys)
+    .await?;
     if repathed.placed > 0 {
         SequenceStore::new(ctx, &sequence.id).put_plan(plan)?;
     }
     Ok(repathed)
 }
 
-/// Puts each of `images` (photos of `sequence`, with their session keys `keys`) that `owner` published
-/// in its slot of `plan` (owner's), where that slot's path is not in `sequence`. Names are a hint only:
-/// a photo sent under another file name has that name in its bytes (`MAPFilename`), so one not found as
-/// it is now is hashed again under the old name of each such slot with its capture time, and takes the
-/// slot whose content that is.
-async fn place(
-    ctx: &Context,
-    owner: &str,
-    sequence: &SequenceDescriptor,
+/// Puts photos of a folder (its `images`, under `root`) into the slots of a plan of sequence `owner`.
+struct Placing<'p, 'i> {
+    ctx: &'p Context,
+    owner: &'p str,
+    root: &'p str,
+    images: &'p SequenceImages<'i>,
     jobs: usize,
-    plan: &mut Plan,
-    images: Vec<ImageInfo>,
-    keys: &[String],
-) -> Result<Repathed> {
-    let now: HashSet<&str> = sequence.images.iter().map(|i| i.path.as_str()).collect();
-    let mut repathed = Repathed::default();
-    let mut unplaced = Vec::new();
-    for (image, key) in images.into_iter().zip(keys) {
-        let at = ctx.state().get_json::<PublishedImage>(&content_key(key))?;
-        match at.filter(|at| at.sequence == owner) {
-            Some(at) if take_slot(plan, &at, &image.path, &now, &sequence.root, &mut repathed) => {}
-            _ => unplaced.push((image, key)),
-        }
-    }
-    // The slots whose photo is not at its path, by capture time: where a renamed photo was.
-    let mut missing: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
-    for (part, planned) in plan.parts.iter().enumerate() {
-        for (index, path) in planned.images.iter().enumerate() {
-            if !now.contains(path.as_str()) {
-                let time = planned.times.get(index).copied().unwrap_or_default();
-                missing.entry(time).or_default().push((part, index));
+}
+
+impl Placing<'_, '_> {
+    /// Puts each photo of `keyed` (its index in the folder, its session key) that the owner published
+    /// into its slot of `plan`, where that slot is `missing` (its path is not in the folder). Names are a
+    /// hint only: a photo sent under another file name has that name in its bytes (`MAPFilename`), so
+    /// one not found as it is now is hashed again under the old name of each such slot with its capture
+    /// time, and takes the slot whose content that is. The folder is read a page at a time.
+    async fn place(
+        &self,
+        plan: &mut Plan,
+        missing: &mut HashSet<Slot>,
+        keyed: &[(u64, String)],
+    ) -> Result<Repathed> {
+        let mut repathed = Repathed::default();
+        let mut unplaced: Vec<(u64, &str)> = Vec::new();
+        let mut next = keyed.iter().peekable();
+        for page in self.images.pages() {
+            if next.peek().is_none() {
+                break;
+            }
+            let (from, page) = page?;
+            let end = from + page.len() as u64;
+            while let Some((at, key)) = next.next_if(|(at, _)| *at < end) {
+                let Some(image) = at.checked_sub(from).and_then(|i| page.get(i as usize)) else {
+                    continue;
+                };
+                let found = self
+                    .ctx
+                    .state()
+                    .get_json::<PublishedImage>(&content_key(key))?;
+                match found.filter(|at| at.sequence == self.owner) {
+                    Some(at) if self.take_slot(plan, &at, &image.path, missing, &mut repathed) => {}
+                    _ => unplaced.push((*at, key.as_str())),
+                }
             }
         }
-    }
-    let mut guesses = Vec::new();
-    let mut slots = Vec::new();
-    for (image, key) in unplaced {
-        for &(part, index) in missing.get(&image.captured_at_ms).into_iter().flatten() {
-            let mut named = image.clone();
-            named.file_name = file_name(&plan.parts[part].images[index]).to_string();
-            let slot = PublishedImage {
-                sequence: owner.to_string(),
-                part,
-                index,
-            };
-            guesses.push(named);
-            slots.push((slot, key));
+        // The slots whose photo is not at its path, by capture time, with the name each was sent
+        // under: where a renamed photo was.
+        let mut by_time: HashMap<i64, Vec<(Slot, String)>> = HashMap::new();
+        for (part, planned) in plan.parts.iter().enumerate() {
+            for (index, path) in planned.images.iter().enumerate() {
+                if missing.contains(&(part, index)) {
+                    let time = planned.times.get(index).copied().unwrap_or_default();
+                    let name = file_name(path).to_string();
+                    by_time.entry(time).or_default().push(((part, index), name));
+                }
+            }
         }
-    }
-    if guesses.is_empty() {
-        return Ok(repathed);
-    }
-    let keys = session_keys(guesses.clone(), jobs).await?;
-    let mut writes = Vec::new();
-    for ((image, (slot, now_key)), key) in guesses.iter().zip(&slots).zip(&keys) {
-        let at = ctx.state().get_json::<PublishedImage>(&content_key(key))?;
-        if at.as_ref() == Some(slot)
-            && take_slot(plan, slot, &image.path, &now, &sequence.root, &mut repathed)
-        {
-            // Found under its new name from now on, by one read like any other photo (a later move
-            // that also gives the folder a new id, say).
-            writes.push(
-                StateWrite::put_json(content_key(now_key), slot)
-                    .map_err(|err| MlyError::Invalid(format!("cannot encode state: {err}")))?,
-            );
+        if by_time.is_empty() {
+            return Ok(repathed);
         }
+        let mut writes = Vec::new();
+        let mut next = unplaced.iter().peekable();
+        for page in self.images.pages() {
+            if next.peek().is_none() {
+                break;
+            }
+            let (from, page) = page?;
+            let end = from + page.len() as u64;
+            let mut guesses = Vec::new();
+            let mut slots = Vec::new();
+            while let Some(&(at, now_key)) = next.next_if(|(at, _)| *at < end) {
+                let Some(image) = at.checked_sub(from).and_then(|i| page.get(i as usize)) else {
+                    continue;
+                };
+                for ((part, index), name) in
+                    by_time.get(&image.captured_at_ms).into_iter().flatten()
+                {
+                    let mut named = image.clone();
+                    named.file_name = name.clone();
+                    let slot = PublishedImage {
+                        sequence: self.owner.to_string(),
+                        part: *part,
+                        index: *index,
+                    };
+                    slots.push((slot, now_key, image.path.clone()));
+                    guesses.push(named);
+                }
+            }
+            if guesses.is_empty() {
+                continue;
+            }
+            let keys = session_keys(guesses, self.jobs).await?;
+            for ((slot, now_key, path), key) in slots.iter().zip(&keys) {
+                let at = self
+                    .ctx
+                    .state()
+                    .get_json::<PublishedImage>(&content_key(key))?;
+                if at.as_ref() == Some(slot)
+                    && self.take_slot(plan, slot, path, missing, &mut repathed)
+                {
+                    // Found under its new name from now on, by one read like any other photo (a later
+                    // move that also gives the folder a new id, say).
+                    writes.push(
+                        StateWrite::put_json(content_key(now_key), slot).map_err(|err| {
+                            MlyError::Invalid(format!("cannot encode state: {err}"))
+                        })?,
+                    );
+                }
+            }
+        }
+        if !writes.is_empty() {
+            self.ctx.state().write_all(&writes)?;
+        }
+        Ok(repathed)
     }
-    if !writes.is_empty() {
-        ctx.state().write_all(&writes)?;
+
+    /// Puts `path` in the slot `at` of `plan` when the photo there is no longer at its planned path
+    /// (the slot is `missing`), and notes how it moved. `false` when the slot is not there or still
+    /// holds a photo of the folder.
+    fn take_slot(
+        &self,
+        plan: &mut Plan,
+        at: &PublishedImage,
+        path: &str,
+        missing: &mut HashSet<Slot>,
+        repathed: &mut Repathed,
+    ) -> bool {
+        let Some(slot) = plan
+            .parts
+            .get_mut(at.part)
+            .and_then(|p| p.images.get_mut(at.index))
+        else {
+            return false;
+        };
+        if slot == path {
+            // Already there (the folder's id changed, e.g. a photo from elsewhere came in).
+            repathed.placed += 1;
+            return true;
+        }
+        if !missing.remove(&(at.part, at.index)) {
+            return false;
+        }
+        if file_name(slot) != file_name(path) {
+            repathed.renamed += 1;
+        }
+        let before = old_root(slot, path, self.root);
+        if repathed.moved_from.is_none() && before != self.root.trim_end_matches(['/', '\\']) {
+            repathed.moved_from = Some(before);
+        }
+        *slot = path.to_string();
+        repathed.placed += 1;
+        true
     }
-    Ok(repathed)
 }
 
 fn file_name(path: &str) -> &str {
     path.rsplit(['/', '\\']).next().unwrap_or(path)
-}
-
-/// Puts `path` in the slot `at` of `plan` when the photo there is no longer at its planned path, and
-/// notes how it moved. `false` when the slot is not there or still holds a photo of the folder.
-fn take_slot(
-    plan: &mut Plan,
-    at: &PublishedImage,
-    path: &str,
-    now: &HashSet<&str>,
-    root: &str,
-    repathed: &mut Repathed,
-) -> bool {
-    let Some(slot) = plan
-        .parts
-        .get_mut(at.part)
-        .and_then(|p| p.images.get_mut(at.index))
-    else {
-        return false;
-    };
-    if slot == path {
-        // Already there (the folder's id changed, e.g. a photo from elsewhere came in).
-        repathed.placed += 1;
-        return true;
-    }
-    if now.contains(slot.as_str()) {
-        return false;
-    }
-    if file_name(slot) != file_name(path) {
-        repathed.renamed += 1;
-    }
-    let before = old_root(slot, path, root);
-    if repathed.moved_from.is_none() && before != root.trim_end_matches(['/', '\\']) {
-        repathed.moved_from = Some(before);
-    }
-    *slot = path.to_string();
-    repathed.placed += 1;
-    true
 }
 
 /// The folder `old` was in, as `new` is in `root`: `old` without the part of `new` below `root` (but for

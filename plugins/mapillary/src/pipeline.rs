@@ -3,30 +3,29 @@
 //! Upload mode: validate → plan the parts → upload every image (parallel) → upload each part's manifest
 //! → publish each part once → look each part's key up once. Re-check mode: only the lookups.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures::StreamExt;
 
 use plugin_api::prelude::*;
 use plugin_api::protocol::Phase;
-use plugin_api::sequence::BoundingBox;
 
 use crate::api::Api;
 use crate::auth;
 use crate::bundle::{legacy_manifest_key, manifest_body, manifest_key};
 use crate::config::{Config, RunOptions};
 use crate::error::{MlyError, Result};
-use crate::exif_rewrite::{map_capture_time, prepare};
+use crate::exif_rewrite::prepare;
 use crate::lookup::{self, Choice, Query};
 use crate::outcome::{summarize, PartView};
 use crate::outgoing::Outgoing;
+use crate::plan::checked_plan;
 use crate::progress::EntityProgress;
 use crate::publish::{publish_part, Published};
-use crate::split::{split, MAPILLARY_LIMITS};
+use crate::sequence_images::{gone, SequenceImages};
 use crate::state::{
-    self, handle_is_fresh, HashEntry, ImageEntry, PartState, Plan, PlannedPart, Publish,
-    SequenceStore,
+    self, handle_is_fresh, HashEntry, ImageEntry, PartState, Plan, Publish, SequenceStore,
 };
 use crate::upload::{bandwidth_limit, Source, Start, Uploader};
 use crate::{dry_run, overdue, token};
@@ -59,84 +58,13 @@ fn step(ctx: &Context, name: &str, message: impl Into<String>) {
     });
 }
 
-/// Refuses what Mapillary cannot take, before anything is sent.
-pub fn validate(sequence: &SequenceDescriptor) -> Result<()> {
-    if let Some(reason) = crate::eligibility::refusal(sequence) {
-        return Err(MlyError::Invalid(reason));
-    }
-    if sequence.images.is_empty() {
-        return Err(MlyError::Invalid("the sequence has no images".into()));
-    }
-    for image in &sequence.images {
-        let (lat, lon) = (image.latitude, image.longitude);
-        let position_ok = lat.is_finite()
-            && lon.is_finite()
-            && (-90.0..=90.0).contains(&lat)
-            && (-180.0..=180.0).contains(&lon)
-            && !(lat == 0.0 && lon == 0.0);
-        if !position_ok {
-            return Err(MlyError::Invalid(format!(
-                "{}: Mapillary needs a valid GPS position, not ({lat}, {lon})",
-                image.path
-            )));
-        }
-        if map_capture_time(image.captured_at_ms).is_none() {
-            return Err(MlyError::Invalid(format!(
-                "{}: capture time {} is out of range",
-                image.path, image.captured_at_ms
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The plan for `sequence` as it is now.
-pub fn plan(sequence: &SequenceDescriptor) -> Plan {
-    let mut digest = md5::Context::new();
-    let parts = split(&sequence.images, &MAPILLARY_LIMITS)
-        .into_iter()
-        .map(|range| {
-            let images = &sequence.images[range];
-            digest.consume(b"part\0");
-            for i in images {
-                // Everything that goes into the outgoing description, so that a change re-plans.
-                let line = format!(
-                    "{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\n",
-                    i.path,
-                    i.file_name,
-                    i.captured_at_ms,
-                    i.latitude,
-                    i.longitude,
-                    i.altitude,
-                    i.heading,
-                    i.size_bytes
-                );
-                digest.consume(line.as_bytes());
-            }
-            PlannedPart {
-                images: images.iter().map(|i| i.path.clone()).collect(),
-                times: images.iter().map(|i| i.captured_at_ms).collect(),
-                bbox: BoundingBox::from_points(images.iter().map(|i| (i.latitude, i.longitude)))
-                    .unwrap_or(BoundingBox {
-                        min_lat: 0.0,
-                        min_lon: 0.0,
-                        max_lat: 0.0,
-                        max_lon: 0.0,
-                    }),
-            }
-        })
-        .collect();
-    Plan {
-        digest: format!("{:x}", digest.compute()),
-        parts,
-    }
-}
-
 /// One run of the integration on one sequence.
 pub struct Run<'a> {
     api: Api,
     ctx: &'a Context,
     request: &'a RunRequest,
+    /// The sequence's images, read a page or a part at a time: never all at once.
+    images: SequenceImages<'a>,
     options: RunOptions,
     store: SequenceStore<'a>,
     /// The user name image searches filter on, asked from `/me` once per run (`Run::username`).
@@ -144,8 +72,9 @@ pub struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// Prepares a run of `request`.
-    pub fn new(ctx: &'a Context, request: &'a RunRequest) -> Result<Run<'a>> {
+    /// Prepares a run of `request`, whose sequence's images are `images` (the request's sequence may
+    /// carry none).
+    pub fn new(ctx: &'a Context, request: &'a RunRequest, images: Images<'a>) -> Result<Run<'a>> {
         let mut config = Config::from_context(ctx)?;
         config.recheck = request.mode == RunMode::Recheck;
         let api = Api::new(config)?;
@@ -153,6 +82,7 @@ impl<'a> Run<'a> {
             api,
             ctx,
             request,
+            images: SequenceImages::new(images),
             options: RunOptions::from_request(request),
             store: SequenceStore::new(ctx, &request.sequence.id),
             username: tokio::sync::OnceCell::new(),
@@ -308,9 +238,8 @@ impl<'a> Run<'a> {
         ));
         outcome.same_as = Some(found.sequence.clone());
         // What changed is reported (and, on request, sent) as a change of that sequence.
-        let mut request = self.request.clone();
-        request.sequence.id = found.sequence;
-        added::report_or_send(self.ctx, &request, &found.plan, outcome).await
+        self.report_or_send(&found.sequence, &found.plan, outcome)
+            .await
     }
 
     fn forget_part(&self, plan: &Plan, index: usize) -> Result<()> {
@@ -353,16 +282,18 @@ impl<'a> Run<'a> {
         self.find_keys(&plan, &mut parts, &token, false).await?;
         let outcome = self.record_outcome(&plan, &parts)?;
         if outcome.state == SequenceState::Published {
-            return added::report_or_send(self.ctx, self.request, &plan, outcome).await;
+            return self
+                .report_or_send(&self.request.sequence.id, &plan, outcome)
+                .await;
         }
         Ok(outcome)
     }
 
-    /// The plan to follow: the stored one once publishing has begun (published parts cannot change),
-    /// else the current one (a changed sequence starts over).
+    /// The plan to follow, once the sequence is checked ([`checked_plan`]): the stored one once
+    /// publishing has begun (published parts cannot change), else the current one (a changed sequence
+    /// starts over).
     fn resolve_plan(&self) -> Result<Plan> {
-        let sequence = &self.request.sequence;
-        let current = plan(sequence);
+        let current = checked_plan(&self.request.sequence, &self.images)?;
         let stored = self.store.plan()?;
         if let Some(stored) = stored {
             let started = self
@@ -372,14 +303,7 @@ impl<'a> Run<'a> {
                 .any(|(_, p)| p.publish != Publish::NotSent);
             if started {
                 if stored.digest != current.digest {
-                    let paths: BTreeSet<&str> =
-                        sequence.images.iter().map(|i| i.path.as_str()).collect();
-                    if let Some(missing) = stored
-                        .parts
-                        .iter()
-                        .flat_map(|p| &p.images)
-                        .find(|p| !paths.contains(p.as_str()))
-                    {
+                    if let Some(missing) = self.images.first_missing(&stored)? {
                         return Err(MlyError::Invalid(format!(
                             "the sequence changed after it was published to Mapillary: {missing} is \
                              no longer part of it; put it back to finish this upload"
@@ -405,15 +329,15 @@ impl<'a> Run<'a> {
         if self.request.dry_run {
             // Local only: no state is read or written, no service contacted.
             step(self.ctx, "validate", "checking the sequence");
-            validate(&self.request.sequence)?;
-            return dry_run::run(self.ctx, self.request, &plan(&self.request.sequence)).await;
+            let plan = checked_plan(&self.request.sequence, &self.images)?;
+            return dry_run::run(self.ctx, self.request, &self.images, &plan).await;
         }
         // A folder new to this state may hold photos it published as another sequence (moved,
         // renamed, copied): recognised by content, nothing is sent.
         let mut first_key = None;
         if self.store.plan()?.is_none() && !self.options.republish {
             let sequence = &self.request.sequence;
-            match crate::moved::find(self.ctx, sequence, self.options.jobs).await? {
+            match crate::moved::find(self.ctx, sequence, &self.images, self.options.jobs).await? {
                 crate::moved::Lookup::Found(found) => return self.already_published(found).await,
                 crate::moved::Lookup::New { first_key: key } => first_key = key,
             }
@@ -423,16 +347,21 @@ impl<'a> Run<'a> {
             let parts = self.parts(&stored)?;
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
                 let sequence = &self.request.sequence;
-                let repathed =
-                    crate::moved::repath(self.ctx, sequence, self.options.jobs, &mut stored)
-                        .await?;
+                let repathed = crate::moved::repath(
+                    self.ctx,
+                    sequence,
+                    &self.images,
+                    self.options.jobs,
+                    &mut stored,
+                )
+                .await?;
                 let mut outcome = self.record_outcome(&stored, &parts)?;
                 if let Some(said) = crate::changes::describe_repathed(&repathed, &parts) {
                     outcome.message = Some(said);
                     // The host then leaves the integrations that published it alone.
                     outcome.same_as = Some(sequence.id.clone());
                 }
-                return added::report_or_send(self.ctx, self.request, &stored, outcome).await;
+                return self.report_or_send(&sequence.id, &stored, outcome).await;
             }
         }
         // Published by MTPDU before it learnt the key: looked up, nothing sent.
@@ -440,20 +369,12 @@ impl<'a> Run<'a> {
             return self.prior_upload().await;
         }
         step(self.ctx, "validate", "checking the sequence");
-        validate(&self.request.sequence)?;
         let plan = self.resolve_plan()?;
         let token = token::usable(&self.api, self.ctx).await?;
         let mut parts = self.parts(&plan)?;
         if self.options.republish {
             self.forget_overdue(&plan, &mut parts, &token).await?;
         }
-        let by_path: BTreeMap<&str, &ImageInfo> = self
-            .request
-            .sequence
-            .images
-            .iter()
-            .map(|i| (i.path.as_str(), i))
-            .collect();
         // The look at Mapillary before anything is sent: a part already on the user's account is
         // adopted (or, there twice, reported) and none of its bytes go out (`crate::prepublish`). It
         // goes out beside the first photo's offset request below, so a new folder waits for the longer
@@ -495,10 +416,7 @@ impl<'a> Run<'a> {
         let uploader = self.uploader(&token, held)?;
         let mut progress = Progress::default();
         if !to_send.is_empty() {
-            progress = match self
-                .upload_images(&uploader, &plan, &to_send, &by_path)
-                .await
-            {
+            progress = match self.upload_images(&uploader, &plan, &to_send).await {
                 Ok(progress) => progress,
                 Err(err @ MlyError::Rejected { .. }) => return self.failed(&plan, &err),
                 Err(err) => return Err(err),
@@ -537,65 +455,5 @@ impl<'a> Run<'a> {
             outcome.message = Some(format!("{message} ({})", notes.join("; ")));
         }
         Ok(outcome)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use plugin_api::sequence::Projection;
-
-    fn sequence(n: usize) -> SequenceDescriptor {
-        SequenceDescriptor {
-            schema: 1,
-            id: "s".into(),
-            root: "/s".into(),
-            name: "s".into(),
-            description: String::new(),
-            transport: None,
-            tags: vec![],
-            source: Default::default(),
-            images: (0..n)
-                .map(|i| ImageInfo {
-                    path: format!("/s/{i}.jpg"),
-                    file_name: format!("{i}.jpg"),
-                    size_bytes: 10,
-                    latitude: 52.0,
-                    longitude: 6.0 + i as f64 * 1e-5,
-                    altitude: None,
-                    captured_at_ms: 1_000_000 + i as i64 * 1000,
-                    heading: None,
-                    projection: Projection::Flat,
-                    width: None,
-                    height: None,
-                    photo_uuid: None,
-                    sources: None,
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn validation() {
-        assert!(validate(&sequence(2)).is_ok());
-        assert!(validate(&sequence(0)).is_err());
-        let mut zero = sequence(2);
-        zero.images[1].latitude = 0.0;
-        zero.images[1].longitude = 0.0;
-        assert!(matches!(validate(&zero), Err(MlyError::Invalid(m)) if m.contains("1.jpg")));
-        let mut air = sequence(2);
-        air.transport = plugin_api::transport::TransportType::parse("Paraglide").ok();
-        assert!(validate(&air).is_err());
-    }
-
-    #[test]
-    fn plan_digest_follows_what_is_sent() {
-        let a = plan(&sequence(3));
-        assert_eq!(a, plan(&sequence(3)));
-        assert_eq!(a.parts.len(), 1);
-        assert_eq!(a.parts[0].times.len(), 3);
-        let mut moved = sequence(3);
-        moved.images[2].altitude = Some(3.0);
-        assert_ne!(plan(&moved).digest, a.digest);
     }
 }

@@ -17,24 +17,17 @@ use plugin_api::prelude::*;
 use crate::api::Api;
 use crate::error::Result;
 use crate::lookup::{self, Candidates, Query, Seen};
+use crate::sequence_images::SequenceImages;
 use crate::state::{now_ms, PartState, Plan, PlannedPart, Publish, SequenceStore};
 
-/// Our images of a part: (capture time, lat, lon), in plan order. Images no longer in the sequence are
-/// left out (they cannot be compared).
-pub fn our_images(part: &PlannedPart, sequence: &SequenceDescriptor) -> Vec<(i64, f64, f64)> {
-    let by_path: BTreeMap<&str, &ImageInfo> = sequence
-        .images
-        .iter()
-        .map(|i| (i.path.as_str(), i))
-        .collect();
-    part.images
+/// Our images of a part: (capture time, lat, lon), in plan order, from the part's `images` as the
+/// sequence holds them now ([`SequenceImages::part`]). Images no longer in the sequence are left out
+/// (they cannot be compared).
+pub fn our_images(part: &PlannedPart, images: &[Option<ImageInfo>]) -> Vec<(i64, f64, f64)> {
+    images
         .iter()
         .zip(&part.times)
-        .filter_map(|(path, &ms)| {
-            by_path
-                .get(path.as_str())
-                .map(|i| (ms, i.latitude, i.longitude))
-        })
+        .filter_map(|(image, &ms)| image.as_ref().map(|i| (ms, i.latitude, i.longitude)))
         .collect()
 }
 
@@ -191,7 +184,8 @@ pub async fn fetch_survey(
 /// Returns notes for the user (one line per part at most).
 pub fn apply_survey(
     ctx: &Context,
-    sequence: &SequenceDescriptor,
+    sequence_id: &str,
+    images: &SequenceImages<'_>,
     plan: &Plan,
     parts: &mut [PartState],
     mode: SurveyMode,
@@ -201,10 +195,10 @@ pub fn apply_survey(
     if fetched.is_empty() {
         return Ok(notes);
     }
-    let store = SequenceStore::new(ctx, &sequence.id);
+    let store = SequenceStore::new(ctx, sequence_id);
     let held = local_keys(ctx)?;
     for (index, candidates) in fetched {
-        let ours = our_images(&plan.parts[index], sequence);
+        let ours = our_images(&plan.parts[index], &images.part(plan, index)?);
         let part = &mut parts[index];
         match judge_survey(&ours, &candidates, &held) {
             Survey::AlreadyThere(key) if mode.may_adopt => {
@@ -249,13 +243,13 @@ pub fn apply_survey(
                 );
                 ctx.info(note.clone());
                 notes.push(note);
-                remember_before(ctx, &sequence.id, index, &seen)?;
+                remember_before(ctx, sequence_id, index, &seen)?;
             }
-            Survey::Absent { seen, .. } => remember_before(ctx, &sequence.id, index, &seen)?,
+            Survey::Absent { seen, .. } => remember_before(ctx, sequence_id, index, &seen)?,
             Survey::AlreadyThere(_) | Survey::Duplicated(_) => {
                 // --republish: publish anyway, and never take what was there as this part's key.
                 let seen: BTreeSet<String> = candidates.keys().cloned().collect();
-                remember_before(ctx, &sequence.id, index, &seen)?;
+                remember_before(ctx, sequence_id, index, &seen)?;
             }
         }
     }

@@ -1,8 +1,6 @@
 //! How a sequence is cut into the parts Mapillary accepts as one uploaded sequence each (mapillary_tools'
 //! limits: `docs/providers/mapillary.md`, "Limits"). A pure function of the images, so every run plans the same parts.
 
-use std::ops::Range;
-
 use plugin_api::sequence::{haversine_m, ImageInfo};
 
 /// Mapillary's limits for one uploaded sequence.
@@ -33,46 +31,73 @@ fn pixels(image: &ImageInfo) -> u64 {
     u64::from(image.width.unwrap_or(0)) * u64::from(image.height.unwrap_or(0))
 }
 
-/// Cuts `images` (in capture order) into consecutive parts, each within `limits`: a part ends before an
+/// Cuts a sequence (in capture order) into consecutive parts, each within its limits, one image at a
+/// time, so that a long sequence is split while it is read a page at a time: a part ends before an
 /// image that comes more than `max_gap_ms` or `max_gap_m` after the previous one, or that would take the
 /// part over its image, byte or pixel budget. A single image over a budget still forms a part of its own.
-pub fn split(images: &[ImageInfo], limits: &Limits) -> Vec<Range<usize>> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let (mut bytes, mut px) = (0u64, 0u64);
-    for (i, image) in images.iter().enumerate() {
-        if i > start {
-            let prev = &images[i - 1];
-            let gap_ms = image.captured_at_ms - prev.captured_at_ms;
-            let gap_m = haversine_m(
-                prev.latitude,
-                prev.longitude,
-                image.latitude,
-                image.longitude,
-            );
-            let full = i - start >= limits.max_images
-                || bytes.saturating_add(image.size_bytes) > limits.max_bytes
-                || px.saturating_add(pixels(image)) > limits.max_pixels;
-            if gap_ms > limits.max_gap_ms || gap_m > limits.max_gap_m || full {
-                parts.push(start..i);
-                start = i;
-                bytes = 0;
-                px = 0;
-            }
+#[derive(Debug, Clone)]
+pub struct Splitter {
+    limits: Limits,
+    /// The previous image's capture time and position.
+    previous: Option<(i64, f64, f64)>,
+    /// What the part being cut holds so far: images, bytes, pixels.
+    images: usize,
+    bytes: u64,
+    px: u64,
+}
+
+impl Splitter {
+    /// A splitter within `limits`.
+    pub fn new(limits: Limits) -> Splitter {
+        Splitter {
+            limits,
+            previous: None,
+            images: 0,
+            bytes: 0,
+            px: 0,
         }
-        bytes = bytes.saturating_add(image.size_bytes);
-        px = px.saturating_add(pixels(image));
     }
-    if start < images.len() {
-        parts.push(start..images.len());
+
+    /// Takes the next image; `true` when it begins a part (the first image begins the first).
+    pub fn starts_part(&mut self, image: &ImageInfo) -> bool {
+        let limits = &self.limits;
+        let starts = match self.previous {
+            None => true,
+            Some((ms, lat, lon)) => {
+                let gap_ms = image.captured_at_ms - ms;
+                let gap_m = haversine_m(lat, lon, image.latitude, image.longitude);
+                let full = self.images >= limits.max_images
+                    || self.bytes.saturating_add(image.size_bytes) > limits.max_bytes
+                    || self.px.saturating_add(pixels(image)) > limits.max_pixels;
+                gap_ms > limits.max_gap_ms || gap_m > limits.max_gap_m || full
+            }
+        };
+        if starts {
+            (self.images, self.bytes, self.px) = (0, 0, 0);
+        }
+        self.images += 1;
+        self.bytes = self.bytes.saturating_add(image.size_bytes);
+        self.px = self.px.saturating_add(pixels(image));
+        self.previous = Some((image.captured_at_ms, image.latitude, image.longitude));
+        starts
     }
-    parts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use plugin_api::sequence::Projection;
+    use std::ops::Range;
+
+    /// The parts [`Splitter`] cuts `images` into, as index ranges.
+    fn split(images: &[ImageInfo], limits: &Limits) -> Vec<Range<usize>> {
+        let mut splitter = Splitter::new(*limits);
+        let mut starts: Vec<usize> = (0..images.len())
+            .filter(|&i| splitter.starts_part(&images[i]))
+            .collect();
+        starts.push(images.len());
+        starts.windows(2).map(|w| w[0]..w[1]).collect()
+    }
 
     /// `n` images one second and ~1.1 m apart.
     fn images(n: usize) -> Vec<ImageInfo> {

@@ -1087,3 +1087,147 @@ async fn a_key_another_local_sequence_holds_is_never_taken() {
     let a_key = a_key.expect("A is published once its own sequence is visible");
     assert!(uploaded.contains(&a_key) && a_key != b_key);
 }
+
+/// A host that lends a sequence's images by range, as a host of plugin API 1.4 does, and notes every
+/// read.
+mod lending {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use plugin_api::ffi::abi_stable::sabi_trait::TD_Opaque;
+    use plugin_api::ffi::abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
+    use plugin_api::ffi::{HostServices, HostServices_TO};
+    use plugin_api::prelude::*;
+    use plugin_api::protocol::{ImageRange, IMAGES_SERVICE};
+    use plugin_api::sdk::testing::TestHost;
+
+    /// One read of lent images: where it began, how many it asked for, and how many images the run
+    /// had acknowledged by then.
+    #[derive(Debug, Clone, Copy)]
+    pub struct LentRead {
+        pub from: u64,
+        pub count: u64,
+        pub acknowledged: usize,
+    }
+
+    #[derive(Clone)]
+    pub struct Lending {
+        inner: TestHost,
+        reads: Arc<Mutex<Vec<LentRead>>>,
+        acknowledged: Arc<AtomicUsize>,
+    }
+
+    impl Lending {
+        /// `inner`, lending `images`.
+        pub fn new(inner: TestHost, images: Vec<ImageInfo>) -> Lending {
+            Lending {
+                inner: inner.lending(images),
+                reads: Arc::default(),
+                acknowledged: Arc::default(),
+            }
+        }
+
+        pub fn context(&self) -> Context {
+            Context::new(HostServices_TO::from_value(self.clone(), TD_Opaque))
+        }
+
+        pub fn reads(&self) -> Vec<LentRead> {
+            self.reads.lock().unwrap().clone()
+        }
+    }
+
+    impl HostServices for Lending {
+        fn log(&self, level: u8, target: RStr<'_>, message: RStr<'_>) {
+            self.inner.log(level, target, message)
+        }
+        fn progress(&self, event: RStr<'_>) {
+            self.inner.progress(event)
+        }
+        fn env(&self, key: RStr<'_>) -> ROption<RString> {
+            HostServices::env(&self.inner, key)
+        }
+        fn state_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+            self.inner.state_get(key)
+        }
+        fn state_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+            // An image entry is written once the service acknowledged the image.
+            if key.as_str().contains("/img/") {
+                self.acknowledged.fetch_add(1, Ordering::SeqCst);
+            }
+            self.inner.state_put(key, value)
+        }
+        fn state_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
+            self.inner.state_delete(key)
+        }
+        fn state_list(&self, prefix: RStr<'_>) -> RResult<RVec<Tuple2<RString, RString>>, RString> {
+            self.inner.state_list(prefix)
+        }
+        fn secret_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+            self.inner.secret_get(key)
+        }
+        fn secret_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+            self.inner.secret_put(key, value)
+        }
+        fn secret_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
+            self.inner.secret_delete(key)
+        }
+        fn is_cancelled(&self) -> bool {
+            self.inner.is_cancelled()
+        }
+        fn authorize(&self, prompt: RStr<'_>) -> RResult<RString, RString> {
+            self.inner.authorize(prompt)
+        }
+        fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
+            if method.as_str() == IMAGES_SERVICE {
+                if let Ok(range) = serde_json::from_str::<ImageRange>(payload.as_str()) {
+                    self.reads.lock().unwrap().push(LentRead {
+                        from: range.from,
+                        count: range.count,
+                        acknowledged: self.acknowledged.load(Ordering::SeqCst),
+                    });
+                }
+            }
+            self.inner.extension(method, payload)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lent_images_are_read_a_part_at_a_time_never_all_at_once() {
+    let setup = Setup::start(MapillaryConfig::default()).await;
+    setup.authorise_with_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two parts: Mapillary takes at most 1,000 images in one sequence.
+    let generated = generate(dir.path(), small(1_100));
+    let sequence = descriptor("seq-lent", &[&generated]);
+    let host = lending::Lending::new(setup.host.inner.clone(), sequence.images.clone());
+    // As a plugin API 1.4 host asks: the request's sequence without its images.
+    let outcome = Mapillary
+        .run_paged(
+            &host.context(),
+            request(&sequence.header(), RunMode::Upload),
+            RunImages::lent(1_100),
+        )
+        .await
+        .expect("the upload runs");
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    let published: Vec<usize> = stats
+        .uploaded_sequences()
+        .iter()
+        .map(|s| s.images.len())
+        .collect();
+    assert_eq!(published, [1_000, 100]);
+    assert!(stats.entities.values().all(|e| e.offset > 0));
+    let reads = host.reads();
+    // Never more than a page (or a part) at once: collecting them would read all 1,100 in one go.
+    assert!(reads.iter().all(|r| r.count <= 1_000), "{reads:?}");
+    // The second part's images are read for sending when its turn comes, while the first part's
+    // are being acknowledged: not held from the start.
+    assert!(
+        reads
+            .iter()
+            .any(|r| r.from >= 1_000 && (1..1_000).contains(&r.acknowledged)),
+        "{reads:?}"
+    );
+}

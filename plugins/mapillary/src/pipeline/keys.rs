@@ -59,7 +59,7 @@ impl Run<'_> {
             let candidates = searches.next().await.ok_or_else(|| {
                 MlyError::Invalid(format!("no search was made for part {}", index + 1))
             })??;
-            let ours = crate::prepublish::our_images(planned, &self.request.sequence);
+            let ours = crate::prepublish::our_images(planned, &self.images.part(plan, index)?);
             let part = &mut parts[index];
             part.lookups += 1;
             part.last_lookup_ms = Some(now);

@@ -28,7 +28,8 @@ impl Run<'_> {
     ) -> Result<Vec<String>> {
         crate::prepublish::apply_survey(
             self.ctx,
-            &self.request.sequence,
+            &self.request.sequence.id,
+            &self.images,
             plan,
             parts,
             crate::prepublish::SurveyMode {
