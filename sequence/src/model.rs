@@ -491,22 +491,21 @@ impl ScannedSequence {
         skip_invalid: bool,
     ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
         let (kept, skipped) = self.selection(skip_invalid)?;
-        let mut images = Vec::with_capacity(kept.len());
-        images.extend(kept.iter().filter_map(|&i| self.images[i].to_image_info()));
-        Ok((self.descriptor_with(images), skipped))
-    }
-
-    /// [`ScannedSequence::to_descriptor`], taking the scanned images apart as it goes (see
-    /// [`ScannedSequence::into_descriptor_pages`]).
-    pub fn into_descriptor(
-        self,
-        skip_invalid: bool,
-    ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
-        let mut images = Vec::new();
-        let (mut descriptor, skipped) =
-            self.into_descriptor_pages(skip_invalid, 4096, |page| images.extend(page))?;
-        descriptor.images = images;
-        Ok((descriptor, skipped))
+        let spread = self.spread_times(&kept);
+        let images = kept
+            .iter()
+            .zip(spread)
+            .filter_map(|(&i, spread_ms)| {
+                Some(spread_to(self.images[i].to_image_info()?, spread_ms))
+            })
+            .collect();
+        Ok((
+            SequenceDescriptor {
+                images,
+                ..self.header()
+            },
+            skipped,
+        ))
     }
 
     /// [`ScannedSequence::to_descriptor`] handing the images to `page`, `page_len` at a time in
@@ -524,15 +523,9 @@ impl ScannedSequence {
         let (kept, skipped) = self.selection(skip_invalid)?;
         let mut keep = vec![false; self.images.len()];
         kept.iter().for_each(|&i| keep[i] = true);
-        // The spread times of the kept images, decided before any is converted (a run of equal times
-        // needs its neighbours).
-        let times: Vec<Option<i64>> = kept
-            .iter()
-            .map(|&i| self.images[i].captured_at_ms)
-            .collect();
+        // Decided before any image is converted: a run of equal times needs its neighbours.
+        let mut spread = self.spread_times(&kept).into_iter();
         drop(kept);
-        let mut spread = crate::validate::spread_equal_times(&times).into_iter();
-        drop(times);
         let mut scanned = std::mem::take(&mut self.images);
         // Reversed in place so that popping from the end walks the images in capture order while the
         // scan's memory is given back as it empties (a shrunk allocation of this size is remapped, not
@@ -544,17 +537,10 @@ impl ScannedSequence {
         while let Some(image) = scanned.pop() {
             // One spread time per kept image, so the two stay in step.
             let spread_ms = keep.pop().unwrap_or(false).then(|| spread.next().flatten());
-            if let Some((mut info, spread_ms)) =
+            if let Some((info, spread_ms)) =
                 spread_ms.and_then(|t| Some((image.into_image_info()?, t)))
             {
-                let spread_ms = spread_ms.unwrap_or(info.captured_at_ms);
-                if spread_ms != info.captured_at_ms {
-                    if let Some(sources) = info.sources.as_mut() {
-                        sources.spread_from_ms = Some(info.captured_at_ms);
-                    }
-                    info.captured_at_ms = spread_ms;
-                }
-                current.push(info);
+                current.push(spread_to(info, spread_ms));
                 if current.len() == page_len {
                     let next = Vec::with_capacity(page_len.min(scanned.len()));
                     page(std::mem::replace(&mut current, next));
@@ -567,11 +553,11 @@ impl ScannedSequence {
         if !current.is_empty() {
             page(current);
         }
-        Ok((self.descriptor_with(Vec::new()), skipped))
+        Ok((self.header(), skipped))
     }
 
-    /// The descriptor of this sequence with `images` (in capture order; equal times are spread).
-    fn descriptor_with(&self, images: Vec<ImageInfo>) -> SequenceDescriptor {
+    /// The descriptor of this sequence without its images.
+    fn header(&self) -> SequenceDescriptor {
         SequenceDescriptor {
             schema: SEQUENCE_SCHEMA_VERSION,
             id: self.id.clone(),
@@ -581,8 +567,18 @@ impl ScannedSequence {
             transport: self.transport.clone(),
             tags: self.tags.clone(),
             source: self.source,
-            images: with_spread_times(images),
+            images: Vec::new(),
         }
+    }
+
+    /// The capture times of the `kept` images (indices in capture order) with equal whole seconds
+    /// spread ([`crate::validate::spread_equal_times`]), one for each.
+    fn spread_times(&self, kept: &[usize]) -> Vec<Option<i64>> {
+        let times: Vec<Option<i64>> = kept
+            .iter()
+            .map(|&i| self.images[i].captured_at_ms)
+            .collect();
+        crate::validate::spread_equal_times(&times)
     }
 
     /// Which images the descriptor keeps (their indices, in order) and which it leaves out, why.
@@ -664,22 +660,17 @@ impl ScannedSequence {
     }
 }
 
-/// Spreads equal capture times (see [`crate::validate::spread_equal_times`]); `images` are in capture order.
-fn with_spread_times(mut images: Vec<ImageInfo>) -> Vec<ImageInfo> {
-    let times: Vec<Option<i64>> = images.iter().map(|i| Some(i.captured_at_ms)).collect();
-    for (image, t) in images
-        .iter_mut()
-        .zip(crate::validate::spread_equal_times(&times))
-    {
-        let spread = t.unwrap_or(image.captured_at_ms);
-        if spread != image.captured_at_ms {
-            if let Some(sources) = image.sources.as_mut() {
-                sources.spread_from_ms = Some(image.captured_at_ms);
-            }
+/// `image` at its spread capture time `spread_ms` (its own when `None`); where that moved it, its
+/// sources keep the file's own time.
+fn spread_to(mut image: ImageInfo, spread_ms: Option<i64>) -> ImageInfo {
+    let spread_ms = spread_ms.unwrap_or(image.captured_at_ms);
+    if spread_ms != image.captured_at_ms {
+        if let Some(sources) = image.sources.as_mut() {
+            sources.spread_from_ms = Some(image.captured_at_ms);
         }
-        image.captured_at_ms = spread;
+        image.captured_at_ms = spread_ms;
     }
-    images
+    image
 }
 
 /// How many images have each projection.

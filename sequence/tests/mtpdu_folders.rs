@@ -177,16 +177,16 @@ fn equal_whole_second_times_are_spread_within_the_second() {
     assert!(s.is_valid(), "{:#?}", s.problems);
     let (descriptor, skipped) = s.to_descriptor(false).unwrap();
     assert!(skipped.is_empty());
-    // Taken apart, whole or a page at a time, the scan gives the same descriptor.
-    assert_eq!(s.clone().into_descriptor(false).unwrap().0, descriptor);
+    // Taken apart a page at a time, the scan gives the same descriptor.
     let mut pages = Vec::new();
-    let (header, _) = s
+    let (mut header, _) = s
         .clone()
         .into_descriptor_pages(false, 3, |page| pages.push(page))
         .unwrap();
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
     assert_eq!(header.images, []);
-    assert_eq!(pages.concat(), descriptor.images);
+    header.images = pages.concat();
+    assert_eq!(header, descriptor);
     let times: Vec<i64> = descriptor
         .images
         .iter()

@@ -142,7 +142,12 @@ fn each_per_image_problem_kind() {
 
     // With skip_invalid: the valid ones remain and every skipped file is named.
     let (d, skipped) = s.to_descriptor(true).unwrap();
-    let (taken_apart, skipped_too) = s.clone().into_descriptor(true).unwrap();
+    let mut pages = Vec::new();
+    let (mut taken_apart, skipped_too) = s
+        .clone()
+        .into_descriptor_pages(true, 1, |page| pages.push(page))
+        .unwrap();
+    taken_apart.images = pages.concat();
     assert_eq!((&taken_apart, skipped_too.len()), (&d, skipped.len()));
     let kept: Vec<&str> = d.images.iter().map(|i| i.file_name.as_str()).collect();
     assert_eq!(kept, ["img_00.jpg", "img_08.jpg"]);
