@@ -15,7 +15,7 @@ use plugin_api::protocol::{
 };
 
 use crate::packed_images::PackedSequence;
-use crate::state::StateStore;
+use crate::state::{StateError, StateStore};
 
 /// Where a progress event comes from: set by the runner for each call, so every event is attributable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,42 +265,52 @@ impl PluginServices {
 }
 
 impl PluginServices {
+    /// A read of the state store asked as JSON: `payload` parsed as a `Req` (`asked` names it when it
+    /// does not parse), answered by `answer` on the open store, the answer (`answered`) written back
+    /// as JSON.
+    fn state_read<'p, Req: serde::Deserialize<'p>, Answer: serde::Serialize>(
+        &self,
+        payload: &'p str,
+        (asked, answered): (&str, &str),
+        answer: impl FnOnce(&StateStore, Req) -> Result<Answer, StateError>,
+    ) -> RResult<RString, RString> {
+        wrap(self.store().and_then(|s| {
+            let request: Req = serde_json::from_str(payload)
+                .map_err(|e| RString::from(format!("malformed {asked}: {e}")))?;
+            let answer = answer(s, request).map_err(|e| RString::from(e.to_string()))?;
+            serde_json::to_string(&answer)
+                .map(RString::from)
+                .map_err(|e| format!("cannot encode {answered}: {e}").into())
+        }))
+    }
+
     /// The values of the keys `payload` (a [`StateReads`]) names, the first [`MAX_STATE_READS`] of
     /// them, as a [`StateValues`].
     fn read_many(&self, payload: RStr<'_>) -> RResult<RString, RString> {
-        wrap(self.store().and_then(|s| {
-            let reads: StateReads<'_> = serde_json::from_str(payload.as_str())
-                .map_err(|e| RString::from(format!("malformed state keys: {e}")))?;
-            let keys = &reads.keys[..reads.keys.len().min(MAX_STATE_READS)];
-            let values = s
-                .get_many(&self.plugin_id, keys)
-                .map_err(|e| RString::from(e.to_string()))?;
-            serde_json::to_string(&StateValues { values })
-                .map(RString::from)
-                .map_err(|e| format!("cannot encode state values: {e}").into())
-        }))
+        self.state_read(
+            payload.as_str(),
+            ("state keys", "state values"),
+            |s, reads: StateReads<'_>| {
+                let keys = &reads.keys[..reads.keys.len().min(MAX_STATE_READS)];
+                let values = s.get_many(&self.plugin_id, keys)?;
+                Ok(StateValues { values })
+            },
+        )
     }
-}
 
-impl PluginServices {
     /// The page of entries `payload` (a [`StatePageRequest`]) asks for, at most [`MAX_STATE_READS`],
     /// as a [`StatePage`].
     fn list_page(&self, payload: RStr<'_>) -> RResult<RString, RString> {
-        wrap(self.store().and_then(|s| {
-            let request: StatePageRequest = serde_json::from_str(payload.as_str())
-                .map_err(|e| RString::from(format!("malformed state page: {e}")))?;
-            let entries = s
-                .list_page(
-                    &self.plugin_id,
-                    &request.prefix,
-                    request.after.as_deref(),
-                    MAX_STATE_READS,
-                )
-                .map_err(|e| RString::from(e.to_string()))?;
-            serde_json::to_string(&StatePage { entries })
-                .map(RString::from)
-                .map_err(|e| format!("cannot encode a state page: {e}").into())
-        }))
+        self.state_read(
+            payload.as_str(),
+            ("state page", "a state page"),
+            |s, request: StatePageRequest| {
+                let after = request.after.as_deref();
+                let entries =
+                    s.list_page(&self.plugin_id, &request.prefix, after, MAX_STATE_READS)?;
+                Ok(StatePage { entries })
+            },
+        )
     }
 }
 

@@ -146,6 +146,18 @@ pub struct StateStore {
     written: Arc<Mutex<std::collections::HashMap<String, u64>>>,
 }
 
+/// A plugin's entries in a key range, in key order ([`StateStore::list_page`]); `$from` compares the
+/// key with the range's start.
+macro_rules! list_sql {
+    ($from:literal) => {
+        concat!(
+            "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND key ",
+            $from,
+            " ?2 AND key < ?3 AND substr(key, 1, length(?4)) = ?4 ORDER BY key LIMIT ?5"
+        )
+    };
+}
+
 impl StateStore {
     /// The database file.
     pub fn path(&self) -> &Path {
@@ -276,23 +288,7 @@ impl StateStore {
 
     /// A plugin's (non-secret) entries whose key starts with `prefix`, by key.
     pub fn list(&self, plugin: &str, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        // A range the key index can seek to, so a listing costs what it finds, not every key of the
-        // plugin. Keys compare as UTF-8 bytes; the bound (the prefix followed by the last code point)
-        // leaves out only keys with U+10FFFF right after the prefix, which no key of ours has.
-        let below = format!("{prefix}\u{10FFFF}");
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND key >= ?2 AND key < ?3
-                 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![plugin, prefix, below], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        self.list_page(plugin, prefix, None, usize::MAX)
     }
 
     /// Up to `limit` of a plugin's (non-secret) entries whose key starts with `prefix` and comes after
@@ -304,21 +300,16 @@ impl StateStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, String)>, StateError> {
-        // The same seekable range as `list`, started after the previous page's last key: the
-        // start is the range's lower bound itself, so each page seeks to it (a filter `key > ?`
-        // beside `key >= prefix` made every page walk the prefix from its first key).
+        // A range the key index can seek to, so a listing costs what it finds, not every key of the
+        // plugin. Keys compare as UTF-8 bytes; the bound (the prefix followed by the last code point)
+        // leaves out only keys with U+10FFFF right after the prefix, which no key of ours has. A later
+        // page starts after the previous page's last key: that key is the range's lower bound itself,
+        // so each page seeks to it (a filter `key > ?` beside `key >= prefix` made every page walk
+        // the prefix from its first key).
         let below = format!("{prefix}\u{10FFFF}");
         let (start, sql) = match after {
-            Some(after) => (
-                after,
-                "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND key > ?2 AND key < ?3
-                 AND substr(key, 1, length(?4)) = ?4 ORDER BY key LIMIT ?5",
-            ),
-            None => (
-                prefix,
-                "SELECT key, value FROM plugin_state WHERE plugin = ?1 AND key >= ?2 AND key < ?3
-                 AND substr(key, 1, length(?4)) = ?4 ORDER BY key LIMIT ?5",
-            ),
+            Some(after) => (after, list_sql!(">")),
+            None => (prefix, list_sql!(">=")),
         };
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
