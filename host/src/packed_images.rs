@@ -37,8 +37,7 @@ impl PackedImages {
         let mut pages = Vec::with_capacity(len.div_ceil(PAGE));
         while !images.is_empty() {
             let start = (images.len() - 1) / PAGE * PAGE;
-            let page = serde_json::to_vec(&images[start..])?;
-            pages.push(lz4_flex::block::compress_prepend_size(&page).into_boxed_slice());
+            pages.push(packed_page(&images[start..])?);
             images.truncate(start);
             if images.capacity() - images.len() >= (images.capacity() / 8).max(4 * PAGE) {
                 images.shrink_to_fit();
@@ -51,9 +50,7 @@ impl PackedImages {
     /// Packs `page`, the next [`PAGE`] images in order (fewer only for the last one).
     fn push_page(&mut self, page: &[ImageInfo]) -> Result<(), serde_json::Error> {
         debug_assert!(self.len.is_multiple_of(PAGE), "only the last page is short");
-        let json = serde_json::to_vec(page)?;
-        self.pages
-            .push(lz4_flex::block::compress_prepend_size(&json).into_boxed_slice());
+        self.pages.push(packed_page(page)?);
         self.len += page.len();
         Ok(())
     }
@@ -126,6 +123,12 @@ impl PackedImages {
     pub(crate) fn packed_bytes(&self) -> usize {
         self.pages.iter().map(|p| p.len()).sum()
     }
+}
+
+/// `page`'s JSON, compressed with its length in front.
+fn packed_page(page: &[ImageInfo]) -> Result<Box<[u8]>, serde_json::Error> {
+    let json = serde_json::to_vec(page)?;
+    Ok(lz4_flex::block::compress_prepend_size(&json).into_boxed_slice())
 }
 
 /// A JSON array of the images, written a page at a time.
@@ -218,27 +221,18 @@ impl PackedSequence {
         self.images.len()
     }
 
-    /// The sum of the images' sizes in bytes.
-    pub fn total_bytes(&self) -> u64 {
-        self.images.iter().map(|i| i.size_bytes).sum()
-    }
-
-    /// Capture time of the earliest image (Unix ms, UTC).
-    pub fn first_capture_ms(&self) -> Option<i64> {
-        self.images.iter().map(|i| i.captured_at_ms).min()
+    /// The sum of the images' sizes in bytes and the capture time of the earliest (Unix ms, UTC), in
+    /// one pass over the pages.
+    pub fn bytes_and_first_capture(&self) -> (u64, Option<i64>) {
+        self.images.iter().fold((0, None), |(bytes, first), image| {
+            let first = first.map_or(image.captured_at_ms, |t: i64| t.min(image.captured_at_ms));
+            (bytes + image.size_bytes, Some(first))
+        })
     }
 
     /// Gives the sequence the id `id` (the stored sequence its photos are).
     pub fn set_id(&mut self, id: String) {
         self.header.id = id;
-    }
-
-    /// The whole descriptor, unpacked (for a caller that needs every image at once).
-    pub fn unpack(&self) -> SequenceDescriptor {
-        SequenceDescriptor {
-            images: self.images.iter().collect(),
-            ..self.header.clone()
-        }
     }
 }
 
@@ -322,7 +316,13 @@ mod tests {
             ours.as_object().unwrap().keys().collect::<Vec<_>>()
         );
         assert_eq!(whole, ours);
-        assert_eq!(packed.unpack(), descriptor);
+        assert_eq!(
+            packed.images().iter().collect::<Vec<_>>(),
+            descriptor.images
+        );
+        let first = descriptor.images.iter().map(|i| i.captured_at_ms).min();
+        let bytes = descriptor.images.iter().map(|i| i.size_bytes).sum();
+        assert_eq!(packed.bytes_and_first_capture(), (bytes, first));
         assert_eq!(packed.header().images, vec![]);
     }
 

@@ -19,8 +19,6 @@ pub trait SequenceContent: Serialize + Send + Sync {
     fn fingerprint(&self) -> u64;
     /// Calls `f` with each image's path, in order.
     fn for_each_path(&self, f: &mut dyn FnMut(&str));
-    /// How many images there are.
-    fn image_count(&self) -> usize;
 }
 
 fn hash_header(sequence: &SequenceDescriptor, h: &mut DefaultHasher) {
@@ -69,10 +67,6 @@ impl SequenceContent for SequenceDescriptor {
     fn for_each_path(&self, f: &mut dyn FnMut(&str)) {
         self.images.iter().for_each(|i| f(&i.path));
     }
-
-    fn image_count(&self) -> usize {
-        self.images.len()
-    }
 }
 
 impl SequenceContent for PackedSequence {
@@ -93,9 +87,5 @@ impl SequenceContent for PackedSequence {
 
     fn for_each_path(&self, f: &mut dyn FnMut(&str)) {
         self.images().iter().for_each(|i| f(&i.path));
-    }
-
-    fn image_count(&self) -> usize {
-        PackedSequence::image_count(self)
     }
 }

@@ -317,16 +317,19 @@ impl Uploads {
             sequences: prepared
                 .iter()
                 .map(|p| &p.descriptor)
-                .map(|d| SequenceView {
-                    id: d.id().to_string(),
-                    name: d.header().name.clone(),
-                    root: d.header().root.clone(),
-                    images: d.image_count(),
-                    bytes: d.total_bytes(),
-                    description: d.header().description.clone(),
-                    transport: d.header().transport.clone(),
-                    tags: d.header().tags.clone(),
-                    first_capture_ms: d.first_capture_ms(),
+                .map(|d| {
+                    let (bytes, first_capture_ms) = d.bytes_and_first_capture();
+                    SequenceView {
+                        id: d.id().to_string(),
+                        name: d.header().name.clone(),
+                        root: d.header().root.clone(),
+                        images: d.image_count(),
+                        bytes,
+                        description: d.header().description.clone(),
+                        transport: d.header().transport.clone(),
+                        tags: d.header().tags.clone(),
+                        first_capture_ms,
+                    }
                 })
                 .collect(),
             notes,
