@@ -86,6 +86,29 @@ impl<'a> Images<'a> {
         }
     }
 
+    /// The images in pages of `page` (the index of its first image, the page), in order; an error
+    /// ends them.
+    pub fn pages(
+        &self,
+        page: u64,
+    ) -> impl Iterator<Item = Result<(u64, Cow<'a, [ImageInfo]>), PluginError>> + '_ {
+        let page = page.max(1);
+        let mut from = 0;
+        std::iter::from_fn(move || {
+            if from >= self.len() {
+                return None;
+            }
+            let at = from;
+            let images = self.range(at, page);
+            // A short lend is the range's error; either way an error is the last item.
+            from = match &images {
+                Ok(images) if !images.is_empty() => at + images.len() as u64,
+                _ => u64::MAX,
+            };
+            Some(images.map(|images| (at, images)))
+        })
+    }
+
     /// Calls `visit` with each page of `page` images (the index of its first image, the page) in
     /// order, until it breaks or the images end.
     pub fn for_each_page(
@@ -93,14 +116,11 @@ impl<'a> Images<'a> {
         page: u64,
         mut visit: impl FnMut(u64, &[ImageInfo]) -> ControlFlow<()>,
     ) -> Result<(), PluginError> {
-        let page = page.max(1);
-        let mut from = 0;
-        while from < self.len() {
-            let images = self.range(from, page)?;
+        for read in self.pages(page) {
+            let (from, images) = read?;
             if visit(from, &images).is_break() {
                 break;
             }
-            from += images.len() as u64;
         }
         Ok(())
     }

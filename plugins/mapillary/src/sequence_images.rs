@@ -54,20 +54,9 @@ impl<'a> SequenceImages<'a> {
 
     /// The images in pages of [`PAGE`], in order, each with the index of its first image.
     pub fn pages(&self) -> impl Iterator<Item = Result<(u64, Cow<'a, [ImageInfo]>)>> + '_ {
-        let mut from = 0;
-        std::iter::from_fn(move || {
-            if from >= self.len() {
-                return None;
-            }
-            let at = from;
-            let page = self.images.range(at, PAGE);
-            // An empty page or an error ends the pages (the range reports a short lend as an error).
-            from = match &page {
-                Ok(page) if !page.is_empty() => at + page.len() as u64,
-                _ => u64::MAX,
-            };
-            Some(page.map(|page| (at, page)).map_err(MlyError::from))
-        })
+        self.images
+            .pages(PAGE)
+            .map(|page| page.map_err(MlyError::from))
     }
 
     /// Calls `visit` with each image and its index, in order, until it fails.

@@ -126,10 +126,8 @@ pub async fn send_all(
     let (mut sending, mut spread) = (0usize, 0usize);
     let mut names = NameSet::default();
     let mut changed = Vec::new();
-    let mut from = 0;
-    while from < images.len() {
-        let page = images.range(from, PAGE)?;
-        from += page.len() as u64;
+    for page in images.pages(PAGE) {
+        let (_, page) = page?;
         for image in page.iter() {
             if !crate::eligibility::is_taken(image) {
                 due.push(false);
