@@ -169,22 +169,14 @@ impl State<'_> {
     pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, PluginError> {
         let mut values = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_STATE_READS) {
-            let payload = serde_json::to_string(&StateReads {
+            let reads = StateReads {
                 keys: std::borrow::Cow::Borrowed(chunk),
-            })
-            .map_err(|err| PluginError::other(format!("cannot encode state keys: {err}")))?;
-            let answer = match self
-                .host
-                .extension(RStr::from_str(STATE_READ_SERVICE), RStr::from_str(&payload))
-            {
-                RResult::ROk(answer) => answer,
-                RResult::RErr(err) if err.as_str().starts_with(UNKNOWN_SERVICE_ERROR) => {
-                    for key in chunk {
-                        values.push(self.get(key)?);
-                    }
-                    continue;
+            };
+            let Some(answer) = self.ask(STATE_READ_SERVICE, &reads, "state keys")? else {
+                for key in chunk {
+                    values.push(self.get(key)?);
                 }
-                RResult::RErr(err) => return Err(host_error(err)),
+                continue;
             };
             let answer: StateValues = serde_json::from_str(answer.as_str())
                 .map_err(|err| PluginError::other(format!("host state store: {err}")))?;
@@ -233,25 +225,23 @@ impl State<'_> {
     ) -> Result<(), PluginError> {
         let mut after: Option<String> = None;
         loop {
-            let payload = serde_json::to_string(&StatePageRequest {
+            let request = StatePageRequest {
                 prefix: prefix.to_string(),
                 after: after.clone(),
-            })
-            .map_err(|err| PluginError::other(format!("cannot encode a state page: {err}")))?;
-            let answer = match self
-                .host
-                .extension(RStr::from_str(STATE_PAGE_SERVICE), RStr::from_str(&payload))
-            {
-                RResult::ROk(answer) => answer,
-                RResult::RErr(err)
-                    if after.is_none() && err.as_str().starts_with(UNKNOWN_SERVICE_ERROR) =>
-                {
+            };
+            let answer = match self.ask(STATE_PAGE_SERVICE, &request, "a state page")? {
+                Some(answer) => answer,
+                None if after.is_none() => {
                     return self
                         .list(prefix)?
                         .into_iter()
                         .try_for_each(|(key, value)| f(key, value));
                 }
-                RResult::RErr(err) => return Err(host_error(err)),
+                None => {
+                    return Err(host_error(
+                        format!("{UNKNOWN_SERVICE_ERROR} {STATE_PAGE_SERVICE}").into(),
+                    ))
+                }
             };
             let page: StatePage = serde_json::from_str(answer.as_str())
                 .map_err(|err| PluginError::other(format!("host state store: {err}")))?;
@@ -281,16 +271,29 @@ impl State<'_> {
             [single] => return self.write_one(single),
             _ => {}
         }
-        let payload = serde_json::to_string(writes)
-            .map_err(|err| PluginError::other(format!("cannot encode state writes: {err}")))?;
-        match self.host.extension(
-            RStr::from_str(STATE_BATCH_SERVICE),
-            RStr::from_str(&payload),
-        ) {
-            RResult::ROk(_) => Ok(()),
-            RResult::RErr(err) if err.as_str().starts_with(UNKNOWN_SERVICE_ERROR) => {
-                writes.iter().try_for_each(|write| self.write_one(write))
-            }
+        match self.ask(STATE_BATCH_SERVICE, writes, "state writes")? {
+            Some(_) => Ok(()),
+            None => writes.iter().try_for_each(|write| self.write_one(write)),
+        }
+    }
+
+    /// Asks the host's state service `service` with `request` (`what` names it when it cannot be
+    /// encoded): its answer, or `None` from a host older than the service, which the caller then
+    /// does without.
+    fn ask(
+        &self,
+        service: &str,
+        request: &(impl Serialize + ?Sized),
+        what: &str,
+    ) -> Result<Option<abi_stable::std_types::RString>, PluginError> {
+        let payload = serde_json::to_string(request)
+            .map_err(|err| PluginError::other(format!("cannot encode {what}: {err}")))?;
+        match self
+            .host
+            .extension(RStr::from_str(service), RStr::from_str(&payload))
+        {
+            RResult::ROk(answer) => Ok(Some(answer)),
+            RResult::RErr(err) if err.as_str().starts_with(UNKNOWN_SERVICE_ERROR) => Ok(None),
             RResult::RErr(err) => Err(host_error(err)),
         }
     }
