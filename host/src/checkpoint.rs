@@ -9,9 +9,9 @@
 //! user reads, and the plugin's final outcome replaces it when the run ends.
 //!
 //! When the record cannot be written (a full disk), nothing is sent: [`Checkpoint::begin`] fails and the
-//! plugin is not called. When a later write fails, the run is asked to stop at its next safe point
-//! ([`Checkpoint::stop_flag`]) and ends with that error ([`Checkpoint::take_failure`]); what was written
-//! before stays (every write is its own transaction).
+//! plugin is not called. When a later write fails, the run is asked to stop at its next safe point and
+//! ends with that error ([`Checkpoint::write_failure`], shared with the plugin's state services); what
+//! was written before stays (every write is its own transaction).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,7 @@ use plugin_api::protocol::{Phase, Progress, ProgressEvent, RunOutcome, SequenceS
 
 use crate::services::{ProgressOrigin, ProgressSink};
 use crate::state::{IntegrationRecord, StateError, StateStore};
+use crate::write_failure::WriteFailure;
 
 /// At most one progress write per this interval (phase changes are written at once).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(1000);
@@ -41,10 +42,8 @@ pub struct Checkpoint {
     base: IntegrationRecord,
     inner: Mutex<Inner>,
     descriptor_written: AtomicBool,
-    /// Set when a write failed: the run stops at its next safe point.
-    stop: Arc<AtomicBool>,
-    /// The first write that failed.
-    failure: Mutex<Option<StateError>>,
+    /// The first write of the run that failed: the run stops at its next safe point.
+    failure: Arc<WriteFailure>,
 }
 
 impl Checkpoint {
@@ -69,8 +68,7 @@ impl Checkpoint {
                 latest: None,
             }),
             descriptor_written: AtomicBool::new(false),
-            stop: Arc::new(AtomicBool::new(false)),
-            failure: Mutex::new(None),
+            failure: Arc::default(),
         });
         match &checkpoint.base.outcome {
             None => {
@@ -99,18 +97,11 @@ impl Checkpoint {
         Ok(checkpoint)
     }
 
-    /// Set once a write of the record failed: the services report the run as cancelled from then on,
-    /// so the plugin stops at its next safe point.
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
-    }
-
-    /// The first write that failed during the run, if any (taken: asked once, after the run).
-    pub fn take_failure(&self) -> Option<StateError> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+    /// Where a failed write of this run is noted, by the record or by the plugin's state services:
+    /// the services report the run as cancelled from then on, so the plugin stops at its next safe
+    /// point, and the run ends with the first failure.
+    pub fn write_failure(&self) -> Arc<WriteFailure> {
+        self.failure.clone()
     }
 
     /// What the record says now, when the run changed it.
@@ -182,9 +173,7 @@ impl Checkpoint {
                 "cannot record the progress of {}: {err}",
                 self.sequence.id()
             );
-            self.stop.store(true, Ordering::SeqCst);
-            let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-            failure.get_or_insert(err);
+            self.failure.record(err);
         }
     }
 

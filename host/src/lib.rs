@@ -34,3 +34,4 @@ pub mod signals;
 pub mod state;
 pub mod table;
 pub mod upload;
+pub mod write_failure;

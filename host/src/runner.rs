@@ -370,7 +370,7 @@ impl Runner {
             let checkpoint = self.checkpoint(sequence.clone(), &id, records.get(&id))?;
             let services = self
                 .services(integration, Some(sequence.id()))
-                .with_stop_flag(checkpoint.stop_flag())
+                .with_write_failure(checkpoint.write_failure())
                 .with_progress(checkpoint.sink(self.progress.clone()));
             let result = integration.run(services, &sequence, request).await;
             let mut record = records.remove(&id).unwrap_or_default();
@@ -418,9 +418,10 @@ impl Runner {
                 outcome.exports = Self::public_exports(integration, outcome);
             }
             let stored = self.store.put_record(&*sequence, &id, &record);
-            if let Some(failure) = checkpoint.take_failure() {
-                // The run was stopped because its record could not be written: say so, whatever the
-                // plugin reported (what it acknowledged is in its own state, or sent again next time).
+            if let Some(failure) = checkpoint.write_failure().take() {
+                // The run was stopped because its record or its plugin's state could not be written:
+                // say so, whatever the plugin reported (what it acknowledged is in its own state, or
+                // sent again next time).
                 return Err(failure);
             }
             stored?;

@@ -16,6 +16,7 @@ use plugin_api::protocol::{
 
 use crate::packed_images::PackedSequence;
 use crate::state::{StateError, StateStore};
+use crate::write_failure::WriteFailure;
 
 /// Where a progress event comes from: set by the runner for each call, so every event is attributable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +43,8 @@ pub struct PluginServices {
     progress: Option<ProgressSink>,
     authorizer: Option<Authorizer>,
     cancelled: Arc<AtomicBool>,
-    /// A second reason to stop at the next safe point (the run's record can no longer be written).
-    stop: Option<Arc<AtomicBool>>,
+    /// Where a failed write of the run is noted: a second reason to stop at the next safe point.
+    write_failure: Option<Arc<WriteFailure>>,
     /// The sequence whose images the call reads by range ([`IMAGES_SERVICE`]).
     images: Option<Arc<PackedSequence>>,
 }
@@ -59,7 +60,7 @@ impl PluginServices {
             progress: None,
             authorizer: None,
             cancelled: Arc::new(AtomicBool::new(false)),
-            stop: None,
+            write_failure: None,
             images: None,
         }
     }
@@ -100,9 +101,10 @@ impl PluginServices {
         self
     }
 
-    /// Reports the call as cancelled also once `flag` is set.
-    pub fn with_stop_flag(mut self, flag: Arc<AtomicBool>) -> PluginServices {
-        self.stop = Some(flag);
+    /// Notes each failed write of the plugin's state in `failure`, and reports the call as cancelled
+    /// once any write of the run (the plugin's or the run's record) has failed.
+    pub fn with_write_failure(mut self, failure: Arc<WriteFailure>) -> PluginServices {
+        self.write_failure = Some(failure);
         self
     }
 
@@ -115,6 +117,15 @@ impl PluginServices {
         self.store
             .as_ref()
             .ok_or_else(|| RString::from("no state store is open for this command"))
+    }
+
+    /// The message the plugin gets for a write that failed, the failure noted for the run first.
+    fn failed_write(&self, err: StateError) -> RString {
+        let message = RString::from(err.to_string());
+        if let Some(failure) = &self.write_failure {
+            failure.record(err);
+        }
+        message
     }
 }
 
@@ -171,14 +182,14 @@ impl HostServices for PluginServices {
     fn state_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
         wrap(self.store().and_then(|s| {
             s.put(&self.plugin_id, key.as_str(), value.as_str(), false)
-                .map_err(|e| e.to_string().into())
+                .map_err(|e| self.failed_write(e))
         }))
     }
 
     fn state_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
         wrap(self.store().and_then(|s| {
             s.delete(&self.plugin_id, key.as_str(), false)
-                .map_err(|e| e.to_string().into())
+                .map_err(|e| self.failed_write(e))
         }))
     }
 
@@ -206,20 +217,20 @@ impl HostServices for PluginServices {
     fn secret_put(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
         wrap(self.store().and_then(|s| {
             s.put(&self.plugin_id, key.as_str(), value.as_str(), true)
-                .map_err(|e| e.to_string().into())
+                .map_err(|e| self.failed_write(e))
         }))
     }
 
     fn secret_delete(&self, key: RStr<'_>) -> RResult<(), RString> {
         wrap(self.store().and_then(|s| {
             s.delete(&self.plugin_id, key.as_str(), true)
-                .map_err(|e| e.to_string().into())
+                .map_err(|e| self.failed_write(e))
         }))
     }
 
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
-            || self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+            || self.write_failure.as_ref().is_some_and(|f| f.has_failed())
     }
 
     fn extension(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
@@ -259,7 +270,7 @@ impl PluginServices {
                 .map_err(|e| RString::from(format!("malformed state writes: {e}")))?;
             s.write_all(&self.plugin_id, &writes)
                 .map(|()| RString::new())
-                .map_err(|e| e.to_string().into())
+                .map_err(|e| self.failed_write(e))
         }))
     }
 }
@@ -350,6 +361,49 @@ mod tests {
             lent(&seq, 0, 20_000).len() as u64,
             plugin_api::protocol::MAX_IMAGE_RANGE
         );
+    }
+
+    #[test]
+    fn a_state_write_that_fails_stops_the_run_and_is_the_error_it_ends_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let failure = Arc::new(WriteFailure::default());
+        let services = PluginServices::new("p", BTreeMap::new())
+            .with_store(store.clone())
+            .with_write_failure(failure.clone());
+        services
+            .state_put(RStr::from_str("small"), RStr::from_str("1"))
+            .into_result()
+            .unwrap();
+        assert!(!services.is_cancelled());
+
+        store.fill_up();
+        let big = "x".repeat(64 * 1024);
+        let told = services
+            .extension(
+                RStr::from_str(STATE_BATCH_SERVICE),
+                RStr::from_str(
+                    &serde_json::json!([{ "op": "put", "key": "acked", "value": big }]).to_string(),
+                ),
+            )
+            .into_result()
+            .unwrap_err();
+        assert!(told.contains("disk full"), "the plugin is told why: {told}");
+        assert!(
+            services.is_cancelled(),
+            "the plugin stops at its next safe point"
+        );
+        let kept = failure.take().expect("the run ends with the failed write");
+        assert_eq!(kept.to_string(), told.as_str());
+        // A failed read is the plugin's to handle: it does not stop the run.
+        let quiet = PluginServices::new("p", BTreeMap::new())
+            .with_store(store)
+            .with_write_failure(Arc::new(WriteFailure::default()));
+        assert!(quiet
+            .state_get(RStr::from_str("small"))
+            .into_result()
+            .is_ok());
+        assert!(!quiet.is_cancelled());
     }
 
     #[test]

@@ -201,6 +201,21 @@ impl StateStore {
         )
     }
 
+    /// Caps the database at the pages it has now, so that the next write that needs a page fails as
+    /// on a full disk (SQLite's `SQLITE_FULL`): the full disk, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn fill_up(&self) {
+        let conn = self.lock();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .expect("page count");
+        let _: i64 = conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                row.get(0)
+            })
+            .expect("max page count");
+    }
+
     /// A plugin's value (`secret` selects the secrets table).
     pub fn get(&self, plugin: &str, key: &str, secret: bool) -> Result<Option<String>, StateError> {
         let sql = format!(
