@@ -12,9 +12,9 @@ use crate::model::{Problem, ScannedImage};
 
 /// Aligns the offsets taken from the time zone, per camera (see the module docs).
 pub(crate) fn one_offset_per_camera(read: &mut [(ScannedImage, Vec<Problem>)]) {
-    let mut cameras: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
+    let mut cameras: BTreeMap<Option<std::sync::Arc<str>>, Vec<usize>> = BTreeMap::new();
     // camera -> offset its clock shows against GPS time -> count
-    let mut evidence: BTreeMap<Option<String>, BTreeMap<i32, usize>> = BTreeMap::new();
+    let mut evidence: BTreeMap<Option<std::sync::Arc<str>>, BTreeMap<i32, usize>> = BTreeMap::new();
     for (i, (img, _)) in read.iter().enumerate() {
         match &img.time_source {
             Some(TimeSource::Local {
@@ -123,7 +123,7 @@ pub(crate) fn zone_notes<'a>(images: impl Iterator<Item = &'a ScannedImage>) -> 
             g.aligned += 1;
         }
         *g.zones
-            .entry((zone.as_str(), *summer && zone_minutes == offset_minutes))
+            .entry((*zone, *summer && zone_minutes == offset_minutes))
             .or_insert(0) += 1;
         g.first_ms = g.first_ms.min(*wall_ms);
         g.last_ms = g.last_ms.max(*wall_ms);
@@ -187,15 +187,15 @@ mod tests {
 
     /// An image of `camera` whose wall time `wall` was read at the zone's `minutes`.
     fn zoned(name: &str, camera: &str, wall: i64, minutes: i32) -> (ScannedImage, Vec<Problem>) {
-        let mut img = ScannedImage::new(PathBuf::from(name), name.to_string());
-        img.camera = Some(camera.to_string());
+        let mut img = ScannedImage::new(PathBuf::from(name));
+        img.camera = Some(camera.into());
         img.captured_at_ms = Some(wall - i64::from(minutes) * 60_000);
         img.time_source = Some(TimeSource::Local {
             field: "DateTimeOriginal",
             wall_ms: wall,
             offset_minutes: minutes,
             offset: OffsetBasis::Zone {
-                zone: "Europe/Paris".into(),
+                zone: "Europe/Paris",
                 summer: minutes == 120,
                 zone_minutes: minutes,
             },
@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn the_offset_the_clock_shows_against_gps_time_wins_over_the_zone() {
         let w = 1_720_000_000_000;
-        let mut with_gps = ScannedImage::new(PathBuf::from("g.jpg"), "g.jpg".into());
+        let mut with_gps = ScannedImage::new(PathBuf::from("g.jpg"));
         with_gps.camera = Some("Cam".into());
         with_gps.time_source = Some(TimeSource::Gps {
             field: "GPSDateStamp/GPSTimeStamp",

@@ -149,8 +149,8 @@ pub enum OffsetBasis {
     User,
     /// The IANA time zone at the photo's position on its date.
     Zone {
-        /// IANA zone name.
-        zone: String,
+        /// IANA zone name (static: not one string per image of a scan).
+        zone: &'static str,
         /// Whether summer time was in force.
         summer: bool,
         /// The zone's offset at this image's own position and date, in minutes; differs from the offset
@@ -199,7 +199,7 @@ impl LocalTime {
                 (Some((_, OffsetFrom::File)), _) => OffsetBasis::File,
                 (Some((_, OffsetFrom::User)), _) => OffsetBasis::User,
                 (Some((_, OffsetFrom::Zone)), Some(z)) => OffsetBasis::Zone {
-                    zone: z.zone.clone(),
+                    zone: z.zone,
                     summer: z.summer,
                     zone_minutes: z.minutes,
                 },
@@ -664,7 +664,7 @@ mod tests {
                 wall_ms: 1_411_315_256_000,
                 offset_minutes: 120,
                 offset: OffsetBasis::Zone {
-                    zone: "Europe/Paris".into(),
+                    zone: "Europe/Paris",
                     summer: true,
                     zone_minutes: 120,
                 }

@@ -20,10 +20,9 @@ use crate::sources::SourceSet;
 /// One image as read from disk; fields are `None` when the file does not provide them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScannedImage {
-    /// Absolute path.
+    /// Absolute path. The file name is its last component ([`ScannedImage::file_name`]): not kept
+    /// twice, as a scan of 100,000 images holds every image at once (docs/architecture.md, "Memory").
     pub path: PathBuf,
-    /// File name (last path component).
-    pub file_name: String,
     /// File size in bytes (0 if unreadable).
     pub size_bytes: u64,
     /// Latitude in degrees.
@@ -55,7 +54,8 @@ pub struct ScannedImage {
     /// Where the position came from (`None` when there is none).
     pub position_source: Option<PositionSource>,
     /// The camera (`Make Model`, and the body serial number when recorded): one clock per camera.
-    pub camera: Option<String>,
+    /// Shared by the images of one camera read one after the other, as `description` is.
+    pub camera: Option<std::sync::Arc<str>>,
     /// Which tags hold a position and a capture time (handed to integrations as
     /// [`plugin_api::sequence::MetadataSources`]).
     pub sources: Option<SourceSet>,
@@ -74,10 +74,9 @@ pub enum PositionSource {
 }
 
 impl ScannedImage {
-    pub(crate) fn new(path: PathBuf, file_name: String) -> ScannedImage {
+    pub(crate) fn new(path: PathBuf) -> ScannedImage {
         ScannedImage {
             path,
-            file_name,
             size_bytes: 0,
             latitude: None,
             longitude: None,
@@ -96,6 +95,14 @@ impl ScannedImage {
         }
     }
 
+    /// The file name: the path's last component (lossily UTF-8, as in the descriptor).
+    pub fn file_name(&self) -> std::borrow::Cow<'_, str> {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    }
+
     /// The position, if both coordinates are present.
     pub fn position(&self) -> Option<(f64, f64)> {
         Some((self.latitude?, self.longitude?))
@@ -104,13 +111,14 @@ impl ScannedImage {
     /// [`ScannedImage::to_image_info`], moving the strings instead of copying them.
     pub fn into_image_info(self) -> Option<ImageInfo> {
         let (latitude, longitude) = self.position()?;
+        let file_name = self.file_name().into_owned();
         Some(ImageInfo {
             path: self
                 .path
                 .into_os_string()
                 .into_string()
                 .unwrap_or_else(|p| p.to_string_lossy().into_owned()),
-            file_name: self.file_name,
+            file_name,
             size_bytes: self.size_bytes,
             latitude,
             longitude,
@@ -446,8 +454,7 @@ impl ScannedSequence {
             }
         }
         notes.extend(crate::camera_clock::zone_notes(self.valid_images()));
-        let times: Vec<Option<i64>> = self.valid_images().map(|i| i.captured_at_ms).collect();
-        let spread = crate::validate::spread_count(&times);
+        let spread = crate::validate::spread_count(self.valid_images().map(|i| i.captured_at_ms));
         if spread > 0 {
             notes.push(format!(
                 "{spread} images share whole-second capture times with a neighbour (a time-lapse faster than 1 frame/s); their times are spread evenly within the second, as mapillary_tools does"

@@ -141,8 +141,8 @@ pub(crate) fn is_jpeg_name(name: &str) -> bool {
     lower.ends_with(".jpg") || lower.ends_with(".jpeg")
 }
 
-/// The JPEG files directly in `dir` (non-recursive), as (path, file name).
-fn list_jpegs(dir: &Path) -> Result<Vec<(PathBuf, String)>, SequenceError> {
+/// The JPEG files directly in `dir` (non-recursive).
+fn list_jpegs(dir: &Path) -> Result<Vec<PathBuf>, SequenceError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
@@ -157,7 +157,7 @@ fn list_jpegs(dir: &Path) -> Result<Vec<(PathBuf, String)>, SequenceError> {
             Err(_) => true, // let the per-image read report it
         };
         if is_file {
-            out.push((path, name));
+            out.push(path);
         }
     }
     Ok(out)
@@ -304,18 +304,25 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
     // Unstable (no scratch copy of half the list): no two images of a folder share a file name, so
     // the order is the same.
     read.sort_unstable_by(|(a, _), (b, _)| {
-        (a.captured_at_ms.is_none(), a.captured_at_ms, &a.file_name).cmp(&(
-            b.captured_at_ms.is_none(),
-            b.captured_at_ms,
-            &b.file_name,
-        ))
+        (
+            a.captured_at_ms.is_none(),
+            a.captured_at_ms,
+            a.path.file_name(),
+        )
+            .cmp(&(
+                b.captured_at_ms.is_none(),
+                b.captured_at_ms,
+                b.path.file_name(),
+            ))
     });
     // Taken apart in place: `unzip` would hold a second list of every image while it copies.
     let mut per_image: Vec<Vec<Problem>> = read
         .iter_mut()
         .map(|(_, problems)| std::mem::take(problems))
         .collect();
-    let images: Vec<ScannedImage> = read.into_iter().map(|(image, _)| image).collect();
+    let mut images: Vec<ScannedImage> = read.into_iter().map(|(image, _)| image).collect();
+    // Collected in place, the list keeps the larger buffer of the read results: give back the rest.
+    images.shrink_to_fit();
     let sequence_problems = validate::check_sequence(&images, &mut per_image);
     let mut problems: Vec<Problem> = per_image.into_iter().flatten().collect();
     problems.extend(sequence_problems);
@@ -493,14 +500,14 @@ impl Consensus {
 type ReadResult = (ScannedImage, Vec<Problem>);
 
 /// Reads every image's header on 2–4 threads. The result is in input order.
-fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -> Vec<ReadResult> {
-    /// One file's place in the list: its path and name until a worker takes them, then what was read.
-    /// The path and name move into the image read, so the list of files and the images read from
-    /// them are never both whole (at 100,000 images the files' names were 13 MB of a scan).
+fn read_images(files: Vec<PathBuf>, time_offset: Option<TimeOffset>) -> Vec<ReadResult> {
+    /// One file's place in the list: its path until a worker takes it, then what was read. The path
+    /// moves into the image read, so the list of files and the images read from them are never both
+    /// whole (at 100,000 images the files' names were 13 MB of a scan).
     // The read image is kept inline: boxed, it would be one more allocation per image.
     #[allow(clippy::large_enum_variant)]
     enum Slot {
-        File(PathBuf, String),
+        File(PathBuf),
         Taken,
         Read(ReadResult),
     }
@@ -515,14 +522,14 @@ fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Slot>> = files
         .into_iter()
-        .map(|(path, name)| Mutex::new(Slot::File(path, name)))
+        .map(|path| Mutex::new(Slot::File(path)))
         .collect();
     let lock = |slot: &Mutex<Slot>| {
         // A slot is only ever swapped whole: a poisoned one holds a whole value.
         let mut guard = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         std::mem::replace(&mut *guard, Slot::Taken)
     };
-    let last_description = Mutex::new(None);
+    let (last_description, last_camera) = (Mutex::new(None), Mutex::new(None));
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -532,11 +539,12 @@ fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -
                         break;
                     };
                     // Each index is handed out once, so the slot holds its file.
-                    let Slot::File(path, name) = lock(slot) else {
+                    let Slot::File(path) = lock(slot) else {
                         continue;
                     };
-                    let mut read = read_image_guarded(path, name, time_offset);
-                    share_description(&last_description, &mut read.0);
+                    let mut read = read_image_guarded(path, time_offset);
+                    share(&last_description, &mut read.0.description);
+                    share(&last_camera, &mut read.0.camera);
                     *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
                         Slot::Read(read);
                 })
@@ -552,14 +560,14 @@ fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -
         .map(
             |slot| match slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 Slot::Read(read) => read,
-                Slot::File(path, name) => {
+                Slot::File(path) => {
                     let p = Problem::image(
                         &path,
                         "file",
                         ProblemKind::Unreadable,
                         "internal error while reading",
                     );
-                    (ScannedImage::new(path, name), vec![p])
+                    (ScannedImage::new(path), vec![p])
                 }
                 // Only a worker that died between taking a file and keeping its image leaves this; the
                 // file's name went with it.
@@ -571,24 +579,24 @@ fn read_images(files: Vec<(PathBuf, String)>, time_offset: Option<TimeOffset>) -
                         ProblemKind::Unreadable,
                         "internal error while reading",
                     );
-                    (ScannedImage::new(path, String::new()), vec![p])
+                    (ScannedImage::new(path), vec![p])
                 }
             },
         )
         .collect()
 }
 
-/// Makes `image` share the MTPDU sequence fields of the image read before it when they are equal (an
-/// MTPDU sequence repeats the same fields in every image), so that a scan holds them about once, not
-/// once per image (280 bytes each).
-fn share_description(last: &Mutex<Option<Arc<MtpImageDescription>>>, image: &mut ScannedImage) {
-    let Some(own) = &image.description else {
+/// Makes `own` the value read just before it when the two are equal, so that a scan holds such a
+/// value about once, not once per image: the MTPDU sequence fields every image of an MTPDU sequence
+/// repeats (280 bytes each), the camera's name.
+fn share<T: PartialEq + ?Sized>(last: &Mutex<Option<Arc<T>>>, own: &mut Option<Arc<T>>) {
+    let Some(value) = own else {
         return;
     };
     let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     match &*last {
-        Some(shared) if **shared == **own => image.description = Some(shared.clone()),
-        _ => *last = Some(own.clone()),
+        Some(shared) if **shared == **value => *own = Some(shared.clone()),
+        _ => *last = Some(value.clone()),
     }
 }
 
@@ -596,11 +604,10 @@ fn share_description(last: &Mutex<Option<Arc<MtpImageDescription>>>, image: &mut
 /// whole scan down.
 fn read_image_guarded(
     path: PathBuf,
-    name: String,
     time_offset: Option<TimeOffset>,
 ) -> (ScannedImage, Vec<Problem>) {
-    let mut img = ScannedImage::new(path, name);
-    // The image is only written to: after a panic it is started afresh from its path and name.
+    let mut img = ScannedImage::new(path);
+    // The image is only written to: after a panic it is started afresh from its path.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         read_image(&mut img, time_offset)
     }));
@@ -613,7 +620,7 @@ fn read_image_guarded(
                 ProblemKind::CorruptExif,
                 "the metadata parser failed on this file",
             );
-            (ScannedImage::new(img.path, img.file_name), vec![problem])
+            (ScannedImage::new(img.path), vec![problem])
         }
     }
 }
@@ -944,14 +951,14 @@ fn read_image(img: &mut ScannedImage, time_offset: Option<TimeOffset>) -> Vec<Pr
 }
 
 /// `Make Model` (and the body serial number when recorded), to tell cameras apart within a folder.
-fn camera_name(exif: &exif::Exif) -> Option<String> {
+fn camera_name(exif: &exif::Exif) -> Option<Arc<str>> {
     let parts: Vec<String> = [Tag::Make, Tag::Model, Tag::BodySerialNumber]
         .into_iter()
         .filter_map(|t| ascii(exif, t))
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
         .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
+    (!parts.is_empty()).then(|| parts.join(" ").into())
 }
 
 /// The value of an XMP property written either as an attribute (`GPano:ProjectionType="equirectangular"`) or

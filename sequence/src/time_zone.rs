@@ -13,7 +13,7 @@ use chrono_tz::{OffsetComponents, Tz};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ZoneOffset {
     /// IANA name (`Europe/Paris`).
-    pub zone: String,
+    pub zone: &'static str,
     /// Minutes east of UTC, daylight saving included.
     pub minutes: i32,
     /// Whether daylight saving (summer time) was in force.
@@ -47,7 +47,7 @@ pub(crate) fn offset_at(lat: f64, lon: f64, wall_ms: i64) -> Option<ZoneOffset> 
         }
     };
     Some(ZoneOffset {
-        zone: name.to_string(),
+        zone: tz.name(),
         minutes: offset.fix().local_minus_utc() / 60,
         summer: !offset.dst_offset().is_zero(),
     })
@@ -68,16 +68,13 @@ mod tests {
     fn zones_and_summer_time_from_the_position_and_date() {
         // Paris in July (summer time) and January.
         let p = offset_at(48.8566, 2.3522, wall("2024-07-01 12:00:00")).unwrap();
-        assert_eq!(
-            (p.zone.as_str(), p.minutes, p.summer),
-            ("Europe/Paris", 120, true)
-        );
+        assert_eq!((p.zone, p.minutes, p.summer), ("Europe/Paris", 120, true));
         let p = offset_at(48.8566, 2.3522, wall("2024-01-15 12:00:00")).unwrap();
         assert_eq!((p.minutes, p.summer), (60, false));
         // Southern hemisphere: Sydney's summer is in January.
         let p = offset_at(-33.8688, 151.2093, wall("2024-01-15 12:00:00")).unwrap();
         assert_eq!(
-            (p.zone.as_str(), p.minutes, p.summer),
+            (p.zone, p.minutes, p.summer),
             ("Australia/Sydney", 660, true)
         );
         // Half-hour zones.

@@ -59,13 +59,19 @@ pub fn spread_equal_times(times: &[Option<i64>]) -> Vec<Option<i64>> {
 }
 
 /// How many images share their capture time with a neighbour (and so get spread times).
-pub fn spread_count(times: &[Option<i64>]) -> usize {
-    (0..times.len())
-        .filter(|&i| {
-            times[i].is_some()
-                && ((i > 0 && times[i - 1] == times[i]) || times.get(i + 1) == Some(&times[i]))
-        })
-        .count()
+pub fn spread_count(times: impl IntoIterator<Item = Option<i64>>) -> usize {
+    // One pass with the previous time and whether it was counted: no list of every time.
+    let mut count = 0;
+    let (mut previous, mut previous_counted) = (None, false);
+    for time in times {
+        let same = time.is_some() && time == previous;
+        if same && !previous_counted {
+            count += 1;
+        }
+        count += usize::from(same);
+        (previous, previous_counted) = (time, same);
+    }
+    count
 }
 
 fn speed_kmh(a: &ScannedImage, b: &ScannedImage, times: (i64, i64)) -> Option<(f64, f64)> {
@@ -150,7 +156,7 @@ pub(crate) fn check_sequence(
                 format!(
                     "within {DUPLICATE_DISTANCE_M} m and {DUPLICATE_ANGLE_DEG}° of the previous photo {}: \
                      left out, as mapillary_tools does",
-                    images[p].file_name
+                    images[p].file_name()
                 ),
             ));
             continue;
@@ -196,7 +202,7 @@ pub(crate) fn check_sequence(
                 ProblemKind::ImpossibleSpeed,
                 format!(
                     "{v:.0} km/h to the next image {} (limit {MAX_SPEED_KMH:.0} km/h); the following images agree with each other",
-                    b.file_name
+                    b.file_name()
                 ),
             ));
             start = 1;
@@ -214,7 +220,7 @@ pub(crate) fn check_sequence(
                     ProblemKind::ImpossibleSpeed,
                     format!(
                         "{v:.0} km/h ({d:.0} m) from {} (limit {MAX_SPEED_KMH:.0} km/h)",
-                        images[last].file_name
+                        images[last].file_name()
                     ),
                 ));
             } else {
@@ -240,11 +246,11 @@ pub(crate) fn check_sequence(
     let counts = projection_counts(readable.iter().copied());
     if counts.len() > 1 {
         let keep = crate::model::majority_projection(&readable);
-        let examples: Vec<&str> = readable
+        let examples: Vec<_> = readable
             .iter()
             .filter(|i| Some(&i.projection) != keep.as_ref())
             .take(5)
-            .map(|i| i.file_name.as_str())
+            .map(|i| i.file_name())
             .collect();
         sequence_level.push(Problem {
             file: None,
@@ -258,4 +264,20 @@ pub(crate) fn check_sequence(
         });
     }
     sequence_level
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread_count;
+
+    #[test]
+    fn images_sharing_a_time_with_a_neighbour_are_counted_once_each() {
+        let s = Some;
+        assert_eq!(spread_count([]), 0);
+        assert_eq!(spread_count([s(5)]), 0);
+        assert_eq!(spread_count([s(1), s(1), s(2), s(3), s(3), s(3)]), 5);
+        // Images without a time share nothing; equal times apart are not neighbours.
+        assert_eq!(spread_count([None, None, s(4), s(5), s(4)]), 0);
+        assert_eq!(spread_count([s(7), s(7), None, s(7), s(7)]), 4);
+    }
 }

@@ -429,12 +429,12 @@ fn generated_files_read_identically_under_the_capture_time_policy() {
     let s = read_sequence(tmp.path(), &Overrides::default()).unwrap();
     assert!(s.is_valid(), "{:#?}", s.problems);
     for img in &s.images {
-        let i: i64 = img.file_name[4..5].parse().unwrap();
+        let i: i64 = img.file_name()[4..5].parse().unwrap();
         assert_eq!(
             img.captured_at_ms,
             Some(t0 + 1_001 * i),
             "{}",
-            img.file_name
+            img.file_name()
         );
     }
     // An offset given for such files changes nothing: their times are not offset-less.

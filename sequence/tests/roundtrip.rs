@@ -397,7 +397,7 @@ fn ordered_by_capture_time_then_name() {
     fs::create_dir(d.join("sub")).unwrap();
     write_image(&d.join("sub").join("deep.jpg"), &spec(base, 0.0)).unwrap();
     let s = read_sequence(d, &Overrides::default()).unwrap();
-    let names: Vec<&str> = s.images.iter().map(|i| i.file_name.as_str()).collect();
+    let names: Vec<_> = s.images.iter().map(|i| i.file_name()).collect();
     assert_eq!(names, ["z.jpg", "b.jpeg", "c.JPG", "a.jpg"]);
 }
 

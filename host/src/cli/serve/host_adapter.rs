@@ -129,7 +129,7 @@ impl Host {
         let images = scanned
             .images
             .iter()
-            .map(|image| (image.file_name.clone(), image.path.clone()))
+            .map(|image| (image.file_name().into_owned(), image.path.clone()))
             .collect();
         Ok((value, images))
     }
@@ -276,7 +276,7 @@ fn track_json(scanned: &mtp_sequence::ScannedSequence) -> Value {
         .iter()
         .filter_map(|image| {
             Some(serde_json::json!({
-                "file": image.file_name,
+                "file": image.file_name(),
                 "lat": image.latitude?,
                 "lon": image.longitude?,
                 "problem": with_problem.contains(image.path.as_path()),
