@@ -225,40 +225,73 @@ impl State<'_> {
     ) -> Result<(), PluginError> {
         let mut after: Option<String> = None;
         loop {
-            let request = StatePageRequest {
-                prefix: prefix.to_string(),
-                after: after.clone(),
-            };
-            let answer = match self.ask(STATE_PAGE_SERVICE, &request, "a state page")? {
-                Some(answer) => answer,
-                None if after.is_none() => {
-                    return self
-                        .list(prefix)?
-                        .into_iter()
-                        .try_for_each(|(key, value)| f(key, value));
-                }
-                None => {
+            let Some(page) = self.page(prefix, after.as_deref())? else {
+                if after.is_some() {
+                    // Answered the first page and not this one: not an older host, a faulty one.
                     return Err(host_error(
                         format!("{UNKNOWN_SERVICE_ERROR} {STATE_PAGE_SERVICE}").into(),
-                    ))
+                    ));
                 }
+                return self
+                    .list(prefix)?
+                    .into_iter()
+                    .try_for_each(|(key, value)| f(key, value));
             };
-            let page: StatePage = serde_json::from_str(answer.as_str())
-                .map_err(|err| PluginError::other(format!("host state store: {err}")))?;
-            let Some((last, _)) = page.entries.last() else {
+            let Some((last, _)) = page.last() else {
                 return Ok(());
             };
-            // Each page must move forward, or a faulty host would keep us here.
-            if after.as_ref().is_some_and(|after| last <= after) {
-                return Err(PluginError::other(
-                    "host state store: a page did not move past the previous one",
-                ));
-            }
             after = Some(last.clone());
-            for (key, value) in page.entries {
+            for (key, value) in page {
                 f(key, value)?;
             }
         }
+    }
+
+    /// One page of the entries whose key starts with `prefix` and comes after `after` (from the first
+    /// when `None`): at most [`MAX_STATE_READS`], in key order; empty past the last. For a plugin that
+    /// skips ranges of a prefix (setting `after` past a range it does not need to read). On a host
+    /// older than plugin API 1.5 the prefix is listed at once and the page taken from it.
+    pub fn page_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+    ) -> Result<Vec<(String, String)>, PluginError> {
+        if let Some(page) = self.page(prefix, after)? {
+            return Ok(page);
+        }
+        Ok(self
+            .list(prefix)?
+            .into_iter()
+            .filter(|(key, _)| after.is_none_or(|after| key.as_str() > after))
+            .take(MAX_STATE_READS)
+            .collect())
+    }
+
+    /// A page from the host's [`STATE_PAGE_SERVICE`]; `None` from a host without it.
+    fn page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+    ) -> Result<Option<Vec<(String, String)>>, PluginError> {
+        let request = StatePageRequest {
+            prefix: prefix.to_string(),
+            after: after.map(str::to_string),
+        };
+        let Some(answer) = self.ask(STATE_PAGE_SERVICE, &request, "a state page")? else {
+            return Ok(None);
+        };
+        let page: StatePage = serde_json::from_str(answer.as_str())
+            .map_err(|err| PluginError::other(format!("host state store: {err}")))?;
+        // Each page must move forward, or a faulty host would keep a walk here.
+        let behind = |(key, _): &(String, String)| {
+            !key.starts_with(prefix) || after.is_some_and(|after| key.as_str() <= after)
+        };
+        if page.entries.iter().any(behind) {
+            return Err(PluginError::other(
+                "host state store: a page did not move past the previous one",
+            ));
+        }
+        Ok(Some(page.entries))
     }
 
     /// Applies `writes` in order, in one transaction: all of them are durable when this returns, or
@@ -367,6 +400,46 @@ mod tests {
             expected.push(value);
         }
         (keys, expected)
+    }
+
+    #[test]
+    fn a_walk_reads_pages_and_a_page_can_start_past_a_range() {
+        for older in [false, true] {
+            let host = if older {
+                TestHost::new().without_batched_reads()
+            } else {
+                TestHost::new()
+            };
+            let (_, expected) = many(&host);
+            host.context().state().put("l/other", "x").unwrap();
+            let state = host.context();
+            let state = state.state();
+            let mut walked = Vec::new();
+            state
+                .for_each_entry("k/", |key, value| {
+                    walked.push((key, value));
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(walked.len(), expected.iter().flatten().count());
+            assert!(walked.windows(2).all(|w| w[0].0 < w[1].0), "in key order");
+            // Past every key under "k/1": the first page starts at "k/2".
+            let page = state.page_after("k/", Some("k/1\u{10FFFF}")).unwrap();
+            assert!(page[0].0.starts_with("k/2"), "{:?}", page[0]);
+            let past = walked.iter().filter(|(k, _)| k.as_str() > "k/1\u{10FFFF}");
+            assert_eq!(page, past.take(1_000).cloned().collect::<Vec<_>>());
+            assert!(state
+                .page_after("k/", Some("k/9\u{10FFFF}"))
+                .unwrap()
+                .is_empty());
+            if !older {
+                assert_eq!(
+                    host.pages_read(),
+                    2 + 2,
+                    "834 entries a page, then the two pages asked"
+                );
+            }
+        }
     }
 
     #[test]

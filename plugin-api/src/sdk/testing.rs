@@ -40,8 +40,9 @@ struct Inner {
     without_batched_reads: bool,
     /// Batched state reads answered.
     batched_reads: usize,
-    /// Pages of entries answered.
+    /// Pages of entries answered, and the bytes of their keys and values.
     pages_read: usize,
+    paged_bytes: usize,
     /// The images lent by range ([`crate::protocol::IMAGES_SERVICE`]), and how many ranges were read.
     lent: Vec<crate::sequence::ImageInfo>,
     ranges_read: usize,
@@ -95,6 +96,11 @@ impl TestHost {
     /// How many pages of entries ([`crate::sdk::State::for_each_entry`]) the host answered.
     pub fn pages_read(&self) -> usize {
         self.with(|i| i.pages_read)
+    }
+
+    /// The bytes of the keys and values those pages held: what a walk read.
+    pub fn paged_bytes(&self) -> usize {
+        self.with(|i| i.paged_bytes)
     }
 
     /// How many batched state reads ([`crate::sdk::State::get_many`]) the host answered.
@@ -315,15 +321,21 @@ impl TestHost {
     fn page(&self, payload: &str) -> Result<String, String> {
         let request: StatePageRequest =
             serde_json::from_str(payload).map_err(|e| format!("malformed state page: {e}"))?;
-        let entries = self.with(|i| {
+        let entries: Vec<(String, String)> = self.with(|i| {
             i.pages_read += 1;
-            i.state
+            let entries: Vec<(String, String)> = i
+                .state
                 .iter()
                 .filter(|(key, _)| key.starts_with(&request.prefix))
                 .filter(|(key, _)| request.after.as_ref().is_none_or(|after| *key > after))
                 .take(MAX_STATE_READS)
                 .map(|(key, value)| (key.clone(), value.clone()))
-                .collect()
+                .collect();
+            i.paged_bytes += entries
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+            entries
         });
         serde_json::to_string(&StatePage { entries })
             .map_err(|e| format!("cannot encode a state page: {e}"))

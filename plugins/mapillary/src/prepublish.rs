@@ -31,21 +31,40 @@ pub fn our_images(part: &PlannedPart, images: &[Option<ImageInfo>]) -> Vec<(i64,
         .collect()
 }
 
-/// Every Mapillary sequence key a part of any local sequence holds (`seq/<id>/part/<n>` records). Read
-/// a page at a time: the parts sit among every sequence's per-image records, which are not held.
+/// Every Mapillary sequence key a part of any local sequence holds (`seq/<id>/part/<n>` records).
+///
+/// A sequence at a time: the first entry after the previous sequence names the next one, then only its
+/// `part/` records are read. Its per-image records and its plan (8 MB at 100,000 images) are skipped,
+/// not read and thrown away.
 pub fn local_keys(ctx: &Context) -> Result<BTreeSet<String>> {
+    const SEQUENCES: &str = "seq/";
+    let state = ctx.state();
     let mut keys = BTreeSet::new();
-    ctx.state().for_each_entry("seq/", |key, value| {
-        let is_part = key
-            .rsplit_once("/part/")
-            .is_some_and(|(_, n)| n.parse::<usize>().is_ok());
-        if is_part {
-            if let Ok(part) = serde_json::from_str::<PartState>(&value) {
-                keys.extend(part.sequence_key);
+    let mut after: Option<String> = None;
+    while let Some((first, _)) = state
+        .page_after(SEQUENCES, after.as_deref())?
+        .into_iter()
+        .next()
+    {
+        let Some((id, _)) = first[SEQUENCES.len()..].split_once('/') else {
+            // Not a sequence's record (no `seq/<id>/`): nothing of ours, go on after it.
+            after = Some(first);
+            continue;
+        };
+        state.for_each_entry(&format!("{SEQUENCES}{id}/part/"), |key, value| {
+            let is_part = key
+                .rsplit_once("/part/")
+                .is_some_and(|(_, n)| n.parse::<usize>().is_ok());
+            if is_part {
+                if let Ok(part) = serde_json::from_str::<PartState>(&value) {
+                    keys.extend(part.sequence_key);
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+        // After every key of this sequence: no character sorts after `char::MAX`.
+        after = Some(format!("{SEQUENCES}{id}/{}", char::MAX));
+    }
     Ok(keys)
 }
 
@@ -269,6 +288,7 @@ pub fn verified(ours: &[(i64, f64, f64)], theirs: Option<&Vec<Seen>>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::sdk::testing::TestHost;
 
     fn seen(ours: &[(i64, f64, f64)], dt: i64) -> Vec<Seen> {
         ours.iter()
@@ -277,6 +297,45 @@ mod tests {
                 position: Some((lat, lon)),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_keys_held_are_read_from_the_parts_alone() {
+        let host = TestHost::new();
+        let ctx = host.context();
+        let state = ctx.state();
+        for (id, images) in [("s1", 3_000), ("s10", 10), ("s2", 0)] {
+            let store = SequenceStore::new(&ctx, id);
+            for i in 0..images {
+                state
+                    .put(&format!("seq/{id}/img//p/{i}.jpg"), "{}")
+                    .unwrap();
+            }
+            // A plan holds every image's path and time: 100 bytes an image here.
+            state
+                .put(&format!("seq/{id}/plan"), &"x".repeat(100 * images))
+                .unwrap();
+            for n in 0..2 {
+                let part = PartState {
+                    sequence_key: (id != "s2").then(|| format!("{id}-key{n}")),
+                    ..PartState::default()
+                };
+                store.put_part(n, &part).unwrap();
+            }
+        }
+        state.put("seq/stray", "not a sequence's").unwrap();
+        let keys = local_keys(&ctx).unwrap();
+        assert_eq!(
+            keys.into_iter().collect::<Vec<_>>(),
+            ["s1-key0", "s1-key1", "s10-key0", "s10-key1"]
+        );
+        // The large plan (300 KB) is never read, nor most of its image records: a sequence's first
+        // page (up to 1,000 records) says which it is.
+        assert!(
+            host.paged_bytes() < 100_000,
+            "{} bytes read",
+            host.paged_bytes()
+        );
     }
 
     #[test]
