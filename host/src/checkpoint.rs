@@ -175,6 +175,9 @@ impl Checkpoint {
             );
             self.failure.record(err);
         }
+        // At most once a second, while a long run frees what each image needed on the plugin's
+        // threads: glibc keeps that in their arenas unless asked (docs/architecture.md, "Memory").
+        crate::allocator::release_freed_memory();
     }
 
     /// The record for where the run stands, or `None` before a phase that says something about it.
