@@ -41,6 +41,7 @@ mod grouped;
 pub use plugin_api::jpeg;
 mod model;
 pub mod mtpdu;
+mod photo_uuid;
 mod read;
 mod sources;
 mod summary;
@@ -55,6 +56,7 @@ pub use model::{
     PositionSource, Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, Severity,
     SkippedImage,
 };
+pub use photo_uuid::PhotoUuid;
 pub use read::{read_sequence, FolderMetadata, Overrides, FOLDER_METADATA_FILE};
 pub use sources::SourceSet;
 pub use summary::Summary;

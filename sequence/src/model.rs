@@ -42,7 +42,7 @@ pub struct ScannedImage {
     /// Pixel height.
     pub height: Option<u32>,
     /// MTPDU's `MTPUploaderPhotoUUID`.
-    pub photo_uuid: Option<String>,
+    pub photo_uuid: Option<crate::photo_uuid::PhotoUuid>,
     /// The sequence-level fields (`MTPSequence*`, `MTPUploaderSequenceUUID`) and `MTPImageCopy` of the
     /// MTPDU `ImageDescription` JSON, if the image has any; its other fields are read into the fields
     /// above ([`MtpImageDescription::sequence_fields`]). Trimmed, and shared by the images whose fields
@@ -128,7 +128,7 @@ impl ScannedImage {
             projection: self.projection,
             width: self.width,
             height: self.height,
-            photo_uuid: self.photo_uuid,
+            photo_uuid: self.photo_uuid.map(|uuid| uuid.to_string()),
             sources: self.sources.map(|s| s.to_metadata_sources()),
         })
     }

@@ -933,7 +933,10 @@ fn read_image(img: &mut ScannedImage, time_offset: Option<TimeOffset>) -> Vec<Pr
             img.height = first_u32(e, Tag::PixelYDimension);
         }
     }
-    img.photo_uuid = description.as_ref().and_then(|d| d.photo_uuid.clone());
+    img.photo_uuid = description
+        .as_ref()
+        .and_then(|d| d.photo_uuid.as_deref())
+        .map(crate::photo_uuid::PhotoUuid::new);
     img.sources = Some(crate::sources::metadata_sources(
         &crate::sources::FileMetadata {
             exif: exif.as_ref(),
