@@ -49,13 +49,18 @@ impl fmt::Display for PhotoUuid {
         match self {
             PhotoUuid::Text(text) => f.write_str(text),
             PhotoUuid::Bytes(bytes) => {
-                for (i, byte) in bytes.iter().enumerate() {
-                    if matches!(i, 4 | 6 | 8 | 10) {
-                        f.write_str("-")?;
+                // Written into one buffer: once for every image that goes into a descriptor.
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut text = [b'-'; 36];
+                let mut digits = (0..36).filter(|at| !HYPHENS.contains(at));
+                for byte in bytes {
+                    for nibble in [byte >> 4, byte & 0xf] {
+                        if let Some(at) = digits.next() {
+                            text[at] = HEX[usize::from(nibble)];
+                        }
                     }
-                    write!(f, "{byte:02x}")?;
                 }
-                Ok(())
+                f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
             }
         }
     }
