@@ -570,7 +570,7 @@ fn read_images(files: Vec<PathBuf>, time_offset: Option<TimeOffset>) -> Vec<Read
                     (ScannedImage::new(path), vec![p])
                 }
                 // Only a worker that died between taking a file and keeping its image leaves this; the
-                // file's name went with it.
+                // file's path went with it.
                 Slot::Taken => {
                     let path = PathBuf::from("(unknown file)");
                     let p = Problem::image(

@@ -282,13 +282,14 @@ impl State<'_> {
         };
         let page: StatePage = serde_json::from_str(answer.as_str())
             .map_err(|err| PluginError::other(format!("host state store: {err}")))?;
-        // Each page must move forward, or a faulty host would keep a walk here.
-        let behind = |(key, _): &(String, String)| {
+        // Each page must stay in the range asked and move forward, or a faulty host would keep a walk
+        // here or hand it another prefix's entries.
+        let outside = |(key, _): &(String, String)| {
             !key.starts_with(prefix) || after.is_some_and(|after| key.as_str() <= after)
         };
-        if page.entries.iter().any(behind) {
+        if page.entries.iter().any(outside) {
             return Err(PluginError::other(
-                "host state store: a page did not move past the previous one",
+                "host state store: a page held a key outside the range asked (not under its prefix, or not after the previous page)",
             ));
         }
         Ok(Some(page.entries))
