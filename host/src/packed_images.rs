@@ -179,8 +179,8 @@ impl PackedSequence {
         PackedSequence { header, images }
     }
 
-    /// The descriptor of `scanned`, its images packed as the scan is taken apart
-    /// ([`ScannedSequence::into_descriptor_pages`]): no list of every image is made.
+    /// The descriptor of `scanned`, its images packed a page at a time as they are read from the
+    /// scan's file ([`ScannedSequence::descriptor_pages`]): no list of every image is made.
     pub fn from_scan(
         scanned: ScannedSequence,
         skip_invalid: bool,
@@ -188,7 +188,7 @@ impl PackedSequence {
         let mut images = PackedImages::default();
         let mut failed = None;
         let (header, skipped) = scanned
-            .into_descriptor_pages(skip_invalid, PAGE, |page| {
+            .descriptor_pages(skip_invalid, PAGE, |page| {
                 if failed.is_none() {
                     failed = images.push_page(&page).err();
                 }

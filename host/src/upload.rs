@@ -298,6 +298,10 @@ fn read(
     let prior = serde_json::to_value(scanned.prior_uploads()).unwrap_or_default();
     let (descriptor, skipped) =
         PackedSequence::from_scan(scanned, skip_invalid).map_err(|err| match err {
+            // Not the images' fault: the scan's scratch file (a full disk).
+            ScanError::Invalid(err @ mtp_sequence::SequenceError::Scratch { .. }) => {
+                format!("{err}\n(nothing was uploaded)")
+            }
             ScanError::Invalid(err) => {
                 // --skip-invalid is worth suggesting only when it would leave something to upload.
                 let hint = match &err {

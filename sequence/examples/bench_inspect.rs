@@ -83,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let t = Instant::now();
         let scanned = read_sequence(&dir, &Overrides::default())?;
-        let summary = scanned.summary();
+        let summary = scanned.summary()?;
         let secs = t.elapsed().as_secs_f64();
         println!(
             "run {run}{}: {} images, {} problems, {:.1} MiB in {:.3} s = {:.0} images/s",

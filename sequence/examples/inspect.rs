@@ -8,7 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: inspect <dir> [--json]");
         std::process::exit(2);
     };
-    let summary = read_sequence(dir.as_ref(), &Overrides::default())?.summary();
+    let summary = read_sequence(dir.as_ref(), &Overrides::default())?.summary()?;
     if args.iter().any(|a| a == "--json") {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

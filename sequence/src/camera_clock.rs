@@ -7,25 +7,48 @@
 
 use std::collections::BTreeMap;
 
-use crate::capture_time::{OffsetBasis, TimeOffset, TimeSource};
-use crate::model::{Problem, ScannedImage};
+use std::sync::Arc;
 
-/// Aligns the offsets taken from the time zone, per camera (see the module docs).
-pub(crate) fn one_offset_per_camera(read: &mut [(ScannedImage, Vec<Problem>)]) {
-    let mut cameras: BTreeMap<Option<std::sync::Arc<str>>, Vec<usize>> = BTreeMap::new();
-    // camera -> offset its clock shows against GPS time -> count
-    let mut evidence: BTreeMap<Option<std::sync::Arc<str>>, BTreeMap<i32, usize>> = BTreeMap::new();
-    for (i, (img, _)) in read.iter().enumerate() {
+use crate::capture_time::{OffsetBasis, TimeOffset, TimeSource};
+use crate::model::ScannedImage;
+
+/// What the images of a scan say about each camera's clock, gathered an image at a time as they are
+/// read (in any order): the scan keeps its images in a file, not in a list to go back over.
+#[derive(Default)]
+pub(crate) struct ClockVotes {
+    /// camera -> offset of the zone-derived times -> (count, earliest wall time)
+    zoned: BTreeMap<Camera, BTreeMap<i32, (usize, i64)>>,
+    /// camera -> offset its clock shows against GPS time -> count
+    evidence: BTreeMap<Camera, BTreeMap<i32, usize>>,
+}
+
+/// A camera's name, if the file gives one.
+type Camera = Option<Arc<str>>;
+
+impl ClockVotes {
+    pub(crate) fn add(&mut self, img: &ScannedImage) {
         match &img.time_source {
             Some(TimeSource::Local {
                 offset: OffsetBasis::Zone { .. },
+                offset_minutes,
+                wall_ms,
                 ..
-            }) => cameras.entry(img.camera.clone()).or_default().push(i),
+            }) => {
+                let v = self
+                    .zoned
+                    .entry(img.camera.clone())
+                    .or_default()
+                    .entry(*offset_minutes)
+                    .or_insert((0, *wall_ms));
+                v.0 += 1;
+                v.1 = v.1.min(*wall_ms);
+            }
             Some(TimeSource::Gps {
                 clock_minutes: Some(m),
                 ..
             }) => {
-                *evidence
+                *self
+                    .evidence
                     .entry(img.camera.clone())
                     .or_default()
                     .entry(*m)
@@ -34,43 +57,47 @@ pub(crate) fn one_offset_per_camera(read: &mut [(ScannedImage, Vec<Problem>)]) {
             _ => {}
         }
     }
-    for (camera, members) in &cameras {
-        let from_gps = evidence.get(camera).and_then(|votes| {
-            votes
-                .iter()
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                .map(|(m, _)| *m)
-        });
-        // offset -> (count, earliest wall time)
-        let mut votes: BTreeMap<i32, (usize, i64)> = BTreeMap::new();
-        for &i in members {
-            if let Some(TimeSource::Local {
-                offset_minutes,
-                wall_ms,
-                ..
-            }) = read[i].0.time_source
-            {
-                let v = votes.entry(offset_minutes).or_insert((0, wall_ms));
-                v.0 += 1;
-                v.1 = v.1.min(wall_ms);
+
+    /// The offset each camera's zone-derived times take (see the module docs).
+    pub(crate) fn decide(self) -> CameraOffsets {
+        let mut chosen = BTreeMap::new();
+        for (camera, votes) in self.zoned {
+            let from_gps = self.evidence.get(&camera).and_then(|votes| {
+                votes
+                    .iter()
+                    .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                    .map(|(m, _)| *m)
+            });
+            let offset = from_gps.or_else(|| {
+                votes
+                    .iter()
+                    .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
+                    .map(|(o, _)| *o)
+            });
+            if let Some(offset) = offset {
+                chosen.insert(camera, offset);
             }
         }
-        let Some(chosen) = from_gps.or_else(|| {
-            votes
-                .iter()
-                .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
-                .map(|(o, _)| *o)
-        }) else {
-            continue;
-        };
-        for &i in members {
-            let img = &mut read[i].0;
-            if let Some(TimeSource::Local {
-                offset_minutes,
-                wall_ms,
-                ..
-            }) = &mut img.time_source
-            {
+        CameraOffsets { chosen }
+    }
+}
+
+/// The offset [`ClockVotes::decide`] chose for each camera with zone-derived times.
+pub(crate) struct CameraOffsets {
+    chosen: BTreeMap<Camera, i32>,
+}
+
+impl CameraOffsets {
+    /// `img` with its zone-derived time at its camera's offset.
+    pub(crate) fn apply(&self, img: &mut ScannedImage) {
+        if let Some(TimeSource::Local {
+            offset: OffsetBasis::Zone { .. },
+            offset_minutes,
+            wall_ms,
+            ..
+        }) = &mut img.time_source
+        {
+            if let Some(&chosen) = self.chosen.get(&img.camera) {
                 if *offset_minutes != chosen {
                     *offset_minutes = chosen;
                     img.captured_at_ms = Some(*wall_ms - i64::from(chosen) * 60_000);
@@ -83,16 +110,16 @@ pub(crate) fn one_offset_per_camera(read: &mut [(ScannedImage, Vec<Problem>)]) {
 /// One line per camera and offset for the images whose offset came from the time zone, e.g.
 /// `capture times without UTC offset (DateTimeOriginal, 250 images, Canon EOS 5D): read at UTC+02:00, the
 /// time zone Europe/Paris (summer time) at their position on 2024-06-01; --time-offset overrides`.
-pub(crate) fn zone_notes<'a>(images: impl Iterator<Item = &'a ScannedImage>) -> Vec<String> {
-    struct Group<'a> {
+pub(crate) fn zone_notes(images: impl IntoIterator<Item = ScannedImage>) -> Vec<String> {
+    struct Group {
         field: &'static str,
         count: usize,
         aligned: usize,
-        zones: BTreeMap<(&'a str, bool), usize>,
+        zones: BTreeMap<(&'static str, bool), usize>,
         first_ms: i64,
         last_ms: i64,
     }
-    let mut groups: BTreeMap<(Option<&str>, i32), Group> = BTreeMap::new();
+    let mut groups: BTreeMap<(Camera, i32), Group> = BTreeMap::new();
     for img in images {
         let Some(TimeSource::Local {
             field,
@@ -109,7 +136,7 @@ pub(crate) fn zone_notes<'a>(images: impl Iterator<Item = &'a ScannedImage>) -> 
             continue;
         };
         let g = groups
-            .entry((img.camera.as_deref(), *offset_minutes))
+            .entry((img.camera.clone(), *offset_minutes))
             .or_insert(Group {
                 field,
                 count: 0,
@@ -185,8 +212,16 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
+    /// Every image at its camera's offset, as the scan does.
+    fn one_offset_per_camera(images: &mut [ScannedImage]) {
+        let mut votes = ClockVotes::default();
+        images.iter().for_each(|i| votes.add(i));
+        let offsets = votes.decide();
+        images.iter_mut().for_each(|i| offsets.apply(i));
+    }
+
     /// An image of `camera` whose wall time `wall` was read at the zone's `minutes`.
-    fn zoned(name: &str, camera: &str, wall: i64, minutes: i32) -> (ScannedImage, Vec<Problem>) {
+    fn zoned(name: &str, camera: &str, wall: i64, minutes: i32) -> ScannedImage {
         let mut img = ScannedImage::new(PathBuf::from(name));
         img.camera = Some(camera.into());
         img.captured_at_ms = Some(wall - i64::from(minutes) * 60_000);
@@ -200,7 +235,7 @@ mod tests {
                 zone_minutes: minutes,
             },
         });
-        (img, Vec::new())
+        img
     }
 
     #[test]
@@ -215,13 +250,13 @@ mod tests {
             zoned("d.jpg", "Other", w, 60),
         ];
         one_offset_per_camera(&mut read);
-        assert_eq!(read[2].0.captured_at_ms, Some(w + 75 * 60_000 - 2 * H));
+        assert_eq!(read[2].captured_at_ms, Some(w + 75 * 60_000 - 2 * H));
         assert_eq!(
-            read[3].0.captured_at_ms,
+            read[3].captured_at_ms,
             Some(w - H),
             "another camera keeps its own"
         );
-        let notes = zone_notes(read.iter().map(|r| &r.0));
+        let notes = zone_notes(read.iter().cloned());
         assert_eq!(notes.len(), 2, "{notes:#?}");
         assert!(
             notes[0].contains(
@@ -243,10 +278,10 @@ mod tests {
             field: "GPSDateStamp/GPSTimeStamp",
             clock_minutes: Some(0),
         });
-        let mut read = vec![(with_gps, Vec::new()), zoned("a.jpg", "Cam", w, 120)];
+        let mut read = vec![with_gps, zoned("a.jpg", "Cam", w, 120)];
         one_offset_per_camera(&mut read);
-        assert_eq!(read[1].0.captured_at_ms, Some(w), "a clock on UTC");
-        let notes = zone_notes(read.iter().map(|r| &r.0));
+        assert_eq!(read[1].captured_at_ms, Some(w), "a clock on UTC");
+        let notes = zone_notes(read.iter().cloned());
         assert!(
             notes[0].contains(
                 "read at UTC+00:00, the offset this camera's clock shows against its GPS time"

@@ -38,11 +38,13 @@ mod capture_time;
 mod exif_values;
 pub mod generate;
 mod grouped;
+mod image_list;
 pub use plugin_api::jpeg;
 mod model;
 pub mod mtpdu;
 mod photo_uuid;
 mod read;
+mod read_all;
 mod sources;
 mod summary;
 mod time_zone;
@@ -52,6 +54,7 @@ mod xmp;
 
 pub use capture_time::{OffsetBasis, TimeOffset, TimeSource, OFFSET_TOLERANCE_MS};
 pub use grouped::{describe_skipped, ProblemGroup, NAMED_FILES};
+pub use image_list::{ImageList, ImageListWriter, Images};
 pub use model::{
     PositionSource, Problem, ProblemKind, ScannedImage, ScannedSequence, SequenceError, Severity,
     SkippedImage,

@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 
 use crate::capture_time::TimeSource;
 use crate::grouped::{describe_skipped, ProblemGroup};
+use crate::image_list::ImageList;
 use crate::mtpdu::{MtpImageDescription, PriorUpload, SequenceLog};
 use crate::sources::SourceSet;
 
@@ -293,6 +294,15 @@ pub enum SequenceError {
         /// The underlying error.
         cause: std::io::Error,
     },
+    /// The scan's scratch file (where it keeps the images it read; `image_list`) could not be
+    /// made, written or read.
+    #[error("cannot keep the images read in a scratch file in {}: {cause} (free some space there, or set TMPDIR to a folder with room)", dir.display())]
+    Scratch {
+        /// Where scratch files are made (`TMPDIR`).
+        dir: PathBuf,
+        /// The underlying error.
+        cause: std::io::Error,
+    },
     /// The directory holds no `*.jpg` / `*.jpeg` files.
     #[error("{}: no JPEG images (*.jpg, *.jpeg) found{hint}", dir.display())]
     NoImages {
@@ -348,7 +358,7 @@ fn render_problems(problems: &[Problem]) -> String {
 
 /// A scanned sequence directory: metadata, every image found (sorted by capture time, then file name; images
 /// without a time last), and every problem.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct ScannedSequence {
     /// Stable identifier (see [`SequenceDescriptor::id`]).
     pub id: String,
@@ -368,8 +378,8 @@ pub struct ScannedSequence {
     pub transport: Option<TransportType>,
     /// Tags.
     pub tags: Vec<String>,
-    /// All images found.
-    pub images: Vec<ScannedImage>,
+    /// All images found, in the scan's scratch file ([`ImageList`]).
+    pub images: ImageList,
     /// All problems: per image (in image order), then sequence-level ones.
     pub problems: Vec<Problem>,
 }
@@ -391,7 +401,7 @@ impl ScannedSequence {
     }
 
     /// Images without a per-image problem that keeps them out (blocking, or a dropped duplicate), in order.
-    pub fn valid_images(&self) -> impl Iterator<Item = &ScannedImage> {
+    pub fn valid_images(&self) -> impl Iterator<Item = Result<ScannedImage, SequenceError>> + '_ {
         let bad: std::collections::HashSet<&Path> = self
             .problems
             .iter()
@@ -400,7 +410,7 @@ impl ScannedSequence {
             .collect();
         self.images
             .iter()
-            .filter(move |i| !bad.contains(i.path.as_path()))
+            .filter(move |i| i.as_ref().map_or(true, |i| !bad.contains(i.path.as_path())))
     }
 
     /// The MTPDU sequence log among [`ScannedSequence::metadata_files`], read again (it is small); `None` for
@@ -422,7 +432,7 @@ impl ScannedSequence {
 
     /// Things `inspect` tells the user that are not problems: how an old transport name was read, capture
     /// times spread within their second, what MTPDU already published.
-    pub fn notes(&self) -> Vec<String> {
+    pub fn notes(&self) -> Result<Vec<String>, SequenceError> {
         let mut notes = Vec::new();
         let log = self.mtpdu_log();
         let written = log
@@ -438,7 +448,7 @@ impl ScannedSequence {
                 let t = self
                     .images
                     .iter()
-                    .find_map(|i| i.description.as_ref()?.sequence_transport.clone())?;
+                    .find_map(|i| i.ok()?.description.as_ref()?.sequence_transport.clone())?;
                 Some(match t.split_once('-') {
                     Some((p, c)) => (p.to_string(), Some(c.to_string())),
                     None => (t, None),
@@ -453,8 +463,17 @@ impl ScannedSequence {
                 ));
             }
         }
-        notes.extend(crate::camera_clock::zone_notes(self.valid_images()));
-        let spread = crate::validate::spread_count(self.valid_images().map(|i| i.captured_at_ms));
+        let mut failed = None;
+        notes.extend(crate::camera_clock::zone_notes(until_error(
+            self.valid_images(),
+            &mut failed,
+        )));
+        let spread = crate::validate::spread_count(
+            until_error(self.valid_images(), &mut failed).map(|i| i.captured_at_ms),
+        );
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if spread > 0 {
             notes.push(format!(
                 "{spread} images share whole-second capture times with a neighbour (a time-lapse faster than 1 frame/s); their times are spread evenly within the second, as mapillary_tools does"
@@ -476,7 +495,7 @@ impl ScannedSequence {
                 .to_string(),
             );
         }
-        notes
+        Ok(notes)
     }
 
     /// Builds the validated descriptor.
@@ -497,65 +516,43 @@ impl ScannedSequence {
         &self,
         skip_invalid: bool,
     ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
-        let (kept, skipped) = self.selection(skip_invalid)?;
-        let spread = self.spread_times(&kept);
-        let images = kept
-            .iter()
-            .zip(spread)
-            .filter_map(|(&i, spread_ms)| {
-                Some(spread_to(self.images[i].to_image_info()?, spread_ms))
-            })
-            .collect();
-        Ok((
-            SequenceDescriptor {
-                images,
-                ..self.header()
-            },
-            skipped,
-        ))
+        let mut images = Vec::new();
+        let (header, skipped) =
+            self.descriptor_pages(skip_invalid, usize::MAX, |page| images.extend(page))?;
+        Ok((SequenceDescriptor { images, ..header }, skipped))
     }
 
     /// [`ScannedSequence::to_descriptor`] handing the images to `page`, `page_len` at a time in
     /// capture order (the last page may be shorter), instead of in the descriptor, whose `images`
-    /// are then empty. The scan is taken apart as it goes: each image's strings move into its page and
-    /// the rest of the scan is given back, so the scan and the descriptor's images are never both
-    /// whole (at 100,000 images, 34 MB and 29 MB inline), and a caller that keeps each page in a
-    /// smaller form never holds every image as an `ImageInfo` (docs/architecture.md, "Memory").
-    pub fn into_descriptor_pages(
-        mut self,
+    /// are then empty. The images are read from the scan's file as they go, so a caller that keeps
+    /// each page in a smaller form never holds every image (docs/architecture.md, "Memory").
+    pub fn descriptor_pages(
+        &self,
         skip_invalid: bool,
         page_len: usize,
         mut page: impl FnMut(Vec<ImageInfo>),
     ) -> Result<(SequenceDescriptor, Vec<SkippedImage>), SequenceError> {
-        let (kept, skipped) = self.selection(skip_invalid)?;
-        let mut keep = vec![false; self.images.len()];
-        kept.iter().for_each(|&i| keep[i] = true);
-        // Decided before any image is converted: a run of equal times needs its neighbours.
-        let mut spread = self.spread_times(&kept).into_iter();
-        drop(kept);
-        let mut scanned = std::mem::take(&mut self.images);
-        // Reversed in place so that popping from the end walks the images in capture order while the
-        // scan's memory is given back as it empties (a shrunk allocation of this size is remapped, not
-        // copied).
-        scanned.reverse();
-        keep.reverse();
+        let (keep, skipped) = self.selection(skip_invalid)?;
         let page_len = page_len.max(1);
-        let mut current = Vec::with_capacity(page_len.min(scanned.len()));
-        while let Some(image) = scanned.pop() {
-            // One spread time per kept image, so the two stay in step.
-            let spread_ms = keep.pop().unwrap_or(false).then(|| spread.next().flatten());
-            if let Some((info, spread_ms)) =
-                spread_ms.and_then(|t| Some((image.into_image_info()?, t)))
-            {
-                current.push(spread_to(info, spread_ms));
-                if current.len() == page_len {
-                    let next = Vec::with_capacity(page_len.min(scanned.len()));
-                    page(std::mem::replace(&mut current, next));
-                }
+        let mut failed = None;
+        let kept = until_error(self.images.iter(), &mut failed)
+            .zip(keep)
+            .filter(|(_, keep)| *keep)
+            .filter_map(|(image, _)| image.into_image_info())
+            .map(|info| {
+                let t = info.captured_at_ms;
+                (info, Some(t))
+            });
+        // Equal capture times of kept images are spread within their second, a run at a time.
+        let mut current = Vec::new();
+        for (info, spread_ms) in crate::validate::Spread::new(kept) {
+            current.push(spread_to(info, spread_ms));
+            if current.len() == page_len {
+                page(std::mem::take(&mut current));
             }
-            if scanned.capacity() - scanned.len() >= (scanned.capacity() / 8).max(1024) {
-                scanned.shrink_to_fit();
-            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         if !current.is_empty() {
             page(current);
@@ -578,21 +575,11 @@ impl ScannedSequence {
         }
     }
 
-    /// The capture times of the `kept` images (indices in capture order) with equal whole seconds
-    /// spread ([`crate::validate::spread_equal_times`]), one for each.
-    fn spread_times(&self, kept: &[usize]) -> Vec<Option<i64>> {
-        let times: Vec<Option<i64>> = kept
-            .iter()
-            .map(|&i| self.images[i].captured_at_ms)
-            .collect();
-        crate::validate::spread_equal_times(&times)
-    }
-
-    /// Which images the descriptor keeps (their indices, in order) and which it leaves out, why.
+    /// Which images the descriptor keeps (one flag an image, in order) and which it leaves out, why.
     fn selection(
         &self,
         skip_invalid: bool,
-    ) -> Result<(Vec<usize>, Vec<SkippedImage>), SequenceError> {
+    ) -> Result<(Vec<bool>, Vec<SkippedImage>), SequenceError> {
         let blocking: Vec<Problem> = self
             .problems
             .iter()
@@ -610,61 +597,87 @@ impl ScannedSequence {
                 uploadable: 0,
             });
         }
+        let mut kept_out: BTreeMap<&Path, Vec<Problem>> = BTreeMap::new();
+        for p in self
+            .problems
+            .iter()
+            .filter(|p| !p.kind.is_sequence_level() && p.kind.severity() != Severity::Note)
+        {
+            if let Some(file) = p.file.as_deref() {
+                kept_out.entry(file).or_default().push(p.clone());
+            }
+        }
 
         let mut skipped = Vec::new();
-        let mut kept: Vec<usize> = Vec::new();
-        for (at, img) in self.images.iter().enumerate() {
-            let problems: Vec<Problem> = self
-                .problems_of(&img.path)
-                .filter(|p| p.kind.severity() != Severity::Note)
-                .cloned()
-                .collect();
-            match img.to_image_info() {
-                Some(_) if problems.is_empty() => kept.push(at),
-                _ => skipped.push(SkippedImage {
-                    path: img.path.clone(),
-                    problems,
-                }),
+        let mut keep = Vec::with_capacity(self.images.len());
+        let mut projections = crate::validate::ProjectionCount::default();
+        for img in self.images.iter() {
+            let img = img?;
+            let problems = kept_out.get(img.path.as_path());
+            if img.position().is_some() && img.captured_at_ms.is_some() && problems.is_none() {
+                projections.add(&img.projection);
+                keep.push(true);
+            } else {
+                keep.push(false);
+                skipped.push(SkippedImage {
+                    problems: problems.cloned().unwrap_or_default(),
+                    path: img.path,
+                });
             }
         }
 
-        let refs: Vec<&ScannedImage> = kept.iter().map(|&i| &self.images[i]).collect();
-        if let Some(keep) = majority_projection(&refs) {
-            let counts = projection_counts(refs.iter().copied());
-            let (minority, majority): (Vec<usize>, Vec<usize>) = kept
-                .iter()
-                .partition(|&&i| self.images[i].projection != keep);
-            for img in minority.into_iter().map(|i| &self.images[i]) {
+        if let Some(majority) = projections.majority() {
+            let counts = describe_counts(projections.counts());
+            for (img, keep) in self.images.iter().zip(keep.iter_mut()) {
+                let img = img?;
+                if !*keep || img.projection == majority {
+                    continue;
+                }
+                *keep = false;
+                let problem = Problem::image(
+                    &img.path,
+                    "projection",
+                    ProblemKind::MixedProjections,
+                    format!(
+                        "{} image in a sequence of mostly {} images ({counts})",
+                        img.projection, majority,
+                    ),
+                );
                 skipped.push(SkippedImage {
-                    path: img.path.clone(),
-                    problems: vec![Problem::image(
-                        &img.path,
-                        "projection",
-                        ProblemKind::MixedProjections,
-                        format!(
-                            "{} image in a sequence of mostly {} images ({})",
-                            img.projection,
-                            keep,
-                            describe_counts(&counts)
-                        ),
-                    )],
+                    path: img.path,
+                    problems: vec![problem],
                 });
             }
-            kept = majority;
         }
+        let uploadable = keep.iter().filter(|k| **k).count();
 
         if !skip_invalid && !blocking.is_empty() {
             return Err(SequenceError::Invalid {
                 problems: blocking,
-                uploadable: kept.len(),
+                uploadable,
             });
         }
-        if kept.is_empty() {
+        if uploadable == 0 {
             return Err(SequenceError::NoValidImages { skipped });
         }
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((kept, skipped))
+        Ok((keep, skipped))
     }
+}
+
+/// The images of `images` up to the first that could not be read back, whose error is kept in
+/// `failed` for the caller to return after the pass.
+pub(crate) fn until_error<'a>(
+    images: impl Iterator<Item = Result<ScannedImage, SequenceError>> + 'a,
+    failed: &'a mut Option<SequenceError>,
+) -> impl Iterator<Item = ScannedImage> + 'a {
+    images.map_while(move |image| match image {
+        Ok(image) => Some(image),
+        Err(e) => {
+            *failed = Some(e);
+            None
+        }
+    })
 }
 
 /// `image` at its spread capture time `spread_ms` (its own when `None`); where that moved it, its
@@ -680,17 +693,6 @@ fn spread_to(mut image: ImageInfo, spread_ms: Option<i64>) -> ImageInfo {
     image
 }
 
-/// How many images have each projection.
-pub(crate) fn projection_counts<'a>(
-    images: impl Iterator<Item = &'a ScannedImage>,
-) -> BTreeMap<Projection, usize> {
-    let mut counts = BTreeMap::new();
-    for i in images {
-        *counts.entry(i.projection.clone()).or_insert(0) += 1;
-    }
-    counts
-}
-
 pub(crate) fn describe_counts(counts: &BTreeMap<Projection, usize>) -> String {
     let mut v: Vec<(&Projection, &usize)> = counts.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -698,19 +700,4 @@ pub(crate) fn describe_counts(counts: &BTreeMap<Projection, usize>) -> String {
         .map(|(p, n)| format!("{n} {p}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The projection to keep when `images` mix projections (`None` if they do not): the most common one, on a
-/// tie the projection of the first image.
-pub(crate) fn majority_projection(images: &[&ScannedImage]) -> Option<Projection> {
-    let counts = projection_counts(images.iter().copied());
-    if counts.len() < 2 {
-        return None;
-    }
-    let max = counts.values().copied().max()?;
-    images
-        .iter()
-        .map(|i| &i.projection)
-        .find(|p| counts.get(*p) == Some(&max))
-        .cloned()
 }

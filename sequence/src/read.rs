@@ -4,15 +4,13 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use exif::Tag;
 use plugin_api::sequence::{Projection, SequenceSource};
 use plugin_api::transport::TransportType;
 use serde::{Deserialize, Serialize};
 
-use crate::camera_clock;
 use crate::capture_time::{capture_time, TimeOffset, TimeSource};
 use crate::exif_values::{ascii, exif_position, first_f64, first_u32, xmp_position};
 use crate::model::{
@@ -141,28 +139,6 @@ pub(crate) fn is_jpeg_name(name: &str) -> bool {
     lower.ends_with(".jpg") || lower.ends_with(".jpeg")
 }
 
-/// The JPEG files directly in `dir` (non-recursive).
-fn list_jpegs(dir: &Path) -> Result<Vec<PathBuf>, SequenceError> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_jpeg_name(&name) {
-            continue;
-        }
-        let path = entry.path();
-        let is_file = match entry.file_type() {
-            Ok(t) if t.is_symlink() => fs::metadata(&path).map(|m| m.is_file()).unwrap_or(true),
-            Ok(t) => t.is_file(),
-            Err(_) => true, // let the per-image read report it
-        };
-        if is_file {
-            out.push(path);
-        }
-    }
-    Ok(out)
-}
-
 fn contains_jpeg(dir: &Path) -> bool {
     fs::read_dir(dir)
         .map(|rd| {
@@ -240,13 +216,14 @@ fn detect_layout(root: &Path) -> Layout {
 /// `final_nadir/` if it holds images (MTPDU uploads it when present), else `final_raw/`; the log is
 /// `<dir name>.json`, or the only `*.json` of a renamed directory.
 ///
-/// Returns an error only if the directory, its metadata files or the overrides are unusable; everything wrong
+/// Returns an error only if the directory, its metadata files or the overrides are unusable (or the scan
+/// cannot keep what it read in its scratch file: [`SequenceError::Scratch`]); everything wrong
 /// with the images is in [`ScannedSequence::problems`].
 ///
 /// ```no_run
 /// use mtp_sequence::{read_sequence, Overrides};
 /// let scanned = read_sequence("/home/me/MTP/sequences/ride".as_ref(), &Overrides::default())?;
-/// println!("{}", scanned.summary().render_text());
+/// println!("{}", scanned.summary()?.render_text());
 /// let (descriptor, skipped) = scanned.to_descriptor(true)?;
 /// # Ok::<(), mtp_sequence::SequenceError>(())
 /// ```
@@ -278,7 +255,7 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
         },
     };
 
-    let files = list_jpegs(&layout.image_dir)?;
+    let files = crate::read_all::list_jpegs(&layout.image_dir)?;
     if files.is_empty() {
         let hint = crate::tree::folder_tree(&root)
             .map(|tree| {
@@ -299,32 +276,14 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
             hint,
         });
     }
-    let mut read = read_images(files, time_offset);
-    camera_clock::one_offset_per_camera(&mut read);
-    // Unstable (no scratch copy of half the list): no two images of a folder share a file name, so
-    // the order is the same.
-    read.sort_unstable_by(|(a, _), (b, _)| {
-        (
-            a.captured_at_ms.is_none(),
-            a.captured_at_ms,
-            a.path.file_name(),
-        )
-            .cmp(&(
-                b.captured_at_ms.is_none(),
-                b.captured_at_ms,
-                b.path.file_name(),
-            ))
-    });
-    // Taken apart in place: `unzip` would hold a second list of every image while it copies.
-    let mut per_image: Vec<Vec<Problem>> = read
-        .iter_mut()
-        .map(|(_, problems)| std::mem::take(problems))
-        .collect();
-    let mut images: Vec<ScannedImage> = read.into_iter().map(|(image, _)| image).collect();
-    // Collected in place, the list keeps the larger buffer of the read results: give back the rest.
-    images.shrink_to_fit();
-    let sequence_problems = validate::check_sequence(&images, &mut per_image);
-    let mut problems: Vec<Problem> = per_image.into_iter().flatten().collect();
+    let mut consensus = Consensus::default();
+    let read = crate::read_all::read_all(&layout.image_dir, files, time_offset, |image| {
+        consensus.add(image)
+    })?;
+    let images = read.images;
+    let mut per_image = read.per_image;
+    let sequence_problems = validate::check_sequence(&images, &mut per_image)?;
+    let mut problems: Vec<Problem> = per_image.into_values().flatten().collect();
     problems.extend(sequence_problems);
 
     let mut metadata_files = Vec::new();
@@ -332,7 +291,6 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
     if folder_meta.is_some() {
         metadata_files.push(toml_path.clone());
     }
-    let consensus = Consensus::of(&images);
     let folder_meta = folder_meta.unwrap_or_default();
     let log = log.unwrap_or_default();
     let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
@@ -340,7 +298,7 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
     let name = nonempty(&overrides.name)
         .or_else(|| nonempty(&folder_meta.name))
         .or_else(|| nonempty(&log.name))
-        .or_else(|| nonempty(&consensus.name))
+        .or_else(|| nonempty(&consensus.name.value()))
         .unwrap_or_else(|| {
             root.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -351,7 +309,7 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
         .clone()
         .or(folder_meta.description.clone())
         .or(log.description.clone())
-        .or(consensus.description.clone())
+        .or(consensus.description.value())
         .unwrap_or_default();
     let tags = normalise_tags(if !overrides.tags.is_empty() {
         overrides.tags.clone()
@@ -360,7 +318,7 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
             .tags
             .clone()
             .or(log.tags.clone())
-            .or(consensus.tags.clone())
+            .or(consensus.tags.value())
             .unwrap_or_default()
     });
 
@@ -379,13 +337,10 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
                     "uploader_transport_method",
                 ))
             } else {
-                consensus.transport.as_ref().map(|(t, file)| {
-                    (
-                        TransportType::parse(t),
-                        file.clone(),
-                        "MTPSequenceTransport",
-                    )
-                })
+                consensus
+                    .transport
+                    .with_file()
+                    .map(|(t, file)| (TransportType::parse(&t), file, "MTPSequenceTransport"))
             };
             match candidate {
                 Some((Ok(t), _, _)) => Some(t),
@@ -406,7 +361,7 @@ pub fn read_sequence(dir: &Path, overrides: &Overrides) -> Result<ScannedSequenc
     let id = log
         .id
         .clone()
-        .or(consensus.sequence_uuid.clone())
+        .or(consensus.sequence_uuid.value())
         .unwrap_or_else(|| path_id(&root));
 
     Ok(ScannedSequence {
@@ -461,167 +416,59 @@ fn fnv1a_128(data: &[u8]) -> u128 {
 /// agrees on it.
 #[derive(Default)]
 struct Consensus {
-    name: Option<String>,
-    description: Option<String>,
-    transport: Option<(String, PathBuf)>,
-    tags: Option<Vec<String>>,
-    sequence_uuid: Option<String>,
+    name: Agreement<String>,
+    description: Agreement<String>,
+    transport: Agreement<String>,
+    tags: Agreement<Vec<String>>,
+    sequence_uuid: Agreement<String>,
 }
 
 impl Consensus {
-    fn of(images: &[ScannedImage]) -> Consensus {
-        fn agree<T: PartialEq + Clone>(
-            images: &[ScannedImage],
-            get: impl Fn(&MtpImageDescription) -> Option<&T>,
-        ) -> Option<(T, PathBuf)> {
-            let mut found: Option<(&T, &Path)> = None;
-            for img in images {
-                let Some(v) = img.description.as_deref().and_then(&get) else {
-                    continue;
-                };
-                match found {
-                    None => found = Some((v, &img.path)),
-                    Some((f, _)) if f == v => {}
-                    Some(_) => return None,
-                }
-            }
-            found.map(|(v, p)| (v.clone(), p.to_path_buf()))
-        }
-        Consensus {
-            name: agree(images, |d| d.sequence_name.as_ref()).map(|v| v.0),
-            description: agree(images, |d| d.sequence_description.as_ref()).map(|v| v.0),
-            transport: agree(images, |d| d.sequence_transport.as_ref()),
-            tags: agree(images, |d| d.sequence_tags.as_ref()).map(|v| v.0),
-            sequence_uuid: agree(images, |d| d.sequence_uuid.as_ref()).map(|v| v.0),
-        }
+    /// Counts `img`'s values in (the images come in capture order).
+    fn add(&mut self, img: &ScannedImage) {
+        let Some(d) = img.description.as_deref() else {
+            return;
+        };
+        self.name.add(d.sequence_name.as_ref(), &img.path);
+        self.description
+            .add(d.sequence_description.as_ref(), &img.path);
+        self.transport.add(d.sequence_transport.as_ref(), &img.path);
+        self.tags.add(d.sequence_tags.as_ref(), &img.path);
+        self.sequence_uuid.add(d.sequence_uuid.as_ref(), &img.path);
     }
 }
 
-type ReadResult = (ScannedImage, Vec<Problem>);
-
-/// Reads every image's header on 2–4 threads. The result is in input order.
-fn read_images(files: Vec<PathBuf>, time_offset: Option<TimeOffset>) -> Vec<ReadResult> {
-    /// One file's place in the list: its path until a worker takes it, then what was read. The path
-    /// moves into the image read, so the list of files and the images read from them are never both
-    /// whole (at 100,000 images the files' names were 13 MB of a scan).
-    // The read image is kept inline: boxed, it would be one more allocation per image.
-    #[allow(clippy::large_enum_variant)]
-    enum Slot {
-        File(PathBuf),
-        Taken,
-        Read(ReadResult),
-    }
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 4)
-        .min(files.len().max(1));
-    // Work is handed out one file at a time, so a slow (cold, large) file does not hold up a whole chunk.
-    // Each result goes straight into its slot: no per-thread list growing by doubling, and no second copy
-    // when merging them (at 100,000 images those were 90 MB and 70 MB; docs/architecture.md, "Memory").
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Slot>> = files
-        .into_iter()
-        .map(|path| Mutex::new(Slot::File(path)))
-        .collect();
-    let lock = |slot: &Mutex<Slot>| {
-        // A slot is only ever swapped whole: a poisoned one holds a whole value.
-        let mut guard = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::mem::replace(&mut *guard, Slot::Taken)
-    };
-    let (last_description, last_camera) = (Mutex::new(None), Mutex::new(None));
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(slot) = slots.get(i) else {
-                        break;
-                    };
-                    // Each index is handed out once, so the slot holds its file.
-                    let Slot::File(path) = lock(slot) else {
-                        continue;
-                    };
-                    let mut read = read_image_guarded(path, time_offset);
-                    share(&last_description, &mut read.0.description);
-                    share(&last_camera, &mut read.0.camera);
-                    *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-                        Slot::Read(read);
-                })
-            })
-            .collect();
-        for w in workers {
-            // Worker bodies catch parser panics themselves; a failed join leaves its slot unread.
-            let _ = w.join();
-        }
-    });
-    slots
-        .into_iter()
-        .map(
-            |slot| match slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                Slot::Read(read) => read,
-                Slot::File(path) => {
-                    let p = Problem::image(
-                        &path,
-                        "file",
-                        ProblemKind::Unreadable,
-                        "internal error while reading",
-                    );
-                    (ScannedImage::new(path), vec![p])
-                }
-                // Only a worker that died between taking a file and keeping its image leaves this; the
-                // file's path went with it.
-                Slot::Taken => {
-                    let path = PathBuf::from("(unknown file)");
-                    let p = Problem::image(
-                        &path,
-                        "file",
-                        ProblemKind::Unreadable,
-                        "internal error while reading",
-                    );
-                    (ScannedImage::new(path), vec![p])
-                }
-            },
-        )
-        .collect()
+/// One value the images agree on, with the first file that has it.
+#[derive(Default)]
+enum Agreement<T> {
+    #[default]
+    None,
+    One(T, PathBuf),
+    Differ,
 }
 
-/// Makes `own` the value read just before it when the two are equal, so that a scan holds such a
-/// value about once, not once per image: the MTPDU sequence fields every image of an MTPDU sequence
-/// repeats (280 bytes each), the camera's name.
-fn share<T: PartialEq + ?Sized>(last: &Mutex<Option<Arc<T>>>, own: &mut Option<Arc<T>>) {
-    let Some(value) = own else {
-        return;
-    };
-    let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    match &*last {
-        Some(shared) if **shared == **value => *own = Some(shared.clone()),
-        _ => *last = Some(value.clone()),
-    }
-}
-
-/// A panic inside a parser (there should be none) becomes a problem of that image rather than taking the
-/// whole scan down.
-fn read_image_guarded(
-    path: PathBuf,
-    time_offset: Option<TimeOffset>,
-) -> (ScannedImage, Vec<Problem>) {
-    let mut img = ScannedImage::new(path);
-    // The image is only written to: after a panic it is started afresh from its path.
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_image(&mut img, time_offset)
-    }));
-    match read {
-        Ok(problems) => (img, problems),
-        Err(_) => {
-            let problem = Problem::image(
-                &img.path,
-                "EXIF",
-                ProblemKind::CorruptExif,
-                "the metadata parser failed on this file",
-            );
-            (ScannedImage::new(img.path), vec![problem])
+impl<T: PartialEq + Clone> Agreement<T> {
+    fn add(&mut self, value: Option<&T>, file: &Path) {
+        let Some(value) = value else {
+            return;
+        };
+        match self {
+            Agreement::None => *self = Agreement::One(value.clone(), file.to_path_buf()),
+            Agreement::One(v, _) if v == value => {}
+            Agreement::One(..) => *self = Agreement::Differ,
+            Agreement::Differ => {}
         }
+    }
+
+    fn with_file(&self) -> Option<(T, PathBuf)> {
+        match self {
+            Agreement::One(v, file) => Some((v.clone(), file.clone())),
+            _ => None,
+        }
+    }
+
+    fn value(&self) -> Option<T> {
+        self.with_file().map(|(v, _)| v)
     }
 }
 
@@ -676,7 +523,7 @@ fn has_end_marker<R: Read + Seek>(
     Ok(tail.windows(2).any(|w| w == [0xFF, marker::EOI]))
 }
 
-fn read_image(img: &mut ScannedImage, time_offset: Option<TimeOffset>) -> Vec<Problem> {
+pub(crate) fn read_image(img: &mut ScannedImage, time_offset: Option<TimeOffset>) -> Vec<Problem> {
     let mut problems = Vec::new();
     if img.path.to_str().is_none() {
         problems.push(Problem::image(

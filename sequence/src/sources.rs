@@ -62,6 +62,30 @@ impl SourceSet {
         }
     }
 
+    /// The set in 5 bytes, for a scan's scratch file ([`SourceSet::from_bits`] reads them back).
+    pub(crate) fn to_bits(self) -> [u8; 5] {
+        let [t0, t1] = self.times.to_le_bytes();
+        let index = |i: Option<u8>| i.unwrap_or(u8::MAX);
+        [
+            self.positions,
+            t0,
+            t1,
+            index(self.position_used),
+            index(self.time_used),
+        ]
+    }
+
+    /// The set [`SourceSet::to_bits`] wrote.
+    pub(crate) fn from_bits(bits: [u8; 5]) -> SourceSet {
+        let index = |i: u8| (i != u8::MAX).then_some(i);
+        SourceSet {
+            positions: bits[0],
+            times: u16::from_le_bytes([bits[1], bits[2]]),
+            position_used: index(bits[3]),
+            time_used: index(bits[4]),
+        }
+    }
+
     /// The names, as integrations receive them.
     pub fn to_metadata_sources(&self) -> MetadataSources {
         let names = |bits: u16, table: &[&'static str]| {

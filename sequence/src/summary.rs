@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::format_utc;
 use crate::grouped::ProblemGroup;
-use crate::model::{ScannedSequence, Severity};
+use crate::model::{until_error, ScannedSequence, SequenceError, Severity};
 
 /// What `inspect` shows. Statistics (times, length, box, projections) are computed over the valid images,
 /// the ones that would be uploaded with `skip_invalid`.
@@ -60,7 +60,7 @@ pub struct Summary {
 
 impl ScannedSequence {
     /// The summary `inspect` prints.
-    pub fn summary(&self) -> Summary {
+    pub fn summary(&self) -> Result<Summary, SequenceError> {
         // One pass over the valid images, keeping running figures: no list of them, of their times or of
         // their positions (at 100,000 images those were 6 MB at the peak of `inspect`).
         let (mut valid, mut valid_bytes, mut length_m) = (0, 0, 0.0);
@@ -68,6 +68,7 @@ impl ScannedSequence {
         let mut previous: Option<(f64, f64)> = None;
         let mut projections = BTreeMap::new();
         for image in self.valid_images() {
+            let image = image?;
             valid += 1;
             valid_bytes += image.size_bytes;
             if let Some(t) = image.captured_at_ms {
@@ -82,7 +83,18 @@ impl ScannedSequence {
             }
             *projections.entry(image.projection.to_string()).or_insert(0) += 1;
         }
-        Summary {
+        let mut failed = None;
+        let bbox = BoundingBox::from_points(
+            until_error(self.valid_images(), &mut failed).filter_map(|i| i.position()),
+        );
+        let mut total_bytes = 0;
+        for image in self.images.iter() {
+            total_bytes += image?.size_bytes;
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(Summary {
             id: self.id.clone(),
             name: self.name.clone(),
             description: self.description.clone(),
@@ -97,9 +109,9 @@ impl ScannedSequence {
             last_capture: last.map(format_utc),
             duration_s: first.zip(last).map(|(a, b)| (b - a) as f64 / 1000.0),
             length_km: length_m / 1000.0,
-            bbox: BoundingBox::from_points(self.valid_images().filter_map(|i| i.position())),
+            bbox,
             projections,
-            total_bytes: self.images.iter().map(|i| i.size_bytes).sum(),
+            total_bytes,
             valid_bytes,
             problems: ProblemGroup::group(&self.problems),
             blocking_count: self
@@ -107,8 +119,8 @@ impl ScannedSequence {
                 .iter()
                 .filter(|p| p.kind.severity() == Severity::Blocking)
                 .count(),
-            notes: self.notes(),
-        }
+            notes: self.notes()?,
+        })
     }
 }
 

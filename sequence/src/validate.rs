@@ -1,9 +1,12 @@
 //! Checks across images: duplicates (same place and direction as the previous photo), impossible speeds, mixed projections; and
 //! the spreading of equal capture times within their second.
 
-use plugin_api::sequence::haversine_m;
+use std::collections::BTreeMap;
 
-use crate::model::{describe_counts, projection_counts, Problem, ProblemKind, ScannedImage};
+use plugin_api::sequence::{haversine_m, Projection};
+
+use crate::image_list::ImageList;
+use crate::model::{describe_counts, Problem, ProblemKind, ScannedImage, SequenceError};
 
 /// Fastest plausible speed between consecutive images (Mapillary rejects sequences above it).
 pub const MAX_SPEED_KMH: f64 = 400.0;
@@ -34,28 +37,67 @@ pub const DUPLICATE_ANGLE_DEG: f64 = 5.0;
 /// assert_eq!(spread_equal_times(&t(&[1100])), t(&[1100]));
 /// ```
 pub fn spread_equal_times(times: &[Option<i64>]) -> Vec<Option<i64>> {
-    let mut out = times.to_vec();
-    let mut start = 0;
-    while start < times.len() {
-        let Some(t) = times[start] else {
-            start += 1;
-            continue;
+    Spread::new(times.iter().map(|&t| ((), t)))
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// [`spread_equal_times`] over items that come one at a time, each with its time: they come out in
+/// the same order with their spread times, holding only one run of equal times (and the item after
+/// it) at once. The scan walks its images so, from its scratch file.
+pub(crate) struct Spread<T, I> {
+    items: I,
+    /// The item after the last run, read to know where the run ends.
+    after: Option<(T, Option<i64>)>,
+    ready: std::collections::VecDeque<(T, Option<i64>)>,
+}
+
+impl<T, I: Iterator<Item = (T, Option<i64>)>> Spread<T, I> {
+    pub(crate) fn new(items: I) -> Self {
+        Spread {
+            items,
+            after: None,
+            ready: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl<T, I: Iterator<Item = (T, Option<i64>)>> Iterator for Spread<T, I> {
+    type Item = (T, Option<i64>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(ready) = self.ready.pop_front() {
+            return Some(ready);
+        }
+        let first = self.after.take().or_else(|| self.items.next())?;
+        let Some(t) = first.1 else {
+            return Some(first);
         };
-        let end = (start..times.len())
-            .find(|&j| times[j] != Some(t))
-            .unwrap_or(times.len());
-        let n = (end - start) as i64;
-        if n > 1 {
-            let end_of_second = t.div_euclid(1000) * 1000 + 1000;
-            let next = times.get(end).copied().flatten().unwrap_or(end_of_second);
-            let span = next.min(end_of_second) - t;
-            for (k, slot) in out[start..end].iter_mut().enumerate() {
-                *slot = Some(t + span * k as i64 / n);
+        let mut run = vec![first];
+        for item in self.items.by_ref() {
+            if item.1 == Some(t) {
+                run.push(item);
+            } else {
+                self.after = Some(item);
+                break;
             }
         }
-        start = end;
+        let n = run.len() as i64;
+        if n > 1 {
+            let end_of_second = t.div_euclid(1000) * 1000 + 1000;
+            let next = self
+                .after
+                .as_ref()
+                .and_then(|a| a.1)
+                .unwrap_or(end_of_second);
+            let span = next.min(end_of_second) - t;
+            for (k, item) in run.iter_mut().enumerate() {
+                item.1 = Some(t + span * k as i64 / n);
+            }
+        }
+        self.ready.extend(run);
+        self.ready.pop_front()
     }
-    out
 }
 
 /// How many images share their capture time with a neighbour (and so get spread times).
@@ -103,38 +145,48 @@ fn duplicate(a: &ScannedImage, b: &ScannedImage) -> bool {
     close && !turned
 }
 
-/// Adds per-image problems to `per_image` (parallel to `images`, which are sorted by capture time) and
-/// returns the sequence-level ones.
+/// How far after now a capture time may be before it is a problem (a day).
+pub const FUTURE_SLACK_MS: i64 = 86_400_000;
+
+/// Adds per-image problems to `per_image` (by the image's index in `images`, which are sorted by capture
+/// time) and returns the sequence-level ones.
 ///
 /// Only images without problems so far take part, so one bad file does not cascade into its neighbours.
 /// Speed is checked greedily against the last accepted image: an outlier is flagged and its successor is
 /// compared with the image before it. By the triangle inequality, dropping flagged images can never make
 /// the remaining consecutive pairs faster, so a descriptor built with `skip_invalid` has no impossible pair.
-/// How far after now a capture time may be before it is a problem (a day).
-pub const FUTURE_SLACK_MS: i64 = 86_400_000;
-
 pub(crate) fn check_sequence(
-    images: &[ScannedImage],
-    per_image: &mut [Vec<Problem>],
-) -> Vec<Problem> {
+    images: &ImageList,
+    per_image: &mut BTreeMap<usize, Vec<Problem>>,
+) -> Result<Vec<Problem>, SequenceError> {
+    // Each check is a pass over the scan's file with what it needs of the images before: the images
+    // are not in memory (docs/architecture.md, "Memory").
+    let flag = |per_image: &mut BTreeMap<usize, Vec<Problem>>, i: usize, p: Problem| {
+        per_image.entry(i).or_default().push(p)
+    };
     let mut sequence_level = Vec::new();
 
     // A capture time in the future cannot be right (a camera clock set wrong, a corrupt date); a day of
     // slack covers time zones written as UTC and clocks a little fast.
     let latest = chrono::Utc::now().timestamp_millis() + FUTURE_SLACK_MS;
-    for (image, problems) in images.iter().zip(per_image.iter_mut()) {
+    for (i, image) in images.iter().enumerate() {
+        let image = image?;
         if let Some(t) = image.captured_at_ms.filter(|&t| t > latest) {
-            if problems.is_empty() {
-                problems.push(Problem::image(
-                    &image.path,
-                    "DateTimeOriginal",
-                    ProblemKind::FutureCaptureTime,
-                    format!(
-                        "capture time {} is in the future: check the camera's clock (or fix the date \
-                         with --time-offset)",
-                        crate::format_utc(t)
+            if !per_image.contains_key(&i) {
+                flag(
+                    per_image,
+                    i,
+                    Problem::image(
+                        &image.path,
+                        "DateTimeOriginal",
+                        ProblemKind::FutureCaptureTime,
+                        format!(
+                            "capture time {} is in the future: check the camera's clock (or fix the \
+                             date with --time-offset)",
+                            crate::format_utc(t)
+                        ),
                     ),
-                ));
+                );
             }
         }
     }
@@ -143,60 +195,56 @@ pub(crate) fn check_sequence(
     // DUPLICATE_ANGLE_DEG of the previous kept one, whatever the times (a camera standing still at a red
     // light), is left out and the rest uploads (mapillary_tools `process_sequence_properties.py`,
     // `duplication_check`: the angle only counts when both images have one).
-    let mut prev: Option<usize> = None;
-    for i in 0..images.len() {
-        if !per_image[i].is_empty() || images[i].position().is_none() {
+    let mut prev: Option<ScannedImage> = None;
+    for (i, image) in images.iter().enumerate() {
+        let image = image?;
+        if per_image.contains_key(&i) || image.position().is_none() {
             continue;
         }
-        if let Some(p) = prev.filter(|&p| duplicate(&images[p], &images[i])) {
-            per_image[i].push(Problem::image(
-                &images[i].path,
+        if let Some(p) = prev.as_ref().filter(|p| duplicate(p, &image)) {
+            let problem = Problem::image(
+                &image.path,
                 "GPSLatitude/GPSLongitude",
                 ProblemKind::DuplicatePhoto,
                 format!(
                     "within {DUPLICATE_DISTANCE_M} m and {DUPLICATE_ANGLE_DEG}° of the previous photo {}: \
                      left out, as mapillary_tools does",
-                    images[p].file_name()
+                    p.file_name()
                 ),
-            ));
+            );
+            flag(per_image, i, problem);
             continue;
         }
-        prev = Some(i);
+        prev = Some(image);
     }
-    let spread = spread_equal_times(
-        &(0..images.len())
-            .map(|i| {
-                if per_image[i].is_empty() {
-                    images[i].captured_at_ms
-                } else {
-                    None
-                }
-            })
-            .collect::<Vec<_>>(),
-    );
-    let at = |i: usize| spread[i].or(images[i].captured_at_ms).unwrap_or_default();
-    let pair = |a: usize, b: usize| (at(a), at(b));
 
-    // Impossible speeds.
-    let chain: Vec<usize> = (0..images.len())
-        .filter(|&i| {
-            per_image[i].is_empty()
-                && images[i].position().is_some()
-                && images[i].captured_at_ms.is_some()
-        })
-        .collect();
+    // Impossible speeds, between the images without a problem so far, at their spread times.
+    let flagged: std::collections::BTreeSet<usize> = per_image.keys().copied().collect();
+    let mut failed = None;
+    let times = images
+        .iter()
+        .enumerate()
+        .map_while(|(i, image)| match image {
+            Ok(image) => {
+                let time = image.captured_at_ms.filter(|_| !flagged.contains(&i));
+                Some(((i, image), time))
+            }
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        });
+    let mut chain = Spread::new(times).filter_map(|((i, image), at)| {
+        (!flagged.contains(&i) && image.position().is_some()).then_some((i, image, at?))
+    });
+    let head: Vec<(usize, ScannedImage, i64)> = chain.by_ref().take(3).collect();
     let mut start = 0;
-    if chain.len() >= 3 {
-        let (a, b, c) = (&images[chain[0]], &images[chain[1]], &images[chain[2]]);
-        let (ab, ac, bc) = (
-            pair(chain[0], chain[1]),
-            pair(chain[0], chain[2]),
-            pair(chain[1], chain[2]),
-        );
+    if let [(i0, a, ta), (_, b, tb), (_, c, tc)] = head.as_slice() {
+        let (ab, ac, bc) = ((*ta, *tb), (*ta, *tc), (*tb, *tc));
         // The first image is the outlier if it is far from both of the next two, which agree with each other.
         if impossible(a, b, ab) && impossible(a, c, ac) && !impossible(b, c, bc) {
             let (v, _) = speed_kmh(a, b, ab).unwrap_or_default();
-            per_image[chain[0]].push(Problem::image(
+            let problem = Problem::image(
                 &a.path,
                 "GPSLatitude/GPSLongitude",
                 ProblemKind::ImpossibleSpeed,
@@ -204,71 +252,164 @@ pub(crate) fn check_sequence(
                     "{v:.0} km/h to the next image {} (limit {MAX_SPEED_KMH:.0} km/h); the following images agree with each other",
                     b.file_name()
                 ),
-            ));
+            );
+            flag(per_image, *i0, problem);
             start = 1;
         }
     }
-    if let Some(&first) = chain.get(start) {
-        let mut last = first;
-        for &i in &chain[start + 1..] {
-            if impossible(&images[last], &images[i], pair(last, i)) {
-                let (v, d) =
-                    speed_kmh(&images[last], &images[i], pair(last, i)).unwrap_or_default();
-                per_image[i].push(Problem::image(
-                    &images[i].path,
+    let mut rest = head.into_iter().skip(start).chain(chain);
+    if let Some(mut last) = rest.next() {
+        for (i, image, at) in rest {
+            let pair = (last.2, at);
+            if impossible(&last.1, &image, pair) {
+                let (v, d) = speed_kmh(&last.1, &image, pair).unwrap_or_default();
+                let problem = Problem::image(
+                    &image.path,
                     "GPSLatitude/GPSLongitude",
                     ProblemKind::ImpossibleSpeed,
                     format!(
                         "{v:.0} km/h ({d:.0} m) from {} (limit {MAX_SPEED_KMH:.0} km/h)",
-                        images[last].file_name()
+                        last.1.file_name()
                     ),
-                ));
+                );
+                flag(per_image, i, problem);
             } else {
-                last = i;
+                last = (i, image, at);
             }
         }
     }
+    if let Some(e) = failed {
+        return Err(e);
+    }
 
     // Mixed projections, among images whose header could be read.
-    let readable: Vec<&ScannedImage> = images
-        .iter()
-        .zip(per_image.iter())
-        .filter(|(_, p)| {
-            !p.iter().any(|p| {
+    let readable = |i: &usize, per_image: &BTreeMap<usize, Vec<Problem>>| {
+        !per_image.get(i).is_some_and(|problems| {
+            problems.iter().any(|p| {
                 matches!(
                     p.kind,
                     ProblemKind::Unreadable | ProblemKind::CorruptJpeg | ProblemKind::CorruptExif
                 )
             })
         })
-        .map(|(i, _)| i)
-        .collect();
-    let counts = projection_counts(readable.iter().copied());
-    if counts.len() > 1 {
-        let keep = crate::model::majority_projection(&readable);
-        let examples: Vec<_> = readable
-            .iter()
-            .filter(|i| Some(&i.projection) != keep.as_ref())
-            .take(5)
-            .map(|i| i.file_name())
-            .collect();
+    };
+    let mut counts = ProjectionCount::default();
+    for (i, image) in images.iter().enumerate() {
+        let image = image?;
+        if readable(&i, per_image) {
+            counts.add(&image.projection);
+        }
+    }
+    if let Some(keep) = counts.majority() {
+        let mut examples = Vec::new();
+        for (i, image) in images.iter().enumerate() {
+            let image = image?;
+            if readable(&i, per_image) && image.projection != keep {
+                examples.push(image.file_name().into_owned());
+                if examples.len() == 5 {
+                    break;
+                }
+            }
+        }
         sequence_level.push(Problem {
             file: None,
             field: "projection".to_string(),
             kind: ProblemKind::MixedProjections,
             message: format!(
                 "mixed projections: {} (e.g. {}); a sequence must have one projection",
-                describe_counts(&counts),
+                describe_counts(counts.counts()),
                 examples.join(", ")
             ),
         });
     }
-    sequence_level
+    Ok(sequence_level)
+}
+
+/// How many images have each projection, and which came first.
+#[derive(Default)]
+pub(crate) struct ProjectionCount {
+    counts: BTreeMap<Projection, usize>,
+    /// In the order of their first image.
+    seen: Vec<Projection>,
+}
+
+impl ProjectionCount {
+    pub(crate) fn add(&mut self, projection: &Projection) {
+        match self.counts.get_mut(projection) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(projection.clone(), 1);
+                self.seen.push(projection.clone());
+            }
+        }
+    }
+
+    pub(crate) fn counts(&self) -> &BTreeMap<Projection, usize> {
+        &self.counts
+    }
+
+    /// The projection to keep when the images mix projections (`None` if they do not): the most
+    /// common one, on a tie the projection of the first image.
+    pub(crate) fn majority(&self) -> Option<Projection> {
+        if self.counts.len() < 2 {
+            return None;
+        }
+        let max = self.counts.values().copied().max()?;
+        self.seen
+            .iter()
+            .find(|p| self.counts.get(*p) == Some(&max))
+            .cloned()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::spread_count;
+    use super::{spread_count, spread_equal_times};
+    use proptest::prelude::*;
+
+    /// The spreading as it was written over a whole list, before the scan streamed its images.
+    fn spread_whole(times: &[Option<i64>]) -> Vec<Option<i64>> {
+        let mut out = times.to_vec();
+        let mut start = 0;
+        while start < times.len() {
+            let Some(t) = times[start] else {
+                start += 1;
+                continue;
+            };
+            let end = (start..times.len())
+                .find(|&j| times[j] != Some(t))
+                .unwrap_or(times.len());
+            let n = (end - start) as i64;
+            if n > 1 {
+                let end_of_second = t.div_euclid(1000) * 1000 + 1000;
+                let next = times.get(end).copied().flatten().unwrap_or(end_of_second);
+                let span = next.min(end_of_second) - t;
+                for (k, slot) in out[start..end].iter_mut().enumerate() {
+                    *slot = Some(t + span * k as i64 / n);
+                }
+            }
+            start = end;
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn spreading_a_run_at_a_time_is_spreading_the_whole_list(
+            steps in proptest::collection::vec((0i64..3, 0u8..10), 0..60),
+        ) {
+            // Sorted times with runs of equal ones, gaps of a few hundred ms and a few without a time.
+            let mut t = -2_000;
+            let times: Vec<Option<i64>> = steps
+                .iter()
+                .map(|&(step, none)| {
+                    t += step * 400;
+                    (none != 0).then_some(t)
+                })
+                .collect();
+            prop_assert_eq!(spread_equal_times(&times), spread_whole(&times));
+        }
+    }
 
     #[test]
     fn images_sharing_a_time_with_a_neighbour_are_counted_once_each() {

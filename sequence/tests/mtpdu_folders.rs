@@ -64,7 +64,7 @@ fn a_destination_block_is_read_and_reported() {
         prior["mtpw"].id.as_deref(),
         Some("8a0f3f8e-2c55-4b8e-9a51-0d4c0a1b2c3d")
     );
-    let text = s.summary().render_text();
+    let text = s.summary().unwrap().render_text();
     assert!(
         text.contains("mtp upload skips mapillary for it unless you pass --force"),
         "{text}"
@@ -119,7 +119,7 @@ fn transport_names_of_2020_are_accepted_and_explained() {
         assert_eq!(s.transport.as_ref().unwrap().to_string(), today);
         let (descriptor, _) = s.to_descriptor(false).unwrap();
         assert_eq!(descriptor.transport.unwrap().to_string(), today);
-        let notes = s.notes();
+        let notes = s.notes().unwrap();
         let note = notes
             .iter()
             .find(|n| n.contains("2020"))
@@ -180,8 +180,7 @@ fn equal_whole_second_times_are_spread_within_the_second() {
     // Taken apart a page at a time, the scan gives the same descriptor.
     let mut pages = Vec::new();
     let (mut header, _) = s
-        .clone()
-        .into_descriptor_pages(false, 3, |page| pages.push(page))
+        .descriptor_pages(false, 3, |page| pages.push(page))
         .unwrap();
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
     assert_eq!(header.images, []);
@@ -221,7 +220,7 @@ fn equal_whole_second_times_are_spread_within_the_second() {
         names,
         ["000.jpg", "001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.jpg", "006.jpg", "007.jpg"]
     );
-    let text = s.summary().render_text();
+    let text = s.summary().unwrap().render_text();
     assert!(
         text.contains("8 images share whole-second capture times"),
         "{text}"
@@ -251,7 +250,7 @@ fn a_duplicate_of_the_previous_photo_is_left_out_and_the_rest_uploads() {
     let (descriptor, skipped) = s.to_descriptor(false).unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!(descriptor.images.len(), 7);
-    let text = s.summary().render_text();
+    let text = s.summary().unwrap().render_text();
     assert!(
         text.contains("[left out] duplicate_photo: 007.jpg: "),
         "{text}"

@@ -144,8 +144,7 @@ fn each_per_image_problem_kind() {
     let (d, skipped) = s.to_descriptor(true).unwrap();
     let mut pages = Vec::new();
     let (mut taken_apart, skipped_too) = s
-        .clone()
-        .into_descriptor_pages(true, 1, |page| pages.push(page))
+        .descriptor_pages(true, 1, |page| pages.push(page))
         .unwrap();
     taken_apart.images = pages.concat();
     assert_eq!((&taken_apart, skipped_too.len()), (&d, skipped.len()));
@@ -153,7 +152,7 @@ fn each_per_image_problem_kind() {
     assert_eq!(kept, ["img_00.jpg", "img_08.jpg"]);
     assert_eq!(skipped.len(), 10);
     assert!(skipped.iter().all(|s| !s.problems.is_empty()));
-    assert!(s.summary().valid_image_count == 2);
+    assert!(s.summary().unwrap().valid_image_count == 2);
 }
 
 #[test]
@@ -378,7 +377,7 @@ fn garbage_never_panics() {
     }
     let s = read_sequence(&dir, &Overrides::default()).unwrap();
     assert_eq!(s.images.len(), 300);
-    let _ = s.summary().render_text();
+    let _ = s.summary().unwrap().render_text();
     let _ = s.to_descriptor(true);
 }
 

@@ -29,9 +29,9 @@ fn read_alone(file: &str, overrides: &Overrides) -> (ScannedSequence, tempfile::
     (s, tmp)
 }
 
-fn image(s: &ScannedSequence) -> &ScannedImage {
+fn image(s: &ScannedSequence) -> ScannedImage {
     assert_eq!(s.images.len(), 1);
-    &s.images[0]
+    s.images.get(0).unwrap()
 }
 
 fn problem_kinds(s: &ScannedSequence) -> Vec<String> {
@@ -352,7 +352,7 @@ fn a_local_time_without_offset_or_gps_time_takes_the_zone_at_its_position() {
     let (s, _t) = read_alone(file, &Overrides::default());
     assert_eq!(image(&s).captured_at_ms, Some(as_utc - three_h));
     assert!(s.is_valid() && s.problems.is_empty(), "{:#?}", s.problems);
-    let notes = s.notes();
+    let notes = s.notes().unwrap();
     let zone: Vec<&String> = notes.iter().filter(|n| n.contains("UTC offset")).collect();
     assert_eq!(zone.len(), 1, "{notes:#?}");
     assert!(
@@ -368,7 +368,7 @@ fn a_local_time_without_offset_or_gps_time_takes_the_zone_at_its_position() {
     let (s, _t) = read_alone(file, &with_offset("+00:00"));
     assert!(s.is_valid(), "{:#?}", s.problems);
     assert_eq!(image(&s).captured_at_ms, Some(as_utc));
-    assert!(!s.notes().iter().any(|n| n.contains("UTC offset")));
+    assert!(!s.notes().unwrap().iter().any(|n| n.contains("UTC offset")));
 
     // The same from sequence.toml; the flag beats it.
     let tmp = tempfile::tempdir().unwrap();
@@ -428,7 +428,7 @@ fn generated_files_read_identically_under_the_capture_time_policy() {
     }
     let s = read_sequence(tmp.path(), &Overrides::default()).unwrap();
     assert!(s.is_valid(), "{:#?}", s.problems);
-    for img in &s.images {
+    for img in &s.images.to_vec().unwrap() {
         let i: i64 = img.file_name()[4..5].parse().unwrap();
         assert_eq!(
             img.captured_at_ms,
@@ -439,7 +439,13 @@ fn generated_files_read_identically_under_the_capture_time_policy() {
     }
     // An offset given for such files changes nothing: their times are not offset-less.
     let s = read_sequence(tmp.path(), &with_offset("+05:00")).unwrap();
-    let times: Vec<_> = s.images.iter().map(|i| i.captured_at_ms).collect();
+    let times: Vec<_> = s
+        .images
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|i| i.captured_at_ms)
+        .collect();
     assert_eq!(
         times,
         (0..7).map(|i| Some(t0 + 1_001 * i)).collect::<Vec<_>>()

@@ -77,7 +77,7 @@ fn mtpdu_layout_round_trip() {
     assert_eq!(d.duration_ms(), Some(11_000));
     assert!((d.length_m() - 22.0).abs() < 0.01, "{}", d.length_m());
 
-    let sum = s.summary();
+    let sum = s.summary().unwrap();
     assert_eq!(sum.image_count, 12);
     assert_eq!(
         sum.first_capture.as_deref(),
@@ -108,7 +108,9 @@ fn final_nadir_is_preferred_unless_empty() {
     let s = read_sequence(&g.root, &Overrides::default()).unwrap();
     assert!(s.image_dir.ends_with("final_nadir"));
     assert_eq!(
-        s.images[0]
+        s.images
+            .get(0)
+            .unwrap()
             .description
             .as_ref()
             .unwrap()
@@ -152,7 +154,7 @@ fn plain_folder_with_sequence_toml_and_exif_only() {
     assert_eq!(s.id.len(), 36, "path-derived id");
     let again = read_sequence(&g.root, &Overrides::default()).unwrap();
     assert_eq!(again.id, s.id, "stable id");
-    for (got, want) in s.images.iter().zip(&g.images) {
+    for (got, want) in s.images.to_vec().unwrap().iter().zip(&g.images) {
         // From EXIF rationals (micro-second-of-arc precision) and local time + OffsetTimeOriginal.
         assert!((got.latitude.unwrap() - want.latitude).abs() < 1e-8);
         assert!((got.longitude.unwrap() - want.longitude).abs() < 1e-8);
@@ -341,7 +343,7 @@ fn equirectangular_detection() {
     let g = generate_sequence(&tmp.path().join("pano"), &opts).unwrap();
     let s = read_sequence(&g.root, &Overrides::default()).unwrap();
     assert!(s.is_valid(), "{:#?}", s.problems);
-    for i in &s.images {
+    for i in &s.images.to_vec().unwrap() {
         assert_eq!(i.projection, Projection::Equirectangular);
         assert_eq!((i.width, i.height), (Some(128), Some(64)));
     }
@@ -363,7 +365,7 @@ fn equirectangular_detection() {
     let only = tempfile::tempdir().unwrap();
     fs::copy(&img, only.path().join("a.jpg")).unwrap();
     let s = read_sequence(only.path(), &Overrides::default()).unwrap();
-    assert_eq!(s.images[0].projection, Projection::Flat);
+    assert_eq!(s.images.get(0).unwrap().projection, Projection::Flat);
     // Without XMP the MTPDU field is used.
     write_image(
         &only.path().join("a.jpg"),
@@ -374,7 +376,10 @@ fn equirectangular_detection() {
     )
     .unwrap();
     let s = read_sequence(only.path(), &Overrides::default()).unwrap();
-    assert_eq!(s.images[0].projection, Projection::Equirectangular);
+    assert_eq!(
+        s.images.get(0).unwrap().projection,
+        Projection::Equirectangular
+    );
 }
 
 #[test]
@@ -397,7 +402,13 @@ fn ordered_by_capture_time_then_name() {
     fs::create_dir(d.join("sub")).unwrap();
     write_image(&d.join("sub").join("deep.jpg"), &spec(base, 0.0)).unwrap();
     let s = read_sequence(d, &Overrides::default()).unwrap();
-    let names: Vec<_> = s.images.iter().map(|i| i.file_name()).collect();
+    let names: Vec<_> = s
+        .images
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|i| i.file_name().into_owned())
+        .collect();
     assert_eq!(names, ["z.jpg", "b.jpeg", "c.JPG", "a.jpg"]);
 }
 
@@ -418,7 +429,7 @@ fn reading_never_modifies_files() {
     let before = snapshot(&g.root);
     let s = read_sequence(&g.root, &Overrides::default()).unwrap();
     let _ = s.to_descriptor(true).unwrap();
-    let _ = s.summary().render_text();
+    let _ = s.summary().unwrap().render_text();
     assert_eq!(snapshot(&g.root), before);
 }
 
@@ -453,7 +464,7 @@ fn check_padded(padding: Padding) {
     let s = read_sequence(&g.root, &Overrides::default()).unwrap();
     assert!(s.is_valid(), "{:#?}", s.problems);
     assert_eq!(
-        s.summary().total_bytes,
+        s.summary().unwrap().total_bytes,
         g.images.iter().map(|i| i.size_bytes).sum::<u64>()
     );
 }

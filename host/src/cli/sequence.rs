@@ -164,7 +164,9 @@ pub(crate) fn inspect(
     }
     for (k, dir) in dirs.iter().enumerate() {
         let scanned = scan(dir, overrides)?;
-        let summary = scanned.summary();
+        let summary = scanned
+            .summary()
+            .with_context(|| format!("cannot summarise {}", dir.display()))?;
         // The scanned images become the packed descriptor before the integrations are asked: only
         // that stays.
         let prior = scanned.prior_uploads();

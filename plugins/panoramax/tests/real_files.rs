@@ -28,7 +28,7 @@ fn panoramax_acceptance_is_predicted_as_geopic_tag_reader_decides() {
         let s = read_sequence(tmp.path(), &Overrides::default()).unwrap();
         let accepted_by_panoramax = g.get("refused").is_none();
         // Files without a position never reach an integration (mtp refuses them too).
-        let Some(info) = s.images[0].to_image_info() else {
+        let Some(info) = s.images.get(0).unwrap().to_image_info() else {
             assert!(
                 !accepted_by_panoramax,
                 "{name}: Panoramax accepts what mtp cannot place"

@@ -124,13 +124,13 @@ impl Host {
             .await
             .context("the inspection stopped")??;
         let eligibility = eligibility_of(&self.runner, &scanned).await;
-        let mut value = inspect_json(&scanned.summary(), &eligibility)?;
-        value["track"] = track_json(&scanned);
+        let mut value = inspect_json(&scanned.summary()?, &eligibility)?;
+        value["track"] = track_json(&scanned)?;
         let images = scanned
             .images
             .iter()
-            .map(|image| (image.file_name().into_owned(), image.path.clone()))
-            .collect();
+            .map(|image| image.map(|image| (image.file_name().into_owned(), image.path)))
+            .collect::<Result<_, _>>()?;
         Ok((value, images))
     }
 
@@ -265,22 +265,23 @@ impl Host {
 
 /// The images in capture order for the page's map: `[{file, lat, lon, problem}]` (`problem`: the image has
 /// one), those without a position left out.
-fn track_json(scanned: &mtp_sequence::ScannedSequence) -> Value {
+fn track_json(scanned: &mtp_sequence::ScannedSequence) -> Result<Value> {
     let with_problem: BTreeSet<&Path> = scanned
         .problems
         .iter()
         .filter_map(|p| p.file.as_deref())
         .collect();
-    scanned
-        .images
-        .iter()
-        .filter_map(|image| {
-            Some(serde_json::json!({
+    let mut track = Vec::new();
+    for image in scanned.images.iter() {
+        let image = image?;
+        if let (Some(lat), Some(lon)) = (image.latitude, image.longitude) {
+            track.push(serde_json::json!({
                 "file": image.file_name(),
-                "lat": image.latitude?,
-                "lon": image.longitude?,
+                "lat": lat,
+                "lon": lon,
                 "problem": with_problem.contains(image.path.as_path()),
-            }))
-        })
-        .collect()
+            }));
+        }
+    }
+    Ok(Value::Array(track))
 }
