@@ -413,6 +413,15 @@ impl ScannedSequence {
             .filter(move |i| i.as_ref().map_or(true, |i| !bad.contains(i.path.as_path())))
     }
 
+    /// The files of the images a per-image problem keeps out (blocking, or a dropped duplicate).
+    pub(crate) fn kept_out_paths(&self) -> std::collections::HashSet<&Path> {
+        self.problems
+            .iter()
+            .filter(|p| !p.kind.is_sequence_level() && p.kind.severity() != Severity::Note)
+            .filter_map(|p| p.file.as_deref())
+            .collect()
+    }
+
     /// The MTPDU sequence log among [`ScannedSequence::metadata_files`], read again (it is small); `None` for
     /// a plain folder or a log that cannot be read now.
     pub fn mtpdu_log(&self) -> Option<SequenceLog> {
@@ -463,17 +472,15 @@ impl ScannedSequence {
                 ));
             }
         }
-        let mut failed = None;
-        notes.extend(crate::camera_clock::zone_notes(until_error(
-            self.valid_images(),
-            &mut failed,
-        )));
-        let spread = crate::validate::spread_count(
-            until_error(self.valid_images(), &mut failed).map(|i| i.captured_at_ms),
-        );
+        let (mut failed, mut spread) = (None, crate::validate::SpreadCount::default());
+        notes.extend(crate::camera_clock::zone_notes(
+            until_error(self.valid_images(), &mut failed)
+                .inspect(|image| spread.add(image.captured_at_ms)),
+        ));
         if let Some(e) = failed {
             return Err(e);
         }
+        let spread = spread.count;
         if spread > 0 {
             notes.push(format!(
                 "{spread} images share whole-second capture times with a neighbour (a time-lapse faster than 1 frame/s); their times are spread evenly within the second, as mapillary_tools does"

@@ -61,39 +61,43 @@ pub struct Summary {
 impl ScannedSequence {
     /// The summary `inspect` prints.
     pub fn summary(&self) -> Result<Summary, SequenceError> {
-        // One pass over the valid images, keeping running figures: no list of them, of their times or of
-        // their positions (at 100,000 images those were 6 MB at the peak of `inspect`).
-        let (mut valid, mut valid_bytes, mut length_m) = (0, 0, 0.0);
+        // One pass over the images, keeping running figures: no list of them, of their times or of
+        // their positions (at 100,000 images those were 6 MB at the peak of `inspect`). The box is
+        // made from the positions as they pass.
+        let (mut valid, mut valid_bytes, mut total_bytes, mut length_m) = (0, 0, 0, 0.0);
         let (mut first, mut last) = (None::<i64>, None::<i64>);
         let mut previous: Option<(f64, f64)> = None;
-        let mut projections = BTreeMap::new();
-        for image in self.valid_images() {
-            let image = image?;
+        let mut counts = crate::validate::ProjectionCount::default();
+        let kept_out = self.kept_out_paths();
+        let mut failed = None;
+        let valid_images = until_error(self.images.iter(), &mut failed)
+            .inspect(|image| total_bytes += image.size_bytes)
+            .filter(|image| !kept_out.contains(image.path.as_path()));
+        let bbox = BoundingBox::from_points(valid_images.filter_map(|image| {
             valid += 1;
             valid_bytes += image.size_bytes;
             if let Some(t) = image.captured_at_ms {
                 first = Some(first.map_or(t, |f| f.min(t)));
                 last = Some(last.map_or(t, |l| l.max(t)));
             }
-            if let Some(point) = image.position() {
+            let point = image.position();
+            if let Some(point) = point {
                 if let Some(p) = previous {
                     length_m += haversine_m(p.0, p.1, point.0, point.1);
                 }
                 previous = Some(point);
             }
-            *projections.entry(image.projection.to_string()).or_insert(0) += 1;
-        }
-        let mut failed = None;
-        let bbox = BoundingBox::from_points(
-            until_error(self.valid_images(), &mut failed).filter_map(|i| i.position()),
-        );
-        let mut total_bytes = 0;
-        for image in self.images.iter() {
-            total_bytes += image?.size_bytes;
-        }
+            counts.add(&image.projection);
+            point
+        }));
         if let Some(e) = failed {
             return Err(e);
         }
+        let projections: BTreeMap<String, usize> = counts
+            .counts()
+            .iter()
+            .map(|(p, n)| (p.to_string(), *n))
+            .collect();
         Ok(Summary {
             id: self.id.clone(),
             name: self.name.clone(),

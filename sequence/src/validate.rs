@@ -102,18 +102,29 @@ impl<T, I: Iterator<Item = (T, Option<i64>)>> Iterator for Spread<T, I> {
 
 /// How many images share their capture time with a neighbour (and so get spread times).
 pub fn spread_count(times: impl IntoIterator<Item = Option<i64>>) -> usize {
-    // One pass with the previous time and whether it was counted: no list of every time.
-    let mut count = 0;
-    let (mut previous, mut previous_counted) = (None, false);
-    for time in times {
-        let same = time.is_some() && time == previous;
-        if same && !previous_counted {
-            count += 1;
+    let mut count = SpreadCount::default();
+    times.into_iter().for_each(|t| count.add(t));
+    count.count
+}
+
+/// [`spread_count`] a time at a time: the previous time and whether it was counted, no list of every
+/// time.
+#[derive(Default)]
+pub(crate) struct SpreadCount {
+    pub(crate) count: usize,
+    previous: Option<i64>,
+    previous_counted: bool,
+}
+
+impl SpreadCount {
+    pub(crate) fn add(&mut self, time: Option<i64>) {
+        let same = time.is_some() && time == self.previous;
+        if same && !self.previous_counted {
+            self.count += 1;
         }
-        count += usize::from(same);
-        (previous, previous_counted) = (time, same);
+        self.count += usize::from(same);
+        (self.previous, self.previous_counted) = (time, same);
     }
-    count
 }
 
 fn speed_kmh(a: &ScannedImage, b: &ScannedImage, times: (i64, i64)) -> Option<(f64, f64)> {
@@ -169,6 +180,12 @@ pub(crate) fn check_sequence(
     // A capture time in the future cannot be right (a camera clock set wrong, a corrupt date); a day of
     // slack covers time zones written as UTC and clocks a little fast.
     let latest = chrono::Utc::now().timestamp_millis() + FUTURE_SLACK_MS;
+    // Duplicates as the official Mapillary client drops them: an image within DUPLICATE_DISTANCE_M and
+    // DUPLICATE_ANGLE_DEG of the previous kept one, whatever the times (a camera standing still at a red
+    // light), is left out and the rest uploads (mapillary_tools `process_sequence_properties.py`,
+    // `duplication_check`: the angle only counts when both images have one). One pass with the
+    // check above: an image in the future takes no part.
+    let mut prev: Option<ScannedImage> = None;
     for (i, image) in images.iter().enumerate() {
         let image = image?;
         if let Some(t) = image.captured_at_ms.filter(|&t| t > latest) {
@@ -189,15 +206,6 @@ pub(crate) fn check_sequence(
                 );
             }
         }
-    }
-
-    // Duplicates as the official Mapillary client drops them: an image within DUPLICATE_DISTANCE_M and
-    // DUPLICATE_ANGLE_DEG of the previous kept one, whatever the times (a camera standing still at a red
-    // light), is left out and the rest uploads (mapillary_tools `process_sequence_properties.py`,
-    // `duplication_check`: the angle only counts when both images have one).
-    let mut prev: Option<ScannedImage> = None;
-    for (i, image) in images.iter().enumerate() {
-        let image = image?;
         if per_image.contains_key(&i) || image.position().is_none() {
             continue;
         }
