@@ -162,7 +162,7 @@ impl<'a> SequenceImages<'a> {
         Ok(self.places.get_or_init(|| places))
     }
 
-    /// The places in `part` (part `index` of a plan) of the paths the sequence no longer holds, in
+    /// The places in `part` of the paths the sequence no longer holds, in
     /// order: none without a look at any path when the part is where it was planned.
     fn missing_of(&self, part: &PlannedPart) -> Result<Vec<usize>> {
         if self.times_in_place(part)?.is_some() {
