@@ -13,14 +13,14 @@
 //! |---|---|
 //! | `seq/<id>/additional` | the ids of sequence `id`'s additional sequences, in the order they were begun |
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use plugin_api::prelude::*;
 
 use crate::error::Result;
 use crate::moved::Repathed;
 use crate::sequence_images::SequenceImages;
-use crate::state::{PartState, Plan, SequenceStore};
+use crate::state::{PartState, Plan, PlannedPart, SequenceStore};
 
 /// The option (`mtp upload --add-new-images`) that sends the added images as an additional sequence.
 pub const ADD_NEW_IMAGES: &str = "add_new_images";
@@ -104,45 +104,58 @@ impl Changes {
     }
 }
 
-/// The sequence now (`images`, read a page at a time) against `plan`, what was sent, by path.
-pub fn diff(plan: &Plan, images: &SequenceImages<'_>) -> Result<Changes> {
-    let sent: BTreeMap<&str, i64> = plan
-        .parts
-        .iter()
-        .flat_map(|p| {
-            p.images
-                .iter()
-                .map(String::as_str)
-                .zip(p.times.iter().copied())
-        })
-        .collect();
-    // Of the sequence now, only what differs from the plan is kept: the paths it adds, and the
-    // capture time of each path it shares with the plan.
-    let mut added = BTreeSet::new();
-    let mut now: HashMap<&str, i64> = HashMap::new();
-    images.for_each(|_, image| {
-        match sent.get_key_value(image.path.as_str()) {
-            Some((path, _)) => {
-                now.insert(path, image.captured_at_ms);
+/// The sequence now (`images`, read a page at a time) against `plan`, what was sent, by path (its part
+/// `n` being `load(n)`). A part still where it was planned is compared in place, so only the paths of
+/// the parts that are not (and of the images added) are held: nothing of an unchanged sequence.
+pub fn diff(
+    plan: &Plan,
+    images: &SequenceImages<'_>,
+    mut load: impl FnMut(usize) -> Result<PlannedPart>,
+) -> Result<Changes> {
+    let mut changed = BTreeSet::new();
+    // The ranges of the sequence holding a part where it was planned, in order.
+    let mut in_place: Vec<(u64, u64)> = Vec::new();
+    // The paths (and times) of the other parts' images, until the sequence shows them.
+    let mut elsewhere: HashMap<String, i64> = HashMap::new();
+    for index in 0..plan.parts.len() {
+        let part = load(index)?;
+        match images.times_in_place(&part)? {
+            Some(now) => {
+                for ((path, sent), now) in part.images.iter().zip(&part.times).zip(now) {
+                    if *sent != now {
+                        changed.insert(path.clone());
+                    }
+                }
+                in_place.push((part.start, part.start + part.images.len() as u64));
             }
+            None => elsewhere.extend(part.images.into_iter().zip(part.times)),
+        }
+    }
+    let planned_here = |at: u64| {
+        let after = in_place.partition_point(|&(start, _)| start <= at);
+        after > 0 && at < in_place[after - 1].1
+    };
+    let mut added = BTreeSet::new();
+    images.for_each(|at, image| {
+        if planned_here(at) {
+            return Ok(());
+        }
+        match elsewhere.remove(image.path.as_str()) {
+            Some(sent) if sent != image.captured_at_ms => {
+                changed.insert(image.path.clone());
+            }
+            Some(_) => {}
             None => {
                 added.insert(image.path.clone());
             }
         }
         Ok(())
     })?;
+    let removed: BTreeSet<String> = elsewhere.into_keys().collect();
     Ok(Changes {
         added: added.into_iter().collect(),
-        removed: sent
-            .keys()
-            .filter(|p| !now.contains_key(*p))
-            .map(|p| p.to_string())
-            .collect(),
-        changed: sent
-            .iter()
-            .filter(|(p, t)| now.get(*p).is_some_and(|n| n != *t))
-            .map(|(p, _)| p.to_string())
-            .collect(),
+        removed: removed.into_iter().collect(),
+        changed: changed.into_iter().collect(),
         copies: Vec::new(),
     })
 }
@@ -292,7 +305,7 @@ pub fn export_additional(ctx: &Context, id: &str, outcome: &mut RunOutcome) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::PlannedPart;
+    use crate::state::PartPlan;
     use plugin_api::sequence::{BoundingBox, Projection};
 
     fn image(path: &str, t: i64) -> ImageInfo {
@@ -315,19 +328,22 @@ mod tests {
 
     #[test]
     fn added_removed_changed() {
+        let planned = PlannedPart {
+            start: 0,
+            images: vec!["/a".into(), "/b".into(), "/c".into()],
+            times: vec![1, 2, 3],
+            bbox: BoundingBox {
+                min_lat: 0.0,
+                min_lon: 0.0,
+                max_lat: 0.0,
+                max_lon: 0.0,
+            },
+        };
         let plan = Plan {
             digest: "d".into(),
-            parts: vec![PlannedPart {
-                images: vec!["/a".into(), "/b".into(), "/c".into()],
-                times: vec![1, 2, 3],
-                bbox: BoundingBox {
-                    min_lat: 0.0,
-                    min_lon: 0.0,
-                    max_lat: 0.0,
-                    max_lon: 0.0,
-                },
-            }],
+            parts: vec![PartPlan::of(&planned)],
         };
+        let load = |_| Ok(planned.clone());
         let sequence = SequenceDescriptor {
             schema: 1,
             id: "s".into(),
@@ -340,7 +356,7 @@ mod tests {
             images: vec![image("/a", 1), image("/b", 5), image("/d", 4)],
         };
         let images = SequenceImages::new(Images::whole(&sequence.images));
-        let c = diff(&plan, &images).unwrap();
+        let c = diff(&plan, &images, load).unwrap();
         assert_eq!(c.added, vec!["/d".to_string()]);
         assert_eq!(c.removed, vec!["/c".to_string()]);
         assert_eq!(c.changed, vec!["/b".to_string()]);
@@ -353,6 +369,41 @@ mod tests {
         assert_eq!(extra.images[0].path, "/d");
         assert_ne!(extra.id, sequence.id);
         assert_eq!(extra.id, additional_id("s", &c.added));
+    }
+
+    /// A part still where it was planned is compared in place; only the others are looked for.
+    #[test]
+    fn parts_in_place_and_moved_are_compared_alike() {
+        let part = |start, images: &[&str], times: &[i64]| PlannedPart {
+            start,
+            images: images.iter().map(|p| p.to_string()).collect(),
+            times: times.to_vec(),
+            bbox: BoundingBox {
+                min_lat: 0.0,
+                min_lon: 0.0,
+                max_lat: 0.0,
+                max_lon: 0.0,
+            },
+        };
+        let planned = [
+            part(0, &["/a", "/b"], &[1, 2]),
+            part(2, &["/c", "/d"], &[3, 4]),
+        ];
+        let plan = Plan {
+            digest: "d".into(),
+            parts: planned.iter().map(PartPlan::of).collect(),
+        };
+        let now = [
+            image("/a", 1),
+            image("/b", 7),
+            image("/x", 5),
+            image("/c", 3),
+        ];
+        let images = SequenceImages::new(Images::whole(&now));
+        let c = diff(&plan, &images, |i| Ok(planned[i].clone())).unwrap();
+        assert_eq!(c.added, ["/x"]);
+        assert_eq!(c.removed, ["/d"]);
+        assert_eq!(c.changed, ["/b"]);
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub async fn run(
     let dir = dir(request);
     std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
     let mut progress = Progress {
-        files_total: plan.parts.iter().map(|p| p.images.len() as u64).sum(),
+        files_total: plan.image_count(),
         ..Progress::default()
     };
     ctx.progress(progress.totals_event());
@@ -128,9 +128,10 @@ pub async fn run(
     });
     let mut parts_text = Vec::new();
     let mut index = 0usize;
-    for (n, part) in plan.parts.iter().enumerate() {
+    for (n, summary) in plan.parts.iter().enumerate() {
+        let part = images.planned(plan, n)?;
         let mut handles = Vec::with_capacity(part.images.len());
-        for (path, image) in part.images.iter().zip(images.part(plan, n)?) {
+        for (path, image) in part.images.iter().zip(images.part(&part)?) {
             if ctx.is_cancelled() {
                 return Err(MlyError::Cancelled);
             }
@@ -161,9 +162,9 @@ pub async fn run(
         parts_text.push(format!(
             "part {} ({} images, {} – {}, manifest {key})",
             n + 1,
-            part.images.len(),
-            format_ms(part.times.iter().min().copied().unwrap_or(0)),
-            format_ms(part.times.iter().max().copied().unwrap_or(0))
+            summary.len,
+            format_ms(summary.first_ms),
+            format_ms(summary.last_ms)
         ));
     }
     let mut outcome = RunOutcome::new(

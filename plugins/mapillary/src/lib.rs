@@ -74,6 +74,7 @@ mod sequence_images;
 mod settings;
 mod split;
 mod state;
+mod stored_plan;
 mod token;
 mod upload;
 

@@ -37,7 +37,7 @@ const MAX_PAGES: usize = 20;
 pub struct Query {
     /// The user's Mapillary user name.
     pub username: String,
-    /// Our capture times (Unix ms), any order.
+    /// Our capture times (Unix ms), any order: only the earliest and latest matter (the window searched).
     pub times: Vec<i64>,
     /// Our images' bounding box.
     pub bbox: BoundingBox,
@@ -45,10 +45,10 @@ pub struct Query {
 
 impl Query {
     /// The search for the images of a planned part, by `username`.
-    pub fn for_part(username: &str, part: &crate::state::PlannedPart) -> Query {
+    pub fn for_part(username: &str, part: &crate::state::PartPlan) -> Query {
         Query {
             username: username.to_string(),
-            times: part.times.clone(),
+            times: vec![part.first_ms, part.last_ms],
             bbox: part.bbox,
         }
     }

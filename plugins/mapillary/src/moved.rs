@@ -11,7 +11,7 @@
 //! photo found renamed (its key under the new name, so later looks find it by one read); read for the
 //! first, middle and last photo of a new folder, and for each photo when one of those is found.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 use plugin_api::prelude::*;
@@ -22,7 +22,7 @@ use crate::error::{MlyError, Result};
 use crate::exif_rewrite::prepare;
 use crate::outgoing::blake3_hex;
 use crate::sequence_images::{SequenceImages, Slot};
-use crate::state::{ImageEntry, PartState, Plan, SequenceStore};
+use crate::state::{ImageEntry, PartState, Plan, PlannedPart, SequenceStore};
 
 const PREFIX: &str = "content/";
 
@@ -45,7 +45,7 @@ fn content_key(session_key: &str) -> String {
 pub fn content_writes(
     id: &str,
     part: usize,
-    planned: &crate::state::PlannedPart,
+    planned: &PlannedPart,
     images: &HashMap<String, ImageEntry>,
 ) -> Result<Vec<StateWrite>> {
     let mut writes = Vec::new();
@@ -129,7 +129,7 @@ async fn keys_of(
 pub struct Found {
     /// Its id.
     pub sequence: String,
-    /// Its plan, its images' paths now those of the folder being uploaded.
+    /// Its plan; its images' paths, as stored, are now those of the folder being uploaded.
     pub plan: Plan,
     /// Its parts.
     pub parts: Vec<PartState>,
@@ -215,7 +215,7 @@ async fn find_with(
         .max_by_key(|(_, n)| *n)
         .map_or(seen.sequence, |(id, _)| id);
     let store = SequenceStore::new(ctx, &owner);
-    let Some(mut plan) = store.plan()? else {
+    let Some(plan) = store.plan()? else {
         return Ok(None);
     };
     let parts: Vec<PartState> = (0..plan.parts.len())
@@ -224,7 +224,8 @@ async fn find_with(
     if parts.is_empty() || parts.iter().any(|p| p.sequence_key.is_none()) {
         return Ok(None);
     }
-    let mut missing = images.missing(&plan)?;
+    let mut missing = images.missing(&plan, |i| store.planned(&plan, i))?;
+    let mut slots = Slots::new(&store, &plan);
     let placed = Placing {
         ctx,
         owner: &owner,
@@ -232,14 +233,14 @@ async fn find_with(
         images,
         jobs,
     }
-    .place(&mut plan, &mut missing, &keys)
+    .place(&mut slots, &mut missing, &keys)
     .await?;
     // Photos of it missing here, or photos added here, are that sequence's changes, reported as such
     // (`crate::changes`); none of them is sent again.
     if placed.placed == 0 {
         return Ok(None);
     }
-    store.put_plan(&plan)?;
+    slots.save()?;
     Ok(Some(Found {
         sequence: owner,
         plan,
@@ -272,20 +273,22 @@ pub async fn repath(
     sequence: &SequenceDescriptor,
     images: &SequenceImages<'_>,
     jobs: usize,
-    plan: &mut Plan,
+    plan: &Plan,
 ) -> Result<Repathed> {
-    let mut missing = images.missing(plan)?;
+    let store = SequenceStore::new(ctx, &sequence.id);
+    let mut missing = images.missing(plan, |i| store.planned(plan, i))?;
     if missing.is_empty() {
         return Ok(Repathed::default());
     }
     let keys = {
-        let planned: HashSet<&str> = plan
-            .parts
-            .iter()
-            .flat_map(|p| p.images.iter().map(String::as_str))
-            .collect();
+        // Every planned path, held only when some are missing (a moved or renamed folder).
+        let mut planned = HashSet::new();
+        for index in 0..plan.parts.len() {
+            planned.extend(store.planned(plan, index)?.images);
+        }
         keys_of(images, |i| !planned.contains(i.path.as_str()), jobs).await?
     };
+    let mut slots = Slots::new(&store, plan);
     let repathed = Placing {
         ctx,
         owner: &sequence.id,
@@ -293,12 +296,52 @@ pub async fn repath(
         images,
         jobs,
     }
-    .place(plan, &mut missing, &keys)
+    .place(&mut slots, &mut missing, &keys)
     .await?;
     if repathed.placed > 0 {
-        SequenceStore::new(ctx, &sequence.id).put_plan(plan)?;
+        slots.save()?;
     }
     Ok(repathed)
+}
+
+/// The parts of a stored plan that placing photos reads or changes, each read from the state when first
+/// needed: a folder that moved whole reads them all, one with a few renamed photos only theirs.
+struct Slots<'s, 'c> {
+    store: &'s SequenceStore<'c>,
+    plan: &'s Plan,
+    parts: BTreeMap<usize, PlannedPart>,
+    changed: BTreeSet<usize>,
+}
+
+impl<'s, 'c> Slots<'s, 'c> {
+    fn new(store: &'s SequenceStore<'c>, plan: &'s Plan) -> Slots<'s, 'c> {
+        Slots {
+            store,
+            plan,
+            parts: BTreeMap::new(),
+            changed: BTreeSet::new(),
+        }
+    }
+
+    /// Part `index`, `None` when the plan has none.
+    fn part(&mut self, index: usize) -> Result<Option<&mut PlannedPart>> {
+        if index >= self.plan.parts.len() {
+            return Ok(None);
+        }
+        if let std::collections::btree_map::Entry::Vacant(entry) = self.parts.entry(index) {
+            entry.insert(self.store.planned(self.plan, index)?);
+        }
+        Ok(self.parts.get_mut(&index))
+    }
+
+    /// Stores the parts whose paths changed.
+    fn save(&self) -> Result<()> {
+        self.store.put_planned(
+            self.changed
+                .iter()
+                .filter_map(|i| self.parts.get(i).map(|p| (*i, p))),
+        )
+    }
 }
 
 /// Puts photos of a folder (its `images`, under `root`) into the slots of a plan of sequence `owner`.
@@ -318,7 +361,7 @@ impl Placing<'_, '_> {
     /// time, and takes the slot whose content that is. The folder is read a page at a time.
     async fn place(
         &self,
-        plan: &mut Plan,
+        plan: &mut Slots<'_, '_>,
         missing: &mut HashSet<Slot>,
         keyed: &[(u64, String)],
     ) -> Result<Repathed> {
@@ -339,22 +382,28 @@ impl Placing<'_, '_> {
                     .ctx
                     .state()
                     .get_json::<PublishedImage>(&content_key(key))?;
-                match found.filter(|at| at.sequence == self.owner) {
-                    Some(at) if self.take_slot(plan, &at, &image.path, missing, &mut repathed) => {}
-                    _ => unplaced.push((*at, key.as_str())),
+                let taken = match found.filter(|at| at.sequence == self.owner) {
+                    Some(at) => self.take_slot(plan, &at, &image.path, missing, &mut repathed)?,
+                    None => false,
+                };
+                if !taken {
+                    unplaced.push((*at, key.as_str()));
                 }
             }
         }
         // The slots whose photo is not at its path, by capture time, with the name each was sent
         // under: where a renamed photo was.
         let mut by_time: HashMap<i64, Vec<(Slot, String)>> = HashMap::new();
-        for (part, planned) in plan.parts.iter().enumerate() {
-            for (index, path) in planned.images.iter().enumerate() {
-                if missing.contains(&(part, index)) {
-                    let time = planned.times.get(index).copied().unwrap_or_default();
-                    let name = file_name(path).to_string();
-                    by_time.entry(time).or_default().push(((part, index), name));
-                }
+        let mut slots: Vec<Slot> = missing.iter().copied().collect();
+        slots.sort_unstable();
+        for (part, index) in slots {
+            let Some(planned) = plan.part(part)? else {
+                continue;
+            };
+            if let Some(path) = planned.images.get(index) {
+                let time = planned.times.get(index).copied().unwrap_or_default();
+                let name = file_name(path).to_string();
+                by_time.entry(time).or_default().push(((part, index), name));
             }
         }
         if by_time.is_empty() {
@@ -398,7 +447,7 @@ impl Placing<'_, '_> {
                     .state()
                     .get_json::<PublishedImage>(&content_key(key))?;
                 if at.as_ref() == Some(slot)
-                    && self.take_slot(plan, slot, path, missing, &mut repathed)
+                    && self.take_slot(plan, slot, path, missing, &mut repathed)?
                 {
                     // Found under its new name from now on, by one read like any other photo (a later
                     // move that also gives the folder a new id, say).
@@ -421,26 +470,22 @@ impl Placing<'_, '_> {
     /// holds a photo of the folder.
     fn take_slot(
         &self,
-        plan: &mut Plan,
+        plan: &mut Slots<'_, '_>,
         at: &PublishedImage,
         path: &str,
         missing: &mut HashSet<Slot>,
         repathed: &mut Repathed,
-    ) -> bool {
-        let Some(slot) = plan
-            .parts
-            .get_mut(at.part)
-            .and_then(|p| p.images.get_mut(at.index))
-        else {
-            return false;
+    ) -> Result<bool> {
+        let Some(slot) = plan.part(at.part)?.and_then(|p| p.images.get_mut(at.index)) else {
+            return Ok(false);
         };
         if slot == path {
             // Already there (the folder's id changed, e.g. a photo from elsewhere came in).
             repathed.placed += 1;
-            return true;
+            return Ok(true);
         }
         if !missing.remove(&(at.part, at.index)) {
-            return false;
+            return Ok(false);
         }
         if file_name(slot) != file_name(path) {
             repathed.renamed += 1;
@@ -450,8 +495,9 @@ impl Placing<'_, '_> {
             repathed.moved_from = Some(before);
         }
         *slot = path.to_string();
+        plan.changed.insert(at.part);
         repathed.placed += 1;
-        true
+        Ok(true)
     }
 }
 

@@ -25,7 +25,8 @@ use crate::progress::EntityProgress;
 use crate::publish::{publish_part, Published};
 use crate::sequence_images::{gone, SequenceImages};
 use crate::state::{
-    self, handle_is_fresh, HashEntry, ImageEntry, PartState, Plan, Publish, SequenceStore,
+    self, handle_is_fresh, HashEntry, ImageEntry, PartState, Plan, PlannedPart, Publish,
+    SequenceStore,
 };
 use crate::upload::{bandwidth_limit, Source, Start, Uploader};
 use crate::{dry_run, overdue, token};
@@ -135,6 +136,11 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// Part `index` of the stored `plan` with its images, read from the state when its turn comes.
+    fn planned(&self, plan: &Plan, index: usize) -> Result<PlannedPart> {
+        self.store.planned(plan, index)
+    }
+
     fn parts(&self, plan: &Plan) -> Result<Vec<PartState>> {
         (0..plan.parts.len()).map(|i| self.store.part(i)).collect()
     }
@@ -150,12 +156,13 @@ impl<'a> Run<'a> {
             // A part at a time, so that neither the records read nor a write is the whole sequence:
             // each part's content entries and the removal of its records are one batch, committed
             // whole, so an image's record goes only once its content entry is written.
-            for (part, planned) in plan.parts.iter().enumerate() {
+            for part in 0..plan.parts.len() {
+                let planned = self.planned(plan, part)?;
                 let images = self.store.images_of(&planned.images)?;
                 let mut writes = crate::moved::content_writes(
                     &self.request.sequence.id,
                     part,
-                    planned,
+                    &planned,
                     &images,
                 )?;
                 for path in planned.images.iter().filter(|p| images.contains_key(*p)) {
@@ -191,13 +198,13 @@ impl<'a> Run<'a> {
             .enumerate()
             .map(|(index, (p, state))| PartView {
                 index,
-                images: p.images.len(),
-                first_ms: p.times.iter().min().copied().unwrap_or(0),
-                last_ms: p.times.iter().max().copied().unwrap_or(0),
+                images: p.len,
+                first_ms: p.first_ms,
+                last_ms: p.last_ms,
                 state,
             })
             .collect();
-        let files = plan.parts.iter().map(|p| p.images.len() as u64).sum();
+        let files = plan.image_count();
         let progress = self
             .request
             .previous
@@ -244,8 +251,9 @@ impl<'a> Run<'a> {
 
     fn forget_part(&self, plan: &Plan, index: usize) -> Result<()> {
         self.store.delete_part(index)?;
-        if let Some(part) = plan.parts.get(index) {
-            self.store.forget_images(&part.images)?;
+        if index < plan.parts.len() {
+            self.store
+                .forget_images(&self.planned(plan, index)?.images)?;
         }
         Ok(())
     }
@@ -303,7 +311,8 @@ impl<'a> Run<'a> {
                 .any(|(_, p)| p.publish != Publish::NotSent);
             if started {
                 if stored.digest != current.digest {
-                    if let Some(missing) = self.images.first_missing(&stored)? {
+                    let load = |i| self.planned(&stored, i);
+                    if let Some(missing) = self.images.first_missing(&stored, load)? {
                         return Err(MlyError::Invalid(format!(
                             "the sequence changed after it was published to Mapillary: {missing} is \
                              no longer part of it; put it back to finish this upload"
@@ -321,7 +330,8 @@ impl<'a> Run<'a> {
             }
             self.store.clear()?;
         }
-        self.store.put_plan(&current)?;
+        self.store
+            .put_plan(&current, |i| self.images.planned(&current, i))?;
         Ok(current)
     }
 
@@ -343,7 +353,7 @@ impl<'a> Run<'a> {
             }
         }
         // A sequence whose every part has its key is done, whatever happened to it on disk since.
-        if let Some(mut stored) = self.store.plan()? {
+        if let Some(stored) = self.store.plan()? {
             let parts = self.parts(&stored)?;
             if !parts.is_empty() && parts.iter().all(|p| p.sequence_key.is_some()) {
                 let sequence = &self.request.sequence;
@@ -352,7 +362,7 @@ impl<'a> Run<'a> {
                     sequence,
                     &self.images,
                     self.options.jobs,
-                    &mut stored,
+                    &stored,
                 )
                 .await?;
                 let mut outcome = self.record_outcome(&stored, &parts)?;

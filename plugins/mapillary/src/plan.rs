@@ -1,6 +1,6 @@
 //! The check of a sequence and its plan (`crate::state::Plan`), made together in one pass over its
-//! images, a page at a time: what each part needs of every image (path, time, position) and the digest
-//! are kept; the images are not.
+//! images, a page at a time: the digest and each part's range, times and box are kept; the images are
+//! not, nor their paths (a part's are read from its range when its turn comes, `crate::stored_plan`).
 
 use plugin_api::prelude::*;
 use plugin_api::sequence::BoundingBox;
@@ -10,7 +10,8 @@ use crate::error::{MlyError, Result};
 use crate::exif_rewrite::map_capture_time;
 use crate::sequence_images::SequenceImages;
 use crate::split::{Splitter, MAPILLARY_LIMITS};
-use crate::state::{Plan, PlannedPart};
+use crate::state::{PartPlan, Plan};
+use crate::stored_plan::NO_BOX;
 
 /// Refuses what Mapillary cannot take, before anything is sent, and plans the parts of what it can.
 /// What is refused is said as a separate check of each would say it: the transport, a projection, an
@@ -71,9 +72,11 @@ fn unusable_because(image: &ImageInfo) -> Option<String> {
 struct Planner {
     splitter: Splitter,
     digest: md5::Context,
-    parts: Vec<PlannedPart>,
+    parts: Vec<PartPlan>,
     /// The positions of the part being cut, for its bounding box.
     points: Vec<(f64, f64)>,
+    /// How many images were planned.
+    count: u64,
 }
 
 impl Default for Planner {
@@ -83,6 +86,7 @@ impl Default for Planner {
             digest: md5::Context::new(),
             parts: Vec::new(),
             points: Vec::new(),
+            count: 0,
         }
     }
 }
@@ -91,9 +95,11 @@ impl Planner {
     fn push(&mut self, i: &ImageInfo) {
         if self.splitter.starts_part(i) {
             self.close_part();
-            self.parts.push(PlannedPart {
-                images: Vec::new(),
-                times: Vec::new(),
+            self.parts.push(PartPlan {
+                start: self.count,
+                len: 0,
+                first_ms: i.captured_at_ms,
+                last_ms: i.captured_at_ms,
                 bbox: NO_BOX,
             });
             self.digest.consume(b"part\0");
@@ -112,9 +118,11 @@ impl Planner {
         );
         self.digest.consume(line.as_bytes());
         if let Some(part) = self.parts.last_mut() {
-            part.images.push(i.path.clone());
-            part.times.push(i.captured_at_ms);
+            part.len += 1;
+            part.first_ms = part.first_ms.min(i.captured_at_ms);
+            part.last_ms = part.last_ms.max(i.captured_at_ms);
         }
+        self.count += 1;
         self.points.push((i.latitude, i.longitude));
     }
 
@@ -132,13 +140,6 @@ impl Planner {
         }
     }
 }
-
-const NO_BOX: BoundingBox = BoundingBox {
-    min_lat: 0.0,
-    min_lon: 0.0,
-    max_lat: 0.0,
-    max_lon: 0.0,
-};
 
 #[cfg(test)]
 mod tests {
@@ -203,7 +204,7 @@ mod tests {
         let a = plan(&sequence(3)).unwrap();
         assert_eq!(a, plan(&sequence(3)).unwrap());
         assert_eq!(a.parts.len(), 1);
-        assert_eq!(a.parts[0].times.len(), 3);
+        assert_eq!((a.parts[0].len, a.parts[0].first_ms), (3, 1_000_000));
         let mut moved = sequence(3);
         moved.images[2].altitude = Some(3.0);
         assert_ne!(plan(&moved).unwrap().digest, a.digest);
@@ -228,9 +229,11 @@ mod tests {
         }
         let p = plan(&s).unwrap();
         assert_eq!(p.digest, "124d63a5914cb13d8ad6642a2d0a6e24");
-        let sizes: Vec<usize> = p.parts.iter().map(|p| p.images.len()).collect();
+        let sizes: Vec<usize> = p.parts.iter().map(|p| p.len).collect();
         assert_eq!(sizes, [1000, 500, 200, 900]);
-        assert_eq!(p.parts[1].images[0], "/s/d/1000.jpg");
+        let images = SequenceImages::new(Images::whole(&s.images));
+        assert_eq!(images.planned(&p, 1).unwrap().images[0], "/s/d/1000.jpg");
+        assert_eq!(p.parts[2].start, 1500);
         assert_eq!(p.parts[3].bbox.max_lat, 52.03599);
         assert_eq!(p.parts[0].bbox.min_lon, 5.997003);
         s.images.truncate(3);

@@ -217,7 +217,8 @@ pub fn apply_survey(
     let store = SequenceStore::new(ctx, sequence_id);
     let held = local_keys(ctx)?;
     for (index, candidates) in fetched {
-        let ours = our_images(&plan.parts[index], &images.part(plan, index)?);
+        let planned = store.planned(plan, index)?;
+        let ours = our_images(&planned, &images.part(&planned)?);
         let part = &mut parts[index];
         match judge_survey(&ours, &candidates, &held) {
             Survey::AlreadyThere(key) if mode.may_adopt => {

@@ -2,7 +2,8 @@
 //! them (plugin API 1.4) or the request carries them. Nothing here keeps the whole sequence: at 100,000
 //! photos a copy of every image description is about 50 MB, which the plan (paths and times) does not
 //! need. A part of the plan is a contiguous range of the sequence as it was planned, so it is read back
-//! by that range; only a sequence changed since its plan was made is looked up by path.
+//! by that range; only a sequence changed since its plan was made is looked up by path (an index of
+//! every path, built then).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -12,7 +13,7 @@ use plugin_api::prelude::*;
 use plugin_api::sdk::images::PAGE;
 
 use crate::error::{MlyError, Result};
-use crate::state::Plan;
+use crate::state::{Plan, PlannedPart};
 
 /// A place in a plan: the part, and the image's place in it.
 pub type Slot = (usize, usize);
@@ -82,28 +83,45 @@ impl<'a> SequenceImages<'a> {
         Ok(chosen)
     }
 
-    /// The images of part `index` of `plan` as the sequence holds them now, in the plan's order: `None`
-    /// for a path the sequence no longer holds. One read where the plan put them; found by path when the
-    /// sequence changed since.
-    pub fn part(&self, plan: &Plan, index: usize) -> Result<Vec<Option<ImageInfo>>> {
-        let Some(part) = plan.parts.get(index) else {
-            return Ok(Vec::new());
-        };
-        let start: u64 = plan.parts[..index]
-            .iter()
-            .map(|p| p.images.len() as u64)
-            .sum();
-        let read = self.images.range(start, part.images.len() as u64)?;
-        let in_place = read.len() == part.images.len()
-            && read
-                .iter()
-                .zip(&part.images)
-                .all(|(i, path)| i.path == *path);
-        if in_place {
+    /// Part `index` of `plan` with its images, read from the sequence: for a plan made from these
+    /// images and not stored (the dry run), whose parts are the ranges it gives.
+    pub fn planned(&self, plan: &Plan, index: usize) -> Result<PlannedPart> {
+        let part = plan
+            .parts
+            .get(index)
+            .ok_or_else(|| MlyError::Invalid(format!("the plan has no part {}", index + 1)))?;
+        let read = self.images.range(part.start, part.len as u64)?;
+        if read.len() != part.len {
+            return Err(MlyError::Invalid(format!(
+                "the sequence no longer holds part {} of its plan",
+                index + 1
+            )));
+        }
+        Ok(PlannedPart {
+            start: part.start,
+            images: read.iter().map(|i| i.path.clone()).collect(),
+            times: read.iter().map(|i| i.captured_at_ms).collect(),
+            bbox: part.bbox,
+        })
+    }
+
+    /// The images of `part` as the sequence holds them now, in the plan's order: `None` for a path the
+    /// sequence no longer holds. One read where the plan put them; found by path when the sequence
+    /// changed since.
+    pub fn part(&self, part: &PlannedPart) -> Result<Vec<Option<ImageInfo>>> {
+        let read = self.images.range(part.start, part.images.len() as u64)?;
+        if in_place(&read, part) {
             return Ok(read.into_owned().into_iter().map(Some).collect());
         }
         drop(read);
         self.by_path(&part.images)
+    }
+
+    /// The capture times the images of `part` have now, when the sequence holds them where the plan put
+    /// them (`None` when it does not).
+    pub fn times_in_place(&self, part: &PlannedPart) -> Result<Option<Vec<i64>>> {
+        let read = self.images.range(part.start, part.images.len() as u64)?;
+        Ok(in_place(&read, part).then(|| read.iter().map(|i| i.captured_at_ms).collect()))
     }
 
     /// The images at `paths`, in that order; a run of them within a page is one read.
@@ -144,33 +162,61 @@ impl<'a> SequenceImages<'a> {
         Ok(self.places.get_or_init(|| places))
     }
 
-    /// The slots of `plan` whose path the sequence no longer holds (one pass over the images).
-    pub fn missing(&self, plan: &Plan) -> Result<HashSet<Slot>> {
-        let mut absent: HashMap<&str, Vec<Slot>> = HashMap::new();
-        for (part, planned) in plan.parts.iter().enumerate() {
-            for (index, path) in planned.images.iter().enumerate() {
-                absent.entry(path.as_str()).or_default().push((part, index));
-            }
+    /// The places in `part` of the paths the sequence no longer holds, in
+    /// order: none without a look at any path when the part is where it was planned.
+    fn missing_of(&self, part: &PlannedPart) -> Result<Vec<usize>> {
+        if self.times_in_place(part)?.is_some() {
+            return Ok(Vec::new());
         }
-        self.for_each(|_, image| {
-            absent.remove(image.path.as_str());
-            Ok(())
-        })?;
-        Ok(absent.into_values().flatten().collect())
+        let places = self.places()?;
+        Ok(part
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(_, path)| !places.contains_key(path.as_str()))
+            .map(|(at, _)| at)
+            .collect())
     }
 
-    /// The first path of `plan`, in its order, that the sequence no longer holds.
-    pub fn first_missing<'p>(&self, plan: &'p Plan) -> Result<Option<&'p str>> {
-        let missing = self.missing(plan)?;
-        Ok(plan.parts.iter().enumerate().find_map(|(part, planned)| {
-            planned
-                .images
-                .iter()
-                .enumerate()
-                .find(|(index, _)| missing.contains(&(part, *index)))
-                .map(|(_, path)| path.as_str())
-        }))
+    /// The slots of `plan` whose path the sequence no longer holds, its part `n` being `load(n)`: a
+    /// part at a time.
+    pub fn missing(
+        &self,
+        plan: &Plan,
+        mut load: impl FnMut(usize) -> Result<PlannedPart>,
+    ) -> Result<HashSet<Slot>> {
+        let mut missing = HashSet::new();
+        for index in 0..plan.parts.len() {
+            let part = load(index)?;
+            missing.extend(self.missing_of(&part)?.into_iter().map(|at| (index, at)));
+        }
+        Ok(missing)
     }
+
+    /// The first path of `plan` (its part `n` being `load(n)`), in its order, that the sequence no
+    /// longer holds.
+    pub fn first_missing(
+        &self,
+        plan: &Plan,
+        mut load: impl FnMut(usize) -> Result<PlannedPart>,
+    ) -> Result<Option<String>> {
+        for index in 0..plan.parts.len() {
+            let mut part = load(index)?;
+            if let Some(&at) = self.missing_of(&part)?.first() {
+                return Ok(Some(part.images.swap_remove(at)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Whether `read` (the range of the sequence `part` was planned at) holds the part's paths.
+fn in_place(read: &[ImageInfo], part: &PlannedPart) -> bool {
+    read.len() == part.images.len()
+        && read
+            .iter()
+            .zip(&part.images)
+            .all(|(i, path)| i.path == *path)
 }
 
 /// The error for a planned image that is no longer in the sequence.
@@ -181,7 +227,7 @@ pub fn gone(path: &str) -> MlyError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::PlannedPart;
+    use crate::state::PartPlan;
     use plugin_api::sequence::{BoundingBox, Projection};
 
     fn image(path: &str) -> ImageInfo {
@@ -202,12 +248,13 @@ mod tests {
         }
     }
 
-    fn plan(parts: &[&[&str]]) -> Plan {
-        Plan {
-            digest: String::new(),
-            parts: parts
-                .iter()
-                .map(|paths| PlannedPart {
+    fn parts(parts: &[&[&str]]) -> (Plan, Vec<PlannedPart>) {
+        let mut start = 0;
+        let planned: Vec<PlannedPart> = parts
+            .iter()
+            .map(|paths| {
+                let part = PlannedPart {
+                    start,
                     images: paths.iter().map(|p| p.to_string()).collect(),
                     times: vec![0; paths.len()],
                     bbox: BoundingBox {
@@ -216,9 +263,16 @@ mod tests {
                         max_lat: 0.0,
                         max_lon: 0.0,
                     },
-                })
-                .collect(),
-        }
+                };
+                start += paths.len() as u64;
+                part
+            })
+            .collect();
+        let plan = Plan {
+            digest: String::new(),
+            parts: planned.iter().map(PartPlan::of).collect(),
+        };
+        (plan, planned)
     }
 
     fn paths(found: &[Option<ImageInfo>]) -> Vec<Option<&str>> {
@@ -232,22 +286,30 @@ mod tests {
     fn parts_are_read_where_planned_or_found_by_path() {
         let now: Vec<ImageInfo> = ["a", "b", "c", "d"].into_iter().map(image).collect();
         let images = SequenceImages::new(Images::whole(&now));
-        let planned = plan(&[&["a", "b"], &["c", "d"]]);
+        let (plan, planned) = parts(&[&["a", "b"], &["c", "d"]]);
+        let load = |i: usize| Ok(planned[i].clone());
         assert_eq!(
-            paths(&images.part(&planned, 1).unwrap()),
+            paths(&images.part(&planned[1]).unwrap()),
             [Some("c"), Some("d")]
         );
-        assert!(images.missing(&planned).unwrap().is_empty());
+        assert_eq!(images.planned(&plan, 1).unwrap(), planned[1]);
+        assert!(images.missing(&plan, load).unwrap().is_empty());
         // Changed since: "x" was added before "c", "b" is gone.
         let now: Vec<ImageInfo> = ["a", "x", "c", "d"].into_iter().map(image).collect();
         let images = SequenceImages::new(Images::whole(&now));
-        assert_eq!(paths(&images.part(&planned, 0).unwrap()), [Some("a"), None]);
+        assert_eq!(paths(&images.part(&planned[0]).unwrap()), [Some("a"), None]);
         assert_eq!(
-            paths(&images.part(&planned, 1).unwrap()),
+            paths(&images.part(&planned[1]).unwrap()),
             [Some("c"), Some("d")]
         );
-        assert_eq!(images.missing(&planned).unwrap(), HashSet::from([(0, 1)]));
-        assert_eq!(images.first_missing(&planned).unwrap(), Some("b"));
-        assert!(images.part(&planned, 2).unwrap().is_empty());
+        assert_eq!(
+            images.missing(&plan, load).unwrap(),
+            HashSet::from([(0, 1)])
+        );
+        assert_eq!(
+            images.first_missing(&plan, load).unwrap().as_deref(),
+            Some("b")
+        );
+        assert!(images.planned(&plan, 2).is_err());
     }
 }

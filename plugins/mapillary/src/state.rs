@@ -7,18 +7,19 @@
 //! | `account` | [`Account`]: who is authorised (the token itself is the secret `user_token`) |
 //! | `token` | [`crate::token::TokenInfo`]: when the token was obtained and when it expires |
 //! | `hash/<path>` | [`HashEntry`]: the session key of a file's outgoing bytes, valid while size, mtime and the new EXIF are unchanged (written before the first byte is sent, for images over `crate::upload::KEY_WITH_HANDLE_LIMIT`) |
-//! | `seq/<id>/plan` | [`Plan`]: how the sequence was split into parts |
+//! | `seq/<id>/plan` | [`Plan`]: how the sequence was split into parts, without their images (`crate::stored_plan`) |
+//! | `seq/<id>/plan/<n>` | the paths and capture times of part `n`'s images |
 //! | `seq/<id>/img/<path>` | [`ImageEntry`]: the entity handle of an acknowledged image (a small image's also says what its key was derived from) |
 //! | `seq/<id>/part/<n>` | [`PartState`]: manifest, publication and sequence key of part `n` |
 
 use plugin_api::prelude::*;
 use plugin_api::protocol::StateWrite;
-use plugin_api::sequence::BoundingBox;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use crate::error::{MlyError, Result};
 use crate::outgoing::Outgoing;
+pub use crate::stored_plan::{PartPlan, Plan, PlannedPart};
 
 /// The secret holding the user's access token.
 pub const TOKEN_SECRET: &str = "user_token";
@@ -160,27 +161,6 @@ fn encoded(write: serde_json::Result<StateWrite>) -> Result<StateWrite> {
     write.map_err(|err| MlyError::Invalid(format!("cannot encode state: {err}")))
 }
 
-/// How a sequence was split, and a digest of everything the split and the outgoing descriptions depend
-/// on. It holds what the key lookup needs, so a re-check works from state alone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    /// md5 of every image's path and the metadata written into its description, part by part.
-    pub digest: String,
-    /// The parts, in order.
-    pub parts: Vec<PlannedPart>,
-}
-
-/// One part of a [`Plan`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlannedPart {
-    /// Image paths, in capture order.
-    pub images: Vec<String>,
-    /// Their capture times (Unix ms), same order.
-    pub times: Vec<i64>,
-    /// Their bounding box.
-    pub bbox: BoundingBox,
-}
-
 /// An image entity the upload service acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageEntry {
@@ -290,17 +270,14 @@ impl<'a> SequenceStore<'a> {
         }
     }
 
-    /// The stored plan.
-    pub fn plan(&self) -> Result<Option<Plan>> {
-        Ok(self.ctx.state().get_json(&format!("{}plan", self.prefix))?)
+    /// The key `rest` of this sequence (`seq/<id>/<rest>`).
+    pub(crate) fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
     }
 
-    /// Stores the plan.
-    pub fn put_plan(&self, plan: &Plan) -> Result<()> {
-        Ok(self
-            .ctx
-            .state()
-            .put_json(&format!("{}plan", self.prefix), plan)?)
+    /// The context the state is read through.
+    pub(crate) fn context(&self) -> &'a Context {
+        self.ctx
     }
 
     fn image_key(&self, path: &str) -> String {
@@ -422,6 +399,7 @@ impl<'a> SequenceStore<'a> {
 mod tests {
     use super::*;
     use plugin_api::sdk::testing::TestHost;
+    use plugin_api::sequence::BoundingBox;
 
     #[test]
     fn handles_older_than_two_days_are_unknown() {
@@ -544,21 +522,22 @@ mod tests {
         let ctx = host.context();
         let store = SequenceStore::new(&ctx, "s1");
         let other = SequenceStore::new(&ctx, "s10");
-        store
-            .put_plan(&Plan {
-                digest: "d".into(),
-                parts: vec![PlannedPart {
-                    images: vec!["/a.jpg".into()],
-                    times: vec![1],
-                    bbox: BoundingBox {
-                        min_lat: 1.0,
-                        min_lon: 2.0,
-                        max_lat: 1.0,
-                        max_lon: 2.0,
-                    },
-                }],
-            })
-            .unwrap();
+        let planned = PlannedPart {
+            start: 0,
+            images: vec!["/a.jpg".into()],
+            times: vec![1],
+            bbox: BoundingBox {
+                min_lat: 1.0,
+                min_lon: 2.0,
+                max_lat: 1.0,
+                max_lon: 2.0,
+            },
+        };
+        let plan = Plan {
+            digest: "d".into(),
+            parts: vec![PartPlan::of(&planned)],
+        };
+        store.put_plan(&plan, |_| Ok(planned.clone())).unwrap();
         let entry = ImageEntry {
             key: "k".into(),
             handle: "h".into(),

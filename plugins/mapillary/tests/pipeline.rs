@@ -194,12 +194,13 @@ async fn oauth_upload_publish_delayed_publication_and_key() {
     assert_eq!(third.state, SequenceState::Published);
     assert_eq!(third.keys, second.keys);
     assert_eq!(setup.fake.stats().requests, before);
-    // Only the plan, the parts and each image's content entry (its identity: docs/architecture.md,
-    // "Identity") stay.
+    // Only the plan (and its parts' images), the parts and each image's content entry (its identity:
+    // docs/architecture.md, "Identity") stay.
     assert!(
         setup.state_keys().iter().all(|k| k == "account"
             || k == "token"
             || k.ends_with("/plan")
+            || k.contains("/plan/")
             || k.contains("/part/")
             || k.starts_with("content/")),
         "{:?}",
@@ -289,6 +290,64 @@ async fn no_publish_does_everything_but_publish() {
     assert_eq!(stats.upload_bytes_received, received);
     assert_eq!(stats.request_count("POST /upload/:key"), 6);
     assert_eq!(stats.finish_upload_calls.values().sum::<u32>(), 1);
+}
+
+/// State written by versions that stored the plan whole, images included, under `seq/<id>/plan`: a
+/// half-done upload (every image and manifest sent, nothing published) carries on from it after the
+/// upgrade, sending no byte again and publishing each part once, and the plan is rewritten a part at a
+/// time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_done_upload_in_an_earlier_versions_state_resumes_without_sending_again() {
+    let setup = Setup::start(MapillaryConfig::default()).await;
+    setup.authorise_with_token().await;
+    let (_dirs, sequence) = two_minute_gap("old");
+    let mut first = request(&sequence, RunMode::Upload);
+    first.options.insert("no_publish".into(), true.into());
+    assert_eq!(setup.run(first).await.unwrap().state, SequenceState::DryRun);
+    // The plan as earlier versions stored it.
+    let ctx = setup.ctx();
+    let state = ctx.state();
+    let header: serde_json::Value =
+        serde_json::from_str(&state.get("seq/old/plan").unwrap().unwrap()).unwrap();
+    let mut parts = Vec::new();
+    for (n, part) in header["parts"].as_array().unwrap().iter().enumerate() {
+        let key = format!("seq/old/plan/{n}");
+        let images: serde_json::Value =
+            serde_json::from_str(&state.get(&key).unwrap().unwrap()).unwrap();
+        state.delete(&key).unwrap();
+        parts.push(serde_json::json!({
+            "images": images["images"],
+            "times": images["times"],
+            "bbox": part["bbox"],
+        }));
+    }
+    assert_eq!(parts.len(), 2);
+    let whole = serde_json::json!({"digest": header["digest"], "parts": parts});
+    state.put("seq/old/plan", &whole.to_string()).unwrap();
+    let stats = setup.fake.stats();
+    let received = stats.upload_bytes_received;
+    assert_eq!(
+        stats.request_count("POST /upload/:key"),
+        9,
+        "7 images, 2 manifests"
+    );
+
+    let outcome = setup
+        .run(request(&sequence, RunMode::Upload))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, SequenceState::Published, "{outcome:?}");
+    let stats = setup.fake.stats();
+    assert_eq!(stats.upload_bytes_received, received, "nothing sent again");
+    assert_eq!(stats.request_count("POST /upload/:key"), 9);
+    assert_eq!(stats.finish_upload_calls.len(), 2);
+    assert_eq!(stats.finish_upload_calls.values().sum::<u32>(), 2);
+    let stored = state.get("seq/old/plan").unwrap().unwrap();
+    assert!(
+        !stored.contains(".jpg"),
+        "rewritten without the images: {stored}"
+    );
+    assert!(state.get("seq/old/plan/1").unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

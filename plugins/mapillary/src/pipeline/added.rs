@@ -24,7 +24,8 @@ impl Run<'_> {
         mut outcome: RunOutcome,
     ) -> Result<RunOutcome> {
         let (ctx, request) = (self.ctx, self.request);
-        let changes = diff(plan, &self.images)?;
+        let store = SequenceStore::new(ctx, id);
+        let changes = diff(plan, &self.images, |i| store.planned(plan, i))?;
         let changes = by_content(ctx, id, changes, &self.images, self.options.jobs).await?;
         export_additional(ctx, id, &mut outcome)?;
         if changes.is_empty() {

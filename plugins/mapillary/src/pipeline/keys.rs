@@ -55,11 +55,11 @@ impl Run<'_> {
                 &self.request.sequence.id,
                 index,
             )?);
-            let planned = &plan.parts[index];
+            let planned = self.planned(plan, index)?;
             let candidates = searches.next().await.ok_or_else(|| {
                 MlyError::Invalid(format!("no search was made for part {}", index + 1))
             })??;
-            let ours = crate::prepublish::our_images(planned, &self.images.part(plan, index)?);
+            let ours = crate::prepublish::our_images(&planned, &self.images.part(&planned)?);
             let part = &mut parts[index];
             part.lookups += 1;
             part.last_lookup_ms = Some(now);

@@ -75,7 +75,7 @@ impl Run<'_> {
                     "part {} of {} published ({} images)",
                     index + 1,
                     plan.parts.len(),
-                    plan.parts[index].images.len()
+                    plan.parts[index].len
                 )),
                 Ok(Published::Unknown) => {}
                 Err(err) => return Err(err),
@@ -120,7 +120,7 @@ impl Run<'_> {
         to_send: &[usize],
         progress: Progress,
     ) -> RunOutcome {
-        let images: usize = to_send.iter().map(|&i| plan.parts[i].images.len()).sum();
+        let images: usize = to_send.iter().map(|&i| plan.parts[i].len).sum();
         let detail = if plan.parts.len() == 1 {
             String::new()
         } else {
@@ -131,9 +131,9 @@ impl Run<'_> {
                     format!(
                         "part {} ({} images, {} – {})",
                         i + 1,
-                        p.images.len(),
-                        plugin_api::time::format_utc(p.times.iter().min().copied().unwrap_or(0)),
-                        plugin_api::time::format_utc(p.times.iter().max().copied().unwrap_or(0))
+                        p.len,
+                        plugin_api::time::format_utc(p.first_ms),
+                        plugin_api::time::format_utc(p.last_ms)
                     )
                 })
                 .collect();

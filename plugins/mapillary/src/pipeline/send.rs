@@ -35,7 +35,7 @@ impl Run<'_> {
                 && handle_is_fresh(part.manifest_acked_at_ms, self.api.config.now_ms())
             {
                 // Its images were all acknowledged before the manifest was.
-                let n = plan.parts[index].images.len() as u64;
+                let n = plan.parts[index].len as u64;
                 progress.files_total += n;
                 progress.files_done += n;
                 continue;
@@ -50,18 +50,15 @@ impl Run<'_> {
         // The images still due, by part (their places in it), and the session key each had.
         let mut due: Vec<DueImages> = Vec::new();
         let images = to_prepare.iter().flat_map(|&part| {
-            self.part_images(
-                plan,
-                part,
-                (0..plan.parts[part].images.len()).map(|at| (at, ())),
-            )
+            self.part_images(plan, part, (0..plan.parts[part].len).map(|at| (at, ())))
         });
         let mut prepared = std::pin::pin!(self.prepared(images));
         while let Some(next) = prepared.next().await {
             let (((part, at), ()), image, out) = next?;
             if current != Some(part) {
-                acknowledged = self.store.images_of(&plan.parts[part].images)?;
-                cached = state::hash_entries_of(self.ctx, &plan.parts[part].images)?;
+                let paths = self.planned(plan, part)?.images;
+                acknowledged = self.store.images_of(&paths)?;
+                cached = state::hash_entries_of(self.ctx, &paths)?;
                 current = Some(part);
                 due.push((part, Vec::new()));
             }
@@ -111,11 +108,13 @@ impl Run<'_> {
         part: usize,
         places: impl Iterator<Item = (usize, T)>,
     ) -> Vec<SlotImage<T>> {
-        let mut images = match self.images.part(plan, part) {
-            Ok(images) => images,
+        let read = self
+            .planned(plan, part)
+            .and_then(|planned| Ok((self.images.part(&planned)?, planned.images)));
+        let (mut images, paths) = match read {
+            Ok(read) => read,
             Err(err) => return vec![Err(err)],
         };
-        let paths = &plan.parts[part].images;
         places
             .map(
                 |(at, with)| match images.get_mut(at).and_then(Option::take) {
@@ -191,9 +190,10 @@ impl Run<'_> {
         index: usize,
         part: &mut PartState,
     ) -> Result<()> {
-        let acknowledged = self.store.images_of(&plan.parts[index].images)?;
-        let mut handles = Vec::with_capacity(plan.parts[index].images.len());
-        for path in &plan.parts[index].images {
+        let paths = self.planned(plan, index)?.images;
+        let acknowledged = self.store.images_of(&paths)?;
+        let mut handles = Vec::with_capacity(paths.len());
+        for path in &paths {
             let entry = acknowledged.get(path).ok_or_else(|| {
                 MlyError::Invalid(format!("{path} was not uploaded; run mtp upload again"))
             })?;
