@@ -334,7 +334,7 @@ fn lend_images(sequence: Option<&PackedSequence>, payload: &str) -> Result<Strin
     sequence
         .images()
         .range_json(range.within(sequence.image_count()))
-        .map_err(|e| format!("cannot encode images: {e}"))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
