@@ -12,10 +12,11 @@
 //! is unnamed (`tempfile::tempfile_in` of the system's temporary directory, `TMPDIR` on Unix): the
 //! system removes it when the last handle closes, a crash included, and nothing can open it by name.
 //! It is read with positioned reads (`pread`), never mapped: mapped pages count in the resident set
-//! once touched, which is what this is for. Small sequences stay in memory because a file is a
-//! descriptor held as long as the sequence: `mtp upload` of a camera tree holds every folder's
-//! sequence at once, and a thousand open files would meet the usual limit of 1,024; a file only per
-//! sequence of more than [`IN_MEMORY_PAGES`] pages keeps that to uploads of millions of images.
+//! once touched, which is what the file is there to avoid. Small sequences stay in memory because a
+//! file is a descriptor held as long as the sequence: `mtp upload` of a camera tree holds every
+//! folder's sequence at once, and a thousand open files would meet the usual limit of 1,024; a file
+//! only per sequence of more than [`IN_MEMORY_PAGES`] pages keeps that to uploads of millions of
+//! images.
 //!
 //! A page's hash is taken when it is packed, so the content hash (the run's eligibility answers, the
 //! state store's "descriptor already written") needs no read of the file. Reading a page can fail
