@@ -370,6 +370,14 @@ impl PackedImages {
         self.pages.iter().map(|p| p.held.len()).sum()
     }
 
+    /// Empties the scratch file, as a failing disk would leave it: every page in it fails to read.
+    #[cfg(test)]
+    pub(crate) fn lose_the_scratch_file(&self) {
+        if let Some(scratch) = &self.scratch {
+            scratch.file.set_len(0).expect("shorten the scratch file");
+        }
+    }
+
     /// The packed bytes held in memory, and those in the scratch file.
     #[cfg(test)]
     fn held_bytes(&self) -> (usize, usize) {
@@ -712,7 +720,7 @@ mod tests {
         let packed = PackedSequence::pack(descriptor).unwrap();
         let images = packed.images();
         // Shortened under us: every read of a page past the end fails.
-        images.scratch.as_ref().unwrap().file.set_len(0).unwrap();
+        images.lose_the_scratch_file();
         let failed = images.iter().find_map(Result::err).unwrap().to_string();
         assert!(
             failed.starts_with("cannot read the scratch file of packed images in "),

@@ -350,6 +350,22 @@ mod tests {
     }
 
     #[test]
+    fn images_that_cannot_be_read_back_are_an_error_for_the_plugin() {
+        let packed = PackedSequence::pack(sequence(6_000)).unwrap();
+        packed.images().lose_the_scratch_file();
+        let payload = serde_json::to_string(&ImageRange {
+            from: 0,
+            count: 1_000,
+        })
+        .unwrap();
+        let told = lend_images(Some(&packed), &payload).unwrap_err();
+        assert!(
+            told.starts_with("cannot read the scratch file of packed images in "),
+            "{told}"
+        );
+    }
+
+    #[test]
     fn images_are_lent_by_range_and_capped() {
         let seq = sequence(25_000);
         assert_eq!(lent(&seq, 10, 3), seq.images[10..13].to_vec());
