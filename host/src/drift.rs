@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::packed_images::PagesError;
 use crate::sequence_content::SequenceContent;
 use plugin_api::sequence::SequenceDescriptor;
 
@@ -186,8 +187,10 @@ pub fn untouched(folders: &[Folder]) -> bool {
 }
 
 /// The summary of `sequence`'s folders, or `None` when an image path names no folder (a relative file
-/// name: only [`drift`] can judge it).
-pub fn folders_of(sequence: &(impl SequenceContent + ?Sized)) -> Option<Vec<Folder>> {
+/// name: only [`drift`] can judge it); an error when its packed images cannot be read back.
+pub fn folders_of(
+    sequence: &(impl SequenceContent + ?Sized),
+) -> Result<Option<Vec<Folder>>, PagesError> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut named = true;
     sequence.for_each_path(
@@ -200,8 +203,8 @@ pub fn folders_of(sequence: &(impl SequenceContent + ?Sized)) -> Option<Vec<Fold
             },
             _ => named = false,
         },
-    );
-    named.then(|| {
+    )?;
+    Ok(named.then(|| {
         counts
             .into_iter()
             .map(|(dir, images)| Folder {
@@ -211,7 +214,7 @@ pub fn folders_of(sequence: &(impl SequenceContent + ?Sized)) -> Option<Vec<Fold
                 left_out: Vec::new(),
             })
             .collect()
-    })
+    }))
 }
 
 /// [`drift`] from the folder summary alone, when it can be told without the descriptor: every folder
@@ -291,7 +294,7 @@ mod tests {
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         let vanished = sequence(&paths);
-        let folders = folders_of(&vanished).unwrap();
+        let folders = folders_of(&vanished).unwrap().unwrap();
         assert_eq!(folders.len(), 1);
         assert_eq!(drift_of_vanished(&folders), Some(drift(&vanished, &[])));
         assert_eq!(drift(&vanished, &[]).removed, 2);
@@ -305,11 +308,11 @@ mod tests {
         let mut mixed = paths.clone();
         mixed.push(here.join("a.jpg").to_string_lossy().into_owned());
         assert_eq!(
-            drift_of_vanished(&folders_of(&sequence(&mixed)).unwrap()),
+            drift_of_vanished(&folders_of(&sequence(&mixed)).unwrap().unwrap()),
             None
         );
         // A bare file name has no folder to summarise.
-        assert_eq!(folders_of(&sequence(&["a.jpg".to_string()])), None);
+        assert_eq!(folders_of(&sequence(&["a.jpg".to_string()])).unwrap(), None);
     }
 
     #[test]
@@ -321,7 +324,7 @@ mod tests {
         }
         let seq = sequence(&[path("a.jpg")]);
         assert_eq!(drift(&seq, &[]).added, 1);
-        let folders = with_left_out(folders_of(&seq).unwrap(), &[path("bad.jpg")]);
+        let folders = with_left_out(folders_of(&seq).unwrap().unwrap(), &[path("bad.jpg")]);
         assert_eq!(folders.len(), 1);
         assert_eq!(left_out_of(&folders), [path("bad.jpg")]);
         assert_eq!(drift(&seq, &left_out_of(&folders)), Drift::default());
@@ -339,7 +342,7 @@ mod tests {
         std::fs::write(here.join("a.jpg"), b"x").unwrap();
         let seq = sequence(&[here.join("a.jpg").to_string_lossy().into_owned()]);
         // Just written: too fresh to trust its time, so the full check decides.
-        let fresh = folders_of(&seq).unwrap();
+        let fresh = folders_of(&seq).unwrap().unwrap();
         assert_eq!(fresh[0].modified_ns, None);
         assert!(!untouched(&fresh));
         let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
@@ -347,7 +350,7 @@ mod tests {
             .unwrap()
             .set_modified(hour_ago)
             .unwrap();
-        let settled = folders_of(&seq).unwrap();
+        let settled = folders_of(&seq).unwrap().unwrap();
         assert!(settled[0].modified_ns.is_some());
         assert!(untouched(&settled));
         std::fs::write(here.join("b.jpg"), b"x").unwrap();

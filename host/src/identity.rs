@@ -9,7 +9,7 @@
 
 use plugin_api::sequence::{ImageInfo, SequenceDescriptor};
 
-use crate::packed_images::PackedSequence;
+use crate::packed_images::{PackedSequence, PagesError};
 use crate::state::{StateError, StateStore};
 
 /// Gives `sequence` the id it is stored under; returns a line for the user when that is not the id its
@@ -26,7 +26,7 @@ pub fn identify(
         return Ok(None);
     };
     let (id, root) = (sequence.id().to_string(), sequence.header().root.clone());
-    if stored.root == root || shares_a_photo(&stored, sequence.images().iter()) {
+    if stored.root == root || shares_a_photo(&stored, sequence.images().iter())? {
         return Ok(None);
     }
     let own = folder_id(&id, &root);
@@ -44,10 +44,18 @@ pub fn identify(
 /// Whether the two hold at least one photo in common: the same MTPDU photo UUID, else the same file
 /// name, size and capture time (cheap evidence, no file is read: the content itself is compared by the
 /// integrations that keep it, e.g. Mapillary's session keys).
-fn shares_a_photo(a: &SequenceDescriptor, mut b: impl Iterator<Item = ImageInfo>) -> bool {
+fn shares_a_photo(
+    a: &SequenceDescriptor,
+    b: impl Iterator<Item = Result<ImageInfo, PagesError>>,
+) -> Result<bool, PagesError> {
     let photos: std::collections::HashSet<(String, u64, i64)> =
         a.images.iter().map(photo).collect();
-    b.any(|i| photos.contains(&photo(&i)))
+    for image in b {
+        if photos.contains(&photo(&image?)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn photo(image: &ImageInfo) -> (String, u64, i64) {

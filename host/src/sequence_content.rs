@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use plugin_api::sequence::SequenceDescriptor;
 use serde::Serialize;
 
-use crate::packed_images::PackedSequence;
+use crate::packed_images::{PackedSequence, PagesError};
 
 /// A sequence descriptor, whole or packed.
 pub trait SequenceContent: Serialize + Send + Sync {
@@ -17,8 +17,8 @@ pub trait SequenceContent: Serialize + Send + Sync {
     fn header(&self) -> &SequenceDescriptor;
     /// A hash of everything in it; equal content hashes equal within one kind.
     fn fingerprint(&self) -> u64;
-    /// Calls `f` with each image's path, in order.
-    fn for_each_path(&self, f: &mut dyn FnMut(&str));
+    /// Calls `f` with each image's path, in order; fails when packed images cannot be read back.
+    fn for_each_path(&self, f: &mut dyn FnMut(&str)) -> Result<(), PagesError>;
 }
 
 fn hash_header(sequence: &SequenceDescriptor, h: &mut DefaultHasher) {
@@ -64,8 +64,9 @@ impl SequenceContent for SequenceDescriptor {
         h.finish()
     }
 
-    fn for_each_path(&self, f: &mut dyn FnMut(&str)) {
+    fn for_each_path(&self, f: &mut dyn FnMut(&str)) -> Result<(), PagesError> {
         self.images.iter().for_each(|i| f(&i.path));
+        Ok(())
     }
 }
 
@@ -74,18 +75,16 @@ impl SequenceContent for PackedSequence {
         PackedSequence::header(self)
     }
 
-    /// The packed pages are hashed as they are: equal images pack to equal bytes.
+    /// The packed pages' hashes, taken as they were packed: equal images pack to equal bytes.
     fn fingerprint(&self) -> u64 {
         let mut h = DefaultHasher::new();
         hash_header(self.header(), &mut h);
         self.image_count().hash(&mut h);
-        self.images()
-            .packed_pages()
-            .for_each(|page| page.hash(&mut h));
+        self.images().hash_content(&mut h);
         h.finish()
     }
 
-    fn for_each_path(&self, f: &mut dyn FnMut(&str)) {
-        self.images().iter().for_each(|i| f(&i.path));
+    fn for_each_path(&self, f: &mut dyn FnMut(&str)) -> Result<(), PagesError> {
+        self.images().iter().try_for_each(|i| i.map(|i| f(&i.path)))
     }
 }

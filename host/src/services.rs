@@ -334,7 +334,7 @@ fn lend_images(sequence: Option<&PackedSequence>, payload: &str) -> Result<Strin
     sequence
         .images()
         .range_json(range.within(sequence.image_count()))
-        .map_err(|e| format!("cannot encode images: {e}"))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -347,6 +347,22 @@ mod tests {
         let payload = serde_json::to_string(&ImageRange { from, count }).unwrap();
         let packed = PackedSequence::pack(sequence.clone()).unwrap();
         serde_json::from_str(&lend_images(Some(&packed), &payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn images_that_cannot_be_read_back_are_an_error_for_the_plugin() {
+        let packed = PackedSequence::pack(sequence(6_000)).unwrap();
+        packed.images().lose_the_scratch_file();
+        let payload = serde_json::to_string(&ImageRange {
+            from: 0,
+            count: 1_000,
+        })
+        .unwrap();
+        let told = lend_images(Some(&packed), &payload).unwrap_err();
+        assert!(
+            told.starts_with("cannot read the scratch file of packed images in "),
+            "{told}"
+        );
     }
 
     #[test]

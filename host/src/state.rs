@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::packed_images::PackedSequence;
+use crate::packed_images::{PackedSequence, PagesError};
 use crate::sequence_content::SequenceContent;
 use plugin_api::protocol::{RunOutcome, SequenceState, StateWrite};
 use plugin_api::sequence::SequenceDescriptor;
@@ -81,6 +81,10 @@ pub enum StateError {
         /// Where the copy was kept.
         backup: PathBuf,
     },
+    /// A sequence's images could not be packed or read back (the host's scratch file of packed
+    /// images, not the database).
+    #[error(transparent)]
+    Images(#[from] PagesError),
     /// Written by a newer mtp.
     #[error("state database {path} has schema version {found}, newer than this mtp understands ({SCHEMA_VERSION}); upgrade mtp (the file was left untouched)")]
     TooNew {
@@ -388,7 +392,12 @@ impl StateStore {
         .map_err(|e| self.err(e))?;
         // The trigger `sequence_folders_stale` dropped the old summary (also when a version without
         // this table rewrote the descriptor); write the new one, if the images have one.
-        if let Some(folders) = crate::drift::folders_of(sequence).filter(|_| !kept) {
+        let folders = if kept {
+            None
+        } else {
+            crate::drift::folders_of(sequence)?
+        };
+        if let Some(folders) = folders {
             let folders_json =
                 serde_json::to_string(&folders).map_err(|e| encode("the folder summary", e))?;
             tx.execute(
@@ -474,13 +483,7 @@ impl StateStore {
         let Some(descriptor) = self.descriptor(sequence_id)? else {
             return Ok(None);
         };
-        PackedSequence::pack(descriptor)
-            .map(Some)
-            .map_err(|e| StateError::Encode {
-                path: self.path.clone(),
-                what: format!("the images of sequence {sequence_id}"),
-                detail: e.to_string(),
-            })
+        Ok(Some(PackedSequence::pack(descriptor)?))
     }
 
     /// Every sequence record, in the order of `mtp status`: the sequences whose latest record was

@@ -1,7 +1,8 @@
 //! A full disk loses nothing: the state directory on a small tmpfs mount, through the real `mtp` binary
 //! against the fakes. When the run's record cannot be written nothing is sent; when the disk fills
 //! mid-run the run stops naming the database and "disk full", and after space is freed `mtp status`
-//! still knows what was acknowledged and the next run finishes the job.
+//! still knows what was acknowledged and the next run finishes the job. A full temporary directory
+//! (where a long sequence's packed images go) stops the upload before anything is sent, naming it.
 //!
 //! Mounting needs root (CI runs as root); where mounting is impossible each test says why and skips.
 
@@ -222,4 +223,51 @@ fn a_disk_that_fills_mid_run_stops_it_and_what_was_acknowledged_is_still_known()
         to_send <= IMAGES - done + 1,
         "{done} acknowledged before, {to_send} sent again: {again}"
     );
+}
+
+#[test]
+fn a_full_temporary_directory_stops_a_long_sequence_before_anything_is_sent() {
+    let world = FakesWorld::start(MapillaryConfig::default(), MtpwConfig::default());
+    // Where the packed images of a sequence of more than 4,000 go (`TMPDIR`), full.
+    let tmp = world.dir("tmp");
+    let mount = match Tmpfs::mount(&tmp, "2m") {
+        Ok(mount) => mount,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    world.authorise();
+    const IMAGES: usize = 4_100;
+    let dir = generate(&world, "long", IMAGES, 200);
+    let filler = mount.fill(0);
+
+    let upload = |world: &FakesWorld| {
+        world
+            .mtp()
+            .env("TMPDIR", &tmp)
+            .args(["upload", dir.to_str().unwrap(), "--transport", "walk"])
+            .output()
+            .expect("run mtp upload")
+    };
+    let out = upload(&world);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{all}");
+    assert!(
+        all.contains(&format!(
+            "cannot write the scratch file of packed images in {}: disk full",
+            tmp.display()
+        )),
+        "the error names the scratch file, where it is and the full disk: {all}"
+    );
+    assert_eq!(image_posts(&world), 0, "nothing may be sent: {all}");
+
+    // Space freed: the same command does the whole job.
+    std::fs::remove_file(filler).unwrap();
+    let out = upload(&world);
+    assert!(out.status.success(), "{}", text(&out));
+    // One upload session per part of 1,000 images, each finished once.
+    let finished = world.mapillary.stats().finish_upload_calls;
+    assert_eq!(finished.len(), IMAGES.div_ceil(1_000), "{finished:?}");
+    assert!(finished.values().all(|&calls| calls == 1), "{finished:?}");
 }

@@ -308,30 +308,30 @@ impl Uploads {
                 Err(message) => return Err(refused(true, message, vec![])),
             }
         }
+        let mut sequences = Vec::with_capacity(prepared.len());
+        for d in prepared.iter().map(|p| &p.descriptor) {
+            let (bytes, first_capture_ms) = d
+                .bytes_and_first_capture()
+                .map_err(|e| refused(true, e.to_string(), vec![]))?;
+            sequences.push(SequenceView {
+                id: d.id().to_string(),
+                name: d.header().name.clone(),
+                root: d.header().root.clone(),
+                images: d.image_count(),
+                bytes,
+                description: d.header().description.clone(),
+                transport: d.header().transport.clone(),
+                tags: d.header().tags.clone(),
+                first_capture_ms,
+            });
+        }
         let id = format!("u{}", self.next.fetch_add(1, Ordering::SeqCst));
         let view = UploadView {
             id: id.clone(),
             status: UploadStatus::Queued,
             paths,
             options,
-            sequences: prepared
-                .iter()
-                .map(|p| &p.descriptor)
-                .map(|d| {
-                    let (bytes, first_capture_ms) = d.bytes_and_first_capture();
-                    SequenceView {
-                        id: d.id().to_string(),
-                        name: d.header().name.clone(),
-                        root: d.header().root.clone(),
-                        images: d.image_count(),
-                        bytes,
-                        description: d.header().description.clone(),
-                        transport: d.header().transport.clone(),
-                        tags: d.header().tags.clone(),
-                        first_capture_ms,
-                    }
-                })
-                .collect(),
+            sequences,
             notes,
         };
         self.lock().insert(
