@@ -10,8 +10,8 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use plugin_api::ffi::{HostServices, HostServicesBox, HostServices_TO};
 use plugin_api::protocol::{
     AuthorizePrompt, ImageRange, LogLevel, ProgressEvent, StatePage, StatePageRequest, StateReads,
-    StateValues, StateWrite, IMAGES_SERVICE, MAX_STATE_READS, STATE_BATCH_SERVICE,
-    STATE_PAGE_SERVICE, STATE_READ_SERVICE, UNKNOWN_SERVICE_ERROR,
+    StateValues, StateWrite, IMAGES_SERVICE, MAX_STATE_PAGE_BYTES, MAX_STATE_READS,
+    STATE_BATCH_SERVICE, STATE_PAGE_SERVICE, STATE_READ_SERVICE, UNKNOWN_SERVICE_ERROR,
 };
 
 use crate::packed_images::PackedSequence;
@@ -309,16 +309,21 @@ impl PluginServices {
         )
     }
 
-    /// The page of entries `payload` (a [`StatePageRequest`]) asks for, at most [`MAX_STATE_READS`],
-    /// as a [`StatePage`].
+    /// The page of entries `payload` (a [`StatePageRequest`]) asks for, at most [`MAX_STATE_READS`] and
+    /// about [`MAX_STATE_PAGE_BYTES`], as a [`StatePage`].
     fn list_page(&self, payload: RStr<'_>) -> RResult<RString, RString> {
         self.state_read(
             payload.as_str(),
             ("state page", "a state page"),
             |s, request: StatePageRequest| {
                 let after = request.after.as_deref();
-                let entries =
-                    s.list_page(&self.plugin_id, &request.prefix, after, MAX_STATE_READS)?;
+                let entries = s.list_page(
+                    &self.plugin_id,
+                    &request.prefix,
+                    after,
+                    MAX_STATE_READS,
+                    MAX_STATE_PAGE_BYTES,
+                )?;
                 Ok(StatePage { entries })
             },
         )
@@ -508,10 +513,12 @@ mod tests {
             .unwrap();
         store.put("other", "seq/s/img/x", "not p's", false).unwrap();
         expected.sort();
-        let first = store.list_page("p", "seq/s/img/", None, 2).unwrap();
+        let first = store
+            .list_page("p", "seq/s/img/", None, 2, usize::MAX)
+            .unwrap();
         assert_eq!(first, expected[..2].to_vec());
         let next = store
-            .list_page("p", "seq/s/img/", Some(&first[1].0), 2)
+            .list_page("p", "seq/s/img/", Some(&first[1].0), 2, usize::MAX)
             .unwrap();
         assert_eq!(next, expected[2..4].to_vec());
         let services = PluginServices::new("p", BTreeMap::new()).with_store(store);
@@ -524,6 +531,33 @@ mod tests {
             })
             .unwrap();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_page_of_long_records_ends_at_its_byte_budget_and_the_walk_still_sees_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let long = "x".repeat(100 * 1024);
+        let writes: Vec<StateWrite> = (0..10)
+            .map(|i| StateWrite::Put {
+                key: format!("seq/s/plan/{i}"),
+                value: long.clone(),
+            })
+            .collect();
+        store.write_all("p", &writes).unwrap();
+        let services = PluginServices::new("p", BTreeMap::new()).with_store(store);
+        let ctx = plugin_api::sdk::Context::new(services.to_ffi());
+        // 100 KB records: the page ends with the one that reaches 256 KiB, not at 1,000 entries.
+        let page = ctx.state().page_after("seq/", None).unwrap();
+        assert_eq!(page.len(), 3);
+        let mut seen = 0;
+        ctx.state()
+            .for_each_entry("seq/s/", |_, value| {
+                seen += usize::from(value.len() == long.len());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, 10);
     }
 
     #[test]

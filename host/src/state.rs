@@ -307,17 +307,19 @@ impl StateStore {
 
     /// A plugin's (non-secret) entries whose key starts with `prefix`, by key.
     pub fn list(&self, plugin: &str, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        self.list_page(plugin, prefix, None, usize::MAX)
+        self.list_page(plugin, prefix, None, usize::MAX, usize::MAX)
     }
 
     /// Up to `limit` of a plugin's (non-secret) entries whose key starts with `prefix` and comes after
-    /// `after` (from the first when `None`), by key: [`StateStore::list`] a page at a time.
+    /// `after` (from the first when `None`), by key, ending after the entry that brings its keys and
+    /// values to `max_bytes`: [`StateStore::list`] a page at a time.
     pub fn list_page(
         &self,
         plugin: &str,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<(String, String)>, StateError> {
         // A range the key index can seek to, so a listing costs what it finds, not every key of the
         // plugin. Keys compare as UTF-8 bytes; the bound (the prefix followed by the last code point)
@@ -335,10 +337,19 @@ impl StateStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
             .query_map(params![plugin, start, below, prefix, limit], |row| {
-                Ok((row.get(0)?, row.get(1)?))
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        let (mut page, mut bytes) = (Vec::new(), 0);
+        for row in rows {
+            if bytes >= max_bytes {
+                break;
+            }
+            let (key, value) = row.map_err(|e| self.err(e))?;
+            bytes += key.len() + value.len();
+            page.push((key, value));
+        }
+        Ok(page)
     }
 
     /// Records (or updates) a sequence and its record with one integration, in one transaction.

@@ -456,6 +456,12 @@ pub const STATE_READ_SERVICE: &str = "state_get_many";
 /// [`STATE_PAGE_SERVICE`] page.
 pub const MAX_STATE_READS: usize = 1_000;
 
+/// The most bytes (keys and values) one [`STATE_PAGE_SERVICE`] page holds past its first entry: a page
+/// ends at [`MAX_STATE_READS`] entries or once it holds this many bytes, whichever comes first, so that
+/// a walk past records of tens of kilobytes each (Mapillary's stored plan, a part's paths) holds a few
+/// of them at once, not a thousand. A page is the last only when it is empty.
+pub const MAX_STATE_PAGE_BYTES: usize = 256 * 1024;
+
 /// The keys a [`STATE_READ_SERVICE`] call reads (borrowed when the SDK sends them, owned when the host
 /// reads them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,7 +486,8 @@ pub struct StateValues {
 pub const STATE_PAGE_SERVICE: &str = "state_list_page";
 
 /// Which page of entries to read: those whose key starts with `prefix` and comes after `after` (from
-/// the first when `None`), in key order, at most [`MAX_STATE_READS`] of them.
+/// the first when `None`), in key order, at most [`MAX_STATE_READS`] of them and about
+/// [`MAX_STATE_PAGE_BYTES`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatePageRequest {
     /// The prefix.
@@ -491,7 +498,7 @@ pub struct StatePageRequest {
 }
 
 /// The answer to a [`STATE_PAGE_SERVICE`] call: up to [`MAX_STATE_READS`] entries (key, value) in key
-/// order; empty once there are no more.
+/// order, fewer once they reach [`MAX_STATE_PAGE_BYTES`]; empty once there are no more.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatePage {
     /// The entries.

@@ -20,8 +20,8 @@ use super::Context;
 use crate::ffi::{HostServices, HostServicesBox, HostServices_TO};
 use crate::protocol::{
     ImageRange, LogLevel, ProgressEvent, StatePage, StatePageRequest, StateReads, StateValues,
-    StateWrite, IMAGES_SERVICE, MAX_STATE_READS, STATE_BATCH_SERVICE, STATE_PAGE_SERVICE,
-    STATE_READ_SERVICE,
+    StateWrite, IMAGES_SERVICE, MAX_STATE_PAGE_BYTES, MAX_STATE_READS, STATE_BATCH_SERVICE,
+    STATE_PAGE_SERVICE, STATE_READ_SERVICE,
 };
 
 #[derive(Default)]
@@ -317,24 +317,30 @@ impl TestHost {
             .map_err(|e| format!("cannot encode state values: {e}"))
     }
 
-    /// The entries after the request's key under its prefix, at most [`MAX_STATE_READS`].
+    /// The entries after the request's key under its prefix, at most [`MAX_STATE_READS`] and about
+    /// [`MAX_STATE_PAGE_BYTES`], as the host answers.
     fn page(&self, payload: &str) -> Result<String, String> {
         let request: StatePageRequest =
             serde_json::from_str(payload).map_err(|e| format!("malformed state page: {e}"))?;
         let entries: Vec<(String, String)> = self.with(|i| {
             i.pages_read += 1;
+            let mut bytes = 0;
             let entries: Vec<(String, String)> = i
                 .state
                 .iter()
                 .filter(|(key, _)| key.starts_with(&request.prefix))
                 .filter(|(key, _)| request.after.as_ref().is_none_or(|after| *key > after))
                 .take(MAX_STATE_READS)
+                .take_while(|(key, value)| {
+                    if bytes >= MAX_STATE_PAGE_BYTES {
+                        return false;
+                    }
+                    bytes += key.len() + value.len();
+                    true
+                })
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect();
-            i.paged_bytes += entries
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>();
+            i.paged_bytes += bytes;
             entries
         });
         serde_json::to_string(&StatePage { entries })
