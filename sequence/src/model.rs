@@ -296,7 +296,7 @@ pub enum SequenceError {
     },
     /// The scan's scratch file (where it keeps the images it read; `image_list`) could not be
     /// made, written or read.
-    #[error("cannot keep the images read in a scratch file in {}: {cause} (free some space there, or set TMPDIR to a folder with room)", dir.display())]
+    #[error("cannot keep the images read in a scratch file in {}: {}", dir.display(), scratch_cause(cause))]
     Scratch {
         /// Where scratch files are made (`TMPDIR`).
         dir: PathBuf,
@@ -338,6 +338,16 @@ pub enum SequenceError {
         /// The skipped images and why.
         skipped: Vec<SkippedImage>,
     },
+}
+
+/// What went wrong with the scan's scratch file, and what to do about it.
+fn scratch_cause(cause: &std::io::Error) -> String {
+    match cause.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => format!(
+            "disk full ({cause}): free some space there, or set TMPDIR to a folder on a disk with room"
+        ),
+        _ => format!("{cause} (set TMPDIR to a folder mtp can write to)"),
+    }
 }
 
 fn render_problems(problems: &[Problem]) -> String {

@@ -228,7 +228,8 @@ fn a_disk_that_fills_mid_run_stops_it_and_what_was_acknowledged_is_still_known()
 #[test]
 fn a_full_temporary_directory_stops_a_long_sequence_before_anything_is_sent() {
     let world = FakesWorld::start(MapillaryConfig::default(), MtpwConfig::default());
-    // Where the packed images of a sequence of more than 4,000 go (`TMPDIR`), full.
+    // Where the scan keeps the images it reads, and the packed images of a sequence of more than
+    // 4,000 go (`TMPDIR`), full: the scan is the first to find it so.
     let tmp = world.dir("tmp");
     let mount = match Tmpfs::mount(&tmp, "2m") {
         Ok(mount) => mount,
@@ -255,7 +256,7 @@ fn a_full_temporary_directory_stops_a_long_sequence_before_anything_is_sent() {
     assert_eq!(out.status.code(), Some(5), "{all}");
     assert!(
         all.contains(&format!(
-            "cannot write the scratch file of packed images in {}: disk full",
+            "cannot keep the images read in a scratch file in {}: disk full",
             tmp.display()
         )),
         "the error names the scratch file, where it is and the full disk: {all}"
