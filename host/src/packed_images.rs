@@ -9,7 +9,7 @@
 //! Past [`IN_MEMORY_PAGES`] pages the pages live in a scratch file, not on the heap: 9 MB held for
 //! the whole run was the largest thing left that grew with the sequence, and a page is read again only
 //! a few times a run (a pass costs 100 reads of 90 KB, nothing beside a plugin's own work). The file
-//! is unnamed (`tempfile::tempfile_in` of the system's temporary directory, `TMPDIR` on Unix): the
+//! is unnamed (`mtp_sequence::scratch`, in the system's temporary directory, `TMPDIR` on Unix): the
 //! system removes it when the last handle closes, a crash included, and nothing can open it by name.
 //! It is read with positioned reads (`pread`), never mapped: mapped pages count in the resident set
 //! once touched, which is what the file is there to avoid. Small sequences stay in memory because a
@@ -34,7 +34,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use mtp_sequence::{ScannedSequence, SequenceError, SkippedImage};
+use mtp_sequence::{scratch, ScannedSequence, SequenceError, SkippedImage};
 use plugin_api::sequence::{ImageInfo, SequenceDescriptor, SequenceSource};
 use plugin_api::transport::TransportType;
 use serde::ser::{Error as _, SerializeSeq, Serializer};
@@ -58,7 +58,7 @@ pub enum PagesError {
     #[error(
         "cannot {action} the scratch file of packed images in {}: {}",
         dir.display(),
-        io_cause(cause)
+        mtp_sequence::scratch::describe_error(cause)
     )]
     Scratch {
         /// "create", "write" or "read".
@@ -78,17 +78,6 @@ pub enum PagesError {
     },
 }
 
-/// The I/O error as the user needs it: a full disk said as such, with what to do.
-fn io_cause(cause: &io::Error) -> String {
-    match cause.kind() {
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => format!(
-            "disk full ({cause}): free some space there, or set TMPDIR to a directory on a disk with \
-             room, then run the command again"
-        ),
-        _ => cause.to_string(),
-    }
-}
-
 /// The file the pages of one [`PackedImages`] (and its clones) are written to, each page once, one
 /// after the other.
 #[derive(Debug)]
@@ -103,8 +92,8 @@ struct Scratch {
 
 impl Scratch {
     fn create() -> Result<Scratch, PagesError> {
-        let dir = std::env::temp_dir();
-        match tempfile::tempfile_in(&dir) {
+        let dir = scratch::dir();
+        match scratch::create() {
             Ok(file) => Ok(Scratch {
                 file,
                 dir,
@@ -148,17 +137,11 @@ impl Scratch {
     /// The `len` bytes at `offset`.
     fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, PagesError> {
         let mut bytes = vec![0; len];
-        #[cfg(unix)]
-        let read = std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut bytes, offset);
+        // Where a read moves the file's position, not while an append has sought to its end.
         #[cfg(not(unix))]
-        let read = {
-            use std::io::{Read, Seek};
-            let _seeking = self.end.lock().unwrap_or_else(PoisonError::into_inner);
-            (&self.file)
-                .seek(io::SeekFrom::Start(offset))
-                .and_then(|_| (&self.file).read_exact(&mut bytes))
-        };
-        read.map_err(|cause| self.failed("read", cause))?;
+        let _seeking = self.end.lock().unwrap_or_else(PoisonError::into_inner);
+        scratch::read_exact_at(&self.file, &mut bytes, offset)
+            .map_err(|cause| self.failed("read", cause))?;
         Ok(bytes)
     }
 }

@@ -340,16 +340,7 @@ impl StateStore {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(|e| self.err(e))?;
-        let (mut page, mut bytes) = (Vec::new(), 0);
-        for row in rows {
-            if bytes >= max_bytes {
-                break;
-            }
-            let (key, value) = row.map_err(|e| self.err(e))?;
-            bytes += key.len() + value.len();
-            page.push((key, value));
-        }
-        Ok(page)
+        plugin_api::protocol::state_page(rows, usize::MAX, max_bytes).map_err(|e| self.err(e))
     }
 
     /// Records (or updates) a sequence and its record with one integration, in one transaction.

@@ -462,6 +462,27 @@ pub const MAX_STATE_READS: usize = 1_000;
 /// of them at once, not a thousand. A page is the last only when it is empty.
 pub const MAX_STATE_PAGE_BYTES: usize = 256 * 1024;
 
+/// A page of `entries` (in key order): at most `limit` of them, ending after the entry that brings
+/// their keys and values to `max_bytes` (so a page always holds one entry when there is one). The host
+/// answers [`STATE_PAGE_SERVICE`] with `limit` [`MAX_STATE_READS`] and `max_bytes`
+/// [`MAX_STATE_PAGE_BYTES`]; the SDK's test host answers the same way.
+pub fn state_page<E>(
+    entries: impl IntoIterator<Item = Result<(String, String), E>>,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Vec<(String, String)>, E> {
+    let (mut page, mut bytes) = (Vec::new(), 0);
+    for entry in entries.into_iter().take(limit) {
+        if bytes >= max_bytes {
+            break;
+        }
+        let (key, value) = entry?;
+        bytes += key.len() + value.len();
+        page.push((key, value));
+    }
+    Ok(page)
+}
+
 /// The keys a [`STATE_READ_SERVICE`] call reads (borrowed when the SDK sends them, owned when the host
 /// reads them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ use crate::capture_time::{OffsetBasis, TimeSource};
 use crate::model::{PositionSource, ScannedImage, SequenceError};
 use crate::mtpdu::MtpImageDescription;
 use crate::photo_uuid::PhotoUuid;
+use crate::scratch;
 use crate::sources::SourceSet;
 
 /// The images of a scan, in order, in a scratch file (see the module's docs).
@@ -34,7 +35,7 @@ pub struct ImageList {
 }
 
 /// The values records refer to by index.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Tables {
     names: Vec<&'static str>,
     descriptions: Vec<Arc<MtpImageDescription>>,
@@ -78,7 +79,7 @@ fn index_of<T>(table: &mut Vec<T>, value: T, same: impl Fn(&T, &T) -> bool) -> u
 
 fn scratch_error(cause: io::Error) -> SequenceError {
     SequenceError::Scratch {
-        dir: std::env::temp_dir(),
+        dir: scratch::dir(),
         cause,
     }
 }
@@ -112,7 +113,7 @@ impl ImageListWriter {
             Some(out) => out,
             None => self.out.insert(BufWriter::with_capacity(
                 64 * 1024,
-                tempfile::tempfile().map_err(scratch_error)?,
+                scratch::create().map_err(scratch_error)?,
             )),
         };
         out.write_all(&self.record).map_err(scratch_error)?;
@@ -189,7 +190,7 @@ impl ImageList {
         };
         let end = self.offsets.get(index + 1).copied().unwrap_or(self.end);
         let mut record = vec![0; usize::try_from(end - start).unwrap_or(0)];
-        read_exact_at(file, &mut record, start).map_err(scratch_error)?;
+        scratch::read_exact_at(file, &mut record, start).map_err(scratch_error)?;
         decode(&mut record.as_slice(), &self.tables).map_err(scratch_error)
     }
 
@@ -248,35 +249,10 @@ struct PositionedReader<'a> {
 
 impl Read for PositionedReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = read_at(self.file, buf, self.at)?;
+        let n = scratch::read_at(self.file, buf, self.at)?;
         self.at += n as u64;
         Ok(n)
     }
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, at)
-}
-
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, at)
-}
-
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        match read_at(file, buf, at) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                buf = &mut buf[n..];
-                at += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 // Which optional fields a record holds, one bit each.

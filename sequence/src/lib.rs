@@ -45,6 +45,7 @@ pub mod mtpdu;
 mod photo_uuid;
 mod read;
 mod read_all;
+pub mod scratch;
 mod sources;
 mod summary;
 mod time_zone;

@@ -296,7 +296,7 @@ pub enum SequenceError {
     },
     /// The scan's scratch file (where it keeps the images it read; `image_list`) could not be
     /// made, written or read.
-    #[error("cannot keep the images read in a scratch file in {}: {}", dir.display(), scratch_cause(cause))]
+    #[error("cannot keep the images read in a scratch file in {}: {}", dir.display(), crate::scratch::describe_error(cause))]
     Scratch {
         /// Where scratch files are made (`TMPDIR`).
         dir: PathBuf,
@@ -338,16 +338,6 @@ pub enum SequenceError {
         /// The skipped images and why.
         skipped: Vec<SkippedImage>,
     },
-}
-
-/// What went wrong with the scan's scratch file, and what to do about it.
-fn scratch_cause(cause: &std::io::Error) -> String {
-    match cause.kind() {
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => format!(
-            "disk full ({cause}): free some space there, or set TMPDIR to a folder on a disk with room"
-        ),
-        _ => format!("{cause} (set TMPDIR to a folder mtp can write to)"),
-    }
 }
 
 fn render_problems(problems: &[Problem]) -> String {
@@ -412,12 +402,7 @@ impl ScannedSequence {
 
     /// Images without a per-image problem that keeps them out (blocking, or a dropped duplicate), in order.
     pub fn valid_images(&self) -> impl Iterator<Item = Result<ScannedImage, SequenceError>> + '_ {
-        let bad: std::collections::HashSet<&Path> = self
-            .problems
-            .iter()
-            .filter(|p| !p.kind.is_sequence_level() && p.kind.severity() != Severity::Note)
-            .filter_map(|p| p.file.as_deref())
-            .collect();
+        let bad = self.kept_out_paths();
         self.images
             .iter()
             .filter(move |i| i.as_ref().map_or(true, |i| !bad.contains(i.path.as_path())))
@@ -425,11 +410,15 @@ impl ScannedSequence {
 
     /// The files of the images a per-image problem keeps out (blocking, or a dropped duplicate).
     pub(crate) fn kept_out_paths(&self) -> std::collections::HashSet<&Path> {
+        self.keeping_out().map(|(file, _)| file).collect()
+    }
+
+    /// The per-image problems that keep their image out (not notes), with its file.
+    fn keeping_out(&self) -> impl Iterator<Item = (&Path, &Problem)> {
         self.problems
             .iter()
             .filter(|p| !p.kind.is_sequence_level() && p.kind.severity() != Severity::Note)
-            .filter_map(|p| p.file.as_deref())
-            .collect()
+            .filter_map(|p| Some((p.file.as_deref()?, p)))
     }
 
     /// The MTPDU sequence log among [`ScannedSequence::metadata_files`], read again (it is small); `None` for
@@ -615,14 +604,8 @@ impl ScannedSequence {
             });
         }
         let mut kept_out: BTreeMap<&Path, Vec<Problem>> = BTreeMap::new();
-        for p in self
-            .problems
-            .iter()
-            .filter(|p| !p.kind.is_sequence_level() && p.kind.severity() != Severity::Note)
-        {
-            if let Some(file) = p.file.as_deref() {
-                kept_out.entry(file).or_default().push(p.clone());
-            }
+        for (file, p) in self.keeping_out() {
+            kept_out.entry(file).or_default().push(p.clone());
         }
 
         let mut skipped = Vec::new();

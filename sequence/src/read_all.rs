@@ -133,26 +133,19 @@ pub(crate) fn read_all(
     });
     drop(names);
 
-    // The place of each file in capture order, for its problems.
-    let mut place = BTreeMap::new();
-    let wanted: std::collections::BTreeSet<u32> = read.problems.iter().map(|(f, _)| *f).collect();
+    let (mut problems, mut per_image) = (read.problems, BTreeMap::new());
     let mut writer = ImageListWriter::new();
     for (at, key) in keys.iter().enumerate() {
         let mut image = read.images.get(key.record as usize)?;
         offsets.apply(&mut image);
         each(&image);
         writer.push(&image)?;
-        if wanted.contains(&key.file) {
-            place.insert(key.file, at);
+        // A file's problems go to its place in capture order.
+        if let Some(found) = problems.remove(&key.file) {
+            per_image.insert(at, found);
         }
     }
     drop(keys);
-    let mut per_image: BTreeMap<usize, Vec<Problem>> = BTreeMap::new();
-    for (file, problem) in read.problems {
-        if let Some(&at) = place.get(&file) {
-            per_image.entry(at).or_default().push(problem);
-        }
-    }
     Ok(ReadImages {
         images: writer.finish()?,
         per_image,
@@ -164,8 +157,8 @@ struct Unordered {
     images: ImageList,
     /// The file each image was read from (its index in the names).
     file_of: Vec<u32>,
-    /// The problems found reading each file, by the file's index.
-    problems: Vec<(u32, Problem)>,
+    /// The problems found reading each file that has any, by the file's index.
+    problems: BTreeMap<u32, Vec<Problem>>,
     votes: ClockVotes,
 }
 
@@ -184,7 +177,7 @@ fn read_unordered(
         .clamp(2, 4)
         .min(names.len().max(1));
     let mut file_of = Vec::with_capacity(names.len());
-    let mut found = Vec::new();
+    let mut found = BTreeMap::new();
     let mut votes = ClockVotes::default();
     let mut writer = ImageListWriter::new();
     let mut failed = None;
@@ -194,16 +187,13 @@ fn read_unordered(
     let next = AtomicUsize::new(0);
     let (last_description, last_camera) = (Mutex::new(None), Mutex::new(None));
     let mut keep = |file: usize, image: ScannedImage, problems: Vec<Problem>| {
-        if failed.is_some() {
-            return;
-        }
-        if let Err(e) = writer.push(&image) {
-            failed = Some(e);
-            return;
-        }
+        writer.push(&image)?;
         file_of.push(file as u32);
         votes.add(&image);
-        found.extend(problems.into_iter().map(|p| (file as u32, p)));
+        if !problems.is_empty() {
+            found.insert(file as u32, problems);
+        }
+        Ok::<(), SequenceError>(())
     };
     std::thread::scope(|s| {
         let (sender, receiver) = mpsc::sync_channel(2 * threads);
@@ -239,13 +229,19 @@ fn read_unordered(
         drop(sender);
         for (i, image, problems) in receiver.into_iter().flatten() {
             done[i] = true;
-            keep(i, image, problems);
+            if let Err(e) = keep(i, image, problems) {
+                // Ending the queue stops the readers: nothing read from here on could be kept.
+                failed = Some(e);
+                break;
+            }
         }
     });
+    if let Some(e) = failed {
+        return Err(e);
+    }
     // Worker bodies catch parser panics themselves; a file whose worker died anyway is one that could
     // not be read.
-    let unread: Vec<usize> = (0..done.len()).filter(|&i| !done[i]).collect();
-    for i in unread {
+    for i in (0..done.len()).filter(|&i| !done[i]) {
         let path = dir.join(names.get(i));
         let p = Problem::image(
             &path,
@@ -253,10 +249,7 @@ fn read_unordered(
             ProblemKind::Unreadable,
             "internal error while reading",
         );
-        keep(i, ScannedImage::new(path), vec![p]);
-    }
-    if let Some(e) = failed {
-        return Err(e);
+        keep(i, ScannedImage::new(path), vec![p])?;
     }
     Ok(Unordered {
         images: writer.finish()?,

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use plugin_api::sequence::{haversine_m, Projection};
 
 use crate::image_list::ImageList;
-use crate::model::{describe_counts, Problem, ProblemKind, ScannedImage, SequenceError};
+use crate::model::{
+    describe_counts, until_error, Problem, ProblemKind, ScannedImage, SequenceError,
+};
 
 /// Fastest plausible speed between consecutive images (Mapillary rejects sequences above it).
 pub const MAX_SPEED_KMH: f64 = 400.0;
@@ -229,60 +231,56 @@ pub(crate) fn check_sequence(
     // Impossible speeds, between the images without a problem so far, at their spread times.
     let flagged: std::collections::BTreeSet<usize> = per_image.keys().copied().collect();
     let mut failed = None;
-    let times = images
-        .iter()
-        .enumerate()
-        .map_while(|(i, image)| match image {
-            Ok(image) => {
+    // A block, so that the passes over the file end before `failed` is looked at.
+    {
+        let times = until_error(images.iter(), &mut failed)
+            .enumerate()
+            .map(|(i, image)| {
                 let time = image.captured_at_ms.filter(|_| !flagged.contains(&i));
-                Some(((i, image), time))
-            }
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
+                ((i, image), time)
+            });
+        let mut chain = Spread::new(times).filter_map(|((i, image), at)| {
+            (!flagged.contains(&i) && image.position().is_some()).then_some((i, image, at?))
         });
-    let mut chain = Spread::new(times).filter_map(|((i, image), at)| {
-        (!flagged.contains(&i) && image.position().is_some()).then_some((i, image, at?))
-    });
-    let head: Vec<(usize, ScannedImage, i64)> = chain.by_ref().take(3).collect();
-    let mut start = 0;
-    if let [(i0, a, ta), (_, b, tb), (_, c, tc)] = head.as_slice() {
-        let (ab, ac, bc) = ((*ta, *tb), (*ta, *tc), (*tb, *tc));
-        // The first image is the outlier if it is far from both of the next two, which agree with each other.
-        if impossible(a, b, ab) && impossible(a, c, ac) && !impossible(b, c, bc) {
-            let (v, _) = speed_kmh(a, b, ab).unwrap_or_default();
-            let problem = Problem::image(
-                &a.path,
-                "GPSLatitude/GPSLongitude",
-                ProblemKind::ImpossibleSpeed,
-                format!(
-                    "{v:.0} km/h to the next image {} (limit {MAX_SPEED_KMH:.0} km/h); the following images agree with each other",
-                    b.file_name()
-                ),
-            );
-            flag(per_image, *i0, problem);
-            start = 1;
-        }
-    }
-    let mut rest = head.into_iter().skip(start).chain(chain);
-    if let Some(mut last) = rest.next() {
-        for (i, image, at) in rest {
-            let pair = (last.2, at);
-            if impossible(&last.1, &image, pair) {
-                let (v, d) = speed_kmh(&last.1, &image, pair).unwrap_or_default();
+        let head: Vec<(usize, ScannedImage, i64)> = chain.by_ref().take(3).collect();
+        let mut start = 0;
+        if let [(i0, a, ta), (_, b, tb), (_, c, tc)] = head.as_slice() {
+            let (ab, ac, bc) = ((*ta, *tb), (*ta, *tc), (*tb, *tc));
+            // The first image is the outlier if it is far from both of the next two, which agree with each other.
+            if impossible(a, b, ab) && impossible(a, c, ac) && !impossible(b, c, bc) {
+                let (v, _) = speed_kmh(a, b, ab).unwrap_or_default();
                 let problem = Problem::image(
-                    &image.path,
+                    &a.path,
                     "GPSLatitude/GPSLongitude",
                     ProblemKind::ImpossibleSpeed,
                     format!(
-                        "{v:.0} km/h ({d:.0} m) from {} (limit {MAX_SPEED_KMH:.0} km/h)",
-                        last.1.file_name()
+                        "{v:.0} km/h to the next image {} (limit {MAX_SPEED_KMH:.0} km/h); the following images agree with each other",
+                        b.file_name()
                     ),
                 );
-                flag(per_image, i, problem);
-            } else {
-                last = (i, image, at);
+                flag(per_image, *i0, problem);
+                start = 1;
+            }
+        }
+        let mut rest = head.into_iter().skip(start).chain(chain);
+        if let Some(mut last) = rest.next() {
+            for (i, image, at) in rest {
+                let pair = (last.2, at);
+                if impossible(&last.1, &image, pair) {
+                    let (v, d) = speed_kmh(&last.1, &image, pair).unwrap_or_default();
+                    let problem = Problem::image(
+                        &image.path,
+                        "GPSLatitude/GPSLongitude",
+                        ProblemKind::ImpossibleSpeed,
+                        format!(
+                            "{v:.0} km/h ({d:.0} m) from {} (limit {MAX_SPEED_KMH:.0} km/h)",
+                            last.1.file_name()
+                        ),
+                    );
+                    flag(per_image, i, problem);
+                } else {
+                    last = (i, image, at);
+                }
             }
         }
     }

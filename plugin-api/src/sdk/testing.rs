@@ -10,6 +10,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,9 +20,9 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use super::Context;
 use crate::ffi::{HostServices, HostServicesBox, HostServices_TO};
 use crate::protocol::{
-    ImageRange, LogLevel, ProgressEvent, StatePage, StatePageRequest, StateReads, StateValues,
-    StateWrite, IMAGES_SERVICE, MAX_STATE_PAGE_BYTES, MAX_STATE_READS, STATE_BATCH_SERVICE,
-    STATE_PAGE_SERVICE, STATE_READ_SERVICE,
+    state_page, ImageRange, LogLevel, ProgressEvent, StatePage, StatePageRequest, StateReads,
+    StateValues, StateWrite, IMAGES_SERVICE, MAX_STATE_PAGE_BYTES, MAX_STATE_READS,
+    STATE_BATCH_SERVICE, STATE_PAGE_SERVICE, STATE_READ_SERVICE,
 };
 
 #[derive(Default)]
@@ -324,23 +325,17 @@ impl TestHost {
             serde_json::from_str(payload).map_err(|e| format!("malformed state page: {e}"))?;
         let entries: Vec<(String, String)> = self.with(|i| {
             i.pages_read += 1;
-            let mut bytes = 0;
-            let entries: Vec<(String, String)> = i
+            let entries = i
                 .state
                 .iter()
                 .filter(|(key, _)| key.starts_with(&request.prefix))
                 .filter(|(key, _)| request.after.as_ref().is_none_or(|after| *key > after))
-                .take(MAX_STATE_READS)
-                .take_while(|(key, value)| {
-                    if bytes >= MAX_STATE_PAGE_BYTES {
-                        return false;
-                    }
-                    bytes += key.len() + value.len();
-                    true
-                })
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect();
-            i.paged_bytes += bytes;
+                .map(|(key, value)| Ok::<_, Infallible>((key.clone(), value.clone())));
+            let Ok(entries) = state_page(entries, MAX_STATE_READS, MAX_STATE_PAGE_BYTES);
+            i.paged_bytes += entries
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
             entries
         });
         serde_json::to_string(&StatePage { entries })
