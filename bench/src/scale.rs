@@ -2,6 +2,9 @@
 //! fake Mapillary and to the fake Panoramax, and `mtp status` on a small and a large generated sequence
 //! (full: 10,000 and 100,000 images of about 2.7 KB, as `mtp sequence generate` writes them; `--quick`:
 //! 1,000 and 5,000): peak RSS and wall time of each whole process, and how they grow with the count.
+//! Each is measured `reps` times from scratch (3 in full, as rows 1 and 9), and the row takes the shortest
+//! wall time and the highest peak RSS: a single run's ratio moved by ±1 from run to run on a two-core
+//! machine, since noise that adds a few hundred milliseconds to the 10,000-image run is a tenth of it.
 //! The folder has settled (written seconds before) when it is uploaded, as a photographer's would be.
 
 use std::path::{Path, PathBuf};
@@ -23,16 +26,30 @@ const RSS_BOUND: u64 = 64 << 20;
 /// The bound on `mtp status` at the large count.
 const STATUS_BOUND: Duration = Duration::from_millis(50);
 
-/// One command's figures at both counts.
-struct Pair {
-    small: Measured,
-    large: Measured,
+/// One command's figures at one count over the repetitions: the shortest wall time (noise on a
+/// shared machine only ever adds to it, as rows 1 and 9 take it) and the highest peak RSS (the bound is on
+/// the peak, so the worst run is the one that counts).
+struct Figures {
+    wall: Duration,
+    rss: u64,
 }
 
-impl Pair {
-    fn rss(m: &Measured) -> u64 {
-        m.usage.as_ref().and_then(|u| u.peak_rss_bytes).unwrap_or(0)
+impl Figures {
+    fn of(runs: &[Measured]) -> Option<Figures> {
+        Some(Figures {
+            wall: runs.iter().map(|m| m.wall).min()?,
+            rss: runs
+                .iter()
+                .map(|m| m.usage.as_ref().and_then(|u| u.peak_rss_bytes).unwrap_or(0))
+                .max()?,
+        })
     }
+}
+
+/// One command's figures at both counts.
+struct Pair {
+    small: Figures,
+    large: Figures,
 }
 
 impl Bench {
@@ -46,14 +63,21 @@ impl Bench {
 
     fn scale_measures(&mut self) -> Result<Vec<Row>> {
         let (small, large) = self.sizes.scale;
-        let mut measured: Vec<[Option<Measured>; 4]> = Vec::new();
+        let mut measured: Vec<[Option<Figures>; 4]> = Vec::new();
         for count in [small, large] {
             let dir = self.generate_plain(count)?;
             // As a folder of photos is uploaded some time after it was copied: `mtp status` trusts a
             // folder's modification time only once it has settled (3 s; host/src/drift.rs), and 12d
             // measures that case, not a folder written a moment before.
             std::thread::sleep(Duration::from_secs(4));
-            measured.push(self.scale_one(&dir, count)?.map(Some));
+            // Each repetition from scratch: fresh fakes, a fresh state directory.
+            let mut runs: [Vec<Measured>; 4] = Default::default();
+            for _ in 0..self.sizes.reps.max(1) {
+                for (all, one) in runs.iter_mut().zip(self.scale_one(&dir, count)?) {
+                    all.push(one);
+                }
+            }
+            measured.push(runs.map(|r| Figures::of(&r)));
             remove_dir(&dir);
         }
         let [small_m, large_m] = [measured.remove(0), measured.remove(0)];
@@ -72,13 +96,13 @@ impl Bench {
                 small: small_run,
                 large: large_run,
             };
-            rows.push(Self::scale_row(id, what, (small, large), &pair));
+            rows.push(self.scale_row(id, what, (small, large), &pair));
         }
         Ok(rows)
     }
 
-    fn scale_row(id: &str, what: &str, (small, large): (usize, usize), pair: &Pair) -> Row {
-        let (rs, rl) = (Pair::rss(&pair.small), Pair::rss(&pair.large));
+    fn scale_row(&self, id: &str, what: &str, (small, large): (usize, usize), pair: &Pair) -> Row {
+        let (rs, rl) = (pair.small.rss, pair.large.rss);
         let (ws, wl) = (pair.small.wall, pair.large.wall);
         let rss_ratio = rl as f64 / rs.max(1) as f64;
         let wall_ratio = wl.as_secs_f64() / ws.as_secs_f64().max(1e-9);
@@ -90,7 +114,11 @@ impl Bench {
             && (!status || wl <= STATUS_BOUND);
         Row {
             id: id.to_string(),
-            measure: format!("{what}: {small} vs {large} images of ~2.7 KB"),
+            measure: format!(
+                "{what}: {small} vs {large} images of ~2.7 KB (best wall and highest RSS of {} run{})",
+                self.sizes.reps.max(1),
+                if self.sizes.reps > 1 { "s" } else { "" }
+            ),
             mtp: format!(
                 "{small}: {:.2} s, {}; {large}: {:.2} s, {}",
                 ws.as_secs_f64(),
@@ -110,7 +138,7 @@ impl Bench {
             ),
             verdict: Verdict::from_bool(met),
             data: json!({
-                "small": small, "large": large,
+                "small": small, "large": large, "runs": self.sizes.reps.max(1),
                 "small_wall_s": ws.as_secs_f64(), "large_wall_s": wl.as_secs_f64(),
                 "small_rss_bytes": rs, "large_rss_bytes": rl,
             }),
