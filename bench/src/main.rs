@@ -285,17 +285,21 @@ struct Throughput {
     baseline: Vec<Measured>,
 }
 
+/// The run with the shortest wall time: noise on a shared machine only ever adds to it.
+fn best_run(runs: &[Measured]) -> Option<&Measured> {
+    runs.iter().min_by_key(|m| m.wall)
+}
+
+/// The highest peak RSS of `runs` (of those that report one).
+fn highest_rss(runs: &[Measured]) -> Option<u64> {
+    runs.iter()
+        .filter_map(|m| m.usage.and_then(|u| u.peak_rss_bytes))
+        .max()
+}
+
 impl Throughput {
-    fn best(runs: &[Measured]) -> Option<&Measured> {
-        runs.iter().min_by_key(|m| m.wall)
-    }
     fn mbps(&self, m: &Measured) -> f64 {
         self.file_bytes as f64 / MB as f64 / m.wall.as_secs_f64()
-    }
-    fn max_rss(runs: &[Measured]) -> Option<u64> {
-        runs.iter()
-            .filter_map(|m| m.usage.and_then(|u| u.peak_rss_bytes))
-            .max()
     }
     /// CPU seconds per GB (10^9 bytes) over all runs.
     fn cpu_per_gb(&self, runs: &[Measured]) -> Option<f64> {
@@ -577,7 +581,7 @@ impl Bench {
     }
 
     fn throughput_row(id: &str, t: &Throughput) -> Row {
-        let (Some(m), Some(b)) = (Throughput::best(&t.mtp), Throughput::best(&t.baseline)) else {
+        let (Some(m), Some(b)) = (best_run(&t.mtp), best_run(&t.baseline)) else {
             return Row::skipped(id, &t.label, "no runs", "≥ 0.9×");
         };
         let ratio = t.mbps(m) / t.mbps(b);
@@ -627,7 +631,7 @@ impl Bench {
                 "equal, ≤ 32 MiB",
             ));
         };
-        let big_files_rss = Throughput::max_rss(&large.mtp).unwrap_or(0);
+        let big_files_rss = highest_rss(&large.mtp).unwrap_or(0);
         let limit = 32u64 << 20;
         let ratio = big_rss as f64 / small_rss as f64;
         let worst = small_rss.max(big_rss).max(big_files_rss);
@@ -1082,7 +1086,7 @@ impl Bench {
             }
         }
         remove_dir(&dir);
-        let (Some(m), Some(c)) = (Throughput::best(&mtp), Throughput::best(&curl)) else {
+        let (Some(m), Some(c)) = (best_run(&mtp), best_run(&curl)) else {
             bail!("no runs");
         };
         let rate = |x: &Measured| file_bytes as f64 / 1e6 / x.wall.as_secs_f64();

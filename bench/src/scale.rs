@@ -19,7 +19,7 @@ use mtp_fakes::fake_panoramax::{FakePanoramax, PanoramaxConfig};
 use mtp_sequence::generate::{generate_sequence, GenerateOptions};
 use serde_json::json;
 
-use super::{fresh_fake, mib, remove_dir, say, Bench};
+use super::{best_run, fresh_fake, highest_rss, mib, remove_dir, say, Bench};
 
 /// The bound on peak RSS at the large count.
 const RSS_BOUND: u64 = 64 << 20;
@@ -37,11 +37,8 @@ struct Figures {
 impl Figures {
     fn of(runs: &[Measured]) -> Option<Figures> {
         Some(Figures {
-            wall: runs.iter().map(|m| m.wall).min()?,
-            rss: runs
-                .iter()
-                .map(|m| m.usage.as_ref().and_then(|u| u.peak_rss_bytes).unwrap_or(0))
-                .max()?,
+            wall: best_run(runs)?.wall,
+            rss: highest_rss(runs).unwrap_or(0),
         })
     }
 }
